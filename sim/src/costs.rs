@@ -1,0 +1,290 @@
+//! Cost models: what events cost in cycles on a platform. Built-in models are a table with
+//! a source for every value; users load their own from TOML (schema in the README).
+
+pub mod builtin;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::accounting::Counts;
+
+/// Cycles for one event, with where the figure comes from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cost {
+    pub cycles: f64,
+    pub source: String,
+}
+
+/// The four columns of the Singularity table (Aiken et al., MSPC 2006).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventCosts {
+    /// A null system call round trip.
+    pub abi_call: Cost,
+    /// Giving up the CPU to another thread.
+    #[serde(rename = "yield")]
+    pub yield_cpu: Cost,
+    /// One byte there and back between two processes.
+    pub send_receive: Cost,
+    /// fork + exec (+ wait).
+    pub create_process: Cost,
+}
+
+/// In-kernel work that a syscall costs whichever ring the caller runs in.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelWork {
+    /// Per syscall beyond a null call (identity calls and sched_yield are exempt: their
+    /// work is the null call's, which the crossing cost already includes).
+    pub syscall_base: Cost,
+    /// Per byte copied between user memory and the kernel.
+    pub per_byte: Cost,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CostModel {
+    pub name: String,
+    pub description: String,
+    pub ring3: EventCosts,
+    pub kernel_work: KernelWork,
+    /// Indirect cost of each crossing (cache and TLB pollution, FlexSC, OSDI 2010).
+    pub crossing_indirect: Cost,
+    /// Cycles per guest instruction.
+    pub cpi: Cost,
+    /// Clock rate that turns cycles into seconds.
+    pub ghz: Cost,
+}
+
+/// Ring-3 cycles by where they went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Ring3Cycles {
+    pub user_instructions: u64,
+    pub crossings: u64,
+    pub kernel_work: u64,
+    pub total: u64,
+}
+
+impl CostModel {
+    /// The ring-3 estimate for what the counts record.
+    pub fn ring3_cycles(&self, counts: &Counts) -> Ring3Cycles {
+        let user = counts.guest_instructions as f64 * self.cpi.cycles;
+        let crossings = counts.abi_calls as f64 * self.ring3.abi_call.cycles
+            + counts.yields as f64 * self.ring3.yield_cpu.cycles
+            + (counts.abi_calls + counts.yields) as f64 * self.crossing_indirect.cycles;
+        let work = counts.working_syscalls as f64 * self.kernel_work.syscall_base.cycles
+            + counts.bytes_copied as f64 * self.kernel_work.per_byte.cycles;
+        let (user, crossings, work) = (
+            user.round() as u64,
+            crossings.round() as u64,
+            work.round() as u64,
+        );
+        Ring3Cycles {
+            user_instructions: user,
+            crossings,
+            kernel_work: work,
+            total: user + crossings + work,
+        }
+    }
+
+    pub fn seconds(&self, cycles: u64) -> f64 {
+        cycles as f64 / (self.ghz.cycles * 1e9)
+    }
+}
+
+/// Why a cost model could not be had. Each message is the one-line error the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum CostModelError {
+    #[error("unknown cost model '{name}'; built-in models: {}; or give a path to a .toml file", builtin::names().join(", "))]
+    Unknown { name: String },
+    #[error("{path}: cannot read cost model: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: bad cost model: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// A cost model as a TOML file gives it. Every value is required; sources are optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    cpi: f64,
+    ghz: f64,
+    ring3: Ring3File,
+    kernel_work: KernelWorkFile,
+    #[serde(default)]
+    crossing_indirect: f64,
+    #[serde(default)]
+    sources: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ring3File {
+    abi_call: f64,
+    #[serde(rename = "yield")]
+    yield_cpu: f64,
+    send_receive: f64,
+    create_process: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KernelWorkFile {
+    syscall_base: f64,
+    per_byte: f64,
+}
+
+impl ModelFile {
+    fn into_model(self, path: &str) -> Result<CostModel, CostModelError> {
+        let invalid = |message: String| CostModelError::Invalid {
+            path: path.to_string(),
+            message,
+        };
+        let fields = [
+            ("cpi", self.cpi),
+            ("ghz", self.ghz),
+            ("ring3.abi_call", self.ring3.abi_call),
+            ("ring3.yield", self.ring3.yield_cpu),
+            ("ring3.send_receive", self.ring3.send_receive),
+            ("ring3.create_process", self.ring3.create_process),
+            ("kernel_work.syscall_base", self.kernel_work.syscall_base),
+            ("kernel_work.per_byte", self.kernel_work.per_byte),
+            ("crossing_indirect", self.crossing_indirect),
+        ];
+        for (field, value) in fields {
+            if !value.is_finite() || value < 0.0 {
+                return Err(invalid(format!(
+                    "{field} must be a finite number >= 0, not {value}"
+                )));
+            }
+        }
+        if self.ghz == 0.0 {
+            return Err(invalid("ghz must be greater than 0".into()));
+        }
+        let known: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+        if let Some(unknown) = self.sources.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(invalid(format!(
+                "sources.\"{unknown}\" names no field; fields: {}",
+                known.join(", ")
+            )));
+        }
+        let cost = |field: &str, cycles: f64| Cost {
+            cycles,
+            source: self
+                .sources
+                .get(field)
+                .cloned()
+                .unwrap_or_else(|| format!("{path} (no source given)")),
+        };
+        Ok(CostModel {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            ring3: EventCosts {
+                abi_call: cost("ring3.abi_call", self.ring3.abi_call),
+                yield_cpu: cost("ring3.yield", self.ring3.yield_cpu),
+                send_receive: cost("ring3.send_receive", self.ring3.send_receive),
+                create_process: cost("ring3.create_process", self.ring3.create_process),
+            },
+            kernel_work: KernelWork {
+                syscall_base: cost("kernel_work.syscall_base", self.kernel_work.syscall_base),
+                per_byte: cost("kernel_work.per_byte", self.kernel_work.per_byte),
+            },
+            crossing_indirect: cost("crossing_indirect", self.crossing_indirect),
+            cpi: cost("cpi", self.cpi),
+            ghz: cost("ghz", self.ghz),
+        })
+    }
+}
+
+/// Parses a cost model from TOML text; `origin` names it in errors and default sources.
+pub fn parse_toml(text: &str, origin: &str) -> Result<CostModel, CostModelError> {
+    let file: ModelFile = toml::from_str(text).map_err(|e| CostModelError::Invalid {
+        path: origin.to_string(),
+        // toml's message spans lines (a snippet of the file); keep the error to one line.
+        message: e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    })?;
+    file.into_model(origin)
+}
+
+/// A built-in model by name, or a model file by path (anything ending in .toml or with a '/').
+pub fn resolve(spec: &str) -> Result<CostModel, CostModelError> {
+    if let Some(model) = builtin::by_name(spec) {
+        return Ok(model);
+    }
+    if spec.ends_with(".toml") || spec.contains('/') {
+        let text = std::fs::read_to_string(Path::new(spec)).map_err(|source| {
+            CostModelError::Unreadable {
+                path: spec.to_string(),
+                source,
+            }
+        })?;
+        return parse_toml(&text, spec);
+    }
+    Err(CostModelError::Unknown {
+        name: spec.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../cost-models/example.toml");
+
+    #[test]
+    fn cycle_arithmetic() {
+        let model = builtin::by_name("linux").unwrap();
+        let counts = Counts {
+            guest_instructions: 1000,
+            abi_calls: 10,
+            yields: 2,
+            working_syscalls: 4,
+            bytes_copied: 1000,
+            ..Counts::default()
+        };
+        let cycles = model.ring3_cycles(&counts);
+        let expected_work = 4.0 * model.kernel_work.syscall_base.cycles
+            + 1000.0 * model.kernel_work.per_byte.cycles;
+        assert_eq!(cycles.user_instructions, (1000.0 * model.cpi.cycles) as u64);
+        assert_eq!(cycles.crossings, 10 * 437 + 2 * 906);
+        assert_eq!(cycles.kernel_work, expected_work.round() as u64);
+        assert_eq!(
+            cycles.total,
+            cycles.user_instructions + cycles.crossings + cycles.kernel_work
+        );
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let model = parse_toml(EXAMPLE, "example.toml").unwrap();
+        assert_eq!(model.name, "example");
+        assert!(model.ring3.abi_call.source.contains("Aiken"));
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let text = EXAMPLE.replace("abi_call = 437", "abi_cal = 437");
+        let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
+        assert!(err.contains("abi_cal"), "{err}");
+        assert!(!err.contains('\n'));
+        let text = EXAMPLE.replace("ghz = 2.596", "ghz = -1");
+        let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
+        assert!(err.contains("ghz"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_valid_ones() {
+        let err = resolve("plan9").unwrap_err().to_string();
+        for name in builtin::names() {
+            assert!(err.contains(name), "{err}");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Syscall handlers, by area. Each takes the kernel and the raw arguments.
+
+pub mod fs;
+pub mod mm;
+pub mod proc;
+pub mod signal;
+pub mod time;
+
+use syscalls::x86_64::Sysno;
+
+/// The Linux name of syscall `nr`, or its number when it has none.
+pub fn name(nr: u64) -> String {
+    match Sysno::new(nr as usize) {
+        Some(sysno) => format!("{} ({nr})", sysno.name()),
+        None => format!("#{nr}"),
+    }
+}
+
+/// The bare Linux name of syscall `nr`, for counts by name.
+pub fn short_name(nr: u64) -> String {
+    match Sysno::new(nr as usize) {
+        Some(sysno) => sysno.name().to_string(),
+        None => format!("syscall_{nr}"),
+    }
+}

@@ -1,0 +1,717 @@
+//! Files, descriptors, file status and names: carried out on the host, as qemu-user does.
+//!
+//! Guest and host are both x86-64 Linux, so structures such as `struct stat`, `statx`,
+//! `linux_dirent64` and `termios` have the same layout on both sides and pass through as
+//! bytes; only descriptors and a few /proc paths need translating.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+
+use super::signal::send_to_self;
+use crate::kernel::{Args, Kernel, SysError, SysResult};
+
+/// Linux's `PATH_MAX`.
+const PATH_MAX: usize = 4096;
+const AT_FDCWD: i64 = libc::AT_FDCWD as i64;
+const STAT_SIZE: usize = std::mem::size_of::<libc::stat>();
+const STATX_SIZE: usize = std::mem::size_of::<libc::statx>();
+const STATFS_SIZE: usize = std::mem::size_of::<libc::statfs>();
+/// `struct termios` as the kernel's TCGETS fills it (glibc's is larger).
+const KERNEL_TERMIOS_SIZE: usize = 36;
+const WINSIZE_SIZE: usize = std::mem::size_of::<libc::winsize>();
+const FLOCK_SIZE: usize = std::mem::size_of::<libc::flock>();
+
+/// A host syscall's return value as a result.
+fn host(ret: libc::c_long) -> Result<u64, Errno> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret as u64)
+    }
+}
+
+/// A guest path, with the names that must mean the guest rather than the simulator rewritten.
+fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
+    let bytes = k.mem.read_cstring(addr, PATH_MAX)?;
+    if bytes == b"/proc/self/exe" {
+        return Ok(CString::new(k.exe.as_os_str().as_bytes()).expect("paths have no NUL"));
+    }
+    if let Some(rest) = bytes.strip_prefix(b"/proc/self/fd/") {
+        let guest: u64 = std::str::from_utf8(rest)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(Errno::ENOENT)?;
+        let fd = k.fds.host(guest).map_err(|_| Errno::ENOENT)?;
+        return Ok(CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL"));
+    }
+    if bytes.starts_with(b"/proc/self/") || bytes.starts_with(b"/proc/thread-self/") {
+        let shown = String::from_utf8_lossy(&bytes).into_owned();
+        return Err(SysError::Unsupported(format!(
+            "the path {shown} (it would describe the simulator)"
+        )));
+    }
+    Ok(CString::new(bytes).expect("read_cstring stops at NUL"))
+}
+
+/// A guest path that may be NULL (utimensat).
+fn optional_path(k: &mut Kernel, addr: u64) -> Result<Option<CString>, SysError> {
+    if addr == 0 {
+        Ok(None)
+    } else {
+        path(k, addr).map(Some)
+    }
+}
+
+/// The host directory descriptor for a guest `dirfd` argument.
+fn dirfd(k: &Kernel, fd: u64) -> Result<libc::c_long, Errno> {
+    if fd as i32 as i64 == AT_FDCWD {
+        Ok(AT_FDCWD)
+    } else {
+        Ok(k.fds.host(fd)? as libc::c_long)
+    }
+}
+
+fn c(p: &CString) -> libc::c_long {
+    p.as_ptr() as libc::c_long
+}
+
+fn c_opt(p: &Option<CString>) -> libc::c_long {
+    p.as_ref().map_or(0, c)
+}
+
+/// Copies a host-filled buffer to the guest.
+fn give(k: &mut Kernel, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    k.mem.write(addr, bytes)
+}
+
+/// Turns EPIPE from a write into SIGPIPE, as Linux does.
+fn pipe_signal(k: &mut Kernel, result: Result<u64, Errno>) -> SysResult {
+    if result == Err(Errno::EPIPE) {
+        send_to_self(k, Signal::SIGPIPE)?;
+    }
+    Ok(result?)
+}
+
+// ----- read and write -----
+
+fn transfer(
+    k: &mut Kernel,
+    fd: u64,
+    addr: u64,
+    len: u64,
+    offset: Option<u64>,
+    into_guest: bool,
+) -> SysResult {
+    let host_fd = k.fds.host(fd)?;
+    let iov = k.mem.host_iovecs(addr, len as usize, into_guest)?;
+    // SAFETY: the iovecs point into guest physical memory, which stays mapped and is not
+    // otherwise touched while the host call runs.
+    let ret = unsafe {
+        match (offset, into_guest) {
+            (None, true) => libc::readv(host_fd, iov.as_ptr(), iov.len() as i32),
+            (None, false) => libc::writev(host_fd, iov.as_ptr(), iov.len() as i32),
+            (Some(off), true) => libc::preadv(host_fd, iov.as_ptr(), iov.len() as i32, off as i64),
+            (Some(off), false) => {
+                libc::pwritev(host_fd, iov.as_ptr(), iov.len() as i32, off as i64)
+            }
+        }
+    };
+    let result = host(ret as libc::c_long);
+    if let Ok(n) = result {
+        k.mem.note_copied(n);
+    }
+    if into_guest {
+        Ok(result?)
+    } else {
+        pipe_signal(k, result)
+    }
+}
+
+pub fn read(k: &mut Kernel, a: &Args) -> SysResult {
+    transfer(k, a[0], a[1], a[2], None, true)
+}
+
+pub fn write(k: &mut Kernel, a: &Args) -> SysResult {
+    transfer(k, a[0], a[1], a[2], None, false)
+}
+
+pub fn pread64(k: &mut Kernel, a: &Args) -> SysResult {
+    if (a[3] as i64) < 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    transfer(k, a[0], a[1], a[2], Some(a[3]), true)
+}
+
+pub fn pwrite64(k: &mut Kernel, a: &Args) -> SysResult {
+    if (a[3] as i64) < 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    transfer(k, a[0], a[1], a[2], Some(a[3]), false)
+}
+
+/// The host iovecs for a guest iovec array.
+fn guest_iovecs(
+    k: &mut Kernel,
+    addr: u64,
+    count: u64,
+    into_guest: bool,
+) -> Result<Vec<libc::iovec>, Errno> {
+    if count > crate::memory::IOV_MAX as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let raw = k.mem.read_vec(addr, count as usize * 16)?;
+    let mut all = Vec::new();
+    for entry in raw.chunks_exact(16) {
+        let base = u64::from_le_bytes(entry[..8].try_into().unwrap());
+        let len = u64::from_le_bytes(entry[8..].try_into().unwrap());
+        all.extend(k.mem.host_iovecs(base, len as usize, into_guest)?);
+    }
+    all.truncate(crate::memory::IOV_MAX);
+    Ok(all)
+}
+
+fn vectored(k: &mut Kernel, a: &Args, into_guest: bool) -> SysResult {
+    let host_fd = k.fds.host(a[0])?;
+    let iov = guest_iovecs(k, a[1], a[2], into_guest)?;
+    // SAFETY: as in `transfer`.
+    let ret = unsafe {
+        if into_guest {
+            libc::readv(host_fd, iov.as_ptr(), iov.len() as i32)
+        } else {
+            libc::writev(host_fd, iov.as_ptr(), iov.len() as i32)
+        }
+    };
+    let result = host(ret as libc::c_long);
+    if let Ok(n) = result {
+        k.mem.note_copied(n);
+    }
+    if into_guest {
+        Ok(result?)
+    } else {
+        pipe_signal(k, result)
+    }
+}
+
+pub fn readv(k: &mut Kernel, a: &Args) -> SysResult {
+    vectored(k, a, true)
+}
+
+pub fn writev(k: &mut Kernel, a: &Args) -> SysResult {
+    vectored(k, a, false)
+}
+
+// ----- opening and descriptors -----
+
+fn open_common(k: &mut Kernel, dir: u64, path_addr: u64, flags: u64, mode: u64) -> SysResult {
+    let dir = dirfd(k, dir)?;
+    let p = path(k, path_addr)?;
+    // SAFETY: plain syscall with a valid C string.
+    let raw = host(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dir,
+            c(&p),
+            flags | libc::O_CLOEXEC as u64,
+            mode,
+        )
+    })?;
+    Ok(k.fds
+        .install_raw(raw as i32, flags & libc::O_CLOEXEC as u64 != 0)?)
+}
+
+pub fn open(k: &mut Kernel, a: &Args) -> SysResult {
+    open_common(k, AT_FDCWD as u64, a[0], a[1], a[2])
+}
+
+pub fn openat(k: &mut Kernel, a: &Args) -> SysResult {
+    open_common(k, a[0], a[1], a[2], a[3])
+}
+
+pub fn creat(k: &mut Kernel, a: &Args) -> SysResult {
+    let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
+    open_common(k, AT_FDCWD as u64, a[0], flags, a[1])
+}
+
+pub fn close(k: &mut Kernel, a: &Args) -> SysResult {
+    k.fds.close(a[0])?;
+    Ok(0)
+}
+
+pub fn lseek(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: plain syscall on an owned descriptor.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_lseek, fd, a[1], a[2])
+    })?)
+}
+
+pub fn dup(k: &mut Kernel, a: &Args) -> SysResult {
+    let copy = k.fds.duplicate(a[0])?;
+    Ok(k.fds.install(copy, false, 0)?)
+}
+
+fn dup_to(k: &mut Kernel, old: u64, new: u64, cloexec: bool) -> SysResult {
+    if new as usize >= super::super::fd::MAX_FDS {
+        return Err(Errno::EBADF.into());
+    }
+    let copy = k.fds.duplicate(old)?;
+    k.fds.install_at(new as usize, copy, cloexec);
+    Ok(new)
+}
+
+pub fn dup2(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[0] == a[1] {
+        k.fds.host(a[0])?;
+        return Ok(a[1]);
+    }
+    dup_to(k, a[0], a[1], false)
+}
+
+pub fn dup3(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[0] == a[1] || a[2] & !(libc::O_CLOEXEC as u64) != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    dup_to(k, a[0], a[1], a[2] != 0)
+}
+
+pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    match a[1] as i32 {
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            let copy = k.fds.duplicate(a[0])?;
+            let min = a[2] as usize;
+            if min >= super::super::fd::MAX_FDS {
+                return Err(Errno::EINVAL.into());
+            }
+            Ok(k.fds
+                .install(copy, a[1] as i32 == libc::F_DUPFD_CLOEXEC, min)?)
+        }
+        libc::F_GETFD => Ok(if k.fds.cloexec(a[0])? {
+            libc::FD_CLOEXEC as u64
+        } else {
+            0
+        }),
+        libc::F_SETFD => {
+            k.fds
+                .set_cloexec(a[0], a[2] & libc::FD_CLOEXEC as u64 != 0)?;
+            Ok(0)
+        }
+        libc::F_GETFL | libc::F_SETFL | libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => {
+            // SAFETY: integer-argument fcntl on an owned descriptor.
+            Ok(host(unsafe {
+                libc::syscall(libc::SYS_fcntl, fd, a[1], a[2])
+            })?)
+        }
+        libc::F_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_GETLK
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW => {
+            let mut lock = k.mem.read_vec(a[2], FLOCK_SIZE)?;
+            // SAFETY: `lock` is a buffer of the size of `struct flock`.
+            host(unsafe { libc::syscall(libc::SYS_fcntl, fd, a[1], lock.as_mut_ptr()) })?;
+            give(k, a[2], &lock)?;
+            Ok(0)
+        }
+        cmd => Err(SysError::Unsupported(format!("fcntl command {cmd}"))),
+    }
+}
+
+pub fn pipe(k: &mut Kernel, a: &Args) -> SysResult {
+    pipe2(k, &[a[0], 0, 0, 0, 0, 0])
+}
+
+pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    host(unsafe { libc::pipe2(fds.as_mut_ptr(), a[1] as i32 | libc::O_CLOEXEC) } as libc::c_long)?;
+    let cloexec = a[1] & libc::O_CLOEXEC as u64 != 0;
+    let read_end = k.fds.install_raw(fds[0], cloexec)?;
+    let write_end = k.fds.install_raw(fds[1], cloexec)?;
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&(read_end as i32).to_le_bytes());
+    out[4..].copy_from_slice(&(write_end as i32).to_le_bytes());
+    if let Err(errno) = give(k, a[0], &out) {
+        k.fds.close(read_end)?;
+        k.fds.close(write_end)?;
+        return Err(errno.into());
+    }
+    Ok(0)
+}
+
+/// The ioctl requests the simulator passes through, with the size of their argument.
+const IOCTLS: &[(u64, &str, usize)] = &[
+    (libc::TCGETS, "TCGETS", KERNEL_TERMIOS_SIZE),
+    (libc::TIOCGWINSZ, "TIOCGWINSZ", WINSIZE_SIZE),
+    (libc::FIONREAD, "FIONREAD", 4),
+    (libc::TIOCGPGRP, "TIOCGPGRP", 4),
+];
+
+pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    let Some(&(request, _, size)) = IOCTLS.iter().find(|(r, _, _)| *r == a[1]) else {
+        return Err(SysError::Unsupported(format!("ioctl request {:#x}", a[1])));
+    };
+    let mut buf = vec![0u8; size];
+    // SAFETY: `buf` has the size this request writes.
+    host(unsafe { libc::syscall(libc::SYS_ioctl, fd, request, buf.as_mut_ptr()) })?;
+    give(k, a[2], &buf)?;
+    Ok(0)
+}
+
+pub fn getdents64(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    let mut buf = vec![0u8; (a[2] as usize).min(1 << 20)];
+    // SAFETY: `buf` has the length passed.
+    let n = host(unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) })?;
+    give(k, a[1], &buf[..n as usize])?;
+    Ok(n)
+}
+
+pub fn ftruncate(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: plain syscall on an owned descriptor.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_ftruncate, fd, a[1])
+    })?)
+}
+
+pub fn fsync(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: plain syscall on an owned descriptor.
+    Ok(host(unsafe { libc::syscall(libc::SYS_fsync, fd) })?)
+}
+
+pub fn fadvise64(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: plain syscall on an owned descriptor.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_fadvise64, fd, a[1], a[2], a[3])
+    })?)
+}
+
+// ----- file status -----
+
+fn stat_into(
+    k: &mut Kernel,
+    out: u64,
+    size: usize,
+    call: impl FnOnce(*mut u8) -> libc::c_long,
+) -> SysResult {
+    let mut buf = vec![0u8; size];
+    host(call(buf.as_mut_ptr()))?;
+    give(k, out, &buf)?;
+    Ok(0)
+}
+
+fn fstatat_common(k: &mut Kernel, dir: u64, path_addr: u64, out: u64, flags: u64) -> SysResult {
+    let dir = dirfd(k, dir)?;
+    let p = path(k, path_addr)?;
+    // SAFETY: the buffer has the size of `struct stat`.
+    stat_into(k, out, STAT_SIZE, |buf| unsafe {
+        libc::syscall(libc::SYS_newfstatat, dir, c(&p), buf, flags)
+    })
+}
+
+pub fn stat(k: &mut Kernel, a: &Args) -> SysResult {
+    fstatat_common(k, AT_FDCWD as u64, a[0], a[1], 0)
+}
+
+pub fn lstat(k: &mut Kernel, a: &Args) -> SysResult {
+    fstatat_common(
+        k,
+        AT_FDCWD as u64,
+        a[0],
+        a[1],
+        libc::AT_SYMLINK_NOFOLLOW as u64,
+    )
+}
+
+pub fn newfstatat(k: &mut Kernel, a: &Args) -> SysResult {
+    fstatat_common(k, a[0], a[1], a[2], a[3])
+}
+
+pub fn fstat(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: the buffer has the size of `struct stat`.
+    stat_into(k, a[1], STAT_SIZE, |buf| unsafe {
+        libc::syscall(libc::SYS_fstat, fd, buf)
+    })
+}
+
+pub fn statx(k: &mut Kernel, a: &Args) -> SysResult {
+    let dir = dirfd(k, a[0])?;
+    let p = path(k, a[1])?;
+    // SAFETY: the buffer has the size of `struct statx`.
+    stat_into(k, a[4], STATX_SIZE, |buf| unsafe {
+        libc::syscall(libc::SYS_statx, dir, c(&p), a[2], a[3], buf)
+    })
+}
+
+pub fn statfs(k: &mut Kernel, a: &Args) -> SysResult {
+    let p = path(k, a[0])?;
+    // SAFETY: the buffer has the size of `struct statfs`.
+    stat_into(k, a[1], STATFS_SIZE, |buf| unsafe {
+        libc::syscall(libc::SYS_statfs, c(&p), buf)
+    })
+}
+
+pub fn fstatfs(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: the buffer has the size of `struct statfs`.
+    stat_into(k, a[1], STATFS_SIZE, |buf| unsafe {
+        libc::syscall(libc::SYS_fstatfs, fd, buf)
+    })
+}
+
+fn faccessat_common(k: &mut Kernel, dir: u64, path_addr: u64, mode: u64, flags: u64) -> SysResult {
+    let dir = dirfd(k, dir)?;
+    let p = path(k, path_addr)?;
+    // SAFETY: plain syscall with a valid C string.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_faccessat2, dir, c(&p), mode, flags)
+    })?)
+}
+
+pub fn access(k: &mut Kernel, a: &Args) -> SysResult {
+    faccessat_common(k, AT_FDCWD as u64, a[0], a[1], 0)
+}
+
+pub fn faccessat(k: &mut Kernel, a: &Args) -> SysResult {
+    faccessat_common(k, a[0], a[1], a[2], 0)
+}
+
+pub fn faccessat2(k: &mut Kernel, a: &Args) -> SysResult {
+    faccessat_common(k, a[0], a[1], a[2], a[3])
+}
+
+fn readlinkat_common(k: &mut Kernel, dir: u64, path_addr: u64, out: u64, size: u64) -> SysResult {
+    if (size as i64) <= 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    let raw = k.mem.read_cstring(path_addr, PATH_MAX)?;
+    let target = if raw == b"/proc/self/exe" {
+        k.exe.as_os_str().as_bytes().to_vec()
+    } else {
+        let dir = dirfd(k, dir)?;
+        let p = path(k, path_addr)?;
+        let mut buf = vec![0u8; PATH_MAX];
+        // SAFETY: `buf` has the length passed.
+        let n = host(unsafe {
+            libc::syscall(
+                libc::SYS_readlinkat,
+                dir,
+                c(&p),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        })?;
+        buf.truncate(n as usize);
+        buf
+    };
+    let n = target.len().min(size as usize);
+    give(k, out, &target[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlink(k: &mut Kernel, a: &Args) -> SysResult {
+    readlinkat_common(k, AT_FDCWD as u64, a[0], a[1], a[2])
+}
+
+pub fn readlinkat(k: &mut Kernel, a: &Args) -> SysResult {
+    readlinkat_common(k, a[0], a[1], a[2], a[3])
+}
+
+// ----- names and directories -----
+
+pub fn getcwd(k: &mut Kernel, a: &Args) -> SysResult {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+    let mut bytes = cwd.as_os_str().as_bytes().to_vec();
+    bytes.push(0);
+    if bytes.len() > a[1] as usize {
+        return Err(Errno::ERANGE.into());
+    }
+    give(k, a[0], &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+pub fn chdir(k: &mut Kernel, a: &Args) -> SysResult {
+    let p = path(k, a[0])?;
+    // SAFETY: plain syscall with a valid C string.
+    Ok(host(unsafe { libc::syscall(libc::SYS_chdir, c(&p)) })?)
+}
+
+pub fn fchdir(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: plain syscall on an owned descriptor.
+    Ok(host(unsafe { libc::syscall(libc::SYS_fchdir, fd) })?)
+}
+
+/// A host `*at` call taking one directory and one path, plus integer arguments.
+fn at_call(
+    k: &mut Kernel,
+    nr: libc::c_long,
+    dir: u64,
+    path_addr: u64,
+    rest: [u64; 2],
+) -> SysResult {
+    let dir = dirfd(k, dir)?;
+    let p = path(k, path_addr)?;
+    // SAFETY: plain syscall with a valid C string and integer arguments.
+    Ok(host(unsafe {
+        libc::syscall(nr, dir, c(&p), rest[0], rest[1])
+    })?)
+}
+
+/// A host `*at` call taking two directory/path pairs.
+fn at2_call(k: &mut Kernel, nr: libc::c_long, pairs: [(u64, u64); 2], flags: u64) -> SysResult {
+    let (d1, d2) = (dirfd(k, pairs[0].0)?, dirfd(k, pairs[1].0)?);
+    let (p1, p2) = (path(k, pairs[0].1)?, path(k, pairs[1].1)?);
+    // SAFETY: plain syscall with valid C strings.
+    Ok(host(unsafe {
+        libc::syscall(nr, d1, c(&p1), d2, c(&p2), flags)
+    })?)
+}
+
+const CWD: u64 = AT_FDCWD as u64;
+
+pub fn unlink(k: &mut Kernel, a: &Args) -> SysResult {
+    at_call(k, libc::SYS_unlinkat, CWD, a[0], [0, 0])
+}
+
+pub fn unlinkat(k: &mut Kernel, a: &Args) -> SysResult {
+    at_call(k, libc::SYS_unlinkat, a[0], a[1], [a[2], 0])
+}
+
+pub fn rmdir(k: &mut Kernel, a: &Args) -> SysResult {
+    at_call(
+        k,
+        libc::SYS_unlinkat,
+        CWD,
+        a[0],
+        [libc::AT_REMOVEDIR as u64, 0],
+    )
+}
+
+pub fn mkdir(k: &mut Kernel, a: &Args) -> SysResult {
+    at_call(k, libc::SYS_mkdirat, CWD, a[0], [a[1], 0])
+}
+
+pub fn mkdirat(k: &mut Kernel, a: &Args) -> SysResult {
+    at_call(k, libc::SYS_mkdirat, a[0], a[1], [a[2], 0])
+}
+
+pub fn chmod(k: &mut Kernel, a: &Args) -> SysResult {
+    at_call(k, libc::SYS_fchmodat, CWD, a[0], [a[1], 0])
+}
+
+pub fn fchmodat(k: &mut Kernel, a: &Args) -> SysResult {
+    at_call(k, libc::SYS_fchmodat, a[0], a[1], [a[2], 0])
+}
+
+pub fn fchmod(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: plain syscall on an owned descriptor.
+    Ok(host(unsafe { libc::syscall(libc::SYS_fchmod, fd, a[1]) })?)
+}
+
+pub fn chown(k: &mut Kernel, a: &Args) -> SysResult {
+    let dir = dirfd(k, CWD)?;
+    let p = path(k, a[0])?;
+    // SAFETY: plain syscall with a valid C string.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_fchownat, dir, c(&p), a[1], a[2], 0)
+    })?)
+}
+
+pub fn lchown(k: &mut Kernel, a: &Args) -> SysResult {
+    let dir = dirfd(k, CWD)?;
+    let p = path(k, a[0])?;
+    let flags = libc::AT_SYMLINK_NOFOLLOW;
+    // SAFETY: plain syscall with a valid C string.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_fchownat, dir, c(&p), a[1], a[2], flags)
+    })?)
+}
+
+pub fn fchownat(k: &mut Kernel, a: &Args) -> SysResult {
+    let dir = dirfd(k, a[0])?;
+    let p = path(k, a[1])?;
+    // SAFETY: plain syscall with a valid C string.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_fchownat, dir, c(&p), a[2], a[3], a[4])
+    })?)
+}
+
+pub fn fchown(k: &mut Kernel, a: &Args) -> SysResult {
+    let fd = k.fds.host(a[0])?;
+    // SAFETY: plain syscall on an owned descriptor.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_fchown, fd, a[1], a[2])
+    })?)
+}
+
+pub fn rename(k: &mut Kernel, a: &Args) -> SysResult {
+    at2_call(k, libc::SYS_renameat2, [(CWD, a[0]), (CWD, a[1])], 0)
+}
+
+pub fn renameat(k: &mut Kernel, a: &Args) -> SysResult {
+    at2_call(k, libc::SYS_renameat2, [(a[0], a[1]), (a[2], a[3])], 0)
+}
+
+pub fn renameat2(k: &mut Kernel, a: &Args) -> SysResult {
+    at2_call(k, libc::SYS_renameat2, [(a[0], a[1]), (a[2], a[3])], a[4])
+}
+
+pub fn link(k: &mut Kernel, a: &Args) -> SysResult {
+    at2_call(k, libc::SYS_linkat, [(CWD, a[0]), (CWD, a[1])], 0)
+}
+
+pub fn linkat(k: &mut Kernel, a: &Args) -> SysResult {
+    at2_call(k, libc::SYS_linkat, [(a[0], a[1]), (a[2], a[3])], a[4])
+}
+
+pub fn symlink(k: &mut Kernel, a: &Args) -> SysResult {
+    let target = path(k, a[0])?;
+    let dir = dirfd(k, CWD)?;
+    let p = path(k, a[1])?;
+    // SAFETY: plain syscall with valid C strings.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_symlinkat, c(&target), dir, c(&p))
+    })?)
+}
+
+pub fn symlinkat(k: &mut Kernel, a: &Args) -> SysResult {
+    let target = path(k, a[0])?;
+    let dir = dirfd(k, a[1])?;
+    let p = path(k, a[2])?;
+    // SAFETY: plain syscall with valid C strings.
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_symlinkat, c(&target), dir, c(&p))
+    })?)
+}
+
+pub fn utimensat(k: &mut Kernel, a: &Args) -> SysResult {
+    let dir = dirfd(k, a[0])?;
+    let p = optional_path(k, a[1])?;
+    let times = if a[2] == 0 {
+        None
+    } else {
+        Some(k.mem.read_vec(a[2], 32)?)
+    };
+    let times_ptr = times.as_ref().map_or(0, |t| t.as_ptr() as libc::c_long);
+    // SAFETY: plain syscall with a valid (or null) C string and a 2-timespec buffer (or null).
+    Ok(host(unsafe {
+        libc::syscall(libc::SYS_utimensat, dir, c_opt(&p), times_ptr, a[3])
+    })?)
+}
+
+pub fn umask(_k: &mut Kernel, a: &Args) -> SysResult {
+    // SAFETY: umask cannot fail.
+    Ok(unsafe { libc::umask((a[0] & 0o777) as libc::mode_t) } as u64)
+}

@@ -1,0 +1,240 @@
+//! Process set-up, identity, randomness, futexes, scheduling and exit.
+
+use nix::errno::Errno;
+use rand::RngCore;
+
+use crate::kernel::{Args, Exit, Kernel, SysError, SysResult, GUEST_PID, GUEST_PPID};
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+const ARCH_GET_CPUID: u64 = 0x1011;
+
+pub fn arch_prctl(k: &mut Kernel, a: &Args) -> SysResult {
+    match a[0] {
+        ARCH_SET_FS | ARCH_SET_GS if a[1] >= crate::memory::USER_END => Err(Errno::EPERM.into()),
+        ARCH_SET_FS => {
+            k.fs_base = a[1];
+            k.registers.fs_base = Some(a[1]);
+            Ok(0)
+        }
+        ARCH_SET_GS => {
+            k.gs_base = a[1];
+            k.registers.gs_base = Some(a[1]);
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            k.mem.write(a[1], &k.fs_base.to_le_bytes())?;
+            Ok(0)
+        }
+        ARCH_GET_GS => {
+            k.mem.write(a[1], &k.gs_base.to_le_bytes())?;
+            Ok(0)
+        }
+        // CPUID is not faulting: the guest may use it.
+        ARCH_GET_CPUID => Ok(1),
+        _ => Err(Errno::EINVAL.into()),
+    }
+}
+
+pub fn set_tid_address(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(GUEST_PID)
+}
+
+/// Recorded by Linux for thread exit; with one thread nothing ever reads it.
+pub fn set_robust_list(_k: &mut Kernel, a: &Args) -> SysResult {
+    if a[1] != 24 {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok(0)
+}
+
+/// Resource limits the guest sees: (resource, soft, hard). Fixed, so runs are reproducible;
+/// the values are Linux's defaults for a login session.
+const RLIMITS: &[(u32, u64, u64)] = &[
+    (libc::RLIMIT_CPU, u64::MAX, u64::MAX),
+    (libc::RLIMIT_FSIZE, u64::MAX, u64::MAX),
+    (libc::RLIMIT_DATA, u64::MAX, u64::MAX),
+    (libc::RLIMIT_STACK, crate::memory::STACK_SIZE, u64::MAX),
+    (libc::RLIMIT_CORE, 0, u64::MAX),
+    (libc::RLIMIT_RSS, u64::MAX, u64::MAX),
+    (libc::RLIMIT_NPROC, 63_704, 63_704),
+    (
+        libc::RLIMIT_NOFILE,
+        super::super::fd::MAX_FDS as u64,
+        1 << 20,
+    ),
+    (libc::RLIMIT_MEMLOCK, 8 << 20, 8 << 20),
+    (libc::RLIMIT_AS, u64::MAX, u64::MAX),
+    (libc::RLIMIT_LOCKS, u64::MAX, u64::MAX),
+    (libc::RLIMIT_SIGPENDING, 63_704, 63_704),
+    (libc::RLIMIT_MSGQUEUE, 819_200, 819_200),
+    (libc::RLIMIT_NICE, 0, 0),
+    (libc::RLIMIT_RTPRIO, 0, 0),
+    (libc::RLIMIT_RTTIME, u64::MAX, u64::MAX),
+];
+
+fn rlimit_bytes(resource: u64) -> Result<[u8; 16], Errno> {
+    let &(_, soft, hard) = RLIMITS
+        .iter()
+        .find(|r| r.0 as u64 == resource)
+        .ok_or(Errno::EINVAL)?;
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&soft.to_le_bytes());
+    out[8..].copy_from_slice(&hard.to_le_bytes());
+    Ok(out)
+}
+
+pub fn prlimit64(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[0] != 0 && a[0] != GUEST_PID {
+        return Err(Errno::ESRCH.into());
+    }
+    if a[2] != 0 {
+        return Err(SysError::Unsupported("setting a resource limit".into()));
+    }
+    if a[3] != 0 {
+        k.mem.write(a[3], &rlimit_bytes(a[1])?)?;
+    }
+    Ok(0)
+}
+
+pub fn getrlimit(k: &mut Kernel, a: &Args) -> SysResult {
+    k.mem.write(a[1], &rlimit_bytes(a[0])?)?;
+    Ok(0)
+}
+
+pub fn uname(k: &mut Kernel, a: &Args) -> SysResult {
+    // SAFETY: utsname is plain data; zeroed is a valid value.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a valid utsname to fill.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return Err(Errno::last().into());
+    }
+    // SAFETY: utsname is plain data, viewed as its bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&raw const uts).cast::<u8>(),
+            std::mem::size_of::<libc::utsname>(),
+        )
+    };
+    k.mem.write(a[0], bytes)?;
+    Ok(0)
+}
+
+/// A fixed machine, with uptime on the virtual clock.
+pub fn sysinfo(k: &mut Kernel, a: &Args) -> SysResult {
+    // SAFETY: sysinfo is plain data; zeroed is a valid value.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    info.uptime = (k.elapsed_ns / 1_000_000_000) as i64;
+    info.totalram = crate::machine::physmem::PHYS_SIZE;
+    info.freeram = crate::machine::physmem::PHYS_SIZE / 2;
+    info.procs = 1;
+    info.mem_unit = 1;
+    // SAFETY: sysinfo is plain data, viewed as its bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&raw const info).cast::<u8>(),
+            std::mem::size_of::<libc::sysinfo>(),
+        )
+    };
+    k.mem.write(a[0], bytes)?;
+    Ok(0)
+}
+
+pub fn getpid(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(GUEST_PID)
+}
+
+pub fn gettid(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(GUEST_PID)
+}
+
+pub fn getppid(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(GUEST_PPID)
+}
+
+pub fn getpgrp(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(GUEST_PID)
+}
+
+pub fn getpgid(_k: &mut Kernel, a: &Args) -> SysResult {
+    if a[0] == 0 || a[0] == GUEST_PID {
+        Ok(GUEST_PID)
+    } else {
+        Err(Errno::ESRCH.into())
+    }
+}
+
+// The guest runs as the host user, as under qemu-user, so file permissions mean the same.
+pub fn getuid(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(nix::unistd::getuid().as_raw() as u64)
+}
+
+pub fn geteuid(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(nix::unistd::geteuid().as_raw() as u64)
+}
+
+pub fn getgid(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(nix::unistd::getgid().as_raw() as u64)
+}
+
+pub fn getegid(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(nix::unistd::getegid().as_raw() as u64)
+}
+
+pub fn getgroups(k: &mut Kernel, a: &Args) -> SysResult {
+    let groups = nix::unistd::getgroups().map_err(SysError::Errno)?;
+    if a[0] == 0 {
+        return Ok(groups.len() as u64);
+    }
+    if (a[0] as usize) < groups.len() {
+        return Err(Errno::EINVAL.into());
+    }
+    let bytes: Vec<u8> = groups
+        .iter()
+        .flat_map(|g| g.as_raw().to_le_bytes())
+        .collect();
+    k.mem.write(a[1], &bytes)?;
+    Ok(groups.len() as u64)
+}
+
+/// Seeded bytes (`--seed`), so programs that ask for randomness stay reproducible.
+pub fn getrandom(k: &mut Kernel, a: &Args) -> SysResult {
+    let len = (a[1] as usize).min(1 << 25);
+    let mut bytes = vec![0u8; len];
+    k.rng.fill_bytes(&mut bytes);
+    k.mem.write(a[0], &bytes)?;
+    Ok(len as u64)
+}
+
+const FUTEX_CMD_MASK: u64 = !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u64;
+
+/// With one thread a wake finds nobody, and a wait on a matching value would never end.
+pub fn futex(k: &mut Kernel, a: &Args) -> SysResult {
+    match (a[1] & FUTEX_CMD_MASK) as i32 {
+        libc::FUTEX_WAKE | libc::FUTEX_WAKE_BITSET => Ok(0),
+        libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET => {
+            let mut word = [0u8; 4];
+            k.mem.read(a[0], &mut word)?;
+            if u32::from_le_bytes(word) != a[2] as u32 {
+                Err(Errno::EAGAIN.into())
+            } else {
+                Err(SysError::Unsupported(
+                    "a futex wait with no other thread to wake it".into(),
+                ))
+            }
+        }
+        op => Err(SysError::Unsupported(format!("futex operation {op}"))),
+    }
+}
+
+pub fn exit(k: &mut Kernel, a: &Args) -> SysResult {
+    k.exit = Some(Exit::Code((a[0] & 0xff) as i32));
+    Ok(0)
+}
+
+/// One process, one CPU: there is nobody to yield to, and the cost model charges the yield.
+pub fn sched_yield(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(0)
+}

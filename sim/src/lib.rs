@@ -1,0 +1,18 @@
+//! ringsim's machine: runs a static x86-64 Linux program on Unicorn at a real ring 3, with
+//! its syscalls served by a modelled Linux kernel, and prices the run with a cost model.
+//!
+//! The pipeline, one module a stage: `loader` (ELF, initial stack) → `machine` (CPU, page
+//! tables, rings) → `kernel` (syscall table and handlers) → `accounting` (counts) →
+//! `costs` (cycles) → `report`. `run` ties them together.
+
+pub mod accounting;
+pub mod costs;
+pub mod kernel;
+pub mod loader;
+pub mod machine;
+pub mod memory;
+pub mod process;
+pub mod report;
+pub mod run;
+
+pub use run::{run, Error, Outcome, RunConfig};

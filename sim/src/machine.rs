@@ -1,0 +1,361 @@
+//! The emulated CPU: Unicorn x86-64 with real 4-level page tables, a GDT, and a true ring 3
+//! entered through `sysretq`.
+//!
+//! Guest paging with NX made real programs about 5× faster under Unicorn (stores leave the
+//! self-modifying-code slow path) and is what gives ring 3 real teeth: at CPL 3 a touch of
+//! a supervisor page raises #PF and `hlt` raises #GP, as on hardware (DESIGN.md).
+
+pub mod cpuid;
+pub mod faults;
+pub mod paging;
+pub mod physmem;
+
+use std::ffi::c_void;
+use std::rc::Rc;
+
+use unicorn_engine::{
+    uc_engine, uc_error, uc_hook, uc_hook_add, uc_reg_read, uc_reg_write, Arch, HookType, Mode,
+    Prot, RegisterX86, Unicorn, X86CpuModel, X86Insn,
+};
+
+use crate::accounting::Clock;
+use crate::memory::USER_END;
+use crate::process::{Finished, Process, SyscallFlow};
+
+/// Start of the kernel half of the address space.
+pub const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
+const GDT: u64 = KERNEL_BASE;
+/// A `sysretq` that drops the CPU from ring 0 to the program's entry at ring 3.
+const ENTER_USER: u64 = KERNEL_BASE + 0x1000;
+/// LSTAR's target. Syscalls are taken by Unicorn's hook, so reaching it is a bug: `ud2`.
+const SYSCALL_ENTRY: u64 = ENTER_USER + 0x10;
+/// The `until` address for `emu_start`: never executed, so translated code is never
+/// thrown away on a restart (an `until` inside hot code costs 3-4 µs per restart).
+const NEVER_REACHED: u64 = ENTER_USER + 0x20;
+
+const SYSRETQ: [u8; 3] = [0x48, 0x0f, 0x07];
+const UD2: [u8; 2] = [0x0f, 0x0b];
+
+// Segment selectors: kernel code 0x08, kernel data 0x10, user data 0x18|3, user code 0x20|3,
+// the layout SYSRET expects from STAR[63:48] = 0x10.
+const GDT_ENTRIES: [u64; 5] = [
+    0,
+    0x00af_9b00_0000_ffff, // kernel code, 64-bit, DPL 0
+    0x00cf_9300_0000_ffff, // kernel data, DPL 0
+    0x00cf_f300_0000_ffff, // user data, DPL 3
+    0x00af_fb00_0000_ffff, // user code, 64-bit, DPL 3
+];
+const STAR: u64 = (0x10 << 48) | (0x08 << 32);
+
+const MSR_EFER: u32 = 0xc000_0080;
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_SFMASK: u32 = 0xc000_0084;
+const EFER_SCE: u64 = 1 << 0;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+const EFER_NXE: u64 = 1 << 11;
+const CR0_PE: u64 = 1 << 0;
+const CR0_MP: u64 = 1 << 1;
+const CR0_ET: u64 = 1 << 4;
+const CR0_NE: u64 = 1 << 5;
+const CR0_WP: u64 = 1 << 16;
+const CR0_PG: u64 = 1 << 31;
+const CR4_PAE: u64 = 1 << 5;
+const CR4_OSFXSR: u64 = 1 << 9;
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+/// RFLAGS at entry to ring 3: IF and the always-one bit, as Linux starts a process.
+const USER_RFLAGS: u64 = 0x202;
+
+/// Failures of the emulator itself (not of the guest).
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error("the emulator failed to {action}: {error:?}")]
+    Setup {
+        action: &'static str,
+        error: uc_error,
+    },
+    #[error("the emulator stopped with {error:?} at guest rip {rip:#x}")]
+    Emulation { error: uc_error, rip: u64 },
+}
+
+fn setup<T>(action: &'static str, result: Result<T, uc_error>) -> Result<T, MachineError> {
+    result.map_err(|error| MachineError::Setup { action, error })
+}
+
+pub struct Machine {
+    uc: Unicorn<'static, Process>,
+    /// Keeps the RDTSC hook's clock alive for as long as Unicorn may call it.
+    _tsc_clock: Rc<Clock>,
+}
+
+impl Machine {
+    /// Builds the machine around a loaded process; `entry` and `stack_pointer` are where
+    /// ring 3 starts.
+    pub fn new(mut process: Process, entry: u64, stack_pointer: u64) -> Result<Self, MachineError> {
+        let mem = &mut process.kernel.mem;
+        for (page, execute) in [(GDT, false), (ENTER_USER, true)] {
+            mem.map_kernel_page(page, execute)
+                .map_err(|_| MachineError::Setup {
+                    action: "map the kernel pages",
+                    error: uc_error::NOMEM,
+                })?;
+        }
+        let gdt: Vec<u8> = GDT_ENTRIES.iter().flat_map(|e| e.to_le_bytes()).collect();
+        mem.write_kernel(GDT, &gdt);
+        mem.write_kernel(ENTER_USER, &SYSRETQ);
+        mem.write_kernel(SYSCALL_ENTRY, &UD2);
+        let (host_ram, cr3) = (mem.phys().host_base(), mem.cr3());
+        let clock = Rc::clone(&process.clock);
+
+        let mut uc = setup(
+            "open Unicorn",
+            Unicorn::new_with_data(Arch::X86, Mode::MODE_64, process),
+        )?;
+        // Must precede any other use of the engine.
+        setup(
+            "select the CPU model",
+            uc.ctl_set_cpu_model(X86CpuModel::WESTMERE as i32),
+        )?;
+        // SAFETY: the host RAM belongs to the process's address space, which lives inside
+        // the engine's own data and so outlives every use the engine makes of it.
+        setup("map guest RAM", unsafe {
+            uc.mem_map_ptr(0, physmem::PHYS_SIZE, Prot::ALL, host_ram.cast())
+        })?;
+
+        let mut gdtr = [0u8; 24];
+        gdtr[8..16].copy_from_slice(&GDT.to_le_bytes());
+        gdtr[16..20].copy_from_slice(&((GDT_ENTRIES.len() * 8 - 1) as u32).to_le_bytes());
+        setup("load the GDT", uc.reg_write_long(RegisterX86::GDTR, &gdtr))?;
+        setup("set CR3", uc.reg_write(RegisterX86::CR3, cr3))?;
+        setup(
+            "set CR4",
+            uc.reg_write(RegisterX86::CR4, CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT),
+        )?;
+        write_msr(&uc, MSR_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)?;
+        setup(
+            "set CR0",
+            uc.reg_write(
+                RegisterX86::CR0,
+                CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
+            ),
+        )?;
+        write_msr(&uc, MSR_STAR, STAR)?;
+        write_msr(&uc, MSR_LSTAR, SYSCALL_ENTRY)?;
+        write_msr(&uc, MSR_SFMASK, 0x4_7700)?;
+
+        // SYSRETQ loads RIP from RCX and RFLAGS from R11; Linux starts with RDX = 0.
+        setup(
+            "set the entry registers",
+            uc.reg_write(RegisterX86::RCX, entry),
+        )?;
+        setup(
+            "set the entry registers",
+            uc.reg_write(RegisterX86::R11, USER_RFLAGS),
+        )?;
+        setup(
+            "set the entry registers",
+            uc.reg_write(RegisterX86::RSP, stack_pointer),
+        )?;
+
+        let mut machine = Self {
+            uc,
+            _tsc_clock: clock,
+        };
+        machine.install_hooks()?;
+        Ok(machine)
+    }
+
+    fn install_hooks(&mut self) -> Result<(), MachineError> {
+        let uc = &mut self.uc;
+        setup(
+            "add the block hook",
+            uc.add_block_hook(0, USER_END - 1, |uc, addr, size| {
+                if !uc.get_data_mut().enter_block(addr, size) {
+                    let _ = uc.emu_stop();
+                }
+            }),
+        )?;
+        setup(
+            "add the syscall hook",
+            uc.add_insn_sys_hook(X86Insn::SYSCALL, 1, 0, on_syscall),
+        )?;
+        setup(
+            "add the interrupt hook",
+            uc.add_intr_hook(|uc, vector| {
+                let rip = uc.pc_read().unwrap_or(0);
+                let cr2 = uc.reg_read(RegisterX86::CR2).unwrap_or(0);
+                uc.get_data_mut().fault(vector, rip, cr2);
+                let _ = uc.emu_stop();
+            }),
+        )?;
+        let handle = uc.get_handle();
+        // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t`; CPUID's needs no data
+        // and RDTSC's gets the clock, which `self` keeps alive as long as the engine.
+        unsafe {
+            raw_insn_hook(handle, X86Insn::CPUID, on_cpuid, std::ptr::null_mut())?;
+            let clock = Rc::as_ptr(&self._tsc_clock).cast_mut().cast();
+            raw_insn_hook(handle, X86Insn::RDTSC, on_rdtsc, clock)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the program until it exits, faults, or the simulator stops it.
+    pub fn run(mut self) -> Result<Finished, MachineError> {
+        let result = self.uc.emu_start(ENTER_USER, NEVER_REACHED, 0, 0);
+        let rip = self.uc.pc_read().unwrap_or(0);
+        let stopped = self.uc.get_data().stop.is_some();
+        match result {
+            Ok(()) if stopped => {}
+            Err(uc_error::INSN_INVALID) if !stopped => {
+                self.uc.get_data_mut().invalid_instruction(rip)
+            }
+            Ok(()) => {
+                return Err(MachineError::Emulation {
+                    error: uc_error::OK,
+                    rip,
+                })
+            }
+            Err(error) => return Err(MachineError::Emulation { error, rip }),
+        }
+        Ok(self.uc.get_data_mut().finish())
+    }
+}
+
+fn on_syscall(uc: &mut Unicorn<'_, Process>) {
+    use RegisterX86::{R10, R11, R8, R9, RAX, RCX, RDI, RDX, RFLAGS, RSI};
+    let read = |reg| uc.reg_read(reg).unwrap_or(0);
+    let nr = read(RAX);
+    let args = [
+        read(RDI),
+        read(RSI),
+        read(RDX),
+        read(R10),
+        read(R8),
+        read(R9),
+    ];
+    let rflags = read(RFLAGS);
+    let rip = uc.pc_read().unwrap_or(0);
+    let flow = uc.get_data_mut().syscall(nr, &args, rip);
+    let process = uc.get_data_mut();
+    let registers = std::mem::take(&mut process.kernel.registers);
+    let sync = process.kernel.mem.take_sync();
+    if sync.flush_code {
+        process.blocks.forget_all();
+    }
+    for &page in &sync.stale_pages {
+        process.blocks.forget_page(page);
+    }
+    if let Some(base) = registers.fs_base {
+        let _ = uc.reg_write(RegisterX86::FS_BASE, base);
+    }
+    if let Some(base) = registers.gs_base {
+        let _ = uc.reg_write(RegisterX86::GS_BASE, base);
+    }
+    if sync.flush_tlb {
+        let _ = uc.ctl_flush_tlb();
+    }
+    if sync.flush_code {
+        let _ = uc.ctl_flush_tb();
+    }
+    for page in sync.stale_pages {
+        let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
+    }
+    match flow {
+        // The syscall contract: RAX = result, RCX = next RIP, R11 = RFLAGS. Unicorn itself
+        // moves RIP past the instruction when the hook returns.
+        SyscallFlow::Return(ret) => {
+            let _ = uc.reg_write(RAX, ret);
+            let _ = uc.reg_write(RCX, rip + 2);
+            let _ = uc.reg_write(R11, rflags);
+        }
+        SyscallFlow::Stop => {
+            let _ = uc.emu_stop();
+        }
+    }
+}
+
+/// Writes a model-specific register through Unicorn's `uc_x86_msr` structure.
+fn write_msr(uc: &Unicorn<'static, Process>, msr: u32, value: u64) -> Result<(), MachineError> {
+    let mut raw = [0u8; 16];
+    raw[..4].copy_from_slice(&msr.to_le_bytes());
+    raw[8..].copy_from_slice(&value.to_le_bytes());
+    setup("write an MSR", uc.reg_write_long(RegisterX86::MSR, &raw))
+}
+
+type InsnCallback = unsafe extern "C" fn(*mut uc_engine, *mut c_void) -> i32;
+
+/// Adds an instruction hook whose callback may skip the instruction, which the Rust
+/// wrapper cannot express (DESIGN.md).
+///
+/// # Safety
+/// `user_data` must stay valid for as long as the engine runs.
+unsafe fn raw_insn_hook(
+    handle: *mut uc_engine,
+    insn: X86Insn,
+    callback: InsnCallback,
+    user_data: *mut c_void,
+) -> Result<(), MachineError> {
+    let mut hook: uc_hook = 0;
+    // SAFETY: a valid engine handle, a callback of the right type, and the variadic
+    // instruction argument that INSN hooks take.
+    let result = unsafe {
+        uc_hook_add(
+            handle,
+            &mut hook,
+            HookType::INSN.0 as i32,
+            callback as *mut c_void,
+            user_data,
+            1,
+            0,
+            insn as i32,
+        )
+    };
+    setup("add an instruction hook", result.into())
+}
+
+/// Reads a 64-bit register through the raw API.
+///
+/// # Safety
+/// `uc` must be a live engine handle.
+unsafe fn raw_read(uc: *mut uc_engine, reg: RegisterX86) -> u64 {
+    let mut value = 0u64;
+    // SAFETY: per the caller, and `value` is a u64 to fill.
+    unsafe { uc_reg_read(uc, reg as i32, (&raw mut value).cast()) };
+    value
+}
+
+/// # Safety
+/// `uc` must be a live engine handle.
+unsafe fn raw_write(uc: *mut uc_engine, reg: RegisterX86, value: u64) {
+    // SAFETY: per the caller, and `value` is a u64 to read.
+    unsafe { uc_reg_write(uc, reg as i32, (&raw const value).cast()) };
+}
+
+/// CPUID from the fixed table; returns 1 so Unicorn skips its own CPUID.
+unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, _data: *mut c_void) -> i32 {
+    // SAFETY: Unicorn calls this with its live handle.
+    unsafe {
+        let leaf = raw_read(uc, RegisterX86::RAX) as u32;
+        let subleaf = raw_read(uc, RegisterX86::RCX) as u32;
+        let [a, b, c, d] = cpuid::cpuid(leaf, subleaf);
+        raw_write(uc, RegisterX86::RAX, a as u64);
+        raw_write(uc, RegisterX86::RBX, b as u64);
+        raw_write(uc, RegisterX86::RCX, c as u64);
+        raw_write(uc, RegisterX86::RDX, d as u64);
+    }
+    1
+}
+
+/// RDTSC reads the virtual clock, so timing loops are reproducible; returns 1 to skip
+/// Unicorn's host-derived TSC.
+unsafe extern "C" fn on_rdtsc(uc: *mut uc_engine, data: *mut c_void) -> i32 {
+    // SAFETY: `data` is the machine's clock, alive while the engine runs.
+    let cycles = unsafe { &*data.cast::<Clock>() }.cycles();
+    // SAFETY: Unicorn calls this with its live handle.
+    unsafe {
+        raw_write(uc, RegisterX86::RAX, cycles & 0xffff_ffff);
+        raw_write(uc, RegisterX86::RDX, cycles >> 32);
+    }
+    1
+}

@@ -1,0 +1,123 @@
+//! Guest physical RAM: one host mapping handed to Unicorn, carved into 4 KiB frames.
+//!
+//! Once guest paging is on, Unicorn addresses memory physically, and it reports 40 physical
+//! address bits, so frames come from an allocator below 2^40 rather than mirroring user
+//! addresses (DESIGN.md, "Build real x86-64 page tables").
+
+use std::ptr::NonNull;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Size of the physical address space offered to the guest. The host mapping is
+/// `MAP_NORESERVE`, so only frames the guest touches cost host memory.
+pub const PHYS_SIZE: u64 = 32 << 30;
+
+/// A physical frame number.
+pub type Frame = u64;
+
+pub struct PhysMem {
+    base: NonNull<u8>,
+    next_fresh: Frame,
+    /// Freed frames, reused before fresh ones; they are zeroed when handed out again.
+    free: Vec<Frame>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PhysMemError {
+    /// the host refused to reserve the guest's physical memory
+    #[error("cannot reserve {PHYS_SIZE} bytes of guest physical memory: {0}")]
+    Reserve(std::io::Error),
+}
+
+impl PhysMem {
+    pub fn new() -> Result<Self, PhysMemError> {
+        // SAFETY: an anonymous private mapping with no fixed address has no preconditions.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PHYS_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(PhysMemError::Reserve(std::io::Error::last_os_error()));
+        }
+        Ok(Self {
+            base: NonNull::new(ptr.cast()).expect("mmap returned null"),
+            // Frame 0 stays unused so that a zero entry never names a real frame.
+            next_fresh: 1,
+            free: Vec::new(),
+        })
+    }
+
+    /// The host address of physical address 0, for `Unicorn::mem_map_ptr`.
+    pub fn host_base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// A zeroed frame, or `None` when guest physical memory is exhausted.
+    pub fn alloc(&mut self) -> Option<Frame> {
+        if let Some(frame) = self.free.pop() {
+            self.frame_mut(frame).fill(0);
+            return Some(frame);
+        }
+        if self.next_fresh >= PHYS_SIZE / PAGE_SIZE {
+            return None;
+        }
+        // Fresh frames of an anonymous mapping are already zero.
+        self.next_fresh += 1;
+        Some(self.next_fresh - 1)
+    }
+
+    pub fn free(&mut self, frame: Frame) {
+        self.free.push(frame);
+    }
+
+    pub fn frame(&self, frame: Frame) -> &[u8] {
+        assert!(frame < PHYS_SIZE / PAGE_SIZE);
+        // SAFETY: the frame lies inside the live mapping, checked above.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add((frame * PAGE_SIZE) as usize),
+                PAGE_SIZE as usize,
+            )
+        }
+    }
+
+    pub fn frame_mut(&mut self, frame: Frame) -> &mut [u8] {
+        assert!(frame < PHYS_SIZE / PAGE_SIZE);
+        // SAFETY: the frame lies inside the live mapping, checked above, and `&mut self`
+        // guarantees no other Rust reference into it exists.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.base.as_ptr().add((frame * PAGE_SIZE) as usize),
+                PAGE_SIZE as usize,
+            )
+        }
+    }
+
+    pub fn read_u64(&self, phys: u64) -> u64 {
+        let off = (phys % PAGE_SIZE) as usize;
+        u64::from_le_bytes(
+            self.frame(phys / PAGE_SIZE)[off..off + 8]
+                .try_into()
+                .unwrap(),
+        )
+    }
+
+    pub fn write_u64(&mut self, phys: u64, value: u64) {
+        let off = (phys % PAGE_SIZE) as usize;
+        self.frame_mut(phys / PAGE_SIZE)[off..off + 8].copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+impl Drop for PhysMem {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; Unicorn, which also points into
+        // it, is closed before the machine drops its memory.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), PHYS_SIZE as usize) };
+    }
+}

@@ -1,0 +1,583 @@
+//! The guest's user address space: Linux-style areas (VMAs) over real page tables, and the
+//! kernel's checked access to user memory (copy_from_user / copy_to_user).
+//!
+//! Pages get frames when they become accessible, so a large `PROT_NONE` reservation costs
+//! nothing, and a page made inaccessible keeps its frame and contents.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use nix::errno::Errno;
+
+use crate::machine::paging::{Leaf, PageFlags, PageTables};
+use crate::machine::physmem::{PhysMem, PhysMemError, PAGE_SIZE};
+
+/// End of the user half (47-bit canonical addresses).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// Top of the initial stack, as Linux places it with ASLR off.
+pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
+/// The stack mapping's size: the default `RLIMIT_STACK`.
+pub const STACK_SIZE: u64 = 8 << 20;
+/// Where top-down `mmap` placement starts: Linux's `mmap_base` with the minimum 128 MiB gap.
+pub const MMAP_BASE: u64 = STACK_TOP - (128 << 20);
+/// Linux's default `vm.mmap_min_addr`.
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+
+/// Linux's `UIO_MAXIOV`.
+pub const IOV_MAX: usize = 1024;
+
+pub fn page_down(addr: u64) -> u64 {
+    addr & !(PAGE_SIZE - 1)
+}
+
+pub fn page_up(addr: u64) -> Option<u64> {
+    Some(addr.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
+}
+
+/// Access rights of an area, as `PROT_*` bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prot(pub u32);
+
+impl Prot {
+    pub const NONE: Prot = Prot(0);
+    pub const READ: u32 = libc::PROT_READ as u32;
+    pub const WRITE: u32 = libc::PROT_WRITE as u32;
+    pub const EXEC: u32 = libc::PROT_EXEC as u32;
+
+    pub fn accessible(self) -> bool {
+        self.0 & (Self::READ | Self::WRITE | Self::EXEC) != 0
+    }
+
+    fn page_flags(self) -> PageFlags {
+        PageFlags {
+            present: self.accessible(),
+            write: self.0 & Self::WRITE != 0,
+            execute: self.0 & Self::EXEC != 0,
+            user: true,
+        }
+    }
+}
+
+/// One area of the address space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vma {
+    pub end: u64,
+    pub prot: Prot,
+}
+
+/// Work the CPU must do after the address space changed under it.
+#[derive(Debug, Default)]
+pub struct CpuSync {
+    /// Translations were removed or narrowed: the TLB must be flushed.
+    pub flush_tlb: bool,
+    /// Executable pages were unmapped, moved or re-protected: all translated code must go.
+    /// (Unicorn can only invalidate code by a virtual address that is still mapped, and the
+    /// freed frames may come back as code at the same address.)
+    pub flush_code: bool,
+    /// Still-mapped executable pages whose contents the kernel changed.
+    pub stale_pages: Vec<u64>,
+}
+
+pub struct AddressSpace {
+    phys: PhysMem,
+    tables: PageTables,
+    vmas: BTreeMap<u64, Vma>,
+    brk_start: u64,
+    brk: u64,
+    sync: CpuSync,
+    /// Bytes moved between user memory and the kernel, for the kernel-work cost.
+    copied: u64,
+}
+
+impl AddressSpace {
+    pub fn new() -> Result<Self, PhysMemError> {
+        let mut phys = PhysMem::new()?;
+        let tables = PageTables::new(&mut phys).expect("a fresh physical memory has frames");
+        Ok(Self {
+            phys,
+            tables,
+            vmas: BTreeMap::new(),
+            brk_start: 0,
+            brk: 0,
+            sync: CpuSync::default(),
+            copied: 0,
+        })
+    }
+
+    pub fn phys(&self) -> &PhysMem {
+        &self.phys
+    }
+
+    pub fn cr3(&self) -> u64 {
+        self.tables.cr3()
+    }
+
+    /// What the CPU must do now; resets the record.
+    pub fn take_sync(&mut self) -> CpuSync {
+        std::mem::take(&mut self.sync)
+    }
+
+    pub fn bytes_copied(&self) -> u64 {
+        self.copied
+    }
+
+    /// Maps a supervisor-only page in the kernel half, for the machine's own structures.
+    pub fn map_kernel_page(&mut self, vaddr: u64, execute: bool) -> Result<(), Errno> {
+        let frame = self.phys.alloc().ok_or(Errno::ENOMEM)?;
+        let flags = PageFlags {
+            present: true,
+            write: !execute,
+            execute,
+            user: false,
+        };
+        self.tables
+            .map(&mut self.phys, vaddr, Leaf { frame, flags })
+            .ok_or(Errno::ENOMEM)
+    }
+
+    /// Writes into a kernel-half page, bypassing user checks.
+    pub fn write_kernel(&mut self, vaddr: u64, bytes: &[u8]) {
+        let leaf = self
+            .tables
+            .leaf(&self.phys, vaddr)
+            .expect("kernel page is mapped");
+        let off = (vaddr % PAGE_SIZE) as usize;
+        self.phys.frame_mut(leaf.frame)[off..off + bytes.len()].copy_from_slice(bytes);
+    }
+
+    // ----- areas -----
+
+    /// The area containing `addr`, with its start.
+    pub fn vma_at(&self, addr: u64) -> Option<(u64, Vma)> {
+        let (&start, &vma) = self.vmas.range(..=addr).next_back()?;
+        (addr < vma.end).then_some((start, vma))
+    }
+
+    fn overlaps(&self, range: &Range<u64>) -> bool {
+        self.vmas
+            .range(..range.end)
+            .next_back()
+            .is_some_and(|(_, vma)| vma.end > range.start)
+    }
+
+    /// Splits areas so that `at` is an area boundary.
+    fn split_at(&mut self, at: u64) {
+        if let Some((start, vma)) = self.vma_at(at) {
+            if start < at {
+                self.vmas.insert(
+                    start,
+                    Vma {
+                        end: at,
+                        prot: vma.prot,
+                    },
+                );
+                self.vmas.insert(at, vma);
+            }
+        }
+    }
+
+    /// Maps `[start, start + len)` with `prot`, replacing whatever was there (MAP_FIXED).
+    pub fn map_fixed(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= USER_END)
+            .ok_or(Errno::ENOMEM)?;
+        self.unmap(start, len)?;
+        self.vmas.insert(start, Vma { end, prot });
+        if prot.accessible() {
+            for page in (start..end).step_by(PAGE_SIZE as usize) {
+                self.give_frame(page, prot)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn give_frame(&mut self, page: u64, prot: Prot) -> Result<(), Errno> {
+        let frame = self.phys.alloc().ok_or(Errno::ENOMEM)?;
+        let leaf = Leaf {
+            frame,
+            flags: prot.page_flags(),
+        };
+        self.tables
+            .map(&mut self.phys, page, leaf)
+            .ok_or(Errno::ENOMEM)
+    }
+
+    /// The highest free range of `len` bytes below `MMAP_BASE` (Linux's top-down layout).
+    pub fn find_free(&self, len: u64) -> Option<u64> {
+        let mut ceiling = MMAP_BASE;
+        for (&start, vma) in self.vmas.range(..MMAP_BASE).rev() {
+            if vma.end <= ceiling && ceiling - vma.end >= len {
+                return Some(ceiling - len);
+            }
+            ceiling = ceiling.min(start);
+        }
+        ceiling.checked_sub(len).filter(|&s| s >= MMAP_MIN_ADDR)
+    }
+
+    /// Whether `[start, start + len)` is free of areas.
+    pub fn is_free(&self, start: u64, len: u64) -> bool {
+        start >= MMAP_MIN_ADDR
+            && start.checked_add(len).is_some_and(|end| end <= USER_END)
+            && !self.overlaps(&(start..start + len))
+    }
+
+    pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+        let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+        self.split_at(start);
+        self.split_at(end);
+        let doomed: Vec<(u64, Vma)> = self.vmas.range(start..end).map(|(&s, &v)| (s, v)).collect();
+        for (vma_start, vma) in doomed {
+            self.vmas.remove(&vma_start);
+            if vma.prot.0 & Prot::EXEC != 0 {
+                self.sync.flush_code = true;
+            }
+            for page in (vma_start..vma.end).step_by(PAGE_SIZE as usize) {
+                if let Some(frame) = self.tables.clear(&mut self.phys, page) {
+                    self.phys.free(frame);
+                }
+            }
+            self.sync.flush_tlb = true;
+        }
+        Ok(())
+    }
+
+    pub fn protect(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+        // Linux refuses with ENOMEM when part of the range is unmapped.
+        let mut cursor = start;
+        while cursor < end {
+            let (_, vma) = self.vma_at(cursor).ok_or(Errno::ENOMEM)?;
+            cursor = vma.end;
+        }
+        self.split_at(start);
+        self.split_at(end);
+        let starts: Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
+        for vma_start in starts {
+            let vma = self.vmas.get_mut(&vma_start).expect("area listed above");
+            if (vma.prot.0 | prot.0) & Prot::EXEC != 0 && vma.prot != prot {
+                self.sync.flush_code = true;
+            }
+            vma.prot = prot;
+            let vma_end = vma.end;
+            for page in (vma_start..vma_end).step_by(PAGE_SIZE as usize) {
+                match self.tables.leaf(&self.phys, page) {
+                    Some(leaf) => {
+                        let flags = prot.page_flags();
+                        self.tables.map(
+                            &mut self.phys,
+                            page,
+                            Leaf {
+                                frame: leaf.frame,
+                                flags,
+                            },
+                        );
+                    }
+                    None if prot.accessible() => self.give_frame(page, prot)?,
+                    None => {}
+                }
+            }
+        }
+        self.sync.flush_tlb = true;
+        Ok(())
+    }
+
+    /// Moves the pages of `[old, old + len)` to `new` without copying (mremap).
+    pub fn move_pages(&mut self, old: u64, len: u64, new: u64) -> Result<(), Errno> {
+        let (_, vma) = self.vma_at(old).ok_or(Errno::EFAULT)?;
+        if old + len > vma.end {
+            return Err(Errno::EFAULT);
+        }
+        self.unmap(new, len)?;
+        self.split_at(old);
+        self.split_at(old + len);
+        self.vmas.remove(&old);
+        self.vmas.insert(
+            new,
+            Vma {
+                end: new + len,
+                prot: vma.prot,
+            },
+        );
+        for offset in (0..len).step_by(PAGE_SIZE as usize) {
+            if let Some(leaf) = self.tables.leaf(&self.phys, old + offset) {
+                self.tables.clear(&mut self.phys, old + offset);
+                self.tables
+                    .map(&mut self.phys, new + offset, leaf)
+                    .ok_or(Errno::ENOMEM)?;
+            }
+        }
+        if vma.prot.0 & Prot::EXEC != 0 {
+            self.sync.flush_code = true;
+        }
+        self.sync.flush_tlb = true;
+        Ok(())
+    }
+
+    /// Writes `bytes` at `addr` whatever the protection, as the kernel does when it loads
+    /// an image or fills a file mapping. The pages must have frames.
+    pub fn fill(&mut self, addr: u64, bytes: &[u8]) {
+        let mut done = 0;
+        while done < bytes.len() {
+            let cursor = addr + done as u64;
+            let leaf = self
+                .tables
+                .leaf(&self.phys, cursor)
+                .expect("filled pages have frames");
+            let off = (cursor % PAGE_SIZE) as usize;
+            let take = (PAGE_SIZE as usize - off).min(bytes.len() - done);
+            self.phys.frame_mut(leaf.frame)[off..off + take]
+                .copy_from_slice(&bytes[done..done + take]);
+            done += take;
+        }
+    }
+
+    /// Zeroes whole pages that have frames (MADV_DONTNEED); fails on unmapped pages.
+    pub fn zero(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+        let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+        for page in (start..end).step_by(PAGE_SIZE as usize) {
+            self.vma_at(page).ok_or(Errno::ENOMEM)?;
+            if let Some(leaf) = self.tables.leaf(&self.phys, page) {
+                self.phys.frame_mut(leaf.frame).fill(0);
+                if leaf.flags.execute {
+                    self.sync.stale_pages.push(page);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- the program break -----
+
+    /// Sets the initial break, just after the loaded image.
+    pub fn init_brk(&mut self, at: u64) {
+        self.brk_start = at;
+        self.brk = at;
+    }
+
+    /// Linux's brk: grows or shrinks the heap; returns the break, unchanged on failure.
+    pub fn set_brk(&mut self, requested: u64) -> u64 {
+        if requested < self.brk_start {
+            return self.brk;
+        }
+        let (Some(old_top), Some(new_top)) = (page_up(self.brk), page_up(requested)) else {
+            return self.brk;
+        };
+        let ok = if new_top > old_top {
+            self.is_free(old_top, new_top - old_top)
+                && self
+                    .map_fixed(old_top, new_top - old_top, Prot(Prot::READ | Prot::WRITE))
+                    .is_ok()
+        } else {
+            new_top == old_top || self.unmap(new_top, old_top - new_top).is_ok()
+        };
+        if ok {
+            self.brk = requested;
+        }
+        self.brk
+    }
+
+    // ----- user memory access -----
+
+    /// Calls `each` with the host bytes of every page piece of `[addr, addr + len)`,
+    /// after checking that ring 3 could make the same access.
+    fn for_each_piece(
+        &mut self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        mut each: impl FnMut(&mut [u8], usize),
+    ) -> Result<(), Errno> {
+        let end = addr
+            .checked_add(len as u64)
+            .filter(|&e| e <= USER_END)
+            .ok_or(Errno::EFAULT)?;
+        let mut cursor = addr;
+        while cursor < end {
+            let leaf = self.tables.leaf(&self.phys, cursor).ok_or(Errno::EFAULT)?;
+            if !leaf.flags.present || !leaf.flags.user || (write && !leaf.flags.write) {
+                return Err(Errno::EFAULT);
+            }
+            if write && leaf.flags.execute {
+                self.sync.stale_pages.push(page_down(cursor));
+            }
+            let off = (cursor % PAGE_SIZE) as usize;
+            let take = ((PAGE_SIZE as usize - off) as u64).min(end - cursor) as usize;
+            let done = (cursor - addr) as usize;
+            each(&mut self.phys.frame_mut(leaf.frame)[off..off + take], done);
+            cursor += take as u64;
+        }
+        self.copied += len as u64;
+        Ok(())
+    }
+
+    /// Reads present memory without user checks or accounting (the simulator's own look,
+    /// e.g. decoding a block to count its instructions).
+    pub fn peek(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let mut done = 0;
+        while done < buf.len() {
+            let cursor = addr + done as u64;
+            let leaf = self
+                .tables
+                .leaf(&self.phys, cursor)
+                .filter(|l| l.flags.present)
+                .ok_or(Errno::EFAULT)?;
+            let off = (cursor % PAGE_SIZE) as usize;
+            let take = (PAGE_SIZE as usize - off).min(buf.len() - done);
+            buf[done..done + take].copy_from_slice(&self.phys.frame(leaf.frame)[off..off + take]);
+            done += take;
+        }
+        Ok(())
+    }
+
+    /// Whether `addr` is in a page that is both writable and executable, where code can
+    /// change without the kernel seeing it.
+    pub fn is_writable_code(&self, addr: u64) -> bool {
+        self.tables
+            .leaf(&self.phys, addr)
+            .is_some_and(|l| l.flags.present && l.flags.write && l.flags.execute)
+    }
+
+    /// copy_from_user.
+    pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let len = buf.len();
+        self.for_each_piece(addr, len, false, |piece, done| {
+            buf[done..done + piece.len()].copy_from_slice(piece)
+        })
+    }
+
+    pub fn read_vec(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let mut buf = vec![0; len];
+        self.read(addr, &mut buf)?;
+        Ok(buf)
+    }
+
+    pub fn read_u64(&mut self, addr: u64) -> Result<u64, Errno> {
+        let mut buf = [0; 8];
+        self.read(addr, &mut buf)?;
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    /// copy_to_user.
+    pub fn write(&mut self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+        self.for_each_piece(addr, bytes.len(), true, |piece, done| {
+            piece.copy_from_slice(&bytes[done..done + piece.len()])
+        })
+    }
+
+    /// Host iovecs covering `[addr, addr + len)`, for host syscalls that fill or drain user
+    /// memory in place. At most `IOV_MAX` pieces, so a very long buffer gives a short
+    /// transfer, which Linux allows for these calls. The caller reports the bytes moved
+    /// with `note_copied`.
+    pub fn host_iovecs(
+        &mut self,
+        addr: u64,
+        len: usize,
+        write: bool,
+    ) -> Result<Vec<libc::iovec>, Errno> {
+        let mut iovecs = Vec::new();
+        let mut remaining = len;
+        let mut cursor = addr;
+        while remaining > 0 && iovecs.len() < IOV_MAX {
+            let take = remaining.min((PAGE_SIZE - cursor % PAGE_SIZE) as usize);
+            let counted = self.copied;
+            self.for_each_piece(cursor, take, write, |piece, _| {
+                iovecs.push(libc::iovec {
+                    iov_base: piece.as_mut_ptr().cast(),
+                    iov_len: piece.len(),
+                })
+            })?;
+            self.copied = counted;
+            cursor += take as u64;
+            remaining -= take;
+        }
+        Ok(iovecs)
+    }
+
+    pub fn note_copied(&mut self, bytes: u64) {
+        self.copied += bytes;
+    }
+
+    /// A NUL-terminated string of at most `max` bytes (strncpy_from_user).
+    pub fn read_cstring(&mut self, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        let mut cursor = addr;
+        while out.len() < max {
+            let chunk = (PAGE_SIZE - cursor % PAGE_SIZE) as usize;
+            let mut piece = vec![0; chunk.min(max - out.len())];
+            self.read(cursor, &mut piece)?;
+            if let Some(nul) = piece.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&piece[..nul]);
+                return Ok(out);
+            }
+            cursor += piece.len() as u64;
+            out.extend_from_slice(&piece);
+        }
+        Err(Errno::ENAMETOOLONG)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RW: Prot = Prot(Prot::READ | Prot::WRITE);
+
+    #[test]
+    fn copy_round_trip_across_pages() {
+        let mut space = AddressSpace::new().unwrap();
+        space.map_fixed(0x10000, 2 * PAGE_SIZE, RW).unwrap();
+        let data: Vec<u8> = (0..100).collect();
+        space.write(0x10000 + PAGE_SIZE - 50, &data).unwrap();
+        assert_eq!(space.read_vec(0x10000 + PAGE_SIZE - 50, 100).unwrap(), data);
+        assert_eq!(
+            space.read_vec(0x10000 + 2 * PAGE_SIZE - 1, 2),
+            Err(Errno::EFAULT)
+        );
+    }
+
+    #[test]
+    fn protect_none_keeps_contents() {
+        let mut space = AddressSpace::new().unwrap();
+        space.map_fixed(0x10000, PAGE_SIZE, RW).unwrap();
+        space.write(0x10000, b"kept").unwrap();
+        space.protect(0x10000, PAGE_SIZE, Prot::NONE).unwrap();
+        assert_eq!(space.read_vec(0x10000, 4), Err(Errno::EFAULT));
+        space.protect(0x10000, PAGE_SIZE, RW).unwrap();
+        assert_eq!(space.read_vec(0x10000, 4).unwrap(), b"kept");
+    }
+
+    #[test]
+    fn find_free_is_top_down_and_skips_areas() {
+        let mut space = AddressSpace::new().unwrap();
+        let first = space.find_free(PAGE_SIZE).unwrap();
+        assert_eq!(first, MMAP_BASE - PAGE_SIZE);
+        space.map_fixed(first, PAGE_SIZE, RW).unwrap();
+        assert_eq!(space.find_free(PAGE_SIZE), Some(first - PAGE_SIZE));
+    }
+
+    #[test]
+    fn unmap_splits_an_area() {
+        let mut space = AddressSpace::new().unwrap();
+        space.map_fixed(0x10000, 3 * PAGE_SIZE, RW).unwrap();
+        space.unmap(0x11000, PAGE_SIZE).unwrap();
+        assert!(space.vma_at(0x10000).is_some());
+        assert!(space.vma_at(0x11000).is_none());
+        assert!(space.vma_at(0x12000).is_some());
+        assert_eq!(space.read_vec(0x11000, 1), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn brk_grows_and_shrinks() {
+        let mut space = AddressSpace::new().unwrap();
+        space.init_brk(0x600000);
+        assert_eq!(
+            space.set_brk(0x600000 + 3 * PAGE_SIZE + 5),
+            0x600000 + 3 * PAGE_SIZE + 5
+        );
+        space.write(0x600000 + 3 * PAGE_SIZE, b"x").unwrap();
+        assert_eq!(space.set_brk(0x600000), 0x600000);
+        assert_eq!(space.read_vec(0x600000, 1), Err(Errno::EFAULT));
+        assert_eq!(space.set_brk(0x1000), 0x600000);
+    }
+}

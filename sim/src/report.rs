@@ -1,0 +1,261 @@
+//! The report of a run: a readable table for stderr, or JSON. Field order is fixed and
+//! maps are sorted, so the same run gives byte-identical output.
+
+use std::collections::BTreeMap;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+use serde::Serialize;
+
+use crate::costs::{CostModel, Ring3Cycles};
+use crate::kernel::syscalls::short_name;
+use crate::kernel::Exit;
+use crate::process::{Finished, Stop};
+use crate::run::RunConfig;
+
+#[derive(Debug, Serialize)]
+pub struct ExitReport {
+    pub code: Option<i32>,
+    pub signal: Option<String>,
+    /// What ended the run when it was not a plain exit.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyscallReport {
+    pub total: u64,
+    pub by_name: BTreeMap<String, u64>,
+    /// Unsupported syscalls answered with ENOSYS (`--on-unsupported-syscall enosys`).
+    pub enosys: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ring3Report {
+    pub cycles: u64,
+    pub user_instruction_cycles: u64,
+    pub crossing_cycles: u64,
+    pub kernel_work_cycles: u64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub program: String,
+    pub argv: Vec<String>,
+    pub cost_model: CostModel,
+    /// "ring3": the program ran untranslated; every syscall was a ring crossing.
+    pub mode: &'static str,
+    pub seed: u64,
+    pub exit: ExitReport,
+    pub guest_instructions: u64,
+    pub syscalls: SyscallReport,
+    /// Round trips between ring 3 and ring 0: one per syscall.
+    pub ring_crossings: u64,
+    pub bytes_copied: u64,
+    pub ring3: Ring3Report,
+}
+
+fn by_name(counts: &BTreeMap<u64, u64>) -> BTreeMap<String, u64> {
+    counts.iter().map(|(&nr, &n)| (short_name(nr), n)).collect()
+}
+
+impl Report {
+    pub fn new(config: &RunConfig, finished: &Finished) -> Self {
+        let counts = &finished.counts;
+        let model = &config.cost_model;
+        let cycles: Ring3Cycles = model.ring3_cycles(counts);
+        let exit = match &finished.stop {
+            Stop::Exit(Exit::Code(code)) => ExitReport {
+                code: Some(*code),
+                signal: None,
+                reason: None,
+            },
+            Stop::Exit(Exit::Signal { signal, reason }) => ExitReport {
+                code: None,
+                signal: Some(signal.as_str().to_string()),
+                reason: Some(reason.clone()),
+            },
+            Stop::InstructionLimit => ExitReport {
+                code: None,
+                signal: None,
+                reason: Some("instruction limit reached".into()),
+            },
+            Stop::Unsupported(u) => ExitReport {
+                code: None,
+                signal: None,
+                reason: Some(u.what.clone()),
+            },
+        };
+        let argv0 = config
+            .argv0
+            .clone()
+            .unwrap_or_else(|| config.program.clone().into_os_string());
+        Report {
+            program: config.program.display().to_string(),
+            argv: std::iter::once(&argv0)
+                .chain(&config.args)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            cost_model: model.clone(),
+            mode: "ring3",
+            seed: config.seed,
+            exit,
+            guest_instructions: counts.guest_instructions,
+            syscalls: SyscallReport {
+                total: counts.syscalls(),
+                by_name: by_name(&counts.by_number),
+                enosys: by_name(&counts.enosys),
+            },
+            ring_crossings: counts.syscalls(),
+            bytes_copied: counts.bytes_copied,
+            ring3: Ring3Report {
+                cycles: cycles.total,
+                user_instruction_cycles: cycles.user_instructions,
+                crossing_cycles: cycles.crossings,
+                kernel_work_cycles: cycles.kernel_work,
+                seconds: model.seconds(cycles.total),
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("reports serialize");
+        text.push('\n');
+        text
+    }
+
+    pub fn to_text(&self) -> String {
+        let exit = match (&self.exit.code, &self.exit.signal, &self.exit.reason) {
+            (Some(code), _, _) => format!("exit code {code}"),
+            (None, Some(signal), Some(reason)) => format!("killed by {signal} ({reason})"),
+            (_, _, reason) => reason.clone().unwrap_or_default(),
+        };
+        let mut out = format!(
+            "ringsim: {} — cost model {}, mode {}, {exit}\n",
+            self.argv.join(" "),
+            self.cost_model.name,
+            self.mode
+        );
+
+        let mut summary = new_table(&["", "count"]);
+        summary.add_row(vec![
+            "guest instructions".to_string(),
+            group(self.guest_instructions),
+        ]);
+        summary.add_row(vec!["syscalls".to_string(), group(self.syscalls.total)]);
+        summary.add_row(vec![
+            "ring crossings".to_string(),
+            group(self.ring_crossings),
+        ]);
+        summary.add_row(vec![
+            "bytes copied user<->kernel".to_string(),
+            group(self.bytes_copied),
+        ]);
+        right_align(&mut summary, 1);
+        out.push_str(&summary.to_string());
+        out.push('\n');
+
+        let share = |part: u64| percent(part, self.ring3.cycles);
+        let mut cycles = new_table(&["ring 3 estimate", "cycles", "share"]);
+        cycles.add_row(vec![
+            "user instructions".into(),
+            group(self.ring3.user_instruction_cycles),
+            share(self.ring3.user_instruction_cycles),
+        ]);
+        cycles.add_row(vec![
+            "ring crossings".into(),
+            group(self.ring3.crossing_cycles),
+            share(self.ring3.crossing_cycles),
+        ]);
+        cycles.add_row(vec![
+            "kernel work".into(),
+            group(self.ring3.kernel_work_cycles),
+            share(self.ring3.kernel_work_cycles),
+        ]);
+        cycles.add_row(vec![
+            "total".into(),
+            group(self.ring3.cycles),
+            share(self.ring3.cycles),
+        ]);
+        cycles.add_row(vec![
+            format!("seconds at {} GHz", self.cost_model.ghz.cycles),
+            format!("{:.6}", self.ring3.seconds),
+            String::new(),
+        ]);
+        right_align(&mut cycles, 1);
+        right_align(&mut cycles, 2);
+        out.push_str(&cycles.to_string());
+        out.push('\n');
+
+        if !self.syscalls.by_name.is_empty() {
+            let mut calls = new_table(&["syscall", "calls"]);
+            let mut rows: Vec<_> = self.syscalls.by_name.iter().collect();
+            rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (name, n) in rows {
+                calls.add_row(vec![name.clone(), group(*n)]);
+            }
+            right_align(&mut calls, 1);
+            out.push_str(&calls.to_string());
+            out.push('\n');
+        }
+        if !self.syscalls.enosys.is_empty() {
+            let list: Vec<String> = self
+                .syscalls
+                .enosys
+                .iter()
+                .map(|(n, c)| format!("{n} ×{c}"))
+                .collect();
+            out.push_str(&format!(
+                "unsupported, answered ENOSYS: {}\n",
+                list.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+fn new_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    table
+}
+
+fn right_align(table: &mut Table, column: usize) {
+    if let Some(col) = table.column_mut(column) {
+        col.set_cell_alignment(CellAlignment::Right);
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".into();
+    }
+    format!("{:.1} %", part as f64 * 100.0 / whole as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(1234567), "1,234,567");
+    }
+}

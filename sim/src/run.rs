@@ -1,0 +1,146 @@
+//! One simulation, start to end: load the program, run it at ring 3, price it, report.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::costs::CostModel;
+use crate::kernel::fd::FdTable;
+use crate::kernel::{Exit, Kernel, OnUnsupported, RegisterRequests, Unsupported};
+use crate::loader::{self, ExecArgs, LoadError};
+use crate::machine::physmem::PhysMemError;
+use crate::machine::{Machine, MachineError};
+use crate::memory::AddressSpace;
+use crate::process::{Process, Stop};
+use crate::report::Report;
+
+/// Everything a run depends on. The same config gives a byte-identical report.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub program: PathBuf,
+    /// argv[1..].
+    pub args: Vec<OsString>,
+    /// argv[0]; the program path when `None`.
+    pub argv0: Option<OsString>,
+    /// The guest's environment, in order.
+    pub env: Vec<OsString>,
+    pub cost_model: CostModel,
+    /// Seeds AT_RANDOM and getrandom.
+    pub seed: u64,
+    pub max_instructions: Option<u64>,
+    pub on_unsupported: OnUnsupported,
+}
+
+/// How a run ended, and its report.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    /// The exit status `simulate` passes on: the guest's, 128+N for signal N, 124 when the
+    /// instruction limit stopped it.
+    pub status: i32,
+    /// A line for stderr when the guest did not simply exit.
+    pub notice: Option<String>,
+}
+
+/// Why `simulate` itself could not complete a run. Each message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Machine(#[from] MachineError),
+    #[error(transparent)]
+    Memory(#[from] PhysMemError),
+    #[error("unsupported: {} at guest rip {:#x}", .0.what, .0.rip)]
+    Unsupported(Unsupported),
+}
+
+/// Exit statuses, following env(1), timeout(1) and chroot(1).
+pub mod status {
+    /// The instruction limit stopped the program.
+    pub const INSTRUCTION_LIMIT: i32 = 124;
+    /// `simulate` itself failed: a usage error, a bad cost model, an unsupported syscall.
+    pub const SIMULATOR_FAILED: i32 = 125;
+    /// The program exists but cannot be run.
+    pub const CANNOT_RUN: i32 = 126;
+    /// The program was not found.
+    pub const NOT_FOUND: i32 = 127;
+}
+
+impl Error {
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            Error::Load(LoadError::NotFound(_)) => status::NOT_FOUND,
+            Error::Load(_) => status::CANNOT_RUN,
+            Error::Machine(_) | Error::Memory(_) | Error::Unsupported(_) => {
+                status::SIMULATOR_FAILED
+            }
+        }
+    }
+}
+
+pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
+    let bytes = loader::read_program(&config.program)?;
+    let exe = std::fs::canonicalize(&config.program).unwrap_or_else(|_| config.program.clone());
+    let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
+    let mut random = [0u8; 16];
+    rng.fill_bytes(&mut random);
+    let argv0 = config
+        .argv0
+        .clone()
+        .unwrap_or_else(|| config.program.clone().into_os_string());
+    let exec = ExecArgs {
+        argv: std::iter::once(&argv0)
+            .chain(&config.args)
+            .map(|a| a.as_bytes().to_vec())
+            .collect(),
+        envp: config.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        execfn: config.program.clone().into_os_string().into_vec(),
+        random,
+    };
+
+    let mut mem = AddressSpace::new()?;
+    let loaded = loader::load(&mut mem, &config.program, &bytes, &exec)?;
+    let kernel = Kernel {
+        mem,
+        fds: FdTable::with_host_stdio(),
+        signals: Default::default(),
+        registers: RegisterRequests::default(),
+        exe,
+        rng,
+        elapsed_ns: 0,
+        cpu_ns: 0,
+        slept_ns: 0,
+        fs_base: 0,
+        gs_base: 0,
+        exit: None,
+        on_unsupported: config.on_unsupported,
+    };
+    let process = Process::new(kernel, config.cost_model.clone(), config.max_instructions);
+    let finished = Machine::new(process, loaded.entry, loaded.stack_pointer)?.run()?;
+
+    let (status, notice) = match &finished.stop {
+        Stop::Exit(Exit::Code(code)) => (*code, None),
+        Stop::Exit(Exit::Signal { signal, reason }) => (
+            128 + *signal as i32,
+            Some(format!("guest killed by {}: {reason}", signal.as_str())),
+        ),
+        Stop::InstructionLimit => (
+            status::INSTRUCTION_LIMIT,
+            Some(format!(
+                "stopped after {} instructions (--max-instructions)",
+                finished.counts.guest_instructions
+            )),
+        ),
+        Stop::Unsupported(unsupported) => return Err(Error::Unsupported(unsupported.clone())),
+    };
+    let report = Report::new(config, &finished);
+    Ok(Outcome {
+        report,
+        status,
+        notice,
+    })
+}

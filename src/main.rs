@@ -1,0 +1,222 @@
+//! `simulate`: runs a static x86-64 Linux program under ringsim and reports what it costs.
+//! Argument parsing and output only; the work is in the `sim` crate.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use sim::costs::{self, builtin};
+use sim::kernel::OnUnsupported;
+use sim::run::status;
+
+#[derive(Parser)]
+#[command(
+    name = "simulate",
+    version,
+    about = "Estimate what a static x86-64 Linux program would gain if its syscalls did not cross rings",
+    after_help = "Exit status: the program's own; 128+N if a signal N killed it; 124 if --max-instructions \
+                  stopped it; 125 if simulate failed (usage, cost model, unsupported syscall); 126 if the \
+                  program cannot be run (not a static x86-64 ELF); 127 if it was not found."
+)]
+struct Cli {
+    /// Cost model: a built-in name (see --list-cost-models) or a TOML file.
+    #[arg(long, default_value = "linux", value_name = "NAME|FILE")]
+    cost_model: String,
+
+    /// List the built-in cost models and exit.
+    #[arg(long)]
+    list_cost_models: bool,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    report: ReportFormat,
+
+    /// Write the report to FILE instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    report_file: Option<PathBuf>,
+
+    /// argv[0] for the program (for multi-call binaries such as busybox).
+    #[arg(long, value_name = "NAME")]
+    argv0: Option<OsString>,
+
+    /// Set an environment variable for the program (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    set_env: Vec<OsString>,
+
+    /// Remove a variable from the program's environment (repeatable).
+    #[arg(long = "unset-env", value_name = "K")]
+    unset_env: Vec<OsString>,
+
+    /// Start the program with an empty environment (then --env applies).
+    #[arg(long)]
+    clear_env: bool,
+
+    /// Seed for AT_RANDOM and getrandom.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Stop the program after about N guest instructions (checked at block boundaries).
+    #[arg(long, value_name = "N")]
+    max_instructions: Option<u64>,
+
+    /// What an unsupported syscall does: stop the run, or return -ENOSYS and go on.
+    #[arg(long, value_enum, default_value_t = UnsupportedPolicy::Stop)]
+    on_unsupported_syscall: UnsupportedPolicy,
+
+    /// The program, then its arguments.
+    #[arg(
+        required_unless_present = "list_cost_models",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum UnsupportedPolicy {
+    Stop,
+    Enosys,
+}
+
+fn fail(message: impl std::fmt::Display, status: i32) -> ExitCode {
+    eprintln!("simulate: {message}");
+    ExitCode::from(status as u8)
+}
+
+/// The guest environment: the host's, then --clear-env, --unset-env and --env in that order.
+fn environment(cli: &Cli) -> Result<Vec<OsString>, String> {
+    let mut env: Vec<(OsString, OsString)> = if cli.clear_env {
+        Vec::new()
+    } else {
+        std::env::vars_os().collect()
+    };
+    env.retain(|(k, _)| !cli.unset_env.contains(k));
+    for pair in &cli.set_env {
+        let bytes = pair.as_bytes();
+        let eq = bytes
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| format!("--env takes K=V, not '{}'", pair.to_string_lossy()))?;
+        let key = OsString::from_vec(bytes[..eq].to_vec());
+        let value = OsString::from_vec(bytes[eq + 1..].to_vec());
+        match env.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = value,
+            None => env.push((key, value)),
+        }
+    }
+    Ok(env
+        .into_iter()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            kv
+        })
+        .collect())
+}
+
+fn list_cost_models() {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        "name",
+        "ABI call",
+        "yield",
+        "send-receive",
+        "create process",
+        "description",
+    ]);
+    for m in builtin::all() {
+        let r = &m.ring3;
+        table.add_row(vec![
+            m.name.clone(),
+            r.abi_call.cycles.to_string(),
+            r.yield_cpu.cycles.to_string(),
+            r.send_receive.cycles.to_string(),
+            r.create_process.cycles.to_string(),
+            m.description.clone(),
+        ]);
+    }
+    println!("{table}");
+    println!("Ring-3 cycles per event. Sources: simulate --report json shows each value's source.");
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            let text = err.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("usage error")
+                .trim_start_matches("error: ");
+            return fail(
+                format!("{first} (see simulate --help)"),
+                status::SIMULATOR_FAILED,
+            );
+        }
+    };
+    if cli.list_cost_models {
+        list_cost_models();
+        return ExitCode::SUCCESS;
+    }
+    let cost_model = match costs::resolve(&cli.cost_model) {
+        Ok(model) => model,
+        Err(err) => return fail(err, status::SIMULATOR_FAILED),
+    };
+    let env = match environment(&cli) {
+        Ok(env) => env,
+        Err(err) => return fail(err, status::SIMULATOR_FAILED),
+    };
+    let mut command = cli.command.clone().into_iter();
+    let program = PathBuf::from(command.next().expect("clap requires the program"));
+    let config = sim::RunConfig {
+        program,
+        args: command.collect(),
+        argv0: cli.argv0.clone(),
+        env,
+        cost_model,
+        seed: cli.seed,
+        max_instructions: cli.max_instructions,
+        on_unsupported: match cli.on_unsupported_syscall {
+            UnsupportedPolicy::Stop => OnUnsupported::Stop,
+            UnsupportedPolicy::Enosys => OnUnsupported::Enosys,
+        },
+    };
+    let outcome = match sim::run(&config) {
+        Ok(outcome) => outcome,
+        Err(err) => return fail(&err, err.exit_status()),
+    };
+    if let Some(notice) = &outcome.notice {
+        eprintln!("simulate: {notice}");
+    }
+    let text = match cli.report {
+        ReportFormat::Text => outcome.report.to_text(),
+        ReportFormat::Json => outcome.report.to_json(),
+    };
+    match &cli.report_file {
+        Some(path) => {
+            if let Err(err) = std::fs::write(path, text) {
+                return fail(
+                    format!("{}: cannot write the report: {err}", path.display()),
+                    status::SIMULATOR_FAILED,
+                );
+            }
+        }
+        None => eprint!("{text}"),
+    }
+    ExitCode::from(outcome.status as u8)
+}
