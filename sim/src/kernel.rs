@@ -80,6 +80,8 @@ pub struct Kernel {
     pub registers: RegisterRequests,
     /// The program's absolute path: what /proc/self/exe names.
     pub exe: PathBuf,
+    /// The task name (PR_GET_NAME): the file name, at most 15 bytes.
+    pub comm: Vec<u8>,
     pub rng: ChaCha20Rng,
     /// Virtual time since the program started, in nanoseconds: CPU time plus sleeps.
     /// The machine sets it (and `cpu_ns`) before each syscall.

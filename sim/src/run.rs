@@ -109,6 +109,9 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         fds: FdTable::with_host_stdio(),
         signals: Default::default(),
         registers: RegisterRequests::default(),
+        comm: config.program.file_name().map_or_else(Vec::new, |n| {
+            n.as_bytes().iter().take(15).copied().collect()
+        }),
         exe,
         rng,
         elapsed_ns: 0,

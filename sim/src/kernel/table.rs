@@ -85,6 +85,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::pipe2, fs::pipe2),
     call(Sysno::ioctl, fs::ioctl),
     call(Sysno::getdents64, fs::getdents64),
+    call(Sysno::sendfile, fs::sendfile),
     call(Sysno::ftruncate, fs::ftruncate),
     call(Sysno::fsync, fs::fsync),
     call(Sysno::fdatasync, fs::fsync),
@@ -135,6 +136,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::madvise, mm::madvise),
     // process set-up and identity
     call(Sysno::arch_prctl, proc::arch_prctl),
+    call(Sysno::prctl, proc::prctl),
     null(Sysno::set_tid_address, proc::set_tid_address),
     call(Sysno::set_robust_list, proc::set_robust_list),
     Row {
@@ -159,6 +161,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::getgroups, proc::getgroups),
     call(Sysno::getrandom, proc::getrandom),
     call(Sysno::futex, proc::futex),
+    call(Sysno::wait4, proc::wait4),
     call(Sysno::exit, proc::exit),
     call(Sysno::exit_group, proc::exit),
     // time

@@ -363,6 +363,26 @@ pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// In-kernel copy between descriptors: no user memory is touched but the offset.
+pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
+    let (out_fd, in_fd) = (k.fds.host(a[0])?, k.fds.host(a[1])?);
+    let mut offset = if a[2] == 0 {
+        None
+    } else {
+        Some(k.mem.read_u64(a[2])? as i64)
+    };
+    let offset_ptr = offset
+        .as_mut()
+        .map_or(std::ptr::null_mut(), |o| o as *mut i64);
+    // SAFETY: owned descriptors, and a valid offset pointer or null.
+    let result =
+        host(unsafe { libc::sendfile(out_fd, in_fd, offset_ptr, a[3] as usize) } as libc::c_long);
+    if let Some(o) = offset {
+        k.mem.write(a[2], &o.to_le_bytes())?;
+    }
+    pipe_signal(k, result)
+}
+
 pub fn getdents64(k: &mut Kernel, a: &Args) -> SysResult {
     let fd = k.fds.host(a[0])?;
     let mut buf = vec![0u8; (a[2] as usize).min(1 << 20)];

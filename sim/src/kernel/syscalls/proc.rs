@@ -38,6 +38,32 @@ pub fn arch_prctl(k: &mut Kernel, a: &Args) -> SysResult {
     }
 }
 
+/// Linux's `TASK_COMM_LEN`.
+const COMM_LEN: usize = 16;
+
+pub fn prctl(k: &mut Kernel, a: &Args) -> SysResult {
+    match a[0] as i32 {
+        libc::PR_SET_NAME => {
+            let mut name = [0u8; COMM_LEN - 1];
+            for (i, byte) in name.iter_mut().enumerate() {
+                k.mem.read(a[1] + i as u64, std::slice::from_mut(byte))?;
+                if *byte == 0 {
+                    break;
+                }
+            }
+            k.comm = name.iter().take_while(|&&b| b != 0).copied().collect();
+            Ok(0)
+        }
+        libc::PR_GET_NAME => {
+            let mut name = k.comm.clone();
+            name.resize(COMM_LEN, 0);
+            k.mem.write(a[1], &name)?;
+            Ok(0)
+        }
+        option => Err(SysError::Unsupported(format!("prctl option {option}"))),
+    }
+}
+
 pub fn set_tid_address(_k: &mut Kernel, _a: &Args) -> SysResult {
     Ok(GUEST_PID)
 }
@@ -227,6 +253,11 @@ pub fn futex(k: &mut Kernel, a: &Args) -> SysResult {
         }
         op => Err(SysError::Unsupported(format!("futex operation {op}"))),
     }
+}
+
+/// The process never has children (fork is not modelled), so there is nothing to wait for.
+pub fn wait4(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Err(Errno::ECHILD.into())
 }
 
 pub fn exit(k: &mut Kernel, a: &Args) -> SysResult {
