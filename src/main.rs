@@ -138,10 +138,10 @@ fn list_cost_models() {
         let r = &m.ring3;
         table.add_row(vec![
             m.name.clone(),
-            r.abi_call.cycles.to_string(),
-            r.yield_cpu.cycles.to_string(),
-            r.send_receive.cycles.to_string(),
-            r.create_process.cycles.to_string(),
+            r.abi_call.value.to_string(),
+            r.yield_cpu.value.to_string(),
+            r.send_receive.value.to_string(),
+            r.create_process.value.to_string(),
             m.description.clone(),
         ]);
     }

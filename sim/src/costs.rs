@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounting::Counts;
 
-/// Cycles for one event, with where the figure comes from.
+/// One figure of a model (cycles per event, cycles per instruction, or GHz), with where
+/// it comes from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cost {
-    pub cycles: f64,
+    pub value: f64,
     pub source: String,
 }
 
@@ -66,12 +67,12 @@ pub struct Ring3Cycles {
 impl CostModel {
     /// The ring-3 estimate for what the counts record.
     pub fn ring3_cycles(&self, counts: &Counts) -> Ring3Cycles {
-        let user = counts.guest_instructions as f64 * self.cpi.cycles;
-        let crossings = counts.abi_calls as f64 * self.ring3.abi_call.cycles
-            + counts.yields as f64 * self.ring3.yield_cpu.cycles
-            + (counts.abi_calls + counts.yields) as f64 * self.crossing_indirect.cycles;
-        let work = counts.working_syscalls as f64 * self.kernel_work.syscall_base.cycles
-            + counts.bytes_copied as f64 * self.kernel_work.per_byte.cycles;
+        let user = counts.guest_instructions as f64 * self.cpi.value;
+        let crossings = counts.abi_calls as f64 * self.ring3.abi_call.value
+            + counts.yields as f64 * self.ring3.yield_cpu.value
+            + (counts.abi_calls + counts.yields) as f64 * self.crossing_indirect.value;
+        let work = counts.working_syscalls as f64 * self.kernel_work.syscall_base.value
+            + counts.bytes_copied as f64 * self.kernel_work.per_byte.value;
         let (user, crossings, work) = (
             user.round() as u64,
             crossings.round() as u64,
@@ -86,7 +87,7 @@ impl CostModel {
     }
 
     pub fn seconds(&self, cycles: u64) -> f64 {
-        cycles as f64 / (self.ghz.cycles * 1e9)
+        cycles as f64 / (self.ghz.value * 1e9)
     }
 }
 
@@ -172,8 +173,8 @@ impl ModelFile {
                 known.join(", ")
             )));
         }
-        let cost = |field: &str, cycles: f64| Cost {
-            cycles,
+        let cost = |field: &str, value: f64| Cost {
+            value,
             source: self
                 .sources
                 .get(field)
@@ -251,9 +252,9 @@ mod tests {
             ..Counts::default()
         };
         let cycles = model.ring3_cycles(&counts);
-        let expected_work = 4.0 * model.kernel_work.syscall_base.cycles
-            + 1000.0 * model.kernel_work.per_byte.cycles;
-        assert_eq!(cycles.user_instructions, (1000.0 * model.cpi.cycles) as u64);
+        let expected_work = 4.0 * model.kernel_work.syscall_base.value
+            + 1000.0 * model.kernel_work.per_byte.value;
+        assert_eq!(cycles.user_instructions, (1000.0 * model.cpi.value) as u64);
         assert_eq!(cycles.crossings, 10 * 437 + 2 * 906);
         assert_eq!(cycles.kernel_work, expected_work.round() as u64);
         assert_eq!(

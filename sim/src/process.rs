@@ -48,7 +48,7 @@ pub struct Process {
 
 impl Process {
     pub fn new(kernel: Kernel, model: CostModel, max_instructions: Option<u64>) -> Self {
-        let clock = Rc::new(Clock::new(model.cpi.cycles));
+        let clock = Rc::new(Clock::new(model.cpi.value));
         Self {
             kernel,
             model,

@@ -177,7 +177,7 @@ impl Report {
             share(self.ring3.cycles),
         ]);
         cycles.add_row(vec![
-            format!("seconds at {} GHz", self.cost_model.ghz.cycles),
+            format!("seconds at {} GHz", self.cost_model.ghz.value),
             format!("{:.6}", self.ring3.seconds),
             String::new(),
         ]);
