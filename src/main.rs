@@ -65,13 +65,13 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = UnsupportedPolicy::Stop)]
     on_unsupported_syscall: UnsupportedPolicy,
 
-    /// The program, then its arguments.
-    #[arg(
-        required_unless_present = "list_cost_models",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    command: Vec<OsString>,
+    /// The static x86-64 program to run.
+    #[arg(required_unless_present = "list_cost_models")]
+    program: Option<PathBuf>,
+
+    /// The program's arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -181,11 +181,9 @@ fn main() -> ExitCode {
         Ok(env) => env,
         Err(err) => return fail(err, status::SIMULATOR_FAILED),
     };
-    let mut command = cli.command.clone().into_iter();
-    let program = PathBuf::from(command.next().expect("clap requires the program"));
     let config = sim::RunConfig {
-        program,
-        args: command.collect(),
+        program: cli.program.clone().expect("clap requires the program"),
+        args: cli.args.clone(),
         argv0: cli.argv0.clone(),
         env,
         cost_model,

@@ -1,1 +1,168 @@
+//! The corpus: programs to run natively and under `simulate`, and where their binaries are.
+//!
+//! `make -C corpora` (called by `scripts/setup`) builds the C programs in `programs/` as
+//! static executables, fetches Debian's busybox-static, and writes deterministic inputs.
+//! Nothing built is committed. Tests run everything from one fixed directory,
+//! [`STAGE`], because a program's own path reaches its instruction count (static glibc
+//! reads /proc/self/exe at start-up), and snapshots must not depend on the checkout path.
 
+use std::path::{Path, PathBuf};
+
+/// Where tests run the corpus from.
+pub const STAGE: &str = "/tmp/ringsim-corpus";
+
+/// One run of a corpus program.
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
+    /// The test's and the snapshot's name.
+    pub name: &'static str,
+    /// The executable, relative to the stage.
+    pub program: &'static str,
+    /// argv[0], for busybox applets.
+    pub argv0: Option<&'static str>,
+    pub args: &'static [&'static str],
+    /// Files the run writes, compared with the native run's.
+    pub writes: &'static [&'static str],
+    /// Whether its JSON report is an insta snapshot (it must not depend on the host).
+    pub snapshot: bool,
+}
+
+const fn case(name: &'static str, program: &'static str, args: &'static [&'static str]) -> Case {
+    Case {
+        name,
+        program,
+        argv0: None,
+        args,
+        writes: &[],
+        snapshot: true,
+    }
+}
+
+const fn applet(name: &'static str, applet: &'static str, args: &'static [&'static str]) -> Case {
+    Case {
+        name,
+        program: "busybox",
+        argv0: Some(applet),
+        args,
+        writes: &[],
+        snapshot: true,
+    }
+}
+
+/// Every corpus run that must behave exactly as it does natively.
+pub const CASES: &[Case] = &[
+    case("getppid_loop", "getppid_loop", &["2000"]),
+    case("write_loop", "write_loop", &["500"]),
+    case("pread_loop", "pread_loop", &["500", "inputs/data.bin"]),
+    case("crossing", "crossing", &["20", "1000"]),
+    case("yield_loop", "yield_loop", &["1000"]),
+    case("cpu_bound", "cpu_bound", &["200000"]),
+    Case {
+        writes: &["copy.txt"],
+        ..case("file_copy", "file_copy", &["inputs/text.txt", "copy.txt"])
+    },
+    case("hello_pie", "hello_pie", &["one", "two"]),
+    // Prints the host's uname, uid-dependent facts and descriptor numbers: compared, not snapshot.
+    Case {
+        snapshot: false,
+        ..case("stat_env", "stat_env", &["x"])
+    },
+    applet("sha256sum", "sha256sum", &["inputs/data.bin"]),
+    applet("md5sum", "md5sum", &["inputs/data.bin"]),
+    applet("sort", "sort", &["-n", "inputs/numbers.txt"]),
+    applet("gzip", "gzip", &["-c", "inputs/numbers.txt"]),
+    applet("gunzip", "gunzip", &["-c", "inputs/numbers.txt.gz"]),
+    applet("bzip2", "bzip2", &["-c", "inputs/text.txt"]),
+    applet("bunzip2", "bunzip2", &["-c", "inputs/text.txt.bz2"]),
+    applet("wc", "wc", &["inputs/text.txt"]),
+    applet(
+        "sed",
+        "sed",
+        &["-e", "s/ring/RING/g", "-e", "/trap/d", "inputs/text.txt"],
+    ),
+    applet(
+        "awk",
+        "awk",
+        &[
+            "-F:",
+            "{ n[$1]++ } END { for (k in n) s += n[k] * k; print s }",
+            "inputs/text.txt",
+        ],
+    ),
+    applet("uniq", "uniq", &["-c", "inputs/text.txt"]),
+    applet("cut", "cut", &["-d:", "-f2", "inputs/text.txt"]),
+    applet("xxd", "xxd", &["-l", "4096", "inputs/data.bin"]),
+    Case {
+        writes: &["dd.out"],
+        ..applet(
+            "dd",
+            "dd",
+            &["if=inputs/data.bin", "of=dd.out", "bs=1", "count=3000"],
+        )
+    },
+    applet("tar_list", "tar", &["-tvf", "inputs/tree.tar"]),
+    Case {
+        writes: &["tree/a.txt", "tree/sub/b.bin", "tree/sub/c.txt"],
+        ..applet("tar_extract", "tar", &["-xf", "inputs/tree.tar"])
+    },
+    // Directory order comes from the host file system: compared, not snapshot.
+    Case {
+        snapshot: false,
+        ..applet("tar_create", "tar", &["-cf", "-", "inputs/tree"])
+    },
+];
+
+/// Faults: (argument to `faults`, signal number the process dies of).
+pub const FAULTS: &[(&str, i32)] = &[
+    ("segv", 11),
+    ("kernel", 11),
+    ("div", 8),
+    ("ud2", 4),
+    ("hlt", 11),
+    ("cli", 11),
+    ("int3", 5),
+    ("abort", 4),
+];
+
+/// The directory `make -C corpora` builds into.
+pub fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("build")
+}
+
+/// Copies the built corpus to [`STAGE`] (once per process; the copy is atomic per file, so
+/// concurrent test binaries agree) and returns it.
+pub fn stage() -> PathBuf {
+    static STAGED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    STAGED
+        .get_or_init(|| {
+            let build = build_dir();
+            assert!(
+                build.join("busybox").exists() && build.join("inputs").exists(),
+                "the corpus is not built: run scripts/setup (or make -C corpora)"
+            );
+            let stage = PathBuf::from(STAGE);
+            copy_tree(&build, &stage).expect("stage the corpus");
+            stage
+        })
+        .clone()
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if std::fs::read(&target).ok() != Some(std::fs::read(entry.path())?) {
+            let temp = to.join(format!(
+                ".{}.{}",
+                entry.file_name().to_string_lossy(),
+                std::process::id()
+            ));
+            std::fs::copy(entry.path(), &temp)?;
+            std::fs::rename(&temp, &target)?;
+        }
+    }
+    Ok(())
+}

@@ -252,8 +252,8 @@ mod tests {
             ..Counts::default()
         };
         let cycles = model.ring3_cycles(&counts);
-        let expected_work = 4.0 * model.kernel_work.syscall_base.value
-            + 1000.0 * model.kernel_work.per_byte.value;
+        let expected_work =
+            4.0 * model.kernel_work.syscall_base.value + 1000.0 * model.kernel_work.per_byte.value;
         assert_eq!(cycles.user_instructions, (1000.0 * model.cpi.value) as u64);
         assert_eq!(cycles.crossings, 10 * 437 + 2 * 906);
         assert_eq!(cycles.kernel_work, expected_work.round() as u64);

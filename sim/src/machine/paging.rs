@@ -101,7 +101,7 @@ impl PageTables {
             } else {
                 let next = phys.alloc()?;
                 // Intermediate levels allow everything; the leaf decides.
-                phys.write_u64(entry_addr, next * PAGE_SIZE | PRESENT | WRITABLE | USER);
+                phys.write_u64(entry_addr, (next * PAGE_SIZE) | PRESENT | WRITABLE | USER);
                 next
             };
         }
@@ -111,7 +111,7 @@ impl PageTables {
     /// Maps the page at `vaddr` to `frame`. `None` when no frame is left for a table.
     pub fn map(&self, phys: &mut PhysMem, vaddr: u64, leaf: Leaf) -> Option<()> {
         let entry = self.leaf_entry_or_create(phys, vaddr)?;
-        phys.write_u64(entry, leaf.frame * PAGE_SIZE | leaf.flags.bits());
+        phys.write_u64(entry, (leaf.frame * PAGE_SIZE) | leaf.flags.bits());
         Some(())
     }
 

@@ -7,7 +7,7 @@ use crate::machine::physmem::PAGE_SIZE;
 use crate::memory::{page_up, Prot};
 
 fn aligned(addr: u64) -> Result<(), Errno> {
-    if addr % PAGE_SIZE == 0 {
+    if addr.is_multiple_of(PAGE_SIZE) {
         Ok(())
     } else {
         Err(Errno::EINVAL)

@@ -1,0 +1,118 @@
+//! Every kind of bad input gets its documented exit status and a one-line message.
+//! Fixtures are made here: short byte strings in the ELF layout, or slices of real programs.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String) {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    let output = common::simulate_in(dir, &args);
+    (
+        common::status_of(&output),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line(stderr: &str, needle: &str) {
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.starts_with("simulate: "), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
+}
+
+/// A 64-byte ELF header with the given class and machine, and nothing else.
+fn elf_header(class: u8, machine: u16) -> Vec<u8> {
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = class;
+    h[5] = 1; // little-endian
+    h[6] = 1; // version
+    h[16] = 2; // ET_EXEC
+    h[18..20].copy_from_slice(&machine.to_le_bytes());
+    h
+}
+
+#[test]
+fn bad_programs_get_126_or_127() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = corpora::stage();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes).unwrap();
+    write("text.txt", b"#!/bin/sh\necho not an ELF\n");
+    write("elf32", &elf_header(1, 3));
+    write("arm64", &elf_header(2, 183));
+    let real = std::fs::read(stage.join("getppid_loop")).unwrap();
+    write("truncated", &real[..200]);
+    write("headless", &real[..40]);
+
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["./missing"], 127, "no such file"),
+        (&["./text.txt"], 126, "not an ELF file"),
+        (&["./elf32"], 126, "32-bit ELF is not supported"),
+        (&["./arm64"], 126, "not x86-64"),
+        (&["./truncated"], 126, "truncated"),
+        (&["./headless"], 126, "truncated"),
+        (&["/bin/true"], 126, "dynamically linked"),
+        (&["."], 126, "cannot read"),
+    ];
+    for (args, status, needle) in cases {
+        let (got, stderr) = run(dir.path(), args);
+        assert_eq!(got, *status, "{args:?}: {stderr}");
+        assert_one_line(&stderr, needle);
+    }
+}
+
+#[test]
+fn simulator_failures_get_125() {
+    let stage = corpora::stage();
+    let bad_model = stage.join("inputs").join("numbers.txt");
+    let bad_model = bad_model.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--cost-model", "plan9", "./getppid_loop"],
+            "linux, freebsd, windows, singularity-sip, singularity-hip",
+        ),
+        (
+            &["--cost-model", "/nonexistent/model.toml", "./getppid_loop"],
+            "cannot read cost model",
+        ),
+        (
+            &["--cost-model", bad_model, "./getppid_loop"],
+            "bad cost model",
+        ),
+        (&["--no-such-flag", "./getppid_loop"], "--no-such-flag"),
+        (&["--env", "NOEQUALS", "./getppid_loop"], "K=V"),
+        (&[], "required"),
+        (
+            &["./unsupported"],
+            "unsupported: syscall io_uring_setup (425) at guest rip 0x",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (got, stderr) = run(&stage, args);
+        assert_eq!(got, 125, "{args:?}: {stderr}");
+        assert_one_line(&stderr, needle);
+    }
+}
+
+#[test]
+fn enosys_policy_counts_and_continues() {
+    let stage = corpora::stage();
+    let args = [
+        "--clear-env",
+        "--on-unsupported-syscall",
+        "enosys",
+        "--report",
+        "json",
+        "./unsupported",
+    ];
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    let output = common::simulate_in(&stage, &args);
+    assert_eq!(common::status_of(&output), 0);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "io_uring_setup: errno 38\n"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(report["syscalls"]["enosys"]["io_uring_setup"], 1);
+}

@@ -1,0 +1,127 @@
+//! The command line as the README documents it: flags, environment control, report
+//! destinations, cost models and the instruction limit.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::process::Output;
+
+fn simulate(args: &[&str]) -> Output {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    common::simulate_in(&corpora::stage(), &args)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn list_cost_models_names_every_builtin() {
+    let output = simulate(&["--list-cost-models"]);
+    assert!(output.status.success());
+    for name in sim::costs::builtin::names() {
+        assert!(stdout(&output).contains(name), "{name}");
+    }
+}
+
+#[test]
+fn a_cost_model_file_is_used() {
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/cost-models/example.toml");
+    let output = simulate(&[
+        "--cost-model",
+        model,
+        "--report",
+        "json",
+        "--clear-env",
+        "./getppid_loop",
+        "10",
+    ]);
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(report["cost_model"]["name"], "example");
+    assert_eq!(report["syscalls"]["by_name"]["getppid"], 10);
+}
+
+#[test]
+fn environment_flags_shape_the_guest_environment() {
+    let base = ["--report-file", "/dev/null", "--argv0", "renamed"];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        args.push("./stat_env");
+        stdout(&simulate(&args))
+    };
+    assert!(run(&["--env", "RINGSIM_TEST=set"]).contains("RINGSIM_TEST=set\n"));
+    assert!(run(&["--clear-env"]).contains("RINGSIM_TEST=(unset)\n"));
+    assert!(
+        run(&["--env", "RINGSIM_TEST=a", "--unset-env", "RINGSIM_TEST"])
+            .contains("RINGSIM_TEST=a\n")
+    );
+    assert!(run(&[]).contains("argv[0]=renamed\n"));
+    // The host environment passes through by default.
+    let output = std::process::Command::new(common::SIMULATE)
+        .args(["--report-file", "/dev/null", "./stat_env"])
+        .current_dir(corpora::stage())
+        .env("RINGSIM_TEST", "from-host")
+        .output()
+        .unwrap();
+    assert!(stdout(&output).contains("RINGSIM_TEST=from-host\n"));
+}
+
+#[test]
+fn the_instruction_limit_stops_with_124() {
+    let output = simulate(&[
+        "--max-instructions",
+        "100000",
+        "--report",
+        "json",
+        "./cpu_bound",
+    ]);
+    assert_eq!(output.status.code(), Some(124));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (notice, report) = stderr.split_once('\n').unwrap();
+    assert!(notice.contains("--max-instructions"), "{notice}");
+    let report: serde_json::Value = serde_json::from_str(report).unwrap();
+    let executed = report["guest_instructions"].as_u64().unwrap();
+    assert!((100_000..101_000).contains(&executed), "{executed}");
+}
+
+#[test]
+fn the_report_goes_to_stderr_or_to_the_report_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.json");
+    let output = simulate(&[
+        "--report",
+        "json",
+        "--report-file",
+        file.to_str().unwrap(),
+        "./write_loop",
+        "3",
+    ]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output),
+        "0123456789abcde\n".repeat(3),
+        "guest stdout untouched"
+    );
+    assert!(output.stderr.is_empty());
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(report["mode"], "ring3");
+
+    let text = simulate(&["./write_loop", "1"]);
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(
+        stderr.contains("ring 3 estimate") && stderr.contains("guest instructions"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_killed_guest_reports_its_signal() {
+    let output = simulate(&["--report", "json", "./faults", "segv"]);
+    assert_eq!(output.status.code(), Some(139));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, report) = stderr.split_once('\n').unwrap();
+    let report: serde_json::Value = serde_json::from_str(report).unwrap();
+    assert_eq!(report["exit"]["signal"], "SIGSEGV");
+}

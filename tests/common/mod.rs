@@ -1,0 +1,117 @@
+//! Running corpus cases natively and under `simulate`, each in its own scratch directory.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::ffi::OsStr;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use corpora::Case;
+
+pub const SIMULATE: &str = env!("CARGO_BIN_EXE_simulate");
+
+/// What a run did that a user can see.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// A fresh directory holding links to the case's program and to the inputs.
+pub fn scratch(case: &Case, tag: &str) -> PathBuf {
+    let stage = corpora::stage();
+    let dir = std::env::temp_dir().join(format!(
+        "ringsim-{}-{}-{}",
+        case.name,
+        tag,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(stage.join(case.program), dir.join(case.program)).unwrap();
+    std::os::unix::fs::symlink(stage.join("inputs"), dir.join("inputs")).unwrap();
+    dir
+}
+
+/// The exit status a shell would report: the code, or 128+N after signal N.
+pub fn status_of(output: &Output) -> i32 {
+    output
+        .status
+        .code()
+        .unwrap_or_else(|| 128 + output.status.signal().unwrap_or(0))
+}
+
+fn observe(case: &Case, dir: &Path, output: &Output) -> Observed {
+    let files = case
+        .writes
+        .iter()
+        .map(|f| {
+            (
+                f.to_string(),
+                std::fs::read(dir.join(f)).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Observed {
+        status: status_of(output),
+        stdout: output.stdout.clone(),
+        files,
+    }
+}
+
+pub fn native(case: &Case) -> Observed {
+    let dir = scratch(case, "native");
+    let mut command = Command::new(format!("./{}", case.program));
+    if let Some(argv0) = case.argv0 {
+        std::os::unix::process::CommandExt::arg0(&mut command, argv0);
+    }
+    let output = command
+        .args(case.args)
+        .current_dir(&dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    let observed = observe(case, &dir, &output);
+    std::fs::remove_dir_all(&dir).unwrap();
+    observed
+}
+
+/// Runs the case under `simulate` with `flags`; returns what it did and the report text.
+pub fn simulated(case: &Case, flags: &[&str]) -> (Observed, String, String) {
+    let dir = scratch(case, "sim");
+    let report = dir.join("report.out");
+    let mut command = Command::new(SIMULATE);
+    command
+        .arg("--clear-env")
+        .arg("--report-file")
+        .arg(&report)
+        .args(flags);
+    if let Some(argv0) = case.argv0 {
+        command.arg("--argv0").arg(argv0);
+    }
+    command.arg(format!("./{}", case.program)).args(case.args);
+    let output = command.current_dir(&dir).env_clear().output().unwrap();
+    let observed = observe(case, &dir, &output);
+    let report_text = std::fs::read_to_string(&report).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (observed, report_text, stderr)
+}
+
+/// Runs `simulate` with raw arguments in `dir`.
+pub fn simulate_in(dir: &Path, args: &[&OsStr]) -> Output {
+    Command::new(SIMULATE)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+pub fn case(name: &str) -> Case {
+    *corpora::CASES
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}

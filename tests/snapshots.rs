@@ -1,0 +1,34 @@
+//! The JSON reports of deterministic corpus runs, with their exact instruction and syscall
+//! counts, as insta snapshots (`cargo insta review` to accept a change).
+
+mod common;
+
+#[test]
+fn reports_match_their_snapshots() {
+    for case in corpora::CASES.iter().filter(|c| c.snapshot) {
+        let (observed, report, stderr) = common::simulated(case, &["--report", "json"]);
+        assert!(
+            !report.is_empty(),
+            "{}: no report; stderr: {stderr}",
+            case.name
+        );
+        let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(json["exit"]["code"], observed.status, "{}", case.name);
+        insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+            insta::assert_json_snapshot!(case.name, json);
+        });
+    }
+}
+
+#[test]
+fn the_same_run_gives_byte_identical_reports() {
+    for name in ["pread_loop", "sha256sum"] {
+        let case = common::case(name);
+        for format in ["json", "text"] {
+            let (_, first, _) = common::simulated(&case, &["--report", format, "--seed", "7"]);
+            let (_, second, _) = common::simulated(&case, &["--report", format, "--seed", "7"]);
+            assert!(!first.is_empty());
+            assert_eq!(first, second, "{name} {format}");
+        }
+    }
+}
