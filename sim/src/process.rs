@@ -41,8 +41,8 @@ pub struct Process {
     pub clock: Rc<Clock>,
     pub blocks: BlockCounter,
     pub max_instructions: Option<u64>,
-    /// The block now running and the instructions counted for it.
-    pub current_block: (u64, u32),
+    /// The block now running: address, size, instructions counted for it.
+    pub current_block: (u64, u32, u32),
     pub stop: Option<Stop>,
 }
 
@@ -56,7 +56,7 @@ impl Process {
             clock,
             blocks: BlockCounter::default(),
             max_instructions,
-            current_block: (0, 0),
+            current_block: (0, 0, 0),
             stop: None,
         }
     }
@@ -65,7 +65,7 @@ impl Process {
     pub fn enter_block(&mut self, addr: u64, size: u32) -> bool {
         let n = self.blocks.count(addr, size, &self.kernel.mem);
         self.clock.add_instructions(n as u64);
-        self.current_block = (addr, n);
+        self.current_block = (addr, size, n);
         match self.max_instructions {
             Some(limit) if self.clock.instructions() >= limit && self.stop.is_none() => {
                 self.stop = Some(Stop::InstructionLimit);
@@ -199,11 +199,10 @@ impl Process {
 
     /// Takes back the instructions of the current block from `rip` on: they never ran.
     fn uncount_rest_of_block(&mut self, rip: u64) {
-        let (block, counted) = self.current_block;
-        if let Some(ran) = self.blocks.executed_before(block, rip, &self.kernel.mem) {
-            self.clock
-                .remove_instructions((counted - ran.min(counted)) as u64);
-            self.current_block.1 = ran;
+        let (block, size, counted) = self.current_block;
+        if let Some(ran) = BlockCounter::executed_before(block, size, rip, &self.kernel.mem) {
+            self.clock.remove_instructions((counted - ran.min(counted)) as u64);
+            self.current_block.2 = ran;
         }
     }
 }
