@@ -109,7 +109,9 @@ pub struct BlockCounter {
 
 impl Default for BlockCounter {
     fn default() -> Self {
-        Self { slots: vec![Slot::default(); SLOTS].into_boxed_slice() }
+        Self {
+            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
+        }
     }
 }
 
@@ -130,7 +132,11 @@ impl BlockCounter {
         // it is not cached, and is decoded afresh each time.
         let volatile = mem.is_writable_code(addr) || mem.is_writable_code(addr + size as u64 - 1);
         if !volatile {
-            *slot = Slot { addr, size, instructions };
+            *slot = Slot {
+                addr,
+                size,
+                instructions,
+            };
         }
         instructions
     }

@@ -14,8 +14,8 @@ use std::ffi::c_void;
 use std::rc::Rc;
 
 use unicorn_engine::{
-    uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_reg_read, uc_reg_write, Arch, HookType, Mode,
-    Prot, RegisterX86, Unicorn, X86CpuModel, X86Insn,
+    uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_reg_read, uc_reg_write, Arch,
+    HookType, Mode, Prot, RegisterX86, Unicorn, X86CpuModel, X86Insn,
 };
 
 use crate::accounting::Clock;
@@ -322,7 +322,15 @@ unsafe fn raw_block_hook(handle: *mut uc_engine, process: *mut c_void) -> Result
     // SAFETY: a valid engine handle and a callback of `uc_cb_hookcode_t`'s type; only
     // user-half blocks are counted (the kernel-half entry stub is the machine's own).
     let result = unsafe {
-        uc_hook_add(handle, &mut hook, HookType::BLOCK.0 as i32, callback as *mut c_void, process, 0, USER_END - 1)
+        uc_hook_add(
+            handle,
+            &mut hook,
+            HookType::BLOCK.0 as i32,
+            callback as *mut c_void,
+            process,
+            0,
+            USER_END - 1,
+        )
     };
     setup("add the block hook", result.into())
 }

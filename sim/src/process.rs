@@ -201,7 +201,8 @@ impl Process {
     fn uncount_rest_of_block(&mut self, rip: u64) {
         let (block, size, counted) = self.current_block;
         if let Some(ran) = BlockCounter::executed_before(block, size, rip, &self.kernel.mem) {
-            self.clock.remove_instructions((counted - ran.min(counted)) as u64);
+            self.clock
+                .remove_instructions((counted - ran.min(counted)) as u64);
             self.current_block.2 = ran;
         }
     }

@@ -23,12 +23,10 @@ pub struct Observed {
 /// A fresh directory holding links to the case's program and to the inputs.
 pub fn scratch(case: &Case, tag: &str) -> PathBuf {
     let stage = corpora::stage();
-    let dir = std::env::temp_dir().join(format!(
-        "ringsim-{}-{}-{}",
-        case.name,
-        tag,
-        std::process::id()
-    ));
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let name = format!("ringsim-{}-{}-{}-{run}", case.name, tag, std::process::id());
+    let dir = std::env::temp_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::symlink(stage.join(case.program), dir.join(case.program)).unwrap();
