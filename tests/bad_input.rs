@@ -63,6 +63,18 @@ fn bad_programs_get_126_or_127() {
 }
 
 #[test]
+fn every_prefix_of_a_program_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read(corpora::stage().join("getppid_loop")).unwrap();
+    for len in [5, 52, 64, 120, 500, 2000, real.len() / 2, real.len() - 1] {
+        std::fs::write(dir.path().join("cut"), &real[..len]).unwrap();
+        let (status, stderr) = run(dir.path(), &["./cut"]);
+        assert_eq!(status, 126, "{len} bytes: {stderr}");
+        assert_one_line(&stderr, "truncated ELF file");
+    }
+}
+
+#[test]
 fn simulator_failures_get_125() {
     let stage = corpora::stage();
     let bad_model = stage.join("inputs").join("numbers.txt");
@@ -115,4 +127,50 @@ fn enosys_policy_counts_and_continues() {
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
     assert_eq!(report["syscalls"]["enosys"]["io_uring_setup"], 1);
+}
+
+/// Corrupted headers: whatever the loader makes of them, it answers with a documented
+/// status and never panics (Rust's 101) or aborts (134).
+#[test]
+fn corrupted_headers_never_crash_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read(corpora::stage().join("getppid_loop")).unwrap();
+    // A fixed linear congruential generator keeps the cases the same on every run.
+    let mut state: u64 = 0x5eed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let header_bytes = 64 + 56 * 10;
+    for round in 0..60 {
+        let mut bytes = real.clone();
+        for _ in 0..1 + round % 4 {
+            let at = 4 + next() % (header_bytes - 4);
+            bytes[at] = next() as u8;
+        }
+        std::fs::write(dir.path().join("mutant"), &bytes).unwrap();
+        let (status, stderr) = run(
+            dir.path(),
+            &[
+                "--max-instructions",
+                "2000000",
+                "--report-file",
+                "/dev/null",
+                "./mutant",
+            ],
+        );
+        assert!(
+            ![101, 134].contains(&status),
+            "round {round}: status {status}: {stderr}"
+        );
+        if (125..=127).contains(&status) {
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "round {round}: {stderr}"
+            );
+        }
+    }
 }

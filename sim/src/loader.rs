@@ -95,6 +95,32 @@ fn check_ident(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// A file cut short loses its program or section header table first: say "truncated"
+/// rather than pass on goblin's parse error.
+fn check_tables_fit(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let header = header::header64::Header::parse(bytes)
+        .map_err(|_| LoadError::Truncated(path.to_path_buf()))?;
+    let tables = [
+        (
+            header.e_phoff,
+            header.e_phnum as u64 * header.e_phentsize as u64,
+        ),
+        (
+            header.e_shoff,
+            header.e_shnum as u64 * header.e_shentsize as u64,
+        ),
+    ];
+    for (offset, size) in tables {
+        if offset
+            .checked_add(size)
+            .is_none_or(|end| end > bytes.len() as u64)
+        {
+            return Err(LoadError::Truncated(path.to_path_buf()));
+        }
+    }
+    Ok(())
+}
+
 fn segment_prot(flags: u32) -> Prot {
     let mut prot = 0;
     for (flag, bit) in [(PF_R, Prot::READ), (PF_W, Prot::WRITE), (PF_X, Prot::EXEC)] {
@@ -113,6 +139,7 @@ pub fn load(
     args: &ExecArgs,
 ) -> Result<Loaded, LoadError> {
     check_ident(path, bytes)?;
+    check_tables_fit(path, bytes)?;
     let malformed = |reason: String| LoadError::Malformed {
         path: path.to_path_buf(),
         reason,
@@ -176,7 +203,8 @@ pub fn load(
             let base = space
                 .find_free(image_end - image_start)
                 .ok_or_else(|| LoadError::NoSpace(path.to_path_buf()))?;
-            (base - image_start, ELF_ET_DYN_BASE)
+            // The bias wraps when the image is linked above where it lands.
+            (base.wrapping_sub(image_start), ELF_ET_DYN_BASE)
         }
         other => {
             let kind = header::et_to_str(other).to_string();
@@ -189,8 +217,12 @@ pub fn load(
 
     let no_space = || LoadError::NoSpace(path.to_path_buf());
     for ph in &loads {
-        let start = page_down(ph.p_vaddr + bias);
-        let end = page_up(ph.p_vaddr + bias + ph.p_memsz).expect("checked above");
+        let vaddr = ph.p_vaddr.wrapping_add(bias);
+        let start = page_down(vaddr);
+        let end = vaddr
+            .checked_add(ph.p_memsz)
+            .and_then(page_up)
+            .ok_or_else(|| malformed("a segment ends past the address space".into()))?;
         let prot = segment_prot(ph.p_flags);
         let mut page = start;
         while page < end {
@@ -201,10 +233,7 @@ pub fn load(
                     .map_err(|_| no_space())?;
                 page += PAGE_SIZE;
             } else {
-                let run_end = (page..end)
-                    .step_by(PAGE_SIZE as usize)
-                    .find(|&p| space.vma_at(p).is_some())
-                    .unwrap_or(end);
+                let run_end = space.next_vma_start(page).map_or(end, |next| next.min(end));
                 space
                     .map_fixed(page, run_end - page, prot)
                     .map_err(|_| no_space())?;
@@ -212,7 +241,7 @@ pub fn load(
             }
         }
         if prot.accessible() {
-            space.fill(ph.p_vaddr + bias, &bytes[ph.file_range()]);
+            space.fill(vaddr, &bytes[ph.file_range()]);
         }
     }
     space.init_brk(brk);
@@ -229,7 +258,7 @@ pub fn load(
 
     let phdr = program_header_address(&elf, bias)
         .ok_or_else(|| malformed("program headers are not loaded".into()))?;
-    let entry = elf.header.e_entry + bias;
+    let entry = elf.header.e_entry.wrapping_add(bias);
     let auxv = auxiliary_vector(&elf, phdr, entry);
     let contents = StackContents {
         argv: &args.argv,
@@ -254,7 +283,7 @@ pub fn load(
 /// AT_PHDR: PT_PHDR's address, or where the file's program headers land in memory.
 fn program_header_address(elf: &Elf, bias: u64) -> Option<u64> {
     if let Some(ph) = elf.program_headers.iter().find(|ph| ph.p_type == PT_PHDR) {
-        return Some(ph.p_vaddr + bias);
+        return Some(ph.p_vaddr.wrapping_add(bias));
     }
     let phoff = elf.header.e_phoff;
     elf.program_headers
@@ -262,7 +291,11 @@ fn program_header_address(elf: &Elf, bias: u64) -> Option<u64> {
         .find(|ph| {
             ph.p_type == PT_LOAD && (ph.p_offset..ph.p_offset + ph.p_filesz).contains(&phoff)
         })
-        .map(|ph| phoff - ph.p_offset + ph.p_vaddr + bias)
+        .map(|ph| {
+            (phoff - ph.p_offset)
+                .wrapping_add(ph.p_vaddr)
+                .wrapping_add(bias)
+        })
 }
 
 /// The auxiliary vector in Linux's order (fs/binfmt_elf.c, `create_elf_tables`).

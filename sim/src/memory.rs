@@ -153,6 +153,11 @@ impl AddressSpace {
         (addr < vma.end).then_some((start, vma))
     }
 
+    /// The start of the first area at or above `addr`.
+    pub fn next_vma_start(&self, addr: u64) -> Option<u64> {
+        self.vmas.range(addr..).next().map(|(&start, _)| start)
+    }
+
     fn overlaps(&self, range: &Range<u64>) -> bool {
         self.vmas
             .range(..range.end)
@@ -182,6 +187,10 @@ impl AddressSpace {
             .checked_add(len)
             .filter(|&e| e <= USER_END)
             .ok_or(Errno::ENOMEM)?;
+        // Accessible pages get frames now: refuse at once what physical memory cannot hold.
+        if prot.accessible() && len / PAGE_SIZE > self.phys.available() {
+            return Err(Errno::ENOMEM);
+        }
         self.unmap(start, len)?;
         self.vmas.insert(start, Vma { end, prot });
         if prot.accessible() {
@@ -232,7 +241,10 @@ impl AddressSpace {
             if vma.prot.0 & Prot::EXEC != 0 {
                 self.sync.flush_code = true;
             }
-            for page in (vma_start..vma.end).step_by(PAGE_SIZE as usize) {
+            let mut held = Vec::new();
+            self.tables
+                .for_each_leaf(&self.phys, vma_start, vma.end, |page, _| held.push(page));
+            for page in held {
                 if let Some(frame) = self.tables.clear(&mut self.phys, page) {
                     self.phys.free(frame);
                 }
@@ -254,27 +266,30 @@ impl AddressSpace {
         self.split_at(end);
         let starts: Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
         for vma_start in starts {
-            let vma = self.vmas.get_mut(&vma_start).expect("area listed above");
+            let vma = self.vmas[&vma_start];
+            let mut held = Vec::new();
+            self.tables
+                .for_each_leaf(&self.phys, vma_start, vma.end, |page, leaf| {
+                    held.push((page, leaf.frame))
+                });
+            let missing = (vma.end - vma_start) / PAGE_SIZE - held.len() as u64;
+            if prot.accessible() && missing > self.phys.available() {
+                return Err(Errno::ENOMEM);
+            }
             if (vma.prot.0 | prot.0) & Prot::EXEC != 0 && vma.prot != prot {
                 self.sync.flush_code = true;
             }
-            vma.prot = prot;
-            let vma_end = vma.end;
-            for page in (vma_start..vma_end).step_by(PAGE_SIZE as usize) {
-                match self.tables.leaf(&self.phys, page) {
-                    Some(leaf) => {
-                        let flags = prot.page_flags();
-                        self.tables.map(
-                            &mut self.phys,
-                            page,
-                            Leaf {
-                                frame: leaf.frame,
-                                flags,
-                            },
-                        );
+            self.vmas.insert(vma_start, Vma { end: vma.end, prot });
+            let flags = prot.page_flags();
+            for &(page, frame) in &held {
+                self.tables.map(&mut self.phys, page, Leaf { frame, flags });
+            }
+            if prot.accessible() && missing > 0 {
+                let mut held = held.iter().map(|&(page, _)| page).peekable();
+                for page in (vma_start..vma.end).step_by(PAGE_SIZE as usize) {
+                    if held.next_if_eq(&page).is_none() {
+                        self.give_frame(page, prot)?;
                     }
-                    None if prot.accessible() => self.give_frame(page, prot)?,
-                    None => {}
                 }
             }
         }
@@ -299,13 +314,16 @@ impl AddressSpace {
                 prot: vma.prot,
             },
         );
-        for offset in (0..len).step_by(PAGE_SIZE as usize) {
-            if let Some(leaf) = self.tables.leaf(&self.phys, old + offset) {
-                self.tables.clear(&mut self.phys, old + offset);
-                self.tables
-                    .map(&mut self.phys, new + offset, leaf)
-                    .ok_or(Errno::ENOMEM)?;
-            }
+        let mut held = Vec::new();
+        self.tables
+            .for_each_leaf(&self.phys, old, old + len, |page, leaf| {
+                held.push((page, leaf))
+            });
+        for (page, leaf) in held {
+            self.tables.clear(&mut self.phys, page);
+            self.tables
+                .map(&mut self.phys, page - old + new, leaf)
+                .ok_or(Errno::ENOMEM)?;
         }
         if vma.prot.0 & Prot::EXEC != 0 {
             self.sync.flush_code = true;
@@ -579,5 +597,27 @@ mod tests {
         assert_eq!(space.set_brk(0x600000), 0x600000);
         assert_eq!(space.read_vec(0x600000, 1), Err(Errno::EFAULT));
         assert_eq!(space.set_brk(0x1000), 0x600000);
+    }
+
+    #[test]
+    fn a_vast_reservation_costs_only_what_is_touched() {
+        let mut space = AddressSpace::new().unwrap();
+        let start = 0x1000_0000_0000;
+        space.map_fixed(start, 1 << 40, Prot::NONE).unwrap();
+        space.protect(start + (1 << 39), PAGE_SIZE, RW).unwrap();
+        space.write(start + (1 << 39), b"x").unwrap();
+        assert_eq!(space.protect(start, 1 << 40, RW), Err(Errno::ENOMEM));
+        space.unmap(start, 1 << 40).unwrap();
+        assert!(space.vma_at(start + (1 << 39)).is_none());
+    }
+
+    #[test]
+    fn moved_pages_keep_their_contents() {
+        let mut space = AddressSpace::new().unwrap();
+        space.map_fixed(0x10000, 2 * PAGE_SIZE, RW).unwrap();
+        space.write(0x10000 + PAGE_SIZE, b"moved").unwrap();
+        space.move_pages(0x10000, 2 * PAGE_SIZE, 0x40000).unwrap();
+        assert_eq!(space.read_vec(0x40000 + PAGE_SIZE, 5).unwrap(), b"moved");
+        assert_eq!(space.read_vec(0x10000, 1), Err(Errno::EFAULT));
     }
 }

@@ -125,6 +125,57 @@ impl PageTables {
         })
     }
 
+    /// Calls `each` with every leaf that holds a frame in `[start, end)` (page-aligned),
+    /// skipping absent tables whole, so a vast sparse range costs little.
+    pub fn for_each_leaf(
+        &self,
+        phys: &PhysMem,
+        start: u64,
+        end: u64,
+        mut each: impl FnMut(u64, Leaf),
+    ) {
+        self.walk(phys, self.root, 3, 0, start, end, &mut each);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &self,
+        phys: &PhysMem,
+        table: Frame,
+        level: u32,
+        base: u64,
+        start: u64,
+        end: u64,
+        each: &mut impl FnMut(u64, Leaf),
+    ) {
+        let span = 1u64 << (12 + 9 * level);
+        for index in 0..512u64 {
+            // Canonical addresses: the upper half sign-extends bit 47.
+            let mut vaddr = base + index * span;
+            if level == 3 && index >= 256 {
+                vaddr |= 0xffff_0000_0000_0000;
+            }
+            if vaddr.wrapping_add(span) <= start || vaddr >= end {
+                continue;
+            }
+            let entry = phys.read_u64(table * PAGE_SIZE + index * 8);
+            let frame = (entry & ADDRESS_MASK) / PAGE_SIZE;
+            if level == 0 {
+                if frame != 0 {
+                    each(
+                        vaddr,
+                        Leaf {
+                            frame,
+                            flags: PageFlags::from_bits(entry),
+                        },
+                    );
+                }
+            } else if entry & PRESENT != 0 {
+                self.walk(phys, frame, level - 1, vaddr, start, end, each);
+            }
+        }
+    }
+
     /// Empties the entry at `vaddr` and returns the frame it held.
     pub fn clear(&self, phys: &mut PhysMem, vaddr: u64) -> Option<Frame> {
         let leaf = self.leaf(phys, vaddr)?;
@@ -158,6 +209,31 @@ mod tests {
         assert_eq!(tables.leaf(&phys, 0x7fff_ffff_d000), None);
         assert_eq!(tables.clear(&mut phys, 0x7fff_ffff_e000), Some(frame));
         assert_eq!(tables.leaf(&phys, 0x7fff_ffff_e000), None);
+    }
+
+    #[test]
+    fn leaves_are_visited_in_order_and_absent_tables_skipped() {
+        let mut phys = PhysMem::new().unwrap();
+        let tables = PageTables::new(&mut phys).unwrap();
+        for vaddr in [0x1000, 0x7fff_ffff_e000, 0x40_0000_0000] {
+            let frame = phys.alloc().unwrap();
+            tables
+                .map(
+                    &mut phys,
+                    vaddr,
+                    Leaf {
+                        frame,
+                        flags: USER_RW,
+                    },
+                )
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        tables.for_each_leaf(&phys, 0x1000, 0x8000_0000_0000, |vaddr, _| seen.push(vaddr));
+        assert_eq!(seen, [0x1000, 0x40_0000_0000, 0x7fff_ffff_e000]);
+        seen.clear();
+        tables.for_each_leaf(&phys, 0x2000, 0x40_0000_0000, |vaddr, _| seen.push(vaddr));
+        assert!(seen.is_empty());
     }
 
     #[test]

@@ -72,6 +72,11 @@ impl PhysMem {
         Some(self.next_fresh - 1)
     }
 
+    /// Frames that `alloc` can still hand out.
+    pub fn available(&self) -> u64 {
+        PHYS_SIZE / PAGE_SIZE - self.next_fresh + self.free.len() as u64
+    }
+
     pub fn free(&mut self, frame: Frame) {
         self.free.push(frame);
     }
