@@ -97,26 +97,25 @@ fn pipe_signal(k: &mut Kernel, result: Result<u64, Errno>) -> SysResult {
 
 // ----- read and write -----
 
-fn transfer(
+/// Moves bytes between a host descriptor and guest memory in place, at `offset` or at
+/// the file position, and accounts for them.
+fn host_io(
     k: &mut Kernel,
     fd: u64,
-    addr: u64,
-    len: u64,
+    iov: &[libc::iovec],
     offset: Option<u64>,
     into_guest: bool,
 ) -> SysResult {
     let host_fd = k.fds.host(fd)?;
-    let iov = k.mem.host_iovecs(addr, len as usize, into_guest)?;
+    let (ptr, count) = (iov.as_ptr(), iov.len() as i32);
     // SAFETY: the iovecs point into guest physical memory, which stays mapped and is not
     // otherwise touched while the host call runs.
     let ret = unsafe {
         match (offset, into_guest) {
-            (None, true) => libc::readv(host_fd, iov.as_ptr(), iov.len() as i32),
-            (None, false) => libc::writev(host_fd, iov.as_ptr(), iov.len() as i32),
-            (Some(off), true) => libc::preadv(host_fd, iov.as_ptr(), iov.len() as i32, off as i64),
-            (Some(off), false) => {
-                libc::pwritev(host_fd, iov.as_ptr(), iov.len() as i32, off as i64)
-            }
+            (None, true) => libc::readv(host_fd, ptr, count),
+            (None, false) => libc::writev(host_fd, ptr, count),
+            (Some(off), true) => libc::preadv(host_fd, ptr, count, off as i64),
+            (Some(off), false) => libc::pwritev(host_fd, ptr, count, off as i64),
         }
     };
     let result = host(ret as libc::c_long);
@@ -128,6 +127,19 @@ fn transfer(
     } else {
         pipe_signal(k, result)
     }
+}
+
+fn transfer(
+    k: &mut Kernel,
+    fd: u64,
+    addr: u64,
+    len: u64,
+    offset: Option<u64>,
+    into_guest: bool,
+) -> SysResult {
+    k.fds.host(fd)?;
+    let iov = k.mem.host_iovecs(addr, len as usize, into_guest)?;
+    host_io(k, fd, &iov, offset, into_guest)
 }
 
 pub fn read(k: &mut Kernel, a: &Args) -> SysResult {
@@ -174,25 +186,9 @@ fn guest_iovecs(
 }
 
 fn vectored(k: &mut Kernel, a: &Args, into_guest: bool) -> SysResult {
-    let host_fd = k.fds.host(a[0])?;
+    k.fds.host(a[0])?;
     let iov = guest_iovecs(k, a[1], a[2], into_guest)?;
-    // SAFETY: as in `transfer`.
-    let ret = unsafe {
-        if into_guest {
-            libc::readv(host_fd, iov.as_ptr(), iov.len() as i32)
-        } else {
-            libc::writev(host_fd, iov.as_ptr(), iov.len() as i32)
-        }
-    };
-    let result = host(ret as libc::c_long);
-    if let Ok(n) = result {
-        k.mem.note_copied(n);
-    }
-    if into_guest {
-        Ok(result?)
-    } else {
-        pipe_signal(k, result)
-    }
+    host_io(k, a[0], &iov, None, into_guest)
 }
 
 pub fn readv(k: &mut Kernel, a: &Args) -> SysResult {
