@@ -125,3 +125,36 @@ fn a_killed_guest_reports_its_signal() {
     let report: serde_json::Value = serde_json::from_str(report).unwrap();
     assert_eq!(report["exit"]["signal"], "SIGSEGV");
 }
+
+#[test]
+fn the_guest_sees_the_fixed_cpuid_and_a_virtual_tsc() {
+    let output = simulate(&["--report-file", "/dev/null", "./cpuid_probe"]);
+    assert_eq!(
+        stdout(&output),
+        "vendor=GenuineIntel\nbrand=ringsim virtual x86-64 CPU (Westmere class)\nsse4.2=1 avx=0\ntsc advances=1\n"
+    );
+}
+
+#[test]
+fn time_is_virtual_and_sleeping_takes_no_real_time() {
+    let date = simulate(&[
+        "--clear-env",
+        "--report-file",
+        "/dev/null",
+        "./busybox",
+        "date",
+        "-u",
+        "+%Y-%m-%d",
+    ]);
+    assert_eq!(stdout(&date), "2025-01-01\n");
+    let started = std::time::Instant::now();
+    let sleep = simulate(&["--report", "json", "./busybox", "sleep", "30"]);
+    assert!(sleep.status.success());
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "a 30 s sleep took {:?}",
+        started.elapsed()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&sleep.stderr).unwrap();
+    assert_eq!(report["syscalls"]["by_name"]["clock_nanosleep"], 1);
+}

@@ -55,6 +55,8 @@ pub struct Clock {
     instructions: Cell<u64>,
     /// Cycles of everything but user instructions (crossings, kernel work), so far.
     event_cycles: Cell<u64>,
+    /// The last value RDTSC returned.
+    last_tsc: Cell<u64>,
     cpi: f64,
 }
 
@@ -63,6 +65,7 @@ impl Clock {
         Self {
             instructions: Cell::new(0),
             event_cycles: Cell::new(0),
+            last_tsc: Cell::new(0),
             cpi,
         }
     }
@@ -84,9 +87,18 @@ impl Clock {
         self.event_cycles.set(cycles);
     }
 
-    /// Cycles so far: the value the guest's RDTSC reads.
+    /// Cycles so far.
     pub fn cycles(&self) -> u64 {
         (self.instructions.get() as f64 * self.cpi).round() as u64 + self.event_cycles.get()
+    }
+
+    /// What the guest's RDTSC reads: the cycles so far, made strictly increasing, since a
+    /// block's instructions are counted when it starts and two reads in one block would
+    /// otherwise be equal (a program waiting for the TSC to move would never end).
+    pub fn read_tsc(&self) -> u64 {
+        let tsc = self.cycles().max(self.last_tsc.get() + 1);
+        self.last_tsc.set(tsc);
+        tsc
     }
 }
 

@@ -382,7 +382,7 @@ unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, _data: *mut c_void) -> i32 {
 /// Unicorn's host-derived TSC.
 unsafe extern "C" fn on_rdtsc(uc: *mut uc_engine, data: *mut c_void) -> i32 {
     // SAFETY: `data` is the machine's clock, alive while the engine runs.
-    let cycles = unsafe { &*data.cast::<Clock>() }.cycles();
+    let cycles = unsafe { &*data.cast::<Clock>() }.read_tsc();
     // SAFETY: Unicorn calls this with its live handle.
     unsafe {
         raw_write(uc, RegisterX86::RAX, cycles & 0xffff_ffff);
