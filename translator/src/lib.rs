@@ -1,2 +1,138 @@
-//! The binary translator (issue 3): guest x86-64 blocks in, code for a ring-0 code cache out.
-//! Nothing is built yet; `simulate` runs programs untranslated at ring 3 until it lands.
+//! ringsim's binary translator, in the style of VMware's and DynamoRIO's: it rewrites a
+//! guest x86-64 basic block so that it can run at ring 0 in a kernel's code cache.
+//!
+//! - Ordinary instructions are copied; RIP-relative operands keep addressing guest data.
+//! - Direct branches exit to the dispatcher until the runtime chains them to their targets.
+//! - Indirect branches and returns go through the runtime's indirect-branch lookup.
+//! - `syscall` becomes a direct call into the kernel entry, on the kernel stack.
+//! - Sensitive instructions get exactly their ring-3 outcome.
+//! - Every memory access is confined to the user half (software fault isolation with MPX
+//!   `bndcu`; see `rewrite::sandbox`).
+//!
+//! The translator knows nothing of the emulator: it reads guest bytes through
+//! [`CodeSource`], and the addresses of the runtime it calls are a [`Runtime`] value.
+//! Translation is deterministic: the same bytes, addresses and runtime give the same code.
+
+mod decode;
+mod emit;
+mod rewrite;
+pub mod rules;
+pub mod runtime;
+
+pub use rules::{Class, Rule, RULES};
+pub use runtime::{FaultKind, Runtime, FAULT_KINDS};
+
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+
+/// Reads guest code as ring 3 would fetch it.
+pub trait CodeSource {
+    /// Fills `buf` from `addr` with executable guest bytes; returns how many were
+    /// available before the first byte that cannot be fetched.
+    fn read_code(&self, addr: u64, buf: &mut [u8]) -> usize;
+}
+
+/// A direct branch out of a block, which the runtime may chain to the translated target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitSite {
+    /// The guest address the branch goes to.
+    pub guest_target: u64,
+    /// Offset in the block's code of the branch's rel32 field; it goes to the block's
+    /// exit stub (which calls the dispatcher) until the runtime chains it.
+    pub rel32_offset: u32,
+    /// Offset just after the branch: the rel32 is relative to it.
+    pub next_offset: u32,
+}
+
+/// One translated block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranslatedBlock {
+    pub guest_start: u64,
+    /// One past the last guest byte translated.
+    pub guest_end: u64,
+    pub guest_instructions: u32,
+    /// Where the code goes in the code cache.
+    pub cache_address: u64,
+    pub code: Vec<u8>,
+    /// Instructions in `code`.
+    pub translated_instructions: u32,
+    pub exits: Vec<ExitSite>,
+    /// Each guest instruction's class, in order.
+    pub classes: Vec<(u64, Class)>,
+    /// Translate-back table: (offset in `code`, guest address), one per guest instruction,
+    /// in order. Code from one offset up to the next belongs to that guest instruction.
+    pub guest_boundaries: Vec<(u32, u64)>,
+}
+
+impl TranslatedBlock {
+    /// The guest instruction whose translation contains `cache_address`.
+    pub fn guest_address_of(&self, cache_address: u64) -> Option<u64> {
+        let offset = cache_address.checked_sub(self.cache_address)?;
+        self.guest_boundaries
+            .iter()
+            .rev()
+            .find(|(o, _)| *o as u64 <= offset)
+            .map(|&(_, guest)| guest)
+    }
+
+    /// Disassembly of the translated code, one instruction per line (Intel syntax).
+    pub fn disassemble(&self) -> String {
+        disassemble(&self.code, self.cache_address)
+    }
+}
+
+/// Why a block could not be translated.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TranslateError {
+    /// The first instruction cannot be fetched: ring 3 would take a page fault.
+    #[error("no executable code at guest address {0:#x}")]
+    Unfetchable(u64),
+    /// The runtime layout is unusable (a programming error in the caller).
+    #[error("bad runtime layout: {0}")]
+    Runtime(String),
+    /// iced-x86 refused to encode the block.
+    #[error("cannot encode the translation of the block at {address:#x}: {reason}")]
+    Encode { address: u64, reason: String },
+}
+
+/// Translates guest blocks for one runtime layout.
+#[derive(Clone, Debug)]
+pub struct Translator {
+    runtime: Runtime,
+}
+
+impl Translator {
+    pub fn new(runtime: Runtime) -> Result<Self, TranslateError> {
+        runtime.validate().map_err(TranslateError::Runtime)?;
+        Ok(Self { runtime })
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Translates the guest block at `guest` for placement at `cache_address`.
+    pub fn translate(
+        &self,
+        source: &dyn CodeSource,
+        guest: u64,
+        cache_address: u64,
+    ) -> Result<TranslatedBlock, TranslateError> {
+        let block = decode::decode_block(source, guest)?;
+        emit::emit_block(&self.runtime, &block, cache_address)
+    }
+}
+
+/// Disassembles `code` at `address`, one instruction per line.
+pub fn disassemble(code: &[u8], address: u64) -> String {
+    // MPX decoding, so the sandbox's bndcu shows as itself rather than as a hint nop.
+    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::MPX);
+    let mut formatter = IntelFormatter::new();
+    formatter.options_mut().set_first_operand_char_index(8);
+    let mut out = String::new();
+    for instruction in &mut decoder {
+        let mut text = String::new();
+        formatter.format(&instruction, &mut text);
+        out.push_str(&format!("{:016x}  {text}\n", instruction.ip()));
+    }
+    out
+}

@@ -1,0 +1,61 @@
+//! Decoding a guest block: instructions from an address up to the first one that ends a
+//! block, the end of the guest page, or a length limit.
+
+use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction};
+
+use crate::rules::classify;
+use crate::{CodeSource, TranslateError};
+
+/// Guest instructions per block at most (DynamoRIO's default basic-block limit is similar).
+const MAX_INSTRUCTIONS: usize = 64;
+const PAGE_SIZE: u64 = 4096;
+/// The longest x86 instruction.
+const MAX_INSTRUCTION_LENGTH: usize = 15;
+
+/// One decoded guest instruction, or the address where fetching fails.
+#[derive(Clone, Copy, Debug)]
+pub enum Entry {
+    Instruction(Instruction),
+    /// The instruction here cannot be fetched completely: ring 3 takes a page fault.
+    FetchFault(u64),
+}
+
+pub struct DecodedBlock {
+    pub start: u64,
+    pub entries: Vec<Entry>,
+    /// The guest address after the last entry (where a fall-through exit goes).
+    pub end: u64,
+}
+
+pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock, TranslateError> {
+    let page_end = (start & !(PAGE_SIZE - 1)) + PAGE_SIZE;
+    let mut bytes = vec![0u8; (page_end - start) as usize + MAX_INSTRUCTION_LENGTH];
+    let available = source.read_code(start, &mut bytes);
+    if available == 0 {
+        return Err(TranslateError::Unfetchable(start));
+    }
+    bytes.truncate(available);
+    let mut decoder = Decoder::with_ip(64, &bytes, start, DecoderOptions::NONE);
+    let mut entries = Vec::new();
+    let mut end = start;
+    while entries.len() < MAX_INSTRUCTIONS && end < page_end {
+        let instruction = decoder.decode();
+        if decoder.last_error() == DecoderError::NoMoreBytes {
+            entries.push(Entry::FetchFault(end));
+            break;
+        }
+        end = instruction.next_ip();
+        entries.push(Entry::Instruction(instruction));
+        // ud2 and its kin always fault: nothing after them runs.
+        if classify(&instruction).ends_block()
+            || instruction.flow_control() == FlowControl::Exception
+        {
+            break;
+        }
+    }
+    Ok(DecodedBlock {
+        start,
+        entries,
+        end,
+    })
+}

@@ -1,0 +1,228 @@
+//! Building a block's translation: an instruction list with local labels, the exit stubs
+//! after the body, and the final encoding at the block's code-cache address.
+
+use iced_x86::{
+    BlockEncoder, BlockEncoderOptions, Code, IcedError, Instruction, InstructionBlock,
+    MemoryOperand, Register,
+};
+
+use crate::decode::{DecodedBlock, Entry};
+use crate::rules::{classify, rule_for, Class};
+use crate::runtime::Runtime;
+use crate::{ExitSite, TranslateError, TranslatedBlock};
+
+/// A position in the translation that branches can target. Ids are small integers, far
+/// from any real address a branch could also name (the runtime lives in the top 2 GiB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label(u64);
+
+struct PendingExit {
+    stub: Label,
+    guest_target: u64,
+    /// Index of the branch instruction that goes to the stub.
+    site: usize,
+}
+
+pub struct Emitter<'r> {
+    pub runtime: &'r Runtime,
+    instructions: Vec<Instruction>,
+    next_label: u64,
+    pending_label: Option<Label>,
+    exits: Vec<PendingExit>,
+    error: Option<IcedError>,
+}
+
+impl<'r> Emitter<'r> {
+    fn new(runtime: &'r Runtime) -> Self {
+        Self {
+            runtime,
+            instructions: Vec::new(),
+            next_label: 1,
+            pending_label: None,
+            exits: Vec::new(),
+            error: None,
+        }
+    }
+
+    pub fn label(&mut self) -> Label {
+        self.next_label += 1;
+        Label(self.next_label - 1)
+    }
+
+    /// The next instruction emitted is `label`.
+    pub fn place(&mut self, label: Label) {
+        self.pending_label = Some(label);
+    }
+
+    pub fn emit(&mut self, mut instruction: Instruction) {
+        instruction.set_ip(self.pending_label.take().map_or(0, |l| l.0));
+        self.instructions.push(instruction);
+    }
+
+    /// Emits an instruction built by iced's constructors, keeping the first error.
+    pub fn emit_built(&mut self, built: Result<Instruction, IcedError>) {
+        match built {
+            Ok(instruction) => self.emit(instruction),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+
+    pub fn jump_to_label(&mut self, code: Code, label: Label) {
+        self.emit_built(Instruction::with_branch(code, label.0));
+    }
+
+    /// A near branch to an absolute address outside the block (a runtime stub).
+    pub fn jump_to_address(&mut self, code: Code, address: u64) {
+        self.emit_built(Instruction::with_branch(code, address));
+    }
+
+    /// A chainable exit to `guest_target` taken by branch `code` (a rel32 jmp or jcc).
+    pub fn exit(&mut self, code: Code, guest_target: u64) {
+        let stub = self.label();
+        let site = self.instructions.len();
+        self.jump_to_label(code, stub);
+        self.exits.push(PendingExit {
+            stub,
+            guest_target,
+            site,
+        });
+    }
+
+    /// A runtime slot as an absolute memory operand. iced encodes a 64-bit-address-size
+    /// absolute operand that fits a sign-extended 32-bit displacement as `[disp32]` (SIB, no
+    /// base, no index): displacement size 8 asks for that; 4 would mean 32-bit addressing.
+    pub fn slot(&self, address: u64) -> MemoryOperand {
+        MemoryOperand::with_base_displ_size(Register::None, address as i64, 8)
+    }
+
+    /// Stores a 64-bit constant in memory with two 32-bit immediate stores: no register and
+    /// no flag is touched.
+    pub fn store_u64(&mut self, memory: MemoryOperand, value: u64) {
+        let displ_size = if memory.base == Register::None { 8 } else { 1 };
+        let high = MemoryOperand {
+            displacement: memory.displacement + 4,
+            displ_size,
+            ..memory
+        };
+        self.emit_built(Instruction::with2(
+            Code::Mov_rm32_imm32,
+            memory,
+            value as u32,
+        ));
+        self.emit_built(Instruction::with2(
+            Code::Mov_rm32_imm32,
+            high,
+            (value >> 32) as u32,
+        ));
+    }
+
+    /// Jumps to the `fault` stub with a ring-3 fault of `kind` at guest `rip`.
+    pub fn fault(&mut self, kind: u32, rip: u64) {
+        let (fault_rip, fault_kind, stub) = (
+            self.runtime.fault_rip,
+            self.runtime.fault_kind,
+            self.runtime.fault,
+        );
+        self.store_u64(self.slot(fault_rip), rip);
+        self.emit_built(Instruction::with2(
+            Code::Mov_rm32_imm32,
+            self.slot(fault_kind),
+            kind,
+        ));
+        self.jump_to_address(Code::Jmp_rel32_64, stub);
+    }
+}
+
+/// Translates a decoded block into code for `cache_address`.
+pub fn emit_block(
+    runtime: &Runtime,
+    block: &DecodedBlock,
+    cache_address: u64,
+) -> Result<TranslatedBlock, TranslateError> {
+    let mut e = Emitter::new(runtime);
+    let mut starts = Vec::new();
+    let mut classes = Vec::new();
+    for entry in &block.entries {
+        starts.push(e.instructions.len());
+        match entry {
+            Entry::Instruction(instruction) => {
+                let class = classify(instruction);
+                classes.push((instruction.ip(), class));
+                (rule_for(class).rewrite)(&mut e, instruction);
+            }
+            Entry::FetchFault(address) => {
+                classes.push((*address, Class::FetchFault));
+                let mut at = Instruction::default();
+                at.set_ip(*address);
+                (rule_for(Class::FetchFault).rewrite)(&mut e, &at);
+            }
+        }
+    }
+    let ends_in_exit = classes.last().is_some_and(|(_, class)| class.ends_block());
+    if !ends_in_exit {
+        e.exit(Code::Jmp_rel32_64, block.end);
+    }
+    let exits = std::mem::take(&mut e.exits);
+    for exit in &exits {
+        e.place(exit.stub);
+        let target = e.slot(runtime.target);
+        e.store_u64(target, exit.guest_target);
+        e.jump_to_address(Code::Jmp_rel32_64, runtime.dispatch);
+    }
+    let encode_error = |reason: String| TranslateError::Encode {
+        address: block.start,
+        reason,
+    };
+    if let Some(error) = e.error {
+        return Err(encode_error(error.to_string()));
+    }
+    let options = BlockEncoderOptions::DONT_FIX_BRANCHES
+        | BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS;
+    let encoded = BlockEncoder::encode(
+        64,
+        InstructionBlock::new(&e.instructions, cache_address),
+        options,
+    )
+    .map_err(|err| encode_error(err.to_string()))?;
+    let offsets = &encoded.new_instruction_offsets;
+    let exit_sites = exits
+        .iter()
+        .map(|exit| {
+            let site = offsets[exit.site];
+            let size = if e.instructions[exit.site].code() == Code::Jmp_rel32_64 {
+                5
+            } else {
+                6
+            };
+            ExitSite {
+                guest_target: exit.guest_target,
+                rel32_offset: site + size - 4,
+                next_offset: site + size,
+            }
+        })
+        .collect();
+    Ok(TranslatedBlock {
+        guest_start: block.start,
+        guest_end: block.end,
+        guest_instructions: block.entries.len() as u32,
+        cache_address,
+        code: encoded.code_buffer,
+        translated_instructions: e.instructions.len() as u32,
+        exits: exit_sites,
+        classes,
+        guest_boundaries: starts
+            .iter()
+            .zip(&block.entries)
+            .map(|(&i, entry)| (offsets[i], entry_address(entry)))
+            .collect(),
+    })
+}
+
+fn entry_address(entry: &Entry) -> u64 {
+    match entry {
+        Entry::Instruction(instruction) => instruction.ip(),
+        Entry::FetchFault(address) => *address,
+    }
+}

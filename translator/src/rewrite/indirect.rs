@@ -1,0 +1,58 @@
+//! Indirect branches and returns: the guest target goes to the runtime's target slot and
+//! the runtime's indirect-branch lookup finds its translation.
+
+use iced_x86::{Code, Instruction, MemoryOperand, OpKind, Register};
+
+use crate::emit::Emitter;
+use crate::rewrite::{branch::push_guest_address, sandbox};
+
+/// Puts the branch's guest target in the target slot, touching no flag, no register and no
+/// stack memory (a `push` would write below RSP, into a leaf function's red zone).
+fn load_target(e: &mut Emitter, instruction: &Instruction) {
+    let target = e.slot(e.runtime.target);
+    if instruction.op0_kind() == OpKind::Register {
+        e.emit_built(Instruction::with2(
+            Code::Mov_rm64_r64,
+            target,
+            instruction.op0_register(),
+        ));
+        return;
+    }
+    let scratch = sandbox::scratch_register(instruction);
+    let spill = e.slot(e.runtime.spill);
+    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, scratch));
+    let mut load = Instruction::with2(
+        Code::Mov_r64_rm64,
+        scratch,
+        MemoryOperand::with_base(Register::RAX),
+    )
+    .expect("a plain load encodes");
+    sandbox::copy_memory_operand(instruction, &mut load);
+    sandbox::check_and_emit(e, load);
+    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, target, scratch));
+    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, spill));
+}
+
+pub fn indirect_jump(e: &mut Emitter, instruction: &Instruction) {
+    load_target(e, instruction);
+    e.jump_to_address(Code::Jmp_rel32_64, e.runtime.indirect);
+}
+
+pub fn indirect_call(e: &mut Emitter, instruction: &Instruction) {
+    // The target first: `call [rsp+8]` reads the stack as it was before the push.
+    load_target(e, instruction);
+    push_guest_address(e, instruction.next_ip());
+    e.jump_to_address(Code::Jmp_rel32_64, e.runtime.indirect);
+}
+
+pub fn ret(e: &mut Emitter, instruction: &Instruction) {
+    let target = e.slot(e.runtime.target);
+    // pop to memory: the guest return address lands in the slot, RSP moves up 8.
+    e.emit_built(Instruction::with1(Code::Pop_rm64, target));
+    if instruction.op_count() == 1 {
+        let release =
+            MemoryOperand::with_base_displ(Register::RSP, instruction.immediate16() as i64);
+        e.emit_built(Instruction::with2(Code::Lea_r64_m, Register::RSP, release));
+    }
+    e.jump_to_address(Code::Jmp_rel32_64, e.runtime.indirect);
+}

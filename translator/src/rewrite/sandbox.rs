@@ -1,0 +1,293 @@
+//! Software fault isolation: every memory access of translated code stays in the user half.
+//!
+//! At ring 0 the page tables' user/supervisor bit no longer protects the kernel, so each
+//! explicit or implicit memory operand is checked before the access with MPX's `bndcu`
+//! against `bnd0` (upper bound 0x7fff_ffff_ffff), which the runtime loads once. `bndcu`
+//! computes the operand's effective address like `lea`, touches no flag and no register, and
+//! raises #BR when the address lies above the user half (kernel addresses, non-canonical
+//! ones, and negative wraps alike). One instruction per access is the whole cost.
+//!
+//! Three kinds of access need no check, by invariant:
+//! - RIP-relative and absolute operands: the address is known now; one above the user half
+//!   becomes a guaranteed fault.
+//! - `[rsp + disp]` with |disp| < GUARD_SIZE, and push/pop/call/ret: RSP is checked after
+//!   every instruction that writes it other than those, so it stays in the user half; from
+//!   there such an access reaches at most the unmapped guard at the top of the address space
+//!   or the non-canonical hole, and faults as it would at ring 3.
+//! - `fs:[disp]` and `gs:[disp]` with disp >= -GUARD_SIZE: the kernel keeps FS and GS bases in
+//!   the user half (arch_prctl refuses others), so the same reasoning holds.
+//! Other `fs:`/`gs:` operands have their linear address computed in a spilled register and
+//! checked. Operands with 32-bit address size cannot leave the low 4 GiB.
+
+use iced_x86::{
+    Code, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic, OpAccess, OpKind, Register,
+    UsedMemory,
+};
+
+use crate::emit::Emitter;
+use crate::runtime::{fault, GUARD_SIZE, USER_MAX};
+
+const SCRATCH_CANDIDATES: [Register; 14] = [
+    Register::RAX,
+    Register::RCX,
+    Register::RDX,
+    Register::RBX,
+    Register::RSI,
+    Register::RDI,
+    Register::R8,
+    Register::R9,
+    Register::R10,
+    Register::R11,
+    Register::R12,
+    Register::R13,
+    Register::R14,
+    Register::R15,
+];
+
+/// A general register the instruction does not use at all.
+pub fn scratch_register(instruction: &Instruction) -> Register {
+    let mut factory = InstructionInfoFactory::new();
+    let info = factory.info(instruction);
+    let used: Vec<Register> = info
+        .used_registers()
+        .iter()
+        .map(|r| r.register().full_register())
+        .collect();
+    *SCRATCH_CANDIDATES
+        .iter()
+        .find(|r| !used.contains(r))
+        .expect("no instruction uses 14 registers")
+}
+
+/// Gives `to`'s memory operand the base, index, scale, displacement and segment of
+/// `from`'s.
+pub fn copy_memory_operand(from: &Instruction, to: &mut Instruction) {
+    to.set_memory_base(from.memory_base());
+    to.set_memory_index(from.memory_index());
+    to.set_memory_index_scale(from.memory_index_scale());
+    to.set_memory_displacement64(from.memory_displacement64());
+    to.set_memory_displ_size(from.memory_displ_size());
+    to.set_segment_prefix(from.segment_prefix());
+    to.set_ip(from.ip());
+    to.set_len(from.len());
+}
+
+fn is_32_bit(register: Register) -> bool {
+    register != Register::None && register.is_gpr32()
+}
+
+/// What an access needs before it runs.
+enum Check {
+    None,
+    Bound(MemoryOperand),
+    Segment(Register, UsedMemory),
+}
+
+fn check_for(memory: &UsedMemory) -> Check {
+    let (base, index, displacement) = (memory.base(), memory.index(), memory.displacement() as i64);
+    if is_32_bit(base) || is_32_bit(index) {
+        return Check::None;
+    }
+    let small = displacement.unsigned_abs() < GUARD_SIZE;
+    if matches!(memory.segment(), Register::FS | Register::GS) {
+        let plain = base == Register::None
+            && index == Register::None
+            && displacement >= -(GUARD_SIZE as i64);
+        return if plain {
+            Check::None
+        } else {
+            Check::Segment(memory.segment(), *memory)
+        };
+    }
+    if base == Register::RSP && index == Register::None && small {
+        return Check::None;
+    }
+    // Absolute addresses were checked when the block was translated.
+    if base == Register::None && index == Register::None {
+        return Check::None;
+    }
+    // An 8-bit index (xlat's AL) cannot index a bndcu operand: check the block's far end.
+    let (index, scale, displacement) = if index.is_gpr8() {
+        (Register::None, 1, displacement + 255)
+    } else {
+        (index, memory.scale(), displacement)
+    };
+    Check::Bound(MemoryOperand::new(
+        base,
+        index,
+        scale,
+        displacement,
+        8,
+        false,
+        Register::None,
+    ))
+}
+
+fn bndcu(e: &mut Emitter, operand: MemoryOperand) {
+    e.emit_built(Instruction::with2(
+        Code::Bndcu_bnd_rm64,
+        Register::BND0,
+        operand,
+    ));
+}
+
+/// Checks `fs:`/`gs:` + EA: spill a scratch register, form the linear address, check it.
+fn check_segment(
+    e: &mut Emitter,
+    instruction: &Instruction,
+    segment: Register,
+    memory: &UsedMemory,
+) {
+    let scratch = scratch_register(instruction);
+    let spill = e.slot(e.runtime.spill);
+    let base_slot = e.slot(if segment == Register::FS {
+        e.runtime.fs_base
+    } else {
+        e.runtime.gs_base
+    });
+    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, scratch));
+    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, base_slot));
+    let displacement = memory.displacement() as i64;
+    let first = match memory.base() {
+        Register::None => MemoryOperand::with_base_displ(scratch, displacement),
+        Register::RSP => MemoryOperand::new(
+            Register::RSP,
+            scratch,
+            1,
+            displacement,
+            8,
+            false,
+            Register::None,
+        ),
+        base => MemoryOperand::new(scratch, base, 1, displacement, 8, false, Register::None),
+    };
+    e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, first));
+    if memory.index() != Register::None {
+        let indexed = MemoryOperand::new(
+            scratch,
+            memory.index(),
+            memory.scale(),
+            0,
+            0,
+            false,
+            Register::None,
+        );
+        e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, indexed));
+    }
+    e.emit_built(Instruction::with2(
+        Code::Bndcu_bnd_rm64,
+        Register::BND0,
+        scratch,
+    ));
+    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, spill));
+}
+
+/// Whether the instruction writes RSP other than by its own stack push or pop.
+fn writes_rsp(instruction: &Instruction, factory: &mut InstructionInfoFactory) -> bool {
+    let info = factory.info(instruction);
+    let writes = info.used_registers().iter().any(|r| {
+        r.register().full_register() == Register::RSP
+            && matches!(
+                r.access(),
+                OpAccess::Write
+                    | OpAccess::ReadWrite
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadCondWrite
+            )
+    });
+    let explicit = (0..instruction.op_count()).any(|i| {
+        instruction.op_kind(i) == OpKind::Register
+            && instruction.op_register(i).full_register() == Register::RSP
+    });
+    writes
+        && (instruction.stack_pointer_increment() == 0
+            || instruction.mnemonic() == Mnemonic::Leave
+            || explicit)
+}
+
+/// Rewrites a RIP-relative operand to address the same guest data from the code cache.
+fn emit_rip_relative(e: &mut Emitter, mut instruction: Instruction, target: u64) {
+    if instruction.mnemonic() == Mnemonic::Lea {
+        // The address itself is the result: load it as a constant (mov, like lea, leaves
+        // the flags alone; a 32-bit mov zero-extends as a 32-bit lea does).
+        let dest = instruction.op0_register();
+        let load = if dest.is_gpr64() && target > u32::MAX as u64 {
+            Instruction::with2(Code::Mov_r64_imm64, dest, target)
+        } else if dest.is_gpr16() {
+            Instruction::with2(Code::Mov_r16_imm16, dest, target as u16 as u32)
+        } else {
+            Instruction::with2(Code::Mov_r32_imm32, dest.full_register32(), target as u32)
+        };
+        e.emit_built(load);
+        return;
+    }
+    if target < 0x8000_0000 {
+        instruction.set_memory_base(Register::None);
+        instruction.set_memory_displacement64(target);
+        instruction.set_memory_displ_size(8);
+        e.emit(instruction);
+        return;
+    }
+    let scratch = scratch_register(&instruction);
+    let spill = e.slot(e.runtime.spill);
+    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, scratch));
+    e.emit_built(Instruction::with2(Code::Mov_r64_imm64, scratch, target));
+    instruction.set_memory_base(scratch);
+    instruction.set_memory_displacement64(0);
+    instruction.set_memory_displ_size(0);
+    e.emit(instruction);
+    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, spill));
+}
+
+/// Emits `instruction` with its memory accesses confined to the user half.
+pub fn check_and_emit(e: &mut Emitter, instruction: Instruction) {
+    let mut factory = InstructionInfoFactory::new();
+    let accesses: Vec<UsedMemory> = factory
+        .info(&instruction)
+        .used_memory()
+        .iter()
+        .filter(|m| m.access() != OpAccess::NoMemAccess)
+        .copied()
+        .collect();
+    let static_address = if instruction.is_ip_rel_memory_operand() {
+        Some(instruction.ip_rel_memory_address())
+    } else if instruction.op_kinds().any(|k| k == OpKind::Memory)
+        && instruction.memory_base() == Register::None
+        && instruction.memory_index() == Register::None
+        && !matches!(instruction.segment_prefix(), Register::FS | Register::GS)
+    {
+        Some(instruction.memory_displacement64())
+    } else {
+        None
+    };
+    if let Some(address) = static_address {
+        if !accesses.is_empty() && address > USER_MAX {
+            e.fault(fault::KERNEL_ADDRESS, instruction.ip());
+            return;
+        }
+    }
+    if instruction.is_ip_rel_memory_operand() {
+        emit_rip_relative(e, instruction, instruction.ip_rel_memory_address());
+    } else {
+        let mut checked: Vec<MemoryOperand> = Vec::new();
+        for memory in &accesses {
+            match check_for(memory) {
+                Check::None => {}
+                Check::Bound(operand) if checked.contains(&operand) => {}
+                Check::Bound(operand) => {
+                    bndcu(e, operand);
+                    checked.push(operand);
+                }
+                Check::Segment(segment, memory) => check_segment(e, &instruction, segment, &memory),
+            }
+        }
+        e.emit(instruction);
+    }
+    if writes_rsp(&instruction, &mut factory) {
+        e.emit_built(Instruction::with2(
+            Code::Bndcu_bnd_rm64,
+            Register::BND0,
+            Register::RSP,
+        ));
+    }
+}

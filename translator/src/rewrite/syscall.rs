@@ -1,0 +1,40 @@
+//! `syscall` becomes a direct call into the kernel entry: no ring crossing.
+
+use iced_x86::{Code, Instruction, Register};
+
+use crate::emit::Emitter;
+
+/// RCX = the next guest RIP (the syscall contract; RCX is no syscall argument), then the
+/// guest RSP is saved and the call runs on the kernel stack, so nothing is written below
+/// the guest's RSP. The entry sets R11 = RFLAGS and RAX = the result.
+pub fn syscall(e: &mut Emitter, instruction: &Instruction) {
+    let next = instruction.next_ip();
+    if next <= u32::MAX as u64 {
+        e.emit_built(Instruction::with2(
+            Code::Mov_r32_imm32,
+            Register::ECX,
+            next as u32,
+        ));
+    } else {
+        e.emit_built(Instruction::with2(Code::Mov_r64_imm64, Register::RCX, next));
+    }
+    let user_rsp = e.slot(e.runtime.user_rsp);
+    e.emit_built(Instruction::with2(
+        Code::Mov_rm64_r64,
+        user_rsp,
+        Register::RSP,
+    ));
+    // The kernel stack is in the top 2 GiB: its address fits a sign-extended imm32.
+    e.emit_built(Instruction::with2(
+        Code::Mov_rm64_imm32,
+        Register::RSP,
+        e.runtime.kernel_stack_top as i32,
+    ));
+    e.jump_to_address(Code::Call_rel32_64, e.runtime.syscall_entry);
+    e.emit_built(Instruction::with2(
+        Code::Mov_r64_rm64,
+        Register::RSP,
+        user_rsp,
+    ));
+    e.exit(Code::Jmp_rel32_64, next);
+}

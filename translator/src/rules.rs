@@ -1,0 +1,324 @@
+//! The translation rules: every guest instruction falls in one class, and each class has
+//! one rewrite. This table is the translator's specification; the snapshot tests show one
+//! translated example of each row.
+
+use iced_x86::{Code, FlowControl, Instruction, Mnemonic, OpKind, Register};
+
+use crate::emit::Emitter;
+use crate::rewrite::{branch, indirect, plain, sensitive, syscall};
+
+/// What a guest instruction is, for the translator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    Plain,
+    DirectJump,
+    ConditionalJump,
+    CounterJump,
+    DirectCall,
+    IndirectJump,
+    IndirectCall,
+    Return,
+    Syscall,
+    AnsweredByMachine,
+    Popf,
+    Breakpoint,
+    DebugTrap,
+    SoftwareInterrupt,
+    Int80,
+    Privileged,
+    FarTransfer,
+    SegmentLoad,
+    Invalid,
+    FetchFault,
+}
+
+impl Class {
+    /// Whether the block ends after an instruction of this class.
+    pub fn ends_block(self) -> bool {
+        !matches!(self, Class::Plain | Class::AnsweredByMachine | Class::Popf)
+    }
+}
+
+pub type RewriteFn = fn(&mut Emitter, &Instruction);
+
+pub struct Rule {
+    pub class: Class,
+    /// What becomes of the instruction, for people.
+    pub description: &'static str,
+    pub(crate) rewrite: RewriteFn,
+}
+
+const fn rule(class: Class, description: &'static str, rewrite: RewriteFn) -> Rule {
+    Rule {
+        class,
+        description,
+        rewrite,
+    }
+}
+
+pub static RULES: &[Rule] = &[
+    rule(
+        Class::Plain,
+        "copied; each memory operand is checked against the user half first (bndcu), \
+         RIP-relative operands are rewritten to address the same guest data, and a write to RSP \
+         is checked after",
+        plain::copy,
+    ),
+    rule(
+        Class::DirectJump,
+        "jmp: exits to the target's translation (chained once translated)",
+        branch::direct_jump,
+    ),
+    rule(
+        Class::ConditionalJump,
+        "jcc: rel32 jcc to the taken exit, then the fall-through exit",
+        branch::conditional_jump,
+    ),
+    rule(
+        Class::CounterJump,
+        "jrcxz, jecxz, loop, loope, loopne: the same instruction to a local jmp to the taken exit",
+        branch::counter_jump,
+    ),
+    rule(
+        Class::DirectCall,
+        "call: pushes the guest return address, then exits to the target",
+        branch::direct_call,
+    ),
+    rule(
+        Class::IndirectJump,
+        "jmp r/m: the guest target goes to the target slot; indirect-branch lookup",
+        indirect::indirect_jump,
+    ),
+    rule(
+        Class::IndirectCall,
+        "call r/m: target to the slot, guest return address pushed, indirect-branch lookup",
+        indirect::indirect_call,
+    ),
+    rule(
+        Class::Return,
+        "ret: pops the guest return address into the target slot; indirect-branch lookup",
+        indirect::ret,
+    ),
+    rule(
+        Class::Syscall,
+        "syscall: RCX = next guest RIP, switch to the kernel stack, call the kernel entry \
+         (which sets R11 = RFLAGS); no ring crossing, nothing written below the guest RSP",
+        syscall::syscall,
+    ),
+    rule(
+        Class::AnsweredByMachine,
+        "cpuid, rdtsc: copied; the machine answers them at ring 0 exactly as at ring 3",
+        plain::copy,
+    ),
+    rule(
+        Class::Popf,
+        "popf: the popped value's IF and IOPL are replaced by ring 3's (IF=1, IOPL=0), which \
+         ring 3's popf cannot change",
+        sensitive::popf,
+    ),
+    rule(
+        Class::Breakpoint,
+        "int3: SIGTRAP, RIP after the instruction",
+        sensitive::breakpoint,
+    ),
+    rule(
+        Class::DebugTrap,
+        "int1: SIGTRAP, RIP after the instruction",
+        sensitive::debug_trap,
+    ),
+    rule(
+        Class::SoftwareInterrupt,
+        "int n: SIGSEGV, as Linux's kernel-only gates make it at ring 3",
+        sensitive::software_interrupt,
+    ),
+    rule(
+        Class::Int80,
+        "int 0x80: the 32-bit syscall entry, unsupported: stops the run",
+        sensitive::int80,
+    ),
+    rule(
+        Class::Privileged,
+        "hlt, cli, sti, in, out, ins, outs, mov cr/dr, rdmsr, wrmsr, swapgs, lgdt, lidt, lldt, \
+         ltr, sgdt, sidt, sldt, str, smsw (UMIP), clts, invd, wbinvd, invlpg, sysenter, sysexit, \
+         sysret, rdpmc, xsetbv, monitor, mwait: SIGSEGV (#GP at ring 3)",
+        sensitive::privileged,
+    ),
+    rule(
+        Class::FarTransfer,
+        "far jmp, far call, retf, iret: unsupported at ring 0 for now: stops the run",
+        sensitive::unsupported,
+    ),
+    rule(
+        Class::SegmentLoad,
+        "mov to a segment register, pop ss/fs/gs, lss/lfs/lgs: unsupported at ring 0 for now: \
+         stops the run",
+        sensitive::unsupported,
+    ),
+    rule(
+        Class::Invalid,
+        "an undecodable instruction: SIGILL",
+        sensitive::invalid,
+    ),
+    rule(
+        Class::FetchFault,
+        "an instruction that runs into an unfetchable page: SIGSEGV (#PF)",
+        sensitive::fetch_fault,
+    ),
+];
+
+/// The rule for `class`.
+pub fn rule_for(class: Class) -> &'static Rule {
+    RULES
+        .iter()
+        .find(|r| r.class == class)
+        .expect("every class has a rule")
+}
+
+const PRIVILEGED: &[Mnemonic] = &[
+    Mnemonic::Hlt,
+    Mnemonic::Cli,
+    Mnemonic::Sti,
+    Mnemonic::In,
+    Mnemonic::Out,
+    Mnemonic::Insb,
+    Mnemonic::Insw,
+    Mnemonic::Insd,
+    Mnemonic::Outsb,
+    Mnemonic::Outsw,
+    Mnemonic::Outsd,
+    Mnemonic::Rdmsr,
+    Mnemonic::Wrmsr,
+    Mnemonic::Swapgs,
+    Mnemonic::Lgdt,
+    Mnemonic::Lidt,
+    Mnemonic::Lldt,
+    Mnemonic::Ltr,
+    Mnemonic::Sgdt,
+    Mnemonic::Sidt,
+    Mnemonic::Sldt,
+    Mnemonic::Str,
+    Mnemonic::Smsw,
+    Mnemonic::Lmsw,
+    Mnemonic::Clts,
+    Mnemonic::Invd,
+    Mnemonic::Wbinvd,
+    Mnemonic::Invlpg,
+    Mnemonic::Invpcid,
+    Mnemonic::Sysenter,
+    Mnemonic::Sysexit,
+    Mnemonic::Sysexitq,
+    Mnemonic::Sysret,
+    Mnemonic::Sysretq,
+    Mnemonic::Rdpmc,
+    Mnemonic::Xsetbv,
+    Mnemonic::Monitor,
+    Mnemonic::Mwait,
+];
+
+const FAR: &[Mnemonic] = &[
+    Mnemonic::Retf,
+    Mnemonic::Iret,
+    Mnemonic::Iretd,
+    Mnemonic::Iretq,
+];
+
+const SEGMENT_LOADS: &[Mnemonic] = &[Mnemonic::Lss, Mnemonic::Lfs, Mnemonic::Lgs];
+
+fn is_control_or_debug_register(register: Register) -> bool {
+    register.is_cr() || register.is_dr()
+}
+
+/// The class of a guest instruction.
+pub fn classify(instruction: &Instruction) -> Class {
+    let mnemonic = instruction.mnemonic();
+    let code = instruction.code();
+    if code == Code::INVALID {
+        return Class::Invalid;
+    }
+    match mnemonic {
+        Mnemonic::Syscall => return Class::Syscall,
+        Mnemonic::Cpuid | Mnemonic::Rdtsc => return Class::AnsweredByMachine,
+        Mnemonic::Popf | Mnemonic::Popfq => return Class::Popf,
+        Mnemonic::Int3 => return Class::Breakpoint,
+        Mnemonic::Int1 => return Class::DebugTrap,
+        Mnemonic::Int if instruction.immediate8() == 0x80 => return Class::Int80,
+        Mnemonic::Int => return Class::SoftwareInterrupt,
+        _ => {}
+    }
+    let moves_control_register = mnemonic == Mnemonic::Mov
+        && (0..instruction.op_count()).any(|i| {
+            instruction.op_kind(i) == OpKind::Register
+                && is_control_or_debug_register(instruction.op_register(i))
+        });
+    if PRIVILEGED.contains(&mnemonic) || moves_control_register {
+        return Class::Privileged;
+    }
+    if FAR.contains(&mnemonic)
+        || instruction.is_jmp_far()
+        || instruction.is_call_far()
+        || instruction.is_jmp_far_indirect()
+        || instruction.is_call_far_indirect()
+    {
+        return Class::FarTransfer;
+    }
+    let writes_segment = mnemonic == Mnemonic::Mov
+        && instruction.op0_kind() == OpKind::Register
+        && instruction.op0_register().is_segment_register();
+    let pops_segment = mnemonic == Mnemonic::Pop
+        && instruction.op0_kind() == OpKind::Register
+        && instruction.op0_register().is_segment_register();
+    if writes_segment || pops_segment || SEGMENT_LOADS.contains(&mnemonic) {
+        return Class::SegmentLoad;
+    }
+    match instruction.flow_control() {
+        FlowControl::UnconditionalBranch => Class::DirectJump,
+        FlowControl::ConditionalBranch if instruction.is_jcc_short_or_near() => {
+            Class::ConditionalJump
+        }
+        FlowControl::ConditionalBranch => Class::CounterJump,
+        FlowControl::IndirectBranch => Class::IndirectJump,
+        FlowControl::Call => Class::DirectCall,
+        FlowControl::IndirectCall => Class::IndirectCall,
+        FlowControl::Return => Class::Return,
+        _ => Class::Plain,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_has_exactly_one_rule() {
+        let classes = [
+            Class::Plain,
+            Class::DirectJump,
+            Class::ConditionalJump,
+            Class::CounterJump,
+            Class::DirectCall,
+            Class::IndirectJump,
+            Class::IndirectCall,
+            Class::Return,
+            Class::Syscall,
+            Class::AnsweredByMachine,
+            Class::Popf,
+            Class::Breakpoint,
+            Class::DebugTrap,
+            Class::SoftwareInterrupt,
+            Class::Int80,
+            Class::Privileged,
+            Class::FarTransfer,
+            Class::SegmentLoad,
+            Class::Invalid,
+            Class::FetchFault,
+        ];
+        for class in classes {
+            assert_eq!(
+                RULES.iter().filter(|r| r.class == class).count(),
+                1,
+                "{class:?}"
+            );
+        }
+        assert_eq!(RULES.len(), classes.len());
+    }
+}

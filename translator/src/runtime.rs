@@ -1,0 +1,162 @@
+//! The contract between translated code and the runtime that hosts it: where the stubs
+//! and data slots are, and what each means.
+//!
+//! Everything lives in the top 2 GiB of the address space (as Linux's kernel text does, for
+//! `-mcmodel=kernel`), so translated code reaches it with 32-bit absolute addresses, with
+//! no register to spare. The very top [`GUARD_SIZE`] bytes stay unmapped: a stack or
+//! `fs:`-relative access with a small negative offset from a small base wraps there and
+//! faults, as the same access at ring 3 would.
+
+/// Bytes at the top of the address space that the runtime must leave unmapped.
+pub const GUARD_SIZE: u64 = 1 << 20;
+/// The lowest address 32-bit absolute addressing reaches in the kernel half.
+pub const TOP_2G: u64 = 0xffff_ffff_8000_0000;
+/// The highest user address: the MPX bound `bnd0` holds.
+pub const USER_MAX: u64 = 0x0000_7fff_ffff_ffff;
+
+/// Addresses the translated code relies on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    /// Stub: translate the guest address in `target` and continue there.
+    pub dispatch: u64,
+    /// Stub: look up the guest address in `target` (indirect branches and returns).
+    pub indirect: u64,
+    /// Stub: the kernel entry. Entered by `call` on the kernel stack with the guest's
+    /// registers as at its `syscall`, RCX already holding the guest's next RIP; it sets
+    /// R11 = RFLAGS, serves the call (result in RAX) and returns.
+    pub syscall_entry: u64,
+    /// Stub: end the process as the ring-3 fault in `fault_kind` at `fault_rip` would.
+    pub fault: u64,
+    /// Slot (8 bytes): the guest address for `dispatch` and `indirect`.
+    pub target: u64,
+    /// Slot: the guest RSP while on the kernel stack.
+    pub user_rsp: u64,
+    /// Slot: one spilled guest register.
+    pub spill: u64,
+    /// Slot: the guest's FS base, kept current by the kernel (arch_prctl).
+    pub fs_base: u64,
+    /// Slot: the guest's GS base.
+    pub gs_base: u64,
+    /// Slot: the guest RIP of a ring-3 fault.
+    pub fault_rip: u64,
+    /// Slot (4 bytes): a [`FaultKind`] index.
+    pub fault_kind: u64,
+    /// Top of the kernel stack (16-byte aligned).
+    pub kernel_stack_top: u64,
+}
+
+impl Runtime {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let all = [
+            ("dispatch", self.dispatch),
+            ("indirect", self.indirect),
+            ("syscall_entry", self.syscall_entry),
+            ("fault", self.fault),
+            ("target", self.target),
+            ("user_rsp", self.user_rsp),
+            ("spill", self.spill),
+            ("fs_base", self.fs_base),
+            ("gs_base", self.gs_base),
+            ("fault_rip", self.fault_rip),
+            ("fault_kind", self.fault_kind),
+            ("kernel_stack_top", self.kernel_stack_top),
+        ];
+        for (name, address) in all {
+            if !(TOP_2G..=u64::MAX - GUARD_SIZE).contains(&address) {
+                return Err(format!(
+                    "{name} at {address:#x} is outside the top 2 GiB below the guard"
+                ));
+            }
+        }
+        if self.kernel_stack_top % 16 != 0 {
+            return Err("the kernel stack top is not 16-byte aligned".into());
+        }
+        Ok(())
+    }
+}
+
+/// A ring-3 outcome that translated code raises through the `fault` stub, at the RIP
+/// Linux would report (after the instruction for traps, on it for faults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultKind {
+    /// The Linux signal number the process gets; 0 when the instruction is not supported
+    /// at ring 0 and the run must stop with an error instead.
+    pub signal: i32,
+    pub reason: &'static str,
+}
+
+const fn kind(signal: i32, reason: &'static str) -> FaultKind {
+    FaultKind { signal, reason }
+}
+
+const SIGILL: i32 = 4;
+const SIGTRAP: i32 = 5;
+const SIGSEGV: i32 = 11;
+
+/// Every fault translated code can raise; the `fault_kind` slot holds an index here.
+pub const FAULT_KINDS: &[FaultKind] = &[
+    kind(SIGILL, "invalid opcode (#UD)"),
+    kind(SIGTRAP, "breakpoint (#BP)"),
+    kind(SIGTRAP, "debug trap (#DB)"),
+    kind(
+        SIGSEGV,
+        "general protection fault (#GP): privileged instruction at ring 3",
+    ),
+    kind(
+        SIGSEGV,
+        "general protection fault (#GP): the interrupt gate is kernel-only",
+    ),
+    kind(
+        SIGSEGV,
+        "page fault (#PF): instruction fetch from an unmapped or non-executable page",
+    ),
+    kind(SIGSEGV, "page fault (#PF): access to a kernel address"),
+    kind(0, "int 0x80 (the 32-bit system call entry)"),
+    kind(
+        0,
+        "a far control transfer or segment register load at ring 0",
+    ),
+];
+
+/// Index in [`FAULT_KINDS`] of each kind, by name.
+pub(crate) mod fault {
+    pub const INVALID: u32 = 0;
+    pub const BREAKPOINT: u32 = 1;
+    pub const DEBUG_TRAP: u32 = 2;
+    pub const PRIVILEGED: u32 = 3;
+    pub const INTERRUPT_GATE: u32 = 4;
+    pub const FETCH: u32 = 5;
+    pub const KERNEL_ADDRESS: u32 = 6;
+    pub const UNSUPPORTED_INT80: u32 = 7;
+    pub const UNSUPPORTED_AT_RING0: u32 = 8;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_indices_name_their_kinds() {
+        assert!(FAULT_KINDS[fault::INVALID as usize].reason.contains("#UD"));
+        assert!(FAULT_KINDS[fault::BREAKPOINT as usize]
+            .reason
+            .contains("#BP"));
+        assert!(FAULT_KINDS[fault::DEBUG_TRAP as usize]
+            .reason
+            .contains("#DB"));
+        assert!(FAULT_KINDS[fault::PRIVILEGED as usize]
+            .reason
+            .contains("privileged"));
+        assert!(FAULT_KINDS[fault::INTERRUPT_GATE as usize]
+            .reason
+            .contains("gate"));
+        assert!(FAULT_KINDS[fault::FETCH as usize].reason.contains("fetch"));
+        assert!(FAULT_KINDS[fault::KERNEL_ADDRESS as usize]
+            .reason
+            .contains("kernel address"));
+        assert!(FAULT_KINDS[fault::UNSUPPORTED_INT80 as usize]
+            .reason
+            .contains("0x80"));
+        assert_eq!(FAULT_KINDS[fault::UNSUPPORTED_AT_RING0 as usize].signal, 0);
+    }
+}
