@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use sim::costs::{self, builtin};
 use sim::kernel::OnUnsupported;
+use sim::process::Mode;
 use sim::run::status;
 
 #[derive(Parser)]
@@ -28,6 +29,10 @@ struct Cli {
     /// List the built-in cost models and exit.
     #[arg(long)]
     list_cost_models: bool,
+
+    /// Run untranslated at ring 3, or binary-translated at ring 0.
+    #[arg(long, value_enum, default_value_t = ModeArg::Ring3)]
+    mode: ModeArg,
 
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -72,6 +77,12 @@ struct Cli {
     /// The program's arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Ring3,
+    Ring0,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -189,6 +200,10 @@ fn main() -> ExitCode {
         cost_model,
         seed: cli.seed,
         max_instructions: cli.max_instructions,
+        mode: match cli.mode {
+            ModeArg::Ring3 => Mode::Ring3,
+            ModeArg::Ring0 => Mode::Ring0,
+        },
         on_unsupported: match cli.on_unsupported_syscall {
             UnsupportedPolicy::Stop => OnUnsupported::Stop,
             UnsupportedPolicy::Enosys => OnUnsupported::Enosys,

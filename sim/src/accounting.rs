@@ -108,6 +108,21 @@ struct Slot {
     addr: u64,
     size: u32,
     instructions: u32,
+    /// Guest instructions it stands for: the same as `instructions` for guest code run
+    /// as is, fewer for translated code.
+    guest: u32,
+    repeat: bool,
+}
+
+/// What running one emulator block executes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockCount {
+    pub instructions: u32,
+    pub guest: u32,
+    /// The block is one rep-prefixed string instruction. QEMU runs each further iteration of
+    /// such an instruction as a block of its own, which must not count again: the CPU
+    /// retires a rep instruction once, however many times it repeats.
+    pub repeat: bool,
 }
 
 /// Slots in the direct-mapped cache (1 MiB). A hash map probe per block took 40 % of the
@@ -132,14 +147,26 @@ impl BlockCounter {
         ((addr ^ (addr >> 16)) as usize) & (SLOTS - 1)
     }
 
-    /// The number of instructions in the `size`-byte block at `addr`.
+    /// The instructions in the `size`-byte block at `addr`, and the guest instructions
+    /// they stand for (`guest` says how many, given the instruction count).
     #[inline]
-    pub fn count(&mut self, addr: u64, size: u32, mem: &AddressSpace) -> u32 {
+    pub fn count(
+        &mut self,
+        addr: u64,
+        size: u32,
+        mem: &AddressSpace,
+        guest: impl FnOnce(u32) -> u32,
+    ) -> BlockCount {
         let slot = &mut self.slots[Self::slot(addr)];
         if slot.addr == addr && slot.size == size {
-            return slot.instructions;
+            return BlockCount {
+                instructions: slot.instructions,
+                guest: slot.guest,
+                repeat: slot.repeat,
+            };
         }
-        let instructions = Self::decode(addr, size, mem);
+        let (instructions, repeat) = Self::decode(addr, size, mem);
+        let guest = guest(instructions);
         // Code in a writable and executable page may change with no syscall to say so:
         // it is not cached, and is decoded afresh each time.
         let volatile = mem.is_writable_code(addr) || mem.is_writable_code(addr + size as u64 - 1);
@@ -148,23 +175,34 @@ impl BlockCounter {
                 addr,
                 size,
                 instructions,
+                guest,
+                repeat,
             };
         }
-        instructions
+        BlockCount {
+            instructions,
+            guest,
+            repeat,
+        }
     }
 
-    fn decode(addr: u64, size: u32, mem: &AddressSpace) -> u32 {
+    /// The instructions in a block, and whether it is one rep-prefixed string instruction.
+    fn decode(addr: u64, size: u32, mem: &AddressSpace) -> (u32, bool) {
         let mut bytes = vec![0u8; size as usize];
         if mem.peek(addr, &mut bytes).is_err() {
-            return 0;
+            return (0, false);
         }
         let mut decoder = Decoder::with_ip(64, &bytes, addr, DecoderOptions::NONE);
         let mut count = 0;
+        let mut repeat = false;
         while decoder.can_decode() {
-            let _ = decoder.decode();
+            let instruction = decoder.decode();
+            repeat = count == 0
+                && instruction.is_string_instruction()
+                && (instruction.has_rep_prefix() || instruction.has_repne_prefix());
             count += 1;
         }
-        count
+        (count, repeat && count == 1)
     }
 
     /// Instructions of the block at `block` (of `size` bytes) that lie before `rip`, for
@@ -173,7 +211,7 @@ impl BlockCounter {
         if rip < block || rip >= block + size as u64 {
             return None;
         }
-        Some(Self::decode(block, (rip - block) as u32, mem))
+        Some(Self::decode(block, (rip - block) as u32, mem).0)
     }
 
     /// Forgets blocks that start in `page`: its code changed.

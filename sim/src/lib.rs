@@ -6,6 +6,7 @@
 //! `costs` (cycles) → `report`. `run` ties them together.
 
 pub mod accounting;
+pub mod bt;
 pub mod costs;
 pub mod kernel;
 pub mod loader;

@@ -19,8 +19,10 @@ use unicorn_engine::{
 };
 
 use crate::accounting::Clock;
+use crate::bt::layout::{self, Hypercall, RUNTIME};
+use crate::kernel::Unsupported;
 use crate::memory::USER_END;
-use crate::process::{Finished, Process, SyscallFlow};
+use crate::process::{Finished, Flow, Process, Stop};
 
 /// Start of the kernel half of the address space.
 pub const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
@@ -28,7 +30,7 @@ const GDT: u64 = KERNEL_BASE;
 /// A `sysretq` that drops the CPU from ring 0 to the program's entry at ring 3.
 const ENTER_USER: u64 = KERNEL_BASE + 0x1000;
 /// LSTAR's target. Syscalls are taken by Unicorn's hook, so reaching it is a bug: `ud2`.
-const SYSCALL_ENTRY: u64 = ENTER_USER + 0x10;
+const LSTAR_TARGET: u64 = ENTER_USER + 0x10;
 /// The `until` address for `emu_start`: never executed, so translated code is never
 /// thrown away on a restart (an `until` inside hot code costs 3-4 µs per restart).
 const NEVER_REACHED: u64 = ENTER_USER + 0x20;
@@ -64,6 +66,11 @@ const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
 const CR4_OSFXSR: u64 = 1 << 9;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
+const CR4_OSXSAVE: u64 = 1 << 18;
+const MSR_BNDCFGS: u32 = 0xd90;
+const BNDCFGS_ENABLE: u64 = 1 << 0;
+/// Keeps bound registers across branches without a BND prefix (all of the guest's).
+const BNDCFGS_PRESERVE: u64 = 1 << 1;
 /// RFLAGS at entry to ring 3: IF and the always-one bit, as Linux starts a process.
 const USER_RFLAGS: u64 = 0x202;
 
@@ -87,12 +94,20 @@ pub struct Machine {
     uc: Unicorn<'static, Process>,
     /// Keeps the RDTSC hook's clock alive for as long as Unicorn may call it.
     _tsc_clock: Rc<Clock>,
+    /// Where emulation begins: the `sysretq` into ring 3, or the ring-0 runtime's start.
+    start: u64,
 }
 
 impl Machine {
     /// Builds the machine around a loaded process; `entry` and `stack_pointer` are where
     /// ring 3 starts.
     pub fn new(mut process: Process, entry: u64, stack_pointer: u64) -> Result<Self, MachineError> {
+        let ring0 = process.cache.is_some();
+        let start = if ring0 {
+            prepare_ring0(&mut process, entry, stack_pointer)?
+        } else {
+            ENTER_USER
+        };
         let mem = &mut process.kernel.mem;
         for (page, execute) in [(GDT, false), (ENTER_USER, true)] {
             mem.map_kernel_page(page, execute)
@@ -104,7 +119,7 @@ impl Machine {
         let gdt: Vec<u8> = GDT_ENTRIES.iter().flat_map(|e| e.to_le_bytes()).collect();
         mem.write_kernel(GDT, &gdt);
         mem.write_kernel(ENTER_USER, &SYSRETQ);
-        mem.write_kernel(SYSCALL_ENTRY, &UD2);
+        mem.write_kernel(LSTAR_TARGET, &UD2);
         let (host_ram, cr3) = (mem.phys().host_base(), mem.cr3());
         let clock = Rc::clone(&process.clock);
 
@@ -115,7 +130,7 @@ impl Machine {
         // Must precede any other use of the engine.
         setup(
             "select the CPU model",
-            uc.ctl_set_cpu_model(X86CpuModel::WESTMERE as i32),
+            uc.ctl_set_cpu_model(X86CpuModel::DENVERTON as i32),
         )?;
         // SAFETY: the host RAM belongs to the process's address space, which lives inside
         // the engine's own data and so outlives every use the engine makes of it.
@@ -128,10 +143,9 @@ impl Machine {
         gdtr[16..20].copy_from_slice(&((GDT_ENTRIES.len() * 8 - 1) as u32).to_le_bytes());
         setup("load the GDT", uc.reg_write_long(RegisterX86::GDTR, &gdtr))?;
         setup("set CR3", uc.reg_write(RegisterX86::CR3, cr3))?;
-        setup(
-            "set CR4",
-            uc.reg_write(RegisterX86::CR4, CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT),
-        )?;
+        // Ring 0 needs XSAVE enabled to turn MPX on for the sandbox.
+        let cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | if ring0 { CR4_OSXSAVE } else { 0 };
+        setup("set CR4", uc.reg_write(RegisterX86::CR4, cr4))?;
         write_msr(&uc, MSR_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)?;
         setup(
             "set CR0",
@@ -141,8 +155,11 @@ impl Machine {
             ),
         )?;
         write_msr(&uc, MSR_STAR, STAR)?;
-        write_msr(&uc, MSR_LSTAR, SYSCALL_ENTRY)?;
+        write_msr(&uc, MSR_LSTAR, LSTAR_TARGET)?;
         write_msr(&uc, MSR_SFMASK, 0x4_7700)?;
+        if ring0 {
+            write_msr(&uc, MSR_BNDCFGS, BNDCFGS_ENABLE | BNDCFGS_PRESERVE)?;
+        }
 
         // SYSRETQ loads RIP from RCX and RFLAGS from R11; Linux starts with RDX = 0.
         setup(
@@ -161,12 +178,13 @@ impl Machine {
         let mut machine = Self {
             uc,
             _tsc_clock: clock,
+            start,
         };
-        machine.install_hooks()?;
+        machine.install_hooks(ring0)?;
         Ok(machine)
     }
 
-    fn install_hooks(&mut self) -> Result<(), MachineError> {
+    fn install_hooks(&mut self, ring0: bool) -> Result<(), MachineError> {
         let uc = &mut self.uc;
         setup(
             "add the syscall hook",
@@ -183,9 +201,15 @@ impl Machine {
         )?;
         let handle = uc.get_handle();
         let process: *mut Process = uc.get_data_mut();
+        // Ring 3 counts the guest's own code; ring 0 counts the code cache and stubs.
+        let counted = if ring0 {
+            layout::BASE..u64::MAX
+        } else {
+            0..USER_END - 1
+        };
         // SAFETY: the process lives in the engine's heap-allocated data, which neither moves
         // nor dies while the engine runs; Unicorn calls hooks one at a time.
-        unsafe { raw_block_hook(handle, process.cast())? };
+        unsafe { raw_block_hook(handle, process.cast(), counted)? };
         // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t`; CPUID's needs no data
         // and RDTSC's gets the clock, which `self` keeps alive as long as the engine.
         unsafe {
@@ -198,7 +222,7 @@ impl Machine {
 
     /// Runs the program until it exits, faults, or the simulator stops it.
     pub fn run(mut self) -> Result<Finished, MachineError> {
-        let result = self.uc.emu_start(ENTER_USER, NEVER_REACHED, 0, 0);
+        let result = self.uc.emu_start(self.start, NEVER_REACHED, 0, 0);
         let rip = self.uc.pc_read().unwrap_or(0);
         let stopped = self.uc.get_data().stop.is_some();
         match result {
@@ -220,19 +244,30 @@ impl Machine {
 
 fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     use RegisterX86::{R10, R11, R8, R9, RAX, RCX, RDI, RDX, RFLAGS, RSI};
-    let read = |reg| uc.reg_read(reg).unwrap_or(0);
-    let nr = read(RAX);
-    let args = [
-        read(RDI),
-        read(RSI),
-        read(RDX),
-        read(R10),
-        read(R8),
-        read(R9),
-    ];
-    let rflags = read(RFLAGS);
     let rip = uc.pc_read().unwrap_or(0);
-    let flow = uc.get_data_mut().syscall(nr, &args, rip);
+    let flow = match layout::hypercall_at(rip) {
+        Some(call) if call != Hypercall::KernelEntry => uc.get_data_mut().hypercall(call),
+        entry => {
+            let nr = reg(uc, RAX);
+            let args = [
+                reg(uc, RDI),
+                reg(uc, RSI),
+                reg(uc, RDX),
+                reg(uc, R10),
+                reg(uc, R8),
+                reg(uc, R9),
+            ];
+            // From the kernel entry, RCX already holds the guest's next RIP.
+            let guest_rip = if entry.is_some() {
+                reg(uc, RCX) - 2
+            } else {
+                rip
+            };
+            uc.get_data_mut().syscall(nr, &args, guest_rip)
+        }
+    };
+    let ring0 = uc.get_data().cache.is_some();
+    let guest_next = reg(uc, RCX);
     let process = uc.get_data_mut();
     let registers = std::mem::take(&mut process.kernel.registers);
     let sync = process.kernel.mem.take_sync();
@@ -242,11 +277,33 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     for &page in &sync.stale_pages {
         process.blocks.forget_page(page);
     }
+    if ring0 && (sync.flush_code || !sync.stale_pages.is_empty()) && process.stop.is_none() {
+        let what =
+            "guest code changed after translation (self-modifying or reloaded code at ring 0)"
+                .into();
+        process.stop = Some(Stop::Unsupported(Unsupported {
+            what,
+            rip: guest_next.wrapping_sub(2),
+        }));
+    }
+    let stopped = process.stop.is_some();
     if let Some(base) = registers.fs_base {
         let _ = uc.reg_write(RegisterX86::FS_BASE, base);
+        if ring0 {
+            uc.get_data_mut()
+                .kernel
+                .mem
+                .write_kernel(RUNTIME.fs_base, &base.to_le_bytes());
+        }
     }
     if let Some(base) = registers.gs_base {
         let _ = uc.reg_write(RegisterX86::GS_BASE, base);
+        if ring0 {
+            uc.get_data_mut()
+                .kernel
+                .mem
+                .write_kernel(RUNTIME.gs_base, &base.to_le_bytes());
+        }
     }
     if sync.flush_tlb {
         let _ = uc.ctl_flush_tlb();
@@ -258,16 +315,64 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
         let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
     }
     match flow {
-        // The syscall contract: RAX = result, RCX = next RIP, R11 = RFLAGS. Unicorn itself
-        // moves RIP past the instruction when the hook returns.
-        SyscallFlow::Return(ret) => {
-            let _ = uc.reg_write(RAX, ret);
-            let _ = uc.reg_write(RCX, rip + 2);
-            let _ = uc.reg_write(R11, rflags);
-        }
-        SyscallFlow::Stop => {
+        _ if stopped => {
             let _ = uc.emu_stop();
         }
+        // From ring 3, the syscall contract: RAX = result, RCX = next RIP, R11 = RFLAGS
+        // (Unicorn moves RIP past the instruction when the hook returns). From the kernel
+        // entry, RCX was set by the translated code and R11 by the entry stub.
+        Flow::Return(ret) => {
+            let _ = uc.reg_write(RAX, ret);
+            if !ring0 {
+                let _ = uc.reg_write(RCX, rip + 2);
+                let _ = uc.reg_write(R11, reg(uc, RFLAGS));
+            }
+        }
+        // Code-cache pages patched in place: Unicorn must drop what it translated of them.
+        Flow::Continue(patched) => {
+            for page in patched {
+                let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
+            }
+        }
+        Flow::Stop => {
+            let _ = uc.emu_stop();
+        }
+    }
+}
+
+fn reg(uc: &Unicorn<'_, Process>, register: RegisterX86) -> u64 {
+    uc.reg_read(register).unwrap_or(0)
+}
+
+/// Lays out the ring-0 runtime: stubs, slots, kernel stack, and the program's first block.
+/// Returns where emulation starts.
+fn prepare_ring0(
+    process: &mut Process,
+    entry: u64,
+    stack_pointer: u64,
+) -> Result<u64, MachineError> {
+    let no_memory = |_| MachineError::Setup {
+        action: "map the ring-0 runtime",
+        error: uc_error::NOMEM,
+    };
+    let mem = &mut process.kernel.mem;
+    mem.map_kernel_page(layout::STUBS, true)
+        .map_err(no_memory)?;
+    mem.map_kernel_page(layout::DATA, false)
+        .map_err(no_memory)?;
+    for page in
+        (layout::KERNEL_STACK..layout::KERNEL_STACK_TOP).step_by(physmem::PAGE_SIZE as usize)
+    {
+        mem.map_kernel_page(page, false).map_err(no_memory)?;
+    }
+    for (address, code) in layout::stubs() {
+        mem.write_kernel(address, &code);
+    }
+    mem.write_kernel(RUNTIME.user_rsp, &stack_pointer.to_le_bytes());
+    mem.write_kernel(RUNTIME.target, &entry.to_le_bytes());
+    // The first block is found as any later one is: through the dispatcher.
+    match process.hypercall(Hypercall::Dispatch) {
+        Flow::Stop | Flow::Return(_) | Flow::Continue(_) => Ok(layout::START),
     }
 }
 
@@ -316,7 +421,11 @@ unsafe fn raw_insn_hook(
 ///
 /// # Safety
 /// `process` must point to the engine's `Process` for as long as the engine runs.
-unsafe fn raw_block_hook(handle: *mut uc_engine, process: *mut c_void) -> Result<(), MachineError> {
+unsafe fn raw_block_hook(
+    handle: *mut uc_engine,
+    process: *mut c_void,
+    range: std::ops::Range<u64>,
+) -> Result<(), MachineError> {
     let mut hook: uc_hook = 0;
     let callback: unsafe extern "C" fn(*mut uc_engine, u64, u32, *mut c_void) = on_block;
     // SAFETY: a valid engine handle and a callback of `uc_cb_hookcode_t`'s type; only
@@ -328,8 +437,8 @@ unsafe fn raw_block_hook(handle: *mut uc_engine, process: *mut c_void) -> Result
             HookType::BLOCK.0 as i32,
             callback as *mut c_void,
             process,
-            0,
-            USER_END - 1,
+            range.start,
+            range.end,
         )
     };
     setup("add the block hook", result.into())

@@ -135,14 +135,57 @@ impl AddressSpace {
             .ok_or(Errno::ENOMEM)
     }
 
-    /// Writes into a kernel-half page, bypassing user checks.
+    /// Writes into kernel-half pages, bypassing user checks (the simulator's own data and
+    /// code). Host writes do not reach Unicorn's translated-code cache: callers that change
+    /// code that may have run must have it invalidated.
     pub fn write_kernel(&mut self, vaddr: u64, bytes: &[u8]) {
-        let leaf = self
-            .tables
-            .leaf(&self.phys, vaddr)
-            .expect("kernel page is mapped");
-        let off = (vaddr % PAGE_SIZE) as usize;
-        self.phys.frame_mut(leaf.frame)[off..off + bytes.len()].copy_from_slice(bytes);
+        let mut done = 0;
+        while done < bytes.len() {
+            let cursor = vaddr + done as u64;
+            let leaf = self
+                .tables
+                .leaf(&self.phys, cursor)
+                .expect("kernel page is mapped");
+            let off = (cursor % PAGE_SIZE) as usize;
+            let take = (PAGE_SIZE as usize - off).min(bytes.len() - done);
+            self.phys.frame_mut(leaf.frame)[off..off + take]
+                .copy_from_slice(&bytes[done..done + take]);
+            done += take;
+        }
+    }
+
+    pub fn read_kernel_u64(&self, vaddr: u64) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.peek(vaddr, &mut bytes).expect("kernel slot is mapped");
+        u64::from_le_bytes(bytes)
+    }
+
+    /// Whether a kernel-half page is mapped.
+    pub fn kernel_page_mapped(&self, vaddr: u64) -> bool {
+        self.tables.leaf(&self.phys, vaddr).is_some()
+    }
+
+    /// Reads guest code as ring 3 fetches it: present, user, executable pages only.
+    /// Returns how many bytes could be fetched.
+    pub fn fetch(&self, addr: u64, buf: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            let cursor = addr + done as u64;
+            if cursor >= USER_END {
+                break;
+            }
+            let Some(leaf) = self.tables.leaf(&self.phys, cursor) else {
+                break;
+            };
+            if !(leaf.flags.present && leaf.flags.user && leaf.flags.execute) {
+                break;
+            }
+            let off = (cursor % PAGE_SIZE) as usize;
+            let take = (PAGE_SIZE as usize - off).min(buf.len() - done);
+            buf[done..done + take].copy_from_slice(&self.phys.frame(leaf.frame)[off..off + take]);
+            done += take;
+        }
+        done
     }
 
     // ----- areas -----

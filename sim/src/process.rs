@@ -1,14 +1,26 @@
 //! One simulated process: its kernel, its counts under a cost model, and how its run ended.
-//! The machine calls in on each syscall and fault; nothing here touches Unicorn.
+//! The machine calls in on each syscall, hypercall and fault; nothing here touches Unicorn.
 
 use std::rc::Rc;
 
 use nix::sys::signal::Signal;
+use translator::{TranslateError, FAULT_KINDS};
 
 use crate::accounting::{BlockCounter, Clock, Counts};
+use crate::bt::cache::{CacheError, CodeCache, TranslationStats};
+use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
 use crate::kernel::{Args, Exit, Kernel, Unsupported};
 use crate::machine::faults;
+
+/// How the program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Untranslated, at a real ring 3; every syscall is a ring crossing.
+    Ring3,
+    /// Translated, at ring 0 in the kernel half; syscalls are direct calls.
+    Ring0,
+}
 
 /// Why the run stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,17 +31,32 @@ pub enum Stop {
     InstructionLimit,
 }
 
+/// What only a translated run has to report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ring0Counts {
+    /// Instructions the CPU executed in the code cache and the runtime's stubs.
+    pub translated_instructions: u64,
+    pub stats: TranslationStats,
+    /// Guest accesses the sandbox stopped (they end the process as at ring 3).
+    pub sandbox_stops: u64,
+    /// Guest accesses that reached the kernel half: must be 0.
+    pub kernel_half_accesses: u64,
+}
+
 /// The record of a finished run.
 #[derive(Debug)]
 pub struct Finished {
     pub stop: Stop,
     pub counts: Counts,
+    pub ring0: Option<Ring0Counts>,
 }
 
-/// What the machine does after a syscall.
-pub enum SyscallFlow {
+/// What the machine does after a syscall or hypercall.
+pub enum Flow {
     /// Return this value in RAX and go on.
     Return(u64),
+    /// Go on; these code-cache pages changed and their emulator translations must go.
+    Continue(Vec<u64>),
     /// End the run; `Process::stop` says why.
     Stop,
 }
@@ -41,13 +68,21 @@ pub struct Process {
     pub clock: Rc<Clock>,
     pub blocks: BlockCounter,
     pub max_instructions: Option<u64>,
-    /// The block now running: address, size, instructions counted for it.
-    pub current_block: (u64, u32, u32),
+    /// The emulator block now running: address, size, and what was counted for it.
+    current_block: (u64, u32, u32, u32),
     pub stop: Option<Stop>,
+    /// The code cache, in ring-0 mode.
+    pub cache: Option<CodeCache>,
+    ring0: Ring0Counts,
 }
 
 impl Process {
-    pub fn new(kernel: Kernel, model: CostModel, max_instructions: Option<u64>) -> Self {
+    pub fn new(
+        kernel: Kernel,
+        model: CostModel,
+        max_instructions: Option<u64>,
+        mode: Mode,
+    ) -> Self {
         let clock = Rc::new(Clock::new(model.cpi.value));
         Self {
             kernel,
@@ -56,16 +91,33 @@ impl Process {
             clock,
             blocks: BlockCounter::default(),
             max_instructions,
-            current_block: (0, 0, 0),
+            current_block: (0, 0, 0, 0),
             stop: None,
+            cache: (mode == Mode::Ring0).then(CodeCache::new),
+            ring0: Ring0Counts::default(),
         }
     }
 
     /// Counts a block about to run; false when the instruction limit says stop.
     pub fn enter_block(&mut self, addr: u64, size: u32) -> bool {
-        let n = self.blocks.count(addr, size, &self.kernel.mem);
-        self.clock.add_instructions(n as u64);
-        self.current_block = (addr, size, n);
+        let cache = &self.cache;
+        let mut count =
+            self.blocks
+                .count(addr, size, &self.kernel.mem, |instructions| match cache {
+                    Some(cache) => cache.guest_instructions_in(addr, size),
+                    None => instructions,
+                });
+        // A further iteration of the rep instruction the previous block ended with.
+        let (previous, previous_size, ..) = self.current_block;
+        if count.repeat && previous + previous_size as u64 == addr + size as u64 {
+            count.instructions = 0;
+            count.guest = 0;
+        }
+        // The guest's clock runs on guest instructions in both modes, so both runs see the
+        // same times and behave the same.
+        self.clock.add_instructions(count.guest as u64);
+        self.ring0.translated_instructions += count.instructions as u64;
+        self.current_block = (addr, size, count.instructions, count.guest);
         match self.max_instructions {
             Some(limit) if self.clock.instructions() >= limit && self.stop.is_none() => {
                 self.stop = Some(Stop::InstructionLimit);
@@ -86,9 +138,14 @@ impl Process {
 
     /// The run's record; call once, after the machine stopped with `stop` set.
     pub fn finish(&mut self) -> Finished {
+        let ring0 = self.cache.as_ref().map(|cache| Ring0Counts {
+            stats: cache.stats.clone(),
+            ..self.ring0.clone()
+        });
         Finished {
             stop: self.stop.take().expect("the run stopped for a reason"),
             counts: self.counts_now(),
+            ring0,
         }
     }
 
@@ -98,12 +155,13 @@ impl Process {
         self.kernel.elapsed_ns = cpu_ns + self.kernel.slept_ns;
     }
 
-    pub fn syscall(&mut self, nr: u64, args: &Args, rip: u64) -> SyscallFlow {
+    /// The guest's syscall `nr` from guest address `rip`.
+    pub fn syscall(&mut self, nr: u64, args: &Args, rip: u64) -> Flow {
         self.set_kernel_time();
         match self.kernel.dispatch(nr, args, rip) {
             Err(unsupported) => {
                 self.stop = Some(Stop::Unsupported(unsupported));
-                SyscallFlow::Stop
+                Flow::Stop
             }
             Ok(done) => {
                 self.counts.record_syscall(nr, done.row, done.enosys);
@@ -114,16 +172,89 @@ impl Process {
                 match self.kernel.exit.take() {
                     Some(exit) => {
                         self.stop = Some(Stop::Exit(exit));
-                        SyscallFlow::Stop
+                        Flow::Stop
                     }
-                    None => SyscallFlow::Return(done.ret),
+                    None => Flow::Return(done.ret),
                 }
             }
         }
     }
 
-    /// A CPU exception at ring 3: vector, RIP as Unicorn reports it, and CR2.
+    /// A hypercall from the ring-0 runtime's stubs (not the kernel entry).
+    pub fn hypercall(&mut self, call: Hypercall) -> Flow {
+        match call {
+            Hypercall::Dispatch | Hypercall::Indirect => self.branch(call),
+            Hypercall::Fault => {
+                self.translated_fault();
+                Flow::Stop
+            }
+            Hypercall::KernelEntry => {
+                unreachable!("the machine serves the kernel entry as a syscall")
+            }
+        }
+    }
+
+    /// Finds or makes the translation of the guest target in the target slot.
+    fn branch(&mut self, call: Hypercall) -> Flow {
+        let target = self.kernel.mem.read_kernel_u64(RUNTIME.target);
+        let cache = self.cache.as_mut().expect("hypercalls come from ring 0");
+        let known = cache.knows(target);
+        match call {
+            Hypercall::Indirect => {
+                cache.stats.indirect_lookups += 1;
+                cache.stats.indirect_hits += known as u64;
+            }
+            _ => cache.stats.dispatches += 1,
+        }
+        match cache.find_or_translate(&mut self.kernel.mem, target) {
+            Ok((translation, patched)) => {
+                self.kernel
+                    .mem
+                    .write_kernel(NEXT, &translation.to_le_bytes());
+                Flow::Continue(patched)
+            }
+            Err(CacheError::Translate(TranslateError::Unfetchable(address))) => {
+                let reason =
+                    "page fault (#PF): instruction fetch from an unmapped or non-executable page";
+                self.kill(Signal::SIGSEGV, reason.into(), address);
+                Flow::Stop
+            }
+            Err(error) => {
+                self.stop = Some(Stop::Unsupported(Unsupported {
+                    what: error.to_string(),
+                    rip: target,
+                }));
+                Flow::Stop
+            }
+        }
+    }
+
+    /// A ring-3 outcome raised by translated code through the fault stub.
+    fn translated_fault(&mut self) {
+        let rip = self.kernel.mem.read_kernel_u64(RUNTIME.fault_rip);
+        let kind = self.kernel.mem.read_kernel_u64(RUNTIME.fault_kind) as u32 as usize;
+        let kind = FAULT_KINDS[kind];
+        if !kind.trap {
+            // The faulting instruction was counted when its block began; it never ran.
+            self.clock.remove_instructions(1);
+        }
+        match Signal::try_from(kind.signal) {
+            Ok(signal) => self.kill(signal, kind.reason.into(), rip),
+            Err(_) => {
+                self.stop = Some(Stop::Unsupported(Unsupported {
+                    what: kind.reason.into(),
+                    rip,
+                }))
+            }
+        }
+    }
+
+    /// A CPU exception: vector, RIP as Unicorn reports it, and CR2.
     pub fn fault(&mut self, vector: u32, rip: u64, cr2: u64) {
+        if self.cache.is_some() {
+            self.ring0_fault(vector, rip, cr2);
+            return;
+        }
         let mut before = [0u8; 2];
         let software = self
             .kernel
@@ -164,10 +295,45 @@ impl Process {
         self.kill(signal, reason, fault_rip);
     }
 
+    /// A CPU exception in translated code: the guest instruction is found through the
+    /// code cache's translate-back table.
+    fn ring0_fault(&mut self, vector: u32, rip: u64, cr2: u64) {
+        self.uncount_rest_of_block(rip);
+        let guest_rip = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.guest_address_of(rip))
+            .unwrap_or(rip);
+        let (signal, reason) = match faults::fault(vector) {
+            // #BR: the sandbox's bndcu stopped an access outside the user half.
+            _ if vector == 5 => {
+                self.ring0.sandbox_stops += 1;
+                (
+                    Signal::SIGSEGV,
+                    "page fault (#PF): access to a kernel address (stopped by the sandbox)".into(),
+                )
+            }
+            Some(row) if vector == 14 => {
+                if cr2 >= crate::memory::USER_END {
+                    self.ring0.kernel_half_accesses += 1;
+                }
+                (row.signal, self.page_fault_reason(cr2))
+            }
+            Some(row) => (row.signal, row.name.to_string()),
+            None => (Signal::SIGSEGV, format!("CPU exception {vector}")),
+        };
+        self.kill(signal, reason, guest_rip);
+    }
+
     /// An invalid instruction at `rip` (Unicorn ends the run for these).
     pub fn invalid_instruction(&mut self, rip: u64) {
         self.uncount_rest_of_block(rip);
-        self.kill(Signal::SIGILL, "invalid opcode (#UD)".into(), rip);
+        let guest_rip = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.guest_address_of(rip))
+            .unwrap_or(rip);
+        self.kill(Signal::SIGILL, "invalid opcode (#UD)".into(), guest_rip);
     }
 
     fn page_fault_reason(&self, addr: u64) -> String {
@@ -197,13 +363,19 @@ impl Process {
         });
     }
 
-    /// Takes back the instructions of the current block from `rip` on: they never ran.
+    /// Takes back what the current block counted from `rip` on: it never ran.
     fn uncount_rest_of_block(&mut self, rip: u64) {
-        let (block, size, counted) = self.current_block;
-        if let Some(ran) = BlockCounter::executed_before(block, size, rip, &self.kernel.mem) {
-            self.clock
-                .remove_instructions((counted - ran.min(counted)) as u64);
-            self.current_block.2 = ran;
-        }
+        let (block, size, instructions, guest) = self.current_block;
+        let Some(ran) = BlockCounter::executed_before(block, size, rip, &self.kernel.mem) else {
+            return;
+        };
+        let guest_ran = match &self.cache {
+            Some(cache) => cache.guest_instructions_in(block, (rip - block) as u32),
+            None => ran,
+        };
+        self.clock
+            .remove_instructions((guest - guest_ran.min(guest)) as u64);
+        self.ring0.translated_instructions -= (instructions - ran.min(instructions)) as u64;
+        self.current_block = (block, size, ran, guest_ran);
     }
 }

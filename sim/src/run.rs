@@ -14,7 +14,7 @@ use crate::loader::{self, ExecArgs, LoadError};
 use crate::machine::physmem::PhysMemError;
 use crate::machine::{Machine, MachineError};
 use crate::memory::AddressSpace;
-use crate::process::{Process, Stop};
+use crate::process::{Mode, Process, Stop};
 use crate::report::Report;
 
 /// Everything a run depends on. The same config gives a byte-identical report.
@@ -32,6 +32,7 @@ pub struct RunConfig {
     pub seed: u64,
     pub max_instructions: Option<u64>,
     pub on_unsupported: OnUnsupported,
+    pub mode: Mode,
 }
 
 /// How a run ended, and its report.
@@ -122,7 +123,12 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         exit: None,
         on_unsupported: config.on_unsupported,
     };
-    let process = Process::new(kernel, config.cost_model.clone(), config.max_instructions);
+    let process = Process::new(
+        kernel,
+        config.cost_model.clone(),
+        config.max_instructions,
+        config.mode,
+    );
     let finished = Machine::new(process, loaded.entry, loaded.stack_pointer)?.run()?;
 
     let (status, notice) = match &finished.stop {

@@ -68,7 +68,7 @@ impl Runtime {
                 ));
             }
         }
-        if self.kernel_stack_top % 16 != 0 {
+        if !self.kernel_stack_top.is_multiple_of(16) {
             return Err("the kernel stack top is not 16-byte aligned".into());
         }
         Ok(())
@@ -83,10 +83,24 @@ pub struct FaultKind {
     /// at ring 0 and the run must stop with an error instead.
     pub signal: i32,
     pub reason: &'static str,
+    /// A trap: the instruction completed (int3, int1), so it counts as executed.
+    pub trap: bool,
 }
 
 const fn kind(signal: i32, reason: &'static str) -> FaultKind {
-    FaultKind { signal, reason }
+    FaultKind {
+        signal,
+        reason,
+        trap: false,
+    }
+}
+
+const fn trap(signal: i32, reason: &'static str) -> FaultKind {
+    FaultKind {
+        signal,
+        reason,
+        trap: true,
+    }
 }
 
 const SIGILL: i32 = 4;
@@ -96,8 +110,8 @@ const SIGSEGV: i32 = 11;
 /// Every fault translated code can raise; the `fault_kind` slot holds an index here.
 pub const FAULT_KINDS: &[FaultKind] = &[
     kind(SIGILL, "invalid opcode (#UD)"),
-    kind(SIGTRAP, "breakpoint (#BP)"),
-    kind(SIGTRAP, "debug trap (#DB)"),
+    trap(SIGTRAP, "breakpoint (#BP)"),
+    trap(SIGTRAP, "debug trap (#DB)"),
     kind(
         SIGSEGV,
         "general protection fault (#GP): privileged instruction at ring 3",

@@ -1,23 +1,30 @@
 //! Software fault isolation: every memory access of translated code stays in the user half.
 //!
-//! At ring 0 the page tables' user/supervisor bit no longer protects the kernel, so each
-//! explicit or implicit memory operand is checked before the access with MPX's `bndcu`
-//! against `bnd0` (upper bound 0x7fff_ffff_ffff), which the runtime loads once. `bndcu`
-//! computes the operand's effective address like `lea`, touches no flag and no register, and
-//! raises #BR when the address lies above the user half (kernel addresses, non-canonical
-//! ones, and negative wraps alike). One instruction per access is the whole cost.
+//! At ring 0 the page tables' user/supervisor bit no longer protects the kernel, so memory
+//! operands are checked before the access with MPX's `bndcu` against `bnd0` (upper bound
+//! 0x7fff_ffff_ffff), which the runtime loads once. `bndcu` touches no flag and no register
+//! and raises #BR when its operand lies above the user half (kernel addresses and
+//! non-canonical ones alike).
 //!
-//! Three kinds of access need no check, by invariant:
+//! For `[base + disp]` with |disp| < GUARD_SIZE, the base register itself is checked, with
+//! `bndcu`'s register form: base at most 2^47 - 1 and such a displacement can only reach
+//! the user half, the non-canonical hole (which faults) or, wrapping below 0, the unmapped
+//! guard at the top of the address space: one instruction. Any other operand (an index
+//! register, which may legitimately be negative, or a large displacement) has its effective
+//! address formed with `lea` in a spilled register and checked whole: four instructions.
+//! (Unicorn 2.1.5 mis-decodes `bndcu` with a memory operand that has a SIB byte or a
+//! displacement: it reads those bytes twice, as this translator's ring-0 runs showed. The
+//! register form has no such bytes.)
+//!
+//! No check is needed, by invariant, for:
 //! - RIP-relative and absolute operands: the address is known now; one above the user half
 //!   becomes a guaranteed fault.
 //! - `[rsp + disp]` with |disp| < GUARD_SIZE, and push/pop/call/ret: RSP is checked after
-//!   every instruction that writes it other than those, so it stays in the user half; from
-//!   there such an access reaches at most the unmapped guard at the top of the address space
-//!   or the non-canonical hole, and faults as it would at ring 3.
+//!   every instruction that writes it other than those, so it stays in the user half.
 //! - `fs:[disp]` and `gs:[disp]` with disp >= -GUARD_SIZE: the kernel keeps FS and GS bases in
-//!   the user half (arch_prctl refuses others), so the same reasoning holds.
-//! Other `fs:`/`gs:` operands have their linear address computed in a spilled register and
-//! checked. Operands with 32-bit address size cannot leave the low 4 GiB.
+//!   the user half (arch_prctl refuses others). Other `fs:`/`gs:` operands have their linear
+//!   address formed in a spilled register and checked.
+//! - Operands with 32-bit address size: they cannot leave the low 4 GiB.
 
 use iced_x86::{
     Code, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic, OpAccess, OpKind, Register,
@@ -79,8 +86,10 @@ fn is_32_bit(register: Register) -> bool {
 /// What an access needs before it runs.
 enum Check {
     None,
-    Bound(MemoryOperand),
-    Segment(Register, UsedMemory),
+    /// Check these address registers.
+    Registers(Vec<Register>),
+    /// Form the whole linear address (with this segment's base, if any) and check it.
+    Linear(Option<Register>, UsedMemory),
 }
 
 fn check_for(memory: &UsedMemory) -> Check {
@@ -96,7 +105,7 @@ fn check_for(memory: &UsedMemory) -> Check {
         return if plain {
             Check::None
         } else {
-            Check::Segment(memory.segment(), *memory)
+            Check::Linear(Some(memory.segment()), *memory)
         };
     }
     if base == Register::RSP && index == Register::None && small {
@@ -106,79 +115,76 @@ fn check_for(memory: &UsedMemory) -> Check {
     if base == Register::None && index == Register::None {
         return Check::None;
     }
-    // An 8-bit index (xlat's AL) cannot index a bndcu operand: check the block's far end.
-    let (index, scale, displacement) = if index.is_gpr8() {
-        (Register::None, 1, displacement + 255)
+    // xlat indexes with AL: at most 255 past the base, which the guard covers.
+    let index = if index.is_gpr8() {
+        Register::None
     } else {
-        (index, memory.scale(), displacement)
+        index
     };
-    Check::Bound(MemoryOperand::new(
-        base,
-        index,
-        scale,
-        displacement,
-        8,
-        false,
-        Register::None,
-    ))
+    if index == Register::None && small && base.is_gpr64() {
+        return Check::Registers(vec![base]);
+    }
+    Check::Linear(None, *memory)
 }
 
-fn bndcu(e: &mut Emitter, operand: MemoryOperand) {
+fn bndcu(e: &mut Emitter, register: Register) {
     e.emit_built(Instruction::with2(
         Code::Bndcu_bnd_rm64,
         Register::BND0,
-        operand,
+        register,
     ));
 }
 
-/// Checks `fs:`/`gs:` + EA: spill a scratch register, form the linear address, check it.
-fn check_segment(
+/// Checks a whole linear address: spill a scratch register, form the address (segment base
+/// included), check it, restore the register.
+fn check_linear(
     e: &mut Emitter,
     instruction: &Instruction,
-    segment: Register,
+    segment: Option<Register>,
     memory: &UsedMemory,
 ) {
     let scratch = scratch_register(instruction);
     let spill = e.slot(e.runtime.spill);
-    let base_slot = e.slot(if segment == Register::FS {
-        e.runtime.fs_base
-    } else {
-        e.runtime.gs_base
-    });
-    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, scratch));
-    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, base_slot));
     let displacement = memory.displacement() as i64;
-    let first = match memory.base() {
-        Register::None => MemoryOperand::with_base_displ(scratch, displacement),
-        Register::RSP => MemoryOperand::new(
-            Register::RSP,
-            scratch,
-            1,
-            displacement,
-            8,
-            false,
-            Register::None,
-        ),
-        base => MemoryOperand::new(scratch, base, 1, displacement, 8, false, Register::None),
-    };
-    e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, first));
-    if memory.index() != Register::None {
-        let indexed = MemoryOperand::new(
-            scratch,
-            memory.index(),
-            memory.scale(),
-            0,
-            0,
-            false,
-            Register::None,
-        );
-        e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, indexed));
+    let (base, index, scale) = (memory.base(), memory.index(), memory.scale());
+    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, scratch));
+    match segment {
+        None => {
+            let address =
+                MemoryOperand::new(base, index, scale, displacement, 8, false, Register::None);
+            e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, address));
+        }
+        Some(segment) => {
+            let base_slot = e.slot(if segment == Register::FS {
+                e.runtime.fs_base
+            } else {
+                e.runtime.gs_base
+            });
+            e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, base_slot));
+            let first = match base {
+                Register::None => MemoryOperand::with_base_displ(scratch, displacement),
+                Register::RSP => MemoryOperand::new(
+                    Register::RSP,
+                    scratch,
+                    1,
+                    displacement,
+                    8,
+                    false,
+                    Register::None,
+                ),
+                base => {
+                    MemoryOperand::new(scratch, base, 1, displacement, 8, false, Register::None)
+                }
+            };
+            e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, first));
+            if index != Register::None {
+                let indexed =
+                    MemoryOperand::new(scratch, index, scale, 0, 0, false, Register::None);
+                e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, indexed));
+            }
+        }
     }
-    e.emit_built(Instruction::with2(
-        Code::Bndcu_bnd_rm64,
-        Register::BND0,
-        scratch,
-    ));
+    bndcu(e, scratch);
     e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, spill));
 }
 
@@ -269,16 +275,19 @@ pub fn check_and_emit(e: &mut Emitter, instruction: Instruction) {
     if instruction.is_ip_rel_memory_operand() {
         emit_rip_relative(e, instruction, instruction.ip_rel_memory_address());
     } else {
-        let mut checked: Vec<MemoryOperand> = Vec::new();
+        let mut checked: Vec<Register> = Vec::new();
         for memory in &accesses {
             match check_for(memory) {
                 Check::None => {}
-                Check::Bound(operand) if checked.contains(&operand) => {}
-                Check::Bound(operand) => {
-                    bndcu(e, operand);
-                    checked.push(operand);
+                Check::Registers(registers) => {
+                    for register in registers {
+                        if !checked.contains(&register) {
+                            bndcu(e, register);
+                            checked.push(register);
+                        }
+                    }
                 }
-                Check::Segment(segment, memory) => check_segment(e, &instruction, segment, &memory),
+                Check::Linear(segment, memory) => check_linear(e, &instruction, segment, &memory),
             }
         }
         e.emit(instruction);

@@ -1,0 +1,159 @@
+//! Addresses of the ring-0 runtime and the machine code of its stubs.
+//!
+//! Each stub that needs the simulator executes `syscall`: at ring 0 that is the
+//! simulator's hypercall (Unicorn's syscall hook sees which stub by its address), not a
+//! ring crossing. The guest's own `syscall`s never execute: the translator turned them into
+//! calls to the kernel entry stub.
+
+use iced_x86::code_asm::*;
+use translator::runtime::{Runtime, USER_MAX};
+
+pub const BASE: u64 = 0xffff_ffff_8000_0000;
+/// One page of stubs, supervisor read-execute.
+pub const STUBS: u64 = BASE;
+/// One page of slots, supervisor read-write.
+pub const DATA: u64 = BASE + 0x1_0000;
+pub const KERNEL_STACK: u64 = BASE + 0x2_0000;
+pub const KERNEL_STACK_TOP: u64 = BASE + 0x3_0000;
+/// The code cache grows up from here, a page at a time.
+pub const CACHE: u64 = BASE + 0x100_0000;
+/// The code cache's end: 1 GiB, far below the guard.
+pub const CACHE_END: u64 = BASE + 0x4000_0000;
+
+pub const DISPATCH: u64 = STUBS;
+pub const INDIRECT: u64 = STUBS + 0x40;
+pub const SYSCALL_ENTRY: u64 = STUBS + 0x80;
+pub const FAULT: u64 = STUBS + 0xc0;
+/// Entered once: loads the sandbox bound, then jumps to the program's first block.
+pub const START: u64 = STUBS + 0x100;
+
+/// Slot: where `dispatch` and `indirect` continue (written by the simulator).
+pub const NEXT: u64 = DATA + 0x38;
+
+pub const RUNTIME: Runtime = Runtime {
+    dispatch: DISPATCH,
+    indirect: INDIRECT,
+    syscall_entry: SYSCALL_ENTRY,
+    fault: FAULT,
+    target: DATA,
+    user_rsp: DATA + 0x08,
+    spill: DATA + 0x10,
+    fs_base: DATA + 0x18,
+    gs_base: DATA + 0x20,
+    fault_rip: DATA + 0x28,
+    fault_kind: DATA + 0x30,
+    kernel_stack_top: KERNEL_STACK_TOP,
+};
+
+/// What a hypercall at a given address asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hypercall {
+    /// Translate (or find) the block at the target slot; continue there.
+    Dispatch,
+    /// The same, for an indirect branch or a return.
+    Indirect,
+    /// The guest's syscall, from the kernel entry.
+    KernelEntry,
+    /// A ring-3 fault raised by translated code.
+    Fault,
+}
+
+/// XCR0: x87, SSE, and MPX's BNDREGS and BNDCSR state.
+const XCR0: u32 = 0x1b;
+/// RFLAGS at the start of the program, as at ring 3 (IF set).
+const START_RFLAGS: u32 = 0x202;
+
+fn mem(address: u64) -> AsmMemoryOperand {
+    qword_ptr(address)
+}
+
+type Build = fn(&mut CodeAssembler) -> Result<(), IcedError>;
+
+/// The stubs, each at its fixed address.
+const STUB_CODE: &[(u64, Build)] = &[
+    (DISPATCH, |a| {
+        a.syscall()?;
+        a.jmp(mem(NEXT))
+    }),
+    (INDIRECT, |a| {
+        a.syscall()?;
+        a.jmp(mem(NEXT))
+    }),
+    // R11 = RFLAGS, as the syscall instruction would leave it; RAX comes back from the kernel.
+    (SYSCALL_ENTRY, |a| {
+        a.pushfq()?;
+        a.pop(r11)?;
+        a.syscall()?;
+        a.ret()
+    }),
+    (FAULT, |a| {
+        a.syscall()?;
+        a.ud2()
+    }),
+    (START, |a| {
+        a.mov(rsp, KERNEL_STACK_TOP)?;
+        a.xor(ecx, ecx)?;
+        a.mov(eax, XCR0)?;
+        a.xor(edx, edx)?;
+        a.xsetbv()?;
+        a.mov(rax, USER_MAX)?;
+        // Index only, no base: lower bound 0, upper bound RAX.
+        a.bndmk(bnd0, qword_ptr(rax * 1))?;
+        a.xor(eax, eax)?;
+        a.xor(ecx, ecx)?;
+        a.push(START_RFLAGS as i32)?;
+        a.popfq()?;
+        a.mov(rsp, mem(RUNTIME.user_rsp))?;
+        a.jmp(mem(NEXT))
+    }),
+];
+
+/// Each stub's address and code.
+pub fn stubs() -> Vec<(u64, Vec<u8>)> {
+    STUB_CODE
+        .iter()
+        .map(|&(address, build)| {
+            let mut a = CodeAssembler::new(64).expect("64-bit assembler");
+            build(&mut a).expect("stubs assemble");
+            (address, a.assemble(address).expect("stubs encode"))
+        })
+        .collect()
+}
+
+/// The hypercall whose `syscall` instruction is at `rip`.
+pub fn hypercall_at(rip: u64) -> Option<Hypercall> {
+    match rip {
+        DISPATCH => Some(Hypercall::Dispatch),
+        INDIRECT => Some(Hypercall::Indirect),
+        // pushfq (1 byte) and pop r11 (2 bytes) come first.
+        r if r == SYSCALL_ENTRY + 3 => Some(Hypercall::KernelEntry),
+        FAULT => Some(Hypercall::Fault),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+
+    #[test]
+    fn every_hypercall_is_a_syscall_where_it_is_expected() {
+        for (address, code) in stubs() {
+            assert!(
+                code.len() <= 0x40 || address == START,
+                "stub at {address:#x} overlaps the next"
+            );
+            let decoder = Decoder::with_ip(64, &code, address, DecoderOptions::MPX);
+            for instruction in decoder {
+                let expected = instruction.mnemonic() == Mnemonic::Syscall;
+                assert_eq!(
+                    hypercall_at(instruction.ip()).is_some(),
+                    expected,
+                    "{instruction} at {:#x}",
+                    instruction.ip()
+                );
+            }
+        }
+    }
+}
