@@ -41,11 +41,25 @@ pub struct KernelWork {
     pub per_byte: Cost,
 }
 
+/// What binary translation itself costs at ring 0, beyond the instructions the translated
+/// code executes (those are counted, not estimated).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TranslationCosts {
+    /// Per guest instruction translated.
+    pub per_instruction: Cost,
+    /// Per indirect-branch lookup (returns included).
+    pub indirect_lookup: Cost,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CostModel {
     pub name: String,
     pub description: String,
     pub ring3: EventCosts,
+    /// The same events for a process run in the kernel under binary translation: a
+    /// syscall is a direct call plus dispatch.
+    pub ring0: EventCosts,
+    pub translation: TranslationCosts,
     pub kernel_work: KernelWork,
     /// Indirect cost of each crossing (cache and TLB pollution, FlexSC, OSDI 2010).
     pub crossing_indirect: Cost,
@@ -53,6 +67,25 @@ pub struct CostModel {
     pub cpi: Cost,
     /// Clock rate that turns cycles into seconds.
     pub ghz: Cost,
+}
+
+/// Ring-0 cycles by where they went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Ring0Cycles {
+    pub translated_instructions: u64,
+    pub calls: u64,
+    pub kernel_work: u64,
+    pub translation: u64,
+    pub indirect_lookups: u64,
+    pub total: u64,
+}
+
+/// What a ring-0 run adds to the counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ring0Events {
+    pub translated_instructions: u64,
+    pub guest_instructions_translated: u64,
+    pub indirect_lookups: u64,
 }
 
 /// Ring-3 cycles by where they went.
@@ -86,6 +119,29 @@ impl CostModel {
         }
     }
 
+    /// The ring-0 estimate: the translated run's own instructions, syscalls as direct calls,
+    /// the same kernel work, and the translator's costs.
+    pub fn ring0_cycles(&self, counts: &Counts, events: &Ring0Events) -> Ring0Cycles {
+        let instructions = (events.translated_instructions as f64 * self.cpi.value).round() as u64;
+        let calls = (counts.abi_calls as f64 * self.ring0.abi_call.value
+            + counts.yields as f64 * self.ring0.yield_cpu.value)
+            .round() as u64;
+        let kernel_work = self.ring3_cycles(counts).kernel_work;
+        let translation = (events.guest_instructions_translated as f64
+            * self.translation.per_instruction.value)
+            .round() as u64;
+        let lookups = (events.indirect_lookups as f64 * self.translation.indirect_lookup.value)
+            .round() as u64;
+        Ring0Cycles {
+            translated_instructions: instructions,
+            calls,
+            kernel_work,
+            translation,
+            indirect_lookups: lookups,
+            total: instructions + calls + kernel_work + translation + lookups,
+        }
+    }
+
     pub fn seconds(&self, cycles: u64) -> f64 {
         cycles as f64 / (self.ghz.value * 1e9)
     }
@@ -114,7 +170,9 @@ struct ModelFile {
     description: String,
     cpi: f64,
     ghz: f64,
-    ring3: Ring3File,
+    ring3: ColumnsFile,
+    ring0: ColumnsFile,
+    translation: TranslationFile,
     kernel_work: KernelWorkFile,
     #[serde(default)]
     crossing_indirect: f64,
@@ -124,7 +182,14 @@ struct ModelFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Ring3File {
+struct TranslationFile {
+    per_instruction: f64,
+    indirect_lookup: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnsFile {
     abi_call: f64,
     #[serde(rename = "yield")]
     yield_cpu: f64,
@@ -152,6 +217,18 @@ impl ModelFile {
             ("ring3.yield", self.ring3.yield_cpu),
             ("ring3.send_receive", self.ring3.send_receive),
             ("ring3.create_process", self.ring3.create_process),
+            ("ring0.abi_call", self.ring0.abi_call),
+            ("ring0.yield", self.ring0.yield_cpu),
+            ("ring0.send_receive", self.ring0.send_receive),
+            ("ring0.create_process", self.ring0.create_process),
+            (
+                "translation.per_instruction",
+                self.translation.per_instruction,
+            ),
+            (
+                "translation.indirect_lookup",
+                self.translation.indirect_lookup,
+            ),
             ("kernel_work.syscall_base", self.kernel_work.syscall_base),
             ("kernel_work.per_byte", self.kernel_work.per_byte),
             ("crossing_indirect", self.crossing_indirect),
@@ -189,6 +266,22 @@ impl ModelFile {
                 yield_cpu: cost("ring3.yield", self.ring3.yield_cpu),
                 send_receive: cost("ring3.send_receive", self.ring3.send_receive),
                 create_process: cost("ring3.create_process", self.ring3.create_process),
+            },
+            ring0: EventCosts {
+                abi_call: cost("ring0.abi_call", self.ring0.abi_call),
+                yield_cpu: cost("ring0.yield", self.ring0.yield_cpu),
+                send_receive: cost("ring0.send_receive", self.ring0.send_receive),
+                create_process: cost("ring0.create_process", self.ring0.create_process),
+            },
+            translation: TranslationCosts {
+                per_instruction: cost(
+                    "translation.per_instruction",
+                    self.translation.per_instruction,
+                ),
+                indirect_lookup: cost(
+                    "translation.indirect_lookup",
+                    self.translation.indirect_lookup,
+                ),
             },
             kernel_work: KernelWork {
                 syscall_base: cost("kernel_work.syscall_base", self.kernel_work.syscall_base),
@@ -260,6 +353,46 @@ mod tests {
         assert_eq!(
             cycles.total,
             cycles.user_instructions + cycles.crossings + cycles.kernel_work
+        );
+    }
+
+    #[test]
+    fn ring0_arithmetic() {
+        let model = builtin::by_name("linux").unwrap();
+        let counts = Counts {
+            abi_calls: 10,
+            yields: 2,
+            working_syscalls: 4,
+            bytes_copied: 1000,
+            ..Counts::default()
+        };
+        let events = Ring0Events {
+            translated_instructions: 1200,
+            guest_instructions_translated: 50,
+            indirect_lookups: 7,
+        };
+        let cycles = model.ring0_cycles(&counts, &events);
+        assert_eq!(cycles.translated_instructions, 1200);
+        assert_eq!(
+            cycles.calls,
+            (10.0 * model.ring0.abi_call.value + 2.0 * model.ring0.yield_cpu.value) as u64
+        );
+        assert_eq!(cycles.kernel_work, model.ring3_cycles(&counts).kernel_work);
+        assert_eq!(
+            cycles.translation,
+            (50.0 * model.translation.per_instruction.value) as u64
+        );
+        assert_eq!(
+            cycles.indirect_lookups,
+            (7.0 * model.translation.indirect_lookup.value) as u64
+        );
+        assert_eq!(
+            cycles.total,
+            cycles.translated_instructions
+                + cycles.calls
+                + cycles.kernel_work
+                + cycles.translation
+                + cycles.indirect_lookups
         );
     }
 

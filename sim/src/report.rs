@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 use serde::Serialize;
 
-use crate::costs::{CostModel, Ring3Cycles};
+use crate::bt::cache::TranslationStats;
+use crate::costs::{CostModel, Ring0Events, Ring3Cycles};
 use crate::kernel::syscalls::short_name;
 use crate::kernel::Exit;
 use crate::process::{Finished, Stop};
@@ -38,11 +39,33 @@ pub struct Ring3Report {
 }
 
 #[derive(Debug, Serialize)]
+pub struct Ring0Report {
+    pub cycles: u64,
+    pub translated_instruction_cycles: u64,
+    pub call_cycles: u64,
+    pub kernel_work_cycles: u64,
+    pub translation_cycles: u64,
+    pub indirect_lookup_cycles: u64,
+    pub seconds: f64,
+    /// Instructions the CPU executed in the code cache and the runtime's stubs.
+    pub translated_instructions: u64,
+    /// Translated instructions executed per guest instruction executed.
+    pub code_expansion: f64,
+    /// Guest accesses that reached the kernel half: must be 0.
+    pub kernel_half_accesses: u64,
+    /// Guest accesses the sandbox stopped (each ends the process, as at ring 3).
+    pub sandbox_stops: u64,
+    pub translation: TranslationStats,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Report {
     pub program: String,
     pub argv: Vec<String>,
     pub cost_model: CostModel,
-    /// "ring3": the program ran untranslated; every syscall was a ring crossing.
+    /// "ring3": the program ran untranslated; every syscall was a ring crossing. "ring0":
+    /// it ran translated in the kernel half; `ring3` is then what the same guest
+    /// instructions and syscalls cost untranslated.
     pub mode: &'static str,
     pub seed: u64,
     pub exit: ExitReport,
@@ -52,6 +75,10 @@ pub struct Report {
     pub ring_crossings: u64,
     pub bytes_copied: u64,
     pub ring3: Ring3Report,
+    /// Present in ring-0 mode.
+    pub ring0: Option<Ring0Report>,
+    /// ring3 cycles / ring0 cycles, in ring-0 mode.
+    pub speedup: Option<f64>,
 }
 
 fn by_name(counts: &BTreeMap<u64, u64>) -> BTreeMap<String, u64> {
@@ -85,6 +112,29 @@ impl Report {
                 reason: Some(u.what.clone()),
             },
         };
+        let ring0 = finished.ring0.as_ref().map(|r0| {
+            let events = Ring0Events {
+                translated_instructions: r0.translated_instructions,
+                guest_instructions_translated: r0.stats.guest_instructions_translated,
+                indirect_lookups: r0.stats.indirect_lookups,
+            };
+            let c = model.ring0_cycles(counts, &events);
+            Ring0Report {
+                cycles: c.total,
+                translated_instruction_cycles: c.translated_instructions,
+                call_cycles: c.calls,
+                kernel_work_cycles: c.kernel_work,
+                translation_cycles: c.translation,
+                indirect_lookup_cycles: c.indirect_lookups,
+                seconds: model.seconds(c.total),
+                translated_instructions: r0.translated_instructions,
+                code_expansion: ratio(r0.translated_instructions, counts.guest_instructions),
+                kernel_half_accesses: r0.kernel_half_accesses,
+                sandbox_stops: r0.sandbox_stops,
+                translation: r0.stats.clone(),
+            }
+        });
+        let speedup = ring0.as_ref().map(|r0| ratio(cycles.total, r0.cycles));
         let argv0 = config
             .argv0
             .clone()
@@ -96,7 +146,7 @@ impl Report {
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
             cost_model: model.clone(),
-            mode: "ring3",
+            mode: if ring0.is_some() { "ring0" } else { "ring3" },
             seed: config.seed,
             exit,
             guest_instructions: counts.guest_instructions,
@@ -114,6 +164,8 @@ impl Report {
                 kernel_work_cycles: cycles.kernel_work,
                 seconds: model.seconds(cycles.total),
             },
+            ring0,
+            speedup,
         }
     }
 
@@ -185,6 +237,14 @@ impl Report {
         right_align(&mut cycles, 2);
         out.push_str(&cycles.to_string());
         out.push('\n');
+        if let (Some(r0), Some(speedup)) = (&self.ring0, self.speedup) {
+            out.push_str(&ring0_text(r0, self.cost_model.ghz.value));
+            out.push_str(&format!(
+                "speedup (ring 3 cycles / ring 0 cycles): {speedup:.4}x; code expansion {:.4}; \
+                 kernel-half accesses {}\n",
+                r0.code_expansion, r0.kernel_half_accesses
+            ));
+        }
 
         if !self.syscalls.by_name.is_empty() {
             let mut calls = new_table(&["syscall", "calls"]);
@@ -211,6 +271,48 @@ impl Report {
         }
         out
     }
+}
+
+fn ring0_text(r0: &Ring0Report, ghz: f64) -> String {
+    let share = |part: u64| percent(part, r0.cycles);
+    let mut table = new_table(&["ring 0 estimate", "cycles", "share"]);
+    let rows = [
+        ("translated instructions", r0.translated_instruction_cycles),
+        ("syscalls as direct calls", r0.call_cycles),
+        ("kernel work", r0.kernel_work_cycles),
+        ("translation", r0.translation_cycles),
+        ("indirect-branch lookups", r0.indirect_lookup_cycles),
+        ("total", r0.cycles),
+    ];
+    for (name, value) in rows {
+        table.add_row(vec![name.to_string(), group(value), share(value)]);
+    }
+    table.add_row(vec![
+        format!("seconds at {ghz} GHz"),
+        format!("{:.6}", r0.seconds),
+        String::new(),
+    ]);
+    right_align(&mut table, 1);
+    right_align(&mut table, 2);
+    let t = &r0.translation;
+    format!(
+        "{table}\ntranslation: {} blocks, {} guest instructions translated, {} chained links, \
+         {} indirect lookups ({} hits), {} dispatcher exits\n",
+        t.blocks,
+        t.guest_instructions_translated,
+        t.chained_links,
+        t.indirect_lookups,
+        t.indirect_hits,
+        t.dispatches
+    )
+}
+
+/// a / b to 4 decimals (0 when b is 0), so reports stay byte-identical across machines.
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        return 0.0;
+    }
+    (a as f64 / b as f64 * 10_000.0).round() / 10_000.0
 }
 
 fn new_table(header: &[&str]) -> Table {
