@@ -31,7 +31,7 @@ struct Cli {
     list_cost_models: bool,
 
     /// Run untranslated at ring 3, or binary-translated at ring 0.
-    #[arg(long, value_enum, default_value_t = ModeArg::Ring3)]
+    #[arg(long, value_enum, default_value_t = ModeArg::Ring0)]
     mode: ModeArg,
 
     /// Report format.

@@ -106,7 +106,7 @@ fn the_report_goes_to_stderr_or_to_the_report_file() {
     );
     assert!(output.stderr.is_empty());
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(report["mode"], "ring3");
+    assert_eq!(report["mode"], "ring0");
 
     let text = simulate(&["./write_loop", "1"]);
     let stderr = String::from_utf8_lossy(&text.stderr);

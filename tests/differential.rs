@@ -51,3 +51,61 @@ fn faults_end_the_process_with_the_native_signal() {
         );
     }
 }
+
+/// Translated at ring 0, every case does exactly what it does untranslated at ring 3: same
+/// stdout, stderr, exit status and files, the same guest instruction count and the same
+/// syscalls, and no guest access reaches the kernel half.
+#[test]
+fn ring0_runs_match_ring3_runs() {
+    let mut failures = Vec::new();
+    for case in corpora::CASES {
+        let (ring3, report3, stderr3) = simulated(case, &["--mode", "ring3", "--report", "json"]);
+        let (ring0, report0, stderr0) = simulated(case, &["--mode", "ring0", "--report", "json"]);
+        if ring0 != ring3 || stderr0 != stderr3 {
+            failures.push(format!(
+                "{}: ring0 status {} stderr {stderr0:?}, ring3 status {} stderr {stderr3:?}",
+                case.name, ring0.status, ring3.status
+            ));
+            continue;
+        }
+        let (r3, r0): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(&report3).unwrap(),
+            serde_json::from_str(&report0).unwrap(),
+        );
+        for field in ["guest_instructions", "syscalls"] {
+            if r3[field] != r0[field] {
+                failures.push(format!(
+                    "{}: {field} ring3 {} ring0 {}",
+                    case.name, r3[field], r0[field]
+                ));
+            }
+        }
+        if r0["ring0"]["kernel_half_accesses"] != 0 {
+            failures.push(format!(
+                "{}: kernel-half accesses {}",
+                case.name, r0["ring0"]["kernel_half_accesses"]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn ring0_faults_end_the_process_as_ring3_faults_do() {
+    let case = common::case("stat_env");
+    let faults = corpora::Case {
+        name: "faults",
+        program: "faults",
+        ..case
+    };
+    for (what, _) in corpora::FAULTS {
+        let run = corpora::Case {
+            args: std::slice::from_ref(what),
+            ..faults
+        };
+        let (ring3, _, _) = simulated(&run, &["--mode", "ring3"]);
+        let (ring0, _, stderr) = simulated(&run, &["--mode", "ring0"]);
+        assert_eq!(ring0.status, ring3.status, "{what}: {stderr}");
+        assert!(stderr.contains("guest killed by"), "{what}: {stderr}");
+    }
+}
