@@ -62,6 +62,7 @@ pub const CASES: &[Case] = &[
         ..case("file_copy", "file_copy", &["inputs/text.txt", "copy.txt"])
     },
     case("hello_pie", "hello_pie", &["one", "two"]),
+    case("jit", "jit", &[]),
     // Prints the host's uname, uid-dependent facts and descriptor numbers: compared, not snapshot.
     Case {
         snapshot: false,

@@ -19,10 +19,10 @@ use unicorn_engine::{
 };
 
 use crate::accounting::Clock;
+use crate::bt::cache::CacheSync;
 use crate::bt::layout::{self, Hypercall, RUNTIME};
-use crate::kernel::Unsupported;
 use crate::memory::USER_END;
-use crate::process::{Finished, Flow, Process, Stop};
+use crate::process::{Finished, Flow, Process};
 
 /// Start of the kernel half of the address space.
 pub const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
@@ -222,21 +222,33 @@ impl Machine {
 
     /// Runs the program until it exits, faults, or the simulator stops it.
     pub fn run(mut self) -> Result<Finished, MachineError> {
-        let result = self.uc.emu_start(self.start, NEVER_REACHED, 0, 0);
-        let rip = self.uc.pc_read().unwrap_or(0);
-        let stopped = self.uc.get_data().stop.is_some();
-        match result {
-            Ok(()) if stopped => {}
-            Err(uc_error::INSN_INVALID) if !stopped => {
-                self.uc.get_data_mut().invalid_instruction(rip)
+        let mut start = self.start;
+        loop {
+            let result = self.uc.emu_start(start, NEVER_REACHED, 0, 0);
+            let rip = self.uc.pc_read().unwrap_or(0);
+            let process = self.uc.get_data_mut();
+            let stopped = process.stop.is_some();
+            match result {
+                // Stopped to bring the CPU up to date after guest code changed: go on.
+                Ok(()) if !stopped && process.resync.is_some() => {
+                    // Emulation may stop mid-block: the rest of it runs again, counted anew.
+                    process.uncount_rest_of_block(rip);
+                    let sync = process.resync.take().unwrap_or_default();
+                    catch_up(&mut self.uc, &sync);
+                    start = rip;
+                    continue;
+                }
+                Ok(()) if stopped => {}
+                Err(uc_error::INSN_INVALID) if !stopped => process.invalid_instruction(rip),
+                Ok(()) => {
+                    return Err(MachineError::Emulation {
+                        error: uc_error::OK,
+                        rip,
+                    })
+                }
+                Err(error) => return Err(MachineError::Emulation { error, rip }),
             }
-            Ok(()) => {
-                return Err(MachineError::Emulation {
-                    error: uc_error::OK,
-                    rip,
-                })
-            }
-            Err(error) => return Err(MachineError::Emulation { error, rip }),
+            break;
         }
         Ok(self.uc.get_data_mut().finish())
     }
@@ -267,25 +279,28 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
         }
     };
     let ring0 = uc.get_data().cache.is_some();
-    let guest_next = reg(uc, RCX);
     let process = uc.get_data_mut();
     let registers = std::mem::take(&mut process.kernel.registers);
     let sync = process.kernel.mem.take_sync();
-    if sync.flush_code {
+    if !sync.changed_code.is_empty() {
         process.blocks.forget_all();
     }
     for &page in &sync.stale_pages {
         process.blocks.forget_page(page);
     }
-    if ring0 && (sync.flush_code || !sync.stale_pages.is_empty()) && process.stop.is_none() {
-        let what =
-            "guest code changed after translation (self-modifying or reloaded code at ring 0)"
-                .into();
-        process.stop = Some(Stop::Unsupported(Unsupported {
-            what,
-            rip: guest_next.wrapping_sub(2),
+    // At ring 0, guest code changed by the kernel (a read into it, an unmap or a change of
+    // protection) takes its translations with it.
+    let cache_sync = if ring0 && (!sync.changed_code.is_empty() || !sync.stale_pages.is_empty()) {
+        let mut pages = sync.stale_pages.clone();
+        pages.extend(process.translated_pages().into_iter().filter(|page| {
+            sync.changed_code
+                .iter()
+                .any(|range| range.start < page + physmem::PAGE_SIZE && *page < range.end)
         }));
-    }
+        Some(process.code_changed(&pages))
+    } else {
+        None
+    };
     let stopped = process.stop.is_some();
     if let Some(base) = registers.fs_base {
         let _ = uc.reg_write(RegisterX86::FS_BASE, base);
@@ -308,7 +323,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     if sync.flush_tlb {
         let _ = uc.ctl_flush_tlb();
     }
-    if sync.flush_code {
+    if !sync.changed_code.is_empty() {
         let _ = uc.ctl_flush_tb();
     }
     for page in sync.stale_pages {
@@ -328,15 +343,43 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
                 let _ = uc.reg_write(R11, reg(uc, RFLAGS));
             }
         }
-        // Code-cache pages patched in place: Unicorn must drop what it translated of them.
-        Flow::Continue(patched) => {
-            for page in patched {
-                let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
-            }
-        }
+        Flow::Continue(sync) => catch_up(uc, &sync),
         Flow::Stop => {
             let _ = uc.emu_stop();
         }
+    }
+    if let Some(sync) = cache_sync {
+        catch_up(uc, &sync);
+    }
+}
+
+/// Brings the CPU up to date with the code cache: code-cache pages patched in place lose
+/// their emulator translations, and writable guest pages that now have translations get a
+/// write hook on their frame (then the TLB is flushed, so the hook sees every write).
+fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
+    for &page in &sync.patched {
+        let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
+    }
+    let mut watching = false;
+    for &(page, physical) in &sync.watch {
+        if !uc.get_data_mut().watched.insert(page) {
+            continue;
+        }
+        watching = true;
+        let _ = uc.add_mem_hook(
+            HookType::MEM_WRITE,
+            physical,
+            physical + physmem::PAGE_SIZE - 1,
+            move |uc, _, _, _, _| {
+                if uc.get_data_mut().watched_write(page) {
+                    let _ = uc.emu_stop();
+                }
+                true
+            },
+        );
+    }
+    if watching {
+        let _ = uc.ctl_flush_tlb();
     }
 }
 

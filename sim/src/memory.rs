@@ -70,10 +70,10 @@ pub struct Vma {
 pub struct CpuSync {
     /// Translations were removed or narrowed: the TLB must be flushed.
     pub flush_tlb: bool,
-    /// Executable pages were unmapped, moved or re-protected: all translated code must go.
-    /// (Unicorn can only invalidate code by a virtual address that is still mapped, and the
-    /// freed frames may come back as code at the same address.)
-    pub flush_code: bool,
+    /// Executable ranges unmapped, moved or re-protected: code translated from them must
+    /// go. (Unicorn can only invalidate code by a virtual address that is still mapped, and
+    /// freed frames may come back as code at the same address, so at ring 3 all of it goes.)
+    pub changed_code: Vec<Range<u64>>,
     /// Still-mapped executable pages whose contents the kernel changed.
     pub stale_pages: Vec<u64>,
 }
@@ -282,7 +282,7 @@ impl AddressSpace {
         for (vma_start, vma) in doomed {
             self.vmas.remove(&vma_start);
             if vma.prot.0 & Prot::EXEC != 0 {
-                self.sync.flush_code = true;
+                self.sync.changed_code.push(vma_start..vma.end);
             }
             let mut held = Vec::new();
             self.tables
@@ -320,7 +320,7 @@ impl AddressSpace {
                 return Err(Errno::ENOMEM);
             }
             if (vma.prot.0 | prot.0) & Prot::EXEC != 0 && vma.prot != prot {
-                self.sync.flush_code = true;
+                self.sync.changed_code.push(vma_start..vma.end);
             }
             self.vmas.insert(vma_start, Vma { end: vma.end, prot });
             let flags = prot.page_flags();
@@ -369,7 +369,7 @@ impl AddressSpace {
                 .ok_or(Errno::ENOMEM)?;
         }
         if vma.prot.0 & Prot::EXEC != 0 {
-            self.sync.flush_code = true;
+            self.sync.changed_code.push(old..old + len);
         }
         self.sync.flush_tlb = true;
         Ok(())
@@ -489,6 +489,13 @@ impl AddressSpace {
             done += take;
         }
         Ok(())
+    }
+
+    /// The physical address of the writable page at `page`, if it is one: a page whose
+    /// translated code the guest could change by writing to it.
+    pub fn writable_frame(&self, page: u64) -> Option<u64> {
+        let leaf = self.tables.leaf(&self.phys, page)?;
+        (leaf.flags.present && leaf.flags.write).then_some(leaf.frame * PAGE_SIZE)
     }
 
     /// Whether `addr` is in a page that is both writable and executable, where code can

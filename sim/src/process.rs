@@ -1,13 +1,14 @@
 //! One simulated process: its kernel, its counts under a cost model, and how its run ended.
 //! The machine calls in on each syscall, hypercall and fault; nothing here touches Unicorn.
 
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use nix::sys::signal::Signal;
 use translator::{TranslateError, FAULT_KINDS};
 
 use crate::accounting::{BlockCounter, Clock, Counts};
-use crate::bt::cache::{CacheError, CodeCache, TranslationStats};
+use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
 use crate::kernel::{Args, Exit, Kernel, Unsupported};
@@ -55,8 +56,8 @@ pub struct Finished {
 pub enum Flow {
     /// Return this value in RAX and go on.
     Return(u64),
-    /// Go on; these code-cache pages changed and their emulator translations must go.
-    Continue(Vec<u64>),
+    /// Go on, once the CPU caught up with the code cache.
+    Continue(CacheSync),
     /// End the run; `Process::stop` says why.
     Stop,
 }
@@ -74,6 +75,10 @@ pub struct Process {
     /// The code cache, in ring-0 mode.
     pub cache: Option<CodeCache>,
     ring0: Ring0Counts,
+    /// CPU work waiting for the emulation to stop (see `watched_write`).
+    pub resync: Option<CacheSync>,
+    /// Guest pages with an emulator write hook on their frame.
+    pub watched: HashSet<u64>,
 }
 
 impl Process {
@@ -95,6 +100,8 @@ impl Process {
             stop: None,
             cache: (mode == Mode::Ring0).then(CodeCache::new),
             ring0: Ring0Counts::default(),
+            resync: None,
+            watched: HashSet::new(),
         }
     }
 
@@ -249,7 +256,7 @@ impl Process {
         }
     }
 
-    /// A CPU exception: vector, RIP as Unicorn reports it, and CR2.
+    /// A CPU exception: vector, RIP as Unicorn reports it, and CR2. It ends the process.
     pub fn fault(&mut self, vector: u32, rip: u64, cr2: u64) {
         if self.cache.is_some() {
             self.ring0_fault(vector, rip, cr2);
@@ -325,6 +332,45 @@ impl Process {
         self.kill(signal, reason, guest_rip);
     }
 
+    /// Guest code on `pages` changed: drop what was translated from it.
+    pub fn code_changed(&mut self, pages: &[u64]) -> CacheSync {
+        let mut sync = CacheSync::default();
+        let Some(cache) = self.cache.as_mut() else {
+            return sync;
+        };
+        for &page in pages {
+            sync.patched
+                .extend(cache.invalidate_page(&mut self.kernel.mem, page));
+        }
+        sync
+    }
+
+    /// A guest write to watched `page`: if code was translated from it, drop that code, and
+    /// ask the machine to stop after this block to bring the CPU up to date (invalidating
+    /// emulator translations from inside a running block is not safe).
+    pub fn watched_write(&mut self, page: u64) -> bool {
+        if !self
+            .cache
+            .as_ref()
+            .is_some_and(|cache| cache.has_page(page))
+        {
+            return false;
+        }
+        let sync = self.code_changed(&[page]);
+        self.resync
+            .get_or_insert_with(CacheSync::default)
+            .merge(sync);
+        true
+    }
+
+    /// Every guest page with translations (for changes that name no page).
+    pub fn translated_pages(&self) -> Vec<u64> {
+        self.cache
+            .as_ref()
+            .map(CodeCache::guest_pages)
+            .unwrap_or_default()
+    }
+
     /// An invalid instruction at `rip` (Unicorn ends the run for these).
     pub fn invalid_instruction(&mut self, rip: u64) {
         self.uncount_rest_of_block(rip);
@@ -364,7 +410,7 @@ impl Process {
     }
 
     /// Takes back what the current block counted from `rip` on: it never ran.
-    fn uncount_rest_of_block(&mut self, rip: u64) {
+    pub fn uncount_rest_of_block(&mut self, rip: u64) {
         let (block, size, instructions, guest) = self.current_block;
         let Some(ran) = BlockCounter::executed_before(block, size, rip, &self.kernel.mem) else {
             return;

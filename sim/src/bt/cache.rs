@@ -1,5 +1,12 @@
 //! The code cache: translated blocks in the kernel half, found by guest address, chained
-//! to one another, and mapped back to guest addresses for faults and counting.
+//! to one another, mapped back to guest addresses for faults and counting, and dropped when
+//! the guest code they came from changes.
+//!
+//! Self-modifying code: the machine watches every writable guest page a block comes from
+//! with an emulator write hook. A guest write there drops the blocks from that page and
+//! undoes the links into them; the next jump there translates the new code. (Faulting on
+//! write-protected pages would be the hardware way, but Unicorn never delivers exceptions,
+//! so it escalates the next page fault into a double fault.)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,6 +29,8 @@ pub struct TranslationStats {
     pub indirect_hits: u64,
     /// Exits to the dispatcher from direct branches not yet chained.
     pub dispatches: u64,
+    /// Blocks dropped because their guest code changed.
+    pub invalidations: u64,
 }
 
 /// Guest code as ring 3 would fetch it.
@@ -33,12 +42,13 @@ impl CodeSource for GuestCode<'_> {
     }
 }
 
-/// A branch site waiting for its target to be translated: its rel32 field and the address
-/// the displacement is relative to.
-#[derive(Clone, Copy)]
+/// A direct branch site: its rel32 field, the address the displacement is relative to, and
+/// the block's own exit stub, where it points while unchained.
+#[derive(Clone, Copy, Debug)]
 struct Site {
     field: u64,
     next: u64,
+    stub: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,13 +61,34 @@ pub enum CacheError {
     NoMemory,
 }
 
+/// What the CPU must do after the code cache changed.
+#[derive(Debug, Default)]
+pub struct CacheSync {
+    /// Code-cache pages changed in place: the emulator's translations of them must go.
+    pub patched: Vec<u64>,
+    /// Writable guest pages that now have translations: (page, physical address) to watch.
+    pub watch: Vec<(u64, u64)>,
+}
+
+impl CacheSync {
+    pub fn merge(&mut self, other: CacheSync) {
+        self.patched.extend(other.patched);
+        self.watch.extend(other.watch);
+    }
+}
+
 pub struct CodeCache {
     translator: Translator,
     next: u64,
     mapped_end: u64,
     blocks: BTreeMap<u64, TranslatedBlock>,
     by_guest: HashMap<u64, u64>,
+    /// Sites whose guest target has no translation yet, by target.
     waiting: HashMap<u64, Vec<Site>>,
+    /// Chained sites, by the block they jump to.
+    incoming: HashMap<u64, Vec<Site>>,
+    /// Live blocks by the guest pages they come from.
+    pages: HashMap<u64, Vec<u64>>,
     pub stats: TranslationStats,
 }
 
@@ -76,6 +107,8 @@ impl CodeCache {
             blocks: BTreeMap::new(),
             by_guest: HashMap::new(),
             waiting: HashMap::new(),
+            incoming: HashMap::new(),
+            pages: HashMap::new(),
             stats: TranslationStats::default(),
         }
     }
@@ -85,16 +118,14 @@ impl CodeCache {
         self.by_guest.contains_key(&guest)
     }
 
-    /// The translation of the block at `guest`, translating it if needed. Also returns the
-    /// pages of code changed in place (chained sites), whose stale emulator translations the
-    /// caller must drop.
+    /// The translation of the block at `guest`, translating it if needed.
     pub fn find_or_translate(
         &mut self,
         mem: &mut AddressSpace,
         guest: u64,
-    ) -> Result<(u64, Vec<u64>), CacheError> {
+    ) -> Result<(u64, CacheSync), CacheError> {
         if let Some(&cache) = self.by_guest.get(&guest) {
-            return Ok((cache, Vec::new()));
+            return Ok((cache, CacheSync::default()));
         }
         let block = self
             .translator
@@ -114,14 +145,29 @@ impl CodeCache {
         self.stats.blocks += 1;
         self.stats.guest_instructions_translated += block.guest_instructions as u64;
 
-        let mut patched = Vec::new();
+        let mut sync = CacheSync::default();
+        let last_byte = block.guest_end.max(block.guest_start + 1) - 1;
+        for page in (block.guest_start & !(PAGE_SIZE - 1)..=last_byte).step_by(PAGE_SIZE as usize) {
+            self.pages.entry(page).or_default().push(start);
+            if let Some(physical) = mem.writable_frame(page) {
+                sync.watch.push((page, physical));
+            }
+        }
         for exit in &block.exits {
+            let field = start + exit.rel32_offset as u64;
+            let next = start + exit.next_offset as u64;
+            let original = i32::from_le_bytes(
+                block.code[exit.rel32_offset as usize..][..4]
+                    .try_into()
+                    .unwrap(),
+            );
             let site = Site {
-                field: start + exit.rel32_offset as u64,
-                next: start + exit.next_offset as u64,
+                field,
+                next,
+                stub: next.wrapping_add(original as i64 as u64),
             };
             match self.by_guest.get(&exit.guest_target) {
-                Some(&target) => patched.push(self.chain(mem, site, target)),
+                Some(&target) => sync.patched.push(self.chain(mem, site, target)),
                 None => self
                     .waiting
                     .entry(exit.guest_target)
@@ -130,21 +176,60 @@ impl CodeCache {
             }
         }
         for site in self.waiting.remove(&guest).unwrap_or_default() {
-            patched.push(self.chain(mem, site, start));
+            sync.patched.push(self.chain(mem, site, start));
         }
         self.by_guest.insert(guest, start);
         self.blocks.insert(start, block);
-        patched.sort_unstable();
-        patched.dedup();
-        Ok((start, patched))
+        sync.patched.sort_unstable();
+        sync.patched.dedup();
+        Ok((start, sync))
     }
 
     /// Points the branch at `site` straight at `target`; returns the page it changed.
     fn chain(&mut self, mem: &mut AddressSpace, site: Site, target: u64) -> u64 {
-        let displacement = target.wrapping_sub(site.next) as i64 as i32;
-        mem.write_kernel(site.field, &displacement.to_le_bytes());
+        write_rel32(mem, site, target);
+        self.incoming.entry(target).or_default().push(site);
         self.stats.chained_links += 1;
         site.field & !(PAGE_SIZE - 1)
+    }
+
+    /// Drops the blocks made from guest `page`: they can no longer be found, and every
+    /// branch chained to them goes back to its exit stub. Returns the code-cache pages
+    /// changed. The blocks' bytes stay (a block may be running), but nothing reaches them.
+    pub fn invalidate_page(&mut self, mem: &mut AddressSpace, page: u64) -> Vec<u64> {
+        let mut patched = Vec::new();
+        for start in self.pages.remove(&page).unwrap_or_default() {
+            let Some(block) = self.blocks.get(&start) else {
+                continue;
+            };
+            if self.by_guest.get(&block.guest_start) == Some(&start) {
+                self.by_guest.remove(&block.guest_start);
+                self.stats.invalidations += 1;
+            }
+            for site in self.incoming.remove(&start).unwrap_or_default() {
+                write_rel32(mem, site, site.stub);
+                patched.push(site.field & !(PAGE_SIZE - 1));
+                self.waiting
+                    .entry(block.guest_start)
+                    .or_default()
+                    .push(site);
+            }
+        }
+        patched.sort_unstable();
+        patched.dedup();
+        patched
+    }
+
+    /// Whether live translations come from guest `page`.
+    pub fn has_page(&self, page: u64) -> bool {
+        self.pages.contains_key(&page)
+    }
+
+    /// The guest pages that live translations come from.
+    pub fn guest_pages(&self) -> Vec<u64> {
+        let mut pages: Vec<u64> = self.pages.keys().copied().collect();
+        pages.sort_unstable();
+        pages
     }
 
     fn block_at(&self, cache_address: u64) -> Option<&TranslatedBlock> {
@@ -171,4 +256,14 @@ impl CodeCache {
             .filter(|(offset, _)| (start..end).contains(&(block.cache_address + *offset as u64)))
             .count() as u32
     }
+
+    /// Every block, in the order translated.
+    pub fn blocks(&self) -> impl Iterator<Item = &TranslatedBlock> {
+        self.blocks.values()
+    }
+}
+
+fn write_rel32(mem: &mut AddressSpace, site: Site, target: u64) {
+    let displacement = target.wrapping_sub(site.next) as i64 as i32;
+    mem.write_kernel(site.field, &displacement.to_le_bytes());
 }
