@@ -34,6 +34,10 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = ModeArg::Ring0)]
     mode: ModeArg,
 
+    /// Write every translated block, guest code beside its translation, to FILE (ring 0).
+    #[arg(long, value_name = "FILE")]
+    dump_translation: Option<PathBuf>,
+
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     report: ReportFormat,
@@ -200,6 +204,7 @@ fn main() -> ExitCode {
         cost_model,
         seed: cli.seed,
         max_instructions: cli.max_instructions,
+        dump_translation: cli.dump_translation.is_some(),
         mode: match cli.mode {
             ModeArg::Ring3 => Mode::Ring3,
             ModeArg::Ring0 => Mode::Ring0,
@@ -209,10 +214,27 @@ fn main() -> ExitCode {
             UnsupportedPolicy::Enosys => OnUnsupported::Enosys,
         },
     };
+    if cli.dump_translation.is_some() && config.mode == Mode::Ring3 {
+        return fail(
+            "--dump-translation needs --mode ring0: ring 3 runs the program untranslated",
+            status::SIMULATOR_FAILED,
+        );
+    }
     let outcome = match sim::run(&config) {
         Ok(outcome) => outcome,
         Err(err) => return fail(&err, err.exit_status()),
     };
+    if let (Some(path), Some(dump)) = (&cli.dump_translation, &outcome.translation_dump) {
+        if let Err(err) = std::fs::write(path, dump) {
+            return fail(
+                format!(
+                    "{}: cannot write the translation dump: {err}",
+                    path.display()
+                ),
+                status::SIMULATOR_FAILED,
+            );
+        }
+    }
     if let Some(notice) = &outcome.notice {
         eprintln!("simulate: {notice}");
     }

@@ -186,6 +186,16 @@ impl Machine {
 
     fn install_hooks(&mut self, ring0: bool) -> Result<(), MachineError> {
         let uc = &mut self.uc;
+        // sysenter in long mode is #UD on the host's CPUs (AMD); Unicorn's Intel model
+        // would raise #GP instead, so ring 3 takes it here.
+        setup(
+            "add the sysenter hook",
+            uc.add_insn_sys_hook(X86Insn::SYSENTER, 1, 0, |uc| {
+                let rip = uc.pc_read().unwrap_or(0);
+                uc.get_data_mut().invalid_instruction(rip);
+                let _ = uc.emu_stop();
+            }),
+        )?;
         setup(
             "add the syscall hook",
             uc.add_insn_sys_hook(X86Insn::SYSCALL, 1, 0, on_syscall),
@@ -193,6 +203,29 @@ impl Machine {
         setup(
             "add the interrupt hook",
             uc.add_intr_hook(|uc, vector| {
+                let rip = uc.pc_read().unwrap_or(0);
+                if uc.get_data().is_int80(vector, rip) {
+                    // At ring 3 RIP is already past the int 0x80: serve it and go on.
+                    use RegisterX86::{RAX, RBP, RBX, RCX, RDI, RDX, RSI};
+                    let args = [
+                        reg(uc, RBX),
+                        reg(uc, RCX),
+                        reg(uc, RDX),
+                        reg(uc, RSI),
+                        reg(uc, RDI),
+                        reg(uc, RBP),
+                    ];
+                    let eax = reg(uc, RAX);
+                    match uc.get_data_mut().compat_syscall(eax, &args, rip - 2) {
+                        Flow::Return(ret) => {
+                            let _ = uc.reg_write(RAX, ret);
+                        }
+                        _ => {
+                            let _ = uc.emu_stop();
+                        }
+                    }
+                    return;
+                }
                 let rip = uc.pc_read().unwrap_or(0);
                 let cr2 = uc.reg_read(RegisterX86::CR2).unwrap_or(0);
                 uc.get_data_mut().fault(vector, rip, cr2);
@@ -258,6 +291,20 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     use RegisterX86::{R10, R11, R8, R9, RAX, RCX, RDI, RDX, RFLAGS, RSI};
     let rip = uc.pc_read().unwrap_or(0);
     let flow = match layout::hypercall_at(rip) {
+        Some(Hypercall::CompatEntry) => {
+            use RegisterX86::{RBP, RBX};
+            let args = [
+                reg(uc, RBX),
+                reg(uc, RCX),
+                reg(uc, RDX),
+                reg(uc, RSI),
+                reg(uc, RDI),
+                reg(uc, RBP),
+            ];
+            let guest_rip = uc.get_data().kernel.mem.read_kernel_u64(RUNTIME.target);
+            let eax = reg(uc, RAX);
+            uc.get_data_mut().compat_syscall(eax, &args, guest_rip)
+        }
         Some(call) if call != Hypercall::KernelEntry => uc.get_data_mut().hypercall(call),
         entry => {
             let nr = reg(uc, RAX);
@@ -338,7 +385,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
         // entry, RCX was set by the translated code and R11 by the entry stub.
         Flow::Return(ret) => {
             let _ = uc.reg_write(RAX, ret);
-            if !ring0 {
+            if !ring0 && layout::hypercall_at(rip).is_none() {
                 let _ = uc.reg_write(RCX, rip + 2);
                 let _ = uc.reg_write(R11, reg(uc, RFLAGS));
             }

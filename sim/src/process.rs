@@ -50,6 +50,8 @@ pub struct Finished {
     pub stop: Stop,
     pub counts: Counts,
     pub ring0: Option<Ring0Counts>,
+    /// The code cache disassembled, when asked for (`dump_translation`).
+    pub translation_dump: Option<String>,
 }
 
 /// What the machine does after a syscall or hypercall.
@@ -79,6 +81,8 @@ pub struct Process {
     pub resync: Option<CacheSync>,
     /// Guest pages with an emulator write hook on their frame.
     pub watched: HashSet<u64>,
+    /// Whether `finish` disassembles the code cache.
+    pub dump_translation: bool,
 }
 
 impl Process {
@@ -102,6 +106,7 @@ impl Process {
             ring0: Ring0Counts::default(),
             resync: None,
             watched: HashSet::new(),
+            dump_translation: false,
         }
     }
 
@@ -149,10 +154,16 @@ impl Process {
             stats: cache.stats.clone(),
             ..self.ring0.clone()
         });
+        let translation_dump = self
+            .cache
+            .as_ref()
+            .filter(|_| self.dump_translation)
+            .map(CodeCache::dump);
         Finished {
             stop: self.stop.take().expect("the run stopped for a reason"),
             counts: self.counts_now(),
             ring0,
+            translation_dump,
         }
     }
 
@@ -187,6 +198,34 @@ impl Process {
         }
     }
 
+    /// The guest's `int 0x80` from guest address `rip`: EAX and the six 32-bit argument
+    /// registers.
+    pub fn compat_syscall(&mut self, eax: u64, args: &Args, rip: u64) -> Flow {
+        let nr = eax & 0xffff_ffff;
+        let args = args.map(|a| a & 0xffff_ffff);
+        match crate::kernel::syscalls::compat::to_native(nr) {
+            Some(native) => self.syscall(native, &args, rip),
+            None => {
+                let what = format!("i386 syscall {nr} through int 0x80");
+                self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
+                Flow::Stop
+            }
+        }
+    }
+
+    /// Whether the exception `vector` with RIP `rip` (after the instruction) is the guest's
+    /// `int 0x80` at ring 3.
+    pub fn is_int80(&self, vector: u32, rip: u64) -> bool {
+        let mut before = [0u8; 2];
+        vector == 0x80
+            && self
+                .kernel
+                .mem
+                .peek(rip.wrapping_sub(2), &mut before)
+                .is_ok()
+            && before == [0xcd, 0x80]
+    }
+
     /// A hypercall from the ring-0 runtime's stubs (not the kernel entry).
     pub fn hypercall(&mut self, call: Hypercall) -> Flow {
         match call {
@@ -195,8 +234,8 @@ impl Process {
                 self.translated_fault();
                 Flow::Stop
             }
-            Hypercall::KernelEntry => {
-                unreachable!("the machine serves the kernel entry as a syscall")
+            Hypercall::KernelEntry | Hypercall::CompatEntry => {
+                unreachable!("the machine serves the kernel entries as syscalls")
             }
         }
     }
@@ -282,14 +321,6 @@ impl Process {
             (rip, rip)
         };
         self.uncount_rest_of_block(executed_rip);
-        if software && vector == 0x80 {
-            let what = "int 0x80 (the 32-bit system call entry)".to_string();
-            self.stop = Some(Stop::Unsupported(Unsupported {
-                what,
-                rip: fault_rip,
-            }));
-            return;
-        }
         let (signal, reason) = match faults::fault(vector) {
             _ if software && vector != 3 => (
                 Signal::SIGSEGV,

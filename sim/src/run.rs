@@ -33,6 +33,8 @@ pub struct RunConfig {
     pub max_instructions: Option<u64>,
     pub on_unsupported: OnUnsupported,
     pub mode: Mode,
+    /// Keep a disassembly of every translated block (ring 0).
+    pub dump_translation: bool,
 }
 
 /// How a run ended, and its report.
@@ -44,6 +46,8 @@ pub struct Outcome {
     pub status: i32,
     /// A line for stderr when the guest did not simply exit.
     pub notice: Option<String>,
+    /// Every translated block, guest code beside translation (`dump_translation`).
+    pub translation_dump: Option<String>,
 }
 
 /// Why `simulate` itself could not complete a run. Each message is one line.
@@ -123,12 +127,13 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         exit: None,
         on_unsupported: config.on_unsupported,
     };
-    let process = Process::new(
+    let mut process = Process::new(
         kernel,
         config.cost_model.clone(),
         config.max_instructions,
         config.mode,
     );
+    process.dump_translation = config.dump_translation;
     let finished = Machine::new(process, loaded.entry, loaded.stack_pointer)?.run()?;
 
     let (status, notice) = match &finished.stop {
@@ -151,5 +156,6 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         report,
         status,
         notice,
+        translation_dump: finished.translation_dump,
     })
 }

@@ -29,6 +29,7 @@ fn main() {
         dispatch: BASE,
         indirect: BASE + 0x40,
         syscall_entry: BASE + 0x80,
+        compat_entry: BASE + 0x200,
         fault: BASE + 0xc0,
         target: BASE + 0x1_0000,
         user_rsp: BASE + 0x1_0008,

@@ -25,6 +25,8 @@ pub struct DecodedBlock {
     pub entries: Vec<Entry>,
     /// The guest address after the last entry (where a fall-through exit goes).
     pub end: u64,
+    /// The guest bytes from `start` to `end`, as fetched.
+    pub bytes: Vec<u8>,
 }
 
 pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock, TranslateError> {
@@ -53,9 +55,12 @@ pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock,
             break;
         }
     }
+    let fetched = ((end - start) as usize).min(bytes.len());
+    let bytes = bytes[..fetched].to_vec();
     Ok(DecodedBlock {
         start,
         entries,
         end,
+        bytes,
     })
 }

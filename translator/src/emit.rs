@@ -206,6 +206,7 @@ pub fn emit_block(
     Ok(TranslatedBlock {
         guest_start: block.start,
         guest_end: block.end,
+        guest_code: block.bytes.clone(),
         guest_instructions: block.entries.len() as u32,
         cache_address,
         code: encoded.code_buffer,

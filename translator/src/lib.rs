@@ -49,6 +49,9 @@ pub struct TranslatedBlock {
     pub guest_start: u64,
     /// One past the last guest byte translated.
     pub guest_end: u64,
+    /// The guest bytes translated (short of `guest_end` when the last instruction could not
+    /// be fetched whole).
+    pub guest_code: Vec<u8>,
     pub guest_instructions: u32,
     /// Where the code goes in the code cache.
     pub cache_address: u64,
@@ -72,6 +75,11 @@ impl TranslatedBlock {
             .rev()
             .find(|(o, _)| *o as u64 <= offset)
             .map(|&(_, guest)| guest)
+    }
+
+    /// Disassembly of the guest code, one instruction per line (Intel syntax).
+    pub fn disassemble_guest(&self) -> String {
+        disassemble(&self.guest_code, self.guest_start)
     }
 
     /// Disassembly of the translated code, one instruction per line (Intel syntax).

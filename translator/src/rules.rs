@@ -133,14 +133,14 @@ pub static RULES: &[Rule] = &[
     ),
     rule(
         Class::Int80,
-        "int 0x80: the 32-bit syscall entry, unsupported: stops the run",
-        sensitive::int80,
+        "int 0x80: the 32-bit syscall entry, called like syscall (only RAX changes)",
+        syscall::int80,
     ),
     rule(
         Class::Privileged,
         "hlt, cli, sti, in, out, ins, outs, mov cr/dr, rdmsr, wrmsr, swapgs, lgdt, lidt, lldt, \
-         ltr, sgdt, sidt, sldt, str, smsw (UMIP), clts, invd, wbinvd, invlpg, sysenter, sysexit, \
-         sysret, rdpmc, xsetbv, monitor, mwait: SIGSEGV (#GP at ring 3)",
+         ltr, sgdt, sidt, sldt, str, smsw (UMIP), clts, invd, wbinvd, invlpg, sysexit, sysret, \
+         rdpmc, xsetbv, monitor, mwait: SIGSEGV (#GP at ring 3)",
         sensitive::privileged,
     ),
     rule(
@@ -156,7 +156,7 @@ pub static RULES: &[Rule] = &[
     ),
     rule(
         Class::Invalid,
-        "an undecodable instruction: SIGILL",
+        "an undecodable instruction, or sysenter (invalid in long mode on AMD, the host): SIGILL",
         sensitive::invalid,
     ),
     rule(
@@ -204,7 +204,6 @@ const PRIVILEGED: &[Mnemonic] = &[
     Mnemonic::Wbinvd,
     Mnemonic::Invlpg,
     Mnemonic::Invpcid,
-    Mnemonic::Sysenter,
     Mnemonic::Sysexit,
     Mnemonic::Sysexitq,
     Mnemonic::Sysret,
@@ -232,7 +231,8 @@ fn is_control_or_debug_register(register: Register) -> bool {
 pub fn classify(instruction: &Instruction) -> Class {
     let mnemonic = instruction.mnemonic();
     let code = instruction.code();
-    if code == Code::INVALID {
+    // sysenter does not exist in long mode on the host's CPUs (AMD): #UD, like junk.
+    if code == Code::INVALID || mnemonic == Mnemonic::Sysenter {
         return Class::Invalid;
     }
     match mnemonic {

@@ -25,6 +25,9 @@ pub struct Runtime {
     /// registers as at its `syscall`, RCX already holding the guest's next RIP; it sets
     /// R11 = RFLAGS, serves the call (result in RAX) and returns.
     pub syscall_entry: u64,
+    /// Stub: the 32-bit system call entry (`int 0x80`), entered like `syscall_entry`; it
+    /// changes only RAX. The target slot holds the guest RIP of the `int 0x80`.
+    pub compat_entry: u64,
     /// Stub: end the process as the ring-3 fault in `fault_kind` at `fault_rip` would.
     pub fault: u64,
     /// Slot (8 bytes): the guest address for `dispatch` and `indirect`.
@@ -51,6 +54,7 @@ impl Runtime {
             ("dispatch", self.dispatch),
             ("indirect", self.indirect),
             ("syscall_entry", self.syscall_entry),
+            ("compat_entry", self.compat_entry),
             ("fault", self.fault),
             ("target", self.target),
             ("user_rsp", self.user_rsp),
@@ -125,7 +129,6 @@ pub const FAULT_KINDS: &[FaultKind] = &[
         "page fault (#PF): instruction fetch from an unmapped or non-executable page",
     ),
     kind(SIGSEGV, "page fault (#PF): access to a kernel address"),
-    kind(0, "int 0x80 (the 32-bit system call entry)"),
     kind(
         0,
         "a far control transfer or segment register load at ring 0",
@@ -141,8 +144,7 @@ pub(crate) mod fault {
     pub const INTERRUPT_GATE: u32 = 4;
     pub const FETCH: u32 = 5;
     pub const KERNEL_ADDRESS: u32 = 6;
-    pub const UNSUPPORTED_INT80: u32 = 7;
-    pub const UNSUPPORTED_AT_RING0: u32 = 8;
+    pub const UNSUPPORTED_AT_RING0: u32 = 7;
 }
 
 #[cfg(test)]
@@ -168,9 +170,6 @@ mod tests {
         assert!(FAULT_KINDS[fault::KERNEL_ADDRESS as usize]
             .reason
             .contains("kernel address"));
-        assert!(FAULT_KINDS[fault::UNSUPPORTED_INT80 as usize]
-            .reason
-            .contains("0x80"));
         assert_eq!(FAULT_KINDS[fault::UNSUPPORTED_AT_RING0 as usize].signal, 0);
     }
 }

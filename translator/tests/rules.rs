@@ -8,6 +8,7 @@ const RUNTIME: Runtime = Runtime {
     dispatch: 0xffff_ffff_8000_0000,
     indirect: 0xffff_ffff_8000_0100,
     syscall_entry: 0xffff_ffff_8000_0200,
+    compat_entry: 0xffff_ffff_8000_0280,
     fault: 0xffff_ffff_8000_0300,
     target: 0xffff_ffff_8001_0000,
     user_rsp: 0xffff_ffff_8001_0008,

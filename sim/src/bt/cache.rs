@@ -257,9 +257,34 @@ impl CodeCache {
             .count() as u32
     }
 
-    /// Every block, in the order translated.
-    pub fn blocks(&self) -> impl Iterator<Item = &TranslatedBlock> {
-        self.blocks.values()
+    /// Every block translated, in order: guest code beside its translation, disassembled.
+    pub fn dump(&self) -> String {
+        let mut out = format!("# ringsim translation dump: {} blocks\n", self.blocks.len());
+        for (n, block) in self.blocks.values().enumerate() {
+            let live = self.by_guest.get(&block.guest_start) == Some(&block.cache_address);
+            out.push_str(&format!(
+                "\nblock {}: guest {:#x}..{:#x}, {} instructions -> {:#x}, {} instructions{}\n",
+                n + 1,
+                block.guest_start,
+                block.guest_end,
+                block.guest_instructions,
+                block.cache_address,
+                block.translated_instructions,
+                if live { "" } else { " (invalidated)" },
+            ));
+            let classes: Vec<String> = block
+                .classes
+                .iter()
+                .map(|(_, class)| format!("{class:?}"))
+                .collect();
+            out.push_str(&format!(
+                "classes: {}\nguest:\n{}translated:\n{}",
+                classes.join(" "),
+                block.disassemble_guest(),
+                block.disassemble()
+            ));
+        }
+        out
     }
 }
 

@@ -26,6 +26,7 @@ pub const SYSCALL_ENTRY: u64 = STUBS + 0x80;
 pub const FAULT: u64 = STUBS + 0xc0;
 /// Entered once: loads the sandbox bound, then jumps to the program's first block.
 pub const START: u64 = STUBS + 0x100;
+pub const COMPAT_ENTRY: u64 = STUBS + 0x200;
 
 /// Slot: where `dispatch` and `indirect` continue (written by the simulator).
 pub const NEXT: u64 = DATA + 0x38;
@@ -34,6 +35,7 @@ pub const RUNTIME: Runtime = Runtime {
     dispatch: DISPATCH,
     indirect: INDIRECT,
     syscall_entry: SYSCALL_ENTRY,
+    compat_entry: COMPAT_ENTRY,
     fault: FAULT,
     target: DATA,
     user_rsp: DATA + 0x08,
@@ -54,6 +56,8 @@ pub enum Hypercall {
     Indirect,
     /// The guest's syscall, from the kernel entry.
     KernelEntry,
+    /// The guest's `int 0x80`, from the 32-bit entry.
+    CompatEntry,
     /// A ring-3 fault raised by translated code.
     Fault,
 }
@@ -89,6 +93,10 @@ const STUB_CODE: &[(u64, Build)] = &[
     (FAULT, |a| {
         a.syscall()?;
         a.ud2()
+    }),
+    (COMPAT_ENTRY, |a| {
+        a.syscall()?;
+        a.ret()
     }),
     (START, |a| {
         a.mov(rsp, KERNEL_STACK_TOP)?;
@@ -128,6 +136,7 @@ pub fn hypercall_at(rip: u64) -> Option<Hypercall> {
         // pushfq (1 byte) and pop r11 (2 bytes) come first.
         r if r == SYSCALL_ENTRY + 3 => Some(Hypercall::KernelEntry),
         FAULT => Some(Hypercall::Fault),
+        COMPAT_ENTRY => Some(Hypercall::CompatEntry),
         _ => None,
     }
 }

@@ -1,5 +1,6 @@
 //! Syscall handlers, by area. Each takes the kernel and the raw arguments.
 
+pub mod compat;
 pub mod fs;
 pub mod mm;
 pub mod proc;

@@ -205,6 +205,7 @@ fn writes_rsp(instruction: &Instruction, factory: &mut InstructionInfoFactory) -
         instruction.op_kind(i) == OpKind::Register
             && instruction.op_register(i).full_register() == Register::RSP
     });
+    let explicit = explicit && instruction.mnemonic() != Mnemonic::Push;
     writes
         && (instruction.stack_pointer_increment() == 0
             || instruction.mnemonic() == Mnemonic::Leave

@@ -17,10 +17,6 @@ pub fn software_interrupt(e: &mut Emitter, instruction: &Instruction) {
     e.fault(fault::INTERRUPT_GATE, instruction.ip());
 }
 
-pub fn int80(e: &mut Emitter, instruction: &Instruction) {
-    e.fault(fault::UNSUPPORTED_INT80, instruction.ip());
-}
-
 pub fn privileged(e: &mut Emitter, instruction: &Instruction) {
     e.fault(fault::PRIVILEGED, instruction.ip());
 }

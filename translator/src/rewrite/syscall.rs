@@ -7,17 +7,8 @@ use crate::emit::Emitter;
 /// RCX = the next guest RIP (the syscall contract; RCX is no syscall argument), then the
 /// guest RSP is saved and the call runs on the kernel stack, so nothing is written below
 /// the guest's RSP. The entry sets R11 = RFLAGS and RAX = the result.
-pub fn syscall(e: &mut Emitter, instruction: &Instruction) {
-    let next = instruction.next_ip();
-    if next <= u32::MAX as u64 {
-        e.emit_built(Instruction::with2(
-            Code::Mov_r32_imm32,
-            Register::ECX,
-            next as u32,
-        ));
-    } else {
-        e.emit_built(Instruction::with2(Code::Mov_r64_imm64, Register::RCX, next));
-    }
+/// Runs `call entry` on the kernel stack and continues at the next guest instruction.
+fn call_on_kernel_stack(e: &mut Emitter, entry: u64, next: u64) {
     let user_rsp = e.slot(e.runtime.user_rsp);
     e.emit_built(Instruction::with2(
         Code::Mov_rm64_r64,
@@ -30,11 +21,33 @@ pub fn syscall(e: &mut Emitter, instruction: &Instruction) {
         Register::RSP,
         e.runtime.kernel_stack_top as i32,
     ));
-    e.jump_to_address(Code::Call_rel32_64, e.runtime.syscall_entry);
+    e.jump_to_address(Code::Call_rel32_64, entry);
     e.emit_built(Instruction::with2(
         Code::Mov_r64_rm64,
         Register::RSP,
         user_rsp,
     ));
     e.exit(Code::Jmp_rel32_64, next);
+}
+
+/// `int 0x80`, the 32-bit system call entry: only RAX changes; the kernel learns the
+/// instruction's address from the target slot.
+pub fn int80(e: &mut Emitter, instruction: &Instruction) {
+    let target = e.slot(e.runtime.target);
+    e.store_u64(target, instruction.ip());
+    call_on_kernel_stack(e, e.runtime.compat_entry, instruction.next_ip());
+}
+
+pub fn syscall(e: &mut Emitter, instruction: &Instruction) {
+    let next = instruction.next_ip();
+    if next <= u32::MAX as u64 {
+        e.emit_built(Instruction::with2(
+            Code::Mov_r32_imm32,
+            Register::ECX,
+            next as u32,
+        ));
+    } else {
+        e.emit_built(Instruction::with2(Code::Mov_r64_imm64, Register::RCX, next));
+    }
+    call_on_kernel_stack(e, e.runtime.syscall_entry, next);
 }
