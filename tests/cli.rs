@@ -158,3 +158,41 @@ fn time_is_virtual_and_sleeping_takes_no_real_time() {
     let report: serde_json::Value = serde_json::from_slice(&sleep.stderr).unwrap();
     assert_eq!(report["syscalls"]["by_name"]["clock_nanosleep"], 1);
 }
+
+#[test]
+fn the_translation_dump_shows_guest_and_translated_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump.txt");
+    let output = simulate(&[
+        "--report-file",
+        "/dev/null",
+        "--dump-translation",
+        dump.to_str().unwrap(),
+        "./getppid_loop",
+        "1",
+    ]);
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(&dump).unwrap();
+    assert!(
+        text.starts_with("# ringsim translation dump: "),
+        "{}",
+        &text[..80]
+    );
+    for needle in [
+        "block 1: guest 0x",
+        "guest:\n",
+        "translated:\n",
+        "bndcu",
+        "syscall",
+    ] {
+        assert!(text.contains(needle), "{needle}");
+    }
+    let refused = simulate(&[
+        "--mode",
+        "ring3",
+        "--dump-translation",
+        dump.to_str().unwrap(),
+        "./getppid_loop",
+    ]);
+    assert_eq!(refused.status.code(), Some(125));
+}

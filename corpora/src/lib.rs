@@ -125,6 +125,38 @@ pub const FAULTS: &[(&str, i32)] = &[
     ("abort", 4),
 ];
 
+/// Ways out of the sandbox, each a program in `adversarial/` and its argument: every one
+/// must end as it does natively, in both modes, with no access reaching the kernel half.
+pub const ADVERSARIAL: &[(&str, &str)] = &[
+    ("kernel_access", "read"),
+    ("kernel_access", "write"),
+    ("kernel_access", "cache"),
+    ("kernel_access", "slots"),
+    ("kernel_access", "index"),
+    ("kernel_access", "fs"),
+    ("jump_kernel", "jmp"),
+    ("jump_kernel", "call"),
+    ("jump_kernel", "ret"),
+    ("stack_pivot", "mov"),
+    ("stack_pivot", "xchg"),
+    ("privileged", "hlt"),
+    ("privileged", "cli"),
+    ("privileged", "sti"),
+    ("privileged", "in"),
+    ("privileged", "out"),
+    ("privileged", "rdmsr"),
+    ("privileged", "wrmsr"),
+    ("privileged", "movcr"),
+    ("privileged", "lgdt"),
+    ("privileged", "swapgs"),
+    ("privileged", "wbinvd"),
+    ("privileged", "invlpg"),
+    ("popf", ""),
+    ("smc_syscall", ""),
+    ("legacy_entries", "int80"),
+    ("legacy_entries", "sysenter"),
+];
+
 /// The directory `make -C corpora` builds into.
 pub fn build_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("build")

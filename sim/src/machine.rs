@@ -186,6 +186,19 @@ impl Machine {
 
     fn install_hooks(&mut self, ring0: bool) -> Result<(), MachineError> {
         let uc = &mut self.uc;
+        // Unicorn runs in and out at any privilege level (it has no I/O permission check);
+        // at ring 3 with IOPL 0 they raise #GP.
+        setup(
+            "add the in hook",
+            uc.add_insn_in_hook(|uc, _, _| {
+                general_protection_fault(uc);
+                0
+            }),
+        )?;
+        setup(
+            "add the out hook",
+            uc.add_insn_out_hook(|uc, _, _, _| general_protection_fault(uc)),
+        )?;
         // sysenter in long mode is #UD on the host's CPUs (AMD); Unicorn's Intel model
         // would raise #GP instead, so ring 3 takes it here.
         setup(
@@ -398,6 +411,13 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     if let Some(sync) = cache_sync {
         catch_up(uc, &sync);
     }
+}
+
+/// Ends the process as a #GP at ring 3 does.
+fn general_protection_fault(uc: &mut Unicorn<'_, Process>) {
+    let rip = uc.pc_read().unwrap_or(0);
+    uc.get_data_mut().fault(13, rip, 0);
+    let _ = uc.emu_stop();
 }
 
 /// Brings the CPU up to date with the code cache: code-cache pages patched in place lose

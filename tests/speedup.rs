@@ -1,0 +1,48 @@
+//! The speedup of a program small enough to work out by hand (corpora/programs/
+//! getppid_busy.S: 10,000 getppid calls, each after 50 nops), under the `linux` model.
+
+mod common;
+
+#[test]
+fn the_report_agrees_with_the_arithmetic() {
+    let case = corpora::Case {
+        name: "getppid_busy",
+        program: "getppid_busy",
+        args: &[],
+        ..common::case("stat_env")
+    };
+    let (observed, report, stderr) =
+        common::simulated(&case, &["--report", "json", "--cost-model", "linux"]);
+    assert_eq!(observed.status, 0, "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let get = |path: &[&str]| path.iter().fold(&r, |v, k| &v[*k]).as_u64().unwrap();
+
+    // Guest: mov; 10,000 x (50 nops, mov, syscall, dec, jnz); mov, xor, syscall.
+    let guest = 1 + 10_000 * (50 + 4) + 3;
+    let syscalls = 10_001;
+    assert_eq!(get(&["guest_instructions"]), guest);
+    assert_eq!(get(&["syscalls", "total"]), syscalls);
+    // Ring 3: one cycle per instruction, 437 per crossing (Aiken et al.), and exit's 700
+    // cycles of kernel work (getppid's is the null call's).
+    let ring3 = guest + syscalls * 437 + 700;
+    assert_eq!(get(&["ring3", "cycles"]), ring3);
+
+    // Ring 0, per iteration: the 52 instructions before the syscall, its 4-instruction call
+    // sequence, the kernel entry's 4 (pushfq, pop r11, the hypercall, ret), 2 to come back
+    // and leave the block, then dec and jnz: 63. A few dozen more run once (start-up, the
+    // dispatcher's first exits).
+    let translated = get(&["ring0", "translated_instructions"]);
+    assert!(
+        (10_000 * 63..10_000 * 63 + 100).contains(&translated),
+        "{translated}"
+    );
+    let translated_guest = get(&["ring0", "translation", "guest_instructions_translated"]);
+    let ring0 = translated + syscalls * 12 + 700 + translated_guest * 1_600;
+    assert_eq!(get(&["ring0", "cycles"]), ring0);
+    let speedup = r["speedup"].as_f64().unwrap();
+    assert_eq!(
+        speedup,
+        (ring3 as f64 / ring0 as f64 * 10_000.0).round() / 10_000.0
+    );
+    assert!((5.0..5.6).contains(&speedup), "{speedup}");
+}
