@@ -30,6 +30,8 @@ pub struct Emitter<'r> {
     pending_label: Option<Label>,
     exits: Vec<PendingExit>,
     error: Option<IcedError>,
+    /// Registers the sandbox checked earlier in the block and nothing wrote since.
+    pub checked: Vec<Register>,
 }
 
 impl<'r> Emitter<'r> {
@@ -41,6 +43,7 @@ impl<'r> Emitter<'r> {
             pending_label: None,
             exits: Vec::new(),
             error: None,
+            checked: Vec::new(),
         }
     }
 

@@ -188,28 +188,69 @@ fn check_linear(
     e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, spill));
 }
 
-/// Whether the instruction writes RSP other than by its own stack push or pop.
-fn writes_rsp(instruction: &Instruction, factory: &mut InstructionInfoFactory) -> bool {
-    let info = factory.info(instruction);
-    let writes = info.used_registers().iter().any(|r| {
-        r.register().full_register() == Register::RSP
-            && matches!(
+/// The full registers the instruction writes.
+fn written_registers(
+    instruction: &Instruction,
+    factory: &mut InstructionInfoFactory,
+) -> Vec<Register> {
+    factory
+        .info(instruction)
+        .used_registers()
+        .iter()
+        .filter(|r| {
+            matches!(
                 r.access(),
                 OpAccess::Write
                     | OpAccess::ReadWrite
                     | OpAccess::CondWrite
                     | OpAccess::ReadCondWrite
             )
-    });
-    let explicit = (0..instruction.op_count()).any(|i| {
+        })
+        .map(|r| r.register().full_register())
+        .collect()
+}
+
+/// Whether the instruction moves RSP somewhere that needs checking: anything but its own
+/// push or pop, and an adjustment by a small constant (`add`/`sub rsp, imm` below the guard
+/// size, `and rsp, imm`, `lea rsp, [rsp + small]`), which from a checked RSP can only reach
+/// the user half, the non-canonical hole, or the guard.
+fn moves_rsp(instruction: &Instruction, written: &[Register]) -> bool {
+    if !written.contains(&Register::RSP) {
+        return false;
+    }
+    let mnemonic = instruction.mnemonic();
+    let rsp_operand = |i: u32| {
         instruction.op_kind(i) == OpKind::Register
             && instruction.op_register(i).full_register() == Register::RSP
-    });
-    let explicit = explicit && instruction.mnemonic() != Mnemonic::Push;
-    writes
-        && (instruction.stack_pointer_increment() == 0
-            || instruction.mnemonic() == Mnemonic::Leave
-            || explicit)
+    };
+    let small_immediate = instruction.op_count() == 2
+        && rsp_operand(0)
+        && matches!(
+            instruction.op1_kind(),
+            OpKind::Immediate8to64
+                | OpKind::Immediate32to64
+                | OpKind::Immediate8
+                | OpKind::Immediate32
+        )
+        && (instruction.immediate(1) as i64).unsigned_abs() < GUARD_SIZE;
+    let adjustment = match mnemonic {
+        Mnemonic::Add | Mnemonic::Sub => small_immediate,
+        Mnemonic::And => {
+            rsp_operand(0)
+                && instruction.op1_kind() != OpKind::Register
+                && instruction.op1_kind() != OpKind::Memory
+        }
+        Mnemonic::Lea => {
+            instruction.memory_base() == Register::RSP
+                && instruction.memory_index() == Register::None
+                && (instruction.memory_displacement64() as i64).unsigned_abs() < GUARD_SIZE
+        }
+        _ => false,
+    };
+    let own_stack_op = instruction.stack_pointer_increment() != 0
+        && mnemonic != Mnemonic::Leave
+        && !(mnemonic == Mnemonic::Pop && rsp_operand(0));
+    !adjustment && !own_stack_op
 }
 
 /// Rewrites a RIP-relative operand to address the same guest data from the code cache.
@@ -276,15 +317,15 @@ pub fn check_and_emit(e: &mut Emitter, instruction: Instruction) {
     if instruction.is_ip_rel_memory_operand() {
         emit_rip_relative(e, instruction, instruction.ip_rel_memory_address());
     } else {
-        let mut checked: Vec<Register> = Vec::new();
         for memory in &accesses {
             match check_for(memory) {
                 Check::None => {}
                 Check::Registers(registers) => {
                     for register in registers {
-                        if !checked.contains(&register) {
+                        // Checked earlier in the block and not written since: still good.
+                        if !e.checked.contains(&register) {
                             bndcu(e, register);
-                            checked.push(register);
+                            e.checked.push(register);
                         }
                     }
                 }
@@ -293,11 +334,9 @@ pub fn check_and_emit(e: &mut Emitter, instruction: Instruction) {
         }
         e.emit(instruction);
     }
-    if writes_rsp(&instruction, &mut factory) {
-        e.emit_built(Instruction::with2(
-            Code::Bndcu_bnd_rm64,
-            Register::BND0,
-            Register::RSP,
-        ));
+    let written = written_registers(&instruction, &mut factory);
+    e.checked.retain(|r| !written.contains(r));
+    if moves_rsp(&instruction, &written) {
+        bndcu(e, Register::RSP);
     }
 }
