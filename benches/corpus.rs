@@ -1,0 +1,91 @@
+//! The translator over the corpus: dynamic code expansion per program (translated
+//! instructions executed / guest instructions executed) and the estimated speedup under
+//! each built-in cost model. `cargo bench --bench corpus` (after `scripts/setup`); prints
+//! Markdown tables for BENCHMARKS.md. Counts, not times: the figures do not depend on the
+//! machine's load.
+
+use std::process::Command;
+
+const SIMULATE: &str = env!("CARGO_BIN_EXE_simulate");
+
+fn report(case: &corpora::Case, model: &str, dir: &std::path::Path) -> serde_json::Value {
+    let out = dir.join("report.json");
+    let mut command = Command::new(SIMULATE);
+    command
+        .args([
+            "--clear-env",
+            "--report",
+            "json",
+            "--cost-model",
+            model,
+            "--report-file",
+        ])
+        .arg(&out);
+    if let Some(argv0) = case.argv0 {
+        command.args(["--argv0", argv0]);
+    }
+    let status = command
+        .arg(format!("./{}", case.program))
+        .args(case.args)
+        .current_dir(dir)
+        .env_clear()
+        .output()
+        .expect("run simulate")
+        .status;
+    assert!(
+        status.code().is_some(),
+        "{}: simulate was killed",
+        case.name
+    );
+    serde_json::from_slice(&std::fs::read(&out).expect("a report")).expect("JSON")
+}
+
+fn main() {
+    let stage = corpora::stage();
+    let models = sim::costs::builtin::names();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(stage.join("inputs"), dir.path().join("inputs")).unwrap();
+    for case in corpora::CASES {
+        let link = dir.path().join(case.program);
+        if !link.exists() {
+            std::os::unix::fs::symlink(stage.join(case.program), link).unwrap();
+        }
+    }
+
+    println!(
+        "Speedup under each model, then (in brackets) without the one-time translation cost.\n"
+    );
+    println!(
+        "| program | guest instructions | translated | expansion | {} |",
+        models.join(" | ")
+    );
+    println!("|---|---:|---:|---:|{}", "---:|".repeat(models.len()));
+    let mut log_sum = 0.0;
+    for case in corpora::CASES {
+        let reports: Vec<serde_json::Value> =
+            models.iter().map(|m| report(case, m, dir.path())).collect();
+        let first = &reports[0];
+        let expansion = first["ring0"]["code_expansion"].as_f64().unwrap();
+        log_sum += expansion.ln();
+        let speedups: Vec<String> = reports
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.2} ({:.2})",
+                    r["speedup"].as_f64().unwrap(),
+                    r["steady_state_speedup"].as_f64().unwrap()
+                )
+            })
+            .collect();
+        println!(
+            "| {} | {} | {} | {:.3} | {} |",
+            case.name,
+            first["guest_instructions"],
+            first["ring0"]["translated_instructions"],
+            expansion,
+            speedups.join(" | ")
+        );
+    }
+    let geomean = (log_sum / corpora::CASES.len() as f64).exp();
+    println!("\ngeometric mean of the expansion: {geomean:.3}");
+}
