@@ -10,7 +10,7 @@ use crate::kernel::table::{Event, Row, Work};
 use crate::memory::AddressSpace;
 
 /// Event counts of a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counts {
     pub guest_instructions: u64,
     /// Syscalls charged the ABI-call column.
@@ -24,11 +24,44 @@ pub struct Counts {
     pub by_number: BTreeMap<u64, u64>,
     /// Unsupported syscalls answered with ENOSYS (`--on-unsupported-syscall enosys`), by number.
     pub enosys: BTreeMap<u64, u64>,
+    /// FNV-1a over every syscall's number, arguments and result, in order: two runs with
+    /// the same digest made the same syscalls in the same order.
+    pub sequence_digest: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl Default for Counts {
+    fn default() -> Self {
+        Self {
+            guest_instructions: 0,
+            abi_calls: 0,
+            yields: 0,
+            working_syscalls: 0,
+            bytes_copied: 0,
+            by_number: BTreeMap::new(),
+            enosys: BTreeMap::new(),
+            sequence_digest: FNV_OFFSET,
+        }
+    }
 }
 
 impl Counts {
     pub fn syscalls(&self) -> u64 {
         self.abi_calls + self.yields
+    }
+
+    /// Adds one syscall, its arguments and its result to the sequence digest.
+    pub fn record_sequence(&mut self, nr: u64, args: &[u64; 6], ret: u64) {
+        for word in std::iter::once(nr)
+            .chain(args.iter().copied())
+            .chain(std::iter::once(ret))
+        {
+            for byte in word.to_le_bytes() {
+                self.sequence_digest = (self.sequence_digest ^ byte as u64).wrapping_mul(FNV_PRIME);
+            }
+        }
     }
 
     /// Records syscall `nr`; `row` is `None` for a number the table lacks, and `enosys`

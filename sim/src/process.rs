@@ -183,6 +183,7 @@ impl Process {
             }
             Ok(done) => {
                 self.counts.record_syscall(nr, done.row, done.enosys);
+                self.counts.record_sequence(nr, args, done.ret);
                 self.counts.bytes_copied = self.kernel.mem.bytes_copied();
                 let cycles = self.model.ring3_cycles(&self.counts);
                 self.clock

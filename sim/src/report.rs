@@ -27,6 +27,8 @@ pub struct SyscallReport {
     pub by_name: BTreeMap<String, u64>,
     /// Unsupported syscalls answered with ENOSYS (`--on-unsupported-syscall enosys`).
     pub enosys: BTreeMap<String, u64>,
+    /// A digest of every syscall's number, arguments and result, in order.
+    pub sequence_digest: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +58,8 @@ pub struct Ring0Report {
     /// Guest accesses the sandbox stopped (each ends the process, as at ring 3).
     pub sandbox_stops: u64,
     pub translation: TranslationStats,
+    /// Indirect-branch lookups whose target had to be translated first.
+    pub indirect_misses: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -135,6 +139,7 @@ impl Report {
                 kernel_half_accesses: r0.kernel_half_accesses,
                 sandbox_stops: r0.sandbox_stops,
                 translation: r0.stats.clone(),
+                indirect_misses: r0.stats.indirect_lookups - r0.stats.indirect_hits,
             }
         });
         let speedup = ring0.as_ref().map(|r0| ratio(cycles.total, r0.cycles));
@@ -160,6 +165,7 @@ impl Report {
                 total: counts.syscalls(),
                 by_name: by_name(&counts.by_number),
                 enosys: by_name(&counts.enosys),
+                sequence_digest: format!("{:016x}", counts.sequence_digest),
             },
             ring_crossings: counts.syscalls(),
             bytes_copied: counts.bytes_copied,
