@@ -21,6 +21,9 @@ int main(int argc, char **argv) {
     char buf[4096];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
     printf("readlink ok: %d\n", n > 0);
+    unsigned short cs, ss;
+    __asm__("mov %%cs, %0; mov %%ss, %1" : "=r"(cs), "=r"(ss));
+    printf("cs=%#x ss=%#x\n", cs, ss);
     struct utsname u;
     uname(&u);
     printf("machine=%s\n", u.machine);

@@ -38,16 +38,19 @@ const NEVER_REACHED: u64 = ENTER_USER + 0x20;
 const SYSRETQ: [u8; 3] = [0x48, 0x0f, 0x07];
 const UD2: [u8; 2] = [0x0f, 0x0b];
 
-// Segment selectors: kernel code 0x08, kernel data 0x10, user data 0x18|3, user code 0x20|3,
-// the layout SYSRET expects from STAR[63:48] = 0x10.
-const GDT_ENTRIES: [u64; 5] = [
+// Linux's x86-64 GDT layout, so the guest sees Linux's selectors: user code 0x33, user data
+// (and SS) 0x2b, 32-bit user code 0x23. SYSRET takes CS = STAR[63:48] + 16 and SS =
+// STAR[63:48] + 8 from the 32-bit user code selector, as Linux sets it.
+const GDT_ENTRIES: [u64; 7] = [
     0,
-    0x00af_9b00_0000_ffff, // kernel code, 64-bit, DPL 0
-    0x00cf_9300_0000_ffff, // kernel data, DPL 0
-    0x00cf_f300_0000_ffff, // user data, DPL 3
-    0x00af_fb00_0000_ffff, // user code, 64-bit, DPL 3
+    0x00cf_9b00_0000_ffff, // 0x08 kernel code, 32-bit, DPL 0
+    0x00af_9b00_0000_ffff, // 0x10 kernel code, 64-bit, DPL 0
+    0x00cf_9300_0000_ffff, // 0x18 kernel data, DPL 0
+    0x00cf_fb00_0000_ffff, // 0x23 user code, 32-bit, DPL 3
+    0x00cf_f300_0000_ffff, // 0x2b user data, DPL 3
+    0x00af_fb00_0000_ffff, // 0x33 user code, 64-bit, DPL 3
 ];
-const STAR: u64 = (0x10 << 48) | (0x08 << 32);
+const STAR: u64 = (0x23 << 48) | (0x10 << 32);
 
 const MSR_EFER: u32 = 0xc000_0080;
 const MSR_STAR: u32 = 0xc000_0081;

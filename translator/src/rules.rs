@@ -20,6 +20,7 @@ pub enum Class {
     Return,
     Syscall,
     AnsweredByMachine,
+    SegmentRead,
     Popf,
     Breakpoint,
     DebugTrap,
@@ -35,7 +36,10 @@ pub enum Class {
 impl Class {
     /// Whether the block ends after an instruction of this class.
     pub fn ends_block(self) -> bool {
-        !matches!(self, Class::Plain | Class::AnsweredByMachine | Class::Popf)
+        !matches!(
+            self,
+            Class::Plain | Class::AnsweredByMachine | Class::SegmentRead | Class::Popf
+        )
     }
 }
 
@@ -109,6 +113,11 @@ pub static RULES: &[Rule] = &[
         Class::AnsweredByMachine,
         "cpuid, rdtsc: copied; the machine answers them at ring 0 exactly as at ring 3",
         plain::copy,
+    ),
+    rule(
+        Class::SegmentRead,
+        "mov from CS or SS: the selector ring 3 has (Linux's 0x33 and 0x2b), not ring 0's",
+        sensitive::segment_read,
     ),
     rule(
         Class::Popf,
@@ -260,6 +269,12 @@ pub fn classify(instruction: &Instruction) -> Class {
         || instruction.is_call_far_indirect()
     {
         return Class::FarTransfer;
+    }
+    let reads_code_or_stack_segment = mnemonic == Mnemonic::Mov
+        && instruction.op1_kind() == OpKind::Register
+        && matches!(instruction.op1_register(), Register::CS | Register::SS);
+    if reads_code_or_stack_segment {
+        return Class::SegmentRead;
     }
     let writes_segment = mnemonic == Mnemonic::Mov
         && instruction.op0_kind() == OpKind::Register

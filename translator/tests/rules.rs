@@ -213,6 +213,11 @@ fn sensitive_instructions_get_their_ring3_outcome() {
         a.rdtsc()?;
         a.ret()
     });
+    check("segment_read", Class::SegmentRead, |a| {
+        a.mov(ax, cs)?;
+        a.mov(word_ptr(rbx), ss)?;
+        a.ret()
+    });
     check("popf", Class::Popf, |a| {
         a.popfq()?;
         a.ret()

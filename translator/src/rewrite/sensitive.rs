@@ -1,9 +1,42 @@
 //! Sensitive instructions: each gets exactly the outcome it has at ring 3.
 
-use iced_x86::{Code, Instruction};
+use iced_x86::{Code, Instruction, OpKind, Register};
 
 use crate::emit::Emitter;
+use crate::rewrite::sandbox;
 use crate::runtime::fault;
+
+/// The selectors a 64-bit Linux process has: user code and user data (its SS).
+const RING3_CS: u32 = 0x33;
+const RING3_SS: u32 = 0x2b;
+
+/// `mov dest, cs|ss` at ring 0 would show the kernel's selectors: store ring 3's instead.
+/// A 32- or 64-bit register gets the selector zero-extended; memory gets 16 bits.
+pub fn segment_read(e: &mut Emitter, instruction: &Instruction) {
+    let selector = if instruction.op1_register() == Register::CS {
+        RING3_CS
+    } else {
+        RING3_SS
+    };
+    if instruction.op0_kind() == OpKind::Register {
+        let dest = instruction.op0_register();
+        let built = if dest.is_gpr16() {
+            Instruction::with2(Code::Mov_r16_imm16, dest, selector)
+        } else {
+            Instruction::with2(Code::Mov_r32_imm32, dest.full_register32(), selector)
+        };
+        e.emit_built(built);
+    } else {
+        let mut store = Instruction::with2(
+            Code::Mov_rm16_imm16,
+            iced_x86::MemoryOperand::with_base(Register::RAX),
+            selector,
+        )
+        .expect("a 16-bit store encodes");
+        sandbox::copy_memory_operand(instruction, &mut store);
+        sandbox::check_and_emit(e, store);
+    }
+}
 
 pub fn breakpoint(e: &mut Emitter, instruction: &Instruction) {
     e.fault(fault::BREAKPOINT, instruction.next_ip());
