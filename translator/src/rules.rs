@@ -316,6 +316,7 @@ mod tests {
             Class::Return,
             Class::Syscall,
             Class::AnsweredByMachine,
+            Class::SegmentRead,
             Class::Popf,
             Class::Breakpoint,
             Class::DebugTrap,
