@@ -153,6 +153,11 @@ pub const ADVERSARIAL: &[(&str, &str)] = &[
     ("privileged", "invlpg"),
     ("popf", ""),
     ("smc_syscall", ""),
+    ("segments", "legal"),
+    ("segments", "kernel_ds"),
+    ("segments", "null_ss"),
+    ("segments", "kernel_cs"),
+    ("segments", "iret_kernel"),
     ("legacy_entries", "int80"),
     ("legacy_entries", "sysenter"),
 ];

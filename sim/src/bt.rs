@@ -7,4 +7,5 @@
 //! (DESIGN.md). The top 1 MiB stays unmapped as the sandbox's guard.
 
 pub mod cache;
+pub mod emulate;
 pub mod layout;

@@ -321,6 +321,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
             let eax = reg(uc, RAX);
             uc.get_data_mut().compat_syscall(eax, &args, guest_rip)
         }
+        Some(Hypercall::Emulate) => crate::bt::emulate::emulate(uc),
         Some(call) if call != Hypercall::KernelEntry => uc.get_data_mut().hypercall(call),
         entry => {
             let nr = reg(uc, RAX);

@@ -526,6 +526,21 @@ impl AddressSpace {
         Ok(u64::from_le_bytes(buf))
     }
 
+    /// An access the CPU itself makes for the guest (an emulated instruction), with ring 3's
+    /// permission checks; unlike the kernel's copies it is not counted as copied bytes.
+    pub fn cpu_access(&mut self, addr: u64, data: &mut [u8], write: bool) -> Result<(), Errno> {
+        let len = data.len();
+        self.for_each_piece(addr, len, write, |piece, done| {
+            if write {
+                piece.copy_from_slice(&data[done..done + piece.len()]);
+            } else {
+                data[done..done + piece.len()].copy_from_slice(piece);
+            }
+        })?;
+        self.copied -= len as u64;
+        Ok(())
+    }
+
     /// copy_to_user.
     pub fn write(&mut self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
         self.for_each_piece(addr, bytes.len(), true, |piece, done| {

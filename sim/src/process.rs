@@ -235,7 +235,7 @@ impl Process {
                 self.translated_fault();
                 Flow::Stop
             }
-            Hypercall::KernelEntry | Hypercall::CompatEntry => {
+            Hypercall::KernelEntry | Hypercall::CompatEntry | Hypercall::Emulate => {
                 unreachable!("the machine serves the kernel entries as syscalls")
             }
         }
@@ -253,12 +253,19 @@ impl Process {
             }
             _ => cache.stats.dispatches += 1,
         }
+        self.continue_at(target)
+    }
+
+    /// Continues translated execution at guest address `target`: its translation goes to
+    /// the runtime's `next` slot.
+    pub fn continue_at(&mut self, target: u64) -> Flow {
+        let cache = self.cache.as_mut().expect("ring 0 has a code cache");
         match cache.find_or_translate(&mut self.kernel.mem, target) {
-            Ok((translation, patched)) => {
+            Ok((translation, sync)) => {
                 self.kernel
                     .mem
                     .write_kernel(NEXT, &translation.to_le_bytes());
-                Flow::Continue(patched)
+                Flow::Continue(sync)
             }
             Err(CacheError::Translate(TranslateError::Unfetchable(address))) => {
                 let reason =
@@ -276,6 +283,13 @@ impl Process {
         }
     }
 
+    /// An instruction the simulator carried out for translated code ended in a ring-3
+    /// fault: it was counted when its block began, but never ran.
+    pub fn emulated_fault(&mut self, signal: Signal, reason: String, rip: u64) {
+        self.clock.remove_instructions(1);
+        self.kill(signal, reason, rip);
+    }
+
     /// A ring-3 outcome raised by translated code through the fault stub.
     fn translated_fault(&mut self) {
         let rip = self.kernel.mem.read_kernel_u64(RUNTIME.fault_rip);
@@ -285,15 +299,8 @@ impl Process {
             // The faulting instruction was counted when its block began; it never ran.
             self.clock.remove_instructions(1);
         }
-        match Signal::try_from(kind.signal) {
-            Ok(signal) => self.kill(signal, kind.reason.into(), rip),
-            Err(_) => {
-                self.stop = Some(Stop::Unsupported(Unsupported {
-                    what: kind.reason.into(),
-                    rip,
-                }))
-            }
-        }
+        let signal = Signal::try_from(kind.signal).expect("fault kinds name Linux signals");
+        self.kill(signal, kind.reason.into(), rip);
     }
 
     /// A CPU exception: vector, RIP as Unicorn reports it, and CR2. It ends the process.
@@ -425,7 +432,7 @@ impl Process {
     }
 
     /// Ends the process with `signal`, unless the guest has a handler, which is not modelled.
-    fn kill(&mut self, signal: Signal, reason: String, rip: u64) {
+    pub fn kill(&mut self, signal: Signal, reason: String, rip: u64) {
         let handler = self.kernel.signals.handler(signal as usize);
         self.stop = Some(if handler > 1 {
             let what = format!(

@@ -31,6 +31,7 @@ fn main() {
         syscall_entry: BASE + 0x80,
         compat_entry: BASE + 0x200,
         fault: BASE + 0xc0,
+        emulate: BASE + 0x240,
         target: BASE + 0x1_0000,
         user_rsp: BASE + 0x1_0008,
         spill: BASE + 0x1_0010,

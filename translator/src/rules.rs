@@ -154,14 +154,15 @@ pub static RULES: &[Rule] = &[
     ),
     rule(
         Class::FarTransfer,
-        "far jmp, far call, retf, iret: unsupported at ring 0 for now: stops the run",
-        sensitive::unsupported,
+        "far jmp, far call, retf, iretq: carried out by the simulator as at ring 3 (to Linux's \
+         64-bit user code selector; others raise #GP, SIGSEGV)",
+        sensitive::emulated,
     ),
     rule(
         Class::SegmentLoad,
-        "mov to a segment register, pop ss/fs/gs, lss/lfs/lgs: unsupported at ring 0 for now: \
-         stops the run",
-        sensitive::unsupported,
+        "mov to a segment register, pop fs/gs, lss/lfs/lgs: carried out by the simulator as at \
+         ring 3 against Linux's GDT (an invalid selector raises #GP, SIGSEGV)",
+        sensitive::emulated,
     ),
     rule(
         Class::Invalid,

@@ -30,6 +30,9 @@ pub struct Runtime {
     pub compat_entry: u64,
     /// Stub: end the process as the ring-3 fault in `fault_kind` at `fault_rip` would.
     pub fault: u64,
+    /// Stub: the simulator carries out the guest instruction at `fault_rip` as ring 3 would
+    /// (segment loads, far transfers), then continues where that instruction leads.
+    pub emulate: u64,
     /// Slot (8 bytes): the guest address for `dispatch` and `indirect`.
     pub target: u64,
     /// Slot: the guest RSP while on the kernel stack.
@@ -56,6 +59,7 @@ impl Runtime {
             ("syscall_entry", self.syscall_entry),
             ("compat_entry", self.compat_entry),
             ("fault", self.fault),
+            ("emulate", self.emulate),
             ("target", self.target),
             ("user_rsp", self.user_rsp),
             ("spill", self.spill),
@@ -83,8 +87,7 @@ impl Runtime {
 /// Linux would report (after the instruction for traps, on it for faults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultKind {
-    /// The Linux signal number the process gets; 0 when the instruction is not supported
-    /// at ring 0 and the run must stop with an error instead.
+    /// The Linux signal number the process gets.
     pub signal: i32,
     pub reason: &'static str,
     /// A trap: the instruction completed (int3, int1), so it counts as executed.
@@ -144,7 +147,6 @@ pub(crate) mod fault {
     pub const INTERRUPT_GATE: u32 = 4;
     pub const FETCH: u32 = 5;
     pub const KERNEL_ADDRESS: u32 = 6;
-    pub const UNSUPPORTED_AT_RING0: u32 = 7;
 }
 
 #[cfg(test)]
@@ -170,6 +172,5 @@ mod tests {
         assert!(FAULT_KINDS[fault::KERNEL_ADDRESS as usize]
             .reason
             .contains("kernel address"));
-        assert_eq!(FAULT_KINDS[fault::UNSUPPORTED_AT_RING0 as usize].signal, 0);
     }
 }

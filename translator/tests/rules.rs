@@ -10,6 +10,7 @@ const RUNTIME: Runtime = Runtime {
     syscall_entry: 0xffff_ffff_8000_0200,
     compat_entry: 0xffff_ffff_8000_0280,
     fault: 0xffff_ffff_8000_0300,
+    emulate: 0xffff_ffff_8000_0380,
     target: 0xffff_ffff_8001_0000,
     user_rsp: 0xffff_ffff_8001_0008,
     spill: 0xffff_ffff_8001_0010,
@@ -275,4 +276,9 @@ fn runtime_slots_are_addressed_sign_extended() {
     let pop = decoder.decode();
     assert_eq!(pop.memory_displacement64(), RUNTIME.target, "{pop}");
     assert_eq!(pop.memory_base(), iced_x86::Register::None);
+}
+
+#[test]
+fn segment_loads_and_far_transfers_go_to_the_simulator() {
+    check("far_jump", Class::FarTransfer, |a| a.jmp(fword_ptr(rax)));
 }

@@ -27,6 +27,7 @@ pub const FAULT: u64 = STUBS + 0xc0;
 /// Entered once: loads the sandbox bound, then jumps to the program's first block.
 pub const START: u64 = STUBS + 0x100;
 pub const COMPAT_ENTRY: u64 = STUBS + 0x200;
+pub const EMULATE: u64 = STUBS + 0x240;
 
 /// Slot: where `dispatch` and `indirect` continue (written by the simulator).
 pub const NEXT: u64 = DATA + 0x38;
@@ -37,6 +38,7 @@ pub const RUNTIME: Runtime = Runtime {
     syscall_entry: SYSCALL_ENTRY,
     compat_entry: COMPAT_ENTRY,
     fault: FAULT,
+    emulate: EMULATE,
     target: DATA,
     user_rsp: DATA + 0x08,
     spill: DATA + 0x10,
@@ -58,6 +60,8 @@ pub enum Hypercall {
     KernelEntry,
     /// The guest's `int 0x80`, from the 32-bit entry.
     CompatEntry,
+    /// Carry out a segment load or far transfer as ring 3 would.
+    Emulate,
     /// A ring-3 fault raised by translated code.
     Fault,
 }
@@ -98,6 +102,10 @@ const STUB_CODE: &[(u64, Build)] = &[
         a.syscall()?;
         a.ret()
     }),
+    (EMULATE, |a| {
+        a.syscall()?;
+        a.jmp(mem(NEXT))
+    }),
     (START, |a| {
         a.mov(rsp, KERNEL_STACK_TOP)?;
         a.xor(ecx, ecx)?;
@@ -137,6 +145,7 @@ pub fn hypercall_at(rip: u64) -> Option<Hypercall> {
         r if r == SYSCALL_ENTRY + 3 => Some(Hypercall::KernelEntry),
         FAULT => Some(Hypercall::Fault),
         COMPAT_ENTRY => Some(Hypercall::CompatEntry),
+        EMULATE => Some(Hypercall::Emulate),
         _ => None,
     }
 }

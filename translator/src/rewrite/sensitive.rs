@@ -54,8 +54,12 @@ pub fn privileged(e: &mut Emitter, instruction: &Instruction) {
     e.fault(fault::PRIVILEGED, instruction.ip());
 }
 
-pub fn unsupported(e: &mut Emitter, instruction: &Instruction) {
-    e.fault(fault::UNSUPPORTED_AT_RING0, instruction.ip());
+/// Segment loads and far transfers depend on selector values only known when they run:
+/// the simulator carries them out as ring 3 would (it has the GDT ring 3 sees).
+pub fn emulated(e: &mut Emitter, instruction: &Instruction) {
+    let at = e.slot(e.runtime.fault_rip);
+    e.store_u64(at, instruction.ip());
+    e.jump_to_address(Code::Jmp_rel32_64, e.runtime.emulate);
 }
 
 pub fn invalid(e: &mut Emitter, instruction: &Instruction) {
