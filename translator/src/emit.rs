@@ -32,6 +32,8 @@ pub struct Emitter<'r> {
     error: Option<IcedError>,
     /// Registers the sandbox checked earlier in the block and nothing wrote since.
     pub checked: Vec<Register>,
+    /// Registers dead before the guest instruction being rewritten: free scratch.
+    pub dead: Vec<Register>,
 }
 
 impl<'r> Emitter<'r> {
@@ -44,6 +46,7 @@ impl<'r> Emitter<'r> {
             exits: Vec::new(),
             error: None,
             checked: Vec::new(),
+            dead: Vec::new(),
         }
     }
 
@@ -147,8 +150,10 @@ pub fn emit_block(
     let mut e = Emitter::new(runtime);
     let mut starts = Vec::new();
     let mut classes = Vec::new();
-    for entry in &block.entries {
+    let dead = crate::liveness::dead_before(&block.entries);
+    for (entry, dead) in block.entries.iter().zip(dead) {
         starts.push(e.instructions.len());
+        e.dead = dead;
         match entry {
             Entry::Instruction(instruction) => {
                 let class = classify(instruction);

@@ -15,6 +15,7 @@
 
 mod decode;
 mod emit;
+mod liveness;
 mod rewrite;
 pub mod rules;
 pub mod runtime;

@@ -18,9 +18,8 @@ fn load_target(e: &mut Emitter, instruction: &Instruction) {
         ));
         return;
     }
-    let scratch = sandbox::scratch_register(instruction);
-    let spill = e.slot(e.runtime.spill);
-    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, scratch));
+    let borrowed = sandbox::borrow_scratch(e, instruction);
+    let scratch = borrowed.register;
     let mut load = Instruction::with2(
         Code::Mov_r64_rm64,
         scratch,
@@ -30,7 +29,7 @@ fn load_target(e: &mut Emitter, instruction: &Instruction) {
     sandbox::copy_memory_operand(instruction, &mut load);
     sandbox::check_and_emit(e, load);
     e.emit_built(Instruction::with2(Code::Mov_rm64_r64, target, scratch));
-    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, spill));
+    sandbox::release_scratch(e, borrowed);
 }
 
 pub fn indirect_jump(e: &mut Emitter, instruction: &Instruction) {

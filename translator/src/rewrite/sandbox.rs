@@ -52,7 +52,15 @@ const SCRATCH_CANDIDATES: [Register; 14] = [
 ];
 
 /// A general register the instruction does not use at all.
-pub fn scratch_register(instruction: &Instruction) -> Register {
+/// A register a rewrite may use around `instruction`: one that is dead there if there is
+/// one (free), or one the instruction does not touch, spilled to the runtime's slot.
+pub struct Scratch {
+    pub register: Register,
+    spilled: bool,
+}
+
+/// Takes a scratch register for `instruction`, spilling it if none is dead.
+pub fn borrow_scratch(e: &mut Emitter, instruction: &Instruction) -> Scratch {
     let mut factory = InstructionInfoFactory::new();
     let info = factory.info(instruction);
     let used: Vec<Register> = info
@@ -60,10 +68,42 @@ pub fn scratch_register(instruction: &Instruction) -> Register {
         .iter()
         .map(|r| r.register().full_register())
         .collect();
-    *SCRATCH_CANDIDATES
+    let read: Vec<Register> = info
+        .used_registers()
+        .iter()
+        .filter(|r| !matches!(r.access(), OpAccess::Write | OpAccess::CondWrite))
+        .map(|r| r.register().full_register())
+        .collect();
+    // A dead register may even be the instruction's destination: its value before the
+    // instruction matters to nobody.
+    if let Some(&register) = e.dead.iter().find(|r| !read.contains(r)) {
+        return Scratch {
+            register,
+            spilled: false,
+        };
+    }
+    let register = *SCRATCH_CANDIDATES
         .iter()
         .find(|r| !used.contains(r))
-        .expect("no instruction uses 14 registers")
+        .expect("no instruction uses 14 registers");
+    let spill = e.slot(e.runtime.spill);
+    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, register));
+    Scratch {
+        register,
+        spilled: true,
+    }
+}
+
+/// Gives the scratch register its value back, if it was spilled.
+pub fn release_scratch(e: &mut Emitter, scratch: Scratch) {
+    if scratch.spilled {
+        let spill = e.slot(e.runtime.spill);
+        e.emit_built(Instruction::with2(
+            Code::Mov_r64_rm64,
+            scratch.register,
+            spill,
+        ));
+    }
 }
 
 /// Gives `to`'s memory operand the base, index, scale, displacement and segment of
@@ -143,11 +183,10 @@ fn check_linear(
     segment: Option<Register>,
     memory: &UsedMemory,
 ) {
-    let scratch = scratch_register(instruction);
-    let spill = e.slot(e.runtime.spill);
+    let borrowed = borrow_scratch(e, instruction);
+    let scratch = borrowed.register;
     let displacement = memory.displacement() as i64;
     let (base, index, scale) = (memory.base(), memory.index(), memory.scale());
-    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, scratch));
     match segment {
         None => {
             let address =
@@ -185,7 +224,7 @@ fn check_linear(
         }
     }
     bndcu(e, scratch);
-    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, spill));
+    release_scratch(e, borrowed);
 }
 
 /// The full registers the instruction writes.
@@ -276,15 +315,14 @@ fn emit_rip_relative(e: &mut Emitter, mut instruction: Instruction, target: u64)
         e.emit(instruction);
         return;
     }
-    let scratch = scratch_register(&instruction);
-    let spill = e.slot(e.runtime.spill);
-    e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, scratch));
+    let borrowed = borrow_scratch(e, &instruction);
+    let scratch = borrowed.register;
     e.emit_built(Instruction::with2(Code::Mov_r64_imm64, scratch, target));
     instruction.set_memory_base(scratch);
     instruction.set_memory_displacement64(0);
     instruction.set_memory_displ_size(0);
     e.emit(instruction);
-    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, spill));
+    release_scratch(e, borrowed);
 }
 
 /// Emits `instruction` with its memory accesses confined to the user half.
