@@ -271,6 +271,11 @@ impl Machine {
 
     /// Runs the program until it exits, faults, or the simulator stops it.
     pub fn run(mut self) -> Result<Finished, MachineError> {
+        // At ring 0 the first block is translated before the start: it may already have
+        // ended the run (an unfetchable entry point).
+        if self.uc.get_data().stop.is_some() {
+            return Ok(self.uc.get_data_mut().finish());
+        }
         let mut start = self.start;
         loop {
             let result = self.uc.emu_start(start, NEVER_REACHED, 0, 0);
@@ -403,7 +408,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
         Flow::Return(ret) => {
             let _ = uc.reg_write(RAX, ret);
             if !ring0 && layout::hypercall_at(rip).is_none() {
-                let _ = uc.reg_write(RCX, rip + 2);
+                let _ = uc.reg_write(RCX, rip + syscall_length(uc, rip));
                 let _ = uc.reg_write(R11, reg(uc, RFLAGS));
             }
         }
@@ -452,6 +457,18 @@ fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
     if watching {
         let _ = uc.ctl_flush_tlb();
     }
+}
+
+/// The length of the guest's syscall instruction at `rip`: 2, unless prefixed.
+fn syscall_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
+    let mut bytes = [0u8; 15];
+    let fetched = uc.get_data().kernel.mem.fetch(rip, &mut bytes);
+    if bytes[..2] == [0x0f, 0x05] {
+        return 2;
+    }
+    iced_x86::Decoder::with_ip(64, &bytes[..fetched], rip, iced_x86::DecoderOptions::NONE)
+        .decode()
+        .len() as u64
 }
 
 fn reg(uc: &Unicorn<'_, Process>, register: RegisterX86) -> u64 {

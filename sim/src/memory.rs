@@ -160,11 +160,6 @@ impl AddressSpace {
         u64::from_le_bytes(bytes)
     }
 
-    /// Whether a kernel-half page is mapped.
-    pub fn kernel_page_mapped(&self, vaddr: u64) -> bool {
-        self.tables.leaf(&self.phys, vaddr).is_some()
-    }
-
     /// Reads guest code as ring 3 fetches it: present, user, executable pages only.
     /// Returns how many bytes could be fetched.
     pub fn fetch(&self, addr: u64, buf: &mut [u8]) -> usize {

@@ -268,9 +268,8 @@ impl Process {
                 Flow::Continue(sync)
             }
             Err(CacheError::Translate(TranslateError::Unfetchable(address))) => {
-                let reason =
-                    "page fault (#PF): instruction fetch from an unmapped or non-executable page";
-                self.kill(Signal::SIGSEGV, reason.into(), address);
+                let fetch = FAULT_KINDS[translator::runtime::fault::FETCH as usize];
+                self.kill(Signal::SIGSEGV, fetch.reason.into(), address);
                 Flow::Stop
             }
             Err(error) => {
@@ -344,12 +343,8 @@ impl Process {
     /// A CPU exception in translated code: the guest instruction is found through the
     /// code cache's translate-back table.
     fn ring0_fault(&mut self, vector: u32, rip: u64, cr2: u64) {
-        self.uncount_rest_of_block(rip);
-        let guest_rip = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.guest_address_of(rip))
-            .unwrap_or(rip);
+        self.uncount_from(rip, true);
+        let guest_rip = self.guest_rip(rip);
         let (signal, reason) = match faults::fault(vector) {
             // #BR: the sandbox's bndcu stopped an access outside the user half.
             _ if vector == 5 => {
@@ -410,14 +405,19 @@ impl Process {
             .unwrap_or_default()
     }
 
-    /// An invalid instruction at `rip` (Unicorn ends the run for these).
-    pub fn invalid_instruction(&mut self, rip: u64) {
-        self.uncount_rest_of_block(rip);
-        let guest_rip = self
-            .cache
+    /// The guest address for a CPU RIP: itself at ring 3, found through the code cache at
+    /// ring 0.
+    fn guest_rip(&self, rip: u64) -> u64 {
+        self.cache
             .as_ref()
             .and_then(|c| c.guest_address_of(rip))
-            .unwrap_or(rip);
+            .unwrap_or(rip)
+    }
+
+    /// An invalid instruction at `rip` (Unicorn ends the run for these).
+    pub fn invalid_instruction(&mut self, rip: u64) {
+        self.uncount_from(rip, self.cache.is_some());
+        let guest_rip = self.guest_rip(rip);
         self.kill(Signal::SIGILL, "invalid opcode (#UD)".into(), guest_rip);
     }
 
@@ -450,16 +450,34 @@ impl Process {
 
     /// Takes back what the current block counted from `rip` on: it never ran.
     pub fn uncount_rest_of_block(&mut self, rip: u64) {
+        self.uncount_from(rip, false);
+    }
+
+    /// Takes back what the current block counted from `rip` on. If `faulted`, the
+    /// instruction at `rip` raised an exception: at ring 0 that means the guest
+    /// instruction whose translation contains it did not complete either, even if its
+    /// translation began before `rip` (a sandbox check, a spill) or in an earlier block.
+    fn uncount_from(&mut self, rip: u64, faulted: bool) {
         let (block, size, instructions, guest) = self.current_block;
         let Some(ran) = BlockCounter::executed_before(block, size, rip, &self.kernel.mem) else {
             return;
         };
-        let guest_ran = match &self.cache {
-            Some(cache) => cache.guest_instructions_in(block, (rip - block) as u32),
-            None => ran,
+        let (guest_ran, earlier) = match &self.cache {
+            Some(cache) => {
+                let start = match cache.boundary_containing(rip) {
+                    Some(boundary) if faulted => boundary,
+                    _ => rip,
+                };
+                let earlier_block = faulted && start < block;
+                (
+                    cache.guest_instructions_in(block, start.saturating_sub(block) as u32),
+                    earlier_block as u64,
+                )
+            }
+            None => (ran, 0),
         };
         self.clock
-            .remove_instructions((guest - guest_ran.min(guest)) as u64);
+            .remove_instructions((guest - guest_ran.min(guest)) as u64 + earlier);
         self.ring0.translated_instructions -= (instructions - ran.min(instructions)) as u64;
         self.current_block = (block, size, ran, guest_ran);
     }

@@ -37,7 +37,8 @@ pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock,
         return Err(TranslateError::Unfetchable(start));
     }
     bytes.truncate(available);
-    let mut decoder = Decoder::with_ip(64, &bytes, start, DecoderOptions::NONE);
+    // MPX decoding, so the guest's own bnd* instructions are seen for what they are.
+    let mut decoder = Decoder::with_ip(64, &bytes, start, DecoderOptions::MPX);
     let mut entries = Vec::new();
     let mut end = start;
     while entries.len() < MAX_INSTRUCTIONS && end < page_end {

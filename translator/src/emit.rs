@@ -2,7 +2,7 @@
 //! after the body, and the final encoding at the block's code-cache address.
 
 use iced_x86::{
-    BlockEncoder, BlockEncoderOptions, Code, IcedError, Instruction, InstructionBlock,
+    BlockEncoder, BlockEncoderOptions, Code, FlowControl, IcedError, Instruction, InstructionBlock,
     MemoryOperand, Register,
 };
 
@@ -168,8 +168,14 @@ pub fn emit_block(
             }
         }
     }
-    let ends_in_exit = classes.last().is_some_and(|(_, class)| class.ends_block());
-    if !ends_in_exit {
+    // Whatever the last rewrite was, control must never run off the end of the block.
+    let ends_in_jump = e.instructions.last().is_some_and(|last| {
+        matches!(
+            last.flow_control(),
+            FlowControl::UnconditionalBranch | FlowControl::IndirectBranch
+        )
+    });
+    if !ends_in_jump {
         e.exit(Code::Jmp_rel32_64, block.end);
     }
     let exits = std::mem::take(&mut e.exits);

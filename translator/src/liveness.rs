@@ -5,7 +5,7 @@
 use iced_x86::{Instruction, InstructionInfoFactory, OpAccess, Register};
 
 use crate::decode::Entry;
-use crate::rules::{classify, Class};
+use crate::rules::classify;
 
 /// The general registers a rewrite may borrow (never RSP).
 pub const SCRATCH: [Register; 15] = [
@@ -27,7 +27,8 @@ pub const SCRATCH: [Register; 15] = [
 ];
 
 /// Registers read by the instruction, and those it overwrites entirely (64-bit writes and
-/// 32-bit ones, which zero-extend; narrower writes merge, so they read too).
+/// 32-bit ones, which zero-extend). A narrower write merges into the old value, so it
+/// neither reads nor kills: the register stays as live as it was.
 fn reads_and_kills(
     instruction: &Instruction,
     factory: &mut InstructionInfoFactory,
@@ -52,10 +53,7 @@ pub fn dead_before(entries: &[Entry]) -> Vec<Vec<Register>> {
     let mut dead = vec![Vec::new(); entries.len()];
     for (i, entry) in entries.iter().enumerate().rev() {
         let leaves = match entry {
-            Entry::Instruction(instruction) => {
-                let class = classify(instruction);
-                class.ends_block() && !matches!(class, Class::DirectJump | Class::ConditionalJump)
-            }
+            Entry::Instruction(instruction) => classify(instruction).ends_block(),
             Entry::FetchFault(_) => true,
         };
         if leaves {

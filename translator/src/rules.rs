@@ -21,6 +21,7 @@ pub enum Class {
     Syscall,
     AnsweredByMachine,
     SegmentRead,
+    BoundsHint,
     Popf,
     Breakpoint,
     DebugTrap,
@@ -38,7 +39,11 @@ impl Class {
     pub fn ends_block(self) -> bool {
         !matches!(
             self,
-            Class::Plain | Class::AnsweredByMachine | Class::SegmentRead | Class::Popf
+            Class::Plain
+                | Class::AnsweredByMachine
+                | Class::SegmentRead
+                | Class::BoundsHint
+                | Class::Popf
         )
     }
 }
@@ -120,6 +125,12 @@ pub static RULES: &[Rule] = &[
         sensitive::segment_read,
     ),
     rule(
+        Class::BoundsHint,
+        "bndmk, bndcl, bndcu, bndcn, bndmov, bndldx, bndstx: a nop, as at ring 3 where MPX is off \
+         (at ring 0 they would change the sandbox's bound)",
+        sensitive::bounds_hint,
+    ),
+    rule(
         Class::Popf,
         "popf: the popped value's IF and IOPL are replaced by ring 3's (IF=1, IOPL=0), which \
          ring 3's popf cannot change",
@@ -149,7 +160,7 @@ pub static RULES: &[Rule] = &[
         Class::Privileged,
         "hlt, cli, sti, in, out, ins, outs, mov cr/dr, rdmsr, wrmsr, swapgs, lgdt, lidt, lldt, \
          ltr, sgdt, sidt, sldt, str, smsw (UMIP), clts, invd, wbinvd, invlpg, sysexit, sysret, \
-         rdpmc, xsetbv, monitor, mwait: SIGSEGV (#GP at ring 3)",
+         rdpmc, monitor, mwait: SIGSEGV (#GP at ring 3)",
         sensitive::privileged,
     ),
     rule(
@@ -166,7 +177,8 @@ pub static RULES: &[Rule] = &[
     ),
     rule(
         Class::Invalid,
-        "an undecodable instruction, or sysenter (invalid in long mode on AMD, the host): SIGILL",
+        "an undecodable instruction; sysenter (invalid in long mode on AMD, the host); xgetbv, \
+         xsetbv, the xsave and xrstor family (XSAVE is off at ring 3); clac, stac: SIGILL",
         sensitive::invalid,
     ),
     rule(
@@ -219,9 +231,39 @@ const PRIVILEGED: &[Mnemonic] = &[
     Mnemonic::Sysret,
     Mnemonic::Sysretq,
     Mnemonic::Rdpmc,
-    Mnemonic::Xsetbv,
     Mnemonic::Monitor,
     Mnemonic::Mwait,
+];
+
+/// Undefined at ring 3 here: XSAVE is off there (CPUID says so; CR4.OSXSAVE is clear), and
+/// clac/stac need ring 0. At ring 0, with XSAVE on for the sandbox, they would run.
+const UNDEFINED_AT_RING3: &[Mnemonic] = &[
+    Mnemonic::Xgetbv,
+    Mnemonic::Xsetbv,
+    Mnemonic::Xsave,
+    Mnemonic::Xsave64,
+    Mnemonic::Xsavec,
+    Mnemonic::Xsavec64,
+    Mnemonic::Xsaveopt,
+    Mnemonic::Xsaveopt64,
+    Mnemonic::Xsaves,
+    Mnemonic::Xsaves64,
+    Mnemonic::Xrstor,
+    Mnemonic::Xrstor64,
+    Mnemonic::Xrstors,
+    Mnemonic::Xrstors64,
+    Mnemonic::Clac,
+    Mnemonic::Stac,
+];
+
+const BOUNDS: &[Mnemonic] = &[
+    Mnemonic::Bndmk,
+    Mnemonic::Bndcl,
+    Mnemonic::Bndcu,
+    Mnemonic::Bndcn,
+    Mnemonic::Bndmov,
+    Mnemonic::Bndldx,
+    Mnemonic::Bndstx,
 ];
 
 const FAR: &[Mnemonic] = &[
@@ -242,8 +284,14 @@ pub fn classify(instruction: &Instruction) -> Class {
     let mnemonic = instruction.mnemonic();
     let code = instruction.code();
     // sysenter does not exist in long mode on the host's CPUs (AMD): #UD, like junk.
-    if code == Code::INVALID || mnemonic == Mnemonic::Sysenter {
+    if code == Code::INVALID
+        || mnemonic == Mnemonic::Sysenter
+        || UNDEFINED_AT_RING3.contains(&mnemonic)
+    {
         return Class::Invalid;
+    }
+    if BOUNDS.contains(&mnemonic) {
+        return Class::BoundsHint;
     }
     match mnemonic {
         Mnemonic::Syscall => return Class::Syscall,
@@ -318,6 +366,7 @@ mod tests {
             Class::Syscall,
             Class::AnsweredByMachine,
             Class::SegmentRead,
+            Class::BoundsHint,
             Class::Popf,
             Class::Breakpoint,
             Class::DebugTrap,

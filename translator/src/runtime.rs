@@ -14,6 +14,16 @@ pub const TOP_2G: u64 = 0xffff_ffff_8000_0000;
 /// The highest user address: the MPX bound `bnd0` holds.
 pub const USER_MAX: u64 = 0x0000_7fff_ffff_ffff;
 
+/// The selectors a 64-bit Linux process has (its GDT layout): 32-bit user code, user data
+/// (also its SS), 64-bit user code. Ring 3 sees these; the runtime shows them at ring 0.
+pub const USER32_CS: u16 = 0x23;
+pub const USER_DS: u16 = 0x2b;
+pub const USER_CS: u16 = 0x33;
+
+/// RFLAGS bits ring 3 cannot change with popf or iret: IF and IOPL.
+pub const RFLAGS_IF: u64 = 1 << 9;
+pub const RFLAGS_IOPL: u64 = 3 << 12;
+
 /// Addresses the translated code relies on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Runtime {
@@ -139,7 +149,7 @@ pub const FAULT_KINDS: &[FaultKind] = &[
 ];
 
 /// Index in [`FAULT_KINDS`] of each kind, by name.
-pub(crate) mod fault {
+pub mod fault {
     pub const INVALID: u32 = 0;
     pub const BREAKPOINT: u32 = 1;
     pub const DEBUG_TRAP: u32 = 2;

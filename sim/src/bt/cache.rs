@@ -237,6 +237,18 @@ impl CodeCache {
         (cache_address < block.cache_address + block.code.len() as u64).then_some(block)
     }
 
+    /// Where the translation of the guest instruction containing `cache_address` begins.
+    pub fn boundary_containing(&self, cache_address: u64) -> Option<u64> {
+        let block = self.block_at(cache_address)?;
+        let offset = cache_address - block.cache_address;
+        block
+            .guest_boundaries
+            .iter()
+            .rev()
+            .find(|(o, _)| *o as u64 <= offset)
+            .map(|&(o, _)| block.cache_address + o as u64)
+    }
+
     /// The guest instruction whose translation contains `cache_address`.
     pub fn guest_address_of(&self, cache_address: u64) -> Option<u64> {
         self.block_at(cache_address)?

@@ -10,13 +10,9 @@ use unicorn_engine::{RegisterX86, Unicorn};
 use super::layout::RUNTIME;
 use crate::kernel::Unsupported;
 use crate::process::{Flow, Process, Stop};
-
-/// Linux's user selectors: 32-bit code, data (also the stack), 64-bit code.
-const USER32_CS: u16 = 0x23;
-const USER_DS: u16 = 0x2b;
-const USER_CS: u16 = 0x33;
-const IF: u64 = 1 << 9;
-const IOPL: u64 = 3 << 12;
+use translator::runtime::{
+    RFLAGS_IF as IF, RFLAGS_IOPL as IOPL, USER32_CS, USER_CS, USER_DS, USER_MAX,
+};
 
 /// Why an emulated instruction did not complete.
 enum Failure {
@@ -179,23 +175,26 @@ fn carry_out(uc: &mut Unicorn<'_, Process>, instruction: &Instruction) -> Result
         (Mnemonic::Pop, _) => {
             let selector = load_u64(uc, rsp)? as u16;
             load_segment(uc, instruction.op0_register(), selector)?;
-            let _ = uc.reg_write(RegisterX86::RSP, rsp + 8);
+            let _ = uc.reg_write(RegisterX86::RSP, rsp.wrapping_add(8));
             Ok(next)
         }
         (Mnemonic::Retf, Code::Retfq | Code::Retfq_imm16) => {
-            let (target, selector) = (load_u64(uc, rsp)?, load_u64(uc, rsp + 8)? as u16);
+            let (target, selector) = (
+                load_u64(uc, rsp)?,
+                load_u64(uc, rsp.wrapping_add(8))? as u16,
+            );
             far_target(selector)?;
             let release = if instruction.op_count() == 1 {
                 instruction.immediate16() as u64
             } else {
                 0
             };
-            let _ = uc.reg_write(RegisterX86::RSP, rsp + 16 + release);
+            let _ = uc.reg_write(RegisterX86::RSP, rsp.wrapping_add(16 + release));
             Ok(target)
         }
         (Mnemonic::Iretq, _) => {
             let frame: Vec<u64> = (0..5)
-                .map(|i| load_u64(uc, rsp + 8 * i))
+                .map(|i| load_u64(uc, rsp.wrapping_add(8 * i)))
                 .collect::<Result<_, _>>()?;
             far_target(frame[1] as u16)?;
             if frame[4] as u16 != USER_DS {
@@ -210,12 +209,15 @@ fn carry_out(uc: &mut Unicorn<'_, Process>, instruction: &Instruction) -> Result
         (Mnemonic::Jmp, Code::Jmp_m1632) => {
             let address = linear_address(uc, instruction);
             let target = u32::from_le_bytes(load::<4>(uc, address)?) as u64;
-            far_target(load_u16(uc, address + 4)?)?;
+            far_target(load_u16(uc, address.wrapping_add(4))?)?;
             Ok(target)
         }
         (Mnemonic::Jmp | Mnemonic::Call, Code::Jmp_m1664 | Code::Call_m1664) => {
             let address = linear_address(uc, instruction);
-            let (target, selector) = (load_u64(uc, address)?, load_u16(uc, address + 8)?);
+            let (target, selector) = (
+                load_u64(uc, address)?,
+                load_u16(uc, address.wrapping_add(8))?,
+            );
             far_target(selector)?;
             if instruction.mnemonic() == Mnemonic::Call {
                 let mut frame = [0u8; 16];
@@ -242,6 +244,14 @@ pub fn emulate(uc: &mut Unicorn<'_, Process>) -> Flow {
     let fetched = uc.get_data().kernel.mem.fetch(rip, &mut bytes);
     let instruction = Decoder::with_ip(64, &bytes[..fetched], rip, DecoderOptions::NONE).decode();
     match carry_out(uc, &instruction) {
+        // Ring 3 would run on with such a stack and fault at its first use; ring 0 must not
+        // run with it at all (the sandbox trusts RSP), so the fault comes at once.
+        Ok(_) if uc.reg_read(RegisterX86::RSP).unwrap_or(0) > USER_MAX => {
+            let reason =
+                "page fault (#PF): the stack was moved to a kernel or non-canonical address".into();
+            uc.get_data_mut().kill(Signal::SIGSEGV, reason, rip);
+            Flow::Stop
+        }
         Ok(next) => uc.get_data_mut().continue_at(next),
         Err(failure) => {
             let process = uc.get_data_mut();

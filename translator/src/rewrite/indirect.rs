@@ -18,16 +18,30 @@ fn load_target(e: &mut Emitter, instruction: &Instruction) {
         ));
         return;
     }
+    // One scratch register does it all: form the address in it, check it, load through
+    // it. (The sandbox's own checks would borrow a second register, and two spills
+    // would share the one spill slot.)
     let borrowed = sandbox::borrow_scratch(e, instruction);
     let scratch = borrowed.register;
-    let mut load = Instruction::with2(
+    if instruction.is_ip_rel_memory_operand() {
+        e.emit_built(Instruction::with2(
+            Code::Mov_r64_imm64,
+            scratch,
+            instruction.ip_rel_memory_address(),
+        ));
+    } else {
+        sandbox::form_linear_address(e, scratch, sandbox::Address::of(instruction));
+    }
+    e.emit_built(Instruction::with2(
+        Code::Bndcu_bnd_rm64,
+        Register::BND0,
+        scratch,
+    ));
+    e.emit_built(Instruction::with2(
         Code::Mov_r64_rm64,
         scratch,
-        MemoryOperand::with_base(Register::RAX),
-    )
-    .expect("a plain load encodes");
-    sandbox::copy_memory_operand(instruction, &mut load);
-    sandbox::check_and_emit(e, load);
+        MemoryOperand::with_base(scratch),
+    ));
     e.emit_built(Instruction::with2(Code::Mov_rm64_r64, target, scratch));
     sandbox::release_scratch(e, borrowed);
 }
@@ -52,6 +66,11 @@ pub fn ret(e: &mut Emitter, instruction: &Instruction) {
         let release =
             MemoryOperand::with_base_displ(Register::RSP, instruction.immediate16() as i64);
         e.emit_built(Instruction::with2(Code::Lea_r64_m, Register::RSP, release));
+        e.emit_built(Instruction::with2(
+            Code::Bndcu_bnd_rm64,
+            Register::BND0,
+            Register::RSP,
+        ));
     }
     e.jump_to_address(Code::Jmp_rel32_64, e.runtime.indirect);
 }

@@ -11,7 +11,9 @@
 //! the user half, the non-canonical hole (which faults) or, wrapping below 0, the unmapped
 //! guard at the top of the address space: one instruction. Any other operand (an index
 //! register, which may legitimately be negative, or a large displacement) has its effective
-//! address formed with `lea` in a spilled register and checked whole: four instructions.
+//! address formed with `lea` in a scratch register and checked whole: two instructions with a
+//! register that is dead there, four when one must be spilled and reloaded. A register
+//! checked once is not checked again in the block until something writes it.
 //! (Unicorn 2.1.5 mis-decodes `bndcu` with a memory operand that has a SIB byte or a
 //! displacement: it reads those bytes twice, as this translator's ring-0 runs showed. The
 //! register form has no such bytes.)
@@ -20,10 +22,12 @@
 //! - RIP-relative and absolute operands: the address is known now; one above the user half
 //!   becomes a guaranteed fault.
 //! - `[rsp + disp]` with |disp| < GUARD_SIZE, and push/pop/call/ret: RSP is checked after
-//!   every instruction that writes it other than those, so it stays in the user half.
+//!   every instruction that writes it other than a push or pop of its own (enter, leave,
+//!   add/sub/and/lea/mov/xchg to RSP, `ret imm16`, and emulated `retf`/`iretq` included), so
+//!   it stays in the user half; a push or pop moves it by 8 and touches the stack there.
 //! - `fs:[disp]` and `gs:[disp]` with disp >= -GUARD_SIZE: the kernel keeps FS and GS bases in
 //!   the user half (arch_prctl refuses others). Other `fs:`/`gs:` operands have their linear
-//!   address formed in a spilled register and checked.
+//!   address formed in a scratch register and checked.
 //! - Operands with 32-bit address size: they cannot leave the low 4 GiB.
 
 use iced_x86::{
@@ -34,24 +38,6 @@ use iced_x86::{
 use crate::emit::Emitter;
 use crate::runtime::{fault, GUARD_SIZE, USER_MAX};
 
-const SCRATCH_CANDIDATES: [Register; 14] = [
-    Register::RAX,
-    Register::RCX,
-    Register::RDX,
-    Register::RBX,
-    Register::RSI,
-    Register::RDI,
-    Register::R8,
-    Register::R9,
-    Register::R10,
-    Register::R11,
-    Register::R12,
-    Register::R13,
-    Register::R14,
-    Register::R15,
-];
-
-/// A general register the instruction does not use at all.
 /// A register a rewrite may use around `instruction`: one that is dead there if there is
 /// one (free), or one the instruction does not touch, spilled to the runtime's slot.
 pub struct Scratch {
@@ -82,7 +68,7 @@ pub fn borrow_scratch(e: &mut Emitter, instruction: &Instruction) -> Scratch {
             spilled: false,
         };
     }
-    let register = *SCRATCH_CANDIDATES
+    let register = *crate::liveness::SCRATCH
         .iter()
         .find(|r| !used.contains(r))
         .expect("no instruction uses 14 registers");
@@ -175,8 +161,90 @@ fn bndcu(e: &mut Emitter, register: Register) {
     ));
 }
 
-/// Checks a whole linear address: spill a scratch register, form the address (segment base
-/// included), check it, restore the register.
+/// A memory operand's parts, as the address computation sees them.
+#[derive(Clone, Copy)]
+pub struct Address {
+    pub segment: Option<Register>,
+    pub base: Register,
+    pub index: Register,
+    pub scale: u32,
+    pub displacement: i64,
+}
+
+impl Address {
+    /// The explicit memory operand of `instruction`.
+    pub fn of(instruction: &Instruction) -> Self {
+        Self {
+            segment: matches!(instruction.segment_prefix(), Register::FS | Register::GS)
+                .then(|| instruction.segment_prefix()),
+            base: instruction.memory_base(),
+            index: instruction.memory_index(),
+            scale: instruction.memory_index_scale(),
+            displacement: instruction.memory_displacement64() as i64,
+        }
+    }
+
+    fn used(memory: &UsedMemory, segment: Option<Register>) -> Self {
+        // xlat indexes with AL: at most 255 past the base.
+        let (index, displacement) = if memory.index().is_gpr8() {
+            (Register::None, memory.displacement() as i64 + 255)
+        } else {
+            (memory.index(), memory.displacement() as i64)
+        };
+        Self {
+            segment,
+            base: memory.base(),
+            index,
+            scale: memory.scale(),
+            displacement,
+        }
+    }
+}
+
+/// Puts the linear address of `address` (segment base included) in `scratch`, touching no
+/// flag. RIP-relative operands must have been resolved to their target first.
+pub fn form_linear_address(e: &mut Emitter, scratch: Register, address: Address) {
+    let Address {
+        segment,
+        base,
+        index,
+        scale,
+        displacement,
+    } = address;
+    let Some(segment) = segment else {
+        let operand =
+            MemoryOperand::new(base, index, scale, displacement, 8, false, Register::None);
+        e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, operand));
+        return;
+    };
+    let base_slot = e.slot(if segment == Register::FS {
+        e.runtime.fs_base
+    } else {
+        e.runtime.gs_base
+    });
+    e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, base_slot));
+    let first = match base {
+        Register::None => MemoryOperand::with_base_displ(scratch, displacement),
+        Register::RSP => MemoryOperand::new(
+            Register::RSP,
+            scratch,
+            1,
+            displacement,
+            8,
+            false,
+            Register::None,
+        ),
+        base => MemoryOperand::new(scratch, base, 1, displacement, 8, false, Register::None),
+    };
+    e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, first));
+    if index != Register::None {
+        let indexed = MemoryOperand::new(scratch, index, scale, 0, 0, false, Register::None);
+        e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, indexed));
+    }
+}
+
+/// Checks a whole linear address, formed in a scratch register (a dead one, or a spilled
+/// one given back after).
 fn check_linear(
     e: &mut Emitter,
     instruction: &Instruction,
@@ -184,46 +252,8 @@ fn check_linear(
     memory: &UsedMemory,
 ) {
     let borrowed = borrow_scratch(e, instruction);
-    let scratch = borrowed.register;
-    let displacement = memory.displacement() as i64;
-    let (base, index, scale) = (memory.base(), memory.index(), memory.scale());
-    match segment {
-        None => {
-            let address =
-                MemoryOperand::new(base, index, scale, displacement, 8, false, Register::None);
-            e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, address));
-        }
-        Some(segment) => {
-            let base_slot = e.slot(if segment == Register::FS {
-                e.runtime.fs_base
-            } else {
-                e.runtime.gs_base
-            });
-            e.emit_built(Instruction::with2(Code::Mov_r64_rm64, scratch, base_slot));
-            let first = match base {
-                Register::None => MemoryOperand::with_base_displ(scratch, displacement),
-                Register::RSP => MemoryOperand::new(
-                    Register::RSP,
-                    scratch,
-                    1,
-                    displacement,
-                    8,
-                    false,
-                    Register::None,
-                ),
-                base => {
-                    MemoryOperand::new(scratch, base, 1, displacement, 8, false, Register::None)
-                }
-            };
-            e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, first));
-            if index != Register::None {
-                let indexed =
-                    MemoryOperand::new(scratch, index, scale, 0, 0, false, Register::None);
-                e.emit_built(Instruction::with2(Code::Lea_r64_m, scratch, indexed));
-            }
-        }
-    }
-    bndcu(e, scratch);
+    form_linear_address(e, borrowed.register, Address::used(memory, segment));
+    bndcu(e, borrowed.register);
     release_scratch(e, borrowed);
 }
 
@@ -249,47 +279,26 @@ fn written_registers(
         .collect()
 }
 
-/// Whether the instruction moves RSP somewhere that needs checking: anything but its own
-/// push or pop, and an adjustment by a small constant (`add`/`sub rsp, imm` below the guard
-/// size, `and rsp, imm`, `lea rsp, [rsp + small]`), which from a checked RSP can only reach
-/// the user half, the non-canonical hole, or the guard.
+/// Whether the instruction writes RSP in a way that needs checking: anything but a push or
+/// pop of its own, which moves RSP by 8 and touches the stack there, so that from a checked
+/// RSP it reaches the guard or the non-canonical hole, and faults, before anything else.
+/// (A small adjustment alone would be safe too, but several in a row are not.)
 fn moves_rsp(instruction: &Instruction, written: &[Register]) -> bool {
     if !written.contains(&Register::RSP) {
         return false;
     }
-    let mnemonic = instruction.mnemonic();
-    let rsp_operand = |i: u32| {
-        instruction.op_kind(i) == OpKind::Register
-            && instruction.op_register(i).full_register() == Register::RSP
-    };
-    let small_immediate = instruction.op_count() == 2
-        && rsp_operand(0)
-        && matches!(
-            instruction.op1_kind(),
-            OpKind::Immediate8to64
-                | OpKind::Immediate32to64
-                | OpKind::Immediate8
-                | OpKind::Immediate32
-        )
-        && (instruction.immediate(1) as i64).unsigned_abs() < GUARD_SIZE;
-    let adjustment = match mnemonic {
-        Mnemonic::Add | Mnemonic::Sub => small_immediate,
-        Mnemonic::And => {
-            rsp_operand(0)
-                && instruction.op1_kind() != OpKind::Register
-                && instruction.op1_kind() != OpKind::Memory
-        }
-        Mnemonic::Lea => {
-            instruction.memory_base() == Register::RSP
-                && instruction.memory_index() == Register::None
-                && (instruction.memory_displacement64() as i64).unsigned_abs() < GUARD_SIZE
-        }
-        _ => false,
-    };
-    let own_stack_op = instruction.stack_pointer_increment() != 0
-        && mnemonic != Mnemonic::Leave
-        && !(mnemonic == Mnemonic::Pop && rsp_operand(0));
-    !adjustment && !own_stack_op
+    let into_rsp = instruction.op0_kind() == OpKind::Register
+        && instruction.op0_register().full_register() == Register::RSP;
+    let push_or_pop = matches!(
+        instruction.mnemonic(),
+        Mnemonic::Push
+            | Mnemonic::Pop
+            | Mnemonic::Pushf
+            | Mnemonic::Pushfq
+            | Mnemonic::Popf
+            | Mnemonic::Popfq
+    );
+    !push_or_pop || into_rsp
 }
 
 /// Rewrites a RIP-relative operand to address the same guest data from the code cache.

@@ -4,19 +4,15 @@ use iced_x86::{Code, Instruction, OpKind, Register};
 
 use crate::emit::Emitter;
 use crate::rewrite::sandbox;
-use crate::runtime::fault;
-
-/// The selectors a 64-bit Linux process has: user code and user data (its SS).
-const RING3_CS: u32 = 0x33;
-const RING3_SS: u32 = 0x2b;
+use crate::runtime::{fault, RFLAGS_IF, RFLAGS_IOPL, USER_CS, USER_DS};
 
 /// `mov dest, cs|ss` at ring 0 would show the kernel's selectors: store ring 3's instead.
 /// A 32- or 64-bit register gets the selector zero-extended; memory gets 16 bits.
 pub fn segment_read(e: &mut Emitter, instruction: &Instruction) {
     let selector = if instruction.op1_register() == Register::CS {
-        RING3_CS
+        USER_CS as u32
     } else {
-        RING3_SS
+        USER_DS as u32
     };
     if instruction.op0_kind() == OpKind::Register {
         let dest = instruction.op0_register();
@@ -36,6 +32,11 @@ pub fn segment_read(e: &mut Emitter, instruction: &Instruction) {
         sandbox::copy_memory_operand(instruction, &mut store);
         sandbox::check_and_emit(e, store);
     }
+}
+
+/// MPX is off at ring 3, so its instructions are nops there.
+pub fn bounds_hint(e: &mut Emitter, _instruction: &Instruction) {
+    e.emit(Instruction::with(Code::Nopd));
 }
 
 pub fn breakpoint(e: &mut Emitter, instruction: &Instruction) {
@@ -70,8 +71,8 @@ pub fn fetch_fault(e: &mut Emitter, instruction: &Instruction) {
     e.fault(fault::FETCH, instruction.ip());
 }
 
-const IF: u32 = 1 << 9;
-const IOPL: u32 = 3 << 12;
+const IF: u32 = RFLAGS_IF as u32;
+const IOPL: u32 = RFLAGS_IOPL as u32;
 
 /// popf at ring 0 could set IF and IOPL, which ring 3's popf silently keeps: the popped
 /// value gets ring 3's (IF = 1, IOPL = 0) before the real popf. The value is rewritten in
@@ -96,7 +97,13 @@ pub fn popf(e: &mut Emitter, instruction: &Instruction) {
         )
     };
     e.emit_built(Instruction::with1(pop, spill));
-    e.emit_built(Instruction::with2(and, spill, !(IF | IOPL)));
+    // The 16-bit form takes a 16-bit immediate.
+    let keep = if popf == Code::Popfw {
+        !(IF | IOPL) & 0xffff
+    } else {
+        !(IF | IOPL)
+    };
+    e.emit_built(Instruction::with2(and, spill, keep));
     e.emit_built(Instruction::with2(or, spill, IF));
     e.emit_built(Instruction::with1(push, spill));
     e.emit(Instruction::with(popf));

@@ -4,10 +4,8 @@ use iced_x86::{Code, Instruction, Register};
 
 use crate::emit::Emitter;
 
-/// RCX = the next guest RIP (the syscall contract; RCX is no syscall argument), then the
-/// guest RSP is saved and the call runs on the kernel stack, so nothing is written below
-/// the guest's RSP. The entry sets R11 = RFLAGS and RAX = the result.
-/// Runs `call entry` on the kernel stack and continues at the next guest instruction.
+/// Runs `call entry` on the kernel stack and continues at the next guest instruction: the
+/// guest RSP is saved and restored, so nothing is written below it.
 fn call_on_kernel_stack(e: &mut Emitter, entry: u64, next: u64) {
     let user_rsp = e.slot(e.runtime.user_rsp);
     e.emit_built(Instruction::with2(
@@ -38,6 +36,8 @@ pub fn int80(e: &mut Emitter, instruction: &Instruction) {
     call_on_kernel_stack(e, e.runtime.compat_entry, instruction.next_ip());
 }
 
+/// RCX = the next guest RIP (the syscall contract; RCX is no syscall argument), then the
+/// call into the kernel entry, which sets R11 = RFLAGS and RAX = the result.
 pub fn syscall(e: &mut Emitter, instruction: &Instruction) {
     let next = instruction.next_ip();
     if next <= u32::MAX as u64 {

@@ -692,8 +692,14 @@ pub fn linkat(k: &mut Kernel, a: &Args) -> SysResult {
     at2_call(k, libc::SYS_linkat, [(a[0], a[1]), (a[2], a[3])], a[4])
 }
 
+/// A symlink's target is stored as written: it is not a path looked up now.
+fn link_target(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
+    let bytes = k.mem.read_cstring(addr, PATH_MAX)?;
+    Ok(CString::new(bytes).expect("read_cstring stops at NUL"))
+}
+
 pub fn symlink(k: &mut Kernel, a: &Args) -> SysResult {
-    let target = path(k, a[0])?;
+    let target = link_target(k, a[0])?;
     let dir = dirfd(k, CWD)?;
     let p = path(k, a[1])?;
     // SAFETY: plain syscall with valid C strings.
@@ -703,7 +709,7 @@ pub fn symlink(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn symlinkat(k: &mut Kernel, a: &Args) -> SysResult {
-    let target = path(k, a[0])?;
+    let target = link_target(k, a[0])?;
     let dir = dirfd(k, a[1])?;
     let p = path(k, a[2])?;
     // SAFETY: plain syscall with valid C strings.

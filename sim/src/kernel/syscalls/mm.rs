@@ -18,12 +18,18 @@ fn length(len: u64) -> Result<u64, Errno> {
     page_up(len).filter(|&l| l > 0).ok_or(Errno::EINVAL)
 }
 
+/// PROT_SEM (no effect on x86) and the grow flags (the simulator maps stacks whole) are
+/// accepted and dropped, as far as the mapping goes.
+/// PROT_SEM is 0x8 on x86 (not exported by the libc crate for this target).
+const PROT_SEM: u64 = 0x8;
+const IGNORED_PROT: u64 = PROT_SEM | (libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) as u64;
+
 fn prot(bits: u64) -> Result<Prot, Errno> {
     let known = (Prot::READ | Prot::WRITE | Prot::EXEC) as u64;
-    if bits & !known != 0 {
+    if bits & !(known | IGNORED_PROT) != 0 {
         return Err(Errno::EINVAL);
     }
-    Ok(Prot(bits as u32))
+    Ok(Prot((bits & known) as u32))
 }
 
 pub fn brk(k: &mut Kernel, a: &Args) -> SysResult {
@@ -75,6 +81,11 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
         Some(k.fds.host(fd)?)
     };
 
+    let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) as u64 != 0;
+    // vm.mmap_min_addr: no mapping may be forced below it.
+    if fixed && addr < crate::memory::MMAP_MIN_ADDR {
+        return Err(Errno::EPERM.into());
+    }
     let start = if flags & libc::MAP_FIXED as u64 != 0 {
         aligned(addr)?;
         addr

@@ -13,7 +13,10 @@ const ARCH_GET_CPUID: u64 = 0x1011;
 
 pub fn arch_prctl(k: &mut Kernel, a: &Args) -> SysResult {
     match a[0] {
-        ARCH_SET_FS | ARCH_SET_GS if a[1] >= crate::memory::USER_END => Err(Errno::EPERM.into()),
+        // Linux's TASK_SIZE_MAX: the last user page is never mapped.
+        ARCH_SET_FS | ARCH_SET_GS if a[1] >= crate::memory::USER_END - 4096 => {
+            Err(Errno::EPERM.into())
+        }
         ARCH_SET_FS => {
             k.fs_base = a[1];
             k.registers.fs_base = Some(a[1]);

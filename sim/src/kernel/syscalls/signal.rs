@@ -209,8 +209,10 @@ pub fn sigaltstack(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// Whether kill's `pid` names this process (or its group, of which it is the only member).
+/// -1 means every process but the caller: with one process, nobody.
 fn is_self(pid: u64) -> bool {
-    matches!(pid as i64, 0 | -1) || pid == GUEST_PID
+    pid == 0 || pid == GUEST_PID || pid as i64 == -(GUEST_PID as i64)
 }
 
 pub fn kill(k: &mut Kernel, a: &Args) -> SysResult {

@@ -23,7 +23,9 @@ fn read_timespec(k: &mut Kernel, addr: u64) -> Result<u64, Errno> {
     if secs < 0 || !(0..1_000_000_000).contains(&nanos) {
         return Err(Errno::EINVAL);
     }
-    Ok(secs as u64 * 1_000_000_000 + nanos as u64)
+    Ok((secs as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanos as u64))
 }
 
 /// The reading of clock `id` in nanoseconds.
@@ -78,7 +80,7 @@ pub fn time(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 fn sleep(k: &mut Kernel, ns: u64, remaining: u64) -> SysResult {
-    k.slept_ns += ns;
+    k.slept_ns = k.slept_ns.saturating_add(ns);
     if remaining != 0 {
         k.mem.write(remaining, &timespec(0))?;
     }
