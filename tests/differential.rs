@@ -103,9 +103,18 @@ fn ring0_faults_end_the_process_as_ring3_faults_do() {
             args: std::slice::from_ref(what),
             ..faults
         };
-        let (ring3, _, _) = simulated(&run, &["--mode", "ring3"]);
-        let (ring0, _, stderr) = simulated(&run, &["--mode", "ring0"]);
+        let (ring3, report3, _) = simulated(&run, &["--mode", "ring3", "--report", "json"]);
+        let (ring0, report0, stderr) = simulated(&run, &["--mode", "ring0", "--report", "json"]);
         assert_eq!(ring0.status, ring3.status, "{what}: {stderr}");
         assert!(stderr.contains("guest killed by"), "{what}: {stderr}");
+        let (r3, r0): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(&report3).unwrap(),
+            serde_json::from_str(&report0).unwrap(),
+        );
+        // A fault in the middle of a translated block counts only what ran before it.
+        assert_eq!(
+            r0["guest_instructions"], r3["guest_instructions"],
+            "{what}: guest instructions"
+        );
     }
 }

@@ -63,6 +63,10 @@ pub const CASES: &[Case] = &[
     },
     case("hello_pie", "hello_pie", &["one", "two"]),
     case("jit", "jit", &[]),
+    // Translator edge cases, found in review: each exits with a status that shows it right.
+    case("jump_table", "jump_table", &[]),
+    case("popfw", "popfw", &[]),
+    case("prefixed_syscall", "prefixed_syscall", &[]),
     // Prints the host's uname, uid-dependent facts and descriptor numbers: compared, not snapshot.
     Case {
         snapshot: false,
@@ -160,6 +164,9 @@ pub const ADVERSARIAL: &[(&str, &str)] = &[
     ("segments", "iret_kernel"),
     ("legacy_entries", "int80"),
     ("legacy_entries", "sysenter"),
+    ("stack_walk", ""),
+    ("guest_bounds", ""),
+    ("iret_stack", ""),
 ];
 
 /// The directory `make -C corpora` builds into.
