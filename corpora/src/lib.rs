@@ -25,6 +25,9 @@ pub struct Case {
     pub writes: &'static [&'static str],
     /// Whether its JSON report is an insta snapshot (it must not depend on the host).
     pub snapshot: bool,
+    /// Whether the corpus bench measures it: not for probes of a few instructions, whose
+    /// code expansion is all exit stub and would swamp the corpus's mean.
+    pub workload: bool,
 }
 
 const fn case(name: &'static str, program: &'static str, args: &'static [&'static str]) -> Case {
@@ -35,6 +38,7 @@ const fn case(name: &'static str, program: &'static str, args: &'static [&'stati
         args,
         writes: &[],
         snapshot: true,
+        workload: true,
     }
 }
 
@@ -46,6 +50,14 @@ const fn applet(name: &'static str, applet: &'static str, args: &'static [&'stat
         args,
         writes: &[],
         snapshot: true,
+        workload: true,
+    }
+}
+
+const fn probe(name: &'static str) -> Case {
+    Case {
+        workload: false,
+        ..case(name, name, &[])
     }
 }
 
@@ -64,9 +76,9 @@ pub const CASES: &[Case] = &[
     case("hello_pie", "hello_pie", &["one", "two"]),
     case("jit", "jit", &[]),
     // Translator edge cases, found in review: each exits with a status that shows it right.
-    case("jump_table", "jump_table", &[]),
-    case("popfw", "popfw", &[]),
-    case("prefixed_syscall", "prefixed_syscall", &[]),
+    probe("jump_table"),
+    probe("popfw"),
+    probe("prefixed_syscall"),
     // Prints the host's uname, uid-dependent facts and descriptor numbers: compared, not snapshot.
     Case {
         snapshot: false,
