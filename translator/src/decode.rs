@@ -1,13 +1,18 @@
 //! Decoding a guest block: instructions from an address up to the first one that ends a
-//! block, the end of the guest page, or a length limit.
+//! block, the end of the guest page, or a length limit. Conditional jumps do not end it,
+//! up to a limit: a block is a superblock with side exits.
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction};
 
-use crate::rules::classify;
+use crate::rules::{classify, Class};
 use crate::{CodeSource, TranslateError};
 
 /// Guest instructions per block at most (DynamoRIO's default basic-block limit is similar).
 const MAX_INSTRUCTIONS: usize = 64;
+/// Conditional jumps a block continues past. Each saves its fall-through `jmp` and lets
+/// checks and dead registers carry on; but a jump into the middle of a block starts a new
+/// one, so longer blocks translate more guest code twice.
+const MAX_SIDE_EXITS: usize = 2;
 const PAGE_SIZE: u64 = 4096;
 /// The longest x86 instruction.
 const MAX_INSTRUCTION_LENGTH: usize = 15;
@@ -41,6 +46,7 @@ pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock,
     let mut decoder = Decoder::with_ip(64, &bytes, start, DecoderOptions::MPX);
     let mut entries = Vec::new();
     let mut end = start;
+    let mut side_exits = 0;
     while entries.len() < MAX_INSTRUCTIONS && end < page_end {
         let instruction = decoder.decode();
         if decoder.last_error() == DecoderError::NoMoreBytes {
@@ -50,7 +56,10 @@ pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock,
         end = instruction.next_ip();
         entries.push(Entry::Instruction(instruction));
         // ud2 and its kin always fault: nothing after them runs.
-        if classify(&instruction).ends_block()
+        let class = classify(&instruction);
+        side_exits += usize::from(class == Class::ConditionalJump);
+        if class.ends_block()
+            || side_exits > MAX_SIDE_EXITS
             || instruction.flow_control() == FlowControl::Exception
         {
             break;

@@ -168,7 +168,8 @@ pub fn emit_block(
             }
         }
     }
-    // Whatever the last rewrite was, control must never run off the end of the block.
+    // Whatever the last rewrite was (a side exit, say), control must never run off the end
+    // of the block.
     let ends_in_jump = e.instructions.last().is_some_and(|last| {
         matches!(
             last.flow_control(),

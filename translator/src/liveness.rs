@@ -1,6 +1,6 @@
 //! Which general registers are dead before each instruction of a block: free scratch for
 //! the sandbox and for rewrites, with no spill. Conservative: everything is live at the
-//! block's end and around anything that leaves translated code (syscalls, hypercalls).
+//! block's end, at its side exits and around anything that leaves translated code (syscalls, hypercalls).
 
 use iced_x86::{Instruction, InstructionInfoFactory, OpAccess, Register};
 
@@ -53,7 +53,7 @@ pub fn dead_before(entries: &[Entry]) -> Vec<Vec<Register>> {
     let mut dead = vec![Vec::new(); entries.len()];
     for (i, entry) in entries.iter().enumerate().rev() {
         let leaves = match entry {
-            Entry::Instruction(instruction) => classify(instruction).ends_block(),
+            Entry::Instruction(instruction) => classify(instruction).may_leave(),
             Entry::FetchFault(_) => true,
         };
         if leaves {
@@ -105,5 +105,17 @@ mod tests {
             "mov eax, 1 overwrites rax whole"
         );
         assert!(dead[2].is_empty(), "at a return everything is live");
+    }
+
+    #[test]
+    fn everything_is_live_at_a_side_exit() {
+        // test eax, eax; jne +5; mov eax, 1; ret
+        let block = entries(&[0x85, 0xc0, 0x75, 0x05, 0xb8, 1, 0, 0, 0, 0xc3]);
+        let dead = dead_before(&block);
+        assert!(dead[1].is_empty(), "the taken jne may go anywhere");
+        assert!(
+            dead[2].contains(&Register::RAX),
+            "the fall-through overwrites rax"
+        );
     }
 }

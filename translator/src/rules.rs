@@ -35,7 +35,9 @@ pub enum Class {
 }
 
 impl Class {
-    /// Whether the block ends after an instruction of this class.
+    /// Whether the block ends after an instruction of this class. A conditional jump does
+    /// not: the block goes on along its fall-through path (a superblock), and the jump is a
+    /// side exit.
     pub fn ends_block(self) -> bool {
         !matches!(
             self,
@@ -44,7 +46,13 @@ impl Class {
                 | Class::SegmentRead
                 | Class::BoundsHint
                 | Class::Popf
+                | Class::ConditionalJump
         )
+    }
+
+    /// Whether control may leave the translated block after an instruction of this class.
+    pub fn may_leave(self) -> bool {
+        self.ends_block() || self == Class::ConditionalJump
     }
 }
 
@@ -80,7 +88,7 @@ pub static RULES: &[Rule] = &[
     ),
     rule(
         Class::ConditionalJump,
-        "jcc: rel32 jcc to the taken exit, then the fall-through exit",
+        "jcc: rel32 jcc to the taken exit (a side exit); the block goes on along the fall-through",
         branch::conditional_jump,
     ),
     rule(

@@ -8,12 +8,13 @@ pub fn direct_jump(e: &mut Emitter, instruction: &Instruction) {
     e.exit(Code::Jmp_rel32_64, instruction.near_branch_target());
 }
 
+/// A side exit; the fall-through is the rest of the block, or, after the block's last
+/// instruction, the exit every block that does not end in a jump gets.
 pub fn conditional_jump(e: &mut Emitter, instruction: &Instruction) {
     e.exit(
         instruction.code().as_near_branch(),
         instruction.near_branch_target(),
     );
-    e.exit(Code::Jmp_rel32_64, instruction.next_ip());
 }
 
 /// jrcxz and the loops exist only with 8-bit displacements: they jump to a local `jmp`.
