@@ -27,12 +27,12 @@ fn main() {
     let image = Image(std::fs::read(path).expect("build the corpus first: make -C corpora"));
     let runtime = Runtime {
         dispatch: BASE,
-        indirect: BASE + 0x40,
         syscall_entry: BASE + 0x80,
         compat_entry: BASE + 0x200,
         fault: BASE + 0xc0,
         emulate: BASE + 0x240,
         target: BASE + 0x1_0000,
+        next: BASE + 0x1_0038,
         user_rsp: BASE + 0x1_0008,
         spill: BASE + 0x1_0010,
         fs_base: BASE + 0x1_0018,

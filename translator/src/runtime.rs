@@ -29,8 +29,6 @@ pub const RFLAGS_IOPL: u64 = 3 << 12;
 pub struct Runtime {
     /// Stub: translate the guest address in `target` and continue there.
     pub dispatch: u64,
-    /// Stub: look up the guest address in `target` (indirect branches and returns).
-    pub indirect: u64,
     /// Stub: the kernel entry. Entered by `call` on the kernel stack with the guest's
     /// registers as at its `syscall`, RCX already holding the guest's next RIP; it sets
     /// R11 = RFLAGS, serves the call (result in RAX) and returns.
@@ -43,8 +41,13 @@ pub struct Runtime {
     /// Stub: the simulator carries out the guest instruction at `fault_rip` as ring 3 would
     /// (segment loads, far transfers), then continues where that instruction leads.
     pub emulate: u64,
-    /// Slot (8 bytes): the guest address for `dispatch` and `indirect`.
+    /// Slot (8 bytes): the guest address for `dispatch` and for an indirect-branch lookup.
     pub target: u64,
+    /// Slot: where `dispatch` and a lookup continue, written by the simulator. A lookup is
+    /// a `syscall` in translated code, then `jmp [next]`: the guest's own syscalls never
+    /// appear there (they become calls to `syscall_entry`), so any `syscall` in the code
+    /// cache is the simulator's lookup hypercall.
+    pub next: u64,
     /// Slot: the guest RSP while on the kernel stack.
     pub user_rsp: u64,
     /// Slot: one spilled guest register.
@@ -65,12 +68,12 @@ impl Runtime {
     pub(crate) fn validate(&self) -> Result<(), String> {
         let all = [
             ("dispatch", self.dispatch),
-            ("indirect", self.indirect),
             ("syscall_entry", self.syscall_entry),
             ("compat_entry", self.compat_entry),
             ("fault", self.fault),
             ("emulate", self.emulate),
             ("target", self.target),
+            ("next", self.next),
             ("user_rsp", self.user_rsp),
             ("spill", self.spill),
             ("fs_base", self.fs_base),

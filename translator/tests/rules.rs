@@ -6,12 +6,12 @@ use translator::{disassemble, Class, CodeSource, Runtime, TranslatedBlock, Trans
 
 const RUNTIME: Runtime = Runtime {
     dispatch: 0xffff_ffff_8000_0000,
-    indirect: 0xffff_ffff_8000_0100,
     syscall_entry: 0xffff_ffff_8000_0200,
     compat_entry: 0xffff_ffff_8000_0280,
     fault: 0xffff_ffff_8000_0300,
     emulate: 0xffff_ffff_8000_0380,
     target: 0xffff_ffff_8001_0000,
+    next: 0xffff_ffff_8001_0038,
     user_rsp: 0xffff_ffff_8001_0008,
     spill: 0xffff_ffff_8001_0010,
     fs_base: 0xffff_ffff_8001_0018,

@@ -2,7 +2,7 @@
 //!
 //! Each stub that needs the simulator executes `syscall`: at ring 0 that is the
 //! simulator's hypercall (Unicorn's syscall hook sees which stub by its address), not a
-//! ring crossing. The guest's own `syscall`s never execute: the translator turned them into
+//! ring crossing. A `syscall` in the code cache is an indirect-branch lookup. The guest's own `syscall`s never execute: the translator turned them into
 //! calls to the kernel entry stub.
 
 use iced_x86::code_asm::*;
@@ -21,7 +21,6 @@ pub const CACHE: u64 = BASE + 0x100_0000;
 pub const CACHE_END: u64 = BASE + 0x4000_0000;
 
 pub const DISPATCH: u64 = STUBS;
-pub const INDIRECT: u64 = STUBS + 0x40;
 pub const SYSCALL_ENTRY: u64 = STUBS + 0x80;
 pub const FAULT: u64 = STUBS + 0xc0;
 /// Entered once: loads the sandbox bound, then jumps to the program's first block.
@@ -29,17 +28,17 @@ pub const START: u64 = STUBS + 0x100;
 pub const COMPAT_ENTRY: u64 = STUBS + 0x200;
 pub const EMULATE: u64 = STUBS + 0x240;
 
-/// Slot: where `dispatch` and `indirect` continue (written by the simulator).
+/// Slot: where `dispatch` and an indirect-branch lookup continue (written by the simulator).
 pub const NEXT: u64 = DATA + 0x38;
 
 pub const RUNTIME: Runtime = Runtime {
     dispatch: DISPATCH,
-    indirect: INDIRECT,
     syscall_entry: SYSCALL_ENTRY,
     compat_entry: COMPAT_ENTRY,
     fault: FAULT,
     emulate: EMULATE,
     target: DATA,
+    next: NEXT,
     user_rsp: DATA + 0x08,
     spill: DATA + 0x10,
     fs_base: DATA + 0x18,
@@ -80,10 +79,6 @@ type Build = fn(&mut CodeAssembler) -> Result<(), IcedError>;
 /// The stubs, each at its fixed address.
 const STUB_CODE: &[(u64, Build)] = &[
     (DISPATCH, |a| {
-        a.syscall()?;
-        a.jmp(mem(NEXT))
-    }),
-    (INDIRECT, |a| {
         a.syscall()?;
         a.jmp(mem(NEXT))
     }),
@@ -140,7 +135,8 @@ pub fn stubs() -> Vec<(u64, Vec<u8>)> {
 pub fn hypercall_at(rip: u64) -> Option<Hypercall> {
     match rip {
         DISPATCH => Some(Hypercall::Dispatch),
-        INDIRECT => Some(Hypercall::Indirect),
+        // The lookups of indirect branches and returns, inline in translated code.
+        r if (CACHE..CACHE_END).contains(&r) => Some(Hypercall::Indirect),
         // pushfq (1 byte) and pop r11 (2 bytes) come first.
         r if r == SYSCALL_ENTRY + 3 => Some(Hypercall::KernelEntry),
         FAULT => Some(Hypercall::Fault),
@@ -173,5 +169,12 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_syscall_in_the_code_cache_is_a_lookup() {
+        assert_eq!(hypercall_at(CACHE), Some(Hypercall::Indirect));
+        assert_eq!(hypercall_at(CACHE_END - 2), Some(Hypercall::Indirect));
+        assert_eq!(hypercall_at(CACHE_END), None);
     }
 }

@@ -1,5 +1,5 @@
-//! Indirect branches and returns: the guest target goes to the runtime's target slot and
-//! the runtime's indirect-branch lookup finds its translation.
+//! Indirect branches and returns: the guest target goes to the runtime's target slot, and
+//! an inline lookup (a `syscall` hypercall, then `jmp [next]`) finds its translation.
 
 use iced_x86::{Code, Instruction, MemoryOperand, OpKind, Register};
 
@@ -46,16 +46,23 @@ fn load_target(e: &mut Emitter, instruction: &Instruction) {
     sandbox::release_scratch(e, borrowed);
 }
 
+/// The lookup: the simulator's hypercall puts the target's translation in `next`.
+fn lookup(e: &mut Emitter) {
+    e.emit(Instruction::with(Code::Syscall));
+    let next = e.slot(e.runtime.next);
+    e.emit_built(Instruction::with1(Code::Jmp_rm64, next));
+}
+
 pub fn indirect_jump(e: &mut Emitter, instruction: &Instruction) {
     load_target(e, instruction);
-    e.jump_to_address(Code::Jmp_rel32_64, e.runtime.indirect);
+    lookup(e);
 }
 
 pub fn indirect_call(e: &mut Emitter, instruction: &Instruction) {
     // The target first: `call [rsp+8]` reads the stack as it was before the push.
     load_target(e, instruction);
     push_guest_address(e, instruction.next_ip());
-    e.jump_to_address(Code::Jmp_rel32_64, e.runtime.indirect);
+    lookup(e);
 }
 
 pub fn ret(e: &mut Emitter, instruction: &Instruction) {
@@ -72,5 +79,5 @@ pub fn ret(e: &mut Emitter, instruction: &Instruction) {
             Register::RSP,
         ));
     }
-    e.jump_to_address(Code::Jmp_rel32_64, e.runtime.indirect);
+    lookup(e);
 }
