@@ -74,3 +74,29 @@ pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock,
         bytes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Bytes(Vec<u8>);
+
+    impl CodeSource for Bytes {
+        fn read_code(&self, addr: u64, buf: &mut [u8]) -> usize {
+            let start = (addr - 0x1000) as usize;
+            let n = buf.len().min(self.0.len().saturating_sub(start));
+            buf[..n].copy_from_slice(&self.0[start..start + n]);
+            n
+        }
+    }
+
+    #[test]
+    fn a_block_goes_on_past_two_conditional_jumps_and_ends_at_the_third() {
+        // Four times `test eax, eax; je +0`, then ret.
+        let mut code = [0x85, 0xc0, 0x74, 0x00].repeat(4);
+        code.push(0xc3);
+        let block = decode_block(&Bytes(code), 0x1000).unwrap();
+        assert_eq!(block.entries.len(), 6, "three tests and three jumps");
+        assert_eq!(block.end, 0x100c);
+    }
+}
