@@ -99,6 +99,15 @@ fn simulator_failures_get_125() {
             &["./unsupported"],
             "unsupported: syscall io_uring_setup (425) at guest rip 0x",
         ),
+        // The address of a prefixed syscall is where its prefix starts, in both modes.
+        (
+            &["--mode", "ring3", "./prefixed_unsupported"],
+            "unsupported: syscall io_uring_setup (425) at guest rip 0x401005",
+        ),
+        (
+            &["--mode", "ring0", "./prefixed_unsupported"],
+            "unsupported: syscall io_uring_setup (425) at guest rip 0x401005",
+        ),
     ];
     for (args, needle) in cases {
         let (got, stderr) = run(&stage, args);

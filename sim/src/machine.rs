@@ -309,7 +309,7 @@ impl Machine {
 }
 
 fn on_syscall(uc: &mut Unicorn<'_, Process>) {
-    use RegisterX86::{R10, R11, R8, R9, RAX, RCX, RDI, RDX, RFLAGS, RSI};
+    use RegisterX86::{R10, R11, R8, R9, RAX, RCX, RDI, RDX, RFLAGS, RSI, RSP};
     let rip = uc.pc_read().unwrap_or(0);
     let flow = match layout::hypercall_at(rip) {
         Some(Hypercall::CompatEntry) => {
@@ -338,9 +338,11 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
                 reg(uc, R8),
                 reg(uc, R9),
             ];
-            // From the kernel entry, RCX already holds the guest's next RIP.
+            // From the kernel entry, the return address on the kernel stack lies in the
+            // translation of the guest's syscall (whatever its length, prefixes included).
             let guest_rip = if entry.is_some() {
-                reg(uc, RCX) - 2
+                let process = uc.get_data();
+                process.guest_rip(process.kernel.mem.read_kernel_u64(reg(uc, RSP)))
             } else {
                 rip
             };

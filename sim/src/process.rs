@@ -407,7 +407,7 @@ impl Process {
 
     /// The guest address for a CPU RIP: itself at ring 3, found through the code cache at
     /// ring 0.
-    fn guest_rip(&self, rip: u64) -> u64 {
+    pub fn guest_rip(&self, rip: u64) -> u64 {
         self.cache
             .as_ref()
             .and_then(|c| c.guest_address_of(rip))
