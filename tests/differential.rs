@@ -28,17 +28,8 @@ fn every_case_matches_its_native_run() {
 
 #[test]
 fn faults_end_the_process_with_the_native_signal() {
-    let case = common::case("stat_env");
-    let faults = corpora::Case {
-        name: "faults",
-        program: "faults",
-        ..case
-    };
     for (what, signal) in corpora::FAULTS {
-        let run = corpora::Case {
-            args: std::slice::from_ref(what),
-            ..faults
-        };
+        let run = corpora::fault_case(what);
         let expected = native(&run);
         let (got, _, stderr) = simulated(&run, &[]);
         assert_eq!(expected.status, 128 + signal, "native {what}");
@@ -92,17 +83,8 @@ fn ring0_runs_match_ring3_runs() {
 
 #[test]
 fn ring0_faults_end_the_process_as_ring3_faults_do() {
-    let case = common::case("stat_env");
-    let faults = corpora::Case {
-        name: "faults",
-        program: "faults",
-        ..case
-    };
     for (what, _) in corpora::FAULTS {
-        let run = corpora::Case {
-            args: std::slice::from_ref(what),
-            ..faults
-        };
+        let run = corpora::fault_case(what);
         let (ring3, report3, _) = simulated(&run, &["--mode", "ring3", "--report", "json"]);
         let (ring0, report0, stderr) = simulated(&run, &["--mode", "ring0", "--report", "json"]);
         assert_eq!(ring0.status, ring3.status, "{what}: {stderr}");

@@ -141,6 +141,15 @@ pub const FAULTS: &[(&str, i32)] = &[
     ("abort", 4),
 ];
 
+/// The run of `faults` that ends by fault `what`, an entry of [`FAULTS`].
+pub fn fault_case(what: &'static &'static str) -> Case {
+    Case {
+        snapshot: false,
+        workload: false,
+        ..case("faults", "faults", std::slice::from_ref(what))
+    }
+}
+
 /// Ways out of the sandbox, each a program in `adversarial/` and its argument: every one
 /// must end as it does natively, in both modes, with no access reaching the kernel half.
 pub const ADVERSARIAL: &[(&str, &str)] = &[

@@ -120,9 +120,9 @@ impl Machine {
                 })?;
         }
         let gdt: Vec<u8> = GDT_ENTRIES.iter().flat_map(|e| e.to_le_bytes()).collect();
-        mem.write_kernel(GDT, &gdt);
-        mem.write_kernel(ENTER_USER, &SYSRETQ);
-        mem.write_kernel(LSTAR_TARGET, &UD2);
+        mem.fill(GDT, &gdt);
+        mem.fill(ENTER_USER, &SYSRETQ);
+        mem.fill(LSTAR_TARGET, &UD2);
         let (host_ram, cr3) = (mem.phys().host_base(), mem.cr3());
         let clock = Rc::clone(&process.clock);
 
@@ -222,15 +222,8 @@ impl Machine {
                 let rip = uc.pc_read().unwrap_or(0);
                 if uc.get_data().is_int80(vector, rip) {
                     // At ring 3 RIP is already past the int 0x80: serve it and go on.
-                    use RegisterX86::{RAX, RBP, RBX, RCX, RDI, RDX, RSI};
-                    let args = [
-                        reg(uc, RBX),
-                        reg(uc, RCX),
-                        reg(uc, RDX),
-                        reg(uc, RSI),
-                        reg(uc, RDI),
-                        reg(uc, RBP),
-                    ];
+                    use RegisterX86::RAX;
+                    let args = compat_args(uc);
                     let eax = reg(uc, RAX);
                     match uc.get_data_mut().compat_syscall(eax, &args, rip - 2) {
                         Flow::Return(ret) => {
@@ -242,7 +235,6 @@ impl Machine {
                     }
                     return;
                 }
-                let rip = uc.pc_read().unwrap_or(0);
                 let cr2 = uc.reg_read(RegisterX86::CR2).unwrap_or(0);
                 uc.get_data_mut().fault(vector, rip, cr2);
                 let _ = uc.emu_stop();
@@ -313,15 +305,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     let rip = uc.pc_read().unwrap_or(0);
     let flow = match layout::hypercall_at(rip) {
         Some(Hypercall::CompatEntry) => {
-            use RegisterX86::{RBP, RBX};
-            let args = [
-                reg(uc, RBX),
-                reg(uc, RCX),
-                reg(uc, RDX),
-                reg(uc, RSI),
-                reg(uc, RDI),
-                reg(uc, RBP),
-            ];
+            let args = compat_args(uc);
             let guest_rip = uc.get_data().kernel.mem.read_kernel_u64(RUNTIME.target);
             let eax = reg(uc, RAX);
             uc.get_data_mut().compat_syscall(eax, &args, guest_rip)
@@ -379,7 +363,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
             uc.get_data_mut()
                 .kernel
                 .mem
-                .write_kernel(RUNTIME.fs_base, &base.to_le_bytes());
+                .fill(RUNTIME.fs_base, &base.to_le_bytes());
         }
     }
     if let Some(base) = registers.gs_base {
@@ -388,7 +372,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
             uc.get_data_mut()
                 .kernel
                 .mem
-                .write_kernel(RUNTIME.gs_base, &base.to_le_bytes());
+                .fill(RUNTIME.gs_base, &base.to_le_bytes());
         }
     }
     if sync.flush_tlb {
@@ -409,7 +393,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
         // entry, RCX was set by the translated code and R11 by the entry stub.
         Flow::Return(ret) => {
             let _ = uc.reg_write(RAX, ret);
-            if !ring0 && layout::hypercall_at(rip).is_none() {
+            if !ring0 {
                 let _ = uc.reg_write(RCX, rip + syscall_length(uc, rip));
                 let _ = uc.reg_write(R11, reg(uc, RFLAGS));
             }
@@ -473,6 +457,12 @@ fn syscall_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
         .len() as u64
 }
 
+/// The arguments of an `int 0x80` call: EBX ECX EDX ESI EDI EBP, whole (the call keeps their low halves).
+fn compat_args(uc: &Unicorn<'_, Process>) -> [u64; 6] {
+    use RegisterX86::{RBP, RBX, RCX, RDI, RDX, RSI};
+    [RBX, RCX, RDX, RSI, RDI, RBP].map(|register| reg(uc, register))
+}
+
 fn reg(uc: &Unicorn<'_, Process>, register: RegisterX86) -> u64 {
     uc.reg_read(register).unwrap_or(0)
 }
@@ -499,10 +489,10 @@ fn prepare_ring0(
         mem.map_kernel_page(page, false).map_err(no_memory)?;
     }
     for (address, code) in layout::stubs() {
-        mem.write_kernel(address, &code);
+        mem.fill(address, &code);
     }
-    mem.write_kernel(RUNTIME.user_rsp, &stack_pointer.to_le_bytes());
-    mem.write_kernel(RUNTIME.target, &entry.to_le_bytes());
+    mem.fill(RUNTIME.user_rsp, &stack_pointer.to_le_bytes());
+    mem.fill(RUNTIME.target, &entry.to_le_bytes());
     // The first block is found as any later one is: through the dispatcher.
     match process.hypercall(Hypercall::Dispatch) {
         Flow::Stop | Flow::Return(_) | Flow::Continue(_) => Ok(layout::START),

@@ -135,25 +135,6 @@ impl AddressSpace {
             .ok_or(Errno::ENOMEM)
     }
 
-    /// Writes into kernel-half pages, bypassing user checks (the simulator's own data and
-    /// code). Host writes do not reach Unicorn's translated-code cache: callers that change
-    /// code that may have run must have it invalidated.
-    pub fn write_kernel(&mut self, vaddr: u64, bytes: &[u8]) {
-        let mut done = 0;
-        while done < bytes.len() {
-            let cursor = vaddr + done as u64;
-            let leaf = self
-                .tables
-                .leaf(&self.phys, cursor)
-                .expect("kernel page is mapped");
-            let off = (cursor % PAGE_SIZE) as usize;
-            let take = (PAGE_SIZE as usize - off).min(bytes.len() - done);
-            self.phys.frame_mut(leaf.frame)[off..off + take]
-                .copy_from_slice(&bytes[done..done + take]);
-            done += take;
-        }
-    }
-
     pub fn read_kernel_u64(&self, vaddr: u64) -> u64 {
         let mut bytes = [0u8; 8];
         self.peek(vaddr, &mut bytes).expect("kernel slot is mapped");
@@ -371,7 +352,10 @@ impl AddressSpace {
     }
 
     /// Writes `bytes` at `addr` whatever the protection, as the kernel does when it loads
-    /// an image or fills a file mapping. The pages must have frames.
+    /// an image or fills a file mapping, and as the simulator writes its own kernel-half
+    /// data and code. The pages must have frames. Host writes do not reach Unicorn's
+    /// translated-code cache: callers that change code that may have run must have it
+    /// invalidated.
     pub fn fill(&mut self, addr: u64, bytes: &[u8]) {
         let mut done = 0;
         while done < bytes.len() {

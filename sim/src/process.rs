@@ -262,9 +262,7 @@ impl Process {
         let cache = self.cache.as_mut().expect("ring 0 has a code cache");
         match cache.find_or_translate(&mut self.kernel.mem, target) {
             Ok((translation, sync)) => {
-                self.kernel
-                    .mem
-                    .write_kernel(NEXT, &translation.to_le_bytes());
+                self.kernel.mem.fill(NEXT, &translation.to_le_bytes());
                 Flow::Continue(sync)
             }
             Err(CacheError::Translate(TranslateError::Unfetchable(address))) => {

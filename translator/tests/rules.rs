@@ -85,17 +85,7 @@ fn check_at(
     at: u64,
     build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
 ) {
-    let guest = assemble_at(at, build);
-    let block = translate_at(at, &guest);
-    assert!(
-        block.classes.iter().any(|(_, c)| *c == class),
-        "{name}: no {class:?} in {:?}",
-        block.classes
-    );
-    let description = RULES.iter().find(|r| r.class == class).unwrap().description;
-    insta::with_settings!({ snapshot_path => "../../snapshots/translator", prepend_module_to_snapshot => false, description => description }, {
-        insta::assert_snapshot!(name, report(&guest, at, &block));
-    });
+    check_bytes(name, class, at, &assemble_at(at, build));
 }
 
 #[test]

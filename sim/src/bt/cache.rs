@@ -140,7 +140,7 @@ impl CodeCache {
                 .map_err(|_| CacheError::NoMemory)?;
             self.mapped_end += PAGE_SIZE;
         }
-        mem.write_kernel(start, &block.code);
+        mem.fill(start, &block.code);
         self.next = (end + 15) & !15;
         self.stats.blocks += 1;
         self.stats.guest_instructions_translated += block.guest_instructions as u64;
@@ -302,5 +302,5 @@ impl CodeCache {
 
 fn write_rel32(mem: &mut AddressSpace, site: Site, target: u64) {
     let displacement = target.wrapping_sub(site.next) as i64 as i32;
-    mem.write_kernel(site.field, &displacement.to_le_bytes());
+    mem.fill(site.field, &displacement.to_le_bytes());
 }

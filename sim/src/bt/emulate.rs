@@ -136,7 +136,7 @@ fn load_segment(
     if let Some((base_register, slot)) = base {
         let _ = uc.reg_write(base_register, 0);
         let process = uc.get_data_mut();
-        process.kernel.mem.write_kernel(slot, &0u64.to_le_bytes());
+        process.kernel.mem.fill(slot, &0u64.to_le_bytes());
         if segment == Register::FS {
             process.kernel.fs_base = 0;
         } else {
