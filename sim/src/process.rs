@@ -414,7 +414,7 @@ impl Process {
 
     /// An invalid instruction at `rip` (Unicorn ends the run for these).
     pub fn invalid_instruction(&mut self, rip: u64) {
-        self.uncount_from(rip, self.cache.is_some());
+        self.uncount_from(rip, true);
         let guest_rip = self.guest_rip(rip);
         self.kill(Signal::SIGILL, "invalid opcode (#UD)".into(), guest_rip);
     }
