@@ -61,6 +61,7 @@ fn main() {
     );
     println!("|---|---:|---:|---:|{}", "---:|".repeat(models.len()));
     let mut log_sum = 0.0;
+    let mut by_source = Vec::new();
     let workloads: Vec<&corpora::Case> = corpora::CASES.iter().filter(|c| c.workload).collect();
     for case in &workloads {
         let reports: Vec<serde_json::Value> =
@@ -68,6 +69,11 @@ fn main() {
         let first = &reports[0];
         let expansion = first["ring0"]["code_expansion"].as_f64().unwrap();
         log_sum += expansion.ln();
+        by_source.push((
+            case.name,
+            expansion,
+            first["ring0"]["expansion_by_source"].clone(),
+        ));
         let speedups: Vec<String> = reports
             .iter()
             .map(|r| {
@@ -89,4 +95,36 @@ fn main() {
     }
     let geomean = (log_sum / workloads.len() as f64).exp();
     println!("\ngeometric mean of the expansion: {geomean:.3}");
+    print_by_source(&by_source);
+}
+
+/// Where the expansion comes from: extra instructions per guest instruction, by source,
+/// and what the geometric mean would be without each source.
+fn print_by_source(rows: &[(&str, f64, serde_json::Value)]) {
+    let sources = translator::Source::ALL.map(|s| s.name());
+    println!("\nExtra instructions per guest instruction executed, by source.\n");
+    println!("| program | expansion | {} |", sources.join(" | "));
+    println!("|---|---:|{}", "---:|".repeat(sources.len()));
+    let share = |row: &serde_json::Value, source: &str| row[source].as_f64().unwrap();
+    for (name, expansion, row) in rows {
+        let cells: Vec<String> = sources
+            .iter()
+            .map(|s| format!("{:.3}", share(row, s)))
+            .collect();
+        println!("| {name} | {expansion:.3} | {} |", cells.join(" | "));
+    }
+    let without: Vec<String> = sources
+        .iter()
+        .map(|source| {
+            let log_sum: f64 = rows
+                .iter()
+                .map(|(_, expansion, row)| (expansion - share(row, source)).ln())
+                .sum();
+            format!("{:.3}", (log_sum / rows.len() as f64).exp())
+        })
+        .collect();
+    println!(
+        "| geometric mean without this source | | {} |",
+        without.join(" | ")
+    );
 }

@@ -43,6 +43,9 @@ fn every_way_out_ends_as_it_does_natively() {
                 native.0, ring3.0, ring0.0
             ));
         }
+        if let Err(e) = common::extra_instructions_add_up(&json) {
+            failures.push(format!("{program} {argument}: {e}"));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

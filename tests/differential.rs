@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{native, simulated};
+use common::{extra_instructions_add_up, native, simulated};
 
 #[test]
 fn every_case_matches_its_native_run() {
@@ -71,6 +71,9 @@ fn ring0_runs_match_ring3_runs() {
                 ));
             }
         }
+        if let Err(e) = extra_instructions_add_up(&r0) {
+            failures.push(format!("{}: {e}", case.name));
+        }
         if r0["ring0"]["kernel_half_accesses"] != 0 {
             failures.push(format!(
                 "{}: kernel-half accesses {}",
@@ -98,5 +101,6 @@ fn ring0_faults_end_the_process_as_ring3_faults_do() {
             r0["guest_instructions"], r3["guest_instructions"],
             "{what}: guest instructions"
         );
+        extra_instructions_add_up(&r0).unwrap_or_else(|e| panic!("{what}: {e}"));
     }
 }

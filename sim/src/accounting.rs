@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use iced_x86::{Decoder, DecoderOptions};
+use translator::Source;
 
 use crate::kernel::table::{Event, Row, Work};
 use crate::memory::AddressSpace;
@@ -135,6 +136,11 @@ impl Clock {
     }
 }
 
+/// By source, how many more instructions translated code executes than the guest
+/// instructions it stands for (negative for a piece of a block whose guest instructions'
+/// translations go on past it).
+pub type Extra = [i32; Source::ALL.len()];
+
 /// A block's cached facts, in a direct-mapped slot.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -144,6 +150,7 @@ struct Slot {
     /// Guest instructions it stands for: the same as `instructions` for guest code run
     /// as is, fewer for translated code.
     guest: u32,
+    extra: Extra,
     repeat: bool,
 }
 
@@ -152,6 +159,7 @@ struct Slot {
 pub struct BlockCount {
     pub instructions: u32,
     pub guest: u32,
+    pub extra: Extra,
     /// The block is one rep-prefixed string instruction. QEMU runs each further iteration of
     /// such an instruction as a block of its own, which must not count again: the CPU
     /// retires a rep instruction once, however many times it repeats.
@@ -181,25 +189,26 @@ impl BlockCounter {
     }
 
     /// The instructions in the `size`-byte block at `addr`, and the guest instructions
-    /// they stand for (`guest` says how many, given the instruction count).
+    /// they stand for and the extra ones (`guest` says, given the instruction count).
     #[inline]
     pub fn count(
         &mut self,
         addr: u64,
         size: u32,
         mem: &AddressSpace,
-        guest: impl FnOnce(u32) -> u32,
+        guest: impl FnOnce(u32) -> (u32, Extra),
     ) -> BlockCount {
         let slot = &mut self.slots[Self::slot(addr)];
         if slot.addr == addr && slot.size == size {
             return BlockCount {
                 instructions: slot.instructions,
                 guest: slot.guest,
+                extra: slot.extra,
                 repeat: slot.repeat,
             };
         }
         let (instructions, repeat) = Self::decode(addr, size, mem);
-        let guest = guest(instructions);
+        let (guest, extra) = guest(instructions);
         // Code in a writable and executable page may change with no syscall to say so:
         // it is not cached, and is decoded afresh each time.
         let volatile = mem.is_writable_code(addr) || mem.is_writable_code(addr + size as u64 - 1);
@@ -209,12 +218,14 @@ impl BlockCounter {
                 size,
                 instructions,
                 guest,
+                extra,
                 repeat,
             };
         }
         BlockCount {
             instructions,
             guest,
+            extra,
             repeat,
         }
     }

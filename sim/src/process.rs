@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use nix::sys::signal::Signal;
-use translator::{TranslateError, FAULT_KINDS};
+use translator::{Source, TranslateError, FAULT_KINDS};
 
-use crate::accounting::{BlockCounter, Clock, Counts};
+use crate::accounting::{BlockCounter, Clock, Counts, Extra};
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
@@ -37,6 +37,8 @@ pub enum Stop {
 pub struct Ring0Counts {
     /// Instructions the CPU executed in the code cache and the runtime's stubs.
     pub translated_instructions: u64,
+    /// By source, how many more instructions than the guest's those were.
+    pub extra_by_source: [i64; Source::ALL.len()],
     pub stats: TranslationStats,
     /// Guest accesses the sandbox stopped (they end the process as at ring 3).
     pub sandbox_stops: u64,
@@ -64,6 +66,16 @@ pub enum Flow {
     Stop,
 }
 
+/// An emulator block and what was counted for it.
+#[derive(Clone, Copy, Default)]
+struct CurrentBlock {
+    addr: u64,
+    size: u32,
+    instructions: u32,
+    guest: u32,
+    extra: Extra,
+}
+
 pub struct Process {
     pub kernel: Kernel,
     pub model: CostModel,
@@ -71,8 +83,8 @@ pub struct Process {
     pub clock: Rc<Clock>,
     pub blocks: BlockCounter,
     pub max_instructions: Option<u64>,
-    /// The emulator block now running: address, size, and what was counted for it.
-    current_block: (u64, u32, u32, u32),
+    /// The emulator block now running, and what was counted for it.
+    current_block: CurrentBlock,
     pub stop: Option<Stop>,
     /// The code cache, in ring-0 mode.
     pub cache: Option<CodeCache>,
@@ -100,7 +112,7 @@ impl Process {
             clock,
             blocks: BlockCounter::default(),
             max_instructions,
-            current_block: (0, 0, 0, 0),
+            current_block: CurrentBlock::default(),
             stop: None,
             cache: (mode == Mode::Ring0).then(CodeCache::new),
             ring0: Ring0Counts::default(),
@@ -113,23 +125,34 @@ impl Process {
     /// Counts a block about to run; false when the instruction limit says stop.
     pub fn enter_block(&mut self, addr: u64, size: u32) -> bool {
         let cache = &self.cache;
+        let end = addr + size as u64;
         let mut count =
             self.blocks
                 .count(addr, size, &self.kernel.mem, |instructions| match cache {
-                    Some(cache) => cache.guest_instructions_in(addr, size),
-                    None => instructions,
+                    Some(cache) => cache.account(addr, end, end, instructions),
+                    None => (instructions, Extra::default()),
                 });
         // A further iteration of the rep instruction the previous block ended with.
-        let (previous, previous_size, ..) = self.current_block;
-        if count.repeat && previous + previous_size as u64 == addr + size as u64 {
+        let previous = &self.current_block;
+        if count.repeat && previous.addr + previous.size as u64 == end {
             count.instructions = 0;
             count.guest = 0;
+            count.extra = Extra::default();
         }
         // The guest's clock runs on guest instructions in both modes, so both runs see the
         // same times and behave the same.
         self.clock.add_instructions(count.guest as u64);
         self.ring0.translated_instructions += count.instructions as u64;
-        self.current_block = (addr, size, count.instructions, count.guest);
+        for (total, extra) in self.ring0.extra_by_source.iter_mut().zip(count.extra) {
+            *total += extra as i64;
+        }
+        self.current_block = CurrentBlock {
+            addr,
+            size,
+            instructions: count.instructions,
+            guest: count.guest,
+            extra: count.extra,
+        };
         match self.max_instructions {
             Some(limit) if self.clock.instructions() >= limit && self.stop.is_none() => {
                 self.stop = Some(Stop::InstructionLimit);
@@ -283,8 +306,21 @@ impl Process {
     /// An instruction the simulator carried out for translated code ended in a ring-3
     /// fault: it was counted when its block began, but never ran.
     pub fn emulated_fault(&mut self, signal: Signal, reason: String, rip: u64) {
-        self.clock.remove_instructions(1);
+        self.uncount_guest_instruction(rip);
         self.kill(signal, reason, rip);
+    }
+
+    /// Takes back the guest instruction at `guest_rip`, counted when its block began: it
+    /// never completed, so the translated instructions that ran for it become extra ones.
+    fn uncount_guest_instruction(&mut self, guest_rip: u64) {
+        self.clock.remove_instructions(1);
+        if let Some(source) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.source_of_guest(guest_rip))
+        {
+            self.ring0.extra_by_source[source as usize] += 1;
+        }
     }
 
     /// A ring-3 outcome raised by translated code through the fault stub.
@@ -293,8 +329,7 @@ impl Process {
         let kind = self.kernel.mem.read_kernel_u64(RUNTIME.fault_kind) as u32 as usize;
         let kind = FAULT_KINDS[kind];
         if !kind.trap {
-            // The faulting instruction was counted when its block began; it never ran.
-            self.clock.remove_instructions(1);
+            self.uncount_guest_instruction(rip);
         }
         let signal = Signal::try_from(kind.signal).expect("fault kinds name Linux signals");
         self.kill(signal, kind.reason.into(), rip);
@@ -456,27 +491,49 @@ impl Process {
     /// instruction whose translation contains it did not complete either, even if its
     /// translation began before `rip` (a sandbox check, a spill) or in an earlier block.
     fn uncount_from(&mut self, rip: u64, faulted: bool) {
-        let (block, size, instructions, guest) = self.current_block;
-        let Some(ran) = BlockCounter::executed_before(block, size, rip, &self.kernel.mem) else {
+        let block = self.current_block;
+        let Some(ran) =
+            BlockCounter::executed_before(block.addr, block.size, rip, &self.kernel.mem)
+        else {
             return;
         };
-        let (guest_ran, earlier) = match &self.cache {
+        let (guest_ran, extra_ran, earlier) = match &self.cache {
             Some(cache) => {
                 let start = match cache.boundary_containing(rip) {
                     Some(boundary) if faulted => boundary,
                     _ => rip,
                 };
-                let earlier_block = faulted && start < block;
-                (
-                    cache.guest_instructions_in(block, start.saturating_sub(block) as u32),
-                    earlier_block as u64,
-                )
+                let (guest_ran, mut extra_ran) = cache.account(block.addr, rip, start, ran);
+                // A guest instruction whose translation began in an earlier block did not
+                // complete: its instructions there become extra ones.
+                let earlier = faulted && start < block.addr;
+                if earlier {
+                    if let Some(source) = cache.source_of(start) {
+                        extra_ran[source as usize] += 1;
+                    }
+                }
+                (guest_ran, extra_ran, earlier as u64)
             }
-            None => (ran, 0),
+            None => (ran, Extra::default(), 0),
         };
         self.clock
-            .remove_instructions((guest - guest_ran.min(guest)) as u64 + earlier);
-        self.ring0.translated_instructions -= (instructions - ran.min(instructions)) as u64;
-        self.current_block = (block, size, ran, guest_ran);
+            .remove_instructions((block.guest - guest_ran.min(block.guest)) as u64 + earlier);
+        self.ring0.translated_instructions -=
+            (block.instructions - ran.min(block.instructions)) as u64;
+        for ((total, counted), ran) in self
+            .ring0
+            .extra_by_source
+            .iter_mut()
+            .zip(block.extra)
+            .zip(extra_ran)
+        {
+            *total -= (counted - ran) as i64;
+        }
+        self.current_block = CurrentBlock {
+            instructions: ran,
+            guest: guest_ran,
+            extra: extra_ran,
+            ..block
+        };
     }
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 use serde::Serialize;
 
+use translator::Source;
+
 use crate::bt::cache::TranslationStats;
 use crate::costs::{CostModel, Ring0Events, Ring3Cycles};
 use crate::kernel::syscalls::short_name;
@@ -53,6 +55,11 @@ pub struct Ring0Report {
     pub translated_instructions: u64,
     /// Translated instructions executed per guest instruction executed.
     pub code_expansion: f64,
+    /// By source, the translated instructions executed beyond the guest's: they add up to
+    /// `translated_instructions` - `guest_instructions`.
+    pub extra_instructions: BTreeMap<String, i64>,
+    /// The same per guest instruction executed: they add up to `code_expansion` - 1.
+    pub expansion_by_source: BTreeMap<String, f64>,
     /// Guest accesses that reached the kernel half: must be 0.
     pub kernel_half_accesses: u64,
     /// Guest accesses the sandbox stopped (each ends the process, as at ring 3).
@@ -86,6 +93,13 @@ pub struct Report {
     /// ring3 cycles / ring0 cycles without the one-time translation cost: what a long run
     /// of the same code tends to, once everything it runs is translated.
     pub steady_state_speedup: Option<f64>,
+}
+
+fn by_source<T>(extra: &[i64; Source::ALL.len()], value: impl Fn(i64) -> T) -> BTreeMap<String, T> {
+    Source::ALL
+        .iter()
+        .map(|&source| (source.name().to_string(), value(extra[source as usize])))
+        .collect()
 }
 
 fn by_name(counts: &BTreeMap<u64, u64>) -> BTreeMap<String, u64> {
@@ -136,6 +150,10 @@ impl Report {
                 seconds: model.seconds(c.total),
                 translated_instructions: r0.translated_instructions,
                 code_expansion: ratio(r0.translated_instructions, counts.guest_instructions),
+                extra_instructions: by_source(&r0.extra_by_source, |n| n),
+                expansion_by_source: by_source(&r0.extra_by_source, |n| {
+                    signed_ratio(n, counts.guest_instructions)
+                }),
                 kernel_half_accesses: r0.kernel_half_accesses,
                 sandbox_stops: r0.sandbox_stops,
                 translation: r0.stats.clone(),
@@ -310,20 +328,41 @@ fn ring0_text(r0: &Ring0Report, ghz: f64) -> String {
     right_align(&mut table, 1);
     right_align(&mut table, 2);
     let t = &r0.translation;
+    let sources: Vec<String> = Source::ALL
+        .iter()
+        .map(|source| {
+            let name = source.name();
+            format!(
+                "{} {:.4}",
+                name.replace('_', " "),
+                r0.expansion_by_source[name]
+            )
+        })
+        .collect();
     format!(
         "{table}\ntranslation: {} blocks, {} guest instructions translated, {} chained links, \
-         {} indirect lookups ({} hits), {} dispatcher exits\n",
+         {} indirect lookups ({} hits), {} dispatcher exits\n\
+         extra instructions per guest instruction, by source: {}\n",
         t.blocks,
         t.guest_instructions_translated,
         t.chained_links,
         t.indirect_lookups,
         t.indirect_hits,
-        t.dispatches
+        t.dispatches,
+        sources.join(", ")
     )
 }
 
 /// a / b to 4 decimals (0 when b is 0), so reports stay byte-identical across machines.
 fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        return 0.0;
+    }
+    (a as f64 / b as f64 * 10_000.0).round() / 10_000.0
+}
+
+/// a / b to 4 decimals for a signed a (0 when b is 0).
+fn signed_ratio(a: i64, b: u64) -> f64 {
     if b == 0 {
         return 0.0;
     }

@@ -114,3 +114,21 @@ pub fn case(name: &str) -> Case {
         .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("no case {name}"))
 }
+
+/// The expansion's breakdown by source accounts for every translated instruction beyond
+/// the guest's, and no source comes out negative.
+pub fn extra_instructions_add_up(report: &serde_json::Value) -> Result<(), String> {
+    let ring0 = &report["ring0"];
+    let extra = ring0["extra_instructions"]
+        .as_object()
+        .ok_or("no extra_instructions")?;
+    let counts: Vec<i64> = extra.values().map(|v| v.as_i64().unwrap()).collect();
+    let expected = ring0["translated_instructions"].as_i64().unwrap()
+        - report["guest_instructions"].as_i64().unwrap();
+    if counts.iter().sum::<i64>() != expected || counts.iter().any(|&n| n < 0) {
+        return Err(format!(
+            "extra instructions by source {extra:?} do not add up to {expected}"
+        ));
+    }
+    Ok(())
+}

@@ -7,7 +7,7 @@ use iced_x86::{
 };
 
 use crate::decode::{DecodedBlock, Entry};
-use crate::rules::{classify, rule_for, Class};
+use crate::rules::{classify, rule_for, Class, Source};
 use crate::runtime::Runtime;
 use crate::{ExitSite, TranslateError, TranslatedBlock};
 
@@ -26,6 +26,10 @@ struct PendingExit {
 pub struct Emitter<'r> {
     pub runtime: &'r Runtime,
     instructions: Vec<Instruction>,
+    /// What each instruction is there for, in step with `instructions`.
+    sources: Vec<Source>,
+    /// The source of instructions emitted now.
+    source: Source,
     next_label: u64,
     pending_label: Option<Label>,
     exits: Vec<PendingExit>,
@@ -41,6 +45,8 @@ impl<'r> Emitter<'r> {
         Self {
             runtime,
             instructions: Vec::new(),
+            sources: Vec::new(),
+            source: Source::Copy,
             next_label: 1,
             pending_label: None,
             exits: Vec::new(),
@@ -63,6 +69,14 @@ impl<'r> Emitter<'r> {
     pub fn emit(&mut self, mut instruction: Instruction) {
         instruction.set_ip(self.pending_label.take().map_or(0, |l| l.0));
         self.instructions.push(instruction);
+        self.sources.push(self.source);
+    }
+
+    /// Emits what `emit` emits as instructions of `source`.
+    pub fn with_source(&mut self, source: Source, emit: impl FnOnce(&mut Self)) {
+        let outer = std::mem::replace(&mut self.source, source);
+        emit(self);
+        self.source = outer;
     }
 
     /// Emits an instruction built by iced's constructors, keeping the first error.
@@ -158,18 +172,23 @@ pub fn emit_block(
             Entry::Instruction(instruction) => {
                 let class = classify(instruction);
                 classes.push((instruction.ip(), class));
-                (rule_for(class).rewrite)(&mut e, instruction);
+                let rule = rule_for(class);
+                e.source = rule.source;
+                (rule.rewrite)(&mut e, instruction);
             }
             Entry::FetchFault(address) => {
                 classes.push((*address, Class::FetchFault));
                 let mut at = Instruction::default();
                 at.set_ip(*address);
-                (rule_for(Class::FetchFault).rewrite)(&mut e, &at);
+                let rule = rule_for(Class::FetchFault);
+                e.source = rule.source;
+                (rule.rewrite)(&mut e, &at);
             }
         }
     }
     // Whatever the last rewrite was (a side exit, say), control must never run off the end
     // of the block.
+    e.source = Source::ControlFlow;
     let ends_in_jump = e.instructions.last().is_some_and(|last| {
         matches!(
             last.flow_control(),
@@ -228,6 +247,7 @@ pub fn emit_block(
         translated_instructions: e.instructions.len() as u32,
         exits: exit_sites,
         classes,
+        sources: offsets.iter().copied().zip(e.sources).collect(),
         guest_boundaries: starts
             .iter()
             .zip(&block.entries)

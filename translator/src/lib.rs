@@ -20,7 +20,7 @@ mod rewrite;
 pub mod rules;
 pub mod runtime;
 
-pub use rules::{Class, Rule, RULES};
+pub use rules::{BySource, Class, Rule, Source, RULES};
 pub use runtime::{FaultKind, Runtime, FAULT_KINDS};
 
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
@@ -62,6 +62,8 @@ pub struct TranslatedBlock {
     pub exits: Vec<ExitSite>,
     /// Each guest instruction's class, in order.
     pub classes: Vec<(u64, Class)>,
+    /// Each translated instruction's offset in `code` and what it is there for, in order.
+    pub sources: Vec<(u32, Source)>,
     /// Translate-back table: (offset in `code`, guest address), one per guest instruction,
     /// in order. Code from one offset up to the next belongs to that guest instruction.
     pub guest_boundaries: Vec<(u32, u64)>,
@@ -78,14 +80,41 @@ impl TranslatedBlock {
             .map(|&(_, guest)| guest)
     }
 
+    /// Translated instructions with offsets in `range`, by source.
+    pub fn translated_by_source(&self, range: std::ops::Range<u32>) -> BySource {
+        let mut counts = BySource::default();
+        for (_, source) in self.sources.iter().filter(|(o, _)| range.contains(o)) {
+            counts[*source as usize] += 1;
+        }
+        counts
+    }
+
+    /// Guest instructions whose translations start at offsets in `range`, by the source
+    /// of their rule.
+    pub fn guest_by_source(&self, range: std::ops::Range<u32>) -> BySource {
+        let mut counts = BySource::default();
+        for ((offset, _), (_, class)) in self.guest_boundaries.iter().zip(&self.classes) {
+            if range.contains(offset) {
+                counts[rules::rule_for(*class).source as usize] += 1;
+            }
+        }
+        counts
+    }
+
     /// Disassembly of the guest code, one instruction per line (Intel syntax).
     pub fn disassemble_guest(&self) -> String {
         disassemble(&self.guest_code, self.guest_start)
     }
 
-    /// Disassembly of the translated code, one instruction per line (Intel syntax).
+    /// Disassembly of the translated code, one instruction per line (Intel syntax), each
+    /// with its source.
     pub fn disassemble(&self) -> String {
-        disassemble(&self.code, self.cache_address)
+        let listing = disassemble(&self.code, self.cache_address);
+        listing
+            .lines()
+            .zip(&self.sources)
+            .map(|(line, (_, source))| format!("{line:<62}  ; {}\n", source.name()))
+            .collect()
     }
 }
 

@@ -56,19 +56,60 @@ impl Class {
     }
 }
 
+/// What a translated instruction is there for: the dynamic code expansion, broken down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The guest instruction itself, copied (RIP-relative operands rewritten).
+    Copy,
+    /// Software fault isolation: `bndcu` checks, the addresses formed for them, spills.
+    Sandbox,
+    /// Branches and returns: exits, pushed return addresses, lookups, the dispatcher.
+    ControlFlow,
+    /// Syscalls as calls: the stack switch, the call and the kernel entry.
+    Syscall,
+    /// The ring-3 outcomes of sensitive instructions.
+    Sensitive,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] = [
+        Source::Copy,
+        Source::Sandbox,
+        Source::ControlFlow,
+        Source::Syscall,
+        Source::Sensitive,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Copy => "copy",
+            Source::Sandbox => "sandbox",
+            Source::ControlFlow => "control_flow",
+            Source::Syscall => "syscall",
+            Source::Sensitive => "sensitive",
+        }
+    }
+}
+
+/// Counts per [`Source`], indexed by `Source as usize`.
+pub type BySource = [u32; Source::ALL.len()];
+
 pub type RewriteFn = fn(&mut Emitter, &Instruction);
 
 pub struct Rule {
     pub class: Class,
     /// What becomes of the instruction, for people.
     pub description: &'static str,
+    /// What its translation is there for: a sandbox check inside it counts as `Sandbox`.
+    pub source: Source,
     pub(crate) rewrite: RewriteFn,
 }
 
-const fn rule(class: Class, description: &'static str, rewrite: RewriteFn) -> Rule {
+const fn rule(class: Class, source: Source, description: &'static str, rewrite: RewriteFn) -> Rule {
     Rule {
         class,
         description,
+        source,
         rewrite,
     }
 }
@@ -76,6 +117,7 @@ const fn rule(class: Class, description: &'static str, rewrite: RewriteFn) -> Ru
 pub static RULES: &[Rule] = &[
     rule(
         Class::Plain,
+        Source::Copy,
         "copied; each memory operand is checked against the user half first (bndcu), \
          RIP-relative operands are rewritten to address the same guest data, and a write to RSP \
          is checked after",
@@ -83,89 +125,106 @@ pub static RULES: &[Rule] = &[
     ),
     rule(
         Class::DirectJump,
+        Source::ControlFlow,
         "jmp: exits to the target's translation (chained once translated)",
         branch::direct_jump,
     ),
     rule(
         Class::ConditionalJump,
+        Source::ControlFlow,
         "jcc: rel32 jcc to the taken exit (a side exit); the block goes on along the fall-through",
         branch::conditional_jump,
     ),
     rule(
         Class::CounterJump,
+        Source::ControlFlow,
         "jrcxz, jecxz, loop, loope, loopne: the same instruction to a local jmp to the taken exit",
         branch::counter_jump,
     ),
     rule(
         Class::DirectCall,
+        Source::ControlFlow,
         "call: pushes the guest return address, then exits to the target",
         branch::direct_call,
     ),
     rule(
         Class::IndirectJump,
+        Source::ControlFlow,
         "jmp r/m: the guest target goes to the target slot; indirect-branch lookup",
         indirect::indirect_jump,
     ),
     rule(
         Class::IndirectCall,
+        Source::ControlFlow,
         "call r/m: target to the slot, guest return address pushed, indirect-branch lookup",
         indirect::indirect_call,
     ),
     rule(
         Class::Return,
+        Source::ControlFlow,
         "ret: pops the guest return address into the target slot; indirect-branch lookup",
         indirect::ret,
     ),
     rule(
         Class::Syscall,
+        Source::Syscall,
         "syscall: RCX = next guest RIP, switch to the kernel stack, call the kernel entry \
          (which sets R11 = RFLAGS); no ring crossing, nothing written below the guest RSP",
         syscall::syscall,
     ),
     rule(
         Class::AnsweredByMachine,
+        Source::Copy,
         "cpuid, rdtsc: copied; the machine answers them at ring 0 exactly as at ring 3",
         plain::copy,
     ),
     rule(
         Class::SegmentRead,
+        Source::Sensitive,
         "mov from CS or SS: the selector ring 3 has (Linux's 0x33 and 0x2b), not ring 0's",
         sensitive::segment_read,
     ),
     rule(
         Class::BoundsHint,
+        Source::Sensitive,
         "bndmk, bndcl, bndcu, bndcn, bndmov, bndldx, bndstx: a nop, as at ring 3 where MPX is off \
          (at ring 0 they would change the sandbox's bound)",
         sensitive::bounds_hint,
     ),
     rule(
         Class::Popf,
+        Source::Sensitive,
         "popf: the popped value's IF and IOPL are replaced by ring 3's (IF=1, IOPL=0), which \
          ring 3's popf cannot change",
         sensitive::popf,
     ),
     rule(
         Class::Breakpoint,
+        Source::Sensitive,
         "int3: SIGTRAP, RIP after the instruction",
         sensitive::breakpoint,
     ),
     rule(
         Class::DebugTrap,
+        Source::Sensitive,
         "int1: SIGTRAP, RIP after the instruction",
         sensitive::debug_trap,
     ),
     rule(
         Class::SoftwareInterrupt,
+        Source::Sensitive,
         "int n: SIGSEGV, as Linux's kernel-only gates make it at ring 3",
         sensitive::software_interrupt,
     ),
     rule(
         Class::Int80,
+        Source::Syscall,
         "int 0x80: the 32-bit syscall entry, called like syscall (only RAX changes)",
         syscall::int80,
     ),
     rule(
         Class::Privileged,
+        Source::Sensitive,
         "hlt, cli, sti, in, out, ins, outs, mov cr/dr, rdmsr, wrmsr, swapgs, lgdt, lidt, lldt, \
          ltr, sgdt, sidt, sldt, str, smsw (UMIP), clts, invd, wbinvd, invlpg, sysexit, sysret, \
          rdpmc, monitor, mwait: SIGSEGV (#GP at ring 3)",
@@ -173,24 +232,28 @@ pub static RULES: &[Rule] = &[
     ),
     rule(
         Class::FarTransfer,
+        Source::Sensitive,
         "far jmp, far call, retf, iretq: carried out by the simulator as at ring 3 (to Linux's \
          64-bit user code selector; others raise #GP, SIGSEGV)",
         sensitive::emulated,
     ),
     rule(
         Class::SegmentLoad,
+        Source::Sensitive,
         "mov to a segment register, pop fs/gs, lss/lfs/lgs: carried out by the simulator as at \
          ring 3 against Linux's GDT (an invalid selector raises #GP, SIGSEGV)",
         sensitive::emulated,
     ),
     rule(
         Class::Invalid,
+        Source::Sensitive,
         "an undecodable instruction; sysenter (invalid in long mode on AMD, the host); xgetbv, \
          xsetbv, the xsave and xrstor family (XSAVE is off at ring 3); clac, stac: SIGILL",
         sensitive::invalid,
     ),
     rule(
         Class::FetchFault,
+        Source::Sensitive,
         "an instruction that runs into an unfetchable page: SIGSEGV (#PF)",
         sensitive::fetch_fault,
     ),

@@ -11,9 +11,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use translator::{CodeSource, TranslateError, TranslatedBlock, Translator};
+use translator::{rules, CodeSource, Source, TranslateError, TranslatedBlock, Translator};
 
-use super::layout::{CACHE, CACHE_END, RUNTIME};
+use super::layout::{self, CACHE, CACHE_END, RUNTIME};
+use crate::accounting::Extra;
 use crate::machine::physmem::PAGE_SIZE;
 use crate::memory::AddressSpace;
 
@@ -255,18 +256,53 @@ impl CodeCache {
             .guest_address_of(cache_address)
     }
 
-    /// Guest instructions whose translations start in `[start, start + size)`: what running
-    /// that piece of the code cache executes of the guest.
-    pub fn guest_instructions_in(&self, start: u64, size: u32) -> u32 {
-        let Some(block) = self.block_at(start) else {
-            return 0;
-        };
-        let end = start + size as u64;
-        block
+    /// The source of the rule that translated the guest instruction whose translation
+    /// contains `cache_address`.
+    pub fn source_of(&self, cache_address: u64) -> Option<Source> {
+        let block = self.block_at(cache_address)?;
+        let offset = cache_address - block.cache_address;
+        let i = block
             .guest_boundaries
             .iter()
-            .filter(|(offset, _)| (start..end).contains(&(block.cache_address + *offset as u64)))
-            .count() as u32
+            .rposition(|(o, _)| *o as u64 <= offset)?;
+        Some(rules::rule_for(block.classes[i].1).source)
+    }
+
+    /// The source of the rule that translated the guest instruction at `guest`. (A scan of
+    /// every block: it serves the one fault that ends a run.)
+    pub fn source_of_guest(&self, guest: u64) -> Option<Source> {
+        self.blocks
+            .values()
+            .flat_map(|block| &block.classes)
+            .find(|(address, _)| *address == guest)
+            .map(|&(_, class)| rules::rule_for(class).source)
+    }
+
+    /// What running translated code from `start` executes: the guest instructions whose
+    /// translations start before `guest_end`, and, by source, how many more than those the
+    /// `instructions` before `translated_end` are. Stub code counts whole for its stub.
+    pub fn account(
+        &self,
+        start: u64,
+        translated_end: u64,
+        guest_end: u64,
+        instructions: u32,
+    ) -> (u32, Extra) {
+        let mut extra = Extra::default();
+        if let Some(source) = layout::stub_source(start) {
+            extra[source as usize] = instructions as i32;
+            return (0, extra);
+        }
+        let Some(block) = self.block_at(start) else {
+            return (0, extra);
+        };
+        let offset = |address: u64| address.saturating_sub(block.cache_address) as u32;
+        let translated = block.translated_by_source(offset(start)..offset(translated_end));
+        let guest = block.guest_by_source(offset(start)..offset(guest_end.max(start)));
+        for (i, extra) in extra.iter_mut().enumerate() {
+            *extra = translated[i] as i32 - guest[i] as i32;
+        }
+        (guest.iter().sum(), extra)
     }
 
     /// Every block translated, in order: guest code beside its translation, disassembled.

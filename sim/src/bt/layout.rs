@@ -7,6 +7,7 @@
 
 use iced_x86::code_asm::*;
 use translator::runtime::{Runtime, USER_MAX};
+use translator::Source;
 
 pub const BASE: u64 = 0xffff_ffff_8000_0000;
 /// One page of stubs, supervisor read-execute.
@@ -76,32 +77,32 @@ fn mem(address: u64) -> AsmMemoryOperand {
 
 type Build = fn(&mut CodeAssembler) -> Result<(), IcedError>;
 
-/// The stubs, each at its fixed address.
-const STUB_CODE: &[(u64, Build)] = &[
-    (DISPATCH, |a| {
+/// The stubs, each at its fixed address, with what its instructions are there for.
+const STUB_CODE: &[(u64, Source, Build)] = &[
+    (DISPATCH, Source::ControlFlow, |a| {
         a.syscall()?;
         a.jmp(mem(NEXT))
     }),
     // R11 = RFLAGS, as the syscall instruction would leave it; RAX comes back from the kernel.
-    (SYSCALL_ENTRY, |a| {
+    (SYSCALL_ENTRY, Source::Syscall, |a| {
         a.pushfq()?;
         a.pop(r11)?;
         a.syscall()?;
         a.ret()
     }),
-    (FAULT, |a| {
+    (FAULT, Source::Sensitive, |a| {
         a.syscall()?;
         a.ud2()
     }),
-    (COMPAT_ENTRY, |a| {
+    (COMPAT_ENTRY, Source::Syscall, |a| {
         a.syscall()?;
         a.ret()
     }),
-    (EMULATE, |a| {
+    (EMULATE, Source::Sensitive, |a| {
         a.syscall()?;
         a.jmp(mem(NEXT))
     }),
-    (START, |a| {
+    (START, Source::ControlFlow, |a| {
         a.mov(rsp, KERNEL_STACK_TOP)?;
         a.xor(ecx, ecx)?;
         a.mov(eax, XCR0)?;
@@ -123,12 +124,25 @@ const STUB_CODE: &[(u64, Build)] = &[
 pub fn stubs() -> Vec<(u64, Vec<u8>)> {
     STUB_CODE
         .iter()
-        .map(|&(address, build)| {
+        .map(|&(address, _, build)| {
             let mut a = CodeAssembler::new(64).expect("64-bit assembler");
             build(&mut a).expect("stubs assemble");
             (address, a.assemble(address).expect("stubs encode"))
         })
         .collect()
+}
+
+/// What the instruction at `rip` in the stubs' page is there for: the stub it lies in
+/// (the last one that starts at or before it) says.
+pub fn stub_source(rip: u64) -> Option<Source> {
+    if !(STUBS..DATA).contains(&rip) {
+        return None;
+    }
+    STUB_CODE
+        .iter()
+        .filter(|(address, ..)| *address <= rip)
+        .max_by_key(|(address, ..)| *address)
+        .map(|&(_, source, _)| source)
 }
 
 /// The hypercall whose `syscall` instruction is at `rip`.

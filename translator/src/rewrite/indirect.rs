@@ -32,11 +32,7 @@ fn load_target(e: &mut Emitter, instruction: &Instruction) {
     } else {
         sandbox::form_linear_address(e, scratch, sandbox::Address::of(instruction));
     }
-    e.emit_built(Instruction::with2(
-        Code::Bndcu_bnd_rm64,
-        Register::BND0,
-        scratch,
-    ));
+    sandbox::bndcu(e, scratch);
     e.emit_built(Instruction::with2(
         Code::Mov_r64_rm64,
         scratch,
@@ -73,11 +69,7 @@ pub fn ret(e: &mut Emitter, instruction: &Instruction) {
         let release =
             MemoryOperand::with_base_displ(Register::RSP, instruction.immediate16() as i64);
         e.emit_built(Instruction::with2(Code::Lea_r64_m, Register::RSP, release));
-        e.emit_built(Instruction::with2(
-            Code::Bndcu_bnd_rm64,
-            Register::BND0,
-            Register::RSP,
-        ));
+        sandbox::bndcu(e, Register::RSP);
     }
     lookup(e);
 }

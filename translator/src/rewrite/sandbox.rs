@@ -36,6 +36,7 @@ use iced_x86::{
 };
 
 use crate::emit::Emitter;
+use crate::rules::Source;
 use crate::runtime::{fault, GUARD_SIZE, USER_MAX};
 
 /// A register a rewrite may use around `instruction`: one that is dead there if there is
@@ -153,12 +154,15 @@ fn check_for(memory: &UsedMemory) -> Check {
     Check::Linear(None, *memory)
 }
 
-fn bndcu(e: &mut Emitter, register: Register) {
-    e.emit_built(Instruction::with2(
-        Code::Bndcu_bnd_rm64,
-        Register::BND0,
-        register,
-    ));
+/// Checks that `register` holds an address in the user half.
+pub fn bndcu(e: &mut Emitter, register: Register) {
+    e.with_source(Source::Sandbox, |e| {
+        e.emit_built(Instruction::with2(
+            Code::Bndcu_bnd_rm64,
+            Register::BND0,
+            register,
+        ))
+    });
 }
 
 /// A memory operand's parts, as the address computation sees them.
@@ -251,10 +255,12 @@ fn check_linear(
     segment: Option<Register>,
     memory: &UsedMemory,
 ) {
-    let borrowed = borrow_scratch(e, instruction);
-    form_linear_address(e, borrowed.register, Address::used(memory, segment));
-    bndcu(e, borrowed.register);
-    release_scratch(e, borrowed);
+    e.with_source(Source::Sandbox, |e| {
+        let borrowed = borrow_scratch(e, instruction);
+        form_linear_address(e, borrowed.register, Address::used(memory, segment));
+        bndcu(e, borrowed.register);
+        release_scratch(e, borrowed);
+    });
 }
 
 /// The full registers the instruction writes.
@@ -357,7 +363,9 @@ pub fn check_and_emit(e: &mut Emitter, instruction: Instruction) {
     };
     if let Some(address) = static_address {
         if !accesses.is_empty() && address > USER_MAX {
-            e.fault(fault::KERNEL_ADDRESS, instruction.ip());
+            e.with_source(Source::Sandbox, |e| {
+                e.fault(fault::KERNEL_ADDRESS, instruction.ip())
+            });
             return;
         }
     }
