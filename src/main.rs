@@ -30,6 +30,12 @@ struct Cli {
     #[arg(long)]
     list_cost_models: bool,
 
+    /// Run the program natively, at ring 3 and translated at ring 0, each from a copy of the
+    /// working directory, and compare them: exit status 0 when all three agree, 1 on a
+    /// divergence (the report has the program's own status and the first divergence).
+    #[arg(long, conflicts_with_all = ["mode", "dump_translation", "trace_syscalls", "max_instructions"])]
+    check: bool,
+
     /// Run untranslated at ring 3, or binary-translated at ring 0.
     #[arg(long, value_enum, default_value_t = ModeArg::Ring0)]
     mode: ModeArg,
@@ -37,6 +43,10 @@ struct Cli {
     /// Write every translated block, guest code beside its translation, to FILE (ring 0).
     #[arg(long, value_name = "FILE")]
     dump_translation: Option<PathBuf>,
+
+    /// Write every syscall (number, arguments, result) to FILE, one JSON object a line.
+    #[arg(long, value_name = "FILE")]
+    trace_syscalls: Option<PathBuf>,
 
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -164,6 +174,82 @@ fn list_cost_models() {
     println!("Ring-3 cycles per event. Sources: simulate --report json shows each value's source.");
 }
 
+/// How long each of `--check`'s three runs may take.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `--check`: the three runs, the verdict, and 0 or 1.
+fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
+    let simulate = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(err) => {
+            return fail(
+                format!("cannot find simulate itself: {err}"),
+                status::SIMULATOR_FAILED,
+            )
+        }
+    };
+    let workdir = match std::env::current_dir() {
+        Ok(dir) => dir,
+        Err(err) => {
+            return fail(
+                format!("no working directory: {err}"),
+                status::SIMULATOR_FAILED,
+            )
+        }
+    };
+    let policy = match cli.on_unsupported_syscall {
+        UnsupportedPolicy::Stop => "stop",
+        UnsupportedPolicy::Enosys => "enosys",
+    };
+    let config = oracle::CheckConfig {
+        simulate,
+        program: cli.program.clone().expect("clap requires the program"),
+        argv0: cli.argv0.clone(),
+        args: cli.args.clone(),
+        env,
+        seed: cli.seed,
+        simulate_flags: [
+            "--cost-model",
+            &cli.cost_model,
+            "--on-unsupported-syscall",
+            policy,
+        ]
+        .map(OsString::from)
+        .to_vec(),
+        workdir,
+        timeout: CHECK_TIMEOUT,
+    };
+    let report = match oracle::check(&config) {
+        Ok(report) => report,
+        Err(oracle::CheckError::Simulator { message, status }) => return fail(message, status),
+        Err(err) => return fail(err, status::SIMULATOR_FAILED),
+    };
+    let text = match cli.report {
+        ReportFormat::Text => report.to_text(),
+        ReportFormat::Json => report.to_json(),
+    };
+    if let Err(code) = emit_report(cli, &text) {
+        return code;
+    }
+    ExitCode::from(if report.agrees() { 0 } else { 1 })
+}
+
+/// Writes the report to --report-file, or to stderr.
+fn emit_report(cli: &Cli, text: &str) -> Result<(), ExitCode> {
+    match &cli.report_file {
+        Some(path) => std::fs::write(path, text).map_err(|err| {
+            fail(
+                format!("{}: cannot write the report: {err}", path.display()),
+                status::SIMULATOR_FAILED,
+            )
+        }),
+        None => {
+            eprint!("{text}");
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -196,6 +282,9 @@ fn main() -> ExitCode {
         Ok(env) => env,
         Err(err) => return fail(err, status::SIMULATOR_FAILED),
     };
+    if cli.check {
+        return check(&cli, env);
+    }
     let config = sim::RunConfig {
         program: cli.program.clone().expect("clap requires the program"),
         args: cli.args.clone(),
@@ -205,6 +294,7 @@ fn main() -> ExitCode {
         seed: cli.seed,
         max_instructions: cli.max_instructions,
         dump_translation: cli.dump_translation.is_some(),
+        trace_syscalls: cli.trace_syscalls.is_some(),
         mode: match cli.mode {
             ModeArg::Ring3 => Mode::Ring3,
             ModeArg::Ring0 => Mode::Ring0,
@@ -235,6 +325,18 @@ fn main() -> ExitCode {
             );
         }
     }
+    if let (Some(path), Some(trace)) = (&cli.trace_syscalls, &outcome.syscall_trace) {
+        let lines: String = trace
+            .iter()
+            .map(|record| serde_json::to_string(record).expect("records serialize") + "\n")
+            .collect();
+        if let Err(err) = std::fs::write(path, lines) {
+            return fail(
+                format!("{}: cannot write the syscall trace: {err}", path.display()),
+                status::SIMULATOR_FAILED,
+            );
+        }
+    }
     if let Some(notice) = &outcome.notice {
         eprintln!("simulate: {notice}");
     }
@@ -242,16 +344,8 @@ fn main() -> ExitCode {
         ReportFormat::Text => outcome.report.to_text(),
         ReportFormat::Json => outcome.report.to_json(),
     };
-    match &cli.report_file {
-        Some(path) => {
-            if let Err(err) = std::fs::write(path, text) {
-                return fail(
-                    format!("{}: cannot write the report: {err}", path.display()),
-                    status::SIMULATOR_FAILED,
-                );
-            }
-        }
-        None => eprint!("{text}"),
+    if let Err(code) = emit_report(&cli, &text) {
+        return code;
     }
     ExitCode::from(outcome.status as u8)
 }

@@ -83,6 +83,15 @@ impl Counts {
     }
 }
 
+/// One syscall as the program made it: number, arguments and result (a negated errno
+/// on failure), as `strace` would show them raw.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyscallRecord {
+    pub nr: u64,
+    pub args: [u64; 6],
+    pub ret: u64,
+}
+
 /// The running cycle count, shared with the RDTSC hook so the guest's TSC is virtual.
 #[derive(Debug)]
 pub struct Clock {

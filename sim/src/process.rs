@@ -7,7 +7,7 @@ use std::rc::Rc;
 use nix::sys::signal::Signal;
 use translator::{Source, TranslateError, FAULT_KINDS};
 
-use crate::accounting::{BlockCounter, Clock, Counts, Extra};
+use crate::accounting::{BlockCounter, Clock, Counts, Extra, SyscallRecord};
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
@@ -54,6 +54,8 @@ pub struct Finished {
     pub ring0: Option<Ring0Counts>,
     /// The code cache disassembled, when asked for (`dump_translation`).
     pub translation_dump: Option<String>,
+    /// Every syscall in order, when asked for (`syscall_trace`).
+    pub syscall_trace: Option<Vec<SyscallRecord>>,
 }
 
 /// What the machine does after a syscall or hypercall.
@@ -95,6 +97,8 @@ pub struct Process {
     pub watched: HashSet<u64>,
     /// Whether `finish` disassembles the code cache.
     pub dump_translation: bool,
+    /// Every syscall so far, when a trace was asked for.
+    pub syscall_trace: Option<Vec<SyscallRecord>>,
 }
 
 impl Process {
@@ -119,6 +123,7 @@ impl Process {
             resync: None,
             watched: HashSet::new(),
             dump_translation: false,
+            syscall_trace: None,
         }
     }
 
@@ -187,6 +192,7 @@ impl Process {
             counts: self.counts_now(),
             ring0,
             translation_dump,
+            syscall_trace: self.syscall_trace.take(),
         }
     }
 
@@ -207,6 +213,13 @@ impl Process {
             Ok(done) => {
                 self.counts.record_syscall(nr, done.row, done.enosys);
                 self.counts.record_sequence(nr, args, done.ret);
+                if let Some(trace) = &mut self.syscall_trace {
+                    trace.push(SyscallRecord {
+                        nr,
+                        args: *args,
+                        ret: done.ret,
+                    });
+                }
                 self.counts.bytes_copied = self.kernel.mem.bytes_copied();
                 let cycles = self.model.ring3_cycles(&self.counts);
                 self.clock

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use crate::accounting::SyscallRecord;
 use crate::costs::CostModel;
 use crate::kernel::fd::FdTable;
 use crate::kernel::{Exit, Kernel, OnUnsupported, RegisterRequests, Unsupported};
@@ -35,6 +36,8 @@ pub struct RunConfig {
     pub mode: Mode,
     /// Keep a disassembly of every translated block (ring 0).
     pub dump_translation: bool,
+    /// Record every syscall with its arguments and result.
+    pub trace_syscalls: bool,
 }
 
 /// How a run ended, and its report.
@@ -48,6 +51,8 @@ pub struct Outcome {
     pub notice: Option<String>,
     /// Every translated block, guest code beside translation (`dump_translation`).
     pub translation_dump: Option<String>,
+    /// Every syscall in order (`trace_syscalls`).
+    pub syscall_trace: Option<Vec<SyscallRecord>>,
 }
 
 /// Why `simulate` itself could not complete a run. Each message is one line.
@@ -134,6 +139,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         config.mode,
     );
     process.dump_translation = config.dump_translation;
+    process.syscall_trace = config.trace_syscalls.then(Vec::new);
     let finished = Machine::new(process, loaded.entry, loaded.stack_pointer)?.run()?;
 
     let (status, notice) = match &finished.stop {
@@ -157,5 +163,6 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         status,
         notice,
         translation_dump: finished.translation_dump,
+        syscall_trace: finished.syscall_trace,
     })
 }

@@ -1,0 +1,319 @@
+//! `simulate --check`: the program natively, untranslated at ring 3 and translated at
+//! ring 0, each from a fresh copy of the working directory at the same path, then compared
+//! pair by pair.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+use sim::accounting::SyscallRecord;
+
+use crate::compare::{compare, Divergence, Named};
+use crate::native::{self, NativeSpec};
+use crate::observed::{Observed, Status};
+use crate::scratch;
+
+/// What to check, and how the simulated runs are made.
+#[derive(Clone, Debug)]
+pub struct CheckConfig {
+    /// The `simulate` executable that runs the simulated sides.
+    pub simulate: PathBuf,
+    pub program: PathBuf,
+    pub argv0: Option<OsString>,
+    pub args: Vec<OsString>,
+    /// The environment of all three runs, "K=V" each.
+    pub env: Vec<OsString>,
+    pub seed: u64,
+    /// Passed on to both simulated runs (--cost-model, --on-unsupported-syscall).
+    pub simulate_flags: Vec<OsString>,
+    /// The directory each run starts from a copy of.
+    pub workdir: PathBuf,
+    /// Each run is stopped after this long.
+    pub timeout: Duration,
+}
+
+/// Why the check itself could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{0}")]
+    Native(#[from] native::NativeError),
+    #[error("{0}")]
+    Io(String),
+    /// `simulate` could not run the program at all; its message and exit status.
+    #[error("{message}")]
+    Simulator { message: String, status: i32 },
+}
+
+/// One run in the report.
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    pub status: Status,
+    pub stdout_bytes: usize,
+    pub stderr_bytes: usize,
+    pub syscalls: usize,
+    pub files_written: usize,
+    pub guest_instructions: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub program: String,
+    pub argv: Vec<String>,
+    pub seed: u64,
+    /// "agree" or "diverge".
+    pub verdict: &'static str,
+    pub native: RunSummary,
+    pub ring3: RunSummary,
+    pub ring0: RunSummary,
+    /// The first divergence of each pair that has one: native vs ring3, ring3 vs ring0.
+    pub divergences: Vec<Divergence>,
+}
+
+impl CheckReport {
+    pub fn agrees(&self) -> bool {
+        self.divergences.is_empty()
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("reports serialize");
+        text.push('\n');
+        text
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "ringsim check: {} (seed {})\n",
+            self.argv.join(" "),
+            self.seed
+        );
+        for (name, run) in [
+            ("native", &self.native),
+            ("ring3", &self.ring3),
+            ("ring0", &self.ring0),
+        ] {
+            out.push_str(&format!(
+                "  {name:<6} {}; {} syscalls; stdout {} bytes, stderr {} bytes; {} files written{}\n",
+                run.status,
+                run.syscalls,
+                run.stdout_bytes,
+                run.stderr_bytes,
+                run.files_written,
+                run.guest_instructions
+                    .map_or(String::new(), |n| format!("; {n} guest instructions")),
+            ));
+        }
+        if self.agrees() {
+            out.push_str("verdict: native, ring3 and ring0 agree\n");
+            return out;
+        }
+        out.push_str("verdict: DIVERGENCE\n");
+        for d in &self.divergences {
+            let at = match (&d.index, &d.path) {
+                (_, Some(path)) => format!(" {path}"),
+                (Some(index), None) if d.what == "syscall" => format!(" #{index}"),
+                (Some(offset), None) => format!(" at byte {offset}"),
+                (None, None) => String::new(),
+            };
+            out.push_str(&format!(
+                "{} vs {}: {}{at} differs\n",
+                d.pair[0], d.pair[1], d.what
+            ));
+            for line in &d.context {
+                out.push_str(&format!("    {line}\n"));
+            }
+            out.push_str(&format!("  {:<7} {}\n", format!("{}:", d.pair[0]), d.left));
+            out.push_str(&format!("  {:<7} {}\n", format!("{}:", d.pair[1]), d.right));
+        }
+        out
+    }
+}
+
+/// Runs the three sides and compares them.
+pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
+    let io = |e: std::io::Error| CheckError::Io(e.to_string());
+    let program = std::fs::canonicalize(config.workdir.join(&config.program)).map_err(|_| {
+        CheckError::Simulator {
+            message: format!("{}: no such file", config.program.display()),
+            status: sim::run::status::NOT_FOUND,
+        }
+    })?;
+    let argv0 = config
+        .argv0
+        .clone()
+        .unwrap_or_else(|| config.program.clone().into_os_string());
+    let base = scratch::unique_dir("check").map_err(io)?;
+    let dir = base.join("cwd");
+    let result = (|| -> Result<(Observed, Observed, Observed), CheckError> {
+        let ring3 = in_fresh_dir(config, &dir, |dir| {
+            simulated(config, &program, &argv0, dir, "ring3")
+        })?;
+        let ring0 = in_fresh_dir(config, &dir, |dir| {
+            simulated(config, &program, &argv0, dir, "ring0")
+        })?;
+        let argv: Vec<OsString> = std::iter::once(argv0.clone())
+            .chain(config.args.iter().cloned())
+            .collect();
+        let native = in_fresh_dir(config, &dir, |dir| {
+            Ok(native::run(&NativeSpec {
+                program: &program,
+                argv: &argv,
+                env: &config.env,
+                dir,
+                seed: config.seed,
+                timeout: config.timeout,
+            })?)
+        })?;
+        Ok((native, ring3, ring0))
+    })();
+    let _ = std::fs::remove_dir_all(&base);
+    let (native, ring3, ring0) = result?;
+    let named = |name, observed| Named { name, observed };
+    let divergences = [
+        compare(&named("native", &native), &named("ring3", &ring3)),
+        compare(&named("ring3", &ring3), &named("ring0", &ring0)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    Ok(CheckReport {
+        program: config.program.display().to_string(),
+        argv: std::iter::once(&argv0)
+            .chain(&config.args)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        seed: config.seed,
+        verdict: if divergences.is_empty() {
+            "agree"
+        } else {
+            "diverge"
+        },
+        native: summary(&native),
+        ring3: summary(&ring3),
+        ring0: summary(&ring0),
+        divergences,
+    })
+}
+
+fn summary(run: &Observed) -> RunSummary {
+    RunSummary {
+        status: run.status.clone(),
+        stdout_bytes: run.stdout.len(),
+        stderr_bytes: run.stderr.len(),
+        syscalls: run.syscalls.len(),
+        files_written: run.files.len(),
+        guest_instructions: run.guest_instructions,
+    }
+}
+
+/// Runs `run` in `dir`, made afresh as a copy of the working directory, and adds what it
+/// changed there.
+fn in_fresh_dir(
+    config: &CheckConfig,
+    dir: &Path,
+    run: impl FnOnce(&Path) -> Result<Observed, CheckError>,
+) -> Result<Observed, CheckError> {
+    let io = |e: std::io::Error| CheckError::Io(format!("{}: {e}", config.workdir.display()));
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    scratch::copy_tree(&config.workdir, dir).map_err(io)?;
+    let before = scratch::read_tree(dir).map_err(io)?;
+    let mut observed = run(dir)?;
+    let after = scratch::read_tree(dir).map_err(io)?;
+    observed.files = scratch::changes(&before, &after);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(observed)
+}
+
+/// One simulated run, through the `simulate` executable.
+fn simulated(
+    config: &CheckConfig,
+    program: &Path,
+    argv0: &OsString,
+    dir: &Path,
+    mode: &str,
+) -> Result<Observed, CheckError> {
+    let outputs =
+        scratch::unique_dir(&format!("check-{mode}")).map_err(|e| CheckError::Io(e.to_string()))?;
+    let (report_path, trace_path) = (outputs.join("report.json"), outputs.join("trace.jsonl"));
+    let mut command = Command::new(&config.simulate);
+    command
+        .args(["--mode", mode, "--clear-env", "--report", "json"])
+        .arg("--seed")
+        .arg(config.seed.to_string())
+        .arg("--report-file")
+        .arg(&report_path)
+        .arg("--trace-syscalls")
+        .arg(&trace_path)
+        .arg("--argv0")
+        .arg(argv0)
+        .args(&config.simulate_flags);
+    for pair in &config.env {
+        command.arg("--env").arg(pair);
+    }
+    let output = command
+        .arg(program)
+        .args(&config.args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| CheckError::Io(format!("{}: {e}", config.simulate.display())))?;
+    let result = read_simulated(&output, &report_path, &trace_path);
+    let _ = std::fs::remove_dir_all(&outputs);
+    result
+}
+
+fn read_simulated(
+    output: &std::process::Output,
+    report_path: &Path,
+    trace_path: &Path,
+) -> Result<Observed, CheckError> {
+    let Ok(report) = std::fs::read(report_path) else {
+        // No report: simulate could not run the program at all.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(CheckError::Simulator {
+            message: stderr
+                .lines()
+                .last()
+                .unwrap_or("simulate failed")
+                .trim_start_matches("simulate: ")
+                .to_string(),
+            status: output
+                .status
+                .code()
+                .unwrap_or(sim::run::status::SIMULATOR_FAILED),
+        });
+    };
+    let bad = |what: &str| CheckError::Io(format!("simulate wrote a bad {what}"));
+    let report: serde_json::Value = serde_json::from_slice(&report).map_err(|_| bad("report"))?;
+    let trace = std::fs::read_to_string(trace_path).map_err(|_| bad("syscall trace"))?;
+    let syscalls = trace
+        .lines()
+        .map(serde_json::from_str::<SyscallRecord>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad("syscall trace"))?;
+    let exit = &report["exit"];
+    let status = match (exit["code"].as_i64(), exit["signal"].as_str()) {
+        (Some(code), _) => Status::Exited(code as i32),
+        (None, Some(signal)) => Status::Signaled(signal.to_string()),
+        (None, None) => Status::Exited(output.status.code().unwrap_or(-1)),
+    };
+    // simulate's own notice (`simulate: guest killed by ...`) ends its stderr; the guest's
+    // stderr is what comes before it.
+    let mut stderr = output.stderr.clone();
+    if let (Some(signal), Some(reason)) = (exit["signal"].as_str(), exit["reason"].as_str()) {
+        let notice = format!("simulate: guest killed by {signal}: {reason}\n");
+        if stderr.ends_with(notice.as_bytes()) {
+            stderr.truncate(stderr.len() - notice.len());
+        }
+    }
+    Ok(Observed {
+        status,
+        stdout: output.stdout.clone(),
+        stderr,
+        syscalls,
+        files: Default::default(),
+        guest_instructions: report["guest_instructions"].as_u64(),
+    })
+}

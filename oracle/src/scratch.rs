@@ -1,0 +1,95 @@
+//! Working directories for the three runs: each starts as a copy of the user's, at the
+//! same path (so that getcwd agrees), and what the run wrote is read off afterwards.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::observed::FileChange;
+
+/// The most a working directory copied for each run may hold.
+pub const MAX_COPY_BYTES: u64 = 64 << 20;
+
+/// A new empty directory under the system's temporary directory.
+pub fn unique_dir(tag: &str) -> io::Result<PathBuf> {
+    static DIRS: AtomicUsize = AtomicUsize::new(0);
+    let n = DIRS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ringsim-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Regular files by relative path with their bytes; symbolic links are not followed, so
+/// only what the run itself made is seen.
+pub type Tree = BTreeMap<String, Vec<u8>>;
+
+/// Copies `from` into the empty directory `to`: directories, regular files, and symbolic
+/// links as links. Fails when the regular files exceed `MAX_COPY_BYTES`.
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let mut budget = MAX_COPY_BYTES;
+    copy_into(from, to, &mut budget)
+}
+
+fn copy_into(from: &Path, to: &Path, budget: &mut u64) -> io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(from)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_dir() {
+            std::fs::create_dir(&target)?;
+            copy_into(&entry.path(), &target, budget)?;
+        } else if kind.is_file() {
+            let size = entry.metadata()?.len();
+            *budget = budget.checked_sub(size).ok_or_else(|| {
+                io::Error::other(format!(
+                    "the working directory holds more than {} MiB of files, which --check \
+                     copies for each run: run it from a smaller directory",
+                    MAX_COPY_BYTES >> 20
+                ))
+            })?;
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The regular files under `dir`.
+pub fn read_tree(dir: &Path) -> io::Result<Tree> {
+    let mut tree = Tree::new();
+    read_into(dir, dir, &mut tree)?;
+    Ok(tree)
+}
+
+fn read_into(root: &Path, dir: &Path, tree: &mut Tree) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            read_into(root, &entry.path(), tree)?;
+        } else if kind.is_file() {
+            let path = entry.path();
+            let relative = path.strip_prefix(root).expect("under the root");
+            tree.insert(relative.display().to_string(), std::fs::read(&path)?);
+        }
+    }
+    Ok(())
+}
+
+/// What changed from `before` to `after`.
+pub fn changes(before: &Tree, after: &Tree) -> BTreeMap<String, FileChange> {
+    let mut changes = BTreeMap::new();
+    for (path, bytes) in after {
+        if before.get(path) != Some(bytes) {
+            changes.insert(path.clone(), FileChange::Written(bytes.clone()));
+        }
+    }
+    for path in before.keys().filter(|p| !after.contains_key(*p)) {
+        changes.insert(path.clone(), FileChange::Removed);
+    }
+    changes
+}
