@@ -168,6 +168,8 @@ fn spawn_traced(
                 || libc::dup2(null, 0) < 0
                 || libc::dup2(out_fd, 1) < 0
                 || libc::dup2(err_fd, 2) < 0
+                // Only stdin, stdout and stderr, as the simulated process has.
+                || libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) < 0
                 || libc::chdir(dir.as_ptr()) < 0
                 || libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) < 0
             {

@@ -7,6 +7,7 @@ use iced_x86::{
 };
 
 use crate::decode::{DecodedBlock, Entry};
+use crate::rewrite::sandbox;
 use crate::rules::{classify, rule_for, Class, Source};
 use crate::runtime::Runtime;
 use crate::{ExitSite, TranslateError, TranslatedBlock};
@@ -38,6 +39,8 @@ pub struct Emitter<'r> {
     pub checked: Vec<Register>,
     /// Registers dead before the guest instruction being rewritten: free scratch.
     pub dead: Vec<Register>,
+    /// The last instruction moved RSP, which is checked before anything else runs.
+    pub rsp_unchecked: bool,
 }
 
 impl<'r> Emitter<'r> {
@@ -53,6 +56,7 @@ impl<'r> Emitter<'r> {
             error: None,
             checked: Vec::new(),
             dead: Vec::new(),
+            rsp_unchecked: false,
         }
     }
 
@@ -167,6 +171,7 @@ pub fn emit_block(
     let dead = crate::liveness::dead_before(&block.entries);
     for (entry, dead) in block.entries.iter().zip(dead) {
         starts.push(e.instructions.len());
+        sandbox::check_moved_rsp(&mut e);
         e.dead = dead;
         match entry {
             Entry::Instruction(instruction) => {
@@ -188,6 +193,7 @@ pub fn emit_block(
     }
     // Whatever the last rewrite was (a side exit, say), control must never run off the end
     // of the block.
+    sandbox::check_moved_rsp(&mut e);
     e.source = Source::ControlFlow;
     let ends_in_jump = e.instructions.last().is_some_and(|last| {
         matches!(

@@ -258,6 +258,29 @@ fn translation_is_deterministic_and_maps_back() {
     assert_eq!(first.guest_address_of(second_start), Some(GUEST + 3));
 }
 
+/// As at ring 3, where an RSP moved out of the user half faults only when the stack is
+/// touched, the check of a moved RSP belongs to the next instruction: the move completes.
+#[test]
+fn a_moved_rsp_is_checked_as_part_of_the_next_instruction() {
+    let guest = assemble_at(GUEST, |a| {
+        a.mov(rsp, rax)?;
+        a.push(rbx)?;
+        a.ret()
+    });
+    let block = translate_at(GUEST, &guest);
+    let listing = block.disassemble();
+    let check = listing
+        .lines()
+        .find(|line| line.contains("bndcu   bnd0,rsp"))
+        .expect("a check of RSP");
+    let address = u64::from_str_radix(&check[..16], 16).unwrap();
+    assert_eq!(
+        block.guest_address_of(address),
+        Some(GUEST + 3),
+        "{listing}"
+    );
+}
+
 #[test]
 fn runtime_slots_are_addressed_sign_extended() {
     use iced_x86::{Decoder, DecoderOptions};

@@ -24,7 +24,9 @@
 //! - `[rsp + disp]` with |disp| < GUARD_SIZE, and push/pop/call/ret: RSP is checked after
 //!   every instruction that writes it other than a push or pop of its own (enter, leave,
 //!   add/sub/and/lea/mov/xchg to RSP, `ret imm16`, and emulated `retf`/`iretq` included), so
-//!   it stays in the user half; a push or pop moves it by 8 and touches the stack there.
+//!   it stays in the user half; a push or pop moves it by 8 and touches the stack there. The
+//!   check opens the next instruction's translation, so that, as at ring 3, the instruction
+//!   that moved RSP completes and the fault belongs to the one after it.
 //! - `fs:[disp]` and `gs:[disp]` with disp >= -GUARD_SIZE: the kernel keeps FS and GS bases in
 //!   the user half (arch_prctl refuses others). Other `fs:`/`gs:` operands have their linear
 //!   address formed in a scratch register and checked.
@@ -392,6 +394,13 @@ pub fn check_and_emit(e: &mut Emitter, instruction: Instruction) {
     let written = written_registers(&instruction, &mut factory);
     e.checked.retain(|r| !written.contains(r));
     if moves_rsp(&instruction, &written) {
+        e.rsp_unchecked = true;
+    }
+}
+
+/// The check of an RSP that the previous instruction moved, if it is still owed.
+pub fn check_moved_rsp(e: &mut Emitter) {
+    if std::mem::take(&mut e.rsp_unchecked) {
         bndcu(e, Register::RSP);
     }
 }
