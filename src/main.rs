@@ -36,6 +36,10 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["mode", "dump_translation", "trace_syscalls", "max_instructions"])]
     check: bool,
 
+    /// Test only: make the translator plant a known bug, to show that --check catches it.
+    #[arg(long, value_enum, hide = true, value_name = "BUG")]
+    plant_bug: Option<PlantedBugArg>,
+
     /// Run untranslated at ring 3, or binary-translated at ring 0.
     #[arg(long, value_enum, default_value_t = ModeArg::Ring0)]
     mode: ModeArg,
@@ -97,6 +101,20 @@ struct Cli {
 enum ModeArg {
     Ring3,
     Ring0,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlantedBugArg {
+    /// syscall does not set RCX to the next RIP.
+    SyscallRcx,
+}
+
+impl PlantedBugArg {
+    fn bug(self) -> translator::PlantedBug {
+        match self {
+            PlantedBugArg::SyscallRcx => translator::PlantedBug::SyscallRcx,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -215,7 +233,12 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
             policy,
         ]
         .map(OsString::from)
-        .to_vec(),
+        .into_iter()
+        .chain(cli.plant_bug.iter().flat_map(|bug| {
+            let name = bug.to_possible_value().expect("no skipped variants");
+            ["--plant-bug".into(), name.get_name().into()]
+        }))
+        .collect(),
         workdir,
         timeout: CHECK_TIMEOUT,
     };
@@ -295,6 +318,7 @@ fn main() -> ExitCode {
         max_instructions: cli.max_instructions,
         dump_translation: cli.dump_translation.is_some(),
         trace_syscalls: cli.trace_syscalls.is_some(),
+        planted_bug: cli.plant_bug.map(PlantedBugArg::bug),
         mode: match cli.mode {
             ModeArg::Ring3 => Mode::Ring3,
             ModeArg::Ring0 => Mode::Ring0,

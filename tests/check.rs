@@ -90,3 +90,36 @@ fn every_adversarial_program_agrees() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The oracle can fail: with a translator bug planted on purpose (syscall no longer sets
+/// RCX), a program that reads RCX after a syscall diverges between ring 3 and ring 0.
+#[test]
+fn a_planted_translator_bug_is_caught() {
+    let case = common::case("prefixed_syscall");
+    let dir = common::scratch(&case, "planted");
+    let program = format!("./{}", case.program);
+    let (clean, _) = check(&dir, &program, None, &[]);
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let output = Command::new(common::SIMULATE)
+        .args([
+            "--check",
+            "--clear-env",
+            "--plant-bug",
+            "syscall-rcx",
+            "--report-file",
+        ])
+        .arg(report.path())
+        .arg(&program)
+        .current_dir(&dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(report.path()).unwrap();
+    assert_eq!(clean, 0);
+    assert_eq!(common::status_of(&output), 1, "{text}");
+    assert!(
+        text.contains("ring3 vs ring0: exit status differs"),
+        "{text}"
+    );
+}

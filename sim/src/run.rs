@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub dump_translation: bool,
     /// Record every syscall with its arguments and result.
     pub trace_syscalls: bool,
+    /// A translator bug to make on purpose: tests of the oracle only.
+    pub planted_bug: Option<translator::PlantedBug>,
 }
 
 /// How a run ended, and its report.
@@ -139,6 +141,9 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         config.mode,
     );
     process.dump_translation = config.dump_translation;
+    if let (Some(bug), Some(cache)) = (config.planted_bug, &mut process.cache) {
+        cache.plant(bug);
+    }
     process.syscall_trace = config.trace_syscalls.then(Vec::new);
     let finished = Machine::new(process, loaded.entry, loaded.stack_pointer)?.run()?;
 

@@ -7,6 +7,7 @@ use iced_x86::{
 };
 
 use crate::decode::{DecodedBlock, Entry};
+use crate::planted::PlantedBug;
 use crate::rewrite::sandbox;
 use crate::rules::{classify, rule_for, Class, Source};
 use crate::runtime::Runtime;
@@ -26,6 +27,8 @@ struct PendingExit {
 
 pub struct Emitter<'r> {
     pub runtime: &'r Runtime,
+    /// A bug to make on purpose (tests of the oracle only).
+    pub planted: Option<PlantedBug>,
     instructions: Vec<Instruction>,
     /// What each instruction is there for, in step with `instructions`.
     sources: Vec<Source>,
@@ -44,9 +47,10 @@ pub struct Emitter<'r> {
 }
 
 impl<'r> Emitter<'r> {
-    fn new(runtime: &'r Runtime) -> Self {
+    fn new(runtime: &'r Runtime, planted: Option<PlantedBug>) -> Self {
         Self {
             runtime,
+            planted,
             instructions: Vec::new(),
             sources: Vec::new(),
             source: Source::Copy,
@@ -162,10 +166,11 @@ impl<'r> Emitter<'r> {
 /// Translates a decoded block into code for `cache_address`.
 pub fn emit_block(
     runtime: &Runtime,
+    planted: Option<PlantedBug>,
     block: &DecodedBlock,
     cache_address: u64,
 ) -> Result<TranslatedBlock, TranslateError> {
-    let mut e = Emitter::new(runtime);
+    let mut e = Emitter::new(runtime, planted);
     let mut starts = Vec::new();
     let mut classes = Vec::new();
     let dead = crate::liveness::dead_before(&block.entries);

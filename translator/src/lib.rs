@@ -16,10 +16,12 @@
 mod decode;
 mod emit;
 mod liveness;
+pub mod planted;
 mod rewrite;
 pub mod rules;
 pub mod runtime;
 
+pub use planted::PlantedBug;
 pub use rules::{BySource, Class, Rule, Source, RULES};
 pub use runtime::{FaultKind, Runtime, FAULT_KINDS};
 
@@ -136,12 +138,24 @@ pub enum TranslateError {
 #[derive(Clone, Debug)]
 pub struct Translator {
     runtime: Runtime,
+    planted: Option<PlantedBug>,
 }
 
 impl Translator {
     pub fn new(runtime: Runtime) -> Result<Self, TranslateError> {
         runtime.validate().map_err(TranslateError::Runtime)?;
-        Ok(Self { runtime })
+        Ok(Self {
+            runtime,
+            planted: None,
+        })
+    }
+
+    /// The same translator, making `bug` on purpose (see [`planted`]).
+    pub fn with_planted_bug(self, bug: PlantedBug) -> Self {
+        Self {
+            planted: Some(bug),
+            ..self
+        }
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -156,7 +170,7 @@ impl Translator {
         cache_address: u64,
     ) -> Result<TranslatedBlock, TranslateError> {
         let block = decode::decode_block(source, guest)?;
-        emit::emit_block(&self.runtime, &block, cache_address)
+        emit::emit_block(&self.runtime, self.planted, &block, cache_address)
     }
 }
 

@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use translator::{rules, CodeSource, Source, TranslateError, TranslatedBlock, Translator};
+use translator::{
+    rules, CodeSource, PlantedBug, Source, TranslateError, TranslatedBlock, Translator,
+};
 
 use super::layout::{self, CACHE, CACHE_END, RUNTIME};
 use crate::accounting::Extra;
@@ -112,6 +114,11 @@ impl CodeCache {
             pages: HashMap::new(),
             stats: TranslationStats::default(),
         }
+    }
+
+    /// Makes the translator plant `bug` from now on (tests of the oracle only).
+    pub fn plant(&mut self, bug: PlantedBug) {
+        self.translator = self.translator.clone().with_planted_bug(bug);
     }
 
     /// Whether the block at `guest` is translated already.

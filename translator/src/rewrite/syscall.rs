@@ -3,6 +3,7 @@
 use iced_x86::{Code, Instruction, Register};
 
 use crate::emit::Emitter;
+use crate::planted::PlantedBug;
 
 /// Runs `call entry` on the kernel stack and continues at the next guest instruction: the
 /// guest RSP is saved and restored, so nothing is written below it.
@@ -40,6 +41,10 @@ pub fn int80(e: &mut Emitter, instruction: &Instruction) {
 /// call into the kernel entry, which sets R11 = RFLAGS and RAX = the result.
 pub fn syscall(e: &mut Emitter, instruction: &Instruction) {
     let next = instruction.next_ip();
+    if e.planted == Some(PlantedBug::SyscallRcx) {
+        call_on_kernel_stack(e, e.runtime.syscall_entry, next);
+        return;
+    }
     if next <= u32::MAX as u64 {
         e.emit_built(Instruction::with2(
             Code::Mov_r32_imm32,
