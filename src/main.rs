@@ -107,12 +107,15 @@ enum ModeArg {
 enum PlantedBugArg {
     /// syscall does not set RCX to the next RIP.
     SyscallRcx,
+    /// a spilled sandbox scratch register is not restored.
+    SpillNotRestored,
 }
 
 impl PlantedBugArg {
     fn bug(self) -> translator::PlantedBug {
         match self {
             PlantedBugArg::SyscallRcx => translator::PlantedBug::SyscallRcx,
+            PlantedBugArg::SpillNotRestored => translator::PlantedBug::SpillNotRestored,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod compare;
+pub mod fuzz;
 pub mod native;
 pub mod normalize;
 pub mod observed;

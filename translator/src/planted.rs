@@ -7,4 +7,6 @@
 pub enum PlantedBug {
     /// `syscall` no longer sets RCX to the next guest RIP.
     SyscallRcx,
+    /// A scratch register the sandbox spilled is not given its value back.
+    SpillNotRestored,
 }

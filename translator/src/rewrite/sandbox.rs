@@ -38,6 +38,7 @@ use iced_x86::{
 };
 
 use crate::emit::Emitter;
+use crate::planted::PlantedBug;
 use crate::rules::Source;
 use crate::runtime::{fault, GUARD_SIZE, USER_MAX};
 
@@ -85,7 +86,7 @@ pub fn borrow_scratch(e: &mut Emitter, instruction: &Instruction) -> Scratch {
 
 /// Gives the scratch register its value back, if it was spilled.
 pub fn release_scratch(e: &mut Emitter, scratch: Scratch) {
-    if scratch.spilled {
+    if scratch.spilled && e.planted != Some(PlantedBug::SpillNotRestored) {
         let spill = e.slot(e.runtime.spill);
         e.emit_built(Instruction::with2(
             Code::Mov_r64_rm64,

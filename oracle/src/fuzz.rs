@@ -1,0 +1,432 @@
+//! The instruction-level differential fuzzer. Seeded random straight-line sequences drawn
+//! from a table of forms (`forms`) run natively on the host CPU, in the simulator at ring 3
+//! (Unicorn itself) and translated at ring 0; their registers, flags and scratch buffers
+//! must agree, flags left undefined excepted (`flags`). A disagreement between native and
+//! ring 3 is a finding in Unicorn (or the simulator); one between ring 3 and ring 0, in the
+//! translator. Findings are minimized and can be saved as regression cases.
+//!
+//! Many sequences share one process (`program`): a batch is one static program, so a few
+//! thousand sequences cost a few dozen process runs.
+
+pub mod flags;
+pub mod forms;
+pub mod known;
+pub mod program;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use flags::KnownBugs;
+use program::{Sequence, State};
+
+/// One piece of a sequence: a form's encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub form: String,
+    /// The encoding, in hex.
+    pub code: String,
+}
+
+/// A sequence as generated: its items and start state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    pub items: Vec<Item>,
+    pub gprs: [u64; 16],
+    pub flags: u64,
+    /// xmm0-7, hex.
+    pub xmm: Vec<String>,
+    /// The scratch buffer, hex.
+    pub buffer: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Case {
+    pub fn code(&self) -> Vec<u8> {
+        self.items
+            .iter()
+            .flat_map(|item| unhex(&item.code))
+            .collect()
+    }
+
+    pub fn sequence(&self) -> Sequence {
+        let mut xmm = [[0u8; 16]; program::XMM_REGISTERS];
+        for (slot, text) in xmm.iter_mut().zip(&self.xmm) {
+            let bytes = unhex(text);
+            slot[..bytes.len().min(16)].copy_from_slice(&bytes[..bytes.len().min(16)]);
+        }
+        let mut buffer = unhex(&self.buffer);
+        buffer.resize(program::BUFFER_BYTES, 0);
+        Sequence {
+            code: self.code(),
+            state: State {
+                gprs: self.gprs,
+                flags: self.flags,
+                xmm,
+                buffer,
+            },
+        }
+    }
+}
+
+/// A value worth trying more often than chance would.
+fn interesting_u64(rng: &mut ChaCha20Rng) -> u64 {
+    match rng.random_range(0..8) {
+        0 => 0,
+        1 => 1,
+        2 => u64::MAX,
+        3 => 1 << 63,
+        4 => (1 << 31) - rng.random_range(0..2),
+        5 => rng.random_range(0..256),
+        _ => rng.random(),
+    }
+}
+
+/// Floating-point bit patterns worth trying: zeros, ones, infinities, NaNs, denormals.
+const SPECIAL_F32: [u32; 8] = [
+    0,
+    0x8000_0000,
+    0x3f80_0000,
+    0x7f80_0000,
+    0xff80_0000,
+    0x7fc0_0000,
+    0x0000_0001,
+    0x4f00_0000,
+];
+
+fn xmm_value(rng: &mut ChaCha20Rng) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    for lane in bytes.chunks_mut(4) {
+        let word = match rng.random_range(0..4) {
+            0 => SPECIAL_F32[rng.random_range(0..SPECIAL_F32.len())],
+            1 => f32::to_bits(rng.random_range(-1000.0..1000.0)),
+            _ => rng.random(),
+        };
+        lane.copy_from_slice(&word.to_le_bytes());
+    }
+    bytes
+}
+
+/// An instruction that defines all six arithmetic flags and changes nothing else.
+const DEFINE_FLAGS: (&str, &[u8]) = ("cmp rax, rax (defines the flags)", &[0x48, 0x39, 0xc0]);
+
+/// `count` random cases from `seed`, each of 1 to `max_items` forms.
+pub fn generate(seed: u64, count: usize, max_items: usize) -> Vec<Case> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let n = rng.random_range(1..=max_items);
+            let mut items: Vec<Item> = Vec::new();
+            let mut code = Vec::new();
+            for _ in 0..n {
+                let form = &forms::FORMS[rng.random_range(0..forms::FORMS.len())];
+                let bytes = forms::assemble(form, &mut rng);
+                let joined = [code.as_slice(), &bytes].concat();
+                if flags::reads_undefined(&joined) {
+                    // The form reads a flag an earlier one left undefined: define them all.
+                    items.push(Item {
+                        form: DEFINE_FLAGS.0.to_string(),
+                        code: hex(DEFINE_FLAGS.1),
+                    });
+                    code.extend_from_slice(DEFINE_FLAGS.1);
+                }
+                code.extend_from_slice(&bytes);
+                items.push(Item {
+                    form: form.name.to_string(),
+                    code: hex(&bytes),
+                });
+            }
+            let mut buffer = vec![0u8; program::BUFFER_BYTES];
+            rng.fill(&mut buffer[..]);
+            Case {
+                items,
+                gprs: std::array::from_fn(|_| interesting_u64(&mut rng)),
+                flags: rng.random::<u64>() & program::ARITHMETIC_FLAGS,
+                xmm: (0..program::XMM_REGISTERS)
+                    .map(|_| hex(&xmm_value(&mut rng)))
+                    .collect(),
+                buffer: hex(&buffer),
+            }
+        })
+        .collect()
+}
+
+/// The `simulate` executable that runs the simulated sides, and flags for both runs.
+#[derive(Clone, Debug)]
+pub struct Simulator {
+    pub path: PathBuf,
+    pub flags: Vec<String>,
+}
+
+/// Why a batch could not be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum FuzzError {
+    #[error("fuzz: {0}")]
+    Io(String),
+}
+
+/// One run of a batch program: its stdout, or why it has none to compare.
+type RunOutput = Result<Vec<u8>, String>;
+
+/// What one side made of every sequence of a batch.
+struct Outputs {
+    native: RunOutput,
+    ring3: RunOutput,
+    ring0: RunOutput,
+}
+
+fn run(command: &mut Command) -> RunOutput {
+    let output = command
+        .stdin(Stdio::null())
+        .env_clear()
+        .output()
+        .map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        Err(format!(
+            "{} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Runs the batch program natively and in both modes of `simulate`.
+fn run_batch(
+    simulator: &Simulator,
+    sequences: &[Sequence],
+    dir: &Path,
+) -> Result<Outputs, FuzzError> {
+    let io = |e: std::io::Error| FuzzError::Io(e.to_string());
+    let elf = program::build(sequences).map_err(|e| FuzzError::Io(e.to_string()))?;
+    let path = dir.join("batch");
+    std::fs::write(&path, elf).map_err(io)?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(io)?;
+    let simulated = |mode: &str| {
+        run(Command::new(&simulator.path)
+            .args(["--mode", mode, "--clear-env", "--report-file", "/dev/null"])
+            .args(&simulator.flags)
+            .arg(&path))
+    };
+    Ok(Outputs {
+        native: run(&mut Command::new(&path)),
+        ring3: simulated("ring3"),
+        ring0: simulated("ring0"),
+    })
+}
+
+/// A disagreement about one sequence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// "native vs ring3" (Unicorn or the simulator) or "ring3 vs ring0" (the translator).
+    pub pair: String,
+    /// The first thing that differs, both sides.
+    pub difference: String,
+    pub case: Case,
+}
+
+/// The first field of two records that differs, flags in `undefined` aside.
+fn record_difference(a: &[u8], b: &[u8], undefined: u64) -> Option<String> {
+    let word = |r: &[u8], at: usize| u64::from_le_bytes(r[at..at + 8].try_into().unwrap());
+    if let Some(i) = (0..program::BUFFER_BYTES).find(|&i| a[i] != b[i]) {
+        return Some(format!("buffer byte {i}: {:#04x} vs {:#04x}", a[i], b[i]));
+    }
+    for (k, name) in program::GPR_NAMES.iter().enumerate() {
+        let at = program::GPR_OFFSET + 8 * k;
+        if word(a, at) != word(b, at) {
+            return Some(format!("{name}: {:#x} vs {:#x}", word(a, at), word(b, at)));
+        }
+    }
+    let compared = program::ARITHMETIC_FLAGS & !undefined;
+    let (fa, fb) = (
+        word(a, program::FLAGS_OFFSET) & compared,
+        word(b, program::FLAGS_OFFSET) & compared,
+    );
+    if fa != fb {
+        return Some(format!("rflags (mask {compared:#x}): {fa:#x} vs {fb:#x}"));
+    }
+    (0..program::XMM_REGISTERS).find_map(|k| {
+        let at = program::XMM_OFFSET + 16 * k;
+        let (x, y) = (&a[at..at + 16], &b[at..at + 16]);
+        (x != y).then(|| format!("xmm{k}: {} vs {}", hex(x), hex(y)))
+    })
+}
+
+/// Compares one pair of runs sequence by sequence.
+fn compare_runs(
+    pair: &str,
+    a: &RunOutput,
+    b: &RunOutput,
+    cases: &[Case],
+    known: KnownBugs,
+) -> Result<Vec<Option<Finding>>, String> {
+    let a = a.as_ref().map_err(|e| format!("{pair}: {e}"))?;
+    let b = b.as_ref().map_err(|e| format!("{pair}: {e}"))?;
+    let (ra, rb) = program::records(a, cases.len())
+        .zip(program::records(b, cases.len()))
+        .ok_or_else(|| format!("{pair}: output of the wrong length"))?;
+    Ok(cases
+        .iter()
+        .zip(ra.iter().zip(&rb))
+        .map(|(case, (x, y))| {
+            record_difference(x, y, flags::undefined_after(&case.code(), known)).map(|difference| {
+                Finding {
+                    pair: pair.to_string(),
+                    difference,
+                    case: case.clone(),
+                }
+            })
+        })
+        .collect())
+}
+
+/// Runs `cases` (one batch) and returns what disagrees. A batch whose program did not
+/// run to the end (a crash in any of the three) is split until the culprit runs alone;
+/// a case that still fails alone is a finding about the whole run.
+pub fn check_cases(
+    simulator: &Simulator,
+    cases: &[Case],
+    known: KnownBugs,
+) -> Result<Vec<Finding>, FuzzError> {
+    let dir = crate::scratch::unique_dir("fuzz").map_err(|e| FuzzError::Io(e.to_string()))?;
+    let found = check_in(simulator, cases, known, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    found
+}
+
+fn check_in(
+    simulator: &Simulator,
+    cases: &[Case],
+    known: KnownBugs,
+    dir: &Path,
+) -> Result<Vec<Finding>, FuzzError> {
+    if cases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sequences: Vec<Sequence> = cases.iter().map(Case::sequence).collect();
+    let outputs = run_batch(simulator, &sequences, dir)?;
+    let pairs = [
+        ("native vs ring3", &outputs.native, &outputs.ring3),
+        ("ring3 vs ring0", &outputs.ring3, &outputs.ring0),
+    ];
+    let mut findings = Vec::new();
+    for (pair, a, b) in pairs {
+        match compare_runs(pair, a, b, cases, known) {
+            Ok(found) => findings.extend(found.into_iter().flatten()),
+            Err(whole_run) if cases.len() == 1 => findings.push(Finding {
+                pair: pair.to_string(),
+                difference: whole_run,
+                case: cases[0].clone(),
+            }),
+            Err(_) => {
+                let (left, right) = cases.split_at(cases.len() / 2);
+                let mut found = check_in(simulator, left, known, dir)?;
+                found.extend(check_in(simulator, right, known, dir)?);
+                return Ok(found);
+            }
+        }
+    }
+    Ok(findings)
+}
+
+/// The smallest case, found by dropping one item at a time, that still disagrees in the
+/// same pair.
+pub fn minimize(simulator: &Simulator, finding: &Finding) -> Result<Finding, FuzzError> {
+    let mut best = finding.clone();
+    let mut i = 0;
+    while i < best.case.items.len() && best.case.items.len() > 1 {
+        let mut smaller = best.case.clone();
+        smaller.items.remove(i);
+        if flags::reads_undefined(&smaller.code()) {
+            i += 1;
+            continue;
+        }
+        match check_cases(simulator, std::slice::from_ref(&smaller), KnownBugs::Masked)?
+            .into_iter()
+            .find(|f| f.pair == best.pair)
+        {
+            Some(still) => best = still,
+            None => i += 1,
+        }
+    }
+    Ok(best)
+}
+
+/// A case kept for good (`corpora/regressions/`): a finding, minimized.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regression {
+    /// What the case shows and where it came from.
+    pub about: String,
+    /// The pair that disagrees on it with the known bugs exposed, as when it was found
+    /// ("native vs ring3": Unicorn's bug, still there); none once all three must agree (a
+    /// translator bug, fixed).
+    pub expect: Option<String>,
+    /// The difference seen when it was saved.
+    pub difference: Option<String>,
+    pub case: Case,
+}
+
+/// What replaying a regression shows now, with the known bugs exposed: the disagreeing
+/// pair and difference, if any.
+pub fn replay(
+    simulator: &Simulator,
+    regression: &Regression,
+) -> Result<Option<Finding>, FuzzError> {
+    Ok(check_cases(
+        simulator,
+        std::slice::from_ref(&regression.case),
+        KnownBugs::Exposed,
+    )?
+    .into_iter()
+    .next())
+}
+
+/// A fuzz campaign.
+#[derive(Clone, Debug)]
+pub struct FuzzConfig {
+    pub simulator: Simulator,
+    pub seed: u64,
+    pub sequences: usize,
+    /// Sequences per program.
+    pub batch: usize,
+    pub max_items: usize,
+}
+
+/// What a campaign found, minimized: new findings, and those that are known bugs.
+#[derive(Debug, Default)]
+pub struct Campaign {
+    pub new: Vec<Finding>,
+    /// Each with the name of the known bug it is.
+    pub known: Vec<(Finding, &'static str)>,
+}
+
+/// Runs the campaign.
+pub fn fuzz(config: &FuzzConfig) -> Result<Campaign, FuzzError> {
+    let cases = generate(config.seed, config.sequences, config.max_items);
+    let mut campaign = Campaign::default();
+    for batch in cases.chunks(config.batch.max(1)) {
+        for finding in check_cases(&config.simulator, batch, KnownBugs::Masked)? {
+            let finding = minimize(&config.simulator, &finding)?;
+            match known::classify(&finding) {
+                Some(bug) => campaign.known.push((finding, bug)),
+                None => campaign.new.push(finding),
+            }
+        }
+    }
+    Ok(campaign)
+}
