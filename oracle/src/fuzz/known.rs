@@ -2,7 +2,8 @@
 //! one of them is reported as known, not as new, so that campaigns and the test budget go
 //! on looking for new ones; each has minimized cases in `corpora/regressions/` that check,
 //! with nothing masked, that it is still there. (Flag-only bugs are masked more precisely,
-//! in `flags::UNICORN_FLAG_BUGS`; `phaddd x, x` is not generated at all, see `forms`.)
+//! in `flags::UNICORN_FLAG_BUGS`; `phaddd x, x` and RIP-relative `shld`/`shrd` are not
+//! generated at all, see `forms`.)
 //! The translator's pair, ring 3 vs ring 0, has no known bugs: both run on Unicorn, so its
 //! bugs cancel out there, and any disagreement is new.
 
@@ -19,7 +20,6 @@ const NAN_ARITHMETIC: &[Mnemonic] = &[
     Mnemonic::Minps,
     Mnemonic::Maxsd,
     Mnemonic::Haddps,
-    Mnemonic::Dpps,
     Mnemonic::Roundps,
 ];
 
@@ -30,20 +30,51 @@ pub struct KnownBug {
     matches: fn(&Finding) -> bool,
 }
 
-pub const KNOWN_BUGS: &[KnownBug] = &[KnownBug {
-    name: "unicorn-sse-nan",
-    about: "Unicorn's SSE floating point (QEMU softfloat) gives NaN results that differ from \
-            the host's: the default NaN of 0/0 is positive where x86's is negative, and of two \
-            NaN operands it passes on another. A native-vs-ring3 disagreement in a sequence \
-            that does SSE floating-point arithmetic is taken to be this \
-            (regressions unicorn-sse-nan-*.json).",
-    matches: |finding| {
-        finding.pair == "native vs ring3"
-            && Decoder::new(64, &finding.case.code(), DecoderOptions::NONE)
-                .into_iter()
-                .any(|i| NAN_ARITHMETIC.contains(&i.mnemonic()))
+/// Whether `finding`'s case has an instruction in `mnemonics` that passes `test`.
+fn has(
+    finding: &Finding,
+    mnemonics: &[Mnemonic],
+    test: fn(&iced_x86::Instruction) -> bool,
+) -> bool {
+    finding.case.items.iter().any(|item| {
+        let bytes = super::unhex(&item.code);
+        Decoder::new(64, &bytes, DecoderOptions::NONE)
+            .into_iter()
+            .any(|i| mnemonics.contains(&i.mnemonic()) && test(&i))
+    })
+}
+
+const UNICORN: &str = "native vs ring3";
+
+pub const KNOWN_BUGS: &[KnownBug] = &[
+    KnownBug {
+        name: "unicorn-pcmpistri-equal-ordered",
+        about: "pcmpistri in its equal-ordered (substring search) mode gives another index in \
+                Unicorn than on the host (regression unicorn-pcmpistri-equal-ordered.json).",
+        matches: |finding| {
+            finding.pair == UNICORN
+                && has(finding, &[Mnemonic::Pcmpistri], |i| {
+                    i.immediate8() & 0x0c == 0x0c
+                })
+        },
     },
-}];
+    KnownBug {
+        name: "unicorn-dpps",
+        about: "dpps rounds differently in Unicorn (it rounds each product, the host rounds as \
+                the instruction defines) and gives other NaNs (regressions \
+                unicorn-dpps-*.json).",
+        matches: |finding| finding.pair == UNICORN && has(finding, &[Mnemonic::Dpps], |_| true),
+    },
+    KnownBug {
+        name: "unicorn-sse-nan",
+        about: "Unicorn's SSE floating point (QEMU softfloat) gives NaN results that differ \
+                from the host's: the default NaN of 0/0 is positive where x86's is negative, \
+                and of two NaN operands it passes on another. A native-vs-ring3 disagreement \
+                in a sequence that does SSE floating-point arithmetic is taken to be this \
+                (regressions unicorn-sse-nan-*.json).",
+        matches: |finding| finding.pair == UNICORN && has(finding, NAN_ARITHMETIC, |_| true),
+    },
+];
 
 /// The known bug `finding` is, if any.
 pub fn classify(finding: &Finding) -> Option<&'static str> {

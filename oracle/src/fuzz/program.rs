@@ -5,6 +5,7 @@
 //! through the real simulator and translator.
 
 use iced_x86::code_asm::*;
+use iced_x86::BlockEncoderOptions;
 
 /// Where the code is loaded.
 const CODE: u64 = 0x40_1000;
@@ -46,10 +47,21 @@ pub struct State {
     pub buffer: Vec<u8>,
 }
 
-/// A sequence to run: its code (straight-line, position-independent) and its start.
+/// A RIP-relative operand in a sequence's code, to be aimed at the sequence's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RipOperand {
+    /// Offsets in the code of the 32-bit displacement and of the end of its instruction.
+    pub displacement_at: usize,
+    pub next_ip_at: usize,
+    /// The buffer offset it names.
+    pub buffer_offset: u64,
+}
+
+/// A sequence to run: its straight-line code, its RIP-relative operands, and its start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sequence {
     pub code: Vec<u8>,
+    pub rip_operands: Vec<RipOperand>,
     pub state: State,
 }
 
@@ -69,9 +81,37 @@ fn absolute(address: u64) -> AsmMemoryOperand {
     qword_ptr(address)
 }
 
-/// The program that runs `sequences` in order and writes their records to stdout.
+/// The program that runs `sequences` in order and writes their records to stdout. It is
+/// laid out twice: the first time tells where each sequence's code lands, so that its
+/// RIP-relative operands can be aimed at its buffer the second time.
 pub fn build(sequences: &[Sequence]) -> Result<Vec<u8>, IcedError> {
+    let placed = assemble(sequences)?.1;
+    let aimed: Vec<Sequence> = sequences
+        .iter()
+        .zip(placed)
+        .enumerate()
+        .map(|(index, (sequence, at))| {
+            let mut code = sequence.code.clone();
+            for rip in &sequence.rip_operands {
+                let target = record_address(index) + rip.buffer_offset;
+                let displacement = target.wrapping_sub(at + rip.next_ip_at as u64) as i32;
+                code[rip.displacement_at..rip.displacement_at + 4]
+                    .copy_from_slice(&displacement.to_le_bytes());
+            }
+            Sequence {
+                code,
+                ..sequence.clone()
+            }
+        })
+        .collect();
+    let code = assemble(&aimed)?.0;
+    Ok(elf(&code, &data(sequences)))
+}
+
+/// The program's code, and where each sequence's code starts.
+fn assemble(sequences: &[Sequence]) -> Result<(Vec<u8>, Vec<u64>), IcedError> {
     let mut a = CodeAssembler::new(64)?;
+    let mut starts = Vec::new();
     for (index, sequence) in sequences.iter().enumerate() {
         let record = record_address(index);
         let state = &sequence.state;
@@ -88,7 +128,10 @@ pub fn build(sequences: &[Sequence]) -> Result<Vec<u8>, IcedError> {
                 r => a.mov(r, state.gprs[k])?,
             }
         }
+        let mut start = a.create_label();
+        a.set_label(&mut start)?;
         a.db(&sequence.code)?;
+        starts.push(start);
         for (k, gpr) in GPRS.iter().enumerate() {
             a.mov(absolute(record + (GPR_OFFSET + 8 * k) as u64), *gpr)?;
         }
@@ -121,8 +164,12 @@ pub fn build(sequences: &[Sequence]) -> Result<Vec<u8>, IcedError> {
     a.mov(eax, 231)?;
     a.xor(edi, edi)?;
     a.syscall()?;
-    let code = a.assemble(CODE)?;
-    Ok(elf(&code, &data(sequences)))
+    let result = a.assemble_options(CODE, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
+    let starts = starts
+        .iter()
+        .map(|label| result.label_ip(label))
+        .collect::<Result<_, _>>()?;
+    Ok((result.inner.code_buffer, starts))
 }
 
 /// The data segment: the stack, then per sequence its buffer, record space and xmm values.
