@@ -83,3 +83,42 @@ pub fn classify(finding: &Finding) -> Option<&'static str> {
         .find(|bug| (bug.matches)(finding))
         .map(|bug| bug.name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzz::{Case, Item};
+
+    fn finding(pair: &str, code: &str) -> Finding {
+        Finding {
+            pair: pair.into(),
+            difference: String::new(),
+            case: Case {
+                items: vec![Item {
+                    form: String::new(),
+                    code: code.into(),
+                }],
+                gprs: [0; 16],
+                flags: 0,
+                xmm: Vec::new(),
+                buffer: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_known_bug_is_known_only_in_unicorns_pair() {
+        let dpps = "660f3a40f3b8";
+        assert_eq!(classify(&finding(UNICORN, dpps)), Some("unicorn-dpps"));
+        assert_eq!(classify(&finding("ring3 vs ring0", dpps)), None);
+    }
+
+    #[test]
+    fn pcmpistri_is_known_only_in_its_equal_ordered_mode() {
+        assert_eq!(
+            classify(&finding(UNICORN, "660f3a63eb2c")),
+            Some("unicorn-pcmpistri-equal-ordered")
+        );
+        assert_eq!(classify(&finding(UNICORN, "660f3a63eb00")), None);
+    }
+}
