@@ -59,6 +59,33 @@ fn bad_programs_get_126_or_127() {
         let (got, stderr) = run(dir.path(), args);
         assert_eq!(got, *status, "{args:?}: {stderr}");
         assert_one_line(&stderr, needle);
+        // --check refuses them the same way, before anything runs natively.
+        let checked: Vec<&str> = std::iter::once("--check")
+            .chain(args.iter().copied())
+            .collect();
+        let (got, stderr) = run(dir.path(), &checked);
+        assert_eq!(got, *status, "{checked:?}: {stderr}");
+        assert_one_line(&stderr, needle);
+    }
+}
+
+#[test]
+fn check_refuses_the_flags_that_make_no_sense_for_it() {
+    let stage = corpora::stage();
+    for flags in [
+        &["--mode", "ring3"][..],
+        &["--max-instructions", "10"],
+        &["--trace-syscalls", "/dev/null"],
+        &["--dump-translation", "/dev/null"],
+    ] {
+        let args: Vec<&str> = ["--check"]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .chain(["./getppid_loop", "1"])
+            .collect();
+        let (got, stderr) = run(&stage, &args);
+        assert_eq!(got, 125, "{args:?}: {stderr}");
+        assert_one_line(&stderr, "cannot be used with");
     }
 }
 
