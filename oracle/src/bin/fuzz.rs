@@ -53,7 +53,7 @@ fn replay(simulate: &fuzz::Simulator, files: &[PathBuf]) -> Result<bool, String>
         let now = fuzz::replay(simulate, &regression).map_err(|e| e.to_string())?;
         let shows = now
             .as_ref()
-            .map(|f| format!("{}: {}", f.pair, f.difference));
+            .map(|f| format!("{}: {}", f.pair, f.difference()));
         let as_expected = now.map(|f| f.pair) == regression.expect;
         all_as_expected &= as_expected;
         println!(
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         println!(
             "{kind}: {}: {}: [{}]",
             finding.pair,
-            finding.difference,
+            finding.difference(),
             forms.join("; ")
         );
         if let Some(dir) = &cli.save {
@@ -128,7 +128,7 @@ fn main() -> ExitCode {
             let regression = fuzz::Regression {
                 about: format!("found by fuzz --seed {} ({kind})", cli.seed),
                 expect: Some(finding.pair.clone()),
-                difference: Some(finding.difference.clone()),
+                difference: Some(finding.difference()),
                 case: finding.case.clone(),
             };
             let text = serde_json::to_string_pretty(&regression).expect("cases serialize");

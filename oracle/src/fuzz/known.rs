@@ -9,7 +9,8 @@
 
 use iced_x86::{Decoder, DecoderOptions, Mnemonic};
 
-use super::Finding;
+use super::record::{Field, FieldDifference};
+use super::{Case, Finding, UNICORN_PAIR as UNICORN};
 
 /// SSE floating-point instructions that can make or pass on a NaN.
 const NAN_ARITHMETIC: &[Mnemonic] = &[
@@ -23,20 +24,17 @@ const NAN_ARITHMETIC: &[Mnemonic] = &[
     Mnemonic::Roundps,
 ];
 
-/// One known bug: its name, what it is, and which findings are it.
+/// One known bug: its name, what it is, and which differences it explains.
 pub struct KnownBug {
     pub name: &'static str,
     pub about: &'static str,
-    matches: fn(&Finding) -> bool,
+    /// Whether the bug explains this difference of a native-vs-ring3 finding on `case`.
+    explains: fn(&Case, &FieldDifference) -> bool,
 }
 
-/// Whether `finding`'s case has an instruction in `mnemonics` that passes `test`.
-fn has(
-    finding: &Finding,
-    mnemonics: &[Mnemonic],
-    test: fn(&iced_x86::Instruction) -> bool,
-) -> bool {
-    finding.case.items.iter().any(|item| {
+/// Whether `case` has an instruction in `mnemonics` that passes `test`.
+fn has(case: &Case, mnemonics: &[Mnemonic], test: fn(&iced_x86::Instruction) -> bool) -> bool {
+    case.items.iter().any(|item| {
         let bytes = super::unhex(&item.code);
         Decoder::new(64, &bytes, DecoderOptions::NONE)
             .into_iter()
@@ -44,55 +42,94 @@ fn has(
     })
 }
 
-const UNICORN: &str = "native vs ring3";
+/// Whether every 32-bit lane that differs is a NaN on both sides.
+fn only_nan_lanes(d: &FieldDifference) -> bool {
+    let nan = |lane: &[u8]| f32::from_le_bytes(lane.try_into().expect("4 bytes")).is_nan();
+    d.left
+        .chunks(4)
+        .zip(d.right.chunks(4))
+        .all(|(l, r)| l == r || (nan(l) && nan(r)))
+}
+
+fn is_xmm(d: &FieldDifference) -> bool {
+    matches!(d.field, Field::Xmm(_))
+}
 
 pub const KNOWN_BUGS: &[KnownBug] = &[
     KnownBug {
         name: "unicorn-pcmpistri-equal-ordered",
         about: "pcmpistri in its equal-ordered (substring search) mode gives another index in \
-                Unicorn than on the host (regression unicorn-pcmpistri-equal-ordered.json).",
-        matches: |finding| {
-            finding.pair == UNICORN
-                && has(finding, &[Mnemonic::Pcmpistri], |i| {
+                ECX, and other flags, in Unicorn than on the host (regression \
+                unicorn-pcmpistri-equal-ordered.json).",
+        explains: |case, d| {
+            matches!(d.field, Field::Gpr(1) | Field::Flags)
+                && has(case, &[Mnemonic::Pcmpistri], |i| {
                     i.immediate8() & 0x0c == 0x0c
                 })
         },
     },
     KnownBug {
         name: "unicorn-dpps",
-        about: "dpps rounds differently in Unicorn (it rounds each product, the host rounds as \
-                the instruction defines) and gives other NaNs (regressions \
-                unicorn-dpps-*.json).",
-        matches: |finding| finding.pair == UNICORN && has(finding, &[Mnemonic::Dpps], |_| true),
+        about: "dpps rounds differently in Unicorn (one unit in the last place) and gives \
+                other NaNs (regressions unicorn-dpps-*.json): an xmm difference in a sequence \
+                with dpps.",
+        explains: |case, d| is_xmm(d) && has(case, &[Mnemonic::Dpps], |_| true),
     },
     KnownBug {
         name: "unicorn-sse-nan",
         about: "Unicorn's SSE floating point (QEMU softfloat) gives NaN results that differ \
                 from the host's: the default NaN of 0/0 is positive where x86's is negative, \
-                and of two NaN operands it passes on another. A native-vs-ring3 disagreement \
-                in a sequence that does SSE floating-point arithmetic is taken to be this \
-                (regressions unicorn-sse-nan-*.json).",
-        matches: |finding| finding.pair == UNICORN && has(finding, NAN_ARITHMETIC, |_| true),
+                and of two NaN operands it passes on another (regressions \
+                unicorn-sse-nan-*.json): an xmm difference whose differing lanes are all NaNs \
+                on both sides, in a sequence with SSE floating-point arithmetic.",
+        explains: |case, d| is_xmm(d) && only_nan_lanes(d) && has(case, NAN_ARITHMETIC, |_| true),
     },
 ];
 
-/// The known bug `finding` is, if any.
-pub fn classify(finding: &Finding) -> Option<&'static str> {
-    KNOWN_BUGS
+/// The known bug that explains difference `d` of `finding`, if any: only in the pair that
+/// runs Unicorn against the host.
+fn explaining(finding: &Finding, d: &FieldDifference) -> Option<&'static KnownBug> {
+    (finding.pair == UNICORN)
+        .then(|| {
+            KNOWN_BUGS
+                .iter()
+                .find(|bug| (bug.explains)(&finding.case, d))
+        })
+        .flatten()
+}
+
+/// The first field of `finding` that no known bug explains.
+pub fn unexplained(finding: &Finding) -> Option<Field> {
+    finding
+        .differences
         .iter()
-        .find(|bug| (bug.matches)(finding))
-        .map(|bug| bug.name)
+        .find(|d| explaining(finding, d).is_none())
+        .map(|d| d.field)
+}
+
+/// The known bug `finding` is, when known bugs explain every one of its differences.
+pub fn classify(finding: &Finding) -> Option<&'static str> {
+    if unexplained(finding).is_some() {
+        return None;
+    }
+    let first = finding.differences.first()?;
+    explaining(finding, first).map(|bug| bug.name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuzz::{Case, Item};
+    use crate::fuzz::Item;
 
-    fn finding(pair: &str, code: &str) -> Finding {
+    fn finding(pair: &str, code: &str, field: Field, left: &[u8], right: &[u8]) -> Finding {
         Finding {
             pair: pair.into(),
-            difference: String::new(),
+            differences: vec![FieldDifference {
+                field,
+                left: left.to_vec(),
+                right: right.to_vec(),
+                note: String::new(),
+            }],
             case: Case {
                 items: vec![Item {
                     form: String::new(),
@@ -106,19 +143,54 @@ mod tests {
         }
     }
 
+    const X: [u8; 16] = [1; 16];
+    const Y: [u8; 16] = [2; 16];
+
     #[test]
     fn a_known_bug_is_known_only_in_unicorns_pair() {
         let dpps = "660f3a40f3b8";
-        assert_eq!(classify(&finding(UNICORN, dpps)), Some("unicorn-dpps"));
-        assert_eq!(classify(&finding("ring3 vs ring0", dpps)), None);
+        let xmm = Field::Xmm(6);
+        assert_eq!(
+            classify(&finding(UNICORN, dpps, xmm, &X, &Y)),
+            Some("unicorn-dpps")
+        );
+        assert_eq!(
+            classify(&finding("ring3 vs ring0", dpps, xmm, &X, &Y)),
+            None
+        );
     }
 
     #[test]
-    fn pcmpistri_is_known_only_in_its_equal_ordered_mode() {
+    fn a_known_bug_explains_only_its_fields() {
+        let dpps = "660f3a40f3b8";
         assert_eq!(
-            classify(&finding(UNICORN, "660f3a63eb2c")),
+            classify(&finding(UNICORN, dpps, Field::Gpr(0), &X, &Y)),
+            None
+        );
+        let pcmpistri = "660f3a63eb2c";
+        assert_eq!(
+            classify(&finding(UNICORN, pcmpistri, Field::Gpr(1), &X, &Y)),
             Some("unicorn-pcmpistri-equal-ordered")
         );
-        assert_eq!(classify(&finding(UNICORN, "660f3a63eb00")), None);
+        assert_eq!(
+            classify(&finding(UNICORN, "660f3a63eb00", Field::Gpr(1), &X, &Y)),
+            None
+        );
+    }
+
+    #[test]
+    fn nan_results_are_known_only_where_both_lanes_are_nan() {
+        let divps = "0f5ed1";
+        let nan = |sign: u32| {
+            let mut v = [0u8; 16];
+            v[..4].copy_from_slice(&(0x7fc0_0000u32 | sign).to_le_bytes());
+            v
+        };
+        let xmm = Field::Xmm(2);
+        assert_eq!(
+            classify(&finding(UNICORN, divps, xmm, &nan(1 << 31), &nan(0))),
+            Some("unicorn-sse-nan")
+        );
+        assert_eq!(classify(&finding(UNICORN, divps, xmm, &X, &Y)), None);
     }
 }

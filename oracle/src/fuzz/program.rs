@@ -12,18 +12,22 @@ const CODE: u64 = 0x40_1000;
 /// Where the data segment is loaded: below 2 GiB, so code reaches it with absolute
 /// 32-bit displacements.
 const DATA: u64 = 0x80_0000;
-/// The stack every sequence starts with RSP in the middle of.
+/// The stack the program stores flags through, between sequences.
 const STACK_BYTES: u64 = 4096;
+/// Each sequence's own stack: RSP starts in its middle, and what is pushed there is compared.
+pub const SEQUENCE_STACK_BYTES: usize = 256;
 /// Each sequence's scratch buffer: RBP points at it; memory operands stay inside.
 pub const BUFFER_BYTES: usize = 256;
 pub const XMM_REGISTERS: usize = 8;
 /// What a sequence leaves: its buffer, the 16 general registers, RFLAGS, xmm0-7.
-pub const RECORD_BYTES: usize = BUFFER_BYTES + 16 * 8 + 8 + XMM_REGISTERS * 16;
+pub const RECORD_BYTES: usize =
+    SEQUENCE_STACK_BYTES + BUFFER_BYTES + 16 * 8 + 8 + XMM_REGISTERS * 16;
 /// Each sequence's data: its record, then its xmm start values; a multiple of 16, so that
 /// every buffer is 16-byte aligned as SSE memory operands need.
 const STRIDE: usize = (RECORD_BYTES + XMM_REGISTERS * 16).next_multiple_of(16);
 /// Offsets in a record.
-pub const GPR_OFFSET: usize = BUFFER_BYTES;
+pub const BUFFER_OFFSET: usize = SEQUENCE_STACK_BYTES;
+pub const GPR_OFFSET: usize = BUFFER_OFFSET + BUFFER_BYTES;
 pub const FLAGS_OFFSET: usize = GPR_OFFSET + 16 * 8;
 pub const XMM_OFFSET: usize = FLAGS_OFFSET + 8;
 
@@ -72,7 +76,7 @@ fn record_address(index: usize) -> u64 {
     DATA + STACK_BYTES + (index * STRIDE) as u64
 }
 
-/// The data of sequence `index`: its buffer (then its record), and the xmm start values.
+/// Where sequence `index`'s xmm start values are, after its record.
 fn xmm_init_address(index: usize) -> u64 {
     record_address(index) + RECORD_BYTES as u64
 }
@@ -93,7 +97,7 @@ pub fn build(sequences: &[Sequence]) -> Result<Vec<u8>, IcedError> {
         .map(|(index, (sequence, at))| {
             let mut code = sequence.code.clone();
             for rip in &sequence.rip_operands {
-                let target = record_address(index) + rip.buffer_offset;
+                let target = record_address(index) + (BUFFER_OFFSET as u64) + rip.buffer_offset;
                 let displacement = target.wrapping_sub(at + rip.next_ip_at as u64) as i32;
                 code[rip.displacement_at..rip.displacement_at + 4]
                     .copy_from_slice(&displacement.to_le_bytes());
@@ -115,7 +119,7 @@ fn assemble(sequences: &[Sequence]) -> Result<(Vec<u8>, Vec<u64>), IcedError> {
     for (index, sequence) in sequences.iter().enumerate() {
         let record = record_address(index);
         let state = &sequence.state;
-        a.mov(rsp, DATA + STACK_BYTES / 2)?;
+        a.mov(rsp, record + (SEQUENCE_STACK_BYTES / 2) as u64)?;
         for (k, xmm) in XMMS.iter().enumerate() {
             a.movdqu(*xmm, xmmword_ptr(xmm_init_address(index) + 16 * k as u64))?;
         }
@@ -124,7 +128,7 @@ fn assemble(sequences: &[Sequence]) -> Result<(Vec<u8>, Vec<u64>), IcedError> {
         for (k, gpr) in GPRS.iter().enumerate() {
             match *gpr {
                 r if r == rsp => {}
-                r if r == rbp => a.mov(rbp, record)?,
+                r if r == rbp => a.mov(rbp, record + BUFFER_OFFSET as u64)?,
                 r => a.mov(r, state.gprs[k])?,
             }
         }
@@ -172,12 +176,14 @@ fn assemble(sequences: &[Sequence]) -> Result<(Vec<u8>, Vec<u64>), IcedError> {
     Ok((result.inner.code_buffer, starts))
 }
 
-/// The data segment: the stack, then per sequence its buffer, record space and xmm values.
+/// The data segment: the flags stack, then per sequence its stack, buffer, record space and
+/// xmm values.
 fn data(sequences: &[Sequence]) -> Vec<u8> {
     let mut data = vec![0u8; (record_address(sequences.len()) - DATA) as usize];
     for (index, sequence) in sequences.iter().enumerate() {
         let record = (record_address(index) - DATA) as usize;
-        data[record..record + BUFFER_BYTES].copy_from_slice(&sequence.state.buffer);
+        let buffer = record + BUFFER_OFFSET;
+        data[buffer..buffer + BUFFER_BYTES].copy_from_slice(&sequence.state.buffer);
         let xmm = (xmm_init_address(index) - DATA) as usize;
         for (k, value) in sequence.state.xmm.iter().enumerate() {
             data[xmm + 16 * k..xmm + 16 * (k + 1)].copy_from_slice(value);

@@ -1,6 +1,6 @@
 //! Sensitive instructions: each gets exactly the outcome it has at ring 3.
 
-use iced_x86::{Code, Instruction, OpKind, Register};
+use iced_x86::{Code, Instruction, MemoryOperand, OpKind, Register};
 
 use crate::emit::Emitter;
 use crate::rewrite::sandbox;
@@ -75,17 +75,19 @@ const IF: u32 = RFLAGS_IF as u32;
 const IOPL: u32 = RFLAGS_IOPL as u32;
 
 /// popf at ring 0 could set IF and IOPL, which ring 3's popf silently keeps: the popped
-/// value gets ring 3's (IF = 1, IOPL = 0) before the real popf. The value is rewritten in
-/// the spill slot and pushed back where it was, so no byte below the guest RSP changes.
+/// value gets ring 3's (IF = 1, IOPL = 0) in the spill slot before the real popf. The
+/// stack is left as ring 3 leaves it: the slot popf read still holds the guest's value
+/// (kept in the target slot and stored back), and RSP moves up by the operand size.
 pub fn popf(e: &mut Emitter, instruction: &Instruction) {
-    let spill = e.slot(e.runtime.spill);
-    let (pop, and, or, push, popf) = if instruction.code() == Code::Popfw {
+    let (spill, original) = (e.slot(e.runtime.spill), e.slot(e.runtime.target));
+    let (pop, and, or, push, popf, size) = if instruction.code() == Code::Popfw {
         (
             Code::Pop_rm16,
             Code::And_rm16_imm16,
             Code::Or_rm16_imm16,
             Code::Push_rm16,
             Code::Popfw,
+            2,
         )
     } else {
         (
@@ -94,9 +96,13 @@ pub fn popf(e: &mut Emitter, instruction: &Instruction) {
             Code::Or_rm32_imm32,
             Code::Push_rm64,
             Code::Popfq,
+            8,
         )
     };
     e.emit_built(Instruction::with1(pop, spill));
+    // Pushed and popped again: a copy into the second slot that rewrites the same bytes.
+    e.emit_built(Instruction::with1(push, spill));
+    e.emit_built(Instruction::with1(pop, original));
     // The 16-bit form takes a 16-bit immediate.
     let keep = if popf == Code::Popfw {
         !(IF | IOPL) & 0xffff
@@ -107,4 +113,8 @@ pub fn popf(e: &mut Emitter, instruction: &Instruction) {
     e.emit_built(Instruction::with2(or, spill, IF));
     e.emit_built(Instruction::with1(push, spill));
     e.emit(Instruction::with(popf));
+    // The guest's own value back where popf read it; lea moves RSP and leaves the flags.
+    e.emit_built(Instruction::with1(push, original));
+    let above = MemoryOperand::with_base_displ(Register::RSP, size);
+    e.emit_built(Instruction::with2(Code::Lea_r64_m, Register::RSP, above));
 }
