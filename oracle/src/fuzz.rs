@@ -288,7 +288,7 @@ pub(crate) const UNICORN_PAIR: &str = "native vs ring3";
 const TRANSLATOR_PAIR: &str = "ring3 vs ring0";
 
 /// The records of one run of a batch, or why there are none.
-fn records_of<'o>(output: &'o RunOutput, cases: usize) -> Result<Vec<&'o [u8]>, String> {
+fn records_of(output: &RunOutput, cases: usize) -> Result<Vec<&[u8]>, String> {
     let output = output.as_ref().map_err(Clone::clone)?;
     program::records(output, cases).ok_or_else(|| "output of the wrong length".to_string())
 }
