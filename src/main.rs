@@ -36,6 +36,15 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["mode", "dump_translation", "trace_syscalls", "max_instructions"])]
     check: bool,
 
+    /// With --check: stop each of the three runs after SECONDS (exit status 125).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600,
+        requires = "check"
+    )]
+    check_timeout: u64,
+
     /// Test only: make the translator plant a known bug, to show that --check catches it.
     #[arg(long, value_enum, hide = true, value_name = "BUG")]
     plant_bug: Option<PlantedBugArg>,
@@ -195,9 +204,6 @@ fn list_cost_models() {
     println!("Ring-3 cycles per event. Sources: simulate --report json shows each value's source.");
 }
 
-/// How long each of `--check`'s three runs may take.
-const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
-
 /// `--check`: the three runs, the verdict, and 0 or 1.
 fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
     let simulate = match std::env::current_exe() {
@@ -243,7 +249,7 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
         }))
         .collect(),
         workdir,
-        timeout: CHECK_TIMEOUT,
+        timeout: std::time::Duration::from_secs(cli.check_timeout),
     };
     let report = match oracle::check(&config) {
         Ok(report) => report,

@@ -70,6 +70,31 @@ fn bad_programs_get_126_or_127() {
 }
 
 #[test]
+fn a_check_run_that_does_not_end_is_stopped() {
+    let stage = corpora::stage();
+    // Spins in the simulator; sleeps natively (the simulator's time is virtual).
+    for (argv0, args, which) in [
+        ("sh", &["-c", "while :; do :; done"][..], "ring3 run"),
+        ("sleep", &["5"][..], "native run"),
+    ] {
+        let check: Vec<&str> = [
+            "--check",
+            "--check-timeout",
+            "1",
+            "--argv0",
+            argv0,
+            "./busybox",
+        ]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+        let (got, stderr) = run(&stage, &check);
+        assert_eq!(got, 125, "{check:?}: {stderr}");
+        assert_one_line(&stderr, &format!("{which}: still running after 1s, killed"));
+    }
+}
+
+#[test]
 fn check_refuses_the_flags_that_make_no_sense_for_it() {
     let stage = corpora::stage();
     for flags in [

@@ -13,7 +13,7 @@ use sim::accounting::SyscallRecord;
 use crate::compare::{compare, Divergence, Named};
 use crate::native::{self, NativeSpec};
 use crate::observed::{Observed, Status};
-use crate::scratch;
+use crate::scratch::{self, TempDir};
 
 /// What to check, and how the simulated runs are made.
 #[derive(Clone, Debug)]
@@ -41,6 +41,8 @@ pub enum CheckError {
     Native(#[from] native::NativeError),
     #[error("{0}")]
     Io(String),
+    #[error("{run} run: still running after {after:?}, killed")]
+    Timeout { run: String, after: Duration },
     /// `simulate` could not run the program at all; its message and exit status.
     #[error("{message}")]
     Simulator { message: String, status: i32 },
@@ -143,8 +145,8 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
         .argv0
         .clone()
         .unwrap_or_else(|| config.program.clone().into_os_string());
-    let base = scratch::unique_dir("check").map_err(io)?;
-    let dir = base.join("cwd");
+    let base = TempDir::new("check").map_err(io)?;
+    let dir = base.path().join("cwd");
     let result = (|| -> Result<(Observed, Observed, Observed), CheckError> {
         let ring3 = in_fresh_dir(config, &dir, |dir| {
             simulated(config, &program, &argv0, dir, "ring3")
@@ -167,7 +169,7 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
         })?;
         Ok((native, ring3, ring0))
     })();
-    let _ = std::fs::remove_dir_all(&base);
+    drop(base);
     let (native, ring3, ring0) = result?;
     let named = |name, observed| Named { name, observed };
     let divergences = [
@@ -234,9 +236,12 @@ fn simulated(
     dir: &Path,
     mode: &str,
 ) -> Result<Observed, CheckError> {
-    let outputs =
-        scratch::unique_dir(&format!("check-{mode}")).map_err(|e| CheckError::Io(e.to_string()))?;
-    let (report_path, trace_path) = (outputs.join("report.json"), outputs.join("trace.jsonl"));
+    let io = |e: std::io::Error| CheckError::Io(e.to_string());
+    let outputs = TempDir::new(&format!("check-{mode}")).map_err(io)?;
+    let path = |name: &str| outputs.path().join(name);
+    let (report_path, trace_path) = (path("report.json"), path("trace.jsonl"));
+    // Files, as the native run's stdout and stderr are: a program can tell a file from a pipe.
+    let (stdout_path, stderr_path) = (path("stdout"), path("stderr"));
     let mut command = Command::new(&config.simulate);
     command
         .args(["--mode", mode, "--clear-env", "--report", "json"])
@@ -252,16 +257,46 @@ fn simulated(
     for pair in &config.env {
         command.arg("--env").arg(pair);
     }
-    let output = command
+    let mut child = command
         .arg(program)
         .args(&config.args)
         .current_dir(dir)
         .stdin(Stdio::null())
-        .output()
+        .stdout(std::fs::File::create(&stdout_path).map_err(io)?)
+        .stderr(std::fs::File::create(&stderr_path).map_err(io)?)
+        .spawn()
         .map_err(|e| CheckError::Io(format!("{}: {e}", config.simulate.display())))?;
-    let result = read_simulated(&output, &report_path, &trace_path);
-    let _ = std::fs::remove_dir_all(&outputs);
-    result
+    let status = wait_for(&mut child, config.timeout)
+        .map_err(io)?
+        .ok_or(CheckError::Timeout {
+            run: mode.to_string(),
+            after: config.timeout,
+        })?;
+    let output = std::process::Output {
+        status,
+        stdout: std::fs::read(&stdout_path).map_err(io)?,
+        stderr: std::fs::read(&stderr_path).map_err(io)?,
+    };
+    read_simulated(&output, &report_path, &trace_path)
+}
+
+/// Waits for `child` for at most `timeout`; kills it and returns `None` after that.
+fn wait_for(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if started.elapsed() > timeout {
+            child.kill()?;
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn read_simulated(

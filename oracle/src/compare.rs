@@ -129,6 +129,8 @@ fn describe_file(change: Option<&FileChange>) -> String {
     match change {
         None => "not written".into(),
         Some(FileChange::Removed) => "removed".into(),
+        Some(FileChange::Directory) => "a directory".into(),
+        Some(FileChange::Symlink(target)) => format!("a symbolic link to {target}"),
         Some(FileChange::Written(bytes)) => {
             format!("{} bytes, starting {}", bytes.len(), window(bytes, 0))
         }

@@ -356,10 +356,8 @@ pub fn check_cases(
     cases: &[Case],
     known: KnownBugs,
 ) -> Result<Vec<Finding>, FuzzError> {
-    let dir = crate::scratch::unique_dir("fuzz").map_err(|e| FuzzError::Io(e.to_string()))?;
-    let found = check_in(simulator, cases, known, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    found
+    let dir = crate::scratch::TempDir::new("fuzz").map_err(|e| FuzzError::Io(e.to_string()))?;
+    check_in(simulator, cases, known, dir.path())
 }
 
 fn check_in(

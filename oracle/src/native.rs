@@ -19,6 +19,7 @@ use rand_chacha::ChaCha20Rng;
 use sim::accounting::SyscallRecord;
 
 use crate::observed::{Observed, Status};
+use crate::scratch::TempDir;
 
 /// What the native run is given.
 pub struct NativeSpec<'a> {
@@ -78,9 +79,9 @@ pub fn run(spec: &NativeSpec) -> Result<Observed, NativeError> {
         .map(|e| c_string(e.as_bytes()))
         .collect::<Result<_, _>>()?;
     let dir = c_string(spec.dir.as_os_str().as_bytes())?;
-    let outputs = tempdir()?;
-    let stdout_path = outputs.join("stdout");
-    let stderr_path = outputs.join("stderr");
+    let outputs = TempDir::new("native-output").map_err(|e| NativeError::Setup(e.to_string()))?;
+    let stdout_path = outputs.path().join("stdout");
+    let stderr_path = outputs.path().join("stderr");
     let stdout =
         std::fs::File::create(&stdout_path).map_err(|e| NativeError::Setup(e.to_string()))?;
     let stderr =
@@ -93,20 +94,14 @@ pub fn run(spec: &NativeSpec) -> Result<Observed, NativeError> {
     drop(pinned);
     let (status, syscalls) = traced?;
     let read = |path: &Path| std::fs::read(path).map_err(|e| NativeError::Setup(e.to_string()));
-    let observed = Observed {
+    Ok(Observed {
         status,
         stdout: read(&stdout_path)?,
         stderr: read(&stderr_path)?,
         syscalls,
         files: Default::default(),
         guest_instructions: None,
-    };
-    let _ = std::fs::remove_dir_all(&outputs);
-    Ok(observed)
-}
-
-fn tempdir() -> Result<std::path::PathBuf, NativeError> {
-    crate::scratch::unique_dir("native-output").map_err(|e| NativeError::Setup(e.to_string()))
+    })
 }
 
 /// The calling thread pinned to one CPU, back to its old set when dropped.
@@ -185,9 +180,12 @@ fn spawn_traced(
         WaitStatus::Exited(_, code) => Err(NativeError::Setup(format!(
             "cannot start the program (exit status {code})"
         ))),
-        other => Err(NativeError::Setup(format!(
-            "unexpected first stop: {other:?}"
-        ))),
+        other => {
+            drop(KillOnDrop(pid));
+            Err(NativeError::Setup(format!(
+                "unexpected first stop: {other:?}"
+            )))
+        }
     }
 }
 
@@ -205,15 +203,24 @@ fn trace(
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     prepare_auxv(pid, &mut rng)?;
     let watchdog = Watchdog::start(pid, timeout);
+    let followed = follow(pid, &mut rng);
+    // Killed by the watchdog: whatever ptrace said then, the run took too long.
+    if watchdog.fired() {
+        return Err(NativeError::Timeout(timeout));
+    }
+    let (status, syscalls) = followed?;
+    std::mem::forget(guard);
+    Ok((status, syscalls))
+}
+
+/// Resumes the tracee from stop to stop until it ends, recording each syscall.
+fn follow(pid: Pid, rng: &mut ChaCha20Rng) -> Result<(Status, Vec<SyscallRecord>), NativeError> {
     let mut syscalls = Vec::new();
     let mut entry: Option<(u64, [u64; 6])> = None;
     let mut signal = None;
     loop {
         ptrace::syscall(pid, signal.take())?;
         let status = waitpid(pid, None)?;
-        if watchdog.fired() {
-            return Err(NativeError::Timeout(timeout));
-        }
         match status {
             WaitStatus::PtraceSyscall(_) => {
                 let info = syscall_info(pid)?;
@@ -235,7 +242,7 @@ fn trace(
                         let ret = unsafe { info.u.exit }.sval as u64;
                         if let Some((nr, args)) = entry.take() {
                             if nr == libc::SYS_getrandom as u64 && (ret as i64) > 0 {
-                                overwrite_random(pid, args[0], ret as usize, &mut rng)?;
+                                overwrite_random(pid, args[0], ret as usize, rng)?;
                             }
                             syscalls.push(SyscallRecord { nr, args, ret });
                         }
@@ -246,12 +253,10 @@ fn trace(
             WaitStatus::Stopped(_, sig) => signal = Some(sig),
             WaitStatus::Exited(_, code) => {
                 finish_pending(&mut syscalls, entry);
-                std::mem::forget(guard);
                 return Ok((Status::Exited(code), syscalls));
             }
             WaitStatus::Signaled(_, sig, _) => {
                 finish_pending(&mut syscalls, entry);
-                std::mem::forget(guard);
                 return Ok((Status::Signaled(sig.as_str().to_string()), syscalls));
             }
             _ => {}

@@ -17,6 +17,8 @@ pub enum Rule {
     Pointer,
     /// A process, thread or group id.
     Pid,
+    /// brk's result: the new break, or the old one when it failed.
+    Break,
     /// A reading of the clock.
     Time,
     /// The result of a syscall that never returns.
@@ -37,7 +39,14 @@ pub const RULES: &[(Rule, &str, &str)] = &[
         Rule::Pid,
         "pid",
         "the simulated process has pid and tid 1000 and parent 999; the native one, whatever \
-         the host gives; compared as a valid id or not",
+         the host gives; a positive id compared as an id, a negative one below -1 as a group \
+         id, and 0 and -1 exactly",
+    ),
+    (
+        Rule::Break,
+        "break",
+        "brk answers with the new break, or with the old one when it fails: compared as equal \
+         to the asked address or not (a pointer when the address asked is 0)",
     ),
     (
         Rule::Time,
@@ -58,8 +67,8 @@ pub const RULES: &[(Rule, &str, &str)] = &[
     ),
 ];
 
-/// A syscall's arguments (one letter each: `v` exact, `p` pointer, `i` pid) and how its
-/// result is compared.
+/// A syscall's arguments (one letter each: `v` exact, `p` pointer, `i` pid, `-` not taken)
+/// and how its result is compared.
 struct Signature {
     nr: Sysno,
     args: &'static str,
@@ -92,7 +101,7 @@ const SIGNATURES: &[Signature] = &[
     returns(Sysno::mmap, "pvvvvv", Rule::Pointer),
     sig(Sysno::mprotect, "pvv"),
     sig(Sysno::munmap, "pv"),
-    returns(Sysno::brk, "p", Rule::Pointer),
+    returns(Sysno::brk, "p", Rule::Break),
     sig(Sysno::rt_sigaction, "vppv"),
     sig(Sysno::rt_sigprocmask, "vppv"),
     sig(Sysno::ioctl, "vvp"),
@@ -188,6 +197,45 @@ const SIGNATURES: &[Signature] = &[
     sig(Sysno::tkill, "iv"),
 ];
 
+/// Arguments that depend on a command argument: (syscall, the command's argument index, a
+/// mask, the command, the arguments). The signature's own are for every other command.
+const COMMANDS: &[(Sysno, usize, u64, u64, &str)] = &[
+    (Sysno::fcntl, 1, !0, libc::F_GETFD as u64, "vv"),
+    (Sysno::fcntl, 1, !0, libc::F_GETFL as u64, "vv"),
+    (Sysno::fcntl, 1, !0, libc::F_GETOWN as u64, "vv"),
+    (Sysno::fcntl, 1, !0, libc::F_GETPIPE_SZ as u64, "vv"),
+    (Sysno::fcntl, 1, !0, libc::F_GETLK as u64, "vvp"),
+    (Sysno::fcntl, 1, !0, libc::F_SETLK as u64, "vvp"),
+    (Sysno::fcntl, 1, !0, libc::F_SETLKW as u64, "vvp"),
+    (Sysno::fcntl, 1, !0, libc::F_OFD_GETLK as u64, "vvp"),
+    (Sysno::fcntl, 1, !0, libc::F_OFD_SETLK as u64, "vvp"),
+    (Sysno::fcntl, 1, !0, libc::F_OFD_SETLKW as u64, "vvp"),
+    // futex: the command is the low 7 bits of the operation.
+    (Sysno::futex, 1, 0x7f, libc::FUTEX_WAIT as u64, "pvvp"),
+    (Sysno::futex, 1, 0x7f, libc::FUTEX_WAKE as u64, "pvv"),
+    (
+        Sysno::futex,
+        1,
+        0x7f,
+        libc::FUTEX_WAIT_BITSET as u64,
+        "pvvp-v",
+    ),
+    (
+        Sysno::futex,
+        1,
+        0x7f,
+        libc::FUTEX_WAKE_BITSET as u64,
+        "pvv--v",
+    ),
+    (Sysno::prctl, 0, !0, libc::PR_SET_PDEATHSIG as u64, "vv"),
+    (Sysno::prctl, 0, !0, libc::PR_GET_PDEATHSIG as u64, "vp"),
+    (Sysno::prctl, 0, !0, libc::PR_GET_DUMPABLE as u64, "v"),
+    (Sysno::prctl, 0, !0, libc::PR_SET_DUMPABLE as u64, "vv"),
+    (Sysno::prctl, 0, !0, libc::PR_SET_NAME as u64, "vp"),
+    (Sysno::prctl, 0, !0, libc::PR_GET_NAME as u64, "vp"),
+    (Sysno::prctl, 0, !0, libc::PR_SET_VMA as u64, "vvpvp"),
+];
+
 /// A syscall as the oracle compares it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Normalized {
@@ -229,14 +277,21 @@ fn errno(value: u64) -> Option<String> {
 
 /// One value under `rule`.
 pub fn apply(rule: Rule, value: u64) -> String {
-    if let Some(error) = errno(value).filter(|_| rule != Rule::NoReturn && rule != Rule::Declined) {
-        return error;
+    match errno(value).filter(|_| rule != Rule::NoReturn && rule != Rule::Declined) {
+        Some(error) => error,
+        None => shown(rule, value),
     }
+}
+
+/// One value under `rule`, never read as an error code (arguments are not results).
+fn shown(rule: Rule, value: u64) -> String {
     match rule {
         Rule::Exact => format!("{value:#x}"),
         Rule::Pointer if value == 0 => "NULL".into(),
-        Rule::Pointer => "<pointer>".into(),
-        Rule::Pid => "<pid>".into(),
+        Rule::Pointer | Rule::Break => "<pointer>".into(),
+        Rule::Pid if (value as i64) > 0 => "<pid>".into(),
+        Rule::Pid if (value as i64) < -1 => "-<pid>".into(),
+        Rule::Pid => format!("{}", value as i64),
         Rule::Time => "<time>".into(),
         Rule::NoReturn => "<no return>".into(),
         Rule::Declined => "<declined>".into(),
@@ -249,27 +304,37 @@ pub fn normalize(record: &SyscallRecord) -> Result<Normalized, UnknownSyscall> {
         .iter()
         .find(|s| s.nr.id() as u64 == record.nr)
         .ok_or_else(|| UnknownSyscall(name_of(record.nr)))?;
-    let args = signature
-        .args
+    let kinds = COMMANDS
+        .iter()
+        .find(|(nr, at, mask, command, _)| {
+            *nr == signature.nr && record.args[*at] & mask == *command
+        })
+        .map_or(signature.args, |row| row.4);
+    let args = kinds
         .chars()
         .zip(record.args)
-        .map(|(kind, value)| {
-            let rule = match kind {
-                'p' => Rule::Pointer,
-                'i' => Rule::Pid,
-                _ => Rule::Exact,
-            };
+        .filter(|(kind, _)| *kind != '-')
+        .map(|(kind, value)| match kind {
+            'p' => shown(Rule::Pointer, value),
+            'i' => shown(Rule::Pid, value),
             // An argument is never an error code: show it whole.
-            match rule {
-                Rule::Exact => format!("{value:#x}"),
-                rule => apply(rule, value),
-            }
+            _ => format!("{value:#x}"),
         })
         .collect();
+    let result = match signature.result {
+        Rule::Break if record.args[0] != 0 && errno(record.ret).is_none() => {
+            if record.ret == record.args[0] {
+                "<the address asked>".into()
+            } else {
+                "<not the address asked>".into()
+            }
+        }
+        rule => apply(rule, record.ret),
+    };
     Ok(Normalized {
         name: name_of(record.nr),
         args,
-        result: apply(signature.result, record.ret),
+        result,
     })
 }
 
@@ -353,6 +418,64 @@ mod tests {
     }
 
     #[test]
+    fn ids_zero_and_minus_one_compare_exactly() {
+        assert!(!same(
+            &record(Sysno::kill, &[0, 15], 0),
+            &record(Sysno::kill, &[1234, 15], 0)
+        ));
+        assert!(!same(
+            &record(Sysno::wait4, &[u64::MAX, 0, 1, 0], 0),
+            &record(Sysno::wait4, &[u64::MAX, 0, 1, 0], 4321)
+        ));
+        assert!(same(
+            &record(Sysno::kill, &[-1000i64 as u64, 15], 0),
+            &record(Sysno::kill, &[-4321i64 as u64, 15], 0)
+        ));
+    }
+
+    #[test]
+    fn a_failed_brk_is_not_a_successful_one() {
+        let asked = 0x50_0000;
+        assert!(!same(
+            &record(Sysno::brk, &[asked], 0x4c_0000),
+            &record(Sysno::brk, &[asked], asked)
+        ));
+        assert!(same(
+            &record(Sysno::brk, &[0x50_0000], 0x50_0000),
+            &record(Sysno::brk, &[0x5555_5000_0000], 0x5555_5000_0000)
+        ));
+    }
+
+    #[test]
+    fn arguments_follow_the_command() {
+        // F_GETFL takes no third argument: what is left in RDX is dropped.
+        assert!(same(
+            &record(Sysno::fcntl, &[3, libc::F_GETFL as u64, 0x1234], 2),
+            &record(Sysno::fcntl, &[3, libc::F_GETFL as u64, 0x9999], 2)
+        ));
+        // F_SETLK's third argument is a pointer.
+        assert!(same(
+            &record(Sysno::fcntl, &[3, libc::F_SETLK as u64, 0x7fff_e5d0], 0),
+            &record(Sysno::fcntl, &[3, libc::F_SETLK as u64, 0x7fff_e610], 0)
+        ));
+        // F_SETFL's is a value.
+        assert!(!same(
+            &record(Sysno::fcntl, &[3, libc::F_SETFL as u64, 0x800], 0),
+            &record(Sysno::fcntl, &[3, libc::F_SETFL as u64, 0], 0)
+        ));
+        let wake = libc::FUTEX_WAKE as u64 | 128;
+        assert!(same(
+            &record(Sysno::futex, &[0x1000, wake, 1, 7, 8, 9], 0),
+            &record(Sysno::futex, &[0x2000, wake, 1, 0, 0, 0], 0)
+        ));
+        let pdeathsig = libc::PR_SET_PDEATHSIG as u64;
+        assert!(!same(
+            &record(Sysno::prctl, &[pdeathsig, 9], 0),
+            &record(Sysno::prctl, &[pdeathsig, 15], 0)
+        ));
+    }
+
+    #[test]
     fn clock_readings_compare_as_success() {
         assert!(same(
             &record(Sysno::time, &[0], 1_700_000_000),
@@ -401,6 +524,7 @@ mod tests {
         for rule in [
             Rule::Pointer,
             Rule::Pid,
+            Rule::Break,
             Rule::Time,
             Rule::NoReturn,
             Rule::Declined,

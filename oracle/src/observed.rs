@@ -23,11 +23,15 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// A file in the working directory that the run created, changed or removed.
+/// An entry in the working directory that the run created, changed or removed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileChange {
+    /// A regular file, with its bytes now.
     Written(Vec<u8>),
+    Directory,
+    /// A symbolic link, with its target.
+    Symlink(String),
     Removed,
 }
 

@@ -11,19 +11,35 @@ use crate::observed::FileChange;
 /// The most a working directory copied for each run may hold.
 pub const MAX_COPY_BYTES: u64 = 64 << 20;
 
-/// A new empty directory under the system's temporary directory.
-pub fn unique_dir(tag: &str) -> io::Result<PathBuf> {
-    static DIRS: AtomicUsize = AtomicUsize::new(0);
-    let n = DIRS.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ringsim-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A new empty directory under the system's temporary directory, removed with all it
+/// holds when dropped (on every path out, errors included).
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> io::Result<Self> {
+        static DIRS: AtomicUsize = AtomicUsize::new(0);
+        let n = DIRS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ringsim-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
-/// Regular files by relative path with their bytes; symbolic links are not followed, so
-/// only what the run itself made is seen.
-pub type Tree = BTreeMap<String, Vec<u8>>;
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Entries by relative path: regular files with their bytes, directories, and symbolic
+/// links with their targets (not followed, so only what the run itself made is seen).
+pub type Tree = BTreeMap<String, FileChange>;
 
 /// Copies `from` into the empty directory `to`: directories, regular files, and symbolic
 /// links as links. Fails when the regular files exceed `MAX_COPY_BYTES`.
@@ -58,7 +74,7 @@ fn copy_into(from: &Path, to: &Path, budget: &mut u64) -> io::Result<()> {
     Ok(())
 }
 
-/// The regular files under `dir`.
+/// What is under `dir`.
 pub fn read_tree(dir: &Path) -> io::Result<Tree> {
     let mut tree = Tree::new();
     read_into(dir, dir, &mut tree)?;
@@ -69,12 +85,20 @@ fn read_into(root: &Path, dir: &Path, tree: &mut Tree) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let kind = entry.file_type()?;
-        if kind.is_dir() {
-            read_into(root, &entry.path(), tree)?;
+        let path = entry.path();
+        let relative = path
+            .strip_prefix(root)
+            .expect("under the root")
+            .display()
+            .to_string();
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&path)?.display().to_string();
+            tree.insert(relative, FileChange::Symlink(target));
+        } else if kind.is_dir() {
+            tree.insert(relative, FileChange::Directory);
+            read_into(root, &path, tree)?;
         } else if kind.is_file() {
-            let path = entry.path();
-            let relative = path.strip_prefix(root).expect("under the root");
-            tree.insert(relative.display().to_string(), std::fs::read(&path)?);
+            tree.insert(relative, FileChange::Written(std::fs::read(&path)?));
         }
     }
     Ok(())
@@ -83,9 +107,9 @@ fn read_into(root: &Path, dir: &Path, tree: &mut Tree) -> io::Result<()> {
 /// What changed from `before` to `after`.
 pub fn changes(before: &Tree, after: &Tree) -> BTreeMap<String, FileChange> {
     let mut changes = BTreeMap::new();
-    for (path, bytes) in after {
-        if before.get(path) != Some(bytes) {
-            changes.insert(path.clone(), FileChange::Written(bytes.clone()));
+    for (path, entry) in after {
+        if before.get(path) != Some(entry) {
+            changes.insert(path.clone(), entry.clone());
         }
     }
     for path in before.keys().filter(|p| !after.contains_key(*p)) {
