@@ -417,62 +417,94 @@ mod tests {
         ));
     }
 
+    /// A syscall, each side's arguments and result, and whether they compare equal.
+    type Judged<'a> = (Sysno, (&'a [u64], u64), (&'a [u64], u64), bool);
+
+    fn judge(cases: &[Judged]) {
+        for &(nr, (a, ra), (b, rb), alike) in cases {
+            let (x, y) = (record(nr, a, ra), record(nr, b, rb));
+            assert_eq!(same(&x, &y), alike, "{x:x?} vs {y:x?}");
+        }
+    }
+
     #[test]
     fn ids_zero_and_minus_one_compare_exactly() {
-        assert!(!same(
-            &record(Sysno::kill, &[0, 15], 0),
-            &record(Sysno::kill, &[1234, 15], 0)
-        ));
-        assert!(!same(
-            &record(Sysno::wait4, &[u64::MAX, 0, 1, 0], 0),
-            &record(Sysno::wait4, &[u64::MAX, 0, 1, 0], 4321)
-        ));
-        assert!(same(
-            &record(Sysno::kill, &[-1000i64 as u64, 15], 0),
-            &record(Sysno::kill, &[-4321i64 as u64, 15], 0)
-        ));
+        let group = |id: i64| (-id) as u64;
+        judge(&[
+            (Sysno::kill, (&[0, 15], 0), (&[1234, 15], 0), false),
+            (
+                Sysno::wait4,
+                (&[u64::MAX, 0, 1, 0], 0),
+                (&[u64::MAX, 0, 1, 0], 4321),
+                false,
+            ),
+            (
+                Sysno::kill,
+                (&[group(1000), 15], 0),
+                (&[group(4321), 15], 0),
+                true,
+            ),
+        ]);
     }
 
     #[test]
     fn a_failed_brk_is_not_a_successful_one() {
         let asked = 0x50_0000;
-        assert!(!same(
-            &record(Sysno::brk, &[asked], 0x4c_0000),
-            &record(Sysno::brk, &[asked], asked)
-        ));
-        assert!(same(
-            &record(Sysno::brk, &[0x50_0000], 0x50_0000),
-            &record(Sysno::brk, &[0x5555_5000_0000], 0x5555_5000_0000)
-        ));
+        let elsewhere = 0x5555_5000_0000;
+        judge(&[
+            (Sysno::brk, (&[asked], 0x4c_0000), (&[asked], asked), false),
+            (
+                Sysno::brk,
+                (&[asked], asked),
+                (&[elsewhere], elsewhere),
+                true,
+            ),
+        ]);
     }
 
     #[test]
     fn arguments_follow_the_command() {
-        // F_GETFL takes no third argument: what is left in RDX is dropped.
-        assert!(same(
-            &record(Sysno::fcntl, &[3, libc::F_GETFL as u64, 0x1234], 2),
-            &record(Sysno::fcntl, &[3, libc::F_GETFL as u64, 0x9999], 2)
-        ));
-        // F_SETLK's third argument is a pointer.
-        assert!(same(
-            &record(Sysno::fcntl, &[3, libc::F_SETLK as u64, 0x7fff_e5d0], 0),
-            &record(Sysno::fcntl, &[3, libc::F_SETLK as u64, 0x7fff_e610], 0)
-        ));
-        // F_SETFL's is a value.
-        assert!(!same(
-            &record(Sysno::fcntl, &[3, libc::F_SETFL as u64, 0x800], 0),
-            &record(Sysno::fcntl, &[3, libc::F_SETFL as u64, 0], 0)
-        ));
+        let (getfl, setlk, setfl) = (
+            libc::F_GETFL as u64,
+            libc::F_SETLK as u64,
+            libc::F_SETFL as u64,
+        );
         let wake = libc::FUTEX_WAKE as u64 | 128;
-        assert!(same(
-            &record(Sysno::futex, &[0x1000, wake, 1, 7, 8, 9], 0),
-            &record(Sysno::futex, &[0x2000, wake, 1, 0, 0, 0], 0)
-        ));
         let pdeathsig = libc::PR_SET_PDEATHSIG as u64;
-        assert!(!same(
-            &record(Sysno::prctl, &[pdeathsig, 9], 0),
-            &record(Sysno::prctl, &[pdeathsig, 15], 0)
-        ));
+        judge(&[
+            // F_GETFL takes no third argument: what is left in RDX is dropped.
+            (
+                Sysno::fcntl,
+                (&[3, getfl, 0x1234], 2),
+                (&[3, getfl, 0x9999], 2),
+                true,
+            ),
+            // F_SETLK's third argument is a pointer, F_SETFL's a value.
+            (
+                Sysno::fcntl,
+                (&[3, setlk, 0x7fff_e5d0], 0),
+                (&[3, setlk, 0x7fff_e610], 0),
+                true,
+            ),
+            (
+                Sysno::fcntl,
+                (&[3, setfl, 0x800], 0),
+                (&[3, setfl, 0], 0),
+                false,
+            ),
+            (
+                Sysno::futex,
+                (&[0x1000, wake, 1, 7, 8, 9], 0),
+                (&[0x2000, wake, 1, 0, 0, 0], 0),
+                true,
+            ),
+            (
+                Sysno::prctl,
+                (&[pdeathsig, 9], 0),
+                (&[pdeathsig, 15], 0),
+                false,
+            ),
+        ]);
     }
 
     #[test]
