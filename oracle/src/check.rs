@@ -4,12 +4,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde::Serialize;
 use sim::accounting::SyscallRecord;
 
+use crate::child;
 use crate::compare::{compare, Divergence, Named};
 use crate::native::{self, NativeSpec};
 use crate::observed::{Observed, Status};
@@ -240,8 +241,6 @@ fn simulated(
     let outputs = TempDir::new(&format!("check-{mode}")).map_err(io)?;
     let path = |name: &str| outputs.path().join(name);
     let (report_path, trace_path) = (path("report.json"), path("trace.jsonl"));
-    // Files, as the native run's stdout and stderr are: a program can tell a file from a pipe.
-    let (stdout_path, stderr_path) = (path("stdout"), path("stderr"));
     let mut command = Command::new(&config.simulate);
     command
         .args(["--mode", mode, "--clear-env", "--report", "json"])
@@ -257,46 +256,16 @@ fn simulated(
     for pair in &config.env {
         command.arg("--env").arg(pair);
     }
-    let mut child = command
-        .arg(program)
-        .args(&config.args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).map_err(io)?)
-        .stderr(std::fs::File::create(&stderr_path).map_err(io)?)
-        .spawn()
-        .map_err(|e| CheckError::Io(format!("{}: {e}", config.simulate.display())))?;
-    let status = wait_for(&mut child, config.timeout)
-        .map_err(io)?
+    command.arg(program).args(&config.args).current_dir(dir);
+    // stdout and stderr go to files, as the native run's do: a program can tell a file
+    // from a pipe.
+    let output = child::run(&mut command, outputs.path(), config.timeout)
+        .map_err(|e| CheckError::Io(format!("{}: {e}", config.simulate.display())))?
         .ok_or(CheckError::Timeout {
             run: mode.to_string(),
             after: config.timeout,
         })?;
-    let output = std::process::Output {
-        status,
-        stdout: std::fs::read(&stdout_path).map_err(io)?,
-        stderr: std::fs::read(&stderr_path).map_err(io)?,
-    };
     read_simulated(&output, &report_path, &trace_path)
-}
-
-/// Waits for `child` for at most `timeout`; kills it and returns `None` after that.
-fn wait_for(
-    child: &mut std::process::Child,
-    timeout: Duration,
-) -> std::io::Result<Option<std::process::ExitStatus>> {
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if started.elapsed() > timeout {
-            child.kill()?;
-            child.wait()?;
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn read_simulated(

@@ -15,7 +15,7 @@ pub mod program;
 pub mod record;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use iced_x86::{Decoder, DecoderOptions};
 use rand::{Rng, SeedableRng};
@@ -217,12 +217,13 @@ struct Outputs {
     ring0: RunOutput,
 }
 
-fn run(command: &mut Command) -> RunOutput {
-    let output = command
-        .stdin(Stdio::null())
-        .env_clear()
-        .output()
-        .map_err(|e| e.to_string())?;
+/// How long one run of a batch program may take: far more than a batch needs.
+const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn run(command: &mut Command, dir: &Path) -> RunOutput {
+    let output = crate::child::run(command.env_clear(), dir, RUN_TIMEOUT)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("still running after {RUN_TIMEOUT:?}, killed"))?;
     if output.status.success() {
         Ok(output.stdout)
     } else {
@@ -247,13 +248,16 @@ fn run_batch(
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(io)?;
     let simulated = |mode: &str| {
-        run(Command::new(&simulator.path)
-            .args(["--mode", mode, "--clear-env", "--report-file", "/dev/null"])
-            .args(&simulator.flags)
-            .arg(&path))
+        run(
+            Command::new(&simulator.path)
+                .args(["--mode", mode, "--clear-env", "--report-file", "/dev/null"])
+                .args(&simulator.flags)
+                .arg(&path),
+            dir,
+        )
     };
     Ok(Outputs {
-        native: run(&mut Command::new(&path)),
+        native: run(&mut Command::new(&path), dir),
         ring3: simulated("ring3"),
         ring0: simulated("ring0"),
     })

@@ -7,6 +7,7 @@
 //! `compare` finds the first divergence, `check` runs the three sides.
 
 pub mod check;
+pub mod child;
 pub mod compare;
 pub mod fuzz;
 pub mod native;
