@@ -147,8 +147,8 @@ impl Clock {
 
 /// By source, how many more instructions translated code executes than the guest
 /// instructions it stands for (negative for a piece of a block whose guest instructions'
-/// translations go on past it).
-pub type Extra = [i32; Source::ALL.len()];
+/// translations go on past it). 16 bits each: QEMU ends a block at 512 instructions.
+pub type Extra = [i16; Source::ALL.len()];
 
 /// A block's cached facts, in a direct-mapped slot.
 #[derive(Clone, Copy, Default)]
@@ -159,7 +159,6 @@ struct Slot {
     /// Guest instructions it stands for: the same as `instructions` for guest code run
     /// as is, fewer for translated code.
     guest: u32,
-    extra: Extra,
     repeat: bool,
 }
 
@@ -175,24 +174,27 @@ pub struct BlockCount {
     pub repeat: bool,
 }
 
-/// Slots in the direct-mapped cache (1 MiB). A hash map probe per block took 40 % of the
-/// run time of `busybox sha256sum` (perf, this machine); one indexed load does not.
+/// Slots in the direct-mapped cache (1.5 MiB). A hash map probe per block took 40 % of
+/// the run time of `busybox sha256sum` (perf, this machine); one indexed load does not.
 const SLOTS: usize = 1 << 16;
 
 /// Instruction counts of Unicorn's blocks, decoded once with iced-x86 and cached.
 pub struct BlockCounter {
     slots: Box<[Slot]>,
-}
-
-impl Default for BlockCounter {
-    fn default() -> Self {
-        Self {
-            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
-        }
-    }
+    /// Each slot's extra instructions, kept beside the slots and only for translated code:
+    /// untranslated code has none, and its per-block path stays as small as it was.
+    extras: Box<[Extra]>,
 }
 
 impl BlockCounter {
+    /// A counter for translated code (which has extra instructions) or for guest code.
+    pub fn new(translated: bool) -> Self {
+        Self {
+            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
+            extras: vec![Extra::default(); if translated { SLOTS } else { 0 }].into_boxed_slice(),
+        }
+    }
+
     fn slot(addr: u64) -> usize {
         ((addr ^ (addr >> 16)) as usize) & (SLOTS - 1)
     }
@@ -207,12 +209,13 @@ impl BlockCounter {
         mem: &AddressSpace,
         guest: impl FnOnce(u32) -> (u32, Extra),
     ) -> BlockCount {
-        let slot = &mut self.slots[Self::slot(addr)];
+        let index = Self::slot(addr);
+        let slot = &mut self.slots[index];
         if slot.addr == addr && slot.size == size {
             return BlockCount {
                 instructions: slot.instructions,
                 guest: slot.guest,
-                extra: slot.extra,
+                extra: self.extras.get(index).copied().unwrap_or_default(),
                 repeat: slot.repeat,
             };
         }
@@ -227,9 +230,11 @@ impl BlockCounter {
                 size,
                 instructions,
                 guest,
-                extra,
                 repeat,
             };
+            if let Some(cached) = self.extras.get_mut(index) {
+                *cached = extra;
+            }
         }
         BlockCount {
             instructions,

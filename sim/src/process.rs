@@ -114,7 +114,7 @@ impl Process {
             model,
             counts: Counts::default(),
             clock,
-            blocks: BlockCounter::default(),
+            blocks: BlockCounter::new(mode == Mode::Ring0),
             max_instructions,
             current_block: CurrentBlock::default(),
             stop: None,
@@ -147,9 +147,11 @@ impl Process {
         // The guest's clock runs on guest instructions in both modes, so both runs see the
         // same times and behave the same.
         self.clock.add_instructions(count.guest as u64);
-        self.ring0.translated_instructions += count.instructions as u64;
-        for (total, extra) in self.ring0.extra_by_source.iter_mut().zip(count.extra) {
-            *total += extra as i64;
+        if self.cache.is_some() {
+            self.ring0.translated_instructions += count.instructions as u64;
+            for (total, extra) in self.ring0.extra_by_source.iter_mut().zip(count.extra) {
+                *total += extra as i64;
+            }
         }
         self.current_block = CurrentBlock {
             addr,
@@ -531,16 +533,18 @@ impl Process {
         };
         self.clock
             .remove_instructions((block.guest - guest_ran.min(block.guest)) as u64 + earlier);
-        self.ring0.translated_instructions -=
-            (block.instructions - ran.min(block.instructions)) as u64;
-        for ((total, counted), ran) in self
-            .ring0
-            .extra_by_source
-            .iter_mut()
-            .zip(block.extra)
-            .zip(extra_ran)
-        {
-            *total -= (counted - ran) as i64;
+        if self.cache.is_some() {
+            self.ring0.translated_instructions -=
+                (block.instructions - ran.min(block.instructions)) as u64;
+            for ((total, counted), ran) in self
+                .ring0
+                .extra_by_source
+                .iter_mut()
+                .zip(block.extra)
+                .zip(extra_ran)
+            {
+                *total -= (counted - ran) as i64;
+            }
         }
         self.current_block = CurrentBlock {
             instructions: ran,

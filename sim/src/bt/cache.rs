@@ -297,7 +297,7 @@ impl CodeCache {
     ) -> (u32, Extra) {
         let mut extra = Extra::default();
         if let Some(source) = layout::stub_source(start) {
-            extra[source as usize] = instructions as i32;
+            extra[source as usize] = instructions as i16;
             return (0, extra);
         }
         let Some(block) = self.block_at(start) else {
@@ -307,7 +307,7 @@ impl CodeCache {
         let translated = block.translated_by_source(offset(start)..offset(translated_end));
         let guest = block.guest_by_source(offset(start)..offset(guest_end.max(start)));
         for (i, extra) in extra.iter_mut().enumerate() {
-            *extra = translated[i] as i32 - guest[i] as i32;
+            *extra = translated[i] as i16 - guest[i] as i16;
         }
         (guest.iter().sum(), extra)
     }
