@@ -228,26 +228,29 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
         UnsupportedPolicy::Stop => "stop",
         UnsupportedPolicy::Enosys => "enosys",
     };
+    let flags = [
+        "--cost-model",
+        &cli.cost_model,
+        "--on-unsupported-syscall",
+        policy,
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(cli.plant_bug.iter().flat_map(|bug| {
+        let name = bug.to_possible_value().expect("no skipped variants");
+        ["--plant-bug".to_string(), name.get_name().to_string()]
+    }))
+    .collect();
     let config = oracle::CheckConfig {
-        simulate,
+        simulator: oracle::child::Simulator {
+            path: simulate,
+            flags,
+        },
         program: cli.program.clone().expect("clap requires the program"),
         argv0: cli.argv0.clone(),
         args: cli.args.clone(),
         env,
         seed: cli.seed,
-        simulate_flags: [
-            "--cost-model",
-            &cli.cost_model,
-            "--on-unsupported-syscall",
-            policy,
-        ]
-        .map(OsString::from)
-        .into_iter()
-        .chain(cli.plant_bug.iter().flat_map(|bug| {
-            let name = bug.to_possible_value().expect("no skipped variants");
-            ["--plant-bug".into(), name.get_name().into()]
-        }))
-        .collect(),
         workdir,
         timeout: std::time::Duration::from_secs(cli.check_timeout),
     };

@@ -9,12 +9,20 @@ use std::process::Command;
 
 use corpora::Case;
 
-/// Runs `--check` on `program` in `dir`; the exit status and the text report.
-fn check(dir: &Path, program: &str, argv0: Option<&str>, args: &[&str]) -> (i32, String) {
+/// Runs `--check` with `flags` on `program` in `dir`; the exit status and the text report.
+fn check(
+    dir: &Path,
+    flags: &[&str],
+    program: &str,
+    argv0: Option<&str>,
+    args: &[&str],
+) -> (i32, String) {
     let report = tempfile::NamedTempFile::new().unwrap();
     let mut command = Command::new(common::SIMULATE);
     command
-        .args(["--check", "--clear-env", "--report-file"])
+        .args(["--check", "--clear-env"])
+        .args(flags)
+        .arg("--report-file")
         .arg(report.path());
     if let Some(argv0) = argv0 {
         command.args(["--argv0", argv0]);
@@ -33,7 +41,13 @@ fn check(dir: &Path, program: &str, argv0: Option<&str>, args: &[&str]) -> (i32,
 
 fn check_case(case: &Case) -> Result<(), String> {
     let dir = common::scratch(case, "check");
-    let (status, report) = check(&dir, &format!("./{}", case.program), case.argv0, case.args);
+    let (status, report) = check(
+        &dir,
+        &[],
+        &format!("./{}", case.program),
+        case.argv0,
+        case.args,
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     if status == 0 {
         Ok(())
@@ -69,7 +83,7 @@ fn every_adversarial_program_agrees() {
     for &(program, argument) in corpora::ADVERSARIAL {
         let path = programs.join(program);
         let args: Vec<&str> = [argument].into_iter().filter(|a| !a.is_empty()).collect();
-        let (status, report) = check(dir.path(), path.to_str().unwrap(), None, &args);
+        let (status, report) = check(dir.path(), &[], path.to_str().unwrap(), None, &args);
         let exception = corpora::CHECK_EXCEPTIONS
             .iter()
             .find(|x| x.program == program && x.argument == argument);
@@ -104,27 +118,11 @@ fn planted_translator_bugs_are_caught() {
         let case = common::case(name);
         let dir = common::scratch(&case, "planted");
         let program = format!("./{}", case.program);
-        let (clean, _) = check(&dir, &program, None, case.args);
-        let report = tempfile::NamedTempFile::new().unwrap();
-        let output = Command::new(common::SIMULATE)
-            .args([
-                "--check",
-                "--clear-env",
-                "--plant-bug",
-                bug,
-                "--report-file",
-            ])
-            .arg(report.path())
-            .arg(&program)
-            .args(case.args)
-            .current_dir(&dir)
-            .env_clear()
-            .output()
-            .unwrap();
+        let (clean, _) = check(&dir, &[], &program, None, case.args);
+        let (planted, text) = check(&dir, &["--plant-bug", bug], &program, None, case.args);
         std::fs::remove_dir_all(&dir).unwrap();
-        let text = std::fs::read_to_string(report.path()).unwrap();
         assert_eq!(clean, 0, "{name} without a planted bug");
-        assert_eq!(common::status_of(&output), 1, "{name} with {bug}: {text}");
+        assert_eq!(planted, 1, "{name} with {bug}: {text}");
         assert!(
             text.contains("ring3 vs ring0: exit status differs"),
             "{text}"

@@ -4,13 +4,12 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde::Serialize;
 use sim::accounting::SyscallRecord;
 
-use crate::child;
+use crate::child::{self, Simulator};
 use crate::compare::{compare, Divergence, Named};
 use crate::native::{self, NativeSpec};
 use crate::observed::{Observed, Status};
@@ -19,16 +18,14 @@ use crate::scratch::{self, TempDir};
 /// What to check, and how the simulated runs are made.
 #[derive(Clone, Debug)]
 pub struct CheckConfig {
-    /// The `simulate` executable that runs the simulated sides.
-    pub simulate: PathBuf,
+    /// Makes the simulated runs (flags such as --cost-model go to both).
+    pub simulator: Simulator,
     pub program: PathBuf,
     pub argv0: Option<OsString>,
     pub args: Vec<OsString>,
     /// The environment of all three runs, "K=V" each.
     pub env: Vec<OsString>,
     pub seed: u64,
-    /// Passed on to both simulated runs (--cost-model, --on-unsupported-syscall).
-    pub simulate_flags: Vec<OsString>,
     /// The directory each run starts from a copy of.
     pub workdir: PathBuf,
     /// Each run is stopped after this long.
@@ -241,7 +238,7 @@ fn simulated(
     let outputs = TempDir::new(&format!("check-{mode}")).map_err(io)?;
     let path = |name: &str| outputs.path().join(name);
     let (report_path, trace_path) = (path("report.json"), path("trace.jsonl"));
-    let mut command = Command::new(&config.simulate);
+    let mut command = config.simulator.command();
     command
         .args(["--mode", mode, "--clear-env", "--report", "json"])
         .arg("--seed")
@@ -251,8 +248,7 @@ fn simulated(
         .arg("--trace-syscalls")
         .arg(&trace_path)
         .arg("--argv0")
-        .arg(argv0)
-        .args(&config.simulate_flags);
+        .arg(argv0);
     for pair in &config.env {
         command.arg("--env").arg(pair);
     }
@@ -260,7 +256,7 @@ fn simulated(
     // stdout and stderr go to files, as the native run's do: a program can tell a file
     // from a pipe.
     let output = child::run(&mut command, outputs.path(), config.timeout)
-        .map_err(|e| CheckError::Io(format!("{}: {e}", config.simulate.display())))?
+        .map_err(|e| CheckError::Io(format!("{}: {e}", config.simulator.path.display())))?
         .ok_or(CheckError::Timeout {
             run: mode.to_string(),
             after: config.timeout,

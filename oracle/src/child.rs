@@ -1,8 +1,24 @@
 //! Running a child process with its output in files and a time limit.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// The `simulate` executable that makes the simulated runs, and flags for every one of them.
+#[derive(Clone, Debug)]
+pub struct Simulator {
+    pub path: PathBuf,
+    pub flags: Vec<String>,
+}
+
+impl Simulator {
+    /// A `simulate` command with the flags, to which a run's own arguments are added.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.path);
+        command.args(&self.flags);
+        command
+    }
+}
 
 /// Runs `command` with stdin from /dev/null and stdout and stderr in files in `dir`; kills
 /// it after `timeout`. `Ok(None)` when it had to be killed.

@@ -14,7 +14,7 @@ pub mod known;
 pub mod program;
 pub mod record;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use iced_x86::{Decoder, DecoderOptions};
@@ -22,6 +22,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
+pub use crate::child::Simulator;
 use flags::KnownBugs;
 use program::{Sequence, State};
 use record::{Field, FieldDifference};
@@ -193,13 +194,6 @@ pub fn generate(seed: u64, count: usize, max_items: usize) -> Vec<Case> {
         .collect()
 }
 
-/// The `simulate` executable that runs the simulated sides, and flags for both runs.
-#[derive(Clone, Debug)]
-pub struct Simulator {
-    pub path: PathBuf,
-    pub flags: Vec<String>,
-}
-
 /// Why a batch could not be judged.
 #[derive(Debug, thiserror::Error)]
 pub enum FuzzError {
@@ -249,9 +243,9 @@ fn run_batch(
         .map_err(io)?;
     let simulated = |mode: &str| {
         run(
-            Command::new(&simulator.path)
+            simulator
+                .command()
                 .args(["--mode", mode, "--clear-env", "--report-file", "/dev/null"])
-                .args(&simulator.flags)
                 .arg(&path),
             dir,
         )

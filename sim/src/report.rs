@@ -152,7 +152,7 @@ impl Report {
                 code_expansion: ratio(r0.translated_instructions, counts.guest_instructions),
                 extra_instructions: by_source(&r0.extra_by_source, |n| n),
                 expansion_by_source: by_source(&r0.extra_by_source, |n| {
-                    signed_ratio(n, counts.guest_instructions)
+                    fraction(n as f64, counts.guest_instructions)
                 }),
                 kernel_half_accesses: r0.kernel_half_accesses,
                 sandbox_stops: r0.sandbox_stops,
@@ -355,18 +355,15 @@ fn ring0_text(r0: &Ring0Report, ghz: f64) -> String {
 
 /// a / b to 4 decimals (0 when b is 0), so reports stay byte-identical across machines.
 fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 {
-        return 0.0;
-    }
-    (a as f64 / b as f64 * 10_000.0).round() / 10_000.0
+    fraction(a as f64, b)
 }
 
 /// a / b to 4 decimals for a signed a (0 when b is 0).
-fn signed_ratio(a: i64, b: u64) -> f64 {
+fn fraction(a: f64, b: u64) -> f64 {
     if b == 0 {
         return 0.0;
     }
-    (a as f64 / b as f64 * 10_000.0).round() / 10_000.0
+    (a / b as f64 * 10_000.0).round() / 10_000.0
 }
 
 fn new_table(header: &[&str]) -> Table {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::hex;
 use super::program::{self, BUFFER_OFFSET, FLAGS_OFFSET, GPR_OFFSET, XMM_OFFSET};
 
 /// A part of a sequence's record.
@@ -29,10 +30,6 @@ pub struct FieldDifference {
     pub right: Vec<u8>,
     /// For `Flags`, the bits compared; for `Run`, the reason.
     pub note: String,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn word(bytes: &[u8]) -> u64 {
