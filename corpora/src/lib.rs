@@ -2,14 +2,22 @@
 //!
 //! `make -C corpora` (called by `scripts/setup`) builds the C programs in `programs/` as
 //! static executables, fetches Debian's busybox-static, and writes deterministic inputs.
-//! Nothing built is committed. Tests run everything from one fixed directory,
-//! [`STAGE`], because a program's own path reaches its instruction count (static glibc
-//! reads /proc/self/exe at start-up), and snapshots must not depend on the checkout path.
+//! Nothing built is committed. Tests run everything from a staging directory of fixed
+//! length, [`stage`], because a program's own path reaches its instruction count (static
+//! glibc reads /proc/self/exe at start-up), and snapshots must not depend on the checkout path.
 
 use std::path::{Path, PathBuf};
 
-/// Where tests run the corpus from.
-pub const STAGE: &str = "/tmp/ringsim-corpus";
+/// Where tests run the corpus from: `/tmp/ringsim-corpus-` and 16 hex digits naming the
+/// checkout, so that checkouts on one machine do not share it, while the path keeps one
+/// length and one shape (glibc's start-up walks it).
+pub fn stage_dir() -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same checkout gives the same name in every test binary.
+    let mut hasher = std::hash::DefaultHasher::new();
+    build_dir().hash(&mut hasher);
+    PathBuf::from(format!("/tmp/ringsim-corpus-{:016x}", hasher.finish()))
+}
 
 /// One run of a corpus program.
 #[derive(Clone, Copy, Debug)]
@@ -214,7 +222,7 @@ pub fn build_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("build")
 }
 
-/// Copies the built corpus to [`STAGE`] (once per process; the copy is atomic per file, so
+/// Copies the built corpus to [`stage_dir`] (once per process; the copy is atomic per file, so
 /// concurrent test binaries agree) and returns it.
 pub fn stage() -> PathBuf {
     static STAGED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -225,7 +233,7 @@ pub fn stage() -> PathBuf {
                 build.join("busybox").exists() && build.join("inputs").exists(),
                 "the corpus is not built: run scripts/setup (or make -C corpora)"
             );
-            let stage = PathBuf::from(STAGE);
+            let stage = stage_dir();
             copy_tree(&build, &stage).expect("stage the corpus");
             stage
         })
