@@ -87,6 +87,10 @@ pub const CASES: &[Case] = &[
     probe("jump_table"),
     probe("popfw"),
     probe("prefixed_syscall"),
+    // Code that changes under its translations (issue 8): on frames that moved, and in the
+    // entry block.
+    probe("smc_remap"),
+    probe("smc_entry"),
     // Prints the host's uname, uid-dependent facts and descriptor numbers: compared, not snapshot.
     Case {
         snapshot: false,

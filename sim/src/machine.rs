@@ -106,10 +106,10 @@ impl Machine {
     /// ring 3 starts.
     pub fn new(mut process: Process, entry: u64, stack_pointer: u64) -> Result<Self, MachineError> {
         let ring0 = process.cache.is_some();
-        let start = if ring0 {
+        let (start, first_block) = if ring0 {
             prepare_ring0(&mut process, entry, stack_pointer)?
         } else {
-            ENTER_USER
+            (ENTER_USER, CacheSync::default())
         };
         let mem = &mut process.kernel.mem;
         for (page, execute) in [(GDT, false), (ENTER_USER, true)] {
@@ -184,6 +184,8 @@ impl Machine {
             start,
         };
         machine.install_hooks(ring0)?;
+        // The first block's code may be writable: it is watched like any later block's.
+        catch_up(&mut machine.uc, &first_block);
         Ok(machine)
     }
 
@@ -311,7 +313,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
             uc.get_data_mut().compat_syscall(eax, &args, guest_rip)
         }
         Some(Hypercall::Emulate) => crate::bt::emulate::emulate(uc),
-        Some(call) if call != Hypercall::KernelEntry => uc.get_data_mut().hypercall(call),
+        Some(call) if call != Hypercall::KernelEntry => uc.get_data_mut().hypercall(call, rip),
         entry => {
             let nr = reg(uc, RAX);
             let args = [
@@ -416,29 +418,52 @@ fn general_protection_fault(uc: &mut Unicorn<'_, Process>) {
 }
 
 /// Brings the CPU up to date with the code cache: code-cache pages patched in place lose
-/// their emulator translations, and writable guest pages that now have translations get a
-/// write hook on their frame (then the TLB is flushed, so the hook sees every write).
+/// their emulator translations, and each frame named gets a write hook if live translations
+/// come from it and loses it if none do any more (a new hook flushes the TLB, so that it
+/// sees every write).
 fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
     for &page in &sync.patched {
         let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
     }
     let mut watching = false;
-    for &(page, physical) in &sync.watch {
-        if !uc.get_data_mut().watched.insert(page) {
-            continue;
-        }
-        watching = true;
-        let _ = uc.add_mem_hook(
-            HookType::MEM_WRITE,
-            physical,
-            physical + physmem::PAGE_SIZE - 1,
-            move |uc, _, _, _, _| {
-                if uc.get_data_mut().watched_write(page) {
-                    let _ = uc.emu_stop();
+    for &frame in &sync.frames {
+        let process = uc.get_data();
+        let wanted = process.cache.as_ref().is_some_and(|c| c.watches(frame));
+        match (wanted, process.watch_hooks.get(&frame).copied()) {
+            (true, None) => {
+                let hook = uc.add_mem_hook(
+                    HookType::MEM_WRITE,
+                    frame,
+                    frame + physmem::PAGE_SIZE - 1,
+                    move |uc, _, _, _, _| {
+                        if uc.get_data_mut().watched_write(frame) {
+                            let _ = uc.emu_stop();
+                        }
+                        true
+                    },
+                );
+                let process = uc.get_data_mut();
+                match hook {
+                    Ok(hook) => {
+                        process.watch_hooks.insert(frame, hook);
+                        watching = true;
+                    }
+                    // Without the watch, changed code would run stale: stop loudly.
+                    Err(error) => {
+                        process.unsupported(format!(
+                            "watching guest code for changes (the emulator refused a write \
+                             hook: {error:?})"
+                        ));
+                        let _ = uc.emu_stop();
+                    }
                 }
-                true
-            },
-        );
+            }
+            (false, Some(hook)) => {
+                uc.get_data_mut().watch_hooks.remove(&frame);
+                let _ = uc.remove_hook(hook);
+            }
+            _ => {}
+        }
     }
     if watching {
         let _ = uc.ctl_flush_tlb();
@@ -468,12 +493,12 @@ fn reg(uc: &Unicorn<'_, Process>, register: RegisterX86) -> u64 {
 }
 
 /// Lays out the ring-0 runtime: stubs, slots, kernel stack, and the program's first block.
-/// Returns where emulation starts.
+/// Returns where emulation starts, and what the CPU must catch up with once it exists.
 fn prepare_ring0(
     process: &mut Process,
     entry: u64,
     stack_pointer: u64,
-) -> Result<u64, MachineError> {
+) -> Result<(u64, CacheSync), MachineError> {
     let no_memory = |_| MachineError::Setup {
         action: "map the ring-0 runtime",
         error: uc_error::NOMEM,
@@ -494,9 +519,11 @@ fn prepare_ring0(
     mem.fill(RUNTIME.user_rsp, &stack_pointer.to_le_bytes());
     mem.fill(RUNTIME.target, &entry.to_le_bytes());
     // The first block is found as any later one is: through the dispatcher.
-    match process.hypercall(Hypercall::Dispatch) {
-        Flow::Stop | Flow::Return(_) | Flow::Continue(_) => Ok(layout::START),
-    }
+    let sync = match process.hypercall(Hypercall::Dispatch, layout::DISPATCH) {
+        Flow::Continue(sync) => sync,
+        Flow::Stop | Flow::Return(_) => CacheSync::default(),
+    };
+    Ok((layout::START, sync))
 }
 
 /// Writes a model-specific register through Unicorn's `uc_x86_msr` structure.

@@ -1,11 +1,12 @@
 //! One simulated process: its kernel, its counts under a cost model, and how its run ended.
 //! The machine calls in on each syscall, hypercall and fault; nothing here touches Unicorn.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use nix::sys::signal::Signal;
 use translator::{Source, TranslateError, FAULT_KINDS};
+use unicorn_engine::UcHookId;
 
 use crate::accounting::{BlockCounter, Clock, Counts, Extra, SyscallRecord};
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
@@ -93,8 +94,8 @@ pub struct Process {
     ring0: Ring0Counts,
     /// CPU work waiting for the emulation to stop (see `watched_write`).
     pub resync: Option<CacheSync>,
-    /// Guest pages with an emulator write hook on their frame.
-    pub watched: HashSet<u64>,
+    /// The emulator write hooks on frames of guest code, by frame (physical address).
+    pub watch_hooks: HashMap<u64, UcHookId>,
     /// Whether `finish` disassembles the code cache.
     pub dump_translation: bool,
     /// Every syscall so far, when a trace was asked for.
@@ -121,7 +122,7 @@ impl Process {
             cache: (mode == Mode::Ring0).then(CodeCache::new),
             ring0: Ring0Counts::default(),
             resync: None,
-            watched: HashSet::new(),
+            watch_hooks: HashMap::new(),
             dump_translation: false,
             syscall_trace: None,
         }
@@ -265,10 +266,10 @@ impl Process {
             && before == [0xcd, 0x80]
     }
 
-    /// A hypercall from the ring-0 runtime's stubs (not the kernel entry).
-    pub fn hypercall(&mut self, call: Hypercall) -> Flow {
+    /// A hypercall at `rip` from the ring-0 runtime (not the kernel entries).
+    pub fn hypercall(&mut self, call: Hypercall, rip: u64) -> Flow {
         match call {
-            Hypercall::Dispatch | Hypercall::Indirect => self.branch(call),
+            Hypercall::Dispatch | Hypercall::Indirect => self.branch(call, rip),
             Hypercall::Fault => {
                 self.translated_fault();
                 Flow::Stop
@@ -279,10 +280,12 @@ impl Process {
         }
     }
 
-    /// Finds or makes the translation of the guest target in the target slot.
-    fn branch(&mut self, call: Hypercall) -> Flow {
+    /// Finds or makes the translation of the guest target in the target slot, for the
+    /// hypercall at `rip`. Dropped blocks other than the caller's retire here.
+    fn branch(&mut self, call: Hypercall, rip: u64) -> Flow {
         let target = self.kernel.mem.read_kernel_u64(RUNTIME.target);
         let cache = self.cache.as_mut().expect("hypercalls come from ring 0");
+        cache.retire_dead_blocks(rip);
         let known = cache.knows(target);
         match call {
             Hypercall::Indirect => {
@@ -421,24 +424,25 @@ impl Process {
             return sync;
         };
         for &page in pages {
-            sync.patched
-                .extend(cache.invalidate_page(&mut self.kernel.mem, page));
+            sync.merge(cache.invalidate_page(&mut self.kernel.mem, page));
         }
         sync
     }
 
-    /// A guest write to watched `page`: if code was translated from it, drop that code, and
-    /// ask the machine to stop after this block to bring the CPU up to date (invalidating
-    /// emulator translations from inside a running block is not safe).
-    pub fn watched_write(&mut self, page: u64) -> bool {
-        if !self
+    /// A guest write to the watched frame at physical address `frame`: if code was
+    /// translated from the pages on it, drop that code, and ask the machine to stop after
+    /// this block to bring the CPU up to date (invalidating emulator translations from
+    /// inside a running block is not safe).
+    pub fn watched_write(&mut self, frame: u64) -> bool {
+        let pages = self
             .cache
             .as_ref()
-            .is_some_and(|cache| cache.has_page(page))
-        {
+            .map(|cache| cache.pages_on_frame(frame))
+            .unwrap_or_default();
+        if pages.is_empty() {
             return false;
         }
-        let sync = self.code_changed(&[page]);
+        let sync = self.code_changed(&pages);
         self.resync
             .get_or_insert_with(CacheSync::default)
             .merge(sync);
@@ -494,6 +498,12 @@ impl Process {
                 reason: format!("{reason} at rip {rip:#x}"),
             })
         });
+    }
+
+    /// Stops the run: the simulator cannot do `what`.
+    pub fn unsupported(&mut self, what: String) {
+        let rip = self.current_block.addr;
+        self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
     }
 
     /// Takes back what the current block counted from `rip` on: it never ran.

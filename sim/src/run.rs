@@ -141,6 +141,9 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         config.mode,
     );
     process.dump_translation = config.dump_translation;
+    if let (true, Some(cache)) = (config.dump_translation, &mut process.cache) {
+        cache.keep_retired_blocks();
+    }
     if let (Some(bug), Some(cache)) = (config.planted_bug, &mut process.cache) {
         cache.plant(bug);
     }

@@ -2,13 +2,19 @@
 //! to one another, mapped back to guest addresses for faults and counting, and dropped when
 //! the guest code they came from changes.
 //!
-//! Self-modifying code: the machine watches every writable guest page a block comes from
-//! with an emulator write hook. A guest write there drops the blocks from that page and
-//! undoes the links into them; the next jump there translates the new code. (Faulting on
-//! write-protected pages would be the hardware way, but Unicorn never delivers exceptions,
-//! so it escalates the next page fault into a double fault.)
+//! Self-modifying code: the machine watches the physical frame of every writable guest page
+//! a block comes from with an emulator write hook. Watches are keyed by frame, because that
+//! is what a store reaches: a page unmapped and mapped again gets other frames, and its old
+//! frames may come back under other pages. A guest write to a watched frame drops the blocks
+//! from the pages on it and undoes the links into them; the next jump there translates the
+//! new code. (Faulting on write-protected pages would be the hardware way, but Unicorn never
+//! delivers exceptions, so it escalates the next page fault into a double fault.)
+//!
+//! Dropped blocks are retired at the next dispatch, when no dropped block can be running:
+//! they leave every table (no link can reach them and none is patched into them), and a
+//! frame with no live translation left loses its watch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use translator::{
@@ -45,10 +51,11 @@ impl CodeSource for GuestCode<'_> {
     }
 }
 
-/// A direct branch site: its rel32 field, the address the displacement is relative to, and
-/// the block's own exit stub, where it points while unchained.
-#[derive(Clone, Copy, Debug)]
+/// A direct branch site: the block it is in, its rel32 field, the address the displacement
+/// is relative to, and the block's own exit stub, where it points while unchained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Site {
+    block: u64,
     field: u64,
     next: u64,
     stub: u64,
@@ -69,14 +76,15 @@ pub enum CacheError {
 pub struct CacheSync {
     /// Code-cache pages changed in place: the emulator's translations of them must go.
     pub patched: Vec<u64>,
-    /// Writable guest pages that now have translations: (page, physical address) to watch.
-    pub watch: Vec<(u64, u64)>,
+    /// Physical frames (addresses) whose watch may have to start or stop: the machine
+    /// brings each in line with [`CodeCache::watches`].
+    pub frames: Vec<u64>,
 }
 
 impl CacheSync {
     pub fn merge(&mut self, other: CacheSync) {
         self.patched.extend(other.patched);
-        self.watch.extend(other.watch);
+        self.frames.extend(other.frames);
     }
 }
 
@@ -92,6 +100,14 @@ pub struct CodeCache {
     incoming: HashMap<u64, Vec<Site>>,
     /// Live blocks by the guest pages they come from.
     pages: HashMap<u64, Vec<u64>>,
+    /// The frame (physical address) of each writable guest page with live blocks.
+    page_frames: HashMap<u64, u64>,
+    /// Writable guest pages with live blocks, by frame: the frames to watch.
+    frame_pages: HashMap<u64, BTreeSet<u64>>,
+    /// Dropped blocks, retired at the next dispatch.
+    dead: Vec<u64>,
+    /// Retired blocks, kept only for the dump.
+    retired: Option<Vec<TranslatedBlock>>,
     pub stats: TranslationStats,
 }
 
@@ -112,8 +128,17 @@ impl CodeCache {
             waiting: HashMap::new(),
             incoming: HashMap::new(),
             pages: HashMap::new(),
+            page_frames: HashMap::new(),
+            frame_pages: HashMap::new(),
+            dead: Vec::new(),
+            retired: None,
             stats: TranslationStats::default(),
         }
+    }
+
+    /// Keeps retired blocks for [`CodeCache::dump`].
+    pub fn keep_retired_blocks(&mut self) {
+        self.retired.get_or_insert_with(Vec::new);
     }
 
     /// Makes the translator plant `bug` from now on (tests of the oracle only).
@@ -154,33 +179,18 @@ impl CodeCache {
         self.stats.guest_instructions_translated += block.guest_instructions as u64;
 
         let mut sync = CacheSync::default();
-        let last_byte = block.guest_end.max(block.guest_start + 1) - 1;
-        for page in (block.guest_start & !(PAGE_SIZE - 1)..=last_byte).step_by(PAGE_SIZE as usize) {
+        for page in block_pages(&block) {
             self.pages.entry(page).or_default().push(start);
             if let Some(physical) = mem.writable_frame(page) {
-                sync.watch.push((page, physical));
+                self.page_frames.insert(page, physical);
+                self.frame_pages.entry(physical).or_default().insert(page);
+                sync.frames.push(physical);
             }
         }
-        for exit in &block.exits {
-            let field = start + exit.rel32_offset as u64;
-            let next = start + exit.next_offset as u64;
-            let original = i32::from_le_bytes(
-                block.code[exit.rel32_offset as usize..][..4]
-                    .try_into()
-                    .unwrap(),
-            );
-            let site = Site {
-                field,
-                next,
-                stub: next.wrapping_add(original as i64 as u64),
-            };
-            match self.by_guest.get(&exit.guest_target) {
+        for (site, guest_target) in sites(&block) {
+            match self.by_guest.get(&guest_target) {
                 Some(&target) => sync.patched.push(self.chain(mem, site, target)),
-                None => self
-                    .waiting
-                    .entry(exit.guest_target)
-                    .or_default()
-                    .push(site),
+                None => self.waiting.entry(guest_target).or_default().push(site),
             }
         }
         for site in self.waiting.remove(&guest).unwrap_or_default() {
@@ -201,36 +211,108 @@ impl CodeCache {
         site.field & !(PAGE_SIZE - 1)
     }
 
-    /// Drops the blocks made from guest `page`: they can no longer be found, and every
-    /// branch chained to them goes back to its exit stub. Returns the code-cache pages
-    /// changed. The blocks' bytes stay (a block may be running), but nothing reaches them.
-    pub fn invalidate_page(&mut self, mem: &mut AddressSpace, page: u64) -> Vec<u64> {
-        let mut patched = Vec::new();
-        for start in self.pages.remove(&page).unwrap_or_default() {
+    /// Drops the blocks made from guest `page`: they can no longer be found, every branch
+    /// chained to them goes back to its exit stub, and their own branches leave the link
+    /// tables. The blocks' bytes stay until they are retired (a block may be running).
+    pub fn invalidate_page(&mut self, mem: &mut AddressSpace, page: u64) -> CacheSync {
+        let mut sync = CacheSync::default();
+        for start in self.pages.get(&page).cloned().unwrap_or_default() {
             let Some(block) = self.blocks.get(&start) else {
                 continue;
             };
-            if self.by_guest.get(&block.guest_start) == Some(&start) {
-                self.by_guest.remove(&block.guest_start);
-                self.stats.invalidations += 1;
+            let guest = block.guest_start;
+            let own_sites = sites(block);
+            let other_pages = block_pages(block);
+            self.dead.push(start);
+            // The block may still be running (a store of its own dropped it): its branches
+            // go back to its exit stubs, which find the new translations.
+            for (site, target) in own_sites {
+                self.unlink(site, target);
+                write_rel32(mem, site, site.stub);
+                sync.patched.push(site.field & !(PAGE_SIZE - 1));
+            }
+            self.by_guest.remove(&guest);
+            self.stats.invalidations += 1;
+            for other in other_pages {
+                self.forget_page_block(other, start, &mut sync);
             }
             for site in self.incoming.remove(&start).unwrap_or_default() {
+                if self.dead.contains(&site.block) {
+                    continue;
+                }
                 write_rel32(mem, site, site.stub);
-                patched.push(site.field & !(PAGE_SIZE - 1));
-                self.waiting
-                    .entry(block.guest_start)
-                    .or_default()
-                    .push(site);
+                sync.patched.push(site.field & !(PAGE_SIZE - 1));
+                self.waiting.entry(guest).or_default().push(site);
             }
         }
-        patched.sort_unstable();
-        patched.dedup();
-        patched
+        sync.patched.sort_unstable();
+        sync.patched.dedup();
+        sync
     }
 
-    /// Whether live translations come from guest `page`.
-    pub fn has_page(&self, page: u64) -> bool {
-        self.pages.contains_key(&page)
+    /// Takes block `start` off guest `page`; a page left with no blocks is no longer watched.
+    fn forget_page_block(&mut self, page: u64, start: u64, sync: &mut CacheSync) {
+        let Some(blocks) = self.pages.get_mut(&page) else {
+            return;
+        };
+        blocks.retain(|&b| b != start);
+        if !blocks.is_empty() {
+            return;
+        }
+        self.pages.remove(&page);
+        if let Some(frame) = self.page_frames.remove(&page) {
+            if let Some(pages) = self.frame_pages.get_mut(&frame) {
+                pages.remove(&page);
+                if pages.is_empty() {
+                    self.frame_pages.remove(&frame);
+                }
+            }
+            sync.frames.push(frame);
+        }
+    }
+
+    /// Removes a dropped block's branch `site` (to guest `target`) from the link tables, so
+    /// that no later translation patches it.
+    fn unlink(&mut self, site: Site, target: u64) {
+        if let Some(sites) = self.waiting.get_mut(&target) {
+            sites.retain(|s| *s != site);
+            if sites.is_empty() {
+                self.waiting.remove(&target);
+            }
+        }
+        let chained = self.by_guest.get(&target).copied();
+        if let Some(sites) = chained.and_then(|block| self.incoming.get_mut(&block)) {
+            sites.retain(|s| *s != site);
+        }
+    }
+
+    /// Forgets the dropped blocks but the one the CPU is in at `rip` (a block dropped by a
+    /// store of its own runs on to its end): called at a dispatch or lookup, where no other
+    /// can be running.
+    pub fn retire_dead_blocks(&mut self, rip: u64) {
+        let running = self.block_at(rip).map(|block| block.cache_address);
+        for start in std::mem::take(&mut self.dead) {
+            if Some(start) == running {
+                self.dead.push(start);
+                continue;
+            }
+            if let (Some(block), Some(retired)) = (self.blocks.remove(&start), &mut self.retired) {
+                retired.push(block);
+            }
+        }
+    }
+
+    /// Whether the frame at physical address `frame` holds guest pages with live blocks.
+    pub fn watches(&self, frame: u64) -> bool {
+        self.frame_pages.contains_key(&frame)
+    }
+
+    /// The guest pages with live blocks on the frame at physical address `frame`.
+    pub fn pages_on_frame(&self, frame: u64) -> Vec<u64> {
+        self.frame_pages
+            .get(&frame)
+            .map(|pages| pages.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The guest pages that live translations come from.
@@ -314,8 +396,11 @@ impl CodeCache {
 
     /// Every block translated, in order: guest code beside its translation, disassembled.
     pub fn dump(&self) -> String {
-        let mut out = format!("# ringsim translation dump: {} blocks\n", self.blocks.len());
-        for (n, block) in self.blocks.values().enumerate() {
+        let retired = self.retired.as_deref().unwrap_or_default();
+        let mut all: Vec<&TranslatedBlock> = self.blocks.values().chain(retired).collect();
+        all.sort_by_key(|block| block.cache_address);
+        let mut out = format!("# ringsim translation dump: {} blocks\n", all.len());
+        for (n, block) in all.into_iter().enumerate() {
             let live = self.by_guest.get(&block.guest_start) == Some(&block.cache_address);
             out.push_str(&format!(
                 "\nblock {}: guest {:#x}..{:#x}, {} instructions -> {:#x}, {} instructions{}\n",
@@ -343,7 +428,105 @@ impl CodeCache {
     }
 }
 
+/// The guest pages a block's code comes from.
+fn block_pages(block: &TranslatedBlock) -> impl Iterator<Item = u64> {
+    let last_byte = block.guest_end.max(block.guest_start + 1) - 1;
+    (block.guest_start & !(PAGE_SIZE - 1)..=last_byte).step_by(PAGE_SIZE as usize)
+}
+
+/// A block's direct branch sites, each with its guest target.
+fn sites(block: &TranslatedBlock) -> Vec<(Site, u64)> {
+    let start = block.cache_address;
+    block
+        .exits
+        .iter()
+        .map(|exit| {
+            let next = start + exit.next_offset as u64;
+            let original = i32::from_le_bytes(
+                block.code[exit.rel32_offset as usize..][..4]
+                    .try_into()
+                    .expect("a rel32 field is 4 bytes"),
+            );
+            let site = Site {
+                block: start,
+                field: start + exit.rel32_offset as u64,
+                next,
+                stub: next.wrapping_add(original as i64 as u64),
+            };
+            (site, exit.guest_target)
+        })
+        .collect()
+}
+
 fn write_rel32(mem: &mut AddressSpace, site: Site, target: u64) {
     let displacement = target.wrapping_sub(site.next) as i64 as i32;
     mem.fill(site.field, &displacement.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::Prot;
+
+    const RWX: Prot = Prot(Prot::READ | Prot::WRITE | Prot::EXEC);
+    /// `mov eax, 1; ret`.
+    const RETURN_ONE: [u8; 6] = [0xb8, 1, 0, 0, 0, 0xc3];
+
+    fn space_with(code: &[(u64, &[u8])]) -> AddressSpace {
+        let mut mem = AddressSpace::new().unwrap();
+        for &(at, bytes) in code {
+            mem.map_fixed(at, PAGE_SIZE, RWX).unwrap();
+            mem.fill(at, bytes);
+        }
+        mem
+    }
+
+    #[test]
+    fn a_writable_page_is_watched_by_its_frame_until_its_blocks_go() {
+        let mut mem = space_with(&[(0x10000, &RETURN_ONE)]);
+        let frame = mem.writable_frame(0x10000).unwrap();
+        let mut cache = CodeCache::new();
+        let (_, sync) = cache.find_or_translate(&mut mem, 0x10000).unwrap();
+        assert_eq!(sync.frames, [frame]);
+        assert!(cache.watches(frame));
+        assert_eq!(cache.pages_on_frame(frame), [0x10000]);
+
+        let sync = cache.invalidate_page(&mut mem, 0x10000);
+        assert_eq!(sync.frames, [frame]);
+        assert!(!cache.watches(frame), "no live block is left on the frame");
+        assert!(cache.pages_on_frame(frame).is_empty());
+        assert!(!cache.knows(0x10000));
+    }
+
+    #[test]
+    fn dropped_blocks_retire_at_the_next_dispatch_but_the_running_one() {
+        let mut mem = space_with(&[(0x10000, &RETURN_ONE), (0x20000, &RETURN_ONE)]);
+        let mut cache = CodeCache::new();
+        let (first, _) = cache.find_or_translate(&mut mem, 0x10000).unwrap();
+        let (second, _) = cache.find_or_translate(&mut mem, 0x20000).unwrap();
+        cache.invalidate_page(&mut mem, 0x10000);
+        cache.invalidate_page(&mut mem, 0x20000);
+        cache.retire_dead_blocks(second);
+        assert_eq!(cache.guest_address_of(first), None, "retired");
+        assert_eq!(
+            cache.guest_address_of(second),
+            Some(0x20000),
+            "still running"
+        );
+        cache.retire_dead_blocks(layout::DISPATCH);
+        assert_eq!(cache.guest_address_of(second), None);
+    }
+
+    #[test]
+    fn a_dropped_block_is_never_chained() {
+        // jmp 0x20000, from 0x10000: the site waits for its target's translation.
+        let jump: [u8; 5] = [0xe9, 0xfb, 0xff, 0x00, 0x00];
+        let mut mem = space_with(&[(0x10000, &jump), (0x20000, &RETURN_ONE)]);
+        let mut cache = CodeCache::new();
+        cache.find_or_translate(&mut mem, 0x10000).unwrap();
+        cache.invalidate_page(&mut mem, 0x10000);
+        let (_, sync) = cache.find_or_translate(&mut mem, 0x20000).unwrap();
+        assert_eq!(cache.stats.chained_links, 0);
+        assert!(sync.patched.is_empty());
+    }
 }
