@@ -9,8 +9,10 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use sim::costs::{self, builtin};
 use sim::kernel::OnUnsupported;
+use sim::machine::cpuid::host_vendor;
 use sim::process::Mode;
 use sim::run::status;
+use translator::cpu::Vendor;
 
 #[derive(Parser)]
 #[command(
@@ -85,6 +87,11 @@ struct Cli {
     #[arg(long)]
     clear_env: bool,
 
+    /// Whose CPU the simulated one follows where Intel and AMD differ (CPUID, sysenter):
+    /// intel, amd, or host (this machine's). Default: intel; with --check, host.
+    #[arg(long, value_enum, value_name = "VENDOR")]
+    cpu_vendor: Option<CpuVendorArg>,
+
     /// Seed for AT_RANDOM and getrandom.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -125,6 +132,25 @@ impl PlantedBugArg {
         match self {
             PlantedBugArg::SyscallRcx => translator::PlantedBug::SyscallRcx,
             PlantedBugArg::SpillNotRestored => translator::PlantedBug::SpillNotRestored,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CpuVendorArg {
+    Intel,
+    Amd,
+    Host,
+}
+
+impl CpuVendorArg {
+    fn vendor(self) -> Result<Vendor, String> {
+        match self {
+            CpuVendorArg::Intel => Ok(Vendor::Intel),
+            CpuVendorArg::Amd => Ok(Vendor::Amd),
+            CpuVendorArg::Host => host_vendor().ok_or_else(|| {
+                "--cpu-vendor host: this machine's CPU is neither Intel's nor AMD's".to_string()
+            }),
         }
     }
 }
@@ -228,11 +254,18 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
         UnsupportedPolicy::Stop => "stop",
         UnsupportedPolicy::Enosys => "enosys",
     };
+    // Compared with this machine's CPU, the simulated one follows its vendor.
+    let vendor = match cli.cpu_vendor.unwrap_or(CpuVendorArg::Host).vendor() {
+        Ok(vendor) => vendor.to_string(),
+        Err(err) => return fail(err, status::SIMULATOR_FAILED),
+    };
     let flags = [
         "--cost-model",
         &cli.cost_model,
         "--on-unsupported-syscall",
         policy,
+        "--cpu-vendor",
+        &vendor,
     ]
     .map(String::from)
     .into_iter()
@@ -320,12 +353,17 @@ fn main() -> ExitCode {
     if cli.check {
         return check(&cli, env);
     }
+    let cpu_vendor = match cli.cpu_vendor.unwrap_or(CpuVendorArg::Intel).vendor() {
+        Ok(vendor) => vendor,
+        Err(err) => return fail(err, status::SIMULATOR_FAILED),
+    };
     let config = sim::RunConfig {
         program: cli.program.clone().expect("clap requires the program"),
         args: cli.args.clone(),
         argv0: cli.argv0.clone(),
         env,
         cost_model,
+        cpu_vendor,
         seed: cli.seed,
         max_instructions: cli.max_instructions,
         dump_translation: cli.dump_translation.is_some(),

@@ -25,11 +25,13 @@ fn every_way_out_ends_as_it_does_natively() {
         };
         let native = run(Command::new(&path).args(&args));
         let ring3 = run(Command::new(common::SIMULATE)
+            .args(common::HOST_CPU)
             .args(["--mode", "ring3", "--report-file", "/dev/null"])
             .arg(&path)
             .args(&args));
         let report = tempfile::NamedTempFile::new().unwrap();
         let ring0 = run(Command::new(common::SIMULATE)
+            .args(common::HOST_CPU)
             .args(["--mode", "ring0", "--report", "json", "--report-file"])
             .arg(report.path())
             .arg(&path)

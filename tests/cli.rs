@@ -131,7 +131,7 @@ fn the_guest_sees_the_fixed_cpuid_and_a_virtual_tsc() {
     let output = simulate(&["--report-file", "/dev/null", "./cpuid_probe"]);
     assert_eq!(
         stdout(&output),
-        "vendor=GenuineIntel\nbrand=ringsim virtual x86-64 CPU (Westmere class)\nsse4.2=1 avx=0\ntsc advances=1\n"
+        "vendor=GenuineIntel\nbrand=ringsim virtual CPU (Intel, Denverton core)\nsse4.2=1 avx=0\ntsc advances=1\n"
     );
 }
 

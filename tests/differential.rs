@@ -1,5 +1,6 @@
 //! Every corpus program and busybox applet behaves under `simulate` exactly as natively:
-//! same stdout, same exit status, same files written.
+//! same stdout, same exit status, same files written. Compared with this machine's CPU, the
+//! simulated one follows its vendor (`--cpu-vendor host`).
 
 mod common;
 
@@ -10,7 +11,7 @@ fn every_case_matches_its_native_run() {
     let mut failures = Vec::new();
     for case in corpora::CASES {
         let expected = native(case);
-        let (got, _, stderr) = simulated(case, &[]);
+        let (got, _, stderr) = simulated(case, common::HOST_CPU);
         if got != expected {
             failures.push(format!(
                 "{}: native status {} / {} stdout bytes, simulated status {} / {} stdout bytes; stderr: {}",
@@ -31,7 +32,7 @@ fn faults_end_the_process_with_the_native_signal() {
     for (what, signal) in corpora::FAULTS {
         let run = corpora::fault_case(what);
         let expected = native(&run);
-        let (got, _, stderr) = simulated(&run, &[]);
+        let (got, _, stderr) = simulated(&run, common::HOST_CPU);
         assert_eq!(expected.status, 128 + signal, "native {what}");
         assert_eq!(got.status, expected.status, "{what}: {stderr}");
         assert!(stderr.contains("guest killed by"), "{what}: {stderr}");

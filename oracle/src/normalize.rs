@@ -195,6 +195,7 @@ const SIGNATURES: &[Signature] = &[
     sig(Sysno::faccessat2, "vpvv"),
     returns(Sysno::rseq, "pvvv", Rule::Declined),
     sig(Sysno::tkill, "iv"),
+    sig(Sysno::restart_syscall, ""),
 ];
 
 /// Arguments that depend on a command argument: (syscall, the command's argument index, a

@@ -23,6 +23,7 @@ use crate::bt::cache::CacheSync;
 use crate::bt::layout::{self, Hypercall, RUNTIME};
 use crate::memory::USER_END;
 use crate::process::{Finished, Flow, Process};
+use translator::cpu::CpuModel;
 
 /// Start of the kernel half of the address space.
 pub const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
@@ -204,13 +205,15 @@ impl Machine {
             "add the out hook",
             uc.add_insn_out_hook(|uc, _, _, _| general_protection_fault(uc)),
         )?;
-        // sysenter in long mode is #UD on the host's CPUs (AMD); Unicorn's Intel model
-        // would raise #GP instead, so ring 3 takes it here.
+        // sysenter in long mode is the CPU model's to carry out (Unicorn's core would raise
+        // #GP, as neither vendor does under Linux).
         setup(
             "add the sysenter hook",
             uc.add_insn_sys_hook(X86Insn::SYSENTER, 1, 0, |uc| {
                 let rip = uc.pc_read().unwrap_or(0);
-                uc.get_data_mut().invalid_instruction(rip);
+                let regs = sysenter_registers(uc);
+                let length = instruction_length(uc, rip);
+                uc.get_data_mut().sysenter(regs, rip, length);
                 let _ = uc.emu_stop();
             }),
         )?;
@@ -243,6 +246,7 @@ impl Machine {
             }),
         )?;
         let handle = uc.get_handle();
+        let cpu: *const CpuModel = uc.get_data().cpu;
         let process: *mut Process = uc.get_data_mut();
         // Ring 3 counts the guest's own code; ring 0 counts the code cache and stubs.
         let counted = if ring0 {
@@ -253,10 +257,11 @@ impl Machine {
         // SAFETY: the process lives in the engine's heap-allocated data, which neither moves
         // nor dies while the engine runs; Unicorn calls hooks one at a time.
         unsafe { raw_block_hook(handle, process.cast(), counted)? };
-        // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t`; CPUID's needs no data
-        // and RDTSC's gets the clock, which `self` keeps alive as long as the engine.
+        // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t`; CPUID's gets the CPU
+        // model, which is static, and RDTSC's the clock, which `self` keeps alive as long as
+        // the engine.
         unsafe {
-            raw_insn_hook(handle, X86Insn::CPUID, on_cpuid, std::ptr::null_mut())?;
+            raw_insn_hook(handle, X86Insn::CPUID, on_cpuid, cpu.cast_mut().cast())?;
             let clock = Rc::as_ptr(&self._tsc_clock).cast_mut().cast();
             raw_insn_hook(handle, X86Insn::RDTSC, on_rdtsc, clock)?;
         }
@@ -472,14 +477,27 @@ fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
 
 /// The length of the guest's syscall instruction at `rip`: 2, unless prefixed.
 fn syscall_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
-    let mut bytes = [0u8; 15];
-    let fetched = uc.get_data().kernel.mem.fetch(rip, &mut bytes);
-    if bytes[..2] == [0x0f, 0x05] {
+    let mut bytes = [0u8; 2];
+    uc.get_data().kernel.mem.fetch(rip, &mut bytes);
+    if bytes == [0x0f, 0x05] {
         return 2;
     }
+    instruction_length(uc, rip)
+}
+
+/// The length of the guest instruction at `rip`.
+fn instruction_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
+    let mut bytes = [0u8; 15];
+    let fetched = uc.get_data().kernel.mem.fetch(rip, &mut bytes);
     iced_x86::Decoder::with_ip(64, &bytes[..fetched], rip, iced_x86::DecoderOptions::NONE)
         .decode()
         .len() as u64
+}
+
+/// What `sysenter` reads: EAX, EBX, ECX, EDX, ESI, EDI, EBP.
+pub fn sysenter_registers(uc: &Unicorn<'_, Process>) -> [u64; 7] {
+    use RegisterX86::{RAX, RBP, RBX, RCX, RDI, RDX, RSI};
+    [RAX, RBX, RCX, RDX, RSI, RDI, RBP].map(|register| reg(uc, register))
 }
 
 /// The arguments of an `int 0x80` call: EBX ECX EDX ESI EDI EBP, whole (the call keeps their low halves).
@@ -622,13 +640,15 @@ unsafe fn raw_write(uc: *mut uc_engine, reg: RegisterX86, value: u64) {
     unsafe { uc_reg_write(uc, reg as i32, (&raw const value).cast()) };
 }
 
-/// CPUID from the fixed table; returns 1 so Unicorn skips its own CPUID.
-unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, _data: *mut c_void) -> i32 {
+/// CPUID from the CPU model's table; returns 1 so Unicorn skips its own CPUID.
+unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, data: *mut c_void) -> i32 {
+    // SAFETY: `data` is the process's CPU model, which is static.
+    let cpu = unsafe { &*data.cast::<CpuModel>() };
     // SAFETY: Unicorn calls this with its live handle.
     unsafe {
         let leaf = raw_read(uc, RegisterX86::RAX) as u32;
         let subleaf = raw_read(uc, RegisterX86::RCX) as u32;
-        let [a, b, c, d] = cpuid::cpuid(leaf, subleaf);
+        let [a, b, c, d] = cpuid::cpuid(cpu, leaf, subleaf);
         raw_write(uc, RegisterX86::RAX, a as u64);
         raw_write(uc, RegisterX86::RBX, b as u64);
         raw_write(uc, RegisterX86::RCX, c as u64);

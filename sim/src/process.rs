@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use nix::sys::signal::Signal;
+use translator::cpu::{CpuModel, Sysenter};
 use translator::{Source, TranslateError, FAULT_KINDS};
 use unicorn_engine::UcHookId;
 
@@ -82,6 +83,8 @@ struct CurrentBlock {
 pub struct Process {
     pub kernel: Kernel,
     pub model: CostModel,
+    /// The CPU the guest runs on.
+    pub cpu: &'static CpuModel,
     pub counts: Counts,
     pub clock: Rc<Clock>,
     pub blocks: BlockCounter,
@@ -106,6 +109,7 @@ impl Process {
     pub fn new(
         kernel: Kernel,
         model: CostModel,
+        cpu: &'static CpuModel,
         max_instructions: Option<u64>,
         mode: Mode,
     ) -> Self {
@@ -113,6 +117,7 @@ impl Process {
         Self {
             kernel,
             model,
+            cpu,
             counts: Counts::default(),
             clock,
             blocks: BlockCounter::new(mode == Mode::Ring0),
@@ -249,6 +254,37 @@ impl Process {
                 let what = format!("i386 syscall {nr} through int 0x80");
                 self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
                 Flow::Stop
+            }
+        }
+    }
+
+    /// The guest's `sysenter` at `rip`, `length` bytes long, as the CPU model carries it out
+    /// in 64-bit mode; `regs` are EAX, EBX, ECX, EDX, ESI, EDI and EBP. At ring 3 it has not
+    /// run yet; at ring 0 the emulate hypercall serves it.
+    pub fn sysenter(&mut self, regs: [u64; 7], rip: u64, length: u64) {
+        let ring0 = self.cache.is_some();
+        match self.cpu.sysenter {
+            Sysenter::InvalidOpcode if ring0 => {
+                self.emulated_fault(Signal::SIGILL, "invalid opcode (#UD)".into(), rip)
+            }
+            Sysenter::InvalidOpcode => self.invalid_instruction(rip),
+            Sysenter::CompatSyscall => {
+                let [eax, ebx, ecx, edx, esi, edi, ebp] = regs;
+                // Linux's compat entry reads the sixth argument at the user's EBP; when that
+                // fails the call fails with EFAULT before it starts.
+                let mut sixth = [0u8; 4];
+                if self.kernel.mem.read(ebp & 0xffff_ffff, &mut sixth).is_ok() {
+                    let sixth = u32::from_le_bytes(sixth) as u64;
+                    self.compat_syscall(eax, &[ebx, ecx, edx, esi, edi, sixth], rip);
+                }
+                if !ring0 {
+                    self.uncount_rest_of_block(rip + length);
+                }
+                if self.stop.is_none() {
+                    let reason = "sysenter: Linux's 32-bit entry returned in 32-bit mode to the \
+                                  32-bit vDSO, which a 64-bit process does not have";
+                    self.kill(Signal::SIGSEGV, reason.into(), rip);
+                }
             }
         }
     }

@@ -78,6 +78,8 @@ pub struct Report {
     /// it ran translated in the kernel half; `ring3` is then what the same guest
     /// instructions and syscalls cost untranslated.
     pub mode: &'static str,
+    /// The vendor whose CPU the simulated one followed (`--cpu-vendor`).
+    pub cpu_vendor: String,
     pub seed: u64,
     pub exit: ExitReport,
     pub guest_instructions: u64,
@@ -176,6 +178,7 @@ impl Report {
                 .collect(),
             cost_model: model.clone(),
             mode: if ring0.is_some() { "ring0" } else { "ring3" },
+            cpu_vendor: config.cpu_vendor.to_string(),
             seed: config.seed,
             exit,
             guest_instructions: counts.guest_instructions,
@@ -213,10 +216,11 @@ impl Report {
             (_, _, reason) => reason.clone().unwrap_or_default(),
         };
         let mut out = format!(
-            "ringsim: {} — cost model {}, mode {}, {exit}\n",
+            "ringsim: {} — cost model {}, mode {}, {} CPU, {exit}\n",
             self.argv.join(" "),
             self.cost_model.name,
-            self.mode
+            self.mode,
+            self.cpu_vendor
         );
 
         let mut summary = new_table(&["", "count"]);

@@ -17,6 +17,7 @@ use crate::machine::{Machine, MachineError};
 use crate::memory::AddressSpace;
 use crate::process::{Mode, Process, Stop};
 use crate::report::Report;
+use translator::cpu::Vendor;
 
 /// Everything a run depends on. The same config gives a byte-identical report.
 #[derive(Clone, Debug)]
@@ -29,6 +30,8 @@ pub struct RunConfig {
     /// The guest's environment, in order.
     pub env: Vec<OsString>,
     pub cost_model: CostModel,
+    /// The vendor whose CPU the simulated one follows where Intel and AMD differ.
+    pub cpu_vendor: Vendor,
     /// Seeds AT_RANDOM and getrandom.
     pub seed: u64,
     pub max_instructions: Option<u64>,
@@ -137,6 +140,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
     let mut process = Process::new(
         kernel,
         config.cost_model.clone(),
+        config.cpu_vendor.model(),
         config.max_instructions,
         config.mode,
     );

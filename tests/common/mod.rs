@@ -12,6 +12,9 @@ use corpora::Case;
 
 pub const SIMULATE: &str = env!("CARGO_BIN_EXE_simulate");
 
+/// For runs compared with native ones: the simulated CPU follows this machine's vendor.
+pub const HOST_CPU: &[&str] = &["--cpu-vendor", "host"];
+
 /// What a run did that a user can see.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Observed {

@@ -13,6 +13,7 @@
 //! [`CodeSource`], and the addresses of the runtime it calls are a [`Runtime`] value.
 //! Translation is deterministic: the same bytes, addresses and runtime give the same code.
 
+pub mod cpu;
 mod decode;
 mod emit;
 mod liveness;

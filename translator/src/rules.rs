@@ -27,6 +27,7 @@ pub enum Class {
     DebugTrap,
     SoftwareInterrupt,
     Int80,
+    Sysenter,
     Privileged,
     FarTransfer,
     SegmentLoad,
@@ -223,6 +224,13 @@ pub static RULES: &[Rule] = &[
         syscall::int80,
     ),
     rule(
+        Class::Sysenter,
+        Source::Sensitive,
+        "sysenter: carried out by the simulator as the CPU model does it in 64-bit mode (AMD: \
+         #UD, SIGILL; Intel: Linux's 32-bit entry makes the i386 syscall, then SIGSEGV)",
+        sensitive::emulated,
+    ),
+    rule(
         Class::Privileged,
         Source::Sensitive,
         "hlt, cli, sti, in, out, ins, outs, mov cr/dr, rdmsr, wrmsr, swapgs, lgdt, lidt, lldt, \
@@ -247,7 +255,7 @@ pub static RULES: &[Rule] = &[
     rule(
         Class::Invalid,
         Source::Sensitive,
-        "an undecodable instruction; sysenter (invalid in long mode on AMD, the host); xgetbv, \
+        "an undecodable instruction; xgetbv, \
          xsetbv, the xsave and xrstor family (XSAVE is off at ring 3); clac, stac: SIGILL",
         sensitive::invalid,
     ),
@@ -354,11 +362,7 @@ fn is_control_or_debug_register(register: Register) -> bool {
 pub fn classify(instruction: &Instruction) -> Class {
     let mnemonic = instruction.mnemonic();
     let code = instruction.code();
-    // sysenter does not exist in long mode on the host's CPUs (AMD): #UD, like junk.
-    if code == Code::INVALID
-        || mnemonic == Mnemonic::Sysenter
-        || UNDEFINED_AT_RING3.contains(&mnemonic)
-    {
+    if code == Code::INVALID || UNDEFINED_AT_RING3.contains(&mnemonic) {
         return Class::Invalid;
     }
     if BOUNDS.contains(&mnemonic) {
@@ -371,6 +375,8 @@ pub fn classify(instruction: &Instruction) -> Class {
         Mnemonic::Int3 => return Class::Breakpoint,
         Mnemonic::Int1 => return Class::DebugTrap,
         Mnemonic::Int if instruction.immediate8() == 0x80 => return Class::Int80,
+        // What it does depends on the vendor: the simulator has the CPU model.
+        Mnemonic::Sysenter => return Class::Sysenter,
         Mnemonic::Int => return Class::SoftwareInterrupt,
         _ => {}
     }
@@ -443,6 +449,7 @@ mod tests {
             Class::DebugTrap,
             Class::SoftwareInterrupt,
             Class::Int80,
+            Class::Sysenter,
             Class::Privileged,
             Class::FarTransfer,
             Class::SegmentLoad,

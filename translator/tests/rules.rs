@@ -217,6 +217,7 @@ fn sensitive_instructions_get_their_ring3_outcome() {
     check("int1", Class::DebugTrap, |a| a.int1());
     check("int_n", Class::SoftwareInterrupt, |a| a.int(0x21));
     check("int80", Class::Int80, |a| a.int(0x80));
+    check("sysenter", Class::Sysenter, |a| a.sysenter());
     check("hlt", Class::Privileged, |a| a.hlt());
     check("mov_cr", Class::Privileged, |a| a.mov(rax, cr3));
     check("far_return", Class::FarTransfer, |a| a.retf());

@@ -243,6 +243,12 @@ pub fn emulate(uc: &mut Unicorn<'_, Process>) -> Flow {
     let mut bytes = [0u8; 15];
     let fetched = uc.get_data().kernel.mem.fetch(rip, &mut bytes);
     let instruction = Decoder::with_ip(64, &bytes[..fetched], rip, DecoderOptions::NONE).decode();
+    if instruction.mnemonic() == Mnemonic::Sysenter {
+        let regs = crate::machine::sysenter_registers(uc);
+        uc.get_data_mut()
+            .sysenter(regs, rip, instruction.len() as u64);
+        return Flow::Stop;
+    }
     match carry_out(uc, &instruction) {
         // Ring 3 would run on with such a stack and fault at its first use; ring 0 must not
         // run with it at all (the sandbox trusts RSP), so the fault comes at once.

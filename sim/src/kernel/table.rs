@@ -180,6 +180,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::kill, signal::kill),
     call(Sysno::tgkill, signal::tgkill),
     call(Sysno::tkill, signal::tkill),
+    call(Sysno::restart_syscall, signal::restart_syscall),
     // The yield column already includes the scheduler's work.
     Row {
         sysno: Sysno::sched_yield,

@@ -7,6 +7,7 @@ use syscalls::x86_64::Sysno;
 
 /// i386 syscall number → the x86-64 call with the same arguments.
 const COMPAT: &[(u64, Sysno)] = &[
+    (0, Sysno::restart_syscall),
     (1, Sysno::exit),
     (3, Sysno::read),
     (4, Sysno::write),

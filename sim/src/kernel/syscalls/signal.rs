@@ -239,6 +239,12 @@ pub fn tkill(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// No handler ever interrupts a call, so there is never a call to restart: Linux's
+/// `do_no_restart_syscall` answers EINTR.
+pub fn restart_syscall(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Err(Errno::EINTR.into())
+}
+
 fn signal_number_or_zero(raw: u64) -> Result<usize, Errno> {
     if raw == 0 {
         Ok(0)
