@@ -92,3 +92,40 @@ fn glibc_programs_run_on_both_vendors() {
         }
     }
 }
+
+/// The TSC the guest reads is the virtual clock's, not the host's: two runs read the same
+/// small values, in order, and RDTSCP's TSC_AUX names CPU 0.
+#[test]
+fn rdtsc_and_rdtscp_read_the_virtual_clock() {
+    for mode in ["ring3", "ring0"] {
+        let (status, first, _) = run("intel", mode, "cpu_leaks", &["tsc"]);
+        assert_eq!(status, 0, "{mode}");
+        let (_, second, _) = run("intel", mode, "cpu_leaks", &["tsc"]);
+        let values: Vec<u64> = first
+            .split_whitespace()
+            .filter_map(|word| word.parse().ok())
+            .collect();
+        let [rdtsc, again, rdtscp, aux] = values[..] else {
+            panic!("{mode}: {first}");
+        };
+        assert!(rdtsc < again && again < rdtscp, "{mode}: in order: {first}");
+        // A few tens of thousands of instructions into the run: a host TSC reads far more.
+        assert!(rdtscp < 10_000_000, "{mode}: virtual: {first}");
+        assert_eq!(aux, 0, "{mode}: TSC_AUX");
+        assert_eq!(first, second, "{mode}: reproducible");
+    }
+}
+
+/// RDRAND and RDSEED would hand the guest the host's entropy: the CPU model lacks them, so
+/// they raise #UD, at ring 3 (where Unicorn's core would run them) and at ring 0.
+#[test]
+fn rdrand_and_rdseed_are_lacking() {
+    for vendor in ["intel", "amd"] {
+        for mode in ["ring3", "ring0"] {
+            for what in ["rdrand", "rdseed"] {
+                let (status, stdout, _) = run(vendor, mode, "cpu_leaks", &[what]);
+                assert_eq!(status, 128 + 4, "{vendor} {mode} {what}: {stdout}");
+            }
+        }
+    }
+}

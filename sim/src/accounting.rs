@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use iced_x86::{Decoder, DecoderOptions};
+use translator::cpu::LACKING;
 use translator::Source;
 
 use crate::kernel::table::{Event, Row, Work};
@@ -172,6 +173,16 @@ pub struct BlockCount {
     /// such an instruction as a block of its own, which must not count again: the CPU
     /// retires a rep instruction once, however many times it repeats.
     pub repeat: bool,
+    /// The address of the block's first instruction that the CPU model lacks, if any.
+    pub lacking: Option<u64>,
+}
+
+/// A block, decoded: its instruction count, whether it is one rep-prefixed string
+/// instruction, and the first instruction the CPU model lacks.
+struct Decoded {
+    instructions: u32,
+    repeat: bool,
+    lacking: Option<u64>,
 }
 
 /// Slots in the direct-mapped cache (1.5 MiB). A hash map probe per block took 40 % of
@@ -217,14 +228,20 @@ impl BlockCounter {
                 guest: slot.guest,
                 extra: self.extras.get(index).copied().unwrap_or_default(),
                 repeat: slot.repeat,
+                lacking: None,
             };
         }
-        let (instructions, repeat) = Self::decode(addr, size, mem);
+        let Decoded {
+            instructions,
+            repeat,
+            lacking,
+        } = Self::decode(addr, size, mem);
         let (guest, extra) = guest(instructions);
         // Code in a writable and executable page may change with no syscall to say so:
-        // it is not cached, and is decoded afresh each time.
+        // it is not cached, and is decoded afresh each time; nor is a block that stops at
+        // an instruction the CPU lacks (it runs once).
         let volatile = mem.is_writable_code(addr) || mem.is_writable_code(addr + size as u64 - 1);
-        if !volatile {
+        if !volatile && lacking.is_none() {
             *slot = Slot {
                 addr,
                 size,
@@ -241,26 +258,35 @@ impl BlockCounter {
             guest,
             extra,
             repeat,
+            lacking,
         }
     }
 
-    /// The instructions in a block, and whether it is one rep-prefixed string instruction.
-    fn decode(addr: u64, size: u32, mem: &AddressSpace) -> (u32, bool) {
+    /// What a block holds, decoded.
+    fn decode(addr: u64, size: u32, mem: &AddressSpace) -> Decoded {
+        let mut decoded = Decoded {
+            instructions: 0,
+            repeat: false,
+            lacking: None,
+        };
         let mut bytes = vec![0u8; size as usize];
         if mem.peek(addr, &mut bytes).is_err() {
-            return (0, false);
+            return decoded;
         }
         let mut decoder = Decoder::with_ip(64, &bytes, addr, DecoderOptions::NONE);
-        let mut count = 0;
         let mut repeat = false;
         while decoder.can_decode() {
             let instruction = decoder.decode();
-            repeat = count == 0
+            repeat = decoded.instructions == 0
                 && instruction.is_string_instruction()
                 && (instruction.has_rep_prefix() || instruction.has_repne_prefix());
-            count += 1;
+            if decoded.lacking.is_none() && LACKING.contains(&instruction.mnemonic()) {
+                decoded.lacking = Some(instruction.ip());
+            }
+            decoded.instructions += 1;
         }
-        (count, repeat && count == 1)
+        decoded.repeat = repeat && decoded.instructions == 1;
+        decoded
     }
 
     /// Instructions of the block at `block` (of `size` bytes) that lie before `rip`, for
@@ -269,7 +295,7 @@ impl BlockCounter {
         if rip < block || rip >= block + size as u64 {
             return None;
         }
-        Some(Self::decode(block, (rip - block) as u32, mem).0)
+        Some(Self::decode(block, (rip - block) as u32, mem).instructions)
     }
 
     /// Forgets blocks that start in `page`: its code changed.

@@ -264,6 +264,7 @@ impl Machine {
             raw_insn_hook(handle, X86Insn::CPUID, on_cpuid, cpu.cast_mut().cast())?;
             let clock = Rc::as_ptr(&self._tsc_clock).cast_mut().cast();
             raw_insn_hook(handle, X86Insn::RDTSC, on_rdtsc, clock)?;
+            raw_insn_hook(handle, X86Insn::RDTSCP, on_rdtscp, clock)?;
         }
         Ok(())
     }
@@ -277,7 +278,8 @@ impl Machine {
         }
         let mut start = self.start;
         loop {
-            let result = self.uc.emu_start(start, NEVER_REACHED, 0, 0);
+            let until = self.uc.get_data().run_until.unwrap_or(NEVER_REACHED);
+            let result = self.uc.emu_start(start, until, 0, 0);
             let rip = self.uc.pc_read().unwrap_or(0);
             let process = self.uc.get_data_mut();
             let stopped = process.stop.is_some();
@@ -288,6 +290,15 @@ impl Machine {
                     process.uncount_rest_of_block(rip);
                     let sync = process.resync.take().unwrap_or_default();
                     catch_up(&mut self.uc, &sync);
+                    start = rip;
+                    continue;
+                }
+                // At an instruction the CPU model lacks: #UD, as on a CPU without it.
+                Ok(()) if !stopped && process.run_until == Some(rip) => {
+                    process.invalid_instruction(rip)
+                }
+                // Stopped before a block with such an instruction: run up to it.
+                Ok(()) if !stopped && process.run_until.is_some() => {
                     start = rip;
                     continue;
                 }
@@ -653,6 +664,17 @@ unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, data: *mut c_void) -> i32 {
         raw_write(uc, RegisterX86::RBX, b as u64);
         raw_write(uc, RegisterX86::RCX, c as u64);
         raw_write(uc, RegisterX86::RDX, d as u64);
+    }
+    1
+}
+
+/// RDTSCP reads the virtual clock as RDTSC does, and TSC_AUX, which Linux sets to the CPU
+/// and node number: 0, the one CPU. Returns 1 to skip Unicorn's host-derived TSC.
+unsafe extern "C" fn on_rdtscp(uc: *mut uc_engine, data: *mut c_void) -> i32 {
+    // SAFETY: as for `on_rdtsc`, whose contract this shares.
+    unsafe {
+        on_rdtsc(uc, data);
+        raw_write(uc, RegisterX86::RCX, 0);
     }
     1
 }

@@ -97,6 +97,9 @@ pub struct Process {
     ring0: Ring0Counts,
     /// CPU work waiting for the emulation to stop (see `watched_write`).
     pub resync: Option<CacheSync>,
+    /// An instruction the CPU model lacks, in a block about to run: the machine runs up to
+    /// it, where it raises #UD.
+    pub run_until: Option<u64>,
     /// The emulator write hooks on frames of guest code, by frame (physical address).
     pub watch_hooks: HashMap<u64, UcHookId>,
     /// Whether `finish` disassembles the code cache.
@@ -127,6 +130,7 @@ impl Process {
             cache: (mode == Mode::Ring0).then(CodeCache::new),
             ring0: Ring0Counts::default(),
             resync: None,
+            run_until: None,
             watch_hooks: HashMap::new(),
             dump_translation: false,
             syscall_trace: None,
@@ -143,6 +147,12 @@ impl Process {
                     Some(cache) => cache.account(addr, end, end, instructions),
                     None => (instructions, Extra::default()),
                 });
+        // Unicorn's core would run it: stop before the block runs, and let the machine
+        // run it again up to that instruction.
+        if let (Some(at), None) = (count.lacking, self.run_until) {
+            self.run_until = Some(at);
+            return false;
+        }
         // A further iteration of the rep instruction the previous block ended with.
         let previous = &self.current_block;
         if count.repeat && previous.addr + previous.size as u64 == end {

@@ -2,6 +2,12 @@
 //! follows one vendor, chosen per run, never the host's by accident: the simulator's CPUID,
 //! its instruction hooks and this crate's rules all read the same [`CpuModel`].
 
+use iced_x86::Mnemonic;
+
+/// Instructions the model's CPUID does not advertise, which raise #UD as on a CPU without
+/// them (Unicorn's core would run them, with the host's entropy): RDRAND and RDSEED.
+pub const LACKING: &[Mnemonic] = &[Mnemonic::Rdrand, Mnemonic::Rdseed];
+
 /// A CPU vendor whose behaviour the simulated CPU follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Vendor {

@@ -176,7 +176,7 @@ pub static RULES: &[Rule] = &[
     rule(
         Class::AnsweredByMachine,
         Source::Copy,
-        "cpuid, rdtsc: copied; the machine answers them at ring 0 exactly as at ring 3",
+        "cpuid, rdtsc, rdtscp: copied; the machine answers them at ring 0 exactly as at ring 3",
         plain::copy,
     ),
     rule(
@@ -255,7 +255,7 @@ pub static RULES: &[Rule] = &[
     rule(
         Class::Invalid,
         Source::Sensitive,
-        "an undecodable instruction; xgetbv, \
+        "an undecodable instruction; rdrand and rdseed (the CPU model lacks them); xgetbv, \
          xsetbv, the xsave and xrstor family (XSAVE is off at ring 3); clac, stac: SIGILL",
         sensitive::invalid,
     ),
@@ -362,7 +362,10 @@ fn is_control_or_debug_register(register: Register) -> bool {
 pub fn classify(instruction: &Instruction) -> Class {
     let mnemonic = instruction.mnemonic();
     let code = instruction.code();
-    if code == Code::INVALID || UNDEFINED_AT_RING3.contains(&mnemonic) {
+    if code == Code::INVALID
+        || UNDEFINED_AT_RING3.contains(&mnemonic)
+        || crate::cpu::LACKING.contains(&mnemonic)
+    {
         return Class::Invalid;
     }
     if BOUNDS.contains(&mnemonic) {
@@ -370,7 +373,7 @@ pub fn classify(instruction: &Instruction) -> Class {
     }
     match mnemonic {
         Mnemonic::Syscall => return Class::Syscall,
-        Mnemonic::Cpuid | Mnemonic::Rdtsc => return Class::AnsweredByMachine,
+        Mnemonic::Cpuid | Mnemonic::Rdtsc | Mnemonic::Rdtscp => return Class::AnsweredByMachine,
         Mnemonic::Popf | Mnemonic::Popfq => return Class::Popf,
         Mnemonic::Int3 => return Class::Breakpoint,
         Mnemonic::Int1 => return Class::DebugTrap,
