@@ -196,3 +196,48 @@ fn the_translation_dump_shows_guest_and_translated_code() {
     ]);
     assert_eq!(refused.status.code(), Some(125));
 }
+
+/// Everything after PROGRAM is the program's: simulate's own options, `--help` and `--`
+/// included, directly and through `--check` (whose report lists the argv all three runs got).
+#[test]
+fn arguments_after_the_program_are_the_programs() {
+    let guest_args = common::case("argv_passthrough").args;
+    let expected: String = guest_args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| format!("{}: {arg}\n", i + 1))
+        .collect();
+    let with_args = |flags: &[&str]| {
+        let mut args = flags.to_vec();
+        args.push("./print_args");
+        args.extend_from_slice(guest_args);
+        simulate(&args)
+    };
+    for mode in ["ring3", "ring0"] {
+        let output = with_args(&["--report-file", "/dev/null", "--mode", mode]);
+        assert_eq!(output.status.code(), Some(0), "{mode}");
+        assert_eq!(stdout(&output), expected, "{mode}");
+    }
+
+    let checked = with_args(&["--check", "--report", "json"]);
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stderr).unwrap();
+    let argv: Vec<&str> = report["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(argv[1..], *guest_args);
+    assert_eq!(report["ring0"]["stdout_bytes"], expected.len());
+
+    // Alone, --help is still simulate's.
+    let help = simulate(&["--help"]);
+    assert!(help.status.success());
+    assert!(
+        stdout(&help).starts_with("Estimate what"),
+        "{}",
+        stdout(&help)
+    );
+}

@@ -87,6 +87,24 @@ pub const CASES: &[Case] = &[
     probe("jump_table"),
     probe("popfw"),
     probe("prefixed_syscall"),
+    // Everything after the program is its own: simulate's options and `--` included (issue 8 F).
+    Case {
+        workload: false,
+        ..case(
+            "argv_passthrough",
+            "print_args",
+            &[
+                "--help",
+                "-h",
+                "--version",
+                "-V",
+                "--",
+                "--mode",
+                "ring3",
+                "--check",
+            ],
+        )
+    },
     // Prints the host's uname, uid-dependent facts and descriptor numbers: compared, not snapshot.
     Case {
         snapshot: false,
