@@ -363,6 +363,8 @@ fn main() -> ExitCode {
             status::SIMULATOR_FAILED,
         );
     }
+    // sim::run gives back the working directory and umask that the guest's chdir and umask
+    // changed, so the output paths below are resolved, and the files made, as the user meant.
     let outcome = match sim::run(&config) {
         Ok(outcome) => outcome,
         Err(err) => return fail(&err, err.exit_status()),

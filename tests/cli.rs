@@ -241,3 +241,56 @@ fn arguments_after_the_program_are_the_programs() {
         stdout(&help)
     );
 }
+
+/// A guest that moves into a subdirectory and sets umask 0777 changes where its own files go
+/// and their mode, as natively, but not simulate's: the report, the syscall trace and the
+/// translation dump land where the command line put them (relative paths included), with
+/// ordinary permissions.
+#[test]
+fn the_guests_chdir_and_umask_do_not_move_simulates_outputs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        corpora::stage().join("chdir_umask"),
+        dir.path().join("chdir_umask"),
+    )
+    .unwrap();
+    let outputs = ["report.json", "trace.jsonl", "dump.txt"];
+    let output = common::simulate_in(
+        dir.path(),
+        &[
+            "--report",
+            "json",
+            "--report-file",
+            outputs[0],
+            "--trace-syscalls",
+            outputs[1],
+            "--dump-translation",
+            outputs[2],
+            "./chdir_umask",
+        ]
+        .map(OsStr::new),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout(&output),
+        "cwd ends in /sub\na file made under umask 777 has mode 000\n"
+    );
+    let in_sub: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(in_sub, ["note"], "only the guest's own file is in sub/");
+    for name in outputs {
+        let metadata =
+            std::fs::metadata(dir.path().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let mode = metadata.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o600, 0o600, "{name}: mode {mode:03o}");
+        assert!(metadata.len() > 0, "{name} is empty");
+    }
+}
