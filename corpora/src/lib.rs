@@ -105,6 +105,8 @@ pub const CASES: &[Case] = &[
             ],
         )
     },
+    // ld -N output: no PT_LOAD holds the program headers; Linux runs it (issue 8 E).
+    probe("omagic"),
     // chdir and umask 0777 must reach the guest's own files, not simulate's (issue 8 C). Its
     // getcwd copies the scratch directory's path, whose length varies: compared, not snapshot.
     Case {

@@ -5,7 +5,7 @@ pub mod stack;
 
 use std::path::{Path, PathBuf};
 
-use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_GNU_STACK, PT_INTERP, PT_LOAD, PT_PHDR};
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_GNU_STACK, PT_INTERP, PT_LOAD};
 use goblin::elf::{header, Elf};
 
 use crate::machine::cpuid::LEAF1_EDX;
@@ -256,8 +256,7 @@ pub fn load(
         .map_fixed(STACK_TOP - STACK_SIZE, STACK_SIZE, stack_prot)
         .map_err(|_| no_space())?;
 
-    let phdr = program_header_address(&elf, bias)
-        .ok_or_else(|| malformed("program headers are not loaded".into()))?;
+    let phdr = program_header_address(&elf, bias);
     let entry = elf.header.e_entry.wrapping_add(bias);
     let auxv = auxiliary_vector(&elf, phdr, entry);
     let contents = StackContents {
@@ -280,22 +279,19 @@ pub fn load(
     })
 }
 
-/// AT_PHDR: PT_PHDR's address, or where the file's program headers land in memory.
-fn program_header_address(elf: &Elf, bias: u64) -> Option<u64> {
-    if let Some(ph) = elf.program_headers.iter().find(|ph| ph.p_type == PT_PHDR) {
-        return Some(ph.p_vaddr.wrapping_add(bias));
-    }
+/// AT_PHDR as Linux computes it (fs/binfmt_elf.c `load_elf_binary`, since 5.18): where the
+/// last PT_LOAD whose file range holds `e_phoff` maps it, plus the load bias. When no PT_LOAD
+/// holds the program headers (`ld -N` output), that is the load bias alone; PT_PHDR is not read.
+fn program_header_address(elf: &Elf, bias: u64) -> u64 {
     let phoff = elf.header.e_phoff;
     elf.program_headers
         .iter()
-        .find(|ph| {
-            ph.p_type == PT_LOAD && (ph.p_offset..ph.p_offset + ph.p_filesz).contains(&phoff)
+        .rev()
+        .find(|ph| ph.p_type == PT_LOAD && ph.file_range().contains(&(phoff as usize)))
+        .map_or(0, |ph| {
+            phoff.wrapping_sub(ph.p_offset).wrapping_add(ph.p_vaddr)
         })
-        .map(|ph| {
-            (phoff - ph.p_offset)
-                .wrapping_add(ph.p_vaddr)
-                .wrapping_add(bias)
-        })
+        .wrapping_add(bias)
 }
 
 /// The auxiliary vector in Linux's order (fs/binfmt_elf.c, `create_elf_tables`).
