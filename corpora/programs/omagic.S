@@ -1,7 +1,8 @@
 # Linked with ld -N (--omagic), as the Makefile does: one RWX PT_LOAD that starts after the ELF
 # header and the program headers, so that no PT_LOAD holds them. Linux runs it all the same
-# (AT_PHDR is then just the load bias). Prints the auxiliary vector's entries about the program
-# headers and the entry, "type value" in hex a line, and exits 0.
+# (AT_PHDR is then just the load bias), and maps whole pages of the file, the ELF header with
+# the first. Prints the auxiliary vector's entries about the program headers and the entry,
+# "type value" in hex a line, then "0" and the first 8 bytes of the entry's page, and exits 0.
     .globl _start
     .text
 _start:
@@ -17,6 +18,7 @@ _start:
     mov 8(%rbx), %rsi
     add $16, %rbx
     cmp $9, %rdi                    # AT_ENTRY
+    cmove %rsi, %r12
     je 3f
     cmp $3, %rdi                    # AT_PHDR, AT_PHENT, AT_PHNUM
     jb 2b
@@ -24,7 +26,11 @@ _start:
     ja 2b
 3:  call print_aux
     jmp 2b
-4:  mov $60, %eax                   # exit(0)
+4:  and $-4096, %r12                # the entry's page: the file's first bytes
+    mov (%r12), %rsi
+    xor %edi, %edi
+    call print_aux
+    mov $60, %eax                   # exit(0)
     xor %edi, %edi
     syscall
 

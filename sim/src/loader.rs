@@ -6,7 +6,7 @@ pub mod stack;
 use std::path::{Path, PathBuf};
 
 use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_GNU_STACK, PT_INTERP, PT_LOAD};
-use goblin::elf::{header, Elf};
+use goblin::elf::{header, Elf, ProgramHeader};
 
 use crate::machine::cpuid::LEAF1_EDX;
 use crate::machine::physmem::PAGE_SIZE;
@@ -241,7 +241,8 @@ pub fn load(
             }
         }
         if prot.accessible() {
-            space.fill(vaddr, &bytes[ph.file_range()]);
+            let (at, shown) = shown_file_bytes(ph, vaddr, bytes);
+            space.fill(at, shown);
         }
     }
     space.init_brk(brk);
@@ -277,6 +278,29 @@ pub fn load(
         entry,
         stack_pointer: image.sp,
     })
+}
+
+/// The file's bytes that Linux shows in a segment's pages, and where they start. It maps whole
+/// pages of the file (fs/binfmt_elf.c `elf_map`): the first page begins with the file's bytes
+/// before `p_offset` (an `ld -N` program's ELF header), and the last page goes on with those
+/// after the segment unless a bss follows (`padzero`); past the end of the file, zeros. A
+/// segment whose offset and address disagree within a page is shown alone.
+fn shown_file_bytes<'a>(ph: &ProgramHeader, vaddr: u64, bytes: &'a [u8]) -> (u64, &'a [u8]) {
+    let lead = vaddr % PAGE_SIZE;
+    if ph.p_filesz == 0 || ph.p_offset % PAGE_SIZE != lead {
+        return (vaddr, &bytes[ph.file_range()]);
+    }
+    // The caller checked that the segment lies within the file.
+    let segment_end = ph.p_offset + ph.p_filesz;
+    let end = if ph.p_memsz > ph.p_filesz {
+        segment_end
+    } else {
+        page_up(segment_end).map_or(bytes.len() as u64, |end| end.min(bytes.len() as u64))
+    };
+    (
+        vaddr - lead,
+        &bytes[(ph.p_offset - lead) as usize..end as usize],
+    )
 }
 
 /// AT_PHDR as Linux computes it (fs/binfmt_elf.c `load_elf_binary`, since 5.18): where the
