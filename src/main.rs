@@ -104,13 +104,30 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = UnsupportedPolicy::Stop)]
     on_unsupported_syscall: UnsupportedPolicy,
 
-    /// The static x86-64 program to run.
-    #[arg(required_unless_present = "list_cost_models")]
-    program: Option<PathBuf>,
+    /// The static x86-64 program to run, then its arguments: everything after PROGRAM is
+    /// the program's, `--help` and `--` included.
+    // One positional with trailing_var_arg, so that clap stops parsing options at PROGRAM.
+    // With PROGRAM and ARGS apart, clap went on taking simulate's options (--help, --mode)
+    // until the program's first argument.
+    #[arg(
+        required_unless_present = "list_cost_models",
+        trailing_var_arg = true,
+        num_args = 1..,
+        value_names = ["PROGRAM", "ARGS"]
+    )]
+    command: Vec<OsString>,
+}
 
-    /// The program's arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<OsString>,
+impl Cli {
+    /// The program to run; clap requires it unless --list-cost-models.
+    fn program(&self) -> PathBuf {
+        PathBuf::from(self.command.first().expect("clap requires the program"))
+    }
+
+    /// The program's arguments: argv[1..].
+    fn args(&self) -> &[OsString] {
+        self.command.get(1..).unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -279,9 +296,9 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
             path: simulate,
             flags,
         },
-        program: cli.program.clone().expect("clap requires the program"),
+        program: cli.program(),
         argv0: cli.argv0.clone(),
-        args: cli.args.clone(),
+        args: cli.args().to_vec(),
         env,
         seed: cli.seed,
         workdir,
@@ -358,8 +375,8 @@ fn main() -> ExitCode {
         Err(err) => return fail(err, status::SIMULATOR_FAILED),
     };
     let config = sim::RunConfig {
-        program: cli.program.clone().expect("clap requires the program"),
-        args: cli.args.clone(),
+        program: cli.program(),
+        args: cli.args().to_vec(),
         argv0: cli.argv0.clone(),
         env,
         cost_model,
@@ -384,6 +401,8 @@ fn main() -> ExitCode {
             status::SIMULATOR_FAILED,
         );
     }
+    // sim::run gives back the working directory and umask that the guest's chdir and umask
+    // changed, so the output paths below are resolved, and the files made, as the user meant.
     let outcome = match sim::run(&config) {
         Ok(outcome) => outcome,
         Err(err) => return fail(&err, err.exit_status()),

@@ -69,6 +69,39 @@ fn bad_programs_get_126_or_127() {
     }
 }
 
+/// Not bad input: `ld -N` output, whose program headers no PT_LOAD holds, runs as on Linux
+/// (since 5.18), with AT_PHDR the load bias, 0 for ET_EXEC, and its segment's first page holding
+/// the ELF header. The corpus case `omagic` compares it with the native run.
+#[test]
+fn program_headers_outside_every_segment_are_not_refused() {
+    let stage = corpora::stage();
+    let elf = std::fs::read(stage.join("omagic")).unwrap();
+    let field = |at: usize, size: usize| {
+        let mut bytes = [0u8; 8];
+        bytes[..size].copy_from_slice(&elf[at..at + size]);
+        u64::from_le_bytes(bytes)
+    };
+    // AT_PHDR (nothing holds the table), AT_PHENT, AT_PHNUM, AT_ENTRY: the header's values;
+    // then the first 8 bytes of the entry's page, the ELF header's, as Linux maps whole pages.
+    let expected = format!(
+        "3 {:016x}\n4 {:016x}\n5 {:016x}\n9 {:016x}\n0 {:016x}\n",
+        0,
+        field(54, 2),
+        field(56, 2),
+        field(24, 8),
+        field(0, 8)
+    );
+    for mode in ["ring3", "ring0"] {
+        let output = common::simulate_in(
+            &stage,
+            &["--report-file", "/dev/null", "--mode", mode, "./omagic"].map(OsStr::new),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(common::status_of(&output), 0, "{mode}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), expected, "{mode}");
+    }
+}
+
 #[test]
 fn a_check_run_that_does_not_end_is_stopped() {
     let stage = corpora::stage();

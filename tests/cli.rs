@@ -196,3 +196,101 @@ fn the_translation_dump_shows_guest_and_translated_code() {
     ]);
     assert_eq!(refused.status.code(), Some(125));
 }
+
+/// Everything after PROGRAM is the program's: simulate's own options, `--help` and `--`
+/// included, directly and through `--check` (whose report lists the argv all three runs got).
+#[test]
+fn arguments_after_the_program_are_the_programs() {
+    let guest_args = common::case("argv_passthrough").args;
+    let expected: String = guest_args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| format!("{}: {arg}\n", i + 1))
+        .collect();
+    let with_args = |flags: &[&str]| {
+        let mut args = flags.to_vec();
+        args.push("./print_args");
+        args.extend_from_slice(guest_args);
+        simulate(&args)
+    };
+    for mode in ["ring3", "ring0"] {
+        let output = with_args(&["--report-file", "/dev/null", "--mode", mode]);
+        assert_eq!(output.status.code(), Some(0), "{mode}");
+        assert_eq!(stdout(&output), expected, "{mode}");
+    }
+
+    let checked = with_args(&["--check", "--report", "json"]);
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stderr).unwrap();
+    let argv: Vec<&str> = report["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(argv[1..], *guest_args);
+    assert_eq!(report["ring0"]["stdout_bytes"], expected.len());
+
+    // Alone, --help is still simulate's.
+    let help = simulate(&["--help"]);
+    assert!(help.status.success());
+    assert!(
+        stdout(&help).starts_with("Estimate what"),
+        "{}",
+        stdout(&help)
+    );
+}
+
+/// A guest that moves into a subdirectory and sets umask 0777 changes where its own files go
+/// and their mode, as natively, but not simulate's: the report, the syscall trace and the
+/// translation dump land where the command line put them (relative paths included), with
+/// ordinary permissions.
+#[test]
+fn the_guests_chdir_and_umask_do_not_move_simulates_outputs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        corpora::stage().join("chdir_umask"),
+        dir.path().join("chdir_umask"),
+    )
+    .unwrap();
+    let outputs = ["report.json", "trace.jsonl", "dump.txt"];
+    let output = common::simulate_in(
+        dir.path(),
+        &[
+            "--report",
+            "json",
+            "--report-file",
+            outputs[0],
+            "--trace-syscalls",
+            outputs[1],
+            "--dump-translation",
+            outputs[2],
+            "./chdir_umask",
+        ]
+        .map(OsStr::new),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout(&output),
+        "cwd ends in /sub\na file made under umask 777 has mode 000\n"
+    );
+    let in_sub: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(in_sub, ["note"], "only the guest's own file is in sub/");
+    for name in outputs {
+        let metadata =
+            std::fs::metadata(dir.path().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let mode = metadata.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o600, 0o600, "{name}: mode {mode:03o}");
+        assert!(metadata.len() > 0, "{name} is empty");
+    }
+}

@@ -91,6 +91,33 @@ pub const CASES: &[Case] = &[
     // entry block.
     probe("smc_remap"),
     probe("smc_entry"),
+    // Everything after the program is its own: simulate's options and `--` included (issue 8 F).
+    Case {
+        workload: false,
+        ..case(
+            "argv_passthrough",
+            "print_args",
+            &[
+                "--help",
+                "-h",
+                "--version",
+                "-V",
+                "--",
+                "--mode",
+                "ring3",
+                "--check",
+            ],
+        )
+    },
+    // ld -N output: no PT_LOAD holds the program headers; Linux runs it (issue 8 E).
+    probe("omagic"),
+    // chdir and umask 0777 must reach the guest's own files, not simulate's (issue 8 C). Its
+    // getcwd copies the scratch directory's path, whose length varies: compared, not snapshot.
+    Case {
+        writes: &["sub/note"],
+        snapshot: false,
+        ..probe("chdir_umask")
+    },
     // Prints the host's uname, uid-dependent facts and descriptor numbers: compared, not snapshot.
     Case {
         snapshot: false,

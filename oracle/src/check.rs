@@ -252,7 +252,12 @@ fn simulated(
     for pair in &config.env {
         command.arg("--env").arg(pair);
     }
-    command.arg(program).args(&config.args).current_dir(dir);
+    // After `--` and the program, everything is the program's (simulate's own options too).
+    command
+        .arg("--")
+        .arg(program)
+        .args(&config.args)
+        .current_dir(dir);
     // stdout and stderr go to files, as the native run's do: a program can tell a file
     // from a pipe.
     let output = child::run(&mut command, outputs.path(), config.timeout)

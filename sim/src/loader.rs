@@ -5,8 +5,8 @@ pub mod stack;
 
 use std::path::{Path, PathBuf};
 
-use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_GNU_STACK, PT_INTERP, PT_LOAD, PT_PHDR};
-use goblin::elf::{header, Elf};
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_GNU_STACK, PT_INTERP, PT_LOAD};
+use goblin::elf::{header, Elf, ProgramHeader};
 
 use crate::machine::cpuid::LEAF1_EDX;
 use crate::machine::physmem::PAGE_SIZE;
@@ -241,7 +241,8 @@ pub fn load(
             }
         }
         if prot.accessible() {
-            space.fill(vaddr, &bytes[ph.file_range()]);
+            let (at, shown) = shown_file_bytes(ph, vaddr, bytes);
+            space.fill(at, shown);
         }
     }
     space.init_brk(brk);
@@ -256,8 +257,7 @@ pub fn load(
         .map_fixed(STACK_TOP - STACK_SIZE, STACK_SIZE, stack_prot)
         .map_err(|_| no_space())?;
 
-    let phdr = program_header_address(&elf, bias)
-        .ok_or_else(|| malformed("program headers are not loaded".into()))?;
+    let phdr = program_header_address(&elf, bias);
     let entry = elf.header.e_entry.wrapping_add(bias);
     let auxv = auxiliary_vector(&elf, phdr, entry);
     let contents = StackContents {
@@ -280,22 +280,42 @@ pub fn load(
     })
 }
 
-/// AT_PHDR: PT_PHDR's address, or where the file's program headers land in memory.
-fn program_header_address(elf: &Elf, bias: u64) -> Option<u64> {
-    if let Some(ph) = elf.program_headers.iter().find(|ph| ph.p_type == PT_PHDR) {
-        return Some(ph.p_vaddr.wrapping_add(bias));
+/// The file's bytes that Linux shows in a segment's pages, and where they start. It maps whole
+/// pages of the file (fs/binfmt_elf.c `elf_map`): the first page begins with the file's bytes
+/// before `p_offset` (an `ld -N` program's ELF header), and the last page goes on with those
+/// after the segment unless a bss follows (`padzero`); past the end of the file, zeros. A
+/// segment whose offset and address disagree within a page is shown alone.
+fn shown_file_bytes<'a>(ph: &ProgramHeader, vaddr: u64, bytes: &'a [u8]) -> (u64, &'a [u8]) {
+    let lead = vaddr % PAGE_SIZE;
+    if ph.p_filesz == 0 || ph.p_offset % PAGE_SIZE != lead {
+        return (vaddr, &bytes[ph.file_range()]);
     }
+    // The caller checked that the segment lies within the file.
+    let segment_end = ph.p_offset + ph.p_filesz;
+    let end = if ph.p_memsz > ph.p_filesz {
+        segment_end
+    } else {
+        page_up(segment_end).map_or(bytes.len() as u64, |end| end.min(bytes.len() as u64))
+    };
+    (
+        vaddr - lead,
+        &bytes[(ph.p_offset - lead) as usize..end as usize],
+    )
+}
+
+/// AT_PHDR as Linux computes it (fs/binfmt_elf.c `load_elf_binary`, since 5.18): where the
+/// last PT_LOAD whose file range holds `e_phoff` maps it, plus the load bias. When no PT_LOAD
+/// holds the program headers (`ld -N` output), that is the load bias alone; PT_PHDR is not read.
+fn program_header_address(elf: &Elf, bias: u64) -> u64 {
     let phoff = elf.header.e_phoff;
     elf.program_headers
         .iter()
-        .find(|ph| {
-            ph.p_type == PT_LOAD && (ph.p_offset..ph.p_offset + ph.p_filesz).contains(&phoff)
+        .rev()
+        .find(|ph| ph.p_type == PT_LOAD && ph.file_range().contains(&(phoff as usize)))
+        .map_or(0, |ph| {
+            phoff.wrapping_sub(ph.p_offset).wrapping_add(ph.p_vaddr)
         })
-        .map(|ph| {
-            (phoff - ph.p_offset)
-                .wrapping_add(ph.p_vaddr)
-                .wrapping_add(bias)
-        })
+        .wrapping_add(bias)
 }
 
 /// The auxiliary vector in Linux's order (fs/binfmt_elf.c, `create_elf_tables`).

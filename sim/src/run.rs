@@ -1,8 +1,12 @@
 //! One simulation, start to end: load the program, run it at ring 3, price it, report.
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::{self, Mode as FileMode};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -97,7 +101,39 @@ impl Error {
     }
 }
 
+/// The host process's working directory and umask. The guest's paths are the host's, so its
+/// `chdir` and `umask` change the host process's: they must be given back when the run ends,
+/// however it ends, or the simulator's own files (report, trace) would follow the guest's.
+struct HostDirectoryState {
+    /// `None` when the working directory is gone: then there is nothing to return to.
+    cwd: Option<OwnedFd>,
+    umask: FileMode,
+}
+
+impl HostDirectoryState {
+    fn save() -> Self {
+        // O_PATH: fchdir needs no read permission on the directory.
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let cwd = nix::fcntl::open(".", flags, FileMode::empty()).ok();
+        // umask can only be read by setting it; put it straight back.
+        let umask = stat::umask(FileMode::empty());
+        stat::umask(umask);
+        HostDirectoryState { cwd, umask }
+    }
+}
+
+impl Drop for HostDirectoryState {
+    fn drop(&mut self) {
+        if let Some(cwd) = &self.cwd {
+            // Held open, the directory can still be entered even if the guest removed it.
+            let _ = nix::unistd::fchdir(cwd);
+        }
+        stat::umask(self.umask);
+    }
+}
+
 pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
+    let _host_directory = HostDirectoryState::save();
     let bytes = loader::read_program(&config.program)?;
     let exe = std::fs::canonicalize(&config.program).unwrap_or_else(|_| config.program.clone());
     let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
