@@ -92,6 +92,12 @@ pub const CASES: &[Case] = &[
         snapshot: false,
         ..case("stat_env", "stat_env", &["x"])
     },
+    // Sets its ids to its own and to others: the output is the host user's, compared, not
+    // snapshot.
+    Case {
+        snapshot: false,
+        ..probe("ids")
+    },
     applet("sha256sum", "sha256sum", &["inputs/data.bin"]),
     applet("md5sum", "md5sum", &["inputs/data.bin"]),
     applet("sort", "sort", &["-n", "inputs/numbers.txt"]),
