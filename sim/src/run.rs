@@ -31,6 +31,9 @@ pub struct RunConfig {
     pub cost_model: CostModel,
     /// Seeds AT_RANDOM and getrandom.
     pub seed: u64,
+    /// The guest's user and group id (real, effective and saved; its one group the gid),
+    /// for runs that must not depend on the host user; the host user's when `None`.
+    pub user_ids: Option<(u32, u32)>,
     pub max_instructions: Option<u64>,
     pub on_unsupported: OnUnsupported,
     pub mode: Mode,
@@ -104,6 +107,11 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         .argv0
         .clone()
         .unwrap_or_else(|| config.program.clone().into_os_string());
+    let credentials = config
+        .user_ids
+        .map_or_else(Credentials::of_host, |(uid, gid)| {
+            Credentials::new([uid; 3], [gid; 3], vec![gid])
+        });
     let exec = ExecArgs {
         argv: std::iter::once(&argv0)
             .chain(&config.args)
@@ -112,6 +120,12 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         envp: config.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
         execfn: config.program.clone().into_os_string().into_vec(),
         random,
+        ids: [
+            credentials.uid.real,
+            credentials.uid.effective,
+            credentials.gid.real,
+            credentials.gid.effective,
+        ],
     };
 
     let mut mem = AddressSpace::new()?;
@@ -119,14 +133,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
     let comm = config.program.file_name().map_or_else(Vec::new, |n| {
         n.as_bytes().iter().take(15).copied().collect()
     });
-    let kernel = Kernel::new(
-        mem,
-        exe,
-        comm,
-        rng,
-        Credentials::of_host(),
-        config.on_unsupported,
-    );
+    let kernel = Kernel::new(mem, exe, comm, rng, credentials, config.on_unsupported);
     let mut process = Process::new(
         kernel,
         config.cost_model.clone(),
