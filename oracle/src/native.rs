@@ -131,6 +131,25 @@ impl Drop for Pinned {
     }
 }
 
+/// Closes every descriptor from 3 up, in a forked child (async-signal-safe): close_range,
+/// or on a kernel older than 5.9 one close per descriptor the limit allows.
+fn close_from_3() -> bool {
+    // SAFETY: plain syscalls on this process's own descriptors.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) == 0 {
+            return true;
+        }
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return false;
+        }
+        for fd in 3..limit.rlim_cur.min(1 << 20) as i32 {
+            libc::close(fd);
+        }
+        true
+    }
+}
+
 /// Forks a child that asks to be traced, then execs the program; returns once it stopped
 /// at the exec.
 fn spawn_traced(
@@ -168,7 +187,7 @@ fn spawn_traced(
                 || libc::dup2(out_fd, 1) < 0
                 || libc::dup2(err_fd, 2) < 0
                 // Only stdin, stdout and stderr, as the simulated process has.
-                || libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) < 0
+                || !close_from_3()
                 || libc::chdir(dir.as_ptr()) < 0
                 || libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) < 0
             {
@@ -282,7 +301,13 @@ fn syscall_info(pid: Pid) -> Result<libc::ptrace_syscall_info, NativeError> {
         )
     };
     if filled <= 0 {
-        return Err(NativeError::Trace(nix::Error::last()));
+        return Err(match nix::Error::last() {
+            // An unknown request: a kernel older than 5.3.
+            nix::Error::EIO => NativeError::Setup(
+                "the host kernel lacks PTRACE_GET_SYSCALL_INFO (Linux 5.3 or later needed)".into(),
+            ),
+            other => NativeError::Trace(other),
+        });
     }
     // SAFETY: zeroed, then filled in by the kernel: every field is plain data.
     Ok(unsafe { info.assume_init() })
