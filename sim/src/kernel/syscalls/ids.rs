@@ -34,8 +34,8 @@ impl Ids {
         id == self.real || id == self.effective || id == self.saved
     }
 
-    /// setuid(2)/setgid(2): with privilege every id but the file-system one's pair; without,
-    /// the effective id, to the real or saved one.
+    /// setuid(2)/setgid(2): with privilege, all four ids; without, the effective and
+    /// file-system ids, and only to the real or the saved id.
     fn set(&mut self, id: u32, privileged: bool) -> Result<(), Errno> {
         if id == UNCHANGED {
             return Err(Errno::EINVAL);
@@ -81,8 +81,8 @@ impl Ids {
 
     /// setresuid(2)/setresgid(2): without privilege, each id given must be one of the three.
     fn set_all(&mut self, ids: [u32; 3], privileged: bool) -> Result<(), Errno> {
-        let given = ids.into_iter().filter(|&id| id != UNCHANGED);
-        if !privileged && !given.clone().all(|id| self.own(id)) {
+        let mut given = ids.into_iter().filter(|&id| id != UNCHANGED);
+        if !privileged && !given.all(|id| self.own(id)) {
             return Err(Errno::EPERM);
         }
         for (slot, id) in [&mut self.real, &mut self.effective, &mut self.saved]
@@ -117,8 +117,8 @@ pub struct Credentials {
     pub groups: Vec<u32>,
     /// Root's power over ids (CAP_SETUID and CAP_SETGID), in the permitted set and the
     /// effective one.
-    pub permitted: bool,
-    pub effective: bool,
+    pub cap_permitted: bool,
+    pub cap_effective: bool,
 }
 
 impl Credentials {
@@ -150,8 +150,8 @@ impl Credentials {
             uid: ids(uid),
             gid: ids(gid),
             groups,
-            permitted: root,
-            effective: root,
+            cap_permitted: root,
+            cap_effective: root,
         }
     }
 
@@ -162,14 +162,14 @@ impl Credentials {
         let was_root = old.own(0);
         let is_root = self.uid.own(0);
         if was_root && !is_root {
-            self.permitted = false;
-            self.effective = false;
+            self.cap_permitted = false;
+            self.cap_effective = false;
         }
         if old.effective == 0 && self.uid.effective != 0 {
-            self.effective = false;
+            self.cap_effective = false;
         }
         if old.effective != 0 && self.uid.effective == 0 {
-            self.effective = self.permitted;
+            self.cap_effective = self.cap_permitted;
         }
     }
 
@@ -180,7 +180,7 @@ impl Credentials {
     ) -> Result<(), Errno> {
         let old = self.uid;
         let mut new = old;
-        change(&mut new, self.effective)?;
+        change(&mut new, self.cap_effective)?;
         self.uid = new;
         self.follow_uid_change(old);
         Ok(())
@@ -191,13 +191,13 @@ impl Credentials {
         change: impl FnOnce(&mut Ids, bool) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let mut new = self.gid;
-        change(&mut new, self.effective)?;
+        change(&mut new, self.cap_effective)?;
         self.gid = new;
         Ok(())
     }
 
     pub fn set_groups(&mut self, mut groups: Vec<u32>) -> Result<(), Errno> {
-        if !self.effective {
+        if !self.cap_effective {
             return Err(Errno::EPERM);
         }
         if groups.contains(&UNCHANGED) {
@@ -285,12 +285,12 @@ pub fn setresgid(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn setfsuid(k: &mut Kernel, a: &Args) -> SysResult {
-    let privileged = k.credentials.effective;
+    let privileged = k.credentials.cap_effective;
     Ok(k.credentials.uid.set_fs(id(a[0]), privileged).into())
 }
 
 pub fn setfsgid(k: &mut Kernel, a: &Args) -> SysResult {
-    let privileged = k.credentials.effective;
+    let privileged = k.credentials.cap_effective;
     Ok(k.credentials.gid.set_fs(id(a[0]), privileged).into())
 }
 
@@ -314,7 +314,7 @@ pub fn getgroups(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn setgroups(k: &mut Kernel, a: &Args) -> SysResult {
-    if !k.credentials.effective {
+    if !k.credentials.cap_effective {
         return Err(Errno::EPERM.into());
     }
     let size = a[0] as i32 as i64 as u64;
@@ -431,7 +431,7 @@ mod tests {
         assert_eq!(call(&mut k, "setuid", &[u64::from(USER)]), 0);
         assert_eq!(k.credentials.uid, all(USER));
         assert_eq!(call(&mut k, "setuid", &[0]), errno(Errno::EPERM));
-        assert!(!k.credentials.permitted);
+        assert!(!k.credentials.cap_permitted);
     }
 
     #[test]
