@@ -35,7 +35,7 @@ struct Cli {
     /// Run the program natively, at ring 3 and translated at ring 0, each from a copy of the
     /// working directory, and compare them: exit status 0 when all three agree, 1 on a
     /// divergence (the report has the program's own status and the first divergence).
-    #[arg(long, conflicts_with_all = ["mode", "dump_translation", "trace_syscalls", "max_instructions"])]
+    #[arg(long, conflicts_with_all = ["mode", "dump_translation", "trace_syscalls", "max_instructions", "user_ids"])]
     check: bool,
 
     /// With --check: stop each of the three runs after SECONDS (exit status 125).
@@ -95,6 +95,12 @@ struct Cli {
     /// Seed for AT_RANDOM and getrandom.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+
+    /// Run the guest as this user and group instead of the host user (its ids only: files
+    /// are still opened with the host user's rights), so the run does not depend on who
+    /// runs the simulator.
+    #[arg(long, value_name = "UID:GID", value_parser = parse_user_ids)]
+    user_ids: Option<(u32, u32)>,
 
     /// Stop the program after about N guest instructions (checked at block boundaries).
     #[arg(long, value_name = "N")]
@@ -182,6 +188,18 @@ enum ReportFormat {
 enum UnsupportedPolicy {
     Stop,
     Enosys,
+}
+
+/// `UID:GID`, each a valid id (not -1).
+fn parse_user_ids(text: &str) -> Result<(u32, u32), String> {
+    let id = |part: &str| {
+        part.parse::<u32>()
+            .ok()
+            .filter(|&id| id != u32::MAX)
+            .ok_or_else(|| format!("{part:?} is not a user or group id"))
+    };
+    let (uid, gid) = text.split_once(':').ok_or("expected UID:GID")?;
+    Ok((id(uid)?, id(gid)?))
 }
 
 fn fail(message: impl std::fmt::Display, status: i32) -> ExitCode {
@@ -382,6 +400,7 @@ fn main() -> ExitCode {
         cost_model,
         cpu_vendor,
         seed: cli.seed,
+        user_ids: cli.user_ids,
         max_instructions: cli.max_instructions,
         dump_translation: cli.dump_translation.is_some(),
         trace_syscalls: cli.trace_syscalls.is_some(),

@@ -294,3 +294,39 @@ fn the_guests_chdir_and_umask_do_not_move_simulates_outputs() {
         assert!(metadata.len() > 0, "{name} is empty");
     }
 }
+
+/// An ordinary user's ids whoever runs the test: the guest drops privileges as a user does
+/// (busybox does it in every applet), may not take root's ids, and AT_UID agrees.
+#[test]
+fn user_ids_run_the_guest_as_that_user() {
+    let output = simulate(&[
+        "--user-ids",
+        "4321:8765",
+        "--report-file",
+        "/dev/null",
+        "./ids",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(text.starts_with("uid 4321 4321 4321 (getuid 4321 geteuid 4321) gid 8765 8765 8765"));
+    assert!(text.contains("setuid(own) = 0\n") && text.contains("setgid(own) = 0\n"));
+    assert!(text.contains("setuid(other) = Operation not permitted\n"));
+    assert!(text.contains("setgroups(own) = Operation not permitted\n"));
+    let applet = simulate(&[
+        "--user-ids",
+        "1000:1000",
+        "--report-file",
+        "/dev/null",
+        "--argv0",
+        "wc",
+        "./busybox",
+        "inputs/text.txt",
+    ]);
+    assert!(applet.status.success(), "{applet:?}");
+    for bad in ["1000", "x:1", "1:4294967295"] {
+        let output = simulate(&["--user-ids", bad, "./ids"]);
+        assert_eq!(output.status.code(), Some(125), "{bad}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}

@@ -1,12 +1,18 @@
 //! The JSON reports of deterministic corpus runs, with their exact instruction and syscall
-//! counts, as insta snapshots (`cargo insta review` to accept a change).
+//! counts, as insta snapshots (`cargo insta review` to accept a change). The guest runs as
+//! an ordinary user whoever runs the tests: busybox drops privileges when not root, and so
+//! takes another path as root.
+
+/// The guest's `--user-ids` in every snapshot run.
+const USER_IDS: &str = "1000:1000";
 
 mod common;
 
 #[test]
 fn reports_match_their_snapshots() {
     for case in corpora::CASES.iter().filter(|c| c.snapshot) {
-        let (observed, report, stderr) = common::simulated(case, &["--report", "json"]);
+        let (observed, report, stderr) =
+            common::simulated(case, &["--report", "json", "--user-ids", USER_IDS]);
         assert!(
             !report.is_empty(),
             "{}: no report; stderr: {stderr}",
@@ -25,8 +31,14 @@ fn the_same_run_gives_byte_identical_reports() {
     for name in ["pread_loop", "sha256sum"] {
         let case = common::case(name);
         for format in ["json", "text"] {
-            let (_, first, _) = common::simulated(&case, &["--report", format, "--seed", "7"]);
-            let (_, second, _) = common::simulated(&case, &["--report", format, "--seed", "7"]);
+            let (_, first, _) = common::simulated(
+                &case,
+                &["--report", format, "--seed", "7", "--user-ids", USER_IDS],
+            );
+            let (_, second, _) = common::simulated(
+                &case,
+                &["--report", format, "--seed", "7", "--user-ids", USER_IDS],
+            );
             assert!(!first.is_empty());
             assert_eq!(first, second, "{name} {format}");
         }

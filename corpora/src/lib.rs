@@ -9,13 +9,20 @@
 use std::path::{Path, PathBuf};
 
 /// Where tests run the corpus from: `/tmp/ringsim-corpus-` and 16 hex digits naming the
-/// checkout, so that checkouts on one machine do not share it, while the path keeps one
-/// length and one shape (glibc's start-up walks it).
+/// checkout and the user, so that checkouts on one machine do not share it, nor do root and
+/// an ordinary user testing one checkout (the other's copy is not theirs to write), while the
+/// path keeps one length and one shape (glibc's start-up walks it).
 pub fn stage_dir() -> PathBuf {
     use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
     // SipHash with fixed keys: the same checkout gives the same name in every test binary.
     let mut hasher = std::hash::DefaultHasher::new();
     build_dir().hash(&mut hasher);
+    // /proc/self belongs to the process's user: its uid with no dependency on libc.
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
+        .hash(&mut hasher);
     PathBuf::from(format!("/tmp/ringsim-corpus-{:016x}", hasher.finish()))
 }
 
@@ -123,6 +130,12 @@ pub const CASES: &[Case] = &[
         snapshot: false,
         ..case("stat_env", "stat_env", &["x"])
     },
+    // Sets its ids to its own and to others: the output is the host user's, compared, not
+    // snapshot.
+    Case {
+        snapshot: false,
+        ..probe("ids")
+    },
     applet("sha256sum", "sha256sum", &["inputs/data.bin"]),
     applet("md5sum", "md5sum", &["inputs/data.bin"]),
     applet("sort", "sort", &["-n", "inputs/numbers.txt"]),
@@ -159,7 +172,9 @@ pub const CASES: &[Case] = &[
     applet("tar_list", "tar", &["-tvf", "inputs/tree.tar"]),
     Case {
         writes: &["tree/a.txt", "tree/sub/b.bin", "tree/sub/c.txt"],
-        ..applet("tar_extract", "tar", &["-xf", "inputs/tree.tar"])
+        // -o: not the archive's owners, which only root may give (chown's result would
+        // depend on the host user).
+        ..applet("tar_extract", "tar", &["-xof", "inputs/tree.tar"])
     },
     // Directory order comes from the host file system: compared, not snapshot.
     Case {

@@ -87,8 +87,9 @@ pub fn run(spec: &NativeSpec) -> Result<Observed, NativeError> {
     let stderr =
         std::fs::File::create(&stderr_path).map_err(|e| NativeError::Setup(e.to_string()))?;
 
-    let pinned = Pinned::to_one_cpu()?;
-    let child = spawn_traced(&program, &argv, &env, &dir, &stdout, &stderr, &pinned.cpus)?;
+    let pinned = Pinned::to_one_cpu();
+    let cpus = pinned.as_ref().map(|p| &p.cpus);
+    let child = spawn_traced(&program, &argv, &env, &dir, &stdout, &stderr, cpus)?;
     drop((stdout, stderr));
     let traced = trace(child, spec.seed, spec.timeout);
     drop(pinned);
@@ -111,21 +112,41 @@ struct Pinned {
 }
 
 impl Pinned {
-    fn to_one_cpu() -> Result<Self, NativeError> {
-        let old = sched_getaffinity(Pid::from_raw(0))?;
-        let cpu = (0..CpuSet::count())
-            .find(|&c| old.is_set(c).unwrap_or(false))
-            .ok_or_else(|| NativeError::Setup("no CPU in the affinity set".into()))?;
+    /// Pins to the first CPU the thread may run on (whatever the host's CPU count, cgroup
+    /// or taskset allows), or does nothing where affinity cannot be read or set (a sandbox
+    /// that forbids it, more CPUs than a `CpuSet` holds): pinning only makes tracing faster.
+    fn to_one_cpu() -> Option<Self> {
+        let old = sched_getaffinity(Pid::from_raw(0)).ok()?;
+        let cpu = (0..CpuSet::count()).find(|&c| old.is_set(c).unwrap_or(false))?;
         let mut cpus = CpuSet::new();
-        cpus.set(cpu)?;
-        sched_setaffinity(Pid::from_raw(0), &cpus)?;
-        Ok(Self { old, cpus })
+        cpus.set(cpu).ok()?;
+        sched_setaffinity(Pid::from_raw(0), &cpus).ok()?;
+        Some(Self { old, cpus })
     }
 }
 
 impl Drop for Pinned {
     fn drop(&mut self) {
         let _ = sched_setaffinity(Pid::from_raw(0), &self.old);
+    }
+}
+
+/// Closes every descriptor from 3 up, in a forked child (async-signal-safe): close_range,
+/// or on a kernel older than 5.9 one close per descriptor the limit allows.
+fn close_from_3() -> bool {
+    // SAFETY: plain syscalls on this process's own descriptors.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) == 0 {
+            return true;
+        }
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return false;
+        }
+        for fd in 3..limit.rlim_cur.min(1 << 20) as i32 {
+            libc::close(fd);
+        }
+        true
     }
 }
 
@@ -138,7 +159,7 @@ fn spawn_traced(
     dir: &CString,
     stdout: &std::fs::File,
     stderr: &std::fs::File,
-    cpus: &CpuSet,
+    cpus: Option<&CpuSet>,
 ) -> Result<Pid, NativeError> {
     use std::os::fd::AsRawFd;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -157,14 +178,16 @@ fn spawn_traced(
         // SAFETY: see above; every pointer refers to memory built before the fork.
         unsafe {
             libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
-            let _ = sched_setaffinity(Pid::from_raw(0), cpus);
+            if let Some(cpus) = cpus {
+                let _ = sched_setaffinity(Pid::from_raw(0), cpus);
+            }
             let null = libc::open(dev_null.as_ptr(), libc::O_RDONLY);
             if null < 0
                 || libc::dup2(null, 0) < 0
                 || libc::dup2(out_fd, 1) < 0
                 || libc::dup2(err_fd, 2) < 0
                 // Only stdin, stdout and stderr, as the simulated process has.
-                || libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) < 0
+                || !close_from_3()
                 || libc::chdir(dir.as_ptr()) < 0
                 || libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) < 0
             {
@@ -278,7 +301,13 @@ fn syscall_info(pid: Pid) -> Result<libc::ptrace_syscall_info, NativeError> {
         )
     };
     if filled <= 0 {
-        return Err(NativeError::Trace(nix::Error::last()));
+        return Err(match nix::Error::last() {
+            // An unknown request: a kernel older than 5.3.
+            nix::Error::EIO => NativeError::Setup(
+                "the host kernel lacks PTRACE_GET_SYSCALL_INFO (Linux 5.3 or later needed)".into(),
+            ),
+            other => NativeError::Trace(other),
+        });
     }
     // SAFETY: zeroed, then filled in by the kernel: every field is plain data.
     Ok(unsafe { info.assume_init() })
@@ -394,4 +423,31 @@ fn write_bytes(pid: Pid, address: u64, bytes: &[u8]) -> Result<(), NativeError> 
         word_at += 8;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host whose allowed set is one CPU, and not CPU 0 or 1 when the host has more
+    /// (a 1-CPU VM, a cgroup, taskset): the pin must land on that CPU.
+    #[test]
+    fn pins_to_a_cpu_the_thread_may_use() {
+        let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
+        let last = (0..CpuSet::count())
+            .rev()
+            .find(|&c| allowed.is_set(c).unwrap_or(false))
+            .expect("a CPU to run on");
+        let mut only = CpuSet::new();
+        only.set(last).unwrap();
+        sched_setaffinity(Pid::from_raw(0), &only).unwrap();
+        let pinned = Pinned::to_one_cpu().expect("pinned");
+        assert!(pinned.cpus.is_set(last).unwrap());
+        drop(pinned);
+        assert!(sched_getaffinity(Pid::from_raw(0))
+            .unwrap()
+            .is_set(last)
+            .unwrap());
+        sched_setaffinity(Pid::from_raw(0), &allowed).unwrap();
+    }
 }

@@ -1,347 +1,21 @@
 //! Syscall normalization: what may legitimately differ between a native run and a
-//! simulated one, one rule per reason, and nothing else. Every argument a syscall does not
-//! take is dropped (its register holds whatever the caller left there), and every argument
-//! and result is compared exactly unless a rule below says otherwise.
-
-use std::fmt;
+//! simulated one, one rule per reason, and nothing else. The rules and each syscall's
+//! signature live in the simulator's syscall table (`sim::kernel::signature`, read from the
+//! table's rows), which the report's sequence digest reads too; this applies them to a
+//! recorded syscall.
 
 use sim::accounting::SyscallRecord;
-use syscalls::Sysno;
-
-/// How one argument or result is compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rule {
-    /// Compared exactly: numbers, flags, sizes, descriptors, error codes.
-    Exact,
-    /// An address in the program's address space.
-    Pointer,
-    /// A process, thread or group id.
-    Pid,
-    /// brk's result: the new break, or the old one when it failed.
-    Break,
-    /// A reading of the clock.
-    Time,
-    /// The result of a syscall that never returns.
-    NoReturn,
-    /// A call the simulator declines on purpose.
-    Declined,
-}
-
-/// Every rule but `Exact`, with its reason: the README's list comes from here.
-pub const RULES: &[(Rule, &str, &str)] = &[
-    (
-        Rule::Pointer,
-        "pointer",
-        "addresses (buffers, brk and mmap results) depend on where the kernel and the simulator \
-         place the stack, the heap and mappings; compared as NULL or not",
-    ),
-    (
-        Rule::Pid,
-        "pid",
-        "the simulated process has pid and tid 1000 and parent 999; the native one, whatever \
-         the host gives; a positive id compared as an id, a negative one below -1 as a group \
-         id, and 0 and -1 exactly",
-    ),
-    (
-        Rule::Break,
-        "break",
-        "brk answers with the new break, or with the old one when it fails: compared as equal \
-         to the asked address or not (a pointer when the address asked is 0)",
-    ),
-    (
-        Rule::Time,
-        "time",
-        "time in the simulator is virtual, derived from simulated cycles; compared as a \
-         success or not",
-    ),
-    (
-        Rule::NoReturn,
-        "no return",
-        "exit and exit_group do not return: there is no result to compare",
-    ),
-    (
-        Rule::Declined,
-        "declined",
-        "rseq: the simulator declines restartable sequences (ENOSYS, as a kernel built \
-         without them) and glibc goes on without them; the native kernel registers them",
-    ),
-];
-
-/// A syscall's arguments (one letter each: `v` exact, `p` pointer, `i` pid, `-` not taken)
-/// and how its result is compared.
-struct Signature {
-    nr: Sysno,
-    args: &'static str,
-    result: Rule,
-}
-
-const fn sig(nr: Sysno, args: &'static str) -> Signature {
-    Signature {
-        nr,
-        args,
-        result: Rule::Exact,
-    }
-}
-
-const fn returns(nr: Sysno, args: &'static str, result: Rule) -> Signature {
-    Signature { nr, args, result }
-}
-
-/// Every syscall the simulator serves. `ioctl`'s and `prctl`'s argument after the request
-/// is a pointer for the requests programs make here (TCGETS, PR_SET_NAME).
-const SIGNATURES: &[Signature] = &[
-    sig(Sysno::read, "vpv"),
-    sig(Sysno::write, "vpv"),
-    sig(Sysno::open, "pvv"),
-    sig(Sysno::close, "v"),
-    sig(Sysno::stat, "pp"),
-    sig(Sysno::fstat, "vp"),
-    sig(Sysno::lstat, "pp"),
-    sig(Sysno::lseek, "vvv"),
-    returns(Sysno::mmap, "pvvvvv", Rule::Pointer),
-    sig(Sysno::mprotect, "pvv"),
-    sig(Sysno::munmap, "pv"),
-    returns(Sysno::brk, "p", Rule::Break),
-    sig(Sysno::rt_sigaction, "vppv"),
-    sig(Sysno::rt_sigprocmask, "vppv"),
-    sig(Sysno::ioctl, "vvp"),
-    sig(Sysno::pread64, "vpvv"),
-    sig(Sysno::pwrite64, "vpvv"),
-    sig(Sysno::readv, "vpv"),
-    sig(Sysno::writev, "vpv"),
-    sig(Sysno::access, "pv"),
-    sig(Sysno::pipe, "p"),
-    sig(Sysno::sched_yield, ""),
-    returns(Sysno::mremap, "pvvvp", Rule::Pointer),
-    sig(Sysno::madvise, "pvv"),
-    sig(Sysno::dup, "v"),
-    sig(Sysno::dup2, "vv"),
-    sig(Sysno::nanosleep, "pp"),
-    returns(Sysno::getpid, "", Rule::Pid),
-    sig(Sysno::sendfile, "vvpv"),
-    returns(Sysno::exit, "v", Rule::NoReturn),
-    returns(Sysno::wait4, "ipvp", Rule::Pid),
-    sig(Sysno::kill, "iv"),
-    sig(Sysno::uname, "p"),
-    sig(Sysno::fcntl, "vvv"),
-    sig(Sysno::fsync, "v"),
-    sig(Sysno::fdatasync, "v"),
-    sig(Sysno::getdents64, "vpv"),
-    sig(Sysno::ftruncate, "vv"),
-    sig(Sysno::getcwd, "pv"),
-    sig(Sysno::chdir, "p"),
-    sig(Sysno::fchdir, "v"),
-    sig(Sysno::rename, "pp"),
-    sig(Sysno::mkdir, "pv"),
-    sig(Sysno::rmdir, "p"),
-    sig(Sysno::creat, "pv"),
-    sig(Sysno::link, "pp"),
-    sig(Sysno::unlink, "p"),
-    sig(Sysno::symlink, "pp"),
-    sig(Sysno::readlink, "ppv"),
-    sig(Sysno::chmod, "pv"),
-    sig(Sysno::fchmod, "vv"),
-    sig(Sysno::chown, "pvv"),
-    sig(Sysno::fchown, "vvv"),
-    sig(Sysno::lchown, "pvv"),
-    sig(Sysno::umask, "v"),
-    sig(Sysno::gettimeofday, "pp"),
-    sig(Sysno::getrlimit, "vp"),
-    sig(Sysno::getrusage, "vp"),
-    sig(Sysno::sysinfo, "p"),
-    returns(Sysno::times, "p", Rule::Time),
-    sig(Sysno::getuid, ""),
-    sig(Sysno::getgid, ""),
-    sig(Sysno::geteuid, ""),
-    sig(Sysno::getegid, ""),
-    returns(Sysno::getppid, "", Rule::Pid),
-    returns(Sysno::getpgrp, "", Rule::Pid),
-    sig(Sysno::getgroups, "vp"),
-    returns(Sysno::getpgid, "i", Rule::Pid),
-    sig(Sysno::sigaltstack, "pp"),
-    sig(Sysno::statfs, "pp"),
-    sig(Sysno::fstatfs, "vp"),
-    sig(Sysno::prctl, "vpvvv"),
-    sig(Sysno::arch_prctl, "vp"),
-    returns(Sysno::gettid, "", Rule::Pid),
-    returns(Sysno::time, "p", Rule::Time),
-    sig(Sysno::futex, "pvvppv"),
-    returns(Sysno::set_tid_address, "p", Rule::Pid),
-    sig(Sysno::fadvise64, "vvvv"),
-    sig(Sysno::clock_gettime, "vp"),
-    sig(Sysno::clock_getres, "vp"),
-    sig(Sysno::clock_nanosleep, "vvpp"),
-    returns(Sysno::exit_group, "v", Rule::NoReturn),
-    sig(Sysno::tgkill, "iiv"),
-    sig(Sysno::utimensat, "vppv"),
-    sig(Sysno::openat, "vpvv"),
-    sig(Sysno::mkdirat, "vpv"),
-    sig(Sysno::fchownat, "vpvvv"),
-    sig(Sysno::newfstatat, "vppv"),
-    sig(Sysno::unlinkat, "vpv"),
-    sig(Sysno::renameat, "vpvp"),
-    sig(Sysno::linkat, "vpvpv"),
-    sig(Sysno::symlinkat, "pvp"),
-    sig(Sysno::readlinkat, "vppv"),
-    sig(Sysno::fchmodat, "vpv"),
-    sig(Sysno::faccessat, "vpv"),
-    sig(Sysno::set_robust_list, "pv"),
-    sig(Sysno::dup3, "vvv"),
-    sig(Sysno::pipe2, "pv"),
-    sig(Sysno::prlimit64, "ivpp"),
-    sig(Sysno::renameat2, "vpvpv"),
-    sig(Sysno::getrandom, "pvv"),
-    sig(Sysno::statx, "vpvvp"),
-    sig(Sysno::faccessat2, "vpvv"),
-    returns(Sysno::rseq, "pvvv", Rule::Declined),
-    sig(Sysno::tkill, "iv"),
-    sig(Sysno::restart_syscall, ""),
-];
-
-/// Arguments that depend on a command argument: (syscall, the command's argument index, a
-/// mask, the command, the arguments). The signature's own are for every other command.
-const COMMANDS: &[(Sysno, usize, u64, u64, &str)] = &[
-    (Sysno::fcntl, 1, !0, libc::F_GETFD as u64, "vv"),
-    (Sysno::fcntl, 1, !0, libc::F_GETFL as u64, "vv"),
-    (Sysno::fcntl, 1, !0, libc::F_GETOWN as u64, "vv"),
-    (Sysno::fcntl, 1, !0, libc::F_GETPIPE_SZ as u64, "vv"),
-    (Sysno::fcntl, 1, !0, libc::F_GETLK as u64, "vvp"),
-    (Sysno::fcntl, 1, !0, libc::F_SETLK as u64, "vvp"),
-    (Sysno::fcntl, 1, !0, libc::F_SETLKW as u64, "vvp"),
-    (Sysno::fcntl, 1, !0, libc::F_OFD_GETLK as u64, "vvp"),
-    (Sysno::fcntl, 1, !0, libc::F_OFD_SETLK as u64, "vvp"),
-    (Sysno::fcntl, 1, !0, libc::F_OFD_SETLKW as u64, "vvp"),
-    // futex: the command is the low 7 bits of the operation.
-    (Sysno::futex, 1, 0x7f, libc::FUTEX_WAIT as u64, "pvvp"),
-    (Sysno::futex, 1, 0x7f, libc::FUTEX_WAKE as u64, "pvv"),
-    (
-        Sysno::futex,
-        1,
-        0x7f,
-        libc::FUTEX_WAIT_BITSET as u64,
-        "pvvp-v",
-    ),
-    (
-        Sysno::futex,
-        1,
-        0x7f,
-        libc::FUTEX_WAKE_BITSET as u64,
-        "pvv--v",
-    ),
-    (Sysno::prctl, 0, !0, libc::PR_SET_PDEATHSIG as u64, "vv"),
-    (Sysno::prctl, 0, !0, libc::PR_GET_PDEATHSIG as u64, "vp"),
-    (Sysno::prctl, 0, !0, libc::PR_GET_DUMPABLE as u64, "v"),
-    (Sysno::prctl, 0, !0, libc::PR_SET_DUMPABLE as u64, "vv"),
-    (Sysno::prctl, 0, !0, libc::PR_SET_NAME as u64, "vp"),
-    (Sysno::prctl, 0, !0, libc::PR_GET_NAME as u64, "vp"),
-    (Sysno::prctl, 0, !0, libc::PR_SET_VMA as u64, "vvpvp"),
-];
-
-/// A syscall as the oracle compares it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Normalized {
-    pub name: String,
-    pub args: Vec<String>,
-    pub result: String,
-}
-
-impl fmt::Display for Normalized {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}({}) = {}",
-            self.name,
-            self.args.join(", "),
-            self.result
-        )
-    }
-}
-
-/// A syscall the table does not know: its arguments cannot be normalized, and the
-/// oracle says so rather than guess.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no normalization rule for syscall {0} (oracle/src/normalize.rs)")]
-pub struct UnknownSyscall(pub String);
-
-fn name_of(nr: u64) -> String {
-    sim::kernel::syscalls::short_name(nr)
-}
-
-/// An error result: -4095..-1 as a signed number.
-fn errno(value: u64) -> Option<String> {
-    let signed = value as i64;
-    (-4095..0).contains(&signed).then(|| {
-        let name = nix::errno::Errno::from_raw(-signed as i32);
-        format!("-{name:?}")
-    })
-}
-
-/// One value under `rule`.
-pub fn apply(rule: Rule, value: u64) -> String {
-    match errno(value).filter(|_| rule != Rule::NoReturn && rule != Rule::Declined) {
-        Some(error) => error,
-        None => shown(rule, value),
-    }
-}
-
-/// One value under `rule`, never read as an error code (arguments are not results).
-fn shown(rule: Rule, value: u64) -> String {
-    match rule {
-        Rule::Exact => format!("{value:#x}"),
-        Rule::Pointer if value == 0 => "NULL".into(),
-        Rule::Pointer | Rule::Break => "<pointer>".into(),
-        Rule::Pid if (value as i64) > 0 => "<pid>".into(),
-        Rule::Pid if (value as i64) < -1 => "-<pid>".into(),
-        Rule::Pid => format!("{}", value as i64),
-        Rule::Time => "<time>".into(),
-        Rule::NoReturn => "<no return>".into(),
-        Rule::Declined => "<declined>".into(),
-    }
-}
+pub use sim::kernel::signature::{Normalized, Rule, Shown, UnknownSyscall, RULES};
 
 /// The syscall as compared: its own arguments only, each under its rule.
 pub fn normalize(record: &SyscallRecord) -> Result<Normalized, UnknownSyscall> {
-    let signature = SIGNATURES
-        .iter()
-        .find(|s| s.nr.id() as u64 == record.nr)
-        .ok_or_else(|| UnknownSyscall(name_of(record.nr)))?;
-    let kinds = COMMANDS
-        .iter()
-        .find(|(nr, at, mask, command, _)| {
-            *nr == signature.nr && record.args[*at] & mask == *command
-        })
-        .map_or(signature.args, |row| row.4);
-    let args = kinds
-        .chars()
-        .zip(record.args)
-        .filter(|(kind, _)| *kind != '-')
-        .map(|(kind, value)| match kind {
-            'p' => shown(Rule::Pointer, value),
-            'i' => shown(Rule::Pid, value),
-            // An argument is never an error code: show it whole.
-            _ => format!("{value:#x}"),
-        })
-        .collect();
-    let result = match signature.result {
-        Rule::Break if record.args[0] != 0 && errno(record.ret).is_none() => {
-            if record.ret == record.args[0] {
-                "<the address asked>".into()
-            } else {
-                "<not the address asked>".into()
-            }
-        }
-        rule => apply(rule, record.ret),
-    };
-    Ok(Normalized {
-        name: name_of(record.nr),
-        args,
-        result,
-    })
+    sim::kernel::signature::normalize(record.nr, &record.args, record.ret)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syscalls::Sysno;
 
     fn record(nr: Sysno, args: &[u64], ret: u64) -> SyscallRecord {
         let mut all = [0xdead_beef; 6];
@@ -392,7 +66,7 @@ mod tests {
     fn errors_compare_exactly_whatever_the_rule() {
         let enomem = (-(libc::ENOMEM as i64)) as u64;
         let failed = record(Sysno::mmap, &[0, 4096, 3, 0x22, u64::MAX, 0], enomem);
-        assert_eq!(normalize(&failed).unwrap().result, "-ENOMEM");
+        assert_eq!(normalize(&failed).unwrap().result.to_string(), "-ENOMEM");
         let mapped = record(
             Sysno::mmap,
             &[0, 4096, 3, 0x22, u64::MAX, 0],
@@ -534,37 +208,31 @@ mod tests {
     }
 
     #[test]
+    fn user_and_group_ids_compare_as_ids() {
+        let eperm = (-(libc::EPERM as i64)) as u64;
+        let unchanged = u32::MAX as u64;
+        judge(&[
+            // Root on one host, an ordinary user on another.
+            (Sysno::getuid, (&[], 0), (&[], 1000), true),
+            (Sysno::setgid, (&[0], 0), (&[1000], 0), true),
+            (Sysno::getgroups, (&[0, 0], 1), (&[0, 0], 3), true),
+            // -1 leaves an id unchanged: not an id.
+            (
+                Sysno::setresuid,
+                (&[unchanged, 0, unchanged], 0),
+                (&[0, 0, unchanged], 0),
+                false,
+            ),
+            (Sysno::setuid, (&[0], 0), (&[0], eperm), false),
+        ]);
+    }
+
+    #[test]
     fn an_unknown_syscall_is_refused_not_guessed() {
         let record = record(Sysno::io_uring_setup, &[1, 0], 3);
         assert_eq!(
             normalize(&record),
             Err(UnknownSyscall("io_uring_setup".into()))
         );
-    }
-
-    #[test]
-    fn every_syscall_the_simulator_serves_has_a_signature() {
-        let missing: Vec<String> = sim::kernel::table::TABLE
-            .iter()
-            .map(|row| row.sysno.name().to_string())
-            .filter(|name| !SIGNATURES.iter().any(|s| s.nr.name() == name))
-            .collect();
-        assert!(missing.is_empty(), "no signature for {missing:?}");
-    }
-
-    #[test]
-    fn every_rule_has_a_reason() {
-        for rule in [
-            Rule::Pointer,
-            Rule::Pid,
-            Rule::Break,
-            Rule::Time,
-            Rule::NoReturn,
-            Rule::Declined,
-        ] {
-            assert!(RULES
-                .iter()
-                .any(|(r, _, reason)| *r == rule && !reason.is_empty()));
-        }
     }
 }

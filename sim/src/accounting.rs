@@ -3,11 +3,14 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use iced_x86::{Decoder, DecoderOptions};
 use translator::cpu::LACKING;
 use translator::Source;
 
+use crate::kernel::signature;
+use crate::kernel::syscalls::short_name;
 use crate::kernel::table::{Event, Row, Work};
 use crate::memory::AddressSpace;
 
@@ -26,8 +29,10 @@ pub struct Counts {
     pub by_number: BTreeMap<u64, u64>,
     /// Unsupported syscalls answered with ENOSYS (`--on-unsupported-syscall enosys`), by number.
     pub enosys: BTreeMap<u64, u64>,
-    /// FNV-1a over every syscall's number, arguments and result, in order: two runs with
-    /// the same digest made the same syscalls in the same order.
+    /// FNV-1a over every syscall as the oracle compares it (normalized by its signature:
+    /// pointers as NULL or not, pids and uids as ids, clock readings as success), in order:
+    /// two runs with the same digest made the same syscalls in the same order, and the
+    /// digest does not depend on the host user or the host's addresses.
     pub sequence_digest: u64,
 }
 
@@ -54,16 +59,17 @@ impl Counts {
         self.abi_calls + self.yields
     }
 
-    /// Adds one syscall, its arguments and its result to the sequence digest.
+    /// Adds one syscall, its arguments and its result, normalized, to the sequence digest.
     pub fn record_sequence(&mut self, nr: u64, args: &[u64; 6], ret: u64) {
-        for word in std::iter::once(nr)
-            .chain(args.iter().copied())
-            .chain(std::iter::once(ret))
-        {
-            for byte in word.to_le_bytes() {
-                self.sequence_digest = (self.sequence_digest ^ byte as u64).wrapping_mul(FNV_PRIME);
-            }
-        }
+        let mut fnv = Fnv(self.sequence_digest);
+        // Formatting into the hash cannot fail: `Fnv::write_str` never does.
+        let _ = match signature::normalize(nr, args, ret) {
+            Ok(call) => writeln!(fnv, "{call}"),
+            // A syscall the table lacks (answered with ENOSYS): its name and result only,
+            // since the kinds of its arguments are unknown.
+            Err(_) => writeln!(fnv, "{}(?) = {ret:#x}", short_name(nr)),
+        };
+        self.sequence_digest = fnv.0;
     }
 
     /// Records syscall `nr`; `row` is `None` for a number the table lacks, and `enosys`
@@ -81,6 +87,18 @@ impl Counts {
         if enosys {
             *self.enosys.entry(nr).or_default() += 1;
         }
+    }
+}
+
+/// FNV-1a, fed the text of a normalized syscall as it is formatted, with no allocation.
+struct Fnv(u64);
+
+impl Write for Fnv {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        for byte in text.bytes() {
+            self.0 = (self.0 ^ byte as u64).wrapping_mul(FNV_PRIME);
+        }
+        Ok(())
     }
 }
 
@@ -308,5 +326,51 @@ impl BlockCounter {
     /// Forgets every block.
     pub fn forget_all(&mut self) {
         self.slots.fill(Slot::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syscalls::x86_64::Sysno;
+
+    fn digest(calls: &[(Sysno, [u64; 6], u64)]) -> u64 {
+        let mut counts = Counts::default();
+        for (sysno, args, ret) in calls {
+            counts.record_sequence(sysno.id() as u64, args, *ret);
+        }
+        counts.sequence_digest
+    }
+
+    #[test]
+    fn the_digest_does_not_depend_on_the_host_user_or_addresses() {
+        let as_root = [
+            (Sysno::getuid, [0; 6], 0),
+            (Sysno::setgid, [0, 7, 7, 7, 7, 7], 0),
+            (Sysno::read, [0, 0x7fff_0000, 10, 0, 0, 0], 10),
+        ];
+        let as_user = [
+            (Sysno::getuid, [9; 6], 1000),
+            (Sysno::setgid, [1000, 0, 0, 0, 0, 0], 0),
+            (Sysno::read, [0, 0x4c_0000, 10, 0, 0, 0], 10),
+        ];
+        assert_eq!(digest(&as_root), digest(&as_user));
+    }
+
+    #[test]
+    fn the_digest_tells_calls_and_results_apart() {
+        let eperm = (-(libc::EPERM as i64)) as u64;
+        let base = [(Sysno::setuid, [0; 6], 0)];
+        for other in [
+            [(Sysno::setuid, [0; 6], eperm)],
+            [(Sysno::setgid, [0; 6], 0)],
+            [(Sysno::setuid, [u32::MAX as u64, 0, 0, 0, 0, 0], 0)],
+        ] {
+            assert_ne!(digest(&base), digest(&other), "{other:?}");
+        }
+        // A syscall the table lacks still counts, by number and result.
+        let unknown = |ret| [(Sysno::io_uring_setup, [1; 6], ret)];
+        assert_ne!(digest(&unknown(0)), digest(&unknown(eperm)));
+        assert_ne!(digest(&unknown(0)), digest(&[]));
     }
 }

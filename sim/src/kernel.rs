@@ -4,6 +4,7 @@
 //! mapped to host ones. Time is virtual and randomness is seeded, so runs are reproducible.
 
 pub mod fd;
+pub mod signature;
 pub mod syscalls;
 pub mod table;
 
@@ -15,6 +16,7 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::memory::AddressSpace;
 use fd::FdTable;
+use syscalls::ids::Credentials;
 use syscalls::signal::SignalState;
 use table::{Handler, Row};
 
@@ -77,6 +79,8 @@ pub struct Kernel {
     pub mem: AddressSpace,
     pub fds: FdTable,
     pub signals: SignalState,
+    /// The process's user and group ids: the host user's at start, then the guest's own.
+    pub credentials: Credentials,
     pub registers: RegisterRequests,
     /// The program's absolute path: what /proc/self/exe names.
     pub exe: PathBuf,
@@ -106,6 +110,51 @@ pub struct Dispatched {
 }
 
 impl Kernel {
+    /// The kernel side of a process about to start: the host's standard descriptors, no
+    /// signal handlers, the clock at 0.
+    pub fn new(
+        mem: AddressSpace,
+        exe: PathBuf,
+        comm: Vec<u8>,
+        rng: ChaCha20Rng,
+        credentials: Credentials,
+        on_unsupported: OnUnsupported,
+    ) -> Self {
+        Self {
+            mem,
+            fds: FdTable::with_host_stdio(),
+            signals: SignalState::default(),
+            credentials,
+            registers: RegisterRequests::default(),
+            exe,
+            comm,
+            rng,
+            elapsed_ns: 0,
+            cpu_ns: 0,
+            slept_ns: 0,
+            fs_base: 0,
+            gs_base: 0,
+            exit: None,
+            on_unsupported,
+        }
+    }
+
+    /// A kernel for handler tests: an empty address space and `credentials`.
+    #[cfg(test)]
+    pub(crate) fn for_tests(credentials: Credentials) -> Self {
+        use rand::SeedableRng;
+        let mem = AddressSpace::new().expect("physical memory for a test");
+        let rng = ChaCha20Rng::seed_from_u64(0);
+        Self::new(
+            mem,
+            "/test".into(),
+            b"test".to_vec(),
+            rng,
+            credentials,
+            OnUnsupported::Stop,
+        )
+    }
+
     /// Runs syscall `nr`. `Err` stops the run: the syscall is not supported.
     pub fn dispatch(&mut self, nr: u64, args: &Args, rip: u64) -> Result<Dispatched, Unsupported> {
         let row = table::lookup(nr);

@@ -52,6 +52,8 @@ pub struct ExecArgs {
     pub execfn: Vec<u8>,
     /// AT_RANDOM's bytes.
     pub random: [u8; 16],
+    /// AT_UID, AT_EUID, AT_GID, AT_EGID: the process's real and effective ids.
+    pub ids: [u32; 4],
 }
 
 /// A loaded program, ready to enter.
@@ -259,7 +261,7 @@ pub fn load(
 
     let phdr = program_header_address(&elf, bias);
     let entry = elf.header.e_entry.wrapping_add(bias);
-    let auxv = auxiliary_vector(&elf, phdr, entry);
+    let auxv = auxiliary_vector(&elf, phdr, entry, args.ids);
     let contents = StackContents {
         argv: &args.argv,
         envp: &args.envp,
@@ -320,14 +322,9 @@ fn program_header_address(elf: &Elf, bias: u64) -> u64 {
 
 /// The auxiliary vector in Linux's order (fs/binfmt_elf.c, `create_elf_tables`).
 /// No AT_SYSINFO_EHDR: there is no vDSO, so time calls are real syscalls.
-fn auxiliary_vector(elf: &Elf, phdr: u64, entry: u64) -> Vec<(u64, AuxValue)> {
+fn auxiliary_vector(elf: &Elf, phdr: u64, entry: u64, ids: [u32; 4]) -> Vec<(u64, AuxValue)> {
     use AuxValue::{ExecFn, Number, Platform, Random};
-    let ids = (
-        nix::unistd::getuid().as_raw() as u64,
-        nix::unistd::geteuid().as_raw() as u64,
-        nix::unistd::getgid().as_raw() as u64,
-        nix::unistd::getegid().as_raw() as u64,
-    );
+    let [uid, euid, gid, egid] = ids.map(u64::from);
     vec![
         (libc::AT_HWCAP, Number(LEAF1_EDX as u64)),
         (libc::AT_PAGESZ, Number(PAGE_SIZE)),
@@ -338,10 +335,10 @@ fn auxiliary_vector(elf: &Elf, phdr: u64, entry: u64) -> Vec<(u64, AuxValue)> {
         (libc::AT_BASE, Number(0)),
         (libc::AT_FLAGS, Number(0)),
         (libc::AT_ENTRY, Number(entry)),
-        (libc::AT_UID, Number(ids.0)),
-        (libc::AT_EUID, Number(ids.1)),
-        (libc::AT_GID, Number(ids.2)),
-        (libc::AT_EGID, Number(ids.3)),
+        (libc::AT_UID, Number(uid)),
+        (libc::AT_EUID, Number(euid)),
+        (libc::AT_GID, Number(gid)),
+        (libc::AT_EGID, Number(egid)),
         (libc::AT_SECURE, Number(0)),
         (libc::AT_RANDOM, Random),
         (libc::AT_HWCAP2, Number(0)),

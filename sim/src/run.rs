@@ -13,8 +13,8 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::accounting::SyscallRecord;
 use crate::costs::CostModel;
-use crate::kernel::fd::FdTable;
-use crate::kernel::{Exit, Kernel, OnUnsupported, RegisterRequests, Unsupported};
+use crate::kernel::syscalls::ids::Credentials;
+use crate::kernel::{Exit, Kernel, OnUnsupported, Unsupported};
 use crate::loader::{self, ExecArgs, LoadError};
 use crate::machine::physmem::PhysMemError;
 use crate::machine::{Machine, MachineError};
@@ -38,6 +38,9 @@ pub struct RunConfig {
     pub cpu_vendor: Vendor,
     /// Seeds AT_RANDOM and getrandom.
     pub seed: u64,
+    /// The guest's user and group id (real, effective and saved; its one group the gid),
+    /// for runs that must not depend on the host user; the host user's when `None`.
+    pub user_ids: Option<(u32, u32)>,
     pub max_instructions: Option<u64>,
     pub on_unsupported: OnUnsupported,
     pub mode: Mode,
@@ -143,6 +146,11 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         .argv0
         .clone()
         .unwrap_or_else(|| config.program.clone().into_os_string());
+    let credentials = config
+        .user_ids
+        .map_or_else(Credentials::of_host, |(uid, gid)| {
+            Credentials::new([uid; 3], [gid; 3], vec![gid])
+        });
     let exec = ExecArgs {
         argv: std::iter::once(&argv0)
             .chain(&config.args)
@@ -151,28 +159,20 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         envp: config.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
         execfn: config.program.clone().into_os_string().into_vec(),
         random,
+        ids: [
+            credentials.uid.real,
+            credentials.uid.effective,
+            credentials.gid.real,
+            credentials.gid.effective,
+        ],
     };
 
     let mut mem = AddressSpace::new()?;
     let loaded = loader::load(&mut mem, &config.program, &bytes, &exec)?;
-    let kernel = Kernel {
-        mem,
-        fds: FdTable::with_host_stdio(),
-        signals: Default::default(),
-        registers: RegisterRequests::default(),
-        comm: config.program.file_name().map_or_else(Vec::new, |n| {
-            n.as_bytes().iter().take(15).copied().collect()
-        }),
-        exe,
-        rng,
-        elapsed_ns: 0,
-        cpu_ns: 0,
-        slept_ns: 0,
-        fs_base: 0,
-        gs_base: 0,
-        exit: None,
-        on_unsupported: config.on_unsupported,
-    };
+    let comm = config.program.file_name().map_or_else(Vec::new, |n| {
+        n.as_bytes().iter().take(15).copied().collect()
+    });
+    let kernel = Kernel::new(mem, exe, comm, rng, credentials, config.on_unsupported);
     let mut process = Process::new(
         kernel,
         config.cost_model.clone(),

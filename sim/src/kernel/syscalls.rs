@@ -2,6 +2,7 @@
 
 pub mod compat;
 pub mod fs;
+pub mod ids;
 pub mod mm;
 pub mod proc;
 pub mod signal;

@@ -1,4 +1,5 @@
-//! The x86-64 syscall table: one row per implemented number.
+//! The x86-64 syscall table: one row per implemented number, with its handler, its cost
+//! and its signature (which the oracle's comparison and the report's digest read).
 //!
 //! A number with no row is unsupported: the run stops naming it, or with
 //! `--on-unsupported-syscall enosys` it returns -ENOSYS. `NoSys` rows are deliberate
@@ -8,7 +9,8 @@ use std::sync::OnceLock;
 
 use syscalls::x86_64::Sysno;
 
-use super::syscalls::{fs, mm, proc, signal, time};
+use super::signature::{self, Commands, Rule, Signature};
+use super::syscalls::{fs, ids, mm, proc, signal, time};
 use super::{Args, Kernel, SysResult};
 
 pub type HandlerFn = fn(&mut Kernel, &Args) -> SysResult;
@@ -43,150 +45,201 @@ pub struct Row {
     pub event: Event,
     pub work: Work,
     pub handler: Handler,
+    pub signature: Signature,
 }
 
-const fn call(sysno: Sysno, handler: HandlerFn) -> Row {
+/// A call with its arguments' kinds (see [`Signature`]), its result compared exactly.
+const fn call(sysno: Sysno, args: &'static str, handler: HandlerFn) -> Row {
     Row {
         sysno,
         event: Event::AbiCall,
         work: Work::Base,
         handler: Handler::Call(handler),
+        signature: Signature {
+            args,
+            commands: None,
+            result: Rule::Exact,
+        },
     }
 }
 
 /// A call whose whole work is a null call's: identity and trivial queries.
-const fn null(sysno: Sysno, handler: HandlerFn) -> Row {
+const fn null(sysno: Sysno, args: &'static str, handler: HandlerFn) -> Row {
+    Row {
+        work: Work::Null,
+        ..call(sysno, args, handler)
+    }
+}
+
+/// A call declined with ENOSYS on purpose.
+const fn declined(sysno: Sysno, args: &'static str) -> Row {
     Row {
         sysno,
         event: Event::AbiCall,
         work: Work::Null,
-        handler: Handler::Call(handler),
+        handler: Handler::NoSys,
+        signature: Signature {
+            args,
+            commands: None,
+            result: Rule::Declined,
+        },
     }
 }
 
+impl Row {
+    /// The same row, its result compared under `result`.
+    const fn returning(self, result: Rule) -> Row {
+        Row {
+            signature: Signature {
+                result,
+                ..self.signature
+            },
+            ..self
+        }
+    }
+
+    /// The same row, its arguments following its command as `commands` says.
+    const fn by_command(self, commands: &'static Commands) -> Row {
+        Row {
+            signature: Signature {
+                commands: Some(commands),
+                ..self.signature
+            },
+            ..self
+        }
+    }
+}
+
+/// Every syscall the simulator serves. `ioctl`'s and `prctl`'s argument after the request
+/// is a pointer for the requests programs make here (TCGETS, PR_SET_NAME).
 pub static TABLE: &[Row] = &[
     // files and descriptors
-    call(Sysno::read, fs::read),
-    call(Sysno::write, fs::write),
-    call(Sysno::readv, fs::readv),
-    call(Sysno::writev, fs::writev),
-    call(Sysno::pread64, fs::pread64),
-    call(Sysno::pwrite64, fs::pwrite64),
-    call(Sysno::open, fs::open),
-    call(Sysno::openat, fs::openat),
-    call(Sysno::creat, fs::creat),
-    call(Sysno::close, fs::close),
-    call(Sysno::lseek, fs::lseek),
-    call(Sysno::dup, fs::dup),
-    call(Sysno::dup2, fs::dup2),
-    call(Sysno::dup3, fs::dup3),
-    call(Sysno::fcntl, fs::fcntl),
-    call(Sysno::pipe, fs::pipe),
-    call(Sysno::pipe2, fs::pipe2),
-    call(Sysno::ioctl, fs::ioctl),
-    call(Sysno::getdents64, fs::getdents64),
-    call(Sysno::sendfile, fs::sendfile),
-    call(Sysno::ftruncate, fs::ftruncate),
-    call(Sysno::fsync, fs::fsync),
-    call(Sysno::fdatasync, fs::fsync),
-    call(Sysno::fadvise64, fs::fadvise64),
+    call(Sysno::read, "vpv", fs::read),
+    call(Sysno::write, "vpv", fs::write),
+    call(Sysno::readv, "vpv", fs::readv),
+    call(Sysno::writev, "vpv", fs::writev),
+    call(Sysno::pread64, "vpvv", fs::pread64),
+    call(Sysno::pwrite64, "vpvv", fs::pwrite64),
+    call(Sysno::open, "pvv", fs::open),
+    call(Sysno::openat, "vpvv", fs::openat),
+    call(Sysno::creat, "pv", fs::creat),
+    call(Sysno::close, "v", fs::close),
+    call(Sysno::lseek, "vvv", fs::lseek),
+    call(Sysno::dup, "v", fs::dup),
+    call(Sysno::dup2, "vv", fs::dup2),
+    call(Sysno::dup3, "vvv", fs::dup3),
+    call(Sysno::fcntl, "vvv", fs::fcntl).by_command(&signature::FCNTL),
+    call(Sysno::pipe, "p", fs::pipe),
+    call(Sysno::pipe2, "pv", fs::pipe2),
+    call(Sysno::ioctl, "vvp", fs::ioctl),
+    call(Sysno::getdents64, "vpv", fs::getdents64),
+    call(Sysno::sendfile, "vvpv", fs::sendfile),
+    call(Sysno::ftruncate, "vv", fs::ftruncate),
+    call(Sysno::fsync, "v", fs::fsync),
+    call(Sysno::fdatasync, "v", fs::fsync),
+    call(Sysno::fadvise64, "vvvv", fs::fadvise64),
     // file status and names
-    call(Sysno::stat, fs::stat),
-    call(Sysno::lstat, fs::lstat),
-    call(Sysno::fstat, fs::fstat),
-    call(Sysno::newfstatat, fs::newfstatat),
-    call(Sysno::statx, fs::statx),
-    call(Sysno::statfs, fs::statfs),
-    call(Sysno::fstatfs, fs::fstatfs),
-    call(Sysno::access, fs::access),
-    call(Sysno::faccessat, fs::faccessat),
-    call(Sysno::faccessat2, fs::faccessat2),
-    call(Sysno::readlink, fs::readlink),
-    call(Sysno::readlinkat, fs::readlinkat),
-    call(Sysno::getcwd, fs::getcwd),
-    call(Sysno::chdir, fs::chdir),
-    call(Sysno::fchdir, fs::fchdir),
-    call(Sysno::unlink, fs::unlink),
-    call(Sysno::unlinkat, fs::unlinkat),
-    call(Sysno::rename, fs::rename),
-    call(Sysno::renameat, fs::renameat),
-    call(Sysno::renameat2, fs::renameat2),
-    call(Sysno::mkdir, fs::mkdir),
-    call(Sysno::mkdirat, fs::mkdirat),
-    call(Sysno::rmdir, fs::rmdir),
-    call(Sysno::link, fs::link),
-    call(Sysno::linkat, fs::linkat),
-    call(Sysno::symlink, fs::symlink),
-    call(Sysno::symlinkat, fs::symlinkat),
-    call(Sysno::chmod, fs::chmod),
-    call(Sysno::fchmod, fs::fchmod),
-    call(Sysno::fchmodat, fs::fchmodat),
-    call(Sysno::fchown, fs::fchown),
-    call(Sysno::fchownat, fs::fchownat),
-    call(Sysno::lchown, fs::lchown),
-    call(Sysno::chown, fs::chown),
-    call(Sysno::utimensat, fs::utimensat),
-    null(Sysno::umask, fs::umask),
+    call(Sysno::stat, "pp", fs::stat),
+    call(Sysno::lstat, "pp", fs::lstat),
+    call(Sysno::fstat, "vp", fs::fstat),
+    call(Sysno::newfstatat, "vppv", fs::newfstatat),
+    call(Sysno::statx, "vpvvp", fs::statx),
+    call(Sysno::statfs, "pp", fs::statfs),
+    call(Sysno::fstatfs, "vp", fs::fstatfs),
+    call(Sysno::access, "pv", fs::access),
+    call(Sysno::faccessat, "vpv", fs::faccessat),
+    call(Sysno::faccessat2, "vpvv", fs::faccessat2),
+    call(Sysno::readlink, "ppv", fs::readlink),
+    call(Sysno::readlinkat, "vppv", fs::readlinkat),
+    call(Sysno::getcwd, "pv", fs::getcwd),
+    call(Sysno::chdir, "p", fs::chdir),
+    call(Sysno::fchdir, "v", fs::fchdir),
+    call(Sysno::unlink, "p", fs::unlink),
+    call(Sysno::unlinkat, "vpv", fs::unlinkat),
+    call(Sysno::rename, "pp", fs::rename),
+    call(Sysno::renameat, "vpvp", fs::renameat),
+    call(Sysno::renameat2, "vpvpv", fs::renameat2),
+    call(Sysno::mkdir, "pv", fs::mkdir),
+    call(Sysno::mkdirat, "vpv", fs::mkdirat),
+    call(Sysno::rmdir, "p", fs::rmdir),
+    call(Sysno::link, "pp", fs::link),
+    call(Sysno::linkat, "vpvpv", fs::linkat),
+    call(Sysno::symlink, "pp", fs::symlink),
+    call(Sysno::symlinkat, "pvp", fs::symlinkat),
+    call(Sysno::chmod, "pv", fs::chmod),
+    call(Sysno::fchmod, "vv", fs::fchmod),
+    call(Sysno::fchmodat, "vpv", fs::fchmodat),
+    call(Sysno::fchown, "vvv", fs::fchown),
+    call(Sysno::fchownat, "vpvvv", fs::fchownat),
+    call(Sysno::lchown, "pvv", fs::lchown),
+    call(Sysno::chown, "pvv", fs::chown),
+    call(Sysno::utimensat, "vppv", fs::utimensat),
+    null(Sysno::umask, "v", fs::umask),
     // memory
-    call(Sysno::brk, mm::brk),
-    call(Sysno::mmap, mm::mmap),
-    call(Sysno::munmap, mm::munmap),
-    call(Sysno::mremap, mm::mremap),
-    call(Sysno::mprotect, mm::mprotect),
-    call(Sysno::madvise, mm::madvise),
+    call(Sysno::brk, "p", mm::brk).returning(Rule::Break),
+    call(Sysno::mmap, "pvvvvv", mm::mmap).returning(Rule::Pointer),
+    call(Sysno::munmap, "pv", mm::munmap),
+    call(Sysno::mremap, "pvvvp", mm::mremap).returning(Rule::Pointer),
+    call(Sysno::mprotect, "pvv", mm::mprotect),
+    call(Sysno::madvise, "pvv", mm::madvise),
     // process set-up and identity
-    call(Sysno::arch_prctl, proc::arch_prctl),
-    call(Sysno::prctl, proc::prctl),
-    null(Sysno::set_tid_address, proc::set_tid_address),
-    call(Sysno::set_robust_list, proc::set_robust_list),
-    Row {
-        sysno: Sysno::rseq,
-        event: Event::AbiCall,
-        work: Work::Null,
-        handler: Handler::NoSys,
-    },
-    call(Sysno::prlimit64, proc::prlimit64),
-    call(Sysno::getrlimit, proc::getrlimit),
-    call(Sysno::uname, proc::uname),
-    call(Sysno::sysinfo, proc::sysinfo),
-    null(Sysno::getpid, proc::getpid),
-    null(Sysno::getppid, proc::getppid),
-    null(Sysno::gettid, proc::gettid),
-    null(Sysno::getuid, proc::getuid),
-    null(Sysno::geteuid, proc::geteuid),
-    null(Sysno::getgid, proc::getgid),
-    null(Sysno::getegid, proc::getegid),
-    null(Sysno::getpgrp, proc::getpgrp),
-    call(Sysno::getpgid, proc::getpgid),
-    call(Sysno::getgroups, proc::getgroups),
-    call(Sysno::getrandom, proc::getrandom),
-    call(Sysno::futex, proc::futex),
-    call(Sysno::wait4, proc::wait4),
-    call(Sysno::exit, proc::exit),
-    call(Sysno::exit_group, proc::exit),
+    call(Sysno::arch_prctl, "vp", proc::arch_prctl),
+    call(Sysno::prctl, "vpvvv", proc::prctl).by_command(&signature::PRCTL),
+    null(Sysno::set_tid_address, "p", proc::set_tid_address).returning(Rule::Pid),
+    call(Sysno::set_robust_list, "pv", proc::set_robust_list),
+    declined(Sysno::rseq, "pvvv"),
+    call(Sysno::prlimit64, "ivpp", proc::prlimit64),
+    call(Sysno::getrlimit, "vp", proc::getrlimit),
+    call(Sysno::uname, "p", proc::uname),
+    call(Sysno::sysinfo, "p", proc::sysinfo),
+    null(Sysno::getpid, "", proc::getpid).returning(Rule::Pid),
+    null(Sysno::getppid, "", proc::getppid).returning(Rule::Pid),
+    null(Sysno::gettid, "", proc::gettid).returning(Rule::Pid),
+    null(Sysno::getpgrp, "", proc::getpgrp).returning(Rule::Pid),
+    call(Sysno::getpgid, "i", proc::getpgid).returning(Rule::Pid),
+    call(Sysno::getrandom, "pvv", proc::getrandom),
+    call(Sysno::futex, "pvvppv", proc::futex).by_command(&signature::FUTEX),
+    call(Sysno::wait4, "ipvp", proc::wait4).returning(Rule::Pid),
+    call(Sysno::exit, "v", proc::exit).returning(Rule::NoReturn),
+    call(Sysno::exit_group, "v", proc::exit).returning(Rule::NoReturn),
+    // user and group ids
+    null(Sysno::getuid, "", ids::getuid).returning(Rule::Id),
+    null(Sysno::geteuid, "", ids::geteuid).returning(Rule::Id),
+    null(Sysno::getgid, "", ids::getgid).returning(Rule::Id),
+    null(Sysno::getegid, "", ids::getegid).returning(Rule::Id),
+    null(Sysno::getresuid, "ppp", ids::getresuid),
+    null(Sysno::getresgid, "ppp", ids::getresgid),
+    call(Sysno::getgroups, "vp", ids::getgroups).returning(Rule::Groups),
+    call(Sysno::setuid, "u", ids::setuid),
+    call(Sysno::setgid, "u", ids::setgid),
+    call(Sysno::setreuid, "uu", ids::setreuid),
+    call(Sysno::setregid, "uu", ids::setregid),
+    call(Sysno::setresuid, "uuu", ids::setresuid),
+    call(Sysno::setresgid, "uuu", ids::setresgid),
+    call(Sysno::setfsuid, "u", ids::setfsuid).returning(Rule::Id),
+    call(Sysno::setfsgid, "u", ids::setfsgid).returning(Rule::Id),
+    call(Sysno::setgroups, "vp", ids::setgroups),
     // time
-    call(Sysno::clock_gettime, time::clock_gettime),
-    call(Sysno::clock_getres, time::clock_getres),
-    call(Sysno::gettimeofday, time::gettimeofday),
-    call(Sysno::time, time::time),
-    call(Sysno::nanosleep, time::nanosleep),
-    call(Sysno::clock_nanosleep, time::clock_nanosleep),
-    call(Sysno::times, time::times),
-    call(Sysno::getrusage, time::getrusage),
+    call(Sysno::clock_gettime, "vp", time::clock_gettime),
+    call(Sysno::clock_getres, "vp", time::clock_getres),
+    call(Sysno::gettimeofday, "pp", time::gettimeofday),
+    call(Sysno::time, "p", time::time).returning(Rule::Time),
+    call(Sysno::nanosleep, "pp", time::nanosleep),
+    call(Sysno::clock_nanosleep, "vvpp", time::clock_nanosleep),
+    call(Sysno::times, "p", time::times).returning(Rule::Time),
+    call(Sysno::getrusage, "vp", time::getrusage),
     // signals and scheduling
-    call(Sysno::rt_sigaction, signal::rt_sigaction),
-    call(Sysno::rt_sigprocmask, signal::rt_sigprocmask),
-    call(Sysno::sigaltstack, signal::sigaltstack),
-    call(Sysno::kill, signal::kill),
-    call(Sysno::tgkill, signal::tgkill),
-    call(Sysno::tkill, signal::tkill),
-    call(Sysno::restart_syscall, signal::restart_syscall),
+    call(Sysno::rt_sigaction, "vppv", signal::rt_sigaction),
+    call(Sysno::rt_sigprocmask, "vppv", signal::rt_sigprocmask),
+    call(Sysno::sigaltstack, "pp", signal::sigaltstack),
+    call(Sysno::kill, "iv", signal::kill),
+    call(Sysno::tgkill, "iiv", signal::tgkill),
+    call(Sysno::tkill, "iv", signal::tkill),
+    call(Sysno::restart_syscall, "", signal::restart_syscall),
     // The yield column already includes the scheduler's work.
     Row {
-        sysno: Sysno::sched_yield,
         event: Event::Yield,
-        work: Work::Null,
-        handler: Handler::Call(proc::sched_yield),
+        ..null(Sysno::sched_yield, "", proc::sched_yield)
     },
 ];
 

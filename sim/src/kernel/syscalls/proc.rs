@@ -133,21 +133,28 @@ pub fn getrlimit(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// The simulated machine's identity, the same on every host (as qemu-user's `-r` pins the
+/// release): sysname, nodename, release, version, machine, domainname. glibc before 2.36
+/// refuses to start on a release older than the one it was built for (3.2 at the oldest,
+/// NT_GNU_ABI_TAG); 2.36 no longer looks. 6.1.0 is Debian 12's kernel.
+pub const UTSNAME: [&str; 6] = [
+    "Linux",
+    "ringsim",
+    "6.1.0",
+    "#1 SMP PREEMPT_DYNAMIC",
+    "x86_64",
+    "(none)",
+];
+
+/// Linux's `__NEW_UTS_LEN` + 1: each field of `struct new_utsname`.
+const UTS_FIELD: usize = 65;
+
 pub fn uname(k: &mut Kernel, a: &Args) -> SysResult {
-    // SAFETY: utsname is plain data; zeroed is a valid value.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `uts` is a valid utsname to fill.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return Err(Errno::last().into());
+    let mut bytes = [0u8; UTS_FIELD * UTSNAME.len()];
+    for (field, value) in bytes.chunks_exact_mut(UTS_FIELD).zip(UTSNAME) {
+        field[..value.len()].copy_from_slice(value.as_bytes());
     }
-    // SAFETY: utsname is plain data, viewed as its bytes.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            (&raw const uts).cast::<u8>(),
-            std::mem::size_of::<libc::utsname>(),
-        )
-    };
-    k.mem.write(a[0], bytes)?;
+    k.mem.write(a[0], &bytes)?;
     Ok(0)
 }
 
@@ -195,39 +202,6 @@ pub fn getpgid(_k: &mut Kernel, a: &Args) -> SysResult {
     }
 }
 
-// The guest runs as the host user, as under qemu-user, so file permissions mean the same.
-pub fn getuid(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(nix::unistd::getuid().as_raw() as u64)
-}
-
-pub fn geteuid(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(nix::unistd::geteuid().as_raw() as u64)
-}
-
-pub fn getgid(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(nix::unistd::getgid().as_raw() as u64)
-}
-
-pub fn getegid(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(nix::unistd::getegid().as_raw() as u64)
-}
-
-pub fn getgroups(k: &mut Kernel, a: &Args) -> SysResult {
-    let groups = nix::unistd::getgroups().map_err(SysError::Errno)?;
-    if a[0] == 0 {
-        return Ok(groups.len() as u64);
-    }
-    if (a[0] as usize) < groups.len() {
-        return Err(Errno::EINVAL.into());
-    }
-    let bytes: Vec<u8> = groups
-        .iter()
-        .flat_map(|g| g.as_raw().to_le_bytes())
-        .collect();
-    k.mem.write(a[1], &bytes)?;
-    Ok(groups.len() as u64)
-}
-
 /// Seeded bytes (`--seed`), so programs that ask for randomness stay reproducible.
 pub fn getrandom(k: &mut Kernel, a: &Args) -> SysResult {
     let len = (a[1] as usize).min(1 << 25);
@@ -271,4 +245,27 @@ pub fn exit(k: &mut Kernel, a: &Args) -> SysResult {
 /// One process, one CPU: there is nobody to yield to, and the cost model charges the yield.
 pub fn sched_yield(_k: &mut Kernel, _a: &Args) -> SysResult {
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::syscalls::ids::Credentials;
+    use crate::memory::Prot;
+
+    #[test]
+    fn uname_is_the_fixed_machine_not_the_host() {
+        let mut k = Kernel::for_tests(Credentials::new([0; 3], [0; 3], vec![]));
+        k.mem
+            .map_fixed(0x10000, 4096, Prot(Prot::READ | Prot::WRITE))
+            .unwrap();
+        assert_eq!(uname(&mut k, &[0x10000, 0, 0, 0, 0, 0]).unwrap(), 0);
+        let bytes = k.mem.read_vec(0x10000, UTS_FIELD * 6).unwrap();
+        let fields: Vec<&[u8]> = bytes
+            .chunks_exact(UTS_FIELD)
+            .map(|f| &f[..f.iter().position(|&b| b == 0).unwrap()])
+            .collect();
+        let expected: Vec<&[u8]> = UTSNAME.iter().map(|s| s.as_bytes()).collect();
+        assert_eq!(fields, expected);
+    }
 }
