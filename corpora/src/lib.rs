@@ -98,6 +98,8 @@ pub const CASES: &[Case] = &[
     // entry block.
     probe("smc_remap"),
     probe("smc_entry"),
+    // A selector loaded into FS sets its base: arch_prctl must read it from the CPU.
+    probe("fs_selector"),
     // Everything after the program is its own: simulate's options and `--` included (issue 8 F).
     Case {
         workload: false,

@@ -64,9 +64,15 @@ pub struct Unsupported {
     pub rip: u64,
 }
 
-/// Register state the kernel wants changed on return to the guest.
+/// The thread's registers as the kernel sees them: the FS and GS bases live in the CPU (a
+/// guest's `mov` to FS or GS changes them with no syscall), so the machine reads them in
+/// for the calls that read them (`arch_prctl`), and carries out the changes asked for.
 #[derive(Debug, Default)]
 pub struct RegisterRequests {
+    /// The CPU's FS and GS bases when the syscall was made.
+    pub fs_base_now: u64,
+    pub gs_base_now: u64,
+    /// New bases to load on return to the guest.
     pub fs_base: Option<u64>,
     pub gs_base: Option<u64>,
 }
@@ -94,8 +100,6 @@ pub struct Kernel {
     pub cpu_ns: u64,
     /// Time that passed without CPU work (nanosleep); it advances the clock, not the cycles.
     pub slept_ns: u64,
-    pub fs_base: u64,
-    pub gs_base: u64,
     pub exit: Option<Exit>,
     pub on_unsupported: OnUnsupported,
 }
@@ -132,8 +136,6 @@ impl Kernel {
             elapsed_ns: 0,
             cpu_ns: 0,
             slept_ns: 0,
-            fs_base: 0,
-            gs_base: 0,
             exit: None,
             on_unsupported,
         }

@@ -23,6 +23,7 @@ use crate::bt::cache::CacheSync;
 use crate::bt::layout::{self, Hypercall, RUNTIME};
 use crate::memory::USER_END;
 use crate::process::{Finished, Flow, Process};
+use syscalls::x86_64::Sysno;
 use translator::cpu::CpuModel;
 
 /// Start of the kernel half of the address space.
@@ -332,6 +333,12 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
         Some(call) if call != Hypercall::KernelEntry => uc.get_data_mut().hypercall(call, rip),
         entry => {
             let nr = reg(uc, RAX);
+            // The one call that reads the segment bases; the CPU is where they live.
+            if nr == Sysno::arch_prctl as u64 {
+                let (fs, gs) = (reg(uc, RegisterX86::FS_BASE), reg(uc, RegisterX86::GS_BASE));
+                let registers = &mut uc.get_data_mut().kernel.registers;
+                (registers.fs_base_now, registers.gs_base_now) = (fs, gs);
+            }
             let args = [
                 reg(uc, RDI),
                 reg(uc, RSI),

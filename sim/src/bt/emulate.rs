@@ -135,13 +135,7 @@ fn load_segment(
     let _ = uc.reg_write(register, selector as u64);
     if let Some((base_register, slot)) = base {
         let _ = uc.reg_write(base_register, 0);
-        let process = uc.get_data_mut();
-        process.kernel.mem.fill(slot, &0u64.to_le_bytes());
-        if segment == Register::FS {
-            process.kernel.fs_base = 0;
-        } else {
-            process.kernel.gs_base = 0;
-        }
+        uc.get_data_mut().kernel.mem.fill(slot, &0u64.to_le_bytes());
     }
     Ok(())
 }

@@ -18,21 +18,19 @@ pub fn arch_prctl(k: &mut Kernel, a: &Args) -> SysResult {
             Err(Errno::EPERM.into())
         }
         ARCH_SET_FS => {
-            k.fs_base = a[1];
             k.registers.fs_base = Some(a[1]);
             Ok(0)
         }
         ARCH_SET_GS => {
-            k.gs_base = a[1];
             k.registers.gs_base = Some(a[1]);
             Ok(0)
         }
         ARCH_GET_FS => {
-            k.mem.write(a[1], &k.fs_base.to_le_bytes())?;
+            k.mem.write(a[1], &k.registers.fs_base_now.to_le_bytes())?;
             Ok(0)
         }
         ARCH_GET_GS => {
-            k.mem.write(a[1], &k.gs_base.to_le_bytes())?;
+            k.mem.write(a[1], &k.registers.gs_base_now.to_le_bytes())?;
             Ok(0)
         }
         // CPUID is not faulting: the guest may use it.
