@@ -1,13 +1,16 @@
 //! The instruction-level differential fuzzer, on a fixed budget: seeded sequences run
-//! natively, at ring 3 and translated at ring 0 must agree (known Unicorn bugs aside, each
-//! kept in `corpora/regressions/`); every regression case still shows what it recorded; and
-//! a translator bug planted on purpose is found.
+//! natively, at ring 3 and translated at ring 0 must agree (known Unicorn bugs and vendor
+//! differences aside, each kept in `corpora/regressions/`); every regression case still
+//! shows what it recorded, on a host of either vendor; and a translator bug planted on
+//! purpose is found.
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use oracle::fuzz::{self, FuzzConfig, Regression, Simulator};
+use oracle::fuzz::record::Field;
+use oracle::fuzz::regression::{Verdict, GOLDEN_PAIR};
+use oracle::fuzz::{self, FuzzConfig, Host, Regression, Replay, Simulator};
 
 fn config(sequences: usize, flags: &[&str]) -> FuzzConfig {
     FuzzConfig {
@@ -39,31 +42,92 @@ fn two_thousand_sequences_agree() {
     assert!(campaign.new.is_empty(), "{}", describe(&campaign.new));
 }
 
+fn simulator() -> Simulator {
+    config(0, &[]).simulator
+}
+
+fn regressions_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpora/regressions")
+}
+
+fn load(file: &Path) -> Regression {
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+}
+
+/// On this host: ring 3 against its saved result and against ring 0 everywhere, and native
+/// against ring 3 where the case was recorded on this host's vendor.
 #[test]
 fn every_regression_case_still_shows_what_it_expects() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpora/regressions");
-    let simulator = config(0, &[]).simulator;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(regressions_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
     assert!(!files.is_empty());
+    let host = Host::this();
     for file in files {
-        let regression: Regression =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        let now = fuzz::replay(&simulator, &regression).unwrap();
-        assert_eq!(
-            now.as_ref().map(|f| &f.pair),
-            regression.expect.as_ref(),
-            "{}: {now:?}",
-            file.display()
-        );
-        if let (Some(now), Some(then)) = (&now, &regression.difference) {
-            assert_eq!(&now.difference(), then, "{}", file.display());
-        }
+        let replay = fuzz::replay(&simulator(), &load(&file), &host).unwrap();
+        assert!(replay.as_expected(), "{}: {replay}", file.display());
     }
+}
+
+/// The verdict on `pair`.
+fn verdict<'a>(replay: &'a Replay, pair: &str) -> Option<&'a Verdict> {
+    replay.verdicts.iter().find(|v| v.pair == pair)
+}
+
+/// A saved ring-3 result one bit off is caught, on any host.
+#[test]
+fn a_tampered_golden_result_is_caught() {
+    let mut regression = load(&regressions_dir().join("unicorn-dpps-rounding.json"));
+    regression.results.ring3.as_mut().unwrap().gprs[0] ^= 1;
+    let replay = fuzz::replay(&simulator(), &regression, &Host::this()).unwrap();
+    assert!(!replay.as_expected(), "{replay}");
+    let golden = verdict(&replay, GOLDEN_PAIR).unwrap();
+    assert!(!golden.as_expected);
+    assert_eq!(golden.differences.len(), 1, "{replay}");
+    assert_eq!(golden.differences[0].field, Field::Gpr(0));
+    assert!(verdict(&replay, "ring3 vs ring0").unwrap().as_expected);
+}
+
+/// Recorded on this host's vendor, the native run is compared: a recorded difference that
+/// is not the one seen is caught.
+#[test]
+fn on_a_matching_host_native_is_compared() {
+    let mut regression = load(&regressions_dir().join("unicorn-dpps-rounding.json"));
+    regression.host = Host::this();
+    let replay = fuzz::replay(&simulator(), &regression, &Host::this()).unwrap();
+    assert!(replay.as_expected(), "{replay}");
+    assert_eq!(replay.skipped, None);
+    assert!(verdict(&replay, "native vs ring3").is_some());
+    regression.difference = Some("xmm1: something else".into());
+    let replay = fuzz::replay(&simulator(), &regression, &Host::this()).unwrap();
+    assert!(
+        !verdict(&replay, "native vs ring3").unwrap().as_expected,
+        "{replay}"
+    );
+}
+
+/// The vendor difference recorded on AMD, replayed as if on Intel: native is not compared
+/// (even a wrong recorded difference passes), and the output says so; ring 3 still is.
+#[test]
+fn on_another_vendors_host_native_is_skipped() {
+    let mut regression = load(&regressions_dir().join("vendor-dpps-nan.json"));
+    assert_eq!(regression.host.vendor, "amd");
+    regression.difference = Some("xmm6: something else".into());
+    let intel = Host {
+        vendor: "intel".into(),
+        cpu: "a host of the other vendor".into(),
+    };
+    let replay = fuzz::replay(&simulator(), &regression, &intel).unwrap();
+    assert!(replay.as_expected(), "{replay}");
+    assert!(verdict(&replay, "native vs ring3").is_none());
+    let pairs: Vec<&str> = replay.verdicts.iter().map(|v| v.pair).collect();
+    assert_eq!(pairs, [GOLDEN_PAIR, "ring3 vs ring0"]);
+    assert!(replay
+        .to_string()
+        .ends_with("native comparison skipped: recorded on amd, this host is intel"));
 }
 
 /// The fuzzer can fail: with the translator planting a bug (a spilled scratch register not

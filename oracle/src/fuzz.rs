@@ -2,8 +2,9 @@
 //! from a table of forms (`forms`) run natively on the host CPU, in the simulator at ring 3
 //! (Unicorn itself) and translated at ring 0; their registers, flags and scratch buffers
 //! must agree, flags left undefined excepted (`flags`). A disagreement between native and
-//! ring 3 is a finding in Unicorn (or the simulator); one between ring 3 and ring 0, in the
-//! translator. Findings are minimized and can be saved as regression cases.
+//! ring 3 is a finding in Unicorn (or the simulator), or a difference between CPU vendors;
+//! one between ring 3 and ring 0, in the translator. Findings are minimized and can be
+//! saved as regression cases (`regression`).
 //!
 //! Many sequences share one process (`program`): a batch is one static program, so a few
 //! thousand sequences cost a few dozen process runs.
@@ -13,6 +14,7 @@ pub mod forms;
 pub mod known;
 pub mod program;
 pub mod record;
+pub mod regression;
 
 use std::path::Path;
 use std::process::Command;
@@ -24,8 +26,10 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::child::Simulator;
 use flags::KnownBugs;
+use known::KnownBug;
 use program::{Sequence, State};
 use record::{Field, FieldDifference};
+pub use regression::{replay, Host, Regression, Replay};
 
 /// One piece of a sequence: a form's encoding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +203,9 @@ pub fn generate(seed: u64, count: usize, max_items: usize) -> Vec<Case> {
 pub enum FuzzError {
     #[error("fuzz: {0}")]
     Io(String),
+    /// A regression file's saved record has a field of the wrong length, or not in hex.
+    #[error("malformed saved {0} record")]
+    MalformedRecord(&'static str),
 }
 
 /// One run of a batch program: its stdout, or why it has none to compare.
@@ -283,7 +290,7 @@ impl Finding {
 }
 
 pub(crate) const UNICORN_PAIR: &str = "native vs ring3";
-const TRANSLATOR_PAIR: &str = "ring3 vs ring0";
+pub(crate) const TRANSLATOR_PAIR: &str = "ring3 vs ring0";
 
 /// The records of one run of a batch, or why there are none.
 fn records_of(output: &RunOutput, cases: usize) -> Result<Vec<&[u8]>, String> {
@@ -331,10 +338,12 @@ fn compare_batch(
             });
         }
         let masked = flags::undefined_after(&case.code(), KnownBugs::Masked);
-        let translator: Vec<FieldDifference> = record::differences(ring3[k], ring0[k], masked)
-            .into_iter()
-            .filter(|d| !record::agree_on(native[k], ring0[k], d.field))
-            .collect();
+        let translator = record::ring0_wrong_too(
+            record::differences(ring3[k], ring0[k], masked),
+            native[k],
+            ring0[k],
+            masked,
+        );
         if !translator.is_empty() {
             findings.push(Finding {
                 pair: TRANSLATOR_PAIR.into(),
@@ -417,35 +426,6 @@ pub fn minimize(
     Ok(best)
 }
 
-/// A case kept for good (`corpora/regressions/`): a finding, minimized.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Regression {
-    /// What the case shows and where it came from.
-    pub about: String,
-    /// The pair that disagrees on it with the known bugs exposed, as when it was found
-    /// ("native vs ring3": Unicorn's bug, still there); none once all three must agree (a
-    /// translator bug, fixed).
-    pub expect: Option<String>,
-    /// The difference seen when it was saved.
-    pub difference: Option<String>,
-    pub case: Case,
-}
-
-/// What replaying a regression shows now, with the known bugs exposed: the disagreeing
-/// pair and difference, if any.
-pub fn replay(
-    simulator: &Simulator,
-    regression: &Regression,
-) -> Result<Option<Finding>, FuzzError> {
-    Ok(check_cases(
-        simulator,
-        std::slice::from_ref(&regression.case),
-        KnownBugs::Exposed,
-    )?
-    .into_iter()
-    .next())
-}
-
 /// A fuzz campaign.
 #[derive(Clone, Debug)]
 pub struct FuzzConfig {
@@ -457,25 +437,27 @@ pub struct FuzzConfig {
     pub max_items: usize,
 }
 
-/// What a campaign found, minimized: new findings, and those that are known bugs.
-#[derive(Debug, Default)]
+/// What a campaign found, minimized: new findings, and those that are known bugs or vendor
+/// differences.
+#[derive(Default)]
 pub struct Campaign {
     pub new: Vec<Finding>,
-    /// Each with the name of the known bug it is.
-    pub known: Vec<(Finding, &'static str)>,
+    /// Each with what it is.
+    pub known: Vec<(Finding, &'static KnownBug)>,
 }
 
 /// Runs the campaign.
 pub fn fuzz(config: &FuzzConfig) -> Result<Campaign, FuzzError> {
     let cases = generate(config.seed, config.sequences, config.max_items);
     let mut campaign = Campaign::default();
+    let host = Host::this().vendor;
     for batch in cases.chunks(config.batch.max(1)) {
         for finding in check_cases(&config.simulator, batch, KnownBugs::Masked)? {
             // Minimized on a field no known bug explains, if there is one, so that the
             // new bug is what remains.
-            let field = known::unexplained(&finding).unwrap_or(finding.differences[0].field);
+            let field = known::unexplained(&finding, &host).unwrap_or(finding.differences[0].field);
             let finding = minimize(&config.simulator, &finding, field)?;
-            match known::classify(&finding) {
+            match known::classify(&finding, &host) {
                 Some(bug) => campaign.known.push((finding, bug)),
                 None => campaign.new.push(finding),
             }

@@ -3,8 +3,10 @@
 
 use std::fmt;
 
-use super::hex;
+use serde::{Deserialize, Serialize};
+
 use super::program::{self, BUFFER_OFFSET, FLAGS_OFFSET, GPR_OFFSET, XMM_OFFSET};
+use super::{hex, unhex};
 
 /// A part of a sequence's record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +92,61 @@ fn fields() -> Vec<(Field, std::ops::Range<usize>)> {
     fields
 }
 
+/// A record as a regression file keeps it: every byte, by field, in the layout of a case's
+/// start state (registers as numbers, the rest in hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub gprs: [u64; 16],
+    pub flags: u64,
+    /// xmm0-7.
+    pub xmm: Vec<String>,
+    pub buffer: String,
+    /// The sequence's own stack.
+    pub stack: String,
+}
+
+impl Record {
+    /// The fields of `bytes`, a record as a batch program writes it.
+    pub fn from_bytes(bytes: &[u8]) -> Record {
+        let slice = |field: Field| {
+            let range = fields()
+                .into_iter()
+                .find(|(f, _)| *f == field)
+                .map(|(_, range)| range)
+                .expect("every field has a place");
+            &bytes[range]
+        };
+        Record {
+            gprs: std::array::from_fn(|k| word(slice(Field::Gpr(k)))),
+            flags: word(slice(Field::Flags)),
+            xmm: (0..program::XMM_REGISTERS)
+                .map(|k| hex(slice(Field::Xmm(k))))
+                .collect(),
+            buffer: hex(slice(Field::Buffer)),
+            stack: hex(slice(Field::Stack)),
+        }
+    }
+
+    /// The record's bytes; `None` when a field has the wrong length or is not hex.
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        let mut bytes = vec![0u8; program::RECORD_BYTES];
+        for (field, range) in fields() {
+            let value = match field {
+                Field::Stack => unhex(&self.stack),
+                Field::Buffer => unhex(&self.buffer),
+                Field::Gpr(k) => self.gprs[k].to_le_bytes().to_vec(),
+                Field::Flags => self.flags.to_le_bytes().to_vec(),
+                Field::Xmm(k) => unhex(self.xmm.get(k)?),
+                Field::Run => continue,
+            };
+            // `unhex` skips what is not hex: a wrong length catches that too.
+            (value.len() == range.len()).then_some(())?;
+            bytes[range].copy_from_slice(&value);
+        }
+        (self.xmm.len() == program::XMM_REGISTERS).then_some(bytes)
+    }
+}
+
 /// Every field in which two records differ; of the flags, only the arithmetic ones that
 /// are not in `undefined`.
 pub fn differences(a: &[u8], b: &[u8], undefined: u64) -> Vec<FieldDifference> {
@@ -112,10 +169,46 @@ pub fn differences(a: &[u8], b: &[u8], undefined: u64) -> Vec<FieldDifference> {
         .collect()
 }
 
-/// Whether two records agree exactly on `field`.
-pub fn agree_on(a: &[u8], b: &[u8], field: Field) -> bool {
-    fields()
+/// Of ring 3's differences from ring 0, `found`, those where ring 0 differs from the
+/// native run too (`undefined` flags aside). Where ring 0 agrees with the native run, ring
+/// 0 is right and ring 3 wrong: a Unicorn bug that translation steps around, which the
+/// native-vs-ring-3 pair reports.
+pub fn ring0_wrong_too(
+    found: Vec<FieldDifference>,
+    native: &[u8],
+    ring0: &[u8],
+    undefined: u64,
+) -> Vec<FieldDifference> {
+    let wrong = differences(native, ring0, undefined);
+    found
         .into_iter()
-        .find(|(f, _)| *f == field)
-        .is_some_and(|(_, range)| a[range.clone()] == b[range])
+        .filter(|d| wrong.iter().any(|w| w.field == d.field))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_and_a_malformed_one_is_refused() {
+        let bytes: Vec<u8> = (0..program::RECORD_BYTES).map(|i| (i * 7) as u8).collect();
+        let record = Record::from_bytes(&bytes);
+        assert_eq!(record.to_bytes(), Some(bytes));
+        let short = Record {
+            buffer: record.buffer[2..].to_string(),
+            ..record.clone()
+        };
+        assert_eq!(short.to_bytes(), None);
+        let not_hex = Record {
+            stack: record.stack.replacen(&record.stack[..2], "zz", 1),
+            ..record.clone()
+        };
+        assert_eq!(not_hex.to_bytes(), None);
+        let seven_xmm = Record {
+            xmm: record.xmm[1..].to_vec(),
+            ..record
+        };
+        assert_eq!(seven_xmm.to_bytes(), None);
+    }
 }
