@@ -10,8 +10,9 @@ use clap::{Parser, ValueEnum};
 use sim::costs::{self, builtin};
 use sim::kernel::OnUnsupported;
 use sim::machine::cpuid::host_vendor;
+use sim::machine::guard;
 use sim::process::Mode;
-use sim::run::status;
+use sim::run::{status, PlantedBug};
 use translator::cpu::Vendor;
 
 #[derive(Parser)]
@@ -148,13 +149,18 @@ enum PlantedBugArg {
     SyscallRcx,
     /// a spilled sandbox scratch register is not restored.
     SpillNotRestored,
+    /// the syscall hook panics (an internal error, status 125, never an abort).
+    PanicInSyscallHook,
 }
 
 impl PlantedBugArg {
-    fn bug(self) -> translator::PlantedBug {
+    fn bug(self) -> PlantedBug {
         match self {
-            PlantedBugArg::SyscallRcx => translator::PlantedBug::SyscallRcx,
-            PlantedBugArg::SpillNotRestored => translator::PlantedBug::SpillNotRestored,
+            PlantedBugArg::SyscallRcx => PlantedBug::Translator(translator::PlantedBug::SyscallRcx),
+            PlantedBugArg::SpillNotRestored => {
+                PlantedBug::Translator(translator::PlantedBug::SpillNotRestored)
+            }
+            PlantedBugArg::PanicInSyscallHook => PlantedBug::PanicInSyscallHook,
         }
     }
 }
@@ -354,6 +360,8 @@ fn emit_report(cli: &Cli, text: &str) -> Result<(), ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // A panic (a bug) must end as one line and status 125: `run` turns one into an error.
+    guard::quiet_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
@@ -422,9 +430,10 @@ fn main() -> ExitCode {
     }
     // sim::run gives back the working directory and umask that the guest's chdir and umask
     // changed, so the output paths below are resolved, and the files made, as the user meant.
-    let outcome = match sim::run(&config) {
-        Ok(outcome) => outcome,
-        Err(err) => return fail(&err, err.exit_status()),
+    let outcome = match guard::contain(|| sim::run(&config)) {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(err)) => return fail(&err, err.exit_status()),
+        Err(panic) => return fail(sim::Error::Internal(panic), status::SIMULATOR_FAILED),
     };
     if let (Some(path), Some(dump)) = (&cli.dump_translation, &outcome.translation_dump) {
         if let Err(err) = std::fs::write(path, dump) {

@@ -7,24 +7,22 @@
 
 pub mod cpuid;
 pub mod faults;
+pub mod guard;
 pub mod paging;
 pub mod physmem;
 
 use std::ffi::c_void;
-use std::rc::Rc;
 
 use unicorn_engine::{
     uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_reg_read, uc_reg_write, Arch,
     HookType, Mode, Prot, RegisterX86, Unicorn, X86CpuModel, X86Insn,
 };
 
-use crate::accounting::Clock;
 use crate::bt::cache::CacheSync;
 use crate::bt::layout::{self, Hypercall, RUNTIME};
 use crate::memory::USER_END;
 use crate::process::{Finished, Flow, Process};
 use syscalls::x86_64::Sysno;
-use translator::cpu::CpuModel;
 
 /// Start of the kernel half of the address space.
 pub const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
@@ -97,8 +95,6 @@ fn setup<T>(action: &'static str, result: Result<T, uc_error>) -> Result<T, Mach
 
 pub struct Machine {
     uc: Unicorn<'static, Process>,
-    /// Keeps the RDTSC hook's clock alive for as long as Unicorn may call it.
-    _tsc_clock: Rc<Clock>,
     /// Where emulation begins: the `sysretq` into ring 3, or the ring-0 runtime's start.
     start: u64,
 }
@@ -126,7 +122,6 @@ impl Machine {
         mem.fill(ENTER_USER, &SYSRETQ);
         mem.fill(LSTAR_TARGET, &UD2);
         let (host_ram, cr3) = (mem.phys().host_base(), mem.cr3());
-        let clock = Rc::clone(&process.clock);
 
         let mut uc = setup(
             "open Unicorn",
@@ -180,11 +175,7 @@ impl Machine {
             uc.reg_write(RegisterX86::RSP, stack_pointer),
         )?;
 
-        let mut machine = Self {
-            uc,
-            _tsc_clock: clock,
-            start,
-        };
+        let mut machine = Self { uc, start };
         machine.install_hooks(ring0)?;
         // The first block's code may be writable: it is watched like any later block's.
         catch_up(&mut machine.uc, &first_block);
@@ -198,56 +189,37 @@ impl Machine {
         setup(
             "add the in hook",
             uc.add_insn_in_hook(|uc, _, _| {
-                general_protection_fault(uc);
+                guarded(uc, general_protection_fault);
                 0
             }),
         )?;
         setup(
             "add the out hook",
-            uc.add_insn_out_hook(|uc, _, _, _| general_protection_fault(uc)),
+            uc.add_insn_out_hook(|uc, _, _, _| guarded(uc, general_protection_fault)),
         )?;
         // sysenter in long mode is the CPU model's to carry out (Unicorn's core would raise
         // #GP, as neither vendor does under Linux).
         setup(
             "add the sysenter hook",
             uc.add_insn_sys_hook(X86Insn::SYSENTER, 1, 0, |uc| {
-                let rip = uc.pc_read().unwrap_or(0);
-                let regs = sysenter_registers(uc);
-                let length = instruction_length(uc, rip);
-                uc.get_data_mut().sysenter(regs, rip, length);
-                let _ = uc.emu_stop();
+                guarded(uc, |uc| {
+                    let rip = uc.pc_read().unwrap_or(0);
+                    let regs = sysenter_registers(uc);
+                    let length = instruction_length(uc, rip);
+                    uc.get_data_mut().sysenter(regs, rip, length);
+                    let _ = uc.emu_stop();
+                })
             }),
         )?;
         setup(
             "add the syscall hook",
-            uc.add_insn_sys_hook(X86Insn::SYSCALL, 1, 0, on_syscall),
+            uc.add_insn_sys_hook(X86Insn::SYSCALL, 1, 0, |uc| guarded(uc, on_syscall)),
         )?;
         setup(
             "add the interrupt hook",
-            uc.add_intr_hook(|uc, vector| {
-                let rip = uc.pc_read().unwrap_or(0);
-                if uc.get_data().is_int80(vector, rip) {
-                    // At ring 3 RIP is already past the int 0x80: serve it and go on.
-                    use RegisterX86::RAX;
-                    let args = compat_args(uc);
-                    let eax = reg(uc, RAX);
-                    match uc.get_data_mut().compat_syscall(eax, &args, rip - 2) {
-                        Flow::Return(ret) => {
-                            let _ = uc.reg_write(RAX, ret);
-                        }
-                        _ => {
-                            let _ = uc.emu_stop();
-                        }
-                    }
-                    return;
-                }
-                let cr2 = uc.reg_read(RegisterX86::CR2).unwrap_or(0);
-                uc.get_data_mut().fault(vector, rip, cr2);
-                let _ = uc.emu_stop();
-            }),
+            uc.add_intr_hook(|uc, vector| guarded(uc, |uc| on_interrupt(uc, vector))),
         )?;
         let handle = uc.get_handle();
-        let cpu: *const CpuModel = uc.get_data().cpu;
         let process: *mut Process = uc.get_data_mut();
         // Ring 3 counts the guest's own code; ring 0 counts the code cache and stubs.
         let counted = if ring0 {
@@ -258,14 +230,12 @@ impl Machine {
         // SAFETY: the process lives in the engine's heap-allocated data, which neither moves
         // nor dies while the engine runs; Unicorn calls hooks one at a time.
         unsafe { raw_block_hook(handle, process.cast(), counted)? };
-        // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t`; CPUID's gets the CPU
-        // model, which is static, and RDTSC's the clock, which `self` keeps alive as long as
-        // the engine.
+        // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t` and get the process,
+        // as the block hook does.
         unsafe {
-            raw_insn_hook(handle, X86Insn::CPUID, on_cpuid, cpu.cast_mut().cast())?;
-            let clock = Rc::as_ptr(&self._tsc_clock).cast_mut().cast();
-            raw_insn_hook(handle, X86Insn::RDTSC, on_rdtsc, clock)?;
-            raw_insn_hook(handle, X86Insn::RDTSCP, on_rdtscp, clock)?;
+            raw_insn_hook(handle, X86Insn::CPUID, on_cpuid, process.cast())?;
+            raw_insn_hook(handle, X86Insn::RDTSC, on_rdtsc, process.cast())?;
+            raw_insn_hook(handle, X86Insn::RDTSCP, on_rdtscp, process.cast())?;
         }
         Ok(())
     }
@@ -433,6 +403,39 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     }
 }
 
+/// A CPU exception or software interrupt: the guest's `int 0x80` at ring 3 is served;
+/// anything else ends the process as the exception would.
+fn on_interrupt(uc: &mut Unicorn<'_, Process>, vector: u32) {
+    let rip = uc.pc_read().unwrap_or(0);
+    if uc.get_data().is_int80(vector, rip) {
+        // At ring 3 RIP is already past the int 0x80: serve it and go on.
+        use RegisterX86::RAX;
+        let args = compat_args(uc);
+        let eax = reg(uc, RAX);
+        match uc.get_data_mut().compat_syscall(eax, &args, rip - 2) {
+            Flow::Return(ret) => {
+                let _ = uc.reg_write(RAX, ret);
+            }
+            _ => {
+                let _ = uc.emu_stop();
+            }
+        }
+        return;
+    }
+    let cr2 = uc.reg_read(RegisterX86::CR2).unwrap_or(0);
+    uc.get_data_mut().fault(vector, rip, cr2);
+    let _ = uc.emu_stop();
+}
+
+/// Runs a hook's `body`; a panic in it, which must not unwind into Unicorn, stops the run
+/// as an internal error.
+fn guarded(uc: &mut Unicorn<'_, Process>, body: impl FnOnce(&mut Unicorn<'_, Process>)) {
+    if let Err(message) = guard::contain(|| body(uc)) {
+        uc.get_data_mut().internal_error(message);
+        let _ = uc.emu_stop();
+    }
+}
+
 /// Ends the process as a #GP at ring 3 does.
 fn general_protection_fault(uc: &mut Unicorn<'_, Process>) {
     let rip = uc.pc_read().unwrap_or(0);
@@ -459,9 +462,11 @@ fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
                     frame,
                     frame + physmem::PAGE_SIZE - 1,
                     move |uc, _, _, _, _| {
-                        if uc.get_data_mut().watched_write(frame) {
-                            let _ = uc.emu_stop();
-                        }
+                        guarded(uc, |uc| {
+                            if uc.get_data_mut().watched_write(frame) {
+                                let _ = uc.emu_stop();
+                            }
+                        });
                         true
                     },
                 );
@@ -634,7 +639,11 @@ unsafe extern "C" fn on_block(uc: *mut uc_engine, addr: u64, size: u32, process:
     // SAFETY: `process` is the engine's process (see `raw_block_hook`), and no other
     // reference to it is live while Unicorn runs this hook.
     let process = unsafe { &mut *process.cast::<Process>() };
-    if !process.enter_block(addr, size) {
+    let go_on = guard::contain(|| process.enter_block(addr, size)).unwrap_or_else(|message| {
+        process.internal_error(message);
+        false
+    });
+    if !go_on {
         // SAFETY: Unicorn calls this with its live handle.
         unsafe { uc_emu_stop(uc) };
     }
@@ -658,43 +667,87 @@ unsafe fn raw_write(uc: *mut uc_engine, reg: RegisterX86, value: u64) {
     unsafe { uc_reg_write(uc, reg as i32, (&raw const value).cast()) };
 }
 
-/// CPUID from the CPU model's table; returns 1 so Unicorn skips its own CPUID.
-unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, data: *mut c_void) -> i32 {
-    // SAFETY: `data` is the process's CPU model, which is static.
-    let cpu = unsafe { &*data.cast::<CpuModel>() };
-    // SAFETY: Unicorn calls this with its live handle.
-    unsafe {
-        let leaf = raw_read(uc, RegisterX86::RAX) as u32;
-        let subleaf = raw_read(uc, RegisterX86::RCX) as u32;
-        let [a, b, c, d] = cpuid::cpuid(cpu, leaf, subleaf);
-        raw_write(uc, RegisterX86::RAX, a as u64);
-        raw_write(uc, RegisterX86::RBX, b as u64);
-        raw_write(uc, RegisterX86::RCX, c as u64);
-        raw_write(uc, RegisterX86::RDX, d as u64);
+/// Runs an instruction hook's `answer` with the process; a panic stops the run as an
+/// internal error. Returns 1: Unicorn skips its own version of the instruction.
+///
+/// # Safety
+/// `process` must be the engine's process (see `raw_block_hook`), `uc` its live handle.
+unsafe fn answer<const N: usize>(
+    uc: *mut uc_engine,
+    process: *mut c_void,
+    answer: impl FnOnce(&Process) -> [(RegisterX86, u64); N],
+) -> i32 {
+    // SAFETY: per the caller; no other reference to the process is live in a hook.
+    let process = unsafe { &mut *process.cast::<Process>() };
+    match guard::contain(|| answer(process)) {
+        Ok(registers) => {
+            for (register, value) in registers {
+                // SAFETY: per the caller.
+                unsafe { raw_write(uc, register, value) };
+            }
+        }
+        Err(message) => {
+            process.internal_error(message);
+            // SAFETY: per the caller.
+            unsafe { uc_emu_stop(uc) };
+        }
     }
     1
+}
+
+/// CPUID from the CPU model's table.
+unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, process: *mut c_void) -> i32 {
+    // SAFETY: Unicorn calls this with its live handle.
+    let (leaf, subleaf) = unsafe {
+        (
+            raw_read(uc, RegisterX86::RAX) as u32,
+            raw_read(uc, RegisterX86::RCX) as u32,
+        )
+    };
+    // SAFETY: the hook was added with the process (see `install_hooks`).
+    unsafe {
+        answer(uc, process, |process| {
+            let [a, b, c, d] = cpuid::cpuid(process.cpu, leaf, subleaf);
+            [
+                (RegisterX86::RAX, a as u64),
+                (RegisterX86::RBX, b as u64),
+                (RegisterX86::RCX, c as u64),
+                (RegisterX86::RDX, d as u64),
+            ]
+        })
+    }
+}
+
+/// RDTSC reads the virtual clock, so timing loops are reproducible (Unicorn's TSC is the
+/// host's).
+unsafe extern "C" fn on_rdtsc(uc: *mut uc_engine, process: *mut c_void) -> i32 {
+    // SAFETY: the hook was added with the process (see `install_hooks`).
+    unsafe {
+        answer(uc, process, |process| {
+            let [eax, edx] = tsc_halves(process);
+            [(RegisterX86::RAX, eax), (RegisterX86::RDX, edx)]
+        })
+    }
 }
 
 /// RDTSCP reads the virtual clock as RDTSC does, and TSC_AUX, which Linux sets to the CPU
-/// and node number: 0, the one CPU. Returns 1 to skip Unicorn's host-derived TSC.
-unsafe extern "C" fn on_rdtscp(uc: *mut uc_engine, data: *mut c_void) -> i32 {
-    // SAFETY: as for `on_rdtsc`, whose contract this shares.
+/// and node number: 0, the one CPU.
+unsafe extern "C" fn on_rdtscp(uc: *mut uc_engine, process: *mut c_void) -> i32 {
+    // SAFETY: the hook was added with the process (see `install_hooks`).
     unsafe {
-        on_rdtsc(uc, data);
-        raw_write(uc, RegisterX86::RCX, 0);
+        answer(uc, process, |process| {
+            let [eax, edx] = tsc_halves(process);
+            [
+                (RegisterX86::RAX, eax),
+                (RegisterX86::RDX, edx),
+                (RegisterX86::RCX, 0),
+            ]
+        })
     }
-    1
 }
 
-/// RDTSC reads the virtual clock, so timing loops are reproducible; returns 1 to skip
-/// Unicorn's host-derived TSC.
-unsafe extern "C" fn on_rdtsc(uc: *mut uc_engine, data: *mut c_void) -> i32 {
-    // SAFETY: `data` is the machine's clock, alive while the engine runs.
-    let cycles = unsafe { &*data.cast::<Clock>() }.read_tsc();
-    // SAFETY: Unicorn calls this with its live handle.
-    unsafe {
-        raw_write(uc, RegisterX86::RAX, cycles & 0xffff_ffff);
-        raw_write(uc, RegisterX86::RDX, cycles >> 32);
-    }
-    1
+/// The virtual TSC's low and high halves, as RDTSC puts them in EAX and EDX.
+fn tsc_halves(process: &Process) -> [u64; 2] {
+    let cycles = process.clock.read_tsc();
+    [cycles & 0xffff_ffff, cycles >> 32]
 }

@@ -32,6 +32,8 @@ pub enum Stop {
     Unsupported(Unsupported),
     /// `--max-instructions` was reached.
     InstructionLimit,
+    /// A bug in ringsim: a panic, caught at the boundary with the emulator.
+    Internal(String),
 }
 
 /// What only a translated run has to report.
@@ -106,6 +108,8 @@ pub struct Process {
     pub dump_translation: bool,
     /// Every syscall so far, when a trace was asked for.
     pub syscall_trace: Option<Vec<SyscallRecord>>,
+    /// A planted bug (tests only): the first syscall panics.
+    pub panic_in_syscall_hook: bool,
 }
 
 impl Process {
@@ -134,6 +138,7 @@ impl Process {
             watch_hooks: HashMap::new(),
             dump_translation: false,
             syscall_trace: None,
+            panic_in_syscall_hook: false,
         }
     }
 
@@ -222,6 +227,10 @@ impl Process {
 
     /// The guest's syscall `nr` from guest address `rip`.
     pub fn syscall(&mut self, nr: u64, args: &Args, rip: u64) -> Flow {
+        assert!(
+            !self.panic_in_syscall_hook,
+            "planted: a panic in the syscall hook"
+        );
         self.set_kernel_time();
         match self.kernel.dispatch(nr, args, rip) {
             Err(unsupported) => {
@@ -544,6 +553,13 @@ impl Process {
                 reason: format!("{reason} at rip {rip:#x}"),
             })
         });
+    }
+
+    /// Stops the run: ringsim itself failed (a panic in a hook, a bug).
+    pub fn internal_error(&mut self, message: String) {
+        if !matches!(self.stop, Some(Stop::Internal(_))) {
+            self.stop = Some(Stop::Internal(message));
+        }
     }
 
     /// Stops the run: the simulator cannot do `what`.

@@ -49,7 +49,16 @@ pub struct RunConfig {
     /// Record every syscall with its arguments and result.
     pub trace_syscalls: bool,
     /// A translator bug to make on purpose: tests of the oracle only.
-    pub planted_bug: Option<translator::PlantedBug>,
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// A bug made on purpose, to show that the checks catch it: tests only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// One of the translator's (see `translator::planted`).
+    Translator(translator::PlantedBug),
+    /// The syscall hook panics: the run must end as an internal error, not abort.
+    PanicInSyscallHook,
 }
 
 /// How a run ended, and its report.
@@ -78,6 +87,9 @@ pub enum Error {
     Memory(#[from] PhysMemError),
     #[error("unsupported: {} at guest rip {:#x}", .0.what, .0.rip)]
     Unsupported(Unsupported),
+    /// A bug in ringsim, caught before it could abort the process.
+    #[error("internal error (a bug in ringsim): {0}")]
+    Internal(String),
 }
 
 /// Exit statuses, following env(1), timeout(1) and chroot(1).
@@ -97,7 +109,7 @@ impl Error {
         match self {
             Error::Load(LoadError::NotFound(_)) => status::NOT_FOUND,
             Error::Load(_) => status::CANNOT_RUN,
-            Error::Machine(_) | Error::Memory(_) | Error::Unsupported(_) => {
+            Error::Machine(_) | Error::Memory(_) | Error::Unsupported(_) | Error::Internal(_) => {
                 status::SIMULATOR_FAILED
             }
         }
@@ -184,7 +196,10 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
     if let (true, Some(cache)) = (config.dump_translation, &mut process.cache) {
         cache.keep_retired_blocks();
     }
-    if let (Some(bug), Some(cache)) = (config.planted_bug, &mut process.cache) {
+    process.panic_in_syscall_hook = config.planted_bug == Some(PlantedBug::PanicInSyscallHook);
+    if let (Some(PlantedBug::Translator(bug)), Some(cache)) =
+        (config.planted_bug, &mut process.cache)
+    {
         cache.plant(bug);
     }
     process.syscall_trace = config.trace_syscalls.then(Vec::new);
@@ -204,6 +219,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
             )),
         ),
         Stop::Unsupported(unsupported) => return Err(Error::Unsupported(unsupported.clone())),
+        Stop::Internal(message) => return Err(Error::Internal(message.clone())),
     };
     let report = Report::new(config, &finished);
     Ok(Outcome {
