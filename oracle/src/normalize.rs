@@ -121,6 +121,7 @@ const SIGNATURES: &[Signature] = &[
     sig(Sysno::sendfile, "vvpv"),
     returns(Sysno::exit, "v", Rule::NoReturn),
     returns(Sysno::wait4, "ipvp", Rule::Pid),
+    sig(Sysno::alarm, "v"),
     sig(Sysno::kill, "iv"),
     sig(Sysno::uname, "p"),
     sig(Sysno::fcntl, "vvv"),

@@ -106,11 +106,40 @@ pub struct Dispatched {
 }
 
 impl Kernel {
+    /// The kernel of a process about to start: no signals set, no time passed, no exit.
+    pub fn new(
+        mem: AddressSpace,
+        fds: FdTable,
+        exe: PathBuf,
+        comm: Vec<u8>,
+        rng: ChaCha20Rng,
+        on_unsupported: OnUnsupported,
+    ) -> Self {
+        Self {
+            mem,
+            fds,
+            signals: SignalState::default(),
+            registers: RegisterRequests::default(),
+            exe,
+            comm,
+            rng,
+            elapsed_ns: 0,
+            cpu_ns: 0,
+            slept_ns: 0,
+            fs_base: 0,
+            gs_base: 0,
+            exit: None,
+            on_unsupported,
+        }
+    }
+
     /// Runs syscall `nr`. `Err` stops the run: the syscall is not supported.
     pub fn dispatch(&mut self, nr: u64, args: &Args, rip: u64) -> Result<Dispatched, Unsupported> {
         let row = table::lookup(nr);
         let result = match row.map(|r| r.handler) {
-            Some(Handler::Call(handler)) => handler(self, args),
+            // Signals are acted on as the syscall returns to the guest.
+            Some(Handler::Call(handler)) => handler(self, args)
+                .and_then(|value| syscalls::signal::fire_due_alarm(self).map(|()| value)),
             Some(Handler::NoSys) => Err(SysError::Errno(Errno::ENOSYS)),
             None => {
                 let name = syscalls::name(nr);

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha20Rng;
 use crate::accounting::SyscallRecord;
 use crate::costs::CostModel;
 use crate::kernel::fd::FdTable;
-use crate::kernel::{Exit, Kernel, OnUnsupported, RegisterRequests, Unsupported};
+use crate::kernel::{Exit, Kernel, OnUnsupported, Unsupported};
 use crate::loader::{self, ExecArgs, LoadError};
 use crate::machine::physmem::PhysMemError;
 use crate::machine::{Machine, MachineError};
@@ -116,24 +116,17 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
 
     let mut mem = AddressSpace::new()?;
     let loaded = loader::load(&mut mem, &config.program, &bytes, &exec)?;
-    let kernel = Kernel {
+    let comm = config.program.file_name().map_or_else(Vec::new, |n| {
+        n.as_bytes().iter().take(15).copied().collect()
+    });
+    let kernel = Kernel::new(
         mem,
-        fds: FdTable::with_host_stdio(),
-        signals: Default::default(),
-        registers: RegisterRequests::default(),
-        comm: config.program.file_name().map_or_else(Vec::new, |n| {
-            n.as_bytes().iter().take(15).copied().collect()
-        }),
+        FdTable::with_host_stdio(),
         exe,
+        comm,
         rng,
-        elapsed_ns: 0,
-        cpu_ns: 0,
-        slept_ns: 0,
-        fs_base: 0,
-        gs_base: 0,
-        exit: None,
-        on_unsupported: config.on_unsupported,
-    };
+        config.on_unsupported,
+    );
     let mut process = Process::new(
         kernel,
         config.cost_model.clone(),

@@ -177,6 +177,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::rt_sigaction, signal::rt_sigaction),
     call(Sysno::rt_sigprocmask, signal::rt_sigprocmask),
     call(Sysno::sigaltstack, signal::sigaltstack),
+    call(Sysno::alarm, signal::alarm),
     call(Sysno::kill, signal::kill),
     call(Sysno::tgkill, signal::tgkill),
     call(Sysno::tkill, signal::tkill),
