@@ -87,6 +87,33 @@ pub const CASES: &[Case] = &[
     probe("jump_table"),
     probe("popfw"),
     probe("prefixed_syscall"),
+    // Syscall arguments at the edges of 64-bit arithmetic (sleeps for ever, lengths near
+    // 2^64, a 24 GiB file mapping): the simulator must answer each as Linux does, never
+    // abort. Compared, not snapshot: what they test is the kernel's answers.
+    Case {
+        snapshot: false,
+        workload: false,
+        ..case("overflow_nanosleep", "guest_overflow", &["nanosleep"])
+    },
+    Case {
+        snapshot: false,
+        workload: false,
+        ..case(
+            "overflow_clock_nanosleep",
+            "guest_overflow",
+            &["clock_nanosleep"],
+        )
+    },
+    Case {
+        snapshot: false,
+        workload: false,
+        ..case("overflow_lengths", "guest_overflow", &["lengths"])
+    },
+    Case {
+        snapshot: false,
+        workload: false,
+        ..case("overflow_file_mapping", "guest_overflow", &["file_mapping"])
+    },
     // Prints the host's uname, uid-dependent facts and descriptor numbers: compared, not snapshot.
     Case {
         snapshot: false,
@@ -147,6 +174,9 @@ pub const FAULTS: &[(&str, i32)] = &[
     ("cli", 11),
     ("int3", 5),
     ("abort", 4),
+    ("jmp_top", 11),
+    ("jmp_user_end", 11),
+    ("straddle", 11),
 ];
 
 /// The run of `faults` that ends by fault `what`, an entry of [`FAULTS`].
