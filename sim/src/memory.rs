@@ -675,9 +675,33 @@ mod tests {
         space.map_fixed(start, 1 << 40, Prot::NONE).unwrap();
         space.protect(start + (1 << 39), PAGE_SIZE, RW).unwrap();
         space.write(start + (1 << 39), b"x").unwrap();
+        // MADV_DONTNEED over it all walks the frames held, not its 2^28 pages.
+        space.zero(start, 1 << 40).unwrap();
+        assert_eq!(space.read_vec(start + (1 << 39), 1).unwrap(), [0]);
         assert_eq!(space.protect(start, 1 << 40, RW), Err(Errno::ENOMEM));
         space.unmap(start, 1 << 40).unwrap();
         assert!(space.vma_at(start + (1 << 39)).is_none());
+    }
+
+    #[test]
+    fn nothing_maps_above_task_size_and_ranges_past_it_are_refused() {
+        let mut space = AddressSpace::new().unwrap();
+        space
+            .map_fixed(TASK_SIZE - PAGE_SIZE, PAGE_SIZE, RW)
+            .unwrap();
+        assert_eq!(
+            space.map_fixed(TASK_SIZE, PAGE_SIZE, RW),
+            Err(Errno::ENOMEM)
+        );
+        assert!(!space.is_free(TASK_SIZE, PAGE_SIZE));
+        assert_eq!(space.unmap(TASK_SIZE, PAGE_SIZE), Err(Errno::EINVAL));
+        assert_eq!(space.unmap(0x10000, u64::MAX - 0xffff), Err(Errno::EINVAL));
+        assert_eq!(space.protect(0x10000, u64::MAX, RW), Err(Errno::ENOMEM));
+        assert_eq!(space.zero(0x10000, u64::MAX), Err(Errno::EINVAL));
+        assert_eq!(
+            space.move_pages(TASK_SIZE - PAGE_SIZE, u64::MAX, 0x10000),
+            Err(Errno::EFAULT)
+        );
     }
 
     #[test]

@@ -132,3 +132,40 @@ impl Drop for PhysMem {
         unsafe { libc::munmap(self.base.as_ptr().cast(), PHYS_SIZE as usize) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many of `frames` the host backs with a page of their own: written pages are
+    /// mapped exclusively, unwritten ones not at all or to the shared zero page
+    /// (/proc/self/pagemap bit 56, readable without privileges).
+    fn backed(phys: &PhysMem, frames: &[Frame]) -> usize {
+        use std::os::unix::fs::FileExt;
+        let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+        let base = phys.host_base() as u64;
+        frames
+            .iter()
+            .filter(|&&frame| {
+                let mut entry = [0u8; 8];
+                let page = (base + frame * PAGE_SIZE) / PAGE_SIZE;
+                pagemap.read_exact_at(&mut entry, page * 8).unwrap();
+                u64::from_le_bytes(entry) & (1 << 56) != 0
+            })
+            .count()
+    }
+
+    #[test]
+    fn reused_frames_are_zeroed_and_only_written_ones_are_backed() {
+        let mut phys = PhysMem::new().unwrap();
+        let frames: Vec<Frame> = (0..1024).map(|_| phys.alloc().unwrap()).collect();
+        phys.frame_mut(frames[7])[100] = 1;
+        for &frame in &frames {
+            phys.free(frame);
+        }
+        let again: Vec<Frame> = (0..1024).map(|_| phys.alloc().unwrap()).collect();
+        assert!(again.contains(&frames[7]));
+        assert!(phys.frame(frames[7]).iter().all(|&b| b == 0));
+        assert_eq!(backed(&phys, &again), 1, "only the written frame is backed");
+    }
+}
