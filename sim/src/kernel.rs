@@ -161,7 +161,9 @@ impl Kernel {
     pub fn dispatch(&mut self, nr: u64, args: &Args, rip: u64) -> Result<Dispatched, Unsupported> {
         let row = table::lookup(nr);
         let result = match row.map(|r| r.handler) {
-            Some(Handler::Call(handler)) => handler(self, args),
+            // Signals are acted on as the syscall returns to the guest.
+            Some(Handler::Call(handler)) => handler(self, args)
+                .and_then(|value| syscalls::signal::fire_due_alarm(self).map(|()| value)),
             Some(Handler::NoSys) => Err(SysError::Errno(Errno::ENOSYS)),
             None => {
                 let name = syscalls::name(nr);

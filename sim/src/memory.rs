@@ -14,6 +14,9 @@ use crate::machine::physmem::{PhysMem, PhysMemError, PAGE_SIZE};
 
 /// End of the user half (47-bit canonical addresses).
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// Linux's `TASK_SIZE` on x86-64: the top page of the user half is never mapped, so no
+/// mapping reaches the non-canonical hole (a `syscall` in that page would return there).
+pub const TASK_SIZE: u64 = USER_END - PAGE_SIZE;
 /// Top of the initial stack, as Linux places it with ASLR off.
 pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
 /// The stack mapping's size: the default `RLIMIT_STACK`.
@@ -146,10 +149,9 @@ impl AddressSpace {
     pub fn fetch(&self, addr: u64, buf: &mut [u8]) -> usize {
         let mut done = 0;
         while done < buf.len() {
-            let cursor = addr + done as u64;
-            if cursor >= USER_END {
+            let Some(cursor) = addr.checked_add(done as u64).filter(|&c| c < USER_END) else {
                 break;
-            }
+            };
             let Some(leaf) = self.tables.leaf(&self.phys, cursor) else {
                 break;
             };
@@ -175,6 +177,18 @@ impl AddressSpace {
     /// The start of the first area at or above `addr`.
     pub fn next_vma_start(&self, addr: u64) -> Option<u64> {
         self.vmas.range(addr..).next().map(|(&start, _)| start)
+    }
+
+    /// Whether areas cover `[start, end)` without a hole.
+    fn covers(&self, start: u64, end: u64) -> bool {
+        let mut cursor = start;
+        while cursor < end {
+            match self.vma_at(cursor) {
+                Some((_, vma)) => cursor = vma.end,
+                None => return false,
+            }
+        }
+        true
     }
 
     fn overlaps(&self, range: &Range<u64>) -> bool {
@@ -204,7 +218,7 @@ impl AddressSpace {
     pub fn map_fixed(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), Errno> {
         let end = start
             .checked_add(len)
-            .filter(|&e| e <= USER_END)
+            .filter(|&e| e <= TASK_SIZE)
             .ok_or(Errno::ENOMEM)?;
         // Accessible pages get frames now: refuse at once what physical memory cannot hold.
         if prot.accessible() && len / PAGE_SIZE > self.phys.available() {
@@ -246,12 +260,16 @@ impl AddressSpace {
     /// Whether `[start, start + len)` is free of areas.
     pub fn is_free(&self, start: u64, len: u64) -> bool {
         start >= MMAP_MIN_ADDR
-            && start.checked_add(len).is_some_and(|end| end <= USER_END)
+            && start.checked_add(len).is_some_and(|end| end <= TASK_SIZE)
             && !self.overlaps(&(start..start + len))
     }
 
+    /// Unmaps `[start, start + len)`; Linux refuses a range that leaves `TASK_SIZE`.
     pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), Errno> {
-        let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+        if start > TASK_SIZE || len > TASK_SIZE - start {
+            return Err(Errno::EINVAL);
+        }
+        let end = start + len;
         self.split_at(start);
         self.split_at(end);
         let doomed: Vec<(u64, Vma)> = self.vmas.range(start..end).map(|(&s, &v)| (s, v)).collect();
@@ -274,12 +292,10 @@ impl AddressSpace {
     }
 
     pub fn protect(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), Errno> {
-        let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
-        // Linux refuses with ENOMEM when part of the range is unmapped.
-        let mut cursor = start;
-        while cursor < end {
-            let (_, vma) = self.vma_at(cursor).ok_or(Errno::ENOMEM)?;
-            cursor = vma.end;
+        // Linux refuses with ENOMEM a range that wraps or is partly unmapped.
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if !self.covers(start, end) {
+            return Err(Errno::ENOMEM);
         }
         self.split_at(start);
         self.split_at(end);
@@ -319,23 +335,28 @@ impl AddressSpace {
     /// Moves the pages of `[old, old + len)` to `new` without copying (mremap).
     pub fn move_pages(&mut self, old: u64, len: u64, new: u64) -> Result<(), Errno> {
         let (_, vma) = self.vma_at(old).ok_or(Errno::EFAULT)?;
-        if old + len > vma.end {
-            return Err(Errno::EFAULT);
-        }
+        let old_end = old
+            .checked_add(len)
+            .filter(|&e| e <= vma.end)
+            .ok_or(Errno::EFAULT)?;
+        let new_end = new
+            .checked_add(len)
+            .filter(|&e| e <= TASK_SIZE)
+            .ok_or(Errno::ENOMEM)?;
         self.unmap(new, len)?;
         self.split_at(old);
-        self.split_at(old + len);
+        self.split_at(old_end);
         self.vmas.remove(&old);
         self.vmas.insert(
             new,
             Vma {
-                end: new + len,
+                end: new_end,
                 prot: vma.prot,
             },
         );
         let mut held = Vec::new();
         self.tables
-            .for_each_leaf(&self.phys, old, old + len, |page, leaf| {
+            .for_each_leaf(&self.phys, old, old_end, |page, leaf| {
                 held.push((page, leaf))
             });
         for (page, leaf) in held {
@@ -345,7 +366,7 @@ impl AddressSpace {
                 .ok_or(Errno::ENOMEM)?;
         }
         if vma.prot.0 & Prot::EXEC != 0 {
-            self.sync.changed_code.push(old..old + len);
+            self.sync.changed_code.push(old..old_end);
         }
         self.sync.flush_tlb = true;
         Ok(())
@@ -373,15 +394,19 @@ impl AddressSpace {
     }
 
     /// Zeroes whole pages that have frames (MADV_DONTNEED); fails on unmapped pages.
+    /// Walks the frames held, not the range, so a vast reservation costs what it holds.
     pub fn zero(&mut self, start: u64, len: u64) -> Result<(), Errno> {
         let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
-        for page in (start..end).step_by(PAGE_SIZE as usize) {
-            self.vma_at(page).ok_or(Errno::ENOMEM)?;
-            if let Some(leaf) = self.tables.leaf(&self.phys, page) {
-                self.phys.frame_mut(leaf.frame).fill(0);
-                if leaf.flags.execute {
-                    self.sync.stale_pages.push(page);
-                }
+        if !self.covers(start, end) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut held = Vec::new();
+        self.tables
+            .for_each_leaf(&self.phys, start, end, |page, leaf| held.push((page, leaf)));
+        for (page, leaf) in held {
+            self.phys.frame_mut(leaf.frame).fill(0);
+            if leaf.flags.execute {
+                self.sync.stale_pages.push(page);
             }
         }
         Ok(())
@@ -456,7 +481,7 @@ impl AddressSpace {
     pub fn peek(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let mut done = 0;
         while done < buf.len() {
-            let cursor = addr + done as u64;
+            let cursor = addr.checked_add(done as u64).ok_or(Errno::EFAULT)?;
             let leaf = self
                 .tables
                 .leaf(&self.phys, cursor)
@@ -650,9 +675,33 @@ mod tests {
         space.map_fixed(start, 1 << 40, Prot::NONE).unwrap();
         space.protect(start + (1 << 39), PAGE_SIZE, RW).unwrap();
         space.write(start + (1 << 39), b"x").unwrap();
+        // MADV_DONTNEED over it all walks the frames held, not its 2^28 pages.
+        space.zero(start, 1 << 40).unwrap();
+        assert_eq!(space.read_vec(start + (1 << 39), 1).unwrap(), [0]);
         assert_eq!(space.protect(start, 1 << 40, RW), Err(Errno::ENOMEM));
         space.unmap(start, 1 << 40).unwrap();
         assert!(space.vma_at(start + (1 << 39)).is_none());
+    }
+
+    #[test]
+    fn nothing_maps_above_task_size_and_ranges_past_it_are_refused() {
+        let mut space = AddressSpace::new().unwrap();
+        space
+            .map_fixed(TASK_SIZE - PAGE_SIZE, PAGE_SIZE, RW)
+            .unwrap();
+        assert_eq!(
+            space.map_fixed(TASK_SIZE, PAGE_SIZE, RW),
+            Err(Errno::ENOMEM)
+        );
+        assert!(!space.is_free(TASK_SIZE, PAGE_SIZE));
+        assert_eq!(space.unmap(TASK_SIZE, PAGE_SIZE), Err(Errno::EINVAL));
+        assert_eq!(space.unmap(0x10000, u64::MAX - 0xffff), Err(Errno::EINVAL));
+        assert_eq!(space.protect(0x10000, u64::MAX, RW), Err(Errno::ENOMEM));
+        assert_eq!(space.zero(0x10000, u64::MAX), Err(Errno::EINVAL));
+        assert_eq!(
+            space.move_pages(TASK_SIZE - PAGE_SIZE, u64::MAX, 0x10000),
+            Err(Errno::EFAULT)
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub struct DecodedBlock {
 }
 
 pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock, TranslateError> {
-    let page_end = (start & !(PAGE_SIZE - 1)) + PAGE_SIZE;
+    // The last page of the address space is the kernel's, and there is no page after it for
+    // a block's end to name: ring 3 cannot fetch there.
+    let page_end = (start & !(PAGE_SIZE - 1))
+        .checked_add(PAGE_SIZE)
+        .ok_or(TranslateError::Unfetchable(start))?;
     let mut bytes = vec![0u8; (page_end - start) as usize + MAX_INSTRUCTION_LENGTH];
     let available = source.read_code(start, &mut bytes);
     if available == 0 {
@@ -88,6 +92,27 @@ mod tests {
             buf[..n].copy_from_slice(&self.0[start..start + n]);
             n
         }
+    }
+
+    /// Serves every address: as if the whole address space were guest code.
+    struct Everywhere;
+
+    impl CodeSource for Everywhere {
+        fn read_code(&self, _addr: u64, buf: &mut [u8]) -> usize {
+            buf.fill(0x90);
+            buf.len()
+        }
+    }
+
+    #[test]
+    fn the_last_page_of_the_address_space_is_unfetchable() {
+        let start = u64::MAX - 5;
+        assert!(matches!(
+            decode_block(&Everywhere, start),
+            Err(TranslateError::Unfetchable(at)) if at == start
+        ));
+        let below = decode_block(&Everywhere, u64::MAX - PAGE_SIZE - 5).unwrap();
+        assert_eq!(below.end, u64::MAX - PAGE_SIZE + 1);
     }
 
     #[test]

@@ -232,6 +232,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::rt_sigaction, "vppv", signal::rt_sigaction),
     call(Sysno::rt_sigprocmask, "vppv", signal::rt_sigprocmask),
     call(Sysno::sigaltstack, "pp", signal::sigaltstack),
+    call(Sysno::alarm, "v", signal::alarm),
     call(Sysno::kill, "iv", signal::kill),
     call(Sysno::tgkill, "iiv", signal::tgkill),
     call(Sysno::tkill, "iv", signal::tkill),

@@ -4,7 +4,7 @@ use nix::errno::Errno;
 
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 use crate::machine::physmem::PAGE_SIZE;
-use crate::memory::{page_up, Prot};
+use crate::memory::{page_up, Prot, MMAP_MIN_ADDR, TASK_SIZE};
 
 fn aligned(addr: u64) -> Result<(), Errno> {
     if addr.is_multiple_of(PAGE_SIZE) {
@@ -50,11 +50,25 @@ const KNOWN_FLAGS: u64 = (libc::MAP_FIXED
     | libc::MAP_NONBLOCK) as u64
     | MAP_TYPE;
 
+/// mmap's length as Linux's do_mmap takes it: zero is EINVAL; a length that rounds past
+/// 2^64 (PAGE_ALIGN wraps to 0 in C) or past `TASK_SIZE` is ENOMEM.
+fn mmap_length(len: u64) -> Result<u64, Errno> {
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    page_up(len)
+        .filter(|&l| l <= TASK_SIZE)
+        .ok_or(Errno::ENOMEM)
+}
+
+/// Linux's largest file offset (`MAX_LFS_FILESIZE`): a file mapping must end below it.
+const MAX_FILE_OFFSET: u64 = i64::MAX as u64;
+
 pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
     let [addr, len, prot_bits, flags, fd, offset] = *a;
-    let len = length(len)?;
-    let prot = prot(prot_bits)?;
     aligned(offset)?;
+    let len = mmap_length(len)?;
+    let prot = prot(prot_bits)?;
     if flags & !KNOWN_FLAGS != 0 {
         return Err(SysError::Unsupported(format!(
             "mmap flags {:#x}",
@@ -78,13 +92,25 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
     let file = if anonymous {
         None
     } else {
-        Some(k.fds.host(fd)?)
+        let host_fd = k.fds.host(fd)?;
+        // file_mmap_ok: the mapping must end within the largest file.
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > MAX_FILE_OFFSET)
+        {
+            return Err(Errno::EOVERFLOW.into());
+        }
+        Some(host_fd)
     };
 
     let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) as u64 != 0;
     // vm.mmap_min_addr: no mapping may be forced below it.
-    if fixed && addr < crate::memory::MMAP_MIN_ADDR {
+    if fixed && addr < MMAP_MIN_ADDR {
         return Err(Errno::EPERM.into());
+    }
+    // get_unmapped_area: a fixed mapping must end within TASK_SIZE.
+    if fixed && addr > TASK_SIZE - len {
+        return Err(Errno::ENOMEM.into());
     }
     let start = if flags & libc::MAP_FIXED as u64 != 0 {
         aligned(addr)?;
@@ -102,25 +128,48 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
     };
     k.mem.map_fixed(start, len, prot)?;
     if let Some(host_fd) = file {
-        let mut contents = vec![0u8; len as usize];
-        // SAFETY: `contents` has the length passed.
-        let got = unsafe {
-            libc::pread(
-                host_fd,
-                contents.as_mut_ptr().cast(),
-                contents.len(),
-                offset as i64,
-            )
-        };
-        if got < 0 {
-            let errno = Errno::last();
+        if let Err(errno) = read_file_pages(k, host_fd, start, len, offset) {
             k.mem.unmap(start, len)?;
             return Err(errno.into());
         }
-        k.mem.fill(start, &contents[..got as usize]);
-        k.mem.note_copied(got as u64);
     }
     Ok(start)
+}
+
+/// Fills a new private file mapping from the file, a page at a time, so the host never holds
+/// more than a page of it however large the guest asks the mapping to be. Pages past the end
+/// of the file stay zero. (`mmap` checked that `offset + len` is a file offset.)
+fn read_file_pages(
+    k: &mut Kernel,
+    host_fd: i32,
+    start: u64,
+    len: u64,
+    offset: u64,
+) -> Result<(), Errno> {
+    let mut page = [0u8; PAGE_SIZE as usize];
+    let mut done = 0;
+    while done < len {
+        // SAFETY: `page` has the length passed.
+        let got = unsafe {
+            libc::pread(
+                host_fd,
+                page.as_mut_ptr().cast(),
+                page.len(),
+                (offset + done) as i64,
+            )
+        };
+        if got < 0 {
+            return Err(Errno::last());
+        }
+        if got == 0 {
+            break;
+        }
+        let got = (got as u64).min(len - done);
+        k.mem.fill(start + done, &page[..got as usize]);
+        k.mem.note_copied(got);
+        done += got;
+    }
+    Ok(())
 }
 
 pub fn munmap(k: &mut Kernel, a: &Args) -> SysResult {
@@ -138,23 +187,42 @@ pub fn mprotect(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// mremap, with Linux 6.1's checks in its order. (Linux 6.17 and later refuse a new length
+/// beyond `TASK_SIZE` with EINVAL before looking at the area; 6.1 answers EFAULT or ENOMEM.)
 pub fn mremap(k: &mut Kernel, a: &Args) -> SysResult {
     let [old, old_len, new_len, flags, ..] = *a;
-    aligned(old)?;
-    let (old_len, new_len) = (length(old_len)?, length(new_len)?);
+    let known = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) as u64;
+    if flags & !known != 0 {
+        return Err(Errno::EINVAL.into());
+    }
     if flags & !(libc::MREMAP_MAYMOVE as u64) != 0 {
         return Err(SysError::Unsupported(format!("mremap flags {flags:#x}")));
     }
+    aligned(old)?;
+    // PAGE_ALIGN wraps to 0 in C; an old length of 0 is refused below for private areas.
+    let old_len = page_up(old_len).unwrap_or(0);
+    let new_len = length(new_len)?;
     let (_, vma) = k.mem.vma_at(old).ok_or(Errno::EFAULT)?;
-    if new_len <= old_len {
-        if new_len < old_len {
-            k.mem.unmap(old + new_len, old_len - new_len)?;
+    // Always allow a shrinking remap: it unmaps the tail (munmap's checks apply).
+    if old_len >= new_len {
+        if old_len > new_len {
+            let tail = old.checked_add(new_len).ok_or(Errno::EINVAL)?;
+            k.mem.unmap(tail, old_len - new_len)?;
         }
         return Ok(old);
     }
+    // Growing (vma_to_resize): old length 0 duplicates shared areas only, and the old
+    // range must lie within one area.
+    if old_len == 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    if old_len > vma.end - old {
+        return Err(Errno::EFAULT.into());
+    }
+    let old_end = old + old_len;
     let extra = new_len - old_len;
-    if k.mem.is_free(old + old_len, extra) {
-        k.mem.map_fixed(old + old_len, extra, vma.prot)?;
+    if old_end == vma.end && k.mem.is_free(old_end, extra) {
+        k.mem.map_fixed(old_end, extra, vma.prot)?;
         return Ok(old);
     }
     if flags & libc::MREMAP_MAYMOVE as u64 == 0 {

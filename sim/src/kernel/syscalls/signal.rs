@@ -1,10 +1,12 @@
 //! Signals: dispositions and the mask are recorded; a signal whose action is the default
 //! one ends the process as Linux would. Running a guest handler (delivery) is not modelled
-//! yet, and stops the run with a message that says so.
+//! yet, and stops the run with a message that says so. `alarm` runs on the virtual clock:
+//! it fires during a sleep that reaches it, or on return from the first syscall after it.
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
+use super::time::NS_PER_SECOND;
 use crate::kernel::{Args, Exit, Kernel, SysError, SysResult, GUEST_PID};
 
 const NSIG: usize = 64;
@@ -53,6 +55,8 @@ pub struct SignalState {
     mask: u64,
     pending: u64,
     altstack: [u8; 24],
+    /// When the alarm fires, on the virtual clock (`Kernel::elapsed_ns`).
+    alarm_at: Option<u64>,
 }
 
 impl Default for SignalState {
@@ -64,6 +68,7 @@ impl Default for SignalState {
             mask: 0,
             pending: 0,
             altstack,
+            alarm_at: None,
         }
     }
 }
@@ -72,6 +77,11 @@ impl SignalState {
     /// The handler word of signal `signo`: SIG_DFL, SIG_IGN or a guest address.
     pub fn handler(&self, signo: usize) -> u64 {
         u64::from_le_bytes(self.actions[signo][..8].try_into().unwrap())
+    }
+
+    /// When the pending alarm fires, if one is set.
+    pub fn alarm_deadline(&self) -> Option<u64> {
+        self.alarm_at
     }
 }
 
@@ -209,6 +219,34 @@ pub fn sigaltstack(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// Sends SIGALRM if the virtual clock has reached the alarm.
+pub fn fire_due_alarm(k: &mut Kernel) -> Result<(), SysError> {
+    match k.signals.alarm_at {
+        Some(at) if at <= k.elapsed_ns => {
+            k.signals.alarm_at = None;
+            send(k, libc::SIGALRM as usize)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Seconds left until `at`, rounded as Linux's alarm reports them: to the nearest second,
+/// and at least 1 while any time is left.
+fn seconds_left(at: u64, now: u64) -> u64 {
+    let left = at.saturating_sub(now);
+    let (seconds, micros) = (left / NS_PER_SECOND, left % NS_PER_SECOND / 1000);
+    seconds + u64::from((seconds == 0 && micros != 0) || micros >= 500_000)
+}
+
+pub fn alarm(k: &mut Kernel, a: &Args) -> SysResult {
+    // The argument is an unsigned int.
+    let seconds = u64::from(a[0] as u32);
+    let now = k.elapsed_ns;
+    let previous = k.signals.alarm_at.map_or(0, |at| seconds_left(at, now));
+    k.signals.alarm_at = (seconds != 0).then(|| now.saturating_add(seconds * NS_PER_SECOND));
+    Ok(previous)
+}
+
 /// Whether kill's `pid` names this process (or its group, of which it is the only member).
 /// -1 means every process but the caller: with one process, nobody.
 fn is_self(pid: u64) -> bool {
@@ -269,5 +307,14 @@ mod tests {
         );
         assert_eq!(default_action(libc::SIGTSTP as usize), DefaultAction::Stop);
         assert_eq!(default_action(40), DefaultAction::Terminate);
+    }
+
+    #[test]
+    fn alarm_reports_the_seconds_left_as_linux_rounds_them() {
+        assert_eq!(seconds_left(10 * NS_PER_SECOND, 0), 10);
+        assert_eq!(seconds_left(NS_PER_SECOND, NS_PER_SECOND - 1000), 1);
+        assert_eq!(seconds_left(NS_PER_SECOND, NS_PER_SECOND), 0);
+        assert_eq!(seconds_left(5 * NS_PER_SECOND + 600_000_000, 0), 6);
+        assert_eq!(seconds_left(5 * NS_PER_SECOND + 400_000_000, 0), 5);
     }
 }

@@ -1,18 +1,26 @@
 //! Time, on the virtual clock: it advances with simulated cycles (and with sleeps, which
 //! take no real time), so runs are reproducible and fast.
+//!
+//! Like Linux's clocks, the virtual clock saturates at `KTIME_MAX` (about 292 years): a
+//! sleep "for ever" (`tv_sec = INT64_MAX`) ends when the clock gets there, as Linux's timer
+//! would, and the guest goes on. A pending `alarm` ends such a sleep first.
 
 use nix::errno::Errno;
 
+use super::signal;
 use crate::kernel::{Args, Kernel, SysResult};
 
 /// The virtual wall clock starts at 2025-01-01T00:00:00Z.
 pub const EPOCH_NS: u64 = 1_735_689_600 * 1_000_000_000;
 const TICKS_PER_SECOND: u64 = 100;
+/// Linux's `KTIME_MAX`: the latest time its clocks and timers can hold, in nanoseconds.
+pub const KTIME_MAX: u64 = i64::MAX as u64;
+pub const NS_PER_SECOND: u64 = 1_000_000_000;
 
 fn timespec(ns: u64) -> [u8; 16] {
     let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
-    out[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
+    out[..8].copy_from_slice(&(ns / NS_PER_SECOND).to_le_bytes());
+    out[8..].copy_from_slice(&(ns % NS_PER_SECOND).to_le_bytes());
     out
 }
 
@@ -20,11 +28,11 @@ fn read_timespec(k: &mut Kernel, addr: u64) -> Result<u64, Errno> {
     let raw = k.mem.read_vec(addr, 16)?;
     let secs = i64::from_le_bytes(raw[..8].try_into().unwrap());
     let nanos = i64::from_le_bytes(raw[8..].try_into().unwrap());
-    if secs < 0 || !(0..1_000_000_000).contains(&nanos) {
+    if secs < 0 || !(0..NS_PER_SECOND as i64).contains(&nanos) {
         return Err(Errno::EINVAL);
     }
     Ok((secs as u64)
-        .saturating_mul(1_000_000_000)
+        .saturating_mul(NS_PER_SECOND)
         .saturating_add(nanos as u64))
 }
 
@@ -32,7 +40,7 @@ fn read_timespec(k: &mut Kernel, addr: u64) -> Result<u64, Errno> {
 fn clock(k: &Kernel, id: u64) -> Result<u64, Errno> {
     match id as i32 {
         libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI => {
-            Ok(EPOCH_NS + k.elapsed_ns)
+            Ok(EPOCH_NS.saturating_add(k.elapsed_ns))
         }
         libc::CLOCK_MONOTONIC
         | libc::CLOCK_MONOTONIC_RAW
@@ -59,10 +67,10 @@ pub fn clock_getres(k: &mut Kernel, a: &Args) -> SysResult {
 
 pub fn gettimeofday(k: &mut Kernel, a: &Args) -> SysResult {
     if a[0] != 0 {
-        let now = EPOCH_NS + k.elapsed_ns;
+        let now = EPOCH_NS.saturating_add(k.elapsed_ns);
         let mut tv = [0u8; 16];
-        tv[..8].copy_from_slice(&(now / 1_000_000_000).to_le_bytes());
-        tv[8..].copy_from_slice(&(now % 1_000_000_000 / 1000).to_le_bytes());
+        tv[..8].copy_from_slice(&(now / NS_PER_SECOND).to_le_bytes());
+        tv[8..].copy_from_slice(&(now % NS_PER_SECOND / 1000).to_le_bytes());
         k.mem.write(a[0], &tv)?;
     }
     if a[1] != 0 {
@@ -72,47 +80,59 @@ pub fn gettimeofday(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn time(k: &mut Kernel, a: &Args) -> SysResult {
-    let secs = (EPOCH_NS + k.elapsed_ns) / 1_000_000_000;
+    let secs = EPOCH_NS.saturating_add(k.elapsed_ns) / NS_PER_SECOND;
     if a[0] != 0 {
         k.mem.write(a[0], &secs.to_le_bytes())?;
     }
     Ok(secs)
 }
 
-fn sleep(k: &mut Kernel, ns: u64, remaining: u64) -> SysResult {
-    k.slept_ns = k.slept_ns.saturating_add(ns);
-    if remaining != 0 {
-        k.mem.write(remaining, &timespec(0))?;
+/// What Linux's sleeps return when a signal cuts them short (include/linux/errno.h): kernel
+/// values that the guest never sees, as the signal ends the process, but a tracer does.
+const ERESTARTNOHAND: u64 = 514;
+const ERESTART_RESTARTBLOCK: u64 = 516;
+
+/// Moves the virtual clock forward to `at` without CPU work.
+fn advance_to(k: &mut Kernel, at: u64) {
+    let gap = at.saturating_sub(k.elapsed_ns);
+    k.slept_ns += gap;
+    k.elapsed_ns += gap;
+}
+
+/// Sleeps `ns` on the virtual clock, up to `KTIME_MAX`. A due alarm wakes the process first;
+/// its signal only interrupts the sleep by ending the process (handlers are not modelled),
+/// and the sleep then returns `interrupted`; a blocked or ignored one lets the sleep go on,
+/// as on Linux. Never interrupted, the sleep leaves the remaining-time argument unwritten.
+fn sleep(k: &mut Kernel, ns: u64, interrupted: u64) -> SysResult {
+    let wake = k.elapsed_ns.saturating_add(ns).min(KTIME_MAX);
+    if let Some(alarm) = k.signals.alarm_deadline().filter(|&at| at <= wake) {
+        advance_to(k, alarm);
+        signal::fire_due_alarm(k)?;
+        if k.exit.is_some() {
+            return Ok(interrupted.wrapping_neg());
+        }
     }
+    advance_to(k, wake);
     Ok(0)
 }
 
 pub fn nanosleep(k: &mut Kernel, a: &Args) -> SysResult {
     let ns = read_timespec(k, a[0])?;
-    sleep(k, ns, a[1])
+    sleep(k, ns, ERESTART_RESTARTBLOCK)
 }
 
 pub fn clock_nanosleep(k: &mut Kernel, a: &Args) -> SysResult {
     let now = clock(k, a[0])?;
     let request = read_timespec(k, a[2])?;
-    let ns = if a[1] & libc::TIMER_ABSTIME as u64 != 0 {
-        request.saturating_sub(now)
+    if a[1] & libc::TIMER_ABSTIME as u64 != 0 {
+        sleep(k, request.saturating_sub(now), ERESTARTNOHAND)
     } else {
-        request
-    };
-    sleep(
-        k,
-        ns,
-        if a[1] & libc::TIMER_ABSTIME as u64 != 0 {
-            0
-        } else {
-            a[3]
-        },
-    )
+        sleep(k, request, ERESTART_RESTARTBLOCK)
+    }
 }
 
 fn ticks(ns: u64) -> u64 {
-    ns / (1_000_000_000 / TICKS_PER_SECOND)
+    ns / (NS_PER_SECOND / TICKS_PER_SECOND)
 }
 
 pub fn times(k: &mut Kernel, a: &Args) -> SysResult {
@@ -133,8 +153,8 @@ pub fn getrusage(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let mut usage = [0u8; std::mem::size_of::<libc::rusage>()];
     if a[0] as i32 != libc::RUSAGE_CHILDREN {
-        usage[..8].copy_from_slice(&(k.cpu_ns / 1_000_000_000).to_le_bytes());
-        usage[8..16].copy_from_slice(&(k.cpu_ns % 1_000_000_000 / 1000).to_le_bytes());
+        usage[..8].copy_from_slice(&(k.cpu_ns / NS_PER_SECOND).to_le_bytes());
+        usage[8..16].copy_from_slice(&(k.cpu_ns % NS_PER_SECOND / 1000).to_le_bytes());
     }
     k.mem.write(a[1], &usage)?;
     Ok(0)
