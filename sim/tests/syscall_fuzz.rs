@@ -16,6 +16,7 @@ use nix::errno::Errno;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sim::kernel::fd::FdTable;
+use sim::kernel::syscalls::ids::Credentials;
 use sim::kernel::syscalls::time::KTIME_MAX;
 use sim::kernel::table::TABLE;
 use sim::kernel::{Args, Kernel, OnUnsupported};
@@ -176,14 +177,17 @@ fn kernel(dir: &TempDir, rng: &mut ChaCha20Rng) -> Kernel {
     std::fs::write(&file, b"ringsim syscall fuzz\n".repeat(300)).unwrap();
     fds.install(std::fs::File::open(&file).unwrap().into(), false, 3)
         .unwrap();
-    Kernel::new(
+    let mut kernel = Kernel::new(
         mem,
-        fds,
         file,
         b"fuzz".to_vec(),
         ChaCha20Rng::seed_from_u64(rng.next_u64()),
+        // An ordinary user's ids, whoever runs the test (the set*id calls are modelled).
+        Credentials::new([1000; 3], [1000; 3], vec![1000]),
         OnUnsupported::Enosys,
-    )
+    );
+    kernel.fds = fds;
+    kernel
 }
 
 /// Values where Linux's checks and the simulator's arithmetic change course.
