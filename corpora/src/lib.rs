@@ -94,10 +94,11 @@ pub const CASES: &[Case] = &[
     probe("jump_table"),
     probe("popfw"),
     probe("prefixed_syscall"),
-    // Code that changes under its translations (issue 8): on frames that moved, and in the
-    // entry block.
+    // Code that changes under its translations (issue 8): on frames that moved, in the entry
+    // block, and just ahead of the store that changes it.
     probe("smc_remap"),
     probe("smc_entry"),
+    probe("smc_ahead"),
     // A selector loaded into FS sets its base: arch_prctl must read it from the CPU.
     probe("fs_selector"),
     // Everything after the program is its own: simulate's options and `--` included (issue 8 F).

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use iced_x86::{Decoder, DecoderOptions};
+use iced_x86::{Decoder, DecoderOptions, FlowControl};
 use translator::cpu::LACKING;
 use translator::Source;
 
@@ -314,6 +314,18 @@ impl BlockCounter {
             return None;
         }
         Some(Self::decode(block, (rip - block) as u32, mem).instructions)
+    }
+
+    /// Whether the instruction at `addr` goes on to the next one, so a block would not end
+    /// with it: not a branch, not a repeated string instruction.
+    pub fn runs_on(addr: u64, mem: &AddressSpace) -> bool {
+        let mut bytes = [0u8; 15];
+        let fetched = mem.fetch(addr, &mut bytes);
+        let instruction =
+            Decoder::with_ip(64, &bytes[..fetched], addr, DecoderOptions::NONE).decode();
+        instruction.flow_control() == FlowControl::Next
+            && !(instruction.is_string_instruction()
+                && (instruction.has_rep_prefix() || instruction.has_repne_prefix()))
     }
 
     /// Forgets blocks that start in `page`: its code changed.

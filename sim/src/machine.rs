@@ -21,7 +21,7 @@ use unicorn_engine::{
 use crate::bt::cache::CacheSync;
 use crate::bt::layout::{self, Hypercall, RUNTIME};
 use crate::memory::USER_END;
-use crate::process::{Finished, Flow, Process};
+use crate::process::{Finished, Flow, Process, RunUntil};
 use syscalls::x86_64::Sysno;
 
 /// Start of the kernel half of the address space.
@@ -249,26 +249,33 @@ impl Machine {
         }
         let mut start = self.start;
         loop {
-            let until = self.uc.get_data().run_until.unwrap_or(NEVER_REACHED);
+            let until = self
+                .uc
+                .get_data()
+                .run_until
+                .map_or(NEVER_REACHED, RunUntil::address);
             let result = self.uc.emu_start(start, until, 0, 0);
             let rip = self.uc.pc_read().unwrap_or(0);
             let process = self.uc.get_data_mut();
             let stopped = process.stop.is_some();
             match result {
-                // Stopped to bring the CPU up to date after guest code changed: go on.
+                // Stopped before the block after a store that changed translated code, to
+                // bring the CPU up to date: go on.
                 Ok(()) if !stopped && process.resync.is_some() => {
-                    // Emulation may stop mid-block: the rest of it runs again, counted anew.
-                    process.uncount_rest_of_block(rip);
                     let sync = process.resync.take().unwrap_or_default();
+                    start = process.resume_after_store(rip);
                     catch_up(&mut self.uc, &sync);
-                    start = rip;
                     continue;
                 }
-                // At an instruction the CPU model lacks: #UD, as on a CPU without it.
-                Ok(()) if !stopped && process.run_until == Some(rip) => {
-                    process.invalid_instruction(rip)
+                // At the place `run_until` names.
+                Ok(()) if !stopped && process.run_until.map(RunUntil::address) == Some(rip) => {
+                    if let Some(next) = process.reached_run_until(rip) {
+                        start = next;
+                        continue;
+                    }
                 }
-                // Stopped before a block with such an instruction: run up to it.
+                // Stopped before a block with an instruction the CPU model lacks: run up
+                // to it.
                 Ok(()) if !stopped && process.run_until.is_some() => {
                     start = rip;
                     continue;
@@ -462,11 +469,7 @@ fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
                     frame,
                     frame + physmem::PAGE_SIZE - 1,
                     move |uc, _, _, _, _| {
-                        guarded(uc, |uc| {
-                            if uc.get_data_mut().watched_write(frame) {
-                                let _ = uc.emu_stop();
-                            }
-                        });
+                        guarded(uc, |uc| uc.get_data_mut().watched_write(frame));
                         true
                     },
                 );

@@ -36,6 +36,24 @@ pub enum Stop {
     Internal(String),
 }
 
+/// A place the machine runs up to (Unicorn's `until`), and what happens there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunUntil {
+    /// An instruction the CPU model lacks, in a block about to run: #UD there.
+    Lacking(u64),
+    /// The next guest instruction's translation in a block a store of its own dropped: go
+    /// on from the guest instruction's new translation, through the dispatcher.
+    Redispatch { at: u64, guest: u64 },
+}
+
+impl RunUntil {
+    pub fn address(self) -> u64 {
+        match self {
+            RunUntil::Lacking(at) | RunUntil::Redispatch { at, .. } => at,
+        }
+    }
+}
+
 /// What only a translated run has to report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ring0Counts {
@@ -99,9 +117,8 @@ pub struct Process {
     ring0: Ring0Counts,
     /// CPU work waiting for the emulation to stop (see `watched_write`).
     pub resync: Option<CacheSync>,
-    /// An instruction the CPU model lacks, in a block about to run: the machine runs up to
-    /// it, where it raises #UD.
-    pub run_until: Option<u64>,
+    /// Where the machine must stop next, and why.
+    pub run_until: Option<RunUntil>,
     /// The emulator write hooks on frames of guest code, by frame (physical address).
     pub watch_hooks: HashMap<u64, UcHookId>,
     /// Whether `finish` disassembles the code cache.
@@ -142,8 +159,12 @@ impl Process {
         }
     }
 
-    /// Counts a block about to run; false when the instruction limit says stop.
+    /// Counts a block about to run; false when it must not run yet: the CPU must catch up
+    /// with changed code first, or the instruction limit says stop.
     pub fn enter_block(&mut self, addr: u64, size: u32) -> bool {
+        if self.resync.is_some() {
+            return false;
+        }
         let cache = &self.cache;
         let end = addr + size as u64;
         let mut count =
@@ -155,8 +176,11 @@ impl Process {
         // Unicorn's core would run it: stop before the block runs, and let the machine
         // run it again up to that instruction.
         if let (Some(at), None) = (count.lacking, self.run_until) {
-            self.run_until = Some(at);
+            self.run_until = Some(RunUntil::Lacking(at));
             return false;
+        }
+        if self.cache.is_none() && self.restarts_after_store(addr, count.instructions) {
+            self.uncount_rest_of_block(addr);
         }
         // A further iteration of the rep instruction the previous block ended with.
         let previous = &self.current_block;
@@ -188,6 +212,22 @@ impl Process {
             }
             _ => true,
         }
+    }
+
+    /// Whether the one-instruction block at `addr` is Unicorn (QEMU) starting again at a
+    /// store that changed the code of the block running it: QEMU drops that block and goes
+    /// on from the store in a block of that one instruction, so what the dropped block
+    /// counted from the store on never ran. Only a store in a writable code page does this,
+    /// within the block before (at its start, if the store began it), and a block starting
+    /// there would otherwise run on past it.
+    fn restarts_after_store(&self, addr: u64, instructions: u32) -> bool {
+        let previous = &self.current_block;
+        instructions == 1
+            && previous.addr <= addr
+            && addr < previous.addr + previous.size as u64
+            && !(addr == previous.addr && previous.instructions == 1)
+            && self.kernel.mem.is_writable_code(addr)
+            && BlockCounter::runs_on(addr, &self.kernel.mem)
     }
 
     /// The counts as of now, with the instruction total from the clock.
@@ -341,6 +381,10 @@ impl Process {
         let target = self.kernel.mem.read_kernel_u64(RUNTIME.target);
         let cache = self.cache.as_mut().expect("hypercalls come from ring 0");
         cache.retire_dead_blocks(rip);
+        // The dropped block left by another way than its next instruction: nothing to do.
+        if matches!(self.run_until, Some(RunUntil::Redispatch { .. })) {
+            self.run_until = None;
+        }
         let known = cache.knows(target);
         match call {
             Hypercall::Indirect => {
@@ -485,23 +529,61 @@ impl Process {
     }
 
     /// A guest write to the watched frame at physical address `frame`: if code was
-    /// translated from the pages on it, drop that code, and ask the machine to stop after
-    /// this block to bring the CPU up to date (invalidating emulator translations from
-    /// inside a running block is not safe).
-    pub fn watched_write(&mut self, frame: u64) -> bool {
+    /// translated from the pages on it, drop that code, and have the machine stop before
+    /// the next block to bring the CPU up to date. Not at once: invalidating emulator
+    /// translations inside a running block is not safe, and Unicorn would stop with RIP
+    /// still on the store, which has happened (a read-modify-write would run twice). The
+    /// store ends its block (see `translator::CodeSource::is_writable`).
+    pub fn watched_write(&mut self, frame: u64) {
         let pages = self
             .cache
             .as_ref()
             .map(|cache| cache.pages_on_frame(frame))
             .unwrap_or_default();
         if pages.is_empty() {
-            return false;
+            return;
         }
         let sync = self.code_changed(&pages);
         self.resync
             .get_or_insert_with(CacheSync::default)
             .merge(sync);
-        true
+    }
+
+    /// Where the machine goes on after a store dropped translations: `rip`, where the next
+    /// block would have begun, unless that is in a dropped block. Then the guest
+    /// instruction there goes on from its new translation, through the dispatcher: at once
+    /// when `rip` begins its translation, else once the old one ends (`run_until`).
+    pub fn resume_after_store(&mut self, rip: u64) -> u64 {
+        let Some(cache) = self.cache.as_ref().filter(|cache| cache.is_dropped(rip)) else {
+            return rip;
+        };
+        match (cache.guest_address_of(rip), cache.boundary_containing(rip)) {
+            (Some(guest), Some(boundary)) if boundary == rip => {
+                self.kernel.mem.fill(RUNTIME.target, &guest.to_le_bytes());
+                crate::bt::layout::DISPATCH
+            }
+            _ => {
+                if let Some((at, guest)) = cache.next_boundary(rip) {
+                    self.run_until = Some(RunUntil::Redispatch { at, guest });
+                }
+                rip
+            }
+        }
+    }
+
+    /// The machine reached `run_until`'s place; returns where to go on, if anywhere.
+    pub fn reached_run_until(&mut self, rip: u64) -> Option<u64> {
+        match self.run_until.take() {
+            Some(RunUntil::Lacking(_)) => {
+                self.invalid_instruction(rip);
+                None
+            }
+            Some(RunUntil::Redispatch { guest, .. }) => {
+                self.kernel.mem.fill(RUNTIME.target, &guest.to_le_bytes());
+                Some(crate::bt::layout::DISPATCH)
+            }
+            None => Some(rip),
+        }
     }
 
     /// Every guest page with translations (for changes that name no page).

@@ -2,7 +2,10 @@
 //! block, the end of the guest page, or a length limit. Conditional jumps do not end it,
 //! up to a limit: a block is a superblock with side exits.
 
-use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction};
+use iced_x86::{
+    Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory,
+    OpAccess,
+};
 
 use crate::rules::{classify, Class};
 use crate::{CodeSource, TranslateError};
@@ -48,6 +51,8 @@ pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock,
     bytes.truncate(available);
     // MPX decoding, so the guest's own bnd* instructions are seen for what they are.
     let mut decoder = Decoder::with_ip(64, &bytes, start, DecoderOptions::MPX);
+    // A block stays in its page, so one answer holds for all of it.
+    let mut stores = source.is_writable(start).then(InstructionInfoFactory::new);
     let mut entries = Vec::new();
     let mut end = start;
     let mut side_exits = 0;
@@ -62,9 +67,13 @@ pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock,
         // ud2 and its kin always fault: nothing after them runs.
         let class = classify(&instruction);
         side_exits += usize::from(class == Class::ConditionalJump);
+        let writes_code_page = stores
+            .as_mut()
+            .is_some_and(|info| writes_memory(info, &instruction));
         if class.ends_block()
             || side_exits > MAX_SIDE_EXITS
             || instruction.flow_control() == FlowControl::Exception
+            || writes_code_page
         {
             break;
         }
@@ -76,6 +85,16 @@ pub fn decode_block(source: &dyn CodeSource, start: u64) -> Result<DecodedBlock,
         entries,
         end,
         bytes,
+    })
+}
+
+/// Whether `instruction` may write memory (stack pushes included).
+fn writes_memory(info: &mut InstructionInfoFactory, instruction: &Instruction) -> bool {
+    info.info(instruction).used_memory().iter().any(|memory| {
+        matches!(
+            memory.access(),
+            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+        )
     })
 }
 
@@ -123,5 +142,32 @@ mod tests {
         let block = decode_block(&Bytes(code), 0x1000).unwrap();
         assert_eq!(block.entries.len(), 6, "three tests and three jumps");
         assert_eq!(block.end, 0x100c);
+    }
+
+    /// Code the guest can write: as `Bytes`, from a writable page.
+    struct Writable(Vec<u8>);
+
+    impl CodeSource for Writable {
+        fn read_code(&self, addr: u64, buf: &mut [u8]) -> usize {
+            Bytes(self.0.clone()).read_code(addr, buf)
+        }
+
+        fn is_writable(&self, _addr: u64) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_block_from_a_writable_page_ends_after_each_store() {
+        // add byte [rip+1], 2; mov edi, 7; push rax; ret
+        let code = vec![
+            0x80, 0x05, 0x01, 0x00, 0x00, 0x00, 0x02, 0xbf, 0x07, 0, 0, 0, 0x50, 0xc3,
+        ];
+        let read_only = decode_block(&Bytes(code.clone()), 0x1000).unwrap();
+        assert_eq!(read_only.entries.len(), 4);
+        let first = decode_block(&Writable(code.clone()), 0x1000).unwrap();
+        assert_eq!(first.entries.len(), 1, "the add writes memory");
+        let second = decode_block(&Writable(code), 0x1007).unwrap();
+        assert_eq!(second.entries.len(), 2, "the push writes the stack");
     }
 }

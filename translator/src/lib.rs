@@ -33,6 +33,14 @@ pub trait CodeSource {
     /// Fills `buf` from `addr` with executable guest bytes; returns how many were
     /// available before the first byte that cannot be fetched.
     fn read_code(&self, addr: u64, buf: &mut [u8]) -> usize;
+
+    /// Whether the guest may write the code at `addr` (its page is writable). A block from
+    /// such a page ends after each instruction that writes memory, so that a store which
+    /// rewrites the instructions after it takes effect at once, as on hardware (DynamoRIO
+    /// splits its self-modifying-code fragments the same way).
+    fn is_writable(&self, _addr: u64) -> bool {
+        false
+    }
 }
 
 /// A direct branch out of a block, which the runtime may chain to the translated target.

@@ -49,6 +49,10 @@ impl CodeSource for GuestCode<'_> {
     fn read_code(&self, addr: u64, buf: &mut [u8]) -> usize {
         self.0.fetch(addr, buf)
     }
+
+    fn is_writable(&self, addr: u64) -> bool {
+        self.0.is_writable_code(addr)
+    }
 }
 
 /// A direct branch site: the block it is in, its rel32 field, the address the displacement
@@ -300,6 +304,24 @@ impl CodeCache {
                 retired.push(block);
             }
         }
+    }
+
+    /// The start of the next guest instruction's translation after the one holding
+    /// `cache_address`, in the same block, with that guest instruction's address.
+    pub fn next_boundary(&self, cache_address: u64) -> Option<(u64, u64)> {
+        let block = self.block_at(cache_address)?;
+        let offset = cache_address - block.cache_address;
+        block
+            .guest_boundaries
+            .iter()
+            .find(|(o, _)| *o as u64 > offset)
+            .map(|&(o, guest)| (block.cache_address + o as u64, guest))
+    }
+
+    /// Whether the block holding `cache_address` was dropped (and not yet retired).
+    pub fn is_dropped(&self, cache_address: u64) -> bool {
+        self.block_at(cache_address)
+            .is_some_and(|block| self.dead.contains(&block.cache_address))
     }
 
     /// Whether the frame at physical address `frame` holds guest pages with live blocks.
