@@ -1,5 +1,6 @@
 //! One simulated process: its kernel, its counts under a cost model, and how its run ended.
-//! The machine calls in on each syscall, hypercall and fault; nothing here touches Unicorn.
+//! The machine calls in on each syscall, hypercall and fault; nothing here calls Unicorn (it
+//! keeps only the ids of the machine's code-watch hooks).
 
 use std::collections::HashMap;
 use std::rc::Rc;
