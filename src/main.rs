@@ -21,7 +21,7 @@ use translator::cpu::Vendor;
     version,
     about = "Estimate what a static x86-64 Linux program would gain if its syscalls did not cross rings",
     after_help = "Exit status: the program's own; 128+N if a signal N killed it; 124 if --max-instructions \
-                  stopped it; 125 if simulate failed (usage, cost model, unsupported syscall); 126 if the \
+                  stopped it; 125 if simulate failed (usage, cost model, unsupported syscall, internal error); 126 if the \
                   program cannot be run (not a static x86-64 ELF); 127 if it was not found."
 )]
 struct Cli {
