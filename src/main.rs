@@ -360,8 +360,14 @@ fn emit_report(cli: &Cli, text: &str) -> Result<(), ExitCode> {
 }
 
 fn main() -> ExitCode {
-    // A panic (a bug) must end as one line and status 125: `run` turns one into an error.
+    // A panic (a bug) anywhere must end as one line and status 125, not as Rust's several
+    // lines, nor, in one of Unicorn's hooks, as an abort (those hooks contain their own).
     guard::quiet_panics();
+    guard::contain(simulate)
+        .unwrap_or_else(|panic| fail(sim::Error::Internal(panic), status::SIMULATOR_FAILED))
+}
+
+fn simulate() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
@@ -430,10 +436,9 @@ fn main() -> ExitCode {
     }
     // sim::run gives back the working directory and umask that the guest's chdir and umask
     // changed, so the output paths below are resolved, and the files made, as the user meant.
-    let outcome = match guard::contain(|| sim::run(&config)) {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(err)) => return fail(&err, err.exit_status()),
-        Err(panic) => return fail(sim::Error::Internal(panic), status::SIMULATOR_FAILED),
+    let outcome = match sim::run(&config) {
+        Ok(outcome) => outcome,
+        Err(err) => return fail(&err, err.exit_status()),
     };
     if let (Some(path), Some(dump)) = (&cli.dump_translation, &outcome.translation_dump) {
         if let Err(err) = std::fs::write(path, dump) {

@@ -197,8 +197,8 @@ impl Machine {
             "add the out hook",
             uc.add_insn_out_hook(|uc, _, _, _| guarded(uc, general_protection_fault)),
         )?;
-        // sysenter in long mode is the CPU model's to carry out (Unicorn's core would raise
-        // #GP, as neither vendor does under Linux).
+        // sysenter in long mode is the CPU model's to carry out (Unicorn's core would only
+        // step past it).
         setup(
             "add the sysenter hook",
             uc.add_insn_sys_hook(X86Insn::SYSENTER, 1, 0, |uc| {
@@ -304,7 +304,8 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
             let args = compat_args(uc);
             let guest_rip = uc.get_data().kernel.mem.read_kernel_u64(RUNTIME.target);
             let eax = reg(uc, RAX);
-            uc.get_data_mut().compat_syscall(eax, &args, guest_rip)
+            uc.get_data_mut()
+                .compat_syscall("int 0x80", eax, &args, guest_rip)
         }
         Some(Hypercall::Emulate) => crate::bt::emulate::emulate(uc),
         Some(call) if call != Hypercall::KernelEntry => uc.get_data_mut().hypercall(call, rip),
@@ -419,7 +420,10 @@ fn on_interrupt(uc: &mut Unicorn<'_, Process>, vector: u32) {
         use RegisterX86::RAX;
         let args = compat_args(uc);
         let eax = reg(uc, RAX);
-        match uc.get_data_mut().compat_syscall(eax, &args, rip - 2) {
+        match uc
+            .get_data_mut()
+            .compat_syscall("int 0x80", eax, &args, rip - 2)
+        {
             Flow::Return(ret) => {
                 let _ = uc.reg_write(RAX, ret);
             }
@@ -622,8 +626,9 @@ unsafe fn raw_block_hook(
 ) -> Result<(), MachineError> {
     let mut hook: uc_hook = 0;
     let callback: unsafe extern "C" fn(*mut uc_engine, u64, u32, *mut c_void) = on_block;
-    // SAFETY: a valid engine handle and a callback of `uc_cb_hookcode_t`'s type; only
-    // user-half blocks are counted (the kernel-half entry stub is the machine's own).
+    // SAFETY: a valid engine handle and a callback of `uc_cb_hookcode_t`'s type. Ring 3
+    // counts the user half (the kernel-half entry stub is the machine's own), ring 0 the
+    // code cache and the runtime's stubs.
     let result = unsafe {
         uc_hook_add(
             handle,

@@ -303,15 +303,15 @@ impl Process {
         }
     }
 
-    /// The guest's `int 0x80` from guest address `rip`: EAX and the six 32-bit argument
-    /// registers.
-    pub fn compat_syscall(&mut self, eax: u64, args: &Args, rip: u64) -> Flow {
+    /// An i386 syscall through Linux's 32-bit entry, by `entry` (`int 0x80`, `sysenter`)
+    /// from guest address `rip`: EAX and the six 32-bit argument registers.
+    pub fn compat_syscall(&mut self, entry: &str, eax: u64, args: &Args, rip: u64) -> Flow {
         let nr = eax & 0xffff_ffff;
         let args = args.map(|a| a & 0xffff_ffff);
         match crate::kernel::syscalls::compat::to_native(nr) {
             Some(native) => self.syscall(native, &args, rip),
             None => {
-                let what = format!("i386 syscall {nr} through int 0x80");
+                let what = format!("i386 syscall {nr} through {entry}");
                 self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
                 Flow::Stop
             }
@@ -335,7 +335,7 @@ impl Process {
                 let mut sixth = [0u8; 4];
                 if self.kernel.mem.read(ebp & 0xffff_ffff, &mut sixth).is_ok() {
                     let sixth = u32::from_le_bytes(sixth) as u64;
-                    self.compat_syscall(eax, &[ebx, ecx, edx, esi, edi, sixth], rip);
+                    self.compat_syscall("sysenter", eax, &[ebx, ecx, edx, esi, edi, sixth], rip);
                 }
                 if !ring0 {
                     self.uncount_rest_of_block(rip + length);

@@ -39,6 +39,10 @@ const DENIED: &[(Sysno, &str)] = &[
         Sysno::fchdir,
         "moves the test's working directory out of its temporary one",
     ),
+    (
+        Sysno::umask,
+        "sets the test process's umask, under which the other tests make their files",
+    ),
     (Sysno::unlink, "removes host files"),
     (Sysno::unlinkat, "removes host files"),
     (Sysno::rmdir, "removes host directories"),

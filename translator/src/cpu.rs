@@ -1,6 +1,8 @@
 //! The CPU ringsim models. Where Intel and AMD CPUs behave differently, the simulated CPU
-//! follows one vendor, chosen per run, never the host's by accident: the simulator's CPUID,
-//! its instruction hooks and this crate's rules all read the same [`CpuModel`].
+//! follows one vendor, chosen per run, never the host's by accident: the simulator's CPUID
+//! and instruction hooks read the same [`CpuModel`], and this crate's rules read what the
+//! model lacks ([`LACKING`]) and send `sysenter`, whose outcome depends on the vendor, to
+//! the simulator.
 
 use iced_x86::Mnemonic;
 
@@ -83,9 +85,13 @@ impl Vendor {
         MODELS.iter().find(|m| m.name == name).map(|m| m.vendor)
     }
 
-    /// The vendor whose CPUID vendor string is `id`.
+    /// The vendor whose CPUID vendor string is `id`. Hygon's CPUs are AMD's Zen, licensed,
+    /// and behave as AMD's.
     pub fn from_id(id: &[u8; 12]) -> Option<Vendor> {
-        MODELS.iter().find(|m| m.id == id).map(|m| m.vendor)
+        match id {
+            b"HygonGenuine" => Some(Vendor::Amd),
+            _ => MODELS.iter().find(|m| m.id == id).map(|m| m.vendor),
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //! they leave every table (no link can reach them and none is patched into them), and a
 //! frame with no live translation left loses its watch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 use translator::{
@@ -109,7 +109,7 @@ pub struct CodeCache {
     /// Writable guest pages with live blocks, by frame: the frames to watch.
     frame_pages: HashMap<u64, BTreeSet<u64>>,
     /// Dropped blocks, retired at the next dispatch.
-    dead: Vec<u64>,
+    dead: HashSet<u64>,
     /// Retired blocks, kept only for the dump.
     retired: Option<Vec<TranslatedBlock>>,
     pub stats: TranslationStats,
@@ -134,7 +134,7 @@ impl CodeCache {
             pages: HashMap::new(),
             page_frames: HashMap::new(),
             frame_pages: HashMap::new(),
-            dead: Vec::new(),
+            dead: HashSet::new(),
             retired: None,
             stats: TranslationStats::default(),
         }
@@ -227,7 +227,7 @@ impl CodeCache {
             let guest = block.guest_start;
             let own_sites = sites(block);
             let other_pages = block_pages(block);
-            self.dead.push(start);
+            self.dead.insert(start);
             // The block may still be running (a store of its own dropped it): its branches
             // go back to its exit stubs, which find the new translations.
             for (site, target) in own_sites {
@@ -297,7 +297,7 @@ impl CodeCache {
         let running = self.block_at(rip).map(|block| block.cache_address);
         for start in std::mem::take(&mut self.dead) {
             if Some(start) == running {
-                self.dead.push(start);
+                self.dead.insert(start);
                 continue;
             }
             if let (Some(block), Some(retired)) = (self.blocks.remove(&start), &mut self.retired) {

@@ -81,6 +81,14 @@ impl Ids {
 
     /// setresuid(2)/setresgid(2): without privilege, each id given must be one of the three.
     fn set_all(&mut self, ids: [u32; 3], privileged: bool) -> Result<(), Errno> {
+        // Linux returns at once from a call that changes nothing, leaving the fs id as it is.
+        let [real, effective, saved] = ids;
+        if (real == UNCHANGED || real == self.real)
+            && (effective == UNCHANGED || (effective == self.effective && effective == self.fs))
+            && (saved == UNCHANGED || saved == self.saved)
+        {
+            return Ok(());
+        }
         let mut given = ids.into_iter().filter(|&id| id != UNCHANGED);
         if !privileged && !given.all(|id| self.own(id)) {
             return Err(Errno::EPERM);
@@ -432,6 +440,14 @@ mod tests {
         assert_eq!(k.credentials.uid, all(USER));
         assert_eq!(call(&mut k, "setuid", &[0]), errno(Errno::EPERM));
         assert!(!k.credentials.cap_permitted);
+    }
+
+    #[test]
+    fn a_setresuid_that_changes_nothing_keeps_the_fs_id() {
+        let mut k = as_root();
+        assert_eq!(call(&mut k, "setfsuid", &[u64::from(USER)]), 0);
+        assert_eq!(call(&mut k, "setresuid", &[ANY, ANY, ANY]), 0);
+        assert_eq!(k.credentials.uid.fs, USER);
     }
 
     #[test]

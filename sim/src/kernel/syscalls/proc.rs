@@ -14,9 +14,7 @@ const ARCH_GET_CPUID: u64 = 0x1011;
 pub fn arch_prctl(k: &mut Kernel, a: &Args) -> SysResult {
     match a[0] {
         // Linux's TASK_SIZE_MAX: the last user page is never mapped.
-        ARCH_SET_FS | ARCH_SET_GS if a[1] >= crate::memory::USER_END - 4096 => {
-            Err(Errno::EPERM.into())
-        }
+        ARCH_SET_FS | ARCH_SET_GS if a[1] >= crate::memory::TASK_SIZE => Err(Errno::EPERM.into()),
         ARCH_SET_FS => {
             k.registers.fs_base = Some(a[1]);
             Ok(0)
