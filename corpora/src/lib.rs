@@ -95,10 +95,11 @@ pub const CASES: &[Case] = &[
     probe("popfw"),
     probe("prefixed_syscall"),
     // Code that changes under its translations (issue 8): on frames that moved, in the entry
-    // block, and just ahead of the store that changes it.
+    // block, just ahead of the store that changes it, and by a store across a page boundary.
     probe("smc_remap"),
     probe("smc_entry"),
     probe("smc_ahead"),
+    probe("smc_cross"),
     // A selector loaded into FS sets its base: arch_prctl must read it from the CPU.
     probe("fs_selector"),
     // Everything after the program is its own: simulate's options and `--` included (issue 8 F).

@@ -11,11 +11,12 @@ pub mod guard;
 pub mod paging;
 pub mod physmem;
 
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
 
 use unicorn_engine::{
     uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_reg_read, uc_reg_write, Arch,
-    HookType, Mode, Prot, RegisterX86, Unicorn, X86CpuModel, X86Insn,
+    HookType, Mode, Prot, RegisterX86, UcHookId, Unicorn, X86CpuModel, X86Insn,
 };
 
 use crate::bt::cache::CacheSync;
@@ -378,7 +379,8 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
                 .fill(RUNTIME.gs_base, &base.to_le_bytes());
         }
     }
-    if sync.flush_tlb {
+    // A changed address space may have moved the frames before watched pages.
+    if sync.flush_tlb && (!ring0 || !watch_page_tails(uc)) {
         let _ = uc.ctl_flush_tlb();
     }
     if !sync.changed_code.is_empty() {
@@ -456,53 +458,141 @@ fn general_protection_fault(uc: &mut Unicorn<'_, Process>) {
 
 /// Brings the CPU up to date with the code cache: code-cache pages patched in place lose
 /// their emulator translations, and each frame named gets a write hook if live translations
-/// come from it and loses it if none do any more (a new hook flushes the TLB, so that it
-/// sees every write).
+/// come from it and loses it if none do any more, as do the ends of the frames before those
+/// pages (a new hook flushes the TLB, so that it sees every write).
 fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
     for &page in &sync.patched {
         let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
     }
     let mut watching = false;
     for &frame in &sync.frames {
-        let process = uc.get_data();
-        let wanted = process.cache.as_ref().is_some_and(|c| c.watches(frame));
-        match (wanted, process.watch_hooks.get(&frame).copied()) {
-            (true, None) => {
-                let hook = uc.add_mem_hook(
-                    HookType::MEM_WRITE,
-                    frame,
-                    frame + physmem::PAGE_SIZE - 1,
-                    move |uc, _, _, _, _| {
-                        guarded(uc, |uc| uc.get_data_mut().watched_write(frame));
-                        true
-                    },
-                );
-                let process = uc.get_data_mut();
-                match hook {
-                    Ok(hook) => {
-                        process.watch_hooks.insert(frame, hook);
-                        watching = true;
-                    }
-                    // Without the watch, changed code would run stale: stop loudly.
-                    Err(error) => {
-                        process.unsupported(format!(
-                            "watching guest code for changes (the emulator refused a write \
-                             hook: {error:?})"
-                        ));
-                        let _ = uc.emu_stop();
-                    }
-                }
-            }
-            (false, Some(hook)) => {
-                uc.get_data_mut().watch_hooks.remove(&frame);
-                let _ = uc.remove_hook(hook);
-            }
-            _ => {}
-        }
+        let wanted = uc
+            .get_data()
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.watches(frame));
+        let range = frame..frame + physmem::PAGE_SIZE;
+        watching |= set_watch(
+            uc,
+            frame,
+            wanted,
+            Watch::Frame,
+            range,
+            move |uc, address, size| uc.get_data_mut().watched_write(frame, address, size),
+        );
+    }
+    if !sync.frames.is_empty() {
+        watching |= watch_page_tails(uc);
     }
     if watching {
         let _ = uc.ctl_flush_tlb();
     }
+}
+
+/// The last bytes of a frame, where one store may begin and run on into the next page:
+/// Unicorn checks such a store against hooks by its first byte only. The simulated CPU's
+/// widest store is 16 bytes (SSE).
+const SPILL: u64 = 64;
+
+/// Watches the end of the frame of the page before each watched page (its frame may change
+/// whenever the address space does, so this follows every change). Returns whether a hook
+/// was added.
+fn watch_page_tails(uc: &mut Unicorn<'_, Process>) -> bool {
+    let process = uc.get_data_mut();
+    let Some(cache) = &process.cache else {
+        return false;
+    };
+    let mut wanted: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for page in cache.watched_pages() {
+        let before = page.checked_sub(physmem::PAGE_SIZE);
+        if let Some(frame) = before.and_then(|b| process.kernel.mem.writable_frame(b)) {
+            wanted.entry(frame).or_default().push(page);
+        }
+    }
+    let mut frames: Vec<u64> = process.tail_hooks.keys().copied().collect();
+    frames.extend(wanted.keys());
+    frames.sort_unstable();
+    frames.dedup();
+    process.tail_pages = wanted;
+    let mut added = false;
+    for frame in frames {
+        let wanted = uc.get_data().tail_pages.contains_key(&frame);
+        let end = frame + physmem::PAGE_SIZE;
+        added |= set_watch(
+            uc,
+            frame,
+            wanted,
+            Watch::Tail,
+            end - SPILL..end,
+            move |uc, address, size| {
+                let process = uc.get_data_mut();
+                let pages = process.tail_pages.get(&frame).cloned().unwrap_or_default();
+                process.watched_tail_write(&pages, address, size)
+            },
+        );
+    }
+    added
+}
+
+/// Which of the process's write hooks.
+#[derive(Clone, Copy)]
+enum Watch {
+    /// A whole frame of guest code.
+    Frame,
+    /// The end of the frame before a page of guest code.
+    Tail,
+}
+
+/// Adds or removes the `kind` write hook keyed by `frame` on the physical `range`, so that
+/// it exists exactly when `wanted`; `on_write` gets each store's address and size. Returns
+/// whether a hook was added.
+fn set_watch(
+    uc: &mut Unicorn<'_, Process>,
+    frame: u64,
+    wanted: bool,
+    kind: Watch,
+    range: std::ops::Range<u64>,
+    mut on_write: impl FnMut(&mut Unicorn<'_, Process>, u64, u64) + 'static,
+) -> bool {
+    fn hooks(process: &mut Process, kind: Watch) -> &mut HashMap<u64, UcHookId> {
+        match kind {
+            Watch::Frame => &mut process.watch_hooks,
+            Watch::Tail => &mut process.tail_hooks,
+        }
+    }
+    match (wanted, hooks(uc.get_data_mut(), kind).get(&frame).copied()) {
+        (true, None) => {
+            let hook = uc.add_mem_hook(
+                HookType::MEM_WRITE,
+                range.start,
+                range.end - 1,
+                move |uc, _, address, size, _| {
+                    guarded(uc, |uc| on_write(uc, address, size as u64));
+                    true
+                },
+            );
+            match hook {
+                Ok(hook) => {
+                    hooks(uc.get_data_mut(), kind).insert(frame, hook);
+                    return true;
+                }
+                // Without the watch, changed code would run stale: stop loudly.
+                Err(error) => {
+                    uc.get_data_mut().unsupported(format!(
+                        "watching guest code for changes (the emulator refused a write hook: \
+                         {error:?})"
+                    ));
+                    let _ = uc.emu_stop();
+                }
+            }
+        }
+        (false, Some(hook)) => {
+            hooks(uc.get_data_mut(), kind).remove(&frame);
+            let _ = uc.remove_hook(hook);
+        }
+        _ => {}
+    }
+    false
 }
 
 /// The length of the guest's syscall instruction at `rip`: 2, unless prefixed.

@@ -2,7 +2,7 @@
 //! The machine calls in on each syscall, hypercall and fault; nothing here calls Unicorn (it
 //! keeps only the ids of the machine's code-watch hooks).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use nix::sys::signal::Signal;
@@ -16,6 +16,7 @@ use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
 use crate::kernel::{Args, Exit, Kernel, Unsupported};
 use crate::machine::faults;
+use crate::machine::physmem::PAGE_SIZE;
 
 /// How the program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +123,10 @@ pub struct Process {
     pub run_until: Option<RunUntil>,
     /// The emulator write hooks on frames of guest code, by frame (physical address).
     pub watch_hooks: HashMap<u64, UcHookId>,
+    /// The hooks on the ends of the frames before pages of guest code, by frame, and those
+    /// pages.
+    pub tail_hooks: HashMap<u64, UcHookId>,
+    pub tail_pages: BTreeMap<u64, Vec<u64>>,
     /// Whether `finish` disassembles the code cache.
     pub dump_translation: bool,
     /// Every syscall so far, when a trace was asked for.
@@ -154,6 +159,8 @@ impl Process {
             resync: None,
             run_until: None,
             watch_hooks: HashMap::new(),
+            tail_hooks: HashMap::new(),
+            tail_pages: BTreeMap::new(),
             dump_translation: false,
             syscall_trace: None,
             panic_in_syscall_hook: false,
@@ -529,22 +536,44 @@ impl Process {
         sync
     }
 
-    /// A guest write to the watched frame at physical address `frame`: if code was
-    /// translated from the pages on it, drop that code, and have the machine stop before
-    /// the next block to bring the CPU up to date. Not at once: invalidating emulator
-    /// translations inside a running block is not safe, and Unicorn would stop with RIP
-    /// still on the store, which has happened (a read-modify-write would run twice). The
-    /// store ends its block (see `translator::CodeSource::is_writable`).
-    pub fn watched_write(&mut self, frame: u64) {
-        let pages = self
-            .cache
-            .as_ref()
-            .map(|cache| cache.pages_on_frame(frame))
-            .unwrap_or_default();
-        if pages.is_empty() {
+    /// A guest store of `size` bytes at physical address `physical`, in the watched frame
+    /// at `frame`: drop the code translated from the bytes it wrote, on every page on that
+    /// frame. See `written`.
+    pub fn watched_write(&mut self, frame: u64, physical: u64, size: u64) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let offset = physical - frame;
+        let end = (offset + size).min(PAGE_SIZE);
+        for page in cache.pages_on_frame(frame) {
+            self.written(page, page + offset..page + end);
+        }
+    }
+
+    /// A guest store of `size` bytes at physical address `physical`, in the last bytes of
+    /// the frame of the page before each page of `pages`, which Unicorn checks against
+    /// hooks by its first byte only: what spilled into those pages is dropped.
+    pub fn watched_tail_write(&mut self, pages: &[u64], physical: u64, size: u64) {
+        let spilled = (physical % PAGE_SIZE + size).saturating_sub(PAGE_SIZE);
+        for &page in pages.iter().filter(|_| spilled > 0) {
+            self.written(page, page..page + spilled);
+        }
+    }
+
+    /// The guest wrote `bytes` of `page`: drop the code translated from them, and have the
+    /// machine stop before the next block to bring the CPU up to date. Not at once:
+    /// invalidating emulator translations inside a running block is not safe, and Unicorn
+    /// would stop with RIP still on the store, which has happened (a read-modify-write would
+    /// run twice). The store ends its block (see `translator::CodeSource::is_writable`).
+    fn written(&mut self, page: u64, bytes: std::ops::Range<u64>) {
+        let Some(cache) = self.cache.as_mut() else {
+            return;
+        };
+        let dropped_before = cache.stats.invalidations;
+        let sync = cache.invalidate(&mut self.kernel.mem, page, bytes);
+        if cache.stats.invalidations == dropped_before {
             return;
         }
-        let sync = self.code_changed(&pages);
         self.resync
             .get_or_insert_with(CacheSync::default)
             .merge(sync);

@@ -219,9 +219,24 @@ impl CodeCache {
     /// chained to them goes back to its exit stub, and their own branches leave the link
     /// tables. The blocks' bytes stay until they are retired (a block may be running).
     pub fn invalidate_page(&mut self, mem: &mut AddressSpace, page: u64) -> CacheSync {
+        self.invalidate(mem, page, page..page + PAGE_SIZE)
+    }
+
+    /// Drops the blocks from guest `page` whose guest bytes overlap `bytes`, as
+    /// `invalidate_page` does: a store that changed data beside code leaves the code be.
+    pub fn invalidate(
+        &mut self,
+        mem: &mut AddressSpace,
+        page: u64,
+        bytes: std::ops::Range<u64>,
+    ) -> CacheSync {
         let mut sync = CacheSync::default();
         for start in self.pages.get(&page).cloned().unwrap_or_default() {
-            let Some(block) = self.blocks.get(&start) else {
+            let Some(block) = self
+                .blocks
+                .get(&start)
+                .filter(|b| b.guest_start < bytes.end && bytes.start < b.guest_end)
+            else {
                 continue;
             };
             let guest = block.guest_start;
@@ -327,6 +342,11 @@ impl CodeCache {
     /// Whether the frame at physical address `frame` holds guest pages with live blocks.
     pub fn watches(&self, frame: u64) -> bool {
         self.frame_pages.contains_key(&frame)
+    }
+
+    /// The writable guest pages with live blocks.
+    pub fn watched_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.page_frames.keys().copied()
     }
 
     /// The guest pages with live blocks on the frame at physical address `frame`.
@@ -518,6 +538,17 @@ mod tests {
         assert!(!cache.watches(frame), "no live block is left on the frame");
         assert!(cache.pages_on_frame(frame).is_empty());
         assert!(!cache.knows(0x10000));
+    }
+
+    #[test]
+    fn a_store_beside_the_code_leaves_it_be() {
+        let mut mem = space_with(&[(0x10000, &RETURN_ONE)]);
+        let mut cache = CodeCache::new();
+        cache.find_or_translate(&mut mem, 0x10000).unwrap();
+        cache.invalidate(&mut mem, 0x10000, 0x10800..0x10808);
+        assert!(cache.knows(0x10000), "data on the code's page");
+        cache.invalidate(&mut mem, 0x10000, 0x10005..0x10006);
+        assert!(!cache.knows(0x10000), "the ret");
     }
 
     #[test]
