@@ -4,6 +4,7 @@
 //! mapped to host ones. Time is virtual and randomness is seeded, so runs are reproducible.
 
 pub mod fd;
+pub mod machine_files;
 pub mod signature;
 pub mod syscalls;
 pub mod table;
@@ -13,9 +14,11 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use rand_chacha::ChaCha20Rng;
+use translator::cpu::{CpuModel, Vendor};
 
 use crate::memory::AddressSpace;
 use fd::FdTable;
+use machine_files::MachineFiles;
 use syscalls::ids::Credentials;
 use syscalls::signal::SignalState;
 use table::{Handler, Row};
@@ -102,6 +105,10 @@ pub struct Kernel {
     pub slept_ns: u64,
     pub exit: Option<Exit>,
     pub on_unsupported: OnUnsupported,
+    /// The CPU the guest runs on, as /proc/cpuinfo describes it.
+    pub cpu: &'static CpuModel,
+    /// The files of /proc and /sys that describe the machine, made as they are opened.
+    pub machine_files: MachineFiles,
 }
 
 /// The outcome of one syscall, for the machine and the accounting.
@@ -138,6 +145,8 @@ impl Kernel {
             slept_ns: 0,
             exit: None,
             on_unsupported,
+            cpu: Vendor::Intel.model(),
+            machine_files: MachineFiles::default(),
         }
     }
 

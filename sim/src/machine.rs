@@ -805,7 +805,7 @@ unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, process: *mut c_void) -> i32 {
     // SAFETY: the hook was added with the process (see `install_hooks`).
     unsafe {
         answer(uc, process, |process| {
-            let [a, b, c, d] = cpuid::cpuid(process.cpu, leaf, subleaf);
+            let [a, b, c, d] = cpuid::cpuid(process.kernel.cpu, leaf, subleaf);
             [
                 (RegisterX86::RAX, a as u64),
                 (RegisterX86::RBX, b as u64),

@@ -105,8 +105,6 @@ struct CurrentBlock {
 pub struct Process {
     pub kernel: Kernel,
     pub model: CostModel,
-    /// The CPU the guest runs on.
-    pub cpu: &'static CpuModel,
     pub counts: Counts,
     pub clock: Rc<Clock>,
     pub blocks: BlockCounter,
@@ -144,10 +142,10 @@ impl Process {
         mode: Mode,
     ) -> Self {
         let clock = Rc::new(Clock::new(model.cpi.value));
+        let kernel = Kernel { cpu, ..kernel };
         Self {
             kernel,
             model,
-            cpu,
             counts: Counts::default(),
             clock,
             blocks: BlockCounter::new(mode == Mode::Ring0),
@@ -330,7 +328,7 @@ impl Process {
     /// run yet; at ring 0 the emulate hypercall serves it.
     pub fn sysenter(&mut self, regs: [u64; 7], rip: u64, length: u64) {
         let ring0 = self.cache.is_some();
-        match self.cpu.sysenter {
+        match self.kernel.cpu.sysenter {
             Sysenter::InvalidOpcode if ring0 => {
                 self.emulated_fault(Signal::SIGILL, "invalid opcode (#UD)".into(), rip)
             }

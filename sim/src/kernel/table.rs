@@ -192,6 +192,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::getrlimit, "vp", proc::getrlimit),
     call(Sysno::uname, "p", proc::uname),
     call(Sysno::sysinfo, "p", proc::sysinfo),
+    call(Sysno::sched_getaffinity, "ivp", proc::sched_getaffinity),
     null(Sysno::getpid, "", proc::getpid).returning(Rule::Pid),
     null(Sysno::getppid, "", proc::getppid).returning(Rule::Pid),
     null(Sysno::gettid, "", proc::gettid).returning(Rule::Pid),

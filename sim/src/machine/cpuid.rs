@@ -34,6 +34,11 @@ const LEAF1_ECX: u32 = 0x0298_2203;
 const EXT1_EDX: u32 = 0x2010_0800 | RDTSCP;
 const RDTSCP: u32 = 1 << 27;
 
+/// The features above as /proc/cpuinfo names them.
+pub const FLAGS: &str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 \
+                         clflush mmx fxsr sse sse2 syscall nx rdtscp lm pni pclmulqdq ssse3 cx16 \
+                         sse4_1 sse4_2 popcnt aes lahf_lm";
+
 /// Packs 4 ASCII bytes from `i`.
 const fn word(s: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]])

@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::signal::send_to_self;
+use crate::kernel::machine_files::Lookup;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
 /// Linux's `PATH_MAX`.
@@ -52,6 +53,15 @@ fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
         return Err(SysError::Unsupported(format!(
             "the path {shown} (it would describe the simulator)"
         )));
+    }
+    if bytes.starts_with(b"/proc/") || bytes.starts_with(b"/sys/") {
+        return match k.machine_files.lookup(&bytes, k.cpu)? {
+            Lookup::File(host) => Ok(CString::new(host).expect("no NUL")),
+            Lookup::Other => Err(SysError::Unsupported(format!(
+                "the path {} (it would describe the host, not the simulated machine)",
+                String::from_utf8_lossy(&bytes)
+            ))),
+        };
     }
     Ok(CString::new(bytes).expect("read_cstring stops at NUL"))
 }

@@ -154,6 +154,20 @@ pub fn uname(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// The machine has one CPU, CPU 0. Linux wants whole longs, at least as many as its CPUs
+/// need, and copies its mask's bytes: one long here.
+pub fn sched_getaffinity(k: &mut Kernel, a: &Args) -> SysResult {
+    const MASK: [u8; 8] = [1, 0, 0, 0, 0, 0, 0, 0];
+    if a[0] != 0 && a[0] != GUEST_PID {
+        return Err(Errno::ESRCH.into());
+    }
+    if a[1] < MASK.len() as u64 || !a[1].is_multiple_of(MASK.len() as u64) {
+        return Err(Errno::EINVAL.into());
+    }
+    k.mem.write(a[2], &MASK)?;
+    Ok(MASK.len() as u64)
+}
+
 /// A fixed machine, with uptime on the virtual clock.
 pub fn sysinfo(k: &mut Kernel, a: &Args) -> SysResult {
     // SAFETY: sysinfo is plain data; zeroed is a valid value.

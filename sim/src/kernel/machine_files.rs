@@ -1,0 +1,138 @@
+//! The files of /proc and /sys that describe the machine, for the simulated one: the same
+//! identity as `uname` and `sysinfo`, the CPU model's `cpuinfo`, one CPU online. Any other
+//! path under /proc or /sys would describe the host (its name, kernel, CPUs, memory, other
+//! processes) and stops the run as unsupported rather than leak it.
+//!
+//! Each file is a sealed memfd made on first use; the guest's path becomes the memfd's
+//! `/proc/self/fd/N`, so `open`, `stat` and `access` work on it as on any file.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use translator::cpu::CpuModel;
+
+use super::syscalls::proc::UTSNAME;
+use crate::machine::cpuid;
+use crate::machine::physmem::PHYS_SIZE;
+
+/// A file's path and how to write its contents for the CPU model.
+type MachineFile = (&'static str, fn(&CpuModel) -> String);
+
+/// The machine's files, as Linux 6.1 writes them.
+const FILES: &[MachineFile] = &[
+    ("/proc/sys/kernel/ostype", |_| line(UTSNAME[0])),
+    ("/proc/sys/kernel/hostname", |_| line(UTSNAME[1])),
+    ("/proc/sys/kernel/osrelease", |_| line(UTSNAME[2])),
+    ("/proc/sys/kernel/version", |_| line(UTSNAME[3])),
+    ("/proc/sys/kernel/domainname", |_| line(UTSNAME[5])),
+    ("/proc/version", |_| {
+        format!(
+            "{} version {} (ringsim) {}\n",
+            UTSNAME[0], UTSNAME[2], UTSNAME[3]
+        )
+    }),
+    ("/proc/cpuinfo", cpuinfo),
+    ("/proc/meminfo", |_| meminfo()),
+    ("/sys/devices/system/cpu/online", |_| line("0")),
+    ("/sys/devices/system/cpu/possible", |_| line("0")),
+    ("/sys/devices/system/cpu/present", |_| line("0")),
+];
+
+fn line(text: &str) -> String {
+    format!("{text}\n")
+}
+
+fn cpuinfo(cpu: &CpuModel) -> String {
+    let signature = cpu.signature;
+    let family = ((signature >> 8) & 0xf) + ((signature >> 20) & 0xff);
+    let model = ((signature >> 4) & 0xf) | ((signature >> 12) & 0xf0);
+    let brand = String::from_utf8_lossy(cpu.brand);
+    format!(
+        "processor\t: 0\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\n\
+         model name\t: {}\nstepping\t: {}\ncpu cores\t: 1\nflags\t\t: {}\n\n",
+        String::from_utf8_lossy(cpu.id),
+        brand.trim_end_matches('\0'),
+        signature & 0xf,
+        cpuid::FLAGS,
+    )
+}
+
+/// As `sysinfo` reports the machine: the simulated physical memory, half of it free.
+fn meminfo() -> String {
+    let total = PHYS_SIZE >> 10;
+    format!(
+        "MemTotal:       {total} kB\nMemFree:        {} kB\nMemAvailable:   {} kB\n",
+        total / 2,
+        total / 2
+    )
+}
+
+/// What a guest path under /proc or /sys means.
+pub enum Lookup {
+    /// Not one of the machine's files: the caller decides.
+    Other,
+    /// One of them: the host path that opens its contents.
+    File(String),
+}
+
+/// The machine's files a run has opened, by path.
+#[derive(Default)]
+pub struct MachineFiles {
+    made: HashMap<&'static str, OwnedFd>,
+}
+
+impl MachineFiles {
+    /// The host path for the guest's `path`, if it is one of the machine's files.
+    pub fn lookup(&mut self, path: &[u8], cpu: &CpuModel) -> Result<Lookup, Errno> {
+        let Some(&(name, contents)) = FILES.iter().find(|(name, _)| name.as_bytes() == path) else {
+            return Ok(Lookup::Other);
+        };
+        if !self.made.contains_key(name) {
+            self.made.insert(name, sealed(&contents(cpu))?);
+        }
+        let fd = self.made[name].as_raw_fd();
+        Ok(Lookup::File(format!("/proc/self/fd/{fd}")))
+    }
+}
+
+/// A memfd holding `contents`, sealed against change.
+fn sealed(contents: &str) -> Result<OwnedFd, Errno> {
+    let fd = memfd_create(c"ringsim-machine-file", MFdFlags::MFD_ALLOW_SEALING)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(contents.as_bytes())
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let fd = OwnedFd::from(file);
+    let seals = SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK;
+    fcntl(&fd, FcntlArg::F_ADD_SEALS(seals | SealFlag::F_SEAL_SEAL))?;
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use translator::cpu::Vendor;
+
+    #[test]
+    fn the_machine_files_describe_the_simulated_machine() {
+        let mut files = MachineFiles::default();
+        let amd = Vendor::Amd.model();
+        let Ok(Lookup::File(host)) = files.lookup(b"/proc/cpuinfo", amd) else {
+            panic!("cpuinfo is a machine file");
+        };
+        let text = std::fs::read_to_string(host).unwrap();
+        assert!(text.contains("vendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\n"));
+        assert!(text.contains("model name\t: ringsim virtual CPU (AMD, Zen 2 class)\n"));
+        let Ok(Lookup::File(online)) = files.lookup(b"/sys/devices/system/cpu/online", amd) else {
+            panic!("online is a machine file");
+        };
+        assert_eq!(std::fs::read_to_string(online).unwrap(), "0\n");
+        assert!(matches!(
+            files.lookup(b"/proc/stat", amd),
+            Ok(Lookup::Other)
+        ));
+    }
+}

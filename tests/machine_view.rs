@@ -1,0 +1,66 @@
+//! What a program learns of the machine from /proc, /sys and the scheduler is the simulated
+//! machine, on every host: its name and kernel release (as `uname`), one CPU, the CPU model's
+//! cpuinfo; any other /proc or /sys path, which would describe the host, stops the run.
+
+mod common;
+
+use std::process::Command;
+
+fn busybox(applet: &str, args: &[&str], mode: &str) -> (i32, String, String) {
+    let output = Command::new(common::SIMULATE)
+        .args([
+            "--mode",
+            mode,
+            "--cpu-vendor",
+            "amd",
+            "--report-file",
+            "/dev/null",
+        ])
+        .args(["--argv0", applet])
+        .arg(corpora::stage().join("busybox"))
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap();
+    (
+        common::status_of(&output),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn proc_and_sys_describe_the_simulated_machine() {
+    for mode in ["ring3", "ring0"] {
+        let files = [
+            "/proc/sys/kernel/hostname",
+            "/proc/sys/kernel/osrelease",
+            "/sys/devices/system/cpu/online",
+        ];
+        let (status, stdout, stderr) = busybox("cat", &files, mode);
+        assert_eq!(
+            (status, stdout.as_str()),
+            (0, "ringsim\n6.1.0\n0\n"),
+            "{stderr}"
+        );
+        let (status, stdout, _) = busybox("nproc", &[], mode);
+        assert_eq!((status, stdout.as_str()), (0, "1\n"), "{mode}");
+        let (status, stdout, _) = busybox("grep", &["vendor_id", "/proc/cpuinfo"], mode);
+        assert_eq!(
+            (status, stdout.as_str()),
+            (0, "vendor_id\t: AuthenticAMD\n")
+        );
+    }
+}
+
+#[test]
+fn other_proc_paths_stop_the_run_rather_than_leak_the_host() {
+    let (status, stdout, stderr) = busybox("cat", &["/proc/stat"], "ring3");
+    assert_eq!(status, 125, "{stdout}");
+    assert!(
+        stderr
+            .starts_with("simulate: unsupported: the path /proc/stat (it would describe the host"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1);
+}
