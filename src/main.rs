@@ -360,14 +360,12 @@ fn emit_report(cli: &Cli, text: &str) -> Result<(), ExitCode> {
 }
 
 fn main() -> ExitCode {
-    // A panic (a bug) anywhere must end as one line and status 125, not as Rust's several
-    // lines, nor, in one of Unicorn's hooks, as an abort (those hooks contain their own).
-    guard::quiet_panics();
-    guard::contain(simulate)
-        .unwrap_or_else(|panic| fail(sim::Error::Internal(panic), status::SIMULATOR_FAILED))
-}
-
-fn simulate() -> ExitCode {
+    // A panic (a bug) anywhere, in Unicorn's hooks too, is one line and status 125, never
+    // Rust's several lines nor an abort.
+    guard::exit_on_panic(
+        "simulate: internal error (a bug in ringsim): ",
+        status::SIMULATOR_FAILED,
+    );
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {

@@ -133,7 +133,9 @@ impl Clock {
     }
 
     pub fn add_instructions(&self, n: u64) {
-        self.instructions.set(self.instructions.get() + n);
+        // Per block: no overflow check (see `Process::enter_block`).
+        self.instructions
+            .set(self.instructions.get().wrapping_add(n));
     }
 
     /// Takes back instructions counted for a block that did not run to its end.
@@ -191,8 +193,17 @@ pub struct BlockCount {
     /// such an instruction as a block of its own, which must not count again: the CPU
     /// retires a rep instruction once, however many times it repeats.
     pub repeat: bool,
+    /// Decoded now rather than found in the cache: `BlockCounter::unusual` then says more.
+    pub fresh: bool,
+}
+
+/// What only a freshly decoded block can be (cached blocks are neither).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unusual {
     /// The address of the block's first instruction that the CPU model lacks, if any.
     pub lacking: Option<u64>,
+    /// The block lies in writable code, where it may change with no syscall to say so.
+    pub volatile: bool,
 }
 
 /// A block, decoded: its instruction count, whether it is one rep-prefixed string
@@ -213,6 +224,8 @@ pub struct BlockCounter {
     /// Each slot's extra instructions, kept beside the slots and only for translated code:
     /// untranslated code has none, and its per-block path stays as small as it was.
     extras: Box<[Extra]>,
+    /// What the last freshly decoded block is, off the per-block path.
+    unusual: Unusual,
 }
 
 impl BlockCounter {
@@ -221,6 +234,7 @@ impl BlockCounter {
         Self {
             slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
             extras: vec![Extra::default(); if translated { SLOTS } else { 0 }].into_boxed_slice(),
+            unusual: Unusual::default(),
         }
     }
 
@@ -246,7 +260,7 @@ impl BlockCounter {
                 guest: slot.guest,
                 extra: self.extras.get(index).copied().unwrap_or_default(),
                 repeat: slot.repeat,
-                lacking: None,
+                fresh: false,
             };
         }
         let Decoded {
@@ -271,12 +285,13 @@ impl BlockCounter {
                 *cached = extra;
             }
         }
+        self.unusual = Unusual { lacking, volatile };
         BlockCount {
             instructions,
             guest,
             extra,
             repeat,
-            lacking,
+            fresh: true,
         }
     }
 
@@ -314,6 +329,11 @@ impl BlockCounter {
             return None;
         }
         Some(Self::decode(block, (rip - block) as u32, mem).instructions)
+    }
+
+    /// What the block `count` last returned with `fresh` is.
+    pub fn unusual(&self) -> Unusual {
+        self.unusual
     }
 
     /// Whether the instruction at `addr` goes on to the next one, so a block would not end

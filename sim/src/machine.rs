@@ -190,36 +190,31 @@ impl Machine {
         setup(
             "add the in hook",
             uc.add_insn_in_hook(|uc, _, _| {
-                guarded(uc, general_protection_fault);
+                general_protection_fault(uc);
                 0
             }),
         )?;
         setup(
             "add the out hook",
-            uc.add_insn_out_hook(|uc, _, _, _| guarded(uc, general_protection_fault)),
+            uc.add_insn_out_hook(|uc, _, _, _| general_protection_fault(uc)),
         )?;
         // sysenter in long mode is the CPU model's to carry out (Unicorn's core would only
         // step past it).
         setup(
             "add the sysenter hook",
             uc.add_insn_sys_hook(X86Insn::SYSENTER, 1, 0, |uc| {
-                guarded(uc, |uc| {
-                    let rip = uc.pc_read().unwrap_or(0);
-                    let regs = sysenter_registers(uc);
-                    let length = instruction_length(uc, rip);
-                    uc.get_data_mut().sysenter(regs, rip, length);
-                    let _ = uc.emu_stop();
-                })
+                let rip = uc.pc_read().unwrap_or(0);
+                let regs = sysenter_registers(uc);
+                let length = instruction_length(uc, rip);
+                uc.get_data_mut().sysenter(regs, rip, length);
+                let _ = uc.emu_stop();
             }),
         )?;
         setup(
             "add the syscall hook",
-            uc.add_insn_sys_hook(X86Insn::SYSCALL, 1, 0, |uc| guarded(uc, on_syscall)),
+            uc.add_insn_sys_hook(X86Insn::SYSCALL, 1, 0, on_syscall),
         )?;
-        setup(
-            "add the interrupt hook",
-            uc.add_intr_hook(|uc, vector| guarded(uc, |uc| on_interrupt(uc, vector))),
-        )?;
+        setup("add the interrupt hook", uc.add_intr_hook(on_interrupt))?;
         let handle = uc.get_handle();
         let process: *mut Process = uc.get_data_mut();
         // Ring 3 counts the guest's own code; ring 0 counts the code cache and stubs.
@@ -440,15 +435,6 @@ fn on_interrupt(uc: &mut Unicorn<'_, Process>, vector: u32) {
     let _ = uc.emu_stop();
 }
 
-/// Runs a hook's `body`; a panic in it, which must not unwind into Unicorn, stops the run
-/// as an internal error.
-fn guarded(uc: &mut Unicorn<'_, Process>, body: impl FnOnce(&mut Unicorn<'_, Process>)) {
-    if let Err(message) = guard::contain(|| body(uc)) {
-        uc.get_data_mut().internal_error(message);
-        let _ = uc.emu_stop();
-    }
-}
-
 /// Ends the process as a #GP at ring 3 does.
 fn general_protection_fault(uc: &mut Unicorn<'_, Process>) {
     let rip = uc.pc_read().unwrap_or(0);
@@ -567,7 +553,7 @@ fn set_watch(
                 range.start,
                 range.end - 1,
                 move |uc, _, address, size, _| {
-                    guarded(uc, |uc| on_write(uc, address, size as u64));
+                    on_write(uc, address, size as u64);
                     true
                 },
             );
@@ -737,11 +723,7 @@ unsafe extern "C" fn on_block(uc: *mut uc_engine, addr: u64, size: u32, process:
     // SAFETY: `process` is the engine's process (see `raw_block_hook`), and no other
     // reference to it is live while Unicorn runs this hook.
     let process = unsafe { &mut *process.cast::<Process>() };
-    let go_on = guard::contain(|| process.enter_block(addr, size)).unwrap_or_else(|message| {
-        process.internal_error(message);
-        false
-    });
-    if !go_on {
+    if !process.enter_block(addr, size) {
         // SAFETY: Unicorn calls this with its live handle.
         unsafe { uc_emu_stop(uc) };
     }
@@ -765,8 +747,8 @@ unsafe fn raw_write(uc: *mut uc_engine, reg: RegisterX86, value: u64) {
     unsafe { uc_reg_write(uc, reg as i32, (&raw const value).cast()) };
 }
 
-/// Runs an instruction hook's `answer` with the process; a panic stops the run as an
-/// internal error. Returns 1: Unicorn skips its own version of the instruction.
+/// Writes what an instruction hook's `answer`, given the process, says to the registers.
+/// Returns 1: Unicorn skips its own version of the instruction.
 ///
 /// # Safety
 /// `process` must be the engine's process (see `raw_block_hook`), `uc` its live handle.
@@ -776,19 +758,10 @@ unsafe fn answer<const N: usize>(
     answer: impl FnOnce(&Process) -> [(RegisterX86, u64); N],
 ) -> i32 {
     // SAFETY: per the caller; no other reference to the process is live in a hook.
-    let process = unsafe { &mut *process.cast::<Process>() };
-    match guard::contain(|| answer(process)) {
-        Ok(registers) => {
-            for (register, value) in registers {
-                // SAFETY: per the caller.
-                unsafe { raw_write(uc, register, value) };
-            }
-        }
-        Err(message) => {
-            process.internal_error(message);
-            // SAFETY: per the caller.
-            unsafe { uc_emu_stop(uc) };
-        }
+    let process = unsafe { &*process.cast::<Process>() };
+    for (register, value) in answer(process) {
+        // SAFETY: per the caller.
+        unsafe { raw_write(uc, register, value) };
     }
     1
 }

@@ -10,7 +10,7 @@ use translator::cpu::{CpuModel, Sysenter};
 use translator::{Source, TranslateError, FAULT_KINDS};
 use unicorn_engine::UcHookId;
 
-use crate::accounting::{BlockCounter, Clock, Counts, Extra, SyscallRecord};
+use crate::accounting::{BlockCount, BlockCounter, Clock, Counts, Extra, SyscallRecord};
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
@@ -34,8 +34,6 @@ pub enum Stop {
     Unsupported(Unsupported),
     /// `--max-instructions` was reached.
     InstructionLimit,
-    /// A bug in ringsim: a panic, caught at the boundary with the emulator.
-    Internal(String),
 }
 
 /// A place the machine runs up to (Unicorn's `until`), and what happens there.
@@ -171,26 +169,32 @@ impl Process {
         if self.resync.is_some() {
             return false;
         }
+        // The per-block path: plain wrapping arithmetic on addresses and counters, which no
+        // run comes near 2^64 in, so that the release build's overflow checks stay off it
+        // (they cost 4 % of a ring-0 run's instructions here, callgrind).
         let cache = &self.cache;
-        let end = addr + size as u64;
+        let end = addr.wrapping_add(size as u64);
         let mut count =
             self.blocks
                 .count(addr, size, &self.kernel.mem, |instructions| match cache {
                     Some(cache) => cache.account(addr, end, end, instructions),
                     None => (instructions, Extra::default()),
                 });
-        // Unicorn's core would run it: stop before the block runs, and let the machine
-        // run it again up to that instruction.
-        if let (Some(at), None) = (count.lacking, self.run_until) {
-            self.run_until = Some(RunUntil::Lacking(at));
-            return false;
-        }
-        if self.cache.is_none() && self.restarts_after_store(addr, count.instructions) {
-            self.uncount_rest_of_block(addr);
+        if count.fresh {
+            let unusual = self.blocks.unusual();
+            // Unicorn's core would run it: stop before the block runs, and let the machine
+            // run it again up to that instruction.
+            if let (Some(at), None) = (unusual.lacking, self.run_until) {
+                self.run_until = Some(RunUntil::Lacking(at));
+                return false;
+            }
+            if self.cache.is_none() && unusual.volatile && self.restarts_after_store(addr, count) {
+                self.uncount_rest_of_block(addr);
+            }
         }
         // A further iteration of the rep instruction the previous block ended with.
         let previous = &self.current_block;
-        if count.repeat && previous.addr + previous.size as u64 == end {
+        if count.repeat && previous.addr.wrapping_add(previous.size as u64) == end {
             count.instructions = 0;
             count.guest = 0;
             count.extra = Extra::default();
@@ -199,9 +203,10 @@ impl Process {
         // same times and behave the same.
         self.clock.add_instructions(count.guest as u64);
         if self.cache.is_some() {
-            self.ring0.translated_instructions += count.instructions as u64;
+            let translated = &mut self.ring0.translated_instructions;
+            *translated = translated.wrapping_add(count.instructions as u64);
             for (total, extra) in self.ring0.extra_by_source.iter_mut().zip(count.extra) {
-                *total += extra as i64;
+                *total = total.wrapping_add(extra as i64);
             }
         }
         self.current_block = CurrentBlock {
@@ -220,19 +225,19 @@ impl Process {
         }
     }
 
-    /// Whether the one-instruction block at `addr` is Unicorn (QEMU) starting again at a
-    /// store that changed the code of the block running it: QEMU drops that block and goes
-    /// on from the store in a block of that one instruction, so what the dropped block
-    /// counted from the store on never ran. Only a store in a writable code page does this,
+    /// Whether the one-instruction block at `addr`, in writable code, is Unicorn (QEMU)
+    /// starting again at a store that changed the code of the block running it: QEMU drops
+    /// that block and goes on from the store in a block of that one instruction, so what the
+    /// dropped block counted from the store on never ran. Only such a store does this,
     /// within the block before (at its start, if the store began it), and a block starting
     /// there would otherwise run on past it.
-    fn restarts_after_store(&self, addr: u64, instructions: u32) -> bool {
+    fn restarts_after_store(&self, addr: u64, count: BlockCount) -> bool {
         let previous = &self.current_block;
-        instructions == 1
+        count.instructions == 1
+            && !count.repeat
             && previous.addr <= addr
             && addr < previous.addr + previous.size as u64
             && !(addr == previous.addr && previous.instructions == 1)
-            && self.kernel.mem.is_writable_code(addr)
             && BlockCounter::runs_on(addr, &self.kernel.mem)
     }
 
@@ -663,13 +668,6 @@ impl Process {
                 reason: format!("{reason} at rip {rip:#x}"),
             })
         });
-    }
-
-    /// Stops the run: ringsim itself failed (a panic in a hook, a bug).
-    pub fn internal_error(&mut self, message: String) {
-        if !matches!(self.stop, Some(Stop::Internal(_))) {
-            self.stop = Some(Stop::Internal(message));
-        }
     }
 
     /// Stops the run: the simulator cannot do `what`.

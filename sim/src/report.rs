@@ -134,11 +134,6 @@ impl Report {
                 signal: None,
                 reason: Some(u.what.clone()),
             },
-            Stop::Internal(message) => ExitReport {
-                code: None,
-                signal: None,
-                reason: Some(format!("internal error: {message}")),
-            },
         };
         let ring0 = finished.ring0.as_ref().map(|r0| {
             let events = Ring0Events {

@@ -87,9 +87,6 @@ pub enum Error {
     Memory(#[from] PhysMemError),
     #[error("unsupported: {} at guest rip {:#x}", .0.what, .0.rip)]
     Unsupported(Unsupported),
-    /// A bug in ringsim, caught before it could abort the process.
-    #[error("internal error (a bug in ringsim): {0}")]
-    Internal(String),
 }
 
 /// Exit statuses, following env(1), timeout(1) and chroot(1).
@@ -109,7 +106,7 @@ impl Error {
         match self {
             Error::Load(LoadError::NotFound(_)) => status::NOT_FOUND,
             Error::Load(_) => status::CANNOT_RUN,
-            Error::Machine(_) | Error::Memory(_) | Error::Unsupported(_) | Error::Internal(_) => {
+            Error::Machine(_) | Error::Memory(_) | Error::Unsupported(_) => {
                 status::SIMULATOR_FAILED
             }
         }
@@ -219,7 +216,6 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
             )),
         ),
         Stop::Unsupported(unsupported) => return Err(Error::Unsupported(unsupported.clone())),
-        Stop::Internal(message) => return Err(Error::Internal(message.clone())),
     };
     let report = Report::new(config, &finished);
     Ok(Outcome {

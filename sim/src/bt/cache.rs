@@ -309,6 +309,9 @@ impl CodeCache {
     /// store of its own runs on to its end): called at a dispatch or lookup, where no other
     /// can be running.
     pub fn retire_dead_blocks(&mut self, rip: u64) {
+        if self.dead.is_empty() {
+            return;
+        }
         let running = self.block_at(rip).map(|block| block.cache_address);
         for start in std::mem::take(&mut self.dead) {
             if Some(start) == running {
