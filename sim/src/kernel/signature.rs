@@ -148,7 +148,7 @@ pub const PRCTL: Commands = Commands {
 };
 
 /// One argument or result as compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shown {
     Exact(u64),
     Errno(i32),
@@ -190,7 +190,7 @@ impl fmt::Display for Shown {
 }
 
 /// A syscall as compared: its name, its own arguments and its result, each under its rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Normalized {
     pub name: &'static str,
     pub args: Vec<Shown>,
