@@ -343,6 +343,94 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
     ExitCode::from(if report.agrees() { 0 } else { 1 })
 }
 
+/// An output file of a run, made before it: the guest's chdir and umask, or its removing or
+/// renaming the directory, cannot move the file or change its mode, and a path that cannot
+/// be written fails before a long run rather than after it.
+struct Output {
+    path: PathBuf,
+    file: std::fs::File,
+    /// What it holds, for messages.
+    what: &'static str,
+    /// Whether this run made the file (it did not exist before).
+    made: bool,
+}
+
+impl Output {
+    /// Opens the output at `path` for writing, making it if need be; what it held stays
+    /// until the run has something to write there (a failed run leaves it as it was).
+    fn create(path: &Option<PathBuf>, what: &'static str) -> Result<Option<Output>, ExitCode> {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        let made = std::fs::symlink_metadata(path).is_err();
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path);
+        match opened {
+            Ok(file) => Ok(Some(Output {
+                path: path.clone(),
+                file,
+                what,
+                made,
+            })),
+            Err(err) => Err(fail(
+                format!("{}: cannot write the {what}: {err}", path.display()),
+                status::SIMULATOR_FAILED,
+            )),
+        }
+    }
+
+    fn write(mut self, bytes: &[u8]) -> Result<(), ExitCode> {
+        use std::io::Write;
+        // A regular file loses what it held; a device such as /dev/null cannot be cut.
+        let regular = self.file.metadata().is_ok_and(|m| m.is_file());
+        let cut = if regular {
+            self.file.set_len(0)
+        } else {
+            Ok(())
+        };
+        cut.and_then(|()| self.file.write_all(bytes))
+            .map_err(|err| {
+                fail(
+                    format!(
+                        "{}: cannot write the {}: {err}",
+                        self.path.display(),
+                        self.what
+                    ),
+                    status::SIMULATOR_FAILED,
+                )
+            })
+    }
+
+    /// Makes each output asked for, in order; if one cannot be made, removes those made.
+    fn create_all<const N: usize>(
+        asked: [(&Option<PathBuf>, &'static str); N],
+    ) -> Result<[Option<Output>; N], ExitCode> {
+        let mut made: Vec<Option<Output>> = Vec::new();
+        for (path, what) in asked {
+            match Output::create(path, what) {
+                Ok(output) => made.push(output),
+                Err(code) => {
+                    made.into_iter().flatten().for_each(Output::discard);
+                    return Err(code);
+                }
+            }
+        }
+        Ok(made
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one output each")))
+    }
+
+    /// Removes the file if this run made it: the run failed, and it holds nothing.
+    fn discard(self) {
+        if self.made {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Writes the report to --report-file, or to stderr.
 fn emit_report(cli: &Cli, text: &str) -> Result<(), ExitCode> {
     match &cli.report_file {
@@ -432,33 +520,36 @@ fn main() -> ExitCode {
             status::SIMULATOR_FAILED,
         );
     }
-    // sim::run gives back the working directory and umask that the guest's chdir and umask
-    // changed, so the output paths below are resolved, and the files made, as the user meant.
+    let [dump, trace, report] = match Output::create_all([
+        (&cli.dump_translation, "translation dump"),
+        (&cli.trace_syscalls, "syscall trace"),
+        (&cli.report_file, "report"),
+    ]) {
+        Ok(outputs) => outputs,
+        Err(code) => return code,
+    };
     let outcome = match sim::run(&config) {
         Ok(outcome) => outcome,
-        Err(err) => return fail(&err, err.exit_status()),
+        Err(err) => {
+            [dump, trace, report]
+                .into_iter()
+                .flatten()
+                .for_each(Output::discard);
+            return fail(&err, err.exit_status());
+        }
     };
-    if let (Some(path), Some(dump)) = (&cli.dump_translation, &outcome.translation_dump) {
-        if let Err(err) = std::fs::write(path, dump) {
-            return fail(
-                format!(
-                    "{}: cannot write the translation dump: {err}",
-                    path.display()
-                ),
-                status::SIMULATOR_FAILED,
-            );
+    if let (Some(output), Some(text)) = (dump, &outcome.translation_dump) {
+        if let Err(code) = output.write(text.as_bytes()) {
+            return code;
         }
     }
-    if let (Some(path), Some(trace)) = (&cli.trace_syscalls, &outcome.syscall_trace) {
-        let lines: String = trace
+    if let (Some(output), Some(records)) = (trace, &outcome.syscall_trace) {
+        let lines: String = records
             .iter()
             .map(|record| serde_json::to_string(record).expect("records serialize") + "\n")
             .collect();
-        if let Err(err) = std::fs::write(path, lines) {
-            return fail(
-                format!("{}: cannot write the syscall trace: {err}", path.display()),
-                status::SIMULATOR_FAILED,
-            );
+        if let Err(code) = output.write(lines.as_bytes()) {
+            return code;
         }
     }
     if let Some(notice) = &outcome.notice {
@@ -468,7 +559,14 @@ fn main() -> ExitCode {
         ReportFormat::Text => outcome.report.to_text(),
         ReportFormat::Json => outcome.report.to_json(),
     };
-    if let Err(code) = emit_report(&cli, &text) {
+    let written = match report {
+        Some(output) => output.write(text.as_bytes()),
+        None => {
+            eprint!("{text}");
+            Ok(())
+        }
+    };
+    if let Err(code) = written {
         return code;
     }
     ExitCode::from(outcome.status as u8)

@@ -330,3 +330,37 @@ fn user_ids_run_the_guest_as_that_user() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
 }
+
+/// Outputs are opened before the run, so an unwritable path fails at once; a run that fails
+/// leaves no new output behind and an old one as it was, and /dev/null stays a device.
+#[test]
+fn outputs_are_made_before_the_run_and_kept_only_when_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh.txt");
+    let old = dir.path().join("old.txt");
+    std::fs::write(&old, "kept").unwrap();
+    let program = corpora::stage().join("unsupported");
+    for report in [&fresh, &old] {
+        let output = std::process::Command::new(common::SIMULATE)
+            .arg("--report-file")
+            .arg(report)
+            .arg(&program)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(125));
+    }
+    assert!(!fresh.exists(), "no report of a failed run");
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "kept");
+    let unwritable = dir.path().join("missing/report.txt");
+    let output = simulate(&[
+        "--report-file",
+        unwritable.to_str().unwrap(),
+        "./getppid_loop",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(125));
+    assert!(stdout(&output).is_empty(), "the program did not run");
+    use std::os::unix::fs::FileTypeExt;
+    let null = std::fs::metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device());
+}
