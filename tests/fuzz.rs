@@ -98,7 +98,8 @@ fn on_a_matching_host_native_is_compared() {
     let mut regression = load(&regressions_dir().join("unicorn-dpps-rounding.json"));
     regression.host = Host::this();
     let replay = fuzz::replay(&simulator(), &regression, &Host::this()).unwrap();
-    assert!(replay.as_expected(), "{replay}");
+    // Whether the recorded difference holds here depends on the vendor it was recorded on
+    // (the regression test checks that); what matters is that native is compared at all.
     assert_eq!(replay.skipped, None);
     assert!(verdict(&replay, "native vs ring3").is_some());
     regression.difference = Some("xmm1: something else".into());
