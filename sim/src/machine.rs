@@ -228,8 +228,8 @@ impl Machine {
         // which Unicorn calls one at a time and never from within another hook, while the
         // Rust side holds no borrow of the data across `emu_start` (each wrapper hook and
         // the run loop borrow it afresh and let go before the engine runs again). Under
-        // Stacked Borrows such fresh borrows would retire this pointer's tag; it is the
-        // pattern Unicorn's own bindings use for user data, not a proof under that model.
+        // Stacked Borrows those fresh borrows would retire this pointer's tag: the argument
+        // is that no two live references overlap, not a proof under that model.
         unsafe { raw_block_hook(handle, process.cast(), counted)? };
         // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t` and get the process,
         // as the block hook does.
