@@ -102,6 +102,8 @@ pub const CASES: &[Case] = &[
     probe("smc_cross"),
     // A selector loaded into FS sets its base: arch_prctl must read it from the CPU.
     probe("fs_selector"),
+    // mremap over areas Linux merges (an mprotect undone, mappings side by side).
+    probe("mremap_merged"),
     // Everything after the program is its own: simulate's options and `--` included (issue 8 F).
     Case {
         workload: false,

@@ -214,6 +214,35 @@ impl AddressSpace {
         }
     }
 
+    /// Joins touching areas with the same protection from the one before `start` to the one
+    /// at `end`: Linux keeps one area for one kind of memory (`vma_merge`), and mremap, for
+    /// one, works within one area.
+    fn merge_around(&mut self, start: u64, end: u64) {
+        let first = self
+            .vmas
+            .range(..start)
+            .next_back()
+            .map_or(start, |(&s, _)| s);
+        let starts: Vec<u64> = self.vmas.range(first..=end).map(|(&s, _)| s).collect();
+        let mut joined: Option<u64> = None;
+        for area in starts {
+            let vma = self.vmas[&area];
+            match joined.map(|j| (j, self.vmas[&j])) {
+                Some((j, before)) if before.end == area && before.prot == vma.prot => {
+                    self.vmas.remove(&area);
+                    self.vmas.insert(
+                        j,
+                        Vma {
+                            end: vma.end,
+                            ..before
+                        },
+                    );
+                }
+                _ => joined = Some(area),
+            }
+        }
+    }
+
     /// Maps `[start, start + len)` with `prot`, replacing whatever was there (MAP_FIXED).
     pub fn map_fixed(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), Errno> {
         let end = start
@@ -231,6 +260,7 @@ impl AddressSpace {
                 self.give_frame(page, prot)?;
             }
         }
+        self.merge_around(start, end);
         Ok(())
     }
 
@@ -328,6 +358,7 @@ impl AddressSpace {
                 }
             }
         }
+        self.merge_around(start, end);
         self.sync.flush_tlb = true;
         Ok(())
     }
@@ -368,6 +399,7 @@ impl AddressSpace {
         if vma.prot.0 & Prot::EXEC != 0 {
             self.sync.changed_code.push(old..old_end);
         }
+        self.merge_around(new, new_end);
         self.sync.flush_tlb = true;
         Ok(())
     }
@@ -702,6 +734,19 @@ mod tests {
             space.move_pages(TASK_SIZE - PAGE_SIZE, u64::MAX, 0x10000),
             Err(Errno::EFAULT)
         );
+    }
+
+    #[test]
+    fn touching_areas_with_one_protection_are_one_area() {
+        let mut space = AddressSpace::new().unwrap();
+        space.map_fixed(0x10000, PAGE_SIZE, RW).unwrap();
+        space.map_fixed(0x11000, PAGE_SIZE, RW).unwrap();
+        assert_eq!(space.vma_at(0x11000).map(|(start, _)| start), Some(0x10000));
+        space.protect(0x11000, PAGE_SIZE, Prot(Prot::READ)).unwrap();
+        assert_eq!(space.vma_at(0x11000).map(|(start, _)| start), Some(0x11000));
+        space.protect(0x11000, PAGE_SIZE, RW).unwrap();
+        let (start, vma) = space.vma_at(0x11000).unwrap();
+        assert_eq!((start, vma.end), (0x10000, 0x12000));
     }
 
     #[test]
