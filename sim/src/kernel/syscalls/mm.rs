@@ -137,8 +137,8 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 /// Fills a new private file mapping from the file, a page at a time, so the host never holds
-/// more than a page of it however large the guest asks the mapping to be. Pages past the end
-/// of the file stay zero. (`mmap` checked that `offset + len` is a file offset.)
+/// more than a page of it however large the guest asks the mapping to be, and backs only the
+/// pages that are not zeros. Pages past the end of the file stay zero. (`mmap` checked that `offset + len` is a file offset.)
 fn read_file_pages(
     k: &mut Kernel,
     host_fd: i32,
@@ -165,7 +165,12 @@ fn read_file_pages(
             break;
         }
         let got = (got as u64).min(len - done);
-        k.mem.fill(start + done, &page[..got as usize]);
+        let bytes = &page[..got as usize];
+        // A new mapping's frames are zero: a page of zeros (a sparse file, /dev/zero) is
+        // left unwritten, so the host does not back it.
+        if bytes.iter().any(|&b| b != 0) {
+            k.mem.fill(start + done, bytes);
+        }
         k.mem.note_copied(got);
         done += got;
     }
