@@ -362,22 +362,10 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     };
     let stopped = process.stop.is_some();
     if let Some(base) = registers.fs_base {
-        let _ = uc.reg_write(RegisterX86::FS_BASE, base);
-        if ring0 {
-            uc.get_data_mut()
-                .kernel
-                .mem
-                .fill(RUNTIME.fs_base, &base.to_le_bytes());
-        }
+        set_segment_base(uc, SegmentBase::Fs, base);
     }
     if let Some(base) = registers.gs_base {
-        let _ = uc.reg_write(RegisterX86::GS_BASE, base);
-        if ring0 {
-            uc.get_data_mut()
-                .kernel
-                .mem
-                .fill(RUNTIME.gs_base, &base.to_le_bytes());
-        }
+        set_segment_base(uc, SegmentBase::Gs, base);
     }
     // A changed address space may have moved the frames before watched pages.
     if sync.flush_tlb && (!ring0 || !watch_page_tails(uc)) {
@@ -438,6 +426,28 @@ fn on_interrupt(uc: &mut Unicorn<'_, Process>, vector: u32) {
     let cr2 = uc.reg_read(RegisterX86::CR2).unwrap_or(0);
     uc.get_data_mut().fault(vector, rip, cr2);
     let _ = uc.emu_stop();
+}
+
+/// The segment bases the guest can set.
+#[derive(Clone, Copy)]
+pub enum SegmentBase {
+    Fs,
+    Gs,
+}
+
+/// Sets the FS or GS base: in the CPU, where it lives, and at ring 0 in the runtime's copy,
+/// from which the sandbox checks FS- and GS-relative accesses (translated code cannot read
+/// the base register without an instruction of its own). The one place both change.
+pub fn set_segment_base(uc: &mut Unicorn<'_, Process>, which: SegmentBase, base: u64) {
+    let (register, slot) = match which {
+        SegmentBase::Fs => (RegisterX86::FS_BASE, RUNTIME.fs_base),
+        SegmentBase::Gs => (RegisterX86::GS_BASE, RUNTIME.gs_base),
+    };
+    let _ = uc.reg_write(register, base);
+    let process = uc.get_data_mut();
+    if process.cache.is_some() {
+        process.kernel.mem.fill(slot, &base.to_le_bytes());
+    }
 }
 
 /// Ends the process as a #GP at ring 3 does.

@@ -9,6 +9,7 @@ use unicorn_engine::{RegisterX86, Unicorn};
 
 use super::layout::RUNTIME;
 use crate::kernel::Unsupported;
+use crate::machine::{set_segment_base, SegmentBase};
 use crate::process::{Flow, Process, Stop};
 use translator::runtime::{
     RFLAGS_IF as IF, RFLAGS_IOPL as IOPL, USER32_CS, USER_CS, USER_DS, USER_MAX,
@@ -120,22 +121,15 @@ fn load_segment(
         Register::DS => (RegisterX86::DS, None),
         Register::ES => (RegisterX86::ES, None),
         // Loading FS or GS takes the descriptor's base, 0 for every Linux user segment.
-        Register::FS => (
-            RegisterX86::FS,
-            Some((RegisterX86::FS_BASE, RUNTIME.fs_base)),
-        ),
-        Register::GS => (
-            RegisterX86::GS,
-            Some((RegisterX86::GS_BASE, RUNTIME.gs_base)),
-        ),
+        Register::FS => (RegisterX86::FS, Some(SegmentBase::Fs)),
+        Register::GS => (RegisterX86::GS, Some(SegmentBase::Gs)),
         // SS at ring 0 must hold a ring-0 selector; the guest's is always USER_DS, which
         // is what reads of SS show.
         _ => return Ok(()),
     };
     let _ = uc.reg_write(register, selector as u64);
-    if let Some((base_register, slot)) = base {
-        let _ = uc.reg_write(base_register, 0);
-        uc.get_data_mut().kernel.mem.fill(slot, &0u64.to_le_bytes());
+    if let Some(which) = base {
+        set_segment_base(uc, which, 0);
     }
     Ok(())
 }
