@@ -27,11 +27,14 @@ impl Host {
     pub fn this() -> Host {
         Host {
             vendor: sim::machine::cpuid::host_vendor()
-                .map_or_else(|| "unknown".to_string(), |vendor| vendor.to_string()),
+                .map_or_else(|| UNKNOWN_VENDOR.to_string(), |vendor| vendor.to_string()),
             cpu: brand(),
         }
     }
 }
+
+/// The vendor of a host that is neither Intel's nor AMD's.
+const UNKNOWN_VENDOR: &str = "unknown";
 
 /// The host CPU's brand string (CPUID leaves 0x80000002-4), trimmed.
 fn brand() -> String {
@@ -274,7 +277,9 @@ fn judge(regression: &Regression, runs: &Runs, host: &Host) -> Result<Replay, Fu
         ),
         verdict(TRANSLATOR_PAIR, translator),
     ];
-    let skipped = if host.vendor == regression.host.vendor {
+    // An unknown vendor matches nothing, not even another unknown one.
+    let known = host.vendor != UNKNOWN_VENDOR;
+    let skipped = if known && host.vendor == regression.host.vendor {
         verdicts.push(verdict(
             UNICORN_PAIR,
             compare(run(&runs.native), run(&runs.ring3), architectural),
