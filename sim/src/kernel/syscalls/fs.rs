@@ -54,7 +54,12 @@ fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
             "the path {shown} (it would describe the simulator)"
         )));
     }
-    if bytes.starts_with(b"/proc/") || bytes.starts_with(b"/sys/") {
+    let under = |root: &[u8]| {
+        bytes
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.first().is_none_or(|&b| b == b'/'))
+    };
+    if under(b"/proc") || under(b"/sys") {
         return match k.machine_files.lookup(&bytes, k.cpu)? {
             Lookup::File(host) => Ok(CString::new(host).expect("no NUL")),
             Lookup::Other => Err(SysError::Unsupported(format!(
