@@ -95,11 +95,13 @@ pub const CASES: &[Case] = &[
     probe("popfw"),
     probe("prefixed_syscall"),
     // Code that changes under its translations (issue 8): on frames that moved, in the entry
-    // block, just ahead of the store that changes it, and by a store across a page boundary.
+    // block, just ahead of the store that changes it, by a store across a page boundary, and
+    // with the pages before it mapped again.
     probe("smc_remap"),
     probe("smc_entry"),
     probe("smc_ahead"),
     probe("smc_cross"),
+    probe("remap_beside_code"),
     // A selector loaded into FS sets its base: arch_prctl must read it from the CPU.
     probe("fs_selector"),
     // mremap over areas Linux merges (an mprotect undone, mappings side by side).

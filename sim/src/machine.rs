@@ -367,8 +367,12 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
     if let Some(base) = registers.gs_base {
         set_segment_base(uc, SegmentBase::Gs, base);
     }
-    // A changed address space may have moved the frames before watched pages.
-    if sync.flush_tlb && (!ring0 || !watch_page_tails(uc)) {
+    // A changed address space may have moved the frames before watched pages; the TLB is
+    // flushed after the watches change, so the emulator sees both.
+    if sync.flush_tlb {
+        if ring0 {
+            watch_page_tails(uc);
+        }
         let _ = uc.ctl_flush_tlb();
     }
     if !sync.changed_code.is_empty() {
