@@ -13,6 +13,9 @@ use sim::machine::cpuid::host_vendor;
 use sim::machine::guard;
 use sim::process::Mode;
 use sim::run::{status, PlantedBug};
+
+mod output;
+use output::Output;
 use translator::cpu::Vendor;
 
 #[derive(Parser)]
@@ -272,7 +275,26 @@ fn list_cost_models() {
 }
 
 /// `--check`: the three runs, the verdict, and 0 or 1.
+/// Writes the report to its output, or to stderr.
+fn emit_report(output: &Option<Output>, text: &str) -> Result<(), String> {
+    match output {
+        Some(output) => output.write(text.as_bytes()),
+        None => {
+            eprint!("{text}");
+            Ok(())
+        }
+    }
+}
+
 fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
+    let report_file = match cli
+        .report_file
+        .as_deref()
+        .map(|p| Output::name(p, "report"))
+    {
+        Some(Err(message)) => return fail(message, status::SIMULATOR_FAILED),
+        named => named.and_then(Result::ok),
+    };
     let simulate = match std::env::current_exe() {
         Ok(path) => path,
         Err(err) => {
@@ -337,114 +359,10 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => report.to_json(),
     };
-    if let Err(code) = emit_report(cli, &text) {
-        return code;
+    if let Err(message) = emit_report(&report_file, &text) {
+        return fail(message, status::SIMULATOR_FAILED);
     }
     ExitCode::from(if report.agrees() { 0 } else { 1 })
-}
-
-/// An output file of a run, made before it: the guest's chdir and umask, or its removing or
-/// renaming the directory, cannot move the file or change its mode, and a path that cannot
-/// be written fails before a long run rather than after it.
-struct Output {
-    path: PathBuf,
-    file: std::fs::File,
-    /// What it holds, for messages.
-    what: &'static str,
-    /// Whether this run made the file (it did not exist before).
-    made: bool,
-}
-
-impl Output {
-    /// Opens the output at `path` for writing, making it if need be; what it held stays
-    /// until the run has something to write there (a failed run leaves it as it was).
-    fn create(path: &Option<PathBuf>, what: &'static str) -> Result<Option<Output>, ExitCode> {
-        let Some(path) = path else {
-            return Ok(None);
-        };
-        let made = std::fs::symlink_metadata(path).is_err();
-        let opened = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path);
-        match opened {
-            Ok(file) => Ok(Some(Output {
-                path: path.clone(),
-                file,
-                what,
-                made,
-            })),
-            Err(err) => Err(fail(
-                format!("{}: cannot write the {what}: {err}", path.display()),
-                status::SIMULATOR_FAILED,
-            )),
-        }
-    }
-
-    fn write(mut self, bytes: &[u8]) -> Result<(), ExitCode> {
-        use std::io::Write;
-        // A regular file loses what it held; a device such as /dev/null cannot be cut.
-        let regular = self.file.metadata().is_ok_and(|m| m.is_file());
-        let cut = if regular {
-            self.file.set_len(0)
-        } else {
-            Ok(())
-        };
-        cut.and_then(|()| self.file.write_all(bytes))
-            .map_err(|err| {
-                fail(
-                    format!(
-                        "{}: cannot write the {}: {err}",
-                        self.path.display(),
-                        self.what
-                    ),
-                    status::SIMULATOR_FAILED,
-                )
-            })
-    }
-
-    /// Makes each output asked for, in order; if one cannot be made, removes those made.
-    fn create_all<const N: usize>(
-        asked: [(&Option<PathBuf>, &'static str); N],
-    ) -> Result<[Option<Output>; N], ExitCode> {
-        let mut made: Vec<Option<Output>> = Vec::new();
-        for (path, what) in asked {
-            match Output::create(path, what) {
-                Ok(output) => made.push(output),
-                Err(code) => {
-                    made.into_iter().flatten().for_each(Output::discard);
-                    return Err(code);
-                }
-            }
-        }
-        Ok(made
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("one output each")))
-    }
-
-    /// Removes the file if this run made it: the run failed, and it holds nothing.
-    fn discard(self) {
-        if self.made {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Writes the report to --report-file, or to stderr.
-fn emit_report(cli: &Cli, text: &str) -> Result<(), ExitCode> {
-    match &cli.report_file {
-        Some(path) => std::fs::write(path, text).map_err(|err| {
-            fail(
-                format!("{}: cannot write the report: {err}", path.display()),
-                status::SIMULATOR_FAILED,
-            )
-        }),
-        None => {
-            eprint!("{text}");
-            Ok(())
-        }
-    }
 }
 
 fn main() -> ExitCode {
@@ -520,37 +438,33 @@ fn main() -> ExitCode {
             status::SIMULATOR_FAILED,
         );
     }
-    let [dump, trace, report] = match Output::create_all([
+    let named = [
         (&cli.dump_translation, "translation dump"),
         (&cli.trace_syscalls, "syscall trace"),
         (&cli.report_file, "report"),
-    ]) {
-        Ok(outputs) => outputs,
-        Err(code) => return code,
+    ]
+    .map(|(path, what)| path.as_deref().map(|p| Output::name(p, what)).transpose());
+    let [dump, trace, report] = match named {
+        [Ok(dump), Ok(trace), Ok(report)] => [dump, trace, report],
+        named => {
+            let message = named.into_iter().find_map(Result::err);
+            return fail(message.expect("one failed"), status::SIMULATOR_FAILED);
+        }
     };
     let outcome = match sim::run(&config) {
         Ok(outcome) => outcome,
-        Err(err) => {
-            [dump, trace, report]
-                .into_iter()
-                .flatten()
-                .for_each(Output::discard);
-            return fail(&err, err.exit_status());
-        }
+        Err(err) => return fail(&err, err.exit_status()),
     };
-    if let (Some(output), Some(text)) = (dump, &outcome.translation_dump) {
-        if let Err(code) = output.write(text.as_bytes()) {
-            return code;
-        }
+    let mut written = Ok(());
+    if let (Some(output), Some(text)) = (&dump, &outcome.translation_dump) {
+        written = written.and(output.write(text.as_bytes()));
     }
-    if let (Some(output), Some(records)) = (trace, &outcome.syscall_trace) {
+    if let (Some(output), Some(records)) = (&trace, &outcome.syscall_trace) {
         let lines: String = records
             .iter()
             .map(|record| serde_json::to_string(record).expect("records serialize") + "\n")
             .collect();
-        if let Err(code) = output.write(lines.as_bytes()) {
-            return code;
-        }
+        written = written.and(output.write(lines.as_bytes()));
     }
     if let Some(notice) = &outcome.notice {
         eprintln!("simulate: {notice}");
@@ -559,15 +473,9 @@ fn main() -> ExitCode {
         ReportFormat::Text => outcome.report.to_text(),
         ReportFormat::Json => outcome.report.to_json(),
     };
-    let written = match report {
-        Some(output) => output.write(text.as_bytes()),
-        None => {
-            eprint!("{text}");
-            Ok(())
-        }
-    };
-    if let Err(code) = written {
-        return code;
+    written = written.and(emit_report(&report, &text));
+    if let Err(message) = written {
+        return fail(message, status::SIMULATOR_FAILED);
     }
     ExitCode::from(outcome.status as u8)
 }

@@ -331,26 +331,38 @@ fn user_ids_run_the_guest_as_that_user() {
     }
 }
 
-/// Outputs are opened before the run, so an unwritable path fails at once; a run that fails
-/// leaves no new output behind and an old one as it was, and /dev/null stays a device.
+/// Outputs are named before the run, so an unwritable path fails at once, and written after
+/// it: a failed run makes no new output and leaves an old one as it was, and a device such as
+/// /dev/null stays a device whatever the run did.
 #[test]
-fn outputs_are_made_before_the_run_and_kept_only_when_it_succeeds() {
+fn outputs_are_named_before_the_run_and_written_after_it() {
+    use std::os::unix::fs::FileTypeExt;
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join("fresh.txt");
     let old = dir.path().join("old.txt");
     std::fs::write(&old, "kept").unwrap();
-    let program = corpora::stage().join("unsupported");
-    for report in [&fresh, &old] {
-        let output = std::process::Command::new(common::SIMULATE)
+    let run = |report: &std::path::Path, program: &str, args: &[&str]| {
+        std::process::Command::new(common::SIMULATE)
             .arg("--report-file")
             .arg(report)
-            .arg(&program)
+            .args(["--trace-syscalls", "/dev/null"])
+            .arg(corpora::stage().join(program))
+            .args(args)
             .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(125));
+            .unwrap()
+    };
+    for report in [&fresh, &old] {
+        assert_eq!(run(report, "unsupported", &[]).status.code(), Some(125));
     }
     assert!(!fresh.exists(), "no report of a failed run");
     assert_eq!(std::fs::read_to_string(&old).unwrap(), "kept");
+    let null = std::path::Path::new("/dev/null");
+    assert_eq!(run(null, "getppid_loop", &["1"]).status.code(), Some(0));
+    assert_eq!(run(null, "unsupported", &[]).status.code(), Some(125));
+    assert!(std::fs::metadata(null)
+        .unwrap()
+        .file_type()
+        .is_char_device());
     let unwritable = dir.path().join("missing/report.txt");
     let output = simulate(&[
         "--report-file",
@@ -360,7 +372,4 @@ fn outputs_are_made_before_the_run_and_kept_only_when_it_succeeds() {
     ]);
     assert_eq!(output.status.code(), Some(125));
     assert!(stdout(&output).is_empty(), "the program did not run");
-    use std::os::unix::fs::FileTypeExt;
-    let null = std::fs::metadata("/dev/null").unwrap();
-    assert!(null.file_type().is_char_device());
 }

@@ -40,7 +40,17 @@ fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
     if bytes == b"/proc/self/exe" {
         return Ok(CString::new(k.exe.as_os_str().as_bytes()).expect("paths have no NUL"));
     }
-    if let Some(rest) = bytes.strip_prefix(b"/proc/self/fd/") {
+    // The guest's descriptors by name, never the simulator's own (its outputs' directories,
+    // the machine files).
+    let descriptor = match bytes.as_slice() {
+        b"/dev/stdin" => Some(&b"0"[..]),
+        b"/dev/stdout" => Some(&b"1"[..]),
+        b"/dev/stderr" => Some(&b"2"[..]),
+        _ => bytes
+            .strip_prefix(b"/proc/self/fd/")
+            .or_else(|| bytes.strip_prefix(b"/dev/fd/")),
+    };
+    if let Some(rest) = descriptor {
         let guest: u64 = std::str::from_utf8(rest)
             .ok()
             .and_then(|s| s.parse().ok())
