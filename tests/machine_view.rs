@@ -50,11 +50,16 @@ fn proc_and_sys_describe_the_simulated_machine() {
             (status, stdout.as_str()),
             (0, "vendor_id\t: AuthenticAMD\n")
         );
+        // A regular file, as procfs shows it: not a link to follow or copy.
+        let (status, _, _) = busybox("readlink", &["/proc/version"], mode);
+        assert_eq!(status, 1, "{mode}");
     }
 }
 
 #[test]
 fn other_proc_paths_stop_the_run_rather_than_leak_the_host() {
+    let (status, _, stderr) = busybox("cat", &["//proc/./stat"], "ring3");
+    assert_eq!(status, 125, "by another name too: {stderr}");
     let (status, stdout, stderr) = busybox("cat", &["/proc/stat"], "ring3");
     assert_eq!(status, 125, "{stdout}");
     assert!(

@@ -3,16 +3,15 @@
 //! path under /proc or /sys would describe the host (its name, kernel, CPUs, memory, other
 //! processes) and stops the run as unsupported rather than leak it.
 //!
-//! Each file is a sealed memfd made on first use; the guest's path becomes the memfd's
-//! `/proc/self/fd/N`, so `open`, `stat` and `access` work on it as on any file.
+//! Each file is made on first use, read-only, in a private directory of the run's, and the
+//! guest's path becomes its path there: `open`, `stat`, `readlink` and `cp -a` see a
+//! regular file, as procfs shows one.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-use nix::sys::memfd::{memfd_create, MFdFlags};
 use translator::cpu::CpuModel;
 
 use super::syscalls::proc::UTSNAME;
@@ -79,10 +78,11 @@ pub enum Lookup {
     File(String),
 }
 
-/// The machine's files a run has opened, by path.
+/// The machine's files a run has opened, in a directory removed with it.
 #[derive(Default)]
 pub struct MachineFiles {
-    made: HashMap<&'static str, OwnedFd>,
+    dir: Option<tempfile::TempDir>,
+    made: HashSet<&'static str>,
 }
 
 impl MachineFiles {
@@ -91,24 +91,22 @@ impl MachineFiles {
         let Some(&(name, contents)) = FILES.iter().find(|(name, _)| name.as_bytes() == path) else {
             return Ok(Lookup::Other);
         };
-        if !self.made.contains_key(name) {
-            self.made.insert(name, sealed(&contents(cpu))?);
+        let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+        if self.dir.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("ringsim-machine-")
+                .tempdir();
+            self.dir = Some(dir.map_err(io)?);
         }
-        let fd = self.made[name].as_raw_fd();
-        Ok(Lookup::File(format!("/proc/self/fd/{fd}")))
+        let dir = self.dir.as_ref().expect("made above").path();
+        let host: PathBuf = dir.join(name.replace('/', "%"));
+        if self.made.insert(name) {
+            std::fs::write(&host, contents(cpu)).map_err(io)?;
+            let read_only = std::fs::Permissions::from_mode(0o444);
+            std::fs::set_permissions(&host, read_only).map_err(io)?;
+        }
+        Ok(Lookup::File(host.to_string_lossy().into_owned()))
     }
-}
-
-/// A memfd holding `contents`, sealed against change.
-fn sealed(contents: &str) -> Result<OwnedFd, Errno> {
-    let fd = memfd_create(c"ringsim-machine-file", MFdFlags::MFD_ALLOW_SEALING)?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(contents.as_bytes())
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let fd = OwnedFd::from(file);
-    let seals = SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK;
-    fcntl(&fd, FcntlArg::F_ADD_SEALS(seals | SealFlag::F_SEAL_SEAL))?;
-    Ok(fd)
 }
 
 #[cfg(test)]

@@ -36,7 +36,10 @@ fn host(ret: libc::c_long) -> Result<u64, Errno> {
 
 /// A guest path, with the names that must mean the guest rather than the simulator rewritten.
 fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
-    let bytes = k.mem.read_cstring(addr, PATH_MAX)?;
+    let given = k.mem.read_cstring(addr, PATH_MAX)?;
+    // The names below are matched as the kernel would resolve them (`//proc/./x` is
+    // `/proc/x`); a path that matches none goes to the host as given.
+    let bytes = lexical(&given);
     if bytes == b"/proc/self/exe" {
         return Ok(CString::new(k.exe.as_os_str().as_bytes()).expect("paths have no NUL"));
     }
@@ -78,7 +81,34 @@ fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
             ))),
         };
     }
-    Ok(CString::new(bytes).expect("read_cstring stops at NUL"))
+    Ok(CString::new(given).expect("read_cstring stops at NUL"))
+}
+
+/// An absolute path with `//`, `.` and `..` resolved by name (symbolic links are not
+/// followed); any other path as it is.
+fn lexical(path: &[u8]) -> Vec<u8> {
+    if path.first() != Some(&b'/') {
+        return path.to_vec();
+    }
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for part in parts {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
 }
 
 /// A guest path that may be NULL (utimensat).
@@ -761,4 +791,17 @@ pub fn utimensat(k: &mut Kernel, a: &Args) -> SysResult {
 pub fn umask(_k: &mut Kernel, a: &Args) -> SysResult {
     // SAFETY: umask cannot fail.
     Ok(unsafe { libc::umask((a[0] & 0o777) as libc::mode_t) } as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lexical;
+
+    #[test]
+    fn absolute_paths_are_resolved_by_name() {
+        assert_eq!(lexical(b"//proc/./loadavg"), b"/proc/loadavg");
+        assert_eq!(lexical(b"/sys/../proc/version/"), b"/proc/version");
+        assert_eq!(lexical(b"/.."), b"/");
+        assert_eq!(lexical(b"proc/./x"), b"proc/./x", "relative: as given");
+    }
 }
