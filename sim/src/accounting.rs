@@ -3,7 +3,6 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl};
 use translator::cpu::LACKING;
@@ -59,14 +58,22 @@ impl Counts {
     }
 
     /// Adds one syscall, its arguments and its result, normalized, to the sequence digest:
-    /// hashed as values, not as text (formatting cost 590 instructions a syscall).
+    /// as values in a fixed encoding, not as text (formatting cost 590 instructions a
+    /// syscall).
     pub fn record_sequence(&mut self, nr: u64, args: &[u64; 6], ret: u64) {
         let mut fnv = Fnv(self.sequence_digest);
         match signature::normalize(nr, args, ret) {
-            Ok(call) => call.hash(&mut fnv),
+            Ok(call) => {
+                fnv.write(&[0]);
+                call.encode(|bytes| fnv.write(bytes));
+            }
             // A syscall the table lacks (answered with ENOSYS): its number and result only,
             // since the kinds of its arguments are unknown.
-            Err(_) => (nr, ret).hash(&mut fnv),
+            Err(_) => {
+                fnv.write(&[1]);
+                fnv.write(&nr.to_le_bytes());
+                fnv.write(&ret.to_le_bytes());
+            }
         }
         self.sequence_digest = fnv.0;
     }
@@ -89,19 +96,14 @@ impl Counts {
     }
 }
 
-/// FNV-1a over a normalized syscall's derived `Hash` stream: the same on every machine
-/// (the standard library's hasher is seeded per process).
+/// FNV-1a: the same on every machine (the standard library's hasher is seeded per process).
 struct Fnv(u64);
 
-impl Hasher for Fnv {
+impl Fnv {
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
             self.0 = (self.0 ^ byte as u64).wrapping_mul(FNV_PRIME);
         }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

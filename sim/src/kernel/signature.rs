@@ -148,7 +148,7 @@ pub const PRCTL: Commands = Commands {
 };
 
 /// One argument or result as compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shown {
     Exact(u64),
     Errno(i32),
@@ -166,6 +166,44 @@ pub enum Shown {
     NotAddressAsked,
     NoReturn,
     Declined,
+}
+
+impl Shown {
+    /// A tag and a value that together say what this is, for digests: fixed here, so
+    /// digests do not change with the compiler (a derived `Hash` may).
+    pub fn code(self) -> (u8, u64) {
+        match self {
+            Shown::Exact(value) => (0, value),
+            Shown::Errno(errno) => (1, errno as u64),
+            Shown::Null => (2, 0),
+            Shown::Pointer => (3, 0),
+            Shown::Pid => (4, 0),
+            Shown::GroupPid => (5, 0),
+            Shown::SpecialPid(pid) => (6, pid as u64),
+            Shown::Id => (7, 0),
+            Shown::IdUnchanged => (8, 0),
+            Shown::Success => (9, 0),
+            Shown::AddressAsked => (10, 0),
+            Shown::NotAddressAsked => (11, 0),
+            Shown::NoReturn => (12, 0),
+            Shown::Declined => (13, 0),
+        }
+    }
+}
+
+impl Normalized {
+    /// The call as bytes for a digest: its name with its length, then each argument and the
+    /// result as a tag and eight little-endian bytes.
+    pub fn encode(&self, mut sink: impl FnMut(&[u8])) {
+        sink(&(self.name.len() as u64).to_le_bytes());
+        sink(self.name.as_bytes());
+        sink(&(self.args.len() as u64).to_le_bytes());
+        for shown in self.args.iter().chain([&self.result]) {
+            let (tag, value) = shown.code();
+            sink(&[tag]);
+            sink(&value.to_le_bytes());
+        }
+    }
 }
 
 impl fmt::Display for Shown {
@@ -190,7 +228,7 @@ impl fmt::Display for Shown {
 }
 
 /// A syscall as compared: its name, its own arguments and its result, each under its rule.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Normalized {
     pub name: &'static str,
     pub args: Vec<Shown>,
