@@ -496,7 +496,8 @@ fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
 
 /// The last bytes of a frame, where one store may begin and run on into the next page:
 /// Unicorn checks such a store against hooks by its first byte only. The simulated CPU's
-/// widest store is 16 bytes (SSE).
+/// widest single store is 16 bytes (SSE); 64, a cache line, leaves room for wider ones
+/// should the CPU model grow AVX.
 const SPILL: u64 = 64;
 
 /// Watches the end of the frame of the page before each watched page (its frame may change
@@ -529,11 +530,7 @@ fn watch_page_tails(uc: &mut Unicorn<'_, Process>) -> bool {
             wanted,
             Watch::Tail,
             end - SPILL..end,
-            move |uc, address, size| {
-                let process = uc.get_data_mut();
-                let pages = process.tail_pages.get(&frame).cloned().unwrap_or_default();
-                process.watched_tail_write(&pages, address, size)
-            },
+            move |uc, address, size| uc.get_data_mut().watched_tail_write(frame, address, size),
         );
     }
     added

@@ -122,6 +122,7 @@ pub struct Process {
     /// The hooks on the ends of the frames before pages of guest code, by frame, and those
     /// pages.
     pub tail_hooks: HashMap<u64, UcHookId>,
+    /// By the frame of the page before them, the watched pages a store there may run into.
     pub tail_pages: BTreeMap<u64, Vec<u64>>,
     /// Whether `finish` disassembles the code cache.
     pub dump_translation: bool,
@@ -554,11 +555,15 @@ impl Process {
     }
 
     /// A guest store of `size` bytes at physical address `physical`, in the last bytes of
-    /// the frame of the page before each page of `pages`, which Unicorn checks against
-    /// hooks by its first byte only: what spilled into those pages is dropped.
-    pub fn watched_tail_write(&mut self, pages: &[u64], physical: u64, size: u64) {
+    /// `frame`, the frame of the page before watched pages (`tail_pages`), which Unicorn
+    /// checks against hooks by its first byte only: what spilled into those pages is dropped.
+    pub fn watched_tail_write(&mut self, frame: u64, physical: u64, size: u64) {
         let spilled = (physical % PAGE_SIZE + size).saturating_sub(PAGE_SIZE);
-        for &page in pages.iter().filter(|_| spilled > 0) {
+        if spilled == 0 {
+            return;
+        }
+        let pages = self.tail_pages.get(&frame).cloned().unwrap_or_default();
+        for page in pages {
             self.written(page, page..page + spilled);
         }
     }

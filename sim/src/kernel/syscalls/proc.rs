@@ -158,10 +158,12 @@ pub fn uname(k: &mut Kernel, a: &Args) -> SysResult {
 /// need, and copies its mask's bytes: one long here.
 pub fn sched_getaffinity(k: &mut Kernel, a: &Args) -> SysResult {
     const MASK: [u8; 8] = [1, 0, 0, 0, 0, 0, 0, 0];
-    if a[0] != 0 && a[0] != GUEST_PID {
+    // Linux takes a pid_t and an unsigned int.
+    let (pid, len) = (a[0] as i32 as i64, a[1] as u32 as u64);
+    if pid != 0 && pid != GUEST_PID as i64 {
         return Err(Errno::ESRCH.into());
     }
-    if a[1] < MASK.len() as u64 || !a[1].is_multiple_of(MASK.len() as u64) {
+    if len < MASK.len() as u64 || !len.is_multiple_of(MASK.len() as u64) {
         return Err(Errno::EINVAL.into());
     }
     k.mem.write(a[2], &MASK)?;
