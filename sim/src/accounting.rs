@@ -62,17 +62,14 @@ impl Counts {
     /// syscall).
     pub fn record_sequence(&mut self, nr: u64, args: &[u64; 6], ret: u64) {
         let mut fnv = Fnv(self.sequence_digest);
+        fnv.word(nr);
         match signature::normalize(nr, args, ret) {
-            Ok(call) => {
-                fnv.write(&[0]);
-                call.encode(|bytes| fnv.write(bytes));
-            }
-            // A syscall the table lacks (answered with ENOSYS): its number and result only,
-            // since the kinds of its arguments are unknown.
+            Ok(call) => call.encode(|word| fnv.word(word)),
+            // A syscall the table lacks (answered with ENOSYS): its result only, since the
+            // kinds of its arguments are unknown (a count no call has sets it apart).
             Err(_) => {
-                fnv.write(&[1]);
-                fnv.write(&nr.to_le_bytes());
-                fnv.write(&ret.to_le_bytes());
+                fnv.word(u64::MAX);
+                fnv.word(ret);
             }
         }
         self.sequence_digest = fnv.0;
@@ -96,14 +93,13 @@ impl Counts {
     }
 }
 
-/// FNV-1a: the same on every machine (the standard library's hasher is seeded per process).
+/// FNV-1a taken a word at a time: the same on every machine (the standard library's hasher
+/// is seeded per process), and a few instructions a word.
 struct Fnv(u64);
 
 impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ byte as u64).wrapping_mul(FNV_PRIME);
-        }
+    fn word(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(FNV_PRIME);
     }
 }
 

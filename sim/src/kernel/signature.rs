@@ -192,16 +192,14 @@ impl Shown {
 }
 
 impl Normalized {
-    /// The call as bytes for a digest: its name with its length, then each argument and the
-    /// result as a tag and eight little-endian bytes.
-    pub fn encode(&self, mut sink: impl FnMut(&[u8])) {
-        sink(&(self.name.len() as u64).to_le_bytes());
-        sink(self.name.as_bytes());
-        sink(&(self.args.len() as u64).to_le_bytes());
+    /// The call's arguments and result as words for a digest (the caller adds the syscall's
+    /// number, which names it): their count, then each as its tag and value.
+    pub fn encode(&self, mut sink: impl FnMut(u64)) {
+        sink(self.args.len() as u64);
         for shown in self.args.iter().chain([&self.result]) {
             let (tag, value) = shown.code();
-            sink(&[tag]);
-            sink(&value.to_le_bytes());
+            sink(tag as u64);
+            sink(value);
         }
     }
 }
