@@ -63,14 +63,10 @@ impl Counts {
     pub fn record_sequence(&mut self, nr: u64, args: &[u64; 6], ret: u64) {
         let mut fnv = Fnv(self.sequence_digest);
         fnv.word(nr);
-        match signature::normalize(nr, args, ret) {
-            Ok(call) => call.encode(|word| fnv.word(word)),
-            // A syscall the table lacks (answered with ENOSYS): its result only, since the
-            // kinds of its arguments are unknown (a count no call has sets it apart).
-            Err(_) => {
-                fnv.word(u64::MAX);
-                fnv.word(ret);
-            }
+        // A syscall the table lacks (answered with ENOSYS): its result only, since the kinds
+        // of its arguments are unknown.
+        if !signature::encode(nr, args, ret, |word| fnv.word(word)) {
+            fnv.word(ret);
         }
         self.sequence_digest = fnv.0;
     }

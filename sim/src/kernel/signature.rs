@@ -191,19 +191,6 @@ impl Shown {
     }
 }
 
-impl Normalized {
-    /// The call's arguments and result as words for a digest (the caller adds the syscall's
-    /// number, which names it): their count, then each as its tag and value.
-    pub fn encode(&self, mut sink: impl FnMut(u64)) {
-        sink(self.args.len() as u64);
-        for shown in self.args.iter().chain([&self.result]) {
-            let (tag, value) = shown.code();
-            sink(tag as u64);
-            sink(value);
-        }
-    }
-}
-
 impl fmt::Display for Shown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -297,10 +284,9 @@ fn kinds(signature: Signature, args: &[u64; 6]) -> &'static str {
         .map_or(signature.args, |(_, kinds)| kinds)
 }
 
-/// Syscall `nr` with `args` and result `ret` as compared, or why it cannot be.
-pub fn normalize(nr: u64, args: &[u64; 6], ret: u64) -> Result<Normalized, UnknownSyscall> {
-    let row = table::lookup(nr).ok_or_else(|| UnknownSyscall(super::syscalls::short_name(nr)))?;
-    let args_shown = kinds(row.signature, args)
+/// The arguments a call with signature `signature` takes, as compared.
+fn shown_args(signature: Signature, args: &[u64; 6]) -> impl Iterator<Item = Shown> + '_ {
+    kinds(signature, args)
         .chars()
         .zip(args)
         .filter(|(kind, _)| *kind != '-')
@@ -310,12 +296,36 @@ pub fn normalize(nr: u64, args: &[u64; 6], ret: u64) -> Result<Normalized, Unkno
             'u' => shown(Rule::Id, value),
             _ => shown(Rule::Exact, value),
         })
-        .collect();
+}
+
+/// Syscall `nr` with `args` and result `ret` as compared, or why it cannot be.
+pub fn normalize(nr: u64, args: &[u64; 6], ret: u64) -> Result<Normalized, UnknownSyscall> {
+    let row = table::lookup(nr).ok_or_else(|| UnknownSyscall(super::syscalls::short_name(nr)))?;
     Ok(Normalized {
         name: row.sysno.name(),
-        args: args_shown,
+        args: shown_args(row.signature, args).collect(),
         result: result(row.signature.result, args[0], ret),
     })
+}
+
+/// What `normalize` compares of syscall `nr`, as words for a digest, with no allocation
+/// (it runs on every syscall): each argument and then the result as a tag and a value, the
+/// result after a word no tag is. False for a syscall the table lacks.
+pub fn encode(nr: u64, args: &[u64; 6], ret: u64, mut sink: impl FnMut(u64)) -> bool {
+    let Some(row) = table::lookup(nr) else {
+        return false;
+    };
+    let result = result(row.signature.result, args[0], ret);
+    for shown in shown_args(row.signature, args) {
+        let (tag, value) = shown.code();
+        sink(tag as u64);
+        sink(value);
+    }
+    let (tag, value) = result.code();
+    sink(u64::MAX);
+    sink(tag as u64);
+    sink(value);
+    true
 }
 
 #[cfg(test)]
