@@ -70,14 +70,6 @@ fn meminfo() -> String {
     )
 }
 
-/// What a guest path under /proc or /sys means.
-pub enum Lookup {
-    /// Not one of the machine's files: the caller decides.
-    Other,
-    /// One of them: the host path that opens its contents.
-    File(String),
-}
-
 /// The machine's files a run has opened, in a directory removed with it.
 #[derive(Default)]
 pub struct MachineFiles {
@@ -87,9 +79,9 @@ pub struct MachineFiles {
 
 impl MachineFiles {
     /// The host path for the guest's `path`, if it is one of the machine's files.
-    pub fn lookup(&mut self, path: &[u8], cpu: &CpuModel) -> Result<Lookup, Errno> {
+    pub fn lookup(&mut self, path: &[u8], cpu: &CpuModel) -> Result<Option<PathBuf>, Errno> {
         let Some(&(name, contents)) = FILES.iter().find(|(name, _)| name.as_bytes() == path) else {
-            return Ok(Lookup::Other);
+            return Ok(None);
         };
         let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
         if self.dir.is_none() {
@@ -105,7 +97,7 @@ impl MachineFiles {
             let read_only = std::fs::Permissions::from_mode(0o444);
             std::fs::set_permissions(&host, read_only).map_err(io)?;
         }
-        Ok(Lookup::File(host.to_string_lossy().into_owned()))
+        Ok(Some(host))
     }
 }
 
@@ -118,19 +110,16 @@ mod tests {
     fn the_machine_files_describe_the_simulated_machine() {
         let mut files = MachineFiles::default();
         let amd = Vendor::Amd.model();
-        let Ok(Lookup::File(host)) = files.lookup(b"/proc/cpuinfo", amd) else {
+        let Ok(Some(host)) = files.lookup(b"/proc/cpuinfo", amd) else {
             panic!("cpuinfo is a machine file");
         };
         let text = std::fs::read_to_string(host).unwrap();
         assert!(text.contains("vendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\n"));
         assert!(text.contains("model name\t: ringsim virtual CPU (AMD, Zen 2 class)\n"));
-        let Ok(Lookup::File(online)) = files.lookup(b"/sys/devices/system/cpu/online", amd) else {
+        let Ok(Some(online)) = files.lookup(b"/sys/devices/system/cpu/online", amd) else {
             panic!("online is a machine file");
         };
         assert_eq!(std::fs::read_to_string(online).unwrap(), "0\n");
-        assert!(matches!(
-            files.lookup(b"/proc/stat", amd),
-            Ok(Lookup::Other)
-        ));
+        assert_eq!(files.lookup(b"/proc/stat", amd), Ok(None));
     }
 }

@@ -5,13 +5,12 @@
 //! bytes; only descriptors and a few /proc paths need translating.
 
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::signal::send_to_self;
-use crate::kernel::machine_files::Lookup;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
 /// Linux's `PATH_MAX`.
@@ -74,8 +73,8 @@ fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
     };
     if under(b"/proc") || under(b"/sys") {
         return match k.machine_files.lookup(&bytes, k.cpu)? {
-            Lookup::File(host) => Ok(CString::new(host).expect("no NUL")),
-            Lookup::Other => Err(SysError::Unsupported(format!(
+            Some(host) => Ok(CString::new(host.into_os_string().into_vec()).expect("no NUL")),
+            None => Err(SysError::Unsupported(format!(
                 "the path {} (it would describe the host, not the simulated machine)",
                 String::from_utf8_lossy(&bytes)
             ))),
