@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use rand_chacha::ChaCha20Rng;
-use translator::cpu::{CpuModel, Vendor};
+use translator::cpu::CpuModel;
 
 use crate::memory::AddressSpace;
 use fd::FdTable;
@@ -129,6 +129,7 @@ impl Kernel {
         comm: Vec<u8>,
         rng: ChaCha20Rng,
         credentials: Credentials,
+        cpu: &'static CpuModel,
         on_unsupported: OnUnsupported,
     ) -> Self {
         Self {
@@ -145,7 +146,7 @@ impl Kernel {
             slept_ns: 0,
             exit: None,
             on_unsupported,
-            cpu: Vendor::Intel.model(),
+            cpu,
             machine_files: MachineFiles::default(),
         }
     }
@@ -162,6 +163,7 @@ impl Kernel {
             b"test".to_vec(),
             rng,
             credentials,
+            translator::cpu::Vendor::Intel.model(),
             OnUnsupported::Stop,
         )
     }

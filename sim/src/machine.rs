@@ -204,9 +204,9 @@ impl Machine {
             "add the sysenter hook",
             uc.add_insn_sys_hook(X86Insn::SYSENTER, 1, 0, |uc| {
                 let rip = uc.pc_read().unwrap_or(0);
-                let regs = sysenter_registers(uc);
+                let (eax, regs) = (reg(uc, RegisterX86::RAX), compat_args(uc));
                 let length = instruction_length(uc, rip);
-                uc.get_data_mut().sysenter(regs, rip, length);
+                uc.get_data_mut().sysenter(eax, regs, rip, length);
                 let _ = uc.emu_stop();
             }),
         )?;
@@ -616,14 +616,9 @@ fn instruction_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
         .len() as u64
 }
 
-/// What `sysenter` reads: EAX, EBX, ECX, EDX, ESI, EDI, EBP.
-pub fn sysenter_registers(uc: &Unicorn<'_, Process>) -> [u64; 7] {
-    use RegisterX86::{RAX, RBP, RBX, RCX, RDI, RDX, RSI};
-    [RAX, RBX, RCX, RDX, RSI, RDI, RBP].map(|register| reg(uc, register))
-}
-
-/// The arguments of an `int 0x80` call: EBX ECX EDX ESI EDI EBP, whole (the call keeps their low halves).
-fn compat_args(uc: &Unicorn<'_, Process>) -> [u64; 6] {
+/// The arguments of an `int 0x80` call: EBX ECX EDX ESI EDI EBP, whole (the call keeps their
+/// low halves). `sysenter` reads the same registers.
+pub fn compat_args(uc: &Unicorn<'_, Process>) -> [u64; 6] {
     use RegisterX86::{RBP, RBX, RCX, RDI, RDX, RSI};
     [RBX, RCX, RDX, RSI, RDI, RBP].map(|register| reg(uc, register))
 }

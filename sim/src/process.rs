@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use nix::sys::signal::Signal;
-use translator::cpu::{CpuModel, Sysenter};
+use translator::cpu::Sysenter;
 use translator::{Source, TranslateError, FAULT_KINDS};
 use unicorn_engine::UcHookId;
 
@@ -136,12 +136,10 @@ impl Process {
     pub fn new(
         kernel: Kernel,
         model: CostModel,
-        cpu: &'static CpuModel,
         max_instructions: Option<u64>,
         mode: Mode,
     ) -> Self {
         let clock = Rc::new(Clock::new(model.cpi.value));
-        let kernel = Kernel { cpu, ..kernel };
         Self {
             kernel,
             model,
@@ -330,9 +328,9 @@ impl Process {
     }
 
     /// The guest's `sysenter` at `rip`, `length` bytes long, as the CPU model carries it out
-    /// in 64-bit mode; `regs` are EAX, EBX, ECX, EDX, ESI, EDI and EBP. At ring 3 it has not
-    /// run yet; at ring 0 the emulate hypercall serves it.
-    pub fn sysenter(&mut self, regs: [u64; 7], rip: u64, length: u64) {
+    /// in 64-bit mode; `regs` are EBX, ECX, EDX, ESI, EDI and EBP. At ring 3 it has not run
+    /// yet; at ring 0 the emulate hypercall serves it.
+    pub fn sysenter(&mut self, eax: u64, regs: Args, rip: u64, length: u64) {
         let ring0 = self.cache.is_some();
         match self.kernel.cpu.sysenter {
             Sysenter::InvalidOpcode if ring0 => {
@@ -340,7 +338,7 @@ impl Process {
             }
             Sysenter::InvalidOpcode => self.invalid_instruction(rip),
             Sysenter::CompatSyscall => {
-                let [eax, ebx, ecx, edx, esi, edi, ebp] = regs;
+                let [ebx, ecx, edx, esi, edi, ebp] = regs;
                 // Linux's compat entry reads the sixth argument at the user's EBP; when that
                 // fails the call fails with EFAULT before it starts.
                 let mut sixth = [0u8; 4];

@@ -181,11 +181,18 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
     let comm = config.program.file_name().map_or_else(Vec::new, |n| {
         n.as_bytes().iter().take(15).copied().collect()
     });
-    let kernel = Kernel::new(mem, exe, comm, rng, credentials, config.on_unsupported);
+    let kernel = Kernel::new(
+        mem,
+        exe,
+        comm,
+        rng,
+        credentials,
+        config.cpu_vendor.model(),
+        config.on_unsupported,
+    );
     let mut process = Process::new(
         kernel,
         config.cost_model.clone(),
-        config.cpu_vendor.model(),
         config.max_instructions,
         config.mode,
     );

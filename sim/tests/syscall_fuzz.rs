@@ -188,6 +188,7 @@ fn kernel(dir: &TempDir, rng: &mut ChaCha20Rng) -> Kernel {
         ChaCha20Rng::seed_from_u64(rng.next_u64()),
         // An ordinary user's ids, whoever runs the test (the set*id calls are modelled).
         Credentials::new([1000; 3], [1000; 3], vec![1000]),
+        translator::cpu::Vendor::Intel.model(),
         OnUnsupported::Enosys,
     );
     kernel.fds = fds;

@@ -232,9 +232,10 @@ pub fn emulate(uc: &mut Unicorn<'_, Process>) -> Flow {
     let fetched = uc.get_data().kernel.mem.fetch(rip, &mut bytes);
     let instruction = Decoder::with_ip(64, &bytes[..fetched], rip, DecoderOptions::NONE).decode();
     if instruction.mnemonic() == Mnemonic::Sysenter {
-        let regs = crate::machine::sysenter_registers(uc);
+        let eax = uc.reg_read(RegisterX86::RAX).unwrap_or(0);
+        let regs = crate::machine::compat_args(uc);
         uc.get_data_mut()
-            .sysenter(regs, rip, instruction.len() as u64);
+            .sysenter(eax, regs, rip, instruction.len() as u64);
         return Flow::Stop;
     }
     match carry_out(uc, &instruction) {
