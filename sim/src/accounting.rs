@@ -336,10 +336,7 @@ impl BlockCounter {
     /// Whether the instruction at `addr` goes on to the next one, so a block would not end
     /// with it: not a branch, not a repeated string instruction.
     pub fn runs_on(addr: u64, mem: &AddressSpace) -> bool {
-        let mut bytes = [0u8; 15];
-        let fetched = mem.fetch(addr, &mut bytes);
-        let instruction =
-            Decoder::with_ip(64, &bytes[..fetched], addr, DecoderOptions::NONE).decode();
+        let instruction = mem.instruction_at(addr);
         instruction.flow_control() == FlowControl::Next
             && !(instruction.is_string_instruction()
                 && (instruction.has_rep_prefix() || instruction.has_repne_prefix()))

@@ -609,11 +609,7 @@ fn syscall_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
 
 /// The length of the guest instruction at `rip`.
 fn instruction_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
-    let mut bytes = [0u8; 15];
-    let fetched = uc.get_data().kernel.mem.fetch(rip, &mut bytes);
-    iced_x86::Decoder::with_ip(64, &bytes[..fetched], rip, iced_x86::DecoderOptions::NONE)
-        .decode()
-        .len() as u64
+    uc.get_data().kernel.mem.instruction_at(rip).len() as u64
 }
 
 /// The arguments of an `int 0x80` call: EBX ECX EDX ESI EDI EBP, whole (the call keeps their

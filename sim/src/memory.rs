@@ -166,6 +166,15 @@ impl AddressSpace {
         done
     }
 
+    /// The guest instruction at `addr`, decoded from what ring 3 could fetch there (an
+    /// invalid instruction if the bytes run out).
+    pub fn instruction_at(&self, addr: u64) -> iced_x86::Instruction {
+        let mut bytes = [0u8; 15];
+        let fetched = self.fetch(addr, &mut bytes);
+        iced_x86::Decoder::with_ip(64, &bytes[..fetched], addr, iced_x86::DecoderOptions::NONE)
+            .decode()
+    }
+
     // ----- areas -----
 
     /// The area containing `addr`, with its start.

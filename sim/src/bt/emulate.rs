@@ -3,7 +3,7 @@
 //! would accept kernel selectors and refuse user stack selectors, so these instructions
 //! cannot simply run.
 
-use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 use nix::sys::signal::Signal;
 use unicorn_engine::{RegisterX86, Unicorn};
 
@@ -228,9 +228,7 @@ fn carry_out(uc: &mut Unicorn<'_, Process>, instruction: &Instruction) -> Result
 /// The emulate hypercall: carries out the guest instruction at the `fault_rip` slot.
 pub fn emulate(uc: &mut Unicorn<'_, Process>) -> Flow {
     let rip = uc.get_data().kernel.mem.read_kernel_u64(RUNTIME.fault_rip);
-    let mut bytes = [0u8; 15];
-    let fetched = uc.get_data().kernel.mem.fetch(rip, &mut bytes);
-    let instruction = Decoder::with_ip(64, &bytes[..fetched], rip, DecoderOptions::NONE).decode();
+    let instruction = uc.get_data().kernel.mem.instruction_at(rip);
     if instruction.mnemonic() == Mnemonic::Sysenter {
         let eax = uc.reg_read(RegisterX86::RAX).unwrap_or(0);
         let regs = crate::machine::compat_args(uc);
