@@ -11,8 +11,8 @@ use sim::costs::{self, builtin};
 use sim::kernel::OnUnsupported;
 use sim::machine::cpuid::host_vendor;
 use sim::machine::guard;
-use sim::process::Mode;
 use sim::run::{status, PlantedBug};
+use sim::system::Mode;
 
 mod output;
 use output::Output;

@@ -5,9 +5,11 @@
 
 pub mod fd;
 pub mod machine_files;
+pub mod process;
 pub mod signature;
 pub mod syscalls;
 pub mod table;
+pub mod task;
 
 use std::path::PathBuf;
 
@@ -19,9 +21,11 @@ use translator::cpu::CpuModel;
 use crate::memory::AddressSpace;
 use fd::FdTable;
 use machine_files::MachineFiles;
+use process::{Process, FIRST_PID, INIT_PID};
 use syscalls::ids::Credentials;
 use syscalls::signal::SignalState;
 use table::{Handler, Row};
+use task::Task;
 
 /// The arguments of one syscall, RDI RSI RDX R10 R8 R9.
 pub type Args = [u64; 6];
@@ -80,22 +84,12 @@ pub struct RegisterRequests {
     pub gs_base: Option<u64>,
 }
 
-/// Fixed identity of the simulated process, so reports and outputs are reproducible.
-pub const GUEST_PID: u64 = 1000;
-pub const GUEST_PPID: u64 = 999;
-
 pub struct Kernel {
-    pub mem: AddressSpace,
-    pub fds: FdTable,
-    pub signals: SignalState,
-    /// The process's user and group ids: the host user's at start, then the guest's own.
-    pub credentials: Credentials,
+    /// The running process and task: live here, as the running task's registers are live
+    /// in the CPU.
+    pub proc: Process,
+    pub task: Task,
     pub registers: RegisterRequests,
-    /// The program's absolute path: what /proc/self/exe names.
-    pub exe: PathBuf,
-    /// The task name (PR_GET_NAME): the file name, at most 15 bytes.
-    pub comm: Vec<u8>,
-    pub rng: ChaCha20Rng,
     /// Virtual time since the program started, in nanoseconds: CPU time plus sleeps.
     /// The machine sets it (and `cpu_ns`) before each syscall.
     pub elapsed_ns: u64,
@@ -133,14 +127,19 @@ impl Kernel {
         on_unsupported: OnUnsupported,
     ) -> Self {
         Self {
-            mem,
-            fds: FdTable::with_host_stdio(),
-            signals: SignalState::default(),
-            credentials,
+            proc: Process {
+                pid: FIRST_PID,
+                ppid: INIT_PID,
+                mem,
+                fds: FdTable::with_host_stdio(),
+                signals: SignalState::default(),
+                credentials,
+                exe,
+                comm,
+                rng,
+            },
+            task: Task { tid: FIRST_PID },
             registers: RegisterRequests::default(),
-            exe,
-            comm,
-            rng,
             elapsed_ns: 0,
             cpu_ns: 0,
             slept_ns: 0,

@@ -12,8 +12,8 @@ pub mod kernel;
 pub mod loader;
 pub mod machine;
 pub mod memory;
-pub mod process;
 pub mod report;
 pub mod run;
+pub mod system;
 
 pub use run::{run, Error, Outcome, RunConfig};

@@ -22,7 +22,7 @@ use unicorn_engine::{
 use crate::bt::cache::CacheSync;
 use crate::bt::layout::{self, Hypercall, RUNTIME};
 use crate::memory::USER_END;
-use crate::process::{Finished, Flow, Process, RunUntil};
+use crate::system::{Finished, Flow, RunUntil, System};
 use syscalls::x86_64::Sysno;
 
 /// Start of the kernel half of the address space.
@@ -95,22 +95,22 @@ fn setup<T>(action: &'static str, result: Result<T, uc_error>) -> Result<T, Mach
 }
 
 pub struct Machine {
-    uc: Unicorn<'static, Process>,
+    uc: Unicorn<'static, System>,
     /// Where emulation begins: the `sysretq` into ring 3, or the ring-0 runtime's start.
     start: u64,
 }
 
 impl Machine {
-    /// Builds the machine around a loaded process; `entry` and `stack_pointer` are where
+    /// Builds the machine around a loaded program; `entry` and `stack_pointer` are where
     /// ring 3 starts.
-    pub fn new(mut process: Process, entry: u64, stack_pointer: u64) -> Result<Self, MachineError> {
-        let ring0 = process.cache.is_some();
+    pub fn new(mut system: System, entry: u64, stack_pointer: u64) -> Result<Self, MachineError> {
+        let ring0 = system.cache.is_some();
         let (start, first_block) = if ring0 {
-            prepare_ring0(&mut process, entry, stack_pointer)?
+            prepare_ring0(&mut system, entry, stack_pointer)?
         } else {
             (ENTER_USER, CacheSync::default())
         };
-        let mem = &mut process.kernel.mem;
+        let mem = &mut system.kernel.proc.mem;
         for (page, execute) in [(GDT, false), (ENTER_USER, true)] {
             mem.map_kernel_page(page, execute)
                 .map_err(|_| MachineError::Setup {
@@ -126,14 +126,14 @@ impl Machine {
 
         let mut uc = setup(
             "open Unicorn",
-            Unicorn::new_with_data(Arch::X86, Mode::MODE_64, process),
+            Unicorn::new_with_data(Arch::X86, Mode::MODE_64, system),
         )?;
         // Must precede any other use of the engine.
         setup(
             "select the CPU model",
             uc.ctl_set_cpu_model(X86CpuModel::DENVERTON as i32),
         )?;
-        // SAFETY: the host RAM belongs to the process's address space, which lives inside
+        // SAFETY: the host RAM belongs to the system's address space, which lives inside
         // the engine's own data and so outlives every use the engine makes of it.
         setup("map guest RAM", unsafe {
             uc.mem_map_ptr(0, physmem::PHYS_SIZE, Prot::ALL, host_ram.cast())
@@ -216,27 +216,27 @@ impl Machine {
         )?;
         setup("add the interrupt hook", uc.add_intr_hook(on_interrupt))?;
         let handle = uc.get_handle();
-        let process: *mut Process = uc.get_data_mut();
+        let system: *mut System = uc.get_data_mut();
         // Ring 3 counts the guest's own code; ring 0 counts the code cache and stubs.
         let counted = if ring0 {
             layout::BASE..u64::MAX
         } else {
             0..USER_END - 1
         };
-        // SAFETY: the process lives in the engine's heap-allocated data, which neither moves
+        // SAFETY: the system lives in the engine's heap-allocated data, which neither moves
         // nor dies while the engine runs. The pointer is used only inside these raw hooks,
         // which Unicorn calls one at a time and never from within another hook, while the
         // Rust side holds no borrow of the data across `emu_start` (each wrapper hook and
         // the run loop borrow it afresh and let go before the engine runs again). Under
         // Stacked Borrows those fresh borrows would retire this pointer's tag: the argument
         // is that no two live references overlap, not a proof under that model.
-        unsafe { raw_block_hook(handle, process.cast(), counted)? };
-        // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t` and get the process,
+        unsafe { raw_block_hook(handle, system.cast(), counted)? };
+        // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t` and get the system,
         // as the block hook does.
         unsafe {
-            raw_insn_hook(handle, X86Insn::CPUID, on_cpuid, process.cast())?;
-            raw_insn_hook(handle, X86Insn::RDTSC, on_rdtsc, process.cast())?;
-            raw_insn_hook(handle, X86Insn::RDTSCP, on_rdtscp, process.cast())?;
+            raw_insn_hook(handle, X86Insn::CPUID, on_cpuid, system.cast())?;
+            raw_insn_hook(handle, X86Insn::RDTSC, on_rdtsc, system.cast())?;
+            raw_insn_hook(handle, X86Insn::RDTSCP, on_rdtscp, system.cast())?;
         }
         Ok(())
     }
@@ -257,32 +257,32 @@ impl Machine {
                 .map_or(NEVER_REACHED, RunUntil::address);
             let result = self.uc.emu_start(start, until, 0, 0);
             let rip = self.uc.pc_read().unwrap_or(0);
-            let process = self.uc.get_data_mut();
-            let stopped = process.stop.is_some();
+            let system = self.uc.get_data_mut();
+            let stopped = system.stop.is_some();
             match result {
                 // Stopped before the block after a store that changed translated code, to
                 // bring the CPU up to date: go on.
-                Ok(()) if !stopped && process.resync.is_some() => {
-                    let sync = process.resync.take().unwrap_or_default();
-                    start = process.resume_after_store(rip);
+                Ok(()) if !stopped && system.resync.is_some() => {
+                    let sync = system.resync.take().unwrap_or_default();
+                    start = system.resume_after_store(rip);
                     catch_up(&mut self.uc, &sync);
                     continue;
                 }
                 // At the place `run_until` names.
-                Ok(()) if !stopped && process.run_until.map(RunUntil::address) == Some(rip) => {
-                    if let Some(next) = process.reached_run_until(rip) {
+                Ok(()) if !stopped && system.run_until.map(RunUntil::address) == Some(rip) => {
+                    if let Some(next) = system.reached_run_until(rip) {
                         start = next;
                         continue;
                     }
                 }
                 // Stopped before a block with an instruction the CPU model lacks: run up
                 // to it.
-                Ok(()) if !stopped && process.run_until.is_some() => {
+                Ok(()) if !stopped && system.run_until.is_some() => {
                     start = rip;
                     continue;
                 }
                 Ok(()) if stopped => {}
-                Err(uc_error::INSN_INVALID) if !stopped => process.invalid_instruction(rip),
+                Err(uc_error::INSN_INVALID) if !stopped => system.invalid_instruction(rip),
                 Ok(()) => {
                     return Err(MachineError::Emulation {
                         error: uc_error::OK,
@@ -297,13 +297,18 @@ impl Machine {
     }
 }
 
-fn on_syscall(uc: &mut Unicorn<'_, Process>) {
+fn on_syscall(uc: &mut Unicorn<'_, System>) {
     use RegisterX86::{R10, R11, R8, R9, RAX, RCX, RDI, RDX, RFLAGS, RSI, RSP};
     let rip = uc.pc_read().unwrap_or(0);
     let flow = match layout::hypercall_at(rip) {
         Some(Hypercall::CompatEntry) => {
             let args = compat_args(uc);
-            let guest_rip = uc.get_data().kernel.mem.read_kernel_u64(RUNTIME.target);
+            let guest_rip = uc
+                .get_data()
+                .kernel
+                .proc
+                .mem
+                .read_kernel_u64(RUNTIME.target);
             let eax = reg(uc, RAX);
             uc.get_data_mut()
                 .compat_syscall("int 0x80", eax, &args, guest_rip)
@@ -329,8 +334,8 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
             // From the kernel entry, the return address on the kernel stack lies in the
             // translation of the guest's syscall (whatever its length, prefixes included).
             let guest_rip = if entry.is_some() {
-                let process = uc.get_data();
-                process.guest_rip(process.kernel.mem.read_kernel_u64(reg(uc, RSP)))
+                let system = uc.get_data();
+                system.guest_rip(system.kernel.proc.mem.read_kernel_u64(reg(uc, RSP)))
             } else {
                 rip
             };
@@ -338,29 +343,29 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
         }
     };
     let ring0 = uc.get_data().cache.is_some();
-    let process = uc.get_data_mut();
-    let registers = std::mem::take(&mut process.kernel.registers);
-    let sync = process.kernel.mem.take_sync();
+    let system = uc.get_data_mut();
+    let registers = std::mem::take(&mut system.kernel.registers);
+    let sync = system.kernel.proc.mem.take_sync();
     if !sync.changed_code.is_empty() {
-        process.blocks.forget_all();
+        system.blocks.forget_all();
     }
     for &page in &sync.stale_pages {
-        process.blocks.forget_page(page);
+        system.blocks.forget_page(page);
     }
     // At ring 0, guest code changed by the kernel (a read into it, an unmap or a change of
     // protection) takes its translations with it.
     let cache_sync = if ring0 && (!sync.changed_code.is_empty() || !sync.stale_pages.is_empty()) {
         let mut pages = sync.stale_pages.clone();
-        pages.extend(process.translated_pages().into_iter().filter(|page| {
+        pages.extend(system.translated_pages().into_iter().filter(|page| {
             sync.changed_code
                 .iter()
                 .any(|range| range.start < page + physmem::PAGE_SIZE && *page < range.end)
         }));
-        Some(process.code_changed(&pages))
+        Some(system.code_changed(&pages))
     } else {
         None
     };
-    let stopped = process.stop.is_some();
+    let stopped = system.stop.is_some();
     if let Some(base) = registers.fs_base {
         set_segment_base(uc, SegmentBase::Fs, base);
     }
@@ -407,7 +412,7 @@ fn on_syscall(uc: &mut Unicorn<'_, Process>) {
 
 /// A CPU exception or software interrupt: the guest's `int 0x80` at ring 3 is served;
 /// anything else ends the process as the exception would.
-fn on_interrupt(uc: &mut Unicorn<'_, Process>, vector: u32) {
+fn on_interrupt(uc: &mut Unicorn<'_, System>, vector: u32) {
     let rip = uc.pc_read().unwrap_or(0);
     if uc.get_data().is_int80(vector, rip) {
         // At ring 3 RIP is already past the int 0x80: serve it and go on.
@@ -442,20 +447,20 @@ pub enum SegmentBase {
 /// Sets the FS or GS base: in the CPU, where it lives, and at ring 0 in the runtime's copy,
 /// from which the sandbox checks FS- and GS-relative accesses (translated code cannot read
 /// the base register without an instruction of its own). The one place both change.
-pub fn set_segment_base(uc: &mut Unicorn<'_, Process>, which: SegmentBase, base: u64) {
+pub fn set_segment_base(uc: &mut Unicorn<'_, System>, which: SegmentBase, base: u64) {
     let (register, slot) = match which {
         SegmentBase::Fs => (RegisterX86::FS_BASE, RUNTIME.fs_base),
         SegmentBase::Gs => (RegisterX86::GS_BASE, RUNTIME.gs_base),
     };
     let _ = uc.reg_write(register, base);
-    let process = uc.get_data_mut();
-    if process.cache.is_some() {
-        process.kernel.mem.fill(slot, &base.to_le_bytes());
+    let system = uc.get_data_mut();
+    if system.cache.is_some() {
+        system.kernel.proc.mem.fill(slot, &base.to_le_bytes());
     }
 }
 
 /// Ends the process as a #GP at ring 3 does.
-fn general_protection_fault(uc: &mut Unicorn<'_, Process>) {
+fn general_protection_fault(uc: &mut Unicorn<'_, System>) {
     let rip = uc.pc_read().unwrap_or(0);
     uc.get_data_mut().fault(13, rip, 0);
     let _ = uc.emu_stop();
@@ -465,7 +470,7 @@ fn general_protection_fault(uc: &mut Unicorn<'_, Process>) {
 /// their emulator translations, and each frame named gets a write hook if live translations
 /// come from it and loses it if none do any more, as do the ends of the frames before those
 /// pages (a new hook flushes the TLB, so that it sees every write).
-fn catch_up(uc: &mut Unicorn<'_, Process>, sync: &CacheSync) {
+fn catch_up(uc: &mut Unicorn<'_, System>, sync: &CacheSync) {
     for &page in &sync.patched {
         let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
     }
@@ -503,23 +508,23 @@ const SPILL: u64 = 64;
 /// Watches the end of the frame of the page before each watched page (its frame may change
 /// whenever the address space does, so this follows every change). Returns whether a hook
 /// was added.
-fn watch_page_tails(uc: &mut Unicorn<'_, Process>) -> bool {
-    let process = uc.get_data_mut();
-    let Some(cache) = &process.cache else {
+fn watch_page_tails(uc: &mut Unicorn<'_, System>) -> bool {
+    let system = uc.get_data_mut();
+    let Some(cache) = &system.cache else {
         return false;
     };
     let mut wanted: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for page in cache.watched_pages() {
         let before = page.checked_sub(physmem::PAGE_SIZE);
-        if let Some(frame) = before.and_then(|b| process.kernel.mem.writable_frame(b)) {
+        if let Some(frame) = before.and_then(|b| system.kernel.proc.mem.writable_frame(b)) {
             wanted.entry(frame).or_default().push(page);
         }
     }
-    let mut frames: Vec<u64> = process.tail_hooks.keys().copied().collect();
+    let mut frames: Vec<u64> = system.tail_hooks.keys().copied().collect();
     frames.extend(wanted.keys());
     frames.sort_unstable();
     frames.dedup();
-    process.tail_pages = wanted;
+    system.tail_pages = wanted;
     let mut added = false;
     for frame in frames {
         let wanted = uc.get_data().tail_pages.contains_key(&frame);
@@ -536,7 +541,7 @@ fn watch_page_tails(uc: &mut Unicorn<'_, Process>) -> bool {
     added
 }
 
-/// Which of the process's write hooks.
+/// Which of the system's write hooks.
 #[derive(Clone, Copy)]
 enum Watch {
     /// A whole frame of guest code.
@@ -549,17 +554,17 @@ enum Watch {
 /// it exists exactly when `wanted`; `on_write` gets each store's address and size. Returns
 /// whether a hook was added.
 fn set_watch(
-    uc: &mut Unicorn<'_, Process>,
+    uc: &mut Unicorn<'_, System>,
     frame: u64,
     wanted: bool,
     kind: Watch,
     range: std::ops::Range<u64>,
-    mut on_write: impl FnMut(&mut Unicorn<'_, Process>, u64, u64) + 'static,
+    mut on_write: impl FnMut(&mut Unicorn<'_, System>, u64, u64) + 'static,
 ) -> bool {
-    fn hooks(process: &mut Process, kind: Watch) -> &mut HashMap<u64, UcHookId> {
+    fn hooks(system: &mut System, kind: Watch) -> &mut HashMap<u64, UcHookId> {
         match kind {
-            Watch::Frame => &mut process.watch_hooks,
-            Watch::Tail => &mut process.tail_hooks,
+            Watch::Frame => &mut system.watch_hooks,
+            Watch::Tail => &mut system.tail_hooks,
         }
     }
     match (wanted, hooks(uc.get_data_mut(), kind).get(&frame).copied()) {
@@ -598,9 +603,9 @@ fn set_watch(
 }
 
 /// The length of the guest's syscall instruction at `rip`: 2, unless prefixed.
-fn syscall_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
+fn syscall_length(uc: &Unicorn<'_, System>, rip: u64) -> u64 {
     let mut bytes = [0u8; 2];
-    uc.get_data().kernel.mem.fetch(rip, &mut bytes);
+    uc.get_data().kernel.proc.mem.fetch(rip, &mut bytes);
     if bytes == [0x0f, 0x05] {
         return 2;
     }
@@ -608,25 +613,25 @@ fn syscall_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
 }
 
 /// The length of the guest instruction at `rip`.
-fn instruction_length(uc: &Unicorn<'_, Process>, rip: u64) -> u64 {
-    uc.get_data().kernel.mem.instruction_at(rip).len() as u64
+fn instruction_length(uc: &Unicorn<'_, System>, rip: u64) -> u64 {
+    uc.get_data().kernel.proc.mem.instruction_at(rip).len() as u64
 }
 
 /// The arguments of an `int 0x80` call: EBX ECX EDX ESI EDI EBP, whole (the call keeps their
 /// low halves). `sysenter` reads the same registers.
-pub fn compat_args(uc: &Unicorn<'_, Process>) -> [u64; 6] {
+pub fn compat_args(uc: &Unicorn<'_, System>) -> [u64; 6] {
     use RegisterX86::{RBP, RBX, RCX, RDI, RDX, RSI};
     [RBX, RCX, RDX, RSI, RDI, RBP].map(|register| reg(uc, register))
 }
 
-fn reg(uc: &Unicorn<'_, Process>, register: RegisterX86) -> u64 {
+fn reg(uc: &Unicorn<'_, System>, register: RegisterX86) -> u64 {
     uc.reg_read(register).unwrap_or(0)
 }
 
 /// Lays out the ring-0 runtime: stubs, slots, kernel stack, and the program's first block.
 /// Returns where emulation starts, and what the CPU must catch up with once it exists.
 fn prepare_ring0(
-    process: &mut Process,
+    system: &mut System,
     entry: u64,
     stack_pointer: u64,
 ) -> Result<(u64, CacheSync), MachineError> {
@@ -634,7 +639,7 @@ fn prepare_ring0(
         action: "map the ring-0 runtime",
         error: uc_error::NOMEM,
     };
-    let mem = &mut process.kernel.mem;
+    let mem = &mut system.kernel.proc.mem;
     mem.map_kernel_page(layout::STUBS, true)
         .map_err(no_memory)?;
     mem.map_kernel_page(layout::DATA, false)
@@ -650,7 +655,7 @@ fn prepare_ring0(
     mem.fill(RUNTIME.user_rsp, &stack_pointer.to_le_bytes());
     mem.fill(RUNTIME.target, &entry.to_le_bytes());
     // The first block is found as any later one is: through the dispatcher.
-    let sync = match process.hypercall(Hypercall::Dispatch, layout::DISPATCH) {
+    let sync = match system.hypercall(Hypercall::Dispatch, layout::DISPATCH) {
         Flow::Continue(sync) => sync,
         Flow::Stop | Flow::Return(_) => CacheSync::default(),
     };
@@ -658,7 +663,7 @@ fn prepare_ring0(
 }
 
 /// Writes a model-specific register through Unicorn's `uc_x86_msr` structure.
-fn write_msr(uc: &Unicorn<'static, Process>, msr: u32, value: u64) -> Result<(), MachineError> {
+fn write_msr(uc: &Unicorn<'static, System>, msr: u32, value: u64) -> Result<(), MachineError> {
     let mut raw = [0u8; 16];
     raw[..4].copy_from_slice(&msr.to_le_bytes());
     raw[8..].copy_from_slice(&value.to_le_bytes());
@@ -701,10 +706,10 @@ unsafe fn raw_insn_hook(
 /// 10 % of a `busybox sha256sum` run (perf, this machine), and it runs once per block.
 ///
 /// # Safety
-/// `process` must point to the engine's `Process` for as long as the engine runs.
+/// `system` must point to the engine's `System` for as long as the engine runs.
 unsafe fn raw_block_hook(
     handle: *mut uc_engine,
-    process: *mut c_void,
+    system: *mut c_void,
     range: std::ops::Range<u64>,
 ) -> Result<(), MachineError> {
     let mut hook: uc_hook = 0;
@@ -718,7 +723,7 @@ unsafe fn raw_block_hook(
             &mut hook,
             HookType::BLOCK.0 as i32,
             callback as *mut c_void,
-            process,
+            system,
             range.start,
             range.end,
         )
@@ -726,11 +731,11 @@ unsafe fn raw_block_hook(
     setup("add the block hook", result.into())
 }
 
-unsafe extern "C" fn on_block(uc: *mut uc_engine, addr: u64, size: u32, process: *mut c_void) {
-    // SAFETY: `process` is the engine's process (see `raw_block_hook`), and no other
+unsafe extern "C" fn on_block(uc: *mut uc_engine, addr: u64, size: u32, system: *mut c_void) {
+    // SAFETY: `system` is the engine's system (see `raw_block_hook`), and no other
     // reference to it is live while Unicorn runs this hook.
-    let process = unsafe { &mut *process.cast::<Process>() };
-    if !process.enter_block(addr, size) {
+    let system = unsafe { &mut *system.cast::<System>() };
+    if !system.enter_block(addr, size) {
         // SAFETY: Unicorn calls this with its live handle.
         unsafe { uc_emu_stop(uc) };
     }
@@ -754,19 +759,19 @@ unsafe fn raw_write(uc: *mut uc_engine, reg: RegisterX86, value: u64) {
     unsafe { uc_reg_write(uc, reg as i32, (&raw const value).cast()) };
 }
 
-/// Writes what an instruction hook's `answer`, given the process, says to the registers.
+/// Writes what an instruction hook's `answer`, given the system, says to the registers.
 /// Returns 1: Unicorn skips its own version of the instruction.
 ///
 /// # Safety
-/// `process` must be the engine's process (see `raw_block_hook`), `uc` its live handle.
+/// `system` must be the engine's system (see `raw_block_hook`), `uc` its live handle.
 unsafe fn answer<const N: usize>(
     uc: *mut uc_engine,
-    process: *mut c_void,
-    answer: impl FnOnce(&Process) -> [(RegisterX86, u64); N],
+    system: *mut c_void,
+    answer: impl FnOnce(&System) -> [(RegisterX86, u64); N],
 ) -> i32 {
-    // SAFETY: per the caller; no other reference to the process is live in a hook.
-    let process = unsafe { &*process.cast::<Process>() };
-    for (register, value) in answer(process) {
+    // SAFETY: per the caller; no other reference to the system is live in a hook.
+    let system = unsafe { &*system.cast::<System>() };
+    for (register, value) in answer(system) {
         // SAFETY: per the caller.
         unsafe { raw_write(uc, register, value) };
     }
@@ -774,7 +779,7 @@ unsafe fn answer<const N: usize>(
 }
 
 /// CPUID from the CPU model's table.
-unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, process: *mut c_void) -> i32 {
+unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, system: *mut c_void) -> i32 {
     // SAFETY: Unicorn calls this with its live handle.
     let (leaf, subleaf) = unsafe {
         (
@@ -782,10 +787,10 @@ unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, process: *mut c_void) -> i32 {
             raw_read(uc, RegisterX86::RCX) as u32,
         )
     };
-    // SAFETY: the hook was added with the process (see `install_hooks`).
+    // SAFETY: the hook was added with the system (see `install_hooks`).
     unsafe {
-        answer(uc, process, |process| {
-            let [a, b, c, d] = cpuid::cpuid(process.kernel.cpu, leaf, subleaf);
+        answer(uc, system, |system| {
+            let [a, b, c, d] = cpuid::cpuid(system.kernel.cpu, leaf, subleaf);
             [
                 (RegisterX86::RAX, a as u64),
                 (RegisterX86::RBX, b as u64),
@@ -798,11 +803,11 @@ unsafe extern "C" fn on_cpuid(uc: *mut uc_engine, process: *mut c_void) -> i32 {
 
 /// RDTSC reads the virtual clock, so timing loops are reproducible (Unicorn's TSC is the
 /// host's).
-unsafe extern "C" fn on_rdtsc(uc: *mut uc_engine, process: *mut c_void) -> i32 {
-    // SAFETY: the hook was added with the process (see `install_hooks`).
+unsafe extern "C" fn on_rdtsc(uc: *mut uc_engine, system: *mut c_void) -> i32 {
+    // SAFETY: the hook was added with the system (see `install_hooks`).
     unsafe {
-        answer(uc, process, |process| {
-            let [eax, edx] = tsc_halves(process);
+        answer(uc, system, |system| {
+            let [eax, edx] = tsc_halves(system);
             [(RegisterX86::RAX, eax), (RegisterX86::RDX, edx)]
         })
     }
@@ -810,11 +815,11 @@ unsafe extern "C" fn on_rdtsc(uc: *mut uc_engine, process: *mut c_void) -> i32 {
 
 /// RDTSCP reads the virtual clock as RDTSC does, and TSC_AUX, which Linux sets to the CPU
 /// and node number: 0, the one CPU.
-unsafe extern "C" fn on_rdtscp(uc: *mut uc_engine, process: *mut c_void) -> i32 {
-    // SAFETY: the hook was added with the process (see `install_hooks`).
+unsafe extern "C" fn on_rdtscp(uc: *mut uc_engine, system: *mut c_void) -> i32 {
+    // SAFETY: the hook was added with the system (see `install_hooks`).
     unsafe {
-        answer(uc, process, |process| {
-            let [eax, edx] = tsc_halves(process);
+        answer(uc, system, |system| {
+            let [eax, edx] = tsc_halves(system);
             [
                 (RegisterX86::RAX, eax),
                 (RegisterX86::RDX, edx),
@@ -825,7 +830,7 @@ unsafe extern "C" fn on_rdtscp(uc: *mut uc_engine, process: *mut c_void) -> i32 
 }
 
 /// The virtual TSC's low and high halves, as RDTSC puts them in EAX and EDX.
-fn tsc_halves(process: &Process) -> [u64; 2] {
-    let cycles = process.clock.read_tsc();
+fn tsc_halves(system: &System) -> [u64; 2] {
+    let cycles = system.clock.read_tsc();
     [cycles & 0xffff_ffff, cycles >> 32]
 }

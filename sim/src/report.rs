@@ -12,8 +12,8 @@ use crate::bt::cache::TranslationStats;
 use crate::costs::{CostModel, Ring0Events, Ring3Cycles};
 use crate::kernel::syscalls::short_name;
 use crate::kernel::Exit;
-use crate::process::{Finished, Stop};
 use crate::run::RunConfig;
+use crate::system::{Finished, Stop};
 
 #[derive(Debug, Serialize)]
 pub struct ExitReport {

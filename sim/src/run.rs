@@ -19,8 +19,8 @@ use crate::loader::{self, ExecArgs, LoadError};
 use crate::machine::physmem::PhysMemError;
 use crate::machine::{Machine, MachineError};
 use crate::memory::AddressSpace;
-use crate::process::{Mode, Process, Stop};
 use crate::report::Report;
+use crate::system::{Mode, Stop, System};
 use translator::cpu::Vendor;
 
 /// Everything a run depends on. The same config gives a byte-identical report.
@@ -190,24 +190,24 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         config.cpu_vendor.model(),
         config.on_unsupported,
     );
-    let mut process = Process::new(
+    let mut system = System::new(
         kernel,
         config.cost_model.clone(),
         config.max_instructions,
         config.mode,
     );
-    process.dump_translation = config.dump_translation;
-    if let (true, Some(cache)) = (config.dump_translation, &mut process.cache) {
+    system.dump_translation = config.dump_translation;
+    if let (true, Some(cache)) = (config.dump_translation, &mut system.cache) {
         cache.keep_retired_blocks();
     }
-    process.panic_in_syscall_hook = config.planted_bug == Some(PlantedBug::PanicInSyscallHook);
+    system.panic_in_syscall_hook = config.planted_bug == Some(PlantedBug::PanicInSyscallHook);
     if let (Some(PlantedBug::Translator(bug)), Some(cache)) =
-        (config.planted_bug, &mut process.cache)
+        (config.planted_bug, &mut system.cache)
     {
         cache.plant(bug);
     }
-    process.syscall_trace = config.trace_syscalls.then(Vec::new);
-    let finished = Machine::new(process, loaded.entry, loaded.stack_pointer)?.run()?;
+    system.syscall_trace = config.trace_syscalls.then(Vec::new);
+    let finished = Machine::new(system, loaded.entry, loaded.stack_pointer)?.run()?;
 
     let (status, notice) = match &finished.stop {
         Stop::Exit(Exit::Code(code)) => (*code, None),

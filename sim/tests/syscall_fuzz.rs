@@ -191,7 +191,7 @@ fn kernel(dir: &TempDir, rng: &mut ChaCha20Rng) -> Kernel {
         translator::cpu::Vendor::Intel.model(),
         OnUnsupported::Enosys,
     );
-    kernel.fds = fds;
+    kernel.proc.fds = fds;
     kernel
 }
 
@@ -396,7 +396,7 @@ fn random_syscalls_never_panic_and_answer_a_value_or_an_errno() {
             );
         }
         assert!(
-            k.mem.vma_at(TASK_SIZE).is_none(),
+            k.proc.mem.vma_at(TASK_SIZE).is_none(),
             "seed {seed}, call {call}: {what} mapped the page above TASK_SIZE"
         );
         // The process lives on whatever the call did; time moves as the machine moves it
@@ -408,7 +408,7 @@ fn random_syscalls_never_panic_and_answer_a_value_or_an_errno() {
             k.slept_ns <= KTIME_MAX,
             "seed {seed}, call {call}: {what} slept past KTIME_MAX"
         );
-        let _ = k.mem.take_sync();
+        let _ = k.proc.mem.take_sync();
     }
     eprintln!(
         "syscall fuzz: seed {seed}, {calls} calls, {errors} errors, {unsupported} unsupported ({})",
@@ -501,6 +501,7 @@ fn a_file_mapping_larger_than_the_file_reads_the_file_and_zeros() {
     let path = dir.0.join("pages");
     std::fs::write(&path, &contents).unwrap();
     let fd = k
+        .proc
         .fds
         .install(std::fs::File::open(&path).unwrap().into(), false, 0)
         .unwrap();
@@ -509,8 +510,15 @@ fn a_file_mapping_larger_than_the_file_reads_the_file_and_zeros() {
     let start = call(&mut k, Sysno::mmap, [0, len, 1, private, fd, PAGE_SIZE]);
     assert!(start < TASK_SIZE, "mmap failed: {}", start as i64);
     let expected = &contents[PAGE_SIZE as usize..];
-    assert_eq!(k.mem.read_vec(start, expected.len()).unwrap(), expected);
-    let after = k.mem.read_vec(start + expected.len() as u64, 4096).unwrap();
+    assert_eq!(
+        k.proc.mem.read_vec(start, expected.len()).unwrap(),
+        expected
+    );
+    let after = k
+        .proc
+        .mem
+        .read_vec(start + expected.len() as u64, 4096)
+        .unwrap();
     assert!(after.iter().all(|&b| b == 0));
     assert_eq!(call(&mut k, Sysno::munmap, [start, len, 0, 0, 0, 0]), 0);
 }

@@ -10,7 +10,7 @@ use unicorn_engine::{RegisterX86, Unicorn};
 use super::layout::RUNTIME;
 use crate::kernel::Unsupported;
 use crate::machine::{set_segment_base, SegmentBase};
-use crate::process::{Flow, Process, Stop};
+use crate::system::{Flow, Stop, System};
 use translator::runtime::{
     RFLAGS_IF as IF, RFLAGS_IOPL as IOPL, USER32_CS, USER_CS, USER_DS, USER_MAX,
 };
@@ -45,7 +45,7 @@ const GPRS: [(Register, RegisterX86); 16] = [
     (Register::R15, RegisterX86::R15),
 ];
 
-fn read_gpr(uc: &Unicorn<'_, Process>, register: Register) -> u64 {
+fn read_gpr(uc: &Unicorn<'_, System>, register: Register) -> u64 {
     let full = register.full_register();
     let value = GPRS
         .iter()
@@ -59,26 +59,27 @@ fn read_gpr(uc: &Unicorn<'_, Process>, register: Register) -> u64 {
 }
 
 /// Reads `N` bytes of guest memory as ring 3 would.
-fn load<const N: usize>(uc: &mut Unicorn<'_, Process>, address: u64) -> Result<[u8; N], Failure> {
+fn load<const N: usize>(uc: &mut Unicorn<'_, System>, address: u64) -> Result<[u8; N], Failure> {
     let mut bytes = [0u8; N];
     uc.get_data_mut()
         .kernel
+        .proc
         .mem
         .cpu_access(address, &mut bytes, false)
         .map_err(|_| Failure::Page(address))?;
     Ok(bytes)
 }
 
-fn load_u64(uc: &mut Unicorn<'_, Process>, address: u64) -> Result<u64, Failure> {
+fn load_u64(uc: &mut Unicorn<'_, System>, address: u64) -> Result<u64, Failure> {
     load::<8>(uc, address).map(u64::from_le_bytes)
 }
 
-fn load_u16(uc: &mut Unicorn<'_, Process>, address: u64) -> Result<u16, Failure> {
+fn load_u16(uc: &mut Unicorn<'_, System>, address: u64) -> Result<u16, Failure> {
     load::<2>(uc, address).map(u16::from_le_bytes)
 }
 
 /// The linear address of the instruction's memory operand.
-fn linear_address(uc: &Unicorn<'_, Process>, instruction: &Instruction) -> u64 {
+fn linear_address(uc: &Unicorn<'_, System>, instruction: &Instruction) -> u64 {
     let base = match instruction.memory_base() {
         Register::None => 0,
         register => read_gpr(uc, register),
@@ -110,7 +111,7 @@ fn ring3_may_load(segment: Register, selector: u16) -> bool {
 }
 
 fn load_segment(
-    uc: &mut Unicorn<'_, Process>,
+    uc: &mut Unicorn<'_, System>,
     segment: Register,
     selector: u16,
 ) -> Result<(), Failure> {
@@ -146,7 +147,7 @@ fn far_target(selector: u16) -> Result<(), Failure> {
 }
 
 /// Carries out `instruction`; returns the guest address execution continues at.
-fn carry_out(uc: &mut Unicorn<'_, Process>, instruction: &Instruction) -> Result<u64, Failure> {
+fn carry_out(uc: &mut Unicorn<'_, System>, instruction: &Instruction) -> Result<u64, Failure> {
     let rsp = uc.reg_read(RegisterX86::RSP).unwrap_or(0);
     let next = instruction.next_ip();
     match (instruction.mnemonic(), instruction.code()) {
@@ -214,6 +215,7 @@ fn carry_out(uc: &mut Unicorn<'_, Process>, instruction: &Instruction) -> Result
                 let top = rsp.wrapping_sub(16);
                 uc.get_data_mut()
                     .kernel
+                    .proc
                     .mem
                     .cpu_access(top, &mut frame, true)
                     .map_err(|_| Failure::Page(top))?;
@@ -226,9 +228,14 @@ fn carry_out(uc: &mut Unicorn<'_, Process>, instruction: &Instruction) -> Result
 }
 
 /// The emulate hypercall: carries out the guest instruction at the `fault_rip` slot.
-pub fn emulate(uc: &mut Unicorn<'_, Process>) -> Flow {
-    let rip = uc.get_data().kernel.mem.read_kernel_u64(RUNTIME.fault_rip);
-    let instruction = uc.get_data().kernel.mem.instruction_at(rip);
+pub fn emulate(uc: &mut Unicorn<'_, System>) -> Flow {
+    let rip = uc
+        .get_data()
+        .kernel
+        .proc
+        .mem
+        .read_kernel_u64(RUNTIME.fault_rip);
+    let instruction = uc.get_data().kernel.proc.mem.instruction_at(rip);
     if instruction.mnemonic() == Mnemonic::Sysenter {
         let eax = uc.reg_read(RegisterX86::RAX).unwrap_or(0);
         let regs = crate::machine::compat_args(uc);
@@ -247,19 +254,19 @@ pub fn emulate(uc: &mut Unicorn<'_, Process>) -> Flow {
         }
         Ok(next) => uc.get_data_mut().continue_at(next),
         Err(failure) => {
-            let process = uc.get_data_mut();
+            let system = uc.get_data_mut();
             match failure {
                 Failure::Protection => {
                     let reason =
                         "general protection fault (#GP): a selector ring 3 may not use".into();
-                    process.emulated_fault(Signal::SIGSEGV, reason, rip);
+                    system.emulated_fault(Signal::SIGSEGV, reason, rip);
                 }
                 Failure::Page(address) => {
                     let reason = format!("page fault (#PF): access to {address:#x}");
-                    process.emulated_fault(Signal::SIGSEGV, reason, rip);
+                    system.emulated_fault(Signal::SIGSEGV, reason, rip);
                 }
                 Failure::Unsupported(what) => {
-                    process.stop = Some(Stop::Unsupported(Unsupported { what, rip }))
+                    system.stop = Some(Stop::Unsupported(Unsupported { what, rip }))
                 }
             }
             Flow::Stop

@@ -35,12 +35,12 @@ fn host(ret: libc::c_long) -> Result<u64, Errno> {
 
 /// A guest path, with the names that must mean the guest rather than the simulator rewritten.
 fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
-    let given = k.mem.read_cstring(addr, PATH_MAX)?;
+    let given = k.proc.mem.read_cstring(addr, PATH_MAX)?;
     // The names below are matched as the kernel would resolve them (`//proc/./x` is
     // `/proc/x`); a path that matches none goes to the host as given.
     let bytes = lexical(&given);
     if bytes == b"/proc/self/exe" {
-        return Ok(CString::new(k.exe.as_os_str().as_bytes()).expect("paths have no NUL"));
+        return Ok(CString::new(k.proc.exe.as_os_str().as_bytes()).expect("paths have no NUL"));
     }
     // The guest's descriptors by name, never the simulator's own (its outputs' directories,
     // the machine files).
@@ -57,7 +57,7 @@ fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or(Errno::ENOENT)?;
-        let fd = k.fds.host(guest).map_err(|_| Errno::ENOENT)?;
+        let fd = k.proc.fds.host(guest).map_err(|_| Errno::ENOENT)?;
         return Ok(CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL"));
     }
     if bytes.starts_with(b"/proc/self/") || bytes.starts_with(b"/proc/thread-self/") {
@@ -124,7 +124,7 @@ fn dirfd(k: &Kernel, fd: u64) -> Result<libc::c_long, Errno> {
     if fd as i32 as i64 == AT_FDCWD {
         Ok(AT_FDCWD)
     } else {
-        Ok(k.fds.host(fd)? as libc::c_long)
+        Ok(k.proc.fds.host(fd)? as libc::c_long)
     }
 }
 
@@ -138,7 +138,7 @@ fn c_opt(p: &Option<CString>) -> libc::c_long {
 
 /// Copies a host-filled buffer to the guest.
 fn give(k: &mut Kernel, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
-    k.mem.write(addr, bytes)
+    k.proc.mem.write(addr, bytes)
 }
 
 /// Turns EPIPE from a write into SIGPIPE, as Linux does.
@@ -160,7 +160,7 @@ fn host_io(
     offset: Option<u64>,
     into_guest: bool,
 ) -> SysResult {
-    let host_fd = k.fds.host(fd)?;
+    let host_fd = k.proc.fds.host(fd)?;
     let (ptr, count) = (iov.as_ptr(), iov.len() as i32);
     // SAFETY: the iovecs point into guest physical memory, which stays mapped and is not
     // otherwise touched while the host call runs.
@@ -174,7 +174,7 @@ fn host_io(
     };
     let result = host(ret as libc::c_long);
     if let Ok(n) = result {
-        k.mem.note_copied(n);
+        k.proc.mem.note_copied(n);
     }
     if into_guest {
         Ok(result?)
@@ -191,8 +191,8 @@ fn transfer(
     offset: Option<u64>,
     into_guest: bool,
 ) -> SysResult {
-    k.fds.host(fd)?;
-    let iov = k.mem.host_iovecs(addr, len as usize, into_guest)?;
+    k.proc.fds.host(fd)?;
+    let iov = k.proc.mem.host_iovecs(addr, len as usize, into_guest)?;
     host_io(k, fd, &iov, offset, into_guest)
 }
 
@@ -228,19 +228,19 @@ fn guest_iovecs(
     if count > crate::memory::IOV_MAX as u64 {
         return Err(Errno::EINVAL);
     }
-    let raw = k.mem.read_vec(addr, count as usize * 16)?;
+    let raw = k.proc.mem.read_vec(addr, count as usize * 16)?;
     let mut all = Vec::new();
     for entry in raw.chunks_exact(16) {
         let base = u64::from_le_bytes(entry[..8].try_into().unwrap());
         let len = u64::from_le_bytes(entry[8..].try_into().unwrap());
-        all.extend(k.mem.host_iovecs(base, len as usize, into_guest)?);
+        all.extend(k.proc.mem.host_iovecs(base, len as usize, into_guest)?);
     }
     all.truncate(crate::memory::IOV_MAX);
     Ok(all)
 }
 
 fn vectored(k: &mut Kernel, a: &Args, into_guest: bool) -> SysResult {
-    k.fds.host(a[0])?;
+    k.proc.fds.host(a[0])?;
     let iov = guest_iovecs(k, a[1], a[2], into_guest)?;
     host_io(k, a[0], &iov, None, into_guest)
 }
@@ -268,7 +268,8 @@ fn open_common(k: &mut Kernel, dir: u64, path_addr: u64, flags: u64, mode: u64) 
             mode,
         )
     })?;
-    Ok(k.fds
+    Ok(k.proc
+        .fds
         .install_raw(raw as i32, flags & libc::O_CLOEXEC as u64 != 0)?)
 }
 
@@ -286,12 +287,12 @@ pub fn creat(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn close(k: &mut Kernel, a: &Args) -> SysResult {
-    k.fds.close(a[0])?;
+    k.proc.fds.close(a[0])?;
     Ok(0)
 }
 
 pub fn lseek(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: plain syscall on an owned descriptor.
     Ok(host(unsafe {
         libc::syscall(libc::SYS_lseek, fd, a[1], a[2])
@@ -299,22 +300,22 @@ pub fn lseek(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn dup(k: &mut Kernel, a: &Args) -> SysResult {
-    let copy = k.fds.duplicate(a[0])?;
-    Ok(k.fds.install(copy, false, 0)?)
+    let copy = k.proc.fds.duplicate(a[0])?;
+    Ok(k.proc.fds.install(copy, false, 0)?)
 }
 
 fn dup_to(k: &mut Kernel, old: u64, new: u64, cloexec: bool) -> SysResult {
     if new as usize >= super::super::fd::MAX_FDS {
         return Err(Errno::EBADF.into());
     }
-    let copy = k.fds.duplicate(old)?;
-    k.fds.install_at(new as usize, copy, cloexec);
+    let copy = k.proc.fds.duplicate(old)?;
+    k.proc.fds.install_at(new as usize, copy, cloexec);
     Ok(new)
 }
 
 pub fn dup2(k: &mut Kernel, a: &Args) -> SysResult {
     if a[0] == a[1] {
-        k.fds.host(a[0])?;
+        k.proc.fds.host(a[0])?;
         return Ok(a[1]);
     }
     dup_to(k, a[0], a[1], false)
@@ -328,24 +329,26 @@ pub fn dup3(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     match a[1] as i32 {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
-            let copy = k.fds.duplicate(a[0])?;
+            let copy = k.proc.fds.duplicate(a[0])?;
             let min = a[2] as usize;
             if min >= super::super::fd::MAX_FDS {
                 return Err(Errno::EINVAL.into());
             }
-            Ok(k.fds
+            Ok(k.proc
+                .fds
                 .install(copy, a[1] as i32 == libc::F_DUPFD_CLOEXEC, min)?)
         }
-        libc::F_GETFD => Ok(if k.fds.cloexec(a[0])? {
+        libc::F_GETFD => Ok(if k.proc.fds.cloexec(a[0])? {
             libc::FD_CLOEXEC as u64
         } else {
             0
         }),
         libc::F_SETFD => {
-            k.fds
+            k.proc
+                .fds
                 .set_cloexec(a[0], a[2] & libc::FD_CLOEXEC as u64 != 0)?;
             Ok(0)
         }
@@ -361,7 +364,7 @@ pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
         | libc::F_OFD_GETLK
         | libc::F_OFD_SETLK
         | libc::F_OFD_SETLKW => {
-            let mut lock = k.mem.read_vec(a[2], FLOCK_SIZE)?;
+            let mut lock = k.proc.mem.read_vec(a[2], FLOCK_SIZE)?;
             // SAFETY: `lock` is a buffer of the size of `struct flock`.
             host(unsafe { libc::syscall(libc::SYS_fcntl, fd, a[1], lock.as_mut_ptr()) })?;
             give(k, a[2], &lock)?;
@@ -380,14 +383,14 @@ pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
     // SAFETY: `fds` has room for the two descriptors.
     host(unsafe { libc::pipe2(fds.as_mut_ptr(), a[1] as i32 | libc::O_CLOEXEC) } as libc::c_long)?;
     let cloexec = a[1] & libc::O_CLOEXEC as u64 != 0;
-    let read_end = k.fds.install_raw(fds[0], cloexec)?;
-    let write_end = k.fds.install_raw(fds[1], cloexec)?;
+    let read_end = k.proc.fds.install_raw(fds[0], cloexec)?;
+    let write_end = k.proc.fds.install_raw(fds[1], cloexec)?;
     let mut out = [0u8; 8];
     out[..4].copy_from_slice(&(read_end as i32).to_le_bytes());
     out[4..].copy_from_slice(&(write_end as i32).to_le_bytes());
     if let Err(errno) = give(k, a[0], &out) {
-        k.fds.close(read_end)?;
-        k.fds.close(write_end)?;
+        k.proc.fds.close(read_end)?;
+        k.proc.fds.close(write_end)?;
         return Err(errno.into());
     }
     Ok(0)
@@ -402,7 +405,7 @@ const IOCTLS: &[(u64, &str, usize)] = &[
 ];
 
 pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     let Some(&(request, _, size)) = IOCTLS.iter().find(|(r, _, _)| *r == a[1]) else {
         return Err(SysError::Unsupported(format!("ioctl request {:#x}", a[1])));
     };
@@ -415,11 +418,11 @@ pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// In-kernel copy between descriptors: no user memory is touched but the offset.
 pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
-    let (out_fd, in_fd) = (k.fds.host(a[0])?, k.fds.host(a[1])?);
+    let (out_fd, in_fd) = (k.proc.fds.host(a[0])?, k.proc.fds.host(a[1])?);
     let mut offset = if a[2] == 0 {
         None
     } else {
-        Some(k.mem.read_u64(a[2])? as i64)
+        Some(k.proc.mem.read_u64(a[2])? as i64)
     };
     let offset_ptr = offset
         .as_mut()
@@ -428,13 +431,13 @@ pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
     let result =
         host(unsafe { libc::sendfile(out_fd, in_fd, offset_ptr, a[3] as usize) } as libc::c_long);
     if let Some(o) = offset {
-        k.mem.write(a[2], &o.to_le_bytes())?;
+        k.proc.mem.write(a[2], &o.to_le_bytes())?;
     }
     pipe_signal(k, result)
 }
 
 pub fn getdents64(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     let mut buf = vec![0u8; (a[2] as usize).min(1 << 20)];
     // SAFETY: `buf` has the length passed.
     let n = host(unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) })?;
@@ -443,7 +446,7 @@ pub fn getdents64(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn ftruncate(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: plain syscall on an owned descriptor.
     Ok(host(unsafe {
         libc::syscall(libc::SYS_ftruncate, fd, a[1])
@@ -451,13 +454,13 @@ pub fn ftruncate(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn fsync(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: plain syscall on an owned descriptor.
     Ok(host(unsafe { libc::syscall(libc::SYS_fsync, fd) })?)
 }
 
 pub fn fadvise64(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: plain syscall on an owned descriptor.
     Ok(host(unsafe {
         libc::syscall(libc::SYS_fadvise64, fd, a[1], a[2], a[3])
@@ -506,7 +509,7 @@ pub fn newfstatat(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn fstat(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: the buffer has the size of `struct stat`.
     stat_into(k, a[1], STAT_SIZE, |buf| unsafe {
         libc::syscall(libc::SYS_fstat, fd, buf)
@@ -531,7 +534,7 @@ pub fn statfs(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn fstatfs(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: the buffer has the size of `struct statfs`.
     stat_into(k, a[1], STATFS_SIZE, |buf| unsafe {
         libc::syscall(libc::SYS_fstatfs, fd, buf)
@@ -563,9 +566,9 @@ fn readlinkat_common(k: &mut Kernel, dir: u64, path_addr: u64, out: u64, size: u
     if (size as i64) <= 0 {
         return Err(Errno::EINVAL.into());
     }
-    let raw = k.mem.read_cstring(path_addr, PATH_MAX)?;
+    let raw = k.proc.mem.read_cstring(path_addr, PATH_MAX)?;
     let target = if raw == b"/proc/self/exe" {
-        k.exe.as_os_str().as_bytes().to_vec()
+        k.proc.exe.as_os_str().as_bytes().to_vec()
     } else {
         let dir = dirfd(k, dir)?;
         let p = path(k, path_addr)?;
@@ -617,7 +620,7 @@ pub fn chdir(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn fchdir(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: plain syscall on an owned descriptor.
     Ok(host(unsafe { libc::syscall(libc::SYS_fchdir, fd) })?)
 }
@@ -685,7 +688,7 @@ pub fn fchmodat(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn fchmod(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: plain syscall on an owned descriptor.
     Ok(host(unsafe { libc::syscall(libc::SYS_fchmod, fd, a[1]) })?)
 }
@@ -719,7 +722,7 @@ pub fn fchownat(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn fchown(k: &mut Kernel, a: &Args) -> SysResult {
-    let fd = k.fds.host(a[0])?;
+    let fd = k.proc.fds.host(a[0])?;
     // SAFETY: plain syscall on an owned descriptor.
     Ok(host(unsafe {
         libc::syscall(libc::SYS_fchown, fd, a[1], a[2])
@@ -748,7 +751,7 @@ pub fn linkat(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// A symlink's target is stored as written: it is not a path looked up now.
 fn link_target(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
-    let bytes = k.mem.read_cstring(addr, PATH_MAX)?;
+    let bytes = k.proc.mem.read_cstring(addr, PATH_MAX)?;
     Ok(CString::new(bytes).expect("read_cstring stops at NUL"))
 }
 
@@ -778,7 +781,7 @@ pub fn utimensat(k: &mut Kernel, a: &Args) -> SysResult {
     let times = if a[2] == 0 {
         None
     } else {
-        Some(k.mem.read_vec(a[2], 32)?)
+        Some(k.proc.mem.read_vec(a[2], 32)?)
     };
     let times_ptr = times.as_ref().map_or(0, |t| t.as_ptr() as libc::c_long);
     // SAFETY: plain syscall with a valid (or null) C string and a 2-timespec buffer (or null).

@@ -223,118 +223,125 @@ fn id(value: u64) -> u32 {
 }
 
 pub fn getuid(k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(k.credentials.uid.real.into())
+    Ok(k.proc.credentials.uid.real.into())
 }
 
 pub fn geteuid(k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(k.credentials.uid.effective.into())
+    Ok(k.proc.credentials.uid.effective.into())
 }
 
 pub fn getgid(k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(k.credentials.gid.real.into())
+    Ok(k.proc.credentials.gid.real.into())
 }
 
 pub fn getegid(k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(k.credentials.gid.effective.into())
+    Ok(k.proc.credentials.gid.effective.into())
 }
 
 /// Writes the real, effective and saved ids to the three addresses, in that order.
 fn write_three(k: &mut Kernel, a: &Args, ids: Ids) -> SysResult {
     for (at, value) in a.iter().zip([ids.real, ids.effective, ids.saved]) {
-        k.mem.write(*at, &value.to_le_bytes())?;
+        k.proc.mem.write(*at, &value.to_le_bytes())?;
     }
     Ok(0)
 }
 
 pub fn getresuid(k: &mut Kernel, a: &Args) -> SysResult {
-    write_three(k, a, k.credentials.uid)
+    write_three(k, a, k.proc.credentials.uid)
 }
 
 pub fn getresgid(k: &mut Kernel, a: &Args) -> SysResult {
-    write_three(k, a, k.credentials.gid)
+    write_three(k, a, k.proc.credentials.gid)
 }
 
 pub fn setuid(k: &mut Kernel, a: &Args) -> SysResult {
-    k.credentials
+    k.proc
+        .credentials
         .change_uid(|ids, privileged| ids.set(id(a[0]), privileged))?;
     Ok(0)
 }
 
 pub fn setgid(k: &mut Kernel, a: &Args) -> SysResult {
-    k.credentials
+    k.proc
+        .credentials
         .change_gid(|ids, privileged| ids.set(id(a[0]), privileged))?;
     Ok(0)
 }
 
 pub fn setreuid(k: &mut Kernel, a: &Args) -> SysResult {
-    k.credentials
+    k.proc
+        .credentials
         .change_uid(|ids, privileged| ids.set_real_effective(id(a[0]), id(a[1]), privileged))?;
     Ok(0)
 }
 
 pub fn setregid(k: &mut Kernel, a: &Args) -> SysResult {
-    k.credentials
+    k.proc
+        .credentials
         .change_gid(|ids, privileged| ids.set_real_effective(id(a[0]), id(a[1]), privileged))?;
     Ok(0)
 }
 
 pub fn setresuid(k: &mut Kernel, a: &Args) -> SysResult {
     let given = [id(a[0]), id(a[1]), id(a[2])];
-    k.credentials
+    k.proc
+        .credentials
         .change_uid(|ids, privileged| ids.set_all(given, privileged))?;
     Ok(0)
 }
 
 pub fn setresgid(k: &mut Kernel, a: &Args) -> SysResult {
     let given = [id(a[0]), id(a[1]), id(a[2])];
-    k.credentials
+    k.proc
+        .credentials
         .change_gid(|ids, privileged| ids.set_all(given, privileged))?;
     Ok(0)
 }
 
 pub fn setfsuid(k: &mut Kernel, a: &Args) -> SysResult {
-    let privileged = k.credentials.cap_effective;
-    Ok(k.credentials.uid.set_fs(id(a[0]), privileged).into())
+    let privileged = k.proc.credentials.cap_effective;
+    Ok(k.proc.credentials.uid.set_fs(id(a[0]), privileged).into())
 }
 
 pub fn setfsgid(k: &mut Kernel, a: &Args) -> SysResult {
-    let privileged = k.credentials.cap_effective;
-    Ok(k.credentials.gid.set_fs(id(a[0]), privileged).into())
+    let privileged = k.proc.credentials.cap_effective;
+    Ok(k.proc.credentials.gid.set_fs(id(a[0]), privileged).into())
 }
 
 pub fn getgroups(k: &mut Kernel, a: &Args) -> SysResult {
-    let count = k.credentials.groups.len() as u64;
+    let count = k.proc.credentials.groups.len() as u64;
     match a[0] as i32 {
         size if size < 0 => Err(Errno::EINVAL.into()),
         0 => Ok(count),
         size if (size as u64) < count => Err(Errno::EINVAL.into()),
         _ => {
             let bytes: Vec<u8> = k
+                .proc
                 .credentials
                 .groups
                 .iter()
                 .flat_map(|g| g.to_le_bytes())
                 .collect();
-            k.mem.write(a[1], &bytes)?;
+            k.proc.mem.write(a[1], &bytes)?;
             Ok(count)
         }
     }
 }
 
 pub fn setgroups(k: &mut Kernel, a: &Args) -> SysResult {
-    if !k.credentials.cap_effective {
+    if !k.proc.credentials.cap_effective {
         return Err(Errno::EPERM.into());
     }
     let size = a[0] as i32 as i64 as u64;
     if size > NGROUPS_MAX {
         return Err(Errno::EINVAL.into());
     }
-    let bytes = k.mem.read_vec(a[1], size as usize * 4)?;
+    let bytes = k.proc.mem.read_vec(a[1], size as usize * 4)?;
     let groups = bytes
         .chunks_exact(4)
         .map(|g| u32::from_le_bytes(g.try_into().expect("chunks of 4")))
         .collect();
-    k.credentials.set_groups(groups)?;
+    k.proc.credentials.set_groups(groups)?;
     Ok(0)
 }
 
@@ -398,7 +405,7 @@ mod tests {
         ] {
             assert_eq!(call(&mut k, name, args), 0, "{name}{args:?}");
         }
-        assert_eq!(k.credentials, user());
+        assert_eq!(k.proc.credentials, user());
     }
 
     #[test]
@@ -422,24 +429,24 @@ mod tests {
         assert_eq!(call(&mut k, "setuid", &[ANY]), errno(Errno::EINVAL));
         // setfsuid answers the old id and changes nothing it may not.
         assert_eq!(call(&mut k, "setfsuid", &[0]), u64::from(USER));
-        assert_eq!(k.credentials, user());
+        assert_eq!(k.proc.credentials, user());
     }
 
     #[test]
     fn root_takes_any_ids_and_loses_its_power_with_uid_0() {
         let mut k = as_root();
         assert_eq!(call(&mut k, "setgroups", &[0, 0]), 0);
-        assert!(k.credentials.groups.is_empty());
+        assert!(k.proc.credentials.groups.is_empty());
         assert_eq!(call(&mut k, "setgid", &[u64::from(USER)]), 0);
-        assert_eq!(k.credentials.gid, all(USER));
+        assert_eq!(k.proc.credentials.gid, all(USER));
         // Only the effective uid leaves 0: the power is suspended, then restored.
         assert_eq!(call(&mut k, "setresuid", &[ANY, u64::from(USER), ANY]), 0);
         assert_eq!(call(&mut k, "setgid", &[0]), errno(Errno::EPERM));
         assert_eq!(call(&mut k, "setresuid", &[ANY, 0, ANY]), 0);
         assert_eq!(call(&mut k, "setuid", &[u64::from(USER)]), 0);
-        assert_eq!(k.credentials.uid, all(USER));
+        assert_eq!(k.proc.credentials.uid, all(USER));
         assert_eq!(call(&mut k, "setuid", &[0]), errno(Errno::EPERM));
-        assert!(!k.credentials.cap_permitted);
+        assert!(!k.proc.credentials.cap_permitted);
     }
 
     #[test]
@@ -447,7 +454,7 @@ mod tests {
         let mut k = as_root();
         assert_eq!(call(&mut k, "setfsuid", &[u64::from(USER)]), 0);
         assert_eq!(call(&mut k, "setresuid", &[ANY, ANY, ANY]), 0);
-        assert_eq!(k.credentials.uid.fs, USER);
+        assert_eq!(k.proc.credentials.uid.fs, USER);
     }
 
     #[test]
@@ -475,13 +482,14 @@ mod tests {
     #[test]
     fn the_getters_read_the_simulated_state() {
         let mut k = as_root();
-        k.mem
+        k.proc
+            .mem
             .map_fixed(0x10000, 4096, Prot(Prot::READ | Prot::WRITE))
             .unwrap();
         assert_eq!(call(&mut k, "setresuid", &[1, 2, 3]), 0);
         assert_eq!(call(&mut k, "getresuid", &[0x10000, 0x10004, 0x10008]), 0);
         assert_eq!(
-            k.mem.read_vec(0x10000, 12).unwrap(),
+            k.proc.mem.read_vec(0x10000, 12).unwrap(),
             [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0]
         );
         assert_eq!(
@@ -490,6 +498,6 @@ mod tests {
         );
         assert_eq!(call(&mut k, "getgroups", &[0, 0]), 1);
         assert_eq!(call(&mut k, "getgroups", &[1, 0x10000]), 1);
-        assert_eq!(k.mem.read_vec(0x10000, 4).unwrap(), [0; 4]);
+        assert_eq!(k.proc.mem.read_vec(0x10000, 4).unwrap(), [0; 4]);
     }
 }

@@ -33,7 +33,7 @@ fn prot(bits: u64) -> Result<Prot, Errno> {
 }
 
 pub fn brk(k: &mut Kernel, a: &Args) -> SysResult {
-    Ok(k.mem.set_brk(a[0]))
+    Ok(k.proc.mem.set_brk(a[0]))
 }
 
 const MAP_TYPE: u64 = 0x0f;
@@ -92,7 +92,7 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
     let file = if anonymous {
         None
     } else {
-        let host_fd = k.fds.host(fd)?;
+        let host_fd = k.proc.fds.host(fd)?;
         // file_mmap_ok: the mapping must end within the largest file.
         if offset
             .checked_add(len)
@@ -117,19 +117,19 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
         addr
     } else if flags & libc::MAP_FIXED_NOREPLACE as u64 != 0 {
         aligned(addr)?;
-        if !k.mem.is_free(addr, len) {
+        if !k.proc.mem.is_free(addr, len) {
             return Err(Errno::EEXIST.into());
         }
         addr
-    } else if addr != 0 && k.mem.is_free(addr & !(PAGE_SIZE - 1), len) {
+    } else if addr != 0 && k.proc.mem.is_free(addr & !(PAGE_SIZE - 1), len) {
         addr & !(PAGE_SIZE - 1)
     } else {
-        k.mem.find_free(len).ok_or(Errno::ENOMEM)?
+        k.proc.mem.find_free(len).ok_or(Errno::ENOMEM)?
     };
-    k.mem.map_fixed(start, len, prot)?;
+    k.proc.mem.map_fixed(start, len, prot)?;
     if let Some(host_fd) = file {
         if let Err(errno) = read_file_pages(k, host_fd, start, len, offset) {
-            k.mem.unmap(start, len)?;
+            k.proc.mem.unmap(start, len)?;
             return Err(errno.into());
         }
     }
@@ -169,9 +169,9 @@ fn read_file_pages(
         // A new mapping's frames are zero: a page of zeros (a sparse file, /dev/zero) is
         // left unwritten, so the host does not back it.
         if bytes.iter().any(|&b| b != 0) {
-            k.mem.fill(start + done, bytes);
+            k.proc.mem.fill(start + done, bytes);
         }
-        k.mem.note_copied(got);
+        k.proc.mem.note_copied(got);
         done += got;
     }
     Ok(())
@@ -179,7 +179,7 @@ fn read_file_pages(
 
 pub fn munmap(k: &mut Kernel, a: &Args) -> SysResult {
     aligned(a[0])?;
-    k.mem.unmap(a[0], length(a[1])?)?;
+    k.proc.mem.unmap(a[0], length(a[1])?)?;
     Ok(0)
 }
 
@@ -187,7 +187,7 @@ pub fn mprotect(k: &mut Kernel, a: &Args) -> SysResult {
     aligned(a[0])?;
     let len = page_up(a[1]).ok_or(Errno::ENOMEM)?;
     if len > 0 {
-        k.mem.protect(a[0], len, prot(a[2])?)?;
+        k.proc.mem.protect(a[0], len, prot(a[2])?)?;
     }
     Ok(0)
 }
@@ -207,12 +207,12 @@ pub fn mremap(k: &mut Kernel, a: &Args) -> SysResult {
     // PAGE_ALIGN wraps to 0 in C; an old length of 0 is refused below for private areas.
     let old_len = page_up(old_len).unwrap_or(0);
     let new_len = length(new_len)?;
-    let (_, vma) = k.mem.vma_at(old).ok_or(Errno::EFAULT)?;
+    let (_, vma) = k.proc.mem.vma_at(old).ok_or(Errno::EFAULT)?;
     // Always allow a shrinking remap: it unmaps the tail (munmap's checks apply).
     if old_len >= new_len {
         if old_len > new_len {
             let tail = old.checked_add(new_len).ok_or(Errno::EINVAL)?;
-            k.mem.unmap(tail, old_len - new_len)?;
+            k.proc.mem.unmap(tail, old_len - new_len)?;
         }
         return Ok(old);
     }
@@ -226,16 +226,16 @@ pub fn mremap(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let old_end = old + old_len;
     let extra = new_len - old_len;
-    if old_end == vma.end && k.mem.is_free(old_end, extra) {
-        k.mem.map_fixed(old_end, extra, vma.prot)?;
+    if old_end == vma.end && k.proc.mem.is_free(old_end, extra) {
+        k.proc.mem.map_fixed(old_end, extra, vma.prot)?;
         return Ok(old);
     }
     if flags & libc::MREMAP_MAYMOVE as u64 == 0 {
         return Err(Errno::ENOMEM.into());
     }
-    let new = k.mem.find_free(new_len).ok_or(Errno::ENOMEM)?;
-    k.mem.move_pages(old, old_len, new)?;
-    k.mem.map_fixed(new + old_len, extra, vma.prot)?;
+    let new = k.proc.mem.find_free(new_len).ok_or(Errno::ENOMEM)?;
+    k.proc.mem.move_pages(old, old_len, new)?;
+    k.proc.mem.map_fixed(new + old_len, extra, vma.prot)?;
     Ok(new)
 }
 
@@ -244,7 +244,7 @@ pub fn madvise(k: &mut Kernel, a: &Args) -> SysResult {
     // MADV_DONTNEED on private memory makes the next read see zeros; the rest are hints.
     if a[2] == libc::MADV_DONTNEED as u64 {
         let len = page_up(a[1]).ok_or(Errno::EINVAL)?;
-        k.mem.zero(a[0], len)?;
+        k.proc.mem.zero(a[0], len)?;
     }
     Ok(0)
 }

@@ -3,7 +3,7 @@
 use nix::errno::Errno;
 use rand::RngCore;
 
-use crate::kernel::{Args, Exit, Kernel, SysError, SysResult, GUEST_PID, GUEST_PPID};
+use crate::kernel::{Args, Exit, Kernel, SysError, SysResult};
 
 const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
@@ -24,11 +24,15 @@ pub fn arch_prctl(k: &mut Kernel, a: &Args) -> SysResult {
             Ok(0)
         }
         ARCH_GET_FS => {
-            k.mem.write(a[1], &k.registers.fs_base_now.to_le_bytes())?;
+            k.proc
+                .mem
+                .write(a[1], &k.registers.fs_base_now.to_le_bytes())?;
             Ok(0)
         }
         ARCH_GET_GS => {
-            k.mem.write(a[1], &k.registers.gs_base_now.to_le_bytes())?;
+            k.proc
+                .mem
+                .write(a[1], &k.registers.gs_base_now.to_le_bytes())?;
             Ok(0)
         }
         // CPUID is not faulting: the guest may use it.
@@ -45,26 +49,28 @@ pub fn prctl(k: &mut Kernel, a: &Args) -> SysResult {
         libc::PR_SET_NAME => {
             let mut name = [0u8; COMM_LEN - 1];
             for (i, byte) in name.iter_mut().enumerate() {
-                k.mem.read(a[1] + i as u64, std::slice::from_mut(byte))?;
+                k.proc
+                    .mem
+                    .read(a[1] + i as u64, std::slice::from_mut(byte))?;
                 if *byte == 0 {
                     break;
                 }
             }
-            k.comm = name.iter().take_while(|&&b| b != 0).copied().collect();
+            k.proc.comm = name.iter().take_while(|&&b| b != 0).copied().collect();
             Ok(0)
         }
         libc::PR_GET_NAME => {
-            let mut name = k.comm.clone();
+            let mut name = k.proc.comm.clone();
             name.resize(COMM_LEN, 0);
-            k.mem.write(a[1], &name)?;
+            k.proc.mem.write(a[1], &name)?;
             Ok(0)
         }
         option => Err(SysError::Unsupported(format!("prctl option {option}"))),
     }
 }
 
-pub fn set_tid_address(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(GUEST_PID)
+pub fn set_tid_address(k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(k.task.tid)
 }
 
 /// Recorded by Linux for thread exit; with one thread nothing ever reads it.
@@ -112,20 +118,20 @@ fn rlimit_bytes(resource: u64) -> Result<[u8; 16], Errno> {
 }
 
 pub fn prlimit64(k: &mut Kernel, a: &Args) -> SysResult {
-    if a[0] != 0 && a[0] != GUEST_PID {
+    if a[0] != 0 && a[0] != k.proc.pid {
         return Err(Errno::ESRCH.into());
     }
     if a[2] != 0 {
         return Err(SysError::Unsupported("setting a resource limit".into()));
     }
     if a[3] != 0 {
-        k.mem.write(a[3], &rlimit_bytes(a[1])?)?;
+        k.proc.mem.write(a[3], &rlimit_bytes(a[1])?)?;
     }
     Ok(0)
 }
 
 pub fn getrlimit(k: &mut Kernel, a: &Args) -> SysResult {
-    k.mem.write(a[1], &rlimit_bytes(a[0])?)?;
+    k.proc.mem.write(a[1], &rlimit_bytes(a[0])?)?;
     Ok(0)
 }
 
@@ -150,7 +156,7 @@ pub fn uname(k: &mut Kernel, a: &Args) -> SysResult {
     for (field, value) in bytes.chunks_exact_mut(UTS_FIELD).zip(UTSNAME) {
         field[..value.len()].copy_from_slice(value.as_bytes());
     }
-    k.mem.write(a[0], &bytes)?;
+    k.proc.mem.write(a[0], &bytes)?;
     Ok(0)
 }
 
@@ -160,13 +166,13 @@ pub fn sched_getaffinity(k: &mut Kernel, a: &Args) -> SysResult {
     const MASK: [u8; 8] = [1, 0, 0, 0, 0, 0, 0, 0];
     // Linux takes a pid_t and an unsigned int.
     let (pid, len) = (a[0] as i32 as i64, a[1] as u32 as u64);
-    if pid != 0 && pid != GUEST_PID as i64 {
+    if pid != 0 && pid != k.proc.pid as i64 {
         return Err(Errno::ESRCH.into());
     }
     if len < MASK.len() as u64 || !len.is_multiple_of(MASK.len() as u64) {
         return Err(Errno::EINVAL.into());
     }
-    k.mem.write(a[2], &MASK)?;
+    k.proc.mem.write(a[2], &MASK)?;
     Ok(MASK.len() as u64)
 }
 
@@ -186,29 +192,29 @@ pub fn sysinfo(k: &mut Kernel, a: &Args) -> SysResult {
             std::mem::size_of::<libc::sysinfo>(),
         )
     };
-    k.mem.write(a[0], bytes)?;
+    k.proc.mem.write(a[0], bytes)?;
     Ok(0)
 }
 
-pub fn getpid(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(GUEST_PID)
+pub fn getpid(k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(k.proc.pid)
 }
 
-pub fn gettid(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(GUEST_PID)
+pub fn gettid(k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(k.task.tid)
 }
 
-pub fn getppid(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(GUEST_PPID)
+pub fn getppid(k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(k.proc.ppid)
 }
 
-pub fn getpgrp(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(GUEST_PID)
+pub fn getpgrp(k: &mut Kernel, _a: &Args) -> SysResult {
+    Ok(k.proc.pid)
 }
 
-pub fn getpgid(_k: &mut Kernel, a: &Args) -> SysResult {
-    if a[0] == 0 || a[0] == GUEST_PID {
-        Ok(GUEST_PID)
+pub fn getpgid(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[0] == 0 || a[0] == k.proc.pid {
+        Ok(k.proc.pid)
     } else {
         Err(Errno::ESRCH.into())
     }
@@ -218,8 +224,8 @@ pub fn getpgid(_k: &mut Kernel, a: &Args) -> SysResult {
 pub fn getrandom(k: &mut Kernel, a: &Args) -> SysResult {
     let len = (a[1] as usize).min(1 << 25);
     let mut bytes = vec![0u8; len];
-    k.rng.fill_bytes(&mut bytes);
-    k.mem.write(a[0], &bytes)?;
+    k.proc.rng.fill_bytes(&mut bytes);
+    k.proc.mem.write(a[0], &bytes)?;
     Ok(len as u64)
 }
 
@@ -231,7 +237,7 @@ pub fn futex(k: &mut Kernel, a: &Args) -> SysResult {
         libc::FUTEX_WAKE | libc::FUTEX_WAKE_BITSET => Ok(0),
         libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET => {
             let mut word = [0u8; 4];
-            k.mem.read(a[0], &mut word)?;
+            k.proc.mem.read(a[0], &mut word)?;
             if u32::from_le_bytes(word) != a[2] as u32 {
                 Err(Errno::EAGAIN.into())
             } else {
@@ -268,11 +274,12 @@ mod tests {
     #[test]
     fn uname_is_the_fixed_machine_not_the_host() {
         let mut k = Kernel::for_tests(Credentials::new([0; 3], [0; 3], vec![]));
-        k.mem
+        k.proc
+            .mem
             .map_fixed(0x10000, 4096, Prot(Prot::READ | Prot::WRITE))
             .unwrap();
         assert_eq!(uname(&mut k, &[0x10000, 0, 0, 0, 0, 0]).unwrap(), 0);
-        let bytes = k.mem.read_vec(0x10000, UTS_FIELD * 6).unwrap();
+        let bytes = k.proc.mem.read_vec(0x10000, UTS_FIELD * 6).unwrap();
         let fields: Vec<&[u8]> = bytes
             .chunks_exact(UTS_FIELD)
             .map(|f| &f[..f.iter().position(|&b| b == 0).unwrap()])

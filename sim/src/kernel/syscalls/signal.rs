@@ -7,7 +7,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::time::NS_PER_SECOND;
-use crate::kernel::{Args, Exit, Kernel, SysError, SysResult, GUEST_PID};
+use crate::kernel::{Args, Exit, Kernel, SysError, SysResult};
 
 const NSIG: usize = 64;
 const SIG_DFL: u64 = 0;
@@ -92,7 +92,7 @@ fn name(signo: usize) -> String {
 
 /// Acts on signal `signo` sent to the process now that it is unblocked.
 fn act(k: &mut Kernel, signo: usize) -> Result<(), SysError> {
-    match k.signals.handler(signo) {
+    match k.proc.signals.handler(signo) {
         SIG_IGN => Ok(()),
         SIG_DFL => match default_action(signo) {
             DefaultAction::Ignore => Ok(()),
@@ -127,8 +127,8 @@ fn send(k: &mut Kernel, signo: usize) -> Result<(), SysError> {
     if signo == 0 {
         return Ok(());
     }
-    if k.signals.mask & bit(signo) & !UNBLOCKABLE != 0 {
-        k.signals.pending |= bit(signo);
+    if k.proc.signals.mask & bit(signo) & !UNBLOCKABLE != 0 {
+        k.proc.signals.pending |= bit(signo);
         return Ok(());
     }
     act(k, signo)
@@ -136,9 +136,10 @@ fn send(k: &mut Kernel, signo: usize) -> Result<(), SysError> {
 
 /// Acts on pending signals the mask no longer blocks, lowest number first, as Linux does.
 fn deliver_unblocked(k: &mut Kernel) -> Result<(), SysError> {
-    while let Some(signo) = (1..=NSIG).find(|&s| k.signals.pending & bit(s) & !k.signals.mask != 0)
+    while let Some(signo) =
+        (1..=NSIG).find(|&s| k.proc.signals.pending & bit(s) & !k.proc.signals.mask != 0)
     {
-        k.signals.pending &= !bit(signo);
+        k.proc.signals.pending &= !bit(signo);
         act(k, signo)?;
         if k.exit.is_some() {
             break;
@@ -164,19 +165,19 @@ pub fn rt_sigaction(k: &mut Kernel, a: &Args) -> SysResult {
         if bit(signo) & UNBLOCKABLE != 0 {
             return Err(Errno::EINVAL.into());
         }
-        Some(k.mem.read_vec(a[1], SIGACTION_SIZE)?)
+        Some(k.proc.mem.read_vec(a[1], SIGACTION_SIZE)?)
     } else {
         None
     };
     if a[2] != 0 {
-        let old = k.signals.actions[signo];
-        k.mem.write(a[2], &old)?;
+        let old = k.proc.signals.actions[signo];
+        k.proc.mem.write(a[2], &old)?;
     }
     if let Some(new) = new {
-        k.signals.actions[signo].copy_from_slice(&new);
+        k.proc.signals.actions[signo].copy_from_slice(&new);
         // Setting SIG_IGN discards a pending instance.
-        if k.signals.handler(signo) == SIG_IGN {
-            k.signals.pending &= !bit(signo);
+        if k.proc.signals.handler(signo) == SIG_IGN {
+            k.proc.signals.pending &= !bit(signo);
         }
     }
     Ok(0)
@@ -186,10 +187,10 @@ pub fn rt_sigprocmask(k: &mut Kernel, a: &Args) -> SysResult {
     if a[3] != SIGSET_SIZE {
         return Err(Errno::EINVAL.into());
     }
-    let old = k.signals.mask;
+    let old = k.proc.signals.mask;
     if a[1] != 0 {
-        let set = k.mem.read_u64(a[1])?;
-        k.signals.mask = match a[0] as i32 {
+        let set = k.proc.mem.read_u64(a[1])?;
+        k.proc.signals.mask = match a[0] as i32 {
             libc::SIG_BLOCK => old | set,
             libc::SIG_UNBLOCK => old & !set,
             libc::SIG_SETMASK => set,
@@ -197,7 +198,7 @@ pub fn rt_sigprocmask(k: &mut Kernel, a: &Args) -> SysResult {
         } & !UNBLOCKABLE;
     }
     if a[2] != 0 {
-        k.mem.write(a[2], &old.to_le_bytes())?;
+        k.proc.mem.write(a[2], &old.to_le_bytes())?;
     }
     deliver_unblocked(k)?;
     Ok(0)
@@ -205,25 +206,25 @@ pub fn rt_sigprocmask(k: &mut Kernel, a: &Args) -> SysResult {
 
 pub fn sigaltstack(k: &mut Kernel, a: &Args) -> SysResult {
     let new = if a[0] != 0 {
-        Some(k.mem.read_vec(a[0], 24)?)
+        Some(k.proc.mem.read_vec(a[0], 24)?)
     } else {
         None
     };
     if a[1] != 0 {
-        let old = k.signals.altstack;
-        k.mem.write(a[1], &old)?;
+        let old = k.proc.signals.altstack;
+        k.proc.mem.write(a[1], &old)?;
     }
     if let Some(new) = new {
-        k.signals.altstack.copy_from_slice(&new);
+        k.proc.signals.altstack.copy_from_slice(&new);
     }
     Ok(0)
 }
 
 /// Sends SIGALRM if the virtual clock has reached the alarm.
 pub fn fire_due_alarm(k: &mut Kernel) -> Result<(), SysError> {
-    match k.signals.alarm_at {
+    match k.proc.signals.alarm_at {
         Some(at) if at <= k.elapsed_ns => {
-            k.signals.alarm_at = None;
+            k.proc.signals.alarm_at = None;
             send(k, libc::SIGALRM as usize)
         }
         _ => Ok(()),
@@ -242,19 +243,23 @@ pub fn alarm(k: &mut Kernel, a: &Args) -> SysResult {
     // The argument is an unsigned int.
     let seconds = u64::from(a[0] as u32);
     let now = k.elapsed_ns;
-    let previous = k.signals.alarm_at.map_or(0, |at| seconds_left(at, now));
-    k.signals.alarm_at = (seconds != 0).then(|| now.saturating_add(seconds * NS_PER_SECOND));
+    let previous = k
+        .proc
+        .signals
+        .alarm_at
+        .map_or(0, |at| seconds_left(at, now));
+    k.proc.signals.alarm_at = (seconds != 0).then(|| now.saturating_add(seconds * NS_PER_SECOND));
     Ok(previous)
 }
 
 /// Whether kill's `pid` names this process (or its group, of which it is the only member).
 /// -1 means every process but the caller: with one process, nobody.
-fn is_self(pid: u64) -> bool {
-    pid == 0 || pid == GUEST_PID || pid as i64 == -(GUEST_PID as i64)
+fn is_self(k: &Kernel, pid: u64) -> bool {
+    pid == 0 || pid == k.proc.pid || pid as i64 == -(k.proc.pid as i64)
 }
 
 pub fn kill(k: &mut Kernel, a: &Args) -> SysResult {
-    if !is_self(a[0]) {
+    if !is_self(k, a[0]) {
         return Err(Errno::ESRCH.into());
     }
     send(k, signal_number_or_zero(a[1])?)?;
@@ -262,7 +267,7 @@ pub fn kill(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn tgkill(k: &mut Kernel, a: &Args) -> SysResult {
-    if a[0] != GUEST_PID || a[1] != GUEST_PID {
+    if a[0] != k.proc.pid || a[1] != k.proc.pid {
         return Err(Errno::ESRCH.into());
     }
     send(k, signal_number_or_zero(a[2])?)?;
@@ -270,7 +275,7 @@ pub fn tgkill(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn tkill(k: &mut Kernel, a: &Args) -> SysResult {
-    if a[0] != GUEST_PID {
+    if a[0] != k.proc.pid {
         return Err(Errno::ESRCH.into());
     }
     send(k, signal_number_or_zero(a[1])?)?;

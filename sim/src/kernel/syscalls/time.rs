@@ -25,7 +25,7 @@ fn timespec(ns: u64) -> [u8; 16] {
 }
 
 fn read_timespec(k: &mut Kernel, addr: u64) -> Result<u64, Errno> {
-    let raw = k.mem.read_vec(addr, 16)?;
+    let raw = k.proc.mem.read_vec(addr, 16)?;
     let secs = i64::from_le_bytes(raw[..8].try_into().unwrap());
     let nanos = i64::from_le_bytes(raw[8..].try_into().unwrap());
     if secs < 0 || !(0..NS_PER_SECOND as i64).contains(&nanos) {
@@ -53,14 +53,14 @@ fn clock(k: &Kernel, id: u64) -> Result<u64, Errno> {
 
 pub fn clock_gettime(k: &mut Kernel, a: &Args) -> SysResult {
     let now = clock(k, a[0])?;
-    k.mem.write(a[1], &timespec(now))?;
+    k.proc.mem.write(a[1], &timespec(now))?;
     Ok(0)
 }
 
 pub fn clock_getres(k: &mut Kernel, a: &Args) -> SysResult {
     clock(k, a[0])?;
     if a[1] != 0 {
-        k.mem.write(a[1], &timespec(1))?;
+        k.proc.mem.write(a[1], &timespec(1))?;
     }
     Ok(0)
 }
@@ -71,10 +71,10 @@ pub fn gettimeofday(k: &mut Kernel, a: &Args) -> SysResult {
         let mut tv = [0u8; 16];
         tv[..8].copy_from_slice(&(now / NS_PER_SECOND).to_le_bytes());
         tv[8..].copy_from_slice(&(now % NS_PER_SECOND / 1000).to_le_bytes());
-        k.mem.write(a[0], &tv)?;
+        k.proc.mem.write(a[0], &tv)?;
     }
     if a[1] != 0 {
-        k.mem.write(a[1], &[0u8; 8])?;
+        k.proc.mem.write(a[1], &[0u8; 8])?;
     }
     Ok(0)
 }
@@ -82,7 +82,7 @@ pub fn gettimeofday(k: &mut Kernel, a: &Args) -> SysResult {
 pub fn time(k: &mut Kernel, a: &Args) -> SysResult {
     let secs = EPOCH_NS.saturating_add(k.elapsed_ns) / NS_PER_SECOND;
     if a[0] != 0 {
-        k.mem.write(a[0], &secs.to_le_bytes())?;
+        k.proc.mem.write(a[0], &secs.to_le_bytes())?;
     }
     Ok(secs)
 }
@@ -105,7 +105,7 @@ fn advance_to(k: &mut Kernel, at: u64) {
 /// as on Linux. Never interrupted, the sleep leaves the remaining-time argument unwritten.
 fn sleep(k: &mut Kernel, ns: u64, interrupted: u64) -> SysResult {
     let wake = k.elapsed_ns.saturating_add(ns).min(KTIME_MAX);
-    if let Some(alarm) = k.signals.alarm_deadline().filter(|&at| at <= wake) {
+    if let Some(alarm) = k.proc.signals.alarm_deadline().filter(|&at| at <= wake) {
         advance_to(k, alarm);
         signal::fire_due_alarm(k)?;
         if k.exit.is_some() {
@@ -139,7 +139,7 @@ pub fn times(k: &mut Kernel, a: &Args) -> SysResult {
     if a[0] != 0 {
         let mut tms = [0u8; 32];
         tms[..8].copy_from_slice(&ticks(k.cpu_ns).to_le_bytes());
-        k.mem.write(a[0], &tms)?;
+        k.proc.mem.write(a[0], &tms)?;
     }
     Ok(ticks(k.elapsed_ns))
 }
@@ -156,6 +156,6 @@ pub fn getrusage(k: &mut Kernel, a: &Args) -> SysResult {
         usage[..8].copy_from_slice(&(k.cpu_ns / NS_PER_SECOND).to_le_bytes());
         usage[8..16].copy_from_slice(&(k.cpu_ns % NS_PER_SECOND / 1000).to_le_bytes());
     }
-    k.mem.write(a[1], &usage)?;
+    k.proc.mem.write(a[1], &usage)?;
     Ok(0)
 }

@@ -1,6 +1,7 @@
-//! One simulated process: its kernel, its counts under a cost model, and how its run ended.
-//! The machine calls in on each syscall, hypercall and fault; nothing here calls Unicorn (it
-//! keeps only the ids of the machine's code-watch hooks).
+//! The simulated system: the kernel with its processes and tasks, the CPU-side state of the
+//! ring-0 runtime, the counts under a cost model, and how the run ended. The machine calls in
+//! on each syscall, hypercall and fault; nothing here calls Unicorn (it keeps only the ids of
+//! the machine's code-watch hooks).
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -86,7 +87,7 @@ pub enum Flow {
     Return(u64),
     /// Go on, once the CPU caught up with the code cache.
     Continue(CacheSync),
-    /// End the run; `Process::stop` says why.
+    /// End the run; `System::stop` says why.
     Stop,
 }
 
@@ -100,7 +101,7 @@ struct CurrentBlock {
     extra: Extra,
 }
 
-pub struct Process {
+pub struct System {
     pub kernel: Kernel,
     pub model: CostModel,
     pub counts: Counts,
@@ -132,7 +133,7 @@ pub struct Process {
     pub panic_in_syscall_hook: bool,
 }
 
-impl Process {
+impl System {
     pub fn new(
         kernel: Kernel,
         model: CostModel,
@@ -174,11 +175,15 @@ impl Process {
         let cache = &self.cache;
         let end = addr.wrapping_add(size as u64);
         let mut count =
-            self.blocks
-                .count(addr, size, &self.kernel.mem, |instructions| match cache {
+            self.blocks.count(
+                addr,
+                size,
+                &self.kernel.proc.mem,
+                |instructions| match cache {
                     Some(cache) => cache.account(addr, end, end, instructions),
                     None => (instructions, Extra::default()),
-                });
+                },
+            );
         if count.fresh {
             let unusual = self.blocks.unusual();
             // Unicorn's core would run it: stop before the block runs, and let the machine
@@ -237,14 +242,14 @@ impl Process {
             && previous.addr <= addr
             && addr < previous.addr + previous.size as u64
             && !(addr == previous.addr && previous.instructions == 1)
-            && BlockCounter::runs_on(addr, &self.kernel.mem)
+            && BlockCounter::runs_on(addr, &self.kernel.proc.mem)
     }
 
     /// The counts as of now, with the instruction total from the clock.
     pub fn counts_now(&self) -> Counts {
         Counts {
             guest_instructions: self.clock.instructions(),
-            bytes_copied: self.kernel.mem.bytes_copied(),
+            bytes_copied: self.kernel.proc.mem.bytes_copied(),
             ..self.counts.clone()
         }
     }
@@ -297,7 +302,7 @@ impl Process {
                         ret: done.ret,
                     });
                 }
-                self.counts.bytes_copied = self.kernel.mem.bytes_copied();
+                self.counts.bytes_copied = self.kernel.proc.mem.bytes_copied();
                 let cycles = self.model.ring3_cycles(&self.counts);
                 self.clock
                     .set_event_cycles(cycles.crossings + cycles.kernel_work);
@@ -342,7 +347,13 @@ impl Process {
                 // Linux's compat entry reads the sixth argument at the user's EBP; when that
                 // fails the call fails with EFAULT before it starts.
                 let mut sixth = [0u8; 4];
-                if self.kernel.mem.read(ebp & 0xffff_ffff, &mut sixth).is_ok() {
+                if self
+                    .kernel
+                    .proc
+                    .mem
+                    .read(ebp & 0xffff_ffff, &mut sixth)
+                    .is_ok()
+                {
                     let sixth = u32::from_le_bytes(sixth) as u64;
                     self.compat_syscall("sysenter", eax, &[ebx, ecx, edx, esi, edi, sixth], rip);
                 }
@@ -365,6 +376,7 @@ impl Process {
         vector == 0x80
             && self
                 .kernel
+                .proc
                 .mem
                 .peek(rip.wrapping_sub(2), &mut before)
                 .is_ok()
@@ -388,7 +400,7 @@ impl Process {
     /// Finds or makes the translation of the guest target in the target slot, for the
     /// hypercall at `rip`. Dropped blocks other than the caller's retire here.
     fn branch(&mut self, call: Hypercall, rip: u64) -> Flow {
-        let target = self.kernel.mem.read_kernel_u64(RUNTIME.target);
+        let target = self.kernel.proc.mem.read_kernel_u64(RUNTIME.target);
         let cache = self.cache.as_mut().expect("hypercalls come from ring 0");
         cache.retire_dead_blocks(rip);
         // The dropped block left by another way than its next instruction: nothing to do.
@@ -410,9 +422,9 @@ impl Process {
     /// the runtime's `next` slot.
     pub fn continue_at(&mut self, target: u64) -> Flow {
         let cache = self.cache.as_mut().expect("ring 0 has a code cache");
-        match cache.find_or_translate(&mut self.kernel.mem, target) {
+        match cache.find_or_translate(&mut self.kernel.proc.mem, target) {
             Ok((translation, sync)) => {
-                self.kernel.mem.fill(NEXT, &translation.to_le_bytes());
+                self.kernel.proc.mem.fill(NEXT, &translation.to_le_bytes());
                 Flow::Continue(sync)
             }
             Err(CacheError::Translate(TranslateError::Unfetchable(address))) => {
@@ -452,8 +464,8 @@ impl Process {
 
     /// A ring-3 outcome raised by translated code through the fault stub.
     fn translated_fault(&mut self) {
-        let rip = self.kernel.mem.read_kernel_u64(RUNTIME.fault_rip);
-        let kind = self.kernel.mem.read_kernel_u64(RUNTIME.fault_kind) as u32 as usize;
+        let rip = self.kernel.proc.mem.read_kernel_u64(RUNTIME.fault_rip);
+        let kind = self.kernel.proc.mem.read_kernel_u64(RUNTIME.fault_kind) as u32 as usize;
         let kind = FAULT_KINDS[kind];
         if !kind.trap {
             self.uncount_guest_instruction(rip);
@@ -471,13 +483,19 @@ impl Process {
         let mut before = [0u8; 2];
         let software = self
             .kernel
+            .proc
             .mem
             .peek(rip.wrapping_sub(2), &mut before)
             .is_ok()
             && before == [0xcd, vector as u8];
         let breakpoint = vector == 3 && {
             let mut one = [0u8; 1];
-            self.kernel.mem.peek(rip.wrapping_sub(1), &mut one).is_ok() && one == [0xcc]
+            self.kernel
+                .proc
+                .mem
+                .peek(rip.wrapping_sub(1), &mut one)
+                .is_ok()
+                && one == [0xcc]
         };
         // Software interrupts leave RIP after the instruction; faults leave it on it.
         let (fault_rip, executed_rip) = if breakpoint {
@@ -533,7 +551,7 @@ impl Process {
             return sync;
         };
         for &page in pages {
-            sync.merge(cache.invalidate_page(&mut self.kernel.mem, page));
+            sync.merge(cache.invalidate_page(&mut self.kernel.proc.mem, page));
         }
         sync
     }
@@ -576,7 +594,7 @@ impl Process {
             return;
         };
         let dropped_before = cache.stats.invalidations;
-        let sync = cache.invalidate(&mut self.kernel.mem, page, bytes);
+        let sync = cache.invalidate(&mut self.kernel.proc.mem, page, bytes);
         if cache.stats.invalidations == dropped_before {
             return;
         }
@@ -595,7 +613,10 @@ impl Process {
         };
         match (cache.guest_address_of(rip), cache.boundary_containing(rip)) {
             (Some(guest), Some(boundary)) if boundary == rip => {
-                self.kernel.mem.fill(RUNTIME.target, &guest.to_le_bytes());
+                self.kernel
+                    .proc
+                    .mem
+                    .fill(RUNTIME.target, &guest.to_le_bytes());
                 crate::bt::layout::DISPATCH
             }
             _ => {
@@ -615,7 +636,10 @@ impl Process {
                 None
             }
             Some(RunUntil::Redispatch { guest, .. }) => {
-                self.kernel.mem.fill(RUNTIME.target, &guest.to_le_bytes());
+                self.kernel
+                    .proc
+                    .mem
+                    .fill(RUNTIME.target, &guest.to_le_bytes());
                 Some(crate::bt::layout::DISPATCH)
             }
             None => Some(rip),
@@ -649,7 +673,7 @@ impl Process {
     fn page_fault_reason(&self, addr: u64) -> String {
         if addr >= crate::memory::USER_END {
             format!("page fault (#PF): access to kernel address {addr:#x}")
-        } else if self.kernel.mem.vma_at(addr).is_some() {
+        } else if self.kernel.proc.mem.vma_at(addr).is_some() {
             format!("page fault (#PF): access to {addr:#x} not allowed by its protection")
         } else {
             format!("page fault (#PF): access to unmapped address {addr:#x}")
@@ -658,7 +682,7 @@ impl Process {
 
     /// Ends the process with `signal`, unless the guest has a handler, which is not modelled.
     pub fn kill(&mut self, signal: Signal, reason: String, rip: u64) {
-        let handler = self.kernel.signals.handler(signal as usize);
+        let handler = self.kernel.proc.signals.handler(signal as usize);
         self.stop = Some(if handler > 1 {
             let what = format!(
                 "delivering {} ({reason}) to a guest handler",
@@ -691,7 +715,7 @@ impl Process {
     fn uncount_from(&mut self, rip: u64, faulted: bool) {
         let block = self.current_block;
         let Some(ran) =
-            BlockCounter::executed_before(block.addr, block.size, rip, &self.kernel.mem)
+            BlockCounter::executed_before(block.addr, block.size, rip, &self.kernel.proc.mem)
         else {
             return;
         };

@@ -1,0 +1,36 @@
+//! A process (Linux's thread group): what its threads share. Its address space, descriptor
+//! table, signal dispositions, credentials and entropy stream.
+
+use std::path::PathBuf;
+
+use rand_chacha::ChaCha20Rng;
+
+use super::fd::FdTable;
+use super::syscalls::ids::Credentials;
+use super::syscalls::signal::SignalState;
+use crate::memory::AddressSpace;
+
+/// A process id; also a thread id (a process's id is its first thread's).
+pub type Pid = u64;
+
+/// The pid of the first process. Pids are handed out in creation order from here, so that
+/// reports and outputs are reproducible.
+pub const FIRST_PID: Pid = 1000;
+/// The parent of the first process: a simulated init, which reaps what it inherits.
+pub const INIT_PID: Pid = 999;
+
+pub struct Process {
+    pub pid: Pid,
+    pub ppid: Pid,
+    pub mem: AddressSpace,
+    pub fds: FdTable,
+    pub signals: SignalState,
+    /// The process's user and group ids: the host user's at start, then the guest's own.
+    pub credentials: Credentials,
+    /// The program's absolute path: what /proc/self/exe names.
+    pub exe: PathBuf,
+    /// The task name (PR_GET_NAME): the file name, at most 15 bytes.
+    pub comm: Vec<u8>,
+    /// AT_RANDOM and getrandom's bytes.
+    pub rng: ChaCha20Rng,
+}
