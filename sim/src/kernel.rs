@@ -5,12 +5,16 @@
 
 pub mod fd;
 pub mod machine_files;
+pub mod futex;
 pub mod process;
+pub mod sched;
 pub mod signature;
 pub mod syscalls;
 pub mod table;
 pub mod task;
+pub mod tasks;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use nix::errno::Errno;
@@ -21,11 +25,14 @@ use translator::cpu::CpuModel;
 use crate::memory::AddressSpace;
 use fd::FdTable;
 use machine_files::MachineFiles;
-use process::{Process, FIRST_PID, INIT_PID};
+use futex::Futexes;
+use process::{Pid, Process, FIRST_PID, INIT_PID};
+use sched::Scheduler;
 use syscalls::ids::Credentials;
 use syscalls::signal::SignalState;
 use table::{Handler, Row};
-use task::Task;
+use task::{Task, Wait};
+use tasks::Spawn;
 
 /// The arguments of one syscall, RDI RSI RDX R10 R8 R9.
 pub type Args = [u64; 6];
@@ -37,6 +44,8 @@ pub enum SysError {
     Errno(Errno),
     /// A case this simulator does not model yet; it stops the run loudly.
     Unsupported(String),
+    /// The call must wait: the task sleeps until what it waits for happens.
+    Block(Wait),
 }
 
 impl From<Errno> for SysError {
@@ -89,6 +98,20 @@ pub struct Kernel {
     /// in the CPU.
     pub proc: Process,
     pub task: Task,
+    /// Every other live task, and every other process (live or a zombie).
+    pub tasks: BTreeMap<Pid, Task>,
+    pub procs: BTreeMap<Pid, Process>,
+    pub sched: Scheduler,
+    pub futexes: Futexes,
+    /// Tasks made by the running syscall, whose CPU state the machine makes from the
+    /// caller's.
+    pub spawned: Vec<Spawn>,
+    /// The running task gives up the CPU at the end of this syscall (sched_yield).
+    pub yielded: bool,
+    /// The next pid or tid to hand out.
+    next_pid: Pid,
+    /// How the first process ended, once it has: the run's exit status.
+    pub first_exit: Option<Exit>,
     pub registers: RegisterRequests,
     /// Virtual time since the program started, in nanoseconds: CPU time plus sleeps.
     /// The machine sets it (and `cpu_ns`) before each syscall.
@@ -138,7 +161,15 @@ impl Kernel {
                 comm,
                 rng,
             },
-            task: Task { tid: FIRST_PID },
+            task: Task::new(FIRST_PID, FIRST_PID),
+            tasks: BTreeMap::new(),
+            procs: BTreeMap::new(),
+            sched: Scheduler::new(sched::DEFAULT_QUANTUM, None),
+            futexes: Futexes::default(),
+            spawned: Vec::new(),
+            yielded: false,
+            next_pid: FIRST_PID + 1,
+            first_exit: None,
             registers: RegisterRequests::default(),
             elapsed_ns: 0,
             cpu_ns: 0,
@@ -167,8 +198,15 @@ impl Kernel {
         )
     }
 
-    /// Runs syscall `nr`. `Err` stops the run: the syscall is not supported.
-    pub fn dispatch(&mut self, nr: u64, args: &Args, rip: u64) -> Result<Dispatched, Unsupported> {
+    /// Runs syscall `nr` from guest address `rip`. `Ok(None)`: the call must wait, and the
+    /// running task is parked in it (see [`Kernel::switch`]). `Err` stops the run: the
+    /// syscall is not supported.
+    pub fn dispatch(
+        &mut self,
+        nr: u64,
+        args: &Args,
+        rip: u64,
+    ) -> Result<Option<Dispatched>, Unsupported> {
         let row = table::lookup(nr);
         let result = match row.map(|r| r.handler) {
             // Signals are acted on as the syscall returns to the guest.
@@ -183,11 +221,23 @@ impl Kernel {
         let (ret, enosys) = match result {
             Ok(value) => (value, false),
             Err(SysError::Errno(errno)) => ((-(errno as i64)) as u64, false),
+            Err(SysError::Block(wait)) => {
+                let call = task::Parked {
+                    nr,
+                    args: *args,
+                    rip,
+                };
+                self.task.state = task::State::Blocked { wait, call };
+                return Ok(None);
+            }
             Err(SysError::Unsupported(what)) => match self.on_unsupported {
                 OnUnsupported::Stop => return Err(Unsupported { what, rip }),
                 OnUnsupported::Enosys => ((-(Errno::ENOSYS as i64)) as u64, true),
             },
         };
-        Ok(Dispatched { row, ret, enosys })
+        if let Some(exit) = self.exit.take() {
+            self.exit_process(exit);
+        }
+        Ok(Some(Dispatched { row, ret, enosys }))
     }
 }

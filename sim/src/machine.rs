@@ -10,6 +10,7 @@ pub mod faults;
 pub mod guard;
 pub mod paging;
 pub mod physmem;
+pub mod switch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
@@ -98,6 +99,8 @@ pub struct Machine {
     uc: Unicorn<'static, System>,
     /// Where emulation begins: the `sysretq` into ring 3, or the ring-0 runtime's start.
     start: u64,
+    /// The CPU state of every task but the running one.
+    saved: HashMap<crate::kernel::process::Pid, switch::SavedCpu>,
 }
 
 impl Machine {
@@ -176,7 +179,11 @@ impl Machine {
             uc.reg_write(RegisterX86::RSP, stack_pointer),
         )?;
 
-        let mut machine = Self { uc, start };
+        let mut machine = Self {
+            uc,
+            start,
+            saved: HashMap::new(),
+        };
         machine.install_hooks(ring0)?;
         // The first block's code may be writable: it is watched like any later block's.
         catch_up(&mut machine.uc, &first_block);
@@ -248,6 +255,7 @@ impl Machine {
         if self.uc.get_data().stop.is_some() {
             return Ok(self.uc.get_data_mut().finish());
         }
+        self.uc.get_data_mut().start_quantum();
         let mut start = self.start;
         loop {
             let until = self
@@ -281,17 +289,24 @@ impl Machine {
                     start = rip;
                     continue;
                 }
-                Ok(()) if stopped => {}
+                Ok(()) => {}
                 Err(uc_error::INSN_INVALID) if !stopped => system.invalid_instruction(rip),
-                Ok(()) => {
-                    return Err(MachineError::Emulation {
-                        error: uc_error::OK,
-                        rip,
-                    })
-                }
                 Err(error) => return Err(MachineError::Emulation { error, rip }),
             }
-            break;
+            let system = self.uc.get_data();
+            if system.stop.is_some() {
+                break;
+            }
+            if !system.wants_switch() {
+                return Err(MachineError::Emulation {
+                    error: uc_error::OK,
+                    rip,
+                });
+            }
+            match self.reschedule()? {
+                Some(next) => start = next,
+                None => break,
+            }
         }
         Ok(self.uc.get_data_mut().finish())
     }
@@ -392,13 +407,24 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
         }
         // From ring 3, the syscall contract: RAX = result, RCX = next RIP, R11 = RFLAGS
         // (Unicorn moves RIP past the instruction when the hook returns). From the kernel
-        // entry, RCX was set by the translated code and R11 by the entry stub.
-        Flow::Return(ret) => {
+        // entry, RCX was set by the translated code and R11 by the entry stub. A parked
+        // call gets RAX when it completes.
+        Flow::Return(ret) | Flow::Reschedule(Some(ret)) => {
             let _ = uc.reg_write(RAX, ret);
             if !ring0 {
                 let _ = uc.reg_write(RCX, rip + syscall_length(uc, rip));
                 let _ = uc.reg_write(R11, reg(uc, RFLAGS));
             }
+            if matches!(flow, Flow::Reschedule(_)) {
+                let _ = uc.emu_stop();
+            }
+        }
+        Flow::Reschedule(None) => {
+            if !ring0 {
+                let _ = uc.reg_write(RCX, rip + syscall_length(uc, rip));
+                let _ = uc.reg_write(R11, reg(uc, RFLAGS));
+            }
+            let _ = uc.emu_stop();
         }
         Flow::Continue(sync) => catch_up(uc, &sync),
         Flow::Stop => {
@@ -657,7 +683,7 @@ fn prepare_ring0(
     // The first block is found as any later one is: through the dispatcher.
     let sync = match system.hypercall(Hypercall::Dispatch, layout::DISPATCH) {
         Flow::Continue(sync) => sync,
-        Flow::Stop | Flow::Return(_) => CacheSync::default(),
+        Flow::Stop | Flow::Return(_) | Flow::Reschedule(_) => CacheSync::default(),
     };
     Ok((layout::START, sync))
 }

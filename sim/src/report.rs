@@ -129,6 +129,11 @@ impl Report {
                 signal: None,
                 reason: Some("instruction limit reached".into()),
             },
+            Stop::Deadlock(waits) => ExitReport {
+                code: None,
+                signal: None,
+                reason: Some(format!("deadlock: {waits}")),
+            },
             Stop::Unsupported(u) => ExitReport {
                 code: None,
                 signal: None,

@@ -91,6 +91,8 @@ pub enum Error {
 
 /// Exit statuses, following env(1), timeout(1) and chroot(1).
 pub mod status {
+    /// Every task of the program waits for something no task can do.
+    pub const DEADLOCK: i32 = 123;
     /// The instruction limit stopped the program.
     pub const INSTRUCTION_LIMIT: i32 = 124;
     /// `simulate` itself failed: a usage error, a bad cost model, an unsupported syscall.
@@ -222,6 +224,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
                 finished.counts.guest_instructions
             )),
         ),
+        Stop::Deadlock(waits) => (status::DEADLOCK, Some(format!("deadlock: {waits}"))),
         Stop::Unsupported(unsupported) => return Err(Error::Unsupported(unsupported.clone())),
     };
     let report = Report::new(config, &finished);

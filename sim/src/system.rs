@@ -15,7 +15,8 @@ use crate::accounting::{BlockCount, BlockCounter, Clock, Counts, Extra, SyscallR
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
-use crate::kernel::{Args, Exit, Kernel, Unsupported};
+use crate::kernel::task::{Parked, Wake};
+use crate::kernel::{Args, Dispatched, Exit, Kernel, Unsupported};
 use crate::machine::faults;
 use crate::machine::physmem::PAGE_SIZE;
 
@@ -35,6 +36,8 @@ pub enum Stop {
     Unsupported(Unsupported),
     /// `--max-instructions` was reached.
     InstructionLimit,
+    /// Every task waits for something that no task can do: what each waits for.
+    Deadlock(String),
 }
 
 /// A place the machine runs up to (Unicorn's `until`), and what happens there.
@@ -87,8 +90,11 @@ pub enum Flow {
     Return(u64),
     /// Go on, once the CPU caught up with the code cache.
     Continue(CacheSync),
-    /// End the run; `System::stop` says why.
+    /// Stop the engine: the run ends (`System::stop` says why) or another task runs.
     Stop,
+    /// Return this value in RAX, if any (none: the call was parked), and stop the engine:
+    /// the running task gives up the CPU, or tasks were made that need CPU state.
+    Reschedule(Option<u64>),
 }
 
 /// An emulator block and what was counted for it.
@@ -131,6 +137,12 @@ pub struct System {
     pub syscall_trace: Option<Vec<SyscallRecord>>,
     /// A planted bug (tests only): the first syscall panics.
     pub panic_in_syscall_hook: bool,
+    /// The running task used up its quantum: the machine switches before the next block.
+    pub preempted: bool,
+    /// The guest instruction count at which the running task's quantum ends, and at which
+    /// it began to run.
+    pub quantum_end: u64,
+    pub switched_in_at: u64,
 }
 
 impl System {
@@ -160,13 +172,76 @@ impl System {
             dump_translation: false,
             syscall_trace: None,
             panic_in_syscall_hook: false,
+            preempted: false,
+            quantum_end: u64::MAX,
+            switched_in_at: 0,
         }
+    }
+
+    /// Whether the machine must stop and switch tasks (or make the CPU state of new ones).
+    pub fn wants_switch(&self) -> bool {
+        self.preempted || self.kernel.must_switch() || !self.kernel.spawned.is_empty()
+    }
+
+    /// The running task starts (or goes on after another switch) with a fresh quantum.
+    pub fn start_quantum(&mut self) {
+        let now = self.clock.instructions();
+        self.switched_in_at = now;
+        self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
+    }
+
+    /// Whether the running task's quantum is over at a block starting at `addr` and another
+    /// task is waiting: then it is preempted there. Never inside the ring-0 runtime's stubs,
+    /// where the one kernel stack may hold a live return address.
+    fn quantum_over(&mut self, addr: u64) -> bool {
+        if self.clock.instructions() < self.quantum_end {
+            return false;
+        }
+        if !self.kernel.sched.has_runnable() {
+            self.start_quantum();
+            return false;
+        }
+        let in_stubs = (crate::bt::layout::STUBS..crate::bt::layout::DATA).contains(&addr);
+        !(self.cache.is_some() && in_stubs)
+    }
+
+    /// Counts `instructions` run in the code cache or stubs that are not the guest's own,
+    /// for `source`.
+    pub fn count_translated(&mut self, instructions: u64, source: Option<Source>) {
+        self.ring0.translated_instructions += instructions;
+        if let Some(source) = source {
+            self.ring0.extra_by_source[source as usize] += instructions as i64;
+        }
+    }
+
+    /// Gives up the CPU: the running task's instructions are recorded, the kernel picks the
+    /// next task. The machine has saved the CPU state and restores the next one's.
+    pub fn switch(&mut self) -> crate::kernel::tasks::Switch {
+        let ran = self.clock.instructions() - self.switched_in_at;
+        self.kernel.task.instructions += ran;
+        let preempted = std::mem::take(&mut self.preempted);
+        let switch = self.kernel.switch(preempted);
+        match &switch {
+            crate::kernel::tasks::Switch::Finished => {
+                let exit = self.kernel.first_exit.clone();
+                self.stop = Some(Stop::Exit(exit.expect("the first process ended")));
+            }
+            crate::kernel::tasks::Switch::Deadlock(waits) => {
+                self.stop = Some(Stop::Deadlock(waits.clone()));
+            }
+            crate::kernel::tasks::Switch::To { .. } => self.start_quantum(),
+        }
+        switch
     }
 
     /// Counts a block about to run; false when it must not run yet: the CPU must catch up
     /// with changed code first, or the instruction limit says stop.
     pub fn enter_block(&mut self, addr: u64, size: u32) -> bool {
         if self.resync.is_some() {
+            return false;
+        }
+        if self.quantum_over(addr) {
+            self.preempted = true;
             return false;
         }
         // The per-block path: plain wrapping arithmetic on addresses and counters, which no
@@ -292,27 +367,46 @@ impl System {
                 self.stop = Some(Stop::Unsupported(unsupported));
                 Flow::Stop
             }
-            Ok(done) => {
-                self.counts.record_syscall(nr, done.row, done.enosys);
-                self.counts.record_sequence(nr, args, done.ret);
-                if let Some(trace) = &mut self.syscall_trace {
-                    trace.push(SyscallRecord {
-                        nr,
-                        args: *args,
-                        ret: done.ret,
-                    });
-                }
-                self.counts.bytes_copied = self.kernel.proc.mem.bytes_copied();
-                let cycles = self.model.ring3_cycles(&self.counts);
-                self.clock
-                    .set_event_cycles(cycles.crossings + cycles.kernel_work);
-                match self.kernel.exit.take() {
-                    Some(exit) => {
-                        self.stop = Some(Stop::Exit(exit));
-                        Flow::Stop
-                    }
-                    None => Flow::Return(done.ret),
-                }
+            Ok(None) => Flow::Reschedule(None),
+            Ok(Some(done)) => self.complete(nr, args, &done),
+        }
+    }
+
+    /// The syscall `nr` of the running task completed as `done`: it is counted, and the
+    /// task goes on unless it must give up the CPU.
+    fn complete(&mut self, nr: u64, args: &Args, done: &Dispatched) -> Flow {
+        self.counts.record_syscall(nr, done.row, done.enosys);
+        self.counts.record_sequence(nr, args, done.ret);
+        if let Some(trace) = &mut self.syscall_trace {
+            trace.push(SyscallRecord {
+                nr,
+                args: *args,
+                ret: done.ret,
+            });
+        }
+        self.counts.bytes_copied = self.kernel.proc.mem.bytes_copied();
+        let cycles = self.model.ring3_cycles(&self.counts);
+        self.clock
+            .set_event_cycles(cycles.crossings + cycles.kernel_work);
+        if self.wants_switch() {
+            Flow::Reschedule(Some(done.ret))
+        } else {
+            Flow::Return(done.ret)
+        }
+    }
+
+    /// The parked call of the task now running ends: as its waker said, or by running
+    /// again (it may park again).
+    pub fn resume(&mut self, call: Parked, wake: Wake) -> Flow {
+        match wake {
+            Wake::Retry => self.syscall(call.nr, &call.args, call.rip),
+            Wake::Return(ret) => {
+                let done = Dispatched {
+                    row: crate::kernel::table::lookup(call.nr),
+                    ret,
+                    enosys: false,
+                };
+                self.complete(call.nr, &call.args, &done)
             }
         }
     }
@@ -683,18 +777,18 @@ impl System {
     /// Ends the process with `signal`, unless the guest has a handler, which is not modelled.
     pub fn kill(&mut self, signal: Signal, reason: String, rip: u64) {
         let handler = self.kernel.proc.signals.handler(signal as usize);
-        self.stop = Some(if handler > 1 {
+        if handler > 1 {
             let what = format!(
                 "delivering {} ({reason}) to a guest handler",
                 signal.as_str()
             );
-            Stop::Unsupported(Unsupported { what, rip })
+            self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
         } else {
-            Stop::Exit(Exit::Signal {
+            self.kernel.exit_process(Exit::Signal {
                 signal,
                 reason: format!("{reason} at rip {rip:#x}"),
-            })
-        });
+            });
+        }
     }
 
     /// Stops the run: the simulator cannot do `what`.

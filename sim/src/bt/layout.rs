@@ -145,6 +145,12 @@ pub fn stub_source(rip: u64) -> Option<Source> {
         .map(|&(_, source, _)| source)
 }
 
+/// Whether `rip` is the `ret` of a kernel entry, after its hypercall: where a task that
+/// gives up the CPU in a syscall stops at ring 0.
+pub fn is_entry_return(rip: u64) -> bool {
+    rip == SYSCALL_ENTRY + 5 || rip == COMPAT_ENTRY + 2
+}
+
 /// The hypercall whose `syscall` instruction is at `rip`.
 pub fn hypercall_at(rip: u64) -> Option<Hypercall> {
     match rip {
@@ -183,6 +189,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_kernel_entries_end_with_a_ret_after_their_hypercall() {
+        for (address, code) in stubs() {
+            for instruction in Decoder::with_ip(64, &code, address, DecoderOptions::MPX) {
+                if is_entry_return(instruction.ip()) {
+                    assert_eq!(instruction.mnemonic(), Mnemonic::Ret);
+                    let before = instruction.ip() - 2;
+                    assert!(matches!(
+                        hypercall_at(before),
+                        Some(Hypercall::KernelEntry | Hypercall::CompatEntry)
+                    ));
+                }
+            }
+        }
+        assert!(is_entry_return(SYSCALL_ENTRY + 5) && is_entry_return(COMPAT_ENTRY + 2));
     }
 
     #[test]

@@ -130,6 +130,8 @@ pub const FUTEX: Commands = Commands {
         (libc::FUTEX_WAKE as u64, "pvv"),
         (libc::FUTEX_WAIT_BITSET as u64, "pvvp-v"),
         (libc::FUTEX_WAKE_BITSET as u64, "pvv--v"),
+        (libc::FUTEX_REQUEUE as u64, "pvvvp"),
+        (libc::FUTEX_CMP_REQUEUE as u64, "pvvvpv"),
     ],
 };
 

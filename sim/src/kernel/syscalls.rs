@@ -6,6 +6,7 @@ pub mod ids;
 pub mod mm;
 pub mod proc;
 pub mod signal;
+pub mod sync;
 pub mod time;
 
 use syscalls::x86_64::Sysno;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use syscalls::x86_64::Sysno;
 
 use super::signature::{self, Commands, Rule, Signature};
-use super::syscalls::{fs, ids, mm, proc, signal, time};
+use super::syscalls::{fs, ids, mm, proc, signal, sync, time};
 use super::{Args, Kernel, SysResult};
 
 pub type HandlerFn = fn(&mut Kernel, &Args) -> SysResult;
@@ -185,8 +185,8 @@ pub static TABLE: &[Row] = &[
     // process set-up and identity
     call(Sysno::arch_prctl, "vp", proc::arch_prctl),
     call(Sysno::prctl, "vpvvv", proc::prctl).by_command(&signature::PRCTL),
-    null(Sysno::set_tid_address, "p", proc::set_tid_address).returning(Rule::Pid),
-    call(Sysno::set_robust_list, "pv", proc::set_robust_list),
+    null(Sysno::set_tid_address, "p", sync::set_tid_address).returning(Rule::Pid),
+    call(Sysno::set_robust_list, "pv", sync::set_robust_list),
     declined(Sysno::rseq, "pvvv"),
     call(Sysno::prlimit64, "ivpp", proc::prlimit64),
     call(Sysno::getrlimit, "vp", proc::getrlimit),
@@ -199,10 +199,13 @@ pub static TABLE: &[Row] = &[
     null(Sysno::getpgrp, "", proc::getpgrp).returning(Rule::Pid),
     call(Sysno::getpgid, "i", proc::getpgid).returning(Rule::Pid),
     call(Sysno::getrandom, "pvv", proc::getrandom),
-    call(Sysno::futex, "pvvppv", proc::futex).by_command(&signature::FUTEX),
+    call(Sysno::futex, "pvvppv", sync::futex).by_command(&signature::FUTEX),
     call(Sysno::wait4, "ipvp", proc::wait4).returning(Rule::Pid),
+    call(Sysno::clone, "vpppp", sync::clone).returning(Rule::Pid),
+    // As a kernel before 5.3: glibc then falls back to clone.
+    declined(Sysno::clone3, "pv"),
     call(Sysno::exit, "v", proc::exit).returning(Rule::NoReturn),
-    call(Sysno::exit_group, "v", proc::exit).returning(Rule::NoReturn),
+    call(Sysno::exit_group, "v", proc::exit_group).returning(Rule::NoReturn),
     // user and group ids
     null(Sysno::getuid, "", ids::getuid).returning(Rule::Id),
     null(Sysno::geteuid, "", ids::geteuid).returning(Rule::Id),
@@ -241,7 +244,7 @@ pub static TABLE: &[Row] = &[
     // The yield column already includes the scheduler's work.
     Row {
         event: Event::Yield,
-        ..null(Sysno::sched_yield, "", proc::sched_yield)
+        ..null(Sysno::sched_yield, "", sync::sched_yield)
     },
 ];
 

@@ -1,7 +1,78 @@
-//! A task (a thread): what each thread of a process has of its own.
+//! A task (a thread): what each thread of a process has of its own, and what it waits on.
 
 use super::process::Pid;
+use super::Args;
 
 pub struct Task {
     pub tid: Pid,
+    /// The process (thread group) it belongs to.
+    pub pid: Pid,
+    pub state: State,
+    /// Where `exit` writes 0 and wakes a futex waiter (set_tid_address, CLONE_CHILD_CLEARTID):
+    /// how `pthread_join` learns that the thread is gone.
+    pub clear_child_tid: u64,
+    /// Guest instructions run by this task, as of its last switch out.
+    pub instructions: u64,
+    /// Switches away from it: voluntary (it blocked or yielded) and preempted.
+    pub voluntary_switches: u64,
+    pub preempted: u64,
+}
+
+impl Task {
+    pub fn new(tid: Pid, pid: Pid) -> Self {
+        Self {
+            tid,
+            pid,
+            state: State::Runnable,
+            clear_child_tid: 0,
+            instructions: 0,
+            voluntary_switches: 0,
+            preempted: 0,
+        }
+    }
+}
+
+/// A syscall a task made that could not complete yet; it completes when the task runs again.
+#[derive(Clone, Copy, Debug)]
+pub struct Parked {
+    pub nr: u64,
+    pub args: Args,
+    /// The guest address of the syscall instruction.
+    pub rip: u64,
+}
+
+#[derive(Clone, Debug)]
+pub enum State {
+    /// Running or waiting in the run queue.
+    Runnable,
+    /// Waiting for `Wait`, inside the parked call.
+    Blocked { wait: Wait, call: Parked },
+    /// Woken: when it runs again, its parked call ends as `Wake` says.
+    Woken { wake: Wake, call: Parked },
+    /// It has exited; it is dropped at the next switch.
+    Exited,
+}
+
+/// What a blocked task waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// A FUTEX_WAKE on the word at this address of its process, matching the bitset.
+    Futex { address: u64, bitset: u32 },
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wait::Futex { address, .. } => write!(f, "futex wait on {address:#x}"),
+        }
+    }
+}
+
+/// How a woken task's parked call ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// It returns this value.
+    Return(u64),
+    /// It runs again from the start (what it waited for may now let it complete).
+    Retry,
 }

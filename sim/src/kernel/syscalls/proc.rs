@@ -69,18 +69,6 @@ pub fn prctl(k: &mut Kernel, a: &Args) -> SysResult {
     }
 }
 
-pub fn set_tid_address(k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(k.task.tid)
-}
-
-/// Recorded by Linux for thread exit; with one thread nothing ever reads it.
-pub fn set_robust_list(_k: &mut Kernel, a: &Args) -> SysResult {
-    if a[1] != 24 {
-        return Err(Errno::EINVAL.into());
-    }
-    Ok(0)
-}
-
 /// Resource limits the guest sees: (resource, soft, hard). Fixed, so runs are reproducible;
 /// the values are Linux's defaults for a login session.
 const RLIMITS: &[(u32, u64, u64)] = &[
@@ -229,39 +217,19 @@ pub fn getrandom(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(len as u64)
 }
 
-const FUTEX_CMD_MASK: u64 = !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u64;
-
-/// With one thread a wake finds nobody, and a wait on a matching value would never end.
-pub fn futex(k: &mut Kernel, a: &Args) -> SysResult {
-    match (a[1] & FUTEX_CMD_MASK) as i32 {
-        libc::FUTEX_WAKE | libc::FUTEX_WAKE_BITSET => Ok(0),
-        libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET => {
-            let mut word = [0u8; 4];
-            k.proc.mem.read(a[0], &mut word)?;
-            if u32::from_le_bytes(word) != a[2] as u32 {
-                Err(Errno::EAGAIN.into())
-            } else {
-                Err(SysError::Unsupported(
-                    "a futex wait with no other thread to wake it".into(),
-                ))
-            }
-        }
-        op => Err(SysError::Unsupported(format!("futex operation {op}"))),
-    }
-}
-
 /// The process never has children (fork is not modelled), so there is nothing to wait for.
 pub fn wait4(_k: &mut Kernel, _a: &Args) -> SysResult {
     Err(Errno::ECHILD.into())
 }
 
+/// Ends the calling thread; the last thread out ends the process.
 pub fn exit(k: &mut Kernel, a: &Args) -> SysResult {
-    k.exit = Some(Exit::Code((a[0] & 0xff) as i32));
+    k.exit_task((a[0] & 0xff) as i32);
     Ok(0)
 }
 
-/// One process, one CPU: there is nobody to yield to, and the cost model charges the yield.
-pub fn sched_yield(_k: &mut Kernel, _a: &Args) -> SysResult {
+pub fn exit_group(k: &mut Kernel, a: &Args) -> SysResult {
+    k.exit = Some(Exit::Code((a[0] & 0xff) as i32));
     Ok(0)
 }
 

@@ -1,0 +1,148 @@
+//! Threads and their synchronisation: clone of a thread, futexes, the clear-child-tid word,
+//! the robust list, sched_yield.
+
+use nix::errno::Errno;
+
+use crate::kernel::task::{Wait, Wake};
+use crate::kernel::{Args, Kernel, SysError, SysResult};
+
+const CLONE_VM: u64 = libc::CLONE_VM as u64;
+const CLONE_FS: u64 = libc::CLONE_FS as u64;
+const CLONE_FILES: u64 = libc::CLONE_FILES as u64;
+const CLONE_SIGHAND: u64 = libc::CLONE_SIGHAND as u64;
+const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
+const CLONE_SYSVSEM: u64 = libc::CLONE_SYSVSEM as u64;
+const CLONE_SETTLS: u64 = libc::CLONE_SETTLS as u64;
+const CLONE_PARENT_SETTID: u64 = libc::CLONE_PARENT_SETTID as u64;
+const CLONE_CHILD_CLEARTID: u64 = libc::CLONE_CHILD_CLEARTID as u64;
+const CLONE_CHILD_SETTID: u64 = libc::CLONE_CHILD_SETTID as u64;
+/// The low byte is the signal sent to the parent when the child ends.
+const CSIGNAL: u64 = 0xff;
+
+/// The flags a new thread is made with (glibc's pthread_create uses all of them but
+/// CHILD_SETTID); anything else in a thread clone is refused loudly.
+const THREAD_FLAGS: u64 = CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_CHILD_SETTID;
+
+/// clone(flags, stack, parent_tid, child_tid, tls).
+pub fn clone(k: &mut Kernel, a: &Args) -> SysResult {
+    let [flags, stack, parent_tid, child_tid, tls, _] = *a;
+    if flags & CLONE_THREAD == 0 {
+        return Err(SysError::Unsupported(format!(
+            "clone of a new process (flags {flags:#x})"
+        )));
+    }
+    // Linux's own rules: a thread shares the signal handlers, which need a shared VM.
+    if flags & CLONE_SIGHAND == 0 || flags & CLONE_VM == 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    let unmodelled = flags & !(THREAD_FLAGS | CSIGNAL);
+    if unmodelled != 0 {
+        return Err(SysError::Unsupported(format!(
+            "clone flags {unmodelled:#x} of a thread"
+        )));
+    }
+    let tls = (flags & CLONE_SETTLS != 0).then_some(tls);
+    let tid = k.spawn_thread((stack != 0).then_some(stack), tls);
+    let tid_bytes = (tid as u32).to_le_bytes();
+    if flags & CLONE_PARENT_SETTID != 0 {
+        k.proc.mem.write(parent_tid, &tid_bytes)?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        k.proc.mem.write(child_tid, &tid_bytes)?;
+    }
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        if let Some(child) = k.tasks.get_mut(&tid) {
+            child.clear_child_tid = child_tid;
+        }
+    }
+    Ok(tid)
+}
+
+pub fn set_tid_address(k: &mut Kernel, a: &Args) -> SysResult {
+    k.task.clear_child_tid = a[0];
+    Ok(k.task.tid)
+}
+
+/// Recorded by Linux for a dying thread's held robust futexes; glibc registers one per
+/// thread. Not walked: a thread that dies holding a robust mutex is not modelled.
+pub fn set_robust_list(_k: &mut Kernel, a: &Args) -> SysResult {
+    if a[1] != 24 {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok(0)
+}
+
+/// Gives the CPU to the next runnable task, if there is one.
+pub fn sched_yield(k: &mut Kernel, _a: &Args) -> SysResult {
+    k.yielded = k.sched.has_runnable();
+    Ok(0)
+}
+
+const FUTEX_CMD_MASK: u64 = 0x7f & !(libc::FUTEX_PRIVATE_FLAG as u64);
+const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
+
+/// futex(uaddr, op, val, timeout or val2, uaddr2, val3). Every futex is the process's own
+/// (no memory is shared between processes), so the private flag changes nothing.
+pub fn futex(k: &mut Kernel, a: &Args) -> SysResult {
+    let [address, op, value, timeout, address2, value3] = *a;
+    let key = (k.proc.pid, address);
+    if address % 4 != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    match (op & FUTEX_CMD_MASK) as i32 {
+        libc::FUTEX_WAIT => wait(k, address, value as u32, timeout, FUTEX_BITSET_MATCH_ANY),
+        libc::FUTEX_WAIT_BITSET if value3 as u32 == 0 => Err(Errno::EINVAL.into()),
+        libc::FUTEX_WAIT_BITSET => wait(k, address, value as u32, timeout, value3 as u32),
+        libc::FUTEX_WAKE => Ok(wake(k, key, value, FUTEX_BITSET_MATCH_ANY)),
+        libc::FUTEX_WAKE_BITSET if value3 as u32 == 0 => Err(Errno::EINVAL.into()),
+        libc::FUTEX_WAKE_BITSET => Ok(wake(k, key, value, value3 as u32)),
+        command @ (libc::FUTEX_REQUEUE | libc::FUTEX_CMP_REQUEUE) => {
+            if command == libc::FUTEX_CMP_REQUEUE && read_word(k, address)? != value3 as u32 {
+                return Err(Errno::EAGAIN.into());
+            }
+            // The fourth argument is the count to requeue, not a timeout.
+            let (woken, moved) =
+                k.futexes
+                    .requeue(key, (k.proc.pid, address2), value, timeout & 0x7fff_ffff);
+            for &tid in &woken {
+                k.wake(tid, Wake::Return(0));
+            }
+            Ok(woken.len() as u64 + moved)
+        }
+        command => Err(SysError::Unsupported(format!("futex operation {command}"))),
+    }
+}
+
+fn read_word(k: &mut Kernel, address: u64) -> Result<u32, Errno> {
+    let mut word = [0u8; 4];
+    k.proc.mem.read(address, &mut word)?;
+    Ok(u32::from_le_bytes(word))
+}
+
+fn wait(k: &mut Kernel, address: u64, expected: u32, timeout: u64, bitset: u32) -> SysResult {
+    if read_word(k, address)? != expected {
+        return Err(Errno::EAGAIN.into());
+    }
+    if timeout != 0 {
+        return Err(SysError::Unsupported("a futex wait with a timeout".into()));
+    }
+    k.futexes.wait((k.proc.pid, address), k.task.tid, bitset);
+    Err(SysError::Block(Wait::Futex { address, bitset }))
+}
+
+fn wake(k: &mut Kernel, key: crate::kernel::futex::Key, count: u64, bitset: u32) -> u64 {
+    let woken = k.futexes.wake(key, count, bitset);
+    for &tid in &woken {
+        k.wake(tid, Wake::Return(0));
+    }
+    woken.len() as u64
+}

@@ -1,0 +1,159 @@
+//! Task switches on the one simulated CPU: saving and restoring each task's CPU state, and
+//! making the CPU state of tasks a syscall created.
+//!
+//! A task's CPU state is Unicorn's context (the whole `CPUX86State`, FS and GS bases and
+//! CR3 included) and, at ring 0, the runtime's slot page (the guest RSP during a syscall,
+//! the spill slot, the segment-base copies, the dispatcher's target), which belongs to the
+//! running task as the registers do. The kernel stack is empty at every switch: a task
+//! stopped in a kernel entry has that entry's `ret` carried out for it before it is saved,
+//! as Mach's continuations do, so one kernel stack serves every task.
+
+use unicorn_engine::{Context, RegisterX86};
+
+use super::{set_segment_base, setup, Machine, MachineError, SegmentBase};
+use crate::bt::layout::{self, RUNTIME};
+use crate::kernel::tasks::{Spawn, Switch};
+use crate::system::{Flow, System};
+
+/// The bytes of the runtime's slot page that belong to the running task.
+const SLOTS: usize = 0x40;
+
+/// A task's CPU state while another task runs.
+pub struct SavedCpu {
+    context: Context,
+    /// The runtime's slots (ring 0).
+    slots: Option<[u8; SLOTS]>,
+}
+
+impl Machine {
+    /// Carries out what the kernel decided while the engine ran: makes the CPU state of
+    /// the tasks it created, and switches tasks until one can run. Returns where that task
+    /// goes on, or `None` when the run is over.
+    pub(super) fn reschedule(&mut self) -> Result<Option<u64>, MachineError> {
+        loop {
+            let spawned = std::mem::take(&mut self.uc.get_data_mut().kernel.spawned);
+            if !spawned.is_empty() {
+                self.spawn(&spawned)?;
+            }
+            let system = self.uc.get_data();
+            if !system.preempted && !system.kernel.must_switch() {
+                return Ok(Some(self.uc.pc_read().unwrap_or(0)));
+            }
+            let outgoing = system.kernel.task.tid;
+            let exited = matches!(
+                system.kernel.task.state,
+                crate::kernel::task::State::Exited
+            );
+            if !exited {
+                let saved = self.save()?;
+                self.saved.insert(outgoing, saved);
+            }
+            let resume = match self.uc.get_data_mut().switch() {
+                Switch::Finished | Switch::Deadlock(_) => return Ok(None),
+                Switch::To { resume } => resume,
+            };
+            let incoming = self.uc.get_data().kernel.task.tid;
+            let saved = self.saved.remove(&incoming).expect("a task has CPU state");
+            self.restore(&saved)?;
+            if let Some((call, wake)) = resume {
+                let flow = self.uc.get_data_mut().resume(call, wake);
+                match flow {
+                    Flow::Return(ret) | Flow::Reschedule(Some(ret)) => {
+                        setup("return from a parked call", self.uc.reg_write(RegisterX86::RAX, ret))?;
+                    }
+                    Flow::Reschedule(None) | Flow::Stop | Flow::Continue(_) => {}
+                }
+                if self.uc.get_data().stop.is_some() {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Saves the running task's CPU state. At ring 0 a task stopped in a kernel entry,
+    /// before its `ret`, returns from it first (see the module's doc).
+    fn save(&mut self) -> Result<SavedCpu, MachineError> {
+        let ring0 = self.uc.get_data().cache.is_some();
+        if ring0 {
+            self.return_from_kernel_entry()?;
+        }
+        let context = setup("save a task's CPU state", self.uc.context_init())?;
+        let slots = ring0.then(|| {
+            let mut slots = [0u8; SLOTS];
+            let mem = &self.uc.get_data().kernel.proc.mem;
+            mem.peek(RUNTIME.target, &mut slots)
+                .expect("the slot page is mapped");
+            slots
+        });
+        Ok(SavedCpu { context, slots })
+    }
+
+    fn restore(&mut self, saved: &SavedCpu) -> Result<(), MachineError> {
+        setup(
+            "restore a task's CPU state",
+            self.uc.context_restore(&saved.context),
+        )?;
+        if let Some(slots) = &saved.slots {
+            self.uc
+                .get_data_mut()
+                .kernel
+                .proc
+                .mem
+                .fill(RUNTIME.target, slots);
+        }
+        Ok(())
+    }
+
+    /// Carries out the `ret` of a kernel entry the CPU stopped before, and counts it, as
+    /// the CPU would have.
+    fn return_from_kernel_entry(&mut self) -> Result<(), MachineError> {
+        let rip = self.uc.pc_read().unwrap_or(0);
+        if !layout::is_entry_return(rip) {
+            return Ok(());
+        }
+        let rsp = self.uc.reg_read(RegisterX86::RSP).unwrap_or(0);
+        let system = self.uc.get_data_mut();
+        let back = system.kernel.proc.mem.read_kernel_u64(rsp);
+        system.count_runtime_instruction(rip);
+        setup("return from the kernel entry", self.uc.set_pc(back))?;
+        setup(
+            "return from the kernel entry",
+            self.uc.reg_write(RegisterX86::RSP, rsp + 8),
+        )
+    }
+
+    /// Makes each new task's CPU state: the caller's, returning 0 from the call, on its own
+    /// stack and with its own TLS when the call gave them.
+    fn spawn(&mut self, spawned: &[Spawn]) -> Result<(), MachineError> {
+        let parent = self.save()?;
+        for spawn in spawned {
+            let ring0 = self.uc.get_data().cache.is_some();
+            setup("make a task's CPU state", self.uc.reg_write(RegisterX86::RAX, 0))?;
+            if let Some(stack) = spawn.stack {
+                if ring0 {
+                    let mem = &mut self.uc.get_data_mut().kernel.proc.mem;
+                    mem.fill(RUNTIME.user_rsp, &stack.to_le_bytes());
+                } else {
+                    setup(
+                        "make a task's CPU state",
+                        self.uc.reg_write(RegisterX86::RSP, stack),
+                    )?;
+                }
+            }
+            if let Some(tls) = spawn.tls {
+                set_segment_base(&mut self.uc, SegmentBase::Fs, tls);
+            }
+            let child = self.save()?;
+            self.saved.insert(spawn.tid, child);
+            self.restore(&parent)?;
+        }
+        Ok(())
+    }
+}
+
+impl System {
+    /// Counts an instruction of the runtime's stubs that the simulator carried out itself.
+    pub fn count_runtime_instruction(&mut self, rip: u64) {
+        self.count_translated(1, layout::stub_source(rip));
+    }
+}
