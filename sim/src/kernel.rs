@@ -4,8 +4,8 @@
 //! mapped to host ones. Time is virtual and randomness is seeded, so runs are reproducible.
 
 pub mod fd;
-pub mod machine_files;
 pub mod futex;
+pub mod machine_files;
 pub mod process;
 pub mod sched;
 pub mod signature;
@@ -24,8 +24,8 @@ use translator::cpu::CpuModel;
 
 use crate::memory::AddressSpace;
 use fd::FdTable;
-use machine_files::MachineFiles;
 use futex::Futexes;
+use machine_files::MachineFiles;
 use process::{Pid, Process, FIRST_PID, INIT_PID};
 use sched::Scheduler;
 use syscalls::ids::Credentials;

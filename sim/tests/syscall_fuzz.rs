@@ -19,6 +19,7 @@ use sim::kernel::fd::FdTable;
 use sim::kernel::syscalls::ids::Credentials;
 use sim::kernel::syscalls::time::KTIME_MAX;
 use sim::kernel::table::TABLE;
+use sim::kernel::task::State;
 use sim::kernel::{Args, Kernel, OnUnsupported};
 use sim::machine::physmem::PAGE_SIZE;
 use sim::memory::{AddressSpace, Prot, TASK_SIZE, USER_END};
@@ -381,12 +382,13 @@ fn random_syscalls_never_panic_and_answer_a_value_or_an_errno() {
         }))
         .unwrap_or_else(|_| panic!("seed {seed}, call {call}: {what} panicked"));
         let dispatched = dispatched
-            .unwrap_or_else(|u| panic!("seed {seed}, call {call}: {what} stopped: {}", u.what));
+            .unwrap_or_else(|u| panic!("seed {seed}, call {call}: {what} stopped: {}", u.what))
+            .unwrap_or_else(|| panic!("seed {seed}, call {call}: {what} blocked"));
         unsupported += u64::from(dispatched.enosys);
         let ret = dispatched.ret as i64;
         // A call cut short by a signal that ends the process may return a kernel-internal
         // value (ERESTART*), which only a tracer sees.
-        if (-4095..0).contains(&ret) && k.exit.is_none() {
+        if (-4095..0).contains(&ret) && k.first_exit.is_none() {
             errors += 1;
             let errno = Errno::from_raw(-ret as i32);
             assert_ne!(
@@ -401,7 +403,8 @@ fn random_syscalls_never_panic_and_answer_a_value_or_an_errno() {
         );
         // The process lives on whatever the call did; time moves as the machine moves it
         // (an overflow here panics, as it would in the machine).
-        k.exit = None;
+        k.first_exit = None;
+        k.task.state = State::Runnable;
         k.cpu_ns += 1000;
         k.elapsed_ns = k.cpu_ns + k.slept_ns;
         assert!(
@@ -438,6 +441,7 @@ fn denied_and_read_only_rows_name_syscalls_of_the_table() {
 fn call(k: &mut Kernel, sysno: Sysno, args: Args) -> u64 {
     k.dispatch(sysno.id() as u64, &args, 0x40_0000)
         .unwrap_or_else(|u| panic!("{} stopped: {}", sysno.name(), u.what))
+        .unwrap_or_else(|| panic!("{} blocked", sysno.name()))
         .ret
 }
 
@@ -488,7 +492,7 @@ fn an_alarm_ends_a_sleep_for_ever() {
     let interrupted = call(&mut k, Sysno::nanosleep, [forever, 0, 0, 0, 0, 0]);
     assert_eq!(interrupted, 516u64.wrapping_neg(), "ERESTART_RESTARTBLOCK");
     assert_eq!(k.elapsed_ns, 2_000_000_000);
-    assert!(k.exit.is_some());
+    assert!(k.first_exit.is_some());
 }
 
 /// A file mapping is filled a page at a time from the file: whole pages, the partial last

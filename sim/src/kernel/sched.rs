@@ -63,7 +63,9 @@ impl Scheduler {
     /// The quantum of the task about to run, in guest instructions.
     pub fn next_quantum(&mut self) -> u64 {
         match &mut self.chaos {
-            Some(rng) => rng.random_range(self.quantum / 2..=self.quantum + self.quantum / 2).max(1),
+            Some(rng) => rng
+                .random_range(self.quantum / 2..=self.quantum + self.quantum / 2)
+                .max(1),
             None => self.quantum,
         }
     }

@@ -40,10 +40,7 @@ impl Machine {
                 return Ok(Some(self.uc.pc_read().unwrap_or(0)));
             }
             let outgoing = system.kernel.task.tid;
-            let exited = matches!(
-                system.kernel.task.state,
-                crate::kernel::task::State::Exited
-            );
+            let exited = matches!(system.kernel.task.state, crate::kernel::task::State::Exited);
             if !exited {
                 let saved = self.save()?;
                 self.saved.insert(outgoing, saved);
@@ -59,7 +56,10 @@ impl Machine {
                 let flow = self.uc.get_data_mut().resume(call, wake);
                 match flow {
                     Flow::Return(ret) | Flow::Reschedule(Some(ret)) => {
-                        setup("return from a parked call", self.uc.reg_write(RegisterX86::RAX, ret))?;
+                        setup(
+                            "return from a parked call",
+                            self.uc.reg_write(RegisterX86::RAX, ret),
+                        )?;
                     }
                     Flow::Reschedule(None) | Flow::Stop | Flow::Continue(_) => {}
                 }
@@ -128,7 +128,10 @@ impl Machine {
         let parent = self.save()?;
         for spawn in spawned {
             let ring0 = self.uc.get_data().cache.is_some();
-            setup("make a task's CPU state", self.uc.reg_write(RegisterX86::RAX, 0))?;
+            setup(
+                "make a task's CPU state",
+                self.uc.reg_write(RegisterX86::RAX, 0),
+            )?;
             if let Some(stack) = spawn.stack {
                 if ring0 {
                     let mem = &mut self.uc.get_data_mut().kernel.proc.mem;

@@ -366,7 +366,10 @@ mod tests {
             .id() as u64;
         let mut all = [0; 6];
         all[..args.len()].copy_from_slice(args);
-        k.dispatch(nr, &all, 0).expect("served").ret
+        k.dispatch(nr, &all, 0)
+            .expect("served")
+            .expect("returned")
+            .ret
     }
 
     fn all(id: u32) -> Ids {
