@@ -125,7 +125,7 @@ impl Machine {
         mem.fill(GDT, &gdt);
         mem.fill(ENTER_USER, &SYSRETQ);
         mem.fill(LSTAR_TARGET, &UD2);
-        let (host_ram, cr3) = (mem.phys().host_base(), mem.cr3());
+        let (host_ram, cr3) = (mem.phys().borrow().host_base(), mem.cr3());
 
         let mut uc = setup(
             "open Unicorn",

@@ -4,8 +4,10 @@
 //! Pages get frames when they become accessible, so a large `PROT_NONE` reservation costs
 //! nothing, and a page made inaccessible keeps its frame and contents.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::rc::Rc;
 
 use nix::errno::Errno;
 
@@ -82,7 +84,8 @@ pub struct CpuSync {
 }
 
 pub struct AddressSpace {
-    phys: PhysMem,
+    /// The system's one physical memory, which every address space maps frames of.
+    phys: Rc<RefCell<PhysMem>>,
     tables: PageTables,
     vmas: BTreeMap<u64, Vma>,
     brk_start: u64,
@@ -92,11 +95,24 @@ pub struct AddressSpace {
     copied: u64,
 }
 
+impl Drop for AddressSpace {
+    /// Gives back every frame: its own go back to the allocator, shared ones lose a user.
+    fn drop(&mut self) {
+        self.tables.release(&mut self.phys.borrow_mut());
+    }
+}
+
 impl AddressSpace {
+    /// An empty address space over a physical memory of its own (the first process's).
     pub fn new() -> Result<Self, PhysMemError> {
-        let mut phys = PhysMem::new()?;
-        let tables = PageTables::new(&mut phys).expect("a fresh physical memory has frames");
-        Ok(Self {
+        let phys = Rc::new(RefCell::new(PhysMem::new()?));
+        Ok(Self::over(phys).expect("a fresh physical memory has frames"))
+    }
+
+    /// An empty address space over `phys`; `None` when no frame is left for its root.
+    pub fn over(phys: Rc<RefCell<PhysMem>>) -> Option<Self> {
+        let tables = PageTables::new(&mut phys.borrow_mut())?;
+        Some(Self {
             phys,
             tables,
             vmas: BTreeMap::new(),
@@ -107,8 +123,62 @@ impl AddressSpace {
         })
     }
 
-    pub fn phys(&self) -> &PhysMem {
+    /// The physical memory this address space maps frames of.
+    pub fn phys(&self) -> &Rc<RefCell<PhysMem>> {
         &self.phys
+    }
+
+    /// A copy for a fork child: the same areas and break, over the same physical memory.
+    /// Frames the child could write are copied; the others (read-only user pages, the
+    /// kernel half's) are shared, and copied when one side makes them writable. Pages in
+    /// `skip` (the parent's code cache) are not carried over.
+    pub fn fork(&self, skip: Range<u64>) -> Result<Self, Errno> {
+        let mut child = Self::over(Rc::clone(&self.phys)).ok_or(Errno::ENOMEM)?;
+        let mut held = Vec::new();
+        self.tables
+            .for_each_leaf(&self.phys.borrow(), 0, u64::MAX, |page, leaf| {
+                held.push((page, leaf))
+            });
+        for (page, leaf) in held.into_iter().filter(|(page, _)| !skip.contains(page)) {
+            let user = page < USER_END;
+            let private = user && (leaf.flags.write || !leaf.flags.present);
+            let mut phys = self.phys.borrow_mut();
+            let frame = if private {
+                let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
+                let bytes: Vec<u8> = phys.frame(leaf.frame).to_vec();
+                phys.frame_mut(copy).copy_from_slice(&bytes);
+                copy
+            } else {
+                phys.share(leaf.frame);
+                leaf.frame
+            };
+            child
+                .tables
+                .map(&mut phys, page, Leaf { frame, ..leaf })
+                .ok_or(Errno::ENOMEM)?;
+        }
+        child.vmas = self.vmas.clone();
+        child.brk_start = self.brk_start;
+        child.brk = self.brk;
+        Ok(child)
+    }
+
+    /// Gives the page at `page` a frame of its own if it shares one, so that a write to it
+    /// stays in this address space.
+    fn unshare(&mut self, page: u64, leaf: Leaf) -> Result<(), Errno> {
+        let mut phys = self.phys.borrow_mut();
+        if !phys.is_shared(leaf.frame) {
+            return Ok(());
+        }
+        let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
+        let bytes: Vec<u8> = phys.frame(leaf.frame).to_vec();
+        phys.frame_mut(copy).copy_from_slice(&bytes);
+        phys.free(leaf.frame);
+        self.tables
+            .map(&mut phys, page, Leaf { frame: copy, ..leaf })
+            .ok_or(Errno::ENOMEM)?;
+        self.sync.flush_tlb = true;
+        Ok(())
     }
 
     pub fn cr3(&self) -> u64 {
@@ -126,7 +196,7 @@ impl AddressSpace {
 
     /// Maps a supervisor-only page in the kernel half, for the machine's own structures.
     pub fn map_kernel_page(&mut self, vaddr: u64, execute: bool) -> Result<(), Errno> {
-        let frame = self.phys.alloc().ok_or(Errno::ENOMEM)?;
+        let frame = self.phys.borrow_mut().alloc().ok_or(Errno::ENOMEM)?;
         let flags = PageFlags {
             present: true,
             write: !execute,
@@ -134,7 +204,7 @@ impl AddressSpace {
             user: false,
         };
         self.tables
-            .map(&mut self.phys, vaddr, Leaf { frame, flags })
+            .map(&mut self.phys.borrow_mut(), vaddr, Leaf { frame, flags })
             .ok_or(Errno::ENOMEM)
     }
 
@@ -152,7 +222,7 @@ impl AddressSpace {
             let Some(cursor) = addr.checked_add(done as u64).filter(|&c| c < USER_END) else {
                 break;
             };
-            let Some(leaf) = self.tables.leaf(&self.phys, cursor) else {
+            let Some(leaf) = self.tables.leaf(&self.phys.borrow(), cursor) else {
                 break;
             };
             if !(leaf.flags.present && leaf.flags.user && leaf.flags.execute) {
@@ -160,7 +230,7 @@ impl AddressSpace {
             }
             let off = (cursor % PAGE_SIZE) as usize;
             let take = (PAGE_SIZE as usize - off).min(buf.len() - done);
-            buf[done..done + take].copy_from_slice(&self.phys.frame(leaf.frame)[off..off + take]);
+            buf[done..done + take].copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]);
             done += take;
         }
         done
@@ -259,7 +329,7 @@ impl AddressSpace {
             .filter(|&e| e <= TASK_SIZE)
             .ok_or(Errno::ENOMEM)?;
         // Accessible pages get frames now: refuse at once what physical memory cannot hold.
-        if prot.accessible() && len / PAGE_SIZE > self.phys.available() {
+        if prot.accessible() && len / PAGE_SIZE > self.phys.borrow().available() {
             return Err(Errno::ENOMEM);
         }
         self.unmap(start, len)?;
@@ -274,13 +344,13 @@ impl AddressSpace {
     }
 
     fn give_frame(&mut self, page: u64, prot: Prot) -> Result<(), Errno> {
-        let frame = self.phys.alloc().ok_or(Errno::ENOMEM)?;
+        let frame = self.phys.borrow_mut().alloc().ok_or(Errno::ENOMEM)?;
         let leaf = Leaf {
             frame,
             flags: prot.page_flags(),
         };
         self.tables
-            .map(&mut self.phys, page, leaf)
+            .map(&mut self.phys.borrow_mut(), page, leaf)
             .ok_or(Errno::ENOMEM)
     }
 
@@ -319,10 +389,11 @@ impl AddressSpace {
             }
             let mut held = Vec::new();
             self.tables
-                .for_each_leaf(&self.phys, vma_start, vma.end, |page, _| held.push(page));
+                .for_each_leaf(&self.phys.borrow(), vma_start, vma.end, |page, _| held.push(page));
             for page in held {
-                if let Some(frame) = self.tables.clear(&mut self.phys, page) {
-                    self.phys.free(frame);
+                let cleared = self.tables.clear(&mut self.phys.borrow_mut(), page);
+                if let Some(frame) = cleared {
+                    self.phys.borrow_mut().free(frame);
                 }
             }
             self.sync.flush_tlb = true;
@@ -343,11 +414,11 @@ impl AddressSpace {
             let vma = self.vmas[&vma_start];
             let mut held = Vec::new();
             self.tables
-                .for_each_leaf(&self.phys, vma_start, vma.end, |page, leaf| {
+                .for_each_leaf(&self.phys.borrow(), vma_start, vma.end, |page, leaf| {
                     held.push((page, leaf.frame))
                 });
             let missing = (vma.end - vma_start) / PAGE_SIZE - held.len() as u64;
-            if prot.accessible() && missing > self.phys.available() {
+            if prot.accessible() && missing > self.phys.borrow().available() {
                 return Err(Errno::ENOMEM);
             }
             if (vma.prot.0 | prot.0) & Prot::EXEC != 0 && vma.prot != prot {
@@ -356,7 +427,11 @@ impl AddressSpace {
             self.vmas.insert(vma_start, Vma { end: vma.end, prot });
             let flags = prot.page_flags();
             for &(page, frame) in &held {
-                self.tables.map(&mut self.phys, page, Leaf { frame, flags });
+                self.tables
+                    .map(&mut self.phys.borrow_mut(), page, Leaf { frame, flags });
+                if flags.write {
+                    self.unshare(page, Leaf { frame, flags })?;
+                }
             }
             if prot.accessible() && missing > 0 {
                 let mut held = held.iter().map(|&(page, _)| page).peekable();
@@ -396,13 +471,13 @@ impl AddressSpace {
         );
         let mut held = Vec::new();
         self.tables
-            .for_each_leaf(&self.phys, old, old_end, |page, leaf| {
+            .for_each_leaf(&self.phys.borrow(), old, old_end, |page, leaf| {
                 held.push((page, leaf))
             });
         for (page, leaf) in held {
-            self.tables.clear(&mut self.phys, page);
+            self.tables.clear(&mut self.phys.borrow_mut(), page);
             self.tables
-                .map(&mut self.phys, page - old + new, leaf)
+                .map(&mut self.phys.borrow_mut(), page - old + new, leaf)
                 .ok_or(Errno::ENOMEM)?;
         }
         if vma.prot.0 & Prot::EXEC != 0 {
@@ -424,11 +499,11 @@ impl AddressSpace {
             let cursor = addr + done as u64;
             let leaf = self
                 .tables
-                .leaf(&self.phys, cursor)
+                .leaf(&self.phys.borrow(), cursor)
                 .expect("filled pages have frames");
             let off = (cursor % PAGE_SIZE) as usize;
             let take = (PAGE_SIZE as usize - off).min(bytes.len() - done);
-            self.phys.frame_mut(leaf.frame)[off..off + take]
+            self.phys.borrow_mut().frame_mut(leaf.frame)[off..off + take]
                 .copy_from_slice(&bytes[done..done + take]);
             done += take;
         }
@@ -443,9 +518,14 @@ impl AddressSpace {
         }
         let mut held = Vec::new();
         self.tables
-            .for_each_leaf(&self.phys, start, end, |page, leaf| held.push((page, leaf)));
+            .for_each_leaf(&self.phys.borrow(), start, end, |page, leaf| held.push((page, leaf)));
         for (page, leaf) in held {
-            self.phys.frame_mut(leaf.frame).fill(0);
+            self.unshare(page, leaf)?;
+            let leaf = self
+                .tables
+                .leaf(&self.phys.borrow(), page)
+                .expect("the page kept a frame");
+            self.phys.borrow_mut().frame_mut(leaf.frame).fill(0);
             if leaf.flags.execute {
                 self.sync.stale_pages.push(page);
             }
@@ -500,7 +580,7 @@ impl AddressSpace {
             .ok_or(Errno::EFAULT)?;
         let mut cursor = addr;
         while cursor < end {
-            let leaf = self.tables.leaf(&self.phys, cursor).ok_or(Errno::EFAULT)?;
+            let leaf = self.tables.leaf(&self.phys.borrow(), cursor).ok_or(Errno::EFAULT)?;
             if !leaf.flags.present || !leaf.flags.user || (write && !leaf.flags.write) {
                 return Err(Errno::EFAULT);
             }
@@ -510,7 +590,7 @@ impl AddressSpace {
             let off = (cursor % PAGE_SIZE) as usize;
             let take = ((PAGE_SIZE as usize - off) as u64).min(end - cursor) as usize;
             let done = (cursor - addr) as usize;
-            each(&mut self.phys.frame_mut(leaf.frame)[off..off + take], done);
+            each(&mut self.phys.borrow_mut().frame_mut(leaf.frame)[off..off + take], done);
             cursor += take as u64;
         }
         self.copied += len as u64;
@@ -525,12 +605,12 @@ impl AddressSpace {
             let cursor = addr.checked_add(done as u64).ok_or(Errno::EFAULT)?;
             let leaf = self
                 .tables
-                .leaf(&self.phys, cursor)
+                .leaf(&self.phys.borrow(), cursor)
                 .filter(|l| l.flags.present)
                 .ok_or(Errno::EFAULT)?;
             let off = (cursor % PAGE_SIZE) as usize;
             let take = (PAGE_SIZE as usize - off).min(buf.len() - done);
-            buf[done..done + take].copy_from_slice(&self.phys.frame(leaf.frame)[off..off + take]);
+            buf[done..done + take].copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]);
             done += take;
         }
         Ok(())
@@ -539,7 +619,7 @@ impl AddressSpace {
     /// The physical address of the writable page at `page`, if it is one: a page whose
     /// translated code the guest could change by writing to it.
     pub fn writable_frame(&self, page: u64) -> Option<u64> {
-        let leaf = self.tables.leaf(&self.phys, page)?;
+        let leaf = self.tables.leaf(&self.phys.borrow(), page)?;
         (leaf.flags.present && leaf.flags.write).then_some(leaf.frame * PAGE_SIZE)
     }
 
@@ -547,7 +627,7 @@ impl AddressSpace {
     /// change without the kernel seeing it.
     pub fn is_writable_code(&self, addr: u64) -> bool {
         self.tables
-            .leaf(&self.phys, addr)
+            .leaf(&self.phys.borrow(), addr)
             .is_some_and(|l| l.flags.present && l.flags.write && l.flags.execute)
     }
 

@@ -176,6 +176,26 @@ impl PageTables {
         }
     }
 
+    /// Frees every frame the tables hold, leaves and tables alike.
+    pub fn release(&self, phys: &mut PhysMem) {
+        Self::release_table(phys, self.root, 3);
+    }
+
+    fn release_table(phys: &mut PhysMem, table: Frame, level: u32) {
+        for index in 0..512u64 {
+            let entry = phys.read_u64(table * PAGE_SIZE + index * 8);
+            let frame = (entry & ADDRESS_MASK) / PAGE_SIZE;
+            if level == 0 {
+                if frame != 0 {
+                    phys.free(frame);
+                }
+            } else if entry & PRESENT != 0 {
+                Self::release_table(phys, frame, level - 1);
+            }
+        }
+        phys.free(table);
+    }
+
     /// Empties the entry at `vaddr` and returns the frame it held.
     pub fn clear(&self, phys: &mut PhysMem, vaddr: u64) -> Option<Frame> {
         let leaf = self.leaf(phys, vaddr)?;

@@ -4,6 +4,7 @@
 //! address bits, so frames come from an allocator below 2^40 rather than mirroring user
 //! addresses (DESIGN.md, "Build real x86-64 page tables").
 
+use std::collections::HashMap;
 use std::ptr::NonNull;
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -20,6 +21,8 @@ pub struct PhysMem {
     next_fresh: Frame,
     /// Freed frames, reused before fresh ones; they are zeroed when handed out again.
     free: Vec<Frame>,
+    /// Frames mapped by more than one address space, with how many more users they have.
+    shared: HashMap<Frame, u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,7 @@ impl PhysMem {
             // Frame 0 stays unused so that a zero entry never names a real frame.
             next_fresh: 1,
             free: Vec::new(),
+            shared: HashMap::new(),
         })
     }
 
@@ -83,8 +87,25 @@ impl PhysMem {
         PHYS_SIZE / PAGE_SIZE - self.next_fresh + self.free.len() as u64
     }
 
+    /// Drops a user of `frame`; the last one's drop frees it.
     pub fn free(&mut self, frame: Frame) {
-        self.free.push(frame);
+        match self.shared.get_mut(&frame) {
+            Some(1) => {
+                self.shared.remove(&frame);
+            }
+            Some(users) => *users -= 1,
+            None => self.free.push(frame),
+        }
+    }
+
+    /// `frame` gains a user: another address space maps it too.
+    pub fn share(&mut self, frame: Frame) {
+        *self.shared.entry(frame).or_insert(0) += 1;
+    }
+
+    /// Whether more than one address space maps `frame`.
+    pub fn is_shared(&self, frame: Frame) -> bool {
+        self.shared.contains_key(&frame)
     }
 
     pub fn frame(&self, frame: Frame) -> &[u8] {
