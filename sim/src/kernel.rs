@@ -7,6 +7,7 @@ pub mod fd;
 pub mod futex;
 pub mod machine_files;
 pub mod process;
+pub mod random;
 pub mod sched;
 pub mod signature;
 pub mod syscalls;
