@@ -35,6 +35,10 @@ use table::{Handler, Row};
 use task::{Task, Wait};
 use tasks::Spawn;
 
+/// The default `--max-tasks`: Linux's default `pid_max` is far higher, but a fork bomb
+/// should end in EAGAIN long before it exhausts the simulator's memory.
+pub const DEFAULT_MAX_TASKS: usize = 4096;
+
 /// The arguments of one syscall, RDI RSI RDX R10 R8 R9.
 pub type Args = [u64; 6];
 
@@ -113,6 +117,15 @@ pub struct Kernel {
     next_pid: Pid,
     /// How the first process ended, once it has: the run's exit status.
     pub first_exit: Option<Exit>,
+    /// Past this many live tasks, fork and clone fail with EAGAIN (`--max-tasks`).
+    pub max_tasks: usize,
+    /// The run's seed, from which every process's entropy stream comes.
+    pub seed: u64,
+    /// The guest address of the syscall being served.
+    pub syscall_rip: u64,
+    /// Frames that may hold translated code were freed (an address space was dropped): the
+    /// CPU's translations of physical pages must go before anything runs.
+    pub flush_translations: bool,
     pub registers: RegisterRequests,
     /// Virtual time since the program started, in nanoseconds: CPU time plus sleeps.
     /// The machine sets it (and `cpu_ns`) before each syscall.
@@ -154,6 +167,10 @@ impl Kernel {
             proc: Process {
                 pid: FIRST_PID,
                 ppid: INIT_PID,
+                pgid: FIRST_PID,
+                path: Vec::new(),
+                children_made: 0,
+                exit: None,
                 mem,
                 fds: FdTable::with_host_stdio(),
                 signals: SignalState::default(),
@@ -171,6 +188,10 @@ impl Kernel {
             yielded: false,
             next_pid: FIRST_PID + 1,
             first_exit: None,
+            max_tasks: DEFAULT_MAX_TASKS,
+            seed: 0,
+            syscall_rip: 0,
+            flush_translations: false,
             registers: RegisterRequests::default(),
             elapsed_ns: 0,
             cpu_ns: 0,
@@ -208,6 +229,7 @@ impl Kernel {
         args: &Args,
         rip: u64,
     ) -> Result<Option<Dispatched>, Unsupported> {
+        self.syscall_rip = rip;
         let row = table::lookup(nr);
         let result = match row.map(|r| r.handler) {
             // Signals are acted on as the syscall returns to the guest.

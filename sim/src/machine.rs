@@ -395,7 +395,9 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
         }
         let _ = uc.ctl_flush_tlb();
     }
-    if !sync.changed_code.is_empty() {
+    // Freed frames (a reaped process's) may come back as other code.
+    let freed = std::mem::take(&mut uc.get_data_mut().kernel.flush_translations);
+    if !sync.changed_code.is_empty() || freed {
         let _ = uc.ctl_flush_tb();
     }
     for page in sync.stale_pages {
@@ -534,7 +536,7 @@ const SPILL: u64 = 64;
 /// Watches the end of the frame of the page before each watched page (its frame may change
 /// whenever the address space does, so this follows every change). Returns whether a hook
 /// was added.
-fn watch_page_tails(uc: &mut Unicorn<'_, System>) -> bool {
+pub(crate) fn watch_page_tails(uc: &mut Unicorn<'_, System>) -> bool {
     let system = uc.get_data_mut();
     let Some(cache) = &system.cache else {
         return false;

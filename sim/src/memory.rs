@@ -175,7 +175,14 @@ impl AddressSpace {
         phys.frame_mut(copy).copy_from_slice(&bytes);
         phys.free(leaf.frame);
         self.tables
-            .map(&mut phys, page, Leaf { frame: copy, ..leaf })
+            .map(
+                &mut phys,
+                page,
+                Leaf {
+                    frame: copy,
+                    ..leaf
+                },
+            )
             .ok_or(Errno::ENOMEM)?;
         self.sync.flush_tlb = true;
         Ok(())
@@ -230,7 +237,8 @@ impl AddressSpace {
             }
             let off = (cursor % PAGE_SIZE) as usize;
             let take = (PAGE_SIZE as usize - off).min(buf.len() - done);
-            buf[done..done + take].copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]);
+            buf[done..done + take]
+                .copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]);
             done += take;
         }
         done
@@ -389,7 +397,9 @@ impl AddressSpace {
             }
             let mut held = Vec::new();
             self.tables
-                .for_each_leaf(&self.phys.borrow(), vma_start, vma.end, |page, _| held.push(page));
+                .for_each_leaf(&self.phys.borrow(), vma_start, vma.end, |page, _| {
+                    held.push(page)
+                });
             for page in held {
                 let cleared = self.tables.clear(&mut self.phys.borrow_mut(), page);
                 if let Some(frame) = cleared {
@@ -518,7 +528,9 @@ impl AddressSpace {
         }
         let mut held = Vec::new();
         self.tables
-            .for_each_leaf(&self.phys.borrow(), start, end, |page, leaf| held.push((page, leaf)));
+            .for_each_leaf(&self.phys.borrow(), start, end, |page, leaf| {
+                held.push((page, leaf))
+            });
         for (page, leaf) in held {
             self.unshare(page, leaf)?;
             let leaf = self
@@ -580,7 +592,10 @@ impl AddressSpace {
             .ok_or(Errno::EFAULT)?;
         let mut cursor = addr;
         while cursor < end {
-            let leaf = self.tables.leaf(&self.phys.borrow(), cursor).ok_or(Errno::EFAULT)?;
+            let leaf = self
+                .tables
+                .leaf(&self.phys.borrow(), cursor)
+                .ok_or(Errno::EFAULT)?;
             if !leaf.flags.present || !leaf.flags.user || (write && !leaf.flags.write) {
                 return Err(Errno::EFAULT);
             }
@@ -590,7 +605,10 @@ impl AddressSpace {
             let off = (cursor % PAGE_SIZE) as usize;
             let take = ((PAGE_SIZE as usize - off) as u64).min(end - cursor) as usize;
             let done = (cursor - addr) as usize;
-            each(&mut self.phys.borrow_mut().frame_mut(leaf.frame)[off..off + take], done);
+            each(
+                &mut self.phys.borrow_mut().frame_mut(leaf.frame)[off..off + take],
+                done,
+            );
             cursor += take as u64;
         }
         self.copied += len as u64;
@@ -610,7 +628,8 @@ impl AddressSpace {
                 .ok_or(Errno::EFAULT)?;
             let off = (cursor % PAGE_SIZE) as usize;
             let take = (PAGE_SIZE as usize - off).min(buf.len() - done);
-            buf[done..done + take].copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]);
+            buf[done..done + take]
+                .copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]);
             done += take;
         }
         Ok(())

@@ -15,6 +15,7 @@ use crate::accounting::{BlockCount, BlockCounter, Clock, Counts, Extra, SyscallR
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
+use crate::kernel::process::Pid;
 use crate::kernel::task::{Parked, Wake};
 use crate::kernel::{Args, Dispatched, Exit, Kernel, Unsupported};
 use crate::machine::faults;
@@ -143,6 +144,17 @@ pub struct System {
     /// it began to run.
     pub quantum_end: u64,
     pub switched_in_at: u64,
+    /// The block counter and code cache of every address space but the running one.
+    spaces: BTreeMap<Pid, Space>,
+    /// The translation statistics of code caches dropped with their address space.
+    retired_stats: TranslationStats,
+}
+
+/// What the CPU side keeps per address space: counts of its blocks and, at ring 0, the
+/// code cache of its translations (at the same kernel-half addresses in every one).
+struct Space {
+    blocks: BlockCounter,
+    cache: Option<CodeCache>,
 }
 
 impl System {
@@ -175,6 +187,44 @@ impl System {
             preempted: false,
             quantum_end: u64::MAX,
             switched_in_at: 0,
+            spaces: BTreeMap::new(),
+            retired_stats: TranslationStats::default(),
+        }
+    }
+
+    /// A new process `pid`'s address space gets a block counter and code cache of its own.
+    pub fn add_space(&mut self, pid: Pid) {
+        let space = Space {
+            blocks: BlockCounter::new(self.cache.is_some()),
+            cache: self.cache.as_ref().map(CodeCache::fresh),
+        };
+        self.spaces.insert(pid, space);
+    }
+
+    /// The running process changed from `outgoing`: its space is kept while it lives, and
+    /// the new one's comes in.
+    fn switch_space(&mut self, outgoing: Pid) {
+        let incoming = self.kernel.proc.pid;
+        if incoming == outgoing {
+            return;
+        }
+        let next = self
+            .spaces
+            .remove(&incoming)
+            .expect("a process has a space");
+        let old = Space {
+            blocks: std::mem::replace(&mut self.blocks, next.blocks),
+            cache: std::mem::replace(&mut self.cache, next.cache),
+        };
+        let alive = self
+            .kernel
+            .procs
+            .get(&outgoing)
+            .is_some_and(|p| p.exit.is_none());
+        if alive {
+            self.spaces.insert(outgoing, old);
+        } else if let Some(cache) = old.cache {
+            self.retired_stats.absorb(&cache.stats);
         }
     }
 
@@ -220,7 +270,9 @@ impl System {
         let ran = self.clock.instructions() - self.switched_in_at;
         self.kernel.task.instructions += ran;
         let preempted = std::mem::take(&mut self.preempted);
+        let outgoing = self.kernel.proc.pid;
         let switch = self.kernel.switch(preempted);
+        self.switch_space(outgoing);
         match &switch {
             crate::kernel::tasks::Switch::Finished => {
                 let exit = self.kernel.first_exit.clone();
@@ -331,9 +383,16 @@ impl System {
 
     /// The run's record; call once, after the machine stopped with `stop` set.
     pub fn finish(&mut self) -> Finished {
-        let ring0 = self.cache.as_ref().map(|cache| Ring0Counts {
-            stats: cache.stats.clone(),
-            ..self.ring0.clone()
+        let ring0 = self.cache.as_ref().map(|cache| {
+            let mut stats = self.retired_stats.clone();
+            stats.absorb(&cache.stats);
+            for other in self.spaces.values().filter_map(|s| s.cache.as_ref()) {
+                stats.absorb(&other.stats);
+            }
+            Ring0Counts {
+                stats,
+                ..self.ring0.clone()
+            }
         });
         let translation_dump = self
             .cache

@@ -42,6 +42,28 @@ pub struct TranslationStats {
     pub invalidations: u64,
 }
 
+impl TranslationStats {
+    /// Adds `other`'s counts to these.
+    pub fn absorb(&mut self, other: &Self) {
+        let Self {
+            blocks,
+            guest_instructions_translated,
+            chained_links,
+            indirect_lookups,
+            indirect_hits,
+            dispatches,
+            invalidations,
+        } = other;
+        self.blocks += blocks;
+        self.guest_instructions_translated += guest_instructions_translated;
+        self.chained_links += chained_links;
+        self.indirect_lookups += indirect_lookups;
+        self.indirect_hits += indirect_hits;
+        self.dispatches += dispatches;
+        self.invalidations += invalidations;
+    }
+}
+
 /// Guest code as ring 3 would fetch it.
 struct GuestCode<'a>(&'a AddressSpace);
 
@@ -143,6 +165,15 @@ impl CodeCache {
     /// Keeps retired blocks for [`CodeCache::dump`].
     pub fn keep_retired_blocks(&mut self) {
         self.retired.get_or_insert_with(Vec::new);
+    }
+
+    /// An empty cache that translates as this one does (a new address space's).
+    pub fn fresh(&self) -> Self {
+        Self {
+            translator: self.translator.clone(),
+            retired: self.retired.as_ref().map(|_| Vec::new()),
+            ..Self::new()
+        }
     }
 
     /// Makes the translator plant `bug` from now on (tests of the oracle only).

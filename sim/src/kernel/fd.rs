@@ -1,22 +1,26 @@
 //! Guest file descriptors, each backed by a host descriptor that this process owns.
+//! A fork child's table shares its parent's open files (an `Rc` each, as Linux's
+//! `struct file` is shared), with no host `dup`.
 //!
 //! Guest numbers follow Linux: the lowest free number is taken. The guest's 0, 1 and 2
 //! are duplicates of the host's, so a guest that closes its stdout leaves the simulator's
 //! own stderr report intact.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 
 /// Linux's default `RLIMIT_NOFILE` soft limit.
 pub const MAX_FDS: usize = 1024;
 
+#[derive(Clone)]
 struct Slot {
-    host: OwnedFd,
+    host: Rc<OwnedFd>,
     cloexec: bool,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct FdTable {
     slots: Vec<Option<Slot>>,
 }
@@ -33,7 +37,7 @@ impl FdTable {
             );
             table.slots.push(host.ok().map(|raw| Slot {
                 // SAFETY: the descriptor was just created by F_DUPFD and is owned by nobody else.
-                host: unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) },
+                host: Rc::new(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) }),
                 cloexec: false,
             }));
         }
@@ -63,7 +67,10 @@ impl FdTable {
         if self.slots.len() <= fd {
             self.slots.resize_with(fd + 1, || None);
         }
-        self.slots[fd] = Some(Slot { host, cloexec });
+        self.slots[fd] = Some(Slot {
+            host: Rc::new(host),
+            cloexec,
+        });
     }
 
     /// Takes a raw host descriptor the kernel just opened and installs it.
@@ -86,6 +93,15 @@ impl FdTable {
         borrowed
             .try_clone_to_owned()
             .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+    }
+
+    /// Closes every descriptor marked close-on-exec (execve).
+    pub fn close_on_exec(&mut self) {
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|s| s.cloexec) {
+                *slot = None;
+            }
+        }
     }
 
     pub fn cloexec(&self, fd: u64) -> Result<bool, Errno> {

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha20Rng;
 use super::fd::FdTable;
 use super::syscalls::ids::Credentials;
 use super::syscalls::signal::SignalState;
+use super::Exit;
 use crate::memory::AddressSpace;
 
 /// A process id; also a thread id (a process's id is its first thread's).
@@ -22,6 +23,14 @@ pub const INIT_PID: Pid = 999;
 pub struct Process {
     pub pid: Pid,
     pub ppid: Pid,
+    /// Its process group (the first process's, inherited; setpgid is not modelled).
+    pub pgid: Pid,
+    /// Where it stands in the process tree, for its entropy stream (see `kernel::random`).
+    pub path: Vec<u32>,
+    /// How many child processes it has made.
+    pub children_made: u32,
+    /// How it ended, once it has: until its parent reaps it, it is a zombie.
+    pub exit: Option<Exit>,
     pub mem: AddressSpace,
     pub fds: FdTable,
     pub signals: SignalState,

@@ -193,6 +193,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::uname, "p", proc::uname),
     call(Sysno::sysinfo, "p", proc::sysinfo),
     call(Sysno::sched_getaffinity, "ivp", proc::sched_getaffinity),
+    call(Sysno::sched_setaffinity, "ivp", proc::sched_setaffinity),
     null(Sysno::getpid, "", proc::getpid).returning(Rule::Pid),
     null(Sysno::getppid, "", proc::getppid).returning(Rule::Pid),
     null(Sysno::gettid, "", proc::gettid).returning(Rule::Pid),
@@ -201,7 +202,9 @@ pub static TABLE: &[Row] = &[
     call(Sysno::getrandom, "pvv", proc::getrandom),
     call(Sysno::futex, "pvvppv", sync::futex).by_command(&signature::FUTEX),
     call(Sysno::wait4, "ipvp", proc::wait4).returning(Rule::Pid),
-    call(Sysno::clone, "vpppp", sync::clone).returning(Rule::Pid),
+    call(Sysno::clone, "vpppp", proc::clone).returning(Rule::Pid),
+    call(Sysno::fork, "", proc::fork).returning(Rule::Pid),
+    call(Sysno::vfork, "", proc::vfork).returning(Rule::Pid),
     // As a kernel before 5.3: glibc then falls back to clone.
     declined(Sysno::clone3, "pv"),
     call(Sysno::exit, "v", proc::exit).returning(Rule::NoReturn),

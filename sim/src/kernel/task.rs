@@ -58,12 +58,18 @@ pub enum State {
 pub enum Wait {
     /// A FUTEX_WAKE on the word at this address of its process, matching the bitset.
     Futex { address: u64, bitset: u32 },
+    /// A child process to end (wait4).
+    Child,
+    /// The vfork child `child` to exec or end.
+    Vfork { child: Pid },
 }
 
 impl std::fmt::Display for Wait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Wait::Futex { address, .. } => write!(f, "futex wait on {address:#x}"),
+            Wait::Child => write!(f, "a child to exit (wait4)"),
+            Wait::Vfork { child } => write!(f, "its vfork child {child} to exec or exit"),
         }
     }
 }

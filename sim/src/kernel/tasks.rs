@@ -1,10 +1,13 @@
 //! The life of tasks: creation, exit, waking, and switching the running task. The machine
 //! carries out the CPU side of each (contexts, page tables); this is the kernel's side.
 
-use super::process::Pid;
-use super::task::{Parked, State, Task, Wake};
+use nix::errno::Errno;
+
+use super::fd::FdTable;
+use super::process::{Pid, Process, FIRST_PID, INIT_PID};
+use super::random;
+use super::task::{Parked, State, Task, Wait, Wake};
 use super::{Exit, Kernel};
-use crate::kernel::process::FIRST_PID;
 
 /// A task made by the running syscall: its CPU state is the caller's, with these changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +17,15 @@ pub struct Spawn {
     pub stack: Option<u64>,
     /// Its FS base (CLONE_SETTLS).
     pub tls: Option<u64>,
+    /// A new process: its page tables' root (CR3), and the guest address after the call
+    /// (where a ring-0 child goes on through the dispatcher, with a code cache of its own).
+    pub process: Option<NewProcess>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewProcess {
+    pub cr3: u64,
+    pub resume_at: u64,
 }
 
 /// What the machine does after the running task gave up the CPU.
@@ -43,8 +55,67 @@ impl Kernel {
         let tid = self.alloc_pid();
         self.tasks.insert(tid, Task::new(tid, self.proc.pid));
         self.sched.enqueue(tid);
-        self.spawned.push(Spawn { tid, stack, tls });
+        self.spawned.push(Spawn {
+            tid,
+            stack,
+            tls,
+            process: None,
+        });
         tid
+    }
+
+    /// Whether a live task has id `tid`.
+    pub fn task_exists(&self, tid: Pid) -> bool {
+        tid == self.task.tid || self.tasks.contains_key(&tid)
+    }
+
+    /// Whether another task may be made (`--max-tasks`).
+    pub fn may_spawn(&self) -> bool {
+        1 + self.tasks.len() < self.max_tasks
+    }
+
+    /// A new process, a copy of the running one (fork, vfork, clone of a process), with
+    /// one task, runnable after the others. Its memory is a copy (see
+    /// `AddressSpace::fork`), its descriptors share the parent's open files, its signal
+    /// dispositions are the parent's, and its entropy stream is its own.
+    pub fn spawn_process(&mut self, stack: Option<u64>, tls: Option<u64>) -> Result<Pid, Errno> {
+        let parent = &mut self.proc;
+        let mem = parent
+            .mem
+            .fork(crate::bt::layout::CACHE..crate::bt::layout::CACHE_END)?;
+        let resume_at = self.syscall_rip + parent.mem.instruction_at(self.syscall_rip).len() as u64;
+        let mut path = parent.path.clone();
+        path.push(parent.children_made);
+        parent.children_made += 1;
+        let cr3 = mem.cr3();
+        let pid = self.next_pid;
+        self.next_pid += 1;
+        let parent = &self.proc;
+        let child = Process {
+            pid,
+            ppid: parent.pid,
+            pgid: parent.pgid,
+            rng: random::process_stream(self.seed, &path),
+            path,
+            children_made: 0,
+            exit: None,
+            mem,
+            fds: parent.fds.clone(),
+            signals: parent.signals.for_child(),
+            credentials: parent.credentials.clone(),
+            exe: parent.exe.clone(),
+            comm: parent.comm.clone(),
+        };
+        self.procs.insert(pid, child);
+        self.tasks.insert(pid, Task::new(pid, pid));
+        self.sched.enqueue(pid);
+        self.spawned.push(Spawn {
+            tid: pid,
+            stack,
+            tls,
+            process: Some(NewProcess { cr3, resume_at }),
+        });
+        Ok(pid)
     }
 
     /// Wakes the blocked task `tid`; its parked call ends as `wake` says.
@@ -98,10 +169,54 @@ impl Kernel {
         self.end_process(exit);
     }
 
+    /// The running process ended: it becomes a zombie for its parent to reap, its
+    /// descriptors close, its children go to init (which reaps the zombies among them at
+    /// once), and its parent's waits are woken.
     fn end_process(&mut self, exit: Exit) {
-        if self.proc.pid == FIRST_PID {
-            self.first_exit = Some(exit);
+        let pid = self.proc.pid;
+        if pid == FIRST_PID {
+            self.first_exit = Some(exit.clone());
         }
+        self.proc.exit = Some(exit);
+        self.proc.fds = FdTable::default();
+        for child in self.procs.values_mut().filter(|p| p.ppid == pid) {
+            child.ppid = INIT_PID;
+        }
+        let before = self.procs.len();
+        self.procs
+            .retain(|_, p| !(p.ppid == INIT_PID && p.exit.is_some()));
+        self.flush_translations |= self.procs.len() != before;
+        let parent = self.proc.ppid;
+        self.wake_parent(parent, pid);
+    }
+
+    /// Wakes the tasks of process `parent` that wait for its child `child` (vfork) or for
+    /// any child (wait4, which then looks again).
+    pub fn wake_parent(&mut self, parent: Pid, child: Pid) {
+        let waiting: Vec<(Pid, Wake)> = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .filter(|t| t.pid == parent)
+            .filter_map(|t| match &t.state {
+                State::Blocked {
+                    wait: Wait::Child, ..
+                } => Some((t.tid, Wake::Retry)),
+                State::Blocked {
+                    wait: Wait::Vfork { child: c },
+                    ..
+                } if *c == child => Some((t.tid, Wake::Return(child))),
+                _ => None,
+            })
+            .collect();
+        for (tid, wake) in waiting {
+            self.wake(tid, wake);
+        }
+    }
+
+    /// Takes zombie `pid` out of the process table: its memory goes back.
+    pub fn reap(&mut self, pid: Pid) -> Option<Process> {
+        let zombie = self.procs.remove(&pid)?;
+        self.flush_translations = true;
+        Some(zombie)
     }
 
     /// Puts the running task away (back in the run queue if it can still run; `preempted`
@@ -113,6 +228,19 @@ impl Kernel {
         };
         let old = std::mem::replace(&mut self.task, next);
         self.put_away(old, preempted);
+        if self.task.pid != self.proc.pid {
+            let next = self
+                .procs
+                .remove(&self.task.pid)
+                .expect("a task's process exists");
+            let old = std::mem::replace(&mut self.proc, next);
+            if old.exit.is_some() && old.ppid == INIT_PID {
+                // Init reaps it at once.
+                self.flush_translations = true;
+            } else {
+                self.procs.insert(old.pid, old);
+            }
+        }
         let resume = match self.task.state {
             State::Woken { wake, call } => {
                 self.task.state = State::Runnable;

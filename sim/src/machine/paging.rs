@@ -155,7 +155,8 @@ impl PageTables {
             if level == 3 && index >= 256 {
                 vaddr |= 0xffff_0000_0000_0000;
             }
-            if vaddr.wrapping_add(span) <= start || vaddr >= end {
+            // The last byte, not the end: the top entry's end wraps to 0.
+            if vaddr + (span - 1) < start || vaddr >= end {
                 continue;
             }
             let entry = phys.read_u64(table * PAGE_SIZE + index * 8);

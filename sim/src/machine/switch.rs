@@ -31,6 +31,7 @@ impl Machine {
     /// goes on, or `None` when the run is over.
     pub(super) fn reschedule(&mut self) -> Result<Option<u64>, MachineError> {
         loop {
+            self.flush_freed_translations();
             let spawned = std::mem::take(&mut self.uc.get_data_mut().kernel.spawned);
             if !spawned.is_empty() {
                 self.spawn(&spawned)?;
@@ -88,11 +89,26 @@ impl Machine {
         Ok(SavedCpu { context, slots })
     }
 
+    /// Restores a saved CPU state. Unicorn's restore copies CR3 but keeps the TLB, so a
+    /// change of address space is written to CR3 again, which flushes it (BENCHMARKS.md,
+    /// issue 9).
     fn restore(&mut self, saved: &SavedCpu) -> Result<(), MachineError> {
+        let before = self.uc.reg_read(RegisterX86::CR3).unwrap_or(0);
         setup(
             "restore a task's CPU state",
             self.uc.context_restore(&saved.context),
         )?;
+        let cr3 = self.uc.reg_read(RegisterX86::CR3).unwrap_or(0);
+        if cr3 != before {
+            setup(
+                "switch address spaces",
+                self.uc.reg_write(RegisterX86::CR3, cr3),
+            )?;
+            if self.uc.get_data().cache.is_some() {
+                // The watched pages are the new code cache's.
+                super::watch_page_tails(&mut self.uc);
+            }
+        }
         if let Some(slots) = &saved.slots {
             self.uc
                 .get_data_mut()
@@ -123,35 +139,80 @@ impl Machine {
     }
 
     /// Makes each new task's CPU state: the caller's, returning 0 from the call, on its own
-    /// stack and with its own TLS when the call gave them.
+    /// stack and with its own TLS when the call gave them. A new process runs on its own
+    /// page tables; at ring 0 it starts with an empty code cache, so it goes on through the
+    /// dispatcher at the guest instruction after the call (as Linux's `ret_from_fork` takes
+    /// its own way back), with RSP the guest's.
     fn spawn(&mut self, spawned: &[Spawn]) -> Result<(), MachineError> {
+        let ring0 = self.uc.get_data().cache.is_some();
+        let at_entry_return = ring0 && layout::is_entry_return(self.uc.pc_read().unwrap_or(0));
         let parent = self.save()?;
         for spawn in spawned {
-            let ring0 = self.uc.get_data().cache.is_some();
-            setup(
-                "make a task's CPU state",
-                self.uc.reg_write(RegisterX86::RAX, 0),
-            )?;
+            let step = "make a task's CPU state";
+            setup(step, self.uc.reg_write(RegisterX86::RAX, 0))?;
+            let mut user_rsp = self.slot(RUNTIME.user_rsp);
             if let Some(stack) = spawn.stack {
-                if ring0 {
-                    let mem = &mut self.uc.get_data_mut().kernel.proc.mem;
-                    mem.fill(RUNTIME.user_rsp, &stack.to_le_bytes());
-                } else {
-                    setup(
-                        "make a task's CPU state",
-                        self.uc.reg_write(RegisterX86::RSP, stack),
-                    )?;
+                user_rsp = stack;
+                if !ring0 {
+                    setup(step, self.uc.reg_write(RegisterX86::RSP, stack))?;
                 }
             }
             if let Some(tls) = spawn.tls {
                 set_segment_base(&mut self.uc, SegmentBase::Fs, tls);
             }
-            let child = self.save()?;
+            match spawn.process {
+                Some(process) => {
+                    setup(step, self.uc.reg_write(RegisterX86::CR3, process.cr3))?;
+                    if ring0 {
+                        setup(step, self.uc.reg_write(RegisterX86::RSP, user_rsp))?;
+                        setup(step, self.uc.set_pc(layout::DISPATCH))?;
+                    }
+                    self.uc.get_data_mut().add_space(spawn.tid);
+                }
+                // The thread returns from the kernel entry as its parent did.
+                None if at_entry_return => {
+                    self.uc
+                        .get_data_mut()
+                        .count_runtime_instruction(layout::SYSCALL_ENTRY);
+                }
+                None => {}
+            }
+            let mut child = self.save()?;
+            if let Some(slots) = &mut child.slots {
+                put_slot(slots, RUNTIME.user_rsp, user_rsp);
+                if let Some(process) = spawn.process {
+                    put_slot(slots, RUNTIME.target, process.resume_at);
+                }
+            }
             self.saved.insert(spawn.tid, child);
             self.restore(&parent)?;
         }
         Ok(())
     }
+
+    /// The running task's value of the runtime slot at `address` (ring 0; 0 at ring 3).
+    fn slot(&self, address: u64) -> u64 {
+        let system = self.uc.get_data();
+        if system.cache.is_none() {
+            return 0;
+        }
+        system.kernel.proc.mem.read_kernel_u64(address)
+    }
+
+    /// Drops the CPU's translations when the kernel freed frames that may hold code:
+    /// Unicorn keys them by physical page, and a freed frame may come back as other code.
+    pub(super) fn flush_freed_translations(&mut self) {
+        let kernel = &mut self.uc.get_data_mut().kernel;
+        if std::mem::take(&mut kernel.flush_translations) {
+            let _ = self.uc.ctl_flush_tb();
+        }
+    }
+}
+
+/// Writes `value` into the saved slot image at the slot at `address`.
+fn put_slot(slots: &mut [u8; SLOTS], address: u64, value: u64) {
+    let at = (address - RUNTIME.target) as usize;
+    slots[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 
 impl System {

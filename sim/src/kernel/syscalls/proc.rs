@@ -3,6 +3,10 @@
 use nix::errno::Errno;
 use rand::RngCore;
 
+use super::sync::{self, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID};
+use super::sync::{CLONE_SETTLS, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL};
+use crate::kernel::process::Process;
+use crate::kernel::task::Wait;
 use crate::kernel::{Args, Exit, Kernel, SysError, SysResult};
 
 const ARCH_SET_GS: u64 = 0x1001;
@@ -150,11 +154,14 @@ pub fn uname(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// The machine has one CPU, CPU 0. Linux wants whole longs, at least as many as its CPUs
 /// need, and copies its mask's bytes: one long here.
+/// The one CPU's mask.
+const CPU_MASK: [u8; 8] = [1, 0, 0, 0, 0, 0, 0, 0];
+
 pub fn sched_getaffinity(k: &mut Kernel, a: &Args) -> SysResult {
-    const MASK: [u8; 8] = [1, 0, 0, 0, 0, 0, 0, 0];
+    const MASK: [u8; 8] = CPU_MASK;
     // Linux takes a pid_t and an unsigned int.
     let (pid, len) = (a[0] as i32 as i64, a[1] as u32 as u64);
-    if pid != 0 && pid != k.proc.pid as i64 {
+    if pid != 0 && !k.task_exists(pid as u64) {
         return Err(Errno::ESRCH.into());
     }
     if len < MASK.len() as u64 || !len.is_multiple_of(MASK.len() as u64) {
@@ -162,6 +169,21 @@ pub fn sched_getaffinity(k: &mut Kernel, a: &Args) -> SysResult {
     }
     k.proc.mem.write(a[2], &MASK)?;
     Ok(MASK.len() as u64)
+}
+
+/// The machine has one CPU: a mask that includes it is taken (and changes nothing), one
+/// that does not is refused as Linux refuses a mask of no online CPU.
+pub fn sched_setaffinity(k: &mut Kernel, a: &Args) -> SysResult {
+    let (pid, len) = (a[0] as i32 as i64, a[1] as u32 as usize);
+    if pid != 0 && !k.task_exists(pid as u64) {
+        return Err(Errno::ESRCH.into());
+    }
+    let mut mask = vec![0u8; len.min(CPU_MASK.len())];
+    k.proc.mem.read(a[2], &mut mask)?;
+    if mask.first().is_none_or(|byte| byte & CPU_MASK[0] == 0) {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok(0)
 }
 
 /// A fixed machine, with uptime on the virtual clock.
@@ -217,9 +239,129 @@ pub fn getrandom(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(len as u64)
 }
 
-/// The process never has children (fork is not modelled), so there is nothing to wait for.
-pub fn wait4(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Err(Errno::ECHILD.into())
+/// clone(flags, stack, parent_tid, child_tid, tls): a thread, or a process.
+pub fn clone(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[0] & CLONE_THREAD != 0 {
+        sync::clone_thread(k, a)
+    } else {
+        clone_process(k, a)
+    }
+}
+
+pub fn fork(k: &mut Kernel, _a: &Args) -> SysResult {
+    clone_process(k, &[libc::SIGCHLD as u64, 0, 0, 0, 0, 0])
+}
+
+pub fn vfork(k: &mut Kernel, _a: &Args) -> SysResult {
+    clone_process(
+        k,
+        &[CLONE_VM | CLONE_VFORK | libc::SIGCHLD as u64, 0, 0, 0, 0, 0],
+    )
+}
+
+/// A new process. A vfork child (CLONE_VFORK, with CLONE_VM as vfork and posix_spawn ask)
+/// gets a copy of the memory rather than the parent's own: the parent waits until the
+/// child execs or exits, so only a child that writes memory before it execs could tell.
+fn clone_process(k: &mut Kernel, a: &Args) -> SysResult {
+    let [flags, stack, parent_tid, child_tid, tls, _] = *a;
+    let modelled = CSIGNAL
+        | CLONE_VFORK
+        | CLONE_SETTLS
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_SETTID
+        | CLONE_CHILD_CLEARTID;
+    let vfork = flags & CLONE_VFORK != 0;
+    let unmodelled = flags & !(modelled | if vfork { CLONE_VM } else { 0 });
+    if unmodelled != 0 {
+        return Err(SysError::Unsupported(format!(
+            "clone flags {unmodelled:#x} of a process"
+        )));
+    }
+    if !k.may_spawn() {
+        return Err(Errno::EAGAIN.into());
+    }
+    let tls = (flags & CLONE_SETTLS != 0).then_some(tls);
+    let pid = k.spawn_process((stack != 0).then_some(stack), tls)?;
+    let pid_bytes = (pid as u32).to_le_bytes();
+    if flags & CLONE_PARENT_SETTID != 0 {
+        k.proc.mem.write(parent_tid, &pid_bytes)?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        if let Some(child) = k.procs.get_mut(&pid) {
+            child.mem.write(child_tid, &pid_bytes)?;
+        }
+    }
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        if let Some(task) = k.tasks.get_mut(&pid) {
+            task.clear_child_tid = child_tid;
+        }
+    }
+    if vfork {
+        return Err(SysError::Block(Wait::Vfork { child: pid }));
+    }
+    Ok(pid)
+}
+
+const WNOHANG: u64 = libc::WNOHANG as u64;
+/// The options wait4 accepts: stopped and continued children are not modelled, so asking
+/// for them changes nothing.
+const WAIT4_OPTIONS: u64 = (libc::WNOHANG
+    | libc::WUNTRACED
+    | libc::WCONTINUED
+    | libc::__WALL
+    | libc::__WCLONE
+    | libc::__WNOTHREAD) as u64;
+/// `struct rusage`.
+const RUSAGE_SIZE: usize = 144;
+
+/// The status word wait4 reports for a child that ended so.
+fn wait_status(exit: &Exit) -> u32 {
+    match exit {
+        Exit::Code(code) => ((*code as u32) & 0xff) << 8,
+        Exit::Signal { signal, .. } => *signal as u32 & 0x7f,
+    }
+}
+
+/// wait4(pid, status, options, rusage): reaps a child that ended, oldest first, or waits
+/// for one. The rusage is zero: children's CPU time is not reported yet.
+pub fn wait4(k: &mut Kernel, a: &Args) -> SysResult {
+    let [selector, status, options, rusage, ..] = *a;
+    if options & !WAIT4_OPTIONS != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    let selector = selector as i32 as i64;
+    let (me, group) = (k.proc.pid, k.proc.pgid as i64);
+    let chosen = |p: &&Process| {
+        p.ppid == me
+            && match selector {
+                -1 => true,
+                0 => p.pgid as i64 == group,
+                s if s > 0 => p.pid as i64 == s,
+                s => p.pgid as i64 == -s,
+            }
+    };
+    let mut children = k.procs.values().filter(chosen).peekable();
+    if children.peek().is_none() {
+        return Err(Errno::ECHILD.into());
+    }
+    let zombie = children.find(|p| p.exit.is_some()).map(|p| p.pid);
+    let Some(pid) = zombie else {
+        if options & WNOHANG != 0 {
+            return Ok(0);
+        }
+        return Err(SysError::Block(Wait::Child));
+    };
+    let exit = k.procs[&pid].exit.clone().expect("a zombie has ended");
+    if status != 0 {
+        k.proc
+            .mem
+            .write(status, &wait_status(&exit).to_le_bytes())?;
+    }
+    if rusage != 0 {
+        k.proc.mem.write(rusage, &[0u8; RUSAGE_SIZE])?;
+    }
+    k.reap(pid);
+    Ok(pid)
 }
 
 /// Ends the calling thread; the last thread out ends the process.

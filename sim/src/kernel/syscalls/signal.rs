@@ -50,6 +50,7 @@ fn bit(signo: usize) -> u64 {
 
 const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
 
+#[derive(Clone)]
 pub struct SignalState {
     actions: [[u8; SIGACTION_SIZE]; NSIG + 1],
     mask: u64,
@@ -77,6 +78,16 @@ impl SignalState {
     /// The handler word of signal `signo`: SIG_DFL, SIG_IGN or a guest address.
     pub fn handler(&self, signo: usize) -> u64 {
         u64::from_le_bytes(self.actions[signo][..8].try_into().unwrap())
+    }
+
+    /// A fork child's: the same dispositions, mask and alternate stack; nothing pending, no
+    /// alarm (fork(2)).
+    pub fn for_child(&self) -> Self {
+        Self {
+            pending: 0,
+            alarm_at: None,
+            ..self.clone()
+        }
     }
 
     /// When the pending alarm fires, if one is set.

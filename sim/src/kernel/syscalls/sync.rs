@@ -6,18 +6,19 @@ use nix::errno::Errno;
 use crate::kernel::task::{Wait, Wake};
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
-const CLONE_VM: u64 = libc::CLONE_VM as u64;
+pub const CLONE_VM: u64 = libc::CLONE_VM as u64;
 const CLONE_FS: u64 = libc::CLONE_FS as u64;
 const CLONE_FILES: u64 = libc::CLONE_FILES as u64;
 const CLONE_SIGHAND: u64 = libc::CLONE_SIGHAND as u64;
-const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
+pub const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
 const CLONE_SYSVSEM: u64 = libc::CLONE_SYSVSEM as u64;
-const CLONE_SETTLS: u64 = libc::CLONE_SETTLS as u64;
-const CLONE_PARENT_SETTID: u64 = libc::CLONE_PARENT_SETTID as u64;
-const CLONE_CHILD_CLEARTID: u64 = libc::CLONE_CHILD_CLEARTID as u64;
-const CLONE_CHILD_SETTID: u64 = libc::CLONE_CHILD_SETTID as u64;
+pub const CLONE_SETTLS: u64 = libc::CLONE_SETTLS as u64;
+pub const CLONE_PARENT_SETTID: u64 = libc::CLONE_PARENT_SETTID as u64;
+pub const CLONE_CHILD_CLEARTID: u64 = libc::CLONE_CHILD_CLEARTID as u64;
+pub const CLONE_CHILD_SETTID: u64 = libc::CLONE_CHILD_SETTID as u64;
+pub const CLONE_VFORK: u64 = libc::CLONE_VFORK as u64;
 /// The low byte is the signal sent to the parent when the child ends.
-const CSIGNAL: u64 = 0xff;
+pub const CSIGNAL: u64 = 0xff;
 
 /// The flags a new thread is made with (glibc's pthread_create uses all of them but
 /// CHILD_SETTID); anything else in a thread clone is refused loudly.
@@ -32,14 +33,9 @@ const THREAD_FLAGS: u64 = CLONE_VM
     | CLONE_CHILD_CLEARTID
     | CLONE_CHILD_SETTID;
 
-/// clone(flags, stack, parent_tid, child_tid, tls).
-pub fn clone(k: &mut Kernel, a: &Args) -> SysResult {
+/// clone of a thread: flags, stack, parent_tid, child_tid, tls as clone gives them.
+pub fn clone_thread(k: &mut Kernel, a: &Args) -> SysResult {
     let [flags, stack, parent_tid, child_tid, tls, _] = *a;
-    if flags & CLONE_THREAD == 0 {
-        return Err(SysError::Unsupported(format!(
-            "clone of a new process (flags {flags:#x})"
-        )));
-    }
     // Linux's own rules: a thread shares the signal handlers, which need a shared VM.
     if flags & CLONE_SIGHAND == 0 || flags & CLONE_VM == 0 {
         return Err(Errno::EINVAL.into());
@@ -49,6 +45,9 @@ pub fn clone(k: &mut Kernel, a: &Args) -> SysResult {
         return Err(SysError::Unsupported(format!(
             "clone flags {unmodelled:#x} of a thread"
         )));
+    }
+    if !k.may_spawn() {
+        return Err(Errno::EAGAIN.into());
     }
     let tls = (flags & CLONE_SETTLS != 0).then_some(tls);
     let tid = k.spawn_thread((stack != 0).then_some(stack), tls);
