@@ -5,6 +5,7 @@
 
 pub mod fd;
 pub mod machine_files;
+pub mod random;
 pub mod signature;
 pub mod syscalls;
 pub mod table;
