@@ -320,5 +320,6 @@ fn read_simulated(
         syscalls,
         files: Default::default(),
         guest_instructions: report["guest_instructions"].as_u64(),
+        tree: Default::default(),
     })
 }

@@ -182,6 +182,7 @@ mod tests {
                 .collect(),
             files: Default::default(),
             guest_instructions: Some(100),
+            tree: Default::default(),
         }
     }
 

@@ -1,8 +1,13 @@
 //! The native run: the program on the host CPU under ptrace, made as reproducible as the
 //! simulator's run. ASLR is off (personality), AT_RANDOM and getrandom's bytes are the
-//! simulator's seeded ones, the vDSO is hidden (AT_SYSINFO_EHDR becomes AT_IGNORE) so that
-//! time calls are syscalls, and tracer and tracee share one CPU: unpinned, a traced
-//! syscall costs about 100 µs on this machine, pinned about 16 µs.
+//! simulator's seeded ones (`sim::kernel::random`: one stream per process), the vDSO is
+//! hidden at every exec (AT_SYSINFO_EHDR becomes AT_IGNORE) so that time calls are
+//! syscalls, and tracer and tracees share one CPU: unpinned, a traced syscall costs about
+//! 100 µs on this machine, pinned about 16 µs. Every task the program creates is followed
+//! (`follow`).
+
+mod follow;
+mod tracee;
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -10,15 +15,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-use nix::sys::ptrace;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
-use sim::accounting::SyscallRecord;
 
-use crate::observed::{Observed, Status};
+use crate::observed::Observed;
 use crate::scratch::TempDir;
 
 /// What the native run is given.
@@ -51,16 +52,6 @@ impl From<nix::Error> for NativeError {
     }
 }
 
-const AT_NULL: u64 = 0;
-const AT_IGNORE: u64 = 1;
-const AT_RANDOM: u64 = 25;
-const AT_SYSINFO_EHDR: u64 = 33;
-/// `ptrace_syscall_info.op`.
-const OP_ENTRY: u8 = 1;
-const OP_EXIT: u8 = 2;
-/// `ptrace_syscall_info.arch` of an `int 0x80` syscall.
-const AUDIT_ARCH_I386: u32 = 0x4000_0003;
-
 fn c_string(bytes: &[u8]) -> Result<CString, NativeError> {
     CString::new(bytes).map_err(|_| NativeError::Setup("a NUL byte in an argument".into()))
 }
@@ -87,21 +78,31 @@ pub fn run(spec: &NativeSpec) -> Result<Observed, NativeError> {
     let stderr =
         std::fs::File::create(&stderr_path).map_err(|e| NativeError::Setup(e.to_string()))?;
 
-    let pinned = Pinned::to_one_cpu();
-    let cpus = pinned.as_ref().map(|p| &p.cpus);
-    let child = spawn_traced(&program, &argv, &env, &dir, &stdout, &stderr, cpus)?;
+    let (status, tree) = std::thread::scope(|scope| {
+        // A thread of its own: it waits for any child of its own (`follow`), so it must
+        // have none but the program's.
+        std::thread::Builder::new()
+            .name("native-tracer".into())
+            .spawn_scoped(scope, || {
+                let pinned = Pinned::to_one_cpu();
+                let cpus = pinned.as_ref().map(|p| &p.cpus);
+                let child = spawn_traced(&program, &argv, &env, &dir, &stdout, &stderr, cpus)?;
+                follow::follow(child, spec.seed, spec.timeout)
+            })
+            .map_err(|e| NativeError::Setup(e.to_string()))?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })?;
     drop((stdout, stderr));
-    let traced = trace(child, spec.seed, spec.timeout);
-    drop(pinned);
-    let (status, syscalls) = traced?;
     let read = |path: &Path| std::fs::read(path).map_err(|e| NativeError::Setup(e.to_string()));
     Ok(Observed {
         status,
         stdout: read(&stdout_path)?,
         stderr: read(&stderr_path)?,
-        syscalls,
+        syscalls: tree.tasks[0].syscalls.clone(),
         files: Default::default(),
         guest_instructions: None,
+        tree,
     })
 }
 
@@ -204,225 +205,13 @@ fn spawn_traced(
             "cannot start the program (exit status {code})"
         ))),
         other => {
-            drop(KillOnDrop(pid));
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
             Err(NativeError::Setup(format!(
                 "unexpected first stop: {other:?}"
             )))
         }
     }
-}
-
-/// Follows the stopped-at-exec child to its end, recording each syscall.
-fn trace(
-    pid: Pid,
-    seed: u64,
-    timeout: Duration,
-) -> Result<(Status, Vec<SyscallRecord>), NativeError> {
-    let guard = KillOnDrop(pid);
-    ptrace::setoptions(
-        pid,
-        ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL,
-    )?;
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    prepare_auxv(pid, &mut rng)?;
-    let watchdog = Watchdog::start(pid, timeout);
-    let followed = follow(pid, &mut rng);
-    // Killed by the watchdog: whatever ptrace said then, the run took too long.
-    if watchdog.fired() {
-        return Err(NativeError::Timeout(timeout));
-    }
-    let (status, syscalls) = followed?;
-    std::mem::forget(guard);
-    Ok((status, syscalls))
-}
-
-/// Resumes the tracee from stop to stop until it ends, recording each syscall.
-fn follow(pid: Pid, rng: &mut ChaCha20Rng) -> Result<(Status, Vec<SyscallRecord>), NativeError> {
-    let mut syscalls = Vec::new();
-    let mut entry: Option<(u64, [u64; 6])> = None;
-    let mut signal = None;
-    loop {
-        ptrace::syscall(pid, signal.take())?;
-        let status = waitpid(pid, None)?;
-        match status {
-            WaitStatus::PtraceSyscall(_) => {
-                let info = syscall_info(pid)?;
-                match info.op {
-                    OP_ENTRY => {
-                        // SAFETY: op says which member of the union is filled in.
-                        let e = unsafe { info.u.entry };
-                        let nr = if info.arch == AUDIT_ARCH_I386 {
-                            // int 0x80: recorded as its x86-64 equivalent, as the
-                            // simulator records it.
-                            sim::kernel::syscalls::compat::to_native(e.nr).unwrap_or(e.nr)
-                        } else {
-                            e.nr
-                        };
-                        entry = Some((nr, e.args));
-                    }
-                    OP_EXIT => {
-                        // SAFETY: as above.
-                        let ret = unsafe { info.u.exit }.sval as u64;
-                        if let Some((nr, args)) = entry.take() {
-                            if nr == libc::SYS_getrandom as u64 && (ret as i64) > 0 {
-                                overwrite_random(pid, args[0], ret as usize, rng)?;
-                            }
-                            syscalls.push(SyscallRecord { nr, args, ret });
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            WaitStatus::Stopped(_, sig) => signal = Some(sig),
-            WaitStatus::Exited(_, code) => {
-                finish_pending(&mut syscalls, entry);
-                return Ok((Status::Exited(code), syscalls));
-            }
-            WaitStatus::Signaled(_, sig, _) => {
-                finish_pending(&mut syscalls, entry);
-                return Ok((Status::Signaled(sig.as_str().to_string()), syscalls));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// PTRACE_GET_SYSCALL_INFO. (nix 0.30's `syscall_info` passes a size of 0, so the kernel
-/// fills in nothing.)
-fn syscall_info(pid: Pid) -> Result<libc::ptrace_syscall_info, NativeError> {
-    let mut info = std::mem::MaybeUninit::<libc::ptrace_syscall_info>::zeroed();
-    // SAFETY: the kernel writes at most `size` bytes into `info`, which has that many.
-    let filled = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GET_SYSCALL_INFO,
-            pid.as_raw(),
-            std::mem::size_of::<libc::ptrace_syscall_info>(),
-            info.as_mut_ptr(),
-        )
-    };
-    if filled <= 0 {
-        return Err(match nix::Error::last() {
-            // An unknown request: a kernel older than 5.3.
-            nix::Error::EIO => NativeError::Setup(
-                "the host kernel lacks PTRACE_GET_SYSCALL_INFO (Linux 5.3 or later needed)".into(),
-            ),
-            other => NativeError::Trace(other),
-        });
-    }
-    // SAFETY: zeroed, then filled in by the kernel: every field is plain data.
-    Ok(unsafe { info.assume_init() })
-}
-
-/// exit and exit_group never return: their entry is all there is (result 0, as the
-/// simulator records them).
-fn finish_pending(syscalls: &mut Vec<SyscallRecord>, entry: Option<(u64, [u64; 6])>) {
-    if let Some((nr, args)) = entry {
-        syscalls.push(SyscallRecord { nr, args, ret: 0 });
-    }
-}
-
-/// Kills the tracee when the time is up; the tracer then sees it killed.
-struct Watchdog {
-    done: std::sync::mpsc::Sender<()>,
-    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Watchdog {
-    fn start(pid: Pid, timeout: Duration) -> Self {
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = fired.clone();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                let _ = kill(pid, Signal::SIGKILL);
-            }
-        });
-        Self { done, fired }
-    }
-
-    fn fired(&self) -> bool {
-        self.fired.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        let _ = self.done.send(());
-    }
-}
-
-/// Kills the tracee if tracing ends early (an error or a timeout).
-struct KillOnDrop(Pid);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGKILL);
-        let _ = waitpid(self.0, None);
-    }
-}
-
-/// At the exec stop, RSP points at argc; after argv and envp comes the auxiliary vector.
-/// AT_SYSINFO_EHDR becomes AT_IGNORE, and AT_RANDOM's 16 bytes the seeded ones.
-fn prepare_auxv(pid: Pid, rng: &mut ChaCha20Rng) -> Result<(), NativeError> {
-    let rsp = ptrace::getregs(pid)?.rsp;
-    let word = |address: u64| ptrace::read(pid, address as ptrace::AddressType).map(|w| w as u64);
-    let argc = word(rsp)?;
-    let mut at = rsp + 8 * (argc + 2);
-    while word(at)? != 0 {
-        at += 8;
-    }
-    at += 8;
-    loop {
-        let kind = word(at)?;
-        match kind {
-            AT_NULL => return Ok(()),
-            AT_SYSINFO_EHDR => write_word(pid, at, AT_IGNORE)?,
-            AT_RANDOM => {
-                let mut random = [0u8; 16];
-                rng.fill_bytes(&mut random);
-                write_bytes(pid, word(at + 8)?, &random)?;
-            }
-            _ => {}
-        }
-        at += 16;
-    }
-}
-
-/// getrandom's result, replaced with the simulator's seeded bytes.
-fn overwrite_random(
-    pid: Pid,
-    buffer: u64,
-    len: usize,
-    rng: &mut ChaCha20Rng,
-) -> Result<(), NativeError> {
-    let mut bytes = vec![0u8; len];
-    rng.fill_bytes(&mut bytes);
-    write_bytes(pid, buffer, &bytes)
-}
-
-fn write_word(pid: Pid, address: u64, value: u64) -> Result<(), NativeError> {
-    ptrace::write(pid, address as ptrace::AddressType, value as libc::c_long)?;
-    Ok(())
-}
-
-/// Writes `bytes` at `address` a word at a time, keeping the bytes around them.
-fn write_bytes(pid: Pid, address: u64, bytes: &[u8]) -> Result<(), NativeError> {
-    let start = address & !7;
-    let end = address + bytes.len() as u64;
-    let mut word_at = start;
-    while word_at < end {
-        let mut word = (ptrace::read(pid, word_at as ptrace::AddressType)? as u64).to_le_bytes();
-        for (i, byte) in word.iter_mut().enumerate() {
-            let at = word_at + i as u64;
-            if (address..end).contains(&at) {
-                *byte = bytes[(at - address) as usize];
-            }
-        }
-        write_word(pid, word_at, u64::from_le_bytes(word))?;
-        word_at += 8;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The modelled Linux kernel: one process's syscall layer, in the style of qemu-user.
+//! The modelled Linux kernel: processes, their tasks and the scheduler, and the syscall
+//! layer, in the style of qemu-user.
 //!
 //! File and descriptor calls act on the host through host syscalls, with guest descriptors
 //! mapped to host ones. Time is virtual and randomness is seeded, so runs are reproducible.
