@@ -5,6 +5,7 @@
 
 pub mod fd;
 pub mod machine_files;
+pub mod sigframe;
 pub mod signature;
 pub mod syscalls;
 pub mod table;
