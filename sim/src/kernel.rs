@@ -10,6 +10,7 @@ pub mod machine_files;
 pub mod process;
 pub mod random;
 pub mod sched;
+pub mod sigframe;
 pub mod signature;
 pub mod syscalls;
 pub mod table;
