@@ -7,6 +7,7 @@
 pub mod fd;
 pub mod futex;
 pub mod machine_files;
+pub mod pipe;
 pub mod process;
 pub mod random;
 pub mod sched;
@@ -117,6 +118,8 @@ pub struct Kernel {
     pub yielded: bool,
     /// The next pid or tid to hand out.
     next_pid: Pid,
+    /// The last pipe's name.
+    next_pipe_id: u64,
     /// How the first process ended, once it has: the run's exit status.
     pub first_exit: Option<Exit>,
     /// Past this many live tasks, fork and clone fail with EAGAIN (`--max-tasks`).
@@ -189,6 +192,7 @@ impl Kernel {
             spawned: Vec::new(),
             yielded: false,
             next_pid: FIRST_PID + 1,
+            next_pipe_id: 0,
             first_exit: None,
             max_tasks: DEFAULT_MAX_TASKS,
             seed: 0,

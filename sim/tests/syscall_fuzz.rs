@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use sim::kernel::fd::FdTable;
+use sim::kernel::fd::{FdTable, OpenFile};
 use sim::kernel::syscalls::ids::Credentials;
 use sim::kernel::syscalls::time::KTIME_MAX;
 use sim::kernel::table::TABLE;
@@ -176,7 +176,7 @@ fn kernel(dir: &TempDir, rng: &mut ChaCha20Rng) -> Kernel {
 
     let mut fds = FdTable::default();
     for fd in 0..3 {
-        fds.install_at(fd, dev_null(), false);
+        fds.install_at(fd, OpenFile::host(dev_null()), false);
     }
     let file = dir.0.join("file");
     std::fs::write(&file, b"ringsim syscall fuzz\n".repeat(300)).unwrap();

@@ -1,22 +1,62 @@
-//! Guest file descriptors, each backed by a host descriptor that this process owns.
-//! A fork child's table shares its parent's open files (an `Rc` each, as Linux's
-//! `struct file` is shared), with no host `dup`.
+//! Guest file descriptors, each naming an open file: a host descriptor that this process
+//! owns, and for a pipe end the modelled pipe. Descriptors made by dup and fork share the
+//! open file (an `Rc`, as Linux's `struct file` is shared), with no host `dup`.
+//!
+//! A pipe end's host descriptor is one end of a host pipe that carries no data: it answers
+//! what needs no model (fstat, F_GETFL and F_SETFL, lseek's ESPIPE, ioctl's ENOTTY) as
+//! Linux would.
 //!
 //! Guest numbers follow Linux: the lowest free number is taken. The guest's 0, 1 and 2
 //! are duplicates of the host's, so a guest that closes its stdout leaves the simulator's
 //! own stderr report intact.
 
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+
+use super::pipe::Pipe;
 
 use nix::errno::Errno;
 
 /// Linux's default `RLIMIT_NOFILE` soft limit.
 pub const MAX_FDS: usize = 1024;
 
+/// An open file description.
+pub struct OpenFile {
+    pub host: OwnedFd,
+    pub pipe: Option<PipeEnd>,
+}
+
+/// One end of a modelled pipe.
+#[derive(Clone)]
+pub struct PipeEnd {
+    pub pipe: Rc<RefCell<Pipe>>,
+    pub writer: bool,
+}
+
+impl OpenFile {
+    pub fn host(host: OwnedFd) -> Rc<Self> {
+        Rc::new(Self { host, pipe: None })
+    }
+}
+
+impl Drop for OpenFile {
+    /// The last descriptor of a pipe end closes it.
+    fn drop(&mut self) {
+        if let Some(end) = &self.pipe {
+            let mut pipe = end.pipe.borrow_mut();
+            if end.writer {
+                pipe.writers -= 1;
+            } else {
+                pipe.readers -= 1;
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Slot {
-    host: Rc<OwnedFd>,
+    file: Rc<OpenFile>,
     cloexec: bool,
 }
 
@@ -37,7 +77,7 @@ impl FdTable {
             );
             table.slots.push(host.ok().map(|raw| Slot {
                 // SAFETY: the descriptor was just created by F_DUPFD and is owned by nobody else.
-                host: Rc::new(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) }),
+                file: OpenFile::host(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) }),
                 cloexec: false,
             }));
         }
@@ -46,31 +86,43 @@ impl FdTable {
 
     /// The host descriptor behind guest `fd`.
     pub fn host(&self, fd: u64) -> Result<RawFd, Errno> {
+        self.file(fd).map(|f| f.host.as_raw_fd())
+    }
+
+    /// The open file guest `fd` names.
+    pub fn file(&self, fd: u64) -> Result<Rc<OpenFile>, Errno> {
         self.slots
             .get(fd as usize)
             .and_then(Option::as_ref)
-            .map(|s| s.host.as_raw_fd())
+            .map(|s| Rc::clone(&s.file))
             .ok_or(Errno::EBADF)
     }
 
     /// Installs `host` at the lowest free guest number at or above `min`.
     pub fn install(&mut self, host: OwnedFd, cloexec: bool, min: usize) -> Result<u64, Errno> {
+        self.install_file(OpenFile::host(host), cloexec, min)
+    }
+
+    /// Installs an open file at the lowest free guest number at or above `min`.
+    pub fn install_file(
+        &mut self,
+        file: Rc<OpenFile>,
+        cloexec: bool,
+        min: usize,
+    ) -> Result<u64, Errno> {
         let free = (min..MAX_FDS)
             .find(|&n| self.slots.get(n).is_none_or(Option::is_none))
             .ok_or(Errno::EMFILE)?;
-        self.install_at(free, host, cloexec);
+        self.install_at(free, file, cloexec);
         Ok(free as u64)
     }
 
-    /// Installs `host` at guest number `fd`, closing what was there (dup2).
-    pub fn install_at(&mut self, fd: usize, host: OwnedFd, cloexec: bool) {
+    /// Installs an open file at guest number `fd`, closing what was there (dup2).
+    pub fn install_at(&mut self, fd: usize, file: Rc<OpenFile>, cloexec: bool) {
         if self.slots.len() <= fd {
             self.slots.resize_with(fd + 1, || None);
         }
-        self.slots[fd] = Some(Slot {
-            host: Rc::new(host),
-            cloexec,
-        });
+        self.slots[fd] = Some(Slot { file, cloexec });
     }
 
     /// Takes a raw host descriptor the kernel just opened and installs it.
@@ -83,16 +135,6 @@ impl FdTable {
     pub fn close(&mut self, fd: u64) -> Result<(), Errno> {
         let slot = self.slots.get_mut(fd as usize).ok_or(Errno::EBADF)?;
         slot.take().map(drop).ok_or(Errno::EBADF)
-    }
-
-    /// A new host descriptor for the same open file as guest `fd`.
-    pub fn duplicate(&self, fd: u64) -> Result<OwnedFd, Errno> {
-        let host = self.host(fd)?;
-        // SAFETY: `host` is open while `self` holds it; the borrow ends with this call.
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(host) };
-        borrowed
-            .try_clone_to_owned()
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
     }
 
     /// Closes every descriptor marked close-on-exec (execve).

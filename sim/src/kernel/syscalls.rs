@@ -4,6 +4,7 @@ pub mod compat;
 pub mod fs;
 pub mod ids;
 pub mod mm;
+pub mod pipes;
 pub mod proc;
 pub mod signal;
 pub mod sync;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use syscalls::x86_64::Sysno;
 
 use super::signature::{self, Commands, Rule, Signature};
-use super::syscalls::{fs, ids, mm, proc, signal, sync, time};
+use super::syscalls::{fs, ids, mm, pipes, proc, signal, sync, time};
 use super::{Args, Kernel, SysResult};
 
 pub type HandlerFn = fn(&mut Kernel, &Args) -> SysResult;
@@ -129,8 +129,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::dup2, "vv", fs::dup2),
     call(Sysno::dup3, "vvv", fs::dup3),
     call(Sysno::fcntl, "vvv", fs::fcntl).by_command(&signature::FCNTL),
-    call(Sysno::pipe, "p", fs::pipe),
-    call(Sysno::pipe2, "pv", fs::pipe2),
+    call(Sysno::pipe, "p", pipes::pipe),
+    call(Sysno::pipe2, "pv", pipes::pipe2),
     call(Sysno::ioctl, "vvp", fs::ioctl),
     call(Sysno::getdents64, "vpv", fs::getdents64),
     call(Sysno::sendfile, "vvpv", fs::sendfile),

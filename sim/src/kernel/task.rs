@@ -11,6 +11,8 @@ pub struct Task {
     /// Where `exit` writes 0 and wakes a futex waiter (set_tid_address, CLONE_CHILD_CLEARTID):
     /// how `pthread_join` learns that the thread is gone.
     pub clear_child_tid: u64,
+    /// Bytes a blocked pipe write has written so far.
+    pub io_progress: u64,
     /// Guest instructions run by this task, as of its last switch out.
     pub instructions: u64,
     /// Switches away from it: voluntary (it blocked or yielded) and preempted.
@@ -25,6 +27,7 @@ impl Task {
             pid,
             state: State::Runnable,
             clear_child_tid: 0,
+            io_progress: 0,
             instructions: 0,
             voluntary_switches: 0,
             preempted: 0,
@@ -62,6 +65,10 @@ pub enum Wait {
     Child,
     /// The vfork child `child` to exec or end.
     Vfork { child: Pid },
+    /// Bytes in, or no writer left on, pipe `pipe`.
+    PipeRead { pipe: u64 },
+    /// Room in, or no reader left on, pipe `pipe`.
+    PipeWrite { pipe: u64 },
 }
 
 impl std::fmt::Display for Wait {
@@ -70,6 +77,8 @@ impl std::fmt::Display for Wait {
             Wait::Futex { address, .. } => write!(f, "futex wait on {address:#x}"),
             Wait::Child => write!(f, "a child to exit (wait4)"),
             Wait::Vfork { child } => write!(f, "its vfork child {child} to exec or exit"),
+            Wait::PipeRead { pipe } => write!(f, "a read of empty pipe {pipe}"),
+            Wait::PipeWrite { pipe } => write!(f, "a write to full pipe {pipe}"),
         }
     }
 }

@@ -64,6 +64,36 @@ impl Kernel {
         tid
     }
 
+    /// A name for a new pipe.
+    pub fn alloc_pipe_id(&mut self) -> u64 {
+        self.next_pipe_id += 1;
+        self.next_pipe_id
+    }
+
+    /// Wakes the tasks that wait on pipe `pipe` to look again.
+    pub fn wake_pipe_waiters(&mut self, pipe: u64) {
+        self.wake_waiting(|wait| {
+            matches!(wait, Wait::PipeRead { pipe: p } | Wait::PipeWrite { pipe: p } if *p == pipe)
+        });
+    }
+
+    /// Descriptors were closed, so a pipe may have lost its last reader or writer: every
+    /// task waiting on a pipe looks again.
+    pub fn pipes_changed(&mut self) {
+        self.wake_waiting(|wait| matches!(wait, Wait::PipeRead { .. } | Wait::PipeWrite { .. }));
+    }
+
+    fn wake_waiting(&mut self, woken: impl Fn(&Wait) -> bool) {
+        let tids: Vec<Pid> = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .filter(|t| matches!(&t.state, State::Blocked { wait, .. } if woken(wait)))
+            .map(|t| t.tid)
+            .collect();
+        for tid in tids {
+            self.wake(tid, Wake::Retry);
+        }
+    }
+
     /// Whether a live task has id `tid`.
     pub fn task_exists(&self, tid: Pid) -> bool {
         tid == self.task.tid || self.tasks.contains_key(&tid)
@@ -179,6 +209,7 @@ impl Kernel {
         }
         self.proc.exit = Some(exit);
         self.proc.fds = FdTable::default();
+        self.pipes_changed();
         for child in self.procs.values_mut().filter(|p| p.ppid == pid) {
             child.ppid = INIT_PID;
         }

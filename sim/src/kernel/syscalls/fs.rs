@@ -25,7 +25,7 @@ const WINSIZE_SIZE: usize = std::mem::size_of::<libc::winsize>();
 const FLOCK_SIZE: usize = std::mem::size_of::<libc::flock>();
 
 /// A host syscall's return value as a result.
-fn host(ret: libc::c_long) -> Result<u64, Errno> {
+pub(super) fn host(ret: libc::c_long) -> Result<u64, Errno> {
     if ret < 0 {
         Err(Errno::last())
     } else {
@@ -137,12 +137,12 @@ fn c_opt(p: &Option<CString>) -> libc::c_long {
 }
 
 /// Copies a host-filled buffer to the guest.
-fn give(k: &mut Kernel, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+pub(super) fn give(k: &mut Kernel, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     k.proc.mem.write(addr, bytes)
 }
 
 /// Turns EPIPE from a write into SIGPIPE, as Linux does.
-fn pipe_signal(k: &mut Kernel, result: Result<u64, Errno>) -> SysResult {
+pub(super) fn pipe_signal(k: &mut Kernel, result: Result<u64, Errno>) -> SysResult {
     if result == Err(Errno::EPIPE) {
         send_to_self(k, Signal::SIGPIPE)?;
     }
@@ -160,6 +160,13 @@ fn host_io(
     offset: Option<u64>,
     into_guest: bool,
 ) -> SysResult {
+    let file = k.proc.fds.file(fd)?;
+    if file.pipe.is_some() {
+        if offset.is_some() {
+            return Err(Errno::ESPIPE.into());
+        }
+        return super::pipes::pipe_io(k, &file, iov, into_guest);
+    }
     let host_fd = k.proc.fds.host(fd)?;
     let (ptr, count) = (iov.as_ptr(), iov.len() as i32);
     // SAFETY: the iovecs point into guest physical memory, which stays mapped and is not
@@ -288,6 +295,7 @@ pub fn creat(k: &mut Kernel, a: &Args) -> SysResult {
 
 pub fn close(k: &mut Kernel, a: &Args) -> SysResult {
     k.proc.fds.close(a[0])?;
+    k.pipes_changed();
     Ok(0)
 }
 
@@ -300,16 +308,17 @@ pub fn lseek(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 pub fn dup(k: &mut Kernel, a: &Args) -> SysResult {
-    let copy = k.proc.fds.duplicate(a[0])?;
-    Ok(k.proc.fds.install(copy, false, 0)?)
+    let file = k.proc.fds.file(a[0])?;
+    Ok(k.proc.fds.install_file(file, false, 0)?)
 }
 
 fn dup_to(k: &mut Kernel, old: u64, new: u64, cloexec: bool) -> SysResult {
     if new as usize >= super::super::fd::MAX_FDS {
         return Err(Errno::EBADF.into());
     }
-    let copy = k.proc.fds.duplicate(old)?;
-    k.proc.fds.install_at(new as usize, copy, cloexec);
+    let file = k.proc.fds.file(old)?;
+    k.proc.fds.install_at(new as usize, file, cloexec);
+    k.pipes_changed();
     Ok(new)
 }
 
@@ -332,14 +341,14 @@ pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
     let fd = k.proc.fds.host(a[0])?;
     match a[1] as i32 {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
-            let copy = k.proc.fds.duplicate(a[0])?;
+            let file = k.proc.fds.file(a[0])?;
             let min = a[2] as usize;
             if min >= super::super::fd::MAX_FDS {
                 return Err(Errno::EINVAL.into());
             }
             Ok(k.proc
                 .fds
-                .install(copy, a[1] as i32 == libc::F_DUPFD_CLOEXEC, min)?)
+                .install_file(file, a[1] as i32 == libc::F_DUPFD_CLOEXEC, min)?)
         }
         libc::F_GETFD => Ok(if k.proc.fds.cloexec(a[0])? {
             libc::FD_CLOEXEC as u64
@@ -372,28 +381,6 @@ pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
         }
         cmd => Err(SysError::Unsupported(format!("fcntl command {cmd}"))),
     }
-}
-
-pub fn pipe(k: &mut Kernel, a: &Args) -> SysResult {
-    pipe2(k, &[a[0], 0, 0, 0, 0, 0])
-}
-
-pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    host(unsafe { libc::pipe2(fds.as_mut_ptr(), a[1] as i32 | libc::O_CLOEXEC) } as libc::c_long)?;
-    let cloexec = a[1] & libc::O_CLOEXEC as u64 != 0;
-    let read_end = k.proc.fds.install_raw(fds[0], cloexec)?;
-    let write_end = k.proc.fds.install_raw(fds[1], cloexec)?;
-    let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&(read_end as i32).to_le_bytes());
-    out[4..].copy_from_slice(&(write_end as i32).to_le_bytes());
-    if let Err(errno) = give(k, a[0], &out) {
-        k.proc.fds.close(read_end)?;
-        k.proc.fds.close(write_end)?;
-        return Err(errno.into());
-    }
-    Ok(0)
 }
 
 /// The ioctl requests the simulator passes through, with the size of their argument.

@@ -1,0 +1,128 @@
+//! Pipes, modelled in the kernel: a 64 KiB buffer, writes of up to `PIPE_BUF` bytes kept
+//! whole, end of file once no writer is left, and EPIPE once no reader is. Blocking is the
+//! scheduler's: a host pipe read by one simulated task and written by another would block
+//! the simulator's one thread.
+
+use std::collections::VecDeque;
+
+/// Linux's default pipe capacity (16 pages).
+pub const CAPACITY: usize = 65536;
+/// Writes of up to this many bytes are atomic.
+pub const PIPE_BUF: usize = 4096;
+
+pub struct Pipe {
+    /// Names the pipe in wait reasons.
+    pub id: u64,
+    buf: VecDeque<u8>,
+    /// Open file descriptions of each end.
+    pub readers: u32,
+    pub writers: u32,
+}
+
+/// What a read or write on a pipe can do now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// It moved this many bytes (0 for a read: end of file).
+    Moved(usize),
+    /// It must wait (or fail with EAGAIN when non-blocking).
+    Wait,
+    /// A write with no reader left: EPIPE and SIGPIPE.
+    Broken,
+}
+
+impl Pipe {
+    pub fn new(id: u64) -> Self {
+        Self {
+            id,
+            buf: VecDeque::new(),
+            readers: 1,
+            writers: 1,
+        }
+    }
+
+    /// Takes up to `len` bytes, through `take` (which gets them in at most two pieces).
+    pub fn read(&mut self, len: usize, mut take: impl FnMut(&[u8])) -> Ready {
+        if self.buf.is_empty() {
+            return if self.writers == 0 || len == 0 {
+                Ready::Moved(0)
+            } else {
+                Ready::Wait
+            };
+        }
+        let n = len.min(self.buf.len());
+        let (front, back) = self.buf.as_slices();
+        let first = n.min(front.len());
+        take(&front[..first]);
+        if n > first {
+            take(&back[..n - first]);
+        }
+        self.buf.drain(..n);
+        Ready::Moved(n)
+    }
+
+    /// Puts in what fits of `bytes`, the rest of a write of `whole` bytes: a write of at
+    /// most `PIPE_BUF` bytes goes in whole or not at all.
+    pub fn write(&mut self, bytes: &[u8], whole: usize) -> Ready {
+        if self.readers == 0 {
+            return Ready::Broken;
+        }
+        let room = CAPACITY - self.buf.len();
+        let n = if whole <= PIPE_BUF {
+            if room < bytes.len() {
+                return Ready::Wait;
+            }
+            bytes.len()
+        } else {
+            bytes.len().min(room)
+        };
+        if n == 0 && !bytes.is_empty() {
+            return Ready::Wait;
+        }
+        self.buf.extend(&bytes[..n]);
+        Ready::Moved(n)
+    }
+
+    /// Bytes waiting to be read (FIONREAD, poll).
+    pub fn available(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether a write of one byte could go in now (poll's POLLOUT: Linux wants a page).
+    pub fn writable(&self) -> bool {
+        CAPACITY - self.buf.len() >= PIPE_BUF
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(pipe: &mut Pipe, len: usize) -> (Ready, Vec<u8>) {
+        let mut out = Vec::new();
+        let ready = pipe.read(len, |piece| out.extend_from_slice(piece));
+        (ready, out)
+    }
+
+    #[test]
+    fn bytes_come_out_in_order_and_eof_needs_no_writer() {
+        let mut pipe = Pipe::new(1);
+        assert_eq!(pipe.write(b"hello", 5), Ready::Moved(5));
+        assert_eq!(read_all(&mut pipe, 3), (Ready::Moved(3), b"hel".to_vec()));
+        assert_eq!(read_all(&mut pipe, 9), (Ready::Moved(2), b"lo".to_vec()));
+        assert_eq!(read_all(&mut pipe, 9).0, Ready::Wait);
+        pipe.writers = 0;
+        assert_eq!(read_all(&mut pipe, 9).0, Ready::Moved(0));
+    }
+
+    #[test]
+    fn small_writes_are_whole_and_large_ones_fill_what_is_left() {
+        let mut pipe = Pipe::new(1);
+        let big = vec![7u8; CAPACITY - 10];
+        assert_eq!(pipe.write(&big, big.len()), Ready::Moved(CAPACITY - 10));
+        assert_eq!(pipe.write(&[1; 20], 20), Ready::Wait);
+        assert_eq!(pipe.write(&[1; 20], 5000), Ready::Moved(10));
+        assert_eq!(pipe.write(&[1; 20], 5000), Ready::Wait);
+        pipe.readers = 0;
+        assert_eq!(pipe.write(&[1], 1), Ready::Broken);
+    }
+}

@@ -1,0 +1,152 @@
+//! Pipes: pipe and pipe2, and reads and writes of pipe ends on the modelled pipe
+//! (`kernel::pipe`), which block the task, not the simulator.
+
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+
+use nix::errno::Errno;
+
+use super::fs::{give, host, pipe_signal};
+use crate::kernel::fd::{OpenFile, PipeEnd};
+use crate::kernel::pipe::{Pipe, Ready};
+use crate::kernel::task::Wait;
+use crate::kernel::{Args, Kernel, SysError, SysResult};
+
+pub fn pipe(k: &mut Kernel, a: &Args) -> SysResult {
+    pipe2(k, &[a[0], 0, 0, 0, 0, 0])
+}
+
+/// A modelled pipe (see `kernel::pipe`), each end with a host pipe end of its own for what
+/// needs no model (see `kernel::fd`).
+pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
+    let allowed = (libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT) as u64;
+    if a[1] & !allowed != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    if a[1] & libc::O_DIRECT as u64 != 0 {
+        return Err(SysError::Unsupported(
+            "a packet-mode pipe (O_DIRECT)".into(),
+        ));
+    }
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    host(unsafe { libc::pipe2(fds.as_mut_ptr(), a[1] as i32 | libc::O_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: the host just made them; nobody else owns them.
+    let [read_host, write_host] = fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let pipe = Rc::new(RefCell::new(Pipe::new(k.alloc_pipe_id())));
+    let end = |host, writer| {
+        let pipe = Some(PipeEnd {
+            pipe: Rc::clone(&pipe),
+            writer,
+        });
+        Rc::new(OpenFile { host, pipe })
+    };
+    let (read_file, write_file) = (end(read_host, false), end(write_host, true));
+    let cloexec = a[1] & libc::O_CLOEXEC as u64 != 0;
+    let read_end = k.proc.fds.install_file(read_file, cloexec, 0)?;
+    let write_end = k.proc.fds.install_file(write_file, cloexec, 0)?;
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&(read_end as i32).to_le_bytes());
+    out[4..].copy_from_slice(&(write_end as i32).to_le_bytes());
+    if let Err(errno) = give(k, a[0], &out) {
+        k.proc.fds.close(read_end)?;
+        k.proc.fds.close(write_end)?;
+        return Err(errno.into());
+    }
+    Ok(0)
+}
+
+/// Whether the open file is in non-blocking mode: its host descriptor keeps the flag
+/// (F_SETFL reaches it).
+fn non_blocking(end: &Rc<OpenFile>) -> bool {
+    // SAFETY: F_GETFL on a descriptor the open file owns.
+    let flags = unsafe { libc::fcntl(end.host.as_raw_fd(), libc::F_GETFL) };
+    flags >= 0 && flags & libc::O_NONBLOCK != 0
+}
+
+/// Reads from or writes to the pipe end of `file`, through host iovecs into guest memory.
+/// A blocking write of more than the pipe holds goes on when readers make room: the bytes
+/// written so far are the task's (`Task::io_progress`), as Linux's `pipe_write` loops.
+pub fn pipe_io(
+    k: &mut Kernel,
+    file: &Rc<OpenFile>,
+    iov: &[libc::iovec],
+    into_guest: bool,
+) -> SysResult {
+    let end = file.pipe.as_ref().expect("a pipe end");
+    if end.writer == into_guest {
+        return Err(Errno::EBADF.into());
+    }
+    let non_blocking = non_blocking(file);
+    let id = end.pipe.borrow().id;
+    let total: usize = iov.iter().map(|v| v.iov_len).sum();
+    if into_guest {
+        let mut copied = 0;
+        let ready = end.pipe.borrow_mut().read(total, |piece| {
+            scatter(iov, copied, piece);
+            copied += piece.len();
+        });
+        return match ready {
+            Ready::Moved(n) => {
+                k.proc.mem.note_copied(n as u64);
+                k.wake_pipe_waiters(id);
+                Ok(n as u64)
+            }
+            Ready::Wait if non_blocking => Err(Errno::EAGAIN.into()),
+            Ready::Wait | Ready::Broken => Err(SysError::Block(Wait::PipeRead { pipe: id })),
+        };
+    }
+    let done = std::mem::take(&mut k.task.io_progress) as usize;
+    let bytes = gather(iov, done);
+    let written = match end.pipe.borrow_mut().write(&bytes, total) {
+        Ready::Moved(n) => n,
+        Ready::Broken if done == 0 => return pipe_signal(k, Err(Errno::EPIPE)),
+        Ready::Broken => return Ok(done as u64),
+        Ready::Wait if non_blocking && done == 0 => return Err(Errno::EAGAIN.into()),
+        Ready::Wait => 0,
+    };
+    k.proc.mem.note_copied(written as u64);
+    if written > 0 {
+        k.wake_pipe_waiters(id);
+    }
+    let done = done + written;
+    if done == total || non_blocking {
+        return Ok(done as u64);
+    }
+    k.task.io_progress = done as u64;
+    Err(SysError::Block(Wait::PipeWrite { pipe: id }))
+}
+
+/// Copies `bytes` into the iovecs, starting `offset` bytes in.
+fn scatter(iov: &[libc::iovec], mut offset: usize, mut bytes: &[u8]) {
+    for v in iov {
+        if bytes.is_empty() {
+            break;
+        }
+        if offset >= v.iov_len {
+            offset -= v.iov_len;
+            continue;
+        }
+        let n = (v.iov_len - offset).min(bytes.len());
+        // SAFETY: the iovecs point into guest physical memory that the kernel checked
+        // for writing (`host_iovecs`), and nothing else holds a reference into it.
+        let target = unsafe { std::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len) };
+        target[offset..offset + n].copy_from_slice(&bytes[..n]);
+        bytes = &bytes[n..];
+        offset = 0;
+    }
+}
+
+/// The bytes of the iovecs from `skip` bytes in.
+fn gather(iov: &[libc::iovec], skip: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for v in iov {
+        // SAFETY: the iovecs point into guest physical memory that the kernel checked for
+        // reading (`host_iovecs`).
+        bytes.extend_from_slice(unsafe {
+            std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len)
+        });
+    }
+    bytes.split_off(skip.min(bytes.len()))
+}
