@@ -4,6 +4,7 @@
 //! File and descriptor calls act on the host through host syscalls, with guest descriptors
 //! mapped to host ones. Time is virtual and randomness is seeded, so runs are reproducible.
 
+pub mod exec;
 pub mod fd;
 pub mod futex;
 pub mod machine_files;
@@ -128,6 +129,8 @@ pub struct Kernel {
     pub seed: u64,
     /// The guest address of the syscall being served.
     pub syscall_rip: u64,
+    /// The running task execve'd: where the CPU starts the new image.
+    pub execed: Option<exec::Image>,
     /// Frames that may hold translated code were freed (an address space was dropped): the
     /// CPU's translations of physical pages must go before anything runs.
     pub flush_translations: bool,
@@ -197,6 +200,7 @@ impl Kernel {
             max_tasks: DEFAULT_MAX_TASKS,
             seed: 0,
             syscall_rip: 0,
+            execed: None,
             flush_translations: false,
             registers: RegisterRequests::default(),
             elapsed_ns: 0,

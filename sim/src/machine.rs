@@ -101,6 +101,8 @@ pub struct Machine {
     start: u64,
     /// The CPU state of every task but the running one.
     saved: HashMap<crate::kernel::process::Pid, switch::SavedCpu>,
+    /// The CPU as a program starts on it (what execve gives the new image).
+    initial: unicorn_engine::Context,
 }
 
 impl Machine {
@@ -179,10 +181,12 @@ impl Machine {
             uc.reg_write(RegisterX86::RSP, stack_pointer),
         )?;
 
+        let initial = setup("save the initial CPU state", uc.context_init())?;
         let mut machine = Self {
             uc,
             start,
             saved: HashMap::new(),
+            initial,
         };
         machine.install_hooks(ring0)?;
         // The first block's code may be writable: it is watched like any later block's.

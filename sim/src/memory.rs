@@ -133,10 +133,21 @@ impl AddressSpace {
     /// kernel half's) are shared, and copied when one side makes them writable. Pages in
     /// `skip` (the parent's code cache) are not carried over.
     pub fn fork(&self, skip: Range<u64>) -> Result<Self, Errno> {
+        self.copy(0, skip)
+    }
+
+    /// An empty user half for execve, with this one's kernel half but `skip`.
+    pub fn successor(&self, skip: Range<u64>) -> Result<Self, Errno> {
+        self.copy(USER_END, skip)
+    }
+
+    /// A new address space with the pages from `from` up (but `skip`): the kernel half's
+    /// and read-only user pages shared, other user pages copied.
+    fn copy(&self, from: u64, skip: Range<u64>) -> Result<Self, Errno> {
         let mut child = Self::over(Rc::clone(&self.phys)).ok_or(Errno::ENOMEM)?;
         let mut held = Vec::new();
         self.tables
-            .for_each_leaf(&self.phys.borrow(), 0, u64::MAX, |page, leaf| {
+            .for_each_leaf(&self.phys.borrow(), from, u64::MAX, |page, leaf| {
                 held.push((page, leaf))
             });
         for (page, leaf) in held.into_iter().filter(|(page, _)| !skip.contains(page)) {
@@ -157,9 +168,11 @@ impl AddressSpace {
                 .map(&mut phys, page, Leaf { frame, ..leaf })
                 .ok_or(Errno::ENOMEM)?;
         }
-        child.vmas = self.vmas.clone();
-        child.brk_start = self.brk_start;
-        child.brk = self.brk;
+        if from < USER_END {
+            child.vmas = self.vmas.clone();
+            child.brk_start = self.brk_start;
+            child.brk = self.brk;
+        }
         Ok(child)
     }
 

@@ -201,6 +201,16 @@ impl System {
         self.spaces.insert(pid, space);
     }
 
+    /// The running process has a new image (execve): its block counts and translations
+    /// are of the old one.
+    pub fn replace_space(&mut self) {
+        self.blocks = BlockCounter::new(self.cache.is_some());
+        if let Some(cache) = &mut self.cache {
+            self.retired_stats.absorb(&cache.stats);
+            *cache = cache.fresh();
+        }
+    }
+
     /// The running process changed from `outgoing`: its space is kept while it lives, and
     /// the new one's comes in.
     fn switch_space(&mut self, outgoing: Pid) {
@@ -230,7 +240,7 @@ impl System {
 
     /// Whether the machine must stop and switch tasks (or make the CPU state of new ones).
     pub fn wants_switch(&self) -> bool {
-        self.preempted || self.kernel.must_switch() || !self.kernel.spawned.is_empty()
+        self.preempted || self.kernel.must_stop()
     }
 
     /// The running task starts (or goes on after another switch) with a fresh quantum.

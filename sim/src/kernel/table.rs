@@ -204,6 +204,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::wait4, "ipvp", proc::wait4).returning(Rule::Pid),
     call(Sysno::clone, "vpppp", proc::clone).returning(Rule::Pid),
     call(Sysno::fork, "", proc::fork).returning(Rule::Pid),
+    call(Sysno::execve, "ppp", proc::execve),
     call(Sysno::vfork, "", proc::vfork).returning(Rule::Pid),
     // As a kernel before 5.3: glibc then falls back to clone.
     declined(Sysno::clone3, "pv"),

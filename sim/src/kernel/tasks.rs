@@ -50,6 +50,12 @@ impl Kernel {
         self.yielded || !matches!(self.task.state, State::Runnable)
     }
 
+    /// Whether the machine has CPU work to do for this syscall before the task goes on:
+    /// a switch, new tasks' CPU state, or a new image.
+    pub fn must_stop(&self) -> bool {
+        self.must_switch() || !self.spawned.is_empty() || self.execed.is_some()
+    }
+
     /// A new thread of the running process, runnable, after the others.
     pub fn spawn_thread(&mut self, stack: Option<u64>, tls: Option<u64>) -> Pid {
         let tid = self.alloc_pid();

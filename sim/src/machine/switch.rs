@@ -12,6 +12,7 @@ use unicorn_engine::{Context, RegisterX86};
 
 use super::{set_segment_base, setup, Machine, MachineError, SegmentBase};
 use crate::bt::layout::{self, RUNTIME};
+use crate::kernel::exec::Image;
 use crate::kernel::tasks::{Spawn, Switch};
 use crate::system::{Flow, System};
 
@@ -35,6 +36,9 @@ impl Machine {
             let spawned = std::mem::take(&mut self.uc.get_data_mut().kernel.spawned);
             if !spawned.is_empty() {
                 self.spawn(&spawned)?;
+            }
+            if let Some(image) = self.uc.get_data_mut().kernel.execed.take() {
+                self.start_image(image)?;
             }
             let system = self.uc.get_data();
             if !system.preempted && !system.kernel.must_switch() {
@@ -188,6 +192,37 @@ impl Machine {
             self.restore(&parent)?;
         }
         Ok(())
+    }
+
+    /// The running task starts a new image (execve): the CPU as the first program started
+    /// on it, on the new page tables, at the new entry point and stack; at ring 0 with an
+    /// empty code cache, entered through the runtime's start and the dispatcher.
+    fn start_image(&mut self, image: Image) -> Result<(), MachineError> {
+        let step = "start a new image";
+        setup(step, self.uc.context_restore(&self.initial))?;
+        setup(step, self.uc.reg_write(RegisterX86::CR3, image.cr3))?;
+        let ring0 = self.uc.get_data().cache.is_some();
+        if ring0 {
+            let system = self.uc.get_data_mut();
+            system.replace_space();
+            let mem = &mut system.kernel.proc.mem;
+            mem.fill(RUNTIME.user_rsp, &image.stack_pointer.to_le_bytes());
+            mem.fill(RUNTIME.target, &image.entry.to_le_bytes());
+            mem.fill(layout::NEXT, &layout::DISPATCH.to_le_bytes());
+            for which in [SegmentBase::Fs, SegmentBase::Gs] {
+                set_segment_base(&mut self.uc, which, 0);
+            }
+            super::watch_page_tails(&mut self.uc);
+            setup(step, self.uc.set_pc(layout::START))
+        } else {
+            self.uc.get_data_mut().replace_space();
+            setup(step, self.uc.reg_write(RegisterX86::RCX, image.entry))?;
+            setup(
+                step,
+                self.uc.reg_write(RegisterX86::RSP, image.stack_pointer),
+            )?;
+            setup(step, self.uc.set_pc(super::ENTER_USER))
+        }
     }
 
     /// The running task's value of the runtime slot at `address` (ring 0; 0 at ring 3).

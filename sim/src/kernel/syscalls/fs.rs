@@ -34,7 +34,7 @@ pub(super) fn host(ret: libc::c_long) -> Result<u64, Errno> {
 }
 
 /// A guest path, with the names that must mean the guest rather than the simulator rewritten.
-fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
+pub(super) fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
     let given = k.proc.mem.read_cstring(addr, PATH_MAX)?;
     // The names below are matched as the kernel would resolve them (`//proc/./x` is
     // `/proc/x`); a path that matches none goes to the host as given.

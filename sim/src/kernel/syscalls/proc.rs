@@ -5,6 +5,7 @@ use rand::RngCore;
 
 use super::sync::{self, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID};
 use super::sync::{CLONE_SETTLS, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL};
+use crate::kernel::exec;
 use crate::kernel::process::Process;
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Exit, Kernel, SysError, SysResult};
@@ -300,6 +301,15 @@ fn clone_process(k: &mut Kernel, a: &Args) -> SysResult {
         return Err(SysError::Block(Wait::Vfork { child: pid }));
     }
     Ok(pid)
+}
+
+/// execve(path, argv, envp).
+pub fn execve(k: &mut Kernel, a: &Args) -> SysResult {
+    let given = k.proc.mem.read_cstring(a[0], libc::PATH_MAX as usize)?;
+    let path = super::fs::path(k, a[0])?;
+    let argv = exec::read_strings(k, a[1])?;
+    let envp = exec::read_strings(k, a[2])?;
+    exec::execve(k, &path, given, argv, envp)
 }
 
 const WNOHANG: u64 = libc::WNOHANG as u64;

@@ -90,6 +90,18 @@ impl SignalState {
         }
     }
 
+    /// After execve: caught signals go back to their default action (ignored ones stay
+    /// ignored), and the alternate stack is gone (Linux's `flush_signal_handlers`).
+    pub fn reset_for_exec(&mut self) {
+        for action in self.actions.iter_mut() {
+            let handler = u64::from_le_bytes(action[..8].try_into().unwrap());
+            if handler != SIG_IGN {
+                *action = [0; SIGACTION_SIZE];
+            }
+        }
+        self.altstack = Self::default().altstack;
+    }
+
     /// When the pending alarm fires, if one is set.
     pub fn alarm_deadline(&self) -> Option<u64> {
         self.alarm_at
