@@ -99,17 +99,7 @@ pub fn execve(
     let loaded = loader::load(&mut mem, &path, &bytes, &args).map_err(refusal)?;
     // The point of no return.
     let pid = k.proc.pid;
-    let others: Vec<u64> = k
-        .tasks
-        .values()
-        .filter(|t| t.pid == pid)
-        .map(|t| t.tid)
-        .collect();
-    for tid in others {
-        k.tasks.remove(&tid);
-        k.sched.remove(tid);
-        k.futexes.forget(tid);
-    }
+    k.end_other_threads();
     let cr3 = mem.cr3();
     k.proc.mem = mem;
     k.flush_translations = true;

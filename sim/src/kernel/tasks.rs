@@ -187,8 +187,8 @@ impl Kernel {
         }
     }
 
-    /// The running process ends (exit_group, a fatal signal): all its tasks with it.
-    pub fn exit_process(&mut self, exit: Exit) {
+    /// Every task of the running process but the running one ends (exit_group, execve).
+    pub fn end_other_threads(&mut self) {
         let pid = self.proc.pid;
         let others: Vec<Pid> = self
             .tasks
@@ -201,6 +201,11 @@ impl Kernel {
             self.sched.remove(tid);
             self.futexes.forget(tid);
         }
+    }
+
+    /// The running process ends (exit_group, a fatal signal): all its tasks with it.
+    pub fn exit_process(&mut self, exit: Exit) {
+        self.end_other_threads();
         self.task.state = State::Exited;
         self.end_process(exit);
     }
