@@ -110,6 +110,22 @@ struct Cli {
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
 
+    /// The scheduler's quantum: a task runs at most about N guest instructions (checked at
+    /// block boundaries) before the next runnable task gets the CPU.
+    #[arg(long, value_name = "N", default_value_t = sim::kernel::sched::DEFAULT_QUANTUM,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    quantum: u64,
+
+    /// Pick the next task, and each quantum, from a stream seeded by N instead of round
+    /// robin: another interleaving, the same on every run with the same N.
+    #[arg(long, value_name = "N")]
+    schedule_seed: Option<u64>,
+
+    /// Past N live tasks, fork and clone fail with EAGAIN, as Linux's limits make them.
+    #[arg(long, value_name = "N", default_value_t = sim::kernel::DEFAULT_MAX_TASKS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_tasks: usize,
+
     /// What an unsupported syscall does: stop the run, or return -ENOSYS and go on.
     #[arg(long, value_enum, default_value_t = UnsupportedPolicy::Stop)]
     on_unsupported_syscall: UnsupportedPolicy,
@@ -420,6 +436,9 @@ fn main() -> ExitCode {
         seed: cli.seed,
         user_ids: cli.user_ids,
         max_instructions: cli.max_instructions,
+        quantum: cli.quantum,
+        schedule_seed: cli.schedule_seed,
+        max_tasks: cli.max_tasks,
         dump_translation: cli.dump_translation.is_some(),
         trace_syscalls: cli.trace_syscalls.is_some(),
         planted_bug: cli.plant_bug.map(PlantedBugArg::bug),

@@ -175,6 +175,7 @@ mod tests {
             syscalls: syscalls
                 .iter()
                 .map(|&(nr, ret)| SyscallRecord {
+                    tid: 1000,
                     nr,
                     args: [1, 0x1000, 6, 0, 0, 0],
                     ret,

@@ -21,6 +21,7 @@ mod tests {
         let mut all = [0xdead_beef; 6];
         all[..args.len()].copy_from_slice(args);
         SyscallRecord {
+            tid: 1000,
             nr: nr.id() as u64,
             args: all,
             ret,

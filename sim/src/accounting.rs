@@ -103,6 +103,9 @@ impl Fnv {
 /// on failure), as `strace` would show them raw.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyscallRecord {
+    /// The task that made it.
+    #[serde(default)]
+    pub tid: u64,
     pub nr: u64,
     pub args: [u64; 6],
     pub ret: u64,

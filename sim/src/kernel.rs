@@ -7,6 +7,7 @@
 pub mod exec;
 pub mod fd;
 pub mod futex;
+pub mod history;
 pub mod machine_files;
 pub mod pipe;
 pub mod process;
@@ -129,6 +130,8 @@ pub struct Kernel {
     pub seed: u64,
     /// The guest address of the syscall being served.
     pub syscall_rip: u64,
+    /// Every process the run made, by pid.
+    pub history: BTreeMap<Pid, history::ProcessLog>,
     /// The running task execve'd: where the CPU starts the new image.
     pub execed: Option<exec::Image>,
     /// Frames that may hold translated code were freed (an address space was dropped): the
@@ -201,6 +204,7 @@ impl Kernel {
             seed: 0,
             syscall_rip: 0,
             execed: None,
+            history: BTreeMap::new(),
             flush_translations: false,
             registers: RegisterRequests::default(),
             elapsed_ns: 0,

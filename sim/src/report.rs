@@ -10,6 +10,7 @@ use translator::Source;
 
 use crate::bt::cache::TranslationStats;
 use crate::costs::{CostModel, Ring0Events, Ring3Cycles};
+use crate::kernel::history::{ProcessLog, TaskLog};
 use crate::kernel::syscalls::short_name;
 use crate::kernel::Exit;
 use crate::run::RunConfig;
@@ -69,6 +70,26 @@ pub struct Ring0Report {
     pub indirect_misses: u64,
 }
 
+/// One process of the run, and its tasks' counts.
+#[derive(Debug, Serialize)]
+pub struct ProcessReport {
+    pub pid: u64,
+    pub ppid: u64,
+    /// The argv of its last image.
+    pub argv: Vec<String>,
+    /// Images it ran: 1 plus its successful execve calls.
+    pub images: u32,
+    /// How it ended; absent for a process still running when the run stopped.
+    pub exit: Option<ExitReport>,
+    pub tasks: u64,
+    pub guest_instructions: u64,
+    pub syscalls: u64,
+    /// Switches away from its tasks because they blocked or yielded.
+    pub voluntary_switches: u64,
+    /// Switches away from its tasks because their quantum ran out.
+    pub preempted: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub program: String,
@@ -95,6 +116,39 @@ pub struct Report {
     /// ring3 cycles / ring0 cycles without the one-time translation cost: what a long run
     /// of the same code tends to, once everything it runs is translated.
     pub steady_state_speedup: Option<f64>,
+    /// Every process the run made, in pid order (creation order).
+    pub processes: Vec<ProcessReport>,
+}
+
+fn exit_report(exit: &Exit) -> ExitReport {
+    match exit {
+        Exit::Code(code) => ExitReport {
+            code: Some(*code),
+            signal: None,
+            reason: None,
+        },
+        Exit::Signal { signal, reason } => ExitReport {
+            code: None,
+            signal: Some(signal.as_str().to_string()),
+            reason: Some(reason.clone()),
+        },
+    }
+}
+
+fn process_report(log: &ProcessLog) -> ProcessReport {
+    let sum = |count: fn(&TaskLog) -> u64| log.tasks.iter().map(count).sum();
+    ProcessReport {
+        pid: log.pid,
+        ppid: log.ppid,
+        argv: log.argv.clone(),
+        images: log.images,
+        exit: log.exit.as_ref().map(exit_report),
+        tasks: log.tasks.len() as u64,
+        guest_instructions: sum(|t| t.instructions),
+        syscalls: sum(|t| t.syscalls),
+        voluntary_switches: sum(|t| t.voluntary_switches),
+        preempted: sum(|t| t.preempted),
+    }
 }
 
 fn by_source<T>(extra: &[i64; Source::ALL.len()], value: impl Fn(i64) -> T) -> BTreeMap<String, T> {
@@ -114,16 +168,7 @@ impl Report {
         let model = &config.cost_model;
         let cycles: Ring3Cycles = model.ring3_cycles(counts);
         let exit = match &finished.stop {
-            Stop::Exit(Exit::Code(code)) => ExitReport {
-                code: Some(*code),
-                signal: None,
-                reason: None,
-            },
-            Stop::Exit(Exit::Signal { signal, reason }) => ExitReport {
-                code: None,
-                signal: Some(signal.as_str().to_string()),
-                reason: Some(reason.clone()),
-            },
+            Stop::Exit(exit) => exit_report(exit),
             Stop::InstructionLimit => ExitReport {
                 code: None,
                 signal: None,
@@ -205,7 +250,51 @@ impl Report {
             ring0,
             speedup,
             steady_state_speedup,
+            processes: finished.processes.iter().map(process_report).collect(),
         }
+    }
+
+    /// One row per process, for runs of more than one task.
+    fn processes_table(&self) -> String {
+        let header = [
+            "pid",
+            "ppid",
+            "argv",
+            "exit",
+            "tasks",
+            "instructions",
+            "syscalls",
+            "switches",
+            "preempted",
+        ];
+        let mut table = new_table(&header);
+        for p in &self.processes {
+            let exit = match &p.exit {
+                Some(ExitReport {
+                    code: Some(code), ..
+                }) => code.to_string(),
+                Some(ExitReport {
+                    signal: Some(signal),
+                    ..
+                }) => signal.clone(),
+                _ => "running".into(),
+            };
+            table.add_row(vec![
+                p.pid.to_string(),
+                p.ppid.to_string(),
+                p.argv.join(" "),
+                exit,
+                p.tasks.to_string(),
+                group(p.guest_instructions),
+                group(p.syscalls),
+                group(p.voluntary_switches),
+                group(p.preempted),
+            ]);
+        }
+        for column in 4..header.len() {
+            right_align(&mut table, column);
+        }
+        table.to_string() + "\n"
     }
 
     pub fn to_json(&self) -> String {
@@ -245,6 +334,9 @@ impl Report {
         right_align(&mut summary, 1);
         out.push_str(&summary.to_string());
         out.push('\n');
+        if self.processes.len() > 1 || self.processes.iter().any(|p| p.tasks > 1) {
+            out.push_str(&self.processes_table());
+        }
 
         let share = |part: u64| percent(part, self.ring3.cycles);
         let mut cycles = new_table(&["ring 3 estimate", "cycles", "share"]);

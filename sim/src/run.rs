@@ -13,6 +13,9 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::accounting::SyscallRecord;
 use crate::costs::CostModel;
+use crate::kernel::history::ProcessLog;
+use crate::kernel::process::{FIRST_PID, INIT_PID};
+use crate::kernel::sched::Scheduler;
 use crate::kernel::syscalls::ids::Credentials;
 use crate::kernel::{Exit, Kernel, OnUnsupported, Unsupported};
 use crate::loader::{self, ExecArgs, LoadError};
@@ -42,6 +45,12 @@ pub struct RunConfig {
     /// for runs that must not depend on the host user; the host user's when `None`.
     pub user_ids: Option<(u32, u32)>,
     pub max_instructions: Option<u64>,
+    /// The scheduler's quantum, in guest instructions.
+    pub quantum: u64,
+    /// Seeds a randomized schedule (round robin when `None`).
+    pub schedule_seed: Option<u64>,
+    /// Live tasks past which fork and clone fail with EAGAIN.
+    pub max_tasks: usize,
     pub on_unsupported: OnUnsupported,
     pub mode: Mode,
     /// Keep a disassembly of every translated block (ring 0).
@@ -192,6 +201,16 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
         config.cpu_vendor.model(),
         config.on_unsupported,
     );
+    let mut kernel = kernel;
+    kernel.seed = config.seed;
+    kernel.max_tasks = config.max_tasks;
+    kernel.sched = Scheduler::new(config.quantum, config.schedule_seed);
+    let argv_shown = exec
+        .argv
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    let log = ProcessLog::new(FIRST_PID, INIT_PID, Vec::new(), argv_shown.collect());
+    kernel.history.insert(FIRST_PID, log);
     let mut system = System::new(
         kernel,
         config.cost_model.clone(),

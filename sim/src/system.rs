@@ -83,6 +83,8 @@ pub struct Finished {
     pub translation_dump: Option<String>,
     /// Every syscall in order, when asked for (`syscall_trace`).
     pub syscall_trace: Option<Vec<SyscallRecord>>,
+    /// Every process the run made, in pid order.
+    pub processes: Vec<crate::kernel::history::ProcessLog>,
 }
 
 /// What the machine does after a syscall or hypercall.
@@ -258,11 +260,35 @@ impl System {
             return false;
         }
         if !self.kernel.sched.has_runnable() {
-            self.start_quantum();
+            let now = self.clock.instructions();
+            self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
             return false;
         }
         let in_stubs = (crate::bt::layout::STUBS..crate::bt::layout::DATA).contains(&addr);
         !(self.cache.is_some() && in_stubs)
+    }
+
+    /// Adds the guest instructions run since the running task's last charge to its count.
+    fn charge_running_task(&mut self) {
+        let now = self.clock.instructions();
+        self.kernel.task.instructions += now - self.switched_in_at;
+        self.switched_in_at = now;
+    }
+
+    /// The process log with the live tasks' counts as of now.
+    fn process_logs(&mut self) -> Vec<crate::kernel::history::ProcessLog> {
+        self.charge_running_task();
+        let kernel = &mut self.kernel;
+        let running = std::mem::replace(&mut kernel.task, crate::kernel::task::Task::new(0, 0));
+        kernel.log_task(&running);
+        let others: Vec<u64> = kernel.tasks.keys().copied().collect();
+        for tid in others {
+            let task = kernel.tasks.remove(&tid).expect("listed");
+            kernel.log_task(&task);
+            kernel.tasks.insert(tid, task);
+        }
+        kernel.task = running;
+        kernel.history.values().cloned().collect()
     }
 
     /// Counts `instructions` run in the code cache or stubs that are not the guest's own,
@@ -277,8 +303,7 @@ impl System {
     /// Gives up the CPU: the running task's instructions are recorded, the kernel picks the
     /// next task. The machine has saved the CPU state and restores the next one's.
     pub fn switch(&mut self) -> crate::kernel::tasks::Switch {
-        let ran = self.clock.instructions() - self.switched_in_at;
-        self.kernel.task.instructions += ran;
+        self.charge_running_task();
         let preempted = std::mem::take(&mut self.preempted);
         let outgoing = self.kernel.proc.pid;
         let switch = self.kernel.switch(preempted);
@@ -415,6 +440,7 @@ impl System {
             ring0,
             translation_dump,
             syscall_trace: self.syscall_trace.take(),
+            processes: self.process_logs(),
         }
     }
 
@@ -445,9 +471,11 @@ impl System {
     /// task goes on unless it must give up the CPU.
     fn complete(&mut self, nr: u64, args: &Args, done: &Dispatched) -> Flow {
         self.counts.record_syscall(nr, done.row, done.enosys);
+        self.kernel.task.syscalls += 1;
         self.counts.record_sequence(nr, args, done.ret);
         if let Some(trace) = &mut self.syscall_trace {
             trace.push(SyscallRecord {
+                tid: self.kernel.task.tid,
                 nr,
                 args: *args,
                 ret: done.ret,

@@ -259,9 +259,10 @@ impl Follower {
                         let stream = &mut self.processes[process].stream;
                         overwrite_random(pid, args[0], ret as usize, stream)?;
                     }
+                    let tid = pid.as_raw() as u64;
                     self.tasks[task]
                         .syscalls
-                        .push(SyscallRecord { nr, args, ret });
+                        .push(SyscallRecord { tid, nr, args, ret });
                 }
             }
             _ => {}
@@ -397,7 +398,13 @@ impl Follower {
         // exit and exit_group never return: their entry is all there is (result 0, as the
         // simulator records them).
         if let Some((nr, args)) = task.entry {
-            record.syscalls.push(SyscallRecord { nr, args, ret: 0 });
+            let tid = pid.as_raw() as u64;
+            record.syscalls.push(SyscallRecord {
+                tid,
+                nr,
+                args,
+                ret: 0,
+            });
         }
         record.exit = Some(status.clone());
         let process = &mut self.processes[task.process];

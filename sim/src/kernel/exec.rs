@@ -79,6 +79,10 @@ pub fn execve(
     if shebang(&bytes).is_some() {
         return Err(Errno::ELOOP.into());
     }
+    let args_shown: Vec<String> = argv
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
     let mut random = [0u8; 16];
     k.proc.rng.fill_bytes(&mut random);
     let ids = &k.proc.credentials;
@@ -110,6 +114,10 @@ pub fn execve(
     k.proc.comm = path.file_name().map_or_else(Vec::new, |n| {
         n.as_bytes().iter().take(15).copied().collect()
     });
+    if let Some(log) = k.history.get_mut(&pid) {
+        log.argv = args_shown;
+        log.images += 1;
+    }
     k.task.clear_child_tid = 0;
     k.task.state = State::Runnable;
     let parent = k.proc.ppid;

@@ -15,6 +15,8 @@ pub struct Task {
     pub io_progress: u64,
     /// Guest instructions run by this task, as of its last switch out.
     pub instructions: u64,
+    /// Syscalls it completed.
+    pub syscalls: u64,
     /// Switches away from it: voluntary (it blocked or yielded) and preempted.
     pub voluntary_switches: u64,
     pub preempted: u64,
@@ -29,6 +31,7 @@ impl Task {
             clear_child_tid: 0,
             io_progress: 0,
             instructions: 0,
+            syscalls: 0,
             voluntary_switches: 0,
             preempted: 0,
         }

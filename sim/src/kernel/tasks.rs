@@ -4,6 +4,7 @@
 use nix::errno::Errno;
 
 use super::fd::FdTable;
+use super::history::{ProcessLog, TaskLog};
 use super::process::{Pid, Process, FIRST_PID, INIT_PID};
 use super::random;
 use super::task::{Parked, State, Task, Wait, Wake};
@@ -60,6 +61,14 @@ impl Kernel {
     pub fn spawn_thread(&mut self, stack: Option<u64>, tls: Option<u64>) -> Pid {
         let tid = self.alloc_pid();
         self.tasks.insert(tid, Task::new(tid, self.proc.pid));
+        if let Some(log) = self.history.get_mut(&self.proc.pid) {
+            let thread = log.tasks.len() as u32;
+            log.tasks.push(TaskLog {
+                tid,
+                thread,
+                ..TaskLog::default()
+            });
+        }
         self.sched.enqueue(tid);
         self.spawned.push(Spawn {
             tid,
@@ -97,6 +106,20 @@ impl Kernel {
             .collect();
         for tid in tids {
             self.wake(tid, Wake::Retry);
+        }
+    }
+
+    /// Records `task`'s counts in its process's log.
+    pub fn log_task(&mut self, task: &Task) {
+        if let Some(log) = self
+            .history
+            .get_mut(&task.pid)
+            .and_then(|l| l.task_mut(task.tid))
+        {
+            log.instructions = task.instructions;
+            log.syscalls = task.syscalls;
+            log.voluntary_switches = task.voluntary_switches;
+            log.preempted = task.preempted;
         }
     }
 
@@ -142,6 +165,12 @@ impl Kernel {
             exe: parent.exe.clone(),
             comm: parent.comm.clone(),
         };
+        let argv = self
+            .history
+            .get(&parent.pid)
+            .map_or_else(Vec::new, |l| l.argv.clone());
+        let log = ProcessLog::new(pid, parent.pid, child.path.clone(), argv);
+        self.history.insert(pid, log);
         self.procs.insert(pid, child);
         self.tasks.insert(pid, Task::new(pid, pid));
         self.sched.enqueue(pid);
@@ -197,7 +226,9 @@ impl Kernel {
             .map(|t| t.tid)
             .collect();
         for tid in others {
-            self.tasks.remove(&tid);
+            if let Some(task) = self.tasks.remove(&tid) {
+                self.log_task(&task);
+            }
             self.sched.remove(tid);
             self.futexes.forget(tid);
         }
@@ -217,6 +248,9 @@ impl Kernel {
         let pid = self.proc.pid;
         if pid == FIRST_PID {
             self.first_exit = Some(exit.clone());
+        }
+        if let Some(log) = self.history.get_mut(&pid) {
+            log.exit = Some(exit.clone());
         }
         self.proc.exit = Some(exit);
         self.proc.fds = FdTable::default();
@@ -312,7 +346,10 @@ impl Kernel {
 
     fn put_away(&mut self, mut old: Task, preempted: bool) {
         match old.state {
-            State::Exited => return,
+            State::Exited => {
+                self.log_task(&old);
+                return;
+            }
             State::Runnable if preempted => old.preempted += 1,
             _ => old.voluntary_switches += 1,
         }
