@@ -75,6 +75,11 @@ pub struct Ring0Report {
 pub struct ProcessReport {
     pub pid: u64,
     pub ppid: u64,
+    /// Its place in the process tree: the i-th child of the process at `path[..n]` has
+    /// `path[n] = i` (see `kernel::random`), so that runs are compared by tree position.
+    pub path: Vec<u32>,
+    /// Its tasks' ids, the first task's first, then its threads' in creation order.
+    pub tids: Vec<u64>,
     /// The argv of its last image.
     pub argv: Vec<String>,
     /// Images it ran: 1 plus its successful execve calls.
@@ -140,6 +145,8 @@ fn process_report(log: &ProcessLog) -> ProcessReport {
     ProcessReport {
         pid: log.pid,
         ppid: log.ppid,
+        path: log.path.clone(),
+        tids: log.tasks.iter().map(|t| t.tid).collect(),
         argv: log.argv.clone(),
         images: log.images,
         exit: log.exit.as_ref().map(exit_report),
