@@ -14,6 +14,7 @@ pub mod process;
 pub mod random;
 pub mod sched;
 pub mod sigframe;
+pub mod signal;
 pub mod signature;
 pub mod syscalls;
 pub mod table;
@@ -34,8 +35,8 @@ use futex::Futexes;
 use machine_files::MachineFiles;
 use process::{Pid, Process, FIRST_PID, INIT_PID};
 use sched::Scheduler;
+use signal::SignalState;
 use syscalls::ids::Credentials;
-use syscalls::signal::SignalState;
 use table::{Handler, Row};
 use task::{Task, Wait};
 use tasks::Spawn;
@@ -73,6 +74,16 @@ pub enum Exit {
     Signal { signal: Signal, reason: String },
 }
 
+impl Exit {
+    /// The status word wait4 reports for a child that ended so.
+    pub fn wait_status(&self) -> u32 {
+        match self {
+            Exit::Code(code) => ((*code as u32) & 0xff) << 8,
+            Exit::Signal { signal, .. } => *signal as u32 & 0x7f,
+        }
+    }
+}
+
 /// What to do about a syscall the table does not implement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnUnsupported {
@@ -90,17 +101,24 @@ pub struct Unsupported {
     pub rip: u64,
 }
 
-/// The thread's registers as the kernel sees them: the FS and GS bases live in the CPU (a
-/// guest's `mov` to FS or GS changes them with no syscall), so the machine reads them in
-/// for the calls that read them (`arch_prctl`), and carries out the changes asked for.
+/// The thread's registers as the kernel sees them: they live in the CPU (a guest's `mov`
+/// to FS changes its base with no syscall), so the machine reads them in for the calls that
+/// read them (`arch_prctl`, sigaltstack, rt_sigreturn), and carries out the changes asked
+/// for.
 #[derive(Debug, Default)]
 pub struct RegisterRequests {
     /// The CPU's FS and GS bases when the syscall was made.
     pub fs_base_now: u64,
     pub gs_base_now: u64,
+    /// The guest's RSP when the syscall was made.
+    pub rsp_now: u64,
+    /// The guest's registers when the syscall was made (rt_sigreturn).
+    pub user_now: sigframe::UserRegs,
     /// New bases to load on return to the guest.
     pub fs_base: Option<u64>,
     pub gs_base: Option<u64>,
+    /// Registers and FP state to load on return to the guest (rt_sigreturn).
+    pub restore: Option<(sigframe::UserRegs, sigframe::FxState)>,
 }
 
 pub struct Kernel {
@@ -182,6 +200,7 @@ impl Kernel {
                 path: Vec::new(),
                 children_made: 0,
                 exit: None,
+                exit_signal: libc::SIGCHLD as u32,
                 mem,
                 fds: FdTable::with_host_stdio(),
                 signals: SignalState::default(),
@@ -247,8 +266,9 @@ impl Kernel {
         let row = table::lookup(nr);
         let result = match row.map(|r| r.handler) {
             // Signals are acted on as the syscall returns to the guest.
-            Some(Handler::Call(handler)) => handler(self, args)
-                .and_then(|value| syscalls::signal::fire_due_alarm(self).map(|()| value)),
+            Some(Handler::Call(handler)) => handler(self, args).inspect(|_| {
+                syscalls::signal::fire_due_alarm(self);
+            }),
             Some(Handler::NoSys) => Err(SysError::Errno(Errno::ENOSYS)),
             None => {
                 let name = syscalls::name(nr);

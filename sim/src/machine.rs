@@ -10,6 +10,7 @@ pub mod faults;
 pub mod guard;
 pub mod paging;
 pub mod physmem;
+pub mod regs;
 pub mod switch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -336,11 +337,18 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
         Some(call) if call != Hypercall::KernelEntry => uc.get_data_mut().hypercall(call, rip),
         entry => {
             let nr = reg(uc, RAX);
-            // The one call that reads the segment bases; the CPU is where they live.
+            // The calls that read registers; the CPU is where they live.
             if nr == Sysno::arch_prctl as u64 {
                 let (fs, gs) = (reg(uc, RegisterX86::FS_BASE), reg(uc, RegisterX86::GS_BASE));
                 let registers = &mut uc.get_data_mut().kernel.registers;
                 (registers.fs_base_now, registers.gs_base_now) = (fs, gs);
+            }
+            if nr == Sysno::sigaltstack as u64 || nr == Sysno::rt_sigreturn as u64 {
+                let rsp = regs::guest_rsp(uc);
+                let mut user = regs::user_regs(uc);
+                user.eflags = reg(uc, RFLAGS);
+                let registers = &mut uc.get_data_mut().kernel.registers;
+                (registers.rsp_now, registers.user_now) = (rsp, user);
             }
             let args = [
                 reg(uc, RDI),
@@ -363,7 +371,8 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
     };
     let ring0 = uc.get_data().cache.is_some();
     let system = uc.get_data_mut();
-    let registers = std::mem::take(&mut system.kernel.registers);
+    let registers = &mut system.kernel.registers;
+    let (fs_base, gs_base) = (registers.fs_base.take(), registers.gs_base.take());
     let sync = system.kernel.proc.mem.take_sync();
     if !sync.changed_code.is_empty() {
         system.blocks.forget_all();
@@ -385,10 +394,10 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
         None
     };
     let stopped = system.stop.is_some();
-    if let Some(base) = registers.fs_base {
+    if let Some(base) = fs_base {
         set_segment_base(uc, SegmentBase::Fs, base);
     }
-    if let Some(base) = registers.gs_base {
+    if let Some(base) = gs_base {
         set_segment_base(uc, SegmentBase::Gs, base);
     }
     // A changed address space may have moved the frames before watched pages; the TLB is

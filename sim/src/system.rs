@@ -242,7 +242,10 @@ impl System {
 
     /// Whether the machine must stop and switch tasks (or make the CPU state of new ones).
     pub fn wants_switch(&self) -> bool {
-        self.preempted || self.kernel.must_stop()
+        self.preempted
+            || self.kernel.must_stop()
+            || self.kernel.signal_pending()
+            || self.kernel.registers.restore.is_some()
     }
 
     /// The running task starts (or goes on after another switch) with a fresh quantum.
@@ -304,6 +307,7 @@ impl System {
     /// next task. The machine has saved the CPU state and restores the next one's.
     pub fn switch(&mut self) -> crate::kernel::tasks::Switch {
         self.charge_running_task();
+        self.set_kernel_time();
         let preempted = std::mem::take(&mut self.preempted);
         let outgoing = self.kernel.proc.pid;
         let switch = self.kernel.switch(preempted);
@@ -444,7 +448,7 @@ impl System {
         }
     }
 
-    fn set_kernel_time(&mut self) {
+    pub fn set_kernel_time(&mut self) {
         let cpu_ns = (self.model.seconds(self.clock.cycles()) * 1e9) as u64;
         self.kernel.cpu_ns = cpu_ns;
         self.kernel.elapsed_ns = cpu_ns + self.kernel.slept_ns;
@@ -472,6 +476,7 @@ impl System {
     fn complete(&mut self, nr: u64, args: &Args, done: &Dispatched) -> Flow {
         self.counts.record_syscall(nr, done.row, done.enosys);
         self.kernel.task.syscalls += 1;
+        self.kernel.task.at_syscall = Some(crate::kernel::signal::AtSyscall { nr });
         self.counts.record_sequence(nr, args, done.ret);
         if let Some(trace) = &mut self.syscall_trace {
             trace.push(SyscallRecord {
@@ -488,6 +493,8 @@ impl System {
         if self.wants_switch() {
             Flow::Reschedule(Some(done.ret))
         } else {
+            // Straight back to user mode: nothing to deliver there.
+            self.kernel.task.at_syscall = None;
             Flow::Return(done.ret)
         }
     }
@@ -873,7 +880,7 @@ impl System {
 
     /// Ends the process with `signal`, unless the guest has a handler, which is not modelled.
     pub fn kill(&mut self, signal: Signal, reason: String, rip: u64) {
-        let handler = self.kernel.proc.signals.handler(signal as usize);
+        let handler = self.kernel.proc.signals.handler(signal as u32);
         if handler > 1 {
             let what = format!(
                 "delivering {} ({reason}) to a guest handler",

@@ -119,6 +119,8 @@ pub fn execve(
         log.images += 1;
     }
     k.task.clear_child_tid = 0;
+    k.task.signals.altstack = Default::default();
+    k.task.signals.saved_mask = None;
     k.task.state = State::Runnable;
     let parent = k.proc.ppid;
     k.wake_parent(parent, pid);

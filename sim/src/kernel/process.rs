@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use rand_chacha::ChaCha20Rng;
 
 use super::fd::FdTable;
+use super::signal::SignalState;
 use super::syscalls::ids::Credentials;
-use super::syscalls::signal::SignalState;
 use super::Exit;
 use crate::memory::AddressSpace;
 
@@ -31,6 +31,8 @@ pub struct Process {
     pub children_made: u32,
     /// How it ended, once it has: until its parent reaps it, it is a zombie.
     pub exit: Option<Exit>,
+    /// The signal its parent gets when it ends (clone's CSIGNAL; SIGCHLD for fork).
+    pub exit_signal: u32,
     pub mem: AddressSpace,
     pub fds: FdTable,
     pub signals: SignalState,

@@ -245,6 +245,10 @@ pub static TABLE: &[Row] = &[
     call(Sysno::tgkill, "iiv", signal::tgkill),
     call(Sysno::tkill, "iv", signal::tkill),
     call(Sysno::restart_syscall, "", signal::restart_syscall),
+    call(Sysno::rt_sigsuspend, "pv", signal::rt_sigsuspend),
+    call(Sysno::pause, "", signal::pause),
+    call(Sysno::rt_sigpending, "pv", signal::rt_sigpending),
+    call(Sysno::rt_sigreturn, "", signal::rt_sigreturn),
     // The yield column already includes the scheduler's work.
     Row {
         event: Event::Yield,

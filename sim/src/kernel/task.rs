@@ -1,6 +1,7 @@
 //! A task (a thread): what each thread of a process has of its own, and what it waits on.
 
 use super::process::Pid;
+use super::signal::{AtSyscall, TaskSignals};
 use super::Args;
 
 pub struct Task {
@@ -13,6 +14,10 @@ pub struct Task {
     pub clear_child_tid: u64,
     /// Bytes a blocked pipe write has written so far.
     pub io_progress: u64,
+    pub signals: TaskSignals,
+    /// The syscall it stopped in, while it has not gone back to user mode: where its
+    /// signals are delivered.
+    pub at_syscall: Option<AtSyscall>,
     /// Guest instructions run by this task, as of its last switch out.
     pub instructions: u64,
     /// Syscalls it completed.
@@ -30,6 +35,8 @@ impl Task {
             state: State::Runnable,
             clear_child_tid: 0,
             io_progress: 0,
+            signals: TaskSignals::default(),
+            at_syscall: None,
             instructions: 0,
             syscalls: 0,
             voluntary_switches: 0,
@@ -72,6 +79,11 @@ pub enum Wait {
     PipeRead { pipe: u64 },
     /// Room in, or no reader left on, pipe `pipe`.
     PipeWrite { pipe: u64 },
+    /// A signal (rt_sigsuspend, pause).
+    Suspend,
+    /// The virtual clock to reach `until` (nanosleep); a signal ends the sleep with
+    /// `restart`, Linux's restart code for the call.
+    Sleep { until: u64, restart: i64 },
 }
 
 impl std::fmt::Display for Wait {
@@ -82,6 +94,8 @@ impl std::fmt::Display for Wait {
             Wait::Vfork { child } => write!(f, "its vfork child {child} to exec or exit"),
             Wait::PipeRead { pipe } => write!(f, "a read of empty pipe {pipe}"),
             Wait::PipeWrite { pipe } => write!(f, "a write to full pipe {pipe}"),
+            Wait::Suspend => write!(f, "a signal"),
+            Wait::Sleep { until, .. } => write!(f, "the clock to reach {until} ns"),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::fd::FdTable;
 use super::history::{ProcessLog, TaskLog};
 use super::process::{Pid, Process, FIRST_PID, INIT_PID};
 use super::random;
+use super::sigframe::{AltStack, SigInfo};
 use super::task::{Parked, State, Task, Wait, Wake};
 use super::{Exit, Kernel};
 
@@ -60,7 +61,11 @@ impl Kernel {
     /// A new thread of the running process, runnable, after the others.
     pub fn spawn_thread(&mut self, stack: Option<u64>, tls: Option<u64>) -> Pid {
         let tid = self.alloc_pid();
-        self.tasks.insert(tid, Task::new(tid, self.proc.pid));
+        let mut task = Task::new(tid, self.proc.pid);
+        // A new thread keeps the mask and gets no alternate stack (`sas_ss_reset`).
+        task.signals.mask = self.task.signals.mask;
+        task.signals.altstack = AltStack::RESET;
+        self.tasks.insert(tid, task);
         if let Some(log) = self.history.get_mut(&self.proc.pid) {
             let thread = log.tasks.len() as u32;
             log.tasks.push(TaskLog {
@@ -123,6 +128,59 @@ impl Kernel {
         }
     }
 
+    /// Process `pid`, running or not.
+    pub fn process_mut(&mut self, pid: Pid) -> Option<&mut Process> {
+        if pid == self.proc.pid {
+            Some(&mut self.proc)
+        } else {
+            self.procs.get_mut(&pid)
+        }
+    }
+
+    /// Live task `tid`, running or not.
+    pub fn task_ref(&self, tid: Pid) -> Option<&Task> {
+        if tid == self.task.tid {
+            Some(&self.task)
+        } else {
+            self.tasks.get(&tid)
+        }
+    }
+
+    pub fn task_mut(&mut self, tid: Pid) -> Option<&mut Task> {
+        if tid == self.task.tid {
+            Some(&mut self.task)
+        } else {
+            self.tasks.get_mut(&tid)
+        }
+    }
+
+    /// The process of live task `tid`.
+    pub fn task_process(&self, tid: Pid) -> Option<Pid> {
+        self.task_ref(tid)
+            .filter(|t| !matches!(t.state, State::Exited))
+            .map(|t| t.pid)
+    }
+
+    /// The live tasks of process `pid`, lowest tid first.
+    pub fn tasks_of(&self, pid: Pid) -> Vec<Pid> {
+        let mut tids: Vec<Pid> = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .filter(|t| t.pid == pid && !matches!(t.state, State::Exited))
+            .map(|t| t.tid)
+            .collect();
+        tids.sort_unstable();
+        tids
+    }
+
+    /// Every process that has not ended, with its group: (pid, pgid).
+    pub fn live_processes(&self) -> Vec<(Pid, Pid)> {
+        std::iter::once(&self.proc)
+            .chain(self.procs.values())
+            .filter(|p| p.exit.is_none())
+            .map(|p| (p.pid, p.pgid))
+            .collect()
+    }
+
     /// Whether a live task has id `tid`.
     pub fn task_exists(&self, tid: Pid) -> bool {
         tid == self.task.tid || self.tasks.contains_key(&tid)
@@ -137,7 +195,12 @@ impl Kernel {
     /// one task, runnable after the others. Its memory is a copy (see
     /// `AddressSpace::fork`), its descriptors share the parent's open files, its signal
     /// dispositions are the parent's, and its entropy stream is its own.
-    pub fn spawn_process(&mut self, stack: Option<u64>, tls: Option<u64>) -> Result<Pid, Errno> {
+    pub fn spawn_process(
+        &mut self,
+        stack: Option<u64>,
+        tls: Option<u64>,
+        exit_signal: u32,
+    ) -> Result<Pid, Errno> {
         let parent = &mut self.proc;
         let mem = parent
             .mem
@@ -158,6 +221,7 @@ impl Kernel {
             path,
             children_made: 0,
             exit: None,
+            exit_signal,
             mem,
             fds: parent.fds.clone(),
             signals: parent.signals.for_child(),
@@ -172,7 +236,10 @@ impl Kernel {
         let log = ProcessLog::new(pid, parent.pid, child.path.clone(), argv);
         self.history.insert(pid, log);
         self.procs.insert(pid, child);
-        self.tasks.insert(pid, Task::new(pid, pid));
+        let mut task = Task::new(pid, pid);
+        task.signals.mask = self.task.signals.mask;
+        task.signals.altstack = self.task.signals.altstack;
+        self.tasks.insert(pid, task);
         self.sched.enqueue(pid);
         self.spawned.push(Spawn {
             tid: pid,
@@ -264,6 +331,15 @@ impl Kernel {
         self.flush_translations |= self.procs.len() != before;
         let parent = self.proc.ppid;
         self.wake_parent(parent, pid);
+        let signo = self.proc.exit_signal;
+        if signo != 0 && parent != INIT_PID {
+            let uid = self.proc.credentials.uid.real;
+            let status = self.proc.exit.as_ref().map_or(0, Exit::wait_status);
+            let mut info = SigInfo::child_exit(pid as i32, uid, status as i32, 0, 0);
+            // clone may name another signal than SIGCHLD; the siginfo is the same.
+            info.0[..4].copy_from_slice(&(signo as i32).to_le_bytes());
+            self.signal_process(parent, info);
+        }
     }
 
     /// Wakes the tasks of process `parent` that wait for its child `child` (vfork) or for
@@ -296,14 +372,31 @@ impl Kernel {
     }
 
     /// Puts the running task away (back in the run queue if it can still run; `preempted`
-    /// says it used up its quantum) and makes the next one the running task.
+    /// says it used up its quantum) and makes the next one the running task. When no task
+    /// can run, the virtual clock jumps to the earliest sleep or alarm deadline.
     pub fn switch(&mut self, preempted: bool) -> Switch {
         self.yielded = false;
-        let Some(next) = self.pick() else {
-            return self.stuck();
+        if matches!(self.task.state, State::Runnable) {
+            self.sched.enqueue(self.task.tid);
+        }
+        let next = loop {
+            self.fire_due_timers();
+            if let Some(tid) = self.sched.pick() {
+                break tid;
+            }
+            if matches!(self.task.state, State::Exited) && self.tasks.is_empty() {
+                return Switch::Finished;
+            }
+            match self.next_deadline() {
+                Some(at) => self.advance_clock(at),
+                None => return self.deadlock(),
+            }
         };
-        let old = std::mem::replace(&mut self.task, next);
-        self.put_away(old, preempted);
+        if next != self.task.tid {
+            let next = self.tasks.remove(&next).expect("queued tasks exist");
+            let old = std::mem::replace(&mut self.task, next);
+            self.put_away(old, preempted);
+        }
         if self.task.pid != self.proc.pid {
             let next = self
                 .procs
@@ -327,21 +420,56 @@ impl Kernel {
         Switch::To { resume }
     }
 
-    /// The next task to run, taken out of `tasks`: the running one itself when nobody else
-    /// is runnable and it can go on.
-    fn pick(&mut self) -> Option<Task> {
-        if matches!(self.task.state, State::Runnable) && !self.sched.has_runnable() {
-            return None;
+    /// Wakes the sleepers whose time has come and fires the alarms that are due.
+    fn fire_due_timers(&mut self) {
+        let now = self.elapsed_ns;
+        let sleepers: Vec<Pid> = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .filter(|t| {
+                matches!(t.state, State::Blocked { wait: Wait::Sleep { until, .. }, .. }
+                    if until <= now)
+            })
+            .map(|t| t.tid)
+            .collect();
+        for tid in sleepers {
+            self.wake(tid, Wake::Return(0));
         }
-        if matches!(self.task.state, State::Runnable) {
-            self.sched.enqueue(self.task.tid);
+        let ringing: Vec<Pid> = std::iter::once(&self.proc)
+            .chain(self.procs.values())
+            .filter(|p| p.exit.is_none() && p.signals.alarm_at.is_some_and(|at| at <= now))
+            .map(|p| p.pid)
+            .collect();
+        for pid in ringing {
+            if let Some(process) = self.process_mut(pid) {
+                process.signals.alarm_at = None;
+            }
+            self.signal_process(pid, SigInfo::kernel(libc::SIGALRM as u32));
         }
-        let tid = self.sched.pick()?;
-        if tid == self.task.tid {
-            // Only the running task could run: it goes on.
-            return None;
-        }
-        Some(self.tasks.remove(&tid).expect("queued tasks exist"))
+    }
+
+    /// The earliest sleep or alarm deadline, if any.
+    fn next_deadline(&self) -> Option<u64> {
+        let sleeps = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .filter_map(|t| match t.state {
+                State::Blocked {
+                    wait: Wait::Sleep { until, .. },
+                    ..
+                } => Some(until),
+                _ => None,
+            });
+        let alarms = std::iter::once(&self.proc)
+            .chain(self.procs.values())
+            .filter(|p| p.exit.is_none())
+            .filter_map(|p| p.signals.alarm_at);
+        sleeps.chain(alarms).min()
+    }
+
+    /// Time passes with no task running: the clock moves to `at`.
+    fn advance_clock(&mut self, at: u64) {
+        let gap = at.saturating_sub(self.elapsed_ns);
+        self.slept_ns += gap;
+        self.elapsed_ns += gap;
     }
 
     fn put_away(&mut self, mut old: Task, preempted: bool) {
@@ -356,15 +484,8 @@ impl Kernel {
         self.tasks.insert(old.tid, old);
     }
 
-    /// No other task could be picked: the running one goes on if it can, else the run is
-    /// over or stuck.
-    fn stuck(&mut self) -> Switch {
-        if matches!(self.task.state, State::Runnable) {
-            return Switch::To { resume: None };
-        }
-        if self.tasks.is_empty() {
-            return Switch::Finished;
-        }
+    /// Tasks remain, all waiting for what no task can do.
+    fn deadlock(&self) -> Switch {
         let mut waits: Vec<String> = Vec::new();
         for task in std::iter::once(&self.task).chain(self.tasks.values()) {
             if let State::Blocked { wait, .. } = &task.state {

@@ -10,9 +10,10 @@
 
 use unicorn_engine::{Context, RegisterX86};
 
-use super::{set_segment_base, setup, Machine, MachineError, SegmentBase};
+use super::{regs, set_segment_base, setup, Machine, MachineError, SegmentBase};
 use crate::bt::layout::{self, RUNTIME};
 use crate::kernel::exec::Image;
+use crate::kernel::signal::Delivered;
 use crate::kernel::tasks::{Spawn, Switch};
 use crate::system::{Flow, System};
 
@@ -40,6 +41,10 @@ impl Machine {
             if let Some(image) = self.uc.get_data_mut().kernel.execed.take() {
                 self.start_image(image)?;
             }
+            if let Some((regs, fx)) = self.uc.get_data_mut().kernel.registers.restore.take() {
+                regs::set_user_regs(&mut self.uc, &regs, &fx);
+            }
+            self.deliver_signals();
             let system = self.uc.get_data();
             if !system.preempted && !system.kernel.must_switch() {
                 return Ok(Some(self.uc.pc_read().unwrap_or(0)));
@@ -232,6 +237,22 @@ impl Machine {
             return 0;
         }
         system.kernel.proc.mem.read_kernel_u64(address)
+    }
+
+    /// Acts on the running task's signals as it leaves the syscall it stopped in.
+    fn deliver_signals(&mut self) {
+        let kernel = &mut self.uc.get_data_mut().kernel;
+        if !matches!(kernel.task.state, crate::kernel::task::State::Runnable) {
+            return;
+        }
+        let Some(at) = kernel.task.at_syscall.take() else {
+            return;
+        };
+        let (regs, fx) = (regs::user_regs(&self.uc), regs::fx_state(&self.uc));
+        let kernel = &mut self.uc.get_data_mut().kernel;
+        if let Delivered::Registers(state) = kernel.deliver_signals(regs, &fx, Some(at)) {
+            regs::set_user_regs(&mut self.uc, &state.0, &state.1);
+        }
     }
 
     /// Drops the CPU's translations when the kernel freed frames that may hold code:

@@ -282,7 +282,8 @@ fn clone_process(k: &mut Kernel, a: &Args) -> SysResult {
         return Err(Errno::EAGAIN.into());
     }
     let tls = (flags & CLONE_SETTLS != 0).then_some(tls);
-    let pid = k.spawn_process((stack != 0).then_some(stack), tls)?;
+    let exit_signal = (flags & CSIGNAL) as u32;
+    let pid = k.spawn_process((stack != 0).then_some(stack), tls, exit_signal)?;
     let pid_bytes = (pid as u32).to_le_bytes();
     if flags & CLONE_PARENT_SETTID != 0 {
         k.proc.mem.write(parent_tid, &pid_bytes)?;
@@ -324,14 +325,6 @@ const WAIT4_OPTIONS: u64 = (libc::WNOHANG
 /// `struct rusage`.
 const RUSAGE_SIZE: usize = 144;
 
-/// The status word wait4 reports for a child that ended so.
-fn wait_status(exit: &Exit) -> u32 {
-    match exit {
-        Exit::Code(code) => ((*code as u32) & 0xff) << 8,
-        Exit::Signal { signal, .. } => *signal as u32 & 0x7f,
-    }
-}
-
 /// wait4(pid, status, options, rusage): reaps a child that ended, oldest first, or waits
 /// for one. The rusage is zero: children's CPU time is not reported yet.
 pub fn wait4(k: &mut Kernel, a: &Args) -> SysResult {
@@ -365,7 +358,7 @@ pub fn wait4(k: &mut Kernel, a: &Args) -> SysResult {
     if status != 0 {
         k.proc
             .mem
-            .write(status, &wait_status(&exit).to_le_bytes())?;
+            .write(status, &exit.wait_status().to_le_bytes())?;
     }
     if rusage != 0 {
         k.proc.mem.write(rusage, &[0u8; RUSAGE_SIZE])?;

@@ -1,181 +1,32 @@
-//! Signals: dispositions and the mask are recorded; a signal whose action is the default
-//! one ends the process as Linux would. Running a guest handler (delivery) is not modelled
-//! yet, and stops the run with a message that says so. `alarm` runs on the virtual clock:
-//! it fires during a sleep that reaches it, or on return from the first syscall after it.
+//! Signal syscalls: dispositions, masks, the alternate stack, sending (kill, tgkill,
+//! tkill, alarm), waiting (rt_sigsuspend, pause) and rt_sigreturn. What becomes of a signal
+//! once sent is `kernel::signal`'s.
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::time::NS_PER_SECOND;
-use crate::kernel::{Args, Exit, Kernel, SysError, SysResult};
+use crate::kernel::process::INIT_PID;
+use crate::kernel::sigframe::{AltStack, SigAction, SigInfo, UNBLOCKABLE};
+use crate::kernel::signal::{bit, NSIG};
+use crate::kernel::task::Wait;
+use crate::kernel::{Args, Kernel, SysError, SysResult};
 
-const NSIG: usize = 64;
-const SIG_DFL: u64 = 0;
-const SIG_IGN: u64 = 1;
-/// `struct kernel_sigaction`: handler, flags, restorer, mask.
-const SIGACTION_SIZE: usize = 32;
 const SIGSET_SIZE: u64 = 8;
-const SS_DISABLE: u32 = 2;
 
-/// What a signal does when its disposition is SIG_DFL (signal(7)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DefaultAction {
-    Terminate,
-    Ignore,
-    Stop,
-}
-
-/// Linux's default actions; every other signal, the real-time ones included, terminates.
-const DEFAULT_ACTIONS: &[(Signal, DefaultAction)] = &[
-    (Signal::SIGCHLD, DefaultAction::Ignore),
-    (Signal::SIGCONT, DefaultAction::Ignore),
-    (Signal::SIGURG, DefaultAction::Ignore),
-    (Signal::SIGWINCH, DefaultAction::Ignore),
-    (Signal::SIGSTOP, DefaultAction::Stop),
-    (Signal::SIGTSTP, DefaultAction::Stop),
-    (Signal::SIGTTIN, DefaultAction::Stop),
-    (Signal::SIGTTOU, DefaultAction::Stop),
-];
-
-fn default_action(signo: usize) -> DefaultAction {
-    DEFAULT_ACTIONS
-        .iter()
-        .find(|(s, _)| *s as usize == signo)
-        .map_or(DefaultAction::Terminate, |&(_, action)| action)
-}
-
-fn bit(signo: usize) -> u64 {
-    1 << (signo - 1)
-}
-
-const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
-
-#[derive(Clone)]
-pub struct SignalState {
-    actions: [[u8; SIGACTION_SIZE]; NSIG + 1],
-    mask: u64,
-    pending: u64,
-    altstack: [u8; 24],
-    /// When the alarm fires, on the virtual clock (`Kernel::elapsed_ns`).
-    alarm_at: Option<u64>,
-}
-
-impl Default for SignalState {
-    fn default() -> Self {
-        let mut altstack = [0u8; 24];
-        altstack[8..12].copy_from_slice(&SS_DISABLE.to_le_bytes());
-        Self {
-            actions: [[0; SIGACTION_SIZE]; NSIG + 1],
-            mask: 0,
-            pending: 0,
-            altstack,
-            alarm_at: None,
-        }
-    }
-}
-
-impl SignalState {
-    /// The handler word of signal `signo`: SIG_DFL, SIG_IGN or a guest address.
-    pub fn handler(&self, signo: usize) -> u64 {
-        u64::from_le_bytes(self.actions[signo][..8].try_into().unwrap())
-    }
-
-    /// A fork child's: the same dispositions, mask and alternate stack; nothing pending, no
-    /// alarm (fork(2)).
-    pub fn for_child(&self) -> Self {
-        Self {
-            pending: 0,
-            alarm_at: None,
-            ..self.clone()
-        }
-    }
-
-    /// After execve: caught signals go back to their default action (ignored ones stay
-    /// ignored), and the alternate stack is gone (Linux's `flush_signal_handlers`).
-    pub fn reset_for_exec(&mut self) {
-        for action in self.actions.iter_mut() {
-            let handler = u64::from_le_bytes(action[..8].try_into().unwrap());
-            if handler != SIG_IGN {
-                *action = [0; SIGACTION_SIZE];
-            }
-        }
-        self.altstack = Self::default().altstack;
-    }
-
-    /// When the pending alarm fires, if one is set.
-    pub fn alarm_deadline(&self) -> Option<u64> {
-        self.alarm_at
-    }
-}
-
-fn name(signo: usize) -> String {
-    Signal::try_from(signo as i32)
-        .map_or_else(|_| format!("signal {signo}"), |s| s.as_str().to_string())
-}
-
-/// Acts on signal `signo` sent to the process now that it is unblocked.
-fn act(k: &mut Kernel, signo: usize) -> Result<(), SysError> {
-    match k.proc.signals.handler(signo) {
-        SIG_IGN => Ok(()),
-        SIG_DFL => match default_action(signo) {
-            DefaultAction::Ignore => Ok(()),
-            DefaultAction::Terminate => {
-                let signal = Signal::try_from(signo as i32).map_err(|_| {
-                    SysError::Unsupported(format!("termination by real-time {}", name(signo)))
-                })?;
-                k.exit = Some(Exit::Signal {
-                    signal,
-                    reason: "sent by the program".into(),
-                });
-                Ok(())
-            }
-            DefaultAction::Stop => Err(SysError::Unsupported(format!(
-                "stopping the process with {}",
-                name(signo)
-            ))),
-        },
-        _ => Err(SysError::Unsupported(format!(
-            "delivering {} to a guest handler",
-            name(signo)
-        ))),
-    }
-}
-
-/// Sends `signal` to the process itself (kill, tgkill, SIGPIPE on a broken pipe).
-pub fn send_to_self(k: &mut Kernel, signal: Signal) -> Result<(), SysError> {
-    send(k, signal as usize)
-}
-
-fn send(k: &mut Kernel, signo: usize) -> Result<(), SysError> {
-    if signo == 0 {
-        return Ok(());
-    }
-    if k.proc.signals.mask & bit(signo) & !UNBLOCKABLE != 0 {
-        k.proc.signals.pending |= bit(signo);
-        return Ok(());
-    }
-    act(k, signo)
-}
-
-/// Acts on pending signals the mask no longer blocks, lowest number first, as Linux does.
-fn deliver_unblocked(k: &mut Kernel) -> Result<(), SysError> {
-    while let Some(signo) =
-        (1..=NSIG).find(|&s| k.proc.signals.pending & bit(s) & !k.proc.signals.mask != 0)
-    {
-        k.proc.signals.pending &= !bit(signo);
-        act(k, signo)?;
-        if k.exit.is_some() {
-            break;
-        }
-    }
-    Ok(())
-}
-
-fn signal_number(raw: u64) -> Result<usize, Errno> {
+fn signal_number(raw: u64) -> Result<u32, Errno> {
     if (1..=NSIG as u64).contains(&raw) {
-        Ok(raw as usize)
+        Ok(raw as u32)
     } else {
         Err(Errno::EINVAL)
+    }
+}
+
+fn signal_number_or_zero(raw: u64) -> Result<u32, Errno> {
+    if raw == 0 {
+        Ok(0)
+    } else {
+        signal_number(raw)
     }
 }
 
@@ -188,20 +39,18 @@ pub fn rt_sigaction(k: &mut Kernel, a: &Args) -> SysResult {
         if bit(signo) & UNBLOCKABLE != 0 {
             return Err(Errno::EINVAL.into());
         }
-        Some(k.proc.mem.read_vec(a[1], SIGACTION_SIZE)?)
+        let mut bytes = [0u8; SigAction::SIZE];
+        k.proc.mem.read(a[1], &mut bytes)?;
+        Some(SigAction::from_bytes(&bytes).installed())
     } else {
         None
     };
     if a[2] != 0 {
-        let old = k.proc.signals.actions[signo];
+        let old = k.proc.signals.action(signo).to_bytes();
         k.proc.mem.write(a[2], &old)?;
     }
     if let Some(new) = new {
-        k.proc.signals.actions[signo].copy_from_slice(&new);
-        // Setting SIG_IGN discards a pending instance.
-        if k.proc.signals.handler(signo) == SIG_IGN {
-            k.proc.signals.pending &= !bit(signo);
-        }
+        k.proc.signals.set_action(signo, new);
     }
     Ok(0)
 }
@@ -210,10 +59,10 @@ pub fn rt_sigprocmask(k: &mut Kernel, a: &Args) -> SysResult {
     if a[3] != SIGSET_SIZE {
         return Err(Errno::EINVAL.into());
     }
-    let old = k.proc.signals.mask;
+    let old = k.task.signals.mask;
     if a[1] != 0 {
         let set = k.proc.mem.read_u64(a[1])?;
-        k.proc.signals.mask = match a[0] as i32 {
+        k.task.signals.mask = match a[0] as i32 {
             libc::SIG_BLOCK => old | set,
             libc::SIG_UNBLOCK => old & !set,
             libc::SIG_SETMASK => set,
@@ -223,34 +72,80 @@ pub fn rt_sigprocmask(k: &mut Kernel, a: &Args) -> SysResult {
     if a[2] != 0 {
         k.proc.mem.write(a[2], &old.to_le_bytes())?;
     }
-    deliver_unblocked(k)?;
     Ok(0)
 }
 
+pub fn rt_sigpending(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[1] > SIGSET_SIZE {
+        return Err(Errno::EINVAL.into());
+    }
+    let pending = (k.task.signals.pending.set | k.proc.signals.pending.set) & k.task.signals.mask;
+    k.proc
+        .mem
+        .write(a[0], &pending.to_le_bytes()[..a[1] as usize])?;
+    Ok(0)
+}
+
+/// The guest's RSP now: the machine puts it in the register requests for the calls that
+/// read it (sigaltstack, rt_sigreturn).
+fn stack_pointer(k: &Kernel) -> u64 {
+    k.registers.rsp_now
+}
+
 pub fn sigaltstack(k: &mut Kernel, a: &Args) -> SysResult {
+    let sp = stack_pointer(k);
     let new = if a[0] != 0 {
-        Some(k.proc.mem.read_vec(a[0], 24)?)
+        let mut bytes = [0u8; AltStack::SIZE];
+        k.proc.mem.read(a[0], &mut bytes)?;
+        Some(AltStack::from_bytes(&bytes))
     } else {
         None
     };
     if a[1] != 0 {
-        let old = k.proc.signals.altstack;
+        let old = k.task.signals.altstack.reported(sp).to_bytes();
         k.proc.mem.write(a[1], &old)?;
     }
     if let Some(new) = new {
-        k.proc.signals.altstack.copy_from_slice(&new);
+        k.task.signals.altstack.change(new, sp)?;
     }
     Ok(0)
 }
 
-/// Sends SIGALRM if the virtual clock has reached the alarm.
-pub fn fire_due_alarm(k: &mut Kernel) -> Result<(), SysError> {
-    match k.proc.signals.alarm_at {
-        Some(at) if at <= k.elapsed_ns => {
-            k.proc.signals.alarm_at = None;
-            send(k, libc::SIGALRM as usize)
-        }
-        _ => Ok(()),
+/// Waits, with the mask replaced, until a signal runs a handler (EINTR, once it returned)
+/// or ends the process.
+pub fn rt_sigsuspend(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[1] != SIGSET_SIZE {
+        return Err(Errno::EINVAL.into());
+    }
+    let mask = k.proc.mem.read_u64(a[0])? & !UNBLOCKABLE;
+    let old = std::mem::replace(&mut k.task.signals.mask, mask);
+    k.task.signals.saved_mask.get_or_insert(old);
+    suspend(k)
+}
+
+pub fn pause(k: &mut Kernel, _a: &Args) -> SysResult {
+    suspend(k)
+}
+
+/// Blocks until a signal comes; one already pending ends the wait at once.
+fn suspend(k: &mut Kernel) -> SysResult {
+    if k.signal_pending() {
+        return Ok(sigframe_restart_code());
+    }
+    Err(SysError::Block(Wait::Suspend))
+}
+
+/// What a signal leaves in RAX for pause and sigsuspend: a code that becomes EINTR.
+fn sigframe_restart_code() -> u64 {
+    (-crate::kernel::sigframe::ERESTARTNOHAND) as u64
+}
+
+/// Sends SIGALRM to the running process if the virtual clock has reached its alarm.
+pub fn fire_due_alarm(k: &mut Kernel) {
+    if k.proc.signals.alarm_at.is_some_and(|at| at <= k.elapsed_ns) {
+        k.proc.signals.alarm_at = None;
+        let pid = k.proc.pid;
+        k.signal_process(pid, SigInfo::kernel(libc::SIGALRM as u32));
     }
 }
 
@@ -275,67 +170,108 @@ pub fn alarm(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(previous)
 }
 
-/// Whether kill's `pid` names this process (or its group, of which it is the only member).
-/// -1 means every process but the caller: with one process, nobody.
-fn is_self(k: &Kernel, pid: u64) -> bool {
-    pid == 0 || pid == k.proc.pid || pid as i64 == -(k.proc.pid as i64)
+/// The sender's identity in a siginfo.
+fn sender(k: &Kernel, signo: u32) -> SigInfo {
+    SigInfo::user(signo, k.proc.pid as i32, k.proc.credentials.uid.real)
 }
 
+/// kill(pid, sig): a process, the caller's group (0), a group (-pgid), or every process
+/// but init and the caller (-1). Signal 0 only checks that the target exists.
 pub fn kill(k: &mut Kernel, a: &Args) -> SysResult {
-    if !is_self(k, a[0]) {
+    let selector = a[0] as i32 as i64;
+    let signo = signal_number_or_zero(a[1])?;
+    let me = k.proc.pid;
+    let group = k.proc.pgid as i64;
+    let targets: Vec<u64> = k
+        .live_processes()
+        .into_iter()
+        .filter(|&(pid, pgid)| match selector {
+            0 => pgid as i64 == group,
+            -1 => pid != me && pid != INIT_PID,
+            s if s > 0 => pid as i64 == s,
+            s => pgid as i64 == -s,
+        })
+        .map(|(pid, _)| pid)
+        .collect();
+    if targets.is_empty() {
         return Err(Errno::ESRCH.into());
     }
-    send(k, signal_number_or_zero(a[1])?)?;
+    if signo != 0 {
+        for pid in targets {
+            k.signal_process(pid, sender(k, signo));
+        }
+    }
     Ok(0)
 }
 
 pub fn tgkill(k: &mut Kernel, a: &Args) -> SysResult {
-    if a[0] != k.proc.pid || a[1] != k.proc.pid {
-        return Err(Errno::ESRCH.into());
+    let (tgid, tid) = (a[0] as i32 as i64, a[1] as i32 as i64);
+    if tgid <= 0 || tid <= 0 {
+        return Err(Errno::EINVAL.into());
     }
-    send(k, signal_number_or_zero(a[2])?)?;
-    Ok(0)
+    send_to_task(k, tid as u64, Some(tgid as u64), a[2])
 }
 
 pub fn tkill(k: &mut Kernel, a: &Args) -> SysResult {
-    if a[0] != k.proc.pid {
+    if a[0] as i32 <= 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    send_to_task(k, a[0] as i32 as u64, None, a[1])
+}
+
+fn send_to_task(k: &mut Kernel, tid: u64, tgid: Option<u64>, raw: u64) -> SysResult {
+    let signo = signal_number_or_zero(raw)?;
+    let pid = k.task_process(tid).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|tgid| tgid != pid) {
         return Err(Errno::ESRCH.into());
     }
-    send(k, signal_number_or_zero(a[1])?)?;
+    if signo != 0 {
+        let info = SigInfo::tkill(signo, k.proc.pid as i32, k.proc.credentials.uid.real);
+        k.signal_task(tid, info);
+    }
     Ok(0)
 }
 
-/// No handler ever interrupts a call, so there is never a call to restart: Linux's
-/// `do_no_restart_syscall` answers EINTR.
-pub fn restart_syscall(_k: &mut Kernel, _a: &Args) -> SysResult {
-    Err(Errno::EINTR.into())
+/// Sends `signal` to the calling task (SIGPIPE on a broken pipe).
+pub fn send_to_self(k: &mut Kernel, signal: Signal) {
+    let tid = k.task.tid;
+    let info = SigInfo::user(
+        signal as u32,
+        k.proc.pid as i32,
+        k.proc.credentials.uid.real,
+    );
+    k.signal_task(tid, info);
 }
 
-fn signal_number_or_zero(raw: u64) -> Result<usize, Errno> {
-    if raw == 0 {
-        Ok(0)
-    } else {
-        signal_number(raw)
+/// rt_sigreturn: the machine reads the registers back from the frame (they need the CPU);
+/// its result is the restored RAX, which the kernel returns here.
+pub fn rt_sigreturn(k: &mut Kernel, _a: &Args) -> SysResult {
+    let rsp = stack_pointer(k);
+    let at_syscall = k.registers.user_now;
+    match k.sigreturn(rsp, &at_syscall) {
+        Some((regs, fx)) => {
+            let rax = regs.rax;
+            k.registers.restore = Some((regs, fx));
+            Ok(rax)
+        }
+        None => {
+            let tid = k.task.tid;
+            k.signal_task(tid, SigInfo::kernel(libc::SIGSEGV as u32));
+            Ok(0)
+        }
     }
+}
+
+/// A call a signal cut short, restarted without its handler (`ERESTART_RESTARTBLOCK`
+/// with no handler run): the sleeps here have no remaining time to finish, so it answers
+/// as Linux's `do_no_restart_syscall` does.
+pub fn restart_syscall(_k: &mut Kernel, _a: &Args) -> SysResult {
+    Err(Errno::EINTR.into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_actions() {
-        assert_eq!(
-            default_action(libc::SIGSEGV as usize),
-            DefaultAction::Terminate
-        );
-        assert_eq!(
-            default_action(libc::SIGCHLD as usize),
-            DefaultAction::Ignore
-        );
-        assert_eq!(default_action(libc::SIGTSTP as usize), DefaultAction::Stop);
-        assert_eq!(default_action(40), DefaultAction::Terminate);
-    }
 
     #[test]
     fn alarm_reports_the_seconds_left_as_linux_rounds_them() {

@@ -7,8 +7,8 @@
 
 use nix::errno::Errno;
 
-use super::signal;
-use crate::kernel::{Args, Kernel, SysResult};
+use crate::kernel::task::Wait;
+use crate::kernel::{Args, Kernel, SysError, SysResult};
 
 /// The virtual wall clock starts at 2025-01-01T00:00:00Z.
 pub const EPOCH_NS: u64 = 1_735_689_600 * 1_000_000_000;
@@ -92,28 +92,17 @@ pub fn time(k: &mut Kernel, a: &Args) -> SysResult {
 const ERESTARTNOHAND: u64 = 514;
 const ERESTART_RESTARTBLOCK: u64 = 516;
 
-/// Moves the virtual clock forward to `at` without CPU work.
-fn advance_to(k: &mut Kernel, at: u64) {
-    let gap = at.saturating_sub(k.elapsed_ns);
-    k.slept_ns += gap;
-    k.elapsed_ns += gap;
-}
-
-/// Sleeps `ns` on the virtual clock, up to `KTIME_MAX`. A due alarm wakes the process first;
-/// its signal only interrupts the sleep by ending the process (handlers are not modelled),
-/// and the sleep then returns `interrupted`; a blocked or ignored one lets the sleep go on,
-/// as on Linux. Never interrupted, the sleep leaves the remaining-time argument unwritten.
+/// Sleeps `ns` on the virtual clock, up to `KTIME_MAX`: the task blocks, others run, and
+/// when no task can run the clock jumps to the earliest deadline (`Kernel::switch`). A
+/// signal ends the sleep with `interrupted`, Linux's restart code for the call, which its
+/// delivery settles. The remaining-time argument is left unwritten.
 fn sleep(k: &mut Kernel, ns: u64, interrupted: u64) -> SysResult {
-    let wake = k.elapsed_ns.saturating_add(ns).min(KTIME_MAX);
-    if let Some(alarm) = k.proc.signals.alarm_deadline().filter(|&at| at <= wake) {
-        advance_to(k, alarm);
-        signal::fire_due_alarm(k)?;
-        if k.exit.is_some() {
-            return Ok(interrupted.wrapping_neg());
-        }
+    let until = k.elapsed_ns.saturating_add(ns).min(KTIME_MAX);
+    if until <= k.elapsed_ns {
+        return Ok(0);
     }
-    advance_to(k, wake);
-    Ok(0)
+    let restart = interrupted as i64;
+    Err(SysError::Block(Wait::Sleep { until, restart }))
 }
 
 pub fn nanosleep(k: &mut Kernel, a: &Args) -> SysResult {

@@ -1,0 +1,407 @@
+//! Signals: dispositions per process, masks and altstacks per task, pending sets of both,
+//! and what happens to a signal from its sending to its delivery. Frames and their undoing
+//! are `kernel::sigframe`'s; the machine reads and writes the task's registers around
+//! [`Kernel::deliver_signals`] and [`Kernel::sigreturn`].
+//!
+//! When: a signal is acted on as its target task returns to user mode from a syscall, or
+//! wakes in one (a blocked task that can take the signal is woken for it, and its call
+//! ends with Linux's restart code). A task that makes no syscall takes its signals at its
+//! next one: delivery between two instructions of translated code would need the guest's
+//! registers translated back from mid-sequence (see DESIGN.md), so it is not done in either
+//! mode, which keeps both modes alike.
+
+use std::collections::BTreeMap;
+
+use nix::sys::signal::Signal;
+
+use super::process::Pid;
+use super::sigframe::{
+    self, forced_sigsegv, restart_after_signal, AltStack, Delivery, ForcedSigsegv, FxState,
+    SigAction, SigInfo, UserRegs, SIG_DFL, SIG_IGN,
+};
+use super::task::{State, Wait, Wake};
+use super::{Exit, Kernel};
+
+pub const NSIG: usize = 64;
+
+/// What a signal does when its disposition is SIG_DFL (signal(7)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    Terminate,
+    Ignore,
+    Stop,
+}
+
+/// Linux's default actions; every other signal, the real-time ones included, terminates.
+const DEFAULT_ACTIONS: &[(Signal, DefaultAction)] = &[
+    (Signal::SIGCHLD, DefaultAction::Ignore),
+    (Signal::SIGCONT, DefaultAction::Ignore),
+    (Signal::SIGURG, DefaultAction::Ignore),
+    (Signal::SIGWINCH, DefaultAction::Ignore),
+    (Signal::SIGSTOP, DefaultAction::Stop),
+    (Signal::SIGTSTP, DefaultAction::Stop),
+    (Signal::SIGTTIN, DefaultAction::Stop),
+    (Signal::SIGTTOU, DefaultAction::Stop),
+];
+
+pub fn default_action(signo: u32) -> DefaultAction {
+    DEFAULT_ACTIONS
+        .iter()
+        .find(|(s, _)| *s as u32 == signo)
+        .map_or(DefaultAction::Terminate, |&(_, action)| action)
+}
+
+pub fn bit(signo: u32) -> u64 {
+    sigframe::sigbit(signo)
+}
+
+/// A set of pending signals with the siginfo of each (one instance of each signal; a
+/// second of a pending signal is merged, as Linux does for the standard ones).
+#[derive(Clone, Debug, Default)]
+pub struct Pending {
+    pub set: u64,
+    infos: BTreeMap<u32, SigInfo>,
+}
+
+impl Pending {
+    pub fn add(&mut self, info: SigInfo) {
+        let signo = info.signo() as u32;
+        if self.set & bit(signo) == 0 {
+            self.set |= bit(signo);
+            self.infos.insert(signo, info);
+        }
+    }
+
+    fn take(&mut self, signo: u32) -> Option<SigInfo> {
+        if self.set & bit(signo) == 0 {
+            return None;
+        }
+        self.set &= !bit(signo);
+        self.infos.remove(&signo)
+    }
+
+    pub fn discard(&mut self, signo: u32) {
+        self.take(signo);
+    }
+}
+
+/// A process's signal state: what each signal does, what is pending for any of its tasks,
+/// and its alarm.
+#[derive(Clone)]
+pub struct SignalState {
+    actions: [SigAction; NSIG + 1],
+    pub pending: Pending,
+    /// When the alarm fires, on the virtual clock (`Kernel::elapsed_ns`).
+    pub alarm_at: Option<u64>,
+}
+
+impl Default for SignalState {
+    fn default() -> Self {
+        Self {
+            actions: [SigAction::default(); NSIG + 1],
+            pending: Pending::default(),
+            alarm_at: None,
+        }
+    }
+}
+
+impl SignalState {
+    pub fn action(&self, signo: u32) -> SigAction {
+        self.actions[signo as usize]
+    }
+
+    pub fn set_action(&mut self, signo: u32, action: SigAction) {
+        self.actions[signo as usize] = action;
+        if self.ignores(signo) {
+            // Setting SIG_IGN (or a default of ignoring) discards a pending instance.
+            self.pending.discard(signo);
+        }
+    }
+
+    /// The handler word of signal `signo`: SIG_DFL, SIG_IGN or a guest address.
+    pub fn handler(&self, signo: u32) -> u64 {
+        self.actions[signo as usize].handler
+    }
+
+    /// Whether the signal would be dropped on arrival.
+    fn ignores(&self, signo: u32) -> bool {
+        match self.handler(signo) {
+            SIG_IGN => true,
+            SIG_DFL => default_action(signo) == DefaultAction::Ignore,
+            _ => false,
+        }
+    }
+
+    /// A fork child's: the same dispositions; nothing pending, no alarm (fork(2)).
+    pub fn for_child(&self) -> Self {
+        Self {
+            actions: self.actions,
+            ..Self::default()
+        }
+    }
+
+    /// After execve: caught signals go back to their default action (ignored ones stay
+    /// ignored; Linux's `flush_signal_handlers`). Pending signals and the alarm stay.
+    pub fn reset_for_exec(&mut self) {
+        for action in self.actions.iter_mut() {
+            if action.handler != SIG_IGN {
+                *action = SigAction::default();
+            }
+        }
+    }
+}
+
+/// A task's own signal state.
+#[derive(Clone, Debug, Default)]
+pub struct TaskSignals {
+    pub mask: u64,
+    /// Signals sent to this task (tgkill, tkill, faults).
+    pub pending: Pending,
+    pub altstack: AltStack,
+    /// The mask sigsuspend put aside, back once a handler returns.
+    pub saved_mask: Option<u64>,
+}
+
+/// The syscall a task last stopped in, for restarting it after a signal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AtSyscall {
+    pub nr: u64,
+}
+
+/// What the machine does after the kernel acted on the running task's signals.
+pub enum Delivered {
+    /// Nothing changed.
+    Nothing,
+    /// The task goes on with these registers (a handler's entry, a restarted call).
+    Registers(Box<(UserRegs, FxState)>),
+    /// The task (its process) ended.
+    Ended,
+}
+
+impl Kernel {
+    /// Sends `info`'s signal to process `pid`, as kill does: dropped if the process ignores
+    /// it, otherwise pending for the process, and a task that can take it is woken.
+    pub fn signal_process(&mut self, pid: Pid, info: SigInfo) {
+        let signo = info.signo() as u32;
+        let Some(process) = self.process_mut(pid) else {
+            return;
+        };
+        if process.exit.is_some() || process.signals.ignores(signo) {
+            return;
+        }
+        process.signals.pending.add(info);
+        // Linux's complete_signal: the first task that does not block it (lowest tid).
+        let taker = self.tasks_of(pid).into_iter().find(|&tid| {
+            self.task_ref(tid)
+                .is_some_and(|t| t.signals.mask & bit(signo) == 0)
+        });
+        if let Some(tid) = taker {
+            self.interrupt(tid);
+        }
+    }
+
+    /// Sends `info`'s signal to task `tid` (tgkill, tkill).
+    pub fn signal_task(&mut self, tid: Pid, info: SigInfo) {
+        let signo = info.signo() as u32;
+        let Some(pid) = self.task_ref(tid).map(|t| t.pid) else {
+            return;
+        };
+        if self
+            .process_mut(pid)
+            .is_some_and(|p| p.signals.ignores(signo))
+        {
+            return;
+        }
+        let task = self.task_mut(tid).expect("found above");
+        task.signals.pending.add(info);
+        if task.signals.mask & bit(signo) == 0 {
+            self.interrupt(tid);
+        }
+    }
+
+    /// Wakes task `tid` from an interruptible wait: its call ends with Linux's restart code
+    /// for it, which the delivery settles.
+    fn interrupt(&mut self, tid: Pid) {
+        let Some(task) = self.task_ref(tid) else {
+            return;
+        };
+        let State::Blocked { wait, .. } = &task.state else {
+            return;
+        };
+        let code = match *wait {
+            Wait::Vfork { .. } => return,
+            Wait::PipeWrite { .. } if task.io_progress > 0 => {
+                let done = task.io_progress;
+                if let Some(task) = self.task_mut(tid) {
+                    task.io_progress = 0;
+                }
+                self.wake(tid, Wake::Return(done));
+                return;
+            }
+            Wait::Suspend => sigframe::ERESTARTNOHAND,
+            Wait::Sleep { restart, .. } => restart,
+            _ => sigframe::ERESTARTSYS,
+        };
+        self.futexes.forget(tid);
+        self.wake(tid, Wake::Return((-code) as u64));
+    }
+
+    /// Whether the running task has a signal it does not block.
+    pub fn signal_pending(&self) -> bool {
+        let pending = self.task.signals.pending.set | self.proc.signals.pending.set;
+        pending & !self.task.signals.mask != 0
+    }
+
+    /// Acts on the running task's deliverable signals, as it returns to user mode from the
+    /// syscall it stopped in (`at`) with registers `regs`: default actions, then at most
+    /// one handler's frame. A restart code left in RAX is settled as Linux settles it.
+    pub fn deliver_signals(
+        &mut self,
+        mut regs: UserRegs,
+        fx: &FxState,
+        at: Option<AtSyscall>,
+    ) -> Delivered {
+        loop {
+            let Some((signo, info)) = self.dequeue() else {
+                if let Some(at) = at {
+                    let before = regs;
+                    restart_after_signal(&mut regs, at.nr, None);
+                    if regs != before {
+                        return Delivered::Registers(Box::new((regs, *fx)));
+                    }
+                }
+                return Delivered::Nothing;
+            };
+            let action = self.proc.signals.action(signo);
+            match action.handler {
+                SIG_IGN => continue,
+                SIG_DFL => match default_action(signo) {
+                    DefaultAction::Ignore | DefaultAction::Stop => continue,
+                    DefaultAction::Terminate => {
+                        let signal = Signal::try_from(signo as i32).unwrap_or(Signal::SIGKILL);
+                        self.exit_process(Exit::Signal {
+                            signal,
+                            reason: format!("{} sent to the process", signal.as_str()),
+                        });
+                        return Delivered::Ended;
+                    }
+                },
+                _ => {}
+            }
+            if let Some(at) = at {
+                restart_after_signal(&mut regs, at.nr, Some(action.flags));
+            }
+            self.proc.signals.actions[signo as usize] = action.dequeued();
+            let delivery = Delivery {
+                signo,
+                info: &info,
+                action: &action,
+                regs: &regs,
+                fx,
+                blocked: self.task.signals.mask,
+                saved_sigmask: self.task.signals.saved_mask.take(),
+                altstack: self.task.signals.altstack,
+            };
+            let frame = sigframe::build(&delivery).ok().filter(|frame| {
+                frame
+                    .writes()
+                    .all(|(address, bytes)| self.proc.mem.write(address, bytes).is_ok())
+            });
+            let Some(frame) = frame else {
+                return self.force_sigsegv(signo);
+            };
+            self.task.signals.mask = frame.blocked;
+            self.task.signals.altstack = frame.altstack;
+            return Delivered::Registers(Box::new((frame.handler_regs, frame.handler_fx)));
+        }
+    }
+
+    /// A frame could not be built: SIGSEGV, fatal or for its handler (`force_sigsegv`).
+    fn force_sigsegv(&mut self, signo: u32) -> Delivered {
+        let segv = Signal::SIGSEGV as u32;
+        if forced_sigsegv(signo) == ForcedSigsegv::Fatal
+            || self.proc.signals.handler(segv) <= SIG_IGN
+        {
+            self.exit_process(Exit::Signal {
+                signal: Signal::SIGSEGV,
+                reason: "the signal frame could not be written to the stack".into(),
+            });
+            return Delivered::Ended;
+        }
+        self.proc.signals.actions[segv as usize].handler = SIG_DFL;
+        self.task.signals.pending.add(SigInfo::kernel(segv));
+        Delivered::Nothing
+    }
+
+    /// The lowest deliverable signal, the task's own before the process's.
+    fn dequeue(&mut self) -> Option<(u32, SigInfo)> {
+        let mask = self.task.signals.mask;
+        for pending in [
+            &mut self.task.signals.pending,
+            &mut self.proc.signals.pending,
+        ] {
+            let ready = pending.set & !mask;
+            if ready != 0 {
+                let signo = ready.trailing_zeros() + 1;
+                let info = pending
+                    .take(signo)
+                    .unwrap_or_else(|| SigInfo::kernel(signo));
+                return Some((signo, info));
+            }
+        }
+        None
+    }
+
+    /// rt_sigreturn: the registers, FP state, mask and altstack a handler's frame saved, read
+    /// at the running task's `rsp`. `None` when the frame cannot be read or restored: the
+    /// process then gets SIGSEGV.
+    pub fn sigreturn(&mut self, rsp: u64, at_syscall: &UserRegs) -> Option<(UserRegs, FxState)> {
+        let mut bytes = [0u8; sigframe::UCONTEXT_SIZE];
+        self.proc.mem.read(rsp, &mut bytes).ok()?;
+        let frame = sigframe::read_sigreturn_frame(&bytes);
+        self.task.signals.mask = frame.blocked();
+        let regs = frame.registers(at_syscall);
+        regs.check_user_segments().ok()?;
+        let fx = match frame.fpstate().ok()? {
+            None => FxState::INIT,
+            Some(address) => {
+                let mut fx = FxState::INIT;
+                self.proc.mem.read(address, &mut fx.0).ok()?;
+                fx.check_restorable().ok()?;
+                fx
+            }
+        };
+        let _ = self
+            .task
+            .signals
+            .altstack
+            .change(frame.uc_stack(), regs.rsp);
+        Some((regs, fx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_actions() {
+        assert_eq!(
+            default_action(libc::SIGSEGV as u32),
+            DefaultAction::Terminate
+        );
+        assert_eq!(default_action(libc::SIGCHLD as u32), DefaultAction::Ignore);
+        assert_eq!(default_action(libc::SIGTSTP as u32), DefaultAction::Stop);
+        assert_eq!(default_action(40), DefaultAction::Terminate);
+    }
+
+    #[test]
+    fn a_pending_signal_is_kept_once_with_its_first_siginfo() {
+        let mut pending = Pending::default();
+        pending.add(SigInfo::user(10, 1000, 0));
+        pending.add(SigInfo::user(10, 1001, 0));
+        assert_eq!(pending.set, bit(10));
+        assert_eq!(pending.take(10).map(|i| i.pid()), Some(1000));
+        assert_eq!(pending.take(10), None);
+    }
+}
