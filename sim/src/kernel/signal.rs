@@ -238,11 +238,14 @@ impl Kernel {
                 self.wake(tid, Wake::Return(done));
                 return;
             }
-            Wait::Suspend => sigframe::ERESTARTNOHAND,
+            Wait::Suspend | Wait::Poll { .. } => sigframe::ERESTARTNOHAND,
             Wait::Sleep { restart, .. } => restart,
             _ => sigframe::ERESTARTSYS,
         };
         self.futexes.forget(tid);
+        if let Some(task) = self.task_mut(tid) {
+            task.poll_deadline = None;
+        }
         self.wake(tid, Wake::Return((-code) as u64));
     }
 

@@ -5,6 +5,7 @@ pub mod fs;
 pub mod ids;
 pub mod mm;
 pub mod pipes;
+pub mod poll;
 pub mod proc;
 pub mod signal;
 pub mod sync;

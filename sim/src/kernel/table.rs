@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use syscalls::x86_64::Sysno;
 
 use super::signature::{self, Commands, Rule, Signature};
-use super::syscalls::{fs, ids, mm, pipes, proc, signal, sync, time};
+use super::syscalls::{fs, ids, mm, pipes, poll, proc, signal, sync, time};
 use super::{Args, Kernel, SysResult};
 
 pub type HandlerFn = fn(&mut Kernel, &Args) -> SysResult;
@@ -246,6 +246,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::tkill, "iv", signal::tkill),
     call(Sysno::restart_syscall, "", signal::restart_syscall),
     call(Sysno::rt_sigsuspend, "pv", signal::rt_sigsuspend),
+    call(Sysno::poll, "pvv", poll::poll),
+    call(Sysno::ppoll, "pvppv", poll::ppoll),
     call(Sysno::pause, "", signal::pause),
     call(Sysno::rt_sigpending, "pv", signal::rt_sigpending),
     call(Sysno::rt_sigreturn, "", signal::rt_sigreturn),

@@ -14,6 +14,8 @@ pub struct Task {
     pub clear_child_tid: u64,
     /// Bytes a blocked pipe write has written so far.
     pub io_progress: u64,
+    /// When a blocked poll times out, on the virtual clock.
+    pub poll_deadline: Option<u64>,
     pub signals: TaskSignals,
     /// The syscall it stopped in, while it has not gone back to user mode: where its
     /// signals are delivered.
@@ -35,6 +37,7 @@ impl Task {
             state: State::Runnable,
             clear_child_tid: 0,
             io_progress: 0,
+            poll_deadline: None,
             signals: TaskSignals::default(),
             at_syscall: None,
             instructions: 0,
@@ -81,6 +84,8 @@ pub enum Wait {
     PipeWrite { pipe: u64 },
     /// A signal (rt_sigsuspend, pause).
     Suspend,
+    /// A change of any pipe, or the virtual clock to reach `until` (poll, ppoll).
+    Poll { until: Option<u64> },
     /// The virtual clock to reach `until` (nanosleep); a signal ends the sleep with
     /// `restart`, Linux's restart code for the call.
     Sleep { until: u64, restart: i64 },
@@ -95,6 +100,7 @@ impl std::fmt::Display for Wait {
             Wait::PipeRead { pipe } => write!(f, "a read of empty pipe {pipe}"),
             Wait::PipeWrite { pipe } => write!(f, "a write to full pipe {pipe}"),
             Wait::Suspend => write!(f, "a signal"),
+            Wait::Poll { .. } => write!(f, "a poll to find a descriptor ready"),
             Wait::Sleep { until, .. } => write!(f, "the clock to reach {until} ns"),
         }
     }

@@ -92,15 +92,22 @@ impl Kernel {
 
     /// Wakes the tasks that wait on pipe `pipe` to look again.
     pub fn wake_pipe_waiters(&mut self, pipe: u64) {
-        self.wake_waiting(|wait| {
-            matches!(wait, Wait::PipeRead { pipe: p } | Wait::PipeWrite { pipe: p } if *p == pipe)
+        self.wake_waiting(|wait| match wait {
+            Wait::PipeRead { pipe: p } | Wait::PipeWrite { pipe: p } => *p == pipe,
+            Wait::Poll { .. } => true,
+            _ => false,
         });
     }
 
     /// Descriptors were closed, so a pipe may have lost its last reader or writer: every
     /// task waiting on a pipe looks again.
     pub fn pipes_changed(&mut self) {
-        self.wake_waiting(|wait| matches!(wait, Wait::PipeRead { .. } | Wait::PipeWrite { .. }));
+        self.wake_waiting(|wait| {
+            matches!(
+                wait,
+                Wait::PipeRead { .. } | Wait::PipeWrite { .. } | Wait::Poll { .. }
+            )
+        });
     }
 
     fn wake_waiting(&mut self, woken: impl Fn(&Wait) -> bool) {
@@ -434,6 +441,17 @@ impl Kernel {
         for tid in sleepers {
             self.wake(tid, Wake::Return(0));
         }
+        let polls: Vec<Pid> = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .filter(|t| {
+                matches!(t.state, State::Blocked { wait: Wait::Poll { until: Some(until) }, .. }
+                    if until <= now)
+            })
+            .map(|t| t.tid)
+            .collect();
+        for tid in polls {
+            self.wake(tid, Wake::Retry);
+        }
         let ringing: Vec<Pid> = std::iter::once(&self.proc)
             .chain(self.procs.values())
             .filter(|p| p.exit.is_none() && p.signals.alarm_at.is_some_and(|at| at <= now))
@@ -453,7 +471,7 @@ impl Kernel {
             .chain(self.tasks.values())
             .filter_map(|t| match t.state {
                 State::Blocked {
-                    wait: Wait::Sleep { until, .. },
+                    wait: Wait::Sleep { until, .. } | Wait::Poll { until: Some(until) },
                     ..
                 } => Some(until),
                 _ => None,

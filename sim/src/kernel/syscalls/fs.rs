@@ -5,6 +5,7 @@
 //! bytes; only descriptors and a few /proc paths need translating.
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
@@ -405,7 +406,11 @@ pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// In-kernel copy between descriptors: no user memory is touched but the offset.
 pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
-    let (out_fd, in_fd) = (k.proc.fds.host(a[0])?, k.proc.fds.host(a[1])?);
+    let (out, in_fd) = (k.proc.fds.file(a[0])?, k.proc.fds.host(a[1])?);
+    if out.pipe.is_some() {
+        return super::pipes::sendfile_into(k, &out, in_fd, a[2], a[3]);
+    }
+    let out_fd = out.host.as_raw_fd();
     let mut offset = if a[2] == 0 {
         None
     } else {

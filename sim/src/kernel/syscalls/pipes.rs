@@ -118,6 +118,60 @@ pub fn pipe_io(
     Err(SysError::Block(Wait::PipeWrite { pipe: id }))
 }
 
+/// sendfile into a pipe end: up to `count` bytes of host descriptor `from` (at the offset
+/// stored at guest address `offset`, if not 0, else at its position) go into the pipe, as
+/// many as it has room for; a full pipe blocks the task or answers EAGAIN.
+pub fn sendfile_into(
+    k: &mut Kernel,
+    file: &Rc<OpenFile>,
+    from: std::os::fd::RawFd,
+    offset: u64,
+    count: u64,
+) -> SysResult {
+    let end = file.pipe.as_ref().expect("a pipe end");
+    if !end.writer {
+        return Err(Errno::EBADF.into());
+    }
+    let (id, readers, room) = {
+        let pipe = end.pipe.borrow();
+        (
+            pipe.id,
+            pipe.readers,
+            crate::kernel::pipe::CAPACITY - pipe.available(),
+        )
+    };
+    if readers == 0 {
+        return pipe_signal(k, Err(Errno::EPIPE));
+    }
+    if room == 0 {
+        if non_blocking(file) {
+            return Err(Errno::EAGAIN.into());
+        }
+        return Err(SysError::Block(Wait::PipeWrite { pipe: id }));
+    }
+    let mut buf = vec![0u8; (count as usize).min(room)];
+    let at = if offset == 0 {
+        None
+    } else {
+        Some(k.proc.mem.read_u64(offset)?)
+    };
+    // SAFETY: `buf` has the length passed; `from` is an open host descriptor.
+    let got = host(unsafe {
+        match at {
+            Some(at) => libc::pread(from, buf.as_mut_ptr().cast(), buf.len(), at as i64),
+            None => libc::read(from, buf.as_mut_ptr().cast(), buf.len()),
+        }
+    } as libc::c_long)? as usize;
+    if let Some(at) = at {
+        k.proc.mem.write(offset, &(at + got as u64).to_le_bytes())?;
+    }
+    end.pipe.borrow_mut().write(&buf[..got], got);
+    if got > 0 {
+        k.wake_pipe_waiters(id);
+    }
+    Ok(got as u64)
+}
+
 /// Copies `bytes` into the iovecs, starting `offset` bytes in.
 fn scatter(iov: &[libc::iovec], mut offset: usize, mut bytes: &[u8]) {
     for v in iov {
