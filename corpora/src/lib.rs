@@ -43,6 +43,9 @@ pub struct Case {
     /// Whether the corpus bench measures it: not for probes of a few instructions, whose
     /// code expansion is all exit stub and would swamp the corpus's mean.
     pub workload: bool,
+    /// Other staged files or directories the run needs beside the program (a program it
+    /// execs, a script), linked into its working directory.
+    pub companions: &'static [&'static str],
 }
 
 const fn case(name: &'static str, program: &'static str, args: &'static [&'static str]) -> Case {
@@ -54,6 +57,7 @@ const fn case(name: &'static str, program: &'static str, args: &'static [&'stati
         writes: &[],
         snapshot: true,
         workload: true,
+        companions: &[],
     }
 }
 
@@ -66,6 +70,7 @@ const fn applet(name: &'static str, applet: &'static str, args: &'static [&'stat
         writes: &[],
         snapshot: true,
         workload: true,
+        companions: &[],
     }
 }
 
@@ -217,6 +222,46 @@ pub const CASES: &[Case] = &[
     Case {
         snapshot: false,
         ..applet("tar_create", "tar", &["-cf", "-", "inputs/tree"])
+    },
+    // Processes and threads (issue 9): the essay's microbenchmarks, threads with a mutex, a
+    // condition variable and a barrier, signal handlers, a bounded fork bomb, vfork and kill.
+    case("abi_call", "abi_call", &["2000"]),
+    case("yield_threads", "yield_threads", &["200"]),
+    case("yield_procs", "yield_procs", &["200"]),
+    case("psr", "psr", &["200"]),
+    Case {
+        companions: &["tiny_true"],
+        ..case("create_proc", "create_proc", &["20"])
+    },
+    case("pthread_workers", "pthread_workers", &["2000"]),
+    case("signal_handlers", "signal_handlers", &[]),
+    case("fork_bomb", "fork_bomb", &["16"]),
+    Case {
+        companions: &["tiny_true"],
+        ..probe("vfork_exec")
+    },
+    // Both processes block on each other's pipe; their alarms end them, natively and on the
+    // virtual clock.
+    case("deadlock_alarm", "deadlock", &["alarm"]),
+    // busybox sh: pipelines, subshells, $(...), && and ||, a here-document, background jobs
+    // and wait, xargs, find -exec and time; each stage a forked shell or an exec'd applet.
+    Case {
+        argv0: Some("sh"),
+        ..case("sh_pipe", "busybox", &["-c", "echo hi | cat"])
+    },
+    Case {
+        companions: &["shell"],
+        writes: &["words.txt"],
+        ..applet("sh_pipelines", "sh", &["shell/pipelines.sh"])
+    },
+    Case {
+        companions: &["shell"],
+        ..applet("sh_control", "sh", &["shell/control.sh"])
+    },
+    Case {
+        companions: &["shell"],
+        writes: &["tree/a.txt", "tree/sub/b.txt"],
+        ..applet("sh_jobs", "sh", &["shell/jobs.sh"])
     },
 ];
 

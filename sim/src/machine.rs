@@ -291,6 +291,11 @@ impl Machine {
                 // Stopped before a block with an instruction the CPU model lacks: run up
                 // to it.
                 Ok(()) if !stopped && system.run_until.is_some() => {
+                    // Unicorn stops at `until` only in code it translates after being told:
+                    // a translation already holding the place must go.
+                    if let Some(until) = system.run_until.map(RunUntil::address) {
+                        let _ = self.uc.ctl_remove_cache(until, until + 1);
+                    }
                     start = rip;
                     continue;
                 }

@@ -266,6 +266,20 @@ impl AddressSpace {
             .decode()
     }
 
+    /// The address of the `n`-th instruction (from 0) of the guest code from `start`, if it
+    /// begins before `end`.
+    pub fn nth_instruction(&self, start: u64, end: u64, n: u32) -> Option<u64> {
+        let mut at = start;
+        for _ in 0..n {
+            let length = self.instruction_at(at).len() as u64;
+            if length == 0 {
+                return None;
+            }
+            at += length;
+        }
+        (at < end).then_some(at)
+    }
+
     // ----- areas -----
 
     /// The area containing `addr`, with its start.

@@ -49,12 +49,14 @@ pub enum RunUntil {
     /// The next guest instruction's translation in a block a store of its own dropped: go
     /// on from the guest instruction's new translation, through the dispatcher.
     Redispatch { at: u64, guest: u64 },
+    /// Where the running task's quantum ends, inside a block: it is preempted there.
+    Preempt(u64),
 }
 
 impl RunUntil {
     pub fn address(self) -> u64 {
         match self {
-            RunUntil::Lacking(at) | RunUntil::Redispatch { at, .. } => at,
+            RunUntil::Lacking(at) | RunUntil::Redispatch { at, .. } | RunUntil::Preempt(at) => at,
         }
     }
 }
@@ -255,20 +257,38 @@ impl System {
         self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
     }
 
-    /// Whether the running task's quantum is over at a block starting at `addr` and another
-    /// task is waiting: then it is preempted there. Never inside the ring-0 runtime's stubs,
-    /// where the one kernel stack may hold a live return address.
-    fn quantum_over(&mut self, addr: u64) -> bool {
-        if self.clock.instructions() < self.quantum_end {
-            return false;
-        }
+    /// The `guest` instructions of the block `addr..end` would run the running task past its
+    /// quantum. If another task is waiting, the task is preempted exactly where its quantum
+    /// ends, in guest instructions, so that both modes interleave tasks alike: before this
+    /// block, or at the guest instruction boundary inside it where the machine runs up to
+    /// (`RunUntil::Preempt`). Returns whether the block must not run now. Never inside the
+    /// ring-0 runtime's stubs, where the one kernel stack may hold a live return address.
+    fn preempt_within(&mut self, addr: u64, end: u64, guest: u32) -> bool {
+        let now = self.clock.instructions();
         if !self.kernel.sched.has_runnable() {
-            let now = self.clock.instructions();
             self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
             return false;
         }
         let in_stubs = (crate::bt::layout::STUBS..crate::bt::layout::DATA).contains(&addr);
-        !(self.cache.is_some() && in_stubs)
+        if self.run_until.is_some() || (self.cache.is_some() && in_stubs) {
+            return false;
+        }
+        let remaining = self.quantum_end.saturating_sub(now).min(guest as u64) as u32;
+        if remaining == 0 {
+            self.preempted = true;
+            return true;
+        }
+        let boundary = match &self.cache {
+            Some(cache) => cache.guest_boundary(addr, end, remaining),
+            None => self.kernel.proc.mem.nth_instruction(addr, end, remaining),
+        };
+        match boundary {
+            Some(at) => {
+                self.run_until = Some(RunUntil::Preempt(at));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds the guest instructions run since the running task's last charge to its count.
@@ -331,10 +351,6 @@ impl System {
         if self.resync.is_some() {
             return false;
         }
-        if self.quantum_over(addr) {
-            self.preempted = true;
-            return false;
-        }
         // The per-block path: plain wrapping arithmetic on addresses and counters, which no
         // run comes near 2^64 in, so that the release build's overflow checks stay off it
         // (they cost 4 % of a ring-0 run's instructions here, callgrind).
@@ -368,6 +384,11 @@ impl System {
             count.instructions = 0;
             count.guest = 0;
             count.extra = Extra::default();
+        }
+        if self.clock.instructions().wrapping_add(count.guest as u64) > self.quantum_end
+            && self.preempt_within(addr, end, count.guest)
+        {
+            return false;
         }
         // The guest's clock runs on guest instructions in both modes, so both runs see the
         // same times and behave the same.
@@ -839,6 +860,10 @@ impl System {
                     .mem
                     .fill(RUNTIME.target, &guest.to_le_bytes());
                 Some(crate::bt::layout::DISPATCH)
+            }
+            Some(RunUntil::Preempt(_)) => {
+                self.preempted = true;
+                None
             }
             None => Some(rip),
         }

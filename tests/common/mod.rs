@@ -34,6 +34,9 @@ pub fn scratch(case: &Case, tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::symlink(stage.join(case.program), dir.join(case.program)).unwrap();
     std::os::unix::fs::symlink(stage.join("inputs"), dir.join("inputs")).unwrap();
+    for companion in case.companions {
+        std::os::unix::fs::symlink(stage.join(companion), dir.join(companion)).unwrap();
+    }
     dir
 }
 

@@ -367,6 +367,21 @@ impl CodeCache {
             .map(|&(o, guest)| (block.cache_address + o as u64, guest))
     }
 
+    /// Where the translation of the `n`-th guest instruction (from 0) that starts in the
+    /// translated code `start..end` begins: running up to it completes `n` guest
+    /// instructions there.
+    pub fn guest_boundary(&self, start: u64, end: u64, n: u32) -> Option<u64> {
+        let block = self.block_at(start)?;
+        let offset = |address: u64| address.saturating_sub(block.cache_address);
+        block
+            .guest_boundaries
+            .iter()
+            .map(|&(o, _)| o as u64)
+            .filter(|&o| o >= offset(start) && o < offset(end))
+            .nth(n as usize)
+            .map(|o| block.cache_address + o)
+    }
+
     /// Whether the block holding `cache_address` was dropped (and not yet retired).
     pub fn is_dropped(&self, cache_address: u64) -> bool {
         self.block_at(cache_address)

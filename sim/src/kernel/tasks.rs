@@ -11,6 +11,9 @@ use super::sigframe::{AltStack, SigInfo};
 use super::task::{Parked, State, Task, Wait, Wake};
 use super::{Exit, Kernel};
 
+/// Linux's default timer slack for an ordinary task (`timer_slack_ns`, 50 µs).
+pub const TIMER_SLACK_NS: u64 = 50_000;
+
 /// A task made by the running syscall: its CPU state is the caller's, with these changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Spawn {
@@ -465,8 +468,20 @@ impl Kernel {
         }
     }
 
-    /// The earliest sleep or alarm deadline, if any.
+    /// Where the idle clock jumps: the earliest sleep or alarm deadline, or the latest one
+    /// within `TIMER_SLACK_NS` of it, so that timers due together fire together, as Linux's
+    /// timer slack lets them.
     fn next_deadline(&self) -> Option<u64> {
+        let deadlines = self.deadlines();
+        let earliest = *deadlines.iter().min()?;
+        deadlines
+            .into_iter()
+            .filter(|&at| at <= earliest.saturating_add(TIMER_SLACK_NS))
+            .max()
+    }
+
+    /// Every sleep, poll and alarm deadline.
+    fn deadlines(&self) -> Vec<u64> {
         let sleeps = std::iter::once(&self.task)
             .chain(self.tasks.values())
             .filter_map(|t| match t.state {
@@ -480,7 +495,7 @@ impl Kernel {
             .chain(self.procs.values())
             .filter(|p| p.exit.is_none())
             .filter_map(|p| p.signals.alarm_at);
-        sleeps.chain(alarms).min()
+        sleeps.chain(alarms).collect()
     }
 
     /// Time passes with no task running: the clock moves to `at`.
