@@ -4,40 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
+use common::check;
 use corpora::Case;
-
-/// Runs `--check` with `flags` on `program` in `dir`; the exit status and the text report.
-fn check(
-    dir: &Path,
-    flags: &[&str],
-    program: &str,
-    argv0: Option<&str>,
-    args: &[&str],
-) -> (i32, String) {
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let mut command = Command::new(common::SIMULATE);
-    command
-        .args(["--check", "--clear-env"])
-        .args(flags)
-        .arg("--report-file")
-        .arg(report.path());
-    if let Some(argv0) = argv0 {
-        command.args(["--argv0", argv0]);
-    }
-    let output = command
-        .arg(program)
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .output()
-        .unwrap();
-    let text = std::fs::read_to_string(report.path()).unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    (common::status_of(&output), format!("{text}{stderr}"))
-}
 
 fn check_case(case: &Case) -> Result<(), String> {
     let dir = common::scratch(case, "check");

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use sim::accounting::SyscallRecord;
 
-use crate::child::{self, Simulator};
+use crate::child::Simulator;
 use crate::compare::{compare, Divergence, Named};
 use crate::native::{self, NativeSpec};
 use crate::observed::{Observed, Status};
 use crate::scratch::{self, TempDir};
+use crate::simulated;
 
 /// What to check, and how the simulated runs are made.
 #[derive(Clone, Debug)]
@@ -52,6 +52,7 @@ pub struct RunSummary {
     pub status: Status,
     pub stdout_bytes: usize,
     pub stderr_bytes: usize,
+    /// Every task's.
     pub syscalls: usize,
     pub files_written: usize,
     pub guest_instructions: Option<u64>,
@@ -116,8 +117,12 @@ impl CheckReport {
                 (Some(offset), None) => format!(" at byte {offset}"),
                 (None, None) => String::new(),
             };
+            let of = d
+                .task
+                .as_ref()
+                .map_or(String::new(), |task| format!(" of {task}"));
             out.push_str(&format!(
-                "{} vs {}: {}{at} differs\n",
+                "{} vs {}: {}{at}{of} differs\n",
                 d.pair[0], d.pair[1], d.what
             ));
             for line in &d.context {
@@ -147,10 +152,10 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
     let dir = base.path().join("cwd");
     let result = (|| -> Result<(Observed, Observed, Observed), CheckError> {
         let ring3 = in_fresh_dir(config, &dir, |dir| {
-            simulated(config, &program, &argv0, dir, "ring3")
+            simulated::run(config, &program, &argv0, dir, "ring3")
         })?;
         let ring0 = in_fresh_dir(config, &dir, |dir| {
-            simulated(config, &program, &argv0, dir, "ring0")
+            simulated::run(config, &program, &argv0, dir, "ring0")
         })?;
         let argv: Vec<OsString> = std::iter::once(argv0.clone())
             .chain(config.args.iter().cloned())
@@ -201,7 +206,7 @@ fn summary(run: &Observed) -> RunSummary {
         status: run.status.clone(),
         stdout_bytes: run.stdout.len(),
         stderr_bytes: run.stderr.len(),
-        syscalls: run.syscalls.len(),
+        syscalls: run.tree.tasks.iter().map(|task| task.syscalls.len()).sum(),
         files_written: run.files.len(),
         guest_instructions: run.guest_instructions,
     }
@@ -224,102 +229,4 @@ fn in_fresh_dir(
     observed.files = scratch::changes(&before, &after);
     let _ = std::fs::remove_dir_all(dir);
     Ok(observed)
-}
-
-/// One simulated run, through the `simulate` executable.
-fn simulated(
-    config: &CheckConfig,
-    program: &Path,
-    argv0: &OsString,
-    dir: &Path,
-    mode: &str,
-) -> Result<Observed, CheckError> {
-    let io = |e: std::io::Error| CheckError::Io(e.to_string());
-    let outputs = TempDir::new(&format!("check-{mode}")).map_err(io)?;
-    let path = |name: &str| outputs.path().join(name);
-    let (report_path, trace_path) = (path("report.json"), path("trace.jsonl"));
-    let mut command = config.simulator.command();
-    command
-        .args(["--mode", mode, "--clear-env", "--report", "json"])
-        .arg("--seed")
-        .arg(config.seed.to_string())
-        .arg("--report-file")
-        .arg(&report_path)
-        .arg("--trace-syscalls")
-        .arg(&trace_path)
-        .arg("--argv0")
-        .arg(argv0);
-    for pair in &config.env {
-        command.arg("--env").arg(pair);
-    }
-    // After `--` and the program, everything is the program's (simulate's own options too).
-    command
-        .arg("--")
-        .arg(program)
-        .args(&config.args)
-        .current_dir(dir);
-    // stdout and stderr go to files, as the native run's do: a program can tell a file
-    // from a pipe.
-    let output = child::run(&mut command, outputs.path(), config.timeout)
-        .map_err(|e| CheckError::Io(format!("{}: {e}", config.simulator.path.display())))?
-        .ok_or(CheckError::Timeout {
-            run: mode.to_string(),
-            after: config.timeout,
-        })?;
-    read_simulated(&output, &report_path, &trace_path)
-}
-
-fn read_simulated(
-    output: &std::process::Output,
-    report_path: &Path,
-    trace_path: &Path,
-) -> Result<Observed, CheckError> {
-    let Ok(report) = std::fs::read(report_path) else {
-        // No report: simulate could not run the program at all.
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(CheckError::Simulator {
-            message: stderr
-                .lines()
-                .last()
-                .unwrap_or("simulate failed")
-                .trim_start_matches("simulate: ")
-                .to_string(),
-            status: output
-                .status
-                .code()
-                .unwrap_or(sim::run::status::SIMULATOR_FAILED),
-        });
-    };
-    let bad = |what: &str| CheckError::Io(format!("simulate wrote a bad {what}"));
-    let report: serde_json::Value = serde_json::from_slice(&report).map_err(|_| bad("report"))?;
-    let trace = std::fs::read_to_string(trace_path).map_err(|_| bad("syscall trace"))?;
-    let syscalls = trace
-        .lines()
-        .map(serde_json::from_str::<SyscallRecord>)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| bad("syscall trace"))?;
-    let exit = &report["exit"];
-    let status = match (exit["code"].as_i64(), exit["signal"].as_str()) {
-        (Some(code), _) => Status::Exited(code as i32),
-        (None, Some(signal)) => Status::Signaled(signal.to_string()),
-        (None, None) => Status::Exited(output.status.code().unwrap_or(-1)),
-    };
-    // simulate's own notice (`simulate: guest killed by ...`) ends its stderr; the guest's
-    // stderr is what comes before it.
-    let mut stderr = output.stderr.clone();
-    if let (Some(signal), Some(reason)) = (exit["signal"].as_str(), exit["reason"].as_str()) {
-        let notice = format!("simulate: guest killed by {signal}: {reason}\n");
-        if stderr.ends_with(notice.as_bytes()) {
-            stderr.truncate(stderr.len() - notice.len());
-        }
-    }
-    Ok(Observed {
-        status,
-        stdout: output.stdout.clone(),
-        stderr,
-        syscalls,
-        files: Default::default(),
-        guest_instructions: report["guest_instructions"].as_u64(),
-        tree: Default::default(),
-    })
 }

@@ -3,8 +3,18 @@
 //! user can see: exit status, stdout, stderr, the normalized syscall sequence and the files
 //! written; the two simulated runs must also agree on the guest instruction count.
 //!
-//! `native` makes the host run reproducible, `normalize` says what may differ and why,
-//! `compare` finds the first divergence, `check` runs the three sides.
+//! A program that makes processes and threads is followed whole on every side: natively by
+//! ptrace (`native`), simulated through the report's processes and the trace's task ids
+//! (`simulated`). Both become a `observed::TaskTree` whose tasks are keyed by creation path
+//! and thread number, and are compared task by task: each task's sequence (ids of the run's
+//! tasks by normalized id), the set of tasks, each process's exit, then the outputs, with
+//! what the schedule decides (how tasks interleave, contended futex calls, which child a
+//! wait for any child reaps, the order of lines that several tasks write) left out; the
+//! rule and its reasons are in `compare`.
+//!
+//! `native` makes the host run reproducible, `simulated` reads a simulated run back,
+//! `normalize` says what may differ and why, `compare` finds the first divergence, `check`
+//! runs the three sides.
 
 pub mod check;
 pub mod child;
@@ -14,5 +24,6 @@ pub mod native;
 pub mod normalize;
 pub mod observed;
 pub mod scratch;
+pub mod simulated;
 
 pub use check::{check, CheckConfig, CheckError, CheckReport};

@@ -3,13 +3,176 @@
 //! signature live in the simulator's syscall table (`sim::kernel::signature`, read from the
 //! table's rows), which the report's sequence digest reads too; this applies them to a
 //! recorded syscall.
+//!
+//! In a run of several tasks, an id that names one of the run's tasks (an argument of kind
+//! `i`, a result under the pid rule) is compared by that task's normalized id
+//! (`observed::normalized_ids`, each run through its own map), so that `fork() = <pid 1001>`
+//! on one side cannot be `fork() = <pid 1002>` on the other. Two kinds of result stay under
+//! the pid rule alone: a process group's id (the native root is in the oracle's group; the
+//! simulated root leads its own), and the child that a wait for any child reaped (which one
+//! comes first is the schedule's; `compare` checks the set of them instead).
+
+use std::collections::BTreeMap;
+use std::fmt;
 
 use sim::accounting::SyscallRecord;
 pub use sim::kernel::signature::{Normalized, Rule, Shown, UnknownSyscall, RULES};
+use sim::kernel::table;
+use syscalls::Sysno;
 
 /// The syscall as compared: its own arguments only, each under its rule.
 pub fn normalize(record: &SyscallRecord) -> Result<Normalized, UnknownSyscall> {
     sim::kernel::signature::normalize(record.nr, &record.args, record.ret)
+}
+
+/// Results under the pid rule that are a process group's id, not a task's.
+const GROUP_RESULTS: &[Sysno] = &[Sysno::getpgrp, Sysno::getpgid];
+
+/// An argument or result as compared in a run of several tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// Under its rule.
+    Shown(Shown),
+    /// The id of one of the run's tasks, by its normalized id.
+    Task(u32),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Shown(shown) => shown.fmt(f),
+            Value::Task(id) => write!(f, "<pid {id}>"),
+        }
+    }
+}
+
+/// A syscall as compared: `Normalized`, with the run's task ids named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub name: &'static str,
+    pub args: Vec<Value>,
+    pub result: Value,
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let args: Vec<String> = self.args.iter().map(Value::to_string).collect();
+        write!(f, "{}({}) = {}", self.name, args.join(", "), self.result)
+    }
+}
+
+/// Whether `record` waits for any child (or any of a group) rather than a given one.
+pub fn waits_for_any_child(record: &SyscallRecord) -> bool {
+    record.nr == Sysno::wait4.id() as u64 && record.args[0] as i32 <= 0
+}
+
+/// The syscall as compared, with each id of a task in `ids` (host or simulated id →
+/// normalized id) named by its normalized id. With no ids, exactly `normalize`.
+pub fn normalize_with_ids(
+    record: &SyscallRecord,
+    ids: &BTreeMap<i32, u32>,
+) -> Result<Call, UnknownSyscall> {
+    let normalized = normalize(record)?;
+    let row = table::lookup(record.nr).expect("normalize found its row");
+    let taken = argument_kinds(row.signature, &record.args)
+        .chars()
+        .zip(record.args)
+        .filter(|&(kind, _)| kind != '-');
+    let args = taken
+        .zip(normalized.args)
+        .map(|((kind, value), shown)| match kind {
+            'i' => task(ids, shown, value),
+            _ => Value::Shown(shown),
+        })
+        .collect();
+    let names_a_task = row.signature.result == Rule::Pid
+        && !GROUP_RESULTS.contains(&row.sysno)
+        && !waits_for_any_child(record);
+    let result = if names_a_task {
+        task(ids, normalized.result, record.ret)
+    } else {
+        Value::Shown(normalized.result)
+    };
+    Ok(Call {
+        name: normalized.name,
+        args,
+        result,
+    })
+}
+
+/// An id shown under the pid rule, by its normalized id if it is one of the run's tasks.
+fn task(ids: &BTreeMap<i32, u32>, shown: Shown, value: u64) -> Value {
+    // A pid_t, whatever the register's upper half holds.
+    match ids.get(&(value as i32)) {
+        Some(&id) if shown == Shown::Pid => Value::Task(id),
+        _ => Value::Shown(shown),
+    }
+}
+
+/// An error result: -4095..-1 as a signed number.
+fn failed(ret: u64) -> bool {
+    (-4095..0).contains(&(ret as i64))
+}
+
+/// Calls the simulator declines on purpose (`Rule::Declined`, -ENOSYS) that glibc then
+/// follows with another: clone3, as a kernel before 5.3, and clone.
+const FALLBACKS: &[(Sysno, Sysno)] = &[(Sysno::clone3, Sysno::clone)];
+
+/// A task's calls as compared, each with its index in `records`. A declined call and the
+/// fallback that follows it count as one: the declined call with the fallback's result;
+/// where the declined call succeeded (natively), its own result is compared as the
+/// fallback's would be; where it failed otherwise, or no fallback follows, it is compared
+/// as declined, as in a run of one task. So a native `clone3(...) = <pid 1001>` meets the simulator's
+/// `clone3(...) = -ENOSYS; clone(...) = <pid 1001>`, and the task each created is compared.
+pub fn calls<'a>(
+    records: &'a [SyscallRecord],
+    ids: &'a BTreeMap<i32, u32>,
+) -> impl Iterator<Item = (usize, Result<Call, UnknownSyscall>)> + 'a {
+    let enosys = (-(libc::ENOSYS as i64)) as u64;
+    let mut next = 0;
+    std::iter::from_fn(move || {
+        let (index, record) = (next, records.get(next)?);
+        next += 1;
+        let fallback = FALLBACKS
+            .iter()
+            .find(|(declined, _)| declined.id() as u64 == record.nr)
+            .map(|&(_, fallback)| fallback.id() as u64);
+        let Some(fallback) = fallback else {
+            return Some((index, normalize_with_ids(record, ids)));
+        };
+        let served_by = records
+            .get(next)
+            .filter(|call| record.ret == enosys && call.nr == fallback);
+        next += served_by.is_some() as usize;
+        let served = served_by.or((!failed(record.ret)).then_some(record));
+        let Some(&SyscallRecord { ret, .. }) = served else {
+            return Some((index, normalize_with_ids(record, ids)));
+        };
+        let folded = normalize_with_ids(record, ids).and_then(|call| {
+            let served = SyscallRecord {
+                nr: fallback,
+                ret,
+                ..record.clone()
+            };
+            Ok(Call {
+                result: normalize_with_ids(&served, ids)?.result,
+                ..call
+            })
+        });
+        Some((index, folded))
+    })
+}
+
+/// The kinds of these arguments (`Signature::args`): their command's, or the syscall's own.
+fn argument_kinds(signature: sim::kernel::signature::Signature, args: &[u64; 6]) -> &'static str {
+    let command = |c: &sim::kernel::signature::Commands| {
+        let command = args[c.at] & c.mask;
+        c.args.iter().find(|(known, _)| *known == command)
+    };
+    signature
+        .commands
+        .and_then(command)
+        .map_or(signature.args, |(_, kinds)| kinds)
 }
 
 #[cfg(test)]
@@ -235,5 +398,117 @@ mod tests {
             normalize(&record),
             Err(UnknownSyscall("io_uring_setup".into()))
         );
+    }
+
+    /// A native run's host ids and the simulator's, each mapped to the same normalized ids.
+    fn native_ids() -> BTreeMap<i32, u32> {
+        BTreeMap::from([(41_233, 1000), (41_240, 1001), (41_236, 1002)])
+    }
+
+    fn simulated_ids() -> BTreeMap<i32, u32> {
+        BTreeMap::from([(1000, 1000), (1001, 1001), (1002, 1002)])
+    }
+
+    fn same_in_trees(native: &SyscallRecord, simulated: &SyscallRecord) -> bool {
+        let native = normalize_with_ids(native, &native_ids()).unwrap();
+        native == normalize_with_ids(simulated, &simulated_ids()).unwrap()
+    }
+
+    #[test]
+    fn ids_of_the_run_s_tasks_compare_by_normalized_id() {
+        assert!(same_in_trees(
+            &record(Sysno::fork, &[], 41_240),
+            &record(Sysno::fork, &[], 1001)
+        ));
+        assert!(!same_in_trees(
+            &record(Sysno::fork, &[], 41_240),
+            &record(Sysno::fork, &[], 1002)
+        ));
+        assert!(same_in_trees(
+            &record(Sysno::wait4, &[41_236, 0x7ff0, 0, 0], 41_236),
+            &record(Sysno::wait4, &[1002, 0x7ff0, 0, 0], 1002)
+        ));
+        assert!(!same_in_trees(
+            &record(Sysno::tgkill, &[41_233, 41_240, 15], 0),
+            &record(Sysno::tgkill, &[1000, 1000, 15], 0)
+        ));
+        // The parent of the root is outside both runs: an id, whichever.
+        assert!(same_in_trees(
+            &record(Sysno::getppid, &[], 812),
+            &record(Sysno::getppid, &[], 999)
+        ));
+        let fork = normalize_with_ids(&record(Sysno::fork, &[], 1001), &simulated_ids());
+        assert_eq!(fork.unwrap().to_string(), "fork() = <pid 1001>");
+    }
+
+    #[test]
+    fn group_ids_and_a_wait_for_any_child_keep_the_pid_rule() {
+        // The native root is in the oracle's process group; the simulated root leads its own.
+        assert!(same_in_trees(
+            &record(Sysno::getpgrp, &[], 700),
+            &record(Sysno::getpgrp, &[], 1000)
+        ));
+        // Which child ends first is the schedule's.
+        let any = u64::MAX;
+        assert!(same_in_trees(
+            &record(Sysno::wait4, &[any, 0x7ff0, 0, 0], 41_240),
+            &record(Sysno::wait4, &[any, 0x7ff0, 0, 0], 1002)
+        ));
+    }
+
+    #[test]
+    fn with_no_ids_calls_compare_as_normalize_shows_them() {
+        let none = BTreeMap::new();
+        let call = record(Sysno::kill, &[41_233, 0], 0);
+        let normalized = normalize_with_ids(&call, &none).unwrap();
+        assert_eq!(
+            normalized.to_string(),
+            normalize(&call).unwrap().to_string()
+        );
+    }
+
+    #[test]
+    fn a_declined_clone3_and_its_fallback_are_one_creation() {
+        let enosys = (-(libc::ENOSYS as i64)) as u64;
+        let eagain = (-(libc::EAGAIN as i64)) as u64;
+        let native = [
+            record(Sysno::clone3, &[0x7ff0, 0x58], 41_240),
+            record(Sysno::getpid, &[], 41_233),
+        ];
+        let simulated = [
+            record(Sysno::clone3, &[0x7fe0, 0x58], enosys),
+            record(
+                Sysno::clone,
+                &[0x3d0f00, 0x7fd0, 0x7fc0, 0x7fb0, 0x7fa0],
+                1001,
+            ),
+            record(Sysno::getpid, &[], 1000),
+        ];
+        let (native_ids, simulated_ids) = (native_ids(), simulated_ids());
+        let native: Vec<_> = calls(&native, &native_ids).collect();
+        let simulated: Vec<_> = calls(&simulated, &simulated_ids).collect();
+        let indices = |calls: &[(usize, _)]| calls.iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(
+            (indices(&native), indices(&simulated)),
+            (vec![0, 1], vec![0, 2])
+        );
+        let shown = |calls: &[(usize, Result<Call, UnknownSyscall>)]| {
+            calls
+                .iter()
+                .map(|c| c.1.clone().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shown(&native),
+            [
+                "clone3(<pointer>, 0x58) = <pid 1001>",
+                "getpid() = <pid 1000>"
+            ]
+        );
+        assert_eq!(shown(&native), shown(&simulated));
+        // A clone3 that failed otherwise, natively, is compared as declined.
+        let failed = [record(Sysno::clone3, &[0x7ff0, 0x58], eagain)];
+        let failed: Vec<_> = calls(&failed, &native_ids).collect();
+        assert_eq!(shown(&failed), ["clone3(<pointer>, 0x58) = <declined>"]);
     }
 }

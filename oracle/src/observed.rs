@@ -12,6 +12,9 @@ pub enum Status {
     Exited(i32),
     /// Killed by the named signal (SIGSEGV, ...).
     Signaled(String),
+    /// Still running when the run stopped (a simulated run's deadlock or instruction
+    /// limit): a process other than the root has no status then.
+    Unfinished,
 }
 
 impl std::fmt::Display for Status {
@@ -19,6 +22,7 @@ impl std::fmt::Display for Status {
         match self {
             Status::Exited(code) => write!(f, "exit status {code}"),
             Status::Signaled(signal) => write!(f, "killed by {signal}"),
+            Status::Unfinished => f.write_str("still running when the run stopped"),
         }
     }
 }
@@ -48,7 +52,7 @@ pub struct Observed {
     pub files: BTreeMap<String, FileChange>,
     /// Guest instructions executed (simulated runs only).
     pub guest_instructions: Option<u64>,
-    /// Every task and process of the run (native runs; empty where not recorded).
+    /// Every task and process of the run.
     pub tree: TaskTree,
 }
 
@@ -79,9 +83,35 @@ pub struct TaskRecord {
     /// return) to its last; one that death cut short is recorded with result 0, as exit
     /// and exit_group always are.
     pub syscalls: Vec<SyscallRecord>,
+    /// Each syscall's place in the order of all the run's syscalls, every task's: the
+    /// simulator's trace order, or the order in which the tracer saw them end.
+    pub order: Vec<usize>,
     /// `None` for a thread group leader that vanished because another of its threads
-    /// called execve (that thread takes over the leader's id; Linux reports no end).
+    /// called execve (that thread takes over the leader's id; Linux reports no end), and
+    /// in a simulated run, which reports ends per process.
     pub exit: Option<Status>,
+}
+
+impl TaskRecord {
+    /// A task with no calls yet and no end, not yet placed in its tree (`index`, `parent`):
+    /// its process's first task when `thread` is 0.
+    pub fn new(tid: i32, path: Vec<u32>, thread: u32) -> Self {
+        TaskRecord {
+            tid,
+            kind: if thread == 0 {
+                TaskKind::Process
+            } else {
+                TaskKind::Thread
+            },
+            index: 0,
+            parent: None,
+            path,
+            thread,
+            syscalls: Vec::new(),
+            order: Vec::new(),
+            exit: None,
+        }
+    }
 }
 
 /// How one process ended: as its parent's wait4 would see it.
@@ -90,6 +120,8 @@ pub struct ProcessRecord {
     pub path: Vec<u32>,
     /// The host's pid.
     pub pid: i32,
+    /// The argv of its last image.
+    pub argv: Vec<String>,
     pub status: Status,
 }
 
@@ -135,20 +167,7 @@ mod tests {
     use super::*;
 
     fn task(tid: i32, path: &[u32], thread: u32) -> TaskRecord {
-        TaskRecord {
-            tid,
-            kind: if thread == 0 {
-                TaskKind::Process
-            } else {
-                TaskKind::Thread
-            },
-            index: 0,
-            parent: None,
-            path: path.to_vec(),
-            thread,
-            syscalls: Vec::new(),
-            exit: None,
-        }
+        TaskRecord::new(tid, path.to_vec(), thread)
     }
 
     /// Whatever order the host created them in and whatever tids it gave: a parent before

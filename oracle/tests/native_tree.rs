@@ -98,6 +98,13 @@ fn check_tree(observed: &Observed) {
             );
         }
     }
+    // Every call has its own place in the run's order, increasing along each task.
+    let mut order: Vec<usize> = tasks.iter().flat_map(|t| t.order.clone()).collect();
+    assert!(tasks
+        .iter()
+        .all(|t| t.order.len() == t.syscalls.len() && t.order.windows(2).all(|w| w[0] < w[1])));
+    order.sort_unstable();
+    assert_eq!(order, (0..order.len()).collect::<Vec<_>>());
     let ids = &observed.tree.ids;
     assert_eq!(ids[&tasks[0].tid], 1000);
     let mut numbers: Vec<u32> = ids.values().copied().collect();
@@ -253,6 +260,14 @@ fn every_exec_gets_its_process_s_at_random_and_no_vdso() {
             stdout.contains(&format!("{label} vdso=0 {}\n", hex(&at_random))),
             "{stdout}"
         );
+    }
+    let program = observed.tree.processes[0].argv[0].clone();
+    assert!(program.ends_with("exec_random"), "{program}");
+    for (process, name) in observed.tree.processes[1..]
+        .iter()
+        .zip(["vforked", "forked"])
+    {
+        assert_eq!(process.argv, [program.as_str(), name]);
     }
     for task in &observed.tree.tasks[1..] {
         assert_eq!(task.exit, Some(Status::Exited(7)));

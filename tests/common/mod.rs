@@ -23,21 +23,59 @@ pub struct Observed {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
-/// A fresh directory holding links to the case's program and to the inputs.
+/// A fresh directory holding links to the case's program, its companions and the inputs.
 pub fn scratch(case: &Case, tag: &str) -> PathBuf {
+    let programs: Vec<&str> = std::iter::once(case.program)
+        .chain(case.companions.iter().copied())
+        .collect();
+    scratch_with(case.name, tag, &programs)
+}
+
+/// A fresh directory named after `name` and `tag`, holding links to the built `programs`
+/// and to the inputs.
+pub fn scratch_with(name: &str, tag: &str, programs: &[&str]) -> PathBuf {
     let stage = corpora::stage();
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    let name = format!("ringsim-{}-{}-{}-{run}", case.name, tag, std::process::id());
+    let name = format!("ringsim-{name}-{tag}-{}-{run}", std::process::id());
     let dir = std::env::temp_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::os::unix::fs::symlink(stage.join(case.program), dir.join(case.program)).unwrap();
-    std::os::unix::fs::symlink(stage.join("inputs"), dir.join("inputs")).unwrap();
-    for companion in case.companions {
-        std::os::unix::fs::symlink(stage.join(companion), dir.join(companion)).unwrap();
+    for program in programs.iter().chain(&["inputs"]) {
+        std::os::unix::fs::symlink(stage.join(program), dir.join(program)).unwrap();
     }
     dir
+}
+
+/// Runs `simulate --check` with `flags` on `program` in `dir`; its exit status, and the text
+/// report followed by its stderr.
+pub fn check(
+    dir: &Path,
+    flags: &[&str],
+    program: &str,
+    argv0: Option<&str>,
+    args: &[&str],
+) -> (i32, String) {
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut command = Command::new(SIMULATE);
+    command
+        .args(["--check", "--clear-env"])
+        .args(flags)
+        .arg("--report-file")
+        .arg(report.path());
+    if let Some(argv0) = argv0 {
+        command.args(["--argv0", argv0]);
+    }
+    let output = command
+        .arg(program)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(report.path()).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (status_of(&output), format!("{text}{stderr}"))
 }
 
 /// The exit status a shell would report: the code, or 128+N after signal N.

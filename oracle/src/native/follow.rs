@@ -71,6 +71,8 @@ struct Process {
     /// Its thread group id: its first task's tid (a thread that execs takes it over).
     pid: Pid,
     stream: ChaCha20Rng,
+    /// The argv of its last image, as /proc showed it at the exec.
+    argv: Vec<String>,
     /// Child processes made so far: the last index of the next one's path.
     children: u32,
     /// Threads made so far besides its first task: the last one's `thread` number.
@@ -101,6 +103,8 @@ struct Follower {
     /// Reports of tasks that no creator's event has named yet, oldest first.
     early: HashMap<Pid, Vec<WaitStatus>>,
     live: LiveIds,
+    /// Syscalls recorded so far, every task's: the next one's place in the run's order.
+    calls: usize,
     /// Set once every task has ended: nothing is left to kill.
     done: bool,
 }
@@ -110,20 +114,12 @@ impl Follower {
         let path = Vec::new();
         Self {
             seed,
-            tasks: vec![TaskRecord {
-                tid: root.as_raw(),
-                kind: TaskKind::Process,
-                index: 0,
-                parent: None,
-                path: path.clone(),
-                thread: 0,
-                syscalls: Vec::new(),
-                exit: None,
-            }],
+            tasks: vec![TaskRecord::new(root.as_raw(), path.clone(), 0)],
             processes: vec![Process {
                 stream: process_stream(seed, &path),
                 path,
                 pid: root,
+                argv: command_line(root),
                 children: 0,
                 threads: 0,
                 status: None,
@@ -139,6 +135,7 @@ impl Follower {
             )]),
             early: HashMap::new(),
             live: Arc::new(Mutex::new(HashSet::from([root]))),
+            calls: 0,
             done: false,
         }
     }
@@ -260,9 +257,7 @@ impl Follower {
                         overwrite_random(pid, args[0], ret as usize, stream)?;
                     }
                     let tid = pid.as_raw() as u64;
-                    self.tasks[task]
-                        .syscalls
-                        .push(SyscallRecord { tid, nr, args, ret });
+                    self.record(task, SyscallRecord { tid, nr, args, ret });
                 }
             }
             _ => {}
@@ -292,7 +287,9 @@ impl Follower {
                         NativeError::Setup(format!("task {former} exec'd unfollowed as {pid}"))
                     })?
                     .process;
-                prepare_auxv(pid, &mut self.processes[process].stream)?;
+                let process = &mut self.processes[process];
+                prepare_auxv(pid, &mut process.stream)?;
+                process.argv = command_line(pid);
             }
             _ => {}
         }
@@ -341,10 +338,12 @@ impl Follower {
                 let mut path = parent.path.clone();
                 path.push(parent.children);
                 parent.children += 1;
+                let argv = parent.argv.clone();
                 self.processes.push(Process {
                     stream: process_stream(self.seed, &path),
                     path,
                     pid: new,
+                    argv,
                     children: 0,
                     threads: 0,
                     status: None,
@@ -358,15 +357,11 @@ impl Follower {
             }
         };
         let index = self.tasks.len();
+        let path = self.processes[process].path.clone();
         self.tasks.push(TaskRecord {
-            tid: new.as_raw(),
-            kind,
             index,
             parent: Some(parent),
-            path: self.processes[process].path.clone(),
-            thread,
-            syscalls: Vec::new(),
-            exit: None,
+            ..TaskRecord::new(new.as_raw(), path, thread)
         });
         self.followed.insert(
             new,
@@ -394,24 +389,31 @@ impl Follower {
         let Some(task) = self.followed.remove(&pid) else {
             return;
         };
-        let record = &mut self.tasks[task.task];
         // exit and exit_group never return: their entry is all there is (result 0, as the
         // simulator records them).
         if let Some((nr, args)) = task.entry {
             let tid = pid.as_raw() as u64;
-            record.syscalls.push(SyscallRecord {
+            let call = SyscallRecord {
                 tid,
                 nr,
                 args,
                 ret: 0,
-            });
+            };
+            self.record(task.task, call);
         }
-        record.exit = Some(status.clone());
+        self.tasks[task.task].exit = Some(status.clone());
         let process = &mut self.processes[task.process];
         // The leader's end is reported last, with the process's status.
         if process.pid == pid {
             process.status = Some(status);
         }
+    }
+
+    fn record(&mut self, task: usize, call: SyscallRecord) {
+        let task = &mut self.tasks[task];
+        task.syscalls.push(call);
+        task.order.push(self.calls);
+        self.calls += 1;
     }
 
     /// The tree, once every task has ended.
@@ -430,6 +432,7 @@ impl Follower {
                 Ok(ProcessRecord {
                     path: process.path,
                     pid: process.pid.as_raw(),
+                    argv: process.argv,
                     status,
                 })
             })
@@ -476,6 +479,18 @@ impl Drop for Follower {
             }
         }
     }
+}
+
+/// `pid`'s argv as /proc shows it; empty where it cannot be read (a task that died).
+fn command_line(pid: Pid) -> Vec<String> {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // Each argument ends in a NUL.
+    let Some(args) = bytes.strip_suffix(&[0]) else {
+        return Vec::new();
+    };
+    args.split(|&byte| byte == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
 }
 
 /// Kills every live task of the tree when the time is up; the tracer then sees them die.

@@ -1,0 +1,322 @@
+//! Runs of several tasks, task by task: each task matched by (creation path, thread number)
+//! with its counterpart, whatever ids the host or the simulator gave them.
+//!
+//! In order: each pair's syscall sequences (the diverging task that comes first in the
+//! second run's order is reported: a later divergence elsewhere is likely its consequence,
+//! as a parent's that reads its child's status); then, task by task, a task on one side only
+//! and the children reaped by waits for any child, compared as a set since which child
+//! ends first is the schedule's; then each process's exit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use syscalls::Sysno;
+
+use super::{first_diverging_call, Divergence, Named, Sequence, TaskName};
+use crate::normalize::waits_for_any_child;
+use crate::observed::{ProcessRecord, TaskRecord, TaskTree};
+
+/// Calls whose presence and results the schedule decides, left out of the sequences:
+/// glibc's locks, condition variables and joins call futex only when contended (a wait
+/// fails with EAGAIN if the word changed meanwhile, a wake counts whom it woke).
+const SCHEDULED: &[Sysno] = &[Sysno::futex];
+
+/// A task's place in its tree: its process's creation path and its thread number.
+type Key<'a> = (&'a [u32], u32);
+
+/// One run's tree, its tasks and processes by key.
+struct Side<'a> {
+    tree: &'a TaskTree,
+    tasks: BTreeMap<Key<'a>, &'a TaskRecord>,
+    processes: BTreeMap<&'a [u32], &'a ProcessRecord>,
+}
+
+impl<'a> Side<'a> {
+    fn new(tree: &'a TaskTree) -> Self {
+        Side {
+            tree,
+            tasks: tree
+                .tasks
+                .iter()
+                .map(|task| ((task.path.as_slice(), task.thread), task))
+                .collect(),
+            processes: tree
+                .processes
+                .iter()
+                .map(|process| (process.path.as_slice(), process))
+                .collect(),
+        }
+    }
+
+    fn id(&self, key: Key) -> Option<u32> {
+        self.tree.ids.get(&self.tasks.get(&key)?.tid).copied()
+    }
+
+    fn argv(&self, key: Key) -> Option<&'a [String]> {
+        let process = self.processes.get(key.0)?;
+        (!process.argv.is_empty()).then_some(process.argv.as_slice())
+    }
+}
+
+/// The task at `key`, named as the first run numbers it (the second, if only it has it).
+fn name(x: &Side, y: &Side, key: Key) -> TaskName {
+    TaskName {
+        id: x.id(key).or_else(|| y.id(key)).unwrap_or_default(),
+        argv: x
+            .argv(key)
+            .or_else(|| y.argv(key))
+            .unwrap_or_default()
+            .to_vec(),
+    }
+}
+
+/// The first difference in the tasks of `a` and `b`, or in their processes' ends.
+pub(super) fn compare<'a>(a: &Named<'a>, b: &Named<'a>) -> Option<Divergence> {
+    let (x, y) = (Side::new(&a.observed.tree), Side::new(&b.observed.tree));
+    let keys: BTreeSet<Key> = x.tasks.keys().chain(y.tasks.keys()).copied().collect();
+    let named = |divergence: Divergence, key: Key| Divergence {
+        task: Some(name(&x, &y, key)),
+        ..divergence
+    };
+    let first_in_time = keys
+        .iter()
+        .filter_map(|&key| {
+            let (left, right) = (x.tasks.get(&key)?, y.tasks.get(&key)?);
+            let sequence = |task: &'a TaskRecord, side: &Side<'a>| Sequence {
+                records: &task.syscalls,
+                ids: &side.tree.ids,
+                unordered: SCHEDULED,
+            };
+            let difference = first_diverging_call(sequence(left, &x), sequence(right, &y))?;
+            let time = when(right, difference.right_index);
+            Some((time, named(difference.divergence(a, b), key)))
+        })
+        .min_by_key(|(time, _)| *time);
+    if let Some((_, divergence)) = first_in_time {
+        return Some(divergence);
+    }
+    let task = keys.iter().find_map(|&key| {
+        let (left, right) = (x.tasks.get(&key), y.tasks.get(&key));
+        let divergence = match (left, right) {
+            (Some(left), Some(right)) => {
+                let (reaped_left, reaped_right) = (reaped(left, x.tree), reaped(right, y.tree));
+                (reaped_left != reaped_right).then(|| {
+                    let show = |reaped| describe_reaped(&reaped);
+                    Divergence::between(
+                        a,
+                        b,
+                        "reaped children",
+                        show(reaped_left),
+                        show(reaped_right),
+                    )
+                })
+            }
+            _ => Some(Divergence::between(
+                a,
+                b,
+                "presence",
+                describe_presence(left),
+                describe_presence(right),
+            )),
+        }?;
+        Some(named(divergence, key))
+    });
+    task.or_else(|| {
+        let paths: BTreeSet<&[u32]> = x
+            .processes
+            .keys()
+            .chain(y.processes.keys())
+            .copied()
+            .collect();
+        paths.into_iter().find_map(|path| {
+            let (left, right) = (x.processes.get(path)?, y.processes.get(path)?);
+            (left.status != right.status).then(|| {
+                let (left, right) = (left.status.to_string(), right.status.to_string());
+                named(
+                    Divergence::between(a, b, "exit status", left, right),
+                    (path, 0),
+                )
+            })
+        })
+    })
+}
+
+/// Where a divergence at call `index` of `task` falls in its run's order: that call's place,
+/// or where the task made fewer calls, its last one's (it stopped there; with none at all,
+/// it diverged from its start).
+fn when(task: &TaskRecord, index: usize) -> usize {
+    task.order
+        .get(index)
+        .or(task.order.last())
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The children `task` reaped through waits for any child, by normalized id (`None`: an id
+/// outside the run), each with how many times.
+fn reaped(task: &TaskRecord, tree: &TaskTree) -> BTreeMap<Option<u32>, usize> {
+    let mut reaped = BTreeMap::new();
+    for call in task
+        .syscalls
+        .iter()
+        .filter(|call| waits_for_any_child(call))
+    {
+        if call.ret as i64 > 0 {
+            let id = tree.ids.get(&(call.ret as i32)).copied();
+            *reaped.entry(id).or_insert(0) += 1;
+        }
+    }
+    reaped
+}
+
+fn describe_reaped(reaped: &BTreeMap<Option<u32>, usize>) -> String {
+    let ids: Vec<String> = reaped
+        .iter()
+        .flat_map(|(id, &times)| {
+            let id = id.map_or("<pid>".to_string(), |id| format!("<pid {id}>"));
+            std::iter::repeat_n(id, times)
+        })
+        .collect();
+    format!("{{{}}}", ids.join(", "))
+}
+
+fn describe_presence(task: Option<&&TaskRecord>) -> String {
+    match task {
+        Some(task) => format!("present, {} syscalls", task.syscalls.len()),
+        None => "absent".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sim::accounting::SyscallRecord;
+    use syscalls::Sysno;
+
+    use crate::compare::tests::{diverge, forked, run_of, task};
+    use crate::observed::{Observed, Status};
+
+    const ANY: u64 = u64::MAX;
+
+    #[test]
+    fn how_the_tasks_calls_interleave_is_not_compared() {
+        let [native, simulated] = forked([501, 1001]);
+        assert_eq!(diverge(&native, &simulated), None);
+    }
+
+    #[test]
+    fn futex_calls_are_the_schedule_s() {
+        let [native, mut simulated] = forked([501, 1001]);
+        let wait = SyscallRecord {
+            tid: 1001,
+            nr: Sysno::futex.id() as u64,
+            args: [0x7ff0, 0x80, 2, 0, 0, 0],
+            ret: (-(libc::EAGAIN as i64)) as u64,
+        };
+        simulated.tree.tasks[1].syscalls.insert(0, wait);
+        simulated.tree.tasks[1].order.insert(0, 2);
+        assert_eq!(diverge(&native, &simulated), None);
+    }
+
+    /// glibc asks for rseq in a new thread only if its creator got it: natively, not
+    /// simulated.
+    #[test]
+    fn a_declined_call_on_one_side_only_is_skipped() {
+        let [mut native, simulated] = forked([501, 1001]);
+        let rseq = SyscallRecord {
+            tid: 501,
+            nr: Sysno::rseq.id() as u64,
+            args: [0x7ff0, 0x20, 0, 0x5305_3053, 0, 0],
+            ret: 0,
+        };
+        native.tree.tasks[1].syscalls.insert(0, rseq);
+        native.tree.tasks[1].order.insert(0, 1);
+        assert_eq!(diverge(&native, &simulated), None);
+    }
+
+    #[test]
+    fn the_task_that_diverged_first_in_the_second_run_is_named() {
+        let [native, mut simulated] = forked([501, 1001]);
+        // The child's exit status, then the parent's wait (order 1, before the child's
+        // exit_group at 3): the parent comes first in the simulated run's order.
+        simulated.tree.tasks[1].syscalls[1].args[0] = 4;
+        simulated.tree.tasks[0].syscalls[1].ret = (-(libc::EINTR as i64)) as u64;
+        let d = diverge(&native, &simulated).unwrap();
+        assert_eq!((d.what.as_str(), d.index), ("syscall", Some(1)));
+        assert_eq!(d.task.unwrap().to_string(), "task 1000 (prog[])");
+        // Now the parent's wait comes after the child's exit.
+        simulated.tree.tasks[0].order[1] = 4;
+        let d = diverge(&native, &simulated).unwrap();
+        assert_eq!(d.task.unwrap().to_string(), "task 1001 (prog[0])");
+        assert_eq!(d.left, "exit_group(0x3) = <no return>");
+        assert_eq!(d.context, ["#0 getpid() = <pid 1001>"]);
+    }
+
+    #[test]
+    fn a_wrong_task_id_diverges() {
+        let [native, mut simulated] = forked([501, 1001]);
+        simulated.tree.tasks[1].syscalls[0].ret = 1000;
+        let d = diverge(&native, &simulated).unwrap();
+        assert_eq!(
+            (d.left.as_str(), d.right.as_str()),
+            ("getpid() = <pid 1001>", "getpid() = <pid 1000>")
+        );
+    }
+
+    #[test]
+    fn a_task_on_one_side_only_diverges() {
+        let [native, mut simulated] = forked([501, 1001]);
+        simulated.tree.tasks.pop();
+        let d = diverge(&native, &simulated).unwrap();
+        assert_eq!(d.what, "presence");
+        assert_eq!(
+            (d.left.as_str(), d.right.as_str()),
+            ("present, 2 syscalls", "absent")
+        );
+    }
+
+    #[test]
+    fn each_process_s_exit_is_compared() {
+        let [native, mut simulated] = forked([501, 1001]);
+        simulated.tree.processes[1].status = Status::Signaled("SIGSEGV".into());
+        let d = diverge(&native, &simulated).unwrap();
+        assert_eq!(d.what, "exit status");
+        assert_eq!(d.task.unwrap().id, 1001);
+        assert_eq!(d.right, "killed by SIGSEGV");
+    }
+
+    /// Two children; the parent waits for any child twice.
+    fn reaping(reaped: [u64; 2], children: [i32; 2], parent: i32) -> Observed {
+        let [first, second] = children;
+        let exit = |pid: i32, order| task(&[], pid, &[(Sysno::exit_group, &[0], 0, order)]);
+        let mut children = [exit(first, 4), exit(second, 5)];
+        children[0].path = vec![0];
+        children[1].path = vec![1];
+        let [a, b] = [first as u64, second as u64];
+        let parent = task(
+            &[],
+            parent,
+            &[
+                (Sysno::fork, &[], a, 0),
+                (Sysno::fork, &[], b, 1),
+                (Sysno::wait4, &[ANY], reaped[0], 2),
+                (Sysno::wait4, &[ANY], reaped[1], 3),
+            ],
+        );
+        let [x, y] = children;
+        run_of(vec![parent, x, y])
+    }
+
+    #[test]
+    fn children_reaped_by_waits_for_any_child_compare_as_a_set() {
+        let native = reaping([502, 501], [501, 502], 500);
+        assert_eq!(
+            diverge(&native, &reaping([1001, 1002], [1001, 1002], 1000)),
+            None
+        );
+        let d = diverge(&native, &reaping([1001, 1001], [1001, 1002], 1000)).unwrap();
+        assert_eq!(d.what, "reaped children");
+        assert_eq!(
+            (d.left.as_str(), d.right.as_str()),
+            ("{<pid 1001>, <pid 1002>}", "{<pid 1001>, <pid 1001>}")
+        );
+    }
+}
