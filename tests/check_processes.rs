@@ -40,9 +40,6 @@ fn pthread_workers_agrees() {
 
 /// Two threads, then two processes, each calling sched_yield in turn.
 #[test]
-#[ignore = "simulator: sched_getaffinity's result is the host kernel's cpumask size natively \
-            (0x20 here) and 8 simulated, and its row in sim/src/kernel/table.rs has no rule \
-            that compares it as a size the host decides"]
 fn yield_threads_and_yield_procs_agree() {
     assert_agrees("yield_threads", &[], &["200"]);
     assert_agrees("yield_procs", &[], &["200"]);
@@ -64,10 +61,6 @@ fn fork_bomb_agrees() {
 }
 
 #[test]
-#[ignore = "simulator: after execve(\"/proc/self/exe\") the simulated comm is the resolved \
-            file's name (busybox), Linux's is \"exe\", so busybox's child skips \
-            prctl(PR_SET_NAME); and a child's end raises no SIGCHLD for the handler ash \
-            installs (natively it runs: rt_sigreturn in the shell's sequence)"]
 fn busybox_pipeline_agrees() {
     assert_agrees("busybox", &[], &["sh", "-c", "echo hi | cat"]);
 }

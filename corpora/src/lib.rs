@@ -46,6 +46,10 @@ pub struct Case {
     /// Other staged files or directories the run needs beside the program (a program it
     /// execs, a script), linked into its working directory.
     pub companions: &'static [&'static str],
+    /// Why `simulate --check` cannot compare it call by call, if it cannot: its native run
+    /// is racy in a way the comparison does not yet allow for. Its output and exit are still
+    /// compared with the native run's (tests/differential.rs).
+    pub unchecked: Option<&'static str>,
 }
 
 const fn case(name: &'static str, program: &'static str, args: &'static [&'static str]) -> Case {
@@ -58,6 +62,7 @@ const fn case(name: &'static str, program: &'static str, args: &'static [&'stati
         snapshot: true,
         workload: true,
         companions: &[],
+        unchecked: None,
     }
 }
 
@@ -71,6 +76,7 @@ const fn applet(name: &'static str, applet: &'static str, args: &'static [&'stat
         snapshot: true,
         workload: true,
         companions: &[],
+        unchecked: None,
     }
 }
 
@@ -80,6 +86,12 @@ const fn probe(name: &'static str) -> Case {
         ..case(name, name, &[])
     }
 }
+
+/// Why scripts of several jobs are not compared call by call: ash's SIGCHLD handler runs
+/// wherever a child's end finds the shell, and the calls around it (the handler's
+/// `rt_sigreturn`, the `wait4(WNOHANG)` rounds it causes) follow that place, which the
+/// schedule decides, natively as in the simulator.
+const ASYNC_SIGCHLD: &str = "where ash's SIGCHLD handler runs is the schedule's";
 
 /// Every corpus run that must behave exactly as it does natively.
 pub const CASES: &[Case] = &[
@@ -238,6 +250,10 @@ pub const CASES: &[Case] = &[
     case("fork_bomb", "fork_bomb", &["16"]),
     Case {
         companions: &["tiny_true"],
+        unchecked: Some(
+            "its parent kills a child that may not have entered its read yet natively (then \
+             the read is not in the child's native sequence); the simulated child always has",
+        ),
         ..probe("vfork_exec")
     },
     // Both processes block on each other's pipe; their alarms end them, natively and on the
@@ -252,15 +268,18 @@ pub const CASES: &[Case] = &[
     Case {
         companions: &["shell"],
         writes: &["words.txt"],
+        unchecked: Some(ASYNC_SIGCHLD),
         ..applet("sh_pipelines", "sh", &["shell/pipelines.sh"])
     },
     Case {
         companions: &["shell"],
+        unchecked: Some(ASYNC_SIGCHLD),
         ..applet("sh_control", "sh", &["shell/control.sh"])
     },
     Case {
         companions: &["shell"],
         writes: &["tree/a.txt", "tree/sub/b.txt"],
+        unchecked: Some(ASYNC_SIGCHLD),
         ..applet("sh_jobs", "sh", &["shell/jobs.sh"])
     },
 ];

@@ -74,15 +74,18 @@ const DENIED: &[(Sysno, &str)] = &[
     (Sysno::fchownat, "changes host files' owners"),
     (Sysno::lchown, "changes host files' owners"),
     (Sysno::utimensat, "changes host files' times"),
+    (Sysno::fork, MAKES_A_PROCESS),
+    (Sysno::vfork, MAKES_A_PROCESS),
+    (Sysno::clone, MAKES_A_PROCESS),
     (
-        Sysno::pipe,
-        "a read of an empty pipe whose write end is open blocks for ever",
-    ),
-    (
-        Sysno::pipe2,
-        "a read of an empty pipe whose write end is open blocks for ever",
+        Sysno::execve,
+        "runs a host file in place of the fuzzed process",
     ),
 ];
+
+const MAKES_A_PROCESS: &str =
+    "makes a task with no CPU here, a process copying the fuzzed address space (its \
+     gigabyte mappings included)";
 
 /// Syscalls whose flags argument (by index) loses every bit that could create or write a
 /// file: `open` and `openat` open read-only.

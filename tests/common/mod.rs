@@ -37,8 +37,11 @@ pub fn scratch_with(name: &str, tag: &str, programs: &[&str]) -> PathBuf {
     let stage = corpora::stage();
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    let name = format!("ringsim-{name}-{tag}-{}-{run}", std::process::id());
-    let dir = std::env::temp_dir().join(name);
+    // Fixed widths: a guest that reads its working directory (busybox sh does) must see a
+    // path of one length whatever the pid and run number.
+    let name = format!("ringsim-{name}-{tag}-{:010}-{run:06}", std::process::id());
+    // In /tmp, as the stage is, whatever TMPDIR says, for the same reason.
+    let dir = Path::new("/tmp").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for program in programs.iter().chain(&["inputs"]) {

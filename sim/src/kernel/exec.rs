@@ -89,7 +89,7 @@ pub fn execve(
     let args = ExecArgs {
         argv,
         envp,
-        execfn: given,
+        execfn: given.clone(),
         random,
         ids: [
             ids.uid.real,
@@ -111,9 +111,10 @@ pub fn execve(
     k.pipes_changed();
     k.proc.signals.reset_for_exec();
     k.proc.exe = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    k.proc.comm = path.file_name().map_or_else(Vec::new, |n| {
-        n.as_bytes().iter().take(15).copied().collect()
-    });
+    // Linux names the task after the file as the caller named it (a script's, not its
+    // interpreter's; "exe" for /proc/self/exe).
+    let base = given.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    k.proc.comm = base.iter().take(15).copied().collect();
     if let Some(log) = k.history.get_mut(&pid) {
         log.argv = args_shown;
         log.images += 1;

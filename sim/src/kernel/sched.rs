@@ -3,8 +3,11 @@
 //! only on the program, its input, the quantum and the schedule seed, never on the host.
 //!
 //! The rule: the running task keeps the CPU until it blocks, yields, exits or has run its
-//! quantum; the next task is the front of the run queue, and a task that becomes runnable
-//! (created, woken, yielded, preempted) joins its back. `--schedule-seed` instead picks a
+//! quantum; the next task is the front of the run queue. A task that was woken joins the
+//! queue ahead of the others, after those woken before it since the last pick (Linux's
+//! scheduler favours a task that slept: a parent woken by its child's exit runs before its
+//! other children); a task created, yielding or preempted joins its back. `--schedule-seed`
+//! instead picks a
 //! random runnable task from a seeded stream and draws each quantum between half and one and
 //! a half times the configured one, in the spirit of rr's chaos mode: other interleavings,
 //! each replayable from its seed.
@@ -22,6 +25,8 @@ pub const DEFAULT_QUANTUM: u64 = 1_000_000;
 
 pub struct Scheduler {
     queue: VecDeque<Pid>,
+    /// How many tasks at the queue's front were woken since the last pick.
+    woken: usize,
     quantum: u64,
     chaos: Option<ChaCha8Rng>,
 }
@@ -30,6 +35,7 @@ impl Scheduler {
     pub fn new(quantum: u64, seed: Option<u64>) -> Self {
         Self {
             queue: VecDeque::new(),
+            woken: 0,
             quantum: quantum.max(1),
             chaos: seed.map(ChaCha8Rng::seed_from_u64),
         }
@@ -41,9 +47,22 @@ impl Scheduler {
         self.queue.push_back(tid);
     }
 
+    /// `tid` was woken: it joins the queue after the tasks woken before it, ahead of the
+    /// rest.
+    pub fn enqueue_woken(&mut self, tid: Pid) {
+        debug_assert!(!self.queue.contains(&tid));
+        self.queue.insert(self.woken.min(self.queue.len()), tid);
+        self.woken += 1;
+    }
+
     /// `tid` may not run any more (it exited, or was killed while runnable).
     pub fn remove(&mut self, tid: Pid) {
-        self.queue.retain(|&t| t != tid);
+        if let Some(at) = self.queue.iter().position(|&t| t == tid) {
+            self.queue.remove(at);
+            if at < self.woken {
+                self.woken -= 1;
+            }
+        }
     }
 
     /// Whether another task is waiting for the CPU.
@@ -53,6 +72,7 @@ impl Scheduler {
 
     /// The task to run next, taken out of the queue.
     pub fn pick(&mut self) -> Option<Pid> {
+        self.woken = 0;
         let index = match &mut self.chaos {
             Some(rng) if !self.queue.is_empty() => rng.random_range(0..self.queue.len()),
             _ => 0,
@@ -93,6 +113,21 @@ mod tests {
         assert_eq!(sched.pick(), Some(1002));
         assert_eq!(sched.pick(), None);
         assert_eq!(sched.next_quantum(), 100);
+    }
+
+    #[test]
+    fn woken_tasks_run_first_in_the_order_they_were_woken() {
+        let mut sched = Scheduler::new(100, None);
+        sched.enqueue(1);
+        sched.enqueue_woken(2);
+        sched.enqueue_woken(3);
+        sched.enqueue(4);
+        assert_eq!(sched.pick(), Some(2));
+        sched.enqueue_woken(5);
+        assert_eq!(
+            std::iter::from_fn(|| sched.pick()).collect::<Vec<_>>(),
+            vec![5, 3, 1, 4]
+        );
     }
 
     #[test]

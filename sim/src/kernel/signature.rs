@@ -27,10 +27,14 @@ pub enum Rule {
     Break,
     /// A reading of the clock.
     Time,
+    /// sched_getaffinity's result: the size of the kernel's CPU mask.
+    CpuMaskSize,
     /// The result of a syscall that never returns.
     NoReturn,
     /// A call the simulator declines on purpose.
     Declined,
+    /// rt_sigreturn's result: the interrupted code's RAX, put back.
+    Restored,
 }
 
 /// Every rule but `Exact`, with its reason: the README's list comes from here.
@@ -73,9 +77,21 @@ pub const RULES: &[(Rule, &str, &str)] = &[
          success or not",
     ),
     (
+        Rule::CpuMaskSize,
+        "cpu mask size",
+        "sched_getaffinity returns the size of the kernel's CPU mask, which the host kernel's          configuration sets (the simulated one has one CPU and an 8-byte mask); compared as a          success or not",
+    ),
+    (
         Rule::NoReturn,
         "no return",
         "exit and exit_group do not return: there is no result to compare",
+    ),
+    (
+        Rule::Restored,
+        "restored",
+        "rt_sigreturn returns the RAX the handler's frame saved: whatever the interrupted code \
+         held there (a pid, an address), which the call it interrupted already showed; not \
+         compared",
     ),
     (
         Rule::Declined,
@@ -168,6 +184,7 @@ pub enum Shown {
     NotAddressAsked,
     NoReturn,
     Declined,
+    Restored,
 }
 
 impl Shown {
@@ -189,6 +206,7 @@ impl Shown {
             Shown::NotAddressAsked => (11, 0),
             Shown::NoReturn => (12, 0),
             Shown::Declined => (13, 0),
+            Shown::Restored => (14, 0),
         }
     }
 }
@@ -210,6 +228,7 @@ impl fmt::Display for Shown {
             Shown::NotAddressAsked => f.write_str("<not the address asked>"),
             Shown::NoReturn => f.write_str("<no return>"),
             Shown::Declined => f.write_str("<declined>"),
+            Shown::Restored => f.write_str("<restored>"),
         }
     }
 }
@@ -257,9 +276,10 @@ fn shown(rule: Rule, value: u64) -> Shown {
         // The kernel reads a uid_t, 32 bits, whatever the register's upper half holds.
         Rule::Id if value as u32 == u32::MAX => Shown::IdUnchanged,
         Rule::Id => Shown::Id,
-        Rule::Groups | Rule::Time => Shown::Success,
+        Rule::Groups | Rule::Time | Rule::CpuMaskSize => Shown::Success,
         Rule::NoReturn => Shown::NoReturn,
         Rule::Declined => Shown::Declined,
+        Rule::Restored => Shown::Restored,
     }
 }
 
@@ -267,7 +287,7 @@ fn shown(rule: Rule, value: u64) -> Shown {
 /// result to compare.
 fn result(rule: Rule, asked: u64, value: u64) -> Shown {
     match (rule, errno(value)) {
-        (Rule::NoReturn | Rule::Declined, _) => shown(rule, value),
+        (Rule::NoReturn | Rule::Declined | Rule::Restored, _) => shown(rule, value),
         (_, Some(errno)) => Shown::Errno(errno),
         (Rule::Break, None) if asked != 0 && value == asked => Shown::AddressAsked,
         (Rule::Break, None) if asked != 0 => Shown::NotAddressAsked,
@@ -358,8 +378,10 @@ mod tests {
             Rule::Groups,
             Rule::Break,
             Rule::Time,
+            Rule::CpuMaskSize,
             Rule::NoReturn,
             Rule::Declined,
+            Rule::Restored,
         ];
         for rule in rules {
             assert!(RULES

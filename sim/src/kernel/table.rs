@@ -192,7 +192,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::getrlimit, "vp", proc::getrlimit),
     call(Sysno::uname, "p", proc::uname),
     call(Sysno::sysinfo, "p", proc::sysinfo),
-    call(Sysno::sched_getaffinity, "ivp", proc::sched_getaffinity),
+    call(Sysno::sched_getaffinity, "ivp", proc::sched_getaffinity).returning(Rule::CpuMaskSize),
     call(Sysno::sched_setaffinity, "ivp", proc::sched_setaffinity),
     null(Sysno::getpid, "", proc::getpid).returning(Rule::Pid),
     null(Sysno::getppid, "", proc::getppid).returning(Rule::Pid),
@@ -250,7 +250,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::ppoll, "pvppv", poll::ppoll),
     call(Sysno::pause, "", signal::pause),
     call(Sysno::rt_sigpending, "pv", signal::rt_sigpending),
-    call(Sysno::rt_sigreturn, "", signal::rt_sigreturn),
+    call(Sysno::rt_sigreturn, "", signal::rt_sigreturn).returning(Rule::Restored),
     // The yield column already includes the scheduler's work.
     Row {
         event: Event::Yield,

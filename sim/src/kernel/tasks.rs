@@ -271,7 +271,7 @@ impl Kernel {
         };
         if let State::Blocked { call, .. } = task.state {
             task.state = State::Woken { wake, call };
-            self.sched.enqueue(tid);
+            self.sched.enqueue_woken(tid);
         }
     }
 
