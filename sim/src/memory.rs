@@ -156,8 +156,7 @@ impl AddressSpace {
             let mut phys = self.phys.borrow_mut();
             let frame = if private {
                 let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
-                let bytes: Vec<u8> = phys.frame(leaf.frame).to_vec();
-                phys.frame_mut(copy).copy_from_slice(&bytes);
+                phys.copy_frame(leaf.frame, copy);
                 copy
             } else {
                 phys.share(leaf.frame);
@@ -184,8 +183,7 @@ impl AddressSpace {
             return Ok(());
         }
         let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
-        let bytes: Vec<u8> = phys.frame(leaf.frame).to_vec();
-        phys.frame_mut(copy).copy_from_slice(&bytes);
+        phys.copy_frame(leaf.frame, copy);
         phys.free(leaf.frame);
         self.tables
             .map(
