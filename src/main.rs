@@ -110,8 +110,8 @@ struct Cli {
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
 
-    /// The scheduler's quantum: a task runs at most about N guest instructions (checked at
-    /// block boundaries) before the next runnable task gets the CPU.
+    /// The scheduler's quantum: a task runs at most N guest instructions before the next
+    /// runnable task gets the CPU.
     #[arg(long, value_name = "N", default_value_t = sim::kernel::sched::DEFAULT_QUANTUM,
           value_parser = clap::value_parser!(u64).range(1..))]
     quantum: u64,
