@@ -1,0 +1,117 @@
+//! The process model's promises, end to end: a deadlock ends the run with its own status
+//! and names what each task waits for; a fork bomb meets --max-tasks as Linux's limits
+//! meet it; the schedule is the same in both modes and replays from its seed; execve of
+//! what cannot run answers as Linux does.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use common::simulate_in;
+
+/// Runs `simulate FLAGS PROGRAM ARGS` from the stage (corpus programs by their names);
+/// status, stdout, stderr.
+fn run(flags: &[&str], program: &str, args: &[&str]) -> (i32, String, String) {
+    let stage = corpora::stage();
+    let path = stage.join(program);
+    let mut all: Vec<&OsStr> = flags.iter().map(OsStr::new).collect();
+    all.push(path.as_os_str());
+    all.extend(args.iter().map(OsStr::new));
+    let output = simulate_in(&stage, &all);
+    (
+        common::status_of(&output),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The JSON report of a run.
+fn report(flags: &[&str], program: &str, args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    let mut all = vec!["--report", "json", "--report-file", file.to_str().unwrap()];
+    all.extend(flags);
+    let (status, _, stderr) = run(&all, program, args);
+    assert_eq!(status, 0, "{program} {flags:?}: {stderr}");
+    serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+#[test]
+fn a_deadlock_ends_the_run_with_its_status_naming_each_task() {
+    let (status, stdout, stderr) = run(&["--report-file", "/dev/null"], "deadlock", &[]);
+    assert_eq!(status, 123, "{stderr}");
+    assert_eq!(stdout, "deadlock: both processes block for ever\n");
+    assert_eq!(
+        stderr,
+        "simulate: deadlock: task 1000 waits for a read of empty pipe 1; \
+         task 1001 waits for a read of empty pipe 2\n"
+    );
+}
+
+#[test]
+fn a_fork_bomb_meets_max_tasks_with_eagain_and_ends_cleanly() {
+    let flags = ["--report-file", "/dev/null", "--max-tasks", "8"];
+    let (status, stdout, stderr) = run(&flags, "fork_bomb", &["64"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(
+        stdout,
+        "fork_bomb: 7 of 64 forks succeeded\n\
+         fork_bomb: fork failed with EAGAIN\n\
+         fork_bomb: reaped 7 children, 7 saw EOF and exited 0\n"
+    );
+}
+
+/// With a quantum short enough to preempt the workers in the middle of their loops, both
+/// modes still interleave them identically: the same syscalls in the same order (their
+/// digest), the same preemptions.
+#[test]
+fn small_quanta_preempt_at_the_same_instruction_in_both_modes() {
+    let args = ["2000"];
+    let flags = |mode| ["--mode", mode, "--quantum", "1000"];
+    let ring3 = report(&flags("ring3"), "pthread_workers", &args);
+    let ring0 = report(&flags("ring0"), "pthread_workers", &args);
+    assert!(ring3["processes"][0]["preempted"].as_u64().unwrap() > 10);
+    for field in ["guest_instructions", "syscalls", "processes"] {
+        assert_eq!(ring3[field], ring0[field], "{field}");
+    }
+}
+
+/// A schedule seed gives another interleaving, and the same one on every run.
+#[test]
+fn a_schedule_seed_replays_exactly() {
+    let args = ["2000"];
+    let seeded = |seed| ["--quantum", "1000", "--schedule-seed", seed];
+    let first = report(&seeded("5"), "pthread_workers", &args);
+    assert_eq!(first, report(&seeded("5"), "pthread_workers", &args));
+    let round_robin = report(&["--quantum", "1000"], "pthread_workers", &args);
+    let digest = |r: &serde_json::Value| r["syscalls"]["sequence_digest"].clone();
+    assert_ne!(digest(&first), digest(&round_robin));
+}
+
+/// execve of a missing file, of one without execute permission, and of one that is not an
+/// executable: ENOENT, EACCES and ENOEXEC to the guest, as natively, and the run goes on.
+#[test]
+fn execve_of_what_cannot_run_answers_as_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_elf = dir.path().join("not_elf");
+    std::fs::write(&not_elf, "hello\n").unwrap();
+    let mut permissions = std::fs::metadata(&not_elf).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&not_elf, permissions).unwrap();
+    let not_executable = dir.path().join("not_executable");
+    std::fs::write(&not_executable, "hello\n").unwrap();
+    let missing = dir.path().join("missing");
+    for (path, error) in [
+        (&missing, "No such file or directory"),
+        (&not_executable, "Permission denied"),
+        (&not_elf, "Exec format error"),
+    ] {
+        let path = path.to_str().unwrap();
+        let (status, _, stderr) = run(&["--report-file", "/dev/null"], "create_proc", &["1", path]);
+        assert_eq!(status, 1, "{stderr}");
+        let expected = format!(
+            "create_proc: execve {path}: {error}\ncreate_proc: child 0 ended with status 0x7f00\n"
+        );
+        assert_eq!(stderr, expected);
+    }
+}
