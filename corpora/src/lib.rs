@@ -246,6 +246,8 @@ pub const CASES: &[Case] = &[
         ..case("create_proc", "create_proc", &["20"])
     },
     case("pthread_workers", "pthread_workers", &["2000"]),
+    // Futex waits that time out on the virtual clock, and one woken in time.
+    probe("timed_wait"),
     case("signal_handlers", "signal_handlers", &[]),
     case("fork_bomb", "fork_bomb", &["16"]),
     Case {

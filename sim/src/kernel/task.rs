@@ -72,8 +72,13 @@ pub enum State {
 /// What a blocked task waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Wait {
-    /// A FUTEX_WAKE on the word at this address of its process, matching the bitset.
-    Futex { address: u64, bitset: u32 },
+    /// A FUTEX_WAKE on the word at this address of its process, matching the bitset, or
+    /// the virtual clock to reach `until` (ETIMEDOUT).
+    Futex {
+        address: u64,
+        bitset: u32,
+        until: Option<u64>,
+    },
     /// A child process to end (wait4).
     Child,
     /// The vfork child `child` to exec or end.

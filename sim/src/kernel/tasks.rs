@@ -455,6 +455,18 @@ impl Kernel {
         for tid in polls {
             self.wake(tid, Wake::Retry);
         }
+        let timed_out: Vec<Pid> = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .filter(|t| {
+                matches!(t.state, State::Blocked { wait: Wait::Futex { until: Some(until), .. }, .. }
+                    if until <= now)
+            })
+            .map(|t| t.tid)
+            .collect();
+        for tid in timed_out {
+            self.futexes.forget(tid);
+            self.wake(tid, Wake::Return((-(Errno::ETIMEDOUT as i64)) as u64));
+        }
         let ringing: Vec<Pid> = std::iter::once(&self.proc)
             .chain(self.procs.values())
             .filter(|p| p.exit.is_none() && p.signals.alarm_at.is_some_and(|at| at <= now))
@@ -486,7 +498,12 @@ impl Kernel {
             .chain(self.tasks.values())
             .filter_map(|t| match t.state {
                 State::Blocked {
-                    wait: Wait::Sleep { until, .. } | Wait::Poll { until: Some(until) },
+                    wait:
+                        Wait::Sleep { until, .. }
+                        | Wait::Poll { until: Some(until) }
+                        | Wait::Futex {
+                            until: Some(until), ..
+                        },
                     ..
                 } => Some(until),
                 _ => None,

@@ -98,9 +98,21 @@ pub fn futex(k: &mut Kernel, a: &Args) -> SysResult {
         return Err(Errno::EINVAL.into());
     }
     match (op & FUTEX_CMD_MASK) as i32 {
-        libc::FUTEX_WAIT => wait(k, address, value as u32, timeout, FUTEX_BITSET_MATCH_ANY),
+        libc::FUTEX_WAIT => {
+            let until = deadline(k, timeout, Timeout::Relative)?;
+            wait(k, address, value as u32, until, FUTEX_BITSET_MATCH_ANY)
+        }
         libc::FUTEX_WAIT_BITSET if value3 as u32 == 0 => Err(Errno::EINVAL.into()),
-        libc::FUTEX_WAIT_BITSET => wait(k, address, value as u32, timeout, value3 as u32),
+        libc::FUTEX_WAIT_BITSET => {
+            let realtime = op & libc::FUTEX_CLOCK_REALTIME as u64 != 0;
+            let clock = if realtime {
+                Timeout::Realtime
+            } else {
+                Timeout::Monotonic
+            };
+            let until = deadline(k, timeout, clock)?;
+            wait(k, address, value as u32, until, value3 as u32)
+        }
         libc::FUTEX_WAKE => Ok(wake(k, key, value, FUTEX_BITSET_MATCH_ANY)),
         libc::FUTEX_WAKE_BITSET if value3 as u32 == 0 => Err(Errno::EINVAL.into()),
         libc::FUTEX_WAKE_BITSET => Ok(wake(k, key, value, value3 as u32)),
@@ -127,15 +139,42 @@ fn read_word(k: &mut Kernel, address: u64) -> Result<u32, Errno> {
     Ok(u32::from_le_bytes(word))
 }
 
-fn wait(k: &mut Kernel, address: u64, expected: u32, timeout: u64, bitset: u32) -> SysResult {
+/// How a futex wait's timeout reads: FUTEX_WAIT's is relative, FUTEX_WAIT_BITSET's an
+/// absolute time of CLOCK_MONOTONIC, or of CLOCK_REALTIME with FUTEX_CLOCK_REALTIME.
+#[derive(Clone, Copy)]
+enum Timeout {
+    Relative,
+    Monotonic,
+    Realtime,
+}
+
+/// When a wait with the timespec at `timeout` (none when 0) times out, on the virtual
+/// clock (`Kernel::elapsed_ns`).
+fn deadline(k: &mut Kernel, timeout: u64, clock: Timeout) -> Result<Option<u64>, Errno> {
+    if timeout == 0 {
+        return Ok(None);
+    }
+    let ns = super::time::read_timespec(k, timeout)?;
+    Ok(Some(match clock {
+        Timeout::Relative => k.elapsed_ns.saturating_add(ns),
+        Timeout::Monotonic => ns,
+        Timeout::Realtime => ns.saturating_sub(super::time::EPOCH_NS),
+    }))
+}
+
+fn wait(k: &mut Kernel, address: u64, expected: u32, until: Option<u64>, bitset: u32) -> SysResult {
     if read_word(k, address)? != expected {
         return Err(Errno::EAGAIN.into());
     }
-    if timeout != 0 {
-        return Err(SysError::Unsupported("a futex wait with a timeout".into()));
+    if until.is_some_and(|at| at <= k.elapsed_ns) {
+        return Err(Errno::ETIMEDOUT.into());
     }
     k.futexes.wait((k.proc.pid, address), k.task.tid, bitset);
-    Err(SysError::Block(Wait::Futex { address, bitset }))
+    Err(SysError::Block(Wait::Futex {
+        address,
+        bitset,
+        until,
+    }))
 }
 
 fn wake(k: &mut Kernel, key: crate::kernel::futex::Key, count: u64, bitset: u32) -> u64 {

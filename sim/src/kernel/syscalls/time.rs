@@ -24,7 +24,7 @@ fn timespec(ns: u64) -> [u8; 16] {
     out
 }
 
-fn read_timespec(k: &mut Kernel, addr: u64) -> Result<u64, Errno> {
+pub fn read_timespec(k: &mut Kernel, addr: u64) -> Result<u64, Errno> {
     let raw = k.proc.mem.read_vec(addr, 16)?;
     let secs = i64::from_le_bytes(raw[..8].try_into().unwrap());
     let nanos = i64::from_le_bytes(raw[8..].try_into().unwrap());
