@@ -9,17 +9,23 @@ use translator::cpu::LACKING;
 use translator::Source;
 
 use crate::kernel::signature;
-use crate::kernel::table::{Event, Row, Work};
+use crate::kernel::table::{Row, Work};
 use crate::memory::AddressSpace;
 
 /// Event counts of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counts {
     pub guest_instructions: u64,
-    /// Syscalls charged the ABI-call column.
+    /// Syscalls: each a ring crossing, charged the ABI-call column.
     pub abi_calls: u64,
-    /// Syscalls charged the yield column.
-    pub yields: u64,
+    /// Switches of the CPU between threads of one process, and between processes.
+    pub thread_switches: u64,
+    pub process_switches: u64,
+    /// Process creations in their three steps: forks (and vforks and process clones),
+    /// execs, and children reaped.
+    pub forks: u64,
+    pub execs: u64,
+    pub reaps: u64,
     /// Syscalls charged the per-syscall kernel-work base.
     pub working_syscalls: u64,
     pub bytes_copied: u64,
@@ -42,7 +48,11 @@ impl Default for Counts {
         Self {
             guest_instructions: 0,
             abi_calls: 0,
-            yields: 0,
+            thread_switches: 0,
+            process_switches: 0,
+            forks: 0,
+            execs: 0,
+            reaps: 0,
             working_syscalls: 0,
             bytes_copied: 0,
             by_number: BTreeMap::new(),
@@ -54,7 +64,7 @@ impl Default for Counts {
 
 impl Counts {
     pub fn syscalls(&self) -> u64 {
-        self.abi_calls + self.yields
+        self.abi_calls
     }
 
     /// Adds one syscall, its arguments and its result, normalized, to the sequence digest:
@@ -74,11 +84,7 @@ impl Counts {
     /// Records syscall `nr`; `row` is `None` for a number the table lacks, and `enosys`
     /// says it was unsupported and answered with ENOSYS.
     pub fn record_syscall(&mut self, nr: u64, row: Option<&Row>, enosys: bool) {
-        let event = row.map_or(Event::AbiCall, |r| r.event);
-        match event {
-            Event::AbiCall => self.abi_calls += 1,
-            Event::Yield => self.yields += 1,
-        }
+        self.abi_calls += 1;
         if row.is_some_and(|r| r.work == Work::Base) {
             self.working_syscalls += 1;
         }

@@ -74,6 +74,9 @@ pub struct CostModel {
 pub struct Ring0Cycles {
     pub translated_instructions: u64,
     pub calls: u64,
+    /// Switches between tasks, all of them translated at ring 0: no ring crossing, still a
+    /// thread switch and, between processes, an address-space switch.
+    pub switches: u64,
     pub kernel_work: u64,
     pub translation: u64,
     pub indirect_lookups: u64,
@@ -93,40 +96,101 @@ pub struct Ring0Events {
 pub struct Ring3Cycles {
     pub user_instructions: u64,
     pub crossings: u64,
+    /// Switches between tasks: threads of one process, and processes (an address-space
+    /// switch).
+    pub switches: u64,
     pub kernel_work: u64,
     pub total: u64,
+}
+
+/// The events a run is priced by beyond syscalls, each had from the four measured columns
+/// (the essay's operations) by taking out what the simulator charges on its own: the
+/// syscalls' crossings and their kernel work. `columns` is ring 3's or ring 0's.
+impl CostModel {
+    /// A switch between two threads of one process: a yield (sched_yield, a syscall with no
+    /// kernel work beyond the null call's, that gives the CPU to another thread) less its
+    /// syscall.
+    pub fn thread_switch(&self, columns: &EventCosts) -> f64 {
+        (columns.yield_cpu.value - columns.abi_call.value).max(0.0)
+    }
+
+    /// The kernel work of a one-byte send-receive round trip's syscalls: two writes and two
+    /// reads of a byte each.
+    pub fn send_receive_work(&self) -> f64 {
+        4.0 * self.kernel_work.syscall_base.value + 4.0 * self.kernel_work.per_byte.value
+    }
+
+    /// A switch between processes: what a send-receive round trip (its four syscalls, their
+    /// work, a switch to the other process and back) costs beyond its syscalls, halved.
+    pub fn process_switch(&self, columns: &EventCosts) -> f64 {
+        let rest =
+            columns.send_receive.value - 4.0 * columns.abi_call.value - self.send_receive_work();
+        (rest / 2.0).max(0.0)
+    }
+
+    /// The kernel work of fork + exec + wait's three syscalls, as any syscall's.
+    pub fn create_process_syscall_work(&self) -> f64 {
+        3.0 * self.kernel_work.syscall_base.value
+    }
+
+    /// The kernel's work to create a process and run a program in it, beyond what its
+    /// three syscalls are charged: fork + exec + wait less those syscalls, their base work
+    /// and the two switches (to the child, back to the parent). Charged a third at each
+    /// step: the fork, the exec, the reaping wait.
+    pub fn creation_work(&self, columns: &EventCosts) -> f64 {
+        let rest = columns.create_process.value
+            - 3.0 * columns.abi_call.value
+            - self.create_process_syscall_work()
+            - 2.0 * self.process_switch(columns);
+        rest.max(0.0)
+    }
+
+    /// The switch and creation cycles the counts record, under `columns`.
+    fn scheduling(&self, columns: &EventCosts, counts: &Counts) -> (f64, f64) {
+        let switches = counts.thread_switches as f64 * self.thread_switch(columns)
+            + counts.process_switches as f64 * self.process_switch(columns);
+        let steps = (counts.forks + counts.execs + counts.reaps) as f64;
+        (switches, steps * self.creation_work(columns) / 3.0)
+    }
 }
 
 impl CostModel {
     /// The ring-3 estimate for what the counts record.
     pub fn ring3_cycles(&self, counts: &Counts) -> Ring3Cycles {
         let user = counts.guest_instructions as f64 * self.cpi.value;
-        let crossings = counts.abi_calls as f64 * self.ring3.abi_call.value
-            + counts.yields as f64 * self.ring3.yield_cpu.value
-            + (counts.abi_calls + counts.yields) as f64 * self.crossing_indirect.value;
-        let work = counts.working_syscalls as f64 * self.kernel_work.syscall_base.value
-            + counts.bytes_copied as f64 * self.kernel_work.per_byte.value;
-        let (user, crossings, work) = (
+        let crossings =
+            counts.abi_calls as f64 * (self.ring3.abi_call.value + self.crossing_indirect.value);
+        let (switches, creation) = self.scheduling(&self.ring3, counts);
+        let work = self.syscall_work(counts) + creation;
+        let (user, crossings, switches, work) = (
             user.round() as u64,
             crossings.round() as u64,
+            switches.round() as u64,
             work.round() as u64,
         );
         Ring3Cycles {
             user_instructions: user,
             crossings,
+            switches,
             kernel_work: work,
-            total: user + crossings + work,
+            total: user + crossings + switches + work,
         }
+    }
+
+    /// The syscalls' own kernel work: the base of each that has some, and the bytes copied.
+    fn syscall_work(&self, counts: &Counts) -> f64 {
+        counts.working_syscalls as f64 * self.kernel_work.syscall_base.value
+            + counts.bytes_copied as f64 * self.kernel_work.per_byte.value
     }
 
     /// The ring-0 estimate: the translated run's own instructions, syscalls as direct calls,
     /// the same kernel work, and the translator's costs.
     pub fn ring0_cycles(&self, counts: &Counts, events: &Ring0Events) -> Ring0Cycles {
         let instructions = (events.translated_instructions as f64 * self.cpi.value).round() as u64;
-        let calls = (counts.abi_calls as f64 * self.ring0.abi_call.value
-            + counts.yields as f64 * self.ring0.yield_cpu.value)
-            .round() as u64;
-        let kernel_work = self.ring3_cycles(counts).kernel_work;
+        let calls = (counts.abi_calls as f64 * self.ring0.abi_call.value).round() as u64;
+        let (switches, creation) = self.scheduling(&self.ring0, counts);
+        let switches = switches.round() as u64;
+        let kernel_work = (self.syscall_work(counts) + creation).round() as u64;
         let translation = (events.guest_instructions_translated as f64
             * self.translation.per_instruction.value)
             .round() as u64;
@@ -135,10 +199,11 @@ impl CostModel {
         Ring0Cycles {
             translated_instructions: instructions,
             calls,
+            switches,
             kernel_work,
             translation,
             indirect_lookups: lookups,
-            total: instructions + calls + kernel_work + translation + lookups,
+            total: instructions + calls + switches + kernel_work + translation + lookups,
         }
     }
 
@@ -339,20 +404,37 @@ mod tests {
         let counts = Counts {
             guest_instructions: 1000,
             abi_calls: 10,
-            yields: 2,
+            thread_switches: 2,
+            process_switches: 2,
+            forks: 1,
+            execs: 1,
+            reaps: 1,
             working_syscalls: 4,
             bytes_copied: 1000,
             ..Counts::default()
         };
         let cycles = model.ring3_cycles(&counts);
-        let expected_work =
-            4.0 * model.kernel_work.syscall_base.value + 1000.0 * model.kernel_work.per_byte.value;
+        // Linux (Aiken et al.): yield 906, send-receive 5,797, create process 719,447; the
+        // syscalls' own work is the model's base per syscall and per byte.
+        let (base, per_byte) = (
+            model.kernel_work.syscall_base.value,
+            model.kernel_work.per_byte.value,
+        );
+        let process_switch = (5797.0 - 4.0 * 437.0 - 4.0 * base - 4.0 * per_byte) / 2.0;
+        let creation = 719_447.0 - 3.0 * 437.0 - 3.0 * base - 2.0 * process_switch;
+        let expected_work = 4.0 * model.kernel_work.syscall_base.value
+            + 1000.0 * model.kernel_work.per_byte.value
+            + creation;
         assert_eq!(cycles.user_instructions, (1000.0 * model.cpi.value) as u64);
-        assert_eq!(cycles.crossings, 10 * 437 + 2 * 906);
+        assert_eq!(cycles.crossings, 10 * 437);
+        assert_eq!(
+            cycles.switches,
+            (2.0 * (906.0 - 437.0) + 2.0 * process_switch).round() as u64
+        );
         assert_eq!(cycles.kernel_work, expected_work.round() as u64);
         assert_eq!(
             cycles.total,
-            cycles.user_instructions + cycles.crossings + cycles.kernel_work
+            cycles.user_instructions + cycles.crossings + cycles.switches + cycles.kernel_work
         );
     }
 
@@ -361,7 +443,7 @@ mod tests {
         let model = builtin::by_name("linux").unwrap();
         let counts = Counts {
             abi_calls: 10,
-            yields: 2,
+            thread_switches: 2,
             working_syscalls: 4,
             bytes_copied: 1000,
             ..Counts::default()
@@ -373,10 +455,9 @@ mod tests {
         };
         let cycles = model.ring0_cycles(&counts, &events);
         assert_eq!(cycles.translated_instructions, 1200);
-        assert_eq!(
-            cycles.calls,
-            (10.0 * model.ring0.abi_call.value + 2.0 * model.ring0.yield_cpu.value) as u64
-        );
+        assert_eq!(cycles.calls, (10.0 * model.ring0.abi_call.value) as u64);
+        // Translated, a thread switch loses no crossing: the same as at ring 3.
+        assert_eq!(cycles.switches, 2 * (906 - 437));
         assert_eq!(cycles.kernel_work, model.ring3_cycles(&counts).kernel_work);
         assert_eq!(
             cycles.translation,
@@ -390,6 +471,7 @@ mod tests {
             cycles.total,
             cycles.translated_instructions
                 + cycles.calls
+                + cycles.switches
                 + cycles.kernel_work
                 + cycles.translation
                 + cycles.indirect_lookups

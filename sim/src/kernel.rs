@@ -150,6 +150,10 @@ pub struct Kernel {
     pub syscall_rip: u64,
     /// Every process the run made, by pid.
     pub history: BTreeMap<Pid, history::ProcessLog>,
+    /// Process creations so far, in their three steps: forks, execs, children reaped.
+    pub forks: u64,
+    pub execs: u64,
+    pub reaps: u64,
     /// The running task execve'd: where the CPU starts the new image.
     pub execed: Option<exec::Image>,
     /// Frames that may hold translated code were freed (an address space was dropped): the
@@ -224,6 +228,9 @@ impl Kernel {
             syscall_rip: 0,
             execed: None,
             history: BTreeMap::new(),
+            forks: 0,
+            execs: 0,
+            reaps: 0,
             flush_translations: false,
             registers: RegisterRequests::default(),
             elapsed_ns: 0,

@@ -4,7 +4,7 @@
 //! Pages get frames when they become accessible, so a large `PROT_NONE` reservation costs
 //! nothing, and a page made inaccessible keeps its frame and contents.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::rc::Rc;
@@ -91,8 +91,9 @@ pub struct AddressSpace {
     brk_start: u64,
     brk: u64,
     sync: CpuSync,
-    /// Bytes moved between user memory and the kernel, for the kernel-work cost.
-    copied: u64,
+    /// Bytes moved between user memory and the kernel, for the kernel-work cost: one count
+    /// for the system, shared by every address space (a process's copies outlive it).
+    copied: Rc<Cell<u64>>,
 }
 
 impl Drop for AddressSpace {
@@ -119,7 +120,7 @@ impl AddressSpace {
             brk_start: 0,
             brk: 0,
             sync: CpuSync::default(),
-            copied: 0,
+            copied: Rc::new(Cell::new(0)),
         })
     }
 
@@ -145,6 +146,7 @@ impl AddressSpace {
     /// and read-only user pages shared, other user pages copied.
     fn copy(&self, from: u64, skip: Range<u64>) -> Result<Self, Errno> {
         let mut child = Self::over(Rc::clone(&self.phys)).ok_or(Errno::ENOMEM)?;
+        child.copied = Rc::clone(&self.copied);
         let mut held = Vec::new();
         self.tables
             .for_each_leaf(&self.phys.borrow(), from, u64::MAX, |page, leaf| {
@@ -209,7 +211,7 @@ impl AddressSpace {
     }
 
     pub fn bytes_copied(&self) -> u64 {
-        self.copied
+        self.copied.get()
     }
 
     /// Maps a supervisor-only page in the kernel half, for the machine's own structures.
@@ -636,7 +638,7 @@ impl AddressSpace {
             );
             cursor += take as u64;
         }
-        self.copied += len as u64;
+        self.note_copied(len as u64);
         Ok(())
     }
 
@@ -706,7 +708,7 @@ impl AddressSpace {
                 data[done..done + piece.len()].copy_from_slice(piece);
             }
         })?;
-        self.copied -= len as u64;
+        self.copied.set(self.copied.get() - len as u64);
         Ok(())
     }
 
@@ -732,14 +734,14 @@ impl AddressSpace {
         let mut cursor = addr;
         while remaining > 0 && iovecs.len() < IOV_MAX {
             let take = remaining.min((PAGE_SIZE - cursor % PAGE_SIZE) as usize);
-            let counted = self.copied;
+            let counted = self.copied.get();
             self.for_each_piece(cursor, take, write, |piece, _| {
                 iovecs.push(libc::iovec {
                     iov_base: piece.as_mut_ptr().cast(),
                     iov_len: piece.len(),
                 })
             })?;
-            self.copied = counted;
+            self.copied.set(counted);
             cursor += take as u64;
             remaining -= take;
         }
@@ -747,7 +749,7 @@ impl AddressSpace {
     }
 
     pub fn note_copied(&mut self, bytes: u64) {
-        self.copied += bytes;
+        self.copied.set(self.copied.get() + bytes);
     }
 
     /// A NUL-terminated string of at most `max` bytes (strncpy_from_user).

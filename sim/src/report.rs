@@ -39,6 +39,8 @@ pub struct Ring3Report {
     pub cycles: u64,
     pub user_instruction_cycles: u64,
     pub crossing_cycles: u64,
+    /// Switches between tasks (see `scheduling`).
+    pub switch_cycles: u64,
     pub kernel_work_cycles: u64,
     pub seconds: f64,
 }
@@ -48,6 +50,8 @@ pub struct Ring0Report {
     pub cycles: u64,
     pub translated_instruction_cycles: u64,
     pub call_cycles: u64,
+    /// Switches between tasks, all translated at ring 0.
+    pub switch_cycles: u64,
     pub kernel_work_cycles: u64,
     pub translation_cycles: u64,
     pub indirect_lookup_cycles: u64,
@@ -123,6 +127,17 @@ pub struct Report {
     pub steady_state_speedup: Option<f64>,
     /// Every process the run made, in pid order (creation order).
     pub processes: Vec<ProcessReport>,
+    pub scheduling: SchedulingReport,
+}
+
+/// What the cost model prices beyond syscalls: switches and process creation.
+#[derive(Debug, Serialize)]
+pub struct SchedulingReport {
+    pub thread_switches: u64,
+    pub process_switches: u64,
+    pub forks: u64,
+    pub execs: u64,
+    pub reaps: u64,
 }
 
 fn exit_report(exit: &Exit) -> ExitReport {
@@ -203,6 +218,7 @@ impl Report {
                 cycles: c.total,
                 translated_instruction_cycles: c.translated_instructions,
                 call_cycles: c.calls,
+                switch_cycles: c.switches,
                 kernel_work_cycles: c.kernel_work,
                 translation_cycles: c.translation,
                 indirect_lookup_cycles: c.indirect_lookups,
@@ -251,6 +267,7 @@ impl Report {
                 cycles: cycles.total,
                 user_instruction_cycles: cycles.user_instructions,
                 crossing_cycles: cycles.crossings,
+                switch_cycles: cycles.switches,
                 kernel_work_cycles: cycles.kernel_work,
                 seconds: model.seconds(cycles.total),
             },
@@ -258,6 +275,13 @@ impl Report {
             speedup,
             steady_state_speedup,
             processes: finished.processes.iter().map(process_report).collect(),
+            scheduling: SchedulingReport {
+                thread_switches: counts.thread_switches,
+                process_switches: counts.process_switches,
+                forks: counts.forks,
+                execs: counts.execs,
+                reaps: counts.reaps,
+            },
         }
     }
 
@@ -357,6 +381,13 @@ impl Report {
             group(self.ring3.crossing_cycles),
             share(self.ring3.crossing_cycles),
         ]);
+        if self.ring3.switch_cycles > 0 {
+            cycles.add_row(vec![
+                "task switches".into(),
+                group(self.ring3.switch_cycles),
+                share(self.ring3.switch_cycles),
+            ]);
+        }
         cycles.add_row(vec![
             "kernel work".into(),
             group(self.ring3.kernel_work_cycles),
@@ -420,12 +451,17 @@ fn ring0_text(r0: &Ring0Report, ghz: f64) -> String {
     let rows = [
         ("translated instructions", r0.translated_instruction_cycles),
         ("syscalls as direct calls", r0.call_cycles),
+        ("task switches", r0.switch_cycles),
         ("kernel work", r0.kernel_work_cycles),
         ("translation", r0.translation_cycles),
         ("indirect-branch lookups", r0.indirect_lookup_cycles),
         ("total", r0.cycles),
     ];
-    for (name, value) in rows {
+    // A run of one task has no switches: its report shows no such row.
+    for (name, value) in rows
+        .into_iter()
+        .filter(|&(name, value)| name != "task switches" || value > 0)
+    {
         table.add_row(vec![name.to_string(), group(value), share(value)]);
     }
     table.add_row(vec![

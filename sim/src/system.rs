@@ -329,8 +329,16 @@ impl System {
         self.charge_running_task();
         self.set_kernel_time();
         let preempted = std::mem::take(&mut self.preempted);
-        let outgoing = self.kernel.proc.pid;
+        let (outgoing, outgoing_task) = (self.kernel.proc.pid, self.kernel.task.tid);
         let switch = self.kernel.switch(preempted);
+        if self.kernel.task.tid != outgoing_task {
+            if self.kernel.proc.pid == outgoing {
+                self.counts.thread_switches += 1;
+            } else {
+                self.counts.process_switches += 1;
+            }
+            self.update_event_cycles();
+        }
         self.switch_space(outgoing);
         match &switch {
             crate::kernel::tasks::Switch::Finished => {
@@ -437,8 +445,22 @@ impl System {
         Counts {
             guest_instructions: self.clock.instructions(),
             bytes_copied: self.kernel.proc.mem.bytes_copied(),
+            forks: self.kernel.forks,
+            execs: self.kernel.execs,
+            reaps: self.kernel.reaps,
             ..self.counts.clone()
         }
+    }
+
+    /// The virtual clock's cycles of everything but user instructions follow the counts.
+    fn update_event_cycles(&mut self) {
+        let kernel = &self.kernel;
+        self.counts.bytes_copied = kernel.proc.mem.bytes_copied();
+        (self.counts.forks, self.counts.execs, self.counts.reaps) =
+            (kernel.forks, kernel.execs, kernel.reaps);
+        let cycles = self.model.ring3_cycles(&self.counts);
+        self.clock
+            .set_event_cycles(cycles.crossings + cycles.switches + cycles.kernel_work);
     }
 
     /// The run's record; call once, after the machine stopped with `stop` set.
@@ -507,10 +529,7 @@ impl System {
                 ret: done.ret,
             });
         }
-        self.counts.bytes_copied = self.kernel.proc.mem.bytes_copied();
-        let cycles = self.model.ring3_cycles(&self.counts);
-        self.clock
-            .set_event_cycles(cycles.crossings + cycles.kernel_work);
+        self.update_event_cycles();
         if self.wants_switch() {
             Flow::Reschedule(Some(done.ret))
         } else {

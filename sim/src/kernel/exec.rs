@@ -105,6 +105,7 @@ pub fn execve(
     let pid = k.proc.pid;
     k.end_other_threads();
     let cr3 = mem.cr3();
+    k.execs += 1;
     k.proc.mem = mem;
     k.flush_translations = true;
     k.proc.fds.close_on_exec();

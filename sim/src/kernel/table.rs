@@ -22,15 +22,6 @@ pub enum Handler {
     NoSys,
 }
 
-/// Which column of the cost model a syscall's ring crossing is charged from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A system call round trip.
-    AbiCall,
-    /// Giving up the CPU to another thread.
-    Yield,
-}
-
 /// Whether a syscall does kernel work beyond what a null call does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Work {
@@ -42,7 +33,6 @@ pub enum Work {
 
 pub struct Row {
     pub sysno: Sysno,
-    pub event: Event,
     pub work: Work,
     pub handler: Handler,
     pub signature: Signature,
@@ -52,7 +42,6 @@ pub struct Row {
 const fn call(sysno: Sysno, args: &'static str, handler: HandlerFn) -> Row {
     Row {
         sysno,
-        event: Event::AbiCall,
         work: Work::Base,
         handler: Handler::Call(handler),
         signature: Signature {
@@ -75,7 +64,6 @@ const fn null(sysno: Sysno, args: &'static str, handler: HandlerFn) -> Row {
 const fn declined(sysno: Sysno, args: &'static str) -> Row {
     Row {
         sysno,
-        event: Event::AbiCall,
         work: Work::Null,
         handler: Handler::NoSys,
         signature: Signature {
@@ -251,11 +239,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::pause, "", signal::pause),
     call(Sysno::rt_sigpending, "pv", signal::rt_sigpending),
     call(Sysno::rt_sigreturn, "", signal::rt_sigreturn).returning(Rule::Restored),
-    // The yield column already includes the scheduler's work.
-    Row {
-        event: Event::Yield,
-        ..null(Sysno::sched_yield, "", sync::sched_yield)
-    },
+    // A yield's switch, when there is another task to run, is charged as a switch.
+    null(Sysno::sched_yield, "", sync::sched_yield),
 ];
 
 /// The highest x86-64 syscall number, plus one.
@@ -294,7 +279,7 @@ mod tests {
     #[test]
     fn lookup_finds_rows_by_number() {
         assert_eq!(lookup(39).map(|r| r.sysno), Some(Sysno::getpid));
-        assert_eq!(lookup(24).map(|r| r.event), Some(Event::Yield));
+        assert_eq!(lookup(24).map(|r| r.sysno), Some(Sysno::sched_yield));
         assert!(lookup(9999).is_none());
     }
 }

@@ -220,6 +220,7 @@ impl Kernel {
         path.push(parent.children_made);
         parent.children_made += 1;
         let cr3 = mem.cr3();
+        self.forks += 1;
         let pid = self.next_pid;
         self.next_pid += 1;
         let parent = &self.proc;
@@ -377,6 +378,7 @@ impl Kernel {
     /// Takes zombie `pid` out of the process table: its memory goes back.
     pub fn reap(&mut self, pid: Pid) -> Option<Process> {
         let zombie = self.procs.remove(&pid)?;
+        self.reaps += 1;
         self.flush_translations = true;
         Some(zombie)
     }
