@@ -190,6 +190,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::getrandom, "pvv", proc::getrandom),
     call(Sysno::futex, "pvvppv", sync::futex).by_command(&signature::FUTEX),
     call(Sysno::wait4, "ipvp", proc::wait4).returning(Rule::Pid),
+    call(Sysno::waitid, "vipvp", proc::waitid),
     call(Sysno::clone, "vpppp", proc::clone).returning(Rule::Pid),
     call(Sysno::fork, "", proc::fork).returning(Rule::Pid),
     call(Sysno::execve, "ppp", proc::execve),

@@ -6,7 +6,8 @@ use rand::RngCore;
 use super::sync::{self, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID};
 use super::sync::{CLONE_SETTLS, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL};
 use crate::kernel::exec;
-use crate::kernel::process::Process;
+use crate::kernel::process::{Pid, Process};
+use crate::kernel::sigframe::SigInfo;
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Exit, Kernel, SysError, SysResult};
 
@@ -332,7 +333,26 @@ pub fn wait4(k: &mut Kernel, a: &Args) -> SysResult {
     if options & !WAIT4_OPTIONS != 0 {
         return Err(Errno::EINVAL.into());
     }
-    let selector = selector as i32 as i64;
+    let Some(pid) = ended_child(k, selector as i32 as i64, options)? else {
+        return Ok(0);
+    };
+    let exit = k.procs[&pid].exit.clone().expect("a zombie has ended");
+    if status != 0 {
+        k.proc
+            .mem
+            .write(status, &exit.wait_status().to_le_bytes())?;
+    }
+    if rusage != 0 {
+        k.proc.mem.write(rusage, &[0u8; RUSAGE_SIZE])?;
+    }
+    k.reap(pid);
+    Ok(pid)
+}
+
+/// The oldest child that ended among those `selector` names (wait4's pid: -1 any, 0 the
+/// caller's group, > 0 that one, < -1 that group); `None` with WNOHANG when none has;
+/// the caller waits otherwise.
+fn ended_child(k: &Kernel, selector: i64, options: u64) -> Result<Option<Pid>, SysError> {
     let (me, group) = (k.proc.pid, k.proc.pgid as i64);
     let chosen = |p: &&Process| {
         p.ppid == me
@@ -347,24 +367,64 @@ pub fn wait4(k: &mut Kernel, a: &Args) -> SysResult {
     if children.peek().is_none() {
         return Err(Errno::ECHILD.into());
     }
-    let zombie = children.find(|p| p.exit.is_some()).map(|p| p.pid);
-    let Some(pid) = zombie else {
-        if options & WNOHANG != 0 {
-            return Ok(0);
-        }
-        return Err(SysError::Block(Wait::Child));
+    match children.find(|p| p.exit.is_some()) {
+        Some(zombie) => Ok(Some(zombie.pid)),
+        None if options & WNOHANG != 0 => Ok(None),
+        None => Err(SysError::Block(Wait::Child)),
+    }
+}
+
+const P_ALL: u64 = libc::P_ALL as u64;
+const P_PID: u64 = libc::P_PID as u64;
+const P_PGID: u64 = libc::P_PGID as u64;
+const WEXITED: u64 = libc::WEXITED as u64;
+const WNOWAIT: u64 = libc::WNOWAIT as u64;
+/// waitid's options: stopped and continued children are not modelled, so asking for them
+/// changes nothing.
+const WAITID_OPTIONS: u64 = (libc::WNOHANG
+    | libc::WEXITED
+    | libc::WSTOPPED
+    | libc::WCONTINUED
+    | libc::WNOWAIT
+    | libc::__WALL
+    | libc::__WCLONE
+    | libc::__WNOTHREAD) as u64;
+/// `siginfo_t`.
+const SIGINFO_SIZE: usize = 128;
+
+/// waitid(idtype, id, infop, options, rusage): as wait4, with the child's end in a
+/// siginfo (zeroed when WNOHANG finds none) and WNOWAIT leaving it a zombie.
+pub fn waitid(k: &mut Kernel, a: &Args) -> SysResult {
+    let [idtype, id, info, options, rusage, _] = *a;
+    if options & !WAITID_OPTIONS != 0 || options & WEXITED == 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    let selector = match idtype {
+        P_ALL => -1,
+        P_PID if (id as i32) > 0 => id as i32 as i64,
+        // P_PGID 0 is the caller's group, as wait4's 0.
+        P_PGID if (id as i32) >= 0 => -(id as i32 as i64),
+        _ => return Err(Errno::EINVAL.into()),
     };
-    let exit = k.procs[&pid].exit.clone().expect("a zombie has ended");
-    if status != 0 {
-        k.proc
-            .mem
-            .write(status, &exit.wait_status().to_le_bytes())?;
+    let found = ended_child(k, selector, options)?;
+    let bytes = match found {
+        Some(pid) => {
+            let exit = k.procs[&pid].exit.clone().expect("a zombie has ended");
+            let uid = k.procs[&pid].credentials.uid.real;
+            SigInfo::child_exit(pid as i32, uid, exit.wait_status() as i32, 0, 0).0
+        }
+        None => [0u8; SIGINFO_SIZE],
+    };
+    if info != 0 {
+        k.proc.mem.write(info, &bytes)?;
     }
     if rusage != 0 {
         k.proc.mem.write(rusage, &[0u8; RUSAGE_SIZE])?;
     }
-    k.reap(pid);
-    Ok(pid)
+    if let Some(pid) = found.filter(|_| options & WNOWAIT == 0) {
+        k.reap(pid);
+    }
+    Ok(0)
 }
 
 /// Ends the calling thread; the last thread out ends the process.
