@@ -237,6 +237,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::rt_sigsuspend, "pv", signal::rt_sigsuspend),
     call(Sysno::poll, "pvv", poll::poll),
     call(Sysno::ppoll, "pvppv", poll::ppoll),
+    call(Sysno::select, "vpppp", poll::select),
+    call(Sysno::pselect6, "vppppp", poll::pselect6),
     call(Sysno::pause, "", signal::pause),
     call(Sysno::rt_sigpending, "pv", signal::rt_sigpending),
     call(Sysno::rt_sigreturn, "", signal::rt_sigreturn).returning(Rule::Restored),

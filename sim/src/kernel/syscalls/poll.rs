@@ -1,6 +1,6 @@
-//! poll and ppoll: readiness of modelled pipe ends (from the pipe) and of host descriptors
-//! (from a host poll that does not wait). A poll that finds nothing ready blocks the task
-//! until a pipe changes or its timeout passes on the virtual clock.
+//! poll, ppoll, select and pselect6: readiness of modelled pipe ends (from the pipe) and of
+//! host descriptors (from a host poll that does not wait). A call that finds nothing ready
+//! blocks the task until a pipe changes or its timeout passes on the virtual clock.
 
 use std::os::fd::AsRawFd;
 
@@ -76,8 +76,19 @@ fn poll_until(k: &mut Kernel, fds: u64, count: u64, deadline: Option<u64>) -> Sy
     if count > MAX_POLL {
         return Err(Errno::EINVAL.into());
     }
-    let ready = scan(k, fds, count)?;
+    wait_ready(k, deadline, |k, _| scan(k, fds, count))
+}
+
+/// Runs `scan` (which reports how many descriptors are ready, and is told whether the call
+/// ends anyway: its timeout passed), and waits until one is or `deadline` passes on the
+/// virtual clock (`None`: for ever).
+fn wait_ready(
+    k: &mut Kernel,
+    deadline: Option<u64>,
+    scan: impl FnOnce(&mut Kernel, bool) -> Result<u64, Errno>,
+) -> SysResult {
     let timed_out = deadline.is_some_and(|at| at <= k.elapsed_ns);
+    let ready = scan(k, timed_out)?;
     if ready > 0 || timed_out {
         k.task.poll_deadline = None;
         if let Some(mask) = k.task.signals.saved_mask.take() {
@@ -105,27 +116,139 @@ pub fn poll(k: &mut Kernel, a: &Args) -> SysResult {
     poll_until(k, a[0], a[1], until)
 }
 
+/// A timeout at `addr` (none when 0): a timespec, or a timeval (microseconds) for select.
+fn read_timeout(k: &mut Kernel, addr: u64, micros: bool) -> Result<Option<u64>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let raw = k.proc.mem.read_vec(addr, 16)?;
+    let secs = i64::from_le_bytes(raw[..8].try_into().unwrap());
+    let fraction = i64::from_le_bytes(raw[8..].try_into().unwrap());
+    let (limit, unit) = if micros {
+        (1_000_000, 1000)
+    } else {
+        (1_000_000_000, 1)
+    };
+    if secs < 0 || !(0..limit).contains(&fraction) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(
+        (secs as u64).saturating_mul(1_000_000_000) + (fraction * unit) as u64,
+    ))
+}
+
+/// Replaces the mask for the call (ppoll, pselect6) with the one at `addr`, if given; it
+/// comes back when the call returns, or after the handler of the signal that ends it.
+fn set_call_mask(k: &mut Kernel, addr: u64, size: u64) -> Result<(), Errno> {
+    if addr == 0 || k.task.signals.saved_mask.is_some() {
+        return Ok(());
+    }
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask = k.proc.mem.read_u64(addr)? & !UNBLOCKABLE;
+    let old = std::mem::replace(&mut k.task.signals.mask, mask);
+    k.task.signals.saved_mask = Some(old);
+    Ok(())
+}
+
 /// ppoll(fds, nfds, timeout timespec or NULL, sigmask or NULL, sigsetsize).
 pub fn ppoll(k: &mut Kernel, a: &Args) -> SysResult {
-    let ns = if a[2] == 0 {
-        None
-    } else {
-        let raw = k.proc.mem.read_vec(a[2], 16)?;
-        let secs = i64::from_le_bytes(raw[..8].try_into().unwrap());
-        let nanos = i64::from_le_bytes(raw[8..].try_into().unwrap());
-        if secs < 0 || !(0..1_000_000_000).contains(&nanos) {
-            return Err(Errno::EINVAL.into());
-        }
-        Some((secs as u64).saturating_mul(1_000_000_000) + nanos as u64)
-    };
-    if a[3] != 0 && k.task.signals.saved_mask.is_none() {
-        if a[4] != 8 {
-            return Err(Errno::EINVAL.into());
-        }
-        let mask = k.proc.mem.read_u64(a[3])? & !UNBLOCKABLE;
-        let old = std::mem::replace(&mut k.task.signals.mask, mask);
-        k.task.signals.saved_mask = Some(old);
-    }
+    let ns = read_timeout(k, a[2], false)?;
+    set_call_mask(k, a[3], a[4])?;
     let until = deadline(k, ns);
     poll_until(k, a[0], a[1], until)
+}
+
+/// Linux's `FD_SETSIZE`.
+const FD_SETSIZE: u64 = 1024;
+
+/// The three fd_sets of select: which of descriptors `0..count` are ready for reading and
+/// writing (none is ever exceptional: pipes and files have no out-of-band data). When some
+/// are, or the call ends anyway (`ending`), the sets are rewritten to those; a call that
+/// waits leaves them as asked, to look again. Returns how many bits are set.
+fn scan_sets(k: &mut Kernel, count: u64, sets: [u64; 3], ending: bool) -> Result<u64, Errno> {
+    let bytes = count.div_ceil(64) as usize * 8;
+    let mut read = |addr: u64| -> Result<Vec<u8>, Errno> {
+        if addr == 0 {
+            Ok(vec![0; bytes])
+        } else {
+            k.proc.mem.read_vec(addr, bytes)
+        }
+    };
+    let asked = [read(sets[0])?, read(sets[1])?, read(sets[2])?];
+    let mut found = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+    let mut total = 0;
+    for fd in 0..count as usize {
+        let (byte, bit) = (fd / 8, 1u8 << (fd % 8));
+        let wanted = [0, 1, 2].map(|i| asked[i][byte] & bit != 0);
+        if !wanted.contains(&true) {
+            continue;
+        }
+        let file = k.proc.fds.file(fd as u64)?;
+        let events = ready(&file, POLLIN | POLLOUT);
+        let now = [
+            events & (POLLIN | POLLHUP | POLLERR) != 0,
+            events & (POLLOUT | POLLERR) != 0,
+            false,
+        ];
+        for i in 0..3 {
+            if wanted[i] && now[i] {
+                found[i][byte] |= bit;
+                total += 1;
+            }
+        }
+    }
+    if total > 0 || ending {
+        for (addr, set) in sets.iter().zip(&found) {
+            if *addr != 0 {
+                k.proc.mem.write(*addr, set)?;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// select and pselect6: waits on the sets; on return the timeout holds the time left, as
+/// Linux writes it back.
+fn select_sets(k: &mut Kernel, a: &Args, timeout: Option<u64>, micros: bool) -> SysResult {
+    let count = a[0] as i32;
+    if count < 0 || count as u64 > FD_SETSIZE {
+        return Err(Errno::EINVAL.into());
+    }
+    let until = deadline(k, timeout);
+    let sets = [a[1], a[2], a[3]];
+    let result = wait_ready(k, until, |k, ending| {
+        scan_sets(k, count as u64, sets, ending)
+    });
+    if let (Ok(_), Some(until)) = (&result, until) {
+        let left = until.saturating_sub(k.elapsed_ns);
+        let fraction = if micros {
+            left % 1_000_000_000 / 1000
+        } else {
+            left % 1_000_000_000
+        };
+        let mut bytes = (left / 1_000_000_000).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&fraction.to_le_bytes());
+        k.proc.mem.write(a[4], &bytes)?;
+    }
+    result
+}
+
+/// select(nfds, readfds, writefds, exceptfds, timeout timeval or NULL).
+pub fn select(k: &mut Kernel, a: &Args) -> SysResult {
+    let timeout = read_timeout(k, a[4], true)?;
+    select_sets(k, a, timeout, true)
+}
+
+/// pselect6(nfds, readfds, writefds, exceptfds, timeout timespec or NULL, {sigmask, size}).
+pub fn pselect6(k: &mut Kernel, a: &Args) -> SysResult {
+    let timeout = read_timeout(k, a[4], false)?;
+    if a[5] != 0 {
+        let mask = k.proc.mem.read_vec(a[5], 16)?;
+        let addr = u64::from_le_bytes(mask[..8].try_into().unwrap());
+        let size = u64::from_le_bytes(mask[8..].try_into().unwrap());
+        set_call_mask(k, addr, size)?;
+    }
+    select_sets(k, a, timeout, false)
 }
