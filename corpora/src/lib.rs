@@ -254,6 +254,8 @@ pub const CASES: &[Case] = &[
     case("pthread_workers", "pthread_workers", &["2000"]),
     // Futex waits that time out on the virtual clock, and one woken in time.
     probe("timed_wait"),
+    // A null pointer read after a handler, a fork and a wait: still a plain SIGSEGV.
+    probe("fault_after_fork"),
     // select and pselect on pipes: a timeout, a pipe a child fills, end of file.
     probe("select_pipe"),
     // waitid: WNOHANG, WNOWAIT, reaping waits, a child killed.

@@ -34,9 +34,6 @@ const GDT: u64 = KERNEL_BASE;
 const ENTER_USER: u64 = KERNEL_BASE + 0x1000;
 /// LSTAR's target. Syscalls are taken by Unicorn's hook, so reaching it is a bug: `ud2`.
 const LSTAR_TARGET: u64 = ENTER_USER + 0x10;
-/// The `until` address for `emu_start`: never executed, so translated code is never
-/// thrown away on a restart (an `until` inside hot code costs 3-4 µs per restart).
-const NEVER_REACHED: u64 = ENTER_USER + 0x20;
 
 const SYSRETQ: [u8; 3] = [0x48, 0x0f, 0x07];
 const UD2: [u8; 2] = [0x0f, 0x0b];
@@ -189,6 +186,7 @@ impl Machine {
             saved: HashMap::new(),
             initial,
         };
+        setup("use exits", machine.uc.ctl_exits_enable())?;
         machine.install_hooks(ring0)?;
         // The first block's code may be writable: it is watched like any later block's.
         catch_up(&mut machine.uc, &first_block);
@@ -263,12 +261,20 @@ impl Machine {
         self.uc.get_data_mut().start_quantum();
         let mut start = self.start;
         loop {
-            let until = self
+            // Unicorn's exits list stands for `until`: at every start Unicorn drops the
+            // translations at each exit, looking its page up as the CPU would, and at ring 3
+            // the old `until` (a kernel page) made that lookup a page fault the CPU
+            // remembered, so the guest's next real fault came out as a double fault. With
+            // no place to stop, the list is empty and nothing is looked up.
+            let exits: Vec<u64> = self
                 .uc
                 .get_data()
                 .run_until
-                .map_or(NEVER_REACHED, RunUntil::address);
-            let result = self.uc.emu_start(start, until, 0, 0);
+                .map(RunUntil::address)
+                .into_iter()
+                .collect();
+            setup("set the places to stop", self.uc.ctl_set_exits(&exits))?;
+            let result = self.uc.emu_start(start, 0, 0, 0);
             let rip = self.uc.pc_read().unwrap_or(0);
             let system = self.uc.get_data_mut();
             let stopped = system.stop.is_some();
