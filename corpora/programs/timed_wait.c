@@ -1,9 +1,12 @@
 /* Timed waits on futexes: a condition variable nobody signals (pthread_cond_timedwait:
  * FUTEX_WAIT_BITSET with an absolute CLOCK_REALTIME deadline) and a semaphore nobody posts
  * (sem_timedwait), each timing out; then a condition variable signalled by another thread
- * before its deadline. Prints what each wait returned. */
+ * before its deadline; then a sleep an alarm's handler cuts short, with the time it had
+ * left. Prints what each wait returned. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +27,8 @@ static struct timespec in_ms(long ms) {
     }
     return t;
 }
+
+static void on_alarm(int signo) { (void)signo; }
 
 static void *signaller(void *arg) {
     (void)arg;
@@ -57,5 +62,18 @@ int main(void) {
     pthread_mutex_unlock(&lock);
     pthread_join(thread, NULL);
     printf("signalled condition: %s, ready %d\n", r == 0 ? "woken" : strerror(r), ready);
+
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_alarm;
+    sigaction(SIGALRM, &action, NULL);
+    alarm(1);
+    struct timespec five = {5, 0}, left = {0, 0};
+    r = nanosleep(&five, &left);
+    /* Rounded: natively the signal lands a little after the second, later still under a
+     * tracer. */
+    long seconds = (long)left.tv_sec + (left.tv_nsec >= 500000000);
+    printf("sleep cut short: %s, about %ld seconds left\n",
+           r == -1 && errno == EINTR ? "EINTR" : "other", seconds);
     return 0;
 }

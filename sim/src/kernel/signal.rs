@@ -239,7 +239,10 @@ impl Kernel {
                 return;
             }
             Wait::Suspend | Wait::Poll { .. } => sigframe::ERESTARTNOHAND,
-            Wait::Sleep { restart, .. } => restart,
+            Wait::Sleep { restart, until } => {
+                self.write_time_left(tid, until);
+                restart
+            }
             _ => sigframe::ERESTARTSYS,
         };
         self.futexes.forget(tid);
@@ -247,6 +250,33 @@ impl Kernel {
             task.poll_deadline = None;
         }
         self.wake(tid, Wake::Return((-code) as u64));
+    }
+
+    /// A relative sleep of task `tid` that a signal cut short writes the time left to its
+    /// remaining-time argument, as Linux's `nanosleep_copyout` does (a fault there is
+    /// ignored: the call still ends as the signal says).
+    fn write_time_left(&mut self, tid: Pid, until: u64) {
+        let Some(task) = self.task_ref(tid) else {
+            return;
+        };
+        let State::Blocked { call, .. } = task.state else {
+            return;
+        };
+        let absolute = |flags: u64| flags & libc::TIMER_ABSTIME as u64 != 0;
+        let remaining = match call.nr {
+            nr if nr == libc::SYS_nanosleep as u64 => call.args[1],
+            nr if nr == libc::SYS_clock_nanosleep as u64 && !absolute(call.args[1]) => call.args[3],
+            _ => return,
+        };
+        let left = until.saturating_sub(self.elapsed_ns);
+        let pid = task.pid;
+        if remaining != 0 {
+            if let Some(process) = self.process_mut(pid) {
+                let _ = process
+                    .mem
+                    .write(remaining, &super::syscalls::time::timespec(left));
+            }
+        }
     }
 
     /// Whether the running task has a signal it does not block.

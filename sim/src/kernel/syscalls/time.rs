@@ -17,7 +17,7 @@ const TICKS_PER_SECOND: u64 = 100;
 pub const KTIME_MAX: u64 = i64::MAX as u64;
 pub const NS_PER_SECOND: u64 = 1_000_000_000;
 
-fn timespec(ns: u64) -> [u8; 16] {
+pub fn timespec(ns: u64) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&(ns / NS_PER_SECOND).to_le_bytes());
     out[8..].copy_from_slice(&(ns % NS_PER_SECOND).to_le_bytes());
@@ -95,7 +95,8 @@ const ERESTART_RESTARTBLOCK: u64 = 516;
 /// Sleeps `ns` on the virtual clock, up to `KTIME_MAX`: the task blocks, others run, and
 /// when no task can run the clock jumps to the earliest deadline (`Kernel::switch`). A
 /// signal ends the sleep with `interrupted`, Linux's restart code for the call, which its
-/// delivery settles. The remaining-time argument is left unwritten.
+/// delivery settles; the time left goes to the remaining-time argument then
+/// (`Kernel::write_time_left`).
 fn sleep(k: &mut Kernel, ns: u64, interrupted: u64) -> SysResult {
     let until = k.elapsed_ns.saturating_add(ns).min(KTIME_MAX);
     if until <= k.elapsed_ns {
