@@ -138,10 +138,10 @@ impl Clock {
         }
     }
 
-    pub fn add_instructions(&self, n: u64) {
-        // Per block: no overflow check (see `Process::enter_block`).
-        self.instructions
-            .set(self.instructions.get().wrapping_add(n));
+    /// The instruction count is now `n` (per block: the caller adds without an overflow
+    /// check, see `System::enter_block`).
+    pub fn set_instructions(&self, n: u64) {
+        self.instructions.set(n);
     }
 
     /// Takes back instructions counted for a block that did not run to its end.
