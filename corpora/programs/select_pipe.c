@@ -1,5 +1,9 @@
 /* select and pselect on pipes: a timeout on an empty pipe (the time left written back), a
- * pipe a child fills, a write end with room, a zero timeout, and the end of file. */
+ * pipe a child fills, a write end with room, a zero timeout, and the end of file; then
+ * non-blocking pipes, by pipe2's flag and by F_SETFL. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/select.h>
@@ -50,5 +54,18 @@ int main(void) {
     FD_SET(data[0], &readable);
     r = pselect(data[0] + 1, &readable, NULL, NULL, &zero, &none);
     printf("at end of file: %d ready, readable %d\n", r, FD_ISSET(data[0], &readable));
+
+    int quick[2];
+    char byte;
+    if (pipe2(quick, O_NONBLOCK) != 0)
+        return 1;
+    n = read(quick[0], &byte, 1);
+    printf("empty O_NONBLOCK pipe: %zd, %s\n", n, n < 0 && errno == EAGAIN ? "EAGAIN" : "other");
+    int slow[2];
+    if (pipe(slow) != 0)
+        return 1;
+    fcntl(slow[0], F_SETFL, fcntl(slow[0], F_GETFL) | O_NONBLOCK);
+    n = read(slow[0], &byte, 1);
+    printf("empty pipe after F_SETFL: %zd, %s\n", n, n < 0 && errno == EAGAIN ? "EAGAIN" : "other");
     return 0;
 }

@@ -364,9 +364,14 @@ pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
         }
         libc::F_GETFL | libc::F_SETFL | libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => {
             // SAFETY: integer-argument fcntl on an owned descriptor.
-            Ok(host(unsafe {
-                libc::syscall(libc::SYS_fcntl, fd, a[1], a[2])
-            })?)
+            let result = host(unsafe { libc::syscall(libc::SYS_fcntl, fd, a[1], a[2]) })?;
+            if a[1] as i32 == libc::F_SETFL {
+                // The host descriptor keeps the flags; a modelled pipe's end reads its own.
+                if let Some(end) = &k.proc.fds.file(a[0])?.pipe {
+                    end.non_blocking.set(a[2] & libc::O_NONBLOCK as u64 != 0);
+                }
+            }
+            Ok(result)
         }
         libc::F_GETLK
         | libc::F_SETLK

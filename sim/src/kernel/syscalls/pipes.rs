@@ -1,8 +1,8 @@
 //! Pipes: pipe and pipe2, and reads and writes of pipe ends on the modelled pipe
 //! (`kernel::pipe`), which block the task, not the simulator.
 
-use std::cell::RefCell;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::cell::{Cell, RefCell};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
 
 use nix::errno::Errno;
@@ -39,6 +39,7 @@ pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
         let pipe = Some(PipeEnd {
             pipe: Rc::clone(&pipe),
             writer,
+            non_blocking: Cell::new(a[1] & libc::O_NONBLOCK as u64 != 0),
         });
         Rc::new(OpenFile { host, pipe })
     };
@@ -57,12 +58,9 @@ pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
-/// Whether the open file is in non-blocking mode: its host descriptor keeps the flag
-/// (F_SETFL reaches it).
-fn non_blocking(end: &Rc<OpenFile>) -> bool {
-    // SAFETY: F_GETFL on a descriptor the open file owns.
-    let flags = unsafe { libc::fcntl(end.host.as_raw_fd(), libc::F_GETFL) };
-    flags >= 0 && flags & libc::O_NONBLOCK != 0
+/// Whether the pipe end of `file` is in non-blocking mode.
+fn non_blocking(file: &Rc<OpenFile>) -> bool {
+    file.pipe.as_ref().is_some_and(|end| end.non_blocking.get())
 }
 
 /// Reads from or writes to the pipe end of `file`, through host iovecs into guest memory.
