@@ -1,7 +1,8 @@
 //! The process model's promises, end to end: a deadlock ends the run with its own status
 //! and names what each task waits for; a fork bomb meets --max-tasks as Linux's limits
 //! meet it; the schedule is the same in both modes and replays from its seed; execve of
-//! what cannot run answers as Linux does.
+//! what cannot run answers as Linux does; a fork copies only what is written, and counts stay
+//! exact across its copy-on-write faults.
 
 mod common;
 
@@ -113,5 +114,36 @@ fn execve_of_what_cannot_run_answers_as_linux() {
             "create_proc: execve {path}: {error}\ncreate_proc: child 0 ended with status 0x7f00\n"
         );
         assert_eq!(stderr, expected);
+    }
+}
+
+#[test]
+fn a_fork_copies_only_the_pages_either_side_writes() {
+    for mode in ["ring3", "ring0"] {
+        let report = report(&["--mode", mode], "fork_big", &["100"]);
+        let copied = report["scheduling"]["pages_copied_on_write"]
+            .as_u64()
+            .unwrap();
+        // 25,600 pages are shared; the two sides write 7 of them, plus their stacks and
+        // the C library's data.
+        assert!((7..32).contains(&copied), "{mode}: {copied} pages copied");
+        assert_eq!(report["processes"][1]["exit"]["code"], 0, "{mode}");
+    }
+}
+
+#[test]
+fn a_rep_instruction_a_copy_on_write_fault_interrupts_counts_once() {
+    for mode in ["ring3", "ring0"] {
+        let report = report(&["--mode", mode], "cow_rep", &[]);
+        let counts: Vec<u64> = (0..2)
+            .map(|i| {
+                report["processes"][i]["guest_instructions"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        // corpora/programs/cow_rep.S: 2 before the fork, then the parent 13, the child 9.
+        assert_eq!(counts, [15, 9], "{mode}");
+        assert_eq!(report["scheduling"]["pages_copied_on_write"], 2, "{mode}");
     }
 }

@@ -256,6 +256,10 @@ pub const CASES: &[Case] = &[
     probe("timed_wait"),
     // A null pointer read after a handler, a fork and a wait: still a plain SIGSEGV.
     probe("fault_after_fork"),
+    // A fork of 32 MiB: each side's stores and the kernel's copy only what they write.
+    case("fork_big", "fork_big", &["32"]),
+    // Copy-on-write faults inside a rep instruction: exact counts.
+    probe("cow_rep"),
     // select and pselect on pipes: a timeout, a pipe a child fills, end of file.
     probe("select_pipe"),
     // waitid: WNOHANG, WNOWAIT, reaping waits, a child killed.

@@ -26,6 +26,9 @@ pub struct Counts {
     pub forks: u64,
     pub execs: u64,
     pub reaps: u64,
+    /// Pages copied on write after forks. Not priced on their own: the models' process
+    /// creation figures include the copies a fork and exec make.
+    pub pages_copied_on_write: u64,
     /// Syscalls charged the per-syscall kernel-work base.
     pub working_syscalls: u64,
     pub bytes_copied: u64,
@@ -53,6 +56,7 @@ impl Default for Counts {
             forks: 0,
             execs: 0,
             reaps: 0,
+            pages_copied_on_write: 0,
             working_syscalls: 0,
             bytes_copied: 0,
             by_number: BTreeMap::new(),
@@ -353,6 +357,20 @@ impl BlockCounter {
             return None;
         }
         Some(Self::decode(block, (rip - block) as u32, mem).instructions)
+    }
+
+    /// The length of the instruction at `addr` if it is a rep-prefixed string instruction.
+    /// A fault stops one between iterations, and it goes on with the next.
+    pub fn repeated_string_length(addr: u64, mem: &AddressSpace) -> Option<u64> {
+        let mut bytes = [0u8; 15];
+        let fetched = (1..=bytes.len())
+            .rev()
+            .find(|&n| mem.peek(addr, &mut bytes[..n]).is_ok())?;
+        let instruction =
+            Decoder::with_ip(64, &bytes[..fetched], addr, DecoderOptions::NONE).decode();
+        (instruction.is_string_instruction()
+            && (instruction.has_rep_prefix() || instruction.has_repne_prefix()))
+        .then_some(instruction.len() as u64)
     }
 
     /// What the block `count` last returned with `fresh` is.

@@ -384,26 +384,6 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
     let system = uc.get_data_mut();
     let registers = &mut system.kernel.registers;
     let (fs_base, gs_base) = (registers.fs_base.take(), registers.gs_base.take());
-    let sync = system.kernel.proc.mem.take_sync();
-    if !sync.changed_code.is_empty() {
-        system.blocks.forget_all();
-    }
-    for &page in &sync.stale_pages {
-        system.blocks.forget_page(page);
-    }
-    // At ring 0, guest code changed by the kernel (a read into it, an unmap or a change of
-    // protection) takes its translations with it.
-    let cache_sync = if ring0 && (!sync.changed_code.is_empty() || !sync.stale_pages.is_empty()) {
-        let mut pages = sync.stale_pages.clone();
-        pages.extend(system.translated_pages().into_iter().filter(|page| {
-            sync.changed_code
-                .iter()
-                .any(|range| range.start < page + physmem::PAGE_SIZE && *page < range.end)
-        }));
-        Some(system.code_changed(&pages))
-    } else {
-        None
-    };
     let stopped = system.stop.is_some();
     if let Some(base) = fs_base {
         set_segment_base(uc, SegmentBase::Fs, base);
@@ -411,22 +391,7 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
     if let Some(base) = gs_base {
         set_segment_base(uc, SegmentBase::Gs, base);
     }
-    // A changed address space may have moved the frames before watched pages; the TLB is
-    // flushed after the watches change, so the emulator sees both.
-    if sync.flush_tlb {
-        if ring0 {
-            watch_page_tails(uc);
-        }
-        let _ = uc.ctl_flush_tlb();
-    }
-    // Freed frames (a reaped process's) may come back as other code.
-    let freed = std::mem::take(&mut uc.get_data_mut().kernel.flush_translations);
-    if !sync.changed_code.is_empty() || freed {
-        let _ = uc.ctl_flush_tb();
-    }
-    for page in sync.stale_pages {
-        let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
-    }
+    let cache_sync = sync_address_space(uc);
     match flow {
         _ if stopped => {
             let _ = uc.emu_stop();
@@ -462,8 +427,54 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
     }
 }
 
-/// A CPU exception or software interrupt: the guest's `int 0x80` at ring 3 is served;
-/// anything else ends the process as the exception would.
+/// Brings the CPU up to date with what the kernel did to the address space (a syscall, a
+/// resolved fault). Returns what the code cache must catch up with, at ring 0, once the
+/// caller has done its own part.
+fn sync_address_space(uc: &mut Unicorn<'_, System>) -> Option<CacheSync> {
+    let ring0 = uc.get_data().cache.is_some();
+    let system = uc.get_data_mut();
+    let sync = system.kernel.proc.mem.take_sync();
+    if !sync.changed_code.is_empty() {
+        system.blocks.forget_all();
+    }
+    for &page in &sync.stale_pages {
+        system.blocks.forget_page(page);
+    }
+    // At ring 0, guest code changed by the kernel (a read into it, an unmap or a change of
+    // protection, a copy on write) takes its translations with it.
+    let cache_sync = if ring0 && (!sync.changed_code.is_empty() || !sync.stale_pages.is_empty()) {
+        let mut pages = sync.stale_pages.clone();
+        pages.extend(system.translated_pages().into_iter().filter(|page| {
+            sync.changed_code
+                .iter()
+                .any(|range| range.start < page + physmem::PAGE_SIZE && *page < range.end)
+        }));
+        Some(system.code_changed(&pages))
+    } else {
+        None
+    };
+    // A changed address space may have moved the frames before watched pages; the TLB is
+    // flushed after the watches change, so the emulator sees both.
+    if sync.flush_tlb {
+        if ring0 {
+            watch_page_tails(uc);
+        }
+        let _ = uc.ctl_flush_tlb();
+    }
+    // Freed frames (a reaped process's) may come back as other code.
+    let freed = std::mem::take(&mut uc.get_data_mut().kernel.flush_translations);
+    if !sync.changed_code.is_empty() || freed {
+        let _ = uc.ctl_flush_tb();
+    }
+    for page in sync.stale_pages {
+        let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
+    }
+    cache_sync
+}
+
+/// A CPU exception or software interrupt: the guest's `int 0x80` at ring 3 is served; a
+/// write to a page shared since a fork is resolved and the guest goes on; anything else
+/// ends the process as the exception would.
 fn on_interrupt(uc: &mut Unicorn<'_, System>, vector: u32) {
     let rip = uc.pc_read().unwrap_or(0);
     if uc.get_data().is_int80(vector, rip) {
@@ -485,8 +496,13 @@ fn on_interrupt(uc: &mut Unicorn<'_, System>, vector: u32) {
         return;
     }
     let cr2 = uc.reg_read(RegisterX86::CR2).unwrap_or(0);
-    uc.get_data_mut().fault(vector, rip, cr2);
-    let _ = uc.emu_stop();
+    if uc.get_data_mut().fault(vector, rip, cr2) {
+        if let Some(sync) = sync_address_space(uc) {
+            catch_up(uc, &sync);
+        }
+    } else {
+        let _ = uc.emu_stop();
+    }
 }
 
 /// The segment bases the guest can set.
@@ -514,7 +530,8 @@ pub fn set_segment_base(uc: &mut Unicorn<'_, System>, which: SegmentBase, base: 
 /// Ends the process as a #GP at ring 3 does.
 fn general_protection_fault(uc: &mut Unicorn<'_, System>) {
     let rip = uc.pc_read().unwrap_or(0);
-    uc.get_data_mut().fault(13, rip, 0);
+    let resumed = uc.get_data_mut().fault(13, rip, 0);
+    debug_assert!(!resumed, "only page faults are resolved");
     let _ = uc.emu_stop();
 }
 

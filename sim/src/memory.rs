@@ -94,6 +94,8 @@ pub struct AddressSpace {
     /// Bytes moved between user memory and the kernel, for the kernel-work cost: one count
     /// for the system, shared by every address space (a process's copies outlive it).
     copied: Rc<Cell<u64>>,
+    /// Pages copied on write since a fork, for the system, shared the same way.
+    pages_copied: Rc<Cell<u64>>,
 }
 
 impl Drop for AddressSpace {
@@ -121,6 +123,7 @@ impl AddressSpace {
             brk: 0,
             sync: CpuSync::default(),
             copied: Rc::new(Cell::new(0)),
+            pages_copied: Rc::new(Cell::new(0)),
         })
     }
 
@@ -129,44 +132,51 @@ impl AddressSpace {
         &self.phys
     }
 
-    /// A copy for a fork child: the same areas and break, over the same physical memory.
-    /// Frames the child could write are copied; the others (read-only user pages, the
-    /// kernel half's) are shared, and copied when one side makes them writable. Pages in
-    /// `skip` (the parent's code cache) are not carried over.
-    pub fn fork(&self, skip: Range<u64>) -> Result<Self, Errno> {
+    /// A copy for a fork child: the same areas and break, over the same physical memory,
+    /// copying no page. Every frame is shared; user pages either side could write become
+    /// read-only in both, and the first write to one gives the writer a copy of its own
+    /// (copy-on-write, `resolve_write_fault`). Pages in `skip` (the parent's code cache)
+    /// are not carried over.
+    pub fn fork(&mut self, skip: Range<u64>) -> Result<Self, Errno> {
         self.copy(0, skip)
     }
 
     /// An empty user half for execve, with this one's kernel half but `skip`.
-    pub fn successor(&self, skip: Range<u64>) -> Result<Self, Errno> {
+    pub fn successor(&mut self, skip: Range<u64>) -> Result<Self, Errno> {
         self.copy(USER_END, skip)
     }
 
-    /// A new address space with the pages from `from` up (but `skip`): the kernel half's
-    /// and read-only user pages shared, other user pages copied.
-    fn copy(&self, from: u64, skip: Range<u64>) -> Result<Self, Errno> {
+    /// A new address space sharing the frames of the pages from `from` up (but `skip`),
+    /// with writable user pages write-protected on both sides.
+    fn copy(&mut self, from: u64, skip: Range<u64>) -> Result<Self, Errno> {
         let mut child = Self::over(Rc::clone(&self.phys)).ok_or(Errno::ENOMEM)?;
         child.copied = Rc::clone(&self.copied);
+        child.pages_copied = Rc::clone(&self.pages_copied);
         let mut held = Vec::new();
         self.tables
             .for_each_leaf(&self.phys.borrow(), from, u64::MAX, |page, leaf| {
                 held.push((page, leaf))
             });
         for (page, leaf) in held.into_iter().filter(|(page, _)| !skip.contains(page)) {
-            let user = page < USER_END;
-            let private = user && (leaf.flags.write || !leaf.flags.present);
             let mut phys = self.phys.borrow_mut();
-            let frame = if private {
-                let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
-                phys.copy_frame(leaf.frame, copy);
-                copy
+            phys.share(leaf.frame);
+            let leaf = if page < USER_END && leaf.flags.write {
+                let protected = Leaf {
+                    flags: PageFlags {
+                        write: false,
+                        ..leaf.flags
+                    },
+                    ..leaf
+                };
+                self.tables.map(&mut phys, page, protected);
+                self.sync.flush_tlb = true;
+                protected
             } else {
-                phys.share(leaf.frame);
-                leaf.frame
+                leaf
             };
             child
                 .tables
-                .map(&mut phys, page, Leaf { frame, ..leaf })
+                .map(&mut phys, page, leaf)
                 .ok_or(Errno::ENOMEM)?;
         }
         if from < USER_END {
@@ -177,28 +187,55 @@ impl AddressSpace {
         Ok(child)
     }
 
-    /// Gives the page at `page` a frame of its own if it shares one, so that a write to it
-    /// stays in this address space.
-    fn unshare(&mut self, page: u64, leaf: Leaf) -> Result<(), Errno> {
+    /// Maps `page` with `flags` to a frame of its own: its frame if no other address space
+    /// maps it, else a copy, so that a write to it stays in this address space.
+    fn own(&mut self, page: u64, leaf: Leaf) -> Result<(), Errno> {
         let mut phys = self.phys.borrow_mut();
-        if !phys.is_shared(leaf.frame) {
-            return Ok(());
-        }
-        let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
-        phys.copy_frame(leaf.frame, copy);
-        phys.free(leaf.frame);
+        let frame = if phys.is_shared(leaf.frame) {
+            let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
+            phys.copy_frame(leaf.frame, copy);
+            phys.free(leaf.frame);
+            self.pages_copied.set(self.pages_copied.get() + 1);
+            copy
+        } else {
+            leaf.frame
+        };
         self.tables
-            .map(
-                &mut phys,
-                page,
-                Leaf {
-                    frame: copy,
-                    ..leaf
-                },
-            )
+            .map(&mut phys, page, Leaf { frame, ..leaf })
             .ok_or(Errno::ENOMEM)?;
         self.sync.flush_tlb = true;
         Ok(())
+    }
+
+    /// A write to `addr` that the page tables refused: if the area allows it, the page was
+    /// write-protected because it shared its frame (since a fork, or made writable while
+    /// shared). It gets a frame of its own and becomes writable, and the write can run
+    /// again (Linux's `do_wp_page`). `Ok(false)`: the fault is the program's. `ENOMEM`: no
+    /// frame is left for the copy.
+    pub fn resolve_write_fault(&mut self, addr: u64) -> Result<bool, Errno> {
+        let page = page_down(addr);
+        let writable_area = self
+            .vma_at(page)
+            .is_some_and(|(_, vma)| vma.prot.0 & Prot::WRITE != 0);
+        let leaf = self.tables.leaf(&self.phys.borrow(), page);
+        let Some(leaf) = leaf.filter(|l| writable_area && l.flags.present && !l.flags.write) else {
+            return Ok(false);
+        };
+        let flags = PageFlags {
+            write: true,
+            ..leaf.flags
+        };
+        self.own(page, Leaf { flags, ..leaf })?;
+        // Code translated from the page watches the frame it left.
+        if flags.execute {
+            self.sync.stale_pages.push(page);
+        }
+        Ok(true)
+    }
+
+    /// Pages copied on write, in the whole system.
+    pub fn pages_copied(&self) -> u64 {
+        self.pages_copied.get()
     }
 
     pub fn cr3(&self) -> u64 {
@@ -462,13 +499,14 @@ impl AddressSpace {
                 self.sync.changed_code.push(vma_start..vma.end);
             }
             self.vmas.insert(vma_start, Vma { end: vma.end, prot });
-            let flags = prot.page_flags();
             for &(page, frame) in &held {
-                self.tables
-                    .map(&mut self.phys.borrow_mut(), page, Leaf { frame, flags });
-                if flags.write {
-                    self.unshare(page, Leaf { frame, flags })?;
-                }
+                let mut phys = self.phys.borrow_mut();
+                // A shared frame stays read-only until its first write.
+                let flags = PageFlags {
+                    write: prot.0 & Prot::WRITE != 0 && !phys.is_shared(frame),
+                    ..prot.page_flags()
+                };
+                self.tables.map(&mut phys, page, Leaf { frame, flags });
             }
             if prot.accessible() && missing > 0 {
                 let mut held = held.iter().map(|&(page, _)| page).peekable();
@@ -559,7 +597,7 @@ impl AddressSpace {
                 held.push((page, leaf))
             });
         for (page, leaf) in held {
-            self.unshare(page, leaf)?;
+            self.own(page, leaf)?;
             let leaf = self
                 .tables
                 .leaf(&self.phys.borrow(), page)
@@ -619,10 +657,16 @@ impl AddressSpace {
             .ok_or(Errno::EFAULT)?;
         let mut cursor = addr;
         while cursor < end {
-            let leaf = self
+            let mut leaf = self
                 .tables
                 .leaf(&self.phys.borrow(), cursor)
                 .ok_or(Errno::EFAULT)?;
+            if write && !leaf.flags.write && self.resolve_write_fault(cursor)? {
+                leaf = self
+                    .tables
+                    .leaf(&self.phys.borrow(), cursor)
+                    .ok_or(Errno::EFAULT)?;
+            }
             if !leaf.flags.present || !leaf.flags.user || (write && !leaf.flags.write) {
                 return Err(Errno::EFAULT);
             }
@@ -892,5 +936,65 @@ mod tests {
         space.move_pages(0x10000, 2 * PAGE_SIZE, 0x40000).unwrap();
         assert_eq!(space.read_vec(0x40000 + PAGE_SIZE, 5).unwrap(), b"moved");
         assert_eq!(space.read_vec(0x10000, 1), Err(Errno::EFAULT));
+    }
+
+    fn writable_in_tables(space: &AddressSpace, addr: u64) -> bool {
+        let leaf = space.tables.leaf(&space.phys.borrow(), addr).unwrap();
+        leaf.flags.write
+    }
+
+    #[test]
+    fn a_fork_copies_no_page_and_a_first_write_copies_one() {
+        let mut parent = AddressSpace::new().unwrap();
+        parent.map_fixed(0x10000, 64 * PAGE_SIZE, RW).unwrap();
+        parent.write(0x10000, b"parent").unwrap();
+        let free_before = parent.phys.borrow().available();
+        let mut child = parent.fork(0..0).unwrap();
+        // Only the child's page tables were allocated: no page of the area was copied.
+        assert!(free_before - parent.phys.borrow().available() < 8);
+        assert!(!writable_in_tables(&parent, 0x10000) && !writable_in_tables(&child, 0x10000));
+        // The kernel's write (copy_to_user) copies the page for the child alone.
+        child.write(0x10000, b"child!").unwrap();
+        assert_eq!(child.read_vec(0x10000, 6).unwrap(), b"child!");
+        assert_eq!(parent.read_vec(0x10000, 6).unwrap(), b"parent");
+        assert_eq!(parent.pages_copied(), 1);
+        // The parent is the page's last user now: its write fault copies nothing.
+        assert_eq!(parent.resolve_write_fault(0x10008), Ok(true));
+        assert!(writable_in_tables(&parent, 0x10000));
+        assert_eq!(child.pages_copied(), 1);
+        // Pages neither side wrote still share their frames.
+        assert!(parent.phys.borrow().is_shared(
+            parent
+                .tables
+                .leaf(&parent.phys.borrow(), 0x11000)
+                .unwrap()
+                .frame
+        ));
+    }
+
+    #[test]
+    fn a_write_fault_the_area_forbids_is_the_programs() {
+        let mut parent = AddressSpace::new().unwrap();
+        parent
+            .map_fixed(0x10000, PAGE_SIZE, Prot(Prot::READ))
+            .unwrap();
+        let mut child = parent.fork(0..0).unwrap();
+        assert_eq!(child.resolve_write_fault(0x10000), Ok(false));
+        assert_eq!(child.resolve_write_fault(0x90000), Ok(false));
+        assert_eq!(child.write(0x10000, b"x"), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn a_shared_page_made_writable_stays_protected_until_written() {
+        let mut parent = AddressSpace::new().unwrap();
+        parent
+            .map_fixed(0x10000, PAGE_SIZE, Prot(Prot::READ))
+            .unwrap();
+        let mut child = parent.fork(0..0).unwrap();
+        child.protect(0x10000, PAGE_SIZE, RW).unwrap();
+        assert!(!writable_in_tables(&child, 0x10000));
+        assert_eq!(child.resolve_write_fault(0x10000), Ok(true));
+        assert!(writable_in_tables(&child, 0x10000));
+        assert_eq!(child.pages_copied(), 1);
     }
 }

@@ -138,6 +138,8 @@ pub struct SchedulingReport {
     pub forks: u64,
     pub execs: u64,
     pub reaps: u64,
+    /// Pages copied on write after forks (part of process creation, not priced apart).
+    pub pages_copied_on_write: u64,
 }
 
 fn exit_report(exit: &Exit) -> ExitReport {
@@ -281,6 +283,7 @@ impl Report {
                 forks: counts.forks,
                 execs: counts.execs,
                 reaps: counts.reaps,
+                pages_copied_on_write: counts.pages_copied_on_write,
             },
         }
     }

@@ -446,6 +446,7 @@ impl System {
         Counts {
             guest_instructions: self.clock.instructions(),
             bytes_copied: self.kernel.proc.mem.bytes_copied(),
+            pages_copied_on_write: self.kernel.proc.mem.pages_copied(),
             forks: self.kernel.forks,
             execs: self.kernel.execs,
             reaps: self.kernel.reaps,
@@ -713,11 +714,39 @@ impl System {
         self.kill(signal, kind.reason.into(), rip);
     }
 
-    /// A CPU exception: vector, RIP as Unicorn reports it, and CR2. It ends the process.
-    pub fn fault(&mut self, vector: u32, rip: u64, cr2: u64) {
+    /// A CPU exception: vector, RIP as Unicorn reports it, and CR2. Returns whether the
+    /// guest goes on from the faulting instruction (a write to a page shared since a fork,
+    /// now copied); otherwise the exception ends the process.
+    #[must_use]
+    pub fn fault(&mut self, vector: u32, rip: u64, cr2: u64) -> bool {
+        if vector == 14 {
+            match self.kernel.proc.mem.resolve_write_fault(cr2) {
+                Ok(true) => {
+                    // The emulator restarts at the instruction with a block of its own,
+                    // which counts it; but a rep instruction's next iteration does not
+                    // count again (`BlockCount::repeat`), so it stays counted.
+                    let mem = &self.kernel.proc.mem;
+                    let restart = BlockCounter::repeated_string_length(rip, mem)
+                        .map_or(rip, |length| rip + length);
+                    self.uncount_rest_of_block(restart);
+                    return true;
+                }
+                Ok(false) => {}
+                Err(_) => {
+                    let guest_rip = self.faulting_guest_rip(rip);
+                    self.kernel.exit_process(Exit::Signal {
+                        signal: Signal::SIGKILL,
+                        reason: format!(
+                            "out of memory: no frame left to copy a page on write, at rip {guest_rip:#x}"
+                        ),
+                    });
+                    return false;
+                }
+            }
+        }
         if self.cache.is_some() {
             self.ring0_fault(vector, rip, cr2);
-            return;
+            return false;
         }
         let mut before = [0u8; 2];
         let software = self
@@ -755,13 +784,25 @@ impl System {
             None => (Signal::SIGSEGV, format!("CPU exception {vector}")),
         };
         self.kill(signal, reason, fault_rip);
+        false
+    }
+
+    /// Takes back what the current block counted from the faulting `rip` on, and returns
+    /// the guest instruction that faulted.
+    fn faulting_guest_rip(&mut self, rip: u64) -> u64 {
+        if self.cache.is_some() {
+            self.uncount_from(rip, true);
+            self.guest_rip(rip)
+        } else {
+            self.uncount_rest_of_block(rip);
+            rip
+        }
     }
 
     /// A CPU exception in translated code: the guest instruction is found through the
     /// code cache's translate-back table.
     fn ring0_fault(&mut self, vector: u32, rip: u64, cr2: u64) {
-        self.uncount_from(rip, true);
-        let guest_rip = self.guest_rip(rip);
+        let guest_rip = self.faulting_guest_rip(rip);
         let (signal, reason) = match faults::fault(vector) {
             // #BR: the sandbox's bndcu stopped an access outside the user half.
             _ if vector == 5 => {
