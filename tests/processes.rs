@@ -72,9 +72,20 @@ fn small_quanta_preempt_at_the_same_instruction_in_both_modes() {
     let ring3 = report(&flags("ring3"), "pthread_workers", &args);
     let ring0 = report(&flags("ring0"), "pthread_workers", &args);
     assert!(ring3["processes"][0]["preempted"].as_u64().unwrap() > 10);
-    for field in ["guest_instructions", "syscalls", "processes"] {
+    for field in ["guest_instructions", "syscalls"] {
         assert_eq!(ring3[field], ring0[field], "{field}");
     }
+    // Each process the same, down to its ring-3 estimate; only ring 0 has a ring-0 one.
+    let without_ring0 = |report: &serde_json::Value| {
+        let mut processes = report["processes"].clone();
+        for process in processes.as_array_mut().unwrap() {
+            let process = process.as_object_mut().unwrap();
+            process.remove("ring0_cycles");
+            process.remove("speedup");
+        }
+        processes
+    };
+    assert_eq!(without_ring0(&ring3), without_ring0(&ring0), "processes");
 }
 
 /// A schedule seed gives another interleaving, and the same one on every run.
@@ -145,5 +156,24 @@ fn a_rep_instruction_a_copy_on_write_fault_interrupts_counts_once() {
         // corpora/programs/cow_rep.S: 2 before the fork, then the parent 13, the child 9.
         assert_eq!(counts, [15, 9], "{mode}");
         assert_eq!(report["scheduling"]["pages_copied_on_write"], 2, "{mode}");
+    }
+}
+
+#[test]
+fn the_processes_shares_add_up_to_the_estimates() {
+    let stage = corpora::stage();
+    let tiny_true = stage.join("tiny_true");
+    let report = report(&[], "create_proc", &["5", tiny_true.to_str().unwrap()]);
+    let processes = report["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 6);
+    let sum = |field: &str| -> u64 { processes.iter().map(|p| p[field].as_u64().unwrap()).sum() };
+    assert_eq!(sum("guest_instructions"), report["guest_instructions"]);
+    // Each process's estimate is rounded in each of its (at most six) parts.
+    for (share, total) in [("ring3_cycles", "ring3"), ("ring0_cycles", "ring0")] {
+        let total = report[total]["cycles"].as_u64().unwrap();
+        assert!(
+            sum(share).abs_diff(total) <= 6 * processes.len() as u64,
+            "{share}"
+        );
     }
 }

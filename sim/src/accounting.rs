@@ -8,6 +8,7 @@ use iced_x86::{Decoder, DecoderOptions, FlowControl};
 use translator::cpu::LACKING;
 use translator::Source;
 
+use crate::costs::Ring0Events;
 use crate::kernel::signature;
 use crate::kernel::table::{Row, Work};
 use crate::memory::AddressSpace;
@@ -62,6 +63,85 @@ impl Default for Counts {
             by_number: BTreeMap::new(),
             enosys: BTreeMap::new(),
             sequence_digest: FNV_OFFSET,
+        }
+    }
+}
+
+/// What the cost model prices, as running totals for the whole system. A task's share of
+/// the run's estimate is what they grew by while it was the running task: switches and the
+/// kernel's work between two tasks go to the one switched to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub guest_instructions: u64,
+    pub abi_calls: u64,
+    pub working_syscalls: u64,
+    pub bytes_copied: u64,
+    pub thread_switches: u64,
+    pub process_switches: u64,
+    pub forks: u64,
+    pub execs: u64,
+    pub reaps: u64,
+    /// Ring 0 only: what `costs::Ring0Events` names.
+    pub translated_instructions: u64,
+    pub guest_instructions_translated: u64,
+    pub indirect_lookups: u64,
+}
+
+impl Tally {
+    fn zip(self, other: Self, f: fn(u64, u64) -> u64) -> Self {
+        Self {
+            guest_instructions: f(self.guest_instructions, other.guest_instructions),
+            abi_calls: f(self.abi_calls, other.abi_calls),
+            working_syscalls: f(self.working_syscalls, other.working_syscalls),
+            bytes_copied: f(self.bytes_copied, other.bytes_copied),
+            thread_switches: f(self.thread_switches, other.thread_switches),
+            process_switches: f(self.process_switches, other.process_switches),
+            forks: f(self.forks, other.forks),
+            execs: f(self.execs, other.execs),
+            reaps: f(self.reaps, other.reaps),
+            translated_instructions: f(self.translated_instructions, other.translated_instructions),
+            guest_instructions_translated: f(
+                self.guest_instructions_translated,
+                other.guest_instructions_translated,
+            ),
+            indirect_lookups: f(self.indirect_lookups, other.indirect_lookups),
+        }
+    }
+
+    /// Wrapping, as `since`: a sum of differences comes out right as long as the total
+    /// it makes does.
+    pub fn plus(self, other: Self) -> Self {
+        self.zip(other, u64::wrapping_add)
+    }
+
+    /// What grew from the reading `earlier` to this one. Wrapping: a block counted before
+    /// a reading may be taken back after it (`System::uncount_from`).
+    pub fn since(self, earlier: Self) -> Self {
+        self.zip(earlier, u64::wrapping_sub)
+    }
+
+    /// The counts the ring-3 estimate reads.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            guest_instructions: self.guest_instructions,
+            abi_calls: self.abi_calls,
+            working_syscalls: self.working_syscalls,
+            bytes_copied: self.bytes_copied,
+            thread_switches: self.thread_switches,
+            process_switches: self.process_switches,
+            forks: self.forks,
+            execs: self.execs,
+            reaps: self.reaps,
+            ..Counts::default()
+        }
+    }
+
+    /// The events the ring-0 estimate reads beyond the counts.
+    pub fn ring0_events(&self) -> Ring0Events {
+        Ring0Events {
+            translated_instructions: self.translated_instructions,
+            guest_instructions_translated: self.guest_instructions_translated,
+            indirect_lookups: self.indirect_lookups,
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use translator::Source;
 
+use crate::accounting::Tally;
 use crate::bt::cache::TranslationStats;
 use crate::costs::{CostModel, Ring0Events, Ring3Cycles};
 use crate::kernel::history::{ProcessLog, TaskLog};
@@ -97,6 +98,13 @@ pub struct ProcessReport {
     pub voluntary_switches: u64,
     /// Switches away from its tasks because their quantum ran out.
     pub preempted: u64,
+    /// Its share of `ring3.cycles`: what its tasks ran and caused (a switch goes to the task
+    /// switched to). The processes' shares add up to the total, give or take rounding.
+    pub ring3_cycles: u64,
+    /// Its share of `ring0.cycles`, in ring-0 mode.
+    pub ring0_cycles: Option<u64>,
+    /// ring3_cycles / ring0_cycles, in ring-0 mode.
+    pub speedup: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,8 +165,15 @@ fn exit_report(exit: &Exit) -> ExitReport {
     }
 }
 
-fn process_report(log: &ProcessLog) -> ProcessReport {
+fn process_report(log: &ProcessLog, model: &CostModel, ring0: bool) -> ProcessReport {
     let sum = |count: fn(&TaskLog) -> u64| log.tasks.iter().map(count).sum();
+    let tally = log
+        .tasks
+        .iter()
+        .fold(Tally::default(), |total, task| total.plus(task.tally));
+    let counts = tally.counts();
+    let ring3_cycles = model.ring3_cycles(&counts).total;
+    let ring0_cycles = ring0.then(|| model.ring0_cycles(&counts, &tally.ring0_events()).total);
     ProcessReport {
         pid: log.pid,
         ppid: log.ppid,
@@ -168,10 +183,13 @@ fn process_report(log: &ProcessLog) -> ProcessReport {
         images: log.images,
         exit: log.exit.as_ref().map(exit_report),
         tasks: log.tasks.len() as u64,
-        guest_instructions: sum(|t| t.instructions),
+        guest_instructions: tally.guest_instructions,
         syscalls: sum(|t| t.syscalls),
         voluntary_switches: sum(|t| t.voluntary_switches),
         preempted: sum(|t| t.preempted),
+        ring3_cycles,
+        ring0_cycles,
+        speedup: ring0_cycles.map(|cycles| ratio(ring3_cycles, cycles)),
     }
 }
 
@@ -276,7 +294,11 @@ impl Report {
             ring0,
             speedup,
             steady_state_speedup,
-            processes: finished.processes.iter().map(process_report).collect(),
+            processes: finished
+                .processes
+                .iter()
+                .map(|log| process_report(log, model, finished.ring0.is_some()))
+                .collect(),
             scheduling: SchedulingReport {
                 thread_switches: counts.thread_switches,
                 process_switches: counts.process_switches,
@@ -290,7 +312,7 @@ impl Report {
 
     /// One row per process, for runs of more than one task.
     fn processes_table(&self) -> String {
-        let header = [
+        let mut header = vec![
             "pid",
             "ppid",
             "argv",
@@ -300,7 +322,11 @@ impl Report {
             "syscalls",
             "switches",
             "preempted",
+            "ring 3 cycles",
         ];
+        if self.ring0.is_some() {
+            header.push("ring 0 cycles");
+        }
         let mut table = new_table(&header);
         for p in &self.processes {
             let exit = match &p.exit {
@@ -313,7 +339,7 @@ impl Report {
                 }) => signal.clone(),
                 _ => "running".into(),
             };
-            table.add_row(vec![
+            let mut row = vec![
                 p.pid.to_string(),
                 p.ppid.to_string(),
                 p.argv.join(" "),
@@ -323,7 +349,10 @@ impl Report {
                 group(p.syscalls),
                 group(p.voluntary_switches),
                 group(p.preempted),
-            ]);
+                group(p.ring3_cycles),
+            ];
+            row.extend(p.ring0_cycles.map(group));
+            table.add_row(row);
         }
         for column in 4..header.len() {
             right_align(&mut table, column);

@@ -11,7 +11,7 @@ use translator::cpu::Sysenter;
 use translator::{Source, TranslateError, FAULT_KINDS};
 use unicorn_engine::UcHookId;
 
-use crate::accounting::{BlockCount, BlockCounter, Clock, Counts, Extra, SyscallRecord};
+use crate::accounting::{BlockCount, BlockCounter, Clock, Counts, Extra, SyscallRecord, Tally};
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
@@ -144,10 +144,10 @@ pub struct System {
     pub panic_in_syscall_hook: bool,
     /// The running task used up its quantum: the machine switches before the next block.
     pub preempted: bool,
-    /// The guest instruction count at which the running task's quantum ends, and at which
-    /// it began to run.
+    /// The guest instruction count at which the running task's quantum ends.
     pub quantum_end: u64,
-    pub switched_in_at: u64,
+    /// The system's tally when the running task was last charged.
+    charged_at: Tally,
     /// The block counter and code cache of every address space but the running one.
     spaces: BTreeMap<Pid, Space>,
     /// The translation statistics of code caches dropped with their address space.
@@ -190,7 +190,7 @@ impl System {
             panic_in_syscall_hook: false,
             preempted: false,
             quantum_end: u64::MAX,
-            switched_in_at: 0,
+            charged_at: Tally::default(),
             spaces: BTreeMap::new(),
             retired_stats: TranslationStats::default(),
         }
@@ -253,7 +253,6 @@ impl System {
     /// The running task starts (or goes on after another switch) with a fresh quantum.
     pub fn start_quantum(&mut self) {
         let now = self.clock.instructions();
-        self.switched_in_at = now;
         self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
     }
 
@@ -291,11 +290,37 @@ impl System {
         }
     }
 
-    /// Adds the guest instructions run since the running task's last charge to its count.
+    /// Adds what the system's tally grew by since the running task's last charge to its own.
     fn charge_running_task(&mut self) {
-        let now = self.clock.instructions();
-        self.kernel.task.instructions += now - self.switched_in_at;
-        self.switched_in_at = now;
+        let now = self.tally_now();
+        let task = &mut self.kernel.task;
+        task.tally = task.tally.plus(now.since(self.charged_at));
+        self.charged_at = now;
+    }
+
+    /// The system's running totals of what the cost model prices. The translation counts
+    /// are every code cache's, the dropped ones' too, so they only grow.
+    fn tally_now(&self) -> Tally {
+        let mut translation = self.retired_stats.clone();
+        let caches = self.cache.iter();
+        for cache in caches.chain(self.spaces.values().filter_map(|s| s.cache.as_ref())) {
+            translation.absorb(&cache.stats);
+        }
+        let kernel = &self.kernel;
+        Tally {
+            guest_instructions: self.clock.instructions(),
+            abi_calls: self.counts.abi_calls,
+            working_syscalls: self.counts.working_syscalls,
+            bytes_copied: kernel.proc.mem.bytes_copied(),
+            thread_switches: self.counts.thread_switches,
+            process_switches: self.counts.process_switches,
+            forks: kernel.forks,
+            execs: kernel.execs,
+            reaps: kernel.reaps,
+            translated_instructions: self.ring0.translated_instructions,
+            guest_instructions_translated: translation.guest_instructions_translated,
+            indirect_lookups: translation.indirect_lookups,
+        }
     }
 
     /// The process log with the live tasks' counts as of now.

@@ -3,6 +3,7 @@
 
 use super::process::Pid;
 use super::Exit;
+use crate::accounting::Tally;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessLog {
@@ -24,7 +25,8 @@ pub struct TaskLog {
     pub tid: Pid,
     /// 0 for the process's first task, then 1, 2, … in creation order.
     pub thread: u32,
-    pub instructions: u64,
+    /// What the cost model prices that it ran or caused (its guest instructions among them).
+    pub tally: Tally,
     pub syscalls: u64,
     /// Switches away from it because it blocked or yielded, and because its quantum ran out.
     pub voluntary_switches: u64,

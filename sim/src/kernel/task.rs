@@ -3,6 +3,7 @@
 use super::process::Pid;
 use super::signal::{AtSyscall, TaskSignals};
 use super::Args;
+use crate::accounting::Tally;
 
 pub struct Task {
     pub tid: Pid,
@@ -20,8 +21,8 @@ pub struct Task {
     /// The syscall it stopped in, while it has not gone back to user mode: where its
     /// signals are delivered.
     pub at_syscall: Option<AtSyscall>,
-    /// Guest instructions run by this task, as of its last switch out.
-    pub instructions: u64,
+    /// What the cost model prices that this task ran or caused, as of its last switch out.
+    pub tally: Tally,
     /// Syscalls it completed.
     pub syscalls: u64,
     /// Switches away from it: voluntary (it blocked or yielded) and preempted.
@@ -40,7 +41,7 @@ impl Task {
             poll_deadline: None,
             signals: TaskSignals::default(),
             at_syscall: None,
-            instructions: 0,
+            tally: Tally::default(),
             syscalls: 0,
             voluntary_switches: 0,
             preempted: 0,

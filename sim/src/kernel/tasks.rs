@@ -131,7 +131,7 @@ impl Kernel {
             .get_mut(&task.pid)
             .and_then(|l| l.task_mut(task.tid))
         {
-            log.instructions = task.instructions;
+            log.tally = task.tally;
             log.syscalls = task.syscalls;
             log.voluntary_switches = task.voluntary_switches;
             log.preempted = task.preempted;
