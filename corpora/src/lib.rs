@@ -46,10 +46,6 @@ pub struct Case {
     /// Other staged files or directories the run needs beside the program (a program it
     /// execs, a script), linked into its working directory.
     pub companions: &'static [&'static str],
-    /// Why `simulate --check` cannot compare it call by call, if it cannot: its native run
-    /// is racy in a way the comparison does not yet allow for. Its output and exit are still
-    /// compared with the native run's (tests/differential.rs).
-    pub unchecked: Option<&'static str>,
 }
 
 const fn case(name: &'static str, program: &'static str, args: &'static [&'static str]) -> Case {
@@ -62,7 +58,6 @@ const fn case(name: &'static str, program: &'static str, args: &'static [&'stati
         snapshot: true,
         workload: true,
         companions: &[],
-        unchecked: None,
     }
 }
 
@@ -76,7 +71,6 @@ const fn applet(name: &'static str, applet: &'static str, args: &'static [&'stat
         snapshot: true,
         workload: true,
         companions: &[],
-        unchecked: None,
     }
 }
 
@@ -86,18 +80,6 @@ const fn probe(name: &'static str) -> Case {
         ..case(name, name, &[])
     }
 }
-
-/// Why scripts of several jobs are not compared call by call: ash's SIGCHLD handler runs
-/// wherever a child's end finds the shell, and the calls around it (the handler's
-/// `rt_sigreturn`, the `wait4(WNOHANG)` rounds it causes) follow that place, which the
-/// schedule decides, natively as in the simulator.
-const ASYNC_SIGCHLD: &str = "where ash's SIGCHLD handler runs is the schedule's";
-
-/// Why a program that kills a child of its own is not compared call by call: natively the
-/// child gets as far as the host's schedule lets it before the signal lands (its call
-/// sequence ends sooner or later: in its wait, or before it), in the simulator as far as the
-/// simulated schedule does.
-const KILLED_CHILD: &str = "how far a child gets before its parent kills it is the schedule's";
 
 /// Every corpus run that must behave exactly as it does natively.
 pub const CASES: &[Case] = &[
@@ -264,14 +246,12 @@ pub const CASES: &[Case] = &[
     probe("select_pipe"),
     // waitid: WNOHANG, WNOWAIT, reaping waits, a child killed.
     Case {
-        unchecked: Some(KILLED_CHILD),
         ..probe("waitid_child")
     },
     case("signal_handlers", "signal_handlers", &[]),
     case("fork_bomb", "fork_bomb", &["16"]),
     Case {
         companions: &["tiny_true"],
-        unchecked: Some(KILLED_CHILD),
         ..probe("vfork_exec")
     },
     // Both processes block on each other's pipe; their alarms end them, natively and on the
@@ -286,18 +266,15 @@ pub const CASES: &[Case] = &[
     Case {
         companions: &["shell"],
         writes: &["words.txt"],
-        unchecked: Some(ASYNC_SIGCHLD),
         ..applet("sh_pipelines", "sh", &["shell/pipelines.sh"])
     },
     Case {
         companions: &["shell"],
-        unchecked: Some(ASYNC_SIGCHLD),
         ..applet("sh_control", "sh", &["shell/control.sh"])
     },
     Case {
         companions: &["shell"],
         writes: &["tree/a.txt", "tree/sub/b.txt"],
-        unchecked: Some(ASYNC_SIGCHLD),
         ..applet("sh_jobs", "sh", &["shell/jobs.sh"])
     },
 ];

@@ -127,6 +127,7 @@ fn root_syscalls<'a>(a: &Named<'a>, b: &Named<'a>) -> Option<Divergence> {
         records: &run.syscalls,
         ids: &none,
         unordered: &[],
+        merged_reads: false,
     };
     let difference = first_diverging_call(sequence(a.observed), sequence(b.observed))?;
     Some(difference.divergence(a, b))
@@ -161,17 +162,51 @@ struct Sequence<'a> {
     ids: &'a BTreeMap<i32, u32>,
     /// Calls left out of the comparison.
     unordered: &'a [Sysno],
+    /// Consecutive reads of one descriptor that got bytes compared as one (`merge_reads`).
+    merged_reads: bool,
 }
 
 impl<'a> Sequence<'a> {
     /// The calls as compared, each with its index in `records`.
     fn calls(&self) -> impl Iterator<Item = (usize, Result<Call, UnknownSyscall>)> + 'a {
         let (records, unordered) = (self.records, self.unordered);
-        calls(records, self.ids).filter(move |(index, _)| {
+        let compared = calls(records, self.ids).filter(move |(index, _)| {
             let nr = records[*index].nr;
             !unordered.iter().any(|left_out| left_out.id() as u64 == nr)
-        })
+        });
+        merge_reads(compared, self.merged_reads)
     }
+}
+
+/// With `merge`, each run of consecutive reads of one descriptor that got bytes becomes one
+/// read of all of them, shown with the first one's arguments. Between processes, how much a
+/// read of a pipe gets is the schedule's: what the writer wrote before the reader ran, in
+/// one write or several.
+fn merge_reads<'a>(
+    calls: impl Iterator<Item = (usize, Result<Call, UnknownSyscall>)> + 'a,
+    merge: bool,
+) -> impl Iterator<Item = (usize, Result<Call, UnknownSyscall>)> + 'a {
+    fn got(call: &Call) -> Option<u64> {
+        match call.result {
+            Value::Shown(Shown::Exact(bytes)) if call.name == "read" && bytes > 0 => Some(bytes),
+            _ => None,
+        }
+    }
+    let mut calls = calls.peekable();
+    std::iter::from_fn(move || {
+        let (index, mut call) = calls.next()?;
+        if let (true, Ok(read)) = (merge, call.as_mut()) {
+            while let Some(total) = got(read) {
+                let more = calls.next_if(|(_, next)| {
+                    matches!(next, Ok(next) if next.args.first() == read.args.first() && got(next).is_some())
+                });
+                let Some((_, Ok(next))) = more else { break };
+                let bytes = got(&next).expect("checked by next_if");
+                read.result = Value::Shown(Shown::Exact(total + bytes));
+            }
+        }
+        Some((index, call))
+    })
 }
 
 /// A call that `Rule::Declined` compares (rseq): glibc remembers the simulator's refusal

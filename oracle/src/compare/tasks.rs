@@ -6,6 +6,11 @@
 //! as a parent's that reads its child's status); then, task by task, a task on one side only
 //! and the children reaped by waits for any child, compared as a set since which child
 //! ends first is the schedule's; then each process's exit.
+//!
+//! What the schedule decides in a sequence is left out of it: futex calls everywhere; in a
+//! task that runs signal handlers and waits for children, where its handlers run and the
+//! waits around them (`AROUND_HANDLERS`); in a task another task's signal killed, how far it
+//! got (`compared_length`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,12 +18,63 @@ use syscalls::Sysno;
 
 use super::{first_diverging_call, Divergence, Named, Sequence, TaskName};
 use crate::normalize::waits_for_any_child;
-use crate::observed::{ProcessRecord, TaskRecord, TaskTree};
+use crate::observed::{ProcessRecord, Status, TaskRecord, TaskTree};
 
 /// Calls whose presence and results the schedule decides, left out of the sequences:
 /// glibc's locks, condition variables and joins call futex only when contended (a wait
 /// fails with EAGAIN if the word changed meanwhile, a wake counts whom it woke).
 const SCHEDULED: &[Sysno] = &[Sysno::futex];
+
+/// What a task that runs signal handlers and waits for children does where the schedule
+/// puts it: a SIGCHLD handler runs wherever a child's end finds the task (its rt_sigreturn
+/// there), and the waits, sigsuspends and signal masking around it follow (a WNOHANG round
+/// finds a child or not; a sigsuspend is needed or not; ash blocks signals while it reaps).
+/// The children it reaps are still compared, as a set.
+const AROUND_HANDLERS: &[Sysno] = &[
+    Sysno::futex,
+    Sysno::rt_sigreturn,
+    Sysno::rt_sigsuspend,
+    Sysno::rt_sigprocmask,
+    Sysno::wait4,
+    Sysno::waitid,
+];
+
+/// Signals a task's own instruction raises: a process one of them killed got exactly as far
+/// on both sides.
+const FAULT_SIGNALS: &[&str] = &["SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP", "SIGSYS"];
+
+/// The calls of `left` and `right` that are left out of their comparison, as `SCHEDULED`
+/// and `AROUND_HANDLERS` say.
+fn left_out(left: &TaskRecord, right: &TaskRecord) -> &'static [Sysno] {
+    let makes = |calls: &[Sysno]| {
+        [left, right].iter().any(|task| {
+            task.syscalls
+                .iter()
+                .any(|call| calls.iter().any(|sysno| sysno.id() as u64 == call.nr))
+        })
+    };
+    if makes(&[Sysno::rt_sigreturn]) && makes(&[Sysno::wait4, Sysno::waitid]) {
+        AROUND_HANDLERS
+    } else {
+        SCHEDULED
+    }
+}
+
+/// How many of a pair's calls are compared: all, unless another task's signal killed their
+/// process on both sides. Then natively it got as far as the host's schedule let it before
+/// the signal landed, and simulated as far as the simulated one did: the calls both made
+/// are compared, but the last, which death may have cut short on the side that got less far.
+fn compared_length(pair: [&TaskRecord; 2], processes: [Option<&&ProcessRecord>; 2]) -> usize {
+    let shorter = pair[0].syscalls.len().min(pair[1].syscalls.len());
+    match processes.map(|p| p.map(|p| &p.status)) {
+        [Some(Status::Signaled(x)), Some(Status::Signaled(y))]
+            if x == y && !FAULT_SIGNALS.contains(&x.as_str()) =>
+        {
+            shorter.saturating_sub(1)
+        }
+        _ => pair[0].syscalls.len().max(pair[1].syscalls.len()),
+    }
+}
 
 /// A task's place in its tree: its process's creation path and its thread number.
 type Key<'a> = (&'a [u32], u32);
@@ -81,10 +137,14 @@ pub(super) fn compare<'a>(a: &Named<'a>, b: &Named<'a>) -> Option<Divergence> {
         .iter()
         .filter_map(|&key| {
             let (left, right) = (x.tasks.get(&key)?, y.tasks.get(&key)?);
+            let processes = [x.processes.get(key.0), y.processes.get(key.0)];
+            let length = compared_length([left, right], processes);
+            let unordered = left_out(left, right);
             let sequence = |task: &'a TaskRecord, side: &Side<'a>| Sequence {
-                records: &task.syscalls,
+                records: &task.syscalls[..length.min(task.syscalls.len())],
                 ids: &side.tree.ids,
-                unordered: SCHEDULED,
+                unordered,
+                merged_reads: true,
             };
             let difference = first_diverging_call(sequence(left, &x), sequence(right, &y))?;
             let time = when(right, difference.right_index);
@@ -318,5 +378,79 @@ mod tests {
             (d.left.as_str(), d.right.as_str()),
             ("{<pid 1001>, <pid 1002>}", "{<pid 1001>, <pid 1001>}")
         );
+    }
+
+    /// The child reads a pipe: natively in two pieces, simulated in one.
+    fn reader(pieces: &[u64], child_pid: i32) -> Observed {
+        let reads: Vec<(Sysno, &[u64], u64, usize)> = pieces
+            .iter()
+            .chain([&0])
+            .enumerate()
+            .map(|(n, &got)| (Sysno::read, &[3, 0x7ff0, 4096][..], got, n + 1))
+            .collect();
+        let mut run = run_of(vec![
+            task(
+                &[],
+                child_pid - 1,
+                &[(Sysno::fork, &[], child_pid as u64, 0)],
+            ),
+            task(&[0], child_pid, &reads),
+        ]);
+        run.tree.tasks[0].syscalls.truncate(1);
+        run
+    }
+
+    #[test]
+    fn consecutive_reads_compare_by_what_they_got_in_all() {
+        let native = reader(&[8, 31], 501);
+        assert_eq!(diverge(&native, &reader(&[39], 1001)), None);
+        let d = diverge(&native, &reader(&[38], 1001)).unwrap();
+        assert_eq!(
+            (d.left.as_str(), d.right.as_str()),
+            (
+                "read(0x3, <pointer>, 0x1000) = 0x27",
+                "read(0x3, <pointer>, 0x1000) = 0x26"
+            )
+        );
+    }
+
+    #[test]
+    fn a_process_another_task_killed_compares_as_far_as_both_got() {
+        let [mut native, mut simulated] = forked([501, 1001]);
+        // Natively the child got to its exit_group before the signal landed; simulated it
+        // was killed in its getpid.
+        simulated.tree.tasks[1].syscalls.truncate(1);
+        simulated.tree.tasks[1].syscalls[0].ret = 0;
+        for run in [&mut native, &mut simulated] {
+            run.tree.processes[1].status = Status::Signaled("SIGKILL".into());
+        }
+        assert_eq!(diverge(&native, &simulated), None);
+        // Its own fault would have stopped it at the same place on both sides.
+        for run in [&mut native, &mut simulated] {
+            run.tree.processes[1].status = Status::Signaled("SIGSEGV".into());
+        }
+        assert_eq!(diverge(&native, &simulated).unwrap().what, "syscall");
+    }
+
+    #[test]
+    fn where_a_waiting_task_s_handlers_run_is_the_schedule_s() {
+        let [mut native, simulated] = forked([501, 1001]);
+        let sigreturn = SyscallRecord {
+            tid: 500,
+            nr: Sysno::rt_sigreturn.id() as u64,
+            args: [0; 6],
+            ret: 0,
+        };
+        native.tree.tasks[0].syscalls.insert(1, sigreturn);
+        native.tree.tasks[0].order.insert(1, 3);
+        assert_eq!(diverge(&native, &simulated), None);
+        // A task that waits for no child gets no such allowance.
+        let mut simulated = simulated;
+        for run in [&mut native, &mut simulated] {
+            let parent = &mut run.tree.tasks[0];
+            parent.syscalls.pop();
+            parent.order.pop();
+        }
+        assert_eq!(diverge(&native, &simulated).unwrap().what, "syscall");
     }
 }
