@@ -28,6 +28,10 @@ static int check(const char *who, unsigned long changed, unsigned char mark) {
 
 int main(int argc, char **argv) {
     unsigned long mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 100;
+    if (mib < 1) {
+        fprintf(stderr, "fork_big: MIB must be at least 1 (each side writes 5 pages)\n");
+        return 2;
+    }
     pages = mib * 256;
     memory = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED)

@@ -156,9 +156,6 @@ pub struct Kernel {
     pub reaps: u64,
     /// The running task execve'd: where the CPU starts the new image.
     pub execed: Option<exec::Image>,
-    /// Frames that may hold translated code were freed (an address space was dropped): the
-    /// CPU's translations of physical pages must go before anything runs.
-    pub flush_translations: bool,
     pub registers: RegisterRequests,
     /// Virtual time since the program started, in nanoseconds: CPU time plus sleeps.
     /// The machine sets it (and `cpu_ns`) before each syscall.
@@ -231,7 +228,6 @@ impl Kernel {
             forks: 0,
             execs: 0,
             reaps: 0,
-            flush_translations: false,
             registers: RegisterRequests::default(),
             elapsed_ns: 0,
             cpu_ns: 0,

@@ -15,6 +15,7 @@ pub mod switch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
+use std::rc::Rc;
 
 use unicorn_engine::{
     uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_reg_read, uc_reg_write, Arch,
@@ -427,6 +428,17 @@ fn on_syscall(uc: &mut Unicorn<'_, System>) {
     }
 }
 
+/// Drops every translation the CPU holds if `wanted`, or if freed code frames come back
+/// into use (`PhysMem::recycle`): Unicorn keys translations by physical page.
+pub(crate) fn flush_translations(uc: &mut Unicorn<'_, System>, wanted: bool) {
+    let phys = Rc::clone(uc.get_data().kernel.proc.mem.phys());
+    let mut phys = phys.borrow_mut();
+    if phys.recycle() || wanted {
+        let _ = uc.ctl_flush_tb();
+        phys.translations_flushed();
+    }
+}
+
 /// Brings the CPU up to date with what the kernel did to the address space (a syscall, a
 /// resolved fault). Returns what the code cache must catch up with, at ring 0, once the
 /// caller has done its own part.
@@ -461,11 +473,7 @@ fn sync_address_space(uc: &mut Unicorn<'_, System>) -> Option<CacheSync> {
         }
         let _ = uc.ctl_flush_tlb();
     }
-    // Freed frames (a reaped process's) may come back as other code.
-    let freed = std::mem::take(&mut uc.get_data_mut().kernel.flush_translations);
-    if !sync.changed_code.is_empty() || freed {
-        let _ = uc.ctl_flush_tb();
-    }
+    flush_translations(uc, !sync.changed_code.is_empty());
     for page in sync.stale_pages {
         let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
     }
@@ -540,6 +548,7 @@ fn general_protection_fault(uc: &mut Unicorn<'_, System>) {
 /// come from it and loses it if none do any more, as do the ends of the frames before those
 /// pages (a new hook flushes the TLB, so that it sees every write).
 fn catch_up(uc: &mut Unicorn<'_, System>, sync: &CacheSync) {
+    flush_translations(uc, false);
     for &page in &sync.patched {
         let _ = uc.ctl_remove_cache(page, page + physmem::PAGE_SIZE);
     }

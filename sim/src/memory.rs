@@ -194,7 +194,7 @@ impl AddressSpace {
         let frame = if phys.is_shared(leaf.frame) {
             let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
             phys.copy_frame(leaf.frame, copy);
-            phys.free(leaf.frame);
+            phys.free(leaf.frame, leaf.flags.execute);
             self.pages_copied.set(self.pages_copied.get() + 1);
             copy
         } else {
@@ -467,7 +467,8 @@ impl AddressSpace {
             for page in held {
                 let cleared = self.tables.clear(&mut self.phys.borrow_mut(), page);
                 if let Some(frame) = cleared {
-                    self.phys.borrow_mut().free(frame);
+                    let executable = vma.prot.0 & Prot::EXEC != 0;
+                    self.phys.borrow_mut().free(frame, executable);
                 }
             }
             self.sync.flush_tlb = true;

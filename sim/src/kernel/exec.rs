@@ -107,7 +107,6 @@ pub fn execve(
     let cr3 = mem.cr3();
     k.execs += 1;
     k.proc.mem = mem;
-    k.flush_translations = true;
     k.proc.fds.close_on_exec();
     k.pipes_changed();
     k.proc.signals.reset_for_exec();

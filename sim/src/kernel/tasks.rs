@@ -336,10 +336,8 @@ impl Kernel {
         for child in self.procs.values_mut().filter(|p| p.ppid == pid) {
             child.ppid = INIT_PID;
         }
-        let before = self.procs.len();
         self.procs
             .retain(|_, p| !(p.ppid == INIT_PID && p.exit.is_some()));
-        self.flush_translations |= self.procs.len() != before;
         let parent = self.proc.ppid;
         self.wake_parent(parent, pid);
         let signo = self.proc.exit_signal;
@@ -379,7 +377,6 @@ impl Kernel {
     pub fn reap(&mut self, pid: Pid) -> Option<Process> {
         let zombie = self.procs.remove(&pid)?;
         self.reaps += 1;
-        self.flush_translations = true;
         Some(zombie)
     }
 
@@ -415,10 +412,8 @@ impl Kernel {
                 .remove(&self.task.pid)
                 .expect("a task's process exists");
             let old = std::mem::replace(&mut self.proc, next);
-            if old.exit.is_some() && old.ppid == INIT_PID {
-                // Init reaps it at once.
-                self.flush_translations = true;
-            } else {
+            // Init reaps its own children at once.
+            if !(old.exit.is_some() && old.ppid == INIT_PID) {
                 self.procs.insert(old.pid, old);
             }
         }

@@ -188,13 +188,13 @@ impl PageTables {
             let frame = (entry & ADDRESS_MASK) / PAGE_SIZE;
             if level == 0 {
                 if frame != 0 {
-                    phys.free(frame);
+                    phys.free(frame, entry & NO_EXECUTE == 0);
                 }
             } else if entry & PRESENT != 0 {
                 Self::release_table(phys, frame, level - 1);
             }
         }
-        phys.free(table);
+        phys.free(table, false);
     }
 
     /// Empties the entry at `vaddr` and returns the frame it held.

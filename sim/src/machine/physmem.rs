@@ -4,7 +4,6 @@
 //! address bits, so frames come from an allocator below 2^40 rather than mirroring user
 //! addresses (DESIGN.md, "Build real x86-64 page tables").
 
-use std::collections::HashMap;
 use std::ptr::NonNull;
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -16,13 +15,26 @@ pub const PHYS_SIZE: u64 = 32 << 30;
 /// A physical frame number.
 pub type Frame = u64;
 
+/// Freed code frames held back before they are reused all at once (4 MiB).
+const QUARANTINE_LIMIT: usize = 1024;
+
 pub struct PhysMem {
     base: NonNull<u8>,
     next_fresh: Frame,
     /// Freed frames, reused before fresh ones; they are zeroed when handed out again.
     free: Vec<Frame>,
-    /// Frames mapped by more than one address space, with how many more users they have.
-    shared: HashMap<Frame, u32>,
+    /// Freed frames that were mapped executable. The CPU may hold translations of them,
+    /// which Unicorn keys by physical page, and which must go before such a frame holds
+    /// other code. They are reused all at once, with one flush of every translation
+    /// (`recycle`), rather than with a flush at each address space dropped: a fork and
+    /// exec loop frees code frames at every exec and every reap.
+    quarantine: Vec<Frame>,
+    /// A quarantined frame was handed out (fresh frames ran out): translations must go.
+    flush_needed: bool,
+    /// For each frame, how many address spaces map it beyond the first. Indexed rather
+    /// than hashed: a fork adds a user to every frame of the parent's, and a hash map's
+    /// SipHash was 18 % of a run of forks (perf). Zeroed by the host until touched.
+    extra_users: Box<[u32]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +65,9 @@ impl PhysMem {
             // Frame 0 stays unused so that a zero entry never names a real frame.
             next_fresh: 1,
             free: Vec::new(),
-            shared: HashMap::new(),
+            quarantine: Vec::new(),
+            flush_needed: false,
+            extra_users: vec![0; (PHYS_SIZE / PAGE_SIZE) as usize].into_boxed_slice(),
         })
     }
 
@@ -64,6 +78,10 @@ impl PhysMem {
 
     /// A zeroed frame, or `None` when guest physical memory is exhausted.
     pub fn alloc(&mut self) -> Option<Frame> {
+        if self.free.is_empty() && self.next_fresh >= PHYS_SIZE / PAGE_SIZE {
+            self.free = std::mem::take(&mut self.quarantine);
+            self.flush_needed |= !self.free.is_empty();
+        }
         if let Some(frame) = self.free.pop() {
             // Only a frame that was written needs zeroing: writing an untouched one would
             // make the host back it, and a guest that maps, unmaps and maps gigabytes again
@@ -87,28 +105,45 @@ impl PhysMem {
 
     /// Frames that `alloc` can still hand out.
     pub fn available(&self) -> u64 {
-        PHYS_SIZE / PAGE_SIZE - self.next_fresh + self.free.len() as u64
+        PHYS_SIZE / PAGE_SIZE - self.next_fresh + (self.free.len() + self.quarantine.len()) as u64
     }
 
-    /// Drops a user of `frame`; the last one's drop frees it.
-    pub fn free(&mut self, frame: Frame) {
-        match self.shared.get_mut(&frame) {
-            Some(1) => {
-                self.shared.remove(&frame);
-            }
-            Some(users) => *users -= 1,
-            None => self.free.push(frame),
+    /// Drops a user of `frame`; the last one's drop frees it. `executable`: it was mapped
+    /// so, and the CPU may have translated code from it.
+    pub fn free(&mut self, frame: Frame, executable: bool) {
+        let extra = &mut self.extra_users[frame as usize];
+        if *extra > 0 {
+            *extra -= 1;
+        } else if executable {
+            self.quarantine.push(frame);
+        } else {
+            self.free.push(frame);
         }
     }
 
     /// `frame` gains a user: another address space maps it too.
     pub fn share(&mut self, frame: Frame) {
-        *self.shared.entry(frame).or_insert(0) += 1;
+        self.extra_users[frame as usize] += 1;
     }
 
     /// Whether more than one address space maps `frame`.
     pub fn is_shared(&self, frame: Frame) -> bool {
-        self.shared.contains_key(&frame)
+        self.extra_users[frame as usize] > 0
+    }
+
+    /// Whether the CPU must drop its translations now: quarantined frames were handed out,
+    /// or enough wait that they are put back into use, which this call does.
+    pub fn recycle(&mut self) -> bool {
+        if self.quarantine.len() >= QUARANTINE_LIMIT {
+            self.free.append(&mut self.quarantine);
+            self.flush_needed = true;
+        }
+        std::mem::take(&mut self.flush_needed)
+    }
+
+    /// The CPU dropped every translation: no quarantined frame holds any now.
+    pub fn translations_flushed(&mut self) {
+        self.free.append(&mut self.quarantine);
     }
 
     pub fn frame(&self, frame: Frame) -> &[u8] {
@@ -199,11 +234,45 @@ mod tests {
         let frames: Vec<Frame> = (0..1024).map(|_| phys.alloc().unwrap()).collect();
         phys.frame_mut(frames[7])[100] = 1;
         for &frame in &frames {
-            phys.free(frame);
+            phys.free(frame, false);
         }
         let again: Vec<Frame> = (0..1024).map(|_| phys.alloc().unwrap()).collect();
         assert!(again.contains(&frames[7]));
         assert!(phys.frame(frames[7]).iter().all(|&b| b == 0));
         assert_eq!(backed(&phys, &again), 1, "only the written frame is backed");
+    }
+
+    #[test]
+    fn code_frames_wait_in_quarantine_until_a_flush_recycles_them() {
+        let mut phys = PhysMem::new().unwrap();
+        let code = phys.alloc().unwrap();
+        phys.free(code, true);
+        assert_ne!(
+            phys.alloc(),
+            Some(code),
+            "a fresh frame rather than old code"
+        );
+        assert!(!phys.recycle());
+        for _ in 0..QUARANTINE_LIMIT {
+            let frame = phys.alloc().unwrap();
+            phys.free(frame, true);
+        }
+        assert!(phys.recycle(), "the translations must go now");
+        let again: Vec<Frame> = (0..=QUARANTINE_LIMIT)
+            .map(|_| phys.alloc().unwrap())
+            .collect();
+        assert!(again.contains(&code));
+    }
+
+    #[test]
+    fn a_shared_frame_is_freed_by_its_last_user() {
+        let mut phys = PhysMem::new().unwrap();
+        let frame = phys.alloc().unwrap();
+        phys.share(frame);
+        phys.free(frame, false);
+        assert!(!phys.is_shared(frame));
+        assert_ne!(phys.alloc(), Some(frame));
+        phys.free(frame, false);
+        assert_eq!(phys.alloc(), Some(frame));
     }
 }

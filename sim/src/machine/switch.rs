@@ -255,13 +255,10 @@ impl Machine {
         }
     }
 
-    /// Drops the CPU's translations when the kernel freed frames that may hold code:
-    /// Unicorn keys them by physical page, and a freed frame may come back as other code.
+    /// Drops the CPU's translations when freed frames that may hold code come back into
+    /// use (`PhysMem::recycle`).
     pub(super) fn flush_freed_translations(&mut self) {
-        let kernel = &mut self.uc.get_data_mut().kernel;
-        if std::mem::take(&mut kernel.flush_translations) {
-            let _ = self.uc.ctl_flush_tb();
-        }
+        super::flush_translations(&mut self.uc, false);
     }
 }
 
