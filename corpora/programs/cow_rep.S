@@ -1,12 +1,15 @@
 /* Copy-on-write faults inside a rep instruction, with exact instruction counts (issue 9).
- * The child's rep stosb fills two pages it shares with its parent since the fork: its first
- * iteration faults at the end of a longer block, and iteration 4097 faults again on the
- * second page. Each side counts the rep once, however often it is interrupted.
- * Guest instructions: 2 before the fork, then the child 9 and the parent 13.
+ * The parent touches two pages, so that they have frames, and forks. The child's rep stosb
+ * fills the two pages it now shares with its parent: its first iteration faults at the end
+ * of a longer block, and iteration 4097 faults again on the second page. Each side counts
+ * the rep once, however often it is interrupted.
+ * Guest instructions: 4 before the fork, then the child 9 and the parent 13.
  * Exit status: the parent's first byte of the buffer, 0 (the child's writes are its own). */
     .globl _start
     .text
 _start:
+    movb $0, buffer(%rip)
+    movb $0, buffer+4096(%rip)
     mov $57, %eax               /* fork */
     syscall
     test %rax, %rax

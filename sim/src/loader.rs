@@ -276,6 +276,9 @@ pub fn load(
         ));
     }
     space.fill(image.sp, &image.bytes);
+    // The image starts afresh, on new page tables and with no translations: the CPU has
+    // nothing of it to catch up with (and at an execve, still runs on the old tables).
+    space.take_sync();
     Ok(Loaded {
         entry,
         stack_pointer: image.sp,

@@ -453,9 +453,10 @@ fn sync_address_space(uc: &mut Unicorn<'_, System>) -> Option<CacheSync> {
         system.blocks.forget_page(page);
     }
     // At ring 0, guest code changed by the kernel (a read into it, an unmap or a change of
-    // protection, a copy on write) takes its translations with it.
-    let cache_sync = if ring0 && (!sync.changed_code.is_empty() || !sync.stale_pages.is_empty()) {
-        let mut pages = sync.stale_pages.clone();
+    // protection, a copy on write) takes its translations with it; so does code translated
+    // from a page that had no frame yet (read as zeros), whose watch needs the new frame.
+    let mut pages = [sync.stale_pages.clone(), sync.zero_code_pages].concat();
+    let cache_sync = if ring0 && (!sync.changed_code.is_empty() || !pages.is_empty()) {
         pages.extend(system.translated_pages().into_iter().filter(|page| {
             sync.changed_code
                 .iter()
@@ -471,6 +472,8 @@ fn sync_address_space(uc: &mut Unicorn<'_, System>) -> Option<CacheSync> {
         if ring0 {
             watch_page_tails(uc);
         }
+        let _ = uc.ctl_flush_tlb();
+    } else if ring0 && sync.frames_given && watch_page_tails(uc) {
         let _ = uc.ctl_flush_tlb();
     }
     flush_translations(uc, !sync.changed_code.is_empty());

@@ -1,8 +1,10 @@
 //! The guest's user address space: Linux-style areas (VMAs) over real page tables, and the
 //! kernel's checked access to user memory (copy_from_user / copy_to_user).
 //!
-//! Pages get frames when they become accessible, so a large `PROT_NONE` reservation costs
-//! nothing, and a page made inaccessible keeps its frame and contents.
+//! A page gets a frame at its first access (demand-zero, as Linux's anonymous memory): the
+//! CPU's page fault, the kernel's copy to or from it, or a fill by the loader. So an 8 MiB
+//! stack or a large reservation costs what is touched, and a page made inaccessible keeps
+//! its frame and contents.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -81,6 +83,13 @@ pub struct CpuSync {
     pub changed_code: Vec<Range<u64>>,
     /// Still-mapped executable pages whose contents the kernel changed.
     pub stale_pages: Vec<u64>,
+    /// Executable pages that got their first frame. At ring 0, code translated from such
+    /// a page while it had none (it read as zeros) watches no frame and must go; the
+    /// emulator never ran code from it (a page without a frame faults first).
+    pub zero_code_pages: Vec<u64>,
+    /// Pages got their first frames: one may be the page before a watched page, whose end
+    /// a store can spill from (`machine::watch_page_tails`).
+    pub frames_given: bool,
 }
 
 pub struct AddressSpace {
@@ -135,7 +144,7 @@ impl AddressSpace {
     /// A copy for a fork child: the same areas and break, over the same physical memory,
     /// copying no page. Every frame is shared; user pages either side could write become
     /// read-only in both, and the first write to one gives the writer a copy of its own
-    /// (copy-on-write, `resolve_write_fault`). Pages in `skip` (the parent's code cache)
+    /// (copy-on-write, `resolve_fault`). Pages in `skip` (the parent's code cache)
     /// are not carried over.
     pub fn fork(&mut self, skip: Range<u64>) -> Result<Self, Errno> {
         self.copy(0, skip)
@@ -207,20 +216,31 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// A write to `addr` that the page tables refused: if the area allows it, the page was
-    /// write-protected because it shared its frame (since a fork, or made writable while
-    /// shared). It gets a frame of its own and becomes writable, and the write can run
-    /// again (Linux's `do_wp_page`). `Ok(false)`: the fault is the program's. `ENOMEM`: no
-    /// frame is left for the copy.
-    pub fn resolve_write_fault(&mut self, addr: u64) -> Result<bool, Errno> {
+    /// An access to `addr` that the page tables refused, resolved as Linux's page fault
+    /// handler does where the area allows it: a page never touched gets a zeroed frame
+    /// (`do_anonymous_page`); a write to a page write-protected because it shares its frame
+    /// (since a fork, or made writable while shared) gets a frame of its own and becomes
+    /// writable (`do_wp_page`). The access can then run again. `Ok(false)`: the fault is
+    /// the program's. `ENOMEM`: no frame is left.
+    pub fn resolve_fault(&mut self, addr: u64) -> Result<bool, Errno> {
         let page = page_down(addr);
-        let writable_area = self
-            .vma_at(page)
-            .is_some_and(|(_, vma)| vma.prot.0 & Prot::WRITE != 0);
-        let leaf = self.tables.leaf(&self.phys.borrow(), page);
-        let Some(leaf) = leaf.filter(|l| writable_area && l.flags.present && !l.flags.write) else {
+        if page >= USER_END {
+            return Ok(false);
+        }
+        let Some((_, vma)) = self.vma_at(page) else {
             return Ok(false);
         };
+        let leaf = self.tables.leaf(&self.phys.borrow(), page);
+        let Some(leaf) = leaf else {
+            if !vma.prot.accessible() {
+                return Ok(false);
+            }
+            self.give_frame(page, vma.prot)?;
+            return Ok(true);
+        };
+        if vma.prot.0 & Prot::WRITE == 0 || !leaf.flags.present || leaf.flags.write {
+            return Ok(false);
+        }
         let flags = PageFlags {
             write: true,
             ..leaf.flags
@@ -271,24 +291,29 @@ impl AddressSpace {
         u64::from_le_bytes(bytes)
     }
 
-    /// Reads guest code as ring 3 fetches it: present, user, executable pages only.
-    /// Returns how many bytes could be fetched.
+    /// Reads guest code as ring 3 fetches it: present, user, executable pages only, and
+    /// pages of executable areas never touched, which read as zeros. Returns how many
+    /// bytes could be fetched.
     pub fn fetch(&self, addr: u64, buf: &mut [u8]) -> usize {
         let mut done = 0;
         while done < buf.len() {
             let Some(cursor) = addr.checked_add(done as u64).filter(|&c| c < USER_END) else {
                 break;
             };
-            let Some(leaf) = self.tables.leaf(&self.phys.borrow(), cursor) else {
-                break;
-            };
-            if !(leaf.flags.present && leaf.flags.user && leaf.flags.execute) {
-                break;
-            }
             let off = (cursor % PAGE_SIZE) as usize;
             let take = (PAGE_SIZE as usize - off).min(buf.len() - done);
-            buf[done..done + take]
-                .copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]);
+            match self.tables.leaf(&self.phys.borrow(), cursor) {
+                Some(leaf) if leaf.flags.present && leaf.flags.user && leaf.flags.execute => buf
+                    [done..done + take]
+                    .copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]),
+                None if self
+                    .vma_at(cursor)
+                    .is_some_and(|(_, vma)| vma.prot.0 & Prot::EXEC != 0) =>
+                {
+                    buf[done..done + take].fill(0)
+                }
+                _ => break,
+            }
             done += take;
         }
         done
@@ -400,23 +425,23 @@ impl AddressSpace {
             .checked_add(len)
             .filter(|&e| e <= TASK_SIZE)
             .ok_or(Errno::ENOMEM)?;
-        // Accessible pages get frames now: refuse at once what physical memory cannot hold.
+        // Refuse at once what physical memory could never hold.
         if prot.accessible() && len / PAGE_SIZE > self.phys.borrow().available() {
             return Err(Errno::ENOMEM);
         }
         self.unmap(start, len)?;
         self.vmas.insert(start, Vma { end, prot });
-        if prot.accessible() {
-            for page in (start..end).step_by(PAGE_SIZE as usize) {
-                self.give_frame(page, prot)?;
-            }
-        }
         self.merge_around(start, end);
         Ok(())
     }
 
+    /// Gives `page` a zeroed frame, mapped as `prot` allows.
     fn give_frame(&mut self, page: u64, prot: Prot) -> Result<(), Errno> {
         let frame = self.phys.borrow_mut().alloc().ok_or(Errno::ENOMEM)?;
+        self.sync.frames_given = true;
+        if prot.0 & Prot::EXEC != 0 {
+            self.sync.zero_code_pages.push(page);
+        }
         let leaf = Leaf {
             frame,
             flags: prot.page_flags(),
@@ -509,14 +534,6 @@ impl AddressSpace {
                 };
                 self.tables.map(&mut phys, page, Leaf { frame, flags });
             }
-            if prot.accessible() && missing > 0 {
-                let mut held = held.iter().map(|&(page, _)| page).peekable();
-                for page in (vma_start..vma.end).step_by(PAGE_SIZE as usize) {
-                    if held.next_if_eq(&page).is_none() {
-                        self.give_frame(page, prot)?;
-                    }
-                }
-            }
         }
         self.merge_around(start, end);
         self.sync.flush_tlb = true;
@@ -573,6 +590,11 @@ impl AddressSpace {
         let mut done = 0;
         while done < bytes.len() {
             let cursor = addr + done as u64;
+            if self.tables.leaf(&self.phys.borrow(), cursor).is_none() {
+                let (_, vma) = self.vma_at(cursor).expect("filled pages are in areas");
+                self.give_frame(page_down(cursor), vma.prot)
+                    .expect("physical memory holds what is filled");
+            }
             let leaf = self
                 .tables
                 .leaf(&self.phys.borrow(), cursor)
@@ -658,16 +680,12 @@ impl AddressSpace {
             .ok_or(Errno::EFAULT)?;
         let mut cursor = addr;
         while cursor < end {
-            let mut leaf = self
-                .tables
-                .leaf(&self.phys.borrow(), cursor)
-                .ok_or(Errno::EFAULT)?;
-            if write && !leaf.flags.write && self.resolve_write_fault(cursor)? {
-                leaf = self
-                    .tables
-                    .leaf(&self.phys.borrow(), cursor)
-                    .ok_or(Errno::EFAULT)?;
+            let mut leaf = self.tables.leaf(&self.phys.borrow(), cursor);
+            let refused = leaf.is_none_or(|l| write && !l.flags.write);
+            if refused && self.resolve_fault(cursor)? {
+                leaf = self.tables.leaf(&self.phys.borrow(), cursor);
             }
+            let leaf = leaf.ok_or(Errno::EFAULT)?;
             if !leaf.flags.present || !leaf.flags.user || (write && !leaf.flags.write) {
                 return Err(Errno::EFAULT);
             }
@@ -949,10 +967,12 @@ mod tests {
         let mut parent = AddressSpace::new().unwrap();
         parent.map_fixed(0x10000, 64 * PAGE_SIZE, RW).unwrap();
         parent.write(0x10000, b"parent").unwrap();
+        parent.write(0x11000, b"both").unwrap();
         let free_before = parent.phys.borrow().available();
         let mut child = parent.fork(0..0).unwrap();
         // Only the child's page tables were allocated: no page of the area was copied.
         assert!(free_before - parent.phys.borrow().available() < 8);
+        assert_eq!(parent.pages_copied(), 0);
         assert!(!writable_in_tables(&parent, 0x10000) && !writable_in_tables(&child, 0x10000));
         // The kernel's write (copy_to_user) copies the page for the child alone.
         child.write(0x10000, b"child!").unwrap();
@@ -960,7 +980,7 @@ mod tests {
         assert_eq!(parent.read_vec(0x10000, 6).unwrap(), b"parent");
         assert_eq!(parent.pages_copied(), 1);
         // The parent is the page's last user now: its write fault copies nothing.
-        assert_eq!(parent.resolve_write_fault(0x10008), Ok(true));
+        assert_eq!(parent.resolve_fault(0x10008), Ok(true));
         assert!(writable_in_tables(&parent, 0x10000));
         assert_eq!(child.pages_copied(), 1);
         // Pages neither side wrote still share their frames.
@@ -974,14 +994,30 @@ mod tests {
     }
 
     #[test]
+    fn a_page_gets_a_zeroed_frame_at_its_first_access() {
+        let mut space = AddressSpace::new().unwrap();
+        let free_before = space.phys.borrow().available();
+        space.map_fixed(0x10000, 64 * PAGE_SIZE, RW).unwrap();
+        space.map_fixed(0x90000, PAGE_SIZE, Prot(0)).unwrap();
+        assert!(free_before - space.phys.borrow().available() < 8);
+        assert!(space.tables.leaf(&space.phys.borrow(), 0x20000).is_none());
+        assert_eq!(space.read_vec(0x20000, 4).unwrap(), [0; 4]);
+        assert_eq!(space.resolve_fault(0x30008), Ok(true));
+        assert!(space.tables.leaf(&space.phys.borrow(), 0x30000).is_some());
+        assert_eq!(space.resolve_fault(0x90000), Ok(false));
+        assert_eq!(space.pages_copied(), 0);
+    }
+
+    #[test]
     fn a_write_fault_the_area_forbids_is_the_programs() {
         let mut parent = AddressSpace::new().unwrap();
         parent
             .map_fixed(0x10000, PAGE_SIZE, Prot(Prot::READ))
             .unwrap();
+        parent.read_vec(0x10000, 1).unwrap();
         let mut child = parent.fork(0..0).unwrap();
-        assert_eq!(child.resolve_write_fault(0x10000), Ok(false));
-        assert_eq!(child.resolve_write_fault(0x90000), Ok(false));
+        assert_eq!(child.resolve_fault(0x10000), Ok(false));
+        assert_eq!(child.resolve_fault(0x90000), Ok(false));
         assert_eq!(child.write(0x10000, b"x"), Err(Errno::EFAULT));
     }
 
@@ -991,10 +1027,11 @@ mod tests {
         parent
             .map_fixed(0x10000, PAGE_SIZE, Prot(Prot::READ))
             .unwrap();
+        parent.read_vec(0x10000, 1).unwrap();
         let mut child = parent.fork(0..0).unwrap();
         child.protect(0x10000, PAGE_SIZE, RW).unwrap();
         assert!(!writable_in_tables(&child, 0x10000));
-        assert_eq!(child.resolve_write_fault(0x10000), Ok(true));
+        assert_eq!(child.resolve_fault(0x10000), Ok(true));
         assert!(writable_in_tables(&child, 0x10000));
         assert_eq!(child.pages_copied(), 1);
     }

@@ -745,7 +745,7 @@ impl System {
     #[must_use]
     pub fn fault(&mut self, vector: u32, rip: u64, cr2: u64) -> bool {
         if vector == 14 {
-            match self.kernel.proc.mem.resolve_write_fault(cr2) {
+            match self.kernel.proc.mem.resolve_fault(cr2) {
                 Ok(true) => {
                     // The emulator restarts at the instruction with a block of its own,
                     // which counts it; but a rep instruction's next iteration does not
