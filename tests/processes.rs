@@ -2,7 +2,7 @@
 //! and names what each task waits for; a fork bomb meets --max-tasks as Linux's limits
 //! meet it; the schedule is the same in both modes and replays from its seed; execve of
 //! what cannot run answers as Linux does; a fork copies only what is written, and counts stay
-//! exact across its copy-on-write faults.
+//! exact across its copy-on-write faults; timers and signals interrupt a task that computes.
 
 mod common;
 
@@ -176,4 +176,31 @@ fn the_processes_shares_add_up_to_the_estimates() {
             "{share}"
         );
     }
+}
+
+/// Timers and signals reach tasks that compute without syscalls, at the same guest
+/// instruction in both modes: a periodic SIGALRM handler, a sleeper waking for a spinning
+/// thread, a spinning child killed by its parent and one by its own timer. (The limit turns
+/// a lost interrupt into status 124 rather than a hang.)
+#[test]
+fn timers_and_signals_interrupt_a_task_that_makes_no_syscalls() {
+    let mut instructions = Vec::new();
+    for mode in ["ring3", "ring0"] {
+        let flags = ["--mode", mode, "--max-instructions", "200000000"];
+        let report = report(&flags, "interrupts", &[]);
+        instructions.push(report["guest_instructions"].clone());
+        let (_, stdout, _) = run(
+            &[&flags[..], &["--report-file", "/dev/null"]].concat(),
+            "interrupts",
+            &[],
+        );
+        assert_eq!(
+            stdout,
+            "periodic timer: at least 3 ticks while spinning: 1; disarmed: 1\n\
+             a spinning thread saw the sleeper's flag\n\
+             spinning child killed by signal 15\n\
+             spinning child killed by its timer: signal 14\n"
+        );
+    }
+    assert_eq!(instructions[0], instructions[1]);
 }

@@ -249,6 +249,8 @@ pub const CASES: &[Case] = &[
         ..probe("waitid_child")
     },
     case("signal_handlers", "signal_handlers", &[]),
+    // Timers and signals reaching tasks that compute without syscalls.
+    probe("interrupts"),
     case("fork_bomb", "fork_bomb", &["16"]),
     Case {
         companions: &["tiny_true"],

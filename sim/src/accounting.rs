@@ -243,7 +243,12 @@ impl Clock {
 
     /// Cycles so far.
     pub fn cycles(&self) -> u64 {
-        (self.instructions.get() as f64 * self.cpi).round() as u64 + self.event_cycles.get()
+        self.cycles_at(self.instructions.get())
+    }
+
+    /// The cycles when `instructions` guest instructions have run, if nothing else happens.
+    pub fn cycles_at(&self, instructions: u64) -> u64 {
+        ((instructions as f64 * self.cpi).round() as u64).saturating_add(self.event_cycles.get())
     }
 
     /// What the guest's RDTSC reads: the cycles so far, made strictly increasing, since a

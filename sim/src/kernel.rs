@@ -164,6 +164,9 @@ pub struct Kernel {
     pub cpu_ns: u64,
     /// Time that passed without CPU work (nanosleep); it advances the clock, not the cycles.
     pub slept_ns: u64,
+    /// A syscall set a deadline the running task does not wait on (an alarm): the
+    /// machine's timer must be set again.
+    pub timers_changed: bool,
     pub exit: Option<Exit>,
     pub on_unsupported: OnUnsupported,
     /// The CPU the guest runs on, as /proc/cpuinfo describes it.
@@ -232,6 +235,7 @@ impl Kernel {
             elapsed_ns: 0,
             cpu_ns: 0,
             slept_ns: 0,
+            timers_changed: false,
             exit: None,
             on_unsupported,
             cpu,

@@ -49,7 +49,8 @@ pub enum RunUntil {
     /// The next guest instruction's translation in a block a store of its own dropped: go
     /// on from the guest instruction's new translation, through the dispatcher.
     Redispatch { at: u64, guest: u64 },
-    /// Where the running task's quantum ends, inside a block: it is preempted there.
+    /// Where the running task's quantum ends or a timer is due, inside a block: the task
+    /// stops there (`System::reach_stop`).
     Preempt(u64),
 }
 
@@ -146,6 +147,18 @@ pub struct System {
     pub preempted: bool,
     /// The guest instruction count at which the running task's quantum ends.
     pub quantum_end: u64,
+    /// A timer came due, or a signal waits, while the running task ran in user mode: the
+    /// machine stops at a guest instruction boundary to fire timers and deliver signals
+    /// (`serve_interrupt`), as a timer interrupt does.
+    pub interrupted: bool,
+    /// The earliest sleep, poll, futex or alarm deadline of any task, as the cycle count
+    /// at which the virtual clock reaches it.
+    deadline_cycles: Option<f64>,
+    /// The guest instruction count at which the clock reaches `deadline_cycles`, if no
+    /// syscall intervenes.
+    timer_end: u64,
+    /// The earlier of `quantum_end` and `timer_end`: what each block is checked against.
+    check_at: u64,
     /// The system's tally when the running task was last charged.
     charged_at: Tally,
     /// The block counter and code cache of every address space but the running one.
@@ -190,6 +203,10 @@ impl System {
             panic_in_syscall_hook: false,
             preempted: false,
             quantum_end: u64::MAX,
+            interrupted: false,
+            deadline_cycles: None,
+            timer_end: u64::MAX,
+            check_at: u64::MAX,
             charged_at: Tally::default(),
             spaces: BTreeMap::new(),
             retired_stats: TranslationStats::default(),
@@ -245,6 +262,7 @@ impl System {
     /// Whether the machine must stop and switch tasks (or make the CPU state of new ones).
     pub fn wants_switch(&self) -> bool {
         self.preempted
+            || self.interrupted
             || self.kernel.must_stop()
             || self.kernel.signal_pending()
             || self.kernel.registers.restore.is_some()
@@ -254,39 +272,113 @@ impl System {
     pub fn start_quantum(&mut self) {
         let now = self.clock.instructions();
         self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
+        self.refresh_timer();
+    }
+
+    /// Takes the system's earliest deadline afresh (after a switch, an alarm, a firing),
+    /// in cycles: the inverse of `set_kernel_time`.
+    fn refresh_timer(&mut self) {
+        let slept = self.kernel.slept_ns;
+        let ghz = self.model.ghz.value;
+        self.deadline_cycles = self
+            .kernel
+            .earliest_deadline()
+            .map(|deadline| deadline.saturating_sub(slept) as f64 * ghz);
+        self.retime();
+    }
+
+    /// Puts the earliest deadline in guest instructions, for the clock as it now stands (a
+    /// syscall's cycles move it closer), in floating point: it may land an instruction
+    /// early (the timer then fires at a later stop) or late, alike in both modes. Never
+    /// now, so the machine always gets on: every timer due by now has fired. Never, when
+    /// instructions take no time (a model with `cpi = 0`).
+    fn retime(&mut self) {
+        let cpi = self.model.cpi.value;
+        self.timer_end = match self.deadline_cycles {
+            Some(deadline) if cpi > 0.0 => {
+                let now = self.clock.instructions();
+                let cycles_now = self.clock.cycles_at(now) as f64;
+                let ahead = ((deadline - cycles_now) / cpi).ceil();
+                now.saturating_add((ahead as u64).max(1))
+            }
+            _ => u64::MAX,
+        };
+        self.check_at = self.quantum_end.min(self.timer_end);
+    }
+
+    /// A signal waits for the running task, which is not at a guest instruction boundary:
+    /// the machine stops at the next one.
+    pub fn interrupt_soon(&mut self) {
+        self.check_at = 0;
+    }
+
+    /// The machine stopped for a timer or a waiting signal: fire what is due.
+    pub fn serve_interrupt(&mut self) {
+        self.interrupted = false;
+        self.set_kernel_time();
+        self.kernel.fire_due_timers();
+        self.refresh_timer();
     }
 
     /// The `guest` instructions of the block `addr..end` would run the running task past its
-    /// quantum. If another task is waiting, the task is preempted exactly where its quantum
-    /// ends, in guest instructions, so that both modes interleave tasks alike: before this
-    /// block, or at the guest instruction boundary inside it where the machine runs up to
-    /// (`RunUntil::Preempt`). Returns whether the block must not run now. Never inside the
+    /// quantum or the earliest timer, or a signal waits for it. The task stops exactly there,
+    /// in guest instructions, so that both modes interleave tasks and take interrupts alike:
+    /// before this block, or at the guest instruction boundary inside it where the machine
+    /// runs up to (`RunUntil::Preempt`); at ring 0 always where a guest instruction's
+    /// translation begins, where the registers are the guest's. A quantum ends there only if
+    /// another task is waiting. Returns whether the block must not run now. Never inside the
     /// ring-0 runtime's stubs, where the one kernel stack may hold a live return address.
     fn preempt_within(&mut self, addr: u64, end: u64, guest: u32) -> bool {
         let now = self.clock.instructions();
-        if !self.kernel.sched.has_runnable() {
+        let signal = self.kernel.signal_pending();
+        let timer = self.timer_end <= now.saturating_add(guest as u64);
+        if !signal && !timer && !self.kernel.sched.has_runnable() {
             self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
+            self.check_at = self.quantum_end.min(self.timer_end);
             return false;
         }
-        let in_stubs = (crate::bt::layout::STUBS..crate::bt::layout::DATA).contains(&addr);
-        if self.run_until.is_some() || (self.cache.is_some() && in_stubs) {
+        let may_stop = match self.cache {
+            Some(_) => !(crate::bt::layout::STUBS..crate::bt::layout::DATA).contains(&addr),
+            None => addr < crate::memory::USER_END,
+        };
+        if self.run_until.is_some() || !may_stop {
             return false;
         }
-        let remaining = self.quantum_end.saturating_sub(now).min(guest as u64) as u32;
-        if remaining == 0 {
-            self.preempted = true;
-            return true;
-        }
+        let stop_at = if signal { now } else { self.check_at };
+        let remaining = stop_at.saturating_sub(now).min(guest as u64) as u32;
         let boundary = match &self.cache {
             Some(cache) => cache.guest_boundary(addr, end, remaining),
+            None if remaining == 0 => Some(addr),
             None => self.kernel.proc.mem.nth_instruction(addr, end, remaining),
         };
         match boundary {
+            Some(at) if at == addr => {
+                self.reach_stop();
+                true
+            }
             Some(at) => {
                 self.run_until = Some(RunUntil::Preempt(at));
                 true
             }
             None => false,
+        }
+    }
+
+    /// The running task stopped where `preempt_within` chose: its quantum ended (with
+    /// another task waiting), or a timer is due or a signal waits, or both.
+    fn reach_stop(&mut self) {
+        let now = self.clock.instructions();
+        if now >= self.timer_end || self.kernel.signal_pending() {
+            self.interrupted = true;
+        }
+        if now >= self.quantum_end && self.kernel.sched.has_runnable() {
+            self.preempted = true;
+        }
+        if !(self.interrupted || self.preempted) {
+            // The quantum ended with no other task waiting: a fresh one.
+            self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
+            self.retime();
+            self.interrupted = true;
         }
     }
 
@@ -423,7 +515,7 @@ impl System {
         // the instruction limit (three reads cost 0.7 % more host instructions in a ring-3
         // busybox sha256sum of 256 KiB, callgrind).
         let after = self.clock.instructions().wrapping_add(count.guest as u64);
-        if after > self.quantum_end && self.preempt_within(addr, end, count.guest) {
+        if after > self.check_at && self.preempt_within(addr, end, count.guest) {
             return false;
         }
         self.clock.set_instructions(after);
@@ -557,6 +649,11 @@ impl System {
             });
         }
         self.update_event_cycles();
+        if std::mem::take(&mut self.kernel.timers_changed) {
+            self.refresh_timer();
+        } else if self.deadline_cycles.is_some() {
+            self.retime();
+        }
         if self.wants_switch() {
             Flow::Reschedule(Some(done.ret))
         } else {
@@ -948,7 +1045,7 @@ impl System {
                 Some(crate::bt::layout::DISPATCH)
             }
             Some(RunUntil::Preempt(_)) => {
-                self.preempted = true;
+                self.reach_stop();
                 None
             }
             None => Some(rip),

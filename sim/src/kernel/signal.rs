@@ -91,8 +91,32 @@ impl Pending {
 pub struct SignalState {
     actions: [SigAction; NSIG + 1],
     pub pending: Pending,
-    /// When the alarm fires, on the virtual clock (`Kernel::elapsed_ns`).
-    pub alarm_at: Option<u64>,
+    /// ITIMER_REAL, which alarm and setitimer set.
+    pub alarm: RealTimer,
+}
+
+/// A process's real-time interval timer (ITIMER_REAL): when it next fires, on the virtual
+/// clock (`Kernel::elapsed_ns`), and after how long it fires again (0: once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealTimer {
+    pub at: Option<u64>,
+    pub interval: u64,
+}
+
+impl RealTimer {
+    /// Whether the timer fires by `now` (SIGALRM is due). An interval timer is set again
+    /// for its first expiry after `now`: expiries missed meanwhile are overruns, one signal
+    /// for all, as Linux's `hrtimer_forward` makes them.
+    pub fn fire(&mut self, now: u64) -> bool {
+        let Some(at) = self.at.filter(|&at| at <= now) else {
+            return false;
+        };
+        self.at = (self.interval != 0).then(|| {
+            let missed = (now - at) / self.interval + 1;
+            at.saturating_add(missed.saturating_mul(self.interval))
+        });
+        true
+    }
 }
 
 impl Default for SignalState {
@@ -100,7 +124,7 @@ impl Default for SignalState {
         Self {
             actions: [SigAction::default(); NSIG + 1],
             pending: Pending::default(),
-            alarm_at: None,
+            alarm: RealTimer::default(),
         }
     }
 }
@@ -426,6 +450,24 @@ mod tests {
         assert_eq!(default_action(libc::SIGCHLD as u32), DefaultAction::Ignore);
         assert_eq!(default_action(libc::SIGTSTP as u32), DefaultAction::Stop);
         assert_eq!(default_action(40), DefaultAction::Terminate);
+    }
+
+    #[test]
+    fn an_interval_timer_fires_once_for_the_expiries_it_missed() {
+        let mut once = RealTimer {
+            at: Some(100),
+            interval: 0,
+        };
+        assert!(!once.fire(99));
+        assert!(once.fire(100));
+        assert_eq!(once.at, None);
+        let mut periodic = RealTimer {
+            at: Some(100),
+            interval: 10,
+        };
+        assert!(periodic.fire(135));
+        assert_eq!(periodic.at, Some(140));
+        assert!(!periodic.fire(139));
     }
 
     #[test]

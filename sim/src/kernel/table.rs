@@ -230,6 +230,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::rt_sigprocmask, "vppv", signal::rt_sigprocmask),
     call(Sysno::sigaltstack, "pp", signal::sigaltstack),
     call(Sysno::alarm, "v", signal::alarm),
+    call(Sysno::setitimer, "vpp", signal::setitimer),
+    call(Sysno::getitimer, "vp", signal::getitimer),
     call(Sysno::kill, "iv", signal::kill),
     call(Sysno::tgkill, "iiv", signal::tgkill),
     call(Sysno::tkill, "iv", signal::tkill),

@@ -428,7 +428,7 @@ impl Kernel {
     }
 
     /// Wakes the sleepers whose time has come and fires the alarms that are due.
-    fn fire_due_timers(&mut self) {
+    pub fn fire_due_timers(&mut self) {
         let now = self.elapsed_ns;
         let sleepers: Vec<Pid> = std::iter::once(&self.task)
             .chain(self.tasks.values())
@@ -466,12 +466,12 @@ impl Kernel {
         }
         let ringing: Vec<Pid> = std::iter::once(&self.proc)
             .chain(self.procs.values())
-            .filter(|p| p.exit.is_none() && p.signals.alarm_at.is_some_and(|at| at <= now))
+            .filter(|p| p.exit.is_none() && p.signals.alarm.at.is_some_and(|at| at <= now))
             .map(|p| p.pid)
             .collect();
         for pid in ringing {
             if let Some(process) = self.process_mut(pid) {
-                process.signals.alarm_at = None;
+                process.signals.alarm.fire(now);
             }
             self.signal_process(pid, SigInfo::kernel(libc::SIGALRM as u32));
         }
@@ -487,6 +487,11 @@ impl Kernel {
             .into_iter()
             .filter(|&at| at <= earliest.saturating_add(TIMER_SLACK_NS))
             .max()
+    }
+
+    /// The earliest sleep, poll, futex or alarm deadline.
+    pub fn earliest_deadline(&self) -> Option<u64> {
+        self.deadlines().into_iter().min()
     }
 
     /// Every sleep, poll and alarm deadline.
@@ -508,7 +513,7 @@ impl Kernel {
         let alarms = std::iter::once(&self.proc)
             .chain(self.procs.values())
             .filter(|p| p.exit.is_none())
-            .filter_map(|p| p.signals.alarm_at);
+            .filter_map(|p| p.signals.alarm.at);
         sleeps.chain(alarms).collect()
     }
 

@@ -7,12 +7,16 @@
 use unicorn_engine::{RegisterX86, Unicorn};
 
 use crate::bt::layout::{self, RUNTIME};
-use crate::kernel::sigframe::{FxState, UserRegs, USER_CS, USER_DS};
+use crate::kernel::sigframe::{FxState, UserRegs, FIX_EFLAGS, USER_CS, USER_DS};
+use crate::memory::USER_END;
 use crate::system::System;
 
 use RegisterX86::{
     R10, R11, R12, R13, R14, R15, R8, R9, RAX, RBP, RBX, RCX, RDI, RDX, RFLAGS, RSI, RSP,
 };
+
+/// RFLAGS bits every user-mode context has: IF and the always-one bit 1.
+const USER_EFLAGS: u64 = 0x202;
 
 /// The general registers in `UserRegs` order, with their field accessors.
 fn general(regs: &mut UserRegs) -> [(RegisterX86, &mut u64); 15] {
@@ -99,6 +103,32 @@ pub fn user_regs(uc: &Unicorn<'_, System>) -> UserRegs {
     regs.cs = USER_CS;
     regs.ss = USER_DS;
     regs
+}
+
+/// The guest's registers where the running task stopped between two of its instructions
+/// (a quantum's end, a timer, a signal waiting): `None` where they are not the guest's
+/// alone (a stub at ring 3; at ring 0 anywhere but where a guest instruction's translation
+/// begins, or the dispatcher about to look one up). RFLAGS keeps the bits a program owns,
+/// with IF set as in user mode.
+pub fn interrupted_regs(uc: &Unicorn<'_, System>) -> Option<UserRegs> {
+    let pc = uc.pc_read().ok()?;
+    let system = uc.get_data();
+    let rip = match &system.cache {
+        None => (pc < USER_END).then_some(pc)?,
+        Some(_) if pc == layout::DISPATCH => system.kernel.proc.mem.read_kernel_u64(RUNTIME.target),
+        Some(cache) if cache.boundary_containing(pc) == Some(pc) => cache.guest_address_of(pc)?,
+        Some(_) => return None,
+    };
+    let mut regs = UserRegs::default();
+    for (register, field) in general(&mut regs) {
+        *field = read(uc, register);
+    }
+    regs.rsp = read(uc, RSP);
+    regs.rip = rip;
+    regs.eflags = read(uc, RFLAGS) & FIX_EFLAGS | USER_EFLAGS;
+    regs.cs = USER_CS;
+    regs.ss = USER_DS;
+    Some(regs)
 }
 
 /// The FPU and SSE state, as FXSAVE lays it out (the tag word is left empty: no x87

@@ -44,6 +44,9 @@ impl Machine {
             if let Some((regs, fx)) = self.uc.get_data_mut().kernel.registers.restore.take() {
                 regs::set_user_regs(&mut self.uc, &regs, &fx);
             }
+            if self.uc.get_data().interrupted {
+                self.uc.get_data_mut().serve_interrupt();
+            }
             self.deliver_signals();
             let system = self.uc.get_data();
             if !system.preempted && !system.kernel.must_switch() {
@@ -239,18 +242,30 @@ impl Machine {
         system.kernel.proc.mem.read_kernel_u64(address)
     }
 
-    /// Acts on the running task's signals as it leaves the syscall it stopped in.
+    /// Acts on the running task's signals as it leaves the syscall it stopped in, or, when
+    /// it stopped between two of its instructions, as an interrupt's return to user mode
+    /// does. Where the registers are not the guest's (a stub, a new image's start), the
+    /// signal waits for the next guest instruction boundary.
     fn deliver_signals(&mut self) {
         let kernel = &mut self.uc.get_data_mut().kernel;
         if !matches!(kernel.task.state, crate::kernel::task::State::Runnable) {
             return;
         }
-        let Some(at) = kernel.task.at_syscall.take() else {
-            return;
+        let at = kernel.task.at_syscall.take();
+        let regs = match at {
+            Some(_) => regs::user_regs(&self.uc),
+            None if !kernel.signal_pending() => return,
+            None => match regs::interrupted_regs(&self.uc) {
+                Some(regs) => regs,
+                None => {
+                    self.uc.get_data_mut().interrupt_soon();
+                    return;
+                }
+            },
         };
-        let (regs, fx) = (regs::user_regs(&self.uc), regs::fx_state(&self.uc));
+        let fx = regs::fx_state(&self.uc);
         let kernel = &mut self.uc.get_data_mut().kernel;
-        if let Delivered::Registers(state) = kernel.deliver_signals(regs, &fx, Some(at)) {
+        if let Delivered::Registers(state) = kernel.deliver_signals(regs, &fx, at) {
             regs::set_user_regs(&mut self.uc, &state.0, &state.1);
         }
     }

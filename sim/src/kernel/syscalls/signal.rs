@@ -1,5 +1,5 @@
 //! Signal syscalls: dispositions, masks, the alternate stack, sending (kill, tgkill,
-//! tkill, alarm), waiting (rt_sigsuspend, pause) and rt_sigreturn. What becomes of a signal
+//! tkill, alarm and the real-time itimer), waiting (rt_sigsuspend, pause) and rt_sigreturn. What becomes of a signal
 //! once sent is `kernel::signal`'s.
 
 use nix::errno::Errno;
@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use super::time::NS_PER_SECOND;
 use crate::kernel::process::INIT_PID;
 use crate::kernel::sigframe::{AltStack, SigAction, SigInfo, UNBLOCKABLE};
-use crate::kernel::signal::{bit, NSIG};
+use crate::kernel::signal::{bit, RealTimer, NSIG};
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
@@ -142,8 +142,7 @@ fn sigframe_restart_code() -> u64 {
 
 /// Sends SIGALRM to the running process if the virtual clock has reached its alarm.
 pub fn fire_due_alarm(k: &mut Kernel) {
-    if k.proc.signals.alarm_at.is_some_and(|at| at <= k.elapsed_ns) {
-        k.proc.signals.alarm_at = None;
+    if k.proc.signals.alarm.fire(k.elapsed_ns) {
         let pid = k.proc.pid;
         k.signal_process(pid, SigInfo::kernel(libc::SIGALRM as u32));
     }
@@ -164,10 +163,87 @@ pub fn alarm(k: &mut Kernel, a: &Args) -> SysResult {
     let previous = k
         .proc
         .signals
-        .alarm_at
+        .alarm
+        .at
         .map_or(0, |at| seconds_left(at, now));
-    k.proc.signals.alarm_at = (seconds != 0).then(|| now.saturating_add(seconds * NS_PER_SECOND));
+    k.proc.signals.alarm = RealTimer {
+        at: (seconds != 0).then(|| now.saturating_add(seconds * NS_PER_SECOND)),
+        interval: 0,
+    };
+    k.timers_changed = true;
     Ok(previous)
+}
+
+/// The `struct itimerval` of `timer` at `now`: interval, then the time left (at least
+/// 1 µs while the timer is set, as Linux's `itimer_get_remtime` reports an expiry not yet
+/// handled).
+fn itimerval(timer: RealTimer, now: u64) -> [u8; 32] {
+    let left = timer.at.map_or(0, |at| at.saturating_sub(now).max(1000));
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(&timeval(timer.interval));
+    out[16..].copy_from_slice(&timeval(left));
+    out
+}
+
+/// A `struct timeval` for `ns`, rounded up to the microsecond as Linux's
+/// `ns_to_timeval` for itimers does.
+fn timeval(ns: u64) -> [u8; 16] {
+    let micros = ns.div_ceil(1000);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&(micros / 1_000_000).to_le_bytes());
+    out[8..].copy_from_slice(&(micros % 1_000_000).to_le_bytes());
+    out
+}
+
+/// A `struct timeval` at `addr`, in nanoseconds; EINVAL out of range.
+fn read_timeval(k: &mut Kernel, addr: u64) -> Result<u64, Errno> {
+    let raw = k.proc.mem.read_vec(addr, 16)?;
+    let secs = i64::from_le_bytes(raw[..8].try_into().unwrap());
+    let micros = i64::from_le_bytes(raw[8..].try_into().unwrap());
+    if secs < 0 || !(0..1_000_000).contains(&micros) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((secs as u64)
+        .saturating_mul(NS_PER_SECOND)
+        .saturating_add(micros as u64 * 1000))
+}
+
+/// Which itimer: ITIMER_REAL, the one the virtual clock drives. ITIMER_VIRTUAL and
+/// ITIMER_PROF count the process's CPU time, which is not modelled per process.
+fn real_itimer(which: u64) -> Result<(), SysError> {
+    match which as i32 {
+        libc::ITIMER_REAL => Ok(()),
+        libc::ITIMER_VIRTUAL => Err(SysError::Unsupported("setitimer ITIMER_VIRTUAL".into())),
+        libc::ITIMER_PROF => Err(SysError::Unsupported("setitimer ITIMER_PROF".into())),
+        _ => Err(SysError::Errno(Errno::EINVAL)),
+    }
+}
+
+pub fn getitimer(k: &mut Kernel, a: &Args) -> SysResult {
+    real_itimer(a[0])?;
+    let value = itimerval(k.proc.signals.alarm, k.elapsed_ns);
+    k.proc.mem.write(a[1], &value)?;
+    Ok(0)
+}
+
+/// setitimer(ITIMER_REAL): a null new value disarms, as Linux takes it.
+pub fn setitimer(k: &mut Kernel, a: &Args) -> SysResult {
+    real_itimer(a[0])?;
+    let (value, interval) = match a[1] {
+        0 => (0, 0),
+        new => (read_timeval(k, new + 16)?, read_timeval(k, new)?),
+    };
+    let now = k.elapsed_ns;
+    if a[2] != 0 {
+        let old = itimerval(k.proc.signals.alarm, now);
+        k.proc.mem.write(a[2], &old)?;
+    }
+    k.proc.signals.alarm = RealTimer {
+        at: (value != 0).then(|| now.saturating_add(value)),
+        interval: if value != 0 { interval } else { 0 },
+    };
+    k.timers_changed = true;
+    Ok(0)
 }
 
 /// The sender's identity in a siginfo.
