@@ -251,6 +251,10 @@ pub const CASES: &[Case] = &[
     case("signal_handlers", "signal_handlers", &[]),
     // Timers and signals reaching tasks that compute without syscalls.
     probe("interrupts"),
+    // Faults delivered to the program's handlers: siginfo, sigcontext, resuming, escaping.
+    probe("fault_handlers"),
+    // What a handler sees of its signal frames, a fault's included: exactly Linux's.
+    probe("signal_frame"),
     case("fork_bomb", "fork_bomb", &["16"]),
     Case {
         companions: &["tiny_true"],

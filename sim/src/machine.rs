@@ -24,7 +24,7 @@ use unicorn_engine::{
 
 use crate::bt::cache::CacheSync;
 use crate::bt::layout::{self, Hypercall, RUNTIME};
-use crate::memory::USER_END;
+use crate::memory::{Access, USER_END};
 use crate::system::{Finished, Flow, RunUntil, System};
 use syscalls::x86_64::Sysno;
 
@@ -71,6 +71,13 @@ const CR4_PAE: u64 = 1 << 5;
 const CR4_OSFXSR: u64 = 1 << 9;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
 const CR4_OSXSAVE: u64 = 1 << 18;
+/// The x87 control word after FNINIT: every exception masked, 64-bit precision, round to
+/// nearest.
+const FNINIT_FCW: u64 = 0x37f;
+/// The x87 tag word after FNINIT: every register empty.
+const FNINIT_FTW: u64 = 0xffff;
+/// MXCSR's reset value: every SSE exception masked, round to nearest.
+const MXCSR_DEFAULT: u64 = 0x1f80;
 const MSR_BNDCFGS: u32 = 0xd90;
 const BNDCFGS_ENABLE: u64 = 1 << 0;
 /// Keeps bound registers across branches without a BND prefix (all of the guest's).
@@ -180,6 +187,16 @@ impl Machine {
             uc.reg_write(RegisterX86::RSP, stack_pointer),
         )?;
 
+        // Linux starts a process with the FPU as FNINIT leaves it and MXCSR's default, every
+        // exception masked (`fpstate_init_fxstate`); Unicorn's reset leaves both 0, which
+        // unmasks them all and sets the x87 to single precision.
+        for (register, value) in [
+            (RegisterX86::FPCW, FNINIT_FCW),
+            (RegisterX86::FPTAG, FNINIT_FTW),
+            (RegisterX86::MXCSR, MXCSR_DEFAULT),
+        ] {
+            setup("set the FPU's initial state", uc.reg_write(register, value))?;
+        }
         let initial = setup("save the initial CPU state", uc.context_init())?;
         let mut machine = Self {
             uc,
@@ -507,12 +524,31 @@ fn on_interrupt(uc: &mut Unicorn<'_, System>, vector: u32) {
         return;
     }
     let cr2 = uc.reg_read(RegisterX86::CR2).unwrap_or(0);
-    if uc.get_data_mut().fault(vector, rip, cr2) {
+    let access = if vector == faults::PAGE_FAULT {
+        faulting_access(uc, rip, cr2)
+    } else {
+        Access::Read
+    };
+    if uc.get_data_mut().fault(vector, rip, cr2, access) {
         if let Some(sync) = sync_address_space(uc) {
             catch_up(uc, &sync);
         }
     } else {
         let _ = uc.emu_stop();
+    }
+}
+
+/// What the instruction at `rip` (in the guest's code at ring 3, the code cache's at ring 0)
+/// was doing when it faulted at `cr2`.
+fn faulting_access(uc: &Unicorn<'_, System>, rip: u64, cr2: u64) -> Access {
+    let system = uc.get_data();
+    let instruction = match &system.cache {
+        Some(cache) if rip >= USER_END => cache.instruction_at(rip),
+        _ => Some(system.kernel.proc.mem.instruction_at(rip)),
+    };
+    match instruction {
+        Some(instruction) => faults::faulting_access(&instruction, &regs::guest_regs(uc, rip), cr2),
+        None => Access::Read,
     }
 }
 
@@ -541,7 +577,9 @@ pub fn set_segment_base(uc: &mut Unicorn<'_, System>, which: SegmentBase, base: 
 /// Ends the process as a #GP at ring 3 does.
 fn general_protection_fault(uc: &mut Unicorn<'_, System>) {
     let rip = uc.pc_read().unwrap_or(0);
-    let resumed = uc.get_data_mut().fault(13, rip, 0);
+    let resumed = uc
+        .get_data_mut()
+        .fault(faults::GENERAL_PROTECTION, rip, 0, Access::Read);
     debug_assert!(!resumed, "only page faults are resolved");
     let _ = uc.emu_stop();
 }

@@ -41,6 +41,14 @@ pub fn page_up(addr: u64) -> Option<u64> {
     Some(addr.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
 }
 
+/// What a faulting access was, as a page fault's error code says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Fetch,
+}
+
 /// Access rights of an area, as `PROT_*` bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prot(pub u32);
@@ -221,8 +229,9 @@ impl AddressSpace {
     /// (`do_anonymous_page`); a write to a page write-protected because it shares its frame
     /// (since a fork, or made writable while shared) gets a frame of its own and becomes
     /// writable (`do_wp_page`). The access can then run again. `Ok(false)`: the fault is
-    /// the program's. `ENOMEM`: no frame is left.
-    pub fn resolve_fault(&mut self, addr: u64) -> Result<bool, Errno> {
+    /// the program's, as when the area does not allow `access` at all. `ENOMEM`: no frame
+    /// is left.
+    pub fn resolve_fault(&mut self, addr: u64, access: Access) -> Result<bool, Errno> {
         let page = page_down(addr);
         if page >= USER_END {
             return Ok(false);
@@ -232,7 +241,12 @@ impl AddressSpace {
         };
         let leaf = self.tables.leaf(&self.phys.borrow(), page);
         let Some(leaf) = leaf else {
-            if !vma.prot.accessible() {
+            let allowed = match access {
+                Access::Read => vma.prot.0 & Prot::READ != 0,
+                Access::Write => vma.prot.0 & Prot::WRITE != 0,
+                Access::Fetch => vma.prot.0 & Prot::EXEC != 0,
+            };
+            if !allowed {
                 return Ok(false);
             }
             self.give_frame(page, vma.prot)?;
@@ -345,6 +359,15 @@ impl AddressSpace {
     // ----- areas -----
 
     /// The area containing `addr`, with its start.
+    /// Whether the page holding `addr` has a frame in the page tables.
+    pub fn is_present(&self, addr: u64) -> bool {
+        addr < USER_END
+            && self
+                .tables
+                .leaf(&self.phys.borrow(), page_down(addr))
+                .is_some_and(|leaf| leaf.flags.present)
+    }
+
     pub fn vma_at(&self, addr: u64) -> Option<(u64, Vma)> {
         let (&start, &vma) = self.vmas.range(..=addr).next_back()?;
         (addr < vma.end).then_some((start, vma))
@@ -425,8 +448,10 @@ impl AddressSpace {
             .checked_add(len)
             .filter(|&e| e <= TASK_SIZE)
             .ok_or(Errno::ENOMEM)?;
-        // Refuse at once what physical memory could never hold.
-        if prot.accessible() && len / PAGE_SIZE > self.phys.borrow().available() {
+        // Refuse at once what physical memory could never hold, as Linux's heuristic
+        // overcommit refuses a mapping larger than all its RAM; pages get their frames
+        // when first touched.
+        if prot.accessible() && len > crate::machine::physmem::PHYS_SIZE {
             return Err(Errno::ENOMEM);
         }
         self.unmap(start, len)?;
@@ -682,7 +707,8 @@ impl AddressSpace {
         while cursor < end {
             let mut leaf = self.tables.leaf(&self.phys.borrow(), cursor);
             let refused = leaf.is_none_or(|l| write && !l.flags.write);
-            if refused && self.resolve_fault(cursor)? {
+            let access = if write { Access::Write } else { Access::Read };
+            if refused && self.resolve_fault(cursor, access)? {
                 leaf = self.tables.leaf(&self.phys.borrow(), cursor);
             }
             let leaf = leaf.ok_or(Errno::EFAULT)?;
@@ -980,7 +1006,7 @@ mod tests {
         assert_eq!(parent.read_vec(0x10000, 6).unwrap(), b"parent");
         assert_eq!(parent.pages_copied(), 1);
         // The parent is the page's last user now: its write fault copies nothing.
-        assert_eq!(parent.resolve_fault(0x10008), Ok(true));
+        assert_eq!(parent.resolve_fault(0x10008, Access::Write), Ok(true));
         assert!(writable_in_tables(&parent, 0x10000));
         assert_eq!(child.pages_copied(), 1);
         // Pages neither side wrote still share their frames.
@@ -1002,9 +1028,9 @@ mod tests {
         assert!(free_before - space.phys.borrow().available() < 8);
         assert!(space.tables.leaf(&space.phys.borrow(), 0x20000).is_none());
         assert_eq!(space.read_vec(0x20000, 4).unwrap(), [0; 4]);
-        assert_eq!(space.resolve_fault(0x30008), Ok(true));
+        assert_eq!(space.resolve_fault(0x30008, Access::Read), Ok(true));
         assert!(space.tables.leaf(&space.phys.borrow(), 0x30000).is_some());
-        assert_eq!(space.resolve_fault(0x90000), Ok(false));
+        assert_eq!(space.resolve_fault(0x90000, Access::Read), Ok(false));
         assert_eq!(space.pages_copied(), 0);
     }
 
@@ -1016,8 +1042,8 @@ mod tests {
             .unwrap();
         parent.read_vec(0x10000, 1).unwrap();
         let mut child = parent.fork(0..0).unwrap();
-        assert_eq!(child.resolve_fault(0x10000), Ok(false));
-        assert_eq!(child.resolve_fault(0x90000), Ok(false));
+        assert_eq!(child.resolve_fault(0x10000, Access::Write), Ok(false));
+        assert_eq!(child.resolve_fault(0x90000, Access::Write), Ok(false));
         assert_eq!(child.write(0x10000, b"x"), Err(Errno::EFAULT));
     }
 
@@ -1031,7 +1057,7 @@ mod tests {
         let mut child = parent.fork(0..0).unwrap();
         child.protect(0x10000, PAGE_SIZE, RW).unwrap();
         assert!(!writable_in_tables(&child, 0x10000));
-        assert_eq!(child.resolve_fault(0x10000), Ok(true));
+        assert_eq!(child.resolve_fault(0x10000, Access::Write), Ok(true));
         assert!(writable_in_tables(&child, 0x10000));
         assert_eq!(child.pages_copied(), 1);
     }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use nix::sys::signal::Signal;
 use translator::cpu::Sysenter;
+use translator::runtime::fault;
 use translator::{Source, TranslateError, FAULT_KINDS};
 use unicorn_engine::UcHookId;
 
@@ -16,10 +17,14 @@ use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::CostModel;
 use crate::kernel::process::Pid;
+use crate::kernel::sigframe::SIG_IGN;
 use crate::kernel::task::{Parked, Wake};
 use crate::kernel::{Args, Dispatched, Exit, Kernel, Unsupported};
-use crate::machine::faults;
+use crate::machine::faults::{
+    self, FaultFrame, BOUND_RANGE, BREAKPOINT, GENERAL_PROTECTION, INVALID_OPCODE, PAGE_FAULT,
+};
 use crate::machine::physmem::PAGE_SIZE;
+use crate::memory::Access;
 
 /// How the program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +156,8 @@ pub struct System {
     /// machine stops at a guest instruction boundary to fire timers and deliver signals
     /// (`serve_interrupt`), as a timer interrupt does.
     pub interrupted: bool,
+    /// A fault of the running task that its handler is to get (`raise`).
+    pub fault_frame: Option<FaultFrame>,
     /// The earliest sleep, poll, futex or alarm deadline of any task, as the cycle count
     /// at which the virtual clock reaches it.
     deadline_cycles: Option<f64>,
@@ -204,6 +211,7 @@ impl System {
             preempted: false,
             quantum_end: u64::MAX,
             interrupted: false,
+            fault_frame: None,
             deadline_cycles: None,
             timer_end: u64::MAX,
             check_at: u64::MAX,
@@ -263,6 +271,7 @@ impl System {
     pub fn wants_switch(&self) -> bool {
         self.preempted
             || self.interrupted
+            || self.fault_frame.is_some()
             || self.kernel.must_stop()
             || self.kernel.signal_pending()
             || self.kernel.registers.restore.is_some()
@@ -791,7 +800,9 @@ impl System {
             }
             Err(CacheError::Translate(TranslateError::Unfetchable(address))) => {
                 let fetch = FAULT_KINDS[translator::runtime::fault::FETCH as usize];
-                self.kill(Signal::SIGSEGV, fetch.reason.into(), address);
+                let mem = &self.kernel.proc.mem;
+                let frame = FaultFrame::for_page_fault(address, address, Access::Fetch, mem);
+                self.raise(Signal::SIGSEGV, fetch.reason.into(), address, Some(frame));
                 Flow::Stop
             }
             Err(error) => {
@@ -827,22 +838,36 @@ impl System {
     /// A ring-3 outcome raised by translated code through the fault stub.
     fn translated_fault(&mut self) {
         let rip = self.kernel.proc.mem.read_kernel_u64(RUNTIME.fault_rip);
-        let kind = self.kernel.proc.mem.read_kernel_u64(RUNTIME.fault_kind) as u32 as usize;
-        let kind = FAULT_KINDS[kind];
+        let index = self.kernel.proc.mem.read_kernel_u64(RUNTIME.fault_kind) as u32 as usize;
+        let kind = FAULT_KINDS[index];
         if !kind.trap {
             self.uncount_guest_instruction(rip);
         }
         let signal = Signal::try_from(kind.signal).expect("fault kinds name Linux signals");
-        self.kill(signal, kind.reason.into(), rip);
+        let mem = &self.kernel.proc.mem;
+        let frame = match index as u32 {
+            fault::INVALID => FaultFrame::for_vector(INVALID_OPCODE, rip, rip),
+            fault::BREAKPOINT => FaultFrame::for_vector(BREAKPOINT, rip, rip),
+            fault::PRIVILEGED => FaultFrame::for_vector(GENERAL_PROTECTION, rip, rip),
+            fault::INTERRUPT_GATE => match mem.instruction_at(rip) {
+                gate if gate.code() == iced_x86::Code::Int_imm8 => {
+                    FaultFrame::for_software_interrupt(gate.immediate8(), rip)
+                }
+                _ => None,
+            },
+            fault::FETCH => Some(FaultFrame::for_page_fault(rip, rip, Access::Fetch, mem)),
+            _ => None,
+        };
+        self.raise(signal, kind.reason.into(), rip, frame);
     }
 
     /// A CPU exception: vector, RIP as Unicorn reports it, and CR2. Returns whether the
     /// guest goes on from the faulting instruction (a write to a page shared since a fork,
     /// now copied); otherwise the exception ends the process.
     #[must_use]
-    pub fn fault(&mut self, vector: u32, rip: u64, cr2: u64) -> bool {
-        if vector == 14 {
-            match self.kernel.proc.mem.resolve_fault(cr2) {
+    pub fn fault(&mut self, vector: u32, rip: u64, cr2: u64, access: Access) -> bool {
+        if vector == PAGE_FAULT {
+            match self.kernel.proc.mem.resolve_fault(cr2, access) {
                 Ok(true) => {
                     // The emulator restarts at the instruction with a block of its own,
                     // which counts it; but a rep instruction's next iteration does not
@@ -867,7 +892,7 @@ impl System {
             }
         }
         if self.cache.is_some() {
-            self.ring0_fault(vector, rip, cr2);
+            self.ring0_fault(vector, rip, cr2, access);
             return false;
         }
         let mut before = [0u8; 2];
@@ -905,7 +930,17 @@ impl System {
             Some(row) => (row.signal, row.name.to_string()),
             None => (Signal::SIGSEGV, format!("CPU exception {vector}")),
         };
-        self.kill(signal, reason, fault_rip);
+        let frame = if breakpoint || (software && vector == BREAKPOINT) {
+            FaultFrame::for_vector(BREAKPOINT, fault_rip, rip)
+        } else if software {
+            FaultFrame::for_software_interrupt(vector as u8, fault_rip)
+        } else if vector == PAGE_FAULT {
+            let mem = &self.kernel.proc.mem;
+            Some(FaultFrame::for_page_fault(rip, cr2, access, mem))
+        } else {
+            FaultFrame::for_vector(vector, rip, rip)
+        };
+        self.raise(signal, reason, fault_rip, frame);
         false
     }
 
@@ -923,8 +958,9 @@ impl System {
 
     /// A CPU exception in translated code: the guest instruction is found through the
     /// code cache's translate-back table.
-    fn ring0_fault(&mut self, vector: u32, rip: u64, cr2: u64) {
+    fn ring0_fault(&mut self, vector: u32, rip: u64, cr2: u64, access: Access) {
         let guest_rip = self.faulting_guest_rip(rip);
+        let spilled = self.cache.as_ref().and_then(|cache| cache.spilled_at(rip));
         let (signal, reason) = match faults::fault(vector) {
             // #BR: the sandbox's bndcu stopped an access outside the user half.
             _ if vector == 5 => {
@@ -943,7 +979,18 @@ impl System {
             Some(row) => (row.signal, row.name.to_string()),
             None => (Signal::SIGSEGV, format!("CPU exception {vector}")),
         };
-        self.kill(signal, reason, guest_rip);
+        // Where the sandbox stopped an access, the address it would have faulted on is not
+        // kept: a handler cannot be told it.
+        let frame = match vector {
+            BOUND_RANGE => None,
+            PAGE_FAULT => {
+                let mem = &self.kernel.proc.mem;
+                Some(FaultFrame::for_page_fault(guest_rip, cr2, access, mem))
+            }
+            _ => FaultFrame::for_vector(vector, guest_rip, guest_rip),
+        }
+        .map(|frame| FaultFrame { spilled, ..frame });
+        self.raise(signal, reason, guest_rip, frame);
     }
 
     /// Guest code on `pages` changed: drop what was translated from it.
@@ -1073,7 +1120,13 @@ impl System {
     pub fn invalid_instruction(&mut self, rip: u64) {
         self.uncount_from(rip, true);
         let guest_rip = self.guest_rip(rip);
-        self.kill(Signal::SIGILL, "invalid opcode (#UD)".into(), guest_rip);
+        let frame = FaultFrame::for_vector(INVALID_OPCODE, guest_rip, guest_rip);
+        self.raise(
+            Signal::SIGILL,
+            "invalid opcode (#UD)".into(),
+            guest_rip,
+            frame,
+        );
     }
 
     fn page_fault_reason(&self, addr: u64) -> String {
@@ -1086,15 +1139,31 @@ impl System {
         }
     }
 
-    /// Ends the process with `signal`, unless the guest has a handler, which is not modelled.
+    /// A fault for which no handler can be told what happened: ends the process with
+    /// `signal`, unless the guest has a handler for it, which is not modelled.
     pub fn kill(&mut self, signal: Signal, reason: String, rip: u64) {
-        let handler = self.kernel.proc.signals.handler(signal as u32);
-        if handler > 1 {
-            let what = format!(
-                "delivering {} ({reason}) to a guest handler",
-                signal.as_str()
-            );
-            self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
+        self.raise(signal, reason, rip, None);
+    }
+
+    /// A fault at guest `rip` raises `signal`, as Linux's `force_sig_fault` does: a handler
+    /// that is installed and not blocked gets it, with `frame` (the machine builds its
+    /// signal frame before the guest goes on); otherwise the process ends. Without a
+    /// frame a handler cannot be run, and the run stops as unsupported.
+    pub fn raise(&mut self, signal: Signal, reason: String, rip: u64, frame: Option<FaultFrame>) {
+        let signo = signal as u32;
+        let handler = self.kernel.proc.signals.handler(signo);
+        let blocked = self.kernel.task.signals.mask & crate::kernel::signal::bit(signo) != 0;
+        if handler > SIG_IGN && !blocked {
+            match frame {
+                Some(frame) => self.fault_frame = Some(frame),
+                None => {
+                    let what = format!(
+                        "delivering {} ({reason}) to a guest handler",
+                        signal.as_str()
+                    );
+                    self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
+                }
+            }
         } else {
             self.kernel.exit_process(Exit::Signal {
                 signal,

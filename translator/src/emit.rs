@@ -32,6 +32,11 @@ pub struct Emitter<'r> {
     instructions: Vec<Instruction>,
     /// What each instruction is there for, in step with `instructions`.
     sources: Vec<Source>,
+    /// The guest register whose value is in the spill slot as each instruction starts, in
+    /// step with `instructions`.
+    spilled: Vec<Option<Register>>,
+    /// The guest register in the spill slot now (`sandbox::borrow_scratch`).
+    pub live_spill: Option<Register>,
     /// The source of instructions emitted now.
     source: Source,
     next_label: u64,
@@ -53,6 +58,8 @@ impl<'r> Emitter<'r> {
             planted,
             instructions: Vec::new(),
             sources: Vec::new(),
+            spilled: Vec::new(),
+            live_spill: None,
             source: Source::Copy,
             next_label: 1,
             pending_label: None,
@@ -78,6 +85,7 @@ impl<'r> Emitter<'r> {
         instruction.set_ip(self.pending_label.take().map_or(0, |l| l.0));
         self.instructions.push(instruction);
         self.sources.push(self.source);
+        self.spilled.push(self.live_spill);
     }
 
     /// Emits what `emit` emits as instructions of `source`.
@@ -259,6 +267,11 @@ pub fn emit_block(
         exits: exit_sites,
         classes,
         sources: offsets.iter().copied().zip(e.sources).collect(),
+        spills: offsets
+            .iter()
+            .zip(&e.spilled)
+            .filter_map(|(&offset, spilled)| spilled.map(|register| (offset, register)))
+            .collect(),
         guest_boundaries: starts
             .iter()
             .zip(&block.entries)

@@ -26,7 +26,7 @@ pub use planted::PlantedBug;
 pub use rules::{BySource, Class, Rule, Source, RULES};
 pub use runtime::{FaultKind, Runtime, FAULT_KINDS};
 
-use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, Register};
 
 /// Reads guest code as ring 3 would fetch it.
 pub trait CodeSource {
@@ -78,6 +78,10 @@ pub struct TranslatedBlock {
     /// Translate-back table: (offset in `code`, guest address), one per guest instruction,
     /// in order. Code from one offset up to the next belongs to that guest instruction.
     pub guest_boundaries: Vec<(u32, u64)>,
+    /// The translated instructions (by offset in `code`) that run while a guest register's
+    /// value is in the runtime's spill slot instead of the register, with that register:
+    /// a fault there must take it back from the slot to show the guest's registers.
+    pub spills: Vec<(u32, Register)>,
 }
 
 impl TranslatedBlock {
@@ -89,6 +93,16 @@ impl TranslatedBlock {
             .rev()
             .find(|(o, _)| *o as u64 <= offset)
             .map(|&(_, guest)| guest)
+    }
+
+    /// The guest register whose value is in the spill slot while the translated instruction
+    /// at `cache_address` runs, if any.
+    pub fn spilled_at(&self, cache_address: u64) -> Option<Register> {
+        let offset = cache_address.checked_sub(self.cache_address)?;
+        self.spills
+            .iter()
+            .find(|(o, _)| *o as u64 == offset)
+            .map(|&(_, register)| register)
     }
 
     /// Translated instructions with offsets in `range`, by source.

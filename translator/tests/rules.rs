@@ -296,3 +296,39 @@ fn runtime_slots_are_addressed_sign_extended() {
 fn segment_loads_and_far_transfers_go_to_the_simulator() {
     check("far_jump", Class::FarTransfer, |a| a.jmp(fword_ptr(rax)));
 }
+
+/// Where the sandbox has to spill a register to form an address, the block says which
+/// translated instructions run with the guest's value in the slot: a fault there takes it
+/// back. The copied guest instruction itself runs with every register the guest's.
+#[test]
+fn a_spilled_scratch_register_is_recorded_where_it_is_live() {
+    let guest = assemble_at(GUEST, |a| {
+        a.add(rax, qword_ptr(rbx + rcx * 8 + 16))?;
+        a.ret()
+    });
+    let block = translate_at(GUEST, &guest);
+    let listing = block.disassemble();
+    let lines: Vec<&str> = listing.lines().collect();
+    let offset_of = |line: usize| block.sources[line].0;
+    let store = lines
+        .iter()
+        .position(|l| l.contains("[0FFFFFFFF80010010h],"))
+        .unwrap();
+    let load = lines
+        .iter()
+        .position(|l| l.contains(",[0FFFFFFFF80010010h]"))
+        .unwrap();
+    let copy = lines
+        .iter()
+        .position(|l| l.contains("rax,[rbx+rcx*8+10h]"))
+        .unwrap();
+    let at = |line: usize| block.spilled_at(CACHE + offset_of(line) as u64);
+    let register = at(store + 1).expect("spilled after the store");
+    let name = format!("{register:?}").to_lowercase();
+    assert!(lines[store].contains(&format!("],{name}")), "{listing}");
+    assert_eq!(at(store), None, "{listing}");
+    assert_eq!(at(load), Some(register), "{listing}");
+    assert_eq!(at(load + 1), None, "{listing}");
+    assert_eq!(at(copy), None, "{listing}");
+    assert_eq!(block.spills.len(), load - store, "{listing}");
+}

@@ -430,6 +430,25 @@ impl CodeCache {
             .map(|&(o, _)| block.cache_address + o as u64)
     }
 
+    /// The translated instruction at `cache_address`.
+    pub fn instruction_at(&self, cache_address: u64) -> Option<iced_x86::Instruction> {
+        let block = self.block_at(cache_address)?;
+        let offset = (cache_address - block.cache_address) as usize;
+        let mut decoder = iced_x86::Decoder::with_ip(
+            64,
+            &block.code[offset..],
+            cache_address,
+            iced_x86::DecoderOptions::NONE,
+        );
+        Some(decoder.decode())
+    }
+
+    /// The guest register whose value is in the runtime's spill slot while the translated
+    /// instruction at `cache_address` runs.
+    pub fn spilled_at(&self, cache_address: u64) -> Option<iced_x86::Register> {
+        self.block_at(cache_address)?.spilled_at(cache_address)
+    }
+
     /// The guest instruction whose translation contains `cache_address`.
     pub fn guest_address_of(&self, cache_address: u64) -> Option<u64> {
         self.block_at(cache_address)?

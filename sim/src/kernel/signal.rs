@@ -51,9 +51,17 @@ pub fn default_action(signo: u32) -> DefaultAction {
         .map_or(DefaultAction::Terminate, |&(_, action)| action)
 }
 
-pub fn bit(signo: u32) -> u64 {
+pub const fn bit(signo: u32) -> u64 {
     sigframe::sigbit(signo)
 }
+
+/// The signals a fault raises (Linux's `SYNCHRONOUS_MASK`).
+const SYNCHRONOUS: u64 = bit(libc::SIGSEGV as u32)
+    | bit(libc::SIGBUS as u32)
+    | bit(libc::SIGILL as u32)
+    | bit(libc::SIGTRAP as u32)
+    | bit(libc::SIGFPE as u32)
+    | bit(libc::SIGSYS as u32);
 
 /// A set of pending signals with the siginfo of each (one instance of each signal; a
 /// second of a pending signal is merged, as Linux does for the standard ones).
@@ -390,9 +398,19 @@ impl Kernel {
         Delivered::Nothing
     }
 
-    /// The lowest deliverable signal, the task's own before the process's.
+    /// The next deliverable signal: a fault's first (`dequeue_synchronous_signal`: one
+    /// the kernel raised for the task itself), then the lowest, the task's own before the
+    /// process's.
     fn dequeue(&mut self) -> Option<(u32, SigInfo)> {
         let mask = self.task.signals.mask;
+        let own = &mut self.task.signals.pending;
+        let synchronous = own.set & SYNCHRONOUS & !mask;
+        if synchronous != 0 {
+            let signo = synchronous.trailing_zeros() + 1;
+            if own.infos.get(&signo).is_some_and(|info| info.code() > 0) {
+                return own.take(signo).map(|info| (signo, info));
+            }
+        }
         for pending in [
             &mut self.task.signals.pending,
             &mut self.proc.signals.pending,

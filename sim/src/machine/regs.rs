@@ -8,6 +8,7 @@ use unicorn_engine::{RegisterX86, Unicorn};
 
 use crate::bt::layout::{self, RUNTIME};
 use crate::kernel::sigframe::{FxState, UserRegs, FIX_EFLAGS, USER_CS, USER_DS};
+use crate::machine::faults::{self, FaultFrame};
 use crate::memory::USER_END;
 use crate::system::System;
 
@@ -108,8 +109,7 @@ pub fn user_regs(uc: &Unicorn<'_, System>) -> UserRegs {
 /// The guest's registers where the running task stopped between two of its instructions
 /// (a quantum's end, a timer, a signal waiting): `None` where they are not the guest's
 /// alone (a stub at ring 3; at ring 0 anywhere but where a guest instruction's translation
-/// begins, or the dispatcher about to look one up). RFLAGS keeps the bits a program owns,
-/// with IF set as in user mode.
+/// begins, or the dispatcher about to look one up).
 pub fn interrupted_regs(uc: &Unicorn<'_, System>) -> Option<UserRegs> {
     let pc = uc.pc_read().ok()?;
     let system = uc.get_data();
@@ -119,16 +119,40 @@ pub fn interrupted_regs(uc: &Unicorn<'_, System>) -> Option<UserRegs> {
         Some(cache) if cache.boundary_containing(pc) == Some(pc) => cache.guest_address_of(pc)?,
         Some(_) => return None,
     };
+    Some(guest_regs(uc, rip))
+}
+
+/// The guest's registers where a fault stopped it, as `frame` says: at the faulting guest
+/// instruction (or after a trap), with the sigcontext's trap number, error code and CR2,
+/// and at ring 0 with a register the sandbox had spilled taken back from its slot.
+pub fn fault_regs(uc: &Unicorn<'_, System>, frame: &FaultFrame) -> UserRegs {
+    let mut regs = guest_regs(uc, frame.rip);
+    let mem = &uc.get_data().kernel.proc.mem;
+    if let Some(field) = frame
+        .spilled
+        .and_then(|register| faults::general_register(&mut regs, register))
+    {
+        *field = mem.read_kernel_u64(RUNTIME.spill);
+    }
+    regs.trapno = frame.trapno;
+    regs.cr2 = frame.cr2;
+    regs.err = frame.err;
+    regs
+}
+
+/// The CPU's registers as the guest's, at guest instruction `rip`: RFLAGS keeps the bits a
+/// program owns, with IF set as in user mode.
+pub fn guest_regs(uc: &Unicorn<'_, System>, rip: u64) -> UserRegs {
     let mut regs = UserRegs::default();
     for (register, field) in general(&mut regs) {
         *field = read(uc, register);
     }
     regs.rsp = read(uc, RSP);
     regs.rip = rip;
-    regs.eflags = read(uc, RFLAGS) & FIX_EFLAGS | USER_EFLAGS;
+    regs.eflags = (read(uc, RFLAGS) & FIX_EFLAGS) | USER_EFLAGS;
     regs.cs = USER_CS;
     regs.ss = USER_DS;
-    Some(regs)
+    regs
 }
 
 /// The FPU and SSE state, as FXSAVE lays it out (the tag word is left empty: no x87

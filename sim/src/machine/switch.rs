@@ -242,20 +242,24 @@ impl Machine {
         system.kernel.proc.mem.read_kernel_u64(address)
     }
 
-    /// Acts on the running task's signals as it leaves the syscall it stopped in, or, when
-    /// it stopped between two of its instructions, as an interrupt's return to user mode
-    /// does. Where the registers are not the guest's (a stub, a new image's start), the
+    /// Acts on the running task's signals as it leaves the syscall it stopped in, or after
+    /// a fault its handler is to get, or, when it stopped between two of its instructions,
+    /// as an interrupt's return to user mode does. Where the registers are not the guest's (a stub, a new image's start), the
     /// signal waits for the next guest instruction boundary.
     fn deliver_signals(&mut self) {
-        let kernel = &mut self.uc.get_data_mut().kernel;
+        let system = self.uc.get_data_mut();
+        let fault = system.fault_frame.take();
+        let kernel = &mut system.kernel;
         if !matches!(kernel.task.state, crate::kernel::task::State::Runnable) {
             return;
         }
         let at = kernel.task.at_syscall.take();
-        let regs = match at {
-            Some(_) => regs::user_regs(&self.uc),
-            None if !kernel.signal_pending() => return,
-            None => match regs::interrupted_regs(&self.uc) {
+        let pending = kernel.signal_pending();
+        let regs = match (&fault, at) {
+            (Some(frame), _) => regs::fault_regs(&self.uc, frame),
+            (None, Some(_)) => regs::user_regs(&self.uc),
+            (None, None) if !pending => return,
+            (None, None) => match regs::interrupted_regs(&self.uc) {
                 Some(regs) => regs,
                 None => {
                     self.uc.get_data_mut().interrupt_soon();
@@ -265,6 +269,9 @@ impl Machine {
         };
         let fx = regs::fx_state(&self.uc);
         let kernel = &mut self.uc.get_data_mut().kernel;
+        if let Some(frame) = fault {
+            kernel.task.signals.pending.add(frame.info);
+        }
         if let Delivered::Registers(state) = kernel.deliver_signals(regs, &fx, at) {
             regs::set_user_regs(&mut self.uc, &state.0, &state.1);
         }

@@ -78,6 +78,7 @@ pub fn borrow_scratch(e: &mut Emitter, instruction: &Instruction) -> Scratch {
         .expect("no instruction uses 14 registers");
     let spill = e.slot(e.runtime.spill);
     e.emit_built(Instruction::with2(Code::Mov_rm64_r64, spill, register));
+    e.live_spill = Some(register);
     Scratch {
         register,
         spilled: true,
@@ -93,6 +94,9 @@ pub fn release_scratch(e: &mut Emitter, scratch: Scratch) {
             scratch.register,
             spill,
         ));
+    }
+    if scratch.spilled {
+        e.live_spill = None;
     }
 }
 
