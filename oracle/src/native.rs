@@ -179,6 +179,15 @@ fn spawn_traced(
         // SAFETY: see above; every pointer refers to memory built before the fork.
         unsafe {
             libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
+            // As the simulated process starts: every signal's default action (this process
+            // ignores SIGPIPE, as Rust programs do, and exec would pass that on) and none
+            // blocked.
+            for signo in 1..=libc::SIGRTMAX() {
+                libc::signal(signo, libc::SIG_DFL);
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             if let Some(cpus) = cpus {
                 let _ = sched_setaffinity(Pid::from_raw(0), cpus);
             }

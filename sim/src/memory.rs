@@ -801,6 +801,28 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// What a vfork child wrote, made this space's (its parent's) as if the two had shared
+    /// the memory as CLONE_VM shares it: the parent waited all along, so every page the
+    /// child holds on a frame of its own (a copy on write, a page it touched first) is the
+    /// shared memory's content. Pages outside this space's areas (the child's own mappings)
+    /// and pages it may not write are left alone.
+    pub fn take_vfork_writes(&mut self, child: &AddressSpace) {
+        let mut held = Vec::new();
+        child
+            .tables
+            .for_each_leaf(&child.phys.borrow(), 0, USER_END, |page, leaf| {
+                held.push((page, leaf.frame))
+            });
+        for (page, frame) in held {
+            let mine = self.tables.leaf(&self.phys.borrow(), page);
+            if mine.is_some_and(|leaf| leaf.frame == frame) {
+                continue;
+            }
+            let mut bytes = self.phys.borrow().frame(frame).to_vec();
+            let _ = self.cpu_access(page, &mut bytes, true);
+        }
+    }
+
     /// copy_to_user.
     pub fn write(&mut self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
         self.for_each_piece(addr, bytes.len(), true, |piece, done| {

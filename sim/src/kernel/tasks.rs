@@ -330,6 +330,7 @@ impl Kernel {
         if let Some(log) = self.history.get_mut(&pid) {
             log.exit = Some(exit.clone());
         }
+        self.give_back_vfork_memory();
         self.proc.exit = Some(exit);
         self.proc.fds = FdTable::default();
         self.pipes_changed();
@@ -348,6 +349,20 @@ impl Kernel {
             // clone may name another signal than SIGCHLD; the siginfo is the same.
             info.0[..4].copy_from_slice(&(signo as i32).to_le_bytes());
             self.signal_process(parent, info);
+        }
+    }
+
+    /// The running process, a vfork child, is about to exec or end: what it wrote becomes
+    /// its waiting parent's (`AddressSpace::take_vfork_writes`), as glibc's posix_spawn,
+    /// whose child reports a failed exec in the parent's memory, relies on.
+    pub fn give_back_vfork_memory(&mut self) {
+        let (pid, ppid) = (self.proc.pid, self.proc.ppid);
+        let parent_waits = self.tasks.values().any(|t| {
+            t.pid == ppid
+                && matches!(t.state, State::Blocked { wait: Wait::Vfork { child }, .. } if child == pid)
+        });
+        if let Some(parent) = self.procs.get_mut(&ppid).filter(|_| parent_waits) {
+            parent.mem.take_vfork_writes(&self.proc.mem);
         }
     }
 

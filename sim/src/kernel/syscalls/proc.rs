@@ -262,8 +262,9 @@ pub fn vfork(k: &mut Kernel, _a: &Args) -> SysResult {
 }
 
 /// A new process. A vfork child (CLONE_VFORK, with CLONE_VM as vfork and posix_spawn ask)
-/// gets a copy of the memory rather than the parent's own: the parent waits until the
-/// child execs or exits, so only a child that writes memory before it execs could tell.
+/// gets a copy-on-write copy of the memory rather than the parent's own, and what it wrote
+/// goes back to the parent when it execs or exits (`give_back_vfork_memory`): the parent
+/// waits until then, so it sees what sharing would have shown it.
 fn clone_process(k: &mut Kernel, a: &Args) -> SysResult {
     let [flags, stack, parent_tid, child_tid, tls, _] = *a;
     let modelled = CSIGNAL
