@@ -251,6 +251,8 @@ pub const CASES: &[Case] = &[
     case("signal_handlers", "signal_handlers", &[]),
     // Timers and signals reaching tasks that compute without syscalls.
     probe("interrupts"),
+    // setpgid, setsid, getpgid, getsid and kill of a group, with Linux's errors.
+    probe("process_groups"),
     // A vfork child's writes reach its parent, and posix_spawn reports a failed exec.
     probe("vfork_shared"),
     // Faults delivered to the program's handlers: siginfo, sigcontext, resuming, escaping.

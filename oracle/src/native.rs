@@ -188,6 +188,9 @@ fn spawn_traced(
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            // A group of its own, as the simulated first process leads (and as a shell
+            // starts a job): a kill(0, …) of the program's stays within its own tree.
+            libc::setpgid(0, 0);
             if let Some(cpus) = cpus {
                 let _ = sched_setaffinity(Pid::from_raw(0), cpus);
             }

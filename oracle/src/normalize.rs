@@ -25,8 +25,8 @@ pub fn normalize(record: &SyscallRecord) -> Result<Normalized, UnknownSyscall> {
     sim::kernel::signature::normalize(record.nr, &record.args, record.ret)
 }
 
-/// Results under the pid rule that are a process group's id, not a task's.
-const GROUP_RESULTS: &[Sysno] = &[Sysno::getpgrp, Sysno::getpgid];
+/// Results under the pid rule that are a process group's or a session's id, not a task's.
+const GROUP_RESULTS: &[Sysno] = &[Sysno::getpgrp, Sysno::getpgid, Sysno::getsid];
 
 /// An argument or result as compared in a run of several tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

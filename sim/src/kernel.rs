@@ -201,6 +201,8 @@ impl Kernel {
                 pid: FIRST_PID,
                 ppid: INIT_PID,
                 pgid: FIRST_PID,
+                sid: process::INIT_PID,
+                execed: false,
                 path: Vec::new(),
                 children_made: 0,
                 exit: None,

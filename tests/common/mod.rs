@@ -113,6 +113,8 @@ pub fn native(case: &Case) -> Observed {
     if let Some(argv0) = case.argv0 {
         std::os::unix::process::CommandExt::arg0(&mut command, argv0);
     }
+    // A group of its own, as the simulated first process leads.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let output = command
         .args(case.args)
         .current_dir(&dir)

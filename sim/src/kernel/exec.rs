@@ -106,6 +106,7 @@ pub fn execve(
     k.end_other_threads();
     let cr3 = mem.cr3();
     k.execs += 1;
+    k.proc.execed = true;
     k.give_back_vfork_memory();
     k.proc.mem = mem;
     k.proc.fds.close_on_exec();

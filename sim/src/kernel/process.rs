@@ -17,14 +17,19 @@ pub type Pid = u64;
 /// The pid of the first process. Pids are handed out in creation order from here, so that
 /// reports and outputs are reproducible.
 pub const FIRST_PID: Pid = 1000;
-/// The parent of the first process: a simulated init, which reaps what it inherits.
+/// The parent of the first process: a simulated init, which reaps what it inherits. The
+/// first process leads a group of its own in init's session, as a shell's job does.
 pub const INIT_PID: Pid = 999;
 
 pub struct Process {
     pub pid: Pid,
     pub ppid: Pid,
-    /// Its process group (the first process's, inherited; setpgid is not modelled).
+    /// Its process group and session: inherited, changed by setpgid and setsid.
     pub pgid: Pid,
+    pub sid: Pid,
+    /// It has called execve since it was made: its parent may no longer move it to another
+    /// group (setpgid's EACCES).
+    pub execed: bool,
     /// Where it stands in the process tree, for its entropy stream (see `kernel::random`).
     pub path: Vec<u32>,
     /// How many child processes it has made.

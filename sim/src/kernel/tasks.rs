@@ -182,6 +182,15 @@ impl Kernel {
         tids
     }
 
+    /// Process `pid`, running or not, live or a zombie.
+    pub fn process(&self, pid: Pid) -> Option<&Process> {
+        if pid == self.proc.pid {
+            Some(&self.proc)
+        } else {
+            self.procs.get(&pid)
+        }
+    }
+
     /// Every process that has not ended, with its group: (pid, pgid).
     pub fn live_processes(&self) -> Vec<(Pid, Pid)> {
         std::iter::once(&self.proc)
@@ -228,6 +237,8 @@ impl Kernel {
             pid,
             ppid: parent.pid,
             pgid: parent.pgid,
+            sid: parent.sid,
+            execed: false,
             rng: random::process_stream(self.seed, &path),
             path,
             children_made: 0,

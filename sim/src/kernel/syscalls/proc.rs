@@ -221,15 +221,75 @@ pub fn getppid(k: &mut Kernel, _a: &Args) -> SysResult {
 }
 
 pub fn getpgrp(k: &mut Kernel, _a: &Args) -> SysResult {
-    Ok(k.proc.pid)
+    Ok(k.proc.pgid)
+}
+
+/// The process a pid argument names: 0 for the caller; ESRCH for none.
+fn named_process(k: &Kernel, raw: u64) -> Result<&Process, Errno> {
+    match raw as i32 {
+        0 => Ok(&k.proc),
+        pid if pid > 0 => k.process(pid as Pid).ok_or(Errno::ESRCH),
+        _ => Err(Errno::ESRCH),
+    }
 }
 
 pub fn getpgid(k: &mut Kernel, a: &Args) -> SysResult {
-    if a[0] == 0 || a[0] == k.proc.pid {
-        Ok(k.proc.pid)
-    } else {
-        Err(Errno::ESRCH.into())
+    Ok(named_process(k, a[0])?.pgid)
+}
+
+pub fn getsid(k: &mut Kernel, a: &Args) -> SysResult {
+    Ok(named_process(k, a[0])?.sid)
+}
+
+/// setpgid(pid, pgid), with Linux's rules: the caller or a child of its own (ESRCH), not
+/// a child that has exec'd (EACCES), not a session leader nor a process of another session
+/// (EPERM), into its own new group or an existing one of the caller's session (EPERM).
+pub fn setpgid(k: &mut Kernel, a: &Args) -> SysResult {
+    let (pid, pgid) = (a[0] as i32, a[1] as i32);
+    if pid < 0 || pgid < 0 {
+        return Err(Errno::EINVAL.into());
     }
+    let me = k.proc.pid;
+    let pid = if pid == 0 { me } else { pid as Pid };
+    let pgid = if pgid == 0 { pid } else { pgid as Pid };
+    let session = k.proc.sid;
+    let target = k.process(pid).ok_or(Errno::ESRCH)?;
+    if pid != me {
+        if target.ppid != me {
+            return Err(Errno::ESRCH.into());
+        }
+        if target.sid != session {
+            return Err(Errno::EPERM.into());
+        }
+        if target.execed {
+            return Err(Errno::EACCES.into());
+        }
+    }
+    let group_in_session = || {
+        std::iter::once(&k.proc)
+            .chain(k.procs.values())
+            .any(|p| p.pgid == pgid && p.sid == session)
+    };
+    if target.sid == pid || (pgid != pid && !group_in_session()) {
+        return Err(Errno::EPERM.into());
+    }
+    k.process_mut(pid).expect("found above").pgid = pgid;
+    Ok(0)
+}
+
+/// setsid(): a new session and group led by the caller, unless its pid already names a
+/// group (EPERM).
+pub fn setsid(k: &mut Kernel, _a: &Args) -> SysResult {
+    let me = k.proc.pid;
+    if std::iter::once(&k.proc)
+        .chain(k.procs.values())
+        .any(|p| p.pgid == me)
+    {
+        return Err(Errno::EPERM.into());
+    }
+    k.proc.sid = me;
+    k.proc.pgid = me;
+    Ok(me)
 }
 
 /// Seeded bytes (`--seed`), so programs that ask for randomness stay reproducible.
@@ -460,5 +520,23 @@ mod tests {
             .collect();
         let expected: Vec<&[u8]> = UTSNAME.iter().map(|s| s.as_bytes()).collect();
         assert_eq!(fields, expected);
+    }
+
+    #[test]
+    fn a_child_that_has_execed_cannot_be_moved_to_another_group() {
+        let mut k = Kernel::for_tests(Credentials::new([0; 3], [0; 3], vec![]));
+        let child = k.spawn_process(None, None, libc::SIGCHLD as u32).unwrap();
+        let errno = |r: SysResult| match r {
+            Err(SysError::Errno(errno)) => Some(errno),
+            _ => None,
+        };
+        assert_eq!(setpgid(&mut k, &[child, child, 0, 0, 0, 0]).unwrap(), 0);
+        k.procs.get_mut(&child).unwrap().execed = true;
+        let again = setpgid(&mut k, &[child, 0, 0, 0, 0, 0]);
+        assert_eq!(errno(again), Some(Errno::EACCES));
+        // A session leader stays in its group.
+        k.procs.get_mut(&child).unwrap().sid = child;
+        let leader = setpgid(&mut k, &[child, 0, 0, 0, 0, 0]);
+        assert_eq!(errno(leader), Some(Errno::EPERM));
     }
 }
