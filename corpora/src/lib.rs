@@ -251,6 +251,8 @@ pub const CASES: &[Case] = &[
     case("signal_handlers", "signal_handlers", &[]),
     // Timers and signals reaching tasks that compute without syscalls.
     probe("interrupts"),
+    // A thread ends holding a robust mutex: its waiter gets EOWNERDEAD.
+    probe("robust_mutex"),
     // setpgid, setsid, getpgid, getsid and kill of a group, with Linux's errors.
     probe("process_groups"),
     // A vfork child's writes reach its parent, and posix_spawn reports a failed exec.

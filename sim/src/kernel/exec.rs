@@ -107,6 +107,8 @@ pub fn execve(
     let cr3 = mem.cr3();
     k.execs += 1;
     k.proc.execed = true;
+    super::syscalls::sync::exit_robust_list(k);
+    k.task.robust_list = 0;
     k.give_back_vfork_memory();
     k.proc.mem = mem;
     k.proc.fds.close_on_exec();

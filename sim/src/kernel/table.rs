@@ -175,6 +175,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::prctl, "vpvvv", proc::prctl).by_command(&signature::PRCTL),
     null(Sysno::set_tid_address, "p", sync::set_tid_address).returning(Rule::Pid),
     call(Sysno::set_robust_list, "pv", sync::set_robust_list),
+    call(Sysno::get_robust_list, "ipp", sync::get_robust_list),
     declined(Sysno::rseq, "pvvv"),
     call(Sysno::prlimit64, "ivpp", proc::prlimit64),
     call(Sysno::getrlimit, "vp", proc::getrlimit),

@@ -13,6 +13,8 @@ pub struct Task {
     /// Where `exit` writes 0 and wakes a futex waiter (set_tid_address, CLONE_CHILD_CLEARTID):
     /// how `pthread_join` learns that the thread is gone.
     pub clear_child_tid: u64,
+    /// Its robust futex list's head (set_robust_list), which its exit walks.
+    pub robust_list: u64,
     /// Bytes a blocked pipe write has written so far.
     pub io_progress: u64,
     /// When a blocked poll times out, on the virtual clock.
@@ -37,6 +39,7 @@ impl Task {
             pid,
             state: State::Runnable,
             clear_child_tid: 0,
+            robust_list: 0,
             io_progress: 0,
             poll_deadline: None,
             signals: TaskSignals::default(),

@@ -291,6 +291,7 @@ impl Kernel {
     /// zeroed and a waiter on it woken (pthread_join), and if it was its process's last
     /// task the process ends too.
     pub fn exit_task(&mut self, code: i32) {
+        super::syscalls::sync::exit_robust_list(self);
         let address = self.task.clear_child_tid;
         // Linux ignores a fault here (the thread may have unmapped its own word).
         if address != 0 && self.proc.mem.write(address, &0u32.to_le_bytes()).is_ok() {

@@ -1,10 +1,10 @@
 //! Threads and their synchronisation: clone of a thread, futexes, the clear-child-tid word,
-//! the robust list, sched_yield.
+//! the robust list (walked when a thread exits), sched_yield.
 
 use nix::errno::Errno;
 
 use crate::kernel::task::{Wait, Wake};
-use crate::kernel::{Args, Kernel, SysError, SysResult};
+use crate::kernel::{Args, Kernel, Pid, SysError, SysResult};
 
 pub const CLONE_VM: u64 = libc::CLONE_VM as u64;
 const CLONE_FS: u64 = libc::CLONE_FS as u64;
@@ -71,13 +71,111 @@ pub fn set_tid_address(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(k.task.tid)
 }
 
-/// Recorded by Linux for a dying thread's held robust futexes; glibc registers one per
-/// thread. Not walked: a thread that dies holding a robust mutex is not modelled.
-pub fn set_robust_list(_k: &mut Kernel, a: &Args) -> SysResult {
-    if a[1] != 24 {
+/// The size of `struct robust_list_head`: the list's next pointer, the futex offset, the
+/// entry being locked or unlocked.
+const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+/// Linux's `ROBUST_LIST_LIMIT`: how many entries an exit walks at most.
+const ROBUST_LIST_LIMIT: u32 = 2048;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// The list of robust futexes a thread holds (glibc registers one per thread), which its
+/// exit walks (`exit_robust_list`).
+pub fn set_robust_list(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[1] != ROBUST_LIST_HEAD_SIZE {
         return Err(Errno::EINVAL.into());
     }
+    k.task.robust_list = a[0];
     Ok(0)
+}
+
+/// get_robust_list(tid, head, len): the caller's (tid 0) or a thread's of its process.
+pub fn get_robust_list(k: &mut Kernel, a: &Args) -> SysResult {
+    let head = match a[0] as i32 {
+        0 => k.task.robust_list,
+        tid if tid as Pid == k.task.tid => k.task.robust_list,
+        tid => k
+            .tasks
+            .get(&(tid as Pid))
+            .filter(|task| task.pid == k.proc.pid)
+            .map(|task| task.robust_list)
+            .ok_or(Errno::ESRCH)?,
+    };
+    k.proc.mem.write(a[1], &head.to_le_bytes())?;
+    k.proc
+        .mem
+        .write(a[2], &ROBUST_LIST_HEAD_SIZE.to_le_bytes())?;
+    Ok(0)
+}
+
+/// The running thread exits: each robust futex it still holds is marked FUTEX_OWNER_DIED
+/// and one waiter woken, so the next locker gets EOWNERDEAD, as Linux's
+/// `exit_robust_list` does; a fault in the list ends the walk quietly.
+pub fn exit_robust_list(k: &mut Kernel) {
+    let head = k.task.robust_list;
+    if head == 0 {
+        return;
+    }
+    let word = |k: &mut Kernel, address: u64| -> Option<u64> {
+        let mut bytes = [0u8; 8];
+        k.proc.mem.cpu_access(address, &mut bytes, false).ok()?;
+        Some(u64::from_le_bytes(bytes))
+    };
+    let (Some(first), Some(offset), Some(pending)) =
+        (word(k, head), word(k, head + 8), word(k, head + 16))
+    else {
+        return;
+    };
+    let (mut entry, pending) = (first, pending & !1);
+    for _ in 0..ROBUST_LIST_LIMIT {
+        if entry & !1 == head {
+            break;
+        }
+        let next = word(k, entry & !1);
+        if entry & !1 != pending {
+            handle_futex_death(k, (entry & !1).wrapping_add(offset), entry & 1 != 0, false);
+        }
+        match next {
+            Some(next) => entry = next,
+            None => return,
+        }
+    }
+    if pending != 0 {
+        handle_futex_death(k, pending.wrapping_add(offset), false, true);
+    }
+}
+
+/// The dying thread's robust futex at `address` (`handle_futex_death`): if it owns it,
+/// the word keeps its waiters bit and gains FUTEX_OWNER_DIED, and one waiter is woken; a
+/// lock being taken (`pending`) that is free wakes one waiter too.
+fn handle_futex_death(k: &mut Kernel, address: u64, pi: bool, pending: bool) {
+    let mut bytes = [0u8; 4];
+    if !address.is_multiple_of(4) || k.proc.mem.cpu_access(address, &mut bytes, false).is_err() {
+        return;
+    }
+    let value = u32::from_le_bytes(bytes);
+    if pending && !pi && value == 0 {
+        wake_one(k, address);
+        return;
+    }
+    if value & FUTEX_TID_MASK != k.task.tid as u32 {
+        return;
+    }
+    let mut died = ((value & FUTEX_WAITERS) | FUTEX_OWNER_DIED).to_le_bytes();
+    if k.proc.mem.cpu_access(address, &mut died, true).is_ok() && !pi && value & FUTEX_WAITERS != 0
+    {
+        wake_one(k, address);
+    }
+}
+
+fn wake_one(k: &mut Kernel, address: u64) {
+    for tid in k
+        .futexes
+        .wake((k.proc.pid, address), 1, FUTEX_BITSET_MATCH_ANY)
+    {
+        k.wake(tid, Wake::Return(0));
+    }
 }
 
 /// Gives the CPU to the next runnable task, if there is one.
