@@ -133,6 +133,10 @@ static void fault_twice_with_resethand(void) {
 }
 
 int main(void) {
+    unsigned short fcw;
+    unsigned int mxcsr;
+    __asm__ volatile("fnstcw %0; stmxcsr %1" : "=m"(fcw), "=m"(mxcsr));
+    printf("initial x87 control word %#x, MXCSR %#x\n", fcw, mxcsr);
     volatile double zero = 0.0;
     printf("1.0 / 0.0 = %f with the initial MXCSR\n", 1.0 / zero);
 
