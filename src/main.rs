@@ -1,4 +1,4 @@
-//! `simulate`: runs a static x86-64 Linux program under ringsim and reports what it costs.
+//! `simulate`: runs an x86-64 Linux program under ringsim and reports what it costs.
 //! Argument parsing and output only; the work is in the `sim` crate.
 
 use std::ffi::OsString;
@@ -22,10 +22,10 @@ use translator::cpu::Vendor;
 #[command(
     name = "simulate",
     version,
-    about = "Estimate what a static x86-64 Linux program would gain if its syscalls did not cross rings",
+    about = "Estimate what an x86-64 Linux program would gain if its syscalls did not cross rings",
     after_help = "Exit status: the program's own; 128+N if a signal N killed it; 124 if --max-instructions \
                   stopped it; 125 if simulate failed (usage, cost model, unsupported syscall, internal error); 126 if the \
-                  program cannot be run (not a static x86-64 ELF); 127 if it was not found."
+                  program cannot be run (not an x86-64 ELF, or its interpreter is unusable); 127 if it, or its interpreter, was not found."
 )]
 struct Cli {
     /// Cost model: a built-in name (see --list-cost-models) or a TOML file.
@@ -130,7 +130,7 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = UnsupportedPolicy::Stop)]
     on_unsupported_syscall: UnsupportedPolicy,
 
-    /// The static x86-64 program to run, then its arguments: everything after PROGRAM is
+    /// The x86-64 program to run (static, or dynamically linked), then its arguments: everything after PROGRAM is
     /// the program's, `--help` and `--` included.
     // One positional with trailing_var_arg, so that clap stops parsing options at PROGRAM.
     // With PROGRAM and ARGS apart, clap went on taking simulate's options (--help, --mode)

@@ -33,6 +33,21 @@ fn elf_header(class: u8, machine: u16) -> Vec<u8> {
     h
 }
 
+/// The host's dynamic `/bin/true` with its interpreter's path (PT_INTERP) replaced by
+/// `interpreter`, which must be no longer than the original.
+fn with_interpreter(interpreter: &[u8]) -> Vec<u8> {
+    let mut program = std::fs::read("/bin/true").unwrap();
+    let original = b"/lib64/ld-linux-x86-64.so.2\0";
+    let at = program
+        .windows(original.len())
+        .position(|w| w == original)
+        .expect("/bin/true names the x86-64 glibc interpreter");
+    let slot = &mut program[at..at + original.len()];
+    slot.fill(0);
+    slot[..interpreter.len()].copy_from_slice(interpreter);
+    program
+}
+
 #[test]
 fn bad_programs_get_126_or_127() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,6 +59,9 @@ fn bad_programs_get_126_or_127() {
     let real = std::fs::read(stage.join("getppid_loop")).unwrap();
     write("truncated", &real[..200]);
     write("headless", &real[..40]);
+    // A dynamic program whose interpreter is missing, and one whose interpreter is no ELF.
+    write("no-interp", &with_interpreter(b"./missing-interpreter"));
+    write("text-interp", &with_interpreter(b"./text.txt"));
 
     let cases: &[(&[&str], i32, &str)] = &[
         (&["./missing"], 127, "no such file"),
@@ -52,7 +70,12 @@ fn bad_programs_get_126_or_127() {
         (&["./arm64"], 126, "not x86-64"),
         (&["./truncated"], 126, "truncated"),
         (&["./headless"], 126, "truncated"),
-        (&["/bin/true"], 126, "dynamically linked"),
+        (
+            &["./no-interp"],
+            127,
+            "its interpreter ./missing-interpreter cannot be loaded",
+        ),
+        (&["./text-interp"], 126, "./text.txt: not an ELF file"),
         (&["."], 126, "cannot read"),
     ];
     for (args, status, needle) in cases {

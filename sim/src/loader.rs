@@ -1,5 +1,6 @@
-//! The ELF loader: static x86-64 executables (ET_EXEC, and static-PIE ET_DYN without
-//! PT_INTERP), placed as Linux's `load_elf_binary` places them with ASLR off.
+//! The ELF loader: x86-64 executables (ET_EXEC, static-PIE ET_DYN, and dynamically linked
+//! ones with their interpreter, PT_INTERP), placed as Linux's `load_elf_binary` places them
+//! with ASLR off.
 
 pub mod stack;
 
@@ -38,8 +39,12 @@ pub enum LoadError {
     WrongMachine { path: PathBuf, machine: String },
     #[error("{path}: ELF type {kind} is not an executable")]
     NotExecutable { path: PathBuf, kind: String },
-    #[error("{path}: dynamically linked (interpreter {interp}); only static executables are supported for now")]
-    Dynamic { path: PathBuf, interp: String },
+    #[error("{path}: its interpreter {interp} cannot be loaded: {source}")]
+    Interpreter {
+        path: PathBuf,
+        interp: String,
+        source: Box<LoadError>,
+    },
     #[error("{0}: the image does not fit in the guest address space")]
     NoSpace(PathBuf),
 }
@@ -133,44 +138,77 @@ fn segment_prot(flags: u32) -> Prot {
     Prot(prot)
 }
 
-/// Loads the program into `space` and builds its stack.
-pub fn load(
-    space: &mut AddressSpace,
-    path: &Path,
-    bytes: &[u8],
-    args: &ExecArgs,
-) -> Result<Loaded, LoadError> {
-    check_ident(path, bytes)?;
-    check_tables_fit(path, bytes)?;
-    let malformed = |reason: String| LoadError::Malformed {
+/// A parsed ELF file and its bytes.
+struct Image<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+    elf: Elf<'a>,
+}
+
+impl<'a> Image<'a> {
+    fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<Self, LoadError> {
+        check_ident(path, bytes)?;
+        check_tables_fit(path, bytes)?;
+        let elf = Elf::parse(bytes).map_err(|e| match e {
+            goblin::error::Error::Scroll(_) => LoadError::Truncated(path.to_path_buf()),
+            other => malformed(path, other.to_string()),
+        })?;
+        Ok(Self { path, bytes, elf })
+    }
+
+    /// The interpreter it names (PT_INTERP), if any.
+    fn interpreter(&self) -> Option<String> {
+        let header = self
+            .elf
+            .program_headers
+            .iter()
+            .find(|ph| ph.p_type == PT_INTERP)?;
+        let name = self.bytes.get(header.file_range()).unwrap_or_default();
+        Some(
+            String::from_utf8_lossy(name)
+                .trim_end_matches('\0')
+                .to_string(),
+        )
+    }
+}
+
+fn malformed(path: &Path, reason: String) -> LoadError {
+    LoadError::Malformed {
         path: path.to_path_buf(),
         reason,
-    };
-    let elf = Elf::parse(bytes).map_err(|e| match e {
-        goblin::error::Error::Scroll(_) => LoadError::Truncated(path.to_path_buf()),
-        other => malformed(other.to_string()),
-    })?;
-    if let Some(interp) = elf.program_headers.iter().find(|ph| ph.p_type == PT_INTERP) {
-        let interp = bytes
-            .get(interp.file_range())
-            .map(|b| {
-                String::from_utf8_lossy(b)
-                    .trim_end_matches('\0')
-                    .to_string()
-            })
-            .unwrap_or_default();
-        return Err(LoadError::Dynamic {
-            path: path.to_path_buf(),
-            interp,
-        });
     }
+}
+
+/// Where an image goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// The program Linux runs: ET_EXEC where it is linked; ET_DYN at `ELF_ET_DYN_BASE` when
+    /// it has an interpreter, else (a static PIE) where the top-down mmap puts it.
+    Program { interpreted: bool },
+    /// The interpreter: where the top-down mmap puts it (`load_elf_interp`).
+    Interpreter,
+}
+
+/// An image mapped into the address space: its load bias and the page after its end.
+struct Mapped {
+    bias: u64,
+    end: u64,
+}
+
+/// Maps the PT_LOAD segments of `image` as Linux's `elf_map` does.
+fn map_image(
+    space: &mut AddressSpace,
+    image: &Image,
+    placement: Placement,
+) -> Result<Mapped, LoadError> {
+    let (path, bytes, elf) = (image.path, image.bytes, &image.elf);
     let loads: Vec<_> = elf
         .program_headers
         .iter()
         .filter(|ph| ph.p_type == PT_LOAD)
         .collect();
     if loads.is_empty() {
-        return Err(malformed("no PT_LOAD segment".into()));
+        return Err(malformed(path, "no PT_LOAD segment".into()));
     }
     for ph in &loads {
         if ph
@@ -182,6 +220,7 @@ pub fn load(
         }
         if ph.p_filesz > ph.p_memsz {
             return Err(malformed(
+                path,
                 "a segment's file size exceeds its memory size".into(),
             ));
         }
@@ -196,19 +235,21 @@ pub fn load(
         .map(|ph| ph.p_vaddr.checked_add(ph.p_memsz).and_then(page_up))
         .max()
         .flatten()
-        .ok_or_else(|| malformed("segment addresses overflow".into()))?;
+        .ok_or_else(|| malformed(path, "segment addresses overflow".into()))?;
 
-    // A static PIE goes where Linux's top-down mmap puts it; its break goes to ELF_ET_DYN_BASE.
-    let (bias, brk) = match elf.header.e_type {
-        header::ET_EXEC => (0, image_end),
-        header::ET_DYN => {
+    let bias = match (elf.header.e_type, placement) {
+        (header::ET_EXEC, Placement::Program { .. }) => 0,
+        (header::ET_DYN, Placement::Program { interpreted: true }) => {
+            ELF_ET_DYN_BASE.wrapping_sub(image_start)
+        }
+        (header::ET_DYN, _) => {
             let base = space
                 .find_free(image_end - image_start)
                 .ok_or_else(|| LoadError::NoSpace(path.to_path_buf()))?;
             // The bias wraps when the image is linked above where it lands.
-            (base.wrapping_sub(image_start), ELF_ET_DYN_BASE)
+            base.wrapping_sub(image_start)
         }
-        other => {
+        (other, _) => {
             let kind = header::et_to_str(other).to_string();
             return Err(LoadError::NotExecutable {
                 path: path.to_path_buf(),
@@ -224,7 +265,7 @@ pub fn load(
         let end = vaddr
             .checked_add(ph.p_memsz)
             .and_then(page_up)
-            .ok_or_else(|| malformed("a segment ends past the address space".into()))?;
+            .ok_or_else(|| malformed(path, "a segment ends past the address space".into()))?;
         let prot = segment_prot(ph.p_flags);
         let mut page = start;
         while page < end {
@@ -247,7 +288,33 @@ pub fn load(
             space.fill(at, shown);
         }
     }
-    space.init_brk(brk);
+    Ok(Mapped {
+        bias,
+        end: image_end.wrapping_add(bias),
+    })
+}
+
+/// Loads the program (and its interpreter, if it names one) into `space` and builds its
+/// stack. `sysroot` is where the interpreter's absolute path is looked up (`--sysroot`).
+pub fn load(
+    space: &mut AddressSpace,
+    path: &Path,
+    bytes: &[u8],
+    args: &ExecArgs,
+) -> Result<Loaded, LoadError> {
+    let program = Image::parse(path, bytes)?;
+    let interpreter_name = program.interpreter();
+    let placement = Placement::Program {
+        interpreted: interpreter_name.is_some(),
+    };
+    let mapped = map_image(space, &program, placement)?;
+    let elf = &program.elf;
+    // A static PIE's break goes to ELF_ET_DYN_BASE; any other's follows the program.
+    let brk = match (elf.header.e_type, &interpreter_name) {
+        (header::ET_DYN, None) => ELF_ET_DYN_BASE,
+        _ => mapped.end,
+    };
+    let no_space = || LoadError::NoSpace(path.to_path_buf());
 
     let exec_stack = elf
         .program_headers
@@ -259,9 +326,31 @@ pub fn load(
         .map_fixed(STACK_TOP - STACK_SIZE, STACK_SIZE, stack_prot)
         .map_err(|_| no_space())?;
 
-    let phdr = program_header_address(&elf, bias);
-    let entry = elf.header.e_entry.wrapping_add(bias);
-    let auxv = auxiliary_vector(&elf, phdr, entry, args.ids);
+    let phdr = program_header_address(elf, mapped.bias);
+    let entry = elf.header.e_entry.wrapping_add(mapped.bias);
+    let (start, interpreter_base) = match interpreter_name {
+        None => (entry, 0),
+        Some(name) => {
+            let interpreter_path = PathBuf::from(&name);
+            let refused = |source: LoadError| LoadError::Interpreter {
+                path: path.to_path_buf(),
+                interp: name.clone(),
+                source: Box::new(source),
+            };
+            let interpreter_bytes = read_program(&interpreter_path).map_err(refused)?;
+            let interpreter =
+                Image::parse(&interpreter_path, &interpreter_bytes).map_err(refused)?;
+            if interpreter.interpreter().is_some() {
+                let reason = "it names an interpreter of its own".into();
+                return Err(refused(malformed(&interpreter_path, reason)));
+            }
+            let loaded = map_image(space, &interpreter, Placement::Interpreter).map_err(refused)?;
+            let start = interpreter.elf.header.e_entry.wrapping_add(loaded.bias);
+            (start, loaded.bias)
+        }
+    };
+    space.init_brk(brk);
+    let auxv = auxiliary_vector(elf, phdr, entry, interpreter_base, args.ids);
     let contents = StackContents {
         argv: &args.argv,
         envp: &args.envp,
@@ -272,6 +361,7 @@ pub fn load(
     let image = stack::build(STACK_TOP, &contents);
     if image.bytes.len() as u64 > STACK_SIZE / 4 {
         return Err(malformed(
+            path,
             "arguments and environment exceed a quarter of the stack".into(),
         ));
     }
@@ -280,7 +370,7 @@ pub fn load(
     // nothing of it to catch up with (and at an execve, still runs on the old tables).
     space.take_sync();
     Ok(Loaded {
-        entry,
+        entry: start,
         stack_pointer: image.sp,
     })
 }
@@ -325,7 +415,13 @@ fn program_header_address(elf: &Elf, bias: u64) -> u64 {
 
 /// The auxiliary vector in Linux's order (fs/binfmt_elf.c, `create_elf_tables`).
 /// No AT_SYSINFO_EHDR: there is no vDSO, so time calls are real syscalls.
-fn auxiliary_vector(elf: &Elf, phdr: u64, entry: u64, ids: [u32; 4]) -> Vec<(u64, AuxValue)> {
+fn auxiliary_vector(
+    elf: &Elf,
+    phdr: u64,
+    entry: u64,
+    interpreter_base: u64,
+    ids: [u32; 4],
+) -> Vec<(u64, AuxValue)> {
     use AuxValue::{ExecFn, Number, Platform, Random};
     let [uid, euid, gid, egid] = ids.map(u64::from);
     vec![
@@ -335,7 +431,7 @@ fn auxiliary_vector(elf: &Elf, phdr: u64, entry: u64, ids: [u32; 4]) -> Vec<(u64
         (libc::AT_PHDR, Number(phdr)),
         (libc::AT_PHENT, Number(elf.header.e_phentsize as u64)),
         (libc::AT_PHNUM, Number(elf.header.e_phnum as u64)),
-        (libc::AT_BASE, Number(0)),
+        (libc::AT_BASE, Number(interpreter_base)),
         (libc::AT_FLAGS, Number(0)),
         (libc::AT_ENTRY, Number(entry)),
         (libc::AT_UID, Number(uid)),

@@ -108,7 +108,7 @@ pub mod status {
     pub const SIMULATOR_FAILED: i32 = 125;
     /// The program exists but cannot be run.
     pub const CANNOT_RUN: i32 = 126;
-    /// The program was not found.
+    /// The program, or its interpreter, was not found.
     pub const NOT_FOUND: i32 = 127;
 }
 
@@ -116,6 +116,12 @@ impl Error {
     pub fn exit_status(&self) -> i32 {
         match self {
             Error::Load(LoadError::NotFound(_)) => status::NOT_FOUND,
+            // As a shell reports the ENOENT of execve for a missing interpreter.
+            Error::Load(LoadError::Interpreter { source, .. })
+                if matches!(**source, LoadError::NotFound(_)) =>
+            {
+                status::NOT_FOUND
+            }
             Error::Load(_) => status::CANNOT_RUN,
             Error::Machine(_) | Error::Memory(_) | Error::Unsupported(_) => {
                 status::SIMULATOR_FAILED

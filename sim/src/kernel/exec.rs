@@ -175,10 +175,12 @@ fn refusal(error: LoadError) -> SysError {
             Errno::from_raw(source.raw_os_error().unwrap_or(libc::EIO)).into()
         }
         LoadError::NoSpace(_) => Errno::ENOMEM.into(),
-        LoadError::Dynamic { path, interp } => SysError::Unsupported(format!(
-            "execve of {}, dynamically linked (interpreter {interp})",
-            path.display()
-        )),
+        // Linux: a missing interpreter is ENOENT, one it cannot use ELIBBAD.
+        LoadError::Interpreter { source, .. } => match *source {
+            LoadError::NotFound(_) => Errno::ENOENT.into(),
+            LoadError::NoSpace(_) => Errno::ENOMEM.into(),
+            _ => Errno::ELIBBAD.into(),
+        },
         LoadError::NotElf(_)
         | LoadError::Truncated(_)
         | LoadError::Malformed { .. }

@@ -1,5 +1,6 @@
 //! The files of /proc and /sys that describe the machine, for the simulated one: the same
-//! identity as `uname` and `sysinfo`, the CPU model's `cpuinfo`, one CPU online. Any other
+//! identity as `uname` and `sysinfo`, the CPU model's `cpuinfo`, one CPU online, no
+//! SELinux. Any other
 //! path under /proc or /sys would describe the host (its name, kernel, CPUs, memory, other
 //! processes) and stops the run as unsupported rather than leak it.
 //!
@@ -35,10 +36,26 @@ const FILES: &[MachineFile] = &[
         )
     }),
     ("/proc/cpuinfo", cpuinfo),
+    ("/proc/filesystems", |_| FILESYSTEMS.into()),
     ("/proc/meminfo", |_| meminfo()),
     ("/sys/devices/system/cpu/online", |_| line("0")),
     ("/sys/devices/system/cpu/possible", |_| line("0")),
     ("/sys/devices/system/cpu/present", |_| line("0")),
+];
+
+/// The file systems the simulated machine's kernel knows, as Debian 12's 6.1 kernel lists
+/// them at boot (no selinuxfs: libselinux looks for it here).
+const FILESYSTEMS: &str = "nodev\tsysfs\nnodev\ttmpfs\nnodev\tbdev\nnodev\tproc\n\
+nodev\tcgroup\nnodev\tcgroup2\nnodev\tcpuset\nnodev\tdevtmpfs\nnodev\tdebugfs\n\
+nodev\ttracefs\nnodev\tsecurityfs\nnodev\tsockfs\nnodev\tbpf\nnodev\tpipefs\n\
+nodev\tramfs\nnodev\thugetlbfs\nnodev\tdevpts\n\text3\n\text2\n\text4\n\
+nodev\tautofs\nnodev\tmqueue\nnodev\tpstore\n";
+
+/// What the simulated machine does not have, and its programs look for: these paths and
+/// everything under them are ENOENT, as on a Linux machine without the feature.
+const ABSENT: &[&str] = &[
+    // No SELinux: libselinux (ls, cp, find, …) probes here.
+    "/sys/fs/selinux",
 ];
 
 fn line(text: &str) -> String {
@@ -80,6 +97,13 @@ pub struct MachineFiles {
 impl MachineFiles {
     /// The host path for the guest's `path`, if it is one of the machine's files.
     pub fn lookup(&mut self, path: &[u8], cpu: &CpuModel) -> Result<Option<PathBuf>, Errno> {
+        let absent = ABSENT.iter().any(|name| {
+            path.strip_prefix(name.as_bytes())
+                .is_some_and(|rest| rest.first().is_none_or(|&b| b == b'/'))
+        });
+        if absent {
+            return Err(Errno::ENOENT);
+        }
         let Some(&(name, contents)) = FILES.iter().find(|(name, _)| name.as_bytes() == path) else {
             return Ok(None);
         };
@@ -121,5 +145,9 @@ mod tests {
         };
         assert_eq!(std::fs::read_to_string(online).unwrap(), "0\n");
         assert_eq!(files.lookup(b"/proc/stat", amd), Ok(None));
+        assert_eq!(
+            files.lookup(b"/sys/fs/selinux/enforce", amd),
+            Err(Errno::ENOENT)
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod proc;
 pub mod signal;
 pub mod sync;
 pub mod time;
+pub mod xattr;
 
 use syscalls::x86_64::Sysno;
 
