@@ -1,4 +1,4 @@
-//! Dynamically linked programs, the host's own (Debian's coreutils, grep, sed, mawk, gzip,
+//! Dynamically linked programs, the host's own (Debian's coreutils, sed, mawk, gzip, tar,
 //! findutils, dash, python3): loaded through their interpreter, ld.so, at ring 3 and
 //! translated at ring 0, each prints what it prints natively and exits as natively, with
 //! the same guest instruction count in both modes.
@@ -11,7 +11,8 @@ use std::process::Command;
 use common::{status_of, SIMULATE};
 
 /// The program's argv (an absolute path first), run in a directory holding `in.txt` (three
-/// words) and `nums.txt` (1 to 2000), both with fixed times.
+/// words), `nums.txt` (1 to 2000) and `fixed/` (two small files), all dated 2000-01-01 so
+/// that `ls -l` shows the year both natively and on the virtual clock.
 const PROGRAMS: &[&[&str]] = &[
     &["/bin/true"],
     &["/bin/echo", "hello", "world"],
@@ -22,6 +23,8 @@ const PROGRAMS: &[&[&str]] = &[
     &["/bin/gzip", "-9", "-c", "nums.txt"],
     &["/usr/bin/find", ".", "-name", "*.txt"],
     &["/bin/ls", "."],
+    &["/bin/ls", "-l", "fixed"],
+    &["/bin/tar", "cf", "-", "fixed"],
     &[
         "/bin/dash",
         "-c",
@@ -53,10 +56,7 @@ fn run(dir: &Path, argv: &[&str], mode: Option<&str>) -> (i32, String, String, S
         .args(&argv[1..])
         .current_dir(dir)
         .env_clear()
-        // With no HOME, Python asks for the user's passwd entry, which glibc first asks
-        // nscd for, over a socket: sockets are not modelled yet.
         .env("PATH", "/usr/bin:/bin")
-        .env("HOME", "/")
         .output()
         .unwrap();
     let report = std::fs::read_to_string(&report).unwrap_or_default();
@@ -78,6 +78,15 @@ fn agree(argv: &[&str]) {
     std::fs::write(dir.path().join("in.txt"), "b\na\nc\n").unwrap();
     let numbers: String = (1..=2000).map(|n| format!("{n}\n")).collect();
     std::fs::write(dir.path().join("nums.txt"), numbers).unwrap();
+    let fixed = dir.path().join("fixed");
+    std::fs::create_dir(&fixed).unwrap();
+    std::fs::write(fixed.join("a.txt"), "hello\n").unwrap();
+    std::fs::write(fixed.join("b.txt"), "world\n").unwrap();
+    let y2k = std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800);
+    for file in ["in.txt", "nums.txt", "fixed/a.txt", "fixed/b.txt", "fixed"] {
+        let file = std::fs::File::open(dir.path().join(file)).unwrap();
+        file.set_modified(y2k).unwrap();
+    }
     let (status, stdout, _, _) = run(dir.path(), argv, None);
     let mut counts = Vec::new();
     for mode in ["ring3", "ring0"] {

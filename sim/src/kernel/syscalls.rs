@@ -8,6 +8,7 @@ pub mod pipes;
 pub mod poll;
 pub mod proc;
 pub mod signal;
+pub mod socket;
 pub mod sync;
 pub mod time;
 pub mod xattr;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use syscalls::x86_64::Sysno;
 
 use super::signature::{self, Commands, Rule, Signature};
-use super::syscalls::{fs, ids, mm, pipes, poll, proc, signal, sync, time, xattr};
+use super::syscalls::{fs, ids, mm, pipes, poll, proc, signal, socket, sync, time, xattr};
 use super::{Args, Kernel, SysResult};
 
 pub type HandlerFn = fn(&mut Kernel, &Args) -> SysResult;
@@ -139,6 +139,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::faccessat2, "vpvv", fs::faccessat2),
     call(Sysno::readlink, "ppv", fs::readlink),
     call(Sysno::readlinkat, "vppv", fs::readlinkat),
+    call(Sysno::socket, "vvv", socket::socket),
+    call(Sysno::connect, "vpv", socket::connect),
     call(Sysno::getxattr, "pppv", xattr::getxattr),
     call(Sysno::lgetxattr, "pppv", xattr::lgetxattr),
     call(Sysno::fgetxattr, "vppv", xattr::fgetxattr),
