@@ -126,6 +126,11 @@ struct Cli {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_tasks: usize,
 
+    /// Look the interpreter a dynamically linked program names, and every absolute path the
+    /// program opens, up under DIR first (as qemu-user's -L), then on the host.
+    #[arg(long, value_name = "DIR")]
+    sysroot: Option<PathBuf>,
+
     /// What an unsupported syscall does: stop the run, or return -ENOSYS and go on.
     #[arg(long, value_enum, default_value_t = UnsupportedPolicy::Stop)]
     on_unsupported_syscall: UnsupportedPolicy,
@@ -419,7 +424,16 @@ fn main() -> ExitCode {
         Ok(env) => env,
         Err(err) => return fail(err, status::SIMULATOR_FAILED),
     };
+    if let Some(root) = cli.sysroot.as_ref().filter(|root| !root.is_dir()) {
+        let message = format!("--sysroot {}: not a directory", root.display());
+        return fail(message, status::SIMULATOR_FAILED);
+    }
     if cli.check {
+        if cli.sysroot.is_some() {
+            let message = "--sysroot cannot be used with --check: the native run would use \
+                           the host's files";
+            return fail(message, status::SIMULATOR_FAILED);
+        }
         return check(&cli, env);
     }
     let cpu_vendor = match cli.cpu_vendor.unwrap_or(CpuVendorArg::Intel).vendor() {
@@ -439,6 +453,7 @@ fn main() -> ExitCode {
         quantum: cli.quantum,
         schedule_seed: cli.schedule_seed,
         max_tasks: cli.max_tasks,
+        sysroot: cli.sysroot.clone(),
         dump_translation: cli.dump_translation.is_some(),
         trace_syscalls: cli.trace_syscalls.is_some(),
         planted_bug: cli.plant_bug.map(PlantedBugArg::bug),

@@ -33,21 +33,6 @@ fn elf_header(class: u8, machine: u16) -> Vec<u8> {
     h
 }
 
-/// The host's dynamic `/bin/true` with its interpreter's path (PT_INTERP) replaced by
-/// `interpreter`, which must be no longer than the original.
-fn with_interpreter(interpreter: &[u8]) -> Vec<u8> {
-    let mut program = std::fs::read("/bin/true").unwrap();
-    let original = b"/lib64/ld-linux-x86-64.so.2\0";
-    let at = program
-        .windows(original.len())
-        .position(|w| w == original)
-        .expect("/bin/true names the x86-64 glibc interpreter");
-    let slot = &mut program[at..at + original.len()];
-    slot.fill(0);
-    slot[..interpreter.len()].copy_from_slice(interpreter);
-    program
-}
-
 #[test]
 fn bad_programs_get_126_or_127() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,8 +45,14 @@ fn bad_programs_get_126_or_127() {
     write("truncated", &real[..200]);
     write("headless", &real[..40]);
     // A dynamic program whose interpreter is missing, and one whose interpreter is no ELF.
-    write("no-interp", &with_interpreter(b"./missing-interpreter"));
-    write("text-interp", &with_interpreter(b"./text.txt"));
+    write(
+        "no-interp",
+        &common::with_interpreter("/bin/true", b"./missing-interpreter"),
+    );
+    write(
+        "text-interp",
+        &common::with_interpreter("/bin/true", b"./text.txt"),
+    );
 
     let cases: &[(&[&str], i32, &str)] = &[
         (&["./missing"], 127, "no such file"),

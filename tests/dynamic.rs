@@ -119,3 +119,48 @@ fn python_starts_and_computes_as_natively() {
     }
     agree(PYTHON);
 }
+
+/// The host's dynamic `cat` naming an interpreter at `/ringsim-ld.so`, which only `root`
+/// has (a copy of the host's ld.so), and `root/etc/ringsim-marker`.
+fn sysroot_fixture(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy("/lib64/ld-linux-x86-64.so.2", root.join("ringsim-ld.so")).unwrap();
+    std::fs::write(root.join("etc/ringsim-marker"), "inside the sysroot\n").unwrap();
+    let cat = common::with_interpreter("/bin/cat", b"/ringsim-ld.so");
+    std::fs::write(dir.join("cat"), cat).unwrap();
+    root
+}
+
+/// `--sysroot`: the interpreter and the program's absolute paths are looked up under it.
+#[test]
+fn a_sysroot_provides_the_interpreter_and_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = sysroot_fixture(dir.path());
+    let simulate = |flags: &[&str]| {
+        Command::new(SIMULATE)
+            .args(flags)
+            .args(["--report-file", "/dev/null", "./cat", "/etc/ringsim-marker"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let without = simulate(&[]);
+    assert_eq!(status_of(&without), 127);
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        stderr.contains("its interpreter /ringsim-ld.so cannot be loaded"),
+        "{stderr}"
+    );
+    for mode in ["ring3", "ring0"] {
+        let root = root.to_str().unwrap();
+        let with = simulate(&["--mode", mode, "--sysroot", root]);
+        let stderr = String::from_utf8_lossy(&with.stderr);
+        assert_eq!(status_of(&with), 0, "{stderr}");
+        assert_eq!(with.stdout, b"inside the sysroot\n");
+    }
+    let missing = simulate(&["--sysroot", "no-such-dir"]);
+    assert_eq!(status_of(&missing), 125);
+    let checked = simulate(&["--check", "--sysroot", root.to_str().unwrap()]);
+    assert_eq!(status_of(&checked), 125);
+}

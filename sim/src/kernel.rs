@@ -164,6 +164,8 @@ pub struct Kernel {
     pub cpu_ns: u64,
     /// Time that passed without CPU work (nanosleep); it advances the clock, not the cycles.
     pub slept_ns: u64,
+    /// `--sysroot`: where absolute paths are looked up first.
+    pub sysroot: Option<PathBuf>,
     /// A syscall set a deadline the running task does not wait on (an alarm): the
     /// machine's timer must be set again.
     pub timers_changed: bool,
@@ -238,6 +240,7 @@ impl Kernel {
             cpu_ns: 0,
             slept_ns: 0,
             timers_changed: false,
+            sysroot: None,
             exit: None,
             on_unsupported,
             cpu,

@@ -14,6 +14,7 @@ pub mod machine;
 pub mod memory;
 pub mod report;
 pub mod run;
+pub mod sysroot;
 pub mod system;
 
 pub use run::{run, Error, Outcome, RunConfig};

@@ -301,6 +301,7 @@ pub fn load(
     path: &Path,
     bytes: &[u8],
     args: &ExecArgs,
+    sysroot: Option<&Path>,
 ) -> Result<Loaded, LoadError> {
     let program = Image::parse(path, bytes)?;
     let interpreter_name = program.interpreter();
@@ -331,7 +332,9 @@ pub fn load(
     let (start, interpreter_base) = match interpreter_name {
         None => (entry, 0),
         Some(name) => {
-            let interpreter_path = PathBuf::from(&name);
+            let interpreter_path = sysroot
+                .and_then(|root| crate::sysroot::resolve(root, name.as_bytes()))
+                .unwrap_or_else(|| PathBuf::from(&name));
             let refused = |source: LoadError| LoadError::Interpreter {
                 path: path.to_path_buf(),
                 interp: name.clone(),

@@ -51,6 +51,9 @@ pub struct RunConfig {
     pub schedule_seed: Option<u64>,
     /// Live tasks past which fork and clone fail with EAGAIN.
     pub max_tasks: usize,
+    /// Where the interpreter and the guest's absolute paths are looked up first
+    /// (`--sysroot`, as qemu-user's `-L`).
+    pub sysroot: Option<PathBuf>,
     pub on_unsupported: OnUnsupported,
     pub mode: Mode,
     /// Keep a disassembly of every translated block (ring 0).
@@ -194,7 +197,8 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
     };
 
     let mut mem = AddressSpace::new()?;
-    let loaded = loader::load(&mut mem, &config.program, &bytes, &exec)?;
+    let sysroot = config.sysroot.as_deref();
+    let loaded = loader::load(&mut mem, &config.program, &bytes, &exec, sysroot)?;
     let comm = config.program.file_name().map_or_else(Vec::new, |n| {
         n.as_bytes().iter().take(15).copied().collect()
     });
@@ -210,6 +214,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
     let mut kernel = kernel;
     kernel.seed = config.seed;
     kernel.max_tasks = config.max_tasks;
+    kernel.sysroot = config.sysroot.clone();
     kernel.sched = Scheduler::new(config.quantum, config.schedule_seed);
     let argv_shown = exec
         .argv

@@ -181,3 +181,18 @@ pub fn extra_instructions_add_up(report: &serde_json::Value) -> Result<(), Strin
     }
     Ok(())
 }
+
+/// The host's dynamic `program` with its interpreter's path (PT_INTERP) replaced by
+/// `interpreter`, which must be no longer than the original.
+pub fn with_interpreter(program: &str, interpreter: &[u8]) -> Vec<u8> {
+    let mut bytes = std::fs::read(program).unwrap();
+    let original = b"/lib64/ld-linux-x86-64.so.2\0";
+    let at = bytes
+        .windows(original.len())
+        .position(|w| w == original)
+        .expect("the program names the x86-64 glibc interpreter");
+    let slot = &mut bytes[at..at + original.len()];
+    slot.fill(0);
+    slot[..interpreter.len()].copy_from_slice(interpreter);
+    bytes
+}

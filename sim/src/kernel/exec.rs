@@ -100,7 +100,9 @@ pub fn execve(
     };
     let private = crate::bt::layout::CACHE..crate::bt::layout::CACHE_END;
     let mut mem = k.proc.mem.successor(private)?;
-    let loaded = loader::load(&mut mem, &path, &bytes, &args).map_err(refusal)?;
+    let sysroot = k.sysroot.clone();
+    let loaded =
+        loader::load(&mut mem, &path, &bytes, &args, sysroot.as_deref()).map_err(refusal)?;
     // The point of no return.
     let pid = k.proc.pid;
     k.end_other_threads();

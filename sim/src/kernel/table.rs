@@ -139,6 +139,7 @@ pub static TABLE: &[Row] = &[
     call(Sysno::faccessat2, "vpvv", fs::faccessat2),
     call(Sysno::readlink, "ppv", fs::readlink),
     call(Sysno::readlinkat, "vppv", fs::readlinkat),
+    call(Sysno::copy_file_range, "vpvpvv", fs::copy_file_range),
     call(Sysno::socket, "vvv", socket::socket),
     call(Sysno::connect, "vpv", socket::connect),
     call(Sysno::getxattr, "pppv", xattr::getxattr),

@@ -81,6 +81,13 @@ pub(super) fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
             ))),
         };
     }
+    if let Some(inside) = k
+        .sysroot
+        .as_deref()
+        .and_then(|root| crate::sysroot::resolve(root, &bytes))
+    {
+        return Ok(CString::new(inside.into_os_string().into_vec()).expect("no NUL"));
+    }
     Ok(CString::new(given).expect("read_cstring stops at NUL"))
 }
 
@@ -431,6 +438,44 @@ pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
         k.proc.mem.write(a[2], &o.to_le_bytes())?;
     }
     pipe_signal(k, result)
+}
+
+/// An offset argument: the value at `pointer`, or none for a null pointer.
+fn offset_at(k: &mut Kernel, pointer: u64) -> Result<Option<i64>, Errno> {
+    if pointer == 0 {
+        return Ok(None);
+    }
+    Ok(Some(k.proc.mem.read_u64(pointer)? as i64))
+}
+
+/// copy_file_range(in, in_offset, out, out_offset, len, flags) between host files. A
+/// modelled pipe on either side is EINVAL, as Linux refuses anything but regular files there
+/// (coreutils then reads and writes).
+pub fn copy_file_range(k: &mut Kernel, a: &Args) -> SysResult {
+    let (from, to) = (k.proc.fds.file(a[0])?, k.proc.fds.file(a[2])?);
+    if from.pipe.is_some() || to.pipe.is_some() {
+        return Err(Errno::EINVAL.into());
+    }
+    let (mut in_offset, mut out_offset) = (offset_at(k, a[1])?, offset_at(k, a[3])?);
+    let pointer = |o: &mut Option<i64>| o.as_mut().map_or(std::ptr::null_mut(), |o| o as *mut i64);
+    // SAFETY: owned descriptors, and valid offset pointers or null.
+    let result = host(unsafe {
+        libc::syscall(
+            libc::SYS_copy_file_range,
+            from.host.as_raw_fd(),
+            pointer(&mut in_offset),
+            to.host.as_raw_fd(),
+            pointer(&mut out_offset),
+            a[4],
+            a[5],
+        )
+    });
+    for (address, offset) in [(a[1], in_offset), (a[3], out_offset)] {
+        if let Some(offset) = offset {
+            k.proc.mem.write(address, &offset.to_le_bytes())?;
+        }
+    }
+    Ok(result?)
 }
 
 pub fn getdents64(k: &mut Kernel, a: &Args) -> SysResult {
