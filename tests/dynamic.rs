@@ -1,5 +1,5 @@
-//! Dynamically linked programs, the host's own (Debian's coreutils, sed, mawk, gzip, tar,
-//! findutils, dash, python3): loaded through their interpreter, ld.so, at ring 3 and
+//! Dynamically linked programs, the host's own (Debian's coreutils, grep, sed, mawk, gzip,
+//! tar, findutils, dash, python3): loaded through their interpreter, ld.so, at ring 3 and
 //! translated at ring 0, each prints what it prints natively and exits as natively, with
 //! the same guest instruction count in both modes.
 
@@ -18,6 +18,7 @@ const PROGRAMS: &[&[&str]] = &[
     &["/bin/echo", "hello", "world"],
     &["/usr/bin/sort", "in.txt"],
     &["/usr/bin/sha256sum", "nums.txt"],
+    &["/bin/grep", "-E", "^1[0-9]+5$", "nums.txt"],
     &["/bin/sed", "-n", r"s/^\(1.\)3$/x\1/p", "nums.txt"],
     &["/usr/bin/awk", "{ s += $1 } END { print s }", "nums.txt"],
     &["/bin/gzip", "-9", "-c", "nums.txt"],
@@ -163,4 +164,34 @@ fn a_sysroot_provides_the_interpreter_and_the_files() {
     assert_eq!(status_of(&missing), 125);
     let checked = simulate(&["--check", "--sysroot", root.to_str().unwrap()]);
     assert_eq!(status_of(&checked), 125);
+}
+
+/// `/proc/self/maps` as Linux writes it: each area with its file, offset, device and inode
+/// (the program, ld.so and libc by their paths), and the heap and stack named.
+#[test]
+fn proc_self_maps_names_the_program_its_libraries_heap_and_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(SIMULATE)
+        .args(["--report-file", "/dev/null", "/bin/cat", "/proc/self/maps"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(status_of(&output), 0);
+    let maps = String::from_utf8(output.stdout).unwrap();
+    let named = |suffix: &str| maps.lines().filter(|l| l.ends_with(suffix)).count();
+    assert!(named("/cat") >= 3, "{maps}");
+    assert!(named("/libc.so.6") >= 4, "{maps}");
+    assert!(named("/ld-linux-x86-64.so.2") >= 3, "{maps}");
+    assert_eq!((named(" [heap]"), named(" [stack]")), (1, 1), "{maps}");
+    let cat = std::fs::metadata(std::fs::canonicalize("/bin/cat").unwrap()).unwrap();
+    let first = maps.lines().next().unwrap();
+    let fields: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(fields[0], "555555554000-555555556000", "{maps}");
+    assert_eq!((fields[1], fields[2]), ("r--p", "00000000"));
+    assert_eq!(
+        fields[4],
+        std::os::unix::fs::MetadataExt::ino(&cat).to_string()
+    );
+    // The name begins at column 73, as Linux pads it.
+    assert_eq!(first.find('/'), Some(73), "{first:?}");
 }

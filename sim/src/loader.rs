@@ -11,7 +11,7 @@ use goblin::elf::{header, Elf, ProgramHeader};
 
 use crate::machine::cpuid::LEAF1_EDX;
 use crate::machine::physmem::PAGE_SIZE;
-use crate::memory::{page_down, page_up, AddressSpace, Prot, STACK_SIZE, STACK_TOP};
+use crate::memory::{page_down, page_up, AddressSpace, MappedFile, Prot, STACK_SIZE, STACK_TOP};
 use stack::{AuxValue, StackContents};
 
 /// Where Linux puts the break of a static PIE (`ELF_ET_DYN_BASE` with ASLR off).
@@ -259,6 +259,7 @@ fn map_image(
     };
 
     let no_space = || LoadError::NoSpace(path.to_path_buf());
+    let file = MappedFile::at(std::fs::canonicalize(path).unwrap_or_else(|_| path.into()));
     for ph in &loads {
         let vaddr = ph.p_vaddr.wrapping_add(bias);
         let start = page_down(vaddr);
@@ -286,6 +287,12 @@ fn map_image(
         if prot.accessible() {
             let (at, shown) = shown_file_bytes(ph, vaddr, bytes);
             space.fill(at, shown);
+        }
+        // The pages the file backs, as Linux's `elf_map` maps them; a bss beyond is anonymous.
+        let file_end = page_up(vaddr.saturating_add(ph.p_filesz)).unwrap_or(end);
+        if let (true, Some(file)) = (ph.p_filesz > 0, &file) {
+            let offset = page_down(ph.p_offset);
+            space.name_file(start, file_end.min(end), file.clone(), offset, false);
         }
     }
     Ok(Mapped {

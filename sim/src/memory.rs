@@ -13,8 +13,11 @@ use std::rc::Rc;
 
 use nix::errno::Errno;
 
+pub mod maps;
+
 use crate::machine::paging::{Leaf, PageFlags, PageTables};
 use crate::machine::physmem::{PhysMem, PhysMemError, PAGE_SIZE};
+pub use maps::{FileArea, MappedFile};
 
 /// End of the user half (47-bit canonical addresses).
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
@@ -78,6 +81,11 @@ impl Prot {
 pub struct Vma {
     pub end: u64,
     pub prot: Prot,
+    /// The file it maps, if any.
+    pub file: Option<FileArea>,
+    /// It has been writable (Linux's VM_ACCOUNT, which stays through mprotect): it is not
+    /// one area with a neighbour that never was.
+    pub accounted: bool,
 }
 
 /// Work the CPU must do after the address space changed under it.
@@ -105,6 +113,8 @@ pub struct AddressSpace {
     phys: Rc<RefCell<PhysMem>>,
     tables: PageTables,
     vmas: BTreeMap<u64, Vma>,
+    /// The files areas map, indexed by `FileArea::file`.
+    files: Vec<MappedFile>,
     brk_start: u64,
     brk: u64,
     sync: CpuSync,
@@ -136,6 +146,7 @@ impl AddressSpace {
             phys,
             tables,
             vmas: BTreeMap::new(),
+            files: Vec::new(),
             brk_start: 0,
             brk: 0,
             sync: CpuSync::default(),
@@ -198,6 +209,7 @@ impl AddressSpace {
         }
         if from < USER_END {
             child.vmas = self.vmas.clone();
+            child.files = self.files.clone();
             child.brk_start = self.brk_start;
             child.brk = self.brk;
         }
@@ -401,14 +413,9 @@ impl AddressSpace {
     fn split_at(&mut self, at: u64) {
         if let Some((start, vma)) = self.vma_at(at) {
             if start < at {
-                self.vmas.insert(
-                    start,
-                    Vma {
-                        end: at,
-                        prot: vma.prot,
-                    },
-                );
-                self.vmas.insert(at, vma);
+                self.vmas.insert(start, Vma { end: at, ..vma });
+                let file = vma.file.map(|area| area.advanced(at - start));
+                self.vmas.insert(at, Vma { file, ..vma });
             }
         }
     }
@@ -427,7 +434,12 @@ impl AddressSpace {
         for area in starts {
             let vma = self.vmas[&area];
             match joined.map(|j| (j, self.vmas[&j])) {
-                Some((j, before)) if before.end == area && before.prot == vma.prot => {
+                Some((j, before))
+                    if before.end == area
+                        && before.prot == vma.prot
+                        && before.accounted == vma.accounted
+                        && maps::continues(before.file, area - j, vma.file) =>
+                {
                     self.vmas.remove(&area);
                     self.vmas.insert(
                         j,
@@ -440,6 +452,36 @@ impl AddressSpace {
                 _ => joined = Some(area),
             }
         }
+    }
+
+    /// Records that `[start, end)`, already mapped, maps `file` from `offset` on (for
+    /// `/proc/self/maps`).
+    pub fn name_file(&mut self, start: u64, end: u64, file: MappedFile, offset: u64, shared: bool) {
+        let index = match self.files.iter().position(|known| *known == file) {
+            Some(index) => index,
+            None => {
+                self.files.push(file);
+                self.files.len() - 1
+            }
+        } as u32;
+        self.split_at(start);
+        self.split_at(end);
+        let starts: Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
+        for area in starts {
+            let vma = self.vmas.get_mut(&area).expect("listed");
+            vma.file = Some(FileArea {
+                file: index,
+                offset: offset + (area - start),
+                shared,
+            });
+        }
+        self.merge_around(start, end);
+    }
+
+    /// `/proc/self/maps`: every area, with the file it maps, the heap and the stack named.
+    pub fn maps(&self, stack: u64) -> String {
+        let areas = self.vmas.iter().map(|(&start, &vma)| (start, vma));
+        maps::render(areas, &self.files, self.brk_start..self.brk, stack)
     }
 
     /// Maps `[start, start + len)` with `prot`, replacing whatever was there (MAP_FIXED).
@@ -455,7 +497,15 @@ impl AddressSpace {
             return Err(Errno::ENOMEM);
         }
         self.unmap(start, len)?;
-        self.vmas.insert(start, Vma { end, prot });
+        self.vmas.insert(
+            start,
+            Vma {
+                end,
+                prot,
+                file: None,
+                accounted: prot.0 & Prot::WRITE != 0,
+            },
+        );
         self.merge_around(start, end);
         Ok(())
     }
@@ -549,7 +599,15 @@ impl AddressSpace {
             if (vma.prot.0 | prot.0) & Prot::EXEC != 0 && vma.prot != prot {
                 self.sync.changed_code.push(vma_start..vma.end);
             }
-            self.vmas.insert(vma_start, Vma { end: vma.end, prot });
+            let accounted = vma.accounted || prot.0 & Prot::WRITE != 0;
+            self.vmas.insert(
+                vma_start,
+                Vma {
+                    prot,
+                    accounted,
+                    ..vma
+                },
+            );
             for &(page, frame) in &held {
                 let mut phys = self.phys.borrow_mut();
                 // A shared frame stays read-only until its first write.
@@ -567,7 +625,7 @@ impl AddressSpace {
 
     /// Moves the pages of `[old, old + len)` to `new` without copying (mremap).
     pub fn move_pages(&mut self, old: u64, len: u64, new: u64) -> Result<(), Errno> {
-        let (_, vma) = self.vma_at(old).ok_or(Errno::EFAULT)?;
+        let (vma_start, vma) = self.vma_at(old).ok_or(Errno::EFAULT)?;
         let old_end = old
             .checked_add(len)
             .filter(|&e| e <= vma.end)
@@ -580,11 +638,13 @@ impl AddressSpace {
         self.split_at(old);
         self.split_at(old_end);
         self.vmas.remove(&old);
+        let file = vma.file.map(|area| area.advanced(old - vma_start));
         self.vmas.insert(
             new,
             Vma {
                 end: new_end,
-                prot: vma.prot,
+                file,
+                ..vma
             },
         );
         let mut held = Vec::new();

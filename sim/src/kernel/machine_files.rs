@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use translator::cpu::CpuModel;
@@ -92,9 +92,32 @@ fn meminfo() -> String {
 pub struct MachineFiles {
     dir: Option<tempfile::TempDir>,
     made: HashSet<&'static str>,
+    /// Files made afresh at each open (`snapshot`), so far.
+    snapshots: u64,
 }
 
 impl MachineFiles {
+    /// The run's directory for machine files, made at first use.
+    fn dir(&mut self) -> Result<&Path, Errno> {
+        if self.dir.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("ringsim-machine-")
+                .tempdir();
+            self.dir = Some(dir.map_err(io)?);
+        }
+        Ok(self.dir.as_ref().expect("made above").path())
+    }
+
+    /// A read-only file holding `contents` as of now, for a file Linux writes at each read
+    /// (`/proc/self/maps`): its contents when the guest opened it.
+    pub fn snapshot(&mut self, name: &str, contents: &str) -> Result<PathBuf, Errno> {
+        self.snapshots += 1;
+        let file = format!("{name}-{}", self.snapshots);
+        let host = self.dir()?.join(file);
+        write_read_only(&host, contents)?;
+        Ok(host)
+    }
+
     /// The host path for the guest's `path`, if it is one of the machine's files.
     pub fn lookup(&mut self, path: &[u8], cpu: &CpuModel) -> Result<Option<PathBuf>, Errno> {
         let absent = ABSENT.iter().any(|name| {
@@ -107,22 +130,22 @@ impl MachineFiles {
         let Some(&(name, contents)) = FILES.iter().find(|(name, _)| name.as_bytes() == path) else {
             return Ok(None);
         };
-        let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-        if self.dir.is_none() {
-            let dir = tempfile::Builder::new()
-                .prefix("ringsim-machine-")
-                .tempdir();
-            self.dir = Some(dir.map_err(io)?);
-        }
-        let dir = self.dir.as_ref().expect("made above").path();
-        let host: PathBuf = dir.join(name.replace('/', "%"));
+        let host: PathBuf = self.dir()?.join(name.replace('/', "%"));
         if self.made.insert(name) {
-            std::fs::write(&host, contents(cpu)).map_err(io)?;
-            let read_only = std::fs::Permissions::from_mode(0o444);
-            std::fs::set_permissions(&host, read_only).map_err(io)?;
+            write_read_only(&host, &contents(cpu))?;
         }
         Ok(Some(host))
     }
+}
+
+fn io(error: std::io::Error) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn write_read_only(host: &Path, contents: &str) -> Result<(), Errno> {
+    std::fs::write(host, contents).map_err(io)?;
+    let read_only = std::fs::Permissions::from_mode(0o444);
+    std::fs::set_permissions(host, read_only).map_err(io)
 }
 
 #[cfg(test)]

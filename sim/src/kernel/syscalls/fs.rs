@@ -61,6 +61,18 @@ pub(super) fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
         let fd = k.proc.fds.host(guest).map_err(|_| Errno::ENOENT)?;
         return Ok(CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL"));
     }
+    let own_maps = format!("/proc/{}/maps", k.proc.pid);
+    if [
+        &b"/proc/self/maps"[..],
+        b"/proc/thread-self/maps",
+        own_maps.as_bytes(),
+    ]
+    .contains(&&bytes[..])
+    {
+        let maps = k.proc.mem.maps(crate::memory::STACK_TOP - 1);
+        let host = k.machine_files.snapshot("maps", &maps)?;
+        return Ok(CString::new(host.into_os_string().into_vec()).expect("no NUL"));
+    }
     if bytes.starts_with(b"/proc/self/") || bytes.starts_with(b"/proc/thread-self/") {
         let shown = String::from_utf8_lossy(&bytes).into_owned();
         return Err(SysError::Unsupported(format!(

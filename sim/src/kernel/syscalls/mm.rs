@@ -4,7 +4,7 @@ use nix::errno::Errno;
 
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 use crate::machine::physmem::PAGE_SIZE;
-use crate::memory::{page_up, Prot, MMAP_MIN_ADDR, TASK_SIZE};
+use crate::memory::{page_up, MappedFile, Prot, MMAP_MIN_ADDR, TASK_SIZE};
 
 fn aligned(addr: u64) -> Result<(), Errno> {
     if addr.is_multiple_of(PAGE_SIZE) {
@@ -131,6 +131,12 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
         if let Err(errno) = read_file_pages(k, host_fd, start, len, offset) {
             k.proc.mem.unmap(start, len)?;
             return Err(errno.into());
+        }
+        let path = std::fs::read_link(format!("/proc/self/fd/{host_fd}")).ok();
+        if let Some(mapped) = path.and_then(MappedFile::at) {
+            k.proc
+                .mem
+                .name_file(start, start + len, mapped, offset, shared);
         }
     }
     Ok(start)
