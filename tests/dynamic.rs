@@ -195,3 +195,30 @@ fn proc_self_maps_names_the_program_its_libraries_heap_and_stack() {
     // The name begins at column 73, as Linux pads it.
     assert_eq!(first.find('/'), Some(73), "{first:?}");
 }
+
+/// `--check` follows dynamic programs: ld.so's loading, libc's start-up and the program
+/// agree natively, at ring 3 and at ring 0 (with glibc's CPU features masked natively).
+#[test]
+fn check_agrees_on_dynamic_programs() {
+    let checked: &[&[&str]] = &[
+        &["/bin/true"],
+        &["/usr/bin/sort", "in.txt"],
+        &["/usr/bin/sha256sum", "nums.txt"],
+        &["/usr/bin/awk", "END { print NR }", "nums.txt"],
+        &["/bin/dash", "-c", "/bin/echo hi | /bin/cat"],
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "b\na\nc\n").unwrap();
+    let numbers: String = (1..=2000).map(|n| format!("{n}\n")).collect();
+    std::fs::write(dir.path().join("nums.txt"), numbers).unwrap();
+    for argv in checked {
+        let output = Command::new(SIMULATE)
+            .args(["--check", "--clear-env", "--env", "PATH=/usr/bin:/bin"])
+            .args(*argv)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(status_of(&output), 0, "{argv:?}: {report}");
+    }
+}

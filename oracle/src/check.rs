@@ -15,6 +15,54 @@ use crate::observed::{Observed, Status};
 use crate::scratch::{self, TempDir};
 use crate::simulated;
 
+/// The CPU features glibc 2.36 decides by (which glibc-hwcaps subdirectory ld.so searches
+/// and how much it allocates for the list, which string functions the ifuncs pick, how the
+/// lazy-binding trampoline saves registers) that the simulated CPU does not have
+/// (`sim::machine::cpuid::FLAGS`). All three runs get them masked through GLIBC_TUNABLES, so
+/// that the host's glibc decides as the simulated CPU makes it decide.
+const MASKED_FEATURES: &[&str] = &[
+    "AVX",
+    "AVX2",
+    "AVX512F",
+    "AVX512CD",
+    "AVX512BW",
+    "AVX512DQ",
+    "AVX512VL",
+    "AVX512_VBMI",
+    "AVX512_VBMI2",
+    "AVX_VNNI",
+    "FMA",
+    "FMA4",
+    "F16C",
+    "BMI1",
+    "BMI2",
+    "LZCNT",
+    "MOVBE",
+    "ERMS",
+    "FSRM",
+    "RTM",
+    "XSAVE",
+    "XSAVEC",
+];
+
+/// `env` with `glibc.cpu.hwcaps` masking `MASKED_FEATURES` added to its GLIBC_TUNABLES.
+fn with_simulated_cpu_features(env: &[OsString]) -> Vec<OsString> {
+    let masks: Vec<String> = MASKED_FEATURES.iter().map(|f| format!("-{f}")).collect();
+    let tunable = format!("glibc.cpu.hwcaps={}", masks.join(","));
+    let mut env = env.to_vec();
+    match env
+        .iter_mut()
+        .find(|entry| entry.as_encoded_bytes().starts_with(b"GLIBC_TUNABLES="))
+    {
+        Some(entry) => {
+            entry.push(":");
+            entry.push(&tunable);
+        }
+        None => env.push(format!("GLIBC_TUNABLES={tunable}").into()),
+    }
+    env
+}
+
 /// What to check, and how the simulated runs are made.
 #[derive(Clone, Debug)]
 pub struct CheckConfig {
@@ -137,6 +185,10 @@ impl CheckReport {
 
 /// Runs the three sides and compares them.
 pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
+    let config = &CheckConfig {
+        env: with_simulated_cpu_features(&config.env),
+        ..config.clone()
+    };
     let io = |e: std::io::Error| CheckError::Io(e.to_string());
     let program = std::fs::canonicalize(config.workdir.join(&config.program)).map_err(|_| {
         CheckError::Simulator {
@@ -229,4 +281,27 @@ fn in_fresh_dir(
     observed.files = scratch::changes(&before, &after);
     let _ = std::fs::remove_dir_all(dir);
     Ok(observed)
+}
+
+#[cfg(test)]
+mod cpu_feature_tests {
+    use super::*;
+
+    #[test]
+    fn the_masked_features_are_ones_the_simulated_cpu_lacks() {
+        let flags: Vec<&str> = sim::machine::cpuid::FLAGS.split_whitespace().collect();
+        for feature in MASKED_FEATURES {
+            let name = feature.to_lowercase().replace('_', "");
+            assert!(!flags.contains(&name.as_str()), "{feature} is simulated");
+        }
+    }
+
+    #[test]
+    fn a_tunables_variable_of_the_users_is_kept() {
+        let env = with_simulated_cpu_features(&["GLIBC_TUNABLES=glibc.malloc.check=3".into()]);
+        let value = env[0].to_string_lossy();
+        assert!(value.starts_with("GLIBC_TUNABLES=glibc.malloc.check=3:glibc.cpu.hwcaps=-AVX,"));
+        let fresh = with_simulated_cpu_features(&["A=1".into()]);
+        assert_eq!(fresh.len(), 2);
+    }
 }
