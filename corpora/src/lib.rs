@@ -1,7 +1,8 @@
 //! The corpus: programs to run natively and under `simulate`, and where their binaries are.
 //!
 //! `make -C corpora` (called by `scripts/setup`) builds the C programs in `programs/` as
-//! static executables, fetches Debian's busybox-static, and writes deterministic inputs.
+//! static executables and those in `dynamic/` (with two libraries) against the host's glibc
+//! and libstdc++, fetches Debian's busybox-static, and writes deterministic inputs.
 //! Nothing built is committed. Tests run everything from a staging directory of fixed
 //! length, [`stage`], because a program's own path reaches its instruction count (static
 //! glibc reads /proc/self/exe at start-up), and snapshots must not depend on the checkout path.
@@ -251,6 +252,17 @@ pub const CASES: &[Case] = &[
     case("signal_handlers", "signal_handlers", &[]),
     // Timers and signals reaching tasks that compute without syscalls.
     probe("interrupts"),
+    // Dynamically linked (the host's glibc, so no snapshot): dlopen of two libraries that
+    // ld.so maps at one address in turn, and C++ exceptions and static constructors.
+    Case {
+        snapshot: false,
+        companions: &["libgreet_a.so", "libgreet_b.so"],
+        ..probe("dlopen_greet")
+    },
+    Case {
+        snapshot: false,
+        ..probe("cxx_exceptions")
+    },
     // A thread ends holding a robust mutex: its waiter gets EOWNERDEAD.
     probe("robust_mutex"),
     // setpgid, setsid, getpgid, getsid and kill of a group, with Linux's errors.
