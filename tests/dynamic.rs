@@ -222,3 +222,39 @@ fn check_agrees_on_dynamic_programs() {
         assert_eq!(status_of(&output), 0, "{argv:?}: {report}");
     }
 }
+
+/// A program whose library is missing, cut short, or built for another machine ends as it
+/// does natively: ld.so's own message and status 127, or SIGBUS where ld.so touches the
+/// mapped pages past the end of a short library.
+#[test]
+fn library_errors_end_as_natively() {
+    let stage = corpora::stage();
+    let library = std::fs::read(stage.join("libgreet_a.so")).unwrap();
+    let mut arm64 = library[..64].to_vec();
+    arm64[18..20].copy_from_slice(&183u16.to_le_bytes());
+    let cases: &[(&str, Option<&[u8]>, bool)] = &[
+        ("missing", None, true),
+        ("cut short", Some(&library[..1000]), false),
+        ("for another machine", Some(&arm64), true),
+    ];
+    for &(what, bytes, same_stderr) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(stage.join("uses_greet"), dir.path().join("uses_greet")).unwrap();
+        if let Some(bytes) = bytes {
+            std::fs::write(dir.path().join("libgreet_a.so"), bytes).unwrap();
+        }
+        let argv = ["./uses_greet"];
+        let (status, stdout, stderr, _) = run(dir.path(), &argv, None);
+        assert!(
+            status == 127 || status == 128 + 7,
+            "{what}: native status {status}"
+        );
+        for mode in ["ring3", "ring0"] {
+            let (got, out, err, _) = run(dir.path(), &argv, Some(mode));
+            assert_eq!((got, &out), (status, &stdout), "{what} at {mode}: {err}");
+            if same_stderr {
+                assert_eq!(err, stderr, "{what} at {mode}");
+            }
+        }
+    }
+}

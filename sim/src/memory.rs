@@ -44,6 +44,17 @@ pub fn page_up(addr: u64) -> Option<u64> {
     Some(addr.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
 }
 
+/// How a page fault ends (`AddressSpace::resolve_fault`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The kernel made the access possible: it runs again.
+    Resolved,
+    /// The program's fault: SIGSEGV.
+    Program,
+    /// A page of a file mapping past the end of the file: SIGBUS.
+    PastEndOfFile,
+}
+
 /// What a faulting access was, as a page fault's error code says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -240,16 +251,17 @@ impl AddressSpace {
     /// handler does where the area allows it: a page never touched gets a zeroed frame
     /// (`do_anonymous_page`); a write to a page write-protected because it shares its frame
     /// (since a fork, or made writable while shared) gets a frame of its own and becomes
-    /// writable (`do_wp_page`). The access can then run again. `Ok(false)`: the fault is
-    /// the program's, as when the area does not allow `access` at all. `ENOMEM`: no frame
-    /// is left.
-    pub fn resolve_fault(&mut self, addr: u64, access: Access) -> Result<bool, Errno> {
+    /// writable (`do_wp_page`). The access can then run again (`Resolved`); else the fault
+    /// is the program's, as when the area does not allow `access` at all, or the page of a
+    /// file mapping lies past the end of the file (SIGBUS on Linux). `ENOMEM`: no frame is
+    /// left.
+    pub fn resolve_fault(&mut self, addr: u64, access: Access) -> Result<Resolution, Errno> {
         let page = page_down(addr);
         if page >= USER_END {
-            return Ok(false);
+            return Ok(Resolution::Program);
         }
-        let Some((_, vma)) = self.vma_at(page) else {
-            return Ok(false);
+        let Some((start, vma)) = self.vma_at(page) else {
+            return Ok(Resolution::Program);
         };
         let leaf = self.tables.leaf(&self.phys.borrow(), page);
         let Some(leaf) = leaf else {
@@ -259,13 +271,19 @@ impl AddressSpace {
                 Access::Fetch => vma.prot.0 & Prot::EXEC != 0,
             };
             if !allowed {
-                return Ok(false);
+                return Ok(Resolution::Program);
+            }
+            if let Some(area) = vma.file {
+                let size = self.files[area.file as usize].size;
+                if area.offset + (page - start) >= page_up(size).unwrap_or(u64::MAX) {
+                    return Ok(Resolution::PastEndOfFile);
+                }
             }
             self.give_frame(page, vma.prot)?;
-            return Ok(true);
+            return Ok(Resolution::Resolved);
         };
         if vma.prot.0 & Prot::WRITE == 0 || !leaf.flags.present || leaf.flags.write {
-            return Ok(false);
+            return Ok(Resolution::Program);
         }
         let flags = PageFlags {
             write: true,
@@ -276,7 +294,7 @@ impl AddressSpace {
         if flags.execute {
             self.sync.stale_pages.push(page);
         }
-        Ok(true)
+        Ok(Resolution::Resolved)
     }
 
     /// Pages copied on write, in the whole system.
@@ -768,7 +786,7 @@ impl AddressSpace {
             let mut leaf = self.tables.leaf(&self.phys.borrow(), cursor);
             let refused = leaf.is_none_or(|l| write && !l.flags.write);
             let access = if write { Access::Write } else { Access::Read };
-            if refused && self.resolve_fault(cursor, access)? {
+            if refused && self.resolve_fault(cursor, access)? == Resolution::Resolved {
                 leaf = self.tables.leaf(&self.phys.borrow(), cursor);
             }
             let leaf = leaf.ok_or(Errno::EFAULT)?;
@@ -1088,7 +1106,10 @@ mod tests {
         assert_eq!(parent.read_vec(0x10000, 6).unwrap(), b"parent");
         assert_eq!(parent.pages_copied(), 1);
         // The parent is the page's last user now: its write fault copies nothing.
-        assert_eq!(parent.resolve_fault(0x10008, Access::Write), Ok(true));
+        assert_eq!(
+            parent.resolve_fault(0x10008, Access::Write),
+            Ok(Resolution::Resolved)
+        );
         assert!(writable_in_tables(&parent, 0x10000));
         assert_eq!(child.pages_copied(), 1);
         // Pages neither side wrote still share their frames.
@@ -1110,9 +1131,15 @@ mod tests {
         assert!(free_before - space.phys.borrow().available() < 8);
         assert!(space.tables.leaf(&space.phys.borrow(), 0x20000).is_none());
         assert_eq!(space.read_vec(0x20000, 4).unwrap(), [0; 4]);
-        assert_eq!(space.resolve_fault(0x30008, Access::Read), Ok(true));
+        assert_eq!(
+            space.resolve_fault(0x30008, Access::Read),
+            Ok(Resolution::Resolved)
+        );
         assert!(space.tables.leaf(&space.phys.borrow(), 0x30000).is_some());
-        assert_eq!(space.resolve_fault(0x90000, Access::Read), Ok(false));
+        assert_eq!(
+            space.resolve_fault(0x90000, Access::Read),
+            Ok(Resolution::Program)
+        );
         assert_eq!(space.pages_copied(), 0);
     }
 
@@ -1124,8 +1151,14 @@ mod tests {
             .unwrap();
         parent.read_vec(0x10000, 1).unwrap();
         let mut child = parent.fork(0..0).unwrap();
-        assert_eq!(child.resolve_fault(0x10000, Access::Write), Ok(false));
-        assert_eq!(child.resolve_fault(0x90000, Access::Write), Ok(false));
+        assert_eq!(
+            child.resolve_fault(0x10000, Access::Write),
+            Ok(Resolution::Program)
+        );
+        assert_eq!(
+            child.resolve_fault(0x90000, Access::Write),
+            Ok(Resolution::Program)
+        );
         assert_eq!(child.write(0x10000, b"x"), Err(Errno::EFAULT));
     }
 
@@ -1139,7 +1172,10 @@ mod tests {
         let mut child = parent.fork(0..0).unwrap();
         child.protect(0x10000, PAGE_SIZE, RW).unwrap();
         assert!(!writable_in_tables(&child, 0x10000));
-        assert_eq!(child.resolve_fault(0x10000, Access::Write), Ok(true));
+        assert_eq!(
+            child.resolve_fault(0x10000, Access::Write),
+            Ok(Resolution::Resolved)
+        );
         assert!(writable_in_tables(&child, 0x10000));
         assert_eq!(child.pages_copied(), 1);
     }

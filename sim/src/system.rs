@@ -24,7 +24,7 @@ use crate::machine::faults::{
     self, FaultFrame, BOUND_RANGE, BREAKPOINT, GENERAL_PROTECTION, INVALID_OPCODE, PAGE_FAULT,
 };
 use crate::machine::physmem::PAGE_SIZE;
-use crate::memory::Access;
+use crate::memory::{Access, Resolution};
 
 /// How the program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -868,7 +868,7 @@ impl System {
     pub fn fault(&mut self, vector: u32, rip: u64, cr2: u64, access: Access) -> bool {
         if vector == PAGE_FAULT {
             match self.kernel.proc.mem.resolve_fault(cr2, access) {
-                Ok(true) => {
+                Ok(Resolution::Resolved) => {
                     // The emulator restarts at the instruction with a block of its own,
                     // which counts it; but a rep instruction's next iteration does not
                     // count again (`BlockCount::repeat`), so it stays counted.
@@ -878,7 +878,19 @@ impl System {
                     self.uncount_rest_of_block(restart);
                     return true;
                 }
-                Ok(false) => {}
+                Ok(Resolution::Program) => {}
+                Ok(Resolution::PastEndOfFile) => {
+                    let guest_rip = self.faulting_guest_rip(rip);
+                    let spilled = self.cache.as_ref().and_then(|c| c.spilled_at(rip));
+                    let mem = &self.kernel.proc.mem;
+                    let frame = FaultFrame::for_bus_error(guest_rip, cr2, access, mem);
+                    let reason = format!(
+                        "bus error (#PF): access to {cr2:#x}, past the end of the file it maps"
+                    );
+                    let frame = FaultFrame { spilled, ..frame };
+                    self.raise(Signal::SIGBUS, reason, guest_rip, Some(frame));
+                    return false;
+                }
                 Err(_) => {
                     let guest_rip = self.faulting_guest_rip(rip);
                     self.kernel.exit_process(Exit::Signal {

@@ -532,8 +532,9 @@ fn an_alarm_ends_a_sleep_for_ever() {
     assert!(k.first_exit.is_some());
 }
 
-/// A file mapping is filled a page at a time from the file: whole pages, the partial last
-/// one, and zeros past the end of the file, from an offset.
+/// A file mapping is filled a page at a time from the file: whole pages, and the partial
+/// last one with zeros after the file's end, from an offset; the pages past that are not
+/// there to read (SIGBUS to the program, EFAULT to the kernel's copy).
 #[test]
 fn a_file_mapping_larger_than_the_file_reads_the_file_and_zeros() {
     let dir = TempDir::new("file");
@@ -555,11 +556,11 @@ fn a_file_mapping_larger_than_the_file_reads_the_file_and_zeros() {
         k.proc.mem.read_vec(start, expected.len()).unwrap(),
         expected
     );
-    let after = k
-        .proc
-        .mem
-        .read_vec(start + expected.len() as u64, 4096)
-        .unwrap();
+    let end = start + expected.len() as u64;
+    let rest_of_page = PAGE_SIZE - end % PAGE_SIZE;
+    let after = k.proc.mem.read_vec(end, rest_of_page as usize).unwrap();
     assert!(after.iter().all(|&b| b == 0));
+    let past = k.proc.mem.read_vec(end + rest_of_page, 1);
+    assert_eq!(past, Err(nix::errno::Errno::EFAULT));
     assert_eq!(call(&mut k, Sysno::munmap, [start, len, 0, 0, 0, 0]), 0);
 }

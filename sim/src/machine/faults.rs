@@ -6,7 +6,8 @@ use iced_x86::{Instruction, InstructionInfoFactory, OpAccess, Register};
 use nix::sys::signal::Signal;
 
 use crate::kernel::sigframe::{
-    SigInfo, UserRegs, BUS_ADRALN, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL,
+    SigInfo, UserRegs, BUS_ADRALN, BUS_ADRERR, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR,
+    SI_KERNEL,
 };
 use crate::memory::{Access, AddressSpace, USER_END};
 
@@ -211,6 +212,15 @@ impl FaultFrame {
             cr2,
             spilled: None,
         })
+    }
+
+    /// A page of a file mapping past the end of the file, touched at `cr2` by guest
+    /// instruction `rip`: SIGBUS with BUS_ADRERR (`do_sigbus`).
+    pub fn for_bus_error(rip: u64, cr2: u64, access: Access, space: &AddressSpace) -> Self {
+        Self {
+            info: SigInfo::fault(Signal::SIGBUS as u32, BUS_ADRERR, cr2),
+            ..Self::for_page_fault(rip, cr2, access, space)
+        }
     }
 
     /// `int n` at ring 3: #GP with the gate's selector-style error code, `n * 8 + 2`.

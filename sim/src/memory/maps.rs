@@ -13,6 +13,8 @@ pub struct MappedFile {
     pub path: PathBuf,
     pub dev: u64,
     pub inode: u64,
+    /// Its size when mapped: pages past it are SIGBUS to touch.
+    pub size: u64,
 }
 
 impl MappedFile {
@@ -23,6 +25,7 @@ impl MappedFile {
             path,
             dev: stat.st_dev,
             inode: stat.st_ino,
+            size: stat.st_size as u64,
         })
     }
 }
