@@ -11,8 +11,8 @@ use std::process::Command;
 use common::{status_of, SIMULATE};
 
 /// The program's argv (an absolute path first), run in a directory holding `in.txt` (three
-/// words), `nums.txt` (1 to 2000) and `fixed/` (two small files), all dated 2000-01-01 so
-/// that `ls -l` shows the year both natively and on the virtual clock.
+/// words), `nums.txt` (1 to 2000), `fixed/` (two small files), all dated 2000-01-01 so
+/// that `ls -l` shows the year both natively and on the virtual clock, and `fixed.tar`.
 const PROGRAMS: &[&[&str]] = &[
     &["/bin/true"],
     &["/bin/echo", "hello", "world"],
@@ -26,6 +26,7 @@ const PROGRAMS: &[&[&str]] = &[
     &["/bin/ls", "."],
     &["/bin/ls", "-l", "fixed"],
     &["/bin/tar", "cf", "-", "fixed"],
+    &["/bin/tar", "tvf", "fixed.tar"],
     &[
         "/bin/dash",
         "-c",
@@ -88,6 +89,12 @@ fn agree(argv: &[&str]) {
         let file = std::fs::File::open(dir.path().join(file)).unwrap();
         file.set_modified(y2k).unwrap();
     }
+    let archive = Command::new("/bin/tar")
+        .args(["cf", "fixed.tar", "fixed"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(archive.success());
     let (status, stdout, _, _) = run(dir.path(), argv, None);
     let mut counts = Vec::new();
     for mode in ["ring3", "ring0"] {

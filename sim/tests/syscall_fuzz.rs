@@ -564,3 +564,35 @@ fn a_file_mapping_larger_than_the_file_reads_the_file_and_zeros() {
     assert_eq!(past, Err(nix::errno::Errno::EFAULT));
     assert_eq!(call(&mut k, Sysno::munmap, [start, len, 0, 0, 0, 0]), 0);
 }
+
+/// A writable MAP_SHARED file mapping is refused, with a message naming the file.
+#[test]
+fn a_writable_shared_file_mapping_is_refused_naming_the_file() {
+    let dir = TempDir::new("shared");
+    let mut k = kernel(&dir, &mut ChaCha20Rng::seed_from_u64(0));
+    k.on_unsupported = OnUnsupported::Stop;
+    let path = dir.0.join("shared-file");
+    std::fs::write(&path, [0u8; 4096]).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let fd = k.proc.fds.install(file.into(), false, 0).unwrap();
+    let shared = libc::MAP_SHARED as u64;
+    let read_write = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let refused = k
+        .dispatch(
+            Sysno::mmap.id() as u64,
+            &[0, 4096, read_write, shared, fd, 0],
+            0x40_0000,
+        )
+        .err()
+        .expect("refused");
+    assert!(
+        refused.what.contains("writable MAP_SHARED mapping of"),
+        "{}",
+        refused.what
+    );
+    assert!(refused.what.contains("shared-file"), "{}", refused.what);
+}

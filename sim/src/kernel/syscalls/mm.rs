@@ -82,9 +82,14 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
     };
     let anonymous = flags & libc::MAP_ANONYMOUS as u64 != 0;
     if !anonymous && shared && prot.0 & Prot::WRITE != 0 {
-        return Err(SysError::Unsupported(
-            "a writable MAP_SHARED file mapping".into(),
-        ));
+        let host_fd = k.proc.fds.host(fd)?;
+        let file = std::fs::read_link(format!("/proc/self/fd/{host_fd}")).map_or_else(
+            |_| format!("descriptor {fd}"),
+            |path| path.display().to_string(),
+        );
+        return Err(SysError::Unsupported(format!(
+            "a writable MAP_SHARED mapping of {file}"
+        )));
     }
     if !anonymous && !prot.accessible() {
         return Err(SysError::Unsupported("a PROT_NONE file mapping".into()));
