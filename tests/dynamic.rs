@@ -204,7 +204,8 @@ fn proc_self_maps_names_the_program_its_libraries_heap_and_stack() {
 }
 
 /// `--check` follows dynamic programs: ld.so's loading, libc's start-up and the program
-/// agree natively, at ring 3 and at ring 0 (with glibc's CPU features masked natively).
+/// agree natively, at ring 3 and at ring 0 (with glibc's CPU features masked natively);
+/// Python's start-up too, where it is installed.
 #[test]
 fn check_agrees_on_dynamic_programs() {
     let checked: &[&[&str]] = &[
@@ -218,7 +219,8 @@ fn check_agrees_on_dynamic_programs() {
     std::fs::write(dir.path().join("in.txt"), "b\na\nc\n").unwrap();
     let numbers: String = (1..=2000).map(|n| format!("{n}\n")).collect();
     std::fs::write(dir.path().join("nums.txt"), numbers).unwrap();
-    for argv in checked {
+    let python = Path::new(PYTHON[0]).exists().then_some(PYTHON);
+    for argv in checked.iter().chain(python.as_ref()) {
         let output = Command::new(SIMULATE)
             .args(["--check", "--clear-env", "--env", "PATH=/usr/bin:/bin"])
             .args(*argv)
