@@ -149,7 +149,9 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// Fills a new private file mapping from the file, a page at a time, so the host never holds
 /// more than a page of it however large the guest asks the mapping to be, and backs only the
-/// pages that are not zeros. Pages past the end of the file stay zero. (`mmap` checked that `offset + len` is a file offset.)
+/// pages that are not zeros. Pages wholly past the end of the file stay unbacked: touching one
+/// is SIGBUS (`AddressSpace::resolve_fault`). (`mmap` checked that `offset + len` is a file
+/// offset.)
 fn read_file_pages(
     k: &mut Kernel,
     host_fd: i32,
@@ -182,7 +184,7 @@ fn read_file_pages(
         if bytes.iter().any(|&b| b != 0) {
             k.proc.mem.fill(start + done, bytes);
         }
-        k.proc.mem.note_copied(got);
+        // Not a copy to user memory: Linux maps the page cache, so no byte is priced.
         done += got;
     }
     Ok(())
