@@ -343,6 +343,7 @@ mod tests {
             let mut all = [0; 6];
             all[..args.len()].copy_from_slice(args);
             SyscallRecord {
+                machine_file: false,
                 tid: tid as u64,
                 nr: nr.id() as u64,
                 args: all,
@@ -420,6 +421,7 @@ mod tests {
             syscalls: syscalls
                 .iter()
                 .map(|&(nr, ret)| SyscallRecord {
+                    machine_file: false,
                     tid: 1000,
                     nr,
                     args: [1, 0x1000, 6, 0, 0, 0],

@@ -20,6 +20,7 @@ pub mod check;
 pub mod child;
 pub mod compare;
 pub mod fuzz;
+pub mod machine_reads;
 pub mod native;
 pub mod normalize;
 pub mod observed;

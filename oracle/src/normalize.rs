@@ -184,6 +184,7 @@ mod tests {
         let mut all = [0xdead_beef; 6];
         all[..args.len()].copy_from_slice(args);
         SyscallRecord {
+            machine_file: false,
             tid: 1000,
             nr: nr.id() as u64,
             args: all,

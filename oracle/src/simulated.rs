@@ -212,6 +212,7 @@ mod tests {
 
     fn call(tid: u64, nr: Sysno, ret: u64) -> SyscallRecord {
         SyscallRecord {
+            machine_file: false,
             tid,
             nr: nr.id() as u64,
             args: [0; 6],

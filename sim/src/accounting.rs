@@ -199,6 +199,10 @@ pub struct SyscallRecord {
     pub nr: u64,
     pub args: [u64; 6],
     pub ret: u64,
+    /// It opened a file that describes the machine (`kernel::machine_files`): what reads
+    /// of it get is the simulated machine's, not the host's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub machine_file: bool,
 }
 
 /// The running cycle count, shared with the RDTSC hook so the guest's TSC is virtual.

@@ -164,6 +164,8 @@ pub struct Kernel {
     pub cpu_ns: u64,
     /// Time that passed without CPU work (nanosleep); it advances the clock, not the cycles.
     pub slept_ns: u64,
+    /// The running syscall named a file that describes the machine (`machine_files`).
+    pub named_machine_file: bool,
     /// `--sysroot`: where absolute paths are looked up first.
     pub sysroot: Option<PathBuf>,
     /// A syscall set a deadline the running task does not wait on (an alarm): the
@@ -241,6 +243,7 @@ impl Kernel {
             slept_ns: 0,
             timers_changed: false,
             sysroot: None,
+            named_machine_file: false,
             exit: None,
             on_unsupported,
             cpu,
@@ -275,6 +278,7 @@ impl Kernel {
         rip: u64,
     ) -> Result<Option<Dispatched>, Unsupported> {
         self.syscall_rip = rip;
+        self.named_machine_file = false;
         let row = table::lookup(nr);
         let result = match row.map(|r| r.handler) {
             // Signals are acted on as the syscall returns to the guest.

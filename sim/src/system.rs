@@ -651,6 +651,7 @@ impl System {
         self.counts.record_sequence(nr, args, done.ret);
         if let Some(trace) = &mut self.syscall_trace {
             trace.push(SyscallRecord {
+                machine_file: std::mem::take(&mut self.kernel.named_machine_file),
                 tid: self.kernel.task.tid,
                 nr,
                 args: *args,

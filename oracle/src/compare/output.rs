@@ -112,6 +112,7 @@ mod tests {
         for (run, stdout) in runs.iter_mut().zip(stdout) {
             for task in &mut run.tree.tasks {
                 let write = SyscallRecord {
+                    machine_file: false,
                     tid: task.tid as u64,
                     nr: Sysno::write.id() as u64,
                     args: [1, 0x7ff0, 6, 0, 0, 0],

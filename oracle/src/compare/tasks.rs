@@ -266,6 +266,7 @@ mod tests {
     fn futex_calls_are_the_schedule_s() {
         let [native, mut simulated] = forked([501, 1001]);
         let wait = SyscallRecord {
+            machine_file: false,
             tid: 1001,
             nr: Sysno::futex.id() as u64,
             args: [0x7ff0, 0x80, 2, 0, 0, 0],
@@ -282,6 +283,7 @@ mod tests {
     fn a_declined_call_on_one_side_only_is_skipped() {
         let [mut native, simulated] = forked([501, 1001]);
         let rseq = SyscallRecord {
+            machine_file: false,
             tid: 501,
             nr: Sysno::rseq.id() as u64,
             args: [0x7ff0, 0x20, 0, 0x5305_3053, 0, 0],
@@ -436,6 +438,7 @@ mod tests {
     fn where_a_waiting_task_s_handlers_run_is_the_schedule_s() {
         let [mut native, simulated] = forked([501, 1001]);
         let sigreturn = SyscallRecord {
+            machine_file: false,
             tid: 500,
             nr: Sysno::rt_sigreturn.id() as u64,
             args: [0; 6],

@@ -257,7 +257,16 @@ impl Follower {
                         overwrite_random(pid, args[0], ret as usize, stream)?;
                     }
                     let tid = pid.as_raw() as u64;
-                    self.record(task, SyscallRecord { tid, nr, args, ret });
+                    self.record(
+                        task,
+                        SyscallRecord {
+                            machine_file: false,
+                            tid,
+                            nr,
+                            args,
+                            ret,
+                        },
+                    );
                 }
             }
             _ => {}
@@ -394,6 +403,7 @@ impl Follower {
         if let Some((nr, args)) = task.entry {
             let tid = pid.as_raw() as u64;
             let call = SyscallRecord {
+                machine_file: false,
                 tid,
                 nr,
                 args,

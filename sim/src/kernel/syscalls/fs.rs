@@ -71,6 +71,7 @@ pub(super) fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
     {
         let maps = k.proc.mem.maps(crate::memory::STACK_TOP - 1);
         let host = k.machine_files.snapshot("maps", &maps)?;
+        k.named_machine_file = true;
         return Ok(CString::new(host.into_os_string().into_vec()).expect("no NUL"));
     }
     if bytes.starts_with(b"/proc/self/") || bytes.starts_with(b"/proc/thread-self/") {
@@ -86,7 +87,10 @@ pub(super) fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
     };
     if under(b"/proc") || under(b"/sys") {
         return match k.machine_files.lookup(&bytes, k.cpu)? {
-            Some(host) => Ok(CString::new(host.into_os_string().into_vec()).expect("no NUL")),
+            Some(host) => {
+                k.named_machine_file = true;
+                Ok(CString::new(host.into_os_string().into_vec()).expect("no NUL"))
+            }
             None => Err(SysError::Unsupported(format!(
                 "the path {} (it would describe the host, not the simulated machine)",
                 String::from_utf8_lossy(&bytes)
