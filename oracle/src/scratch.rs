@@ -59,6 +59,7 @@ fn copy_into(from: &Path, to: &Path, budget: &mut u64) -> io::Result<()> {
         } else if kind.is_dir() {
             std::fs::create_dir(&target)?;
             copy_into(&entry.path(), &target, budget)?;
+            keep_times(&entry.metadata()?, &target)?;
         } else if kind.is_file() {
             let size = entry.metadata()?.len();
             *budget = budget.checked_sub(size).ok_or_else(|| {
@@ -69,9 +70,29 @@ fn copy_into(from: &Path, to: &Path, budget: &mut u64) -> io::Result<()> {
                 ))
             })?;
             std::fs::copy(entry.path(), &target)?;
+            keep_times(&entry.metadata()?, &target)?;
         }
     }
     Ok(())
+}
+
+/// Gives the copy its original's access and modification times, as `cp -a` does: a program
+/// shows them (`ls -l`, gzip's header, tar's), and each run's copy is made at another moment.
+fn keep_times(original: &std::fs::Metadata, copy: &Path) -> io::Result<()> {
+    use nix::sys::stat::{utimensat, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+    use std::os::unix::fs::MetadataExt;
+    let accessed = TimeSpec::new(original.atime(), original.atime_nsec());
+    let modified = TimeSpec::new(original.mtime(), original.mtime_nsec());
+    // By path, so that a copy the user may not open still gets them.
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        copy,
+        &accessed,
+        &modified,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(io::Error::from)
 }
 
 /// What is under `dir`.
