@@ -1,5 +1,6 @@
 /* dlopen, dlsym and dlclose of a library of our own, then of another one that ld.so maps
- * where the first was: its code must run, not translations left from the first. */
+ * where the first was: its code must run, not translations left from the first. Both keep
+ * a thread-local counter, reached through __tls_get_addr. */
 #include <dlfcn.h>
 #include <stdio.h>
 
