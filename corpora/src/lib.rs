@@ -263,6 +263,9 @@ pub const CASES: &[Case] = &[
         snapshot: false,
         ..probe("cxx_exceptions")
     },
+    // MAP_SHARED | MAP_ANONYMOUS memory is shared with forked children, before and after an
+    // mprotect; a private mapping is not.
+    probe("shared_anon"),
     // A thread ends holding a robust mutex: its waiter gets EOWNERDEAD.
     probe("robust_mutex"),
     // setpgid, setsid, getpgid, getsid and kill of a group, with Linux's errors.

@@ -97,6 +97,8 @@ pub struct Vma {
     /// It has been writable (Linux's VM_ACCOUNT, which stays through mprotect): it is not
     /// one area with a neighbour that never was.
     pub accounted: bool,
+    /// MAP_SHARED | MAP_ANONYMOUS: a fork child maps the same frames, writable on both sides.
+    pub shared_anonymous: bool,
 }
 
 /// Work the CPU must do after the address space changed under it.
@@ -191,6 +193,29 @@ impl AddressSpace {
         let mut child = Self::over(Rc::clone(&self.phys)).ok_or(Errno::ENOMEM)?;
         child.copied = Rc::clone(&self.copied);
         child.pages_copied = Rc::clone(&self.pages_copied);
+        // Shared anonymous memory is one set of frames for both: every page gets its frame
+        // now, so that a page either side touches first is the other's too.
+        let shared: Vec<Range<u64>> = if from < USER_END {
+            self.vmas
+                .iter()
+                .filter(|(_, vma)| vma.shared_anonymous)
+                .map(|(&start, vma)| start..vma.end)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for range in &shared {
+            let prot = self
+                .vma_at(range.start)
+                .map(|(_, vma)| vma.prot)
+                .unwrap_or(Prot(0));
+            for page in range.clone().step_by(PAGE_SIZE as usize) {
+                if self.tables.leaf(&self.phys.borrow(), page).is_none() {
+                    self.give_frame(page, prot)?;
+                }
+            }
+        }
+        let in_shared = |page: u64| shared.iter().any(|range| range.contains(&page));
         let mut held = Vec::new();
         self.tables
             .for_each_leaf(&self.phys.borrow(), from, u64::MAX, |page, leaf| {
@@ -199,7 +224,7 @@ impl AddressSpace {
         for (page, leaf) in held.into_iter().filter(|(page, _)| !skip.contains(page)) {
             let mut phys = self.phys.borrow_mut();
             phys.share(leaf.frame);
-            let leaf = if page < USER_END && leaf.flags.write {
+            let leaf = if page < USER_END && leaf.flags.write && !in_shared(page) {
                 let protected = Leaf {
                     flags: PageFlags {
                         write: false,
@@ -284,6 +309,18 @@ impl AddressSpace {
         };
         if vma.prot.0 & Prot::WRITE == 0 || !leaf.flags.present || leaf.flags.write {
             return Ok(Resolution::Program);
+        }
+        if vma.shared_anonymous {
+            // Shared memory is written in place, never copied.
+            let flags = PageFlags {
+                write: true,
+                ..leaf.flags
+            };
+            self.tables
+                .map(&mut self.phys.borrow_mut(), page, Leaf { flags, ..leaf })
+                .ok_or(Errno::ENOMEM)?;
+            self.sync.flush_tlb = true;
+            return Ok(Resolution::Resolved);
         }
         let flags = PageFlags {
             write: true,
@@ -456,6 +493,7 @@ impl AddressSpace {
                     if before.end == area
                         && before.prot == vma.prot
                         && before.accounted == vma.accounted
+                        && before.shared_anonymous == vma.shared_anonymous
                         && maps::continues(before.file, area - j, vma.file) =>
                 {
                     self.vmas.remove(&area);
@@ -470,6 +508,20 @@ impl AddressSpace {
                 _ => joined = Some(area),
             }
         }
+    }
+
+    /// Marks `[start, end)`, just mapped, as shared anonymous memory (MAP_SHARED |
+    /// MAP_ANONYMOUS), which fork does not copy.
+    pub fn share_anonymous(&mut self, start: u64, end: u64) {
+        self.split_at(start);
+        self.split_at(end);
+        let starts: Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
+        for area in starts {
+            let vma = self.vmas.get_mut(&area).expect("listed");
+            vma.shared_anonymous = true;
+            vma.accounted = false;
+        }
+        self.merge_around(start, end);
     }
 
     /// Records that `[start, end)`, already mapped, maps `file` from `offset` on (for
@@ -522,6 +574,7 @@ impl AddressSpace {
                 prot,
                 file: None,
                 accounted: prot.0 & Prot::WRITE != 0,
+                shared_anonymous: false,
             },
         );
         self.merge_around(start, end);
@@ -628,9 +681,11 @@ impl AddressSpace {
             );
             for &(page, frame) in &held {
                 let mut phys = self.phys.borrow_mut();
-                // A shared frame stays read-only until its first write.
+                // A shared frame stays read-only until its first write, unless the area is
+                // shared memory, whose frames are everyone's.
+                let private_copy = phys.is_shared(frame) && !vma.shared_anonymous;
                 let flags = PageFlags {
-                    write: prot.0 & Prot::WRITE != 0 && !phys.is_shared(frame),
+                    write: prot.0 & Prot::WRITE != 0 && !private_copy,
                     ..prot.page_flags()
                 };
                 self.tables.map(&mut phys, page, Leaf { frame, flags });

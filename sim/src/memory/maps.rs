@@ -88,7 +88,7 @@ pub fn render(
             flag(Prot::READ, 'r'),
             flag(Prot::WRITE, 'w'),
             flag(Prot::EXEC, 'x'),
-            if vma.file.is_some_and(|area| area.shared) {
+            if vma.shared_anonymous || vma.file.is_some_and(|area| area.shared) {
                 's'
             } else {
                 'p'
@@ -98,6 +98,8 @@ pub fn render(
         );
         let name = match file {
             Some((f, _)) => Some(f.path.to_string_lossy().into_owned()),
+            // shmem's name for it.
+            None if vma.shared_anonymous => Some("/dev/zero (deleted)".into()),
             None if start <= heap.end && vma.end >= heap.start => Some("[heap]".into()),
             None if start <= stack && vma.end >= stack => Some("[stack]".into()),
             None => None,

@@ -132,6 +132,9 @@ pub fn mmap(k: &mut Kernel, a: &Args) -> SysResult {
         k.proc.mem.find_free(len).ok_or(Errno::ENOMEM)?
     };
     k.proc.mem.map_fixed(start, len, prot)?;
+    if anonymous && shared {
+        k.proc.mem.share_anonymous(start, start + len);
+    }
     if let Some(host_fd) = file {
         if let Err(errno) = read_file_pages(k, host_fd, start, len, offset) {
             k.proc.mem.unmap(start, len)?;
