@@ -9,7 +9,8 @@
 //! (the column is its syscalls, its switches and, for a process, the kernel's creation
 //! work), and the kernel work of its syscalls (a base per syscall, the bytes copied). At
 //! ring 0 the same operation costs what the translated run executes: printed beside it, the
-//! essay's question answered (`cargo test --test essay_columns -- --nocapture`).
+//! essay's question answered (`cargo test --test essay_columns -- --nocapture`); a ring-0
+//! ABI call costs exactly the model's ring-0 figure plus the loop's other instructions.
 
 mod common;
 
@@ -175,6 +176,17 @@ fn every_column_per_operation_is_the_model_plus_named_terms() {
                 "{name} {}: ring 3 {ring3} per operation, explained {explained}\n{table}",
                 column.name
             );
+            // At ring 0 the call is charged once: the model's ring-0 ABI-call figure is the
+            // whole call, and of the translated loop only the instructions other than the
+            // call's own (the guest's five besides `syscall`, copied one for one) add to it.
+            if column.name == "ABI call" {
+                let loop_instructions = d(&["guest_instructions"]) - 1.0;
+                let charged = model.ring0.abi_call.value + loop_instructions * model.cpi.value;
+                assert!(
+                    (ring0 - charged).abs() <= 2.0 / ops * 4.0,
+                    "{name}: ring 0 {ring0} per call, the model's call {charged}"
+                );
+            }
             // The operation makes no more syscalls and switches than the column holds, but
             // for the child's own start and end in Create Proc.
             if column.creations == 0.0 {

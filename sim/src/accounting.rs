@@ -83,6 +83,7 @@ pub struct Tally {
     pub reaps: u64,
     /// Ring 0 only: what `costs::Ring0Events` names.
     pub translated_instructions: u64,
+    pub call_instructions: u64,
     pub guest_instructions_translated: u64,
     pub indirect_lookups: u64,
 }
@@ -100,6 +101,7 @@ impl Tally {
             execs: f(self.execs, other.execs),
             reaps: f(self.reaps, other.reaps),
             translated_instructions: f(self.translated_instructions, other.translated_instructions),
+            call_instructions: f(self.call_instructions, other.call_instructions),
             guest_instructions_translated: f(
                 self.guest_instructions_translated,
                 other.guest_instructions_translated,
@@ -140,6 +142,7 @@ impl Tally {
     pub fn ring0_events(&self) -> Ring0Events {
         Ring0Events {
             translated_instructions: self.translated_instructions,
+            call_instructions: self.call_instructions,
             guest_instructions_translated: self.guest_instructions_translated,
             indirect_lookups: self.indirect_lookups,
         }

@@ -87,6 +87,10 @@ pub struct Ring0Cycles {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ring0Events {
     pub translated_instructions: u64,
+    /// Of those, the syscalls' own: the guest's `syscall` as a call, the kernel entry and
+    /// its return. The ring-0 call constant is the whole call (KML's 12 cycles for getpid
+    /// in the kernel), so they are not priced again.
+    pub call_instructions: u64,
     pub guest_instructions_translated: u64,
     pub indirect_lookups: u64,
 }
@@ -186,7 +190,10 @@ impl CostModel {
     /// The ring-0 estimate: the translated run's own instructions, syscalls as direct calls,
     /// the same kernel work, and the translator's costs.
     pub fn ring0_cycles(&self, counts: &Counts, events: &Ring0Events) -> Ring0Cycles {
-        let instructions = (events.translated_instructions as f64 * self.cpi.value).round() as u64;
+        let priced = events
+            .translated_instructions
+            .saturating_sub(events.call_instructions);
+        let instructions = (priced as f64 * self.cpi.value).round() as u64;
         let calls = (counts.abi_calls as f64 * self.ring0.abi_call.value).round() as u64;
         let (switches, creation) = self.scheduling(&self.ring0, counts);
         let switches = switches.round() as u64;
@@ -450,11 +457,13 @@ mod tests {
         };
         let events = Ring0Events {
             translated_instructions: 1200,
+            call_instructions: 100,
             guest_instructions_translated: 50,
             indirect_lookups: 7,
         };
         let cycles = model.ring0_cycles(&counts, &events);
-        assert_eq!(cycles.translated_instructions, 1200);
+        // The calls' own 100 instructions are in the call constant, not priced again.
+        assert_eq!(cycles.translated_instructions, 1100);
         assert_eq!(cycles.calls, (10.0 * model.ring0.abi_call.value) as u64);
         // Translated, a thread switch loses no crossing: the same as at ring 3.
         assert_eq!(cycles.switches, 2 * (906 - 437));

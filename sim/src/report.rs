@@ -230,6 +230,7 @@ impl Report {
         let ring0 = finished.ring0.as_ref().map(|r0| {
             let events = Ring0Events {
                 translated_instructions: r0.translated_instructions,
+                call_instructions: r0.call_instructions(counts.abi_calls),
                 guest_instructions_translated: r0.stats.guest_instructions_translated,
                 indirect_lookups: r0.stats.indirect_lookups,
             };
@@ -481,7 +482,10 @@ fn ring0_text(r0: &Ring0Report, ghz: f64) -> String {
     let share = |part: u64| percent(part, r0.cycles);
     let mut table = new_table(&["ring 0 estimate", "cycles", "share"]);
     let rows = [
-        ("translated instructions", r0.translated_instruction_cycles),
+        (
+            "translated code, calls aside",
+            r0.translated_instruction_cycles,
+        ),
         ("syscalls as direct calls", r0.call_cycles),
         ("task switches", r0.switch_cycles),
         ("kernel work", r0.kernel_work_cycles),

@@ -81,6 +81,16 @@ pub struct Ring0Counts {
     pub kernel_half_accesses: u64,
 }
 
+impl Ring0Counts {
+    /// The translated instructions of `calls` syscalls' own sequences: each guest `syscall`
+    /// (one guest instruction of the Syscall source) and what its translation and the
+    /// kernel entry add.
+    pub fn call_instructions(&self, calls: u64) -> u64 {
+        let extra = self.extra_by_source[Source::Syscall as usize];
+        calls.wrapping_add(extra as u64)
+    }
+}
+
 /// The record of a finished run.
 #[derive(Debug)]
 pub struct Finished {
@@ -419,6 +429,7 @@ impl System {
             execs: kernel.execs,
             reaps: kernel.reaps,
             translated_instructions: self.ring0.translated_instructions,
+            call_instructions: self.ring0.call_instructions(self.counts.abi_calls),
             guest_instructions_translated: translation.guest_instructions_translated,
             indirect_lookups: translation.indirect_lookups,
         }
