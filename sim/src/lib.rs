@@ -1,5 +1,6 @@
-//! ringsim's machine: runs a static x86-64 Linux program on Unicorn at a real ring 3, with
-//! its syscalls served by a modelled Linux kernel, and prices the run with a cost model.
+//! ringsim's machine: runs an x86-64 Linux program (static, or through its `ld.so`) on
+//! Unicorn at a real ring 3, or translated at ring 0, with its syscalls served by a
+//! modelled Linux kernel, and prices the run with a cost model.
 //!
 //! The pipeline, one module a stage: `loader` (ELF, initial stack) → `machine` (CPU, page
 //! tables, rings) → `kernel` (syscall table and handlers) → `accounting` (counts) →
