@@ -33,6 +33,28 @@ fn elf_header(class: u8, machine: u16) -> Vec<u8> {
     h
 }
 
+/// The host's dynamic `program` with its PT_INTERP segment's offset moved past the end of
+/// the file (a corrupt program header).
+fn interpreter_outside_the_file(program: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(program).unwrap();
+    let word = |bytes: &[u8], at: usize, size: usize| {
+        let mut value = [0u8; 8];
+        value[..size].copy_from_slice(&bytes[at..at + size]);
+        u64::from_le_bytes(value) as usize
+    };
+    let (phoff, phentsize, phnum) = (
+        word(&bytes, 32, 8),
+        word(&bytes, 54, 2),
+        word(&bytes, 56, 2),
+    );
+    let interp = (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .find(|&at| word(&bytes, at, 4) == 3)
+        .expect("a PT_INTERP header");
+    bytes[interp + 8..interp + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+    bytes
+}
+
 #[test]
 fn bad_programs_get_126_or_127() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,6 +75,7 @@ fn bad_programs_get_126_or_127() {
         "text-interp",
         &common::with_interpreter("/bin/true", b"./text.txt"),
     );
+    write("interp-outside", &interpreter_outside_the_file("/bin/true"));
 
     let cases: &[(&[&str], i32, &str)] = &[
         (&["./missing"], 127, "no such file"),
@@ -67,6 +90,11 @@ fn bad_programs_get_126_or_127() {
             "its interpreter ./missing-interpreter cannot be loaded",
         ),
         (&["./text-interp"], 126, "./text.txt: not an ELF file"),
+        (
+            &["./interp-outside"],
+            126,
+            "a bad interpreter name (PT_INTERP)",
+        ),
         (&["."], 126, "cannot read"),
     ];
     for (args, status, needle) in cases {

@@ -157,18 +157,27 @@ impl<'a> Image<'a> {
     }
 
     /// The interpreter it names (PT_INTERP), if any.
-    fn interpreter(&self) -> Option<String> {
-        let header = self
+    /// The interpreter it names (PT_INTERP), if any, a C string: refused as Linux refuses it
+    /// (ENOEXEC) when its segment lies outside the file, is shorter than 2 bytes or longer
+    /// than PATH_MAX, or does not end in a NUL.
+    fn interpreter(&self) -> Result<Option<String>, LoadError> {
+        let Some(header) = self
             .elf
             .program_headers
             .iter()
-            .find(|ph| ph.p_type == PT_INTERP)?;
-        let name = self.bytes.get(header.file_range()).unwrap_or_default();
-        Some(
-            String::from_utf8_lossy(name)
-                .trim_end_matches('\0')
-                .to_string(),
-        )
+            .find(|ph| ph.p_type == PT_INTERP)
+        else {
+            return Ok(None);
+        };
+        let name = self
+            .bytes
+            .get(header.file_range())
+            .filter(|name| (2..=libc::PATH_MAX as usize).contains(&name.len()))
+            .filter(|name| name.ends_with(b"\0"))
+            .ok_or_else(|| malformed(self.path, "a bad interpreter name (PT_INTERP)".into()))?;
+        // A C string: up to its first NUL.
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        Ok(Some(String::from_utf8_lossy(&name[..end]).into_owned()))
     }
 }
 
@@ -311,7 +320,7 @@ pub fn load(
     sysroot: Option<&Path>,
 ) -> Result<Loaded, LoadError> {
     let program = Image::parse(path, bytes)?;
-    let interpreter_name = program.interpreter();
+    let interpreter_name = program.interpreter()?;
     let placement = Placement::Program {
         interpreted: interpreter_name.is_some(),
     };
@@ -350,7 +359,7 @@ pub fn load(
             let interpreter_bytes = read_program(&interpreter_path).map_err(refused)?;
             let interpreter =
                 Image::parse(&interpreter_path, &interpreter_bytes).map_err(refused)?;
-            if interpreter.interpreter().is_some() {
+            if interpreter.interpreter().map_err(refused)?.is_some() {
                 let reason = "it names an interpreter of its own".into();
                 return Err(refused(malformed(&interpreter_path, reason)));
             }
