@@ -226,7 +226,7 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
     })();
     drop(base);
     let (mut native, mut ring3, mut ring0) = result?;
-    let marks = ring3.clone();
+    let marks = crate::machine_reads::marks(&ring3);
     crate::machine_reads::leave_out(&marks, &mut [&mut native, &mut ring3, &mut ring0]);
     let named = |name, observed| Named { name, observed };
     let divergences = [

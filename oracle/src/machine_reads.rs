@@ -57,10 +57,16 @@ fn machine_reads(records: &[SyscallRecord], marked: &[usize]) -> Vec<usize> {
     reads
 }
 
-/// Leaves out the machine-file reads of every task of `runs`, as the marked run `by` marks
-/// them; tasks are matched by creation path and thread number.
-pub fn leave_out(by: &Observed, runs: &mut [&mut Observed]) {
-    let marks: BTreeMap<(Vec<u32>, u32), Vec<usize>> = by
+/// Which opens opened a machine file, by task (creation path and thread number) and for
+/// the root's sequence, as a simulated run marks them.
+pub struct Marks {
+    tasks: BTreeMap<(Vec<u32>, u32), Vec<usize>>,
+    root: Vec<usize>,
+}
+
+/// The marks of simulated run `by`.
+pub fn marks(by: &Observed) -> Marks {
+    let tasks = by
         .tree
         .tasks
         .iter()
@@ -72,34 +78,36 @@ pub fn leave_out(by: &Observed, runs: &mut [&mut Observed]) {
         })
         .filter(|(_, marked)| !marked.is_empty())
         .collect();
-    let root = marked_opens(&by.syscalls);
+    Marks {
+        tasks,
+        root: marked_opens(&by.syscalls),
+    }
+}
+
+/// Leaves out the machine-file reads of every task of `runs`, as `marks` name them; tasks
+/// are matched by creation path and thread number.
+pub fn leave_out(marks: &Marks, runs: &mut [&mut Observed]) {
     for run in runs.iter_mut() {
         for task in &mut run.tree.tasks {
-            let Some(marked) = marks.get(&(task.path.clone(), task.thread)) else {
+            let Some(marked) = marks.tasks.get(&(task.path.clone(), task.thread)) else {
                 continue;
             };
             let dropped = machine_reads(&task.syscalls, marked);
-            let keep = |place: &usize| !dropped.contains(place);
             task.syscalls = without(&task.syscalls, &dropped);
-            task.order = task
-                .order
-                .iter()
-                .enumerate()
-                .filter(|(place, _)| keep(place))
-                .map(|(_, &order)| order)
-                .collect();
+            task.order = without(&task.order, &dropped);
         }
-        let dropped = machine_reads(&run.syscalls, &root);
+        let dropped = machine_reads(&run.syscalls, &marks.root);
         run.syscalls = without(&run.syscalls, &dropped);
     }
 }
 
-fn without(records: &[SyscallRecord], dropped: &[usize]) -> Vec<SyscallRecord> {
-    records
+/// `items` but those at the places `dropped` lists.
+fn without<T: Clone>(items: &[T], dropped: &[usize]) -> Vec<T> {
+    items
         .iter()
         .enumerate()
         .filter(|(place, _)| !dropped.contains(place))
-        .map(|(_, record)| record.clone())
+        .map(|(_, item)| item.clone())
         .collect()
 }
 

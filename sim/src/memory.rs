@@ -513,15 +513,10 @@ impl AddressSpace {
     /// Marks `[start, end)`, just mapped, as shared anonymous memory (MAP_SHARED |
     /// MAP_ANONYMOUS), which fork does not copy.
     pub fn share_anonymous(&mut self, start: u64, end: u64) {
-        self.split_at(start);
-        self.split_at(end);
-        let starts: Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
-        for area in starts {
-            let vma = self.vmas.get_mut(&area).expect("listed");
+        self.mark_areas(start, end, |_, vma| {
             vma.shared_anonymous = true;
             vma.accounted = false;
-        }
-        self.merge_around(start, end);
+        });
     }
 
     /// Records that `[start, end)`, already mapped, maps `file` from `offset` on (for
@@ -534,16 +529,22 @@ impl AddressSpace {
                 self.files.len() - 1
             }
         } as u32;
-        self.split_at(start);
-        self.split_at(end);
-        let starts: Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
-        for area in starts {
-            let vma = self.vmas.get_mut(&area).expect("listed");
+        self.mark_areas(start, end, |area, vma| {
             vma.file = Some(FileArea {
                 file: index,
                 offset: offset + (area - start),
                 shared,
             });
+        });
+    }
+
+    /// Changes what the areas of `[start, end)` record, `mark` given each area's start,
+    /// splitting them at the bounds first and joining what then matches.
+    fn mark_areas(&mut self, start: u64, end: u64, mut mark: impl FnMut(u64, &mut Vma)) {
+        self.split_at(start);
+        self.split_at(end);
+        for (&area, vma) in self.vmas.range_mut(start..end) {
+            mark(area, vma);
         }
         self.merge_around(start, end);
     }

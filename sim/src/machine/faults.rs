@@ -173,43 +173,39 @@ impl FaultFrame {
     /// The frame for exception `vector` at guest instruction `rip` (the handler returns to
     /// `resume`), if a handler can be told about it.
     pub fn for_vector(vector: u32, rip: u64, resume: u64) -> Option<Self> {
-        Self::for_fault(vector, rip, resume, 0, 0, SEGV_MAPERR)
+        Self::for_fault(vector, rip, resume, 0)
     }
 
     /// The frame for a page fault at `cr2` by guest instruction `rip`, an `access` that
     /// `space` refused: SEGV_MAPERR where no area is, SEGV_ACCERR where one forbids it.
     pub fn for_page_fault(rip: u64, cr2: u64, access: Access, space: &AddressSpace) -> Self {
-        let err = page_fault_error_code(space, cr2, access);
-        let code = page_fault_code(cr2, space);
-        Self::for_fault(PAGE_FAULT, rip, rip, cr2, err, code)
-            .expect("the page fault's row has a code")
+        Self {
+            info: SigInfo::fault(Signal::SIGSEGV as u32, page_fault_code(cr2, space), cr2),
+            rip,
+            trapno: PAGE_FAULT as u64,
+            err: page_fault_error_code(space, cr2, access),
+            cr2,
+            spilled: None,
+        }
     }
 
-    fn for_fault(
-        vector: u32,
-        rip: u64,
-        resume: u64,
-        cr2: u64,
-        err: u64,
-        page_fault_code: i32,
-    ) -> Option<Self> {
+    /// The frame the row of `vector` describes, with error code `err`.
+    fn for_fault(vector: u32, rip: u64, resume: u64, err: u64) -> Option<Self> {
         let row = fault(vector)?;
-        let mut code = row.code?;
-        if vector == PAGE_FAULT {
-            code = page_fault_code;
-        }
+        let code = row.code?;
         let signo = row.signal as u32;
         let info = match row.addr {
             SiAddr::None => SigInfo::kernel(signo),
             SiAddr::Rip => SigInfo::fault(signo, code, rip),
-            SiAddr::Cr2 => SigInfo::fault(signo, code, cr2),
+            // A page fault's frame needs its address and access: `for_page_fault`.
+            SiAddr::Cr2 => return None,
         };
         Some(Self {
             info,
             rip: resume,
             trapno: vector as u64,
             err,
-            cr2,
+            cr2: 0,
             spilled: None,
         })
     }
@@ -226,7 +222,7 @@ impl FaultFrame {
     /// `int n` at ring 3: #GP with the gate's selector-style error code, `n * 8 + 2`.
     pub fn for_software_interrupt(n: u8, rip: u64) -> Option<Self> {
         let err = u64::from(n) * 8 + 2;
-        Self::for_fault(GENERAL_PROTECTION, rip, rip, 0, err, 0)
+        Self::for_fault(GENERAL_PROTECTION, rip, rip, err)
     }
 }
 
