@@ -8,9 +8,9 @@ use iced_x86::{Decoder, DecoderOptions, FlowControl};
 use translator::cpu::LACKING;
 use translator::Source;
 
+use crate::costs::work::{WorkClass, WorkCounts};
 use crate::costs::Ring0Events;
 use crate::kernel::signature;
-use crate::kernel::table::{Row, Work};
 use crate::memory::AddressSpace;
 
 /// Event counts of a run.
@@ -30,9 +30,9 @@ pub struct Counts {
     /// Pages copied on write after forks. Not priced on their own: the models' process
     /// creation figures include the copies a fork and exec make.
     pub pages_copied_on_write: u64,
-    /// Syscalls charged the per-syscall kernel-work base.
-    pub working_syscalls: u64,
-    pub bytes_copied: u64,
+    /// Syscalls and the bytes they moved, by kernel-work class. Bytes the kernel copies
+    /// outside a syscall (signal frames) count as `Other`'s.
+    pub work: WorkCounts,
     /// Syscalls by number.
     pub by_number: BTreeMap<u64, u64>,
     /// Unsupported syscalls answered with ENOSYS (`--on-unsupported-syscall enosys`), by number.
@@ -58,8 +58,7 @@ impl Default for Counts {
             execs: 0,
             reaps: 0,
             pages_copied_on_write: 0,
-            working_syscalls: 0,
-            bytes_copied: 0,
+            work: WorkCounts::default(),
             by_number: BTreeMap::new(),
             enosys: BTreeMap::new(),
             sequence_digest: FNV_OFFSET,
@@ -74,8 +73,7 @@ impl Default for Counts {
 pub struct Tally {
     pub guest_instructions: u64,
     pub abi_calls: u64,
-    pub working_syscalls: u64,
-    pub bytes_copied: u64,
+    pub work: WorkCounts,
     pub thread_switches: u64,
     pub process_switches: u64,
     pub forks: u64,
@@ -93,8 +91,7 @@ impl Tally {
         Self {
             guest_instructions: f(self.guest_instructions, other.guest_instructions),
             abi_calls: f(self.abi_calls, other.abi_calls),
-            working_syscalls: f(self.working_syscalls, other.working_syscalls),
-            bytes_copied: f(self.bytes_copied, other.bytes_copied),
+            work: self.work.zip(other.work, f),
             thread_switches: f(self.thread_switches, other.thread_switches),
             process_switches: f(self.process_switches, other.process_switches),
             forks: f(self.forks, other.forks),
@@ -127,8 +124,7 @@ impl Tally {
         Counts {
             guest_instructions: self.guest_instructions,
             abi_calls: self.abi_calls,
-            working_syscalls: self.working_syscalls,
-            bytes_copied: self.bytes_copied,
+            work: self.work,
             thread_switches: self.thread_switches,
             process_switches: self.process_switches,
             forks: self.forks,
@@ -154,6 +150,11 @@ impl Counts {
         self.abi_calls
     }
 
+    /// Bytes moved between user memory and the kernel.
+    pub fn bytes_copied(&self) -> u64 {
+        self.work.bytes()
+    }
+
     /// Adds one syscall, its arguments and its result, normalized, to the sequence digest:
     /// as values in a fixed encoding, not as text (formatting cost 590 instructions a
     /// syscall).
@@ -168,13 +169,11 @@ impl Counts {
         self.sequence_digest = fnv.0;
     }
 
-    /// Records syscall `nr`; `row` is `None` for a number the table lacks, and `enosys`
-    /// says it was unsupported and answered with ENOSYS.
-    pub fn record_syscall(&mut self, nr: u64, row: Option<&Row>, enosys: bool) {
+    /// Records syscall `nr` of kernel-work `class`; `enosys` says it was unsupported and
+    /// answered with ENOSYS.
+    pub fn record_syscall(&mut self, nr: u64, class: WorkClass, enosys: bool) {
         self.abi_calls += 1;
-        if row.is_some_and(|r| r.work == Work::Base) {
-            self.working_syscalls += 1;
-        }
+        self.work.add_call(class);
         *self.by_number.entry(nr).or_default() += 1;
         if enosys {
             *self.enosys.entry(nr).or_default() += 1;

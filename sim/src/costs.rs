@@ -2,12 +2,14 @@
 //! a source for every value; users load their own from TOML (schema in the README).
 
 pub mod builtin;
+pub mod work;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::accounting::Counts;
+use work::{WorkClass, CLASSES};
 
 /// One figure of a model (cycles per event, cycles per instruction, or GHz), with where
 /// it comes from.
@@ -31,14 +33,42 @@ pub struct EventCosts {
     pub create_process: Cost,
 }
 
-/// In-kernel work that a syscall costs whichever ring the caller runs in.
+/// The kernel work of one class of syscalls.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct KernelWork {
-    /// Per syscall beyond a null call (identity calls and sched_yield are exempt: their
-    /// work is the null call's, which the crossing cost already includes).
-    pub syscall_base: Cost,
-    /// Per byte copied between user memory and the kernel.
+pub struct ClassCosts {
+    /// Per call, beyond the null call that the crossing cost already includes.
+    pub base: Cost,
+    /// Per byte moved between user memory and the kernel.
     pub per_byte: Cost,
+}
+
+/// In-kernel work that a syscall costs whichever ring the caller runs in, by class
+/// (`work::CLASSES`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelWork(pub [ClassCosts; WorkClass::COUNT]);
+
+impl KernelWork {
+    pub fn class(&self, class: WorkClass) -> &ClassCosts {
+        &self.0[class.index()]
+    }
+
+    /// One call of `class` moving `bytes`.
+    pub fn call(&self, class: WorkClass, bytes: f64) -> f64 {
+        let costs = self.class(class);
+        costs.base.value + bytes * costs.per_byte.value
+    }
+}
+
+impl Serialize for KernelWork {
+    /// As a map from class name to its costs, in table order.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(CLASSES.len()))?;
+        for (class, name) in CLASSES {
+            map.serialize_entry(name, self.class(class))?;
+        }
+        map.end()
+    }
 }
 
 /// What binary translation itself costs at ring 0, beyond the instructions the translated
@@ -115,13 +145,15 @@ impl CostModel {
     /// kernel work beyond the null call's, that gives the CPU to another thread) less its
     /// syscall.
     pub fn thread_switch(&self, columns: &EventCosts) -> f64 {
-        (columns.yield_cpu.value - columns.abi_call.value).max(0.0)
+        let syscall = columns.abi_call.value + self.kernel_work.call(WorkClass::Identity, 0.0);
+        (columns.yield_cpu.value - syscall).max(0.0)
     }
 
-    /// The kernel work of a one-byte send-receive round trip's syscalls: two writes and two
-    /// reads of a byte each.
+    /// The kernel work of a one-byte send-receive round trip's syscalls: two pipe writes
+    /// and two pipe reads of a byte each.
     pub fn send_receive_work(&self) -> f64 {
-        4.0 * self.kernel_work.syscall_base.value + 4.0 * self.kernel_work.per_byte.value
+        2.0 * self.kernel_work.call(WorkClass::PipeWrite, 1.0)
+            + 2.0 * self.kernel_work.call(WorkClass::PipeRead, 1.0)
     }
 
     /// A switch between processes: what a send-receive round trip (its four syscalls, their
@@ -132,9 +164,9 @@ impl CostModel {
         (rest / 2.0).max(0.0)
     }
 
-    /// The kernel work of fork + exec + wait's three syscalls, as any syscall's.
+    /// The kernel work of fork + exec + wait's three syscalls, as the process class's.
     pub fn create_process_syscall_work(&self) -> f64 {
-        3.0 * self.kernel_work.syscall_base.value
+        3.0 * self.kernel_work.call(WorkClass::Process, 0.0)
     }
 
     /// The kernel's work to create a process and run a program in it, beyond what its
@@ -181,10 +213,18 @@ impl CostModel {
         }
     }
 
-    /// The syscalls' own kernel work: the base of each that has some, and the bytes copied.
+    /// The syscalls' own kernel work: each class's calls and bytes at its prices.
     fn syscall_work(&self, counts: &Counts) -> f64 {
-        counts.working_syscalls as f64 * self.kernel_work.syscall_base.value
-            + counts.bytes_copied as f64 * self.kernel_work.per_byte.value
+        CLASSES
+            .iter()
+            .map(|&(class, _)| self.class_work(class, counts.work.get(class)))
+            .sum()
+    }
+
+    /// The kernel work of `count`'s calls and bytes of `class`.
+    pub fn class_work(&self, class: WorkClass, count: work::ClassCount) -> f64 {
+        let costs = self.kernel_work.class(class);
+        count.calls as f64 * costs.base.value + count.bytes as f64 * costs.per_byte.value
     }
 
     /// The ring-0 estimate: the translated run's own instructions, syscalls as direct calls,
@@ -245,7 +285,8 @@ struct ModelFile {
     ring3: ColumnsFile,
     ring0: ColumnsFile,
     translation: TranslationFile,
-    kernel_work: KernelWorkFile,
+    /// By class name; `other` is required, the rest default to it (identity to nothing).
+    kernel_work: std::collections::BTreeMap<String, ClassFile>,
     #[serde(default)]
     crossing_indirect: f64,
     #[serde(default)]
@@ -271,8 +312,9 @@ struct ColumnsFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KernelWorkFile {
-    syscall_base: f64,
+struct ClassFile {
+    base: f64,
+    #[serde(default)]
     per_byte: f64,
 }
 
@@ -282,31 +324,55 @@ impl ModelFile {
             path: path.to_string(),
             message,
         };
-        let fields = [
-            ("cpi", self.cpi),
-            ("ghz", self.ghz),
-            ("ring3.abi_call", self.ring3.abi_call),
-            ("ring3.yield", self.ring3.yield_cpu),
-            ("ring3.send_receive", self.ring3.send_receive),
-            ("ring3.create_process", self.ring3.create_process),
-            ("ring0.abi_call", self.ring0.abi_call),
-            ("ring0.yield", self.ring0.yield_cpu),
-            ("ring0.send_receive", self.ring0.send_receive),
-            ("ring0.create_process", self.ring0.create_process),
+        let mut fields = vec![
+            ("cpi".to_string(), self.cpi),
+            ("ghz".to_string(), self.ghz),
+            ("ring3.abi_call".to_string(), self.ring3.abi_call),
+            ("ring3.yield".to_string(), self.ring3.yield_cpu),
+            ("ring3.send_receive".to_string(), self.ring3.send_receive),
             (
-                "translation.per_instruction",
+                "ring3.create_process".to_string(),
+                self.ring3.create_process,
+            ),
+            ("ring0.abi_call".to_string(), self.ring0.abi_call),
+            ("ring0.yield".to_string(), self.ring0.yield_cpu),
+            ("ring0.send_receive".to_string(), self.ring0.send_receive),
+            (
+                "ring0.create_process".to_string(),
+                self.ring0.create_process,
+            ),
+            (
+                "translation.per_instruction".to_string(),
                 self.translation.per_instruction,
             ),
             (
-                "translation.indirect_lookup",
+                "translation.indirect_lookup".to_string(),
                 self.translation.indirect_lookup,
             ),
-            ("kernel_work.syscall_base", self.kernel_work.syscall_base),
-            ("kernel_work.per_byte", self.kernel_work.per_byte),
-            ("crossing_indirect", self.crossing_indirect),
+            ("crossing_indirect".to_string(), self.crossing_indirect),
         ];
-        for (field, value) in fields {
-            if !value.is_finite() || value < 0.0 {
+        if let Some(unknown) = self
+            .kernel_work
+            .keys()
+            .find(|k| WorkClass::by_name(k).is_none())
+        {
+            let names: Vec<&str> = CLASSES.iter().map(|(_, n)| *n).collect();
+            return Err(invalid(format!(
+                "kernel_work.{unknown} is no class; classes: {}",
+                names.join(", ")
+            )));
+        }
+        if !self.kernel_work.contains_key("other") {
+            return Err(invalid(
+                "kernel_work.other is required (the classes not given default to it)".into(),
+            ));
+        }
+        for (name, class) in &self.kernel_work {
+            fields.push((format!("kernel_work.{name}.base"), class.base));
+            fields.push((format!("kernel_work.{name}.per_byte"), class.per_byte));
+        }
+        for (field, value) in &fields {
+            if !value.is_finite() || *value < 0.0 {
                 return Err(invalid(format!(
                     "{field} must be a finite number >= 0, not {value}"
                 )));
@@ -315,7 +381,7 @@ impl ModelFile {
         if self.ghz == 0.0 {
             return Err(invalid("ghz must be greater than 0".into()));
         }
-        let known: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+        let known: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
         if let Some(unknown) = self.sources.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(invalid(format!(
                 "sources.\"{unknown}\" names no field; fields: {}",
@@ -355,14 +421,47 @@ impl ModelFile {
                     self.translation.indirect_lookup,
                 ),
             },
-            kernel_work: KernelWork {
-                syscall_base: cost("kernel_work.syscall_base", self.kernel_work.syscall_base),
-                per_byte: cost("kernel_work.per_byte", self.kernel_work.per_byte),
-            },
+            kernel_work: self.kernel_work_costs(&cost),
             crossing_indirect: cost("crossing_indirect", self.crossing_indirect),
             cpi: cost("cpi", self.cpi),
             ghz: cost("ghz", self.ghz),
         })
+    }
+}
+
+impl ModelFile {
+    /// Each class's costs: as the file gives them, or as `other`'s (identity: nothing).
+    fn kernel_work_costs(&self, cost: &impl Fn(&str, f64) -> Cost) -> KernelWork {
+        KernelWork(CLASSES.map(|(class, name)| {
+            let field = |term: &str, value: f64| cost(&format!("kernel_work.{name}.{term}"), value);
+            match self.kernel_work.get(name) {
+                Some(given) => ClassCosts {
+                    base: field("base", given.base),
+                    per_byte: field("per_byte", given.per_byte),
+                },
+                None if class == WorkClass::Identity => {
+                    let nothing = || Cost {
+                        value: 0.0,
+                        source: "default: nothing beyond the null call".into(),
+                    };
+                    ClassCosts {
+                        base: nothing(),
+                        per_byte: nothing(),
+                    }
+                }
+                None => {
+                    let other = &self.kernel_work["other"];
+                    let like_other = |term: &str, value: f64| Cost {
+                        value,
+                        source: format!("as kernel_work.other.{term} (the file gives no {name})"),
+                    };
+                    ClassCosts {
+                        base: like_other("base", other.base),
+                        per_byte: like_other("per_byte", other.per_byte),
+                    }
+                }
+            }
+        }))
     }
 }
 
@@ -405,6 +504,18 @@ mod tests {
 
     const EXAMPLE: &str = include_str!("../../cost-models/example.toml");
 
+    /// Counts with `calls` syscalls of `class` moving `bytes`.
+    fn work(entries: &[(WorkClass, u64, u64)]) -> work::WorkCounts {
+        let mut counts = work::WorkCounts::default();
+        for &(class, calls, bytes) in entries {
+            for _ in 0..calls {
+                counts.add_call(class);
+            }
+            counts.add_bytes(class, bytes);
+        }
+        counts
+    }
+
     #[test]
     fn cycle_arithmetic() {
         let model = builtin::by_name("linux").unwrap();
@@ -416,27 +527,38 @@ mod tests {
             forks: 1,
             execs: 1,
             reaps: 1,
-            working_syscalls: 4,
-            bytes_copied: 1000,
+            work: work(&[
+                (WorkClass::FileRead, 3, 1000),
+                (WorkClass::Memory, 1, 0),
+                (WorkClass::Identity, 6, 0),
+            ]),
             ..Counts::default()
         };
         let cycles = model.ring3_cycles(&counts);
         // Linux (Aiken et al.): yield 906, send-receive 5,797, create process 719,447; the
-        // syscalls' own work is the model's base per syscall and per byte.
-        let (base, per_byte) = (
-            model.kernel_work.syscall_base.value,
-            model.kernel_work.per_byte.value,
-        );
-        let process_switch = (5797.0 - 4.0 * 437.0 - 4.0 * base - 4.0 * per_byte) / 2.0;
-        let creation = 719_447.0 - 3.0 * 437.0 - 3.0 * base - 2.0 * process_switch;
-        let expected_work = 4.0 * model.kernel_work.syscall_base.value
-            + 1000.0 * model.kernel_work.per_byte.value
-            + creation;
+        // syscalls' own work is each class's base per call and per byte.
+        let work = &model.kernel_work;
+        let price = |class: WorkClass| {
+            let c = work.class(class);
+            (c.base.value, c.per_byte.value)
+        };
+        let (pipe_write, pipe_write_byte) = price(WorkClass::PipeWrite);
+        let (pipe_read, pipe_read_byte) = price(WorkClass::PipeRead);
+        let (process, _) = price(WorkClass::Process);
+        let (identity, _) = price(WorkClass::Identity);
+        let send_receive_work =
+            2.0 * (pipe_write + pipe_write_byte) + 2.0 * (pipe_read + pipe_read_byte);
+        let process_switch = (5797.0 - 4.0 * 437.0 - send_receive_work) / 2.0;
+        let creation = 719_447.0 - 3.0 * 437.0 - 3.0 * process - 2.0 * process_switch;
+        let (file_read, file_read_byte) = price(WorkClass::FileRead);
+        let (memory, _) = price(WorkClass::Memory);
+        let expected_work =
+            3.0 * file_read + 1000.0 * file_read_byte + memory + 6.0 * identity + creation;
         assert_eq!(cycles.user_instructions, (1000.0 * model.cpi.value) as u64);
         assert_eq!(cycles.crossings, 10 * 437);
         assert_eq!(
             cycles.switches,
-            (2.0 * (906.0 - 437.0) + 2.0 * process_switch).round() as u64
+            (2.0 * (906.0 - 437.0 - identity) + 2.0 * process_switch).round() as u64
         );
         assert_eq!(cycles.kernel_work, expected_work.round() as u64);
         assert_eq!(
@@ -451,8 +573,7 @@ mod tests {
         let counts = Counts {
             abi_calls: 10,
             thread_switches: 2,
-            working_syscalls: 4,
-            bytes_copied: 1000,
+            work: work(&[(WorkClass::PipeWrite, 4, 1000)]),
             ..Counts::default()
         };
         let events = Ring0Events {
@@ -503,6 +624,29 @@ mod tests {
         let text = EXAMPLE.replace("ghz = 2.596", "ghz = -1");
         let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
         assert!(err.contains("ghz"), "{err}");
+        let text = EXAMPLE.replace("[kernel_work]", "[kernel_work]\nfile_reed = { base = 1 }");
+        let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("file_reed") && err.contains("file_read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn classes_a_file_leaves_out_are_priced_as_other() {
+        let model = parse_toml(EXAMPLE, "example.toml").unwrap();
+        let other = model.kernel_work.class(WorkClass::Other);
+        let futex = model.kernel_work.class(WorkClass::Futex);
+        assert_eq!(futex.base.value, other.base.value);
+        assert!(
+            futex.base.source.contains("kernel_work.other"),
+            "{}",
+            futex.base.source
+        );
+        assert_eq!(model.kernel_work.class(WorkClass::Identity).base.value, 0.0);
+        let text = EXAMPLE.replace("other = {", "memory = {");
+        let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
+        assert!(err.contains("kernel_work.other is required"), "{err}");
     }
 
     #[test]

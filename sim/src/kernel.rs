@@ -29,6 +29,7 @@ use nix::sys::signal::Signal;
 use rand_chacha::ChaCha20Rng;
 use translator::cpu::CpuModel;
 
+use crate::costs::work::{transfer_class, WorkClass};
 use crate::memory::AddressSpace;
 use fd::FdTable;
 use futex::Futexes;
@@ -37,7 +38,7 @@ use process::{Pid, Process, FIRST_PID, INIT_PID};
 use sched::Scheduler;
 use signal::SignalState;
 use syscalls::ids::Credentials;
-use table::{Handler, Row};
+use table::{Handler, Row, Work};
 use task::{Task, Wait};
 use tasks::Spawn;
 
@@ -266,6 +267,22 @@ impl Kernel {
             translator::cpu::Vendor::Intel.model(),
             OnUnsupported::Stop,
         )
+    }
+
+    /// The kernel-work class of syscall `nr` with `args`: its row's, or for a transfer the
+    /// class of its descriptor's kind. A number with no row does nothing (ENOSYS).
+    pub fn work_class(&self, nr: u64, args: &Args) -> WorkClass {
+        match table::lookup(nr).map(|row| row.work) {
+            None => WorkClass::Identity,
+            Some(Work::Fixed(class)) => class,
+            Some(Work::Transfer(direction)) => self
+                .proc
+                .fds
+                .file(args[0])
+                .map_or(WorkClass::Other, |file| {
+                    transfer_class(file.kind, direction)
+                }),
+        }
     }
 
     /// Runs syscall `nr` from guest address `rip`. `Ok(None)`: the call must wait, and the

@@ -10,6 +10,7 @@ use translator::Source;
 
 use crate::accounting::Tally;
 use crate::bt::cache::TranslationStats;
+use crate::costs::work::{ClassCount, CLASSES};
 use crate::costs::{CostModel, Ring0Events, Ring3Cycles};
 use crate::kernel::history::{ProcessLog, TaskLog};
 use crate::kernel::syscalls::short_name;
@@ -107,6 +108,14 @@ pub struct ProcessReport {
     pub speedup: Option<f64>,
 }
 
+/// One kernel-work class's share of a run.
+#[derive(Debug, Serialize)]
+pub struct ClassWork {
+    pub calls: u64,
+    pub bytes: u64,
+    pub cycles: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub program: String,
@@ -125,6 +134,8 @@ pub struct Report {
     /// Round trips between ring 3 and ring 0: one per syscall.
     pub ring_crossings: u64,
     pub bytes_copied: u64,
+    /// Syscalls, bytes and kernel-work cycles by cost-model class (the classes with any).
+    pub kernel_work: BTreeMap<&'static str, ClassWork>,
     pub ring3: Ring3Report,
     /// Present in ring-0 mode.
     pub ring0: Option<Ring0Report>,
@@ -283,7 +294,25 @@ impl Report {
                 sequence_digest: format!("{:016x}", counts.sequence_digest),
             },
             ring_crossings: counts.syscalls(),
-            bytes_copied: counts.bytes_copied,
+            bytes_copied: counts.bytes_copied(),
+            kernel_work: CLASSES
+                .iter()
+                .filter_map(|&(class, name)| {
+                    let count = counts.work.get(class);
+                    (count != ClassCount::default()).then(|| {
+                        let cycles = model.class_work(class, count).round() as u64;
+                        let (calls, bytes) = (count.calls, count.bytes);
+                        (
+                            name,
+                            ClassWork {
+                                calls,
+                                bytes,
+                                cycles,
+                            },
+                        )
+                    })
+                })
+                .collect(),
             ring3: Ring3Report {
                 cycles: cycles.total,
                 user_instruction_cycles: cycles.user_instructions,

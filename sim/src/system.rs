@@ -15,6 +15,7 @@ use unicorn_engine::UcHookId;
 use crate::accounting::{BlockCount, BlockCounter, Clock, Counts, Extra, SyscallRecord, Tally};
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
+use crate::costs::work::{WorkClass, WorkCounts};
 use crate::costs::CostModel;
 use crate::kernel::process::Pid;
 use crate::kernel::sigframe::SIG_IGN;
@@ -178,6 +179,8 @@ pub struct System {
     check_at: u64,
     /// The system's tally when the running task was last charged.
     charged_at: Tally,
+    /// The kernel's copied-byte total when its bytes were last given a work class.
+    copies_attributed: u64,
     /// The block counter and code cache of every address space but the running one.
     spaces: BTreeMap<Pid, Space>,
     /// The translation statistics of code caches dropped with their address space.
@@ -226,6 +229,7 @@ impl System {
             timer_end: u64::MAX,
             check_at: u64::MAX,
             charged_at: Tally::default(),
+            copies_attributed: 0,
             spaces: BTreeMap::new(),
             retired_stats: TranslationStats::default(),
         }
@@ -421,8 +425,7 @@ impl System {
         Tally {
             guest_instructions: self.clock.instructions(),
             abi_calls: self.counts.abi_calls,
-            working_syscalls: self.counts.working_syscalls,
-            bytes_copied: kernel.proc.mem.bytes_copied(),
+            work: self.work_now(),
             thread_switches: self.counts.thread_switches,
             process_switches: self.counts.process_switches,
             forks: kernel.forks,
@@ -582,7 +585,7 @@ impl System {
     pub fn counts_now(&self) -> Counts {
         Counts {
             guest_instructions: self.clock.instructions(),
-            bytes_copied: self.kernel.proc.mem.bytes_copied(),
+            work: self.work_now(),
             pages_copied_on_write: self.kernel.proc.mem.pages_copied(),
             forks: self.kernel.forks,
             execs: self.kernel.execs,
@@ -591,10 +594,29 @@ impl System {
         }
     }
 
+    /// Gives the bytes the kernel copied since the last call to `class`.
+    fn attribute_copies(&mut self, class: WorkClass) {
+        let copied = self.kernel.proc.mem.bytes_copied();
+        let fresh = copied.saturating_sub(self.copies_attributed);
+        self.counts.work.add_bytes(class, fresh);
+        self.copies_attributed = copied;
+    }
+
+    /// The work counts as of now: bytes not yet given a class are `Other`'s.
+    fn work_now(&self) -> WorkCounts {
+        let mut work = self.counts.work;
+        let copied = self.kernel.proc.mem.bytes_copied();
+        work.add_bytes(
+            WorkClass::Other,
+            copied.saturating_sub(self.copies_attributed),
+        );
+        work
+    }
+
     /// The virtual clock's cycles of everything but user instructions follow the counts.
     fn update_event_cycles(&mut self) {
+        self.attribute_copies(WorkClass::Other);
         let kernel = &self.kernel;
-        self.counts.bytes_copied = kernel.proc.mem.bytes_copied();
         (self.counts.forks, self.counts.execs, self.counts.reaps) =
             (kernel.forks, kernel.execs, kernel.reaps);
         let cycles = self.model.ring3_cycles(&self.counts);
@@ -643,7 +665,12 @@ impl System {
             "planted: a panic in the syscall hook"
         );
         self.set_kernel_time();
-        match self.kernel.dispatch(nr, args, rip) {
+        // Copies since the last syscall were the kernel's own (signal frames).
+        self.attribute_copies(WorkClass::Other);
+        let class = self.kernel.work_class(nr, args);
+        let dispatched = self.kernel.dispatch(nr, args, rip);
+        self.attribute_copies(class);
+        match dispatched {
             Err(unsupported) => {
                 self.stop = Some(Stop::Unsupported(unsupported));
                 Flow::Stop
@@ -656,7 +683,8 @@ impl System {
     /// The syscall `nr` of the running task completed as `done`: it is counted, and the
     /// task goes on unless it must give up the CPU.
     fn complete(&mut self, nr: u64, args: &Args, done: &Dispatched) -> Flow {
-        self.counts.record_syscall(nr, done.row, done.enosys);
+        let class = self.kernel.work_class(nr, args);
+        self.counts.record_syscall(nr, class, done.enosys);
         self.kernel.task.syscalls += 1;
         self.kernel.task.at_syscall = Some(crate::kernel::signal::AtSyscall { nr });
         self.counts.record_sequence(nr, args, done.ret);

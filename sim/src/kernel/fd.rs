@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use super::pipe::Pipe;
+use crate::costs::work::DescriptorKind;
 
 use nix::errno::Errno;
 
@@ -25,6 +26,8 @@ pub const MAX_FDS: usize = 1024;
 pub struct OpenFile {
     pub host: OwnedFd,
     pub pipe: Option<PipeEnd>,
+    /// What moving bytes through it costs the kernel, as the cost model classes it.
+    pub kind: DescriptorKind,
 }
 
 /// One end of a modelled pipe.
@@ -39,8 +42,29 @@ pub struct PipeEnd {
 }
 
 impl OpenFile {
+    /// A host file, its kind as the host's fstat gives it.
     pub fn host(host: OwnedFd) -> Rc<Self> {
-        Rc::new(Self { host, pipe: None })
+        let kind = match nix::sys::stat::fstat(&host).map(|st| st.st_mode & libc::S_IFMT) {
+            Ok(libc::S_IFREG) => DescriptorKind::Regular,
+            Ok(libc::S_IFIFO) => DescriptorKind::Pipe,
+            Ok(libc::S_IFCHR) => DescriptorKind::CharDevice,
+            _ => DescriptorKind::Other,
+        };
+        Rc::new(Self {
+            host,
+            pipe: None,
+            kind,
+        })
+    }
+
+    /// One of the guest's standard streams: priced as a pipe whatever it is on the host, so
+    /// that a report does not depend on where the output goes.
+    fn standard_stream(host: OwnedFd) -> Rc<Self> {
+        Rc::new(Self {
+            host,
+            pipe: None,
+            kind: DescriptorKind::Pipe,
+        })
     }
 }
 
@@ -81,7 +105,9 @@ impl FdTable {
             );
             table.slots.push(host.ok().map(|raw| Slot {
                 // SAFETY: the descriptor was just created by F_DUPFD and is owned by nobody else.
-                file: OpenFile::host(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) }),
+                file: OpenFile::standard_stream(unsafe {
+                    std::os::fd::FromRawFd::from_raw_fd(raw)
+                }),
                 cloexec: false,
             }));
         }

@@ -12,6 +12,7 @@ use syscalls::x86_64::Sysno;
 use super::signature::{self, Commands, Rule, Signature};
 use super::syscalls::{fs, ids, mm, pipes, poll, proc, signal, socket, sync, time, xattr};
 use super::{Args, Kernel, SysResult};
+use crate::costs::work::{Direction, WorkClass};
 
 pub type HandlerFn = fn(&mut Kernel, &Args) -> SysResult;
 
@@ -22,13 +23,12 @@ pub enum Handler {
     NoSys,
 }
 
-/// Whether a syscall does kernel work beyond what a null call does.
+/// The kernel work a syscall does beyond what a null call does, as a cost-model class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Work {
-    /// Nothing beyond the null call that the crossing cost already includes.
-    Null,
-    /// The cost model's per-syscall base.
-    Base,
+    Fixed(WorkClass),
+    /// Bytes through the descriptor in argument 0: the class is its kind's, this way.
+    Transfer(Direction),
 }
 
 pub struct Row {
@@ -42,7 +42,7 @@ pub struct Row {
 const fn call(sysno: Sysno, args: &'static str, handler: HandlerFn) -> Row {
     Row {
         sysno,
-        work: Work::Base,
+        work: Work::Fixed(WorkClass::Other),
         handler: Handler::Call(handler),
         signature: Signature {
             args,
@@ -55,7 +55,7 @@ const fn call(sysno: Sysno, args: &'static str, handler: HandlerFn) -> Row {
 /// A call whose whole work is a null call's: identity and trivial queries.
 const fn null(sysno: Sysno, args: &'static str, handler: HandlerFn) -> Row {
     Row {
-        work: Work::Null,
+        work: Work::Fixed(WorkClass::Identity),
         ..call(sysno, args, handler)
     }
 }
@@ -64,7 +64,7 @@ const fn null(sysno: Sysno, args: &'static str, handler: HandlerFn) -> Row {
 const fn declined(sysno: Sysno, args: &'static str) -> Row {
     Row {
         sysno,
-        work: Work::Null,
+        work: Work::Fixed(WorkClass::Identity),
         handler: Handler::NoSys,
         signature: Signature {
             args,
@@ -75,6 +75,22 @@ const fn declined(sysno: Sysno, args: &'static str) -> Row {
 }
 
 impl Row {
+    /// The same row, its kernel work of `class`.
+    const fn work(self, class: WorkClass) -> Row {
+        Row {
+            work: Work::Fixed(class),
+            ..self
+        }
+    }
+
+    /// The same row, moving bytes through its descriptor `direction`.
+    const fn transfer(self, direction: Direction) -> Row {
+        Row {
+            work: Work::Transfer(direction),
+            ..self
+        }
+    }
+
     /// The same row, its result compared under `result`.
     const fn returning(self, result: Rule) -> Row {
         Row {
@@ -102,44 +118,44 @@ impl Row {
 /// is a pointer for the requests programs make here (TCGETS, PR_SET_NAME).
 pub static TABLE: &[Row] = &[
     // files and descriptors
-    call(Sysno::read, "vpv", fs::read),
-    call(Sysno::write, "vpv", fs::write),
-    call(Sysno::readv, "vpv", fs::readv),
-    call(Sysno::writev, "vpv", fs::writev),
-    call(Sysno::pread64, "vpvv", fs::pread64),
-    call(Sysno::pwrite64, "vpvv", fs::pwrite64),
-    call(Sysno::open, "pvv", fs::open),
-    call(Sysno::openat, "vpvv", fs::openat),
-    call(Sysno::creat, "pv", fs::creat),
-    call(Sysno::close, "v", fs::close),
-    call(Sysno::lseek, "vvv", fs::lseek),
-    call(Sysno::dup, "v", fs::dup),
-    call(Sysno::dup2, "vv", fs::dup2),
-    call(Sysno::dup3, "vvv", fs::dup3),
+    call(Sysno::read, "vpv", fs::read).transfer(Direction::Read),
+    call(Sysno::write, "vpv", fs::write).transfer(Direction::Write),
+    call(Sysno::readv, "vpv", fs::readv).transfer(Direction::Read),
+    call(Sysno::writev, "vpv", fs::writev).transfer(Direction::Write),
+    call(Sysno::pread64, "vpvv", fs::pread64).transfer(Direction::Read),
+    call(Sysno::pwrite64, "vpvv", fs::pwrite64).transfer(Direction::Write),
+    call(Sysno::open, "pvv", fs::open).work(WorkClass::OpenStat),
+    call(Sysno::openat, "vpvv", fs::openat).work(WorkClass::OpenStat),
+    call(Sysno::creat, "pv", fs::creat).work(WorkClass::OpenStat),
+    call(Sysno::close, "v", fs::close).work(WorkClass::OpenStat),
+    call(Sysno::lseek, "vvv", fs::lseek).work(WorkClass::OpenStat),
+    call(Sysno::dup, "v", fs::dup).work(WorkClass::OpenStat),
+    call(Sysno::dup2, "vv", fs::dup2).work(WorkClass::OpenStat),
+    call(Sysno::dup3, "vvv", fs::dup3).work(WorkClass::OpenStat),
     call(Sysno::fcntl, "vvv", fs::fcntl).by_command(&signature::FCNTL),
     call(Sysno::pipe, "p", pipes::pipe),
     call(Sysno::pipe2, "pv", pipes::pipe2),
     call(Sysno::ioctl, "vvp", fs::ioctl),
-    call(Sysno::getdents64, "vpv", fs::getdents64),
-    call(Sysno::sendfile, "vvpv", fs::sendfile),
+    call(Sysno::getdents64, "vpv", fs::getdents64).work(WorkClass::OpenStat),
+    call(Sysno::sendfile, "vvpv", fs::sendfile).transfer(Direction::Write),
     call(Sysno::ftruncate, "vv", fs::ftruncate),
     call(Sysno::fsync, "v", fs::fsync),
     call(Sysno::fdatasync, "v", fs::fsync),
     call(Sysno::fadvise64, "vvvv", fs::fadvise64),
     // file status and names
-    call(Sysno::stat, "pp", fs::stat),
-    call(Sysno::lstat, "pp", fs::lstat),
-    call(Sysno::fstat, "vp", fs::fstat),
-    call(Sysno::newfstatat, "vppv", fs::newfstatat),
-    call(Sysno::statx, "vpvvp", fs::statx),
-    call(Sysno::statfs, "pp", fs::statfs),
-    call(Sysno::fstatfs, "vp", fs::fstatfs),
-    call(Sysno::access, "pv", fs::access),
-    call(Sysno::faccessat, "vpv", fs::faccessat),
-    call(Sysno::faccessat2, "vpvv", fs::faccessat2),
-    call(Sysno::readlink, "ppv", fs::readlink),
-    call(Sysno::readlinkat, "vppv", fs::readlinkat),
-    call(Sysno::copy_file_range, "vpvpvv", fs::copy_file_range),
+    call(Sysno::stat, "pp", fs::stat).work(WorkClass::OpenStat),
+    call(Sysno::lstat, "pp", fs::lstat).work(WorkClass::OpenStat),
+    call(Sysno::fstat, "vp", fs::fstat).work(WorkClass::OpenStat),
+    call(Sysno::newfstatat, "vppv", fs::newfstatat).work(WorkClass::OpenStat),
+    call(Sysno::statx, "vpvvp", fs::statx).work(WorkClass::OpenStat),
+    call(Sysno::statfs, "pp", fs::statfs).work(WorkClass::OpenStat),
+    call(Sysno::fstatfs, "vp", fs::fstatfs).work(WorkClass::OpenStat),
+    call(Sysno::access, "pv", fs::access).work(WorkClass::OpenStat),
+    call(Sysno::faccessat, "vpv", fs::faccessat).work(WorkClass::OpenStat),
+    call(Sysno::faccessat2, "vpvv", fs::faccessat2).work(WorkClass::OpenStat),
+    call(Sysno::readlink, "ppv", fs::readlink).work(WorkClass::OpenStat),
+    call(Sysno::readlinkat, "vppv", fs::readlinkat).work(WorkClass::OpenStat),
+    call(Sysno::copy_file_range, "vpvpvv", fs::copy_file_range).work(WorkClass::FileWrite),
     call(Sysno::socket, "vvv", socket::socket),
     call(Sysno::connect, "vpv", socket::connect),
     call(Sysno::getxattr, "pppv", xattr::getxattr),
@@ -148,9 +164,9 @@ pub static TABLE: &[Row] = &[
     call(Sysno::listxattr, "ppv", xattr::listxattr),
     call(Sysno::llistxattr, "ppv", xattr::llistxattr),
     call(Sysno::flistxattr, "vpv", xattr::flistxattr),
-    call(Sysno::getcwd, "pv", fs::getcwd),
-    call(Sysno::chdir, "p", fs::chdir),
-    call(Sysno::fchdir, "v", fs::fchdir),
+    call(Sysno::getcwd, "pv", fs::getcwd).work(WorkClass::OpenStat),
+    call(Sysno::chdir, "p", fs::chdir).work(WorkClass::OpenStat),
+    call(Sysno::fchdir, "v", fs::fchdir).work(WorkClass::OpenStat),
     call(Sysno::unlink, "p", fs::unlink),
     call(Sysno::unlinkat, "vpv", fs::unlinkat),
     call(Sysno::rename, "pp", fs::rename),
@@ -173,12 +189,18 @@ pub static TABLE: &[Row] = &[
     call(Sysno::utimensat, "vppv", fs::utimensat),
     null(Sysno::umask, "v", fs::umask),
     // memory
-    call(Sysno::brk, "p", mm::brk).returning(Rule::Break),
-    call(Sysno::mmap, "pvvvvv", mm::mmap).returning(Rule::Pointer),
-    call(Sysno::munmap, "pv", mm::munmap),
-    call(Sysno::mremap, "pvvvp", mm::mremap).returning(Rule::Pointer),
-    call(Sysno::mprotect, "pvv", mm::mprotect),
-    call(Sysno::madvise, "pvv", mm::madvise),
+    call(Sysno::brk, "p", mm::brk)
+        .work(WorkClass::Memory)
+        .returning(Rule::Break),
+    call(Sysno::mmap, "pvvvvv", mm::mmap)
+        .work(WorkClass::Memory)
+        .returning(Rule::Pointer),
+    call(Sysno::munmap, "pv", mm::munmap).work(WorkClass::Memory),
+    call(Sysno::mremap, "pvvvp", mm::mremap)
+        .work(WorkClass::Memory)
+        .returning(Rule::Pointer),
+    call(Sysno::mprotect, "pvv", mm::mprotect).work(WorkClass::Memory),
+    call(Sysno::madvise, "pvv", mm::madvise).work(WorkClass::Memory),
     // process set-up and identity
     call(Sysno::arch_prctl, "vp", proc::arch_prctl),
     call(Sysno::prctl, "vpvvv", proc::prctl).by_command(&signature::PRCTL),
@@ -201,17 +223,31 @@ pub static TABLE: &[Row] = &[
     call(Sysno::setpgid, "ii", proc::setpgid),
     call(Sysno::setsid, "", proc::setsid).returning(Rule::Pid),
     call(Sysno::getrandom, "pvv", proc::getrandom),
-    call(Sysno::futex, "pvvppv", sync::futex).by_command(&signature::FUTEX),
-    call(Sysno::wait4, "ipvp", proc::wait4).returning(Rule::Pid),
-    call(Sysno::waitid, "vipvp", proc::waitid),
-    call(Sysno::clone, "vpppp", proc::clone).returning(Rule::Pid),
-    call(Sysno::fork, "", proc::fork).returning(Rule::Pid),
-    call(Sysno::execve, "ppp", proc::execve),
-    call(Sysno::vfork, "", proc::vfork).returning(Rule::Pid),
+    call(Sysno::futex, "pvvppv", sync::futex)
+        .work(WorkClass::Futex)
+        .by_command(&signature::FUTEX),
+    call(Sysno::wait4, "ipvp", proc::wait4)
+        .work(WorkClass::Process)
+        .returning(Rule::Pid),
+    call(Sysno::waitid, "vipvp", proc::waitid).work(WorkClass::Process),
+    call(Sysno::clone, "vpppp", proc::clone)
+        .work(WorkClass::Process)
+        .returning(Rule::Pid),
+    call(Sysno::fork, "", proc::fork)
+        .work(WorkClass::Process)
+        .returning(Rule::Pid),
+    call(Sysno::execve, "ppp", proc::execve).work(WorkClass::Process),
+    call(Sysno::vfork, "", proc::vfork)
+        .work(WorkClass::Process)
+        .returning(Rule::Pid),
     // As a kernel before 5.3: glibc then falls back to clone.
     declined(Sysno::clone3, "pv"),
-    call(Sysno::exit, "v", proc::exit).returning(Rule::NoReturn),
-    call(Sysno::exit_group, "v", proc::exit_group).returning(Rule::NoReturn),
+    call(Sysno::exit, "v", proc::exit)
+        .work(WorkClass::Process)
+        .returning(Rule::NoReturn),
+    call(Sysno::exit_group, "v", proc::exit_group)
+        .work(WorkClass::Process)
+        .returning(Rule::NoReturn),
     // user and group ids
     null(Sysno::getuid, "", ids::getuid).returning(Rule::Id),
     null(Sysno::geteuid, "", ids::geteuid).returning(Rule::Id),

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use nix::errno::Errno;
 
 use super::fs::{give, host, pipe_signal};
+use crate::costs::work::DescriptorKind;
 use crate::kernel::fd::{OpenFile, PipeEnd};
 use crate::kernel::pipe::{Pipe, Ready};
 use crate::kernel::task::Wait;
@@ -41,7 +42,11 @@ pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
             writer,
             non_blocking: Cell::new(a[1] & libc::O_NONBLOCK as u64 != 0),
         });
-        Rc::new(OpenFile { host, pipe })
+        Rc::new(OpenFile {
+            host,
+            pipe,
+            kind: DescriptorKind::Pipe,
+        })
     };
     let (read_file, write_file) = (end(read_host, false), end(write_host, true));
     let cloexec = a[1] & libc::O_CLOEXEC as u64 != 0;

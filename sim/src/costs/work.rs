@@ -1,0 +1,169 @@
+//! Kernel work by class: what a syscall costs inside the kernel beyond a null call, whichever
+//! ring its caller runs in. One `syscall_base` cannot fit both a write to /dev/null (about 50
+//! cycles beyond the null call on this project's machine kind) and a pread from the page
+//! cache (about 240), so each class has its own base per call and its own cost per byte
+//! moved.
+
+use serde::Serialize;
+
+/// A class of syscalls that cost alike in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkClass {
+    /// getpid, getuid, sched_yield…: nothing beyond the null call.
+    Identity,
+    /// read, readv, pread64 of a regular file (the page cache).
+    FileRead,
+    /// write, writev, pwrite64 of a regular file.
+    FileWrite,
+    /// Reads of a pipe. The guest's standard streams count as pipes, whatever they are on
+    /// the host, so that a report does not depend on where its output goes.
+    PipeRead,
+    PipeWrite,
+    /// Reads and writes of character devices: /dev/null, /dev/zero, /dev/urandom.
+    CharDevice,
+    /// Name lookups and descriptor bookkeeping: open, close, stat and their kin.
+    OpenStat,
+    /// brk, mmap, munmap, mremap, mprotect, madvise.
+    Memory,
+    /// fork, clone, execve, exit, wait: the syscalls' own part (process creation's bulk is
+    /// the creation work, from the Create Proc column).
+    Process,
+    Futex,
+    /// Every other syscall.
+    Other,
+}
+
+/// Every class with its name in cost-model files and reports, in report order.
+pub const CLASSES: [(WorkClass, &str); 11] = [
+    (WorkClass::Identity, "identity"),
+    (WorkClass::FileRead, "file_read"),
+    (WorkClass::FileWrite, "file_write"),
+    (WorkClass::PipeRead, "pipe_read"),
+    (WorkClass::PipeWrite, "pipe_write"),
+    (WorkClass::CharDevice, "char_device"),
+    (WorkClass::OpenStat, "open_stat"),
+    (WorkClass::Memory, "memory"),
+    (WorkClass::Process, "process"),
+    (WorkClass::Futex, "futex"),
+    (WorkClass::Other, "other"),
+];
+
+impl WorkClass {
+    pub const COUNT: usize = CLASSES.len();
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        CLASSES[self.index()].1
+    }
+
+    pub fn by_name(name: &str) -> Option<Self> {
+        CLASSES.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+    }
+}
+
+/// What a descriptor is, as far as the cost of moving bytes through it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DescriptorKind {
+    Regular,
+    Pipe,
+    CharDevice,
+    /// Directories, sockets and the rest: priced as `Other`.
+    Other,
+}
+
+/// Which way bytes move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Read,
+    Write,
+}
+
+/// The class of a transfer through a descriptor of `kind`: a table, by kind and direction.
+pub fn transfer_class(kind: DescriptorKind, direction: Direction) -> WorkClass {
+    use DescriptorKind as K;
+    use Direction::{Read, Write};
+    const TABLE: [(DescriptorKind, Direction, WorkClass); 6] = [
+        (K::Regular, Read, WorkClass::FileRead),
+        (K::Regular, Write, WorkClass::FileWrite),
+        (K::Pipe, Read, WorkClass::PipeRead),
+        (K::Pipe, Write, WorkClass::PipeWrite),
+        (K::CharDevice, Read, WorkClass::CharDevice),
+        (K::CharDevice, Write, WorkClass::CharDevice),
+    ];
+    TABLE
+        .iter()
+        .find(|(k, d, _)| *k == kind && *d == direction)
+        .map_or(WorkClass::Other, |(_, _, class)| *class)
+}
+
+/// Calls and bytes of one class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClassCount {
+    pub calls: u64,
+    pub bytes: u64,
+}
+
+/// Calls and bytes by class: what the kernel-work estimate reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkCounts(pub [ClassCount; WorkClass::COUNT]);
+
+impl WorkCounts {
+    pub fn get(&self, class: WorkClass) -> ClassCount {
+        self.0[class.index()]
+    }
+
+    pub fn add_call(&mut self, class: WorkClass) {
+        self.0[class.index()].calls += 1;
+    }
+
+    pub fn add_bytes(&mut self, class: WorkClass, bytes: u64) {
+        self.0[class.index()].bytes += bytes;
+    }
+
+    /// Element by element, as `Tally::zip` combines readings.
+    pub fn zip(self, other: Self, f: fn(u64, u64) -> u64) -> Self {
+        Self(std::array::from_fn(|i| ClassCount {
+            calls: f(self.0[i].calls, other.0[i].calls),
+            bytes: f(self.0[i].bytes, other.0[i].bytes),
+        }))
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.0.iter().map(|c| c.bytes).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_class_table_is_in_declaration_order() {
+        for (i, (class, name)) in CLASSES.iter().enumerate() {
+            assert_eq!(class.index(), i, "{name}");
+            assert_eq!(WorkClass::by_name(name), Some(*class));
+        }
+    }
+
+    #[test]
+    fn transfers_are_classed_by_descriptor_and_direction() {
+        use DescriptorKind as K;
+        assert_eq!(
+            transfer_class(K::Regular, Direction::Read),
+            WorkClass::FileRead
+        );
+        assert_eq!(
+            transfer_class(K::Pipe, Direction::Write),
+            WorkClass::PipeWrite
+        );
+        assert_eq!(
+            transfer_class(K::CharDevice, Direction::Read),
+            WorkClass::CharDevice
+        );
+        assert_eq!(transfer_class(K::Other, Direction::Read), WorkClass::Other);
+    }
+}
