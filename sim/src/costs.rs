@@ -85,6 +85,12 @@ pub struct TranslationCosts {
 pub struct CostModel {
     pub name: String,
     pub description: String,
+    /// What the estimates rest on, in a line: measured on which CPU and when, published
+    /// figures from which source, or assumptions.
+    pub basis: String,
+    /// How far its estimates were from measurements, when that is known (the fidelity
+    /// bench, BENCHMARKS.md).
+    pub validation: Option<String>,
     pub ring3: EventCosts,
     /// The same events for a process run in the kernel under binary translation: a
     /// syscall is a direct call plus dispatch.
@@ -274,12 +280,16 @@ pub enum CostModelError {
 }
 
 /// A cost model as a TOML file gives it. Every value is required; sources are optional.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ModelFile {
     name: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    basis: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    validation: Option<String>,
     cpi: f64,
     ghz: f64,
     ring3: ColumnsFile,
@@ -293,14 +303,14 @@ struct ModelFile {
     sources: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct TranslationFile {
     per_instruction: f64,
     indirect_lookup: f64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ColumnsFile {
     abi_call: f64,
@@ -310,7 +320,7 @@ struct ColumnsFile {
     create_process: f64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ClassFile {
     base: f64,
@@ -396,9 +406,16 @@ impl ModelFile {
                 .cloned()
                 .unwrap_or_else(|| format!("{path} (no source given)")),
         };
+        let basis = if self.basis.is_empty() {
+            format!("the figures in {path}, as its sources say")
+        } else {
+            self.basis.clone()
+        };
         Ok(CostModel {
             name: self.name.clone(),
             description: self.description.clone(),
+            basis,
+            validation: self.validation.clone(),
             ring3: EventCosts {
                 abi_call: cost("ring3.abi_call", self.ring3.abi_call),
                 yield_cpu: cost("ring3.yield", self.ring3.yield_cpu),
@@ -462,6 +479,85 @@ impl ModelFile {
                 }
             }
         }))
+    }
+}
+
+impl ColumnsFile {
+    fn of(columns: &EventCosts) -> Self {
+        Self {
+            abi_call: columns.abi_call.value,
+            yield_cpu: columns.yield_cpu.value,
+            send_receive: columns.send_receive.value,
+            create_process: columns.create_process.value,
+        }
+    }
+}
+
+impl CostModel {
+    /// Every figure by its field name in a model file, with its source.
+    fn fields(&self) -> Vec<(String, &Cost)> {
+        let columns = |ring: &str, c: &'static str, cost| (format!("{ring}.{c}"), cost);
+        let mut fields = vec![
+            ("cpi".to_string(), &self.cpi),
+            ("ghz".to_string(), &self.ghz),
+            ("crossing_indirect".to_string(), &self.crossing_indirect),
+            (
+                "translation.per_instruction".to_string(),
+                &self.translation.per_instruction,
+            ),
+            (
+                "translation.indirect_lookup".to_string(),
+                &self.translation.indirect_lookup,
+            ),
+        ];
+        for (ring, events) in [("ring3", &self.ring3), ("ring0", &self.ring0)] {
+            fields.extend([
+                columns(ring, "abi_call", &events.abi_call),
+                columns(ring, "yield", &events.yield_cpu),
+                columns(ring, "send_receive", &events.send_receive),
+                columns(ring, "create_process", &events.create_process),
+            ]);
+        }
+        for (class, name) in CLASSES {
+            let costs = self.kernel_work.class(class);
+            fields.push((format!("kernel_work.{name}.base"), &costs.base));
+            fields.push((format!("kernel_work.{name}.per_byte"), &costs.per_byte));
+        }
+        fields
+    }
+
+    /// The model as a model file, every figure's source in its `sources` table: what
+    /// `parse_toml` reads back as the same model.
+    pub fn to_toml(&self) -> String {
+        let file = ModelFile {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            basis: self.basis.clone(),
+            validation: self.validation.clone(),
+            cpi: self.cpi.value,
+            ghz: self.ghz.value,
+            ring3: ColumnsFile::of(&self.ring3),
+            ring0: ColumnsFile::of(&self.ring0),
+            translation: TranslationFile {
+                per_instruction: self.translation.per_instruction.value,
+                indirect_lookup: self.translation.indirect_lookup.value,
+            },
+            kernel_work: CLASSES
+                .iter()
+                .map(|&(class, name)| {
+                    let costs = self.kernel_work.class(class);
+                    let (base, per_byte) = (costs.base.value, costs.per_byte.value);
+                    (name.to_string(), ClassFile { base, per_byte })
+                })
+                .collect(),
+            crossing_indirect: self.crossing_indirect.value,
+            sources: self
+                .fields()
+                .into_iter()
+                .map(|(field, cost)| (field, cost.source.clone()))
+                .collect(),
+        };
+        toml::to_string(&file).expect("a cost model serializes")
     }
 }
 
@@ -647,6 +743,15 @@ mod tests {
         let text = EXAMPLE.replace("other = {", "memory = {");
         let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
         assert!(err.contains("kernel_work.other is required"), "{err}");
+    }
+
+    #[test]
+    fn a_model_written_as_toml_reads_back_the_same() {
+        for model in builtin::all() {
+            let text = model.to_toml();
+            let read = parse_toml(&text, "written.toml").unwrap();
+            assert_eq!(read, model, "{text}");
+        }
     }
 
     #[test]

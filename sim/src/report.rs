@@ -409,6 +409,15 @@ impl Report {
             self.mode,
             self.cpu_vendor
         );
+        let model = &self.cost_model;
+        out.push_str(&format!("estimates rest on: {}\n", model.basis));
+        out.push_str(&format!(
+            "validation: {}\n",
+            model
+                .validation
+                .as_deref()
+                .unwrap_or("none recorded for this model")
+        ));
 
         let mut summary = new_table(&["", "count"]);
         summary.add_row(vec![

@@ -22,6 +22,8 @@ const CROSSINGS: [f64; 4] = [1.0, 1.0, 4.0, 3.0];
 struct Row {
     name: &'static str,
     description: &'static str,
+    /// What its estimates rest on, in a line.
+    basis: &'static str,
     ring3: [f64; 4],
     ring3_source: &'static str,
     ring0: Ring0,
@@ -34,10 +36,16 @@ const SIP_PHYS: [f64; 4] = [80.0, 365.0, 1_041.0, 388_162.0];
 const SINGULARITY_TABLE: &str =
     "Aiken, Fähndrich, Hawblitzel, Hunt, Larus, \"Deconstructing Process Isolation\", MSPC 2006, Table 1 (cycles)";
 
+/// The basis of the models of the essay's systems.
+const PUBLISHED: &str = "published figures: Aiken et al., MSPC 2006 (the four operations), Kernel Mode Linux \
+                         (the ring-0 call); kernel work and translation measured on this project's machine kind; \
+                         one cycle per instruction, an assumption";
+
 const ROWS: &[Row] = &[
     Row {
         name: "linux",
         description: "Linux as measured by Aiken et al. (2006)",
+        basis: PUBLISHED,
         ring3: [437.0, 906.0, 5_797.0, 719_447.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -45,6 +53,7 @@ const ROWS: &[Row] = &[
     Row {
         name: "freebsd",
         description: "FreeBSD as measured by Aiken et al. (2006)",
+        basis: PUBLISHED,
         ring3: [878.0, 911.0, 13_304.0, 1_032_254.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -52,6 +61,7 @@ const ROWS: &[Row] = &[
     Row {
         name: "windows",
         description: "Windows as measured by Aiken et al. (2006)",
+        basis: PUBLISHED,
         ring3: [627.0, 753.0, 6_344.0, 5_375_735.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -59,6 +69,7 @@ const ROWS: &[Row] = &[
     Row {
         name: "singularity-sip",
         description: "Singularity, software-isolated processes in ring 0, no hardware switch (SIP-Phys)",
+        basis: PUBLISHED,
         ring3: SIP_PHYS,
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::Measured(SIP_PHYS, "SIP-Phys processes already run in ring 0 with no hardware switch: Aiken et al., Table 1"),
@@ -66,6 +77,7 @@ const ROWS: &[Row] = &[
     Row {
         name: "singularity-hip",
         description: "Singularity, hardware-isolated processes in ring 3 (HIP-R3)",
+        basis: PUBLISHED,
         ring3: [304.0, 638.0, 2_580.0, 830_999.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::Measured(SIP_PHYS, "the same processes without hardware isolation, SIP-Phys: Aiken et al., Table 1"),
@@ -73,6 +85,8 @@ const ROWS: &[Row] = &[
     Row {
         name: "host",
         description: "This project's machine kind: 2 vCPU AMD EPYC Zen 5 VM, Debian 12, TSC 2.596 GHz",
+        basis: "measured on this project's machine kind (AMD EPYC, shared/DESIGN.md); ring-0 call from Unikraft; \
+                kernel work from bench/host_costs.c; one cycle per instruction, an assumption",
         ring3: [282.0, 948.0, 10_200.0, 335_000.0],
         ring3_source: "measured on this machine kind with rdtsc, median of 7 (shared/DESIGN.md, \"Measured facts\"): \
                        raw getppid 273-291, sched_yield 912-984, 1-byte pipe ping-pong on one CPU, \
@@ -158,6 +172,8 @@ fn model(row: &Row) -> CostModel {
     CostModel {
         name: row.name.to_string(),
         description: row.description.to_string(),
+        basis: row.basis.to_string(),
+        validation: None,
         ring3: EventCosts {
             abi_call: cost(abi, row.ring3_source),
             yield_cpu: cost(yld, row.ring3_source),
