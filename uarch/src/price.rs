@@ -1,0 +1,478 @@
+//! Pricing a basic block: its throughput bound and its critical path, combined as
+//! `PRICE` says.
+
+use iced_x86::{FlowControl, InstructionInfoFactory, OpAccess, Register};
+
+use crate::{Cost, Form, Instruction, Microarchitecture};
+
+/// How a block's two bounds make its price in cycles per execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combine {
+    /// The throughput bound alone: the block as the body of a loop whose executions
+    /// overlap, so that only dispatch and the busiest port limit it (the bound llvm-mca
+    /// and OSACA report for a block run repeatedly).
+    Throughput,
+    /// The larger of the throughput bound and the critical path: an execution of the
+    /// block does not overlap the next one, so its longest dependency chain must finish
+    /// too. Pessimistic for hot loops whose chains are not carried between iterations.
+    Larger,
+}
+
+/// The choice every `BlockCost::cycles` uses. To be settled by validation against
+/// measured runs; `BlockCost::cycles_by` gives the other.
+pub const PRICE: Combine = Combine::Larger;
+
+impl Combine {
+    pub fn cycles(self, throughput_bound: f64, critical_path: f64) -> f64 {
+        match self {
+            Combine::Throughput => throughput_bound,
+            Combine::Larger => throughput_bound.max(critical_path),
+        }
+    }
+}
+
+/// What a block costs per execution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlockCost {
+    /// The price: `PRICE` applied to the two bounds.
+    pub cycles: f64,
+    /// max(uops / dispatch width, the busiest port's cycles), each instruction's use of a
+    /// group of ports spread over the group as the model spreads it when the instruction
+    /// runs alone. llvm-mca's own block bound balances groups against each other and can
+    /// be lower (cpu_bound's hash block, two imuls on port 1 among four simple ALU ops:
+    /// 3.0 here, 2.0 there, on skylake-server).
+    pub throughput_bound: f64,
+    /// The longest chain of latencies through registers and flags within the block.
+    pub critical_path: f64,
+    pub uops: u32,
+    pub instructions: u32,
+    /// Instructions with no row in the table, priced at its fallback.
+    pub unpriced: u32,
+}
+
+impl BlockCost {
+    /// The price under another combination of the bounds.
+    pub fn cycles_by(&self, combine: Combine) -> f64 {
+        combine.cycles(self.throughput_bound, self.critical_path)
+    }
+}
+
+/// The number of RFLAGS bits iced tracks (`RflagsBits`).
+const FLAG_BITS: usize = 16;
+
+/// Prices blocks on one microarchitecture. Keeps its working space between blocks, so
+/// pricing allocates nothing per instruction; hold one and reuse it.
+pub struct BlockPricer<'a> {
+    uarch: &'a Microarchitecture,
+    info: InstructionInfoFactory,
+    /// When each full register's latest value is ready, in cycles from the block's start.
+    register_ready: Vec<f64>,
+    flag_ready: [f64; FLAG_BITS],
+    port_cycles: Vec<f64>,
+}
+
+impl<'a> BlockPricer<'a> {
+    pub fn new(uarch: &'a Microarchitecture) -> Self {
+        BlockPricer {
+            uarch,
+            info: InstructionInfoFactory::new(),
+            register_ready: vec![0.0; Register::values().len()],
+            flag_ready: [0.0; FLAG_BITS],
+            port_cycles: vec![0.0; uarch.ports.len()],
+        }
+    }
+
+    /// The cost of one execution of `block`, its instructions in order.
+    pub fn price<'i>(&mut self, block: impl IntoIterator<Item = &'i Instruction>) -> BlockCost {
+        self.register_ready.fill(0.0);
+        self.flag_ready = [0.0; FLAG_BITS];
+        self.port_cycles.fill(0.0);
+        let (mut uops, mut instructions, mut unpriced) = (0, 0, 0);
+        let mut critical_path: f64 = 0.0;
+        for instruction in block {
+            let cost = self.uarch.cost_of(instruction).unwrap_or_else(|| {
+                unpriced += 1;
+                self.uarch.fallback()
+            });
+            instructions += 1;
+            uops += cost.uops;
+            for port_use in cost.ports {
+                self.port_cycles[port_use.port] += port_use.cycles;
+            }
+            critical_path = critical_path.max(self.chain(instruction, &cost));
+        }
+        let busiest_port = self.port_cycles.iter().copied().fold(0.0, f64::max);
+        let throughput_bound =
+            (f64::from(uops) / f64::from(self.uarch.dispatch_width)).max(busiest_port);
+        BlockCost {
+            cycles: PRICE.cycles(throughput_bound, critical_path),
+            throughput_bound,
+            critical_path,
+            uops,
+            instructions,
+            unpriced,
+        }
+    }
+
+    /// Extends the dependency chains by `instruction`: its results are ready `latency`
+    /// cycles after the last of its inputs. Returns where the block's longest chain
+    /// through it ends: when its results are ready, or when its inputs are for a branch
+    /// (predicted: its own latency delays nothing) and for an instruction with no result
+    /// (a nop). Chains through memory are not followed. The RSP updates of push, pop, call
+    /// and ret are left out: the stack engine makes them at decode, so they chain nothing.
+    fn chain(&mut self, instruction: &Instruction, cost: &Cost<'_>) -> f64 {
+        let implicit_rsp = instruction.is_stack_instruction();
+        let info = self.info.info(instruction);
+        let mut start: f64 = 0.0;
+        for used in info.used_registers() {
+            let register = used.register().full_register();
+            if reads(used.access()) && !(implicit_rsp && register == Register::RSP) {
+                start = start.max(self.register_ready[register as usize]);
+            }
+        }
+        for bit in bits(instruction.rflags_read()) {
+            start = start.max(self.flag_ready[bit]);
+        }
+        let ready = start + f64::from(cost.latency);
+        let mut has_result = instruction.rflags_modified() != 0
+            || info
+                .used_memory()
+                .iter()
+                .any(|memory| writes(memory.access()));
+        for used in info.used_registers() {
+            let register = used.register().full_register();
+            if writes(used.access()) && !(implicit_rsp && register == Register::RSP) {
+                self.register_ready[register as usize] = ready;
+                has_result = true;
+            }
+        }
+        for bit in bits(instruction.rflags_modified()) {
+            self.flag_ready[bit] = ready;
+        }
+        if has_result && instruction.flow_control() == FlowControl::Next {
+            ready
+        } else {
+            start
+        }
+    }
+}
+
+/// A conditional write reads too: where it does not write, the old value stays.
+fn reads(access: OpAccess) -> bool {
+    matches!(
+        access,
+        OpAccess::Read
+            | OpAccess::CondRead
+            | OpAccess::ReadWrite
+            | OpAccess::ReadCondWrite
+            | OpAccess::CondWrite
+    )
+}
+
+fn writes(access: OpAccess) -> bool {
+    matches!(
+        access,
+        OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+    )
+}
+
+/// The indexes of the bits set in `flags`.
+fn bits(flags: u32) -> impl Iterator<Item = usize> {
+    (0..FLAG_BITS).filter(move |bit| flags & (1 << bit) != 0)
+}
+
+impl Microarchitecture {
+    /// The cost of `instruction`'s form, if the table has a row for it. A form that names
+    /// a register twice and has no row of its own costs what the plain register form does.
+    pub fn cost_of(&self, instruction: &Instruction) -> Option<Cost<'_>> {
+        let form = Form::of(instruction);
+        self.cost(instruction.code(), form).or_else(|| {
+            (form == Form::SameRegister)
+                .then(|| self.cost(instruction.code(), Form::Registers))
+                .flatten()
+        })
+    }
+
+    /// The cost of one execution of `block`. Makes a `BlockPricer` each call: to price
+    /// many blocks, keep one.
+    pub fn price_block(&self, block: &[Instruction]) -> BlockCost {
+        BlockPricer::new(self).price(block)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::code_asm::*;
+    use iced_x86::Code;
+
+    fn block(build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<Instruction> {
+        let mut assembler = CodeAssembler::new(64).expect("64-bit");
+        build(&mut assembler).expect("assembles");
+        assembler.instructions().to_vec()
+    }
+
+    fn uarch(name: &str) -> &'static Microarchitecture {
+        crate::by_name(name).expect("a built-in table")
+    }
+
+    /// The row `instruction` is priced by: (uops, latency, rthroughput, port uses by name).
+    fn row(
+        uarch: &Microarchitecture,
+        instruction: &Instruction,
+    ) -> (u32, u32, f64, Vec<(String, f64)>) {
+        let cost = uarch.cost_of(instruction).expect("a row");
+        let ports = cost
+            .ports
+            .iter()
+            .map(|used| (uarch.ports[used.port].to_string(), used.cycles))
+            .collect();
+        (cost.uops, cost.latency, cost.rthroughput, ports)
+    }
+
+    /// (throughput bound, critical path, price).
+    fn bounds(cost: BlockCost) -> (f64, f64, f64) {
+        (cost.throughput_bound, cost.critical_path, cost.cycles)
+    }
+
+    /// The same cycles on each of `ports`.
+    fn each(ports: &[&str], cycles: f64) -> Vec<(String, f64)> {
+        ports
+            .iter()
+            .map(|port| (port.to_string(), cycles))
+            .collect()
+    }
+
+    const ZEN3_ALUS: [&str; 4] = ["Zn3ALU0", "Zn3ALU1", "Zn3ALU2", "Zn3ALU3"];
+    const SKYLAKE_ALUS: [&str; 4] = ["SKXPort0", "SKXPort1", "SKXPort5", "SKXPort6"];
+
+    #[test]
+    fn independent_adds_are_bound_by_the_alus() {
+        let adds = block(|a| {
+            a.add(rax, rbx)?;
+            a.add(rcx, rdx)?;
+            a.add(rsi, rdi)?;
+            a.add(r8, r9)?;
+            a.add(r10, r11)?;
+            a.add(r12, r13)?;
+            a.add(r14, r15)?;
+            a.add(rbp, rbx)
+        });
+        // znver3, add r64, r64: 1 uop, latency 1, a quarter cycle on each of the 4 ALUs.
+        let znver3 = uarch("znver3");
+        assert_eq!(row(znver3, &adds[0]), (1, 1, 0.25, each(&ZEN3_ALUS, 0.25)));
+        // 8 uops / 6 per cycle = 1.33; each ALU 8 × 0.25 = 2.0: bound 2.0. No add reads
+        // another's result: critical path 1. Price max(2.0, 1) = 2.0.
+        let cost = znver3.price_block(&adds);
+        assert_eq!((cost.uops, cost.instructions, cost.unpriced), (8, 8, 0));
+        assert_eq!(bounds(cost), (2.0, 1.0, 2.0));
+        // skylake-server, the same on ports 0, 1, 5 and 6: the same bound.
+        let skylake = uarch("skylake-server");
+        assert_eq!(
+            row(skylake, &adds[0]),
+            (1, 1, 0.25, each(&SKYLAKE_ALUS, 0.25))
+        );
+        assert_eq!(skylake.price_block(&adds).cycles, 2.0);
+    }
+
+    #[test]
+    fn eliminated_moves_are_bound_by_dispatch() {
+        let moves = block(|a| {
+            for (to, from) in [
+                (rax, rbx),
+                (rcx, rdx),
+                (rsi, rdi),
+                (r8, r9),
+                (r10, r11),
+                (r12, r13),
+            ] {
+                a.mov(to, from)?;
+                a.mov(from, to)?;
+            }
+            Ok(())
+        });
+        // znver3, mov r64, r64: 1 uop, latency 0, no port (eliminated at rename).
+        let znver3 = uarch("znver3");
+        assert_eq!(row(znver3, &moves[0]), (1, 0, 0.17, vec![]));
+        // 12 uops / 6 per cycle = 2.0; no port; chains of latency 0. Price 2.0.
+        assert_eq!(bounds(znver3.price_block(&moves)), (2.0, 0.0, 2.0));
+    }
+
+    #[test]
+    fn dependent_multiplies_are_bound_by_their_chain() {
+        let chain = block(|a| {
+            for _ in 0..4 {
+                a.imul_2(rax, rbx)?;
+            }
+            Ok(())
+        });
+        // znver3, imul r64, r64: 1 uop, latency 3, one cycle on ALU1 only.
+        let znver3 = uarch("znver3");
+        assert_eq!(row(znver3, &chain[0]), (1, 3, 1.0, each(&["Zn3ALU1"], 1.0)));
+        // ALU1 4 × 1 = 4.0 (dispatch 4 / 6 = 0.67): bound 4.0. Each imul reads the
+        // previous one's RAX: 4 × 3 = 12. Price max(4, 12) = 12.
+        let cost = znver3.price_block(&chain);
+        assert_eq!(bounds(cost), (4.0, 12.0, 12.0));
+        assert_eq!(cost.cycles_by(Combine::Throughput), 4.0);
+    }
+
+    #[test]
+    fn a_load_an_add_and_a_store() {
+        let instructions = block(|a| {
+            a.mov(rax, qword_ptr(rdi))?;
+            a.add(rax, 1)?;
+            a.mov(qword_ptr(rsi), rax)
+        });
+        let znver3 = uarch("znver3");
+        let [load, add, store] = &instructions[..] else {
+            panic!("three instructions");
+        };
+        // The load: 1 uop, latency 5, a third of a cycle on each AGU, LSU and load unit.
+        let units = [
+            "Zn3AGU0",
+            "Zn3AGU1",
+            "Zn3AGU2",
+            "Zn3LSU.0",
+            "Zn3LSU.1",
+            "Zn3LSU.2",
+            "Zn3Load.0",
+            "Zn3Load.1",
+            "Zn3Load.2",
+        ];
+        assert_eq!(row(znver3, load), (1, 5, 0.33, each(&units, 0.33)));
+        // The add: 1 uop, latency 1, a quarter cycle on each ALU.
+        assert_eq!(row(znver3, add).1, 1);
+        // The store: 1 uop, latency 1; AGUs 0.33, LSUs 0.67, both store units 1 each.
+        let (uops, latency, _, store_ports) = row(znver3, store);
+        assert_eq!((uops, latency), (1, 1));
+        assert!(store_ports.contains(&("Zn3Store.0".to_string(), 1.0)));
+        assert!(store_ports.contains(&("Zn3LSU.0".to_string(), 0.67)));
+        // Busiest: each store unit 1.0 and each LSU 0.33 + 0.67 = 1.0 (dispatch 3 / 6 =
+        // 0.5): bound 1.0. Chain: RAX loaded at 5, added at 6, stored at 7. Price 7.
+        let cost = znver3.price_block(&instructions);
+        assert_eq!(cost.critical_path, 7.0);
+        assert!((cost.throughput_bound - 1.0).abs() < 1e-9, "{cost:?}");
+        assert_eq!(cost.cycles, 7.0);
+    }
+
+    #[test]
+    fn an_unknown_code_is_priced_at_the_fallback_and_counted() {
+        // ENCLS (SGX, ring 0 only) is in no user program the tables were made from.
+        let unknown = Instruction::with(Code::Encls);
+        for uarch in crate::all() {
+            assert!(uarch.cost_of(&unknown).is_none(), "{}", uarch.name);
+            let fallback = uarch.fallback();
+            let cost = uarch.price_block(&[unknown]);
+            assert_eq!(
+                (cost.instructions, cost.unpriced, cost.uops),
+                (1, 1, fallback.uops)
+            );
+            // One instruction: its busiest port or its dispatch, against its latency.
+            let busiest = fallback
+                .ports
+                .iter()
+                .map(|used| used.cycles)
+                .fold(0.0, f64::max);
+            let throughput =
+                busiest.max(f64::from(fallback.uops) / f64::from(uarch.dispatch_width));
+            assert_eq!(cost.throughput_bound, throughput);
+            assert_eq!(cost.cycles, throughput.max(f64::from(fallback.latency)));
+        }
+    }
+
+    /// Assembles one block.
+    type Build = fn(&mut CodeAssembler) -> Result<(), IcedError>;
+
+    /// Chains worked out by hand: (table, block, each instruction's latency as its row
+    /// gives it, the critical path, why).
+    const CHAINS: [(&str, Build, &[u32], f64, &str); 3] = [
+        (
+            "znver3",
+            |a| {
+                a.imul_2(rax, rbx)?;
+                a.xor(eax, eax)?;
+                a.add(rax, rcx)
+            },
+            &[3, 0, 1],
+            3.0,
+            "xor eax, eax (a zero idiom: its own row, latency 0) reads nothing: the add \
+             waits for it (ready at 0), not for the imul (ready at 3): max(3, 0 + 1)",
+        ),
+        (
+            "znver3",
+            |a| {
+                let mut target = a.create_label();
+                a.imul_2(rax, rbx)?;
+                a.cmp(rax, rcx)?;
+                a.set_label(&mut target)?;
+                a.jne(target)
+            },
+            &[3, 1, 1],
+            4.0,
+            "the jne waits for the flags at 3 + 1 and, predicted, ends the chain there",
+        ),
+        (
+            "skylake-server",
+            |a| a.nop_1(dword_ptr(rax + rax)),
+            &[1],
+            0.0,
+            "a nop has no result: no chain ends after it",
+        ),
+    ];
+
+    #[test]
+    fn critical_paths_worked_out_by_hand() {
+        for (name, build, latencies, path, why) in CHAINS {
+            let instructions = block(build);
+            let uarch = uarch(name);
+            let read: Vec<u32> = instructions.iter().map(|i| row(uarch, i).1).collect();
+            assert_eq!(read, latencies, "{why}");
+            assert_eq!(
+                uarch.price_block(&instructions).critical_path,
+                path,
+                "{why}"
+            );
+        }
+        // The zero idiom's row: 1 uop, latency 0, no port.
+        let xor = block(|a| a.xor(eax, eax));
+        assert_eq!(row(uarch("znver3"), &xor[0]), (1, 0, 0.17, vec![]));
+    }
+
+    #[test]
+    fn pushes_do_not_chain_through_rsp() {
+        let pushes = block(|a| {
+            for register in [rbx, rbp, r12, r13] {
+                a.push(register)?;
+            }
+            Ok(())
+        });
+        // znver3, push r64: latency 1, both store units 1 cycle each. The stack engine
+        // updates RSP: chain 1, not 4. Store units 4 × 1 = 4.0: price 4.
+        let znver3 = uarch("znver3");
+        assert_eq!(row(znver3, &pushes[0]).1, 1);
+        assert_eq!(bounds(znver3.price_block(&pushes)), (4.0, 1.0, 4.0));
+    }
+
+    #[test]
+    fn the_sandbox_check_is_priced_by_its_stand_in() {
+        let check = Instruction::with2(Code::Bndcu_bnd_rm64, Register::BND0, Register::RAX)
+            .expect("encodes");
+        // skylake-server: one integer uop (the stand-in `cmp`): ports 0, 1, 5, 6.
+        let skylake = uarch("skylake-server");
+        assert_eq!(
+            row(skylake, &check),
+            (1, 1, 0.25, each(&SKYLAKE_ALUS, 0.25))
+        );
+        // znver3: a hint NOP.
+        let znver3 = uarch("znver3");
+        assert_eq!(row(znver3, &check).0, 1);
+        assert_eq!(znver3.price_block(&[check]).unpriced, 0);
+        // A check only reads (its register and BND0): it delays no chain, and three
+        // checks cost their throughput, 3 uops on 4 ALUs: 0.75 cycles.
+        let checks = [Register::RAX, Register::RBX, Register::RCX].map(|register| {
+            Instruction::with2(Code::Bndcu_bnd_rm64, Register::BND0, register).expect("encodes")
+        });
+        let cost = skylake.price_block(&checks);
+        assert_eq!((cost.critical_path, cost.throughput_bound), (0.0, 0.75));
+    }
+}
