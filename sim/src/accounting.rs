@@ -4,12 +4,12 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use iced_x86::{Decoder, DecoderOptions, FlowControl};
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic};
 use translator::cpu::LACKING;
 use translator::Source;
 
 use crate::costs::work::{WorkClass, WorkCounts};
-use crate::costs::Ring0Events;
+use crate::costs::{to_units, Ring0Events};
 use crate::kernel::signature;
 use crate::memory::AddressSpace;
 
@@ -17,6 +17,9 @@ use crate::memory::AddressSpace;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counts {
     pub guest_instructions: u64,
+    /// Their price under the model's microarchitecture, syscalls' own `syscall` left out
+    /// (the crossing is its price), in `costs::CYCLE_UNITS`; 0 under `cpi`.
+    pub guest_cycle_units: u64,
     /// Syscalls: each a ring crossing, charged the ABI-call column.
     pub abi_calls: u64,
     /// Switches of the CPU between threads of one process, and between processes.
@@ -51,6 +54,7 @@ impl Default for Counts {
     fn default() -> Self {
         Self {
             guest_instructions: 0,
+            guest_cycle_units: 0,
             abi_calls: 0,
             thread_switches: 0,
             process_switches: 0,
@@ -72,6 +76,7 @@ impl Default for Counts {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     pub guest_instructions: u64,
+    pub guest_cycle_units: u64,
     pub abi_calls: u64,
     pub work: WorkCounts,
     pub thread_switches: u64,
@@ -81,6 +86,7 @@ pub struct Tally {
     pub reaps: u64,
     /// Ring 0 only: what `costs::Ring0Events` names.
     pub translated_instructions: u64,
+    pub translated_cycle_units: u64,
     pub call_instructions: u64,
     pub guest_instructions_translated: u64,
     pub indirect_lookups: u64,
@@ -90,6 +96,7 @@ impl Tally {
     fn zip(self, other: Self, f: fn(u64, u64) -> u64) -> Self {
         Self {
             guest_instructions: f(self.guest_instructions, other.guest_instructions),
+            guest_cycle_units: f(self.guest_cycle_units, other.guest_cycle_units),
             abi_calls: f(self.abi_calls, other.abi_calls),
             work: self.work.zip(other.work, f),
             thread_switches: f(self.thread_switches, other.thread_switches),
@@ -98,6 +105,7 @@ impl Tally {
             execs: f(self.execs, other.execs),
             reaps: f(self.reaps, other.reaps),
             translated_instructions: f(self.translated_instructions, other.translated_instructions),
+            translated_cycle_units: f(self.translated_cycle_units, other.translated_cycle_units),
             call_instructions: f(self.call_instructions, other.call_instructions),
             guest_instructions_translated: f(
                 self.guest_instructions_translated,
@@ -123,6 +131,7 @@ impl Tally {
     pub fn counts(&self) -> Counts {
         Counts {
             guest_instructions: self.guest_instructions,
+            guest_cycle_units: self.guest_cycle_units,
             abi_calls: self.abi_calls,
             work: self.work,
             thread_switches: self.thread_switches,
@@ -138,6 +147,7 @@ impl Tally {
     pub fn ring0_events(&self) -> Ring0Events {
         Ring0Events {
             translated_instructions: self.translated_instructions,
+            translated_cycle_units: self.translated_cycle_units,
             call_instructions: self.call_instructions,
             guest_instructions_translated: self.guest_instructions_translated,
             indirect_lookups: self.indirect_lookups,
@@ -297,7 +307,51 @@ struct Slot {
     /// Guest instructions it stands for: the same as `instructions` for guest code run
     /// as is, fewer for translated code.
     guest: u32,
+    cycle_units: u32,
+    guest_cycle_units: u32,
     repeat: bool,
+}
+
+/// What the caller makes of a freshly decoded block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accounted {
+    /// Guest instructions it stands for, and the extra instructions by source.
+    pub guest: u32,
+    pub extra: Extra,
+    /// Its price and that of the guest instructions it stands for, under the model's
+    /// microarchitecture, in `costs::CYCLE_UNITS` (0 under `cpi`).
+    pub cycle_units: u32,
+    pub guest_cycle_units: u32,
+}
+
+impl Accounted {
+    /// Guest code run as is: every instruction its own.
+    pub fn untranslated(
+        instructions: &[Instruction],
+        core: Option<&uarch::Microarchitecture>,
+    ) -> Self {
+        let price = core.map_or(0, |core| guest_price(instructions, core));
+        Self {
+            guest: instructions.len() as u32,
+            extra: Extra::default(),
+            cycle_units: price,
+            guest_cycle_units: price,
+        }
+    }
+}
+
+/// The price of guest instructions on `core`, in `costs::CYCLE_UNITS`, a `syscall` left out:
+/// the crossing is its price (LLVM's Zen 3 model has it at 100 cycles, a microcode guess).
+pub fn guest_price(instructions: &[Instruction], core: &uarch::Microarchitecture) -> u32 {
+    let priced: Vec<Instruction> = instructions
+        .iter()
+        .filter(|i| i.mnemonic() != Mnemonic::Syscall)
+        .copied()
+        .collect();
+    if priced.is_empty() {
+        return 0;
+    }
+    to_units(core.price_block(&priced).cycles)
 }
 
 /// What running one emulator block executes.
@@ -306,6 +360,8 @@ pub struct BlockCount {
     pub instructions: u32,
     pub guest: u32,
     pub extra: Extra,
+    pub cycle_units: u32,
+    pub guest_cycle_units: u32,
     /// The block is one rep-prefixed string instruction. QEMU runs each further iteration of
     /// such an instruction as a block of its own, which must not count again: the CPU
     /// retires a rep instruction once, however many times it repeats.
@@ -323,10 +379,10 @@ pub struct Unusual {
     pub volatile: bool,
 }
 
-/// A block, decoded: its instruction count, whether it is one rep-prefixed string
-/// instruction, and the first instruction the CPU model lacks.
+/// A block, decoded: its instructions, whether it is one rep-prefixed string instruction,
+/// and the first instruction the CPU model lacks.
 struct Decoded {
-    instructions: u32,
+    instructions: Vec<Instruction>,
     repeat: bool,
     lacking: Option<u64>,
 }
@@ -361,15 +417,16 @@ impl BlockCounter {
         ((addr ^ (addr >> 16)) as usize) & (SLOTS - 1)
     }
 
-    /// The instructions in the `size`-byte block at `addr`, and the guest instructions
-    /// they stand for and the extra ones (`guest` says, given the instruction count).
+    /// The instructions in the `size`-byte block at `addr`, and what `account` makes of
+    /// them when they are decoded afresh: the guest instructions they stand for, the extra
+    /// ones, their prices.
     #[inline]
     pub fn count(
         &mut self,
         addr: u64,
         size: u32,
         mem: &AddressSpace,
-        guest: impl FnOnce(u32) -> (u32, Extra),
+        account: impl FnOnce(&[Instruction]) -> Accounted,
     ) -> BlockCount {
         let index = Self::slot(addr);
         let slot = &mut self.slots[index];
@@ -378,16 +435,24 @@ impl BlockCounter {
                 instructions: slot.instructions,
                 guest: slot.guest,
                 extra: self.extras.get(index).copied().unwrap_or_default(),
+                cycle_units: slot.cycle_units,
+                guest_cycle_units: slot.guest_cycle_units,
                 repeat: slot.repeat,
                 fresh: false,
             };
         }
-        let Decoded {
-            instructions,
-            repeat,
-            lacking,
-        } = Self::decode(addr, size, mem);
-        let (guest, extra) = guest(instructions);
+        let decoded = Self::decode(addr, size, mem);
+        let Accounted {
+            guest,
+            extra,
+            cycle_units,
+            guest_cycle_units,
+        } = account(&decoded.instructions);
+        let (instructions, repeat, lacking) = (
+            decoded.instructions.len() as u32,
+            decoded.repeat,
+            decoded.lacking,
+        );
         // Code in a writable and executable page may change with no syscall to say so:
         // it is not cached, and is decoded afresh each time; nor is a block that stops at
         // an instruction the CPU lacks (it runs once).
@@ -398,6 +463,8 @@ impl BlockCounter {
                 size,
                 instructions,
                 guest,
+                cycle_units,
+                guest_cycle_units,
                 repeat,
             };
             if let Some(cached) = self.extras.get_mut(index) {
@@ -409,6 +476,8 @@ impl BlockCounter {
             instructions,
             guest,
             extra,
+            cycle_units,
+            guest_cycle_units,
             repeat,
             fresh: true,
         }
@@ -417,7 +486,7 @@ impl BlockCounter {
     /// What a block holds, decoded.
     fn decode(addr: u64, size: u32, mem: &AddressSpace) -> Decoded {
         let mut decoded = Decoded {
-            instructions: 0,
+            instructions: Vec::new(),
             repeat: false,
             lacking: None,
         };
@@ -429,15 +498,15 @@ impl BlockCounter {
         let mut repeat = false;
         while decoder.can_decode() {
             let instruction = decoder.decode();
-            repeat = decoded.instructions == 0
+            repeat = decoded.instructions.is_empty()
                 && instruction.is_string_instruction()
                 && (instruction.has_rep_prefix() || instruction.has_repne_prefix());
             if decoded.lacking.is_none() && LACKING.contains(&instruction.mnemonic()) {
                 decoded.lacking = Some(instruction.ip());
             }
-            decoded.instructions += 1;
+            decoded.instructions.push(instruction);
         }
-        decoded.repeat = repeat && decoded.instructions == 1;
+        decoded.repeat = repeat && decoded.instructions.len() == 1;
         decoded
     }
 
@@ -447,7 +516,11 @@ impl BlockCounter {
         if rip < block || rip >= block + size as u64 {
             return None;
         }
-        Some(Self::decode(block, (rip - block) as u32, mem).instructions)
+        Some(
+            Self::decode(block, (rip - block) as u32, mem)
+                .instructions
+                .len() as u32,
+        )
     }
 
     /// The length of the instruction at `addr` if it is a rep-prefixed string instruction.
@@ -517,6 +590,28 @@ mod tests {
             (Sysno::read, [0, 0x4c_0000, 10, 0, 0, 0], 10),
         ];
         assert_eq!(digest(&as_root), digest(&as_user));
+    }
+
+    #[test]
+    fn a_guest_block_is_priced_without_its_syscall() {
+        let core = uarch::by_name("znver3").unwrap();
+        let decode = |bytes: &[u8]| -> Vec<Instruction> {
+            Decoder::new(64, bytes, DecoderOptions::NONE)
+                .into_iter()
+                .collect()
+        };
+        // imul rax, rax; imul rax, rax: a chain of two 3-cycle multiplies (znver3's table:
+        // latency 3), whose critical path is the block's price.
+        let chain = decode(b"\x48\x0f\xaf\xc0\x48\x0f\xaf\xc0");
+        assert_eq!(guest_price(&chain, core), 6 * 256);
+        // The same with a syscall after it: the crossing is the syscall's price.
+        let with_syscall = decode(b"\x48\x0f\xaf\xc0\x48\x0f\xaf\xc0\x0f\x05");
+        assert_eq!(guest_price(&with_syscall, core), 6 * 256);
+        assert_eq!(guest_price(&decode(b"\x0f\x05"), core), 0);
+        let untranslated = Accounted::untranslated(&with_syscall, Some(core));
+        assert_eq!(untranslated.guest, 3);
+        assert_eq!(untranslated.cycle_units, untranslated.guest_cycle_units);
+        assert_eq!(Accounted::untranslated(&chain, None).cycle_units, 0);
     }
 
     #[test]

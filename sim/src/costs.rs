@@ -99,10 +99,70 @@ pub struct CostModel {
     pub kernel_work: KernelWork,
     /// Indirect cost of each crossing (cache and TLB pollution, FlexSC, OSDI 2010).
     pub crossing_indirect: Cost,
-    /// Cycles per guest instruction.
+    /// How instructions are priced: `cpi` each, or each block by a microarchitecture's
+    /// scheduling model.
+    pub instruction_costs: InstructionCosts,
+    /// Cycles per guest instruction: the price of instructions under `InstructionCosts::Cpi`,
+    /// and in every model the rate of the guest's own clock (so that both modes see the
+    /// same times).
     pub cpi: Cost,
     /// Clock rate that turns cycles into seconds.
     pub ghz: Cost,
+}
+
+/// How a model prices the instructions a run executes.
+#[derive(Clone, Copy, Debug)]
+pub enum InstructionCosts {
+    /// The model's `cpi` per instruction.
+    Cpi,
+    /// Each block at its price on this core (`uarch`): its throughput bound or its critical
+    /// path, from LLVM's scheduling model.
+    Microarchitecture(&'static uarch::Microarchitecture),
+}
+
+impl InstructionCosts {
+    pub fn name(&self) -> &'static str {
+        match self {
+            InstructionCosts::Cpi => "cpi",
+            InstructionCosts::Microarchitecture(core) => core.name,
+        }
+    }
+
+    /// `cpi`, or a built-in microarchitecture's name.
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "cpi" => Some(InstructionCosts::Cpi),
+            _ => uarch::by_name(name).map(InstructionCosts::Microarchitecture),
+        }
+    }
+
+    pub fn microarchitecture(&self) -> Option<&'static uarch::Microarchitecture> {
+        match self {
+            InstructionCosts::Cpi => None,
+            InstructionCosts::Microarchitecture(core) => Some(core),
+        }
+    }
+}
+
+impl PartialEq for InstructionCosts {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Serialize for InstructionCosts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// Block prices are fractions of a cycle; they are kept in 1/256ths, so that totals are
+/// exact integers and the same in every run.
+pub const CYCLE_UNITS: f64 = 256.0;
+
+/// `cycles` in units of `CYCLE_UNITS`.
+pub fn to_units(cycles: f64) -> u32 {
+    (cycles * CYCLE_UNITS).round() as u32
 }
 
 /// Ring-0 cycles by where they went.
@@ -123,6 +183,9 @@ pub struct Ring0Cycles {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ring0Events {
     pub translated_instructions: u64,
+    /// Their price under a microarchitecture, the calls' own instructions left out, in
+    /// `CYCLE_UNITS`.
+    pub translated_cycle_units: u64,
     /// Of those, the syscalls' own: the guest's `syscall` as a call, the kernel entry and
     /// its return. The ring-0 call constant is the whole call (KML's 12 cycles for getpid
     /// in the kernel), so they are not priced again.
@@ -199,7 +262,10 @@ impl CostModel {
 impl CostModel {
     /// The ring-3 estimate for what the counts record.
     pub fn ring3_cycles(&self, counts: &Counts) -> Ring3Cycles {
-        let user = counts.guest_instructions as f64 * self.cpi.value;
+        let user = match self.instruction_costs {
+            InstructionCosts::Cpi => counts.guest_instructions as f64 * self.cpi.value,
+            InstructionCosts::Microarchitecture(_) => counts.guest_cycle_units as f64 / CYCLE_UNITS,
+        };
         let crossings =
             counts.abi_calls as f64 * (self.ring3.abi_call.value + self.crossing_indirect.value);
         let (switches, creation) = self.scheduling(&self.ring3, counts);
@@ -239,7 +305,13 @@ impl CostModel {
         let priced = events
             .translated_instructions
             .saturating_sub(events.call_instructions);
-        let instructions = (priced as f64 * self.cpi.value).round() as u64;
+        let instructions = match self.instruction_costs {
+            InstructionCosts::Cpi => priced as f64 * self.cpi.value,
+            InstructionCosts::Microarchitecture(_) => {
+                events.translated_cycle_units as f64 / CYCLE_UNITS
+            }
+        }
+        .round() as u64;
         let calls = (counts.abi_calls as f64 * self.ring0.abi_call.value).round() as u64;
         let (switches, creation) = self.scheduling(&self.ring0, counts);
         let switches = switches.round() as u64;
@@ -290,6 +362,9 @@ struct ModelFile {
     basis: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     validation: Option<String>,
+    /// "cpi" (the default) or a microarchitecture's name.
+    #[serde(default = "cpi_name")]
+    instruction_costs: String,
     cpi: f64,
     ghz: f64,
     ring3: ColumnsFile,
@@ -406,6 +481,14 @@ impl ModelFile {
                 .cloned()
                 .unwrap_or_else(|| format!("{path} (no source given)")),
         };
+        let instruction_costs =
+            InstructionCosts::by_name(&self.instruction_costs).ok_or_else(|| {
+                invalid(format!(
+                    "instruction_costs = \"{}\" is neither cpi nor a microarchitecture ({})",
+                    self.instruction_costs,
+                    uarch::names().join(", ")
+                ))
+            })?;
         let basis = if self.basis.is_empty() {
             format!("the figures in {path}, as its sources say")
         } else {
@@ -416,6 +499,7 @@ impl ModelFile {
             description: self.description.clone(),
             basis,
             validation: self.validation.clone(),
+            instruction_costs,
             ring3: EventCosts {
                 abi_call: cost("ring3.abi_call", self.ring3.abi_call),
                 yield_cpu: cost("ring3.yield", self.ring3.yield_cpu),
@@ -482,6 +566,10 @@ impl ModelFile {
     }
 }
 
+fn cpi_name() -> String {
+    "cpi".into()
+}
+
 impl ColumnsFile {
     fn of(columns: &EventCosts) -> Self {
         Self {
@@ -534,6 +622,7 @@ impl CostModel {
             description: self.description.clone(),
             basis: self.basis.clone(),
             validation: self.validation.clone(),
+            instruction_costs: self.instruction_costs.name().to_string(),
             cpi: self.cpi.value,
             ghz: self.ghz.value,
             ring3: ColumnsFile::of(&self.ring3),
@@ -674,6 +763,7 @@ mod tests {
         };
         let events = Ring0Events {
             translated_instructions: 1200,
+            translated_cycle_units: 0,
             call_instructions: 100,
             guest_instructions_translated: 50,
             indirect_lookups: 7,
@@ -702,6 +792,42 @@ mod tests {
                 + cycles.translation
                 + cycles.indirect_lookups
         );
+    }
+
+    #[test]
+    fn a_microarchitecture_prices_instructions_by_their_blocks() {
+        let mut model = builtin::by_name("linux").unwrap();
+        model.instruction_costs = InstructionCosts::by_name("znver3").unwrap();
+        let counts = Counts {
+            guest_instructions: 1000,
+            guest_cycle_units: 300 * 256 + 128,
+            ..Counts::default()
+        };
+        // 300.5 cycles, whatever the instruction count and cpi.
+        assert_eq!(model.ring3_cycles(&counts).user_instructions, 301);
+        let events = Ring0Events {
+            translated_instructions: 5000,
+            translated_cycle_units: 700 * 256,
+            call_instructions: 100,
+            ..Ring0Events::default()
+        };
+        assert_eq!(
+            model.ring0_cycles(&counts, &events).translated_instructions,
+            700
+        );
+    }
+
+    #[test]
+    fn instruction_costs_name_a_known_core() {
+        let text = EXAMPLE.replace(
+            "cpi = 1.0",
+            "instruction_costs = \"skylake-server\"\ncpi = 1.0",
+        );
+        let model = parse_toml(&text, "m.toml").unwrap();
+        assert_eq!(model.instruction_costs.name(), "skylake-server");
+        let text = EXAMPLE.replace("cpi = 1.0", "instruction_costs = \"pentium\"\ncpi = 1.0");
+        let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
+        assert!(err.contains("pentium") && err.contains("znver3"), "{err}");
     }
 
     #[test]

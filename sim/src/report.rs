@@ -241,6 +241,7 @@ impl Report {
         let ring0 = finished.ring0.as_ref().map(|r0| {
             let events = Ring0Events {
                 translated_instructions: r0.translated_instructions,
+                translated_cycle_units: r0.translated_cycle_units,
                 call_instructions: r0.call_instructions(counts.abi_calls),
                 guest_instructions_translated: r0.stats.guest_instructions_translated,
                 indirect_lookups: r0.stats.indirect_lookups,

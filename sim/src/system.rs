@@ -12,7 +12,9 @@ use translator::runtime::fault;
 use translator::{Source, TranslateError, FAULT_KINDS};
 use unicorn_engine::UcHookId;
 
-use crate::accounting::{BlockCount, BlockCounter, Clock, Counts, Extra, SyscallRecord, Tally};
+use crate::accounting::{
+    Accounted, BlockCount, BlockCounter, Clock, Counts, Extra, SyscallRecord, Tally,
+};
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
 use crate::costs::work::{WorkClass, WorkCounts};
@@ -73,6 +75,9 @@ impl RunUntil {
 pub struct Ring0Counts {
     /// Instructions the CPU executed in the code cache and the runtime's stubs.
     pub translated_instructions: u64,
+    /// Their price under the model's microarchitecture, the syscalls' own instructions left
+    /// out, in `costs::CYCLE_UNITS`.
+    pub translated_cycle_units: u64,
     /// By source, how many more instructions than the guest's those were.
     pub extra_by_source: [i64; Source::ALL.len()],
     pub stats: TranslationStats,
@@ -127,6 +132,8 @@ struct CurrentBlock {
     instructions: u32,
     guest: u32,
     extra: Extra,
+    cycle_units: u32,
+    guest_cycle_units: u32,
 }
 
 pub struct System {
@@ -424,6 +431,7 @@ impl System {
         let kernel = &self.kernel;
         Tally {
             guest_instructions: self.clock.instructions(),
+            guest_cycle_units: self.counts.guest_cycle_units,
             abi_calls: self.counts.abi_calls,
             work: self.work_now(),
             thread_switches: self.counts.thread_switches,
@@ -432,6 +440,7 @@ impl System {
             execs: kernel.execs,
             reaps: kernel.reaps,
             translated_instructions: self.ring0.translated_instructions,
+            translated_cycle_units: self.ring0.translated_cycle_units,
             call_instructions: self.ring0.call_instructions(self.counts.abi_calls),
             guest_instructions_translated: translation.guest_instructions_translated,
             indirect_lookups: translation.indirect_lookups,
@@ -504,16 +513,23 @@ impl System {
         // (they cost 4 % of a ring-0 run's instructions here, callgrind).
         let cache = &self.cache;
         let end = addr.wrapping_add(size as u64);
-        let mut count =
-            self.blocks.count(
-                addr,
-                size,
-                &self.kernel.proc.mem,
-                |instructions| match cache {
-                    Some(cache) => cache.account(addr, end, end, instructions),
-                    None => (instructions, Extra::default()),
-                },
-            );
+        let core = self.model.instruction_costs.microarchitecture();
+        let mut count = self
+            .blocks
+            .count(addr, size, &self.kernel.proc.mem, |decoded| {
+                let Some(cache) = cache else {
+                    return Accounted::untranslated(decoded, core);
+                };
+                let (guest, extra) = cache.account(addr, end, end, decoded.len() as u32);
+                let (cycle_units, guest_cycle_units) =
+                    core.map_or((0, 0), |core| cache.price(addr, end, decoded, core));
+                Accounted {
+                    guest,
+                    extra,
+                    cycle_units,
+                    guest_cycle_units,
+                }
+            });
         if count.fresh {
             let unusual = self.blocks.unusual();
             // Unicorn's core would run it: stop before the block runs, and let the machine
@@ -532,6 +548,8 @@ impl System {
             count.instructions = 0;
             count.guest = 0;
             count.extra = Extra::default();
+            count.cycle_units = 0;
+            count.guest_cycle_units = 0;
         }
         // The guest's clock runs on guest instructions in both modes, so both runs see the
         // same times and behave the same. One read of it serves the quantum, the clock and
@@ -542,9 +560,13 @@ impl System {
             return false;
         }
         self.clock.set_instructions(after);
+        let guest_cycles = &mut self.counts.guest_cycle_units;
+        *guest_cycles = guest_cycles.wrapping_add(count.guest_cycle_units as u64);
         if self.cache.is_some() {
             let translated = &mut self.ring0.translated_instructions;
             *translated = translated.wrapping_add(count.instructions as u64);
+            let cycles = &mut self.ring0.translated_cycle_units;
+            *cycles = cycles.wrapping_add(count.cycle_units as u64);
             for (total, extra) in self.ring0.extra_by_source.iter_mut().zip(count.extra) {
                 *total = total.wrapping_add(extra as i64);
             }
@@ -555,6 +577,8 @@ impl System {
             instructions: count.instructions,
             guest: count.guest,
             extra: count.extra,
+            cycle_units: count.cycle_units,
+            guest_cycle_units: count.guest_cycle_units,
         };
         match self.max_instructions {
             Some(limit) if after >= limit && self.stop.is_none() => {
@@ -1267,7 +1291,20 @@ impl System {
         };
         self.clock
             .remove_instructions((block.guest - guest_ran.min(block.guest)) as u64 + earlier);
+        // A block's price is not a sum over its instructions: the part that ran keeps its
+        // share by instruction count.
+        let share = |units: u32, kept: u32, of: u32| {
+            if of == 0 {
+                0
+            } else {
+                (units as u64 * kept.min(of) as u64 / of as u64) as u32
+            }
+        };
+        let guest_cycles_ran = share(block.guest_cycle_units, guest_ran, block.guest);
+        self.counts.guest_cycle_units -= (block.guest_cycle_units - guest_cycles_ran) as u64;
+        let cycles_ran = share(block.cycle_units, ran, block.instructions);
         if self.cache.is_some() {
+            self.ring0.translated_cycle_units -= (block.cycle_units - cycles_ran) as u64;
             self.ring0.translated_instructions -=
                 (block.instructions - ran.min(block.instructions)) as u64;
             for ((total, counted), ran) in self
@@ -1284,6 +1321,8 @@ impl System {
             instructions: ran,
             guest: guest_ran,
             extra: extra_ran,
+            cycle_units: cycles_ran,
+            guest_cycle_units: guest_cycles_ran,
             ..block
         };
     }

@@ -22,9 +22,11 @@ use translator::{
 };
 
 use super::layout::{self, CACHE, CACHE_END, RUNTIME};
-use crate::accounting::Extra;
+use crate::accounting::{guest_price, Extra};
+use crate::costs::to_units;
 use crate::machine::physmem::PAGE_SIZE;
 use crate::memory::AddressSpace;
+use iced_x86::{DecoderOptions, Instruction};
 
 /// Translation statistics, for the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -502,6 +504,61 @@ impl CodeCache {
             *extra = translated[i] as i16 - guest[i] as i16;
         }
         (guest.iter().sum(), extra)
+    }
+
+    /// What the translated instructions `translated` (a block from `start` to `end` in the
+    /// cache) cost on `core`, the syscalls' own left out (the ring-0 call is their price),
+    /// and what the guest instructions whose translations start there cost, in
+    /// `costs::CYCLE_UNITS`.
+    pub fn price(
+        &self,
+        start: u64,
+        end: u64,
+        translated: &[Instruction],
+        core: &uarch::Microarchitecture,
+    ) -> (u32, u32) {
+        let price = |instructions: &[Instruction]| {
+            if instructions.is_empty() {
+                0
+            } else {
+                to_units(core.price_block(instructions).cycles)
+            }
+        };
+        if let Some(source) = layout::stub_source(start) {
+            let own = if source == Source::Syscall {
+                0
+            } else {
+                price(translated)
+            };
+            return (own, 0);
+        }
+        let Some(block) = self.block_at(start) else {
+            return (0, 0);
+        };
+        let source_at = |address: u64| {
+            let offset = (address - block.cache_address) as u32;
+            let at = block.sources.partition_point(|(o, _)| *o <= offset);
+            at.checked_sub(1).map(|i| block.sources[i].1)
+        };
+        let own: Vec<Instruction> = translated
+            .iter()
+            .filter(|i| source_at(i.ip()) != Some(Source::Syscall))
+            .copied()
+            .collect();
+        let range = (start - block.cache_address) as u32..(end - block.cache_address) as u32;
+        let guest: Vec<Instruction> = block
+            .guest_boundaries
+            .iter()
+            .filter(|(offset, _)| range.contains(offset))
+            .filter_map(|&(_, address)| {
+                let from = (address - block.guest_start) as usize;
+                let bytes = block.guest_code.get(from..)?;
+                let instruction =
+                    iced_x86::Decoder::with_ip(64, bytes, address, DecoderOptions::NONE).decode();
+                (!instruction.is_invalid()).then_some(instruction)
+            })
+            .collect();
+        (price(&own), guest_price(&guest, core))
     }
 
     /// Every block translated, in order: guest code beside its translation, disassembled.

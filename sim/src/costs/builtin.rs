@@ -174,6 +174,7 @@ fn model(row: &Row) -> CostModel {
         description: row.description.to_string(),
         basis: row.basis.to_string(),
         validation: None,
+        instruction_costs: super::InstructionCosts::Cpi,
         ring3: EventCosts {
             abi_call: cost(abi, row.ring3_source),
             yield_cpu: cost(yld, row.ring3_source),
