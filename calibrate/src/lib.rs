@@ -1,0 +1,161 @@
+//! Measures this machine's costs natively with its own probes: the null syscall, switches
+//! between threads and processes, a pipe round trip, process creation, the kernel work of
+//! each syscall class (with a per-byte slope where bytes move) and the TSC frequency.
+//!
+//! Every figure is in TSC ticks read with `lfence; rdtsc; lfence` (on an invariant TSC these
+//! tick at the nominal frequency, not the core's clock), unprivileged (no perf counters), on
+//! the CPU the calling thread is on. That thread is pinned there for the run (the caller's
+//! other threads are left alone); the threads and children the probes start inherit its
+//! mask. A probe runs a warm-up round and then `rounds` rounds; it reports the median over
+//! the rounds of the per-operation figure, with the rounds' minimum and maximum as its spread.
+//!
+//! `clock` reads the TSC, `stats` reduces rounds, `machine` names the CPU and kernel, `pin`
+//! holds the thread on one CPU, `child` forks children that make raw syscalls only, `elf`
+//! writes the program that process creation runs, `fixture` holds the files and pages the
+//! probes work on, `probes` lists and runs them.
+
+mod child;
+mod clock;
+pub mod elf;
+mod error;
+mod fixture;
+mod machine;
+mod pin;
+mod probes;
+mod stats;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use error::CalibrateError;
+pub use machine::Machine;
+
+/// How long a calibration runs: rounds per probe and a scale on each probe's iterations.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Rounds per probe after the warm-up round; the median is over these.
+    pub rounds: u32,
+    /// Multiplies each probe's iterations per round (1.0 = the full counts).
+    pub iterations_scale: f64,
+    /// Where the probes' files go; `None`: `std::env::temp_dir()` (`$TMPDIR`, else /tmp).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// For CI: 5 rounds of small counts, the whole run well under 3 s on 2 vCPUs.
+    pub fn quick() -> Self {
+        Options {
+            rounds: 5,
+            iterations_scale: 0.05,
+            temp_dir: None,
+        }
+    }
+
+    /// For a cost model: medians of 15 rounds of the full counts, well under 30 s.
+    pub fn full() -> Self {
+        Options {
+            rounds: 15,
+            iterations_scale: 1.0,
+            temp_dir: None,
+        }
+    }
+
+    /// A probe's iterations per round from its full count: scaled, at least one.
+    fn iterations(&self, full: u64) -> u64 {
+        ((full as f64 * self.iterations_scale).round() as u64).max(1)
+    }
+}
+
+/// What one calibration run found: the machine and every probe's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct Calibration {
+    pub machine: Machine,
+    /// What each probe's `low` and `high` are.
+    pub spread: &'static str,
+    pub probes: Vec<Probe>,
+}
+
+impl Calibration {
+    /// The probe called `name`.
+    pub fn probe(&self, name: &str) -> Option<&Probe> {
+        self.probes.iter().find(|probe| probe.name == name)
+    }
+}
+
+/// The spread every probe reports.
+pub const SPREAD: &str = "low and high are the minimum and maximum of the rounds' figures";
+
+/// One probe's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct Probe {
+    pub name: &'static str,
+    /// One line saying what it measures.
+    pub what: &'static str,
+    pub unit: &'static str,
+    /// The median over the rounds of the per-operation figure; for a sized probe, the
+    /// base: the intercept of the per-byte fit.
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Rounds measured, after one warm-up round.
+    pub rounds: u32,
+    /// Operations timed per round (for a sized probe: at 1 byte, fewer at larger sizes; for
+    /// `tsc_ghz`: milliseconds per round).
+    pub iterations: u64,
+    /// The figure is the kernel work beyond the null call: each round's figure minus the
+    /// `null_call` median.
+    pub beyond_null: bool,
+    /// Where bytes move: the cost per byte, fitted over several sizes.
+    pub per_byte: Option<PerByte>,
+    /// Involuntary context switches of the probing thread while the probe ran (warm-up
+    /// included): other work took its CPU, and the rounds it hit include that work. On a
+    /// quiet machine, 0 or a few. `None` for the probes whose partner on the CPU takes it
+    /// from the probing thread by design (the yields and the ping-pong).
+    pub preempted: Option<u64>,
+}
+
+/// A least-squares line through a sized probe's per-call cycles at each size, fitted per
+/// round: `median`, `low` and `high` are its slope over the rounds (cycles per byte); the
+/// intercept is the probe's own `median`. Where the cost is not a straight line (a pipe
+/// takes a page per 4 KiB, so its larger writes cost more per byte) the intercept falls below
+/// the small sizes' cost, even below zero; `points` shows each size as measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct PerByte {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+    /// The median per-call figure at each size, beyond the null call like the base.
+    pub points: Vec<SizePoint>,
+}
+
+/// A sized probe's median per-call figure at one size.
+#[derive(Clone, Debug, Serialize)]
+pub struct SizePoint {
+    pub bytes: u64,
+    pub median: f64,
+}
+
+/// Measures this machine: pins the calling thread to the CPU it is on (restored after; a
+/// refusal is recorded in `Machine::unpinned` and the run goes on), then runs every probe.
+pub fn run(options: &Options) -> Result<Calibration, CalibrateError> {
+    if options.rounds == 0 {
+        return Err(CalibrateError::Options("rounds must be at least 1".into()));
+    }
+    if !(options.iterations_scale.is_finite() && options.iterations_scale > 0.0) {
+        return Err(CalibrateError::Options(format!(
+            "iterations_scale must be a positive number, not {}",
+            options.iterations_scale
+        )));
+    }
+    let pin = pin::Pin::here()?;
+    let temp_dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let fixture = fixture::Fixture::create(&temp_dir)?;
+    let machine = Machine::read(&pin, &temp_dir)?;
+    let probes = probes::run_all(options, fixture)?;
+    Ok(Calibration {
+        machine,
+        spread: SPREAD,
+        probes,
+    })
+}

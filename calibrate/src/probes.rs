@@ -1,0 +1,395 @@
+//! The probes as a table, and the driver that runs each one's rounds and reduces them.
+//!
+//! `calls` holds the syscall-class probes (one call or a pair timed in a loop, or per call
+//! for the pipe halves), `switches` the ones with a partner thread or child process.
+
+mod calls;
+mod switches;
+
+use std::time::Duration;
+
+use crate::clock;
+use crate::fixture::{Fixture, LARGEST};
+use crate::stats::{fit_line, Summary};
+use crate::{CalibrateError, Options, PerByte, Probe, SizePoint};
+
+/// What one round timed: `ticks` for `ops` operations.
+pub(crate) struct Sample {
+    pub ticks: f64,
+    pub ops: u64,
+}
+
+impl Sample {
+    fn per_op(&self) -> f64 {
+        self.ticks / self.ops as f64
+    }
+}
+
+/// A probe under way: rounds of `iterations` operations, each on `bytes` bytes (sized
+/// probes; others ignore it).
+pub(crate) trait Workload {
+    fn round(&mut self, iterations: u64, bytes: usize) -> Result<Sample, CalibrateError>;
+}
+
+/// What the probes share: the fixture and the timer's own cost.
+pub(crate) struct Session {
+    pub fixture: Fixture,
+    /// The `timer` probe's median, subtracted from probes that time each call.
+    pub timer: f64,
+}
+
+type Start = fn(&Session) -> Result<Box<dyn Workload + '_>, CalibrateError>;
+
+/// How a probe's figure is formed.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// The per-operation ticks as they are.
+    Whole,
+    /// The per-operation ticks minus the null call's median.
+    BeyondNull,
+    /// Beyond the null call at each of `SIZES`, fitted to a base and a per-byte slope.
+    Sized,
+}
+
+struct Spec {
+    name: &'static str,
+    what: &'static str,
+    unit: &'static str,
+    /// Iterations per round at `iterations_scale` 1 (sized: at 1 byte; fewer at larger
+    /// sizes, so that each size takes about as long).
+    iterations: u64,
+    shape: Shape,
+    /// A partner on the same CPU takes it from the probe by design, so the probing thread's
+    /// involuntary switches do not say whether other work did.
+    partner: bool,
+    start: Start,
+}
+
+/// The sizes a sized probe moves, in bytes.
+const SIZES: [usize; 6] = [1, 64, 1024, 4096, 16 * 1024, LARGEST];
+
+/// Measured first: the cost of the timer itself.
+const TIMER: Spec = Spec {
+    name: "timer",
+    what: "an lfence; rdtsc; lfence pair timing nothing: subtracted from the probes that time each call (pipe_write, pipe_read)",
+    unit: "cycles",
+    iterations: 100_000,
+    shape: Shape::Whole,
+    partner: false,
+    start: |_| Ok(Box::new(calls::Timer)),
+};
+
+/// Measured second: what the `BeyondNull` and `Sized` probes subtract.
+const NULL_CALL: Spec = Spec {
+    name: "null_call",
+    what: "getppid by raw syscall: the kernel's entry and exit with no work",
+    unit: "cycles/call",
+    iterations: 100_000,
+    shape: Shape::Whole,
+    partner: false,
+    start: |session| calls::each(session, 1, calls::null_call),
+};
+
+/// The rest, in the order they run.
+const PROBES: &[Spec] = &[
+    Spec {
+        name: "yield_threads",
+        what: "sched_yield between two threads of this process on one CPU: one switch and one syscall per yield",
+        unit: "cycles/yield",
+        iterations: 20_000,
+        shape: Shape::Whole,
+        partner: true,
+        start: switches::yield_threads,
+    },
+    Spec {
+        name: "yield_processes",
+        what: "sched_yield between this process and a forked child on one CPU: one switch (of address space too) and one syscall per yield",
+        unit: "cycles/yield",
+        iterations: 20_000,
+        shape: Shape::Whole,
+        partner: true,
+        start: switches::yield_processes,
+    },
+    Spec {
+        name: "pipe_ping_pong",
+        what: "one byte to a forked child on the same CPU through a pipe and back through another: per round trip",
+        unit: "cycles/round trip",
+        iterations: 5_000,
+        shape: Shape::Whole,
+        partner: true,
+        start: switches::pipe_ping_pong,
+    },
+    Spec {
+        name: "create_process",
+        what: "fork + execve of a 132-byte static program that calls exit_group(0) + waitpid: per process (fork copies this process's page tables, so a bigger parent costs more)",
+        unit: "cycles/process",
+        iterations: 40,
+        shape: Shape::Whole,
+        partner: false,
+        start: switches::create_process,
+    },
+    Spec {
+        name: "identity",
+        what: "getpid and getuid alternately, beyond the null call",
+        unit: "cycles/call",
+        iterations: 50_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| calls::each(session, 2, calls::identity),
+    },
+    Spec {
+        name: "file_read",
+        what: "pread of N bytes at offset 0 of a regular file in the page cache, beyond the null call",
+        unit: "cycles/call",
+        iterations: 20_000,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| calls::each(session, 1, calls::file_read),
+    },
+    Spec {
+        name: "file_write",
+        what: "pwrite of N bytes at offset 0 of a regular file (the same cached page each time), beyond the null call",
+        unit: "cycles/call",
+        iterations: 20_000,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| calls::each(session, 1, calls::file_write),
+    },
+    Spec {
+        name: "pipe_write",
+        what: "write of N bytes into an empty pipe, beyond the null call (each call timed, the timer subtracted)",
+        unit: "cycles/call",
+        iterations: 20_000,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| calls::pipe_half(session, calls::Half::Write),
+    },
+    Spec {
+        name: "pipe_read",
+        what: "read of those N bytes back out of the pipe, beyond the null call (each call timed, the timer subtracted)",
+        unit: "cycles/call",
+        iterations: 20_000,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| calls::pipe_half(session, calls::Half::Read),
+    },
+    Spec {
+        name: "dev_null",
+        what: "write of N bytes to /dev/null, beyond the null call (nothing is copied: the slope is about 0)",
+        unit: "cycles/call",
+        iterations: 50_000,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| calls::each(session, 1, calls::dev_null),
+    },
+    Spec {
+        name: "open_stat",
+        what: "openat + close of a file in the temp dir by its absolute path: the pair's cost halved, per call, beyond the null call",
+        unit: "cycles/call",
+        iterations: 10_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| calls::each(session, 2, calls::open_close),
+    },
+    Spec {
+        name: "fstat",
+        what: "fstat of an open regular file, beyond the null call",
+        unit: "cycles/call",
+        iterations: 50_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| calls::each(session, 1, calls::fstat),
+    },
+    Spec {
+        name: "newfstatat",
+        what: "newfstatat of a file in the temp dir by its absolute path, beyond the null call",
+        unit: "cycles/call",
+        iterations: 20_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| calls::each(session, 1, calls::newfstatat),
+    },
+    Spec {
+        name: "mmap_munmap",
+        what: "mmap of one anonymous page, never touched, then munmap: the pair's cost halved, per call, beyond the null call",
+        unit: "cycles/call",
+        iterations: 10_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| calls::each(session, 2, calls::mmap_munmap),
+    },
+    Spec {
+        name: "mprotect",
+        what: "mprotect of one page between read and read-write, its neighbours PROT_NONE so no areas merge or split, beyond the null call",
+        unit: "cycles/call",
+        iterations: 20_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| calls::each(session, 2, calls::mprotect),
+    },
+    Spec {
+        name: "brk",
+        what: "brk one page up and back: the pair's cost halved, per call, beyond the null call (in a forked single-threaded child, so that no allocator moves the break meanwhile)",
+        unit: "cycles/call",
+        iterations: 10_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: switches::brk,
+    },
+    Spec {
+        name: "futex",
+        what: "FUTEX_WAKE (private) of a word nobody waits on, beyond the null call",
+        unit: "cycles/call",
+        iterations: 100_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| calls::each(session, 1, calls::futex_wake),
+    },
+];
+
+/// Every probe, then the TSC frequency.
+pub(crate) fn run_all(options: &Options, fixture: Fixture) -> Result<Vec<Probe>, CalibrateError> {
+    let mut session = Session {
+        fixture,
+        timer: 0.0,
+    };
+    let timer = measure(&TIMER, options, &session, 0.0)?;
+    session.timer = timer.median;
+    let null_call = measure(&NULL_CALL, options, &session, 0.0)?;
+    let null = null_call.median;
+    let mut probes = vec![timer, null_call];
+    for spec in PROBES {
+        probes.push(measure(spec, options, &session, null)?);
+    }
+    probes.push(tsc_ghz(options));
+    Ok(probes)
+}
+
+/// Runs a probe's warm-up round and its rounds; `null` is the null call's median.
+fn measure(
+    spec: &Spec,
+    options: &Options,
+    session: &Session,
+    null: f64,
+) -> Result<Probe, CalibrateError> {
+    let switches_before = involuntary_switches();
+    let mut workload = (spec.start)(session)?;
+    let iterations = options.iterations(spec.iterations);
+    let (figure, per_byte) = match spec.shape {
+        Shape::Sized => {
+            let (base, per_byte) = sized_rounds(spec, options, workload.as_mut(), null)?;
+            (base, Some(per_byte))
+        }
+        Shape::Whole => (rounds(options, iterations, workload.as_mut(), 0.0)?, None),
+        Shape::BeyondNull => (rounds(options, iterations, workload.as_mut(), null)?, None),
+    };
+    Ok(Probe {
+        name: spec.name,
+        what: spec.what,
+        unit: spec.unit,
+        median: figure.median,
+        low: figure.low,
+        high: figure.high,
+        rounds: options.rounds,
+        iterations,
+        beyond_null: spec.shape != Shape::Whole,
+        per_byte,
+        preempted: (!spec.partner).then(|| involuntary_switches() - switches_before),
+    })
+}
+
+/// The calling thread's involuntary context switches so far.
+fn involuntary_switches() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is a writable rusage; RUSAGE_THREAD is the calling thread, and the
+    // call cannot fail with valid arguments (a zeroed rusage stays if it did).
+    unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr());
+        usage.assume_init().ru_nivcsw as u64
+    }
+}
+
+/// A warm-up round, then the rounds' per-operation figures less `offset`.
+fn rounds(
+    options: &Options,
+    iterations: u64,
+    workload: &mut dyn Workload,
+    offset: f64,
+) -> Result<Summary, CalibrateError> {
+    workload.round(iterations, 0)?;
+    let figures = (0..options.rounds)
+        .map(|_| Ok(workload.round(iterations, 0)?.per_op() - offset))
+        .collect::<Result<Vec<f64>, CalibrateError>>()?;
+    Ok(Summary::of(&figures))
+}
+
+/// A sized probe's rounds, each over every size (so that drift touches all sizes alike) and
+/// fitted on its own: the base over the rounds, and the slope with each size's median.
+fn sized_rounds(
+    spec: &Spec,
+    options: &Options,
+    workload: &mut dyn Workload,
+    null: f64,
+) -> Result<(Summary, PerByte), CalibrateError> {
+    let sizes = SIZES.map(|bytes| bytes as f64);
+    let mut at_size = vec![Vec::new(); SIZES.len()];
+    let (mut bases, mut slopes) = (Vec::new(), Vec::new());
+    // Round 0 is the warm-up.
+    for round in 0..=options.rounds {
+        let mut figures = [0.0; SIZES.len()];
+        for (figure, bytes) in figures.iter_mut().zip(SIZES) {
+            let iterations = options.iterations(spec.iterations / (1 + (bytes / 4096) as u64));
+            *figure = workload.round(iterations, bytes)?.per_op() - null;
+        }
+        if round == 0 {
+            continue;
+        }
+        let (slope, base) = fit_line(&sizes, &figures);
+        slopes.push(slope);
+        bases.push(base);
+        for (figures_at, figure) in at_size.iter_mut().zip(figures) {
+            figures_at.push(figure);
+        }
+    }
+    let slope = Summary::of(&slopes);
+    let points = SIZES
+        .iter()
+        .zip(&at_size)
+        .map(|(&bytes, figures)| SizePoint {
+            bytes: bytes as u64,
+            median: Summary::of(figures).median,
+        })
+        .collect();
+    let per_byte = PerByte {
+        median: slope.median,
+        low: slope.low,
+        high: slope.high,
+        points,
+    };
+    Ok((Summary::of(&bases), per_byte))
+}
+
+/// The TSC frequency: rounds of sleep timed by the TSC and by CLOCK_MONOTONIC, together
+/// at least 100 ms.
+fn tsc_ghz(options: &Options) -> Probe {
+    let round_ms =
+        ((100.0 * options.iterations_scale) as u64).max(100u64.div_ceil(options.rounds.into()));
+    let switches_before = involuntary_switches();
+    let figures: Vec<f64> = (0..options.rounds)
+        .map(|_| clock::tsc_ghz(Duration::from_millis(round_ms)))
+        .collect();
+    let ghz = Summary::of(&figures);
+    Probe {
+        name: "tsc_ghz",
+        what: "TSC ticks per nanosecond of CLOCK_MONOTONIC over a sleep (no warm-up round): what turns the other figures into time",
+        unit: "GHz",
+        median: ghz.median,
+        low: ghz.low,
+        high: ghz.high,
+        rounds: options.rounds,
+        iterations: round_ms,
+        beyond_null: false,
+        per_byte: None,
+        preempted: Some(involuntary_switches() - switches_before),
+    }
+}

@@ -1,0 +1,259 @@
+//! The syscall-class probes: one call (or a pair, halved) timed in a loop, every call by raw
+//! syscall so that no libc wrapper picks another syscall or adds work; and the pipe halves,
+//! timed call by call.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+
+use super::{Sample, Session, Workload};
+use crate::clock::ticks;
+use crate::error::expect;
+use crate::fixture::{Fixture, PAGE};
+use crate::CalibrateError;
+
+/// One iteration of a probe: a call or a pair on `bytes` bytes, checked.
+type Op = fn(&Fixture, usize) -> Result<(), CalibrateError>;
+
+/// A probe whose iteration is `op`, making `calls` calls.
+struct Each<'a> {
+    fixture: &'a Fixture,
+    calls: u64,
+    op: Op,
+}
+
+pub(super) fn each(
+    session: &Session,
+    calls: u64,
+    op: Op,
+) -> Result<Box<dyn Workload + '_>, CalibrateError> {
+    Ok(Box::new(Each {
+        fixture: &session.fixture,
+        calls,
+        op,
+    }))
+}
+
+impl Workload for Each<'_> {
+    fn round(&mut self, iterations: u64, bytes: usize) -> Result<Sample, CalibrateError> {
+        let start = ticks();
+        for _ in 0..iterations {
+            (self.op)(self.fixture, bytes)?;
+        }
+        Ok(Sample {
+            ticks: (ticks() - start) as f64,
+            ops: iterations * self.calls,
+        })
+    }
+}
+
+/// A raw syscall's result as a signed count (syscall returns -1 and sets errno on failure).
+macro_rules! sys {
+    ($number:expr $(, $arg:expr)*) => {
+        // SAFETY: every use passes the syscall's arguments as the kernel reads them: fds
+        // the fixture holds open, pointers to live buffers of at least the length given.
+        unsafe { libc::syscall($number $(, $arg)*) }
+    };
+}
+
+pub(super) fn null_call(_: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    // getppid cannot fail, and its answer does not matter.
+    sys!(libc::SYS_getppid);
+    Ok(())
+}
+
+pub(super) fn identity(_: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    sys!(libc::SYS_getpid);
+    sys!(libc::SYS_getuid);
+    Ok(())
+}
+
+/// Moves `bytes` between the buffer and `fd` by syscall `number`, checked to move them all:
+/// pread64 and pwrite64 at offset 0; read and write ignore that fourth argument.
+fn transfer(
+    probe: &'static str,
+    (call, number): (&'static str, libc::c_long),
+    fd: libc::c_long,
+    fixture: &Fixture,
+    bytes: usize,
+) -> Result<(), CalibrateError> {
+    let moved = sys!(number, fd, fixture.buffer.ptr, bytes, 0 as libc::c_long);
+    expect(probe, call, moved, bytes as libc::c_long)
+}
+
+pub(super) fn file_read(fixture: &Fixture, bytes: usize) -> Result<(), CalibrateError> {
+    let call = ("pread64", libc::SYS_pread64);
+    transfer("file_read", call, fixture.data_fd(), fixture, bytes)
+}
+
+pub(super) fn file_write(fixture: &Fixture, bytes: usize) -> Result<(), CalibrateError> {
+    let call = ("pwrite64", libc::SYS_pwrite64);
+    transfer("file_write", call, fixture.data_fd(), fixture, bytes)
+}
+
+pub(super) fn dev_null(fixture: &Fixture, bytes: usize) -> Result<(), CalibrateError> {
+    let call = ("write", libc::SYS_write);
+    transfer("dev_null", call, fixture.dev_null_fd(), fixture, bytes)
+}
+
+pub(super) fn open_close(fixture: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    let flags = libc::c_long::from(libc::O_RDONLY | libc::O_CLOEXEC);
+    let fd = sys!(
+        libc::SYS_openat,
+        libc::c_long::from(libc::AT_FDCWD),
+        fixture.data_path.as_ptr(),
+        flags
+    );
+    if fd < 0 {
+        return Err(CalibrateError::last_os("open_stat", "openat"));
+    }
+    expect("open_stat", "close", sys!(libc::SYS_close, fd), 0)
+}
+
+pub(super) fn fstat(fixture: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    expect(
+        "fstat",
+        "fstat",
+        sys!(libc::SYS_fstat, fixture.data_fd(), stat.as_mut_ptr()),
+        0,
+    )
+}
+
+pub(super) fn newfstatat(fixture: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    let done = sys!(
+        libc::SYS_newfstatat,
+        libc::c_long::from(libc::AT_FDCWD),
+        fixture.data_path.as_ptr(),
+        stat.as_mut_ptr(),
+        0 as libc::c_long
+    );
+    expect("newfstatat", "newfstatat", done, 0)
+}
+
+pub(super) fn mmap_munmap(_: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    let page = sys!(
+        libc::SYS_mmap,
+        std::ptr::null_mut::<libc::c_void>(),
+        PAGE,
+        libc::c_long::from(libc::PROT_READ | libc::PROT_WRITE),
+        libc::c_long::from(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS),
+        -1 as libc::c_long,
+        0 as libc::c_long
+    );
+    if page == -1 {
+        return Err(CalibrateError::last_os("mmap_munmap", "mmap"));
+    }
+    expect(
+        "mmap_munmap",
+        "munmap",
+        sys!(libc::SYS_munmap, page, PAGE),
+        0,
+    )
+}
+
+pub(super) fn mprotect(fixture: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    let page = fixture.guarded_page();
+    for prot in [libc::PROT_READ, libc::PROT_READ | libc::PROT_WRITE] {
+        let done = sys!(libc::SYS_mprotect, page, PAGE, libc::c_long::from(prot));
+        expect("mprotect", "mprotect", done, 0)?;
+    }
+    Ok(())
+}
+
+pub(super) fn futex_wake(fixture: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    let woken = sys!(
+        libc::SYS_futex,
+        fixture.futex_word.as_ptr(),
+        libc::c_long::from(libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG),
+        1 as libc::c_long
+    );
+    expect("futex", "futex", woken, 0)
+}
+
+/// The timer's own cost, which every call timed one by one includes. The pipe calls are
+/// timed so: a write needs a pipe with room, a read a pipe the write filled.
+pub(super) struct Timer;
+
+impl Workload for Timer {
+    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
+        let mut total = 0;
+        for _ in 0..iterations {
+            let start = ticks();
+            total += ticks() - start;
+        }
+        Ok(Sample {
+            ticks: total as f64,
+            ops: iterations,
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Half {
+    Write,
+    Read,
+}
+
+/// Writes N bytes into an empty pipe and reads them back, timing one of the two halves.
+struct PipeHalf<'a> {
+    fixture: &'a Fixture,
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+    half: Half,
+    timer: f64,
+}
+
+pub(super) fn pipe_half(
+    session: &Session,
+    half: Half,
+) -> Result<Box<dyn Workload + '_>, CalibrateError> {
+    // Non-blocking, so that a pipe too small for the largest size fails instead of hanging.
+    let (read_end, write_end) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|errno| {
+            CalibrateError::Call {
+                probe: "pipe",
+                call: "pipe2",
+                source: errno.into(),
+            }
+        })?;
+    Ok(Box::new(PipeHalf {
+        fixture: &session.fixture,
+        read_end,
+        write_end,
+        half,
+        timer: session.timer,
+    }))
+}
+
+impl Workload for PipeHalf<'_> {
+    fn round(&mut self, iterations: u64, bytes: usize) -> Result<Sample, CalibrateError> {
+        let buffer = self.fixture.buffer.ptr;
+        let (write_end, read_end) = (self.write_end.as_raw_fd(), self.read_end.as_raw_fd());
+        let mut total = 0;
+        for _ in 0..iterations {
+            let start = ticks();
+            let written = sys!(
+                libc::SYS_write,
+                libc::c_long::from(write_end),
+                buffer,
+                bytes
+            );
+            let between = ticks();
+            // Checked before the read sets errno again.
+            expect("pipe_write", "write", written, bytes as libc::c_long)?;
+            let read = sys!(libc::SYS_read, libc::c_long::from(read_end), buffer, bytes);
+            let end = ticks();
+            expect("pipe_read", "read", read, bytes as libc::c_long)?;
+            total += match self.half {
+                Half::Write => between - start,
+                Half::Read => end - between,
+            };
+        }
+        Ok(Sample {
+            ticks: total as f64 - self.timer * iterations as f64,
+            ops: iterations,
+        })
+    }
+}

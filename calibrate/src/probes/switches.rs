@@ -1,0 +1,329 @@
+//! The probes with a partner on the same CPU (a thread or a forked child, which inherit the
+//! pinned mask), and the ones run in children: process creation and brk.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+
+use super::{Sample, Session, Workload};
+use crate::child::Child;
+use crate::clock::ticks;
+use crate::fixture::{Mapping, PAGE};
+use crate::CalibrateError;
+
+type Started<'a> = Result<Box<dyn Workload + 'a>, CalibrateError>;
+
+fn sched_yield() {
+    // SAFETY: sched_yield takes no arguments and always succeeds.
+    unsafe { libc::syscall(libc::SYS_sched_yield) };
+}
+
+/// Times `iterations` yields of this thread while a partner counts its own in `partner`:
+/// every yield of either side is one syscall and, pinned, one switch.
+fn yield_round(iterations: u64, partner: &AtomicU64) -> Sample {
+    let before = partner.load(Ordering::Relaxed);
+    let start = ticks();
+    for _ in 0..iterations {
+        sched_yield();
+    }
+    let ticks = (ticks() - start) as f64;
+    let partner_yields = partner.load(Ordering::Relaxed) - before;
+    Sample {
+        ticks,
+        ops: iterations + partner_yields,
+    }
+}
+
+/// A thread of this process yielding in a loop until told to stop.
+struct YieldThreads {
+    partner_yields: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    partner: Option<JoinHandle<()>>,
+}
+
+pub(super) fn yield_threads(_: &Session) -> Started<'_> {
+    let (partner_yields, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (yields, stopped) = (partner_yields.clone(), stop.clone());
+    let partner = std::thread::Builder::new()
+        .name("calibrate-yield".into())
+        .spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                sched_yield();
+                yields.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .map_err(|source| CalibrateError::Call {
+            probe: "yield_threads",
+            call: "spawn a thread",
+            source,
+        })?;
+    Ok(Box::new(YieldThreads {
+        partner_yields,
+        stop,
+        partner: Some(partner),
+    }))
+}
+
+impl Workload for YieldThreads {
+    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
+        Ok(yield_round(iterations, &self.partner_yields))
+    }
+}
+
+impl Drop for YieldThreads {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(partner) = self.partner.take() {
+            let _ = partner.join();
+        }
+    }
+}
+
+/// A forked child yielding in a loop, counting in a page it shares with us; killed on drop.
+struct YieldProcesses {
+    _child: Child,
+    counter: Mapping,
+}
+
+impl YieldProcesses {
+    fn partner_yields(&self) -> &AtomicU64 {
+        // SAFETY: the mapping is a page, page-aligned, zero-filled, and lives as long as
+        // `self`; the child and this process touch it only atomically.
+        unsafe { &*self.counter.ptr.cast::<AtomicU64>() }
+    }
+}
+
+pub(super) fn yield_processes(_: &Session) -> Started<'_> {
+    let counter = Mapping::anonymous(PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED)?;
+    let shared = counter.ptr.cast::<AtomicU64>();
+    let child = Child::fork("yield_processes", || loop {
+        sched_yield();
+        // SAFETY: the shared page stays mapped in the child until it is killed.
+        unsafe { &*shared }.fetch_add(1, Ordering::Relaxed);
+    })?;
+    Ok(Box::new(YieldProcesses {
+        _child: child,
+        counter,
+    }))
+}
+
+impl Workload for YieldProcesses {
+    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
+        Ok(yield_round(iterations, self.partner_yields()))
+    }
+}
+
+/// A forked child that sends back each byte it gets; our ends of the two pipes.
+struct PingPong {
+    _child: Child,
+    to_child: OwnedFd,
+    from_child: OwnedFd,
+}
+
+fn pipe(probe: &'static str) -> Result<(OwnedFd, OwnedFd), CalibrateError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| CalibrateError::Call {
+        probe,
+        call: "pipe2",
+        source: errno.into(),
+    })
+}
+
+/// One byte through a raw read or write; true when it went.
+fn one_byte(call: libc::c_long, fd: libc::c_int, byte: &mut u8) -> bool {
+    // SAFETY: `byte` is one writable byte; `fd` is an open pipe end.
+    unsafe { libc::syscall(call, libc::c_long::from(fd), byte as *mut u8, 1usize) == 1 }
+}
+
+pub(super) fn pipe_ping_pong(_: &Session) -> Started<'_> {
+    let (child_reads, to_child) = pipe("pipe_ping_pong")?;
+    let (from_child, child_writes) = pipe("pipe_ping_pong")?;
+    let (input, output) = (child_reads.as_raw_fd(), child_writes.as_raw_fd());
+    let child = Child::fork("pipe_ping_pong", || {
+        let mut byte = 0;
+        while one_byte(libc::SYS_read, input, &mut byte)
+            && one_byte(libc::SYS_write, output, &mut byte)
+        {}
+        0
+    })?;
+    // Only the child holds its ends now, so its death is an end of file here, not a hang.
+    drop((child_reads, child_writes));
+    Ok(Box::new(PingPong {
+        _child: child,
+        to_child,
+        from_child,
+    }))
+}
+
+impl Workload for PingPong {
+    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
+        let (to_child, from_child) = (self.to_child.as_raw_fd(), self.from_child.as_raw_fd());
+        let mut byte = 1;
+        let start = ticks();
+        for _ in 0..iterations {
+            if !(one_byte(libc::SYS_write, to_child, &mut byte)
+                && one_byte(libc::SYS_read, from_child, &mut byte))
+            {
+                return Err(CalibrateError::Child {
+                    probe: "pipe_ping_pong",
+                    problem: "stopped answering".into(),
+                });
+            }
+        }
+        Ok(Sample {
+            ticks: (ticks() - start) as f64,
+            ops: iterations,
+        })
+    }
+}
+
+/// fork, execve of the exit program, waitpid.
+struct CreateProcess<'a> {
+    argv: [*const libc::c_char; 2],
+    envp: [*const libc::c_char; 1],
+    session: &'a Session,
+}
+
+/// How long process creation waits for an ETXTBSY to pass: another thread's child forked
+/// while the program's file was open for writing holds it until that child execs.
+const TEXT_BUSY_TRIES: u32 = 100;
+const TEXT_BUSY_PAUSE: Duration = Duration::from_millis(10);
+
+pub(super) fn create_process(session: &Session) -> Started<'_> {
+    let workload = CreateProcess {
+        argv: [session.fixture.program_path.as_ptr(), std::ptr::null()],
+        envp: [std::ptr::null()],
+        session,
+    };
+    for _ in 1..TEXT_BUSY_TRIES {
+        match workload.exit_code()? {
+            libc::ETXTBSY => std::thread::sleep(TEXT_BUSY_PAUSE),
+            _ => break,
+        }
+    }
+    workload.create()?;
+    Ok(Box::new(workload))
+}
+
+impl CreateProcess<'_> {
+    /// Creates one process and gives its exit code: 0, or the errno of a failed execve.
+    fn exit_code(&self) -> Result<i32, CalibrateError> {
+        let (argv, envp) = (self.argv.as_ptr(), self.envp.as_ptr());
+        Child::fork("create_process", || {
+            // SAFETY: the path, argv and envp are NUL-terminated and null-ended, and live in
+            // the parent's memory, which the child has a copy of.
+            unsafe { libc::execve(*argv, argv, envp) };
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::ENOEXEC)
+        })?
+        .wait()
+    }
+
+    fn create(&self) -> Result<(), CalibrateError> {
+        match self.exit_code()? {
+            0 => Ok(()),
+            errno => Err(CalibrateError::Child {
+                probe: "create_process",
+                problem: format!(
+                    "could not run {}: {}{}",
+                    self.session.fixture.program.path().display(),
+                    std::io::Error::from_raw_os_error(errno),
+                    if errno == libc::EACCES {
+                        " (is the temp dir mounted noexec? set TMPDIR to another)"
+                    } else {
+                        ""
+                    }
+                ),
+            }),
+        }
+    }
+}
+
+impl Workload for CreateProcess<'_> {
+    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
+        let start = ticks();
+        for _ in 0..iterations {
+            self.create()?;
+        }
+        Ok(Sample {
+            ticks: (ticks() - start) as f64,
+            ops: iterations,
+        })
+    }
+}
+
+/// brk one page up and back, in a child per round: the parent's allocator may move the
+/// break from another thread at any time, and a child has one thread.
+struct Brk;
+
+pub(super) fn brk(_: &Session) -> Started<'_> {
+    Ok(Box::new(Brk))
+}
+
+/// Pairs a brk child makes before it starts timing.
+const BRK_WARM_UP: u64 = 100;
+
+/// brk to `to`; true when the break moved there.
+fn set_break(to: libc::c_long) -> bool {
+    // SAFETY: brk moves the end of the heap of this single-threaded child, whose memory
+    // above the current break nothing uses.
+    unsafe { libc::syscall(libc::SYS_brk, to) == to }
+}
+
+impl Workload for Brk {
+    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
+        let (from_child, child_writes) = pipe("brk")?;
+        let output = child_writes.as_raw_fd();
+        let child = Child::fork("brk", || {
+            // SAFETY: brk(0) only reports the current break.
+            let current = unsafe { libc::syscall(libc::SYS_brk, 0 as libc::c_long) };
+            let up = current + PAGE as libc::c_long;
+            let pair = || set_break(up) && set_break(current);
+            if !(0..BRK_WARM_UP).all(|_| pair()) {
+                return 1;
+            }
+            let start = ticks();
+            if !(0..iterations).all(|_| pair()) {
+                return 1;
+            }
+            let elapsed = (ticks() - start).to_ne_bytes();
+            // SAFETY: `elapsed` is 8 readable bytes; `output` is the pipe's open write end.
+            let written = unsafe {
+                libc::syscall(
+                    libc::SYS_write,
+                    libc::c_long::from(output),
+                    elapsed.as_ptr(),
+                    8usize,
+                )
+            };
+            i32::from(written != 8)
+        })?;
+        drop(child_writes);
+        let mut elapsed = [0; 8];
+        let read = File::from(from_child).read_exact(&mut elapsed);
+        if child.wait()? != 0 {
+            return Err(CalibrateError::Child {
+                probe: "brk",
+                problem: "could not move the break a page up and back".into(),
+            });
+        }
+        read.map_err(|source| CalibrateError::Call {
+            probe: "brk",
+            call: "read the child's time",
+            source,
+        })?;
+        Ok(Sample {
+            ticks: u64::from_ne_bytes(elapsed) as f64,
+            ops: 2 * iterations,
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! A quick calibration of whatever machine runs the tests: every probe is there, and every
+//! figure lies in a range that holds on any x86-64 machine, KVM guest or bare metal, Intel or
+//! AMD, with or without KPTI. Nothing here is specific to one host.
+
+use calibrate::{CalibrateError, Calibration, Options, Probe};
+
+const PROBES: &[&str] = &[
+    "timer",
+    "null_call",
+    "yield_threads",
+    "yield_processes",
+    "pipe_ping_pong",
+    "create_process",
+    "identity",
+    "file_read",
+    "file_write",
+    "pipe_write",
+    "pipe_read",
+    "dev_null",
+    "open_stat",
+    "fstat",
+    "newfstatat",
+    "mmap_munmap",
+    "mprotect",
+    "brk",
+    "futex",
+    "tsc_ghz",
+];
+
+const SIZED: &[&str] = &[
+    "file_read",
+    "file_write",
+    "pipe_write",
+    "pipe_read",
+    "dev_null",
+];
+
+/// The probes whose partner on the CPU preempts the probing thread by design.
+const PARTNERED: &[&str] = &["yield_threads", "yield_processes", "pipe_ping_pong"];
+
+fn probe<'a>(calibration: &'a Calibration, name: &str) -> &'a Probe {
+    calibration
+        .probe(name)
+        .unwrap_or_else(|| panic!("no probe {name}"))
+}
+
+fn assert_within(name: &str, value: f64, low: f64, high: f64) {
+    assert!(
+        (low..=high).contains(&value),
+        "{name}: {value} is outside {low}..={high}"
+    );
+}
+
+#[test]
+fn a_quick_run_gives_every_probe_in_sane_ranges() {
+    let options = Options::quick();
+    let calibration = calibrate::run(&options).unwrap();
+    let names: Vec<&str> = calibration.probes.iter().map(|probe| probe.name).collect();
+    assert_eq!(names, PROBES);
+
+    let null = probe(&calibration, "null_call").median;
+    assert_within("null_call", null, 20.0, 20_000.0);
+    for probe in &calibration.probes {
+        let name = probe.name;
+        assert!(probe.median.is_finite(), "{name}: {probe:?}");
+        assert!(
+            probe.low <= probe.median && probe.median <= probe.high,
+            "{name}: {probe:?}"
+        );
+        assert_eq!(probe.rounds, options.rounds, "{name}");
+        assert!(!probe.what.is_empty() && !probe.unit.is_empty(), "{name}");
+        // A call beyond the null call costs more than nothing in all, and less than a
+        // millisecond at any clock.
+        if probe.beyond_null {
+            assert_within(name, null + probe.median, 0.0, 10_000_000.0);
+        }
+        assert_eq!(probe.per_byte.is_some(), SIZED.contains(&name), "{name}");
+        assert_eq!(
+            probe.preempted.is_none(),
+            PARTNERED.contains(&name),
+            "{name}"
+        );
+        if let Some(per_byte) = &probe.per_byte {
+            assert!(
+                per_byte.low <= per_byte.median && per_byte.median <= per_byte.high,
+                "{name}: {per_byte:?}"
+            );
+            let sizes: Vec<u64> = per_byte.points.iter().map(|point| point.bytes).collect();
+            assert_eq!(sizes, [1, 64, 1024, 4096, 16384, 65536], "{name}");
+            assert!(
+                per_byte.points.iter().all(|point| point.median.is_finite()),
+                "{name}"
+            );
+        }
+    }
+
+    let slope = |name| probe(&calibration, name).per_byte.as_ref().unwrap().median;
+    // Copying from the page cache costs something per byte, and far less than 5 cycles.
+    assert_within("file_read per byte", slope("file_read"), 0.0001, 5.0);
+    assert_within("pipe_write per byte", slope("pipe_write"), 0.0001, 5.0);
+    // /dev/null copies nothing.
+    assert_within("dev_null per byte", slope("dev_null"), -0.05, 0.05);
+
+    let median = |name| probe(&calibration, name).median;
+    assert!(
+        median("create_process") > 10.0 * null,
+        "create_process {}",
+        median("create_process")
+    );
+    // Four calls and two switches per round trip.
+    assert!(
+        median("pipe_ping_pong") > 2.0 * null,
+        "pipe_ping_pong {}",
+        median("pipe_ping_pong")
+    );
+    if calibration.machine.unpinned.is_none() {
+        // A yield that switches is dearer than a call that does nothing.
+        assert!(
+            median("yield_threads") > null,
+            "yield_threads {}",
+            median("yield_threads")
+        );
+        assert!(
+            median("yield_processes") > null,
+            "yield_processes {}",
+            median("yield_processes")
+        );
+    }
+    assert_within("timer", median("timer"), 1.0, 2_000.0);
+    assert_within("tsc_ghz", median("tsc_ghz"), 0.5, 6.0);
+
+    let machine = &calibration.machine;
+    for (field, value) in [
+        ("model_name", &machine.model_name),
+        ("vendor_id", &machine.vendor_id),
+        ("kernel_release", &machine.kernel_release),
+        ("temp_fs", &machine.temp_fs),
+    ] {
+        assert!(!value.is_empty(), "machine.{field} is empty");
+    }
+    let date = machine.date.as_bytes();
+    assert!(
+        date.len() == 10
+            && date[4] == b'-'
+            && date[7] == b'-'
+            && machine
+                .date
+                .replace('-', "")
+                .bytes()
+                .all(|b| b.is_ascii_digit()),
+        "date {}",
+        machine.date
+    );
+
+    let json = serde_json::to_value(&calibration).unwrap();
+    assert_eq!(json["probes"].as_array().unwrap().len(), PROBES.len());
+    assert_eq!(json["machine"]["model_name"], machine.model_name.as_str());
+}
+
+#[test]
+fn a_temp_dir_that_is_not_there_is_a_clear_error() {
+    let options = Options {
+        temp_dir: Some("/nonexistent/calibrate-temp".into()),
+        ..Options::quick()
+    };
+    let error = calibrate::run(&options).unwrap_err();
+    assert!(matches!(error, CalibrateError::TempDir { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("/nonexistent/calibrate-temp") && message.contains("TMPDIR"),
+        "{message}"
+    );
+}
+
+#[test]
+fn options_that_make_no_run_are_refused() {
+    for options in [
+        Options {
+            rounds: 0,
+            ..Options::quick()
+        },
+        Options {
+            iterations_scale: 0.0,
+            ..Options::quick()
+        },
+        Options {
+            iterations_scale: f64::NAN,
+            ..Options::quick()
+        },
+    ] {
+        assert!(
+            matches!(calibrate::run(&options), Err(CalibrateError::Options(_))),
+            "{options:?}"
+        );
+    }
+}
