@@ -47,22 +47,23 @@ fn main() {
         options.rounds, calibration.spread
     );
     println!(
-        "{:<16} {:>10} {:>10} {:>10} {:>9}  {:<18} {:>16}",
-        "probe", "median", "low", "high", "preempted", "unit", "per byte"
+        "{:<16} {:>10} {:>10} {:>10} {:>10}  {:<18} {:>16}",
+        "probe", "median", "low", "high", "rerun/kept", "unit", "per byte"
     );
     for probe in &calibration.probes {
         let per_byte = probe.per_byte.as_ref().map_or(String::new(), |slope| {
             format!("{:.4} ({:.4}..{:.4})", slope.median, slope.low, slope.high)
         });
         println!(
-            "{:<16} {:>10.1} {:>10.1} {:>10.1} {:>9}  {:<18} {:>16}{}",
+            "{:<16} {:>10.1} {:>10.1} {:>10.1} {:>10}  {:<18} {:>16}{}",
             probe.name,
             probe.median,
             probe.low,
             probe.high,
-            probe
-                .preempted
-                .map_or("-".into(), |count| count.to_string()),
+            match (probe.rerun, probe.preempted) {
+                (Some(rerun), Some(kept)) => format!("{rerun}/{kept}"),
+                _ => "-".into(),
+            },
             probe.unit,
             per_byte,
             if probe.beyond_null {

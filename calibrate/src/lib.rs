@@ -108,11 +108,14 @@ pub struct Probe {
     pub beyond_null: bool,
     /// Where bytes move: the cost per byte, fitted over several sizes.
     pub per_byte: Option<PerByte>,
-    /// Involuntary context switches of the probing thread while the probe ran (warm-up
-    /// included): other work took its CPU, and the rounds it hit include that work. On a
-    /// quiet machine, 0 or a few. `None` for the probes whose partner on the CPU takes it
-    /// from the probing thread by design (the yields and the ping-pong).
-    pub preempted: Option<u64>,
+    /// Rounds (for a sized probe: one size of a round) run again because the probing thread
+    /// was preempted during them: other work took its CPU. `None` for the probes whose
+    /// partner on the CPU preempts the thread by design (the yields, the ping-pong) and for
+    /// `tsc_ghz`, which sleeps.
+    pub rerun: Option<u32>,
+    /// Rounds kept although preempted, once the re-runs (at most `rounds`) ran out: their
+    /// figures include other work. 0 on a quiet machine.
+    pub preempted: Option<u32>,
 }
 
 /// A least-squares line through a sized probe's per-call cycles at each size, fitted per

@@ -4,10 +4,12 @@
 //! for the pipe halves), `switches` the ones with a partner thread or child process.
 
 mod calls;
+mod preemption;
 mod switches;
 
 use std::time::Duration;
 
+use self::preemption::Preemption;
 use crate::clock;
 use crate::fixture::{Fixture, LARGEST};
 use crate::stats::{fit_line, Summary};
@@ -17,9 +19,19 @@ use crate::{CalibrateError, Options, PerByte, Probe, SizePoint};
 pub(crate) struct Sample {
     pub ticks: f64,
     pub ops: u64,
+    /// The round ran in a child, which was preempted during it.
+    pub child_preempted: bool,
 }
 
 impl Sample {
+    fn new(ticks: f64, ops: u64) -> Sample {
+        Sample {
+            ticks,
+            ops,
+            child_preempted: false,
+        }
+    }
+
     fn per_op(&self) -> f64 {
         self.ticks / self.ops as f64
     }
@@ -272,17 +284,32 @@ fn measure(
     session: &Session,
     null: f64,
 ) -> Result<Probe, CalibrateError> {
-    let switches_before = involuntary_switches();
     let mut workload = (spec.start)(session)?;
     let iterations = options.iterations(spec.iterations);
+    let mut preemption = Preemption::new(!spec.partner, options.rounds);
     let (figure, per_byte) = match spec.shape {
         Shape::Sized => {
-            let (base, per_byte) = sized_rounds(spec, options, workload.as_mut(), null)?;
+            let (base, per_byte) =
+                sized_rounds(spec, options, workload.as_mut(), &mut preemption, null)?;
             (base, Some(per_byte))
         }
-        Shape::Whole => (rounds(options, iterations, workload.as_mut(), 0.0)?, None),
-        Shape::BeyondNull => (rounds(options, iterations, workload.as_mut(), null)?, None),
+        Shape::Whole | Shape::BeyondNull => {
+            let offset = if spec.shape == Shape::BeyondNull {
+                null
+            } else {
+                0.0
+            };
+            workload.round(iterations, 0)?;
+            let figures = (0..options.rounds)
+                .map(|_| {
+                    let sample = preemption.round(|| workload.round(iterations, 0))?;
+                    Ok(sample.per_op() - offset)
+                })
+                .collect::<Result<Vec<f64>, CalibrateError>>()?;
+            (Summary::of(&figures), None)
+        }
     };
+    let (rerun, preempted) = preemption.counts();
     Ok(Probe {
         name: spec.name,
         what: spec.what,
@@ -294,33 +321,9 @@ fn measure(
         iterations,
         beyond_null: spec.shape != Shape::Whole,
         per_byte,
-        preempted: (!spec.partner).then(|| involuntary_switches() - switches_before),
+        rerun,
+        preempted,
     })
-}
-
-/// The calling thread's involuntary context switches so far.
-fn involuntary_switches() -> u64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is a writable rusage; RUSAGE_THREAD is the calling thread, and the
-    // call cannot fail with valid arguments (a zeroed rusage stays if it did).
-    unsafe {
-        libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr());
-        usage.assume_init().ru_nivcsw as u64
-    }
-}
-
-/// A warm-up round, then the rounds' per-operation figures less `offset`.
-fn rounds(
-    options: &Options,
-    iterations: u64,
-    workload: &mut dyn Workload,
-    offset: f64,
-) -> Result<Summary, CalibrateError> {
-    workload.round(iterations, 0)?;
-    let figures = (0..options.rounds)
-        .map(|_| Ok(workload.round(iterations, 0)?.per_op() - offset))
-        .collect::<Result<Vec<f64>, CalibrateError>>()?;
-    Ok(Summary::of(&figures))
 }
 
 /// A sized probe's rounds, each over every size (so that drift touches all sizes alike) and
@@ -329,6 +332,7 @@ fn sized_rounds(
     spec: &Spec,
     options: &Options,
     workload: &mut dyn Workload,
+    preemption: &mut Preemption,
     null: f64,
 ) -> Result<(Summary, PerByte), CalibrateError> {
     let sizes = SIZES.map(|bytes| bytes as f64);
@@ -339,7 +343,12 @@ fn sized_rounds(
         let mut figures = [0.0; SIZES.len()];
         for (figure, bytes) in figures.iter_mut().zip(SIZES) {
             let iterations = options.iterations(spec.iterations / (1 + (bytes / 4096) as u64));
-            *figure = workload.round(iterations, bytes)?.per_op() - null;
+            let sample = if round == 0 {
+                workload.round(iterations, bytes)?
+            } else {
+                preemption.round(|| workload.round(iterations, bytes))?
+            };
+            *figure = sample.per_op() - null;
         }
         if round == 0 {
             continue;
@@ -374,7 +383,6 @@ fn sized_rounds(
 fn tsc_ghz(options: &Options) -> Probe {
     let round_ms =
         ((100.0 * options.iterations_scale) as u64).max(100u64.div_ceil(options.rounds.into()));
-    let switches_before = involuntary_switches();
     let figures: Vec<f64> = (0..options.rounds)
         .map(|_| clock::tsc_ghz(Duration::from_millis(round_ms)))
         .collect();
@@ -390,6 +398,7 @@ fn tsc_ghz(options: &Options) -> Probe {
         iterations: round_ms,
         beyond_null: false,
         per_byte: None,
-        preempted: Some(involuntary_switches() - switches_before),
+        rerun: None,
+        preempted: None,
     }
 }

@@ -40,10 +40,10 @@ impl Workload for Each<'_> {
         for _ in 0..iterations {
             (self.op)(self.fixture, bytes)?;
         }
-        Ok(Sample {
-            ticks: (ticks() - start) as f64,
-            ops: iterations * self.calls,
-        })
+        Ok(Sample::new(
+            (ticks() - start) as f64,
+            iterations * self.calls,
+        ))
     }
 }
 
@@ -183,10 +183,7 @@ impl Workload for Timer {
             let start = ticks();
             total += ticks() - start;
         }
-        Ok(Sample {
-            ticks: total as f64,
-            ops: iterations,
-        })
+        Ok(Sample::new(total as f64, iterations))
     }
 }
 
@@ -251,9 +248,9 @@ impl Workload for PipeHalf<'_> {
                 Half::Read => end - between,
             };
         }
-        Ok(Sample {
-            ticks: total as f64 - self.timer * iterations as f64,
-            ops: iterations,
-        })
+        Ok(Sample::new(
+            total as f64 - self.timer * iterations as f64,
+            iterations,
+        ))
     }
 }

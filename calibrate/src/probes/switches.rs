@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use nix::fcntl::OFlag;
 
+use super::preemption::involuntary_switches;
 use super::{Sample, Session, Workload};
 use crate::child::Child;
 use crate::clock::ticks;
@@ -34,10 +35,7 @@ fn yield_round(iterations: u64, partner: &AtomicU64) -> Sample {
     }
     let ticks = (ticks() - start) as f64;
     let partner_yields = partner.load(Ordering::Relaxed) - before;
-    Sample {
-        ticks,
-        ops: iterations + partner_yields,
-    }
+    Sample::new(ticks, iterations + partner_yields)
 }
 
 /// A thread of this process yielding in a loop until told to stop.
@@ -178,10 +176,7 @@ impl Workload for PingPong {
                 });
             }
         }
-        Ok(Sample {
-            ticks: (ticks() - start) as f64,
-            ops: iterations,
-        })
+        Ok(Sample::new((ticks() - start) as f64, iterations))
     }
 }
 
@@ -254,10 +249,7 @@ impl Workload for CreateProcess<'_> {
         for _ in 0..iterations {
             self.create()?;
         }
-        Ok(Sample {
-            ticks: (ticks() - start) as f64,
-            ops: iterations,
-        })
+        Ok(Sample::new((ticks() - start) as f64, iterations))
     }
 }
 
@@ -291,25 +283,28 @@ impl Workload for Brk {
             if !(0..BRK_WARM_UP).all(|_| pair()) {
                 return 1;
             }
+            let switches = involuntary_switches(libc::RUSAGE_SELF);
             let start = ticks();
             if !(0..iterations).all(|_| pair()) {
                 return 1;
             }
-            let elapsed = (ticks() - start).to_ne_bytes();
-            // SAFETY: `elapsed` is 8 readable bytes; `output` is the pipe's open write end.
+            let elapsed = ticks() - start;
+            let preempted = involuntary_switches(libc::RUSAGE_SELF) != switches;
+            let report = [elapsed, u64::from(preempted)];
+            // SAFETY: `report` is 16 readable bytes; `output` is the pipe's open write end.
             let written = unsafe {
                 libc::syscall(
                     libc::SYS_write,
                     libc::c_long::from(output),
-                    elapsed.as_ptr(),
-                    8usize,
+                    report.as_ptr(),
+                    16usize,
                 )
             };
-            i32::from(written != 8)
+            i32::from(written != 16)
         })?;
         drop(child_writes);
-        let mut elapsed = [0; 8];
-        let read = File::from(from_child).read_exact(&mut elapsed);
+        let mut report = [0; 16];
+        let read = File::from(from_child).read_exact(&mut report);
         if child.wait()? != 0 {
             return Err(CalibrateError::Child {
                 probe: "brk",
@@ -318,12 +313,14 @@ impl Workload for Brk {
         }
         read.map_err(|source| CalibrateError::Call {
             probe: "brk",
-            call: "read the child's time",
+            call: "read the child's report",
             source,
         })?;
+        let (elapsed, preempted) = report.split_at(8);
+        let word = |bytes: &[u8]| u64::from_ne_bytes(bytes.try_into().unwrap_or_default());
         Ok(Sample {
-            ticks: u64::from_ne_bytes(elapsed) as f64,
-            ops: 2 * iterations,
+            child_preempted: word(preempted) != 0,
+            ..Sample::new(word(elapsed) as f64, 2 * iterations)
         })
     }
 }
