@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use sim::costs::{self, builtin};
+use sim::costs::{self, builtin, calibrated};
 use sim::kernel::OnUnsupported;
 use sim::machine::cpuid::host_vendor;
 use sim::machine::guard;
@@ -35,6 +35,17 @@ struct Cli {
     /// List the built-in cost models and exit.
     #[arg(long)]
     list_cost_models: bool,
+
+    /// Measure this machine natively (null syscall, yields, pipe ping-pong, fork+exec+wait,
+    /// kernel work by class, TSC rate; medians of pinned rounds), write the cost model to FILE
+    /// (default: the cache `--cost-model calibrated` reads) and exit. About 20 s.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    calibrate: Option<PathBuf>,
+
+    /// With --calibrate: a rough calibration in about a second (5 rounds of a twentieth of
+    /// the operations), for tests.
+    #[arg(long, requires = "calibrate")]
+    quick: bool,
 
     /// Run the program natively, at ring 3 and translated at ring 0, each from a copy of the
     /// working directory, and compare them: exit status 0 when all three agree, 1 on a
@@ -141,7 +152,7 @@ struct Cli {
     // With PROGRAM and ARGS apart, clap went on taking simulate's options (--help, --mode)
     // until the program's first argument.
     #[arg(
-        required_unless_present = "list_cost_models",
+        required_unless_present_any = ["list_cost_models", "calibrate"],
         trailing_var_arg = true,
         num_args = 1..,
         value_names = ["PROGRAM", "ARGS"]
@@ -267,6 +278,42 @@ fn environment(cli: &Cli) -> Result<Vec<OsString>, String> {
             kv
         })
         .collect())
+}
+
+/// Calibrates this machine and writes the model to `path` (default: the cache).
+fn calibrate_to(path: Option<PathBuf>, options: &calibrate::Options) -> Result<PathBuf, String> {
+    let path = path.or_else(calibrated::cache_path).ok_or(
+        "no place for the calibration: set HOME or XDG_CACHE_HOME, or give --calibrate FILE",
+    )?;
+    let calibration = calibrate::run(options).map_err(|err| err.to_string())?;
+    let model = calibrated::model(&calibration).map_err(|err| err.to_string())?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    }
+    // Written whole, then renamed: never a half-written model where a complete one is read.
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, model.to_toml())
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(|err| format!("{}: cannot write the cost model: {err}", path.display()))?;
+    Ok(path)
+}
+
+/// `--cost-model calibrated`: this machine's cached calibration, made first if there is none
+/// or it was made on another CPU.
+fn calibrated_model() -> Result<costs::CostModel, String> {
+    let path = calibrated::cache_path()
+        .ok_or("--cost-model calibrated: no cache: set HOME or XDG_CACHE_HOME")?;
+    if let Ok(model) = costs::resolve(&path.to_string_lossy()) {
+        if calibrated::is_for_this_machine(&model) {
+            return Ok(model);
+        }
+    }
+    eprintln!(
+        "simulate: calibrating this machine first (about 20 s; saved in {})",
+        path.display()
+    );
+    calibrate_to(Some(path.clone()), &calibrate::Options::full())?;
+    costs::resolve(&path.to_string_lossy()).map_err(|err| err.to_string())
 }
 
 fn list_cost_models() {
@@ -416,7 +463,30 @@ fn main() -> ExitCode {
         list_cost_models();
         return ExitCode::SUCCESS;
     }
-    let cost_model = match costs::resolve(&cli.cost_model) {
+    if let Some(file) = &cli.calibrate {
+        let options = if cli.quick {
+            calibrate::Options::quick()
+        } else {
+            calibrate::Options::full()
+        };
+        let path = (!file.as_os_str().is_empty()).then(|| file.clone());
+        return match calibrate_to(path, &options) {
+            Ok(path) => {
+                eprintln!(
+                    "simulate: wrote the calibrated cost model to {}",
+                    path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(err, status::SIMULATOR_FAILED),
+        };
+    }
+    let resolved = if cli.cost_model == costs::CALIBRATED {
+        calibrated_model()
+    } else {
+        costs::resolve(&cli.cost_model).map_err(|err| err.to_string())
+    };
+    let cost_model = match resolved {
         Ok(model) => model,
         Err(err) => return fail(err, status::SIMULATOR_FAILED),
     };

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use error::CalibrateError;
-pub use machine::Machine;
+pub use machine::{cpu_model_name, Machine};
 
 /// How long a calibration runs: rounds per probe and a scale on each probe's iterations.
 #[derive(Clone, Debug)]

@@ -79,6 +79,15 @@ impl Machine {
     }
 }
 
+/// The "model name" of this machine's first CPU: what a saved calibration is checked
+/// against before it is used.
+pub fn cpu_model_name() -> Result<String, CalibrateError> {
+    let cpuinfo = std::fs::read_to_string(CPUINFO).map_err(|error| machine_file(CPUINFO, error))?;
+    cpu_field(cpu_block(&cpuinfo, 0), "model name")
+        .map(str::to_string)
+        .ok_or_else(|| machine_file(CPUINFO, "no \"model name\""))
+}
+
 fn machine_file(path: &str, problem: impl ToString) -> CalibrateError {
     CalibrateError::MachineFile {
         path: path.into(),

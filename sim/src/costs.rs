@@ -2,6 +2,7 @@
 //! a source for every value; users load their own from TOML (schema in the README).
 
 pub mod builtin;
+pub mod calibrated;
 pub mod work;
 
 use std::path::Path;
@@ -340,7 +341,7 @@ impl CostModel {
 /// Why a cost model could not be had. Each message is the one-line error the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum CostModelError {
-    #[error("unknown cost model '{name}'; built-in models: {}; or give a path to a .toml file", builtin::names().join(", "))]
+    #[error("unknown cost model '{name}'; built-in models: {}; calibrated (this machine); or give a path to a .toml file", builtin::names().join(", "))]
     Unknown { name: String },
     #[error("{path}: cannot read cost model: {source}")]
     Unreadable {
@@ -664,7 +665,11 @@ pub fn parse_toml(text: &str, origin: &str) -> Result<CostModel, CostModelError>
     file.into_model(origin)
 }
 
+/// The name that stands for this machine's own calibration (`calibrated::cache_path`).
+pub const CALIBRATED: &str = "calibrated";
+
 /// A built-in model by name, or a model file by path (anything ending in .toml or with a '/').
+/// `calibrated` is not resolved here: the caller calibrates first when it must.
 pub fn resolve(spec: &str) -> Result<CostModel, CostModelError> {
     if let Some(model) = builtin::by_name(spec) {
         return Ok(model);

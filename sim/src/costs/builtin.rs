@@ -91,7 +91,7 @@ const ROWS: &[Row] = &[
         ring3_source: "measured on this machine kind with rdtsc, median of 7 (shared/DESIGN.md, \"Measured facts\"): \
                        raw getppid 273-291, sched_yield 912-984, 1-byte pipe ping-pong on one CPU, \
                        fork+exec+wait of a static musl `true`",
-        ring0: Ring0::DirectCall(6.0, "a function call, 6 cycles: Unikraft (Kuenzer et al., EuroSys 2021) artifact"),
+        ring0: Ring0::DirectCall(FUNCTION_CALL.0, FUNCTION_CALL.1),
     },
 ];
 
@@ -138,29 +138,68 @@ fn kernel_work() -> KernelWork {
 fn ring0_columns(row: &Row) -> ([f64; 4], [String; 4]) {
     match row.ring0 {
         Ring0::Measured(values, source) => (values, std::array::from_fn(|_| source.to_string())),
-        Ring0::DirectCall(call, source) => {
-            let saved = row.ring3[0] - call;
-            let values = std::array::from_fn(|i| {
-                if i == 0 {
-                    call
-                } else {
-                    row.ring3[i] - CROSSINGS[i] * saved
-                }
-            });
-            let sources = std::array::from_fn(|i| {
-                if i == 0 {
-                    source.to_string()
-                } else {
-                    format!(
-                        "derived: the ring-3 figure less {} crossing(s) of {saved} cycles (ring-3 ABI call {} - ring-0 call {call})",
-                        CROSSINGS[i], row.ring3[0]
-                    )
-                }
-            });
-            (values, sources)
-        }
+        Ring0::DirectCall(call, source) => direct_call_columns(row.ring3, call, source),
     }
 }
+
+/// Ring-0 columns where a syscall becomes a direct call of `call` cycles (`source`): each
+/// other column keeps its work and loses its crossings.
+pub fn direct_call_columns(ring3: [f64; 4], call: f64, source: &str) -> ([f64; 4], [String; 4]) {
+    let saved = ring3[0] - call;
+    let values = std::array::from_fn(|i| {
+        if i == 0 {
+            call
+        } else {
+            ring3[i] - CROSSINGS[i] * saved
+        }
+    });
+    let sources = std::array::from_fn(|i| {
+        if i == 0 {
+            source.to_string()
+        } else {
+            format!(
+                "derived: the ring-3 figure less {} crossing(s) of {saved} cycles (ring-3 ABI call {} - ring-0 call {call})",
+                CROSSINGS[i], ring3[0]
+            )
+        }
+    });
+    (values, sources)
+}
+
+/// What translation costs, in every built-in and calibrated model.
+pub fn translation_costs() -> TranslationCosts {
+    let cost = |value: f64, source: &str| Cost {
+        value,
+        source: source.to_string(),
+    };
+    TranslationCosts {
+        per_instruction: cost(
+            1_600.0,
+            "measured: this project's translator, about 616 ns per guest instruction at 2.596 GHz \
+             (cargo bench -p translator, BENCHMARKS.md)",
+        ),
+        indirect_lookup: cost(
+            20.0,
+            "assumption: an in-cache hash lookup of a dozen instructions and one cached load \
+             (the simulator's own lookup is a hypercall, so its instructions are not representative)",
+        ),
+    }
+}
+
+/// Crossings' indirect cost: off.
+pub fn crossing_indirect() -> Cost {
+    Cost {
+        value: 0.0,
+        source: "off by default; FlexSC (Soares & Stumm, OSDI 2010) shows crossings also pollute caches and TLBs"
+            .into(),
+    }
+}
+
+/// The ring-0 call of the `host` and calibrated models: a function call.
+pub const FUNCTION_CALL: (f64, &str) = (
+    6.0,
+    "a function call, 6 cycles: Unikraft (Kuenzer et al., EuroSys 2021) artifact",
+);
 
 fn model(row: &Row) -> CostModel {
     let cost = |value: f64, source: &str| Cost {
@@ -187,23 +226,9 @@ fn model(row: &Row) -> CostModel {
             send_receive: cost(ring0[2], &ring0_sources[2]),
             create_process: cost(ring0[3], &ring0_sources[3]),
         },
-        translation: TranslationCosts {
-            per_instruction: cost(
-                1_600.0,
-                "measured: this project's translator, about 616 ns per guest instruction at 2.596 GHz \
-                 (cargo bench -p translator, BENCHMARKS.md)",
-            ),
-            indirect_lookup: cost(
-                20.0,
-                "assumption: an in-cache hash lookup of a dozen instructions and one cached load \
-                 (the simulator's own lookup is a hypercall, so its instructions are not representative)",
-            ),
-        },
+        translation: translation_costs(),
         kernel_work: kernel_work(),
-        crossing_indirect: cost(
-            0.0,
-            "off by default; FlexSC (Soares & Stumm, OSDI 2010) shows crossings also pollute caches and TLBs",
-        ),
+        crossing_indirect: crossing_indirect(),
         cpi: cost(1.0, "assumption: one cycle per guest instruction (no CPU counters in this VM to measure it)"),
         ghz: cost(2.596, "this machine kind's TSC rate (shared/DESIGN.md), used to turn cycles into seconds"),
     }

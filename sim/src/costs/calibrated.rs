@@ -1,0 +1,272 @@
+//! A cost model made from a calibration of this machine (`calibrate`): every figure's
+//! source names the probe, its median and spread, the CPU and the date.
+
+use calibrate::{Calibration, Probe};
+
+use super::builtin::{self, direct_call_columns, FUNCTION_CALL};
+use super::work::WorkClass;
+use super::{ClassCosts, Cost, CostModel, EventCosts, InstructionCosts, KernelWork};
+
+/// Each kernel-work class and the probe that measures it; `None`: not measured on its own.
+const CLASS_PROBES: [(WorkClass, Option<&'static str>); WorkClass::COUNT] = [
+    (WorkClass::Identity, Some("identity")),
+    (WorkClass::FileRead, Some("file_read")),
+    (WorkClass::FileWrite, Some("file_write")),
+    (WorkClass::PipeRead, Some("pipe_read")),
+    (WorkClass::PipeWrite, Some("pipe_write")),
+    (WorkClass::CharDevice, Some("dev_null")),
+    (WorkClass::OpenStat, Some("open_stat")),
+    (WorkClass::Memory, Some("mmap_munmap")),
+    (WorkClass::Process, None),
+    (WorkClass::Futex, Some("futex")),
+    (WorkClass::Other, None),
+];
+
+/// The probes whose median base makes the classes measured by none (`other`, `process`).
+const OTHER_FROM: [&str; 5] = ["open_stat", "fstat", "mmap_munmap", "mprotect", "futex"];
+
+/// The microarchitecture that prices instructions on a CPU of `vendor_id`: the nearest
+/// LLVM 14 has a scheduling model of.
+const CORES: [(&str, &str); 2] = [
+    ("AuthenticAMD", "znver3"),
+    ("GenuineIntel", "skylake-server"),
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("calibration: probe {0} is missing from the run")]
+pub struct MissingProbe(&'static str);
+
+/// The cost model `calibration` measured.
+pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
+    let machine = &calibration.machine;
+    let cpu = format!("{} ({})", machine.model_name, machine.vendor_id);
+    let probe = |name: &'static str| calibration.probe(name).ok_or(MissingProbe(name));
+    let measured = |p: &Probe, value: f64, what: &str| {
+        Cost {
+        value,
+        source: format!(
+            "simulate --calibrate on {cpu}, {}: probe {} ({}): {what} {value:.4} {} (median of {} rounds, low {:.4}, high {:.4})",
+            machine.date, p.name, p.what, p.unit, p.rounds, p.low, p.high
+        ),
+    }
+    };
+    let column = |name: &'static str| -> Result<Cost, MissingProbe> {
+        let p = probe(name)?;
+        Ok(measured(p, p.median, "median"))
+    };
+    let ring3 = EventCosts {
+        abi_call: column("null_call")?,
+        yield_cpu: column("yield_threads")?,
+        send_receive: column("pipe_ping_pong")?,
+        create_process: column("create_process")?,
+    };
+    let ring3_values = [
+        ring3.abi_call.value,
+        ring3.yield_cpu.value,
+        ring3.send_receive.value,
+        ring3.create_process.value,
+    ];
+    let (ring0, ring0_sources) =
+        direct_call_columns(ring3_values, FUNCTION_CALL.0, FUNCTION_CALL.1);
+    let ring0_cost = |i: usize| Cost {
+        value: ring0[i],
+        source: ring0_sources[i].clone(),
+    };
+    let mut bases = OTHER_FROM
+        .iter()
+        .map(|name| probe(name).map(|p| p.median.max(0.0)))
+        .collect::<Result<Vec<f64>, _>>()?;
+    bases.sort_by(f64::total_cmp);
+    let unmeasured_base = Cost {
+        value: bases[bases.len() / 2],
+        source: format!(
+            "derived: the median of the bases of {} as measured by simulate --calibrate on {cpu}, {}",
+            OTHER_FROM.join(", "),
+            machine.date
+        ),
+    };
+    let no_bytes = || Cost {
+        value: 0.0,
+        source: "assumption: no bytes move".into(),
+    };
+    let mut classes = Vec::with_capacity(WorkClass::COUNT);
+    for (_, probe_name) in CLASS_PROBES {
+        classes.push(match probe_name {
+            None => ClassCosts {
+                base: unmeasured_base.clone(),
+                per_byte: no_bytes(),
+            },
+            Some(name) => {
+                let p = probe(name)?;
+                // Where bytes move, the base is the smallest transfer's cost less its bytes
+                // at the fitted slope: the line's own intercept runs low where the cost is
+                // not straight (a pipe takes a page every 4 KiB), even below zero.
+                let (base, per_byte) = match &p.per_byte {
+                    Some(fit) => {
+                        let slope = fit.median.max(0.0);
+                        let smallest = fit.points.first().map_or(p.median, |point| {
+                            point.median - slope * point.bytes as f64
+                        });
+                        let base = Cost {
+                            value: smallest.max(0.0),
+                            source: format!(
+                                "simulate --calibrate on {cpu}, {}: probe {} ({}): the {}-byte call's median less its \
+                                 bytes at the slope, cycles/call",
+                                machine.date,
+                                p.name,
+                                p.what,
+                                fit.points.first().map_or(0, |point| point.bytes)
+                            ),
+                        };
+                        let per_byte = Cost {
+                            value: slope,
+                            source: format!(
+                                "simulate --calibrate on {cpu}, {}: probe {} ({}): least-squares slope over {} sizes, \
+                                 median of {} rounds {slope:.4} cycles/byte (low {:.4}, high {:.4})",
+                                machine.date,
+                                p.name,
+                                p.what,
+                                fit.points.len(),
+                                p.rounds,
+                                fit.low,
+                                fit.high
+                            ),
+                        };
+                        (base, per_byte)
+                    }
+                    None => (measured(p, p.median.max(0.0), "base"), no_bytes()),
+                };
+                ClassCosts { base, per_byte }
+            }
+        });
+    }
+    let kernel_work = KernelWork(
+        classes
+            .try_into()
+            .expect("one entry per class, in CLASS_PROBES"),
+    );
+    let core = CORES
+        .iter()
+        .find(|(vendor, _)| *vendor == machine.vendor_id)
+        .and_then(|(_, core)| InstructionCosts::by_name(core))
+        .unwrap_or(InstructionCosts::Cpi);
+    let ghz = column("tsc_ghz")?;
+    let pti = match machine.pti {
+        Some(true) => ", page-table isolation on",
+        Some(false) => ", page-table isolation off",
+        None => "",
+    };
+    Ok(CostModel {
+        name: "calibrated".into(),
+        description: format!(
+            "calibrated on {cpu}, Linux {}{pti}, {}",
+            machine.kernel_release, machine.date
+        ),
+        basis: format!(
+            "measured on {cpu} on {} by simulate --calibrate (medians of {} rounds); ring-0 call: a function call \
+             (Unikraft); instructions priced {}",
+            machine.date,
+            ring3_rounds(calibration),
+            match core.microarchitecture() {
+                Some(core) => format!("by LLVM 14's {} scheduling model", core.name),
+                None => "at one cycle each, an assumption (no scheduling model for this vendor)".into(),
+            }
+        ),
+        validation: None,
+        ring3,
+        ring0: EventCosts {
+            abi_call: ring0_cost(0),
+            yield_cpu: ring0_cost(1),
+            send_receive: ring0_cost(2),
+            create_process: ring0_cost(3),
+        },
+        translation: builtin::translation_costs(),
+        kernel_work,
+        crossing_indirect: builtin::crossing_indirect(),
+        instruction_costs: core,
+        cpi: Cost {
+            value: 1.0,
+            source: "the guest clock's rate: one cycle per guest instruction (instructions are priced by the \
+                     microarchitecture where there is one)"
+                .into(),
+        },
+        ghz,
+    })
+}
+
+/// Where `--cost-model calibrated` keeps this machine's calibration:
+/// `$XDG_CACHE_HOME/ringsim/calibrated.toml`, else `$HOME/.cache/ringsim/calibrated.toml`.
+pub fn cache_path() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cache"))
+        })?;
+    Some(base.join("ringsim").join("calibrated.toml"))
+}
+
+/// Whether `model` was calibrated on a CPU like this machine's.
+pub fn is_for_this_machine(model: &CostModel) -> bool {
+    calibrate::cpu_model_name().is_ok_and(|name| {
+        model
+            .description
+            .starts_with(&format!("calibrated on {name} ("))
+    })
+}
+
+fn ring3_rounds(calibration: &Calibration) -> u32 {
+    calibration.probe("null_call").map_or(0, |p| p.rounds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_class_probes_are_in_class_order() {
+        for (i, (class, _)) in CLASS_PROBES.iter().enumerate() {
+            assert_eq!(class.index(), i, "{class:?}");
+        }
+    }
+
+    #[test]
+    fn a_quick_calibration_makes_a_complete_model_that_reads_back() {
+        let calibration = calibrate::run(&calibrate::Options::quick()).unwrap();
+        let model = model(&calibration).unwrap();
+        let read = super::super::parse_toml(&model.to_toml(), "calibrated.toml").unwrap();
+        assert_eq!(read, model);
+        assert!(is_for_this_machine(&model), "{}", model.description);
+        let ring3 = &model.ring3;
+        // Sane on any x86-64 machine, real or virtual.
+        assert!(
+            (20.0..20_000.0).contains(&ring3.abi_call.value),
+            "{ring3:?}"
+        );
+        assert!(
+            ring3.yield_cpu.value > ring3.abi_call.value * 0.5,
+            "{ring3:?}"
+        );
+        assert!(
+            ring3.send_receive.value > 2.0 * ring3.abi_call.value,
+            "{ring3:?}"
+        );
+        assert!(
+            ring3.create_process.value > 10.0 * ring3.abi_call.value,
+            "{ring3:?}"
+        );
+        assert!((0.5..6.0).contains(&model.ghz.value), "{}", model.ghz.value);
+        assert_eq!(model.ring0.abi_call.value, FUNCTION_CALL.0);
+        for costs in &model.kernel_work.0 {
+            assert!(costs.base.value >= 0.0 && costs.base.value < 1e6);
+            assert!((0.0..5.0).contains(&costs.per_byte.value));
+            assert!(!costs.base.source.is_empty());
+        }
+        let file_read = model.kernel_work.class(WorkClass::FileRead);
+        assert!(
+            file_read.base.source.contains("file_read"),
+            "{}",
+            file_read.base.source
+        );
+    }
+}
