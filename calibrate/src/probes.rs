@@ -380,10 +380,10 @@ fn sized_rounds(
 }
 
 /// The TSC frequency: rounds of sleep timed by the TSC and by CLOCK_MONOTONIC, together
-/// at least 100 ms.
+/// 500 ms at `iterations_scale` 1, and never under 100 ms.
 fn tsc_ghz(options: &Options) -> Probe {
-    let round_ms =
-        ((100.0 * options.iterations_scale) as u64).max(100u64.div_ceil(options.rounds.into()));
+    let total_ms = ((500.0 * options.iterations_scale) as u64).max(100);
+    let round_ms = total_ms.div_ceil(options.rounds.into());
     let figures: Vec<f64> = (0..options.rounds)
         .map(|_| clock::tsc_ghz(Duration::from_millis(round_ms)))
         .collect();
