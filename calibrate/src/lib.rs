@@ -108,13 +108,14 @@ pub struct Probe {
     pub beyond_null: bool,
     /// Where bytes move: the cost per byte, fitted over several sizes.
     pub per_byte: Option<PerByte>,
-    /// Rounds (for a sized probe: one size of a round) run again because the probing thread
-    /// was preempted during them: other work took its CPU. `None` for the probes whose
-    /// partner on the CPU preempts the thread by design (the yields, the ping-pong) and for
-    /// `tsc_ghz`, which sleeps.
+    /// Rounds (for a sized probe: one size of a round) run again because other work took
+    /// over 10 % of their time: the probing thread (or the child timing the round) waited
+    /// that long for its CPU (run delay, /proc/thread-self/schedstat). `None` for the
+    /// probes whose partner on the CPU takes it by design (the yields, the ping-pong), for
+    /// `tsc_ghz`, which sleeps, and on a kernel that gives no run delays.
     pub rerun: Option<u32>,
-    /// Rounds kept although preempted, once the re-runs (at most `rounds`) ran out: their
-    /// figures include other work. 0 on a quiet machine.
+    /// Rounds kept although other work took over 10 % of their time, once the re-runs (at
+    /// most `rounds`) ran out: their figures include that work. 0 on a quiet machine.
     pub preempted: Option<u32>,
 }
 

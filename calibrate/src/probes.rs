@@ -19,8 +19,8 @@ use crate::{CalibrateError, Options, PerByte, Probe, SizePoint};
 pub(crate) struct Sample {
     pub ticks: f64,
     pub ops: u64,
-    /// The round ran in a child, which was preempted during it.
-    pub child_preempted: bool,
+    /// When a child timed the round: the time it waited for its CPU meanwhile.
+    pub child_delay_ns: u64,
 }
 
 impl Sample {
@@ -28,7 +28,7 @@ impl Sample {
         Sample {
             ticks,
             ops,
-            child_preempted: false,
+            child_delay_ns: 0,
         }
     }
 
@@ -43,9 +43,11 @@ pub(crate) trait Workload {
     fn round(&mut self, iterations: u64, bytes: usize) -> Result<Sample, CalibrateError>;
 }
 
-/// What the probes share: the fixture and the timer's own cost.
+/// What the probes share: the fixture, the TSC's rate and the timer's own cost.
 pub(crate) struct Session {
     pub fixture: Fixture,
+    /// The `tsc_ghz` probe's median, to set the time other work took against a round's.
+    pub ghz: f64,
     /// The `timer` probe's median, subtracted from probes that time each call.
     pub timer: f64,
 }
@@ -73,7 +75,7 @@ struct Spec {
     iterations: u64,
     shape: Shape,
     /// A partner on the same CPU takes it from the probe by design, so the probing thread's
-    /// involuntary switches do not say whether other work did.
+    /// run delay does not say whether other work did.
     partner: bool,
     start: Start,
 }
@@ -260,10 +262,13 @@ const PROBES: &[Spec] = &[
     },
 ];
 
-/// Every probe, then the TSC frequency.
+/// The TSC frequency first (the watch on other work needs it), then every probe; the TSC
+/// frequency is listed last.
 pub(crate) fn run_all(options: &Options, fixture: Fixture) -> Result<Vec<Probe>, CalibrateError> {
+    let tsc = tsc_ghz(options);
     let mut session = Session {
         fixture,
+        ghz: tsc.median,
         timer: 0.0,
     };
     let timer = measure(&TIMER, options, &session, 0.0)?;
@@ -274,7 +279,7 @@ pub(crate) fn run_all(options: &Options, fixture: Fixture) -> Result<Vec<Probe>,
     for spec in PROBES {
         probes.push(measure(spec, options, &session, null)?);
     }
-    probes.push(tsc_ghz(options));
+    probes.push(tsc);
     Ok(probes)
 }
 
@@ -287,7 +292,7 @@ fn measure(
 ) -> Result<Probe, CalibrateError> {
     let mut workload = (spec.start)(session)?;
     let iterations = options.iterations(spec.iterations);
-    let mut preemption = Preemption::new(!spec.partner, options.rounds);
+    let mut preemption = Preemption::new(!spec.partner, options.rounds, session.ghz);
     let (figure, per_byte) = match spec.shape {
         Shape::Sized => {
             let (base, per_byte) =

@@ -81,9 +81,11 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
             assert_within(name, null + probe.median, 0.0, 10_000_000.0);
         }
         assert_eq!(probe.per_byte.is_some(), SIZED.contains(&name), "{name}");
-        let watched = !UNWATCHED.contains(&name);
-        assert_eq!(probe.preempted.is_some(), watched, "{name}");
-        assert_eq!(probe.rerun.is_some(), watched, "{name}");
+        // A kernel without run delays (no CONFIG_SCHED_INFO) watches none.
+        if UNWATCHED.contains(&name) {
+            assert_eq!((probe.rerun, probe.preempted), (None, None), "{name}");
+        }
+        assert_eq!(probe.rerun.is_some(), probe.preempted.is_some(), "{name}");
         // The re-runs' budget.
         assert!(
             probe.rerun.unwrap_or(0) <= options.rounds,
@@ -111,28 +113,23 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
     assert_within("dev_null per byte", slope("dev_null"), -0.05, 0.05);
 
     let median = |name| probe(&calibration, name).median;
-    assert!(
-        median("create_process") > 10.0 * null,
-        "create_process {}",
-        median("create_process")
-    );
-    // Four calls and two switches per round trip.
-    assert!(
-        median("pipe_ping_pong") > 2.0 * null,
-        "pipe_ping_pong {}",
-        median("pipe_ping_pong")
-    );
-    if calibration.machine.unpinned.is_none() {
+    // Against the null call's quietest round: a busy CPU (CI) inflates its median too.
+    let quiet_null = probe(&calibration, "null_call").low;
+    for (name, calls) in [
+        ("create_process", 10.0),
+        // Four calls and two switches per round trip.
+        ("pipe_ping_pong", 2.0),
         // A yield that switches is dearer than a call that does nothing.
+        ("yield_threads", 1.0),
+        ("yield_processes", 1.0),
+    ] {
+        if name.starts_with("yield") && calibration.machine.unpinned.is_some() {
+            continue;
+        }
         assert!(
-            median("yield_threads") > null,
-            "yield_threads {}",
-            median("yield_threads")
-        );
-        assert!(
-            median("yield_processes") > null,
-            "yield_processes {}",
-            median("yield_processes")
+            median(name) > calls * quiet_null,
+            "{name} {} against null {quiet_null}",
+            median(name)
         );
     }
     assert_within("timer", median("timer"), 1.0, 2_000.0);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nix::fcntl::OFlag;
 
-use super::preemption::involuntary_switches;
+use super::preemption::run_delay_ns;
 use super::{Sample, Session, Workload};
 use crate::child::Child;
 use crate::clock::ticks;
@@ -276,6 +276,9 @@ impl Workload for Brk {
         let (from_child, child_writes) = pipe("brk")?;
         let output = child_writes.as_raw_fd();
         let child = Child::fork("brk", || {
+            // The parent, on this CPU too, runs until it waits for the report: let it get
+            // there first, so that it does not preempt the timed loop.
+            sched_yield();
             // SAFETY: brk(0) only reports the current break.
             let current = unsafe { libc::syscall(libc::SYS_brk, 0 as libc::c_long) };
             let up = current + PAGE as libc::c_long;
@@ -283,14 +286,13 @@ impl Workload for Brk {
             if !(0..BRK_WARM_UP).all(|_| pair()) {
                 return 1;
             }
-            let switches = involuntary_switches(libc::RUSAGE_SELF);
+            let delay = run_delay_ns().unwrap_or(0);
             let start = ticks();
             if !(0..iterations).all(|_| pair()) {
                 return 1;
             }
             let elapsed = ticks() - start;
-            let preempted = involuntary_switches(libc::RUSAGE_SELF) != switches;
-            let report = [elapsed, u64::from(preempted)];
+            let report = [elapsed, run_delay_ns().unwrap_or(0).saturating_sub(delay)];
             // SAFETY: `report` is 16 readable bytes; `output` is the pipe's open write end.
             let written = unsafe {
                 libc::syscall(
@@ -316,10 +318,10 @@ impl Workload for Brk {
             call: "read the child's report",
             source,
         })?;
-        let (elapsed, preempted) = report.split_at(8);
+        let (elapsed, delay) = report.split_at(8);
         let word = |bytes: &[u8]| u64::from_ne_bytes(bytes.try_into().unwrap_or_default());
         Ok(Sample {
-            child_preempted: word(preempted) != 0,
+            child_delay_ns: word(delay),
             ..Sample::new(word(elapsed) as f64, 2 * iterations)
         })
     }
