@@ -38,11 +38,11 @@ struct Cli {
 
     /// Measure this machine natively (null syscall, yields, pipe ping-pong, fork+exec+wait,
     /// kernel work by class, TSC rate; medians of pinned rounds), write the cost model to FILE
-    /// (default: the cache `--cost-model calibrated` reads) and exit. About 20 s.
+    /// (default: the cache `--cost-model calibrated` reads) and exit. About 5 s.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
     calibrate: Option<PathBuf>,
 
-    /// With --calibrate: a rough calibration in about a second (5 rounds of a twentieth of
+    /// With --calibrate: a rough calibration in under a second (5 rounds of a fifth of
     /// the operations), for tests.
     #[arg(long, requires = "calibrate")]
     quick: bool,
@@ -286,6 +286,21 @@ fn calibrate_to(path: Option<PathBuf>, options: &calibrate::Options) -> Result<P
         "no place for the calibration: set HOME or XDG_CACHE_HOME, or give --calibrate FILE",
     )?;
     let calibration = calibrate::run(options).map_err(|err| err.to_string())?;
+    let disturbed: Vec<String> = calibration
+        .probes
+        .iter()
+        .filter_map(|p| {
+            p.preempted
+                .filter(|&n| n > 0)
+                .map(|n| format!("{} ({n})", p.name))
+        })
+        .collect();
+    if !disturbed.is_empty() {
+        eprintln!(
+            "simulate: warning: other work took this CPU during rounds kept for {}: those figures are high; calibrate on a quiet machine",
+            disturbed.join(", ")
+        );
+    }
     let model = calibrated::model(&calibration).map_err(|err| err.to_string())?;
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
@@ -309,7 +324,7 @@ fn calibrated_model() -> Result<costs::CostModel, String> {
         }
     }
     eprintln!(
-        "simulate: calibrating this machine first (about 20 s; saved in {})",
+        "simulate: calibrating this machine first (about 5 s; saved in {})",
         path.display()
     );
     calibrate_to(Some(path.clone()), &calibrate::Options::full())?;
