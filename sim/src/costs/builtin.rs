@@ -95,12 +95,10 @@ const ROWS: &[Row] = &[
     },
 ];
 
-/// Figures measured on this project's machine kind by bench/host_costs.c (BENCHMARKS.md).
-const HOST_MEASUREMENT: &str = "bench/host_costs.c on this machine kind (BENCHMARKS.md)";
-
 /// Kernel work by class, cycles per call and per byte, with the source of each row. The
 /// 2006 paper measured only its four operations, so every model takes these from this
-/// project's machine kind.
+/// project's machine kind, as `simulate --calibrate` measured it (rounded; BENCHMARKS.md,
+/// issue 11).
 const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
     (
         WorkClass::Identity,
@@ -108,17 +106,23 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
         0.0,
         "by definition: a null call's work, which the crossing includes",
     ),
-    (WorkClass::FileRead, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::FileWrite, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::PipeRead, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::PipeWrite, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::CharDevice, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::OpenStat, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::Memory, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::Process, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::Futex, 700.0, 0.0675, HOST_MEASUREMENT),
-    (WorkClass::Other, 700.0, 0.0675, HOST_MEASUREMENT),
+    (WorkClass::FileRead, 502.0, 0.0259, CALIBRATED_ON_KIND),
+    (WorkClass::FileWrite, 1_004.0, 0.0311, CALIBRATED_ON_KIND),
+    (WorkClass::PipeRead, 236.0, 0.199, CALIBRATED_ON_KIND),
+    (WorkClass::PipeWrite, 328.0, 0.165, CALIBRATED_ON_KIND),
+    (WorkClass::CharDevice, 76.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::OpenStat, 1_635.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::Memory, 3_360.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::Process, 1_159.0, 0.0, CALIBRATED_UNMEASURED),
+    (WorkClass::Futex, 115.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::Other, 1_159.0, 0.0, CALIBRATED_UNMEASURED),
 ];
+
+/// Where the kernel-work table comes from.
+const CALIBRATED_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \
+                                  no KPTI), 2026-11-30: the class's probe, beyond the null call (BENCHMARKS.md, issue 11)";
+const CALIBRATED_UNMEASURED: &str = "derived: the median of the bases of open_stat, fstat, mmap_munmap, mprotect and \
+                                     futex, simulate --calibrate on this project's machine kind, 2026-11-30";
 
 fn kernel_work() -> KernelWork {
     KernelWork(CLASSES.map(|(class, _)| {
