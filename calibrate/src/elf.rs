@@ -1,9 +1,17 @@
-//! The smallest static program process creation can run: a hand-assembled x86-64 ELF that
-//! calls exit_group, written at run time so that calibrating needs no compiler and no corpus.
+//! The static programs process creation runs, hand-assembled x86-64 ELF files written at run
+//! time so that calibrating needs no compiler and no corpus: the exit program, which calls
+//! exit_group, and the spawner, a minimal parent that creates processes running it.
+//!
+//! The spawner does the timing itself: fork copies its parent's memory map, so process
+//! creation timed from a big process (a simulator with Unicorn mapped) costs far more than
+//! from a small one, and the essay's figure is from a small one.
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use iced_x86::code_asm::*;
 
 use crate::CalibrateError;
 
@@ -25,6 +33,191 @@ const CODE: [u8; 12] = [
 pub fn exit_program(exit_code: u8) -> Vec<u8> {
     let mut code = CODE;
     code[1] = exit_code;
+    executable(&code)
+}
+
+/// The x86-64 syscalls the spawner makes.
+const SYS_WRITE: i32 = 1;
+const SYS_FORK: i32 = 57;
+const SYS_EXECVE: i32 = 59;
+const SYS_WAIT4: i32 = 61;
+const SYS_EXIT_GROUP: i32 = 231;
+
+/// How the spawner ends when it cannot time its loop: exit codes above any errno. Any other
+/// nonzero exit code is one of its children's: the errno of that child's failed execve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SpawnerFailure {
+    Usage = 200,
+    Fork,
+    Wait,
+    Signalled,
+    Write,
+}
+
+impl SpawnerFailure {
+    /// In order of their codes.
+    pub const ALL: [SpawnerFailure; 5] = [
+        SpawnerFailure::Usage,
+        SpawnerFailure::Fork,
+        SpawnerFailure::Wait,
+        SpawnerFailure::Signalled,
+        SpawnerFailure::Write,
+    ];
+
+    /// The failure a spawner's exit code names, if it names one.
+    pub fn from_exit_code(code: i32) -> Option<SpawnerFailure> {
+        Self::ALL
+            .into_iter()
+            .find(|failure| *failure as i32 == code)
+    }
+
+    pub fn problem(self) -> &'static str {
+        match self {
+            SpawnerFailure::Usage => "was not given one decimal count of processes",
+            SpawnerFailure::Fork => "could not fork",
+            SpawnerFailure::Wait => "could not wait4 for its child",
+            SpawnerFailure::Signalled => "saw a child ended by a signal",
+            SpawnerFailure::Write => "could not write its ticks to stdout",
+        }
+    }
+}
+
+/// `lfence; rdtsc; lfence` (as `clock::ticks` reads it), the 64-bit count into rax.
+fn read_tsc(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    a.lfence()?;
+    a.rdtsc()?;
+    a.lfence()?;
+    a.shl(rdx, 32)?;
+    a.or(rax, rdx)
+}
+
+/// The spawner: `spawner N` creates N processes one after another, each a fork whose child
+/// execs `child` (argv `[child]`, no environment) and whose parent waits for it with
+/// wait4, then writes the TSC ticks the N took (8 bytes, native order) to stdout and exits
+/// 0. Otherwise it exits with a `SpawnerFailure`, or with a child's nonzero exit code. A
+/// static executable like `exit_program`, the child's path in its data after the code.
+pub fn spawner_program(child: &Path) -> Result<Vec<u8>, IcedError> {
+    let mut a = CodeAssembler::new(64)?;
+    let mut child_path = a.create_label();
+    let [mut parse, mut parsed, mut next, mut done, mut exit, mut in_child, mut child_failed] =
+        [(); 7].map(|()| a.create_label());
+    let failures = SpawnerFailure::ALL.map(|failure| (failure, a.create_label()));
+    let failure =
+        |wanted: SpawnerFailure| failures[wanted as usize - SpawnerFailure::Usage as usize].1;
+
+    // rbx = N, from argv[1] in decimal: exactly one argument, digits only, below 2^64.
+    a.cmp(qword_ptr(rsp), 2)?;
+    a.jne(failure(SpawnerFailure::Usage))?;
+    a.mov(rsi, qword_ptr(rsp + 16))?;
+    a.cmp(byte_ptr(rsi), 0)?;
+    a.je(failure(SpawnerFailure::Usage))?;
+    a.xor(ebx, ebx)?;
+    a.set_label(&mut parse)?;
+    a.movzx(ecx, byte_ptr(rsi))?;
+    a.test(cl, cl)?;
+    a.je(parsed)?;
+    a.sub(ecx, i32::from(b'0'))?;
+    a.cmp(ecx, 9)?;
+    a.ja(failure(SpawnerFailure::Usage))?;
+    a.mov(eax, 10)?;
+    a.mul(rbx)?;
+    a.jc(failure(SpawnerFailure::Usage))?;
+    a.add(rax, rcx)?;
+    a.jc(failure(SpawnerFailure::Usage))?;
+    a.mov(rbx, rax)?;
+    a.inc(rsi)?;
+    a.jmp(parse)?;
+    a.set_label(&mut parsed)?;
+
+    // The child's argv on the stack, [path, NULL], at r12; its envp is the NULL, at r12 + 8.
+    // Below them one slot, [rsp]: the wait status, and at the end the report.
+    a.push(0)?;
+    a.lea(rax, ptr(child_path))?;
+    a.push(rax)?;
+    a.mov(r12, rsp)?;
+    a.push(0)?;
+
+    // r13 = the TSC at the start.
+    read_tsc(&mut a)?;
+    a.mov(r13, rax)?;
+    a.test(rbx, rbx)?;
+    a.je(done)?;
+
+    // Each process: fork; the parent waits for the child (r14) and checks that it exited 0.
+    a.set_label(&mut next)?;
+    a.mov(eax, SYS_FORK)?;
+    a.syscall()?;
+    a.test(rax, rax)?;
+    a.js(failure(SpawnerFailure::Fork))?;
+    a.je(in_child)?;
+    a.mov(r14, rax)?;
+    a.mov(rdi, rax)?;
+    a.mov(rsi, rsp)?;
+    a.xor(edx, edx)?;
+    a.xor(r10d, r10d)?;
+    a.mov(eax, SYS_WAIT4)?;
+    a.syscall()?;
+    a.cmp(rax, r14)?;
+    a.jne(failure(SpawnerFailure::Wait))?;
+    a.mov(eax, dword_ptr(rsp))?;
+    a.test(eax, eax)?;
+    a.jne(child_failed)?;
+    a.dec(rbx)?;
+    a.jne(next)?;
+
+    // The ticks since the start, written to stdout.
+    a.set_label(&mut done)?;
+    read_tsc(&mut a)?;
+    a.sub(rax, r13)?;
+    a.mov(qword_ptr(rsp), rax)?;
+    a.mov(edi, 1)?;
+    a.mov(rsi, rsp)?;
+    a.mov(edx, 8)?;
+    a.mov(eax, SYS_WRITE)?;
+    a.syscall()?;
+    a.cmp(rax, 8)?;
+    a.jne(failure(SpawnerFailure::Write))?;
+    a.xor(edi, edi)?;
+    // exit_group(edi).
+    a.set_label(&mut exit)?;
+    a.mov(eax, SYS_EXIT_GROUP)?;
+    a.syscall()?;
+
+    // The child: execve, and on failure exit with its errno.
+    a.set_label(&mut in_child)?;
+    a.lea(rdi, ptr(child_path))?;
+    a.mov(rsi, r12)?;
+    a.lea(rdx, ptr(r12 + 8))?;
+    a.mov(eax, SYS_EXECVE)?;
+    a.syscall()?;
+    a.neg(eax)?;
+    a.mov(edi, eax)?;
+    a.jmp(exit)?;
+
+    // A child that did not exit 0 (status in eax): its exit code, or Signalled.
+    a.set_label(&mut child_failed)?;
+    a.mov(edi, SpawnerFailure::Signalled as i32)?;
+    a.test(eax, 0x7f)?;
+    a.jne(exit)?;
+    a.movzx(edi, ah)?;
+    a.jmp(exit)?;
+
+    for (failure, mut label) in failures {
+        a.set_label(&mut label)?;
+        a.mov(edi, failure as i32)?;
+        a.jmp(exit)?;
+    }
+
+    a.set_label(&mut child_path)?;
+    a.db(child.as_os_str().as_bytes())?;
+    a.db(&[0])?;
+    Ok(executable(&a.assemble(BASE + CODE_OFFSET)?))
+}
+
+/// A static x86-64 ELF executable: one ELF header, one read+execute PT_LOAD segment covering
+/// the whole file, then `code`, entered at its first byte.
+fn executable(code: &[u8]) -> Vec<u8> {
     let size = CODE_OFFSET + code.len() as u64;
     let mut file = Vec::with_capacity(size as usize);
     // e_ident: magic, 64-bit, little-endian, version 1, System V ABI, padding.
@@ -49,32 +242,45 @@ pub fn exit_program(exit_code: u8) -> Vec<u8> {
     file.extend_from_slice(&size.to_le_bytes()); // p_filesz
     file.extend_from_slice(&size.to_le_bytes()); // p_memsz
     file.extend_from_slice(&0x1000u64.to_le_bytes()); // p_align
-    file.extend_from_slice(&code);
+    file.extend_from_slice(code);
     file
 }
 
-/// `exit_program` in an executable temp file, removed on drop.
+/// A program in an executable temp file, removed on drop.
 #[derive(Debug)]
-pub struct ExitProgram {
+pub struct Program {
     path: tempfile::TempPath,
 }
 
-impl ExitProgram {
-    /// Writes the program exiting with `exit_code` into `dir`, mode 0755, and closes it (an
-    /// open writer would make execve fail with ETXTBSY).
-    pub fn create_in(dir: &Path, exit_code: u8) -> Result<ExitProgram, CalibrateError> {
+impl Program {
+    /// `exit_program(exit_code)` in `dir`.
+    pub fn exit_in(dir: &Path, exit_code: u8) -> Result<Program, CalibrateError> {
+        Program::write_in(dir, "calibrate-exit-", &exit_program(exit_code))
+    }
+
+    /// `spawner_program(child)` in `dir`.
+    pub fn spawner_in(dir: &Path, child: &Path) -> Result<Program, CalibrateError> {
+        let program = spawner_program(child).map_err(|error| CalibrateError::Assemble {
+            program: "spawner",
+            problem: error.to_string(),
+        })?;
+        Program::write_in(dir, "calibrate-spawner-", &program)
+    }
+
+    /// Writes `program` into `dir`, mode 0755, and closes it (an open writer would make
+    /// execve fail with ETXTBSY).
+    fn write_in(dir: &Path, prefix: &str, program: &[u8]) -> Result<Program, CalibrateError> {
         let temp_dir_error = |source| CalibrateError::TempDir {
             dir: dir.to_path_buf(),
             source,
         };
         let mut file = tempfile::Builder::new()
-            .prefix("calibrate-exit-")
+            .prefix(prefix)
             .permissions(std::fs::Permissions::from_mode(0o755))
             .tempfile_in(dir)
             .map_err(temp_dir_error)?;
-        file.write_all(&exit_program(exit_code))
-            .map_err(temp_dir_error)?;
-        Ok(ExitProgram {
+        file.write_all(program).map_err(temp_dir_error)?;
+        Ok(Program {
             path: file.into_temp_path(),
         })
     }
@@ -86,17 +292,59 @@ impl ExitProgram {
 
 #[cfg(test)]
 mod tests {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+
     use super::*;
+
+    /// The code an executable enters, checking the headers that say where it is.
+    fn entered_code(file: &[u8]) -> &[u8] {
+        assert_eq!(&file[..4], b"\x7fELF");
+        let entry = u64::from_le_bytes(file[24..32].try_into().unwrap());
+        assert_eq!(entry, BASE + CODE_OFFSET);
+        let filesz = u64::from_le_bytes(file[64 + 32..64 + 40].try_into().unwrap());
+        assert_eq!(filesz, file.len() as u64);
+        &file[(entry - BASE) as usize..]
+    }
 
     #[test]
     fn the_headers_and_the_code_where_the_entry_points() {
         let file = exit_program(42);
         assert_eq!(file.len(), 132);
-        assert_eq!(&file[..4], b"\x7fELF");
-        let entry = u64::from_le_bytes(file[24..32].try_into().unwrap());
-        let code = &file[(entry - BASE) as usize..];
-        assert_eq!(code, [0xbf, 42, 0, 0, 0, 0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05]);
-        let filesz = u64::from_le_bytes(file[64 + 32..64 + 40].try_into().unwrap());
-        assert_eq!(filesz, file.len() as u64);
+        assert_eq!(
+            entered_code(&file),
+            [0xbf, 42, 0, 0, 0, 0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05]
+        );
+    }
+
+    #[test]
+    fn the_spawner_is_small_times_with_two_tsc_reads_and_ends_with_the_childs_path() {
+        let child = Path::new("/tmp/calibrate-exit-x");
+        let file = spawner_program(child).unwrap();
+        assert!(file.len() < 512, "{} bytes", file.len());
+        let code = entered_code(&file);
+        let path_at = code.len() - child.as_os_str().len() - 1;
+        assert_eq!(&code[path_at..], b"/tmp/calibrate-exit-x\0");
+
+        let mut decoder = Decoder::with_ip(64, &code[..path_at], BASE, DecoderOptions::NONE);
+        let mnemonics: Vec<Mnemonic> = decoder.iter().map(|i| i.mnemonic()).collect();
+        assert!(!mnemonics.contains(&Mnemonic::INVALID), "{mnemonics:?}");
+        let count = |wanted| mnemonics.iter().filter(|&&m| m == wanted).count();
+        assert_eq!(count(Mnemonic::Rdtsc), 2);
+        // fork, wait4, write, exit_group, execve.
+        assert_eq!(count(Mnemonic::Syscall), 5);
+    }
+
+    #[test]
+    fn a_spawner_failure_is_known_by_its_exit_code_and_none_is_an_errno() {
+        for (index, failure) in SpawnerFailure::ALL.into_iter().enumerate() {
+            assert_eq!(failure as usize, SpawnerFailure::Usage as usize + index);
+            assert_eq!(
+                SpawnerFailure::from_exit_code(failure as i32),
+                Some(failure)
+            );
+            // Linux's errnos end at 133 (EHWPOISON).
+            assert!(failure as i32 > 133, "{failure:?}");
+        }
+        assert_eq!(SpawnerFailure::from_exit_code(libc::EACCES), None);
     }
 }

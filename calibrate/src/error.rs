@@ -19,6 +19,12 @@ pub enum CalibrateError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    /// A program the probes run does not assemble (a bug here, not in the machine).
+    #[error("cannot assemble the {program} program: {problem}")]
+    Assemble {
+        program: &'static str,
+        problem: String,
+    },
     /// A call a probe needs failed.
     #[error("probe {probe}: {call} failed: {source}")]
     Call {

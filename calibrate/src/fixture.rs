@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::AtomicU32;
 
-use crate::elf::ExitProgram;
+use crate::elf::Program;
 use crate::CalibrateError;
 
 /// The largest transfer a sized probe makes, and the size of the file and buffer.
@@ -63,7 +63,7 @@ pub(crate) struct Fixture {
     pub data_path: CString,
     /// /dev/null opened for writing (never truncated, never removed).
     pub dev_null: File,
-    pub program: ExitProgram,
+    pub program: Program,
     pub program_path: CString,
     /// `LARGEST` bytes, written once so that every page is present.
     pub buffer: Mapping,
@@ -95,7 +95,7 @@ impl Fixture {
                 call: "open /dev/null",
                 source,
             })?;
-        let program = ExitProgram::create_in(dir, 0)?;
+        let program = Program::exit_in(dir, 0)?;
         let buffer = Mapping::anonymous(
             LARGEST,
             libc::PROT_READ | libc::PROT_WRITE,

@@ -1,0 +1,84 @@
+//! The spawner, the minimal parent that times process creation: it creates the processes it
+//! is asked for, each running the program it was built with, writes the ticks they took and
+//! exits 0; it reports a bad count, and a child that fails, by its exit code. (One test in a
+//! binary of its own: a fork elsewhere while a file is open for writing would make execve
+//! fail, ETXTBSY.)
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use calibrate::elf::{Program, SpawnerFailure};
+
+fn run(spawner: &Program, args: &[&str]) -> Output {
+    Command::new(spawner.path())
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+/// The ticks a spawner that exited 0 reported for `processes` processes.
+fn ticks(spawner: &Program, processes: u64) -> u64 {
+    let output = run(spawner, &[&processes.to_string()]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    u64::from_ne_bytes(output.stdout.try_into().unwrap())
+}
+
+fn exit_code(spawner: &Program, args: &[&str]) -> Option<i32> {
+    let output = run(spawner, args);
+    assert!(output.stdout.is_empty(), "{output:?}");
+    output.status.code()
+}
+
+#[test]
+fn the_spawner_times_its_processes_and_reports_failures_by_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let exits_0 = Program::exit_in(dir.path(), 0).unwrap();
+    let spawner = Program::spawner_in(dir.path(), exits_0.path()).unwrap();
+
+    assert!(ticks(&spawner, 3) > 0);
+
+    // As many processes as asked for: a child that is a script adding a line to a file.
+    let count = dir.path().join("count");
+    let script = dir.path().join("count-me");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho >> '{}'\n", count.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spawner_of_script = Program::spawner_in(dir.path(), &script).unwrap();
+    for processes in [0, 1, 7] {
+        std::fs::write(&count, b"").unwrap();
+        ticks(&spawner_of_script, processes);
+        let lines = std::fs::read(&count).unwrap().len();
+        assert_eq!(lines as u64, processes);
+    }
+
+    let usage = Some(SpawnerFailure::Usage as i32);
+    for args in [
+        &[][..],
+        &[""],
+        &["3x"],
+        &["-1"],
+        &["3", "4"],
+        &["18446744073709551616"],
+    ] {
+        assert_eq!(exit_code(&spawner, args), usage, "{args:?}");
+    }
+
+    // A child that exits nonzero: the spawner passes its code on.
+    let exits_42 = Program::exit_in(dir.path(), 42).unwrap();
+    let spawner_of_42 = Program::spawner_in(dir.path(), exits_42.path()).unwrap();
+    assert_eq!(exit_code(&spawner_of_42, &["3"]), Some(42));
+
+    // A child whose execve fails exits with its errno.
+    let not_executable = dir.path().join("not-executable");
+    std::fs::write(&not_executable, b"").unwrap();
+    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let spawner_of_nothing = Program::spawner_in(dir.path(), &not_executable).unwrap();
+    assert_eq!(exit_code(&spawner_of_nothing, &["1"]), Some(libc::EACCES));
+    let missing = Program::spawner_in(dir.path(), Path::new("/nonexistent/calibrate")).unwrap();
+    assert_eq!(exit_code(&missing, &["1"]), Some(libc::ENOENT));
+}
