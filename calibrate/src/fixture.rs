@@ -1,5 +1,5 @@
-//! What the probes work on: a file in the page cache, /dev/null, the exit program, a buffer
-//! and pages, made once per run and removed after.
+//! What the probes work on: a file in the page cache, /dev/null, the exit program and the
+//! spawner that runs it, a buffer and pages, made once per run and removed after.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -63,8 +63,10 @@ pub(crate) struct Fixture {
     pub data_path: CString,
     /// /dev/null opened for writing (never truncated, never removed).
     pub dev_null: File,
-    pub program: Program,
-    pub program_path: CString,
+    /// Exits 0: the program process creation runs.
+    pub exit_program: Program,
+    /// Creates processes running the exit program, and times them.
+    pub spawner: Program,
     /// `LARGEST` bytes, written once so that every page is present.
     pub buffer: Mapping,
     /// Three pages, PROT_NONE: the middle one is the mprotect probe's, the other two keep
@@ -95,7 +97,8 @@ impl Fixture {
                 call: "open /dev/null",
                 source,
             })?;
-        let program = Program::exit_in(dir, 0)?;
+        let exit_program = Program::exit_in(dir, 0)?;
+        let spawner = Program::spawner_in(dir, exit_program.path())?;
         let buffer = Mapping::anonymous(
             LARGEST,
             libc::PROT_READ | libc::PROT_WRITE,
@@ -105,10 +108,10 @@ impl Fixture {
         unsafe { std::ptr::write_bytes(buffer.ptr.cast::<u8>(), 0xa5, LARGEST) };
         Ok(Fixture {
             data_path: c_path(data.path()),
-            program_path: c_path(program.path()),
             data,
             dev_null,
-            program,
+            exit_program,
+            spawner,
             buffer,
             guarded: Mapping::anonymous(3 * PAGE, libc::PROT_NONE, libc::MAP_PRIVATE)?,
             futex_word: Box::new(AtomicU32::new(0)),

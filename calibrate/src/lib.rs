@@ -11,8 +11,9 @@
 //!
 //! `clock` reads the TSC, `stats` reduces rounds, `machine` names the CPU and kernel, `pin`
 //! holds the thread on one CPU, `child` forks children that make raw syscalls only, `elf`
-//! writes the program that process creation runs, `fixture` holds the files and pages the
-//! probes work on, `probes` lists and runs them.
+//! writes the programs process creation runs (a minimal parent that times it, and the
+//! program it runs), `fixture` holds the files and pages the probes work on, `probes` lists
+//! and runs them.
 
 mod child;
 mod clock;

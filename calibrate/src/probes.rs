@@ -136,7 +136,7 @@ const PROBES: &[Spec] = &[
     },
     Spec {
         name: "create_process",
-        what: "fork + execve of a 132-byte static program that calls exit_group(0) + waitpid: per process (fork copies this process's page tables, so a bigger parent costs more)",
+        what: "fork + execve of a 132-byte static program that calls exit_group(0) + wait4, per process, looped and timed by a minimal parent: a static program of a few hundred bytes, hand-assembled like the child (fork copies the parent's memory map, so a bigger parent costs more)",
         unit: "cycles/process",
         iterations: 10,
         shape: Shape::Whole,

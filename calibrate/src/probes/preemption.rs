@@ -2,6 +2,8 @@
 //! runnable but waiting for its CPU) shows them, and they are run again while a budget of
 //! re-runs lasts.
 
+use std::ffi::{CStr, CString};
+
 use super::Sample;
 use crate::CalibrateError;
 
@@ -72,7 +74,18 @@ impl Preemption {
 /// /proc/thread-self/schedstat (CONFIG_SCHED_INFO, which distribution kernels set). Raw
 /// syscalls and no allocation, so that a forked child may call it.
 pub(super) fn run_delay_ns() -> Option<u64> {
-    let path = c"/proc/thread-self/schedstat";
+    schedstat_run_delay_ns(c"/proc/thread-self/schedstat")
+}
+
+/// The run delay of the process `pid` (its main thread) in nanoseconds, over its life so
+/// far; an exited child not yet reaped still has it.
+pub(super) fn process_run_delay_ns(pid: u32) -> Option<u64> {
+    let path = CString::new(format!("/proc/{pid}/schedstat")).ok()?;
+    schedstat_run_delay_ns(&path)
+}
+
+/// The second field of the schedstat file at `path`, by raw syscalls.
+fn schedstat_run_delay_ns(path: &CStr) -> Option<u64> {
     let flags = libc::c_long::from(libc::O_RDONLY | libc::O_CLOEXEC);
     let at = libc::c_long::from(libc::AT_FDCWD);
     // SAFETY: the path is a NUL-terminated string.

@@ -1,9 +1,12 @@
 //! The probes with a partner on the same CPU (a thread or a forked child, which inherit the
-//! pinned mask), and the ones run in children: process creation and brk.
+//! pinned mask), and the ones run in children: process creation (in the spawner, a minimal
+//! static parent) and brk.
 
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -11,10 +14,11 @@ use std::time::Duration;
 
 use nix::fcntl::OFlag;
 
-use super::preemption::run_delay_ns;
+use super::preemption::{process_run_delay_ns, run_delay_ns};
 use super::{Sample, Session, Workload};
 use crate::child::Child;
 use crate::clock::ticks;
+use crate::elf::SpawnerFailure;
 use crate::fixture::{Mapping, PAGE};
 use crate::CalibrateError;
 
@@ -180,76 +184,156 @@ impl Workload for PingPong {
     }
 }
 
-/// fork, execve of the exit program, waitpid.
+/// Process creation timed by the spawner, a minimal static parent: one spawner per round,
+/// run from here with its stdout a pipe that brings back its ticks.
 struct CreateProcess<'a> {
-    argv: [*const libc::c_char; 2],
-    envp: [*const libc::c_char; 1],
     session: &'a Session,
 }
 
 /// How long process creation waits for an ETXTBSY to pass: another thread's child forked
-/// while the program's file was open for writing holds it until that child execs.
+/// while the spawner's or the exit program's file was open for writing holds it until that
+/// child execs.
 const TEXT_BUSY_TRIES: u32 = 100;
 const TEXT_BUSY_PAUSE: Duration = Duration::from_millis(10);
 
+/// Why a spawner run timed nothing.
+enum Refused<'a> {
+    /// execve of this program (the spawner, or its child) failed with this errno.
+    Exec(&'a Path, i32),
+    Error(CalibrateError),
+}
+
+impl From<CalibrateError> for Refused<'_> {
+    fn from(error: CalibrateError) -> Self {
+        Refused::Error(error)
+    }
+}
+
+impl Refused<'_> {
+    fn into_error(self) -> CalibrateError {
+        match self {
+            Refused::Exec(program, errno) => {
+                could_not_run(program, std::io::Error::from_raw_os_error(errno))
+            }
+            Refused::Error(error) => error,
+        }
+    }
+}
+
 pub(super) fn create_process(session: &Session) -> Started<'_> {
-    let workload = CreateProcess {
-        argv: [session.fixture.program_path.as_ptr(), std::ptr::null()],
-        envp: [std::ptr::null()],
-        session,
-    };
+    let mut workload = CreateProcess { session };
     for _ in 1..TEXT_BUSY_TRIES {
-        match workload.exit_code()? {
-            libc::ETXTBSY => std::thread::sleep(TEXT_BUSY_PAUSE),
+        match workload.spawn(1) {
+            Err(Refused::Exec(_, libc::ETXTBSY)) => std::thread::sleep(TEXT_BUSY_PAUSE),
             _ => break,
         }
     }
-    workload.create()?;
+    workload.round(1, 0)?;
     Ok(Box::new(workload))
 }
 
-impl CreateProcess<'_> {
-    /// Creates one process and gives its exit code: 0, or the errno of a failed execve.
-    fn exit_code(&self) -> Result<i32, CalibrateError> {
-        let (argv, envp) = (self.argv.as_ptr(), self.envp.as_ptr());
-        Child::fork("create_process", || {
-            // SAFETY: the path, argv and envp are NUL-terminated and null-ended, and live in
-            // the parent's memory, which the child has a copy of.
-            unsafe { libc::execve(*argv, argv, envp) };
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::ENOEXEC)
-        })?
-        .wait()
-    }
-
-    fn create(&self) -> Result<(), CalibrateError> {
-        match self.exit_code()? {
-            0 => Ok(()),
-            errno => Err(CalibrateError::Child {
+impl<'a> CreateProcess<'a> {
+    /// Runs the spawner for `iterations` processes and reads its report, with its run
+    /// delay over its life.
+    fn spawn(&self, iterations: u64) -> Result<Sample, Refused<'a>> {
+        let fixture = &self.session.fixture;
+        let spawner = fixture.spawner.path();
+        let spawned = Command::new(spawner)
+            .arg(iterations.to_string())
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(error) => {
+                return Err(match error.raw_os_error() {
+                    Some(errno) => Refused::Exec(spawner, errno),
+                    None => could_not_run(spawner, error).into(),
+                })
+            }
+        };
+        let mut report = Vec::new();
+        let read = child
+            .stdout
+            .take()
+            .map_or(Ok(0), |mut stdout| stdout.read_to_end(&mut report));
+        let delay = if exited(child.id()) {
+            process_run_delay_ns(child.id()).unwrap_or(0)
+        } else {
+            0
+        };
+        let status = child.wait().map_err(|source| CalibrateError::Call {
+            probe: "create_process",
+            call: "wait for the spawner",
+            source,
+        })?;
+        read.map_err(|source| CalibrateError::Call {
+            probe: "create_process",
+            call: "read the spawner's report",
+            source,
+        })?;
+        let spawner_failed = |problem: String| {
+            Refused::Error(CalibrateError::Child {
                 probe: "create_process",
-                problem: format!(
-                    "could not run {}: {}{}",
-                    self.session.fixture.program.path().display(),
-                    std::io::Error::from_raw_os_error(errno),
-                    if errno == libc::EACCES {
-                        " (is the temp dir mounted noexec? set TMPDIR to another)"
-                    } else {
-                        ""
-                    }
-                ),
+                problem: format!("{} (the spawner) {problem}", spawner.display()),
+            })
+        };
+        match (status.code(), <[u8; 8]>::try_from(report)) {
+            (Some(0), Ok(ticks)) => Ok(Sample {
+                child_delay_ns: delay,
+                ..Sample::new(u64::from_ne_bytes(ticks) as f64, iterations)
             }),
+            (Some(0), Err(report)) => Err(spawner_failed(format!(
+                "wrote {} bytes, not 8",
+                report.len()
+            ))),
+            (Some(code), _) => Err(match SpawnerFailure::from_exit_code(code) {
+                Some(failure) => spawner_failed(failure.problem().into()),
+                None => Refused::Exec(fixture.exit_program.path(), code),
+            }),
+            (None, _) => Err(spawner_failed(format!("was ended by {status}"))),
         }
+    }
+}
+
+/// Waits for the child `pid` to exit without reaping it; false if that cannot be done.
+fn exited(pid: libc::id_t) -> bool {
+    loop {
+        // SAFETY: `info` is zeroed, as waitid wants it; WNOWAIT leaves our child unreaped.
+        let result = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if result == 0 {
+            return true;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// Process creation could not execve `program`.
+fn could_not_run(program: &Path, error: std::io::Error) -> CalibrateError {
+    let noexec = error.raw_os_error() == Some(libc::EACCES);
+    CalibrateError::Child {
+        probe: "create_process",
+        problem: format!(
+            "could not run {}: {error}{}",
+            program.display(),
+            if noexec {
+                " (is the temp dir mounted noexec? set TMPDIR to another)"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
 impl Workload for CreateProcess<'_> {
     fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
-        let start = ticks();
-        for _ in 0..iterations {
-            self.create()?;
-        }
-        Ok(Sample::new((ticks() - start) as f64, iterations))
+        self.spawn(iterations).map_err(Refused::into_error)
     }
 }
 
