@@ -836,6 +836,34 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_model_file_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cost-models");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                parse_toml(&text, &path.display().to_string()).unwrap();
+                files += 1;
+            }
+        }
+        assert!(files >= 2, "{}", dir.display());
+        let kpti = resolve(&dir.join("kvm-kpti.toml").display().to_string()).unwrap();
+        let host = builtin::by_name("host").unwrap();
+        // host plus 300 cycles a crossing, its ring-0 columns as host's derivation makes them.
+        assert_eq!(kpti.ring3.abi_call.value, host.ring3.abi_call.value + 300.0);
+        assert_eq!(
+            kpti.ring0.send_receive.value.round(),
+            host.ring0.send_receive.value.round()
+        );
+        for (class, name) in CLASSES {
+            let (a, b) = (kpti.kernel_work.class(class), host.kernel_work.class(class));
+            assert_eq!(a.base.value, b.base.value, "{name}");
+            assert_eq!(a.per_byte.value, b.per_byte.value, "{name}");
+        }
+    }
+
+    #[test]
     fn the_example_file_parses() {
         let model = parse_toml(EXAMPLE, "example.toml").unwrap();
         assert_eq!(model.name, "example");

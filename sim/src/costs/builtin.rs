@@ -24,6 +24,10 @@ struct Row {
     description: &'static str,
     /// What its estimates rest on, in a line.
     basis: &'static str,
+    /// How far its estimates were from measurements, when that is known.
+    validation: Option<&'static str>,
+    /// `cpi` or a microarchitecture (`InstructionCosts::by_name`).
+    instructions: &'static str,
     ring3: [f64; 4],
     ring3_source: &'static str,
     ring0: Ring0,
@@ -36,6 +40,11 @@ const SIP_PHYS: [f64; 4] = [80.0, 365.0, 1_041.0, 388_162.0];
 const SINGULARITY_TABLE: &str =
     "Aiken, Fähndrich, Hawblitzel, Hunt, Larus, \"Deconstructing Process Isolation\", MSPC 2006, Table 1 (cycles)";
 
+/// How far `host`'s estimates were from measured native CPU time (BENCHMARKS.md, issue 11).
+const HOST_VALIDATION: &str = "bench/fidelity --runs 5 --cost-model host on this machine kind, 2026-11-30: \
+                               predicted / measured native CPU time over 16 programs, geometric mean 0.91 \
+                               (range 0.48-1.49; syscall loops 0.81-1.09, compute 0.48-1.49, fork+exec+wait 0.71)";
+
 /// The basis of the models of the essay's systems.
 const PUBLISHED: &str = "published figures: Aiken et al., MSPC 2006 (the four operations), Kernel Mode Linux \
                          (the ring-0 call); kernel work and translation measured on this project's machine kind; \
@@ -46,6 +55,8 @@ const ROWS: &[Row] = &[
         name: "linux",
         description: "Linux as measured by Aiken et al. (2006)",
         basis: PUBLISHED,
+        validation: None,
+        instructions: "cpi",
         ring3: [437.0, 906.0, 5_797.0, 719_447.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -54,6 +65,8 @@ const ROWS: &[Row] = &[
         name: "freebsd",
         description: "FreeBSD as measured by Aiken et al. (2006)",
         basis: PUBLISHED,
+        validation: None,
+        instructions: "cpi",
         ring3: [878.0, 911.0, 13_304.0, 1_032_254.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -62,6 +75,8 @@ const ROWS: &[Row] = &[
         name: "windows",
         description: "Windows as measured by Aiken et al. (2006)",
         basis: PUBLISHED,
+        validation: None,
+        instructions: "cpi",
         ring3: [627.0, 753.0, 6_344.0, 5_375_735.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -70,6 +85,8 @@ const ROWS: &[Row] = &[
         name: "singularity-sip",
         description: "Singularity, software-isolated processes in ring 0, no hardware switch (SIP-Phys)",
         basis: PUBLISHED,
+        validation: None,
+        instructions: "cpi",
         ring3: SIP_PHYS,
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::Measured(SIP_PHYS, "SIP-Phys processes already run in ring 0 with no hardware switch: Aiken et al., Table 1"),
@@ -78,19 +95,24 @@ const ROWS: &[Row] = &[
         name: "singularity-hip",
         description: "Singularity, hardware-isolated processes in ring 3 (HIP-R3)",
         basis: PUBLISHED,
+        validation: None,
+        instructions: "cpi",
         ring3: [304.0, 638.0, 2_580.0, 830_999.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::Measured(SIP_PHYS, "the same processes without hardware isolation, SIP-Phys: Aiken et al., Table 1"),
     },
     Row {
         name: "host",
-        description: "This project's machine kind: 2 vCPU AMD EPYC Zen 5 VM, Debian 12, TSC 2.596 GHz",
-        basis: "measured on this project's machine kind (AMD EPYC, shared/DESIGN.md); ring-0 call from Unikraft; \
-                kernel work from bench/host_costs.c; one cycle per instruction, an assumption",
-        ring3: [282.0, 948.0, 10_200.0, 335_000.0],
-        ring3_source: "measured on this machine kind with rdtsc, median of 7 (shared/DESIGN.md, \"Measured facts\"): \
-                       raw getppid 273-291, sched_yield 912-984, 1-byte pipe ping-pong on one CPU, \
-                       fork+exec+wait of a static musl `true`",
+        description: "This project's machine kind: 2 vCPU AMD EPYC (Zen 5) KVM guest, Linux 6.18, no KPTI, TSC 2.596 GHz",
+        basis: "measured on this project's machine kind (AMD EPYC, 2026-11-30) by simulate --calibrate; ring-0 call: \
+                a function call (Unikraft); instructions priced by LLVM 14's znver3 scheduling model",
+        validation: Some(HOST_VALIDATION),
+        instructions: "znver3",
+        ring3: [333.0, 2_908.0, 10_799.0, 205_200.0],
+        ring3_source: "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, no KPTI), \
+                       2026-11-30, medians of 31 rounds: null_call (raw getppid), yield_threads, pipe_ping_pong \
+                       (one byte there and back between two processes on one CPU), create_process (fork + execve + \
+                       wait4 from a minimal static parent) (BENCHMARKS.md, issue 11)",
         ring0: Ring0::DirectCall(FUNCTION_CALL.0, FUNCTION_CALL.1),
     },
 ];
@@ -216,8 +238,9 @@ fn model(row: &Row) -> CostModel {
         name: row.name.to_string(),
         description: row.description.to_string(),
         basis: row.basis.to_string(),
-        validation: None,
-        instruction_costs: super::InstructionCosts::Cpi,
+        validation: row.validation.map(str::to_string),
+        instruction_costs: super::InstructionCosts::by_name(row.instructions)
+            .expect("a built-in model names a known microarchitecture"),
         ring3: EventCosts {
             abi_call: cost(abi, row.ring3_source),
             yield_cpu: cost(yld, row.ring3_source),
@@ -233,8 +256,19 @@ fn model(row: &Row) -> CostModel {
         translation: translation_costs(),
         kernel_work: kernel_work(),
         crossing_indirect: crossing_indirect(),
-        cpi: cost(1.0, "assumption: one cycle per guest instruction (no CPU counters in this VM to measure it)"),
-        ghz: cost(2.596, "this machine kind's TSC rate (shared/DESIGN.md), used to turn cycles into seconds"),
+        cpi: cost(
+            1.0,
+            if row.instructions == "cpi" {
+                "assumption: one cycle per guest instruction (no CPU counters in this VM to measure it)"
+            } else {
+                "the guest clock's rate: one cycle per guest instruction (instructions are priced by the \
+                 microarchitecture)"
+            },
+        ),
+        ghz: cost(
+            2.596,
+            "this machine kind's TSC rate (shared/DESIGN.md), used to turn cycles into seconds",
+        ),
     }
 }
 
