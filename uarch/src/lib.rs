@@ -7,8 +7,9 @@
 //! tables are compiled in and read once, on first use.
 //!
 //! A block's price per execution comes from two bounds: its throughput bound, max(micro-ops
-//! / dispatch width, the busiest port's summed cycles) — the bound llvm-mca and OSACA
-//! report for a block run repeatedly — and its critical path, the longest chain of
+//! / dispatch width, the busiest port's summed cycles, a cycle per branch) — the bound
+//! llvm-mca and OSACA report for a block run repeatedly, and the one taken branch a cycle a
+//! core can do — and its critical path, the longest chain of
 //! latencies through registers and flags. `PRICE` says how they combine.
 //!
 //! What the price leaves out: dependencies through memory (a store and a later load of
