@@ -1,6 +1,7 @@
 //! The static programs process creation runs, hand-assembled x86-64 ELF files written at run
 //! time so that calibrating needs no compiler and no corpus: the exit program, which calls
-//! exit_group, and the spawner, a minimal parent that creates processes running it.
+//! exit_group, and the spawner, a minimal parent that creates processes running it (holding
+//! as many pages of its own as it is asked to, for fork_per_page).
 //!
 //! The spawner does the timing itself: fork copies its parent's memory map, so process
 //! creation timed from a big process (a simulator with Unicorn mapped) costs far more than
@@ -38,10 +39,17 @@ pub fn exit_program(exit_code: u8) -> Vec<u8> {
 
 /// The x86-64 syscalls the spawner makes.
 const SYS_WRITE: i32 = 1;
+const SYS_MMAP: i32 = 9;
+const SYS_MADVISE: i32 = 28;
 const SYS_FORK: i32 = 57;
 const SYS_EXECVE: i32 = 59;
 const SYS_WAIT4: i32 = 61;
 const SYS_EXIT_GROUP: i32 = 231;
+
+/// The spawner's pages: `PAGE` bytes each, at most `MAX_PAGES - 1` of them (so that their
+/// length in bytes fits in 64 bits).
+pub const PAGE: u64 = 4096;
+pub const MAX_PAGES: u64 = 1 << 52;
 
 /// How the spawner ends when it cannot time its loop: exit codes above any errno. Any other
 /// nonzero exit code is one of its children's: the errno of that child's failed execve.
@@ -53,16 +61,18 @@ pub enum SpawnerFailure {
     Wait,
     Signalled,
     Write,
+    Map,
 }
 
 impl SpawnerFailure {
     /// In order of their codes.
-    pub const ALL: [SpawnerFailure; 5] = [
+    pub const ALL: [SpawnerFailure; 6] = [
         SpawnerFailure::Usage,
         SpawnerFailure::Fork,
         SpawnerFailure::Wait,
         SpawnerFailure::Signalled,
         SpawnerFailure::Write,
+        SpawnerFailure::Map,
     ];
 
     /// The failure a spawner's exit code names, if it names one.
@@ -74,11 +84,14 @@ impl SpawnerFailure {
 
     pub fn problem(self) -> &'static str {
         match self {
-            SpawnerFailure::Usage => "was not given one decimal count of processes",
+            SpawnerFailure::Usage => {
+                "was not given a decimal count of processes, and at most one of pages below 2^52"
+            }
             SpawnerFailure::Fork => "could not fork",
             SpawnerFailure::Wait => "could not wait4 for its child",
             SpawnerFailure::Signalled => "saw a child ended by a signal",
             SpawnerFailure::Write => "could not write its ticks to stdout",
+            SpawnerFailure::Map => "could not mmap its pages",
         }
     }
 }
@@ -92,43 +105,69 @@ fn read_tsc(a: &mut CodeAssembler) -> Result<(), IcedError> {
     a.or(rax, rdx)
 }
 
-/// The spawner: `spawner N` creates N processes one after another, each a fork whose child
-/// execs `child` (argv `[child]`, no environment) and whose parent waits for it with
-/// wait4, then writes the TSC ticks the N took (8 bytes, native order) to stdout and exits
-/// 0. Otherwise it exits with a `SpawnerFailure`, or with a child's nonzero exit code. A
-/// static executable like `exit_program`, the child's path in its data after the code.
+/// The spawner: `spawner N [P]` first maps P pages (none by default) of anonymous private
+/// memory, huge pages refused (madvise MADV_NOHUGEPAGE, where the kernel has them), and
+/// writes a byte to each, so that each is present and its own 4 KiB page that fork must
+/// copy a page-table entry for and write-protect. Then it creates N processes one after
+/// another, each a fork whose child execs `child` (argv `[child]`, no environment) and
+/// whose parent waits for it with wait4, and writes the TSC ticks the N took (8 bytes,
+/// native order) to stdout and exits 0. Otherwise it exits with a `SpawnerFailure`, or with
+/// a child's nonzero exit code. A static executable like `exit_program`, the child's path
+/// in its data after the code.
 pub fn spawner_program(child: &Path) -> Result<Vec<u8>, IcedError> {
     let mut a = CodeAssembler::new(64)?;
     let mut child_path = a.create_label();
-    let [mut parse, mut parsed, mut next, mut done, mut exit, mut in_child, mut child_failed] =
-        [(); 7].map(|()| a.create_label());
+    let [mut parse, mut parse_digit, mut parsed, mut mapped, mut touch, mut next, mut done, mut exit, mut in_child, mut child_failed] =
+        [(); 10].map(|()| a.create_label());
     let failures = SpawnerFailure::ALL.map(|failure| (failure, a.create_label()));
     let failure =
         |wanted: SpawnerFailure| failures[wanted as usize - SpawnerFailure::Usage as usize].1;
 
-    // rbx = N, from argv[1] in decimal: exactly one argument, digits only, below 2^64.
-    a.cmp(qword_ptr(rsp), 2)?;
-    a.jne(failure(SpawnerFailure::Usage))?;
-    a.mov(rsi, qword_ptr(rsp + 16))?;
-    a.cmp(byte_ptr(rsi), 0)?;
-    a.je(failure(SpawnerFailure::Usage))?;
-    a.xor(ebx, ebx)?;
-    a.set_label(&mut parse)?;
-    a.movzx(ecx, byte_ptr(rsi))?;
-    a.test(cl, cl)?;
-    a.je(parsed)?;
-    a.sub(ecx, i32::from(b'0'))?;
-    a.cmp(ecx, 9)?;
+    // rbx = N from argv[1], r15 = P from argv[2] if there is one, else 0.
+    a.mov(rax, qword_ptr(rsp))?;
+    a.sub(rax, 2)?;
+    a.cmp(rax, 1)?;
     a.ja(failure(SpawnerFailure::Usage))?;
-    a.mov(eax, 10)?;
-    a.mul(rbx)?;
-    a.jc(failure(SpawnerFailure::Usage))?;
-    a.add(rax, rcx)?;
-    a.jc(failure(SpawnerFailure::Usage))?;
-    a.mov(rbx, rax)?;
-    a.inc(rsi)?;
-    a.jmp(parse)?;
-    a.set_label(&mut parsed)?;
+    a.mov(rsi, qword_ptr(rsp + 16))?;
+    a.call(parse)?;
+    a.mov(rbx, rdi)?;
+    a.xor(r15d, r15d)?;
+    a.cmp(qword_ptr(rsp), 2)?;
+    a.je(mapped)?;
+    a.mov(rsi, qword_ptr(rsp + 24))?;
+    a.call(parse)?;
+    a.mov(r15, rdi)?;
+    a.shr(rdi, MAX_PAGES.trailing_zeros())?;
+    a.jne(failure(SpawnerFailure::Usage))?;
+    a.test(r15, r15)?;
+    a.je(mapped)?;
+
+    // The pages: mmap(NULL, P * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+    // -1, 0), then madvise(MADV_NOHUGEPAGE), whose failure (no huge pages here) is no
+    // matter, then one byte written to each.
+    a.xor(edi, edi)?;
+    a.mov(rsi, r15)?;
+    a.shl(rsi, PAGE.trailing_zeros())?;
+    a.mov(edx, libc::PROT_READ | libc::PROT_WRITE)?;
+    a.mov(r10d, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)?;
+    a.mov(r8, -1i64)?;
+    a.xor(r9d, r9d)?;
+    a.mov(eax, SYS_MMAP)?;
+    a.syscall()?;
+    a.test(rax, rax)?;
+    a.js(failure(SpawnerFailure::Map))?;
+    a.mov(r14, rax)?;
+    a.mov(rdi, rax)?;
+    a.mov(edx, libc::MADV_NOHUGEPAGE)?;
+    a.mov(eax, SYS_MADVISE)?;
+    a.syscall()?;
+    a.mov(rcx, r15)?;
+    a.set_label(&mut touch)?;
+    a.mov(byte_ptr(r14), 1)?;
+    a.add(r14, PAGE as i32)?;
+    a.dec(rcx)?;
+    a.jne(touch)?;
+    a.set_label(&mut mapped)?;
 
     // The child's argv on the stack, [path, NULL], at r12; its envp is the NULL, at r12 + 8.
     // Below them one slot, [rsp]: the wait status, and at the end the report.
@@ -208,6 +247,30 @@ pub fn spawner_program(child: &Path) -> Result<Vec<u8>, IcedError> {
         a.mov(edi, failure as i32)?;
         a.jmp(exit)?;
     }
+
+    // rdi = the decimal number at rsi: digits only, at least one, below 2^64 (Usage
+    // otherwise, with this call's return address left on the stack: it exits).
+    a.set_label(&mut parse)?;
+    a.cmp(byte_ptr(rsi), 0)?;
+    a.je(failure(SpawnerFailure::Usage))?;
+    a.xor(edi, edi)?;
+    a.set_label(&mut parse_digit)?;
+    a.movzx(ecx, byte_ptr(rsi))?;
+    a.test(cl, cl)?;
+    a.je(parsed)?;
+    a.sub(ecx, i32::from(b'0'))?;
+    a.cmp(ecx, 9)?;
+    a.ja(failure(SpawnerFailure::Usage))?;
+    a.mov(eax, 10)?;
+    a.mul(rdi)?;
+    a.jc(failure(SpawnerFailure::Usage))?;
+    a.add(rax, rcx)?;
+    a.jc(failure(SpawnerFailure::Usage))?;
+    a.mov(rdi, rax)?;
+    a.inc(rsi)?;
+    a.jmp(parse_digit)?;
+    a.set_label(&mut parsed)?;
+    a.ret()?;
 
     a.set_label(&mut child_path)?;
     a.db(child.as_os_str().as_bytes())?;
@@ -320,7 +383,7 @@ mod tests {
     fn the_spawner_is_small_times_with_two_tsc_reads_and_ends_with_the_childs_path() {
         let child = Path::new("/tmp/calibrate-exit-x");
         let file = spawner_program(child).unwrap();
-        assert!(file.len() < 512, "{} bytes", file.len());
+        assert!(file.len() < 640, "{} bytes", file.len());
         let code = entered_code(&file);
         let path_at = code.len() - child.as_os_str().len() - 1;
         assert_eq!(&code[path_at..], b"/tmp/calibrate-exit-x\0");
@@ -330,8 +393,8 @@ mod tests {
         assert!(!mnemonics.contains(&Mnemonic::INVALID), "{mnemonics:?}");
         let count = |wanted| mnemonics.iter().filter(|&&m| m == wanted).count();
         assert_eq!(count(Mnemonic::Rdtsc), 2);
-        // fork, wait4, write, exit_group, execve.
-        assert_eq!(count(Mnemonic::Syscall), 5);
+        // mmap, madvise, fork, wait4, write, exit_group, execve.
+        assert_eq!(count(Mnemonic::Syscall), 7);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The spawner, the minimal parent that times process creation: it creates the processes it
-//! is asked for, each running the program it was built with, writes the ticks they took and
-//! exits 0; it reports a bad count, and a child that fails, by its exit code. (One test in a
+//! The spawner, the minimal parent that times process creation: it writes to the pages it is
+//! asked to hold, creates the processes it is asked for, each running the program it was
+//! built with, writes the ticks they took and exits 0; it reports a bad count, pages it
+//! cannot map, and a child that fails, by its exit code. (One test in a
 //! binary of its own: a fork elsewhere while a file is open for writing would make execve
 //! fail, ETXTBSY.)
 
@@ -8,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use calibrate::elf::{Program, SpawnerFailure};
+use calibrate::elf::{Program, SpawnerFailure, MAX_PAGES, PAGE};
 
 fn run(spawner: &Program, args: &[&str]) -> Output {
     Command::new(spawner.path())
@@ -18,9 +19,9 @@ fn run(spawner: &Program, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The ticks a spawner that exited 0 reported for `processes` processes.
-fn ticks(spawner: &Program, processes: u64) -> u64 {
-    let output = run(spawner, &[&processes.to_string()]);
+/// The ticks a spawner that exited 0 reported for `args` (processes, and pages if given).
+fn ticks(spawner: &Program, args: &[&str]) -> u64 {
+    let output = run(spawner, args);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     u64::from_ne_bytes(output.stdout.try_into().unwrap())
 }
@@ -37,7 +38,23 @@ fn the_spawner_times_its_processes_and_reports_failures_by_exit_code() {
     let exits_0 = Program::exit_in(dir.path(), 0).unwrap();
     let spawner = Program::spawner_in(dir.path(), exits_0.path()).unwrap();
 
-    assert!(ticks(&spawner, 3) > 0);
+    // The pages are written, so resident: the spawner's peak resident set (the largest of
+    // the children this test has waited for) holds them.
+    let pages = 4096;
+    assert!(ticks(&spawner, &["3", &pages.to_string()]) > 0);
+    // SAFETY: a zeroed rusage is a valid one for getrusage to write.
+    let resident_kib = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
+        usage.ru_maxrss as u64
+    };
+    assert!(
+        resident_kib >= pages * PAGE / 1024,
+        "peak resident set {resident_kib} KiB with {pages} pages"
+    );
+    for args in [&["3"][..], &["3", "0"], &["0", "1"]] {
+        assert!(ticks(&spawner, args) > 0, "{args:?}");
+    }
 
     // As many processes as asked for: a child that is a script adding a line to a file.
     let count = dir.path().join("count");
@@ -51,7 +68,7 @@ fn the_spawner_times_its_processes_and_reports_failures_by_exit_code() {
     let spawner_of_script = Program::spawner_in(dir.path(), &script).unwrap();
     for processes in [0, 1, 7] {
         std::fs::write(&count, b"").unwrap();
-        ticks(&spawner_of_script, processes);
+        ticks(&spawner_of_script, &[&processes.to_string()]);
         let lines = std::fs::read(&count).unwrap().len();
         assert_eq!(lines as u64, processes);
     }
@@ -62,11 +79,19 @@ fn the_spawner_times_its_processes_and_reports_failures_by_exit_code() {
         &[""],
         &["3x"],
         &["-1"],
-        &["3", "4"],
+        &["3", "4", "5"],
+        &["3", "4x"],
+        &["3", ""],
         &["18446744073709551616"],
+        &["3", &MAX_PAGES.to_string()],
     ] {
         assert_eq!(exit_code(&spawner, args), usage, "{args:?}");
     }
+    // Pages past any address space.
+    assert_eq!(
+        exit_code(&spawner, &["1", &(MAX_PAGES - 1).to_string()]),
+        Some(SpawnerFailure::Map as i32)
+    );
 
     // A child that exits nonzero: the spawner passes its code on.
     let exits_42 = Program::exit_in(dir.path(), 42).unwrap();
