@@ -48,12 +48,18 @@ fn main() {
     );
     println!(
         "{:<16} {:>10} {:>10} {:>10} {:>10}  {:<18} {:>16}",
-        "probe", "median", "low", "high", "rerun/kept", "unit", "per byte"
+        "probe", "median", "low", "high", "rerun/kept", "unit", "per byte or page"
     );
     for probe in &calibration.probes {
-        let per_byte = probe.per_byte.as_ref().map_or(String::new(), |slope| {
-            format!("{:.4} ({:.4}..{:.4})", slope.median, slope.low, slope.high)
-        });
+        let slope = match (&probe.per_byte, &probe.per_page) {
+            (Some(slope), _) => {
+                format!("{:.4} ({:.4}..{:.4})", slope.median, slope.low, slope.high)
+            }
+            (_, Some(slope)) => {
+                format!("{:.1} ({:.1}..{:.1})", slope.median, slope.low, slope.high)
+            }
+            (None, None) => String::new(),
+        };
         println!(
             "{:<16} {:>10.1} {:>10.1} {:>10.1} {:>10}  {:<18} {:>16}{}",
             probe.name,
@@ -65,7 +71,7 @@ fn main() {
                 _ => "-".into(),
             },
             probe.unit,
-            per_byte,
+            slope,
             if probe.beyond_null {
                 "  beyond null"
             } else {

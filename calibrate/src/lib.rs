@@ -1,6 +1,7 @@
 //! Measures this machine's costs natively with its own probes: the null syscall, switches
 //! between threads and processes, a pipe round trip, process creation, the kernel work of
-//! each syscall class (with a per-byte slope where bytes move) and the TSC frequency.
+//! each syscall class (with a per-byte slope where bytes move), the cost fork adds per page
+//! the parent holds, and the TSC frequency.
 //!
 //! Every figure is in TSC ticks read with `lfence; rdtsc; lfence` (on an invariant TSC these
 //! tick at the nominal frequency, not the core's clock), unprivileged (no perf counters), on
@@ -95,20 +96,23 @@ pub struct Probe {
     pub what: &'static str,
     pub unit: &'static str,
     /// The median over the rounds of the per-operation figure; for a sized probe, the
-    /// base: the intercept of the per-byte fit.
+    /// base: the intercept of the per-byte fit; for `fork_per_page`, the figure at no pages.
     pub median: f64,
     pub low: f64,
     pub high: f64,
     /// Rounds measured, after one warm-up round.
     pub rounds: u32,
     /// Operations timed per round (for a sized probe: at 1 byte, fewer at larger sizes; for
-    /// `tsc_ghz`: milliseconds per round).
+    /// `fork_per_page`: at each count of pages; for `tsc_ghz`: milliseconds per round).
     pub iterations: u64,
     /// The figure is the kernel work beyond the null call: each round's figure minus the
     /// `null_call` median.
     pub beyond_null: bool,
     /// Where bytes move: the cost per byte, fitted over several sizes.
     pub per_byte: Option<PerByte>,
+    /// Where the parent's pages cost fork more (`fork_per_page`): the cost per page, fitted
+    /// over several counts of pages.
+    pub per_page: Option<PerPage>,
     /// Rounds (for a sized probe: one size of a round) run again because other work took
     /// over 10 % of their time: the probing thread (or the child timing the round) waited
     /// that long for its CPU (run delay, /proc/thread-self/schedstat). `None` for the
@@ -120,24 +124,39 @@ pub struct Probe {
     pub preempted: Option<u32>,
 }
 
-/// A least-squares line through a sized probe's per-call cycles at each size, fitted per
-/// round: `median`, `low` and `high` are its slope over the rounds (cycles per byte); the
-/// intercept is the probe's own `median`. Where the cost is not a straight line (a pipe
-/// takes a page per 4 KiB, so its larger writes cost more per byte) the intercept falls below
-/// the small sizes' cost, even below zero; `points` shows each size as measured.
+/// A least-squares line through a probe's per-operation cycles at several sizes, fitted per
+/// round: `median`, `low` and `high` are its slope over the rounds; `points` shows each
+/// size as measured.
 #[derive(Clone, Debug, Serialize)]
-pub struct PerByte {
+pub struct Slope<Point> {
     pub median: f64,
     pub low: f64,
     pub high: f64,
-    /// The median per-call figure at each size, beyond the null call like the base.
-    pub points: Vec<SizePoint>,
+    /// The median per-operation figure at each size.
+    pub points: Vec<Point>,
 }
+
+/// A sized probe's slope in cycles per byte; the intercept is the probe's own `median`, and
+/// the points are beyond the null call like it. Where the cost is not a straight line (a
+/// pipe takes a page per 4 KiB, so its larger writes cost more per byte) the intercept falls
+/// below the small sizes' cost, even below zero.
+pub type PerByte = Slope<SizePoint>;
 
 /// A sized probe's median per-call figure at one size.
 #[derive(Clone, Debug, Serialize)]
 pub struct SizePoint {
     pub bytes: u64,
+    pub median: f64,
+}
+
+/// `fork_per_page`'s slope in cycles per page its parent holds; the probe's own `median` is
+/// its figure at no pages, as `create_process` measures it.
+pub type PerPage = Slope<PagesPoint>;
+
+/// `fork_per_page`'s median per-process figure with `pages` pages in the parent.
+#[derive(Clone, Debug, Serialize)]
+pub struct PagesPoint {
+    pub pages: u64,
     pub median: f64,
 }
 

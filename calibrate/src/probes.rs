@@ -1,7 +1,8 @@
 //! The probes as a table, and the driver that runs each one's rounds and reduces them.
 //!
 //! `calls` holds the syscall-class probes (one call or a pair timed in a loop, or per call
-//! for the pipe halves), `switches` the ones with a partner thread or child process.
+//! for the pipe halves), `switches` the ones with a partner thread or child process, and
+//! process creation.
 
 mod calls;
 mod preemption;
@@ -13,7 +14,7 @@ use self::preemption::Preemption;
 use crate::clock;
 use crate::fixture::{Fixture, LARGEST};
 use crate::stats::{fit_line, Summary};
-use crate::{CalibrateError, Options, PerByte, Probe, SizePoint};
+use crate::{CalibrateError, Options, PagesPoint, Probe, SizePoint, Slope};
 
 /// What one round timed: `ticks` for `ops` operations.
 pub(crate) struct Sample {
@@ -37,10 +38,10 @@ impl Sample {
     }
 }
 
-/// A probe under way: rounds of `iterations` operations, each on `bytes` bytes (sized
-/// probes; others ignore it).
+/// A probe under way: rounds of `iterations` operations, each of `size`: bytes moved
+/// (sized probes), pages in the parent (`fork_per_page`); others ignore it.
 pub(crate) trait Workload {
-    fn round(&mut self, iterations: u64, bytes: usize) -> Result<Sample, CalibrateError>;
+    fn round(&mut self, iterations: u64, size: usize) -> Result<Sample, CalibrateError>;
 }
 
 /// What the probes share: the fixture, the TSC's rate and the timer's own cost.
@@ -63,6 +64,9 @@ enum Shape {
     BeyondNull,
     /// Beyond the null call at each of `SIZES`, fitted to a base and a per-byte slope.
     Sized,
+    /// The per-operation ticks at each of `PAGES`, fitted to a per-page slope; the base is
+    /// the figure at no pages.
+    Paged,
 }
 
 struct Spec {
@@ -70,8 +74,9 @@ struct Spec {
     what: &'static str,
     unit: &'static str,
     /// Iterations per round at `iterations_scale` 1 (sized: at 1 byte; fewer at larger
-    /// sizes, so that each size takes about as long). Rounds of a few milliseconds, shorter
-    /// than a scheduler slice, so that most escape other work on the CPU.
+    /// sizes, so that each size takes about as long; paged: at each count). Rounds of a few
+    /// milliseconds, shorter than a scheduler slice, so that most escape other work on the
+    /// CPU.
     iterations: u64,
     shape: Shape,
     /// A partner on the same CPU takes it from the probe by design, so the probing thread's
@@ -82,6 +87,9 @@ struct Spec {
 
 /// The sizes a sized probe moves, in bytes.
 const SIZES: [usize; 6] = [1, 64, 1024, 4096, 16 * 1024, LARGEST];
+
+/// The pages a paged probe's parent holds: none first (its base), up to 16 MiB.
+const PAGES: [usize; 4] = [0, 256, 1024, 4096];
 
 /// Measured first: the cost of the timer itself.
 const TIMER: Spec = Spec {
@@ -142,6 +150,15 @@ const PROBES: &[Spec] = &[
         shape: Shape::Whole,
         partner: false,
         start: switches::create_process,
+    },
+    Spec {
+        name: "fork_per_page",
+        what: "create_process with N pages more in the parent: anonymous, private, each written once (the kind whose page-table entries fork copies and write-protects, and the child's execve then drops; fork copies none of an area with no anonymous memory, such as a program's text), 4 KiB each (huge pages refused by madvise), mapped and written before the timing starts; per process, fitted over N to a cost per page",
+        unit: "cycles/process",
+        iterations: 10,
+        shape: Shape::Paged,
+        partner: false,
+        start: switches::fork_per_page,
     },
     Spec {
         name: "identity",
@@ -293,11 +310,31 @@ fn measure(
     let mut workload = (spec.start)(session)?;
     let iterations = options.iterations(spec.iterations);
     let mut preemption = Preemption::new(!spec.partner, options.rounds, session.ghz);
-    let (figure, per_byte) = match spec.shape {
+    let (mut per_byte, mut per_page) = (None, None);
+    let figure = match spec.shape {
         Shape::Sized => {
-            let (base, per_byte) =
-                sized_rounds(spec, options, workload.as_mut(), &mut preemption, null)?;
-            (base, Some(per_byte))
+            let rounds = sized_rounds(
+                &SIZES,
+                null,
+                options.rounds,
+                workload.as_mut(),
+                &mut preemption,
+                |bytes| options.iterations(spec.iterations / (1 + (bytes / 4096) as u64)),
+            )?;
+            per_byte = Some(rounds.slope(&SIZES, |bytes, median| SizePoint { bytes, median }));
+            Summary::of(&rounds.intercepts)
+        }
+        Shape::Paged => {
+            let rounds = sized_rounds(
+                &PAGES,
+                0.0,
+                options.rounds,
+                workload.as_mut(),
+                &mut preemption,
+                |_| iterations,
+            )?;
+            per_page = Some(rounds.slope(&PAGES, |pages, median| PagesPoint { pages, median }));
+            Summary::of(&rounds.at_size[0])
         }
         Shape::Whole | Shape::BeyondNull => {
             let offset = if spec.shape == Shape::BeyondNull {
@@ -312,7 +349,7 @@ fn measure(
                     Ok(sample.per_op() - offset)
                 })
                 .collect::<Result<Vec<f64>, CalibrateError>>()?;
-            (Summary::of(&figures), None)
+            Summary::of(&figures)
         }
     };
     let (rerun, preempted) = preemption.counts();
@@ -325,63 +362,80 @@ fn measure(
         high: figure.high,
         rounds: options.rounds,
         iterations,
-        beyond_null: spec.shape != Shape::Whole,
+        beyond_null: matches!(spec.shape, Shape::BeyondNull | Shape::Sized),
         per_byte,
+        per_page,
         rerun,
         preempted,
     })
 }
 
-/// A sized probe's rounds, each over every size (so that drift touches all sizes alike) and
-/// fitted on its own: the base over the rounds, and the slope with each size's median.
+/// What a probe's rounds over several sizes found, each round fitted on its own.
+struct SizedRounds {
+    /// Each round's least-squares slope and intercept.
+    slopes: Vec<f64>,
+    intercepts: Vec<f64>,
+    /// Each size's figures, one a round.
+    at_size: Vec<Vec<f64>>,
+}
+
+impl SizedRounds {
+    /// The slope over the rounds, with a point made by `point` from each of `sizes` and the
+    /// median of its figures.
+    fn slope<Point>(&self, sizes: &[usize], point: impl Fn(u64, f64) -> Point) -> Slope<Point> {
+        let slope = Summary::of(&self.slopes);
+        Slope {
+            median: slope.median,
+            low: slope.low,
+            high: slope.high,
+            points: sizes
+                .iter()
+                .zip(&self.at_size)
+                .map(|(&size, figures)| point(size as u64, Summary::of(figures).median))
+                .collect(),
+        }
+    }
+}
+
+/// A warm-up round and the rounds of a probe over several sizes, each round over every
+/// size (so that drift touches all sizes alike), `iterations` at each; `offset` is
+/// subtracted from every per-operation figure.
 fn sized_rounds(
-    spec: &Spec,
-    options: &Options,
+    sizes: &[usize],
+    offset: f64,
+    rounds: u32,
     workload: &mut dyn Workload,
     preemption: &mut Preemption,
-    null: f64,
-) -> Result<(Summary, PerByte), CalibrateError> {
-    let sizes = SIZES.map(|bytes| bytes as f64);
-    let mut at_size = vec![Vec::new(); SIZES.len()];
-    let (mut bases, mut slopes) = (Vec::new(), Vec::new());
+    iterations: impl Fn(usize) -> u64,
+) -> Result<SizedRounds, CalibrateError> {
+    let xs: Vec<f64> = sizes.iter().map(|&size| size as f64).collect();
+    let mut found = SizedRounds {
+        slopes: Vec::new(),
+        intercepts: Vec::new(),
+        at_size: vec![Vec::new(); sizes.len()],
+    };
     // Round 0 is the warm-up.
-    for round in 0..=options.rounds {
-        let mut figures = [0.0; SIZES.len()];
-        for (figure, bytes) in figures.iter_mut().zip(SIZES) {
-            let iterations = options.iterations(spec.iterations / (1 + (bytes / 4096) as u64));
+    for round in 0..=rounds {
+        let mut figures = Vec::with_capacity(sizes.len());
+        for &size in sizes {
             let sample = if round == 0 {
-                workload.round(iterations, bytes)?
+                workload.round(iterations(size), size)?
             } else {
-                preemption.round(|| workload.round(iterations, bytes))?
+                preemption.round(|| workload.round(iterations(size), size))?
             };
-            *figure = sample.per_op() - null;
+            figures.push(sample.per_op() - offset);
         }
         if round == 0 {
             continue;
         }
-        let (slope, base) = fit_line(&sizes, &figures);
-        slopes.push(slope);
-        bases.push(base);
-        for (figures_at, figure) in at_size.iter_mut().zip(figures) {
+        let (slope, intercept) = fit_line(&xs, &figures);
+        found.slopes.push(slope);
+        found.intercepts.push(intercept);
+        for (figures_at, figure) in found.at_size.iter_mut().zip(figures) {
             figures_at.push(figure);
         }
     }
-    let slope = Summary::of(&slopes);
-    let points = SIZES
-        .iter()
-        .zip(&at_size)
-        .map(|(&bytes, figures)| SizePoint {
-            bytes: bytes as u64,
-            median: Summary::of(figures).median,
-        })
-        .collect();
-    let per_byte = PerByte {
-        median: slope.median,
-        low: slope.low,
-        high: slope.high,
-        points,
-    };
-    Ok((Summary::of(&bases), per_byte))
+    Ok(found)
 }
 
 /// The TSC frequency: rounds of sleep timed by the TSC and by CLOCK_MONOTONIC, together
@@ -404,6 +458,7 @@ fn tsc_ghz(options: &Options) -> Probe {
         iterations: round_ms,
         beyond_null: false,
         per_byte: None,
+        per_page: None,
         rerun: None,
         preempted: None,
     }

@@ -1,6 +1,6 @@
 //! The probes with a partner on the same CPU (a thread or a forked child, which inherit the
 //! pinned mask), and the ones run in children: process creation (in the spawner, a minimal
-//! static parent) and brk.
+//! static parent, alone or holding pages) and brk.
 
 use std::fs::File;
 use std::io::Read;
@@ -188,6 +188,7 @@ impl Workload for PingPong {
 /// run from here with its stdout a pipe that brings back its ticks.
 struct CreateProcess<'a> {
     session: &'a Session,
+    probe: &'static str,
 }
 
 /// How long process creation waits for an ETXTBSY to pass: another thread's child forked
@@ -210,10 +211,10 @@ impl From<CalibrateError> for Refused<'_> {
 }
 
 impl Refused<'_> {
-    fn into_error(self) -> CalibrateError {
+    fn into_error(self, probe: &'static str) -> CalibrateError {
         match self {
             Refused::Exec(program, errno) => {
-                could_not_run(program, std::io::Error::from_raw_os_error(errno))
+                could_not_run(probe, program, std::io::Error::from_raw_os_error(errno))
             }
             Refused::Error(error) => error,
         }
@@ -221,9 +222,18 @@ impl Refused<'_> {
 }
 
 pub(super) fn create_process(session: &Session) -> Started<'_> {
-    let mut workload = CreateProcess { session };
+    spawning(session, "create_process")
+}
+
+pub(super) fn fork_per_page(session: &Session) -> Started<'_> {
+    spawning(session, "fork_per_page")
+}
+
+/// Process creation for `probe`, once the spawner and the exit program can be run.
+fn spawning<'a>(session: &'a Session, probe: &'static str) -> Started<'a> {
+    let mut workload = CreateProcess { session, probe };
     for _ in 1..TEXT_BUSY_TRIES {
-        match workload.spawn(1) {
+        match workload.spawn(1, 0) {
             Err(Refused::Exec(_, libc::ETXTBSY)) => std::thread::sleep(TEXT_BUSY_PAUSE),
             _ => break,
         }
@@ -233,13 +243,15 @@ pub(super) fn create_process(session: &Session) -> Started<'_> {
 }
 
 impl<'a> CreateProcess<'a> {
-    /// Runs the spawner for `iterations` processes and reads its report, with its run
-    /// delay over its life.
-    fn spawn(&self, iterations: u64) -> Result<Sample, Refused<'a>> {
-        let fixture = &self.session.fixture;
+    /// Runs the spawner for `iterations` processes with `pages` pages of its own (no
+    /// argument for none, as create_process runs it) and reads its report, with its run
+    /// delay over its life (the pages' writing too, which is not timed).
+    fn spawn(&self, iterations: u64, pages: usize) -> Result<Sample, Refused<'a>> {
+        let (fixture, probe) = (&self.session.fixture, self.probe);
         let spawner = fixture.spawner.path();
         let spawned = Command::new(spawner)
             .arg(iterations.to_string())
+            .args((pages > 0).then(|| pages.to_string()))
             .env_clear()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -249,7 +261,7 @@ impl<'a> CreateProcess<'a> {
             Err(error) => {
                 return Err(match error.raw_os_error() {
                     Some(errno) => Refused::Exec(spawner, errno),
-                    None => could_not_run(spawner, error).into(),
+                    None => could_not_run(probe, spawner, error).into(),
                 })
             }
         };
@@ -264,18 +276,18 @@ impl<'a> CreateProcess<'a> {
             0
         };
         let status = child.wait().map_err(|source| CalibrateError::Call {
-            probe: "create_process",
+            probe,
             call: "wait for the spawner",
             source,
         })?;
         read.map_err(|source| CalibrateError::Call {
-            probe: "create_process",
+            probe,
             call: "read the spawner's report",
             source,
         })?;
         let spawner_failed = |problem: String| {
             Refused::Error(CalibrateError::Child {
-                probe: "create_process",
+                probe,
                 problem: format!("{} (the spawner) {problem}", spawner.display()),
             })
         };
@@ -314,11 +326,11 @@ fn exited(pid: libc::id_t) -> bool {
     }
 }
 
-/// Process creation could not execve `program`.
-fn could_not_run(program: &Path, error: std::io::Error) -> CalibrateError {
+/// Process creation (for `probe`) could not execve `program`.
+fn could_not_run(probe: &'static str, program: &Path, error: std::io::Error) -> CalibrateError {
     let noexec = error.raw_os_error() == Some(libc::EACCES);
     CalibrateError::Child {
-        probe: "create_process",
+        probe,
         problem: format!(
             "could not run {}: {error}{}",
             program.display(),
@@ -332,8 +344,9 @@ fn could_not_run(program: &Path, error: std::io::Error) -> CalibrateError {
 }
 
 impl Workload for CreateProcess<'_> {
-    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
-        self.spawn(iterations).map_err(Refused::into_error)
+    fn round(&mut self, iterations: u64, pages: usize) -> Result<Sample, CalibrateError> {
+        self.spawn(iterations, pages)
+            .map_err(|refused| refused.into_error(self.probe))
     }
 }
 
