@@ -28,6 +28,8 @@ pub struct Counts {
     /// Process creations in their three steps: forks (and vforks and process clones),
     /// execs, and children reaped.
     pub forks: u64,
+    /// The pages whose page-table entries the forks copied.
+    pub fork_pages: u64,
     pub execs: u64,
     pub reaps: u64,
     /// Pages copied on write after forks. Not priced on their own: the models' process
@@ -59,6 +61,7 @@ impl Default for Counts {
             thread_switches: 0,
             process_switches: 0,
             forks: 0,
+            fork_pages: 0,
             execs: 0,
             reaps: 0,
             pages_copied_on_write: 0,
@@ -82,6 +85,7 @@ pub struct Tally {
     pub thread_switches: u64,
     pub process_switches: u64,
     pub forks: u64,
+    pub fork_pages: u64,
     pub execs: u64,
     pub reaps: u64,
     /// Ring 0 only: what `costs::Ring0Events` names.
@@ -102,6 +106,7 @@ impl Tally {
             thread_switches: f(self.thread_switches, other.thread_switches),
             process_switches: f(self.process_switches, other.process_switches),
             forks: f(self.forks, other.forks),
+            fork_pages: f(self.fork_pages, other.fork_pages),
             execs: f(self.execs, other.execs),
             reaps: f(self.reaps, other.reaps),
             translated_instructions: f(self.translated_instructions, other.translated_instructions),
@@ -137,6 +142,7 @@ impl Tally {
             thread_switches: self.thread_switches,
             process_switches: self.process_switches,
             forks: self.forks,
+            fork_pages: self.fork_pages,
             execs: self.execs,
             reaps: self.reaps,
             ..Counts::default()

@@ -100,6 +100,10 @@ pub struct CostModel {
     pub kernel_work: KernelWork,
     /// Indirect cost of each crossing (cache and TLB pollution, FlexSC, OSDI 2010).
     pub crossing_indirect: Cost,
+    /// Per page whose page-table entry a fork copies and write-protects (the parent's
+    /// present private pages that have been writable), on top of the creation work: the
+    /// Create Proc column is a small process's.
+    pub fork_per_page: Cost,
     /// How instructions are priced: `cpi` each, or each block by a microarchitecture's
     /// scheduling model.
     pub instruction_costs: InstructionCosts,
@@ -256,7 +260,8 @@ impl CostModel {
         let switches = counts.thread_switches as f64 * self.thread_switch(columns)
             + counts.process_switches as f64 * self.process_switch(columns);
         let steps = (counts.forks + counts.execs + counts.reaps) as f64;
-        (switches, steps * self.creation_work(columns) / 3.0)
+        let copies = counts.fork_pages as f64 * self.fork_per_page.value;
+        (switches, steps * self.creation_work(columns) / 3.0 + copies)
     }
 }
 
@@ -376,6 +381,8 @@ struct ModelFile {
     #[serde(default)]
     crossing_indirect: f64,
     #[serde(default)]
+    fork_per_page: f64,
+    #[serde(default)]
     sources: std::collections::BTreeMap<String, String>,
 }
 
@@ -436,6 +443,7 @@ impl ModelFile {
                 self.translation.indirect_lookup,
             ),
             ("crossing_indirect".to_string(), self.crossing_indirect),
+            ("fork_per_page".to_string(), self.fork_per_page),
         ];
         if let Some(unknown) = self
             .kernel_work
@@ -525,6 +533,7 @@ impl ModelFile {
             },
             kernel_work: self.kernel_work_costs(&cost),
             crossing_indirect: cost("crossing_indirect", self.crossing_indirect),
+            fork_per_page: cost("fork_per_page", self.fork_per_page),
             cpi: cost("cpi", self.cpi),
             ghz: cost("ghz", self.ghz),
         })
@@ -590,6 +599,7 @@ impl CostModel {
             ("cpi".to_string(), &self.cpi),
             ("ghz".to_string(), &self.ghz),
             ("crossing_indirect".to_string(), &self.crossing_indirect),
+            ("fork_per_page".to_string(), &self.fork_per_page),
             (
                 "translation.per_instruction".to_string(),
                 &self.translation.per_instruction,
@@ -641,6 +651,7 @@ impl CostModel {
                 })
                 .collect(),
             crossing_indirect: self.crossing_indirect.value,
+            fork_per_page: self.fork_per_page.value,
             sources: self
                 .fields()
                 .into_iter()
@@ -715,6 +726,7 @@ mod tests {
             thread_switches: 2,
             process_switches: 2,
             forks: 1,
+            fork_pages: 10,
             execs: 1,
             reaps: 1,
             work: work(&[
@@ -742,8 +754,12 @@ mod tests {
         let creation = 719_447.0 - 3.0 * 437.0 - 3.0 * process - 2.0 * process_switch;
         let (file_read, file_read_byte) = price(WorkClass::FileRead);
         let (memory, _) = price(WorkClass::Memory);
-        let expected_work =
-            3.0 * file_read + 1000.0 * file_read_byte + memory + 6.0 * identity + creation;
+        let expected_work = 3.0 * file_read
+            + 1000.0 * file_read_byte
+            + memory
+            + 6.0 * identity
+            + creation
+            + 10.0 * model.fork_per_page.value;
         assert_eq!(cycles.user_instructions, (1000.0 * model.cpi.value) as u64);
         assert_eq!(cycles.crossings, 10 * 437);
         assert_eq!(

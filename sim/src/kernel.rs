@@ -153,6 +153,8 @@ pub struct Kernel {
     pub history: BTreeMap<Pid, history::ProcessLog>,
     /// Process creations so far, in their three steps: forks, execs, children reaped.
     pub forks: u64,
+    /// Of the forks, the pages whose page-table entries they copied (vforks copy none).
+    pub fork_pages: u64,
     pub execs: u64,
     pub reaps: u64,
     /// The running task execve'd: where the CPU starts the new image.
@@ -236,6 +238,7 @@ impl Kernel {
             execed: None,
             history: BTreeMap::new(),
             forks: 0,
+            fork_pages: 0,
             execs: 0,
             reaps: 0,
             registers: RegisterRequests::default(),

@@ -435,6 +435,24 @@ impl AddressSpace {
                 .is_some_and(|leaf| leaf.flags.present)
     }
 
+    /// Present pages of private areas that have been writable: those whose page-table
+    /// entries a fork copies and write-protects (Linux copies no entries of an area it can
+    /// fault in again from its file).
+    pub fn private_writable_pages(&self) -> u64 {
+        let phys = self.phys.borrow();
+        let mut pages = 0;
+        for (&start, vma) in self
+            .vmas
+            .iter()
+            .filter(|(_, vma)| vma.accounted && !vma.shared_anonymous)
+        {
+            self.tables.for_each_leaf(&phys, start, vma.end, |_, leaf| {
+                pages += u64::from(leaf.flags.present);
+            });
+        }
+        pages
+    }
+
     pub fn vma_at(&self, addr: u64) -> Option<(u64, Vma)> {
         let (&start, &vma) = self.vmas.range(..=addr).next_back()?;
         (addr < vma.end).then_some((start, vma))

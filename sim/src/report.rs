@@ -155,6 +155,8 @@ pub struct SchedulingReport {
     pub thread_switches: u64,
     pub process_switches: u64,
     pub forks: u64,
+    /// Pages whose page-table entries the forks copied (priced at `fork_per_page`).
+    pub fork_pages: u64,
     pub execs: u64,
     pub reaps: u64,
     /// Pages copied on write after forks (part of process creation, not priced apart).
@@ -334,6 +336,7 @@ impl Report {
                 thread_switches: counts.thread_switches,
                 process_switches: counts.process_switches,
                 forks: counts.forks,
+                fork_pages: counts.fork_pages,
                 execs: counts.execs,
                 reaps: counts.reaps,
                 pages_copied_on_write: counts.pages_copied_on_write,

@@ -437,6 +437,7 @@ impl System {
             thread_switches: self.counts.thread_switches,
             process_switches: self.counts.process_switches,
             forks: kernel.forks,
+            fork_pages: kernel.fork_pages,
             execs: kernel.execs,
             reaps: kernel.reaps,
             translated_instructions: self.ring0.translated_instructions,
@@ -612,6 +613,7 @@ impl System {
             work: self.work_now(),
             pages_copied_on_write: self.kernel.proc.mem.pages_copied(),
             forks: self.kernel.forks,
+            fork_pages: self.kernel.fork_pages,
             execs: self.kernel.execs,
             reaps: self.kernel.reaps,
             ..self.counts.clone()
@@ -643,6 +645,7 @@ impl System {
         let kernel = &self.kernel;
         (self.counts.forks, self.counts.execs, self.counts.reaps) =
             (kernel.forks, kernel.execs, kernel.reaps);
+        self.counts.fork_pages = kernel.fork_pages;
         let cycles = self.model.ring3_cycles(&self.counts);
         self.clock
             .set_event_cycles(cycles.crossings + cycles.switches + cycles.kernel_work);

@@ -256,6 +256,12 @@ fn model(row: &Row) -> CostModel {
         translation: translation_costs(),
         kernel_work: kernel_work(),
         crossing_indirect: crossing_indirect(),
+        fork_per_page: cost(
+            370.0,
+            "simulate --calibrate on this project's machine kind, 2026-11-30: probe fork_per_page, fork + execve + \
+             wait4 from a parent holding 0 to 4,096 written anonymous pages, least-squares slope 355-387 cycles \
+             a page over five runs (BENCHMARKS.md, issue 11)",
+        ),
         cpi: cost(
             1.0,
             if row.instructions == "cpi" {

@@ -151,6 +151,14 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
         .and_then(|(_, core)| InstructionCosts::by_name(core))
         .unwrap_or(InstructionCosts::Cpi);
     let ghz = column("tsc_ghz")?;
+    let forks = probe("fork_per_page")?;
+    let fork_per_page = Cost {
+        value: forks.per_page.as_ref().map_or(0.0, |fit| fit.median.max(0.0)),
+        source: format!(
+            "simulate --calibrate on {cpu}, {}: probe fork_per_page ({}): least-squares slope, median of {} rounds, cycles a page",
+            machine.date, forks.what, forks.rounds
+        ),
+    };
     let pti = match machine.pti {
         Some(true) => ", page-table isolation on",
         Some(false) => ", page-table isolation off",
@@ -183,6 +191,7 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
         translation: builtin::translation_costs(),
         kernel_work,
         crossing_indirect: builtin::crossing_indirect(),
+        fork_per_page,
         instruction_costs: core,
         cpi: Cost {
             value: 1.0,

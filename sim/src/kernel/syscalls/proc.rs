@@ -345,6 +345,9 @@ fn clone_process(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let tls = (flags & CLONE_SETTLS != 0).then_some(tls);
     let exit_signal = (flags & CSIGNAL) as u32;
+    if !vfork {
+        k.fork_pages += k.proc.mem.private_writable_pages();
+    }
     let pid = k.spawn_process((stack != 0).then_some(stack), tls, exit_signal)?;
     let pid_bytes = (pid as u32).to_le_bytes();
     if flags & CLONE_PARENT_SETTID != 0 {
