@@ -6,9 +6,14 @@
 //!
 //! ```text
 //! cargo run --release -p uarch --bin gen-uarch-tables -- [--out uarch/data] \
-//!     [--llvm-mca /usr/bin/llvm-mca] [--copyright /usr/share/doc/llvm-14/copyright] \
+//!     [--llvm-mca /usr/bin/llvm-mca] [--copyright /usr/share/doc/llvm-MAJOR/copyright] \
 //!     ELF-OR-DIRECTORY...
 //! ```
+//!
+//! It writes the tables of the LLVM release the given llvm-mca belongs to (`RELEASES`):
+//! znver3 and skylake-server from LLVM 14 (`/usr/bin/llvm-mca` here), znver4 and
+//! sapphirerapids from LLVM 19 (`--llvm-mca /usr/bin/llvm-mca-19`). The licence is read
+//! from that release's Debian copyright file unless `--copyright` names another.
 //!
 //! The committed tables were made from `corpora/build` (the corpus programs and busybox)
 //! and this machine's libc, libm, ld.so and libstdc++; the exact command is in each file's
@@ -48,42 +53,103 @@ struct StandIn {
     why: &'static str,
 }
 
-const MODELS: [Model; 2] = [
-    Model {
-        name: "znver3",
-        mcpu: "znver3",
-        description: "AMD Zen 3 (family 19h: EPYC 7003, Ryzen 5000)",
-        scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver3.td",
-        stand_ins: &[StandIn {
-            code: Code::Bndcu_bnd_rm64,
-            form: Form::Registers,
-            priced_as: "nopl %eax",
-            why: "LLVM 14 no longer assembles MPX. Zen 3 has no MPX: F2 0F 1A is in the \
-                  hint-NOP space (0F 19-1F, AMD APM vol. 3), so bndcu costs what a multi-byte \
-                  NOP with a register operand costs",
-        }],
+/// The translator's sandbox check (`bndcu bnd0, reg`, ring0.rs), MPX, which LLVM no longer
+/// assembles: every model prices it by a stand-in.
+const fn sandbox_check(priced_as: &'static str, why: &'static str) -> StandIn {
+    StandIn {
+        code: Code::Bndcu_bnd_rm64,
+        form: Form::Registers,
+        priced_as,
+        why,
+    }
+}
+
+/// An LLVM release the tables come from: the models read through its llvm-mca, and the
+/// options that llvm-mca needs.
+struct Release {
+    major: u32,
+    /// llvm-mca options besides `mca::arguments`'s.
+    mca_options: &'static [&'static str],
+    models: &'static [Model],
+}
+
+/// A table is written from the release whose llvm-mca is given, so each keeps the LLVM it
+/// was made from: a newer one would change the older tables' figures.
+const RELEASES: [Release; 2] = [
+    Release {
+        major: 14,
+        mca_options: &[],
+        models: &[
+            Model {
+                name: "znver3",
+                mcpu: "znver3",
+                description: "AMD Zen 3 (family 19h: EPYC 7003, Ryzen 5000)",
+                scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver3.td",
+                stand_ins: &[sandbox_check(
+                    "nopl %eax",
+                    "LLVM 14 no longer assembles MPX. Zen 3 has no MPX: F2 0F 1A is in the \
+                     hint-NOP space (0F 19-1F, AMD APM vol. 3), so bndcu costs what a \
+                     multi-byte NOP with a register operand costs",
+                )],
+            },
+            Model {
+                name: "skylake-server",
+                mcpu: "skylake-avx512",
+                description: "Intel Skylake server (Skylake-SP/X, Xeon Scalable 1st generation)",
+                scheduling_model: "llvm/lib/Target/X86/X86SchedSkylakeServer.td",
+                stand_ins: &[sandbox_check(
+                    "cmpq %rax, %rcx",
+                    "LLVM 14 no longer assembles MPX. uops.info measures BNDCU (BND, R64) \
+                     on Skylake-X as one uop; it is priced as one simple integer uop (a \
+                     register compare: any of ports 0, 1, 5, 6, latency 1). The port \
+                     binding is an assumption, not a measurement",
+                )],
+            },
+        ],
     },
-    Model {
-        name: "skylake-server",
-        mcpu: "skylake-avx512",
-        description: "Intel Skylake server (Skylake-SP/X, Xeon Scalable 1st generation)",
-        scheduling_model: "llvm/lib/Target/X86/X86SchedSkylakeServer.td",
-        stand_ins: &[StandIn {
-            code: Code::Bndcu_bnd_rm64,
-            form: Form::Registers,
-            priced_as: "cmpq %rax, %rcx",
-            why: "LLVM 14 no longer assembles MPX. uops.info measures BNDCU (BND, R64) on \
-                  Skylake-X as one uop; it is priced as one simple integer uop (a \
-                  register compare: any of ports 0, 1, 5, 6, latency 1). The port binding \
-                  is an assumption, not a measurement",
-        }],
+    Release {
+        major: 19,
+        // LLVM 19's llvm-mca stops at a line it cannot assemble unless told to skip it;
+        // 14's skipped it and said so.
+        mca_options: &["-skip-unsupported-instructions=parse-failure"],
+        models: &[
+            Model {
+                name: "znver4",
+                mcpu: "znver4",
+                description: "AMD Zen 4 (family 19h: EPYC 9004, Ryzen 7000)",
+                scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver4.td",
+                stand_ins: &[sandbox_check(
+                    "nopl %eax",
+                    "LLVM 19 does not assemble MPX. Zen 4 has no MPX: F2 0F 1A is in the \
+                     hint-NOP space (0F 19-1F, AMD APM vol. 3), so bndcu costs what a \
+                     multi-byte NOP with a register operand costs",
+                )],
+            },
+            Model {
+                name: "sapphirerapids",
+                mcpu: "sapphirerapids",
+                description: "Intel Sapphire Rapids (Golden Cove server cores: Xeon Scalable \
+                              4th generation)",
+                scheduling_model: "llvm/lib/Target/X86/X86SchedSapphireRapids.td",
+                stand_ins: &[sandbox_check(
+                    "nopl %eax",
+                    "LLVM 19 does not assemble MPX. Sapphire Rapids has no MPX (Intel \
+                     dropped it from Ice Lake on: CPUID.(EAX=07H,ECX=0):EBX[14] is 0), \
+                     and without MPX its encodings, F2 0F 1A among them, run as NOPs, \
+                     which is why MPX code runs on such cores (Intel SDM vol. 1, ch. 17). \
+                     So bndcu costs what a multi-byte NOP with a register operand costs: \
+                     nothing, as LLVM's model gives a NOP no uop",
+                )],
+            },
+        ],
     },
 ];
 
 struct Arguments {
     out: PathBuf,
     llvm_mca: PathBuf,
-    copyright: PathBuf,
+    /// None: the release's own, `/usr/share/doc/llvm-MAJOR/copyright`.
+    copyright: Option<PathBuf>,
     inputs: Vec<PathBuf>,
     /// The command line, for the files' headers.
     command: String,
@@ -94,7 +160,7 @@ fn arguments() -> Result<Arguments> {
     let mut parsed = Arguments {
         out: PathBuf::from("uarch/data"),
         llvm_mca: PathBuf::from("/usr/bin/llvm-mca"),
-        copyright: PathBuf::from("/usr/share/doc/llvm-14/copyright"),
+        copyright: None,
         inputs: Vec::new(),
         command: format!(
             "cargo run --release -p uarch --bin gen-uarch-tables -- {}",
@@ -111,7 +177,7 @@ fn arguments() -> Result<Arguments> {
         match argument.as_str() {
             "--out" => parsed.out = value("--out")?,
             "--llvm-mca" => parsed.llvm_mca = value("--llvm-mca")?,
-            "--copyright" => parsed.copyright = value("--copyright")?,
+            "--copyright" => parsed.copyright = Some(value("--copyright")?),
             flag if flag.starts_with("--") => bail!("unknown option {flag}"),
             _ => parsed.inputs.push(PathBuf::from(argument)),
         }
@@ -140,14 +206,32 @@ fn main() -> Result<()> {
             line
         })
         .collect();
-    let licence = Licence::read(&arguments.copyright)?;
     let version = llvm_version(&arguments.llvm_mca)?;
-    for model in &MODELS {
+    let major = major_version(&version)?;
+    let release = RELEASES
+        .iter()
+        .find(|release| release.major == major)
+        .with_context(|| {
+            let known: Vec<u32> = RELEASES.iter().map(|release| release.major).collect();
+            format!("no table comes from LLVM {major} ({version}); RELEASES has {known:?}")
+        })?;
+    let copyright = arguments
+        .copyright
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/usr/share/doc/llvm-{major}/copyright")));
+    let licence = Licence::read(&copyright)?;
+    let llvm_mca = mca::LlvmMca {
+        path: &arguments.llvm_mca,
+        options: release.mca_options,
+    };
+    for model in release.models {
         let mut to_price = lines.clone();
         to_price.extend(model.stand_ins.iter().map(|s| s.priced_as.to_string()));
-        let pricing = mca::price(&arguments.llvm_mca, model.mcpu, &to_price)?;
+        let pricing = llvm_mca.price(model.mcpu, &to_price)?;
         let table = Table {
             model,
+            major,
+            llvm_mca: &llvm_mca,
             forms: &forms,
             lines: &lines,
             pricing: &pricing,
@@ -243,9 +327,23 @@ fn llvm_version(llvm_mca: &Path) -> Result<String> {
         .context("llvm-mca --version names no LLVM version")
 }
 
+/// The major number of an LLVM version line (`Debian LLVM version 19.1.7`: 19).
+fn major_version(version: &str) -> Result<u32> {
+    let (_, number) = version
+        .split_once("LLVM version ")
+        .with_context(|| format!("{version:?} names no LLVM version"))?;
+    let major = number.split('.').next().unwrap_or_default();
+    major
+        .parse()
+        .with_context(|| format!("{version:?}: {major:?} is not a major version"))
+}
+
 /// One microarchitecture's data file.
 struct Table<'a> {
     model: &'a Model,
+    /// The LLVM release the model is from.
+    major: u32,
+    llvm_mca: &'a mca::LlvmMca<'a>,
     forms: &'a Forms,
     /// The representatives as given to llvm-mca, in `forms` order.
     lines: &'a [String],
@@ -269,8 +367,8 @@ impl Table<'_> {
         writeln!(out, "# description: {}", model.description)?;
         writeln!(
             out,
-            "# source: LLVM 14's scheduling model for -mcpu={} ({}), read through llvm-mca ({})",
-            model.mcpu, model.scheduling_model, self.version
+            "# source: LLVM {}'s scheduling model for -mcpu={} ({}), read through llvm-mca ({})",
+            self.major, model.mcpu, model.scheduling_model, self.version
         )?;
         writeln!(out, "# licence: {}", self.licence.spdx)?;
         writeln!(
@@ -285,7 +383,7 @@ impl Table<'_> {
         writeln!(
             out,
             "# llvm-mca: llvm-mca {} < one code region per instruction",
-            mca::arguments(model.mcpu).join(" ")
+            self.llvm_mca.arguments(model.mcpu).join(" ")
         )?;
         writeln!(out, "# dispatch-width: {}", pricing.dispatch_width)?;
         writeln!(out, "# ports: {}", pricing.ports.join(" "))?;
@@ -364,5 +462,29 @@ impl Table<'_> {
             writeln!(out, "# not-priced: {line}")?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_release_is_read_from_the_version_line() {
+        assert_eq!(major_version("Debian LLVM version 19.1.7").ok(), Some(19));
+        assert_eq!(major_version("LLVM version 14.0.6").ok(), Some(14));
+        assert!(major_version("Ubuntu clang version 19.1.7").is_err());
+    }
+
+    #[test]
+    fn each_table_comes_from_one_release() {
+        let mut names: Vec<&str> = RELEASES
+            .iter()
+            .flat_map(|release| release.models.iter().map(|model| model.name))
+            .collect();
+        let listed = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), listed, "{names:?}");
     }
 }
