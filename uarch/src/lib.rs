@@ -4,7 +4,8 @@
 //! costs on it — micro-ops, latency, reciprocal throughput and the cycles it keeps each
 //! execution port busy — generated from LLVM's scheduling model for the core by
 //! `gen-uarch-tables` through llvm-mca, with its source and licence in its header. The
-//! tables are compiled in and read once, on first use.
+//! tables are compiled in and read once, on first use: `skylake-server` and `znver3` from
+//! LLVM 14, `sapphirerapids` and `znver4` from LLVM 19.
 //!
 //! A block's price per execution comes from two bounds: its throughput bound, max(micro-ops
 //! / dispatch width, the busiest port's summed cycles, a cycle per branch) — the bound
@@ -15,9 +16,11 @@
 //! What the price leaves out: dependencies through memory (a store and a later load of
 //! the same address), the front end (decode, the micro-op cache), branch mispredictions
 //! and cache misses. The stack engine is assumed: push, pop, call and ret move RSP without
-//! a dependency. Where LLVM's model is coarse the price is too: on znver3 a microcoded
-//! instruction (`syscall`, `rep movsb`, `cpuid`) is 100 uops and 100 cycles whatever it
-//! does, and `rep` string instructions are priced once, not per element.
+//! a dependency. Where LLVM's model is coarse the price is too: on znver3 and znver4 a
+//! microcoded instruction (`syscall`, `rep movsb`, `cpuid`) is 100 uops and 100 cycles
+//! whatever it does, skylake-server and sapphirerapids price `syscall` as one simple uop,
+//! sapphirerapids gives a NOP no uop at all, and `rep` string instructions are priced
+//! once, not per element.
 //!
 //! ```
 //! use iced_x86::{Decoder, DecoderOptions};
@@ -43,9 +46,11 @@ pub use price::{BlockCost, BlockPricer, Combine, PRICE};
 pub use table::{Cost, Microarchitecture, PortUse, TableError};
 
 /// The built-in tables, by name.
-const DATA: [(&str, &str); 2] = [
+const DATA: [(&str, &str); 4] = [
+    ("sapphirerapids", include_str!("../data/sapphirerapids.tsv")),
     ("skylake-server", include_str!("../data/skylake-server.tsv")),
     ("znver3", include_str!("../data/znver3.tsv")),
+    ("znver4", include_str!("../data/znver4.tsv")),
 ];
 
 const NAMES: [&str; DATA.len()] = {

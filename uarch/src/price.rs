@@ -264,7 +264,21 @@ mod tests {
     }
 
     const ZEN3_ALUS: [&str; 4] = ["Zn3ALU0", "Zn3ALU1", "Zn3ALU2", "Zn3ALU3"];
+    const ZEN4_ALUS: [&str; 4] = ["Zn4ALU0", "Zn4ALU1", "Zn4ALU2", "Zn4ALU3"];
     const SKYLAKE_ALUS: [&str; 4] = ["SKXPort0", "SKXPort1", "SKXPort5", "SKXPort6"];
+    /// Golden Cove's five integer ALU ports.
+    const SAPPHIRE_RAPIDS_ALUS: [&str; 5] = [
+        "SPRPort00",
+        "SPRPort01",
+        "SPRPort05",
+        "SPRPort06",
+        "SPRPort10",
+    ];
+
+    /// Whether two sums of port cycles agree (fifths do not add up exactly in binary).
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
 
     #[test]
     fn a_branch_takes_a_cycle() {
@@ -286,18 +300,29 @@ mod tests {
         }
     }
 
+    /// Pairs of registers whose first members all differ.
+    const REGISTER_PAIRS: [(AsmRegister64, AsmRegister64); 8] = [
+        (rax, rbx),
+        (rcx, rdx),
+        (rsi, rdi),
+        (r8, r9),
+        (r10, r11),
+        (r12, r13),
+        (r14, r15),
+        (rbp, rbx),
+    ];
+
+    /// `count` (up to 8) adds, none reading another's result.
+    fn independent_adds(a: &mut CodeAssembler, count: usize) -> Result<(), IcedError> {
+        for (to, from) in REGISTER_PAIRS.into_iter().take(count) {
+            a.add(to, from)?;
+        }
+        Ok(())
+    }
+
     #[test]
     fn independent_adds_are_bound_by_the_alus() {
-        let adds = block(|a| {
-            a.add(rax, rbx)?;
-            a.add(rcx, rdx)?;
-            a.add(rsi, rdi)?;
-            a.add(r8, r9)?;
-            a.add(r10, r11)?;
-            a.add(r12, r13)?;
-            a.add(r14, r15)?;
-            a.add(rbp, rbx)
-        });
+        let adds = block(|a| independent_adds(a, 8));
         // znver3, add r64, r64: 1 uop, latency 1, a quarter cycle on each of the 4 ALUs.
         let znver3 = uarch("znver3");
         assert_eq!(row(znver3, &adds[0]), (1, 1, 0.25, each(&ZEN3_ALUS, 0.25)));
@@ -313,19 +338,71 @@ mod tests {
             (1, 1, 0.25, each(&SKYLAKE_ALUS, 0.25))
         );
         assert_eq!(skylake.price_block(&adds).cycles_by(Combine::Larger), 2.0);
+        // znver4: as znver3, on its own 4 ALUs.
+        let znver4 = uarch("znver4");
+        assert_eq!(row(znver4, &adds[0]), (1, 1, 0.25, each(&ZEN4_ALUS, 0.25)));
+        assert_eq!(bounds(znver4.price_block(&adds)), (2.0, 1.0, 2.0));
+        // sapphirerapids: a fifth of a cycle on each of 5 ALU ports. 8 uops / 6 = 1.33;
+        // each ALU port 8 × 0.2 = 1.6: bound 1.6. Critical path 1.
+        let sapphire_rapids = uarch("sapphirerapids");
+        assert_eq!(
+            row(sapphire_rapids, &adds[0]),
+            (1, 1, 0.2, each(&SAPPHIRE_RAPIDS_ALUS, 0.2))
+        );
+        let cost = sapphire_rapids.price_block(&adds);
+        assert_eq!((cost.uops, cost.unpriced, cost.critical_path), (8, 0, 1.0));
+        assert!(close(cost.throughput_bound, 1.6), "{cost:?}");
+    }
+
+    #[test]
+    fn five_adds_and_two_loads_are_bound_by_dispatch_on_golden_cove_only() {
+        let instructions = block(|a| {
+            independent_adds(a, 5)?;
+            a.mov(r12, qword_ptr(rbp))?;
+            a.mov(r13, qword_ptr(rsp + 8))
+        });
+        let (add, load) = (&instructions[0], &instructions[5]);
+        // sapphirerapids: the adds as above; mov r64, m64: 1 uop, latency 5, a third of a
+        // cycle on each load port (2, 3, 11). 7 uops / 6 = 1.17; each ALU port 5 × 0.2 =
+        // 1.0; each load port 0.67: the 6-wide rename binds before the 5 ALUs. The loads'
+        // latency is the longest chain: 5.
+        let sapphire_rapids = uarch("sapphirerapids");
+        assert_eq!(
+            row(sapphire_rapids, load),
+            (
+                1,
+                5,
+                0.33,
+                each(&["SPRPort02", "SPRPort03", "SPRPort11"], 0.33)
+            )
+        );
+        let cost = sapphire_rapids.price_block(&instructions);
+        assert_eq!((cost.uops, cost.critical_path), (7, 5.0));
+        assert!(close(cost.throughput_bound, 7.0 / 6.0), "{cost:?}");
+        // znver4: the adds a quarter cycle on each of 4 ALUs, the load a third on each
+        // AGU, LSU and load unit. Dispatch 7 / 6 = 1.17; each ALU 5 × 0.25 = 1.25: the
+        // ALUs bind. Chain 5.
+        let znver4 = uarch("znver4");
+        assert_eq!(row(znver4, add), (1, 1, 0.25, each(&ZEN4_ALUS, 0.25)));
+        let units = [
+            "Zn4AGU0",
+            "Zn4AGU1",
+            "Zn4AGU2",
+            "Zn4LSU.0",
+            "Zn4LSU.1",
+            "Zn4LSU.2",
+            "Zn4Load.0",
+            "Zn4Load.1",
+            "Zn4Load.2",
+        ];
+        assert_eq!(row(znver4, load), (1, 5, 0.33, each(&units, 0.33)));
+        assert_eq!(bounds(znver4.price_block(&instructions)), (1.25, 5.0, 5.0));
     }
 
     #[test]
     fn eliminated_moves_are_bound_by_dispatch() {
         let moves = block(|a| {
-            for (to, from) in [
-                (rax, rbx),
-                (rcx, rdx),
-                (rsi, rdi),
-                (r8, r9),
-                (r10, r11),
-                (r12, r13),
-            ] {
+            for (to, from) in REGISTER_PAIRS.into_iter().take(6) {
                 a.mov(to, from)?;
                 a.mov(from, to)?;
             }
@@ -506,10 +583,17 @@ mod tests {
             row(skylake, &check),
             (1, 1, 0.25, each(&SKYLAKE_ALUS, 0.25))
         );
-        // znver3: a hint NOP.
-        let znver3 = uarch("znver3");
-        assert_eq!(row(znver3, &check).0, 1);
-        assert_eq!(znver3.price_block(&[check]).unpriced, 0);
+        // znver3 and znver4: a hint NOP, 1 uop.
+        for name in ["znver3", "znver4"] {
+            let zen = uarch(name);
+            assert_eq!(row(zen, &check).0, 1, "{name}");
+            assert_eq!(zen.price_block(&[check]).unpriced, 0, "{name}");
+        }
+        // sapphirerapids: a hint NOP, which its model dispatches as no uop and no port.
+        let sapphire_rapids = uarch("sapphirerapids");
+        assert_eq!(row(sapphire_rapids, &check), (0, 1, 0.0, vec![]));
+        let cost = sapphire_rapids.price_block(&[check]);
+        assert_eq!((cost.unpriced, cost.cycles), (0, 0.0));
         // A check only reads (its register and BND0): it delays no chain, and three
         // checks cost their throughput, 3 uops on 4 ALUs: 0.75 cycles.
         let checks = [Register::RAX, Register::RBX, Register::RCX].map(|register| {
