@@ -21,6 +21,9 @@ pub struct Machine {
     pub model_name: String,
     /// /proc/cpuinfo "vendor_id" (GenuineIntel, AuthenticAMD, ...).
     pub vendor_id: String,
+    /// /proc/cpuinfo "cpu family" and "model": which core this is.
+    pub family: u32,
+    pub model: u32,
     /// The CPU the probes ran on.
     pub cpu: usize,
     /// Why the probes could not be held on `cpu`, when they could not (then threads and
@@ -62,6 +65,8 @@ impl Machine {
         Ok(Machine {
             model_name: field("model name")?.to_string(),
             vendor_id: field("vendor_id")?.to_string(),
+            family: number(field("cpu family")?)?,
+            model: number(field("model")?)?,
             cpu: pin.cpu,
             unpinned: pin.refused.clone(),
             kernel_release: std::fs::read_to_string(OSRELEASE)
@@ -86,6 +91,12 @@ pub fn cpu_model_name() -> Result<String, CalibrateError> {
     cpu_field(cpu_block(&cpuinfo, 0), "model name")
         .map(str::to_string)
         .ok_or_else(|| machine_file(CPUINFO, "no \"model name\""))
+}
+
+/// A decimal /proc/cpuinfo number.
+fn number(text: &str) -> Result<u32, CalibrateError> {
+    text.parse()
+        .map_err(|_| machine_file(CPUINFO, format!("\"{text}\" is not a number")))
 }
 
 fn machine_file(path: &str, problem: impl ToString) -> CalibrateError {

@@ -42,8 +42,9 @@ const SINGULARITY_TABLE: &str =
 
 /// How far `host`'s estimates were from measured native CPU time (BENCHMARKS.md, issue 11).
 const HOST_VALIDATION: &str = "bench/fidelity --runs 5 --cost-model host on this machine kind, 2026-11-30: \
-                               predicted / measured native CPU time over 16 programs, geometric mean 0.91 \
-                               (range 0.48-1.49; syscall loops 0.81-1.09, compute 0.48-1.49, fork+exec+wait 0.71)";
+                               predicted / measured native CPU time over 16 programs, geometric mean 0.95 \
+                               (range 0.58-1.49, 11 within 25 %; syscall loops 0.81-1.12, compute 0.58-1.49, \
+                               fork+exec+wait 0.73)";
 
 /// The basis of the models of the essay's systems.
 const PUBLISHED: &str = "published figures: Aiken et al., MSPC 2006 (the four operations), Kernel Mode Linux \
@@ -105,9 +106,10 @@ const ROWS: &[Row] = &[
         name: "host",
         description: "This project's machine kind: 2 vCPU AMD EPYC (Zen 5) KVM guest, Linux 6.18, no KPTI, TSC 2.596 GHz",
         basis: "measured on this project's machine kind (AMD EPYC, 2026-11-30) by simulate --calibrate; ring-0 call: \
-                a function call (Unikraft); instructions priced by LLVM 14's znver3 scheduling model",
+                a function call (Unikraft); instructions priced by LLVM 19's znver4 scheduling model \
+                (Zen 4, the nearest to this Zen 5)",
         validation: Some(HOST_VALIDATION),
-        instructions: "znver3",
+        instructions: "znver4",
         ring3: [333.0, 2_908.0, 10_799.0, 205_200.0],
         ring3_source: "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, no KPTI), \
                        2026-11-30, medians of 31 rounds: null_call (raw getppid), yield_threads, pipe_ping_pong \

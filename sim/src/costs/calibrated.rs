@@ -1,6 +1,8 @@
 //! A cost model made from a calibration of this machine (`calibrate`): every figure's
 //! source names the probe, its median and spread, the CPU and the date.
 
+use std::ops::RangeInclusive;
+
 use calibrate::{Calibration, Probe};
 
 use super::builtin::{self, direct_call_columns, FUNCTION_CALL};
@@ -25,11 +27,40 @@ const CLASS_PROBES: [(WorkClass, Option<&'static str>); WorkClass::COUNT] = [
 /// The probes whose median base makes the classes measured by none (`other`, `process`).
 const OTHER_FROM: [&str; 5] = ["open_stat", "fstat", "mmap_munmap", "mprotect", "futex"];
 
-/// The microarchitecture that prices instructions on a CPU of `vendor_id`: the nearest
-/// LLVM 14 has a scheduling model of.
-const CORES: [(&str, &str); 2] = [
-    ("AuthenticAMD", "znver3"),
-    ("GenuineIntel", "skylake-server"),
+/// The microarchitecture that prices instructions on a CPU: by vendor, family and models
+/// (/proc/cpuinfo), the nearest core `uarch` has a table of; the first row that matches.
+type CoreRow = (
+    &'static str,
+    u32,
+    &'static [RangeInclusive<u32>],
+    &'static str,
+);
+const CORES: &[CoreRow] = &[
+    // Zen 5 (family 1Ah): Zen 4 is the nearest.
+    ("AuthenticAMD", 0x1a, &[0..=0xff], "znver4"),
+    // Zen 4 within family 19h; the rest of the family is Zen 3.
+    (
+        "AuthenticAMD",
+        0x19,
+        &[0x10..=0x1f, 0x60..=0x7f, 0xa0..=0xaf],
+        "znver4",
+    ),
+    ("AuthenticAMD", 0x19, &[0..=0xff], "znver3"),
+    // Golden Cove and later: Sapphire, Emerald and Granite Rapids, Alder and Raptor Lake.
+    (
+        "GenuineIntel",
+        6,
+        &[
+            0x8f..=0x8f,
+            0xcf..=0xcf,
+            0xad..=0xae,
+            0x97..=0x9a,
+            0xb7..=0xbf,
+        ],
+        "sapphirerapids",
+    ),
+    // Skylake-SP and the other cores before Golden Cove.
+    ("GenuineIntel", 6, &[0..=0xff], "skylake-server"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -145,11 +176,7 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
             .try_into()
             .expect("one entry per class, in CLASS_PROBES"),
     );
-    let core = CORES
-        .iter()
-        .find(|(vendor, _)| *vendor == machine.vendor_id)
-        .and_then(|(_, core)| InstructionCosts::by_name(core))
-        .unwrap_or(InstructionCosts::Cpi);
+    let core = core_for(&machine.vendor_id, machine.family, machine.model);
     let ghz = column("tsc_ghz")?;
     let forks = probe("fork_per_page")?;
     let fork_per_page = Cost {
@@ -176,8 +203,8 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
             machine.date,
             ring3_rounds(calibration),
             match core.microarchitecture() {
-                Some(core) => format!("by LLVM 14's {} scheduling model", core.name),
-                None => "at one cycle each, an assumption (no scheduling model for this vendor)".into(),
+                Some(core) => format!("by LLVM's {} scheduling model", core.name),
+                None => "at one cycle each, an assumption (no scheduling model for this CPU)".into(),
             }
         ),
         validation: None,
@@ -201,6 +228,19 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
         },
         ghz,
     })
+}
+
+/// The instruction pricing for a CPU (`CORES`); `cpi` where no row matches.
+fn core_for(vendor_id: &str, family: u32, model: u32) -> InstructionCosts {
+    CORES
+        .iter()
+        .find(|(vendor, row_family, models, _)| {
+            *vendor == vendor_id
+                && *row_family == family
+                && models.iter().any(|range| range.contains(&model))
+        })
+        .and_then(|(.., core)| InstructionCosts::by_name(core))
+        .unwrap_or(InstructionCosts::Cpi)
 }
 
 /// Where `--cost-model calibrated` keeps this machine's calibration:
@@ -231,6 +271,20 @@ fn ring3_rounds(calibration: &Calibration) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_cpu_is_priced_by_its_nearest_core() {
+        let name = |vendor, family, model| core_for(vendor, family, model).name();
+        assert_eq!(name("AuthenticAMD", 0x1a, 0x02), "znver4");
+        assert_eq!(name("AuthenticAMD", 0x19, 0x11), "znver4");
+        assert_eq!(name("AuthenticAMD", 0x19, 0x01), "znver3");
+        assert_eq!(name("GenuineIntel", 6, 0x8f), "sapphirerapids");
+        assert_eq!(name("GenuineIntel", 6, 0x55), "skylake-server");
+        assert_eq!(name("HygonGenuine", 0x18, 0), "cpi");
+        for (.., core) in CORES {
+            assert!(InstructionCosts::by_name(core).is_some(), "{core}");
+        }
+    }
 
     #[test]
     fn the_class_probes_are_in_class_order() {
