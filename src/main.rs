@@ -285,7 +285,24 @@ fn calibrate_to(path: Option<PathBuf>, options: &calibrate::Options) -> Result<P
     let path = path.or_else(calibrated::cache_path).ok_or(
         "no place for the calibration: set HOME or XDG_CACHE_HOME, or give --calibrate FILE",
     )?;
-    let calibration = calibrate::run(options).map_err(|err| err.to_string())?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    }
+    // Written whole, then renamed: never a half-written model where a complete one is read.
+    // Made first, so that a place it cannot go fails before the probes run.
+    let partial = path.with_extension("toml.partial");
+    let cannot_write =
+        |err: std::io::Error| format!("{}: cannot write the cost model: {err}", path.display());
+    std::fs::write(&partial, "").map_err(cannot_write)?;
+    let measured = calibrate::run(options)
+        .map_err(|err| err.to_string())
+        .and_then(|calibration| {
+            let model = calibrated::model(&calibration).map_err(|err| err.to_string())?;
+            Ok((calibration, model))
+        });
+    let (calibration, model) = measured.inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })?;
     let disturbed: Vec<String> = calibration
         .probes
         .iter()
@@ -301,15 +318,9 @@ fn calibrate_to(path: Option<PathBuf>, options: &calibrate::Options) -> Result<P
             disturbed.join(", ")
         );
     }
-    let model = calibrated::model(&calibration).map_err(|err| err.to_string())?;
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-    }
-    // Written whole, then renamed: never a half-written model where a complete one is read.
-    let partial = path.with_extension("toml.partial");
     std::fs::write(&partial, model.to_toml())
         .and_then(|()| std::fs::rename(&partial, &path))
-        .map_err(|err| format!("{}: cannot write the cost model: {err}", path.display()))?;
+        .map_err(cannot_write)?;
     Ok(path)
 }
 

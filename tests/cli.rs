@@ -373,3 +373,71 @@ fn outputs_are_named_before_the_run_and_written_after_it() {
     assert_eq!(output.status.code(), Some(125));
     assert!(stdout(&output).is_empty(), "the program did not run");
 }
+
+#[test]
+fn a_quick_calibration_writes_a_model_that_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("machine.toml");
+    let model = model.to_str().unwrap();
+    let output = simulate(&["--calibrate", model, "--quick"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = simulate(&[
+        "--cost-model",
+        model,
+        "--report",
+        "json",
+        "./getppid_loop",
+        "10",
+    ]);
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(report["cost_model"]["name"], "calibrated");
+    let basis = report["cost_model"]["basis"].as_str().unwrap();
+    assert!(basis.contains("simulate --calibrate"), "{basis}");
+}
+
+#[test]
+fn a_calibration_that_cannot_be_written_is_one_line_and_125() {
+    let output = simulate(&["--calibrate", "/proc/ringsim/none/machine.toml", "--quick"]);
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/proc/ringsim"), "{stderr}");
+    let output = simulate(&["--quick", "./getppid_loop"]);
+    assert_eq!(output.status.code(), Some(125));
+}
+
+#[test]
+fn the_calibrated_model_is_made_on_first_use_and_kept() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_simulate"))
+            .args([
+                "--cost-model",
+                "calibrated",
+                "--mode",
+                "ring3",
+                "--report",
+                "json",
+            ])
+            .arg(corpora::stage().join("getppid_loop"))
+            .arg("10")
+            .env("XDG_CACHE_HOME", cache.path())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success());
+    let saved = cache.path().join("ringsim/calibrated.toml");
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(text.contains("name = \"calibrated\""), "{text}");
+    let second = run();
+    assert!(second.status.success());
+    // The second run reads the saved model: it says nothing of calibrating.
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("calibrating this machine"));
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), text);
+}
