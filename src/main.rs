@@ -496,6 +496,12 @@ fn main() -> ExitCode {
             calibrate::Options::full()
         };
         let path = (!file.as_os_str().is_empty()).then(|| file.clone());
+        if cli.quick && path.is_none() {
+            return fail(
+                "--quick needs --calibrate FILE: a rough calibration is not kept as this machine's",
+                status::SIMULATOR_FAILED,
+            );
+        }
         return match calibrate_to(path, &options) {
             Ok(path) => {
                 eprintln!(

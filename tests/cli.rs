@@ -441,3 +441,35 @@ fn the_calibrated_model_is_made_on_first_use_and_kept() {
     assert!(!String::from_utf8_lossy(&second.stderr).contains("calibrating this machine"));
     assert_eq!(std::fs::read_to_string(&saved).unwrap(), text);
 }
+
+/// A report does not depend on where the program's output goes, even when the program opens
+/// its own standard output by name.
+#[test]
+fn reopening_stdout_by_name_is_priced_the_same_wherever_it_goes() {
+    let kernel_work = |stdout: std::process::Stdio| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_simulate"))
+            .args([
+                "--cost-model",
+                "host",
+                "--mode",
+                "ring3",
+                "--report",
+                "json",
+            ])
+            .args(["--user-ids", "1000:1000", "--argv0", "sh"])
+            .arg(corpora::stage().join("busybox"))
+            .args(["-c", "echo hi > /dev/stdout"])
+            .stdout(stdout)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let report: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+        report["kernel_work"].clone()
+    };
+    let to_null = kernel_work(std::process::Stdio::null());
+    assert_eq!(to_null, kernel_work(std::process::Stdio::piped()));
+    assert!(
+        to_null["pipe_write"]["calls"].as_u64() >= Some(1),
+        "{to_null}"
+    );
+}

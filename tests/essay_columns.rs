@@ -86,7 +86,8 @@ const COLUMNS: &[Column] = &[
         per_unit: 1,
         column: |m| m.ring3.create_process.value,
         column_work: CostModel::create_process_syscall_work,
-        syscalls: 3.0,
+        // fork, execve, the child's exit_group, wait4.
+        syscalls: sim::costs::CREATION_SYSCALLS,
         thread_switches: 0.0,
         process_switches: 2.0,
         creations: 1.0,

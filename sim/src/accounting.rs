@@ -336,7 +336,7 @@ impl Accounted {
         instructions: &[Instruction],
         core: Option<&uarch::Microarchitecture>,
     ) -> Self {
-        let price = core.map_or(0, |core| guest_price(instructions, core));
+        let price = core.map_or(0, |core| price_without_syscalls(instructions, core));
         Self {
             guest: instructions.len() as u32,
             extra: Extra::default(),
@@ -346,9 +346,13 @@ impl Accounted {
     }
 }
 
-/// The price of guest instructions on `core`, in `costs::CYCLE_UNITS`, a `syscall` left out:
-/// the crossing is its price (LLVM's Zen 3 model has it at 100 cycles, a microcode guess).
-pub fn guest_price(instructions: &[Instruction], core: &uarch::Microarchitecture) -> u32 {
+/// The price of instructions on `core`, in `costs::CYCLE_UNITS`, every `syscall` left out:
+/// a guest's is priced as its crossing, the runtime's hypercalls as what they stand for
+/// (LLVM's Zen 3 model has `syscall` at 100 cycles, a microcode guess).
+pub fn price_without_syscalls(
+    instructions: &[Instruction],
+    core: &uarch::Microarchitecture,
+) -> u32 {
     let priced: Vec<Instruction> = instructions
         .iter()
         .filter(|i| i.mnemonic() != Mnemonic::Syscall)
@@ -610,11 +614,11 @@ mod tests {
         // for a cycle, so the busiest port's 2 cycles bound the block (uarch::PRICE is the
         // throughput bound).
         let chain = decode(b"\x48\x0f\xaf\xc0\x48\x0f\xaf\xc0");
-        assert_eq!(guest_price(&chain, core), 2 * 256);
+        assert_eq!(price_without_syscalls(&chain, core), 2 * 256);
         // The same with a syscall after it: the crossing is the syscall's price.
         let with_syscall = decode(b"\x48\x0f\xaf\xc0\x48\x0f\xaf\xc0\x0f\x05");
-        assert_eq!(guest_price(&with_syscall, core), 2 * 256);
-        assert_eq!(guest_price(&decode(b"\x0f\x05"), core), 0);
+        assert_eq!(price_without_syscalls(&with_syscall, core), 2 * 256);
+        assert_eq!(price_without_syscalls(&decode(b"\x0f\x05"), core), 0);
         let untranslated = Accounted::untranslated(&with_syscall, Some(core));
         assert_eq!(untranslated.guest, 3);
         assert_eq!(untranslated.cycle_units, untranslated.guest_cycle_units);

@@ -211,6 +211,10 @@ pub struct Ring3Cycles {
     pub total: u64,
 }
 
+/// The syscalls in a Create Proc measurement: the parent's fork and wait, the child's exec
+/// and its exit, each of which the simulator charges as a syscall of its own.
+pub const CREATION_SYSCALLS: f64 = 4.0;
+
 /// The events a run is priced by beyond syscalls, each had from the four measured columns
 /// (the essay's operations) by taking out what the simulator charges on its own: the
 /// syscalls' crossings and their kernel work. `columns` is ring 3's or ring 0's.
@@ -238,18 +242,18 @@ impl CostModel {
         (rest / 2.0).max(0.0)
     }
 
-    /// The kernel work of fork + exec + wait's three syscalls, as the process class's.
+    /// The kernel work of fork + exec + wait's syscalls, as the process class's.
     pub fn create_process_syscall_work(&self) -> f64 {
-        3.0 * self.kernel_work.call(WorkClass::Process, 0.0)
+        CREATION_SYSCALLS * self.kernel_work.call(WorkClass::Process, 0.0)
     }
 
     /// The kernel's work to create a process and run a program in it, beyond what its
-    /// three syscalls are charged: fork + exec + wait less those syscalls, their base work
-    /// and the two switches (to the child, back to the parent). Charged a third at each
-    /// step: the fork, the exec, the reaping wait.
+    /// syscalls are charged: fork + exec + wait less those syscalls, their base work and
+    /// the two switches (to the child, back to the parent). Charged a third at each step:
+    /// the fork, the exec, the reaping wait.
     pub fn creation_work(&self, columns: &EventCosts) -> f64 {
         let rest = columns.create_process.value
-            - 3.0 * columns.abi_call.value
+            - CREATION_SYSCALLS * columns.abi_call.value
             - self.create_process_syscall_work()
             - 2.0 * self.process_switch(columns);
         rest.max(0.0)
@@ -751,7 +755,7 @@ mod tests {
         let send_receive_work =
             2.0 * (pipe_write + pipe_write_byte) + 2.0 * (pipe_read + pipe_read_byte);
         let process_switch = (5797.0 - 4.0 * 437.0 - send_receive_work) / 2.0;
-        let creation = 719_447.0 - 3.0 * 437.0 - 3.0 * process - 2.0 * process_switch;
+        let creation = 719_447.0 - 4.0 * 437.0 - 4.0 * process - 2.0 * process_switch;
         let (file_read, file_read_byte) = price(WorkClass::FileRead);
         let (memory, _) = price(WorkClass::Memory);
         let expected_work = 3.0 * file_read

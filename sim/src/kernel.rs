@@ -38,7 +38,7 @@ use process::{Pid, Process, FIRST_PID, INIT_PID};
 use sched::Scheduler;
 use signal::SignalState;
 use syscalls::ids::Credentials;
-use table::{Handler, Row, Work};
+use table::{Handler, Work};
 use task::{Task, Wait};
 use tasks::Spawn;
 
@@ -169,6 +169,9 @@ pub struct Kernel {
     pub slept_ns: u64,
     /// The running syscall named a file that describes the machine (`machine_files`).
     pub named_machine_file: bool,
+    /// The running syscall named a guest descriptor (/dev/stdout, /proc/self/fd/N): what it
+    /// opens is that descriptor's file, of its kind, whatever the host's is.
+    pub named_descriptor: Option<crate::costs::work::DescriptorKind>,
     /// `--sysroot`: where absolute paths are looked up first.
     pub sysroot: Option<PathBuf>,
     /// A syscall set a deadline the running task does not wait on (an alarm): the
@@ -184,7 +187,6 @@ pub struct Kernel {
 
 /// The outcome of one syscall, for the machine and the accounting.
 pub struct Dispatched {
-    pub row: Option<&'static Row>,
     /// The value for RAX.
     pub ret: u64,
     /// It was unsupported and answered with ENOSYS (`OnUnsupported::Enosys`).
@@ -248,6 +250,7 @@ impl Kernel {
             timers_changed: false,
             sysroot: None,
             named_machine_file: false,
+            named_descriptor: None,
             exit: None,
             on_unsupported,
             cpu,
@@ -299,6 +302,7 @@ impl Kernel {
     ) -> Result<Option<Dispatched>, Unsupported> {
         self.syscall_rip = rip;
         self.named_machine_file = false;
+        self.named_descriptor = None;
         let row = table::lookup(nr);
         let result = match row.map(|r| r.handler) {
             // Signals are acted on as the syscall returns to the guest.
@@ -331,6 +335,6 @@ impl Kernel {
         if let Some(exit) = self.exit.take() {
             self.exit_process(exit);
         }
-        Ok(Some(Dispatched { row, ret, enosys }))
+        Ok(Some(Dispatched { ret, enosys }))
     }
 }

@@ -745,11 +745,7 @@ impl System {
         match wake {
             Wake::Retry => self.syscall(call.nr, &call.args, call.rip),
             Wake::Return(ret) => {
-                let done = Dispatched {
-                    row: crate::kernel::table::lookup(call.nr),
-                    ret,
-                    enosys: false,
-                };
+                let done = Dispatched { ret, enosys: false };
                 self.complete(call.nr, &call.args, &done)
             }
         }

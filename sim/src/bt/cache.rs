@@ -22,8 +22,7 @@ use translator::{
 };
 
 use super::layout::{self, CACHE, CACHE_END, RUNTIME};
-use crate::accounting::{guest_price, Extra};
-use crate::costs::to_units;
+use crate::accounting::{price_without_syscalls, Extra};
 use crate::machine::physmem::PAGE_SIZE;
 use crate::memory::AddressSpace;
 use iced_x86::{DecoderOptions, Instruction};
@@ -507,9 +506,10 @@ impl CodeCache {
     }
 
     /// What the translated instructions `translated` (a block from `start` to `end` in the
-    /// cache) cost on `core`, the syscalls' own left out (the ring-0 call is their price),
-    /// and what the guest instructions whose translations start there cost, in
-    /// `costs::CYCLE_UNITS`.
+    /// cache) cost on `core`, the syscalls' own left out (the ring-0 call is their price) and
+    /// every `syscall` left out (the runtime's hypercalls: an indirect-branch lookup's is
+    /// priced as `translation.indirect_lookup`), and what the guest instructions whose
+    /// translations start there cost, in `costs::CYCLE_UNITS`.
     pub fn price(
         &self,
         start: u64,
@@ -517,13 +517,7 @@ impl CodeCache {
         translated: &[Instruction],
         core: &uarch::Microarchitecture,
     ) -> (u32, u32) {
-        let price = |instructions: &[Instruction]| {
-            if instructions.is_empty() {
-                0
-            } else {
-                to_units(core.price_block(instructions).cycles)
-            }
-        };
+        let price = |instructions: &[Instruction]| price_without_syscalls(instructions, core);
         if let Some(source) = layout::stub_source(start) {
             let own = if source == Source::Syscall {
                 0
@@ -558,7 +552,7 @@ impl CodeCache {
                 (!instruction.is_invalid()).then_some(instruction)
             })
             .collect();
-        (price(&own), guest_price(&guest, core))
+        (price(&own), price_without_syscalls(&guest, core))
     }
 
     /// Every block translated, in order: guest code beside its translation, disassembled.

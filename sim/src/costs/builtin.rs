@@ -15,7 +15,7 @@ enum Ring0 {
 
 /// Ring crossings in each column's event: a syscall; a yield; a write and a read on each
 /// side of a one-byte ping-pong; fork, exec and wait.
-const CROSSINGS: [f64; 4] = [1.0, 1.0, 4.0, 3.0];
+const CROSSINGS: [f64; 4] = [1.0, 1.0, 4.0, super::CREATION_SYSCALLS];
 
 /// One built-in model: ring-3 columns (ABI call, yield, send-receive, create process) and
 /// how to get the ring-0 ones.
@@ -28,6 +28,8 @@ struct Row {
     validation: Option<&'static str>,
     /// `cpi` or a microarchitecture (`InstructionCosts::by_name`).
     instructions: &'static str,
+    /// Processes are made by fork, which copies page-table entries (`fork_per_page`).
+    forks: bool,
     ring3: [f64; 4],
     ring3_source: &'static str,
     ring0: Ring0,
@@ -58,6 +60,7 @@ const ROWS: &[Row] = &[
         basis: PUBLISHED,
         validation: None,
         instructions: "cpi",
+        forks: true,
         ring3: [437.0, 906.0, 5_797.0, 719_447.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -68,6 +71,7 @@ const ROWS: &[Row] = &[
         basis: PUBLISHED,
         validation: None,
         instructions: "cpi",
+        forks: true,
         ring3: [878.0, 911.0, 13_304.0, 1_032_254.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -78,6 +82,7 @@ const ROWS: &[Row] = &[
         basis: PUBLISHED,
         validation: None,
         instructions: "cpi",
+        forks: true,
         ring3: [627.0, 753.0, 6_344.0, 5_375_735.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -88,6 +93,7 @@ const ROWS: &[Row] = &[
         basis: PUBLISHED,
         validation: None,
         instructions: "cpi",
+        forks: false,
         ring3: SIP_PHYS,
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::Measured(SIP_PHYS, "SIP-Phys processes already run in ring 0 with no hardware switch: Aiken et al., Table 1"),
@@ -98,6 +104,7 @@ const ROWS: &[Row] = &[
         basis: PUBLISHED,
         validation: None,
         instructions: "cpi",
+        forks: false,
         ring3: [304.0, 638.0, 2_580.0, 830_999.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::Measured(SIP_PHYS, "the same processes without hardware isolation, SIP-Phys: Aiken et al., Table 1"),
@@ -110,6 +117,7 @@ const ROWS: &[Row] = &[
                 (Zen 4, the nearest to this Zen 5)",
         validation: Some(HOST_VALIDATION),
         instructions: "znver4",
+        forks: true,
         ring3: [333.0, 2_908.0, 10_799.0, 205_200.0],
         ring3_source: "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, no KPTI), \
                        2026-11-30, medians of 31 rounds: null_call (raw getppid), yield_threads, pipe_ping_pong \
@@ -258,12 +266,16 @@ fn model(row: &Row) -> CostModel {
         translation: translation_costs(),
         kernel_work: kernel_work(),
         crossing_indirect: crossing_indirect(),
-        fork_per_page: cost(
+        fork_per_page: if row.forks {
+            cost(
             370.0,
             "simulate --calibrate on this project's machine kind, 2026-11-30: probe fork_per_page, fork + execve + \
              wait4 from a parent holding 0 to 4,096 written anonymous pages, least-squares slope 355-387 cycles \
              a page over five runs (BENCHMARKS.md, issue 11)",
-        ),
+            )
+        } else {
+            cost(0.0, "Singularity makes processes afresh, with no fork: no page-table entries are copied")
+        },
         cpi: cost(
             1.0,
             if row.instructions == "cpi" {
@@ -335,7 +347,7 @@ mod tests {
         );
         assert_eq!(
             linux.ring0.create_process.value,
-            719_447.0 - 3.0 * (437.0 - 12.0)
+            719_447.0 - 4.0 * (437.0 - 12.0)
         );
         let hip = by_name("singularity-hip").unwrap();
         assert_eq!(hip.ring0.abi_call.value, 80.0);

@@ -34,7 +34,8 @@ pub enum WorkClass {
     Other,
 }
 
-/// Every class with its name in cost-model files and reports, in report order.
+/// Every class with its name in cost-model files and reports (where JSON lists them by
+/// name).
 pub const CLASSES: [(WorkClass, &str); 11] = [
     (WorkClass::Identity, "identity"),
     (WorkClass::FileRead, "file_read"),

@@ -155,11 +155,25 @@ impl FdTable {
         self.slots[fd] = Some(Slot { file, cloexec });
     }
 
-    /// Takes a raw host descriptor the kernel just opened and installs it.
-    pub fn install_raw(&mut self, raw: RawFd, cloexec: bool) -> Result<u64, Errno> {
+    /// Takes a raw host descriptor the kernel just opened and installs it, of `kind` if
+    /// given (a guest descriptor reopened by name), else of the host file's kind.
+    pub fn install_raw(
+        &mut self,
+        raw: RawFd,
+        cloexec: bool,
+        kind: Option<DescriptorKind>,
+    ) -> Result<u64, Errno> {
         // SAFETY: `raw` was just returned by a host syscall and has no other owner.
         let host = unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) };
-        self.install(host, cloexec, 0)
+        let file = match kind {
+            Some(kind) => Rc::new(OpenFile {
+                host,
+                pipe: None,
+                kind,
+            }),
+            None => OpenFile::host(host),
+        };
+        self.install_file(file, cloexec, 0)
     }
 
     pub fn close(&mut self, fd: u64) -> Result<(), Errno> {

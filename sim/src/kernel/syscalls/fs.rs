@@ -58,7 +58,9 @@ pub(super) fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or(Errno::ENOENT)?;
-        let fd = k.proc.fds.host(guest).map_err(|_| Errno::ENOENT)?;
+        let file = k.proc.fds.file(guest).map_err(|_| Errno::ENOENT)?;
+        k.named_descriptor = Some(file.kind);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file.host);
         return Ok(CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL"));
     }
     let own_maps = format!("/proc/{}/maps", k.proc.pid);
@@ -299,9 +301,10 @@ fn open_common(k: &mut Kernel, dir: u64, path_addr: u64, flags: u64, mode: u64) 
             mode,
         )
     })?;
+    let cloexec = flags & libc::O_CLOEXEC as u64 != 0;
     Ok(k.proc
         .fds
-        .install_raw(raw as i32, flags & libc::O_CLOEXEC as u64 != 0)?)
+        .install_raw(raw as i32, cloexec, k.named_descriptor)?)
 }
 
 pub fn open(k: &mut Kernel, a: &Args) -> SysResult {

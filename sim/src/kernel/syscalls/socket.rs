@@ -32,7 +32,7 @@ pub fn socket(k: &mut Kernel, a: &Args) -> SysResult {
     })?;
     Ok(k.proc
         .fds
-        .install_raw(raw as i32, kind & libc::SOCK_CLOEXEC != 0)?)
+        .install_raw(raw as i32, kind & libc::SOCK_CLOEXEC != 0, None)?)
 }
 
 /// connect(fd, addr, len) of an AF_UNIX socket to a path: the error Linux gives when
