@@ -144,6 +144,7 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
     (WorkClass::PipeWrite, 328.0, 0.165, CALIBRATED_ON_KIND),
     (WorkClass::CharDevice, 76.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::OpenStat, 1_635.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::Descriptor, 370.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::Memory, 3_360.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::Process, 1_159.0, 0.0, CALIBRATED_UNMEASURED),
     (WorkClass::Futex, 115.0, 0.0, CALIBRATED_ON_KIND),

@@ -18,6 +18,7 @@ const CLASS_PROBES: [(WorkClass, Option<&'static str>); WorkClass::COUNT] = [
     (WorkClass::PipeWrite, Some("pipe_write")),
     (WorkClass::CharDevice, Some("dev_null")),
     (WorkClass::OpenStat, Some("open_stat")),
+    (WorkClass::Descriptor, Some("fstat")),
     (WorkClass::Memory, Some("mmap_munmap")),
     (WorkClass::Process, None),
     (WorkClass::Futex, Some("futex")),

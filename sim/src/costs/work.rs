@@ -22,8 +22,10 @@ pub enum WorkClass {
     PipeWrite,
     /// Reads and writes of character devices: /dev/null, /dev/zero, /dev/urandom.
     CharDevice,
-    /// Name lookups and descriptor bookkeeping: open, close, stat and their kin.
+    /// Name lookups: open, stat by name and their kin.
     OpenStat,
+    /// Calls on a descriptor that move no data: close, dup, lseek, fstat.
+    Descriptor,
     /// brk, mmap, munmap, mremap, mprotect, madvise.
     Memory,
     /// fork, clone, execve, exit, wait: the syscalls' own part (process creation's bulk is
@@ -36,7 +38,7 @@ pub enum WorkClass {
 
 /// Every class with its name in cost-model files and reports (where JSON lists them by
 /// name).
-pub const CLASSES: [(WorkClass, &str); 11] = [
+pub const CLASSES: [(WorkClass, &str); 12] = [
     (WorkClass::Identity, "identity"),
     (WorkClass::FileRead, "file_read"),
     (WorkClass::FileWrite, "file_write"),
@@ -44,6 +46,7 @@ pub const CLASSES: [(WorkClass, &str); 11] = [
     (WorkClass::PipeWrite, "pipe_write"),
     (WorkClass::CharDevice, "char_device"),
     (WorkClass::OpenStat, "open_stat"),
+    (WorkClass::Descriptor, "descriptor"),
     (WorkClass::Memory, "memory"),
     (WorkClass::Process, "process"),
     (WorkClass::Futex, "futex"),
