@@ -44,8 +44,8 @@ const SINGULARITY_TABLE: &str =
 
 /// How far `host`'s estimates were from measured native CPU time (BENCHMARKS.md, issue 11).
 const HOST_VALIDATION: &str = "bench/fidelity --runs 5 --cost-model host on this machine kind, 2026-11-30: \
-                               predicted / measured native CPU time over 16 programs, geometric mean 0.95 \
-                               (range 0.58-1.49, 11 within 25 %; syscall loops 0.81-1.12, compute 0.58-1.49, \
+                               predicted / measured native CPU time over 16 programs, geometric mean 0.93 \
+                               (range 0.55-1.50, 12 within 25 %; syscall loops 0.81-1.05, compute 0.55-1.50, \
                                fork+exec+wait 0.73)";
 
 /// The basis of the models of the essay's systems.
