@@ -303,6 +303,8 @@ unsafe trait Zeroable: Default {}
 unsafe impl Zeroable for Slot {}
 // SAFETY: an array of integers.
 unsafe impl Zeroable for Extra {}
+// SAFETY: integers.
+unsafe impl Zeroable for Price {}
 
 /// A block's cached facts, in a direct-mapped slot.
 #[derive(Clone, Copy, Default)]
@@ -313,9 +315,14 @@ struct Slot {
     /// Guest instructions it stands for: the same as `instructions` for guest code run
     /// as is, fewer for translated code.
     guest: u32,
+    repeat: bool,
+}
+
+/// A block's price and its guest code's, in `costs::CYCLE_UNITS`, kept beside the slots.
+#[derive(Clone, Copy, Default)]
+struct Price {
     cycle_units: u32,
     guest_cycle_units: u32,
-    repeat: bool,
 }
 
 /// What the caller makes of a freshly decoded block.
@@ -397,7 +404,7 @@ struct Decoded {
     lacking: Option<u64>,
 }
 
-/// Slots in the direct-mapped cache (1.5 MiB). A hash map probe per block took 40 % of
+/// Slots in the direct-mapped cache (1.5 MiB, and 512 KiB of prices under a microarchitecture). A hash map probe per block took 40 % of
 /// the run time of `busybox sha256sum` (perf, this machine); one indexed load does not.
 const SLOTS: usize = 1 << 16;
 
@@ -407,18 +414,22 @@ pub struct BlockCounter {
     /// Each slot's extra instructions, kept beside the slots and only for translated code:
     /// untranslated code has none, and its per-block path stays as small as it was.
     extras: Box<[Extra]>,
+    /// Each slot's prices, likewise only when a microarchitecture prices blocks.
+    prices: Box<[Price]>,
     /// What the last freshly decoded block is, off the per-block path.
     unusual: Unusual,
 }
 
 impl BlockCounter {
-    /// A counter for translated code (which has extra instructions) or for guest code.
-    /// Every process has one; its memory is zeroed lazily by the host (calloc), so a fork
-    /// pays for the slots its blocks use, not for 1.5 MiB.
-    pub fn new(translated: bool) -> Self {
+    /// A counter for translated code (which has extra instructions) or for guest code,
+    /// keeping blocks' prices if `priced`. Every process has one; its memory is zeroed
+    /// lazily by the host (calloc), so a fork pays for the slots its blocks use, not for
+    /// 1.5 MiB.
+    pub fn new(translated: bool, priced: bool) -> Self {
         Self {
             slots: zeroed_slice(SLOTS),
             extras: zeroed_slice(if translated { SLOTS } else { 0 }),
+            prices: zeroed_slice(if priced { SLOTS } else { 0 }),
             unusual: Unusual::default(),
         }
     }
@@ -441,12 +452,13 @@ impl BlockCounter {
         let index = Self::slot(addr);
         let slot = &mut self.slots[index];
         if slot.addr == addr && slot.size == size {
+            let price = self.prices.get(index).copied().unwrap_or_default();
             return BlockCount {
                 instructions: slot.instructions,
                 guest: slot.guest,
                 extra: self.extras.get(index).copied().unwrap_or_default(),
-                cycle_units: slot.cycle_units,
-                guest_cycle_units: slot.guest_cycle_units,
+                cycle_units: price.cycle_units,
+                guest_cycle_units: price.guest_cycle_units,
                 repeat: slot.repeat,
                 fresh: false,
             };
@@ -473,12 +485,16 @@ impl BlockCounter {
                 size,
                 instructions,
                 guest,
-                cycle_units,
-                guest_cycle_units,
                 repeat,
             };
             if let Some(cached) = self.extras.get_mut(index) {
                 *cached = extra;
+            }
+            if let Some(cached) = self.prices.get_mut(index) {
+                *cached = Price {
+                    cycle_units,
+                    guest_cycle_units,
+                };
             }
         }
         self.unusual = Unusual { lacking, volatile };

@@ -209,12 +209,13 @@ impl System {
         mode: Mode,
     ) -> Self {
         let clock = Rc::new(Clock::new(model.cpi.value));
+        let priced = model.instruction_costs.microarchitecture().is_some();
         Self {
             kernel,
             model,
             counts: Counts::default(),
             clock,
-            blocks: BlockCounter::new(mode == Mode::Ring0),
+            blocks: BlockCounter::new(mode == Mode::Ring0, priced),
             max_instructions,
             current_block: CurrentBlock::default(),
             stop: None,
@@ -242,10 +243,17 @@ impl System {
         }
     }
 
+    /// A block counter for a new address space: for translated code at ring 0, keeping
+    /// prices under a microarchitecture.
+    fn new_block_counter(&self) -> BlockCounter {
+        let priced = self.model.instruction_costs.microarchitecture().is_some();
+        BlockCounter::new(self.cache.is_some(), priced)
+    }
+
     /// A new process `pid`'s address space gets a block counter and code cache of its own.
     pub fn add_space(&mut self, pid: Pid) {
         let space = Space {
-            blocks: BlockCounter::new(self.cache.is_some()),
+            blocks: self.new_block_counter(),
             cache: self.cache.as_ref().map(CodeCache::fresh),
         };
         self.spaces.insert(pid, space);
@@ -254,7 +262,7 @@ impl System {
     /// The running process has a new image (execve): its block counts and translations
     /// are of the old one.
     pub fn replace_space(&mut self) {
-        self.blocks = BlockCounter::new(self.cache.is_some());
+        self.blocks = self.new_block_counter();
         if let Some(cache) = &mut self.cache {
             self.retired_stats.absorb(&cache.stats);
             *cache = cache.fresh();
@@ -620,22 +628,23 @@ impl System {
         }
     }
 
+    /// Bytes the kernel copied that no class has been given yet.
+    fn unattributed_copies(&self) -> u64 {
+        let copied = self.kernel.proc.mem.bytes_copied();
+        copied.saturating_sub(self.copies_attributed)
+    }
+
     /// Gives the bytes the kernel copied since the last call to `class`.
     fn attribute_copies(&mut self, class: WorkClass) {
-        let copied = self.kernel.proc.mem.bytes_copied();
-        let fresh = copied.saturating_sub(self.copies_attributed);
+        let fresh = self.unattributed_copies();
         self.counts.work.add_bytes(class, fresh);
-        self.copies_attributed = copied;
+        self.copies_attributed = self.kernel.proc.mem.bytes_copied();
     }
 
     /// The work counts as of now: bytes not yet given a class are `Other`'s.
     fn work_now(&self) -> WorkCounts {
         let mut work = self.counts.work;
-        let copied = self.kernel.proc.mem.bytes_copied();
-        work.add_bytes(
-            WorkClass::Other,
-            copied.saturating_sub(self.copies_attributed),
-        );
+        work.add_bytes(WorkClass::Other, self.unattributed_copies());
         work
     }
 
@@ -703,14 +712,13 @@ impl System {
                 Flow::Stop
             }
             Ok(None) => Flow::Reschedule(None),
-            Ok(Some(done)) => self.complete(nr, args, &done),
+            Ok(Some(done)) => self.complete(nr, args, class, &done),
         }
     }
 
     /// The syscall `nr` of the running task completed as `done`: it is counted, and the
     /// task goes on unless it must give up the CPU.
-    fn complete(&mut self, nr: u64, args: &Args, done: &Dispatched) -> Flow {
-        let class = self.kernel.work_class(nr, args);
+    fn complete(&mut self, nr: u64, args: &Args, class: WorkClass, done: &Dispatched) -> Flow {
         self.counts.record_syscall(nr, class, done.enosys);
         self.kernel.task.syscalls += 1;
         self.kernel.task.at_syscall = Some(crate::kernel::signal::AtSyscall { nr });
@@ -746,7 +754,8 @@ impl System {
             Wake::Retry => self.syscall(call.nr, &call.args, call.rip),
             Wake::Return(ret) => {
                 let done = Dispatched { ret, enosys: false };
-                self.complete(call.nr, &call.args, &done)
+                let class = self.kernel.work_class(call.nr, &call.args);
+                self.complete(call.nr, &call.args, class, &done)
             }
         }
     }

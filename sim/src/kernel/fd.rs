@@ -50,20 +50,17 @@ impl OpenFile {
             Ok(libc::S_IFCHR) => DescriptorKind::CharDevice,
             _ => DescriptorKind::Other,
         };
+        Self::of_kind(host, kind)
+    }
+
+    /// A host file priced as `kind`, whatever it is on the host: the guest's standard
+    /// streams as pipes (so that a report does not depend on where the output goes), and a
+    /// guest descriptor reopened by name as that descriptor.
+    fn of_kind(host: OwnedFd, kind: DescriptorKind) -> Rc<Self> {
         Rc::new(Self {
             host,
             pipe: None,
             kind,
-        })
-    }
-
-    /// One of the guest's standard streams: priced as a pipe whatever it is on the host, so
-    /// that a report does not depend on where the output goes.
-    fn standard_stream(host: OwnedFd) -> Rc<Self> {
-        Rc::new(Self {
-            host,
-            pipe: None,
-            kind: DescriptorKind::Pipe,
         })
     }
 }
@@ -105,9 +102,10 @@ impl FdTable {
             );
             table.slots.push(host.ok().map(|raw| Slot {
                 // SAFETY: the descriptor was just created by F_DUPFD and is owned by nobody else.
-                file: OpenFile::standard_stream(unsafe {
-                    std::os::fd::FromRawFd::from_raw_fd(raw)
-                }),
+                file: OpenFile::of_kind(
+                    unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) },
+                    DescriptorKind::Pipe,
+                ),
                 cloexec: false,
             }));
         }
@@ -166,11 +164,7 @@ impl FdTable {
         // SAFETY: `raw` was just returned by a host syscall and has no other owner.
         let host = unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) };
         let file = match kind {
-            Some(kind) => Rc::new(OpenFile {
-                host,
-                pipe: None,
-                kind,
-            }),
+            Some(kind) => OpenFile::of_kind(host, kind),
             None => OpenFile::host(host),
         };
         self.install_file(file, cloexec, 0)
