@@ -520,12 +520,13 @@ impl System {
         // The per-block path: plain wrapping arithmetic on addresses and counters, which no
         // run comes near 2^64 in, so that the release build's overflow checks stay off it
         // (they cost 4 % of a ring-0 run's instructions here, callgrind).
-        let cache = &self.cache;
+        let (cache, model) = (&self.cache, &self.model);
         let end = addr.wrapping_add(size as u64);
-        let core = self.model.instruction_costs.microarchitecture();
         let mut count = self
             .blocks
             .count(addr, size, &self.kernel.proc.mem, |decoded| {
+                // Only for a block decoded afresh.
+                let core = model.instruction_costs.microarchitecture();
                 let Some(cache) = cache else {
                     return Accounted::untranslated(decoded, core);
                 };
