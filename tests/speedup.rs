@@ -22,9 +22,9 @@ fn the_report_agrees_with_the_arithmetic() {
     let syscalls = 10_001;
     assert_eq!(get(&["guest_instructions"]), guest);
     assert_eq!(get(&["syscalls", "total"]), syscalls);
-    // Ring 3: one cycle per instruction, 437 per crossing (Aiken et al.), and exit's 1,159
+    // Ring 3: one cycle per instruction, 437 per crossing (Aiken et al.), and exit's 1,865
     // cycles of kernel work (the process class's; getppid's is the null call's).
-    let ring3 = guest + syscalls * 437 + 1_159;
+    let ring3 = guest + syscalls * 437 + 1_865;
     assert_eq!(get(&["ring3", "cycles"]), ring3);
 
     // Ring 0, per iteration: the 52 instructions before the syscall, its 4-instruction call
@@ -41,14 +41,14 @@ fn the_report_agrees_with_the_arithmetic() {
     let calls = syscalls + get(&["ring0", "extra_instructions", "syscall"]);
     assert!((10_000 * 10..10_000 * 10 + 20).contains(&calls), "{calls}");
     let translated_guest = get(&["ring0", "translation", "guest_instructions_translated"]);
-    let ring0 = translated - calls + syscalls * 12 + 1_159 + translated_guest * 1_600;
+    let ring0 = translated - calls + syscalls * 12 + 1_865 + translated_guest * 2_591;
     assert_eq!(get(&["ring0", "cycles"]), ring0);
     let speedup = r["speedup"].as_f64().unwrap();
     assert_eq!(
         speedup,
         (ring3 as f64 / ring0 as f64 * 10_000.0).round() / 10_000.0
     );
-    assert!((5.7..6.2).contains(&speedup), "{speedup}");
+    assert!((5.0..5.5).contains(&speedup), "{speedup}");
 }
 
 /// Under a microarchitecture, translated code costs about what it executes beyond the guest's

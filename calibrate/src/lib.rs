@@ -1,10 +1,11 @@
 //! Measures this machine's costs natively with its own probes: the null syscall, switches
 //! between threads and processes, a pipe round trip, process creation, the kernel work of
 //! each syscall class (with a per-byte slope where bytes move), the cost fork adds per page
-//! the parent holds, and the TSC frequency.
+//! the parent holds, the TSC frequency and the core's clock against it.
 //!
 //! Every figure is in TSC ticks read with `lfence; rdtsc; lfence` (on an invariant TSC these
-//! tick at the nominal frequency, not the core's clock), unprivileged (no perf counters), on
+//! tick at the nominal frequency, not the core's clock: `core_clock` measures TSC ticks per
+//! core cycle with a chain of dependent adds), unprivileged (no perf counters), on
 //! the CPU the calling thread is on. That thread is pinned there for the run (the caller's
 //! other threads are left alone); the threads and children the probes start inherit its
 //! mask. A probe runs a warm-up round and then `rounds` rounds; it reports the median over

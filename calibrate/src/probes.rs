@@ -95,7 +95,7 @@ const PAGES: [usize; 4] = [0, 256, 1024, 4096];
 const TIMER: Spec = Spec {
     name: "timer",
     what: "an lfence; rdtsc; lfence pair timing nothing: subtracted from the probes that time each call (pipe_write, pipe_read)",
-    unit: "cycles",
+    unit: "ticks",
     iterations: 25_000,
     shape: Shape::Whole,
     partner: false,
@@ -106,7 +106,7 @@ const TIMER: Spec = Spec {
 const NULL_CALL: Spec = Spec {
     name: "null_call",
     what: "getppid by raw syscall: the kernel's entry and exit with no work",
-    unit: "cycles/call",
+    unit: "ticks/call",
     iterations: 25_000,
     shape: Shape::Whole,
     partner: false,
@@ -116,9 +116,18 @@ const NULL_CALL: Spec = Spec {
 /// The rest, in the order they run.
 const PROBES: &[Spec] = &[
     Spec {
+        name: "core_clock",
+        what: "a chain of dependent register adds, one core cycle each on every x86-64 core: TSC ticks per core cycle (below 1 when the core runs faster than its TSC)",
+        unit: "ticks/core cycle",
+        iterations: 10_000_000,
+        shape: Shape::Whole,
+        partner: false,
+        start: |_| Ok(Box::new(calls::DependentAdds)),
+    },
+    Spec {
         name: "yield_threads",
         what: "sched_yield between two threads of this process on one CPU: one switch and one syscall per yield",
-        unit: "cycles/yield",
+        unit: "ticks/yield",
         iterations: 5_000,
         shape: Shape::Whole,
         partner: true,
@@ -127,7 +136,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "yield_processes",
         what: "sched_yield between this process and a forked child on one CPU: one switch (of address space too) and one syscall per yield",
-        unit: "cycles/yield",
+        unit: "ticks/yield",
         iterations: 5_000,
         shape: Shape::Whole,
         partner: true,
@@ -136,7 +145,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "pipe_ping_pong",
         what: "one byte to a forked child on the same CPU through a pipe and back through another: per round trip",
-        unit: "cycles/round trip",
+        unit: "ticks/round trip",
         iterations: 1_250,
         shape: Shape::Whole,
         partner: true,
@@ -145,7 +154,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "create_process",
         what: "fork + execve of a 132-byte static program that calls exit_group(0) + wait4, per process, looped and timed by a minimal parent: a static program of a few hundred bytes, hand-assembled like the child (fork copies the parent's memory map, so a bigger parent costs more)",
-        unit: "cycles/process",
+        unit: "ticks/process",
         iterations: 10,
         shape: Shape::Whole,
         partner: false,
@@ -154,7 +163,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "fork_per_page",
         what: "create_process with N pages more in the parent: anonymous, private, each written once (the kind whose page-table entries fork copies and write-protects, and the child's execve then drops; fork copies none of an area with no anonymous memory, such as a program's text), 4 KiB each (huge pages refused by madvise), mapped and written before the timing starts; per process, fitted over N to a cost per page",
-        unit: "cycles/process",
+        unit: "ticks/process",
         iterations: 10,
         shape: Shape::Paged,
         partner: false,
@@ -163,7 +172,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "identity",
         what: "getpid and getuid alternately, beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 12_500,
         shape: Shape::BeyondNull,
         partner: false,
@@ -172,7 +181,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "file_read",
         what: "pread of N bytes at offset 0 of a regular file in the page cache, beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 5_000,
         shape: Shape::Sized,
         partner: false,
@@ -181,7 +190,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "file_write",
         what: "pwrite of N bytes at offset 0 of a regular file (the same cached page each time), beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 5_000,
         shape: Shape::Sized,
         partner: false,
@@ -190,7 +199,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "pipe_write",
         what: "write of N bytes into an empty pipe, beyond the null call (each call timed, the timer subtracted)",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 5_000,
         shape: Shape::Sized,
         partner: false,
@@ -199,7 +208,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "pipe_read",
         what: "read of those N bytes back out of the pipe, beyond the null call (each call timed, the timer subtracted)",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 5_000,
         shape: Shape::Sized,
         partner: false,
@@ -208,7 +217,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "dev_null",
         what: "write of N bytes to /dev/null, beyond the null call (nothing is copied: the slope is about 0)",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 12_500,
         shape: Shape::Sized,
         partner: false,
@@ -217,7 +226,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "open_stat",
         what: "openat + close of a file in the temp dir by its absolute path: the pair's cost halved, per call, beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 2_500,
         shape: Shape::BeyondNull,
         partner: false,
@@ -226,7 +235,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "fstat",
         what: "fstat of an open regular file, beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 12_500,
         shape: Shape::BeyondNull,
         partner: false,
@@ -235,7 +244,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "newfstatat",
         what: "newfstatat of a file in the temp dir by its absolute path, beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 5_000,
         shape: Shape::BeyondNull,
         partner: false,
@@ -244,7 +253,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "mmap_munmap",
         what: "mmap of one anonymous page, never touched, then munmap: the pair's cost halved, per call, beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 2_500,
         shape: Shape::BeyondNull,
         partner: false,
@@ -253,7 +262,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "mprotect",
         what: "mprotect of one page between read and read-write, its neighbours PROT_NONE so no areas merge or split, beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 5_000,
         shape: Shape::BeyondNull,
         partner: false,
@@ -262,7 +271,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "brk",
         what: "brk one page up and back: the pair's cost halved, per call, beyond the null call (in a forked single-threaded child, so that no allocator moves the break meanwhile)",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 2_500,
         shape: Shape::BeyondNull,
         partner: false,
@@ -271,7 +280,7 @@ const PROBES: &[Spec] = &[
     Spec {
         name: "futex",
         what: "FUTEX_WAKE (private) of a word nobody waits on, beyond the null call",
-        unit: "cycles/call",
+        unit: "ticks/call",
         iterations: 25_000,
         shape: Shape::BeyondNull,
         partner: false,

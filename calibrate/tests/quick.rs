@@ -7,6 +7,7 @@ use calibrate::{CalibrateError, Calibration, Options, Probe};
 const PROBES: &[&str] = &[
     "timer",
     "null_call",
+    "core_clock",
     "yield_threads",
     "yield_processes",
     "pipe_ping_pong",
@@ -158,6 +159,9 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
         );
     }
     assert_within("timer", median("timer"), 1.0, 2_000.0);
+    // TSC ticks per core cycle: cores run from about a third of their TSC's rate (deep
+    // power saving) to about twice it (turbo on a low nominal clock).
+    assert_within("core_clock", median("core_clock"), 0.3, 3.0);
     assert_within("tsc_ghz", median("tsc_ghz"), 0.5, 6.0);
 
     let machine = &calibration.machine;

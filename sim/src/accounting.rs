@@ -13,6 +13,10 @@ use crate::costs::{to_units, Ring0Events};
 use crate::kernel::signature;
 use crate::memory::AddressSpace;
 
+mod predictor;
+
+pub use predictor::Predictor;
+
 /// Event counts of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counts {
@@ -35,6 +39,9 @@ pub struct Counts {
     /// Pages copied on write after forks. Not priced on their own: the models' process
     /// creation figures include the copies a fork and exec make.
     pub pages_copied_on_write: u64,
+    /// The guest's conditional branches that `Predictor` mispredicted, each priced at the
+    /// microarchitecture's penalty. Under `cpi` no branch is run through the predictor.
+    pub branch_mispredictions: u64,
     /// Syscalls and the bytes they moved, by kernel-work class. Bytes the kernel copies
     /// outside a syscall (signal frames) count as `Other`'s.
     pub work: WorkCounts,
@@ -65,6 +72,7 @@ impl Default for Counts {
             execs: 0,
             reaps: 0,
             pages_copied_on_write: 0,
+            branch_mispredictions: 0,
             work: WorkCounts::default(),
             by_number: BTreeMap::new(),
             enosys: BTreeMap::new(),
@@ -316,6 +324,7 @@ struct Slot {
     /// as is, fewer for translated code.
     guest: u32,
     repeat: bool,
+    conditional: bool,
 }
 
 /// A block's price and its guest code's, in `costs::CYCLE_UNITS`, kept beside the slots.
@@ -335,6 +344,9 @@ pub struct Accounted {
     /// microarchitecture, in `costs::CYCLE_UNITS` (0 under `cpi`).
     pub cycle_units: u32,
     pub guest_cycle_units: u32,
+    /// It ends in one of the guest's conditional branches, and a microarchitecture prices
+    /// their mispredictions: the block run next says which way it went.
+    pub conditional: bool,
 }
 
 impl Accounted {
@@ -349,8 +361,16 @@ impl Accounted {
             extra: Extra::default(),
             cycle_units: price,
             guest_cycle_units: price,
+            conditional: core.is_some() && ends_in_conditional_branch(instructions),
         }
     }
+}
+
+/// Whether a block's last instruction is a conditional branch (a jcc, jrcxz or a loop).
+pub fn ends_in_conditional_branch(instructions: &[Instruction]) -> bool {
+    instructions
+        .last()
+        .is_some_and(|last| last.flow_control() == FlowControl::ConditionalBranch)
 }
 
 /// The price of instructions on `core`, in `costs::CYCLE_UNITS`, every `syscall` left out:
@@ -383,6 +403,7 @@ pub struct BlockCount {
     /// such an instruction as a block of its own, which must not count again: the CPU
     /// retires a rep instruction once, however many times it repeats.
     pub repeat: bool,
+    pub conditional: bool,
     /// Decoded now rather than found in the cache: `BlockCounter::unusual` then says more.
     pub fresh: bool,
 }
@@ -460,6 +481,7 @@ impl BlockCounter {
                 cycle_units: price.cycle_units,
                 guest_cycle_units: price.guest_cycle_units,
                 repeat: slot.repeat,
+                conditional: slot.conditional,
                 fresh: false,
             };
         }
@@ -469,6 +491,7 @@ impl BlockCounter {
             extra,
             cycle_units,
             guest_cycle_units,
+            conditional,
         } = account(&decoded.instructions);
         let (instructions, repeat, lacking) = (
             decoded.instructions.len() as u32,
@@ -486,6 +509,7 @@ impl BlockCounter {
                 instructions,
                 guest,
                 repeat,
+                conditional,
             };
             if let Some(cached) = self.extras.get_mut(index) {
                 *cached = extra;
@@ -505,6 +529,7 @@ impl BlockCounter {
             cycle_units,
             guest_cycle_units,
             repeat,
+            conditional,
             fresh: true,
         }
     }
@@ -627,13 +652,14 @@ mod tests {
                 .collect()
         };
         // imul rax, rax twice: znver3's table has each on its one multiplier port (Zn3ALU1)
-        // for a cycle, so the busiest port's 2 cycles bound the block (uarch::PRICE is the
-        // throughput bound).
+        // for a cycle at a latency of 3, and each reads the other's RAX, from one
+        // execution into the next too: the chain's 6 cycles bound the block, not the
+        // port's 2 (uarch::PRICE is the larger of the throughput bound and the recurrence).
         let chain = decode(b"\x48\x0f\xaf\xc0\x48\x0f\xaf\xc0");
-        assert_eq!(price_without_syscalls(&chain, core), 2 * 256);
+        assert_eq!(price_without_syscalls(&chain, core), 6 * 256);
         // The same with a syscall after it: the crossing is the syscall's price.
         let with_syscall = decode(b"\x48\x0f\xaf\xc0\x48\x0f\xaf\xc0\x0f\x05");
-        assert_eq!(price_without_syscalls(&with_syscall, core), 2 * 256);
+        assert_eq!(price_without_syscalls(&with_syscall, core), 6 * 256);
         assert_eq!(price_without_syscalls(&decode(b"\x0f\x05"), core), 0);
         let untranslated = Accounted::untranslated(&with_syscall, Some(core));
         assert_eq!(untranslated.guest, 3);

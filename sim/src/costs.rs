@@ -269,12 +269,19 @@ impl CostModel {
     }
 }
 
+/// The cycles `core` loses to the branch mispredictions the counts record.
+fn mispredictions(core: &uarch::Microarchitecture, counts: &Counts) -> f64 {
+    counts.branch_mispredictions as f64 * f64::from(core.mispredict_penalty)
+}
+
 impl CostModel {
     /// The ring-3 estimate for what the counts record.
     pub fn ring3_cycles(&self, counts: &Counts) -> Ring3Cycles {
         let user = match self.instruction_costs {
             InstructionCosts::Cpi => counts.guest_instructions as f64 * self.cpi.value,
-            InstructionCosts::Microarchitecture(_) => counts.guest_cycle_units as f64 / CYCLE_UNITS,
+            InstructionCosts::Microarchitecture(core) => {
+                counts.guest_cycle_units as f64 / CYCLE_UNITS + mispredictions(core, counts)
+            }
         };
         let crossings =
             counts.abi_calls as f64 * (self.ring3.abi_call.value + self.crossing_indirect.value);
@@ -317,8 +324,8 @@ impl CostModel {
             .saturating_sub(events.call_instructions);
         let instructions = match self.instruction_costs {
             InstructionCosts::Cpi => priced as f64 * self.cpi.value,
-            InstructionCosts::Microarchitecture(_) => {
-                events.translated_cycle_units as f64 / CYCLE_UNITS
+            InstructionCosts::Microarchitecture(core) => {
+                events.translated_cycle_units as f64 / CYCLE_UNITS + mispredictions(core, counts)
             }
         }
         .round() as u64;

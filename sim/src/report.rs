@@ -130,6 +130,10 @@ pub struct Report {
     pub seed: u64,
     pub exit: ExitReport,
     pub guest_instructions: u64,
+    /// The guest's conditional branches a gshare predictor mispredicted, priced at the
+    /// microarchitecture's penalty within the instructions' cycles; `None` under `cpi`,
+    /// which runs no branch through the predictor.
+    pub branch_mispredictions: Option<u64>,
     pub syscalls: SyscallReport,
     /// Round trips between ring 3 and ring 0: one per syscall.
     pub ring_crossings: u64,
@@ -290,6 +294,10 @@ impl Report {
             seed: config.seed,
             exit,
             guest_instructions: counts.guest_instructions,
+            branch_mispredictions: model
+                .instruction_costs
+                .microarchitecture()
+                .map(|_| counts.branch_mispredictions),
             syscalls: SyscallReport {
                 total: counts.syscalls(),
                 by_name: by_name(&counts.by_number),
@@ -428,6 +436,18 @@ impl Report {
             "guest instructions".to_string(),
             group(self.guest_instructions),
         ]);
+        if let (Some(core), Some(mispredictions)) = (
+            model.instruction_costs.microarchitecture(),
+            self.branch_mispredictions,
+        ) {
+            summary.add_row(vec![
+                format!(
+                    "branch mispredictions ({} cycles each)",
+                    core.mispredict_penalty
+                ),
+                group(mispredictions),
+            ]);
+        }
         summary.add_row(vec!["syscalls".to_string(), group(self.syscalls.total)]);
         summary.add_row(vec![
             "ring crossings".to_string(),

@@ -13,10 +13,11 @@ use translator::{Source, TranslateError, FAULT_KINDS};
 use unicorn_engine::UcHookId;
 
 use crate::accounting::{
-    Accounted, BlockCount, BlockCounter, Clock, Counts, Extra, SyscallRecord, Tally,
+    ends_in_conditional_branch, Accounted, BlockCount, BlockCounter, Clock, Counts, Extra,
+    Predictor, SyscallRecord, Tally,
 };
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
-use crate::bt::layout::{Hypercall, NEXT, RUNTIME};
+use crate::bt::layout::{self, Hypercall, NEXT, RUNTIME};
 use crate::costs::work::{WorkClass, WorkCounts};
 use crate::costs::CostModel;
 use crate::kernel::process::Pid;
@@ -134,6 +135,7 @@ struct CurrentBlock {
     extra: Extra,
     cycle_units: u32,
     guest_cycle_units: u32,
+    conditional: bool,
 }
 
 pub struct System {
@@ -145,6 +147,7 @@ pub struct System {
     pub max_instructions: Option<u64>,
     /// The emulator block now running, and what was counted for it.
     current_block: CurrentBlock,
+    predictor: Predictor,
     pub stop: Option<Stop>,
     /// The code cache, in ring-0 mode.
     pub cache: Option<CodeCache>,
@@ -218,6 +221,7 @@ impl System {
             blocks: BlockCounter::new(mode == Mode::Ring0, priced),
             max_instructions,
             current_block: CurrentBlock::default(),
+            predictor: Predictor::default(),
             stop: None,
             cache: (mode == Mode::Ring0).then(CodeCache::new),
             ring0: Ring0Counts::default(),
@@ -538,6 +542,10 @@ impl System {
                     extra,
                     cycle_units,
                     guest_cycle_units,
+                    // The runtime's stubs branch on its own state, not the guest's.
+                    conditional: core.is_some()
+                        && layout::stub_source(addr).is_none()
+                        && ends_in_conditional_branch(decoded),
                 }
             });
         if count.fresh {
@@ -581,6 +589,11 @@ impl System {
                 *total = total.wrapping_add(extra as i64);
             }
         }
+        let previous = &self.current_block;
+        if previous.conditional {
+            let fall_through = previous.addr.wrapping_add(previous.size as u64);
+            self.predictor.record(fall_through, addr != fall_through);
+        }
         self.current_block = CurrentBlock {
             addr,
             size,
@@ -589,6 +602,7 @@ impl System {
             extra: count.extra,
             cycle_units: count.cycle_units,
             guest_cycle_units: count.guest_cycle_units,
+            conditional: count.conditional,
         };
         match self.max_instructions {
             Some(limit) if after >= limit && self.stop.is_none() => {
@@ -625,6 +639,7 @@ impl System {
             fork_pages: self.kernel.fork_pages,
             execs: self.kernel.execs,
             reaps: self.kernel.reaps,
+            branch_mispredictions: self.predictor.mispredictions(),
             ..self.counts.clone()
         }
     }
@@ -1332,6 +1347,8 @@ impl System {
             extra: extra_ran,
             cycle_units: cycles_ran,
             guest_cycle_units: guest_cycles_ran,
+            // Its closing branch did not run.
+            conditional: false,
             ..block
         };
     }

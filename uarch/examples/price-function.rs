@@ -47,10 +47,11 @@ fn main() -> Result<()> {
         for (uarch, pricer) in uarch::all().iter().zip(&mut pricers) {
             let cost = pricer.price(block);
             println!(
-                "  {:>15}: {:6.2} cycles (throughput {:.2}, critical path {:.0}, {} uops, {} unpriced)",
+                "  {:>15}: {:6.2} cycles (throughput {:.2}, recurrence {:.2}, critical path {:.0}, {} uops, {} unpriced)",
                 uarch.name,
                 cost.cycles,
                 cost.throughput_bound,
+                cost.recurrence,
                 cost.critical_path,
                 cost.uops,
                 cost.unpriced

@@ -7,15 +7,17 @@
 //! tables are compiled in and read once, on first use: `skylake-server` and `znver3` from
 //! LLVM 14, `sapphirerapids` and `znver4` from LLVM 19.
 //!
-//! A block's price per execution comes from two bounds: its throughput bound, max(micro-ops
-//! / dispatch width, the busiest port's summed cycles, a cycle per branch) — the bound
-//! llvm-mca and OSACA report for a block run repeatedly, and the one taken branch a cycle a
-//! core can do — and its critical path, the longest chain of
-//! latencies through registers and flags. `PRICE` says how they combine.
+//! A block's price per execution comes from its throughput bound, max(micro-ops / dispatch
+//! width, the busiest port's summed cycles, a cycle per branch) — the bound llvm-mca and
+//! OSACA report for a block run repeatedly, and the one taken branch a cycle a core can do —
+//! and its recurrence, the cycles per execution of the chains of latencies it carries
+//! through registers and flags from one execution into the next (a loop's running sum, a
+//! hash's state); its critical path, the longest chain within one execution, is computed
+//! too. `PRICE` says how they combine. Each table also gives the core's branch
+//! misprediction penalty, which the simulator charges per misprediction it counts.
 //!
 //! What the price leaves out: dependencies through memory (a store and a later load of
-//! the same address), the front end (decode, the micro-op cache), branch mispredictions
-//! and cache misses. The stack engine is assumed: push, pop, call and ret move RSP without
+//! the same address), the front end (decode, the micro-op cache) and cache misses. The stack engine is assumed: push, pop, call and ret move RSP without
 //! a dependency. Where LLVM's model is coarse the price is too: on znver3 and znver4 a
 //! microcoded instruction (`syscall`, `rep movsb`, `cpuid`) is 100 uops and 100 cycles
 //! whatever it does, skylake-server and sapphirerapids price `syscall` as one simple uop,

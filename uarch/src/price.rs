@@ -1,5 +1,5 @@
-//! Pricing a basic block: its throughput bound and its critical path, combined as
-//! `PRICE` says.
+//! Pricing a basic block: its throughput bound, its critical path and its recurrence,
+//! combined as `PRICE` says.
 
 use iced_x86::{FlowControl, InstructionInfoFactory, OpAccess, Register};
 
@@ -12,6 +12,11 @@ pub enum Combine {
     /// overlap, so that only dispatch and the busiest port limit it (the bound llvm-mca
     /// and OSACA report for a block run repeatedly).
     Throughput,
+    /// The larger of the throughput bound and the recurrence: executions overlap, but a
+    /// chain carried from one execution into the next (a running sum, a hash's state)
+    /// cannot finish faster than its latencies allow. llvm-mca's steady state of a block
+    /// run as a loop is bound by both.
+    Recurrence,
     /// The larger of the throughput bound and the critical path: an execution of the
     /// block does not overlap the next one, so its longest dependency chain must finish
     /// too. Pessimistic for hot loops whose chains are not carried between iterations.
@@ -19,16 +24,18 @@ pub enum Combine {
 }
 
 /// The choice every `BlockCost::cycles` uses, settled by `bench/fidelity` (BENCHMARKS.md,
-/// issue 11): on this project's machine kind the larger bound overestimated every compute
-/// workload 2.2-3.3x, the throughput bound came within 0.5-1.5x, geometric mean 0.96.
-/// `BlockCost::cycles_by` gives the other.
-pub const PRICE: Combine = Combine::Throughput;
+/// issue 11) once block prices were turned into seconds at the core's clock, not the TSC's:
+/// the throughput bound alone left MD5's chained rounds at 0.6 of their native time, the
+/// recurrence brought them to 1.2 and SHA-256 to 1.0; the critical path overestimated every
+/// compute workload 2.2-3.3x. `BlockCost::cycles_by` gives the others.
+pub const PRICE: Combine = Combine::Recurrence;
 
 impl Combine {
-    pub fn cycles(self, throughput_bound: f64, critical_path: f64) -> f64 {
+    pub fn cycles(self, cost: &BlockCost) -> f64 {
         match self {
-            Combine::Throughput => throughput_bound,
-            Combine::Larger => throughput_bound.max(critical_path),
+            Combine::Throughput => cost.throughput_bound,
+            Combine::Recurrence => cost.throughput_bound.max(cost.recurrence),
+            Combine::Larger => cost.throughput_bound.max(cost.critical_path),
         }
     }
 }
@@ -46,6 +53,10 @@ pub struct BlockCost {
     pub throughput_bound: f64,
     /// The longest chain of latencies through registers and flags within the block.
     pub critical_path: f64,
+    /// Cycles per execution of the chains the block carries from one execution into the
+    /// next, through registers and flags, when it runs repeatedly: the growth per
+    /// execution, once settled, of the time its registers' values are ready.
+    pub recurrence: f64,
     pub uops: u32,
     pub instructions: u32,
     /// Instructions with no row in the table, priced at its fallback.
@@ -55,12 +66,18 @@ pub struct BlockCost {
 impl BlockCost {
     /// The price under another combination of the bounds.
     pub fn cycles_by(&self, combine: Combine) -> f64 {
-        combine.cycles(self.throughput_bound, self.critical_path)
+        combine.cycles(self)
     }
 }
 
 /// The number of RFLAGS bits iced tracks (`RflagsBits`).
 const FLAG_BITS: usize = 16;
+
+/// Executions of a block run before its recurrence is read, so that a chain passing
+/// through several registers per execution (MD5's rotating state moves through four)
+/// reaches its steady growth; and executions over which the growth is then read.
+const SETTLING_RUNS: u32 = 4;
+const MEASURED_RUNS: u32 = 4;
 
 /// Prices blocks on one microarchitecture. Keeps its working space between blocks, so
 /// pricing allocates nothing per instruction; hold one and reuse it.
@@ -85,7 +102,7 @@ impl<'a> BlockPricer<'a> {
     }
 
     /// The cost of one execution of `block`, its instructions in order.
-    pub fn price<'i>(&mut self, block: impl IntoIterator<Item = &'i Instruction>) -> BlockCost {
+    pub fn price(&mut self, block: &[Instruction]) -> BlockCost {
         self.register_ready.fill(0.0);
         self.flag_ready = [0.0; FLAG_BITS];
         self.port_cycles.fill(0.0);
@@ -115,14 +132,45 @@ impl<'a> BlockPricer<'a> {
         let throughput_bound = (f64::from(uops) / f64::from(self.uarch.dispatch_width))
             .max(busiest_port)
             .max(branches);
-        BlockCost {
-            cycles: PRICE.cycles(throughput_bound, critical_path),
+        let mut cost = BlockCost {
+            cycles: 0.0,
             throughput_bound,
             critical_path,
+            recurrence: self.recurrence(block),
             uops,
             instructions,
             unpriced,
-        }
+        };
+        cost.cycles = PRICE.cycles(&cost);
+        cost
+    }
+
+    /// Runs `block` again and again from where its first execution left the registers
+    /// and flags, and returns how much later their values are ready per execution once
+    /// settled: the largest growth of any one of them.
+    fn recurrence(&mut self, block: &[Instruction]) -> f64 {
+        let run = |pricer: &mut Self, runs: u32| {
+            for _ in 0..runs {
+                for instruction in block {
+                    let cost = pricer
+                        .uarch
+                        .cost_of(instruction)
+                        .unwrap_or_else(|| pricer.uarch.fallback());
+                    pricer.chain(instruction, &cost);
+                }
+            }
+        };
+        run(self, SETTLING_RUNS);
+        let (registers, flags) = (self.register_ready.clone(), self.flag_ready);
+        run(self, MEASURED_RUNS);
+        let growth = |now: &[f64], then: &[f64]| {
+            now.iter()
+                .zip(then)
+                .map(|(now, then)| now - then)
+                .fold(0.0, f64::max)
+        };
+        growth(&self.register_ready, &registers).max(growth(&self.flag_ready, &flags))
+            / f64::from(MEASURED_RUNS)
     }
 
     /// Extends the dependency chains by `instruction`: its results are ready `latency`
@@ -241,18 +289,10 @@ mod tests {
         (cost.uops, cost.latency, cost.rthroughput, ports)
     }
 
-    /// (throughput bound, critical path, price).
-    /// The two bounds and the larger of them; `cycles` is `PRICE`'s choice of them.
+    /// (throughput bound, critical path, recurrence); `cycles` is `PRICE`'s choice of them.
     fn bounds(cost: BlockCost) -> (f64, f64, f64) {
-        assert_eq!(
-            cost.cycles,
-            PRICE.cycles(cost.throughput_bound, cost.critical_path)
-        );
-        (
-            cost.throughput_bound,
-            cost.critical_path,
-            cost.cycles_by(Combine::Larger),
-        )
+        assert_eq!(cost.cycles, PRICE.cycles(&cost));
+        (cost.throughput_bound, cost.critical_path, cost.recurrence)
     }
 
     /// The same cycles on each of `ports`.
@@ -327,10 +367,12 @@ mod tests {
         let znver3 = uarch("znver3");
         assert_eq!(row(znver3, &adds[0]), (1, 1, 0.25, each(&ZEN3_ALUS, 0.25)));
         // 8 uops / 6 per cycle = 1.33; each ALU 8 × 0.25 = 2.0: bound 2.0. No add reads
-        // another's result: critical path 1. Price max(2.0, 1) = 2.0.
+        // another's result: critical path 1. Each add carries its register into the next
+        // execution: recurrence 1. Price max(2.0, 1) = 2.0.
         let cost = znver3.price_block(&adds);
         assert_eq!((cost.uops, cost.instructions, cost.unpriced), (8, 8, 0));
-        assert_eq!(bounds(cost), (2.0, 1.0, 2.0));
+        assert_eq!(bounds(cost), (2.0, 1.0, 1.0));
+        assert_eq!(cost.cycles, 2.0);
         // skylake-server, the same on ports 0, 1, 5 and 6: the same bound.
         let skylake = uarch("skylake-server");
         assert_eq!(
@@ -341,7 +383,7 @@ mod tests {
         // znver4: as znver3, on its own 4 ALUs.
         let znver4 = uarch("znver4");
         assert_eq!(row(znver4, &adds[0]), (1, 1, 0.25, each(&ZEN4_ALUS, 0.25)));
-        assert_eq!(bounds(znver4.price_block(&adds)), (2.0, 1.0, 2.0));
+        assert_eq!(bounds(znver4.price_block(&adds)), (2.0, 1.0, 1.0));
         // sapphirerapids: a fifth of a cycle on each of 5 ALU ports. 8 uops / 6 = 1.33;
         // each ALU port 8 × 0.2 = 1.6: bound 1.6. Critical path 1.
         let sapphire_rapids = uarch("sapphirerapids");
@@ -396,7 +438,8 @@ mod tests {
             "Zn4Load.2",
         ];
         assert_eq!(row(znver4, load), (1, 5, 0.33, each(&units, 0.33)));
-        assert_eq!(bounds(znver4.price_block(&instructions)), (1.25, 5.0, 5.0));
+        // The loads' addresses are carried by no add: recurrence 1, the adds'.
+        assert_eq!(bounds(znver4.price_block(&instructions)), (1.25, 5.0, 1.0));
     }
 
     #[test]
@@ -412,7 +455,7 @@ mod tests {
         let znver3 = uarch("znver3");
         assert_eq!(row(znver3, &moves[0]), (1, 0, 0.17, vec![]));
         // 12 uops / 6 per cycle = 2.0; no port; chains of latency 0. Price 2.0.
-        assert_eq!(bounds(znver3.price_block(&moves)), (2.0, 0.0, 2.0));
+        assert_eq!(bounds(znver3.price_block(&moves)), (2.0, 0.0, 0.0));
     }
 
     #[test]
@@ -427,7 +470,8 @@ mod tests {
         let znver3 = uarch("znver3");
         assert_eq!(row(znver3, &chain[0]), (1, 3, 1.0, each(&["Zn3ALU1"], 1.0)));
         // ALU1 4 × 1 = 4.0 (dispatch 4 / 6 = 0.67): bound 4.0. Each imul reads the
-        // previous one's RAX: 4 × 3 = 12. Price max(4, 12) = 12.
+        // previous one's RAX: 4 × 3 = 12, and the next execution's first imul reads the
+        // last one's: recurrence 12. Price max(4, 12) = 12.
         let cost = znver3.price_block(&chain);
         assert_eq!(bounds(cost), (4.0, 12.0, 12.0));
         assert_eq!(cost.cycles_by(Combine::Throughput), 4.0);
@@ -470,7 +514,7 @@ mod tests {
         assert_eq!(cost.critical_path, 7.0);
         assert!((cost.throughput_bound - 1.0).abs() < 1e-9, "{cost:?}");
         assert_eq!(cost.cycles_by(Combine::Larger), 7.0);
-        assert_eq!(cost.cycles, PRICE.cycles(cost.throughput_bound, 7.0));
+        assert_eq!(cost.cycles, PRICE.cycles(&cost));
     }
 
     #[test]
@@ -496,7 +540,7 @@ mod tests {
             assert_eq!(cost.throughput_bound, throughput);
             let latency = f64::from(fallback.latency);
             assert_eq!(cost.cycles_by(Combine::Larger), throughput.max(latency));
-            assert_eq!(cost.cycles, PRICE.cycles(throughput, latency));
+            assert_eq!(cost.cycles, PRICE.cycles(&cost));
         }
     }
 
@@ -541,6 +585,26 @@ mod tests {
     ];
 
     #[test]
+    fn a_chain_through_two_registers_is_carried_over_two_executions() {
+        let swap = block(|a| {
+            a.mov(rcx, rax)?;
+            a.imul_3(rax, rbx, 3)?;
+            a.lea(rbx, qword_ptr(rcx + 1))
+        });
+        // znver3: the imul 3 cycles, the lea (with a displacement) 2. The new RAX comes
+        // from the old RBX (3), the new RBX from the old RAX (0 + 2): neither carries
+        // itself, but RAX → RBX → RAX closes a loop of 5 cycles over two executions.
+        // Recurrence 2.5; critical path 3; ALU1, the imul's one port, also takes a quarter
+        // of the lea: bound 1.25.
+        let znver3 = uarch("znver3");
+        let latencies: Vec<u32> = swap.iter().map(|i| row(znver3, i).1).collect();
+        assert_eq!(latencies, [0, 3, 2]);
+        let cost = znver3.price_block(&swap);
+        assert_eq!(bounds(cost), (1.25, 3.0, 2.5));
+        assert_eq!(cost.cycles, 2.5);
+    }
+
+    #[test]
     fn critical_paths_worked_out_by_hand() {
         for (name, build, latencies, path, why) in CHAINS {
             let instructions = block(build);
@@ -567,10 +631,11 @@ mod tests {
             Ok(())
         });
         // znver3, push r64: latency 1, both store units 1 cycle each. The stack engine
-        // updates RSP: chain 1, not 4. Store units 4 × 1 = 4.0: price 4.
+        // updates RSP: chain 1, not 4, and nothing carried between executions. Store units
+        // 4 × 1 = 4.0: price 4.
         let znver3 = uarch("znver3");
         assert_eq!(row(znver3, &pushes[0]).1, 1);
-        assert_eq!(bounds(znver3.price_block(&pushes)), (4.0, 1.0, 4.0));
+        assert_eq!(bounds(znver3.price_block(&pushes)), (4.0, 1.0, 0.0));
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct Microarchitecture {
     pub generated_by: &'static str,
     /// Micro-ops the core dispatches per cycle.
     pub dispatch_width: u32,
+    /// Cycles a mispredicted branch costs (the model's `MispredictPenalty`).
+    pub mispredict_penalty: u32,
     /// Execution ports and other resource units, as the model names them.
     pub ports: Vec<&'static str>,
     /// Forms priced by hand, with the reason, one line each.
@@ -159,6 +161,11 @@ impl Microarchitecture {
         let dispatch_width = field("dispatch-width")?
             .parse()
             .map_err(|_| TableError::MissingHeader("dispatch-width"))?;
+        let mispredict_penalty = field("mispredict-penalty")?
+            .split_whitespace()
+            .next()
+            .and_then(|figure| figure.parse().ok())
+            .ok_or(TableError::MissingHeader("mispredict-penalty"))?;
         let ports: Vec<&'static str> = field("ports")?.split_whitespace().collect();
         let codes: HashMap<String, Code> = Code::values()
             .map(|code| (format!("{code:?}"), code))
@@ -171,6 +178,7 @@ impl Microarchitecture {
             licence_text: licence_text.join("\n"),
             generated_by: field("generated-by")?,
             dispatch_width,
+            mispredict_penalty,
             ports,
             stand_ins,
             rows: Vec::with_capacity(body.len()),
@@ -402,7 +410,7 @@ mod tests {
     }
 
     const HEADER: &str = "# name: tiny\n# description: d\n# source: s\n# licence: l\n\
-                          # generated-by: g\n# dispatch-width: 4\n# ports: P0 P1\n";
+                          # generated-by: g\n# dispatch-width: 4\n# mispredict-penalty: 12 (m)\n# ports: P0 P1\n";
 
     #[test]
     fn a_table_reads_its_rows_and_ports() {
@@ -411,8 +419,13 @@ mod tests {
                     Add_rm64_r64\treg\t1\t1\t0.5\tP0:0.5,P1:0.5\taddq %rax, %rbx\n";
         let table = Microarchitecture::parse(format!("{HEADER}{rows}").leak()).expect("reads");
         assert_eq!(
-            (table.name, table.dispatch_width, table.len()),
-            ("tiny", 4, 2)
+            (
+                table.name,
+                table.dispatch_width,
+                table.mispredict_penalty,
+                table.len()
+            ),
+            ("tiny", 4, 12, 2)
         );
         assert_eq!(table.licence_text, "verbatim");
         let add = table

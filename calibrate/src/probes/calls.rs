@@ -187,6 +187,40 @@ impl Workload for Timer {
     }
 }
 
+/// Dependent adds in a loop: each reads the previous one's result, and an add's latency
+/// is one core cycle on every x86-64 core, so the ticks per add are TSC ticks per core
+/// cycle, whatever clock (turbo, a power limit) the core runs at.
+pub(super) struct DependentAdds;
+
+/// Adds per pass of the loop: enough that its counter and branch, which run beside the
+/// chain, never bound it.
+const ADDS_PER_PASS: u64 = 16;
+
+impl Workload for DependentAdds {
+    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
+        let passes = iterations.div_ceil(ADDS_PER_PASS).max(1);
+        let mut value: u64 = 0;
+        let start = ticks();
+        for _ in 0..passes {
+            // SAFETY: register arithmetic on `value` only: no memory, stack or flags the
+            // compiler relies on.
+            unsafe {
+                std::arch::asm!(
+                    "add {v}, 1", "add {v}, 1", "add {v}, 1", "add {v}, 1",
+                    "add {v}, 1", "add {v}, 1", "add {v}, 1", "add {v}, 1",
+                    "add {v}, 1", "add {v}, 1", "add {v}, 1", "add {v}, 1",
+                    "add {v}, 1", "add {v}, 1", "add {v}, 1", "add {v}, 1",
+                    v = inout(reg) value,
+                    options(nomem, nostack),
+                );
+            }
+        }
+        let elapsed = ticks() - start;
+        std::hint::black_box(value);
+        Ok(Sample::new(elapsed as f64, passes * ADDS_PER_PASS))
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Half {
     Write,

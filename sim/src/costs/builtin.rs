@@ -44,9 +44,9 @@ const SINGULARITY_TABLE: &str =
 
 /// How far `host`'s estimates were from measured native CPU time (BENCHMARKS.md, issue 11).
 const HOST_VALIDATION: &str = "bench/fidelity --runs 5 --cost-model host on this machine kind, 2026-11-30: \
-                               predicted / measured native CPU time over 16 programs, geometric mean 0.93 \
-                               (range 0.55-1.50, 12 within 25 %; syscall loops 0.81-1.05, compute 0.55-1.50, \
-                               fork+exec+wait 0.73)";
+                               predicted / measured native CPU time over 16 programs, geometric mean 0.96 \
+                               (range 0.70-1.29, 12 within 25 %; syscall loops 0.80-1.12, compute 0.71-1.28, \
+                               fork+exec+wait 0.70)";
 
 /// The basis of the models of the essay's systems.
 const PUBLISHED: &str = "published figures: Aiken et al., MSPC 2006 (the four operations), Kernel Mode Linux \
@@ -111,18 +111,20 @@ const ROWS: &[Row] = &[
     },
     Row {
         name: "host",
-        description: "This project's machine kind: 2 vCPU AMD EPYC (Zen 5) KVM guest, Linux 6.18, no KPTI, TSC 2.596 GHz",
+        description: "This project's machine kind: 2 vCPU AMD EPYC (Zen 5) KVM guest, Linux 6.18, no KPTI, core clock \
+                      4.2 GHz under load (TSC 2.596 GHz)",
         basis: "measured on this project's machine kind (AMD EPYC, 2026-11-30) by simulate --calibrate; ring-0 call: \
                 a function call (Unikraft); instructions priced by LLVM 19's znver4 scheduling model \
                 (Zen 4, the nearest to this Zen 5)",
         validation: Some(HOST_VALIDATION),
         instructions: "znver4",
         forks: true,
-        ring3: [333.0, 2_908.0, 10_799.0, 205_200.0],
+        ring3: [532.0, 4_621.0, 17_004.0, 313_523.0],
         ring3_source: "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, no KPTI), \
-                       2026-11-30, medians of 31 rounds: null_call (raw getppid), yield_threads, pipe_ping_pong \
-                       (one byte there and back between two processes on one CPU), create_process (fork + execve + \
-                       wait4 from a minimal static parent) (BENCHMARKS.md, issue 11)",
+                       2026-11-30, the median of three full runs (each a median of 31 rounds), in core cycles: \
+                       null_call (raw getppid), yield_threads, pipe_ping_pong (one byte there and back between two \
+                       processes on one CPU), create_process (fork + execve + wait4 from a minimal static parent) \
+                       (BENCHMARKS.md, issue 11)",
         ring0: Ring0::DirectCall(FUNCTION_CALL.0, FUNCTION_CALL.1),
     },
 ];
@@ -138,24 +140,26 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
         0.0,
         "by definition: a null call's work, which the crossing includes",
     ),
-    (WorkClass::FileRead, 502.0, 0.0259, CALIBRATED_ON_KIND),
-    (WorkClass::FileWrite, 1_004.0, 0.0311, CALIBRATED_ON_KIND),
-    (WorkClass::PipeRead, 236.0, 0.199, CALIBRATED_ON_KIND),
-    (WorkClass::PipeWrite, 328.0, 0.165, CALIBRATED_ON_KIND),
-    (WorkClass::CharDevice, 76.0, 0.0, CALIBRATED_ON_KIND),
-    (WorkClass::OpenStat, 1_635.0, 0.0, CALIBRATED_ON_KIND),
-    (WorkClass::Descriptor, 370.0, 0.0, CALIBRATED_ON_KIND),
-    (WorkClass::Memory, 3_360.0, 0.0, CALIBRATED_ON_KIND),
-    (WorkClass::Process, 1_159.0, 0.0, CALIBRATED_UNMEASURED),
-    (WorkClass::Futex, 115.0, 0.0, CALIBRATED_ON_KIND),
-    (WorkClass::Other, 1_159.0, 0.0, CALIBRATED_UNMEASURED),
+    (WorkClass::FileRead, 784.0, 0.0480, CALIBRATED_ON_KIND),
+    (WorkClass::FileWrite, 1_624.0, 0.0532, CALIBRATED_ON_KIND),
+    (WorkClass::PipeRead, 367.0, 0.329, CALIBRATED_ON_KIND),
+    (WorkClass::PipeWrite, 505.0, 0.268, CALIBRATED_ON_KIND),
+    (WorkClass::CharDevice, 94.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::OpenStat, 2_658.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::Descriptor, 621.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::Memory, 5_276.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::Process, 1_865.0, 0.0, CALIBRATED_UNMEASURED),
+    (WorkClass::Futex, 178.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::Other, 1_865.0, 0.0, CALIBRATED_UNMEASURED),
 ];
 
 /// Where the kernel-work table comes from.
 const CALIBRATED_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \
-                                  no KPTI), 2026-11-30: the class's probe, beyond the null call (BENCHMARKS.md, issue 11)";
+                                  no KPTI), 2026-11-30: the class's probe, beyond the null call, the median of three \
+                                  full runs, in core cycles (BENCHMARKS.md, issue 11)";
 const CALIBRATED_UNMEASURED: &str = "derived: the median of the bases of open_stat, fstat, mmap_munmap, mprotect and \
-                                     futex, simulate --calibrate on this project's machine kind, 2026-11-30";
+                                     futex, simulate --calibrate on this project's machine kind, 2026-11-30, in core \
+                                     cycles";
 
 fn kernel_work() -> KernelWork {
     KernelWork(CLASSES.map(|(class, _)| {
@@ -203,17 +207,20 @@ pub fn direct_call_columns(ring3: [f64; 4], call: f64, source: &str) -> ([f64; 4
     (values, sources)
 }
 
-/// What translation costs, in every built-in and calibrated model.
-pub fn translation_costs() -> TranslationCosts {
+/// What translation costs, in every built-in and calibrated model, on a core clocked at
+/// `ghz`.
+pub fn translation_costs(ghz: f64) -> TranslationCosts {
     let cost = |value: f64, source: &str| Cost {
         value,
         source: source.to_string(),
     };
     TranslationCosts {
         per_instruction: cost(
-            1_600.0,
-            "measured: this project's translator, about 616 ns per guest instruction at 2.596 GHz \
-             (cargo bench -p translator, BENCHMARKS.md)",
+            (TRANSLATION_NS * ghz).round(),
+            &format!(
+                "measured: this project's translator, about {TRANSLATION_NS} ns per guest instruction (cargo \
+                 bench -p translator, BENCHMARKS.md), at {ghz} GHz"
+            ),
         ),
         indirect_lookup: cost(
             20.0,
@@ -231,6 +238,14 @@ pub fn crossing_indirect() -> Cost {
             .into(),
     }
 }
+
+/// This machine kind's core clock under load, GHz: the rate of every cycle figure measured
+/// on it (a calibration's TSC ticks are turned into core cycles, the unit the instruction
+/// tables price in).
+const MACHINE_KIND_GHZ: f64 = 4.206;
+
+/// What this project's translator takes per guest instruction, nanoseconds.
+const TRANSLATION_NS: f64 = 616.0;
 
 /// The ring-0 call of the `host` and calibrated models: a function call.
 pub const FUNCTION_CALL: (f64, &str) = (
@@ -264,15 +279,15 @@ fn model(row: &Row) -> CostModel {
             send_receive: cost(ring0[2], &ring0_sources[2]),
             create_process: cost(ring0[3], &ring0_sources[3]),
         },
-        translation: translation_costs(),
+        translation: translation_costs(MACHINE_KIND_GHZ),
         kernel_work: kernel_work(),
         crossing_indirect: crossing_indirect(),
         fork_per_page: if row.forks {
             cost(
-            370.0,
+            606.0,
             "simulate --calibrate on this project's machine kind, 2026-11-30: probe fork_per_page, fork + execve + \
-             wait4 from a parent holding 0 to 4,096 written anonymous pages, least-squares slope 355-387 cycles \
-             a page over five runs (BENCHMARKS.md, issue 11)",
+             wait4 from a parent holding 0 to 4,096 written anonymous pages, least-squares slope, the median of \
+             three full runs (597-616 core cycles a page) (BENCHMARKS.md, issue 11)",
             )
         } else {
             cost(0.0, "Singularity makes processes afresh, with no fork: no page-table entries are copied")
@@ -287,8 +302,9 @@ fn model(row: &Row) -> CostModel {
             },
         ),
         ghz: cost(
-            2.596,
-            "this machine kind's TSC rate (shared/DESIGN.md), used to turn cycles into seconds",
+            MACHINE_KIND_GHZ,
+            "this machine kind's core clock under load: simulate --calibrate's tsc_ghz (2.596) over core_clock's \
+             0.617 TSC ticks a core cycle, 2026-11-30; used to turn cycles into seconds",
         ),
     }
 }

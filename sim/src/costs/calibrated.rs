@@ -73,11 +73,21 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
     let machine = &calibration.machine;
     let cpu = format!("{} ({})", machine.model_name, machine.vendor_id);
     let probe = |name: &'static str| calibration.probe(name).ok_or(MissingProbe(name));
-    let measured = |p: &Probe, value: f64, what: &str| {
+    // The probes time in TSC ticks; the model's unit is the core cycle, in which the
+    // microarchitecture tables price instructions. A core can run faster than its TSC.
+    let clock = probe("core_clock")?;
+    let ticks_per_cycle = clock.median;
+    let in_cycles = format!(
+        "TSC ticks turned into core cycles at {ticks_per_cycle:.4} ticks a cycle (probe core_clock: {})",
+        clock.what
+    );
+    let measured = |p: &Probe, ticks: f64, what: &str| {
+        let value = ticks / ticks_per_cycle;
         Cost {
         value,
         source: format!(
-            "simulate --calibrate on {cpu}, {}: probe {} ({}): {what} {value:.4} {} (median of {} rounds, low {:.4}, high {:.4})",
+            "simulate --calibrate on {cpu}, {}: probe {} ({}): {what} {ticks:.4} {} (median of {} rounds, low {:.4}, high {:.4}); \
+             {in_cycles}: {value:.4}",
             machine.date, p.name, p.what, p.unit, p.rounds, p.low, p.high
         ),
     }
@@ -106,7 +116,7 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
     };
     let mut bases = OTHER_FROM
         .iter()
-        .map(|name| probe(name).map(|p| p.median.max(0.0)))
+        .map(|name| probe(name).map(|p| p.median.max(0.0) / ticks_per_cycle))
         .collect::<Result<Vec<f64>, _>>()?;
     bases.sort_by(f64::total_cmp);
     let unmeasured_base = Cost {
@@ -140,10 +150,10 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
                             point.median - slope * point.bytes as f64
                         });
                         let base = Cost {
-                            value: smallest.max(0.0),
+                            value: smallest.max(0.0) / ticks_per_cycle,
                             source: format!(
                                 "simulate --calibrate on {cpu}, {}: probe {} ({}): the {}-byte call's median less its \
-                                 bytes at the slope, cycles/call",
+                                 bytes at the slope, ticks/call; {in_cycles}",
                                 machine.date,
                                 p.name,
                                 p.what,
@@ -151,10 +161,10 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
                             ),
                         };
                         let per_byte = Cost {
-                            value: slope,
+                            value: slope / ticks_per_cycle,
                             source: format!(
                                 "simulate --calibrate on {cpu}, {}: probe {} ({}): least-squares slope over {} sizes, \
-                                 median of {} rounds {slope:.4} cycles/byte (low {:.4}, high {:.4})",
+                                 median of {} rounds {slope:.4} ticks/byte (low {:.4}, high {:.4}); {in_cycles}",
                                 machine.date,
                                 p.name,
                                 p.what,
@@ -178,12 +188,24 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
             .expect("one entry per class, in CLASS_PROBES"),
     );
     let core = core_for(&machine.vendor_id, machine.family, machine.model);
-    let ghz = column("tsc_ghz")?;
+    let tsc = probe("tsc_ghz")?;
+    let ghz = Cost {
+        value: tsc.median / ticks_per_cycle,
+        source: format!(
+            "simulate --calibrate on {cpu}, {}: the core's clock, probe tsc_ghz ({}) {:.4} GHz over probe core_clock's \
+             {ticks_per_cycle:.4} TSC ticks a core cycle",
+            machine.date, tsc.what, tsc.median
+        ),
+    };
     let forks = probe("fork_per_page")?;
     let fork_per_page = Cost {
-        value: forks.per_page.as_ref().map_or(0.0, |fit| fit.median.max(0.0)),
+        value: forks
+            .per_page
+            .as_ref()
+            .map_or(0.0, |fit| fit.median.max(0.0) / ticks_per_cycle),
         source: format!(
-            "simulate --calibrate on {cpu}, {}: probe fork_per_page ({}): least-squares slope, median of {} rounds, cycles a page",
+            "simulate --calibrate on {cpu}, {}: probe fork_per_page ({}): least-squares slope, median of {} rounds, ticks a \
+             page; {in_cycles}",
             machine.date, forks.what, forks.rounds
         ),
     };
@@ -216,7 +238,7 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
             send_receive: ring0_cost(2),
             create_process: ring0_cost(3),
         },
-        translation: builtin::translation_costs(),
+        translation: builtin::translation_costs(ghz.value),
         kernel_work,
         crossing_indirect: builtin::crossing_indirect(),
         fork_per_page,

@@ -41,6 +41,9 @@ struct Model {
     description: &'static str,
     /// The file in LLVM's tree that holds the model.
     scheduling_model: &'static str,
+    /// Cycles a mispredicted branch costs: the model's `MispredictPenalty`, which llvm-mca
+    /// does not print, copied from `scheduling_model` at the release.
+    mispredict_penalty: u32,
     stand_ins: &'static [StandIn],
 }
 
@@ -85,6 +88,7 @@ const RELEASES: [Release; 2] = [
                 mcpu: "znver3",
                 description: "AMD Zen 3 (family 19h: EPYC 7003, Ryzen 5000)",
                 scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver3.td",
+                mispredict_penalty: 13,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 14 no longer assembles MPX. Zen 3 has no MPX: F2 0F 1A is in the \
@@ -97,6 +101,7 @@ const RELEASES: [Release; 2] = [
                 mcpu: "skylake-avx512",
                 description: "Intel Skylake server (Skylake-SP/X, Xeon Scalable 1st generation)",
                 scheduling_model: "llvm/lib/Target/X86/X86SchedSkylakeServer.td",
+                mispredict_penalty: 14,
                 stand_ins: &[sandbox_check(
                     "cmpq %rax, %rcx",
                     "LLVM 14 no longer assembles MPX. uops.info measures BNDCU (BND, R64) \
@@ -118,6 +123,7 @@ const RELEASES: [Release; 2] = [
                 mcpu: "znver4",
                 description: "AMD Zen 4 (family 19h: EPYC 9004, Ryzen 7000)",
                 scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver4.td",
+                mispredict_penalty: 13,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 19 does not assemble MPX. Zen 4 has no MPX: F2 0F 1A is in the \
@@ -131,6 +137,7 @@ const RELEASES: [Release; 2] = [
                 description: "Intel Sapphire Rapids (Golden Cove server cores: Xeon Scalable \
                               4th generation)",
                 scheduling_model: "llvm/lib/Target/X86/X86SchedSapphireRapids.td",
+                mispredict_penalty: 14,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 19 does not assemble MPX. Sapphire Rapids has no MPX (Intel \
@@ -386,6 +393,11 @@ impl Table<'_> {
             self.llvm_mca.arguments(model.mcpu).join(" ")
         )?;
         writeln!(out, "# dispatch-width: {}", pricing.dispatch_width)?;
+        writeln!(
+            out,
+            "# mispredict-penalty: {} (MispredictPenalty in {}: llvm-mca does not print it)",
+            model.mispredict_penalty, model.scheduling_model
+        )?;
         writeln!(out, "# ports: {}", pricing.ports.join(" "))?;
         for stand_in in model.stand_ins {
             writeln!(
