@@ -1,7 +1,7 @@
 //! Measures this machine's costs natively with its own probes: the null syscall, switches
 //! between threads and processes, a pipe round trip, process creation, the kernel work of
-//! each syscall class (with a per-byte slope where bytes move), the cost fork adds per page
-//! the parent holds, the TSC frequency and the core's clock against it.
+//! each syscall class (with a per-byte slope where bytes move), a page fault, the cost fork
+//! adds per page the parent holds, the TSC frequency and the core's clock against it.
 //!
 //! Every figure is in TSC ticks read with `lfence; rdtsc; lfence` (on an invariant TSC these
 //! tick at the nominal frequency, not the core's clock: `core_clock` measures TSC ticks per
@@ -97,22 +97,23 @@ pub struct Probe {
     pub what: &'static str,
     pub unit: &'static str,
     /// The median over the rounds of the per-operation figure; for a sized probe, the
-    /// base: the intercept of the per-byte fit; for `fork_per_page`, the figure at no pages.
+    /// base: the intercept of the per-byte fit; for a paged probe (`fork_per_page`,
+    /// `page_fault`), the figure at no pages.
     pub median: f64,
     pub low: f64,
     pub high: f64,
     /// Rounds measured, after one warm-up round.
     pub rounds: u32,
     /// Operations timed per round (for a sized probe: at 1 byte, fewer at larger sizes; for
-    /// `fork_per_page`: at each count of pages; for `tsc_ghz`: milliseconds per round).
+    /// a paged probe: at each count of pages; for `tsc_ghz`: milliseconds per round).
     pub iterations: u64,
     /// The figure is the kernel work beyond the null call: each round's figure minus the
     /// `null_call` median.
     pub beyond_null: bool,
     /// Where bytes move: the cost per byte, fitted over several sizes.
     pub per_byte: Option<PerByte>,
-    /// Where the parent's pages cost fork more (`fork_per_page`): the cost per page, fitted
-    /// over several counts of pages.
+    /// Where pages cost more: the cost per page, fitted over several counts of pages (the
+    /// parent's pages for `fork_per_page`, the pages faulted in for `page_fault`).
     pub per_page: Option<PerPage>,
     /// Rounds (for a sized probe: one size of a round) run again because other work took
     /// over 10 % of their time: the probing thread (or the child timing the round) waited
@@ -150,11 +151,11 @@ pub struct SizePoint {
     pub median: f64,
 }
 
-/// `fork_per_page`'s slope in cycles per page its parent holds; the probe's own `median` is
-/// its figure at no pages, as `create_process` measures it.
+/// A paged probe's slope in ticks per page (for `fork_per_page`, per page its parent
+/// holds); the probe's own `median` is its figure at no pages.
 pub type PerPage = Slope<PagesPoint>;
 
-/// `fork_per_page`'s median per-process figure with `pages` pages in the parent.
+/// A paged probe's median per-operation figure at `pages` pages.
 #[derive(Clone, Debug, Serialize)]
 pub struct PagesPoint {
     pub pages: u64,

@@ -88,7 +88,8 @@ struct Spec {
 /// The sizes a sized probe moves, in bytes.
 const SIZES: [usize; 6] = [1, 64, 1024, 4096, 16 * 1024, LARGEST];
 
-/// The pages a paged probe's parent holds: none first (its base), up to 16 MiB.
+/// The pages of a paged probe (held by `fork_per_page`'s parent, faulted in by
+/// `page_fault`): none first (its base), up to 16 MiB.
 const PAGES: [usize; 4] = [0, 256, 1024, 4096];
 
 /// Measured first: the cost of the timer itself.
@@ -168,6 +169,15 @@ const PROBES: &[Spec] = &[
         shape: Shape::Paged,
         partner: false,
         start: switches::fork_per_page,
+    },
+    Spec {
+        name: "page_fault",
+        what: "mmap of N anonymous pages (huge pages refused), a byte written to each, munmap: per page, fitted over N; each page's first write faults and gets a zeroed frame, which munmap frees",
+        unit: "ticks/page",
+        iterations: 2,
+        shape: Shape::Paged,
+        partner: false,
+        start: |session| calls::each(session, 1, calls::page_faults),
     },
     Spec {
         name: "identity",

@@ -13,6 +13,7 @@ const PROBES: &[&str] = &[
     "pipe_ping_pong",
     "create_process",
     "fork_per_page",
+    "page_fault",
     "identity",
     "file_read",
     "file_write",
@@ -83,7 +84,11 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
             assert_within(name, null + probe.median, 0.0, 10_000_000.0);
         }
         assert_eq!(probe.per_byte.is_some(), SIZED.contains(&name), "{name}");
-        assert_eq!(probe.per_page.is_some(), name == "fork_per_page", "{name}");
+        assert_eq!(
+            probe.per_page.is_some(),
+            ["fork_per_page", "page_fault"].contains(&name),
+            "{name}"
+        );
         // A kernel without run delays (no CONFIG_SCHED_INFO) watches none.
         if UNWATCHED.contains(&name) {
             assert_eq!((probe.rerun, probe.preempted), (None, None), "{name}");
@@ -129,6 +134,11 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
         0.5,
         2.0,
     );
+
+    // A page's first touch takes the fault's entry and exit, a zeroed frame, and its
+    // release at munmap: hundreds of cycles at least, far less than 100 microseconds.
+    let fault = probe(&calibration, "page_fault").per_page.as_ref().unwrap();
+    assert_within("page fault", fault.median, 100.0, 500_000.0);
 
     let slope = |name| probe(&calibration, name).per_byte.as_ref().unwrap().median;
     // Copying from the page cache costs something per byte, and far less than 5 cycles.

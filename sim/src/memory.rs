@@ -136,6 +136,9 @@ pub struct AddressSpace {
     copied: Rc<Cell<u64>>,
     /// Pages copied on write since a fork, for the system, shared the same way.
     pages_copied: Rc<Cell<u64>>,
+    /// Page faults resolved (a page's first touch, a write to a write-protected page),
+    /// the CPU's and the kernel's own copies', for the system, shared the same way.
+    faults: Rc<Cell<u64>>,
 }
 
 impl Drop for AddressSpace {
@@ -165,6 +168,7 @@ impl AddressSpace {
             sync: CpuSync::default(),
             copied: Rc::new(Cell::new(0)),
             pages_copied: Rc::new(Cell::new(0)),
+            faults: Rc::new(Cell::new(0)),
         })
     }
 
@@ -193,6 +197,7 @@ impl AddressSpace {
         let mut child = Self::over(Rc::clone(&self.phys)).ok_or(Errno::ENOMEM)?;
         child.copied = Rc::clone(&self.copied);
         child.pages_copied = Rc::clone(&self.pages_copied);
+        child.faults = Rc::clone(&self.faults);
         // Shared anonymous memory is one set of frames for both: every page gets its frame
         // now, so that a page either side touches first is the other's too.
         let shared: Vec<Range<u64>> = if from < USER_END {
@@ -281,6 +286,14 @@ impl AddressSpace {
     /// file mapping lies past the end of the file (SIGBUS on Linux). `ENOMEM`: no frame is
     /// left.
     pub fn resolve_fault(&mut self, addr: u64, access: Access) -> Result<Resolution, Errno> {
+        let resolution = self.resolve(addr, access)?;
+        if resolution == Resolution::Resolved {
+            self.faults.set(self.faults.get() + 1);
+        }
+        Ok(resolution)
+    }
+
+    fn resolve(&mut self, addr: u64, access: Access) -> Result<Resolution, Errno> {
         let page = page_down(addr);
         if page >= USER_END {
             return Ok(Resolution::Program);
@@ -337,6 +350,11 @@ impl AddressSpace {
     /// Pages copied on write, in the whole system.
     pub fn pages_copied(&self) -> u64 {
         self.pages_copied.get()
+    }
+
+    /// Page faults resolved, in the whole system.
+    pub fn faults(&self) -> u64 {
+        self.faults.get()
     }
 
     pub fn cr3(&self) -> u64 {
@@ -1215,6 +1233,9 @@ mod tests {
             Ok(Resolution::Program)
         );
         assert_eq!(space.pages_copied(), 0);
+        // Two faults resolved: the kernel's read of 0x20000 and the CPU's of 0x30008; the
+        // program's own fault is not the kernel's to count.
+        assert_eq!(space.faults(), 2);
     }
 
     #[test]
@@ -1252,5 +1273,7 @@ mod tests {
         );
         assert!(writable_in_tables(&child, 0x10000));
         assert_eq!(child.pages_copied(), 1);
+        // The parent's first touch and the child's copy on write, counted for the system.
+        assert_eq!((parent.faults(), child.faults()), (2, 2));
     }
 }

@@ -661,6 +661,7 @@ impl System {
     fn work_now(&self) -> WorkCounts {
         let mut work = self.counts.work;
         work.add_bytes(WorkClass::Other, self.unattributed_copies());
+        work.add_calls(WorkClass::PageFault, self.kernel.proc.mem.faults());
         work
     }
 

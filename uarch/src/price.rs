@@ -182,17 +182,37 @@ impl<'a> BlockPricer<'a> {
     fn chain(&mut self, instruction: &Instruction, cost: &Cost<'_>) -> f64 {
         let implicit_rsp = instruction.is_stack_instruction();
         let info = self.info.info(instruction);
-        let mut start: f64 = 0.0;
+        // A load-op instruction (add rax, [rbx]) reads its other operands only once its
+        // load is under way: from them, its latency is `load_read_advance` shorter.
+        let loads = info
+            .used_memory()
+            .iter()
+            .any(|memory| reads(memory.access()));
+        let address = [instruction.memory_base(), instruction.memory_index()]
+            .map(|register| register.full_register());
+        let (mut start, mut operands): (f64, f64) = (0.0, 0.0);
         for used in info.used_registers() {
             let register = used.register().full_register();
             if reads(used.access()) && !(implicit_rsp && register == Register::RSP) {
-                start = start.max(self.register_ready[register as usize]);
+                let ready = self.register_ready[register as usize];
+                if loads && !address.contains(&register) {
+                    operands = operands.max(ready);
+                } else {
+                    start = start.max(ready);
+                }
             }
         }
         for bit in bits(instruction.rflags_read()) {
-            start = start.max(self.flag_ready[bit]);
+            operands = operands.max(self.flag_ready[bit]);
         }
-        let ready = start + f64::from(cost.latency);
+        let latency = f64::from(cost.latency);
+        let advance = if loads {
+            f64::from(self.uarch.load_read_advance).min(latency)
+        } else {
+            0.0
+        };
+        let ready = (start + latency).max(operands + latency - advance);
+        let start = start.max(operands);
         let mut has_result = instruction.rflags_modified() != 0
             || info
                 .used_memory()
@@ -583,6 +603,24 @@ mod tests {
             "a nop has no result: no chain ends after it",
         ),
     ];
+
+    #[test]
+    fn a_load_op_waits_for_its_register_operand_only_once_its_load_is_under_way() {
+        let sums = block(|a| {
+            for offset in [0, 8, 16, 24] {
+                a.add(rax, qword_ptr(rbx + offset))?;
+            }
+            Ok(())
+        });
+        // znver4, add r64, m64: latency 5, the load's 4 and the add's 1; RAX is read 4
+        // cycles in (load-read-advance). The first add's result is ready at 5, each next
+        // one's a cycle later: critical path 8, and each execution carries RAX 4 cycles on.
+        let znver4 = uarch("znver4");
+        assert_eq!(znver4.load_read_advance, 4);
+        assert_eq!(row(znver4, &sums[0]).1, 5);
+        let cost = znver4.price_block(&sums);
+        assert_eq!((cost.critical_path, cost.recurrence), (8.0, 4.0));
+    }
 
     #[test]
     fn a_chain_through_two_registers_is_carried_over_two_executions() {

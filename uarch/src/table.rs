@@ -78,6 +78,9 @@ pub struct Microarchitecture {
     pub dispatch_width: u32,
     /// Cycles a mispredicted branch costs (the model's `MispredictPenalty`).
     pub mispredict_penalty: u32,
+    /// Cycles after a load-op instruction starts that it reads its register operands other
+    /// than the address's: its latency from them is that much shorter.
+    pub load_read_advance: u32,
     /// Execution ports and other resource units, as the model names them.
     pub ports: Vec<&'static str>,
     /// Forms priced by hand, with the reason, one line each.
@@ -166,6 +169,11 @@ impl Microarchitecture {
             .next()
             .and_then(|figure| figure.parse().ok())
             .ok_or(TableError::MissingHeader("mispredict-penalty"))?;
+        let load_read_advance = field("load-read-advance")?
+            .split_whitespace()
+            .next()
+            .and_then(|figure| figure.parse().ok())
+            .ok_or(TableError::MissingHeader("load-read-advance"))?;
         let ports: Vec<&'static str> = field("ports")?.split_whitespace().collect();
         let codes: HashMap<String, Code> = Code::values()
             .map(|code| (format!("{code:?}"), code))
@@ -179,6 +187,7 @@ impl Microarchitecture {
             generated_by: field("generated-by")?,
             dispatch_width,
             mispredict_penalty,
+            load_read_advance,
             ports,
             stand_ins,
             rows: Vec::with_capacity(body.len()),
@@ -410,7 +419,7 @@ mod tests {
     }
 
     const HEADER: &str = "# name: tiny\n# description: d\n# source: s\n# licence: l\n\
-                          # generated-by: g\n# dispatch-width: 4\n# mispredict-penalty: 12 (m)\n# ports: P0 P1\n";
+                          # generated-by: g\n# dispatch-width: 4\n# mispredict-penalty: 12 (m)\n# load-read-advance: 3 (r)\n# ports: P0 P1\n";
 
     #[test]
     fn a_table_reads_its_rows_and_ports() {

@@ -153,6 +153,43 @@ pub(super) fn mmap_munmap(_: &Fixture, _: usize) -> Result<(), CalibrateError> {
     )
 }
 
+/// Maps `pages` anonymous pages (one if none), writes a byte to each, and unmaps them:
+/// each write is a page fault that gives the page a zeroed frame. Huge pages are refused
+/// (MADV_NOHUGEPAGE), so that each page faults on its own whatever the system's setting.
+pub(super) fn page_faults(_: &Fixture, pages: usize) -> Result<(), CalibrateError> {
+    let length = pages.max(1) * PAGE;
+    let area = sys!(
+        libc::SYS_mmap,
+        std::ptr::null_mut::<libc::c_void>(),
+        length,
+        libc::c_long::from(libc::PROT_READ | libc::PROT_WRITE),
+        libc::c_long::from(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS),
+        -1 as libc::c_long,
+        0 as libc::c_long
+    );
+    if area == -1 {
+        return Err(CalibrateError::last_os("page_fault", "mmap"));
+    }
+    let advised = sys!(
+        libc::SYS_madvise,
+        area,
+        length,
+        libc::c_long::from(libc::MADV_NOHUGEPAGE)
+    );
+    expect("page_fault", "madvise", advised, 0)?;
+    let start = area as *mut u8;
+    for page in 0..pages {
+        // SAFETY: the page lies within the area just mapped readable and writable.
+        unsafe { start.add(page * PAGE).write_volatile(1) };
+    }
+    expect(
+        "page_fault",
+        "munmap",
+        sys!(libc::SYS_munmap, area, length),
+        0,
+    )
+}
+
 pub(super) fn mprotect(fixture: &Fixture, _: usize) -> Result<(), CalibrateError> {
     let page = fixture.guarded_page();
     for prot in [libc::PROT_READ, libc::PROT_READ | libc::PROT_WRITE] {

@@ -150,6 +150,7 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
     (WorkClass::Memory, 5_276.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::Process, 1_865.0, 0.0, CALIBRATED_UNMEASURED),
     (WorkClass::Futex, 178.0, 0.0, CALIBRATED_ON_KIND),
+    (WorkClass::PageFault, 6_101.0, 0.0, PAGE_FAULT_ON_KIND),
     (WorkClass::Other, 1_865.0, 0.0, CALIBRATED_UNMEASURED),
 ];
 
@@ -157,6 +158,10 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
 const CALIBRATED_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \
                                   no KPTI), 2026-11-30: the class's probe, beyond the null call, the median of three \
                                   full runs, in core cycles (BENCHMARKS.md, issue 11)";
+const PAGE_FAULT_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \
+                                  no KPTI), 2026-11-30: probe page_fault, mmap of 0 to 4,096 anonymous pages, each \
+                                  written once, munmap, least-squares slope per page, the median of three full runs \
+                                  (6,056-6,135), in core cycles (BENCHMARKS.md, issue 11)";
 const CALIBRATED_UNMEASURED: &str = "derived: the median of the bases of open_stat, fstat, mmap_munmap, mprotect and \
                                      futex, simulate --calibrate on this project's machine kind, 2026-11-30, in core \
                                      cycles";

@@ -22,6 +22,7 @@ const CLASS_PROBES: [(WorkClass, Option<&'static str>); WorkClass::COUNT] = [
     (WorkClass::Memory, Some("mmap_munmap")),
     (WorkClass::Process, None),
     (WorkClass::Futex, Some("futex")),
+    (WorkClass::PageFault, Some("page_fault")),
     (WorkClass::Other, None),
 ];
 
@@ -143,8 +144,28 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
                 // Where bytes move, the base is the smallest transfer's cost less its bytes
                 // at the fitted slope: the line's own intercept runs low where the cost is
                 // not straight (a pipe takes a page every 4 KiB), even below zero.
-                let (base, per_byte) = match &p.per_byte {
-                    Some(fit) => {
+                let (base, per_byte) = match (&p.per_byte, &p.per_page) {
+                    // A page fault is the per-page slope: its base is the area's mmap and munmap.
+                    (None, Some(fit)) => (
+                        Cost {
+                            value: fit.median.max(0.0) / ticks_per_cycle,
+                            source: format!(
+                                "simulate --calibrate on {cpu}, {}: probe {} ({}): least-squares slope over {} \
+                                 counts of pages, median of {} rounds {:.1} ticks/page (low {:.1}, high {:.1}); \
+                                 {in_cycles}",
+                                machine.date,
+                                p.name,
+                                p.what,
+                                fit.points.len(),
+                                p.rounds,
+                                fit.median,
+                                fit.low,
+                                fit.high
+                            ),
+                        },
+                        no_bytes(),
+                    ),
+                    (Some(fit), _) => {
                         let slope = fit.median.max(0.0);
                         let smallest = fit.points.first().map_or(p.median, |point| {
                             point.median - slope * point.bytes as f64
@@ -176,7 +197,7 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
                         };
                         (base, per_byte)
                     }
-                    None => (measured(p, p.median.max(0.0), "base"), no_bytes()),
+                    (None, None) => (measured(p, p.median.max(0.0), "base"), no_bytes()),
                 };
                 ClassCosts { base, per_byte }
             }

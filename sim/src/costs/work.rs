@@ -32,13 +32,18 @@ pub enum WorkClass {
     /// the creation work, from the Create Proc column).
     Process,
     Futex,
+    /// Not a syscall: a page fault the kernel resolves, a page's first touch (demand-zero)
+    /// or a write to a page shared since a fork (copy on write), the CPU's or the kernel's
+    /// own copy to user memory. Its whole cost, entry and exit too: the mode does not
+    /// change it.
+    PageFault,
     /// Every other syscall.
     Other,
 }
 
 /// Every class with its name in cost-model files and reports (where JSON lists them by
 /// name).
-pub const CLASSES: [(WorkClass, &str); 12] = [
+pub const CLASSES: [(WorkClass, &str); 13] = [
     (WorkClass::Identity, "identity"),
     (WorkClass::FileRead, "file_read"),
     (WorkClass::FileWrite, "file_write"),
@@ -50,6 +55,7 @@ pub const CLASSES: [(WorkClass, &str); 12] = [
     (WorkClass::Memory, "memory"),
     (WorkClass::Process, "process"),
     (WorkClass::Futex, "futex"),
+    (WorkClass::PageFault, "page_fault"),
     (WorkClass::Other, "other"),
 ];
 
@@ -121,7 +127,11 @@ impl WorkCounts {
     }
 
     pub fn add_call(&mut self, class: WorkClass) {
-        self.0[class.index()].calls += 1;
+        self.add_calls(class, 1);
+    }
+
+    pub fn add_calls(&mut self, class: WorkClass, calls: u64) {
+        self.0[class.index()].calls += calls;
     }
 
     pub fn add_bytes(&mut self, class: WorkClass, bytes: u64) {

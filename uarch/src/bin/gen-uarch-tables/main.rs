@@ -44,6 +44,9 @@ struct Model {
     /// Cycles a mispredicted branch costs: the model's `MispredictPenalty`, which llvm-mca
     /// does not print, copied from `scheduling_model` at the release.
     mispredict_penalty: u32,
+    /// Cycles after a load-op instruction starts that it reads its register operands (the
+    /// model's `ReadAdvance<ReadAfterLd, ...>`, which llvm-mca does not print either).
+    load_read_advance: u32,
     stand_ins: &'static [StandIn],
 }
 
@@ -89,6 +92,7 @@ const RELEASES: [Release; 2] = [
                 description: "AMD Zen 3 (family 19h: EPYC 7003, Ryzen 5000)",
                 scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver3.td",
                 mispredict_penalty: 13,
+                load_read_advance: 4,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 14 no longer assembles MPX. Zen 3 has no MPX: F2 0F 1A is in the \
@@ -102,6 +106,7 @@ const RELEASES: [Release; 2] = [
                 description: "Intel Skylake server (Skylake-SP/X, Xeon Scalable 1st generation)",
                 scheduling_model: "llvm/lib/Target/X86/X86SchedSkylakeServer.td",
                 mispredict_penalty: 14,
+                load_read_advance: 5,
                 stand_ins: &[sandbox_check(
                     "cmpq %rax, %rcx",
                     "LLVM 14 no longer assembles MPX. uops.info measures BNDCU (BND, R64) \
@@ -124,6 +129,7 @@ const RELEASES: [Release; 2] = [
                 description: "AMD Zen 4 (family 19h: EPYC 9004, Ryzen 7000)",
                 scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver4.td",
                 mispredict_penalty: 13,
+                load_read_advance: 4,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 19 does not assemble MPX. Zen 4 has no MPX: F2 0F 1A is in the \
@@ -138,6 +144,7 @@ const RELEASES: [Release; 2] = [
                               4th generation)",
                 scheduling_model: "llvm/lib/Target/X86/X86SchedSapphireRapids.td",
                 mispredict_penalty: 14,
+                load_read_advance: 5,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 19 does not assemble MPX. Sapphire Rapids has no MPX (Intel \
@@ -397,6 +404,12 @@ impl Table<'_> {
             out,
             "# mispredict-penalty: {} (MispredictPenalty in {}: llvm-mca does not print it)",
             model.mispredict_penalty, model.scheduling_model
+        )?;
+        writeln!(
+            out,
+            "# load-read-advance: {} (ReadAdvance<ReadAfterLd, ...> in {}: a load-op instruction reads its \
+             register operands that many cycles after it starts, once its load is under way)",
+            model.load_read_advance, model.scheduling_model
         )?;
         writeln!(out, "# ports: {}", pricing.ports.join(" "))?;
         for stand_in in model.stand_ins {
