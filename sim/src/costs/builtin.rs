@@ -44,9 +44,9 @@ const SINGULARITY_TABLE: &str =
 
 /// How far `host`'s estimates were from measured native CPU time (BENCHMARKS.md, issue 11).
 const HOST_VALIDATION: &str = "bench/fidelity --runs 5 --cost-model host on this machine kind, 2026-11-30: \
-                               predicted / measured native CPU time over 16 programs, geometric mean 0.96 \
-                               (range 0.70-1.29, 12 within 25 %; syscall loops 0.80-1.12, compute 0.71-1.28, \
-                               fork+exec+wait 0.70)";
+                               predicted / measured native CPU time over 16 programs, geometric mean 0.97 \
+                               (range 0.78-1.29, 15 within 25 %; syscall loops 0.80-1.14, compute 0.88-0.99, \
+                               fork+exec+wait 0.78, a shell pipeline 1.29)";
 
 /// The basis of the models of the essay's systems.
 const PUBLISHED: &str = "published figures: Aiken et al., MSPC 2006 (the four operations), Kernel Mode Linux \
