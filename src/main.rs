@@ -329,6 +329,8 @@ fn calibrate_to(path: Option<PathBuf>, options: &calibrate::Options) -> Result<P
 fn calibrated_model() -> Result<costs::CostModel, String> {
     let path = calibrated::cache_path()
         .ok_or("--cost-model calibrated: no cache: set HOME or XDG_CACHE_HOME")?;
+    // A cache that no longer reads (one from before page faults were priced, whose
+    // figures were TSC ticks) is made again.
     if let Ok(model) = costs::resolve(&path.to_string_lossy()) {
         if calibrated::is_for_this_machine(&model) {
             return Ok(model);

@@ -28,7 +28,8 @@ struct Column {
     /// Operations per unit of the size argument.
     per_unit: u64,
     column: fn(&CostModel) -> f64,
-    /// The kernel work of its syscalls that the column already holds.
+    /// The kernel work of its syscalls (and, for Create Proc, of its page faults) that the
+    /// column already holds.
     column_work: fn(&CostModel) -> f64,
     syscalls: f64,
     thread_switches: f64,
@@ -85,7 +86,7 @@ const COLUMNS: &[Column] = &[
         sizes: [10, 20],
         per_unit: 1,
         column: |m| m.ring3.create_process.value,
-        column_work: CostModel::create_process_syscall_work,
+        column_work: CostModel::create_process_charged_work,
         // fork, execve, the child's exit_group, wait4.
         syscalls: sim::costs::CREATION_SYSCALLS,
         thread_switches: 0.0,

@@ -115,6 +115,10 @@ pub struct Probe {
     /// Where pages cost more: the cost per page, fitted over several counts of pages (the
     /// parent's pages for `fork_per_page`, the pages faulted in for `page_fault`).
     pub per_page: Option<PerPage>,
+    /// Where the probe's operations run in children (`create_process`): the minor page
+    /// faults they take per operation, the median over the rounds (getrusage of the
+    /// children, the spawner's own start and exit spread over its operations).
+    pub page_faults: Option<f64>,
     /// Rounds (for a sized probe: one size of a round) run again because other work took
     /// over 10 % of their time: the probing thread (or the child timing the round) waited
     /// that long for its CPU (run delay, /proc/thread-self/schedstat). `None` for the
@@ -126,7 +130,7 @@ pub struct Probe {
     pub preempted: Option<u32>,
 }
 
-/// A least-squares line through a probe's per-operation cycles at several sizes, fitted per
+/// A least-squares line through a probe's per-operation ticks at several sizes, fitted per
 /// round: `median`, `low` and `high` are its slope over the rounds; `points` shows each
 /// size as measured.
 #[derive(Clone, Debug, Serialize)]
@@ -138,7 +142,7 @@ pub struct Slope<Point> {
     pub points: Vec<Point>,
 }
 
-/// A sized probe's slope in cycles per byte; the intercept is the probe's own `median`, and
+/// A sized probe's slope in ticks per byte; the intercept is the probe's own `median`, and
 /// the points are beyond the null call like it. Where the cost is not a straight line (a
 /// pipe takes a page per 4 KiB, so its larger writes cost more per byte) the intercept falls
 /// below the small sizes' cost, even below zero.

@@ -22,6 +22,8 @@ pub(crate) struct Sample {
     pub ops: u64,
     /// When a child timed the round: the time it waited for its CPU meanwhile.
     pub child_delay_ns: u64,
+    /// Where the round ran in children: the minor page faults they took (getrusage).
+    pub child_faults: Option<u64>,
 }
 
 impl Sample {
@@ -30,6 +32,7 @@ impl Sample {
             ticks,
             ops,
             child_delay_ns: 0,
+            child_faults: None,
         }
     }
 
@@ -329,7 +332,7 @@ fn measure(
     let mut workload = (spec.start)(session)?;
     let iterations = options.iterations(spec.iterations);
     let mut preemption = Preemption::new(!spec.partner, options.rounds, session.ghz);
-    let (mut per_byte, mut per_page) = (None, None);
+    let (mut per_byte, mut per_page, mut page_faults) = (None, None, None);
     let figure = match spec.shape {
         Shape::Sized => {
             let rounds = sized_rounds(
@@ -362,12 +365,19 @@ fn measure(
                 0.0
             };
             workload.round(iterations, 0)?;
+            let mut faults = Vec::new();
             let figures = (0..options.rounds)
                 .map(|_| {
                     let sample = preemption.round(|| workload.round(iterations, 0))?;
+                    if let Some(taken) = sample.child_faults {
+                        faults.push(taken as f64 / sample.ops as f64);
+                    }
                     Ok(sample.per_op() - offset)
                 })
                 .collect::<Result<Vec<f64>, CalibrateError>>()?;
+            if !faults.is_empty() {
+                page_faults = Some(Summary::of(&faults).median);
+            }
             Summary::of(&figures)
         }
     };
@@ -384,6 +394,7 @@ fn measure(
         beyond_null: matches!(spec.shape, Shape::BeyondNull | Shape::Sized),
         per_byte,
         per_page,
+        page_faults,
         rerun,
         preempted,
     })
@@ -478,6 +489,7 @@ fn tsc_ghz(options: &Options) -> Probe {
         beyond_null: false,
         per_byte: None,
         per_page: None,
+        page_faults: None,
         rerun: None,
         preempted: None,
     }

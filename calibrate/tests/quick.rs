@@ -135,6 +135,19 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
         2.0,
     );
 
+    // A fork + exec + wait faults a few pages in: the child's stack and the copies on
+    // write of the parent's few pages (5 a process on a 2-vCPU KVM guest, Linux 6.18).
+    let creation = probe(&calibration, "create_process").page_faults.unwrap();
+    assert_within("create_process page faults", creation, 1.0, 1_000.0);
+    for probe in &calibration.probes {
+        assert_eq!(
+            probe.page_faults.is_some(),
+            probe.name == "create_process",
+            "{}",
+            probe.name
+        );
+    }
+
     // A page's first touch takes the fault's entry and exit, a zeroed frame, and its
     // release at munmap: hundreds of cycles at least, far less than 100 microseconds.
     let fault = probe(&calibration, "page_fault").per_page.as_ref().unwrap();

@@ -36,8 +36,7 @@ pub struct Counts {
     pub fork_pages: u64,
     pub execs: u64,
     pub reaps: u64,
-    /// Pages copied on write after forks. Not priced on their own: the models' process
-    /// creation figures include the copies a fork and exec make.
+    /// Pages copied on write after forks: each is a page fault, priced as `page_fault`.
     pub pages_copied_on_write: u64,
     /// The guest's conditional branches that `Predictor` mispredicted, each priced at the
     /// microarchitecture's penalty. Under `cpi` no branch is run through the predictor.
@@ -96,6 +95,7 @@ pub struct Tally {
     pub fork_pages: u64,
     pub execs: u64,
     pub reaps: u64,
+    pub branch_mispredictions: u64,
     /// Ring 0 only: what `costs::Ring0Events` names.
     pub translated_instructions: u64,
     pub translated_cycle_units: u64,
@@ -117,6 +117,7 @@ impl Tally {
             fork_pages: f(self.fork_pages, other.fork_pages),
             execs: f(self.execs, other.execs),
             reaps: f(self.reaps, other.reaps),
+            branch_mispredictions: f(self.branch_mispredictions, other.branch_mispredictions),
             translated_instructions: f(self.translated_instructions, other.translated_instructions),
             translated_cycle_units: f(self.translated_cycle_units, other.translated_cycle_units),
             call_instructions: f(self.call_instructions, other.call_instructions),
@@ -153,6 +154,7 @@ impl Tally {
             fork_pages: self.fork_pages,
             execs: self.execs,
             reaps: self.reaps,
+            branch_mispredictions: self.branch_mispredictions,
             ..Counts::default()
         }
     }

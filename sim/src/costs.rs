@@ -104,6 +104,10 @@ pub struct CostModel {
     /// present private pages that have been writable), on top of the creation work: the
     /// Create Proc column is a small process's.
     pub fork_per_page: Cost,
+    /// Page faults per process that the Create Proc column's measurement took: its creation
+    /// work leaves them out, since a run's page faults are counted and priced as they
+    /// happen (`page_fault`).
+    pub creation_faults: Cost,
     /// How instructions are priced: `cpi` each, or each block by a microarchitecture's
     /// scheduling model.
     pub instruction_costs: InstructionCosts,
@@ -242,19 +246,22 @@ impl CostModel {
         (rest / 2.0).max(0.0)
     }
 
-    /// The kernel work of fork + exec + wait's syscalls, as the process class's.
-    pub fn create_process_syscall_work(&self) -> f64 {
+    /// The kernel work a fork + exec + wait is charged apart from its creation work: its
+    /// syscalls', as the process class's, and the page faults its measurement took.
+    pub fn create_process_charged_work(&self) -> f64 {
         CREATION_SYSCALLS * self.kernel_work.call(WorkClass::Process, 0.0)
+            + self.creation_faults.value * self.kernel_work.call(WorkClass::PageFault, 0.0)
     }
 
     /// The kernel's work to create a process and run a program in it, beyond what its
-    /// syscalls are charged: fork + exec + wait less those syscalls, their base work and
-    /// the two switches (to the child, back to the parent). Charged a third at each step:
-    /// the fork, the exec, the reaping wait.
+    /// syscalls and page faults are charged: fork + exec + wait less those syscalls, their
+    /// base work, the page faults its measurement took and the two switches (to the child,
+    /// back to the parent). Charged a third at each step: the fork, the exec, the reaping
+    /// wait.
     pub fn creation_work(&self, columns: &EventCosts) -> f64 {
         let rest = columns.create_process.value
             - CREATION_SYSCALLS * columns.abi_call.value
-            - self.create_process_syscall_work()
+            - self.create_process_charged_work()
             - 2.0 * self.process_switch(columns);
         rest.max(0.0)
     }
@@ -387,12 +394,15 @@ struct ModelFile {
     ring3: ColumnsFile,
     ring0: ColumnsFile,
     translation: TranslationFile,
-    /// By class name; `other` is required, the rest default to it (identity to nothing).
+    /// By class name; `other` and `page_fault` are required, the rest default to `other`
+    /// (identity to nothing).
     kernel_work: std::collections::BTreeMap<String, ClassFile>,
     #[serde(default)]
     crossing_indirect: f64,
     #[serde(default)]
     fork_per_page: f64,
+    #[serde(default)]
+    creation_faults: f64,
     #[serde(default)]
     sources: std::collections::BTreeMap<String, String>,
 }
@@ -455,6 +465,7 @@ impl ModelFile {
             ),
             ("crossing_indirect".to_string(), self.crossing_indirect),
             ("fork_per_page".to_string(), self.fork_per_page),
+            ("creation_faults".to_string(), self.creation_faults),
         ];
         if let Some(unknown) = self
             .kernel_work
@@ -470,6 +481,12 @@ impl ModelFile {
         if !self.kernel_work.contains_key("other") {
             return Err(invalid(
                 "kernel_work.other is required (the classes not given default to it)".into(),
+            ));
+        }
+        // A fault is no syscall: `other`'s price would be a guess of another kind.
+        if !self.kernel_work.contains_key("page_fault") {
+            return Err(invalid(
+                "kernel_work.page_fault is required (a page fault's whole cost, in cycles)".into(),
             ));
         }
         for (name, class) in &self.kernel_work {
@@ -545,6 +562,7 @@ impl ModelFile {
             kernel_work: self.kernel_work_costs(&cost),
             crossing_indirect: cost("crossing_indirect", self.crossing_indirect),
             fork_per_page: cost("fork_per_page", self.fork_per_page),
+            creation_faults: cost("creation_faults", self.creation_faults),
             cpi: cost("cpi", self.cpi),
             ghz: cost("ghz", self.ghz),
         })
@@ -611,6 +629,7 @@ impl CostModel {
             ("ghz".to_string(), &self.ghz),
             ("crossing_indirect".to_string(), &self.crossing_indirect),
             ("fork_per_page".to_string(), &self.fork_per_page),
+            ("creation_faults".to_string(), &self.creation_faults),
             (
                 "translation.per_instruction".to_string(),
                 &self.translation.per_instruction,
@@ -663,6 +682,7 @@ impl CostModel {
                 .collect(),
             crossing_indirect: self.crossing_indirect.value,
             fork_per_page: self.fork_per_page.value,
+            creation_faults: self.creation_faults.value,
             sources: self
                 .fields()
                 .into_iter()
@@ -762,7 +782,12 @@ mod tests {
         let send_receive_work =
             2.0 * (pipe_write + pipe_write_byte) + 2.0 * (pipe_read + pipe_read_byte);
         let process_switch = (5797.0 - 4.0 * 437.0 - send_receive_work) / 2.0;
-        let creation = 719_447.0 - 4.0 * 437.0 - 4.0 * process - 2.0 * process_switch;
+        let (page_fault, _) = price(WorkClass::PageFault);
+        let creation = 719_447.0
+            - 4.0 * 437.0
+            - 4.0 * process
+            - model.creation_faults.value * page_fault
+            - 2.0 * process_switch;
         let (file_read, file_read_byte) = price(WorkClass::FileRead);
         let (memory, _) = price(WorkClass::Memory);
         let expected_work = 3.0 * file_read
@@ -879,13 +904,20 @@ mod tests {
         let host = builtin::by_name("host").unwrap();
         // host plus 300 cycles a crossing, its ring-0 columns as host's derivation makes them.
         assert_eq!(kpti.ring3.abi_call.value, host.ring3.abi_call.value + 300.0);
+        assert_eq!(kpti.creation_faults.value, host.creation_faults.value);
         assert_eq!(
             kpti.ring0.send_receive.value.round(),
             host.ring0.send_receive.value.round()
         );
         for (class, name) in CLASSES {
             let (a, b) = (kpti.kernel_work.class(class), host.kernel_work.class(class));
-            assert_eq!(a.base.value, b.base.value, "{name}");
+            // A page fault enters and leaves the kernel too: +300 as well.
+            let kpti_extra = if class == WorkClass::PageFault {
+                300.0
+            } else {
+                0.0
+            };
+            assert_eq!(a.base.value, b.base.value + kpti_extra, "{name}");
             assert_eq!(a.per_byte.value, b.per_byte.value, "{name}");
         }
     }
@@ -929,6 +961,9 @@ mod tests {
         let text = EXAMPLE.replace("other = {", "memory = {");
         let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
         assert!(err.contains("kernel_work.other is required"), "{err}");
+        let text = EXAMPLE.replace("page_fault = {", "futex = {");
+        let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
+        assert!(err.contains("kernel_work.page_fault is required"), "{err}");
     }
 
     #[test]

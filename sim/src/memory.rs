@@ -139,6 +139,19 @@ pub struct AddressSpace {
     /// Page faults resolved (a page's first touch, a write to a write-protected page),
     /// the CPU's and the kernel's own copies', for the system, shared the same way.
     faults: Rc<Cell<u64>>,
+    /// The host transfer `host_iovecs` is preparing.
+    transfer: HostTransfer,
+}
+
+/// A transfer between a host descriptor and user memory in place: `host_iovecs` gives every
+/// page of the buffer its frame beforehand, but Linux faults only the pages it copies, so a
+/// fault is counted once the bytes moved are known (`note_transfer`), if they reach it.
+#[derive(Debug, Default)]
+struct HostTransfer {
+    /// The buffer's bytes prepared so far.
+    bytes: usize,
+    /// Where in them a page fault gave a page its frame.
+    faults_at: Vec<usize>,
 }
 
 impl Drop for AddressSpace {
@@ -169,6 +182,7 @@ impl AddressSpace {
             copied: Rc::new(Cell::new(0)),
             pages_copied: Rc::new(Cell::new(0)),
             faults: Rc::new(Cell::new(0)),
+            transfer: HostTransfer::default(),
         })
     }
 
@@ -1000,10 +1014,15 @@ impl AddressSpace {
         })
     }
 
+    /// Starts a host transfer: the buffers `host_iovecs` prepares from now on are its own.
+    pub fn begin_transfer(&mut self) {
+        self.transfer = HostTransfer::default();
+    }
+
     /// Host iovecs covering `[addr, addr + len)`, for host syscalls that fill or drain user
-    /// memory in place. At most `IOV_MAX` pieces, so a very long buffer gives a short
-    /// transfer, which Linux allows for these calls. The caller reports the bytes moved
-    /// with `note_copied`.
+    /// memory in place; a further call's follow the last's in the transfer. At most
+    /// `IOV_MAX` pieces, so a very long buffer gives a short transfer, which Linux allows
+    /// for these calls. The caller reports the bytes moved with `note_transfer`.
     pub fn host_iovecs(
         &mut self,
         addr: u64,
@@ -1015,7 +1034,7 @@ impl AddressSpace {
         let mut cursor = addr;
         while remaining > 0 && iovecs.len() < IOV_MAX {
             let take = remaining.min((PAGE_SIZE - cursor % PAGE_SIZE) as usize);
-            let counted = self.copied.get();
+            let (counted, faults) = (self.copied.get(), self.faults.get());
             self.for_each_piece(cursor, take, write, |piece, _| {
                 iovecs.push(libc::iovec {
                     iov_base: piece.as_mut_ptr().cast(),
@@ -1023,14 +1042,33 @@ impl AddressSpace {
                 })
             })?;
             self.copied.set(counted);
+            if self.faults.get() > faults {
+                self.faults.set(faults);
+                self.transfer.faults_at.push(self.transfer.bytes);
+            }
+            self.transfer.bytes += take;
             cursor += take as u64;
             remaining -= take;
         }
         Ok(iovecs)
     }
 
-    pub fn note_copied(&mut self, bytes: u64) {
+    fn note_copied(&mut self, bytes: u64) {
         self.copied.set(self.copied.get() + bytes);
+    }
+
+    /// The host transfer moved `bytes`: they are copied, and the pages they reached that
+    /// faulted in its preparation are faults. (A page prepared but not reached keeps the
+    /// frame it was given, with no fault counted.)
+    pub fn note_transfer(&mut self, bytes: u64) {
+        self.note_copied(bytes);
+        let transfer = std::mem::take(&mut self.transfer);
+        let reached = transfer
+            .faults_at
+            .iter()
+            .filter(|&&at| (at as u64) < bytes)
+            .count();
+        self.faults.set(self.faults.get() + reached as u64);
     }
 
     /// A NUL-terminated string of at most `max` bytes (strncpy_from_user).
@@ -1236,6 +1274,29 @@ mod tests {
         // Two faults resolved: the kernel's read of 0x20000 and the CPU's of 0x30008; the
         // program's own fault is not the kernel's to count.
         assert_eq!(space.faults(), 2);
+    }
+
+    #[test]
+    fn a_host_transfer_faults_only_the_pages_its_bytes_reach() {
+        let mut space = AddressSpace::new().unwrap();
+        space.map_fixed(0x10000, 4 * PAGE_SIZE, RW).unwrap();
+        // A read of 6 bytes into a fresh 4-page buffer: every page gets its frame for the
+        // host call, but the kernel copies into the first only.
+        space.begin_transfer();
+        let iovecs = space
+            .host_iovecs(0x10000, 4 * PAGE_SIZE as usize, true)
+            .unwrap();
+        assert_eq!(iovecs.len(), 4);
+        assert_eq!(space.faults(), 0);
+        space.note_transfer(6);
+        assert_eq!(space.faults(), 1);
+        // A second transfer into the same pages faults none: they have their frames.
+        space.begin_transfer();
+        space
+            .host_iovecs(0x10000, 4 * PAGE_SIZE as usize, true)
+            .unwrap();
+        space.note_transfer(4 * PAGE_SIZE);
+        assert_eq!(space.faults(), 1);
     }
 
     #[test]

@@ -163,7 +163,8 @@ pub struct SchedulingReport {
     pub fork_pages: u64,
     pub execs: u64,
     pub reaps: u64,
-    /// Pages copied on write after forks (part of process creation, not priced apart).
+    /// Pages copied on write after forks (each a page fault, priced in `kernel_work`'s
+    /// `page_fault`).
     pub pages_copied_on_write: u64,
 }
 

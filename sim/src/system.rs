@@ -135,7 +135,6 @@ struct CurrentBlock {
     extra: Extra,
     cycle_units: u32,
     guest_cycle_units: u32,
-    conditional: bool,
 }
 
 pub struct System {
@@ -148,6 +147,9 @@ pub struct System {
     /// The emulator block now running, and what was counted for it.
     current_block: CurrentBlock,
     predictor: Predictor,
+    /// The fall-through of the guest conditional branch the running task's last block
+    /// ended with: the block it runs next says which way the branch went.
+    pending_branch: Option<u64>,
     pub stop: Option<Stop>,
     /// The code cache, in ring-0 mode.
     pub cache: Option<CodeCache>,
@@ -222,6 +224,7 @@ impl System {
             max_instructions,
             current_block: CurrentBlock::default(),
             predictor: Predictor::default(),
+            pending_branch: None,
             stop: None,
             cache: (mode == Mode::Ring0).then(CodeCache::new),
             ring0: Ring0Counts::default(),
@@ -452,6 +455,7 @@ impl System {
             fork_pages: kernel.fork_pages,
             execs: kernel.execs,
             reaps: kernel.reaps,
+            branch_mispredictions: self.predictor.mispredictions(),
             translated_instructions: self.ring0.translated_instructions,
             translated_cycle_units: self.ring0.translated_cycle_units,
             call_instructions: self.ring0.call_instructions(self.counts.abi_calls),
@@ -492,7 +496,10 @@ impl System {
         self.set_kernel_time();
         let preempted = std::mem::take(&mut self.preempted);
         let (outgoing, outgoing_task) = (self.kernel.proc.pid, self.kernel.task.tid);
+        // A task's last branch is resolved by its own next block, whoever runs between.
+        self.kernel.task.pending_branch = self.pending_branch.take();
         let switch = self.kernel.switch(preempted);
+        self.pending_branch = self.kernel.task.pending_branch.take();
         if self.kernel.task.tid != outgoing_task {
             if self.kernel.proc.pid == outgoing {
                 self.counts.thread_switches += 1;
@@ -589,11 +596,10 @@ impl System {
                 *total = total.wrapping_add(extra as i64);
             }
         }
-        let previous = &self.current_block;
-        if previous.conditional {
-            let fall_through = previous.addr.wrapping_add(previous.size as u64);
+        if let Some(fall_through) = self.pending_branch.take() {
             self.predictor.record(fall_through, addr != fall_through);
         }
+        self.pending_branch = count.conditional.then_some(end);
         self.current_block = CurrentBlock {
             addr,
             size,
@@ -602,7 +608,6 @@ impl System {
             extra: count.extra,
             cycle_units: count.cycle_units,
             guest_cycle_units: count.guest_cycle_units,
-            conditional: count.conditional,
         };
         match self.max_instructions {
             Some(limit) if after >= limit && self.stop.is_none() => {
@@ -627,6 +632,11 @@ impl System {
             && addr < previous.addr + previous.size as u64
             && !(addr == previous.addr && previous.instructions == 1)
             && BlockCounter::runs_on(addr, &self.kernel.proc.mem)
+    }
+
+    /// The running task goes on elsewhere than where its last block led.
+    pub fn forget_pending_branch(&mut self) {
+        self.pending_branch = None;
     }
 
     /// The counts as of now, with the instruction total from the clock.
@@ -661,13 +671,15 @@ impl System {
     fn work_now(&self) -> WorkCounts {
         let mut work = self.counts.work;
         work.add_bytes(WorkClass::Other, self.unattributed_copies());
-        work.add_calls(WorkClass::PageFault, self.kernel.proc.mem.faults());
+        work.set_calls(WorkClass::PageFault, self.kernel.proc.mem.faults());
         work
     }
 
     /// The virtual clock's cycles of everything but user instructions follow the counts.
     fn update_event_cycles(&mut self) {
         self.attribute_copies(WorkClass::Other);
+        let faults = self.kernel.proc.mem.faults();
+        self.counts.work.set_calls(WorkClass::PageFault, faults);
         let kernel = &self.kernel;
         (self.counts.forks, self.counts.execs, self.counts.reaps) =
             (kernel.forks, kernel.execs, kernel.reaps);
@@ -1348,9 +1360,9 @@ impl System {
             extra: extra_ran,
             cycle_units: cycles_ran,
             guest_cycle_units: guest_cycles_ran,
-            // Its closing branch did not run.
-            conditional: false,
             ..block
         };
+        // Its closing branch did not run.
+        self.pending_branch = None;
     }
 }

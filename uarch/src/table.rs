@@ -79,8 +79,10 @@ pub struct Microarchitecture {
     /// Cycles a mispredicted branch costs (the model's `MispredictPenalty`).
     pub mispredict_penalty: u32,
     /// Cycles after a load-op instruction starts that it reads its register operands other
-    /// than the address's: its latency from them is that much shorter.
+    /// than the address's: its latency from them is that much shorter. For general
+    /// registers and flags, and for vector registers.
     pub load_read_advance: u32,
+    pub vector_load_read_advance: u32,
     /// Execution ports and other resource units, as the model names them.
     pub ports: Vec<&'static str>,
     /// Forms priced by hand, with the reason, one line each.
@@ -164,16 +166,16 @@ impl Microarchitecture {
         let dispatch_width = field("dispatch-width")?
             .parse()
             .map_err(|_| TableError::MissingHeader("dispatch-width"))?;
-        let mispredict_penalty = field("mispredict-penalty")?
-            .split_whitespace()
-            .next()
-            .and_then(|figure| figure.parse().ok())
-            .ok_or(TableError::MissingHeader("mispredict-penalty"))?;
-        let load_read_advance = field("load-read-advance")?
-            .split_whitespace()
-            .next()
-            .and_then(|figure| figure.parse().ok())
-            .ok_or(TableError::MissingHeader("load-read-advance"))?;
+        let figure = |key: &'static str| -> Result<u32, TableError> {
+            field(key)?
+                .split_whitespace()
+                .next()
+                .and_then(|figure| figure.parse().ok())
+                .ok_or(TableError::MissingHeader(key))
+        };
+        let mispredict_penalty = figure("mispredict-penalty")?;
+        let load_read_advance = figure("load-read-advance")?;
+        let vector_load_read_advance = figure("vector-load-read-advance")?;
         let ports: Vec<&'static str> = field("ports")?.split_whitespace().collect();
         let codes: HashMap<String, Code> = Code::values()
             .map(|code| (format!("{code:?}"), code))
@@ -188,6 +190,7 @@ impl Microarchitecture {
             dispatch_width,
             mispredict_penalty,
             load_read_advance,
+            vector_load_read_advance,
             ports,
             stand_ins,
             rows: Vec::with_capacity(body.len()),
@@ -419,7 +422,7 @@ mod tests {
     }
 
     const HEADER: &str = "# name: tiny\n# description: d\n# source: s\n# licence: l\n\
-                          # generated-by: g\n# dispatch-width: 4\n# mispredict-penalty: 12 (m)\n# load-read-advance: 3 (r)\n# ports: P0 P1\n";
+                          # generated-by: g\n# dispatch-width: 4\n# mispredict-penalty: 12 (m)\n# load-read-advance: 3 (r)\n# vector-load-read-advance: 5 (v)\n# ports: P0 P1\n";
 
     #[test]
     fn a_table_reads_its_rows_and_ports() {

@@ -249,6 +249,7 @@ impl<'a> CreateProcess<'a> {
     fn spawn(&self, iterations: u64, pages: usize) -> Result<Sample, Refused<'a>> {
         let (fixture, probe) = (&self.session.fixture, self.probe);
         let spawner = fixture.spawner.path();
+        let faults_before = children_minor_faults();
         let spawned = Command::new(spawner)
             .arg(iterations.to_string())
             .args((pages > 0).then(|| pages.to_string()))
@@ -294,6 +295,8 @@ impl<'a> CreateProcess<'a> {
         match (status.code(), <[u8; 8]>::try_from(report)) {
             (Some(0), Ok(ticks)) => Ok(Sample {
                 child_delay_ns: delay,
+                // The spawner and the children it reaped, now reaped themselves.
+                child_faults: Some(children_minor_faults().saturating_sub(faults_before)),
                 ..Sample::new(u64::from_ne_bytes(ticks) as f64, iterations)
             }),
             (Some(0), Err(report)) => Err(spawner_failed(format!(
@@ -307,6 +310,17 @@ impl<'a> CreateProcess<'a> {
             (None, _) => Err(spawner_failed(format!("was ended by {status}"))),
         }
     }
+}
+
+/// The minor page faults of this process's reaped children and theirs (getrusage).
+fn children_minor_faults() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    usage.ru_minflt as u64
 }
 
 /// Waits for the child `pid` to exit without reaping it; false if that cannot be done.

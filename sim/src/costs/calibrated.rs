@@ -230,6 +230,15 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
             machine.date, forks.what, forks.rounds
         ),
     };
+    let creation = probe("create_process")?;
+    let creation_faults = Cost {
+        value: creation.page_faults.unwrap_or(0.0),
+        source: format!(
+            "simulate --calibrate on {cpu}, {}: probe create_process: minor page faults per process, the spawner's \
+             and its children's (getrusage), the median of {} rounds",
+            machine.date, creation.rounds
+        ),
+    };
     let pti = match machine.pti {
         Some(true) => ", page-table isolation on",
         Some(false) => ", page-table isolation off",
@@ -263,6 +272,7 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
         kernel_work,
         crossing_indirect: builtin::crossing_indirect(),
         fork_per_page,
+        creation_faults,
         instruction_costs: core,
         cpi: Cost {
             value: 1.0,

@@ -127,11 +127,12 @@ impl WorkCounts {
     }
 
     pub fn add_call(&mut self, class: WorkClass) {
-        self.add_calls(class, 1);
+        self.0[class.index()].calls += 1;
     }
 
-    pub fn add_calls(&mut self, class: WorkClass, calls: u64) {
-        self.0[class.index()].calls += calls;
+    /// For a class counted elsewhere (`PageFault`: by the address space).
+    pub fn set_calls(&mut self, class: WorkClass, calls: u64) {
+        self.0[class.index()].calls = calls;
     }
 
     pub fn add_bytes(&mut self, class: WorkClass, bytes: u64) {

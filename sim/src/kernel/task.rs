@@ -30,6 +30,9 @@ pub struct Task {
     /// Switches away from it: voluntary (it blocked or yielded) and preempted.
     pub voluntary_switches: u64,
     pub preempted: u64,
+    /// While it is switched out: the fall-through of the conditional branch its last block
+    /// ended with, which its next block resolves (`System::pending_branch`).
+    pub pending_branch: Option<u64>,
 }
 
 impl Task {
@@ -48,6 +51,7 @@ impl Task {
             syscalls: 0,
             voluntary_switches: 0,
             preempted: 0,
+            pending_branch: None,
         }
     }
 }

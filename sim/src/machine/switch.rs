@@ -274,6 +274,9 @@ impl Machine {
         }
         if let Delivered::Registers(state) = kernel.deliver_signals(regs, &fx, at) {
             regs::set_user_regs(&mut self.uc, &state.0, &state.1);
+            // The task goes on in a handler (or at a restarted syscall), not in the block
+            // its last branch led to: which way that branch went is not known.
+            self.uc.get_data_mut().forget_pending_branch();
         }
     }
 

@@ -207,7 +207,7 @@ fn host_io(
     };
     let result = host(ret as libc::c_long);
     if let Ok(n) = result {
-        k.proc.mem.note_copied(n);
+        k.proc.mem.note_transfer(n);
     }
     if into_guest {
         Ok(result?)
@@ -225,6 +225,7 @@ fn transfer(
     into_guest: bool,
 ) -> SysResult {
     k.proc.fds.host(fd)?;
+    k.proc.mem.begin_transfer();
     let iov = k.proc.mem.host_iovecs(addr, len as usize, into_guest)?;
     host_io(k, fd, &iov, offset, into_guest)
 }
@@ -262,6 +263,7 @@ fn guest_iovecs(
         return Err(Errno::EINVAL);
     }
     let raw = k.proc.mem.read_vec(addr, count as usize * 16)?;
+    k.proc.mem.begin_transfer();
     let mut all = Vec::new();
     for entry in raw.chunks_exact(16) {
         let base = u64::from_le_bytes(entry[..8].try_into().unwrap());

@@ -92,7 +92,7 @@ pub fn pipe_io(
         });
         return match ready {
             Ready::Moved(n) => {
-                k.proc.mem.note_copied(n as u64);
+                k.proc.mem.note_transfer(n as u64);
                 k.wake_pipe_waiters(id);
                 Ok(n as u64)
             }
@@ -109,7 +109,7 @@ pub fn pipe_io(
         Ready::Wait if non_blocking && done == 0 => return Err(Errno::EAGAIN.into()),
         Ready::Wait => 0,
     };
-    k.proc.mem.note_copied(written as u64);
+    k.proc.mem.note_transfer(written as u64);
     if written > 0 {
         k.wake_pipe_waiters(id);
     }

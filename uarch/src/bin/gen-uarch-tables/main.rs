@@ -45,8 +45,10 @@ struct Model {
     /// does not print, copied from `scheduling_model` at the release.
     mispredict_penalty: u32,
     /// Cycles after a load-op instruction starts that it reads its register operands (the
-    /// model's `ReadAdvance<ReadAfterLd, ...>`, which llvm-mca does not print either).
+    /// model's `ReadAdvance<ReadAfterLd, ...>`, which llvm-mca does not print either), and
+    /// the same for vector operands (`ReadAfterVecXLd`).
     load_read_advance: u32,
+    vector_load_read_advance: u32,
     stand_ins: &'static [StandIn],
 }
 
@@ -93,6 +95,7 @@ const RELEASES: [Release; 2] = [
                 scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver3.td",
                 mispredict_penalty: 13,
                 load_read_advance: 4,
+                vector_load_read_advance: 7,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 14 no longer assembles MPX. Zen 3 has no MPX: F2 0F 1A is in the \
@@ -107,6 +110,7 @@ const RELEASES: [Release; 2] = [
                 scheduling_model: "llvm/lib/Target/X86/X86SchedSkylakeServer.td",
                 mispredict_penalty: 14,
                 load_read_advance: 5,
+                vector_load_read_advance: 6,
                 stand_ins: &[sandbox_check(
                     "cmpq %rax, %rcx",
                     "LLVM 14 no longer assembles MPX. uops.info measures BNDCU (BND, R64) \
@@ -130,6 +134,7 @@ const RELEASES: [Release; 2] = [
                 scheduling_model: "llvm/lib/Target/X86/X86ScheduleZnver4.td",
                 mispredict_penalty: 13,
                 load_read_advance: 4,
+                vector_load_read_advance: 7,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 19 does not assemble MPX. Zen 4 has no MPX: F2 0F 1A is in the \
@@ -145,6 +150,7 @@ const RELEASES: [Release; 2] = [
                 scheduling_model: "llvm/lib/Target/X86/X86SchedSapphireRapids.td",
                 mispredict_penalty: 14,
                 load_read_advance: 5,
+                vector_load_read_advance: 6,
                 stand_ins: &[sandbox_check(
                     "nopl %eax",
                     "LLVM 19 does not assemble MPX. Sapphire Rapids has no MPX (Intel \
@@ -410,6 +416,12 @@ impl Table<'_> {
             "# load-read-advance: {} (ReadAdvance<ReadAfterLd, ...> in {}: a load-op instruction reads its \
              register operands that many cycles after it starts, once its load is under way)",
             model.load_read_advance, model.scheduling_model
+        )?;
+        writeln!(
+            out,
+            "# vector-load-read-advance: {} (ReadAdvance<ReadAfterVecXLd, ...> in {}: the same for vector \
+             register operands)",
+            model.vector_load_read_advance, model.scheduling_model
         )?;
         writeln!(out, "# ports: {}", pricing.ports.join(" "))?;
         for stand_in in model.stand_ins {
