@@ -587,7 +587,11 @@ impl System {
         self.clock.set_instructions(after);
         let guest_cycles = &mut self.counts.guest_cycle_units;
         *guest_cycles = guest_cycles.wrapping_add(count.guest_cycle_units as u64);
-        if self.cache.is_some() {
+        if let Some(cache) = &mut self.cache {
+            if addr == layout::LOOKUP {
+                cache.stats.indirect_lookups += 1;
+                cache.stats.indirect_hits += 1;
+            }
             let translated = &mut self.ring0.translated_instructions;
             *translated = translated.wrapping_add(count.instructions as u64);
             let cycles = &mut self.ring0.translated_cycle_units;
@@ -879,12 +883,9 @@ impl System {
         if matches!(self.run_until, Some(RunUntil::Redispatch { .. })) {
             self.run_until = None;
         }
-        let known = cache.knows(target);
         match call {
-            Hypercall::Indirect => {
-                cache.stats.indirect_lookups += 1;
-                cache.stats.indirect_hits += known as u64;
-            }
+            // The lookup stub counted a hit when it began (`enter_block`): it missed.
+            Hypercall::Indirect => cache.stats.indirect_hits -= 1,
             _ => cache.stats.dispatches += 1,
         }
         self.continue_at(target)
@@ -896,7 +897,9 @@ impl System {
         let cache = self.cache.as_mut().expect("ring 0 has a code cache");
         match cache.find_or_translate(&mut self.kernel.proc.mem, target) {
             Ok((translation, sync)) => {
-                self.kernel.proc.mem.fill(NEXT, &translation.to_le_bytes());
+                let mem = &mut self.kernel.proc.mem;
+                mem.fill(NEXT, &translation.to_le_bytes());
+                cache.publish(mem, target, translation);
                 Flow::Continue(sync)
             }
             Err(CacheError::Translate(TranslateError::Unfetchable(address))) => {

@@ -31,6 +31,7 @@ fn main() {
         compat_entry: BASE + 0x200,
         fault: BASE + 0xc0,
         emulate: BASE + 0x240,
+        lookup: BASE + 0x2c0,
         target: BASE + 0x1_0000,
         next: BASE + 0x1_0038,
         user_rsp: BASE + 0x1_0008,

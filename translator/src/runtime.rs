@@ -41,12 +41,14 @@ pub struct Runtime {
     /// Stub: the simulator carries out the guest instruction at `fault_rip` as ring 3 would
     /// (segment loads, far transfers), then continues where that instruction leads.
     pub emulate: u64,
+    /// Stub: the indirect-branch lookup. Finds the translation of the guest address in
+    /// `target` in the runtime's in-cache table and jumps there, or, on a miss, asks the
+    /// simulator (a hypercall) and goes on at `next`. Changes no register and no flag.
+    pub lookup: u64,
     /// Slot (8 bytes): the guest address for `dispatch` and for an indirect-branch lookup.
     pub target: u64,
-    /// Slot: where `dispatch` and a lookup continue, written by the simulator. A lookup is
-    /// a `syscall` in translated code, then `jmp [next]`: the guest's own syscalls never
-    /// appear there (they become calls to `syscall_entry`), so any `syscall` in the code
-    /// cache is the simulator's lookup hypercall.
+    /// Slot: where `dispatch` and a lookup continue, written by the simulator (or by the
+    /// lookup when its table has the target).
     pub next: u64,
     /// Slot: the guest RSP while on the kernel stack.
     pub user_rsp: u64,
@@ -72,6 +74,7 @@ impl Runtime {
             ("compat_entry", self.compat_entry),
             ("fault", self.fault),
             ("emulate", self.emulate),
+            ("lookup", self.lookup),
             ("target", self.target),
             ("next", self.next),
             ("user_rsp", self.user_rsp),

@@ -10,6 +10,7 @@ const RUNTIME: Runtime = Runtime {
     compat_entry: 0xffff_ffff_8000_0280,
     fault: 0xffff_ffff_8000_0300,
     emulate: 0xffff_ffff_8000_0380,
+    lookup: 0xffff_ffff_8000_0400,
     target: 0xffff_ffff_8001_0000,
     next: 0xffff_ffff_8001_0038,
     user_rsp: 0xffff_ffff_8001_0008,

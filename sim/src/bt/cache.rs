@@ -21,7 +21,7 @@ use translator::{
     rules, CodeSource, PlantedBug, Source, TranslateError, TranslatedBlock, Translator,
 };
 
-use super::layout::{self, CACHE, CACHE_END, RUNTIME};
+use super::layout::{self, CACHE, CACHE_END, CODE, LOOKUP_ENTRIES, LOOKUP_TABLE, RUNTIME};
 use crate::accounting::{price_without_syscalls, Extra};
 use crate::machine::physmem::PAGE_SIZE;
 use crate::memory::AddressSpace;
@@ -148,7 +148,8 @@ impl CodeCache {
     pub fn new() -> Self {
         Self {
             translator: Translator::new(RUNTIME).expect("the runtime layout is valid"),
-            next: CACHE,
+            next: CODE,
+            // The lookup table's pages are mapped with the first block's.
             mapped_end: CACHE,
             blocks: BTreeMap::new(),
             by_guest: HashMap::new(),
@@ -247,6 +248,23 @@ impl CodeCache {
         site.field & !(PAGE_SIZE - 1)
     }
 
+    /// Puts `translation`, the translation of guest `target`, in the lookup table, so that
+    /// the next lookup of `target` finds it without the simulator.
+    pub fn publish(&self, mem: &mut AddressSpace, target: u64, translation: u64) {
+        let mut entry = [0; 16];
+        entry[..8].copy_from_slice(&target.wrapping_neg().to_le_bytes());
+        entry[8..].copy_from_slice(&translation.to_le_bytes());
+        mem.fill(lookup_entry(target), &entry);
+    }
+
+    /// Takes guest `target` out of the lookup table, if its entry holds it.
+    fn unpublish(&self, mem: &mut AddressSpace, target: u64) {
+        let entry = lookup_entry(target);
+        if self.mapped_end > entry && mem.read_kernel_u64(entry) == target.wrapping_neg() {
+            mem.fill(entry, &[0; 16]);
+        }
+    }
+
     /// Drops the blocks made from guest `page`: they can no longer be found, every branch
     /// chained to them goes back to its exit stub, and their own branches leave the link
     /// tables. The blocks' bytes stay until they are retired (a block may be running).
@@ -283,6 +301,7 @@ impl CodeCache {
                 sync.patched.push(site.field & !(PAGE_SIZE - 1));
             }
             self.by_guest.remove(&guest);
+            self.unpublish(mem, guest);
             self.stats.invalidations += 1;
             for other in other_pages {
                 self.forget_page_block(other, start, &mut sync);
@@ -590,6 +609,11 @@ impl CodeCache {
 }
 
 /// The guest pages a block's code comes from.
+/// The lookup-table entry of guest `target`.
+fn lookup_entry(target: u64) -> u64 {
+    LOOKUP_TABLE + (target % LOOKUP_ENTRIES) * 16
+}
+
 fn block_pages(block: &TranslatedBlock) -> impl Iterator<Item = u64> {
     let last_byte = block.guest_end.max(block.guest_start + 1) - 1;
     (block.guest_start & !(PAGE_SIZE - 1)..=last_byte).step_by(PAGE_SIZE as usize)
@@ -642,6 +666,15 @@ mod tests {
         mem
     }
 
+    /// Two blocks translated, from guest 0x10000 and 0x20000, with their translations.
+    fn two_blocks() -> (AddressSpace, CodeCache, u64, u64) {
+        let mut mem = space_with(&[(0x10000, &RETURN_ONE), (0x20000, &RETURN_ONE)]);
+        let mut cache = CodeCache::new();
+        let (first, _) = cache.find_or_translate(&mut mem, 0x10000).unwrap();
+        let (second, _) = cache.find_or_translate(&mut mem, 0x20000).unwrap();
+        (mem, cache, first, second)
+    }
+
     #[test]
     fn a_writable_page_is_watched_by_its_frame_until_its_blocks_go() {
         let mut mem = space_with(&[(0x10000, &RETURN_ONE)]);
@@ -660,6 +693,27 @@ mod tests {
     }
 
     #[test]
+    fn a_published_translation_leaves_the_lookup_table_with_its_block() {
+        let (mut mem, mut cache, first, second) = two_blocks();
+        cache.publish(&mut mem, 0x10000, first);
+        cache.publish(&mut mem, 0x20000, second);
+        // Both targets share an entry (their low 16 bits): the later one holds it.
+        let entry = LOOKUP_TABLE;
+        assert_eq!(mem.read_kernel_u64(entry), 0x20000u64.wrapping_neg());
+        assert_eq!(mem.read_kernel_u64(entry + 8), second);
+        // Dropping the other target's block leaves the entry be; dropping its own empties it.
+        cache.invalidate_page(&mut mem, 0x10000);
+        assert_eq!(mem.read_kernel_u64(entry + 8), second);
+        cache.invalidate_page(&mut mem, 0x20000);
+        assert_eq!(
+            (mem.read_kernel_u64(entry), mem.read_kernel_u64(entry + 8)),
+            (0, 0)
+        );
+        // The table lies before the code, whose first block starts past it.
+        assert!(first >= CODE);
+    }
+
+    #[test]
     fn a_store_beside_the_code_leaves_it_be() {
         let mut mem = space_with(&[(0x10000, &RETURN_ONE)]);
         let mut cache = CodeCache::new();
@@ -672,10 +726,7 @@ mod tests {
 
     #[test]
     fn dropped_blocks_retire_at_the_next_dispatch_but_the_running_one() {
-        let mut mem = space_with(&[(0x10000, &RETURN_ONE), (0x20000, &RETURN_ONE)]);
-        let mut cache = CodeCache::new();
-        let (first, _) = cache.find_or_translate(&mut mem, 0x10000).unwrap();
-        let (second, _) = cache.find_or_translate(&mut mem, 0x20000).unwrap();
+        let (mut mem, mut cache, first, second) = two_blocks();
         cache.invalidate_page(&mut mem, 0x10000);
         cache.invalidate_page(&mut mem, 0x20000);
         cache.retire_dead_blocks(second);

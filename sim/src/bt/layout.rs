@@ -2,8 +2,15 @@
 //!
 //! Each stub that needs the simulator executes `syscall`: at ring 0 that is the
 //! simulator's hypercall (Unicorn's syscall hook sees which stub by its address), not a
-//! ring crossing. A `syscall` in the code cache is an indirect-branch lookup. The guest's own `syscall`s never execute: the translator turned them into
+//! ring crossing. The guest's own `syscall`s never execute: the translator turned them into
 //! calls to the kernel entry stub.
+//!
+//! Indirect branches and returns go through the lookup stub, which probes a table at the
+//! code cache's start, as DynamoRIO's indirect-branch lookup does: 2^16 entries of 16
+//! bytes, indexed by the guest target's low 16 bits, each the target negated (so that an
+//! `lea` and a `jrcxz` compare it without touching the flags) and its translation. Only a
+//! miss leaves Unicorn, through the lookup-miss stub's hypercall; the simulator then fills
+//! the entry (`CodeCache::publish`).
 
 use iced_x86::code_asm::*;
 use translator::runtime::{Runtime, USER_MAX};
@@ -16,8 +23,13 @@ pub const STUBS: u64 = BASE;
 pub const DATA: u64 = BASE + 0x1_0000;
 pub const KERNEL_STACK: u64 = BASE + 0x2_0000;
 pub const KERNEL_STACK_TOP: u64 = BASE + 0x3_0000;
-/// The code cache grows up from here, a page at a time.
+/// The lookup table, then the code cache, which grows up a page at a time.
 pub const CACHE: u64 = BASE + 0x100_0000;
+/// Entries in the lookup table, and the guest-target bits that index it.
+pub const LOOKUP_ENTRIES: u64 = 1 << 16;
+pub const LOOKUP_TABLE: u64 = CACHE;
+/// Where translated code starts, past the table.
+pub const CODE: u64 = LOOKUP_TABLE + LOOKUP_ENTRIES * 16;
 /// The code cache's end: 1 GiB, far below the guard.
 pub const CACHE_END: u64 = BASE + 0x4000_0000;
 
@@ -28,6 +40,15 @@ pub const FAULT: u64 = STUBS + 0xc0;
 pub const START: u64 = STUBS + 0x100;
 pub const COMPAT_ENTRY: u64 = STUBS + 0x200;
 pub const EMULATE: u64 = STUBS + 0x240;
+/// The lookup's miss path, and the lookup itself.
+pub const LOOKUP_MISS: u64 = STUBS + 0x280;
+pub const LOOKUP: u64 = STUBS + 0x2c0;
+
+/// Slots where the lookup keeps the two registers it works in.
+const LOOKUP_RCX: u64 = DATA + 0x40;
+const LOOKUP_RDX: u64 = DATA + 0x48;
+/// The runtime's slots, from `target` on: what a task switch saves and restores.
+pub const SLOTS_END: u64 = DATA + 0x50;
 
 /// Slot: where `dispatch` and an indirect-branch lookup continue (written by the simulator).
 pub const NEXT: u64 = DATA + 0x38;
@@ -38,6 +59,7 @@ pub const RUNTIME: Runtime = Runtime {
     compat_entry: COMPAT_ENTRY,
     fault: FAULT,
     emulate: EMULATE,
+    lookup: LOOKUP,
     target: DATA,
     next: NEXT,
     user_rsp: DATA + 0x08,
@@ -102,6 +124,38 @@ const STUB_CODE: &[(u64, Source, Build)] = &[
         a.syscall()?;
         a.jmp(mem(NEXT))
     }),
+    (LOOKUP_MISS, Source::ControlFlow, |a| {
+        a.mov(rcx, mem(LOOKUP_RCX))?;
+        a.mov(rdx, mem(LOOKUP_RDX))?;
+        a.syscall()?;
+        a.jmp(mem(NEXT))
+    }),
+    // RDX holds the target and RCX works out its entry: the target's low 16 bits, doubled,
+    // scaled by 8. No instruction here writes a flag.
+    (LOOKUP, Source::ControlFlow, |a| {
+        let mut miss = a.create_label();
+        let mut found = a.create_label();
+        a.mov(mem(LOOKUP_RCX), rcx)?;
+        a.mov(mem(LOOKUP_RDX), rdx)?;
+        a.mov(rdx, mem(RUNTIME.target))?;
+        a.movzx(ecx, dx)?;
+        a.lea(rcx, qword_ptr(rcx + rcx))?;
+        a.mov(rcx, qword_ptr(rcx * 8 + LOOKUP_TABLE as i64 as i32))?;
+        a.lea(rcx, qword_ptr(rcx + rdx))?;
+        a.jrcxz(found)?;
+        a.set_label(&mut miss)?;
+        a.jmp(LOOKUP_MISS)?;
+        a.set_label(&mut found)?;
+        a.movzx(ecx, dx)?;
+        a.lea(rcx, qword_ptr(rcx + rcx))?;
+        a.mov(rcx, qword_ptr(rcx * 8 + (LOOKUP_TABLE + 8) as i64 as i32))?;
+        // An empty entry matches target 0: its translation, 0, sends it to the miss path.
+        a.jrcxz(miss)?;
+        a.mov(mem(NEXT), rcx)?;
+        a.mov(rcx, mem(LOOKUP_RCX))?;
+        a.mov(rdx, mem(LOOKUP_RDX))?;
+        a.jmp(mem(NEXT))
+    }),
     (START, Source::ControlFlow, |a| {
         a.mov(rsp, KERNEL_STACK_TOP)?;
         a.xor(ecx, ecx)?;
@@ -155,8 +209,8 @@ pub fn is_entry_return(rip: u64) -> bool {
 pub fn hypercall_at(rip: u64) -> Option<Hypercall> {
     match rip {
         DISPATCH => Some(Hypercall::Dispatch),
-        // The lookups of indirect branches and returns, inline in translated code.
-        r if (CACHE..CACHE_END).contains(&r) => Some(Hypercall::Indirect),
+        // A lookup's miss: two register reloads (8 bytes each) come first.
+        r if r == LOOKUP_MISS + 16 => Some(Hypercall::Indirect),
         // pushfq (1 byte) and pop r11 (2 bytes) come first.
         r if r == SYSCALL_ENTRY + 3 => Some(Hypercall::KernelEntry),
         FAULT => Some(Hypercall::Fault),
@@ -173,9 +227,16 @@ mod tests {
 
     #[test]
     fn every_hypercall_is_a_syscall_where_it_is_expected() {
+        let starts: Vec<u64> = STUB_CODE.iter().map(|&(address, ..)| address).collect();
         for (address, code) in stubs() {
+            let next = starts
+                .iter()
+                .copied()
+                .filter(|&start| start > address)
+                .min()
+                .unwrap_or(DATA);
             assert!(
-                code.len() <= 0x40 || address == START,
+                address + code.len() as u64 <= next,
                 "stub at {address:#x} overlaps the next"
             );
             let decoder = Decoder::with_ip(64, &code, address, DecoderOptions::MPX);
@@ -209,9 +270,17 @@ mod tests {
     }
 
     #[test]
-    fn a_syscall_in_the_code_cache_is_a_lookup() {
-        assert_eq!(hypercall_at(CACHE), Some(Hypercall::Indirect));
-        assert_eq!(hypercall_at(CACHE_END - 2), Some(Hypercall::Indirect));
-        assert_eq!(hypercall_at(CACHE_END), None);
+    fn a_lookup_leaves_unicorn_only_from_its_miss_path() {
+        assert_eq!(hypercall_at(LOOKUP_MISS + 16), Some(Hypercall::Indirect));
+        assert_eq!(hypercall_at(CACHE), None);
+        assert_eq!(hypercall_at(CODE), None);
+        // No instruction of the lookup writes a flag: the guest's are live across a `ret`.
+        let (_, code) = stubs()
+            .into_iter()
+            .find(|&(address, _)| address == LOOKUP)
+            .unwrap();
+        for instruction in Decoder::with_ip(64, &code, LOOKUP, DecoderOptions::NONE) {
+            assert_eq!(instruction.rflags_modified(), 0, "{instruction}");
+        }
     }
 }

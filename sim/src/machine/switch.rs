@@ -17,8 +17,9 @@ use crate::kernel::signal::Delivered;
 use crate::kernel::tasks::{Spawn, Switch};
 use crate::system::{Flow, System};
 
-/// The bytes of the runtime's slot page that belong to the running task.
-const SLOTS: usize = 0x40;
+/// The bytes of the runtime's slot page that belong to the running task (the lookup's
+/// saved registers too: a task may be switched out in the middle of a lookup).
+const SLOTS: usize = (layout::SLOTS_END - RUNTIME.target) as usize;
 
 /// A task's CPU state while another task runs.
 pub struct SavedCpu {

@@ -1,5 +1,5 @@
 //! Indirect branches and returns: the guest target goes to the runtime's target slot, and
-//! an inline lookup (a `syscall` hypercall, then `jmp [next]`) finds its translation.
+//! the runtime's lookup stub finds its translation.
 
 use iced_x86::{Code, Instruction, MemoryOperand, OpKind, Register};
 
@@ -42,11 +42,9 @@ fn load_target(e: &mut Emitter, instruction: &Instruction) {
     sandbox::release_scratch(e, borrowed);
 }
 
-/// The lookup: the simulator's hypercall puts the target's translation in `next`.
+/// The lookup: the runtime's stub finds the target's translation and goes there.
 fn lookup(e: &mut Emitter) {
-    e.emit(Instruction::with(Code::Syscall));
-    let next = e.slot(e.runtime.next);
-    e.emit_built(Instruction::with1(Code::Jmp_rm64, next));
+    e.jump_to_address(Code::Jmp_rel32_64, e.runtime.lookup);
 }
 
 pub fn indirect_jump(e: &mut Emitter, instruction: &Instruction) {
