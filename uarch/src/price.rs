@@ -90,6 +90,8 @@ pub struct BlockPricer<'a> {
     register_ready: Vec<f64>,
     flag_ready: [f64; FLAG_BITS],
     port_cycles: Vec<f64>,
+    /// The block's instructions' costs, looked up once for all the runs `recurrence` makes.
+    costs: Vec<Cost<'a>>,
 }
 
 impl<'a> BlockPricer<'a> {
@@ -100,6 +102,7 @@ impl<'a> BlockPricer<'a> {
             register_ready: vec![0.0; Register::values().len()],
             flag_ready: [0.0; FLAG_BITS],
             port_cycles: vec![0.0; uarch.ports.len()],
+            costs: Vec::new(),
         }
     }
 
@@ -115,6 +118,7 @@ impl<'a> BlockPricer<'a> {
         // is not known here. bench/fidelity kept it: cpu_bound, md5sum, gzip and sort came
         // within 0.85-1.10 of their native time, from 0.78-0.88 without it.
         let mut branches = 0.0;
+        self.costs.clear();
         for instruction in block {
             if instruction.flow_control() != FlowControl::Next {
                 branches += 1.0;
@@ -129,6 +133,7 @@ impl<'a> BlockPricer<'a> {
                 self.port_cycles[port_use.port] += port_use.cycles;
             }
             critical_path = critical_path.max(self.chain(instruction, &cost));
+            self.costs.push(cost);
         }
         let busiest_port = self.port_cycles.iter().copied().fold(0.0, f64::max);
         let throughput_bound = (f64::from(uops) / f64::from(self.uarch.dispatch_width))
@@ -147,18 +152,15 @@ impl<'a> BlockPricer<'a> {
         cost
     }
 
-    /// Runs `block` again and again from where its first execution left the registers
-    /// and flags, and returns how much later their values are ready per execution once
+    /// Runs `block` (whose costs `price` looked up) again and again from where its first
+    /// execution left the registers and flags, and returns how much later their values are ready per execution once
     /// settled: the largest growth of any one of them.
     fn recurrence(&mut self, block: &[Instruction]) -> f64 {
+        let costs = std::mem::take(&mut self.costs);
         let run = |pricer: &mut Self, runs: u32| {
             for _ in 0..runs {
-                for instruction in block {
-                    let cost = pricer
-                        .uarch
-                        .cost_of(instruction)
-                        .unwrap_or_else(|| pricer.uarch.fallback());
-                    pricer.chain(instruction, &cost);
+                for (instruction, cost) in block.iter().zip(&costs) {
+                    pricer.chain(instruction, cost);
                 }
             }
         };
@@ -171,6 +173,7 @@ impl<'a> BlockPricer<'a> {
                 .map(|(now, then)| now - then)
                 .fold(0.0, f64::max)
         };
+        self.costs = costs;
         growth(&self.register_ready, &registers).max(growth(&self.flag_ready, &flags))
             / f64::from(MEASURED_RUNS)
     }

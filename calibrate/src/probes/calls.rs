@@ -132,19 +132,25 @@ pub(super) fn newfstatat(fixture: &Fixture, _: usize) -> Result<(), CalibrateErr
     expect("newfstatat", "newfstatat", done, 0)
 }
 
-pub(super) fn mmap_munmap(_: &Fixture, _: usize) -> Result<(), CalibrateError> {
-    let page = sys!(
+/// A fresh private anonymous read-write mapping of `length` bytes, for `probe`.
+fn map_anonymous(probe: &'static str, length: usize) -> Result<libc::c_long, CalibrateError> {
+    let area = sys!(
         libc::SYS_mmap,
         std::ptr::null_mut::<libc::c_void>(),
-        PAGE,
+        length,
         libc::c_long::from(libc::PROT_READ | libc::PROT_WRITE),
         libc::c_long::from(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS),
         -1 as libc::c_long,
         0 as libc::c_long
     );
-    if page == -1 {
-        return Err(CalibrateError::last_os("mmap_munmap", "mmap"));
+    if area == -1 {
+        return Err(CalibrateError::last_os(probe, "mmap"));
     }
+    Ok(area)
+}
+
+pub(super) fn mmap_munmap(_: &Fixture, _: usize) -> Result<(), CalibrateError> {
+    let page = map_anonymous("mmap_munmap", PAGE)?;
     expect(
         "mmap_munmap",
         "munmap",
@@ -158,18 +164,7 @@ pub(super) fn mmap_munmap(_: &Fixture, _: usize) -> Result<(), CalibrateError> {
 /// (MADV_NOHUGEPAGE), so that each page faults on its own whatever the system's setting.
 pub(super) fn page_faults(_: &Fixture, pages: usize) -> Result<(), CalibrateError> {
     let length = pages.max(1) * PAGE;
-    let area = sys!(
-        libc::SYS_mmap,
-        std::ptr::null_mut::<libc::c_void>(),
-        length,
-        libc::c_long::from(libc::PROT_READ | libc::PROT_WRITE),
-        libc::c_long::from(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS),
-        -1 as libc::c_long,
-        0 as libc::c_long
-    );
-    if area == -1 {
-        return Err(CalibrateError::last_os("page_fault", "mmap"));
-    }
+    let area = map_anonymous("page_fault", length)?;
     let advised = sys!(
         libc::SYS_madvise,
         area,

@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
+use nix::sys::resource::{getrusage, UsageWho};
 
 use super::preemption::{process_run_delay_ns, run_delay_ns};
 use super::{Sample, Session, Workload};
@@ -312,15 +313,10 @@ impl<'a> CreateProcess<'a> {
     }
 }
 
-/// The minor page faults of this process's reaped children and theirs (getrusage).
+/// The minor page faults of this process's reaped children and theirs (0 if getrusage
+/// fails, which it cannot for this process).
 fn children_minor_faults() -> u64 {
-    // SAFETY: getrusage fills the zeroed struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
-    usage.ru_minflt as u64
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(0, |usage| usage.minor_page_faults() as u64)
 }
 
 /// Waits for the child `pid` to exit without reaping it; false if that cannot be done.

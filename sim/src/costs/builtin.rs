@@ -30,6 +30,8 @@ struct Row {
     instructions: &'static str,
     /// Processes are made by fork, which copies page-table entries (`fork_per_page`).
     forks: bool,
+    /// Where `CREATION_FAULTS` comes from for this model.
+    creation_faults_source: &'static str,
     ring3: [f64; 4],
     ring3_source: &'static str,
     ring0: Ring0,
@@ -61,6 +63,7 @@ const ROWS: &[Row] = &[
         validation: None,
         instructions: "cpi",
         forks: true,
+        creation_faults_source: CREATION_FAULTS_ASSUMED,
         ring3: [437.0, 906.0, 5_797.0, 719_447.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -72,6 +75,7 @@ const ROWS: &[Row] = &[
         validation: None,
         instructions: "cpi",
         forks: true,
+        creation_faults_source: CREATION_FAULTS_ASSUMED,
         ring3: [878.0, 911.0, 13_304.0, 1_032_254.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -83,6 +87,7 @@ const ROWS: &[Row] = &[
         validation: None,
         instructions: "cpi",
         forks: true,
+        creation_faults_source: CREATION_FAULTS_ASSUMED,
         ring3: [627.0, 753.0, 6_344.0, 5_375_735.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::DirectCall(12.0, KML),
@@ -94,6 +99,7 @@ const ROWS: &[Row] = &[
         validation: None,
         instructions: "cpi",
         forks: false,
+        creation_faults_source: CREATION_FAULTS_ASSUMED,
         ring3: SIP_PHYS,
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::Measured(SIP_PHYS, "SIP-Phys processes already run in ring 0 with no hardware switch: Aiken et al., Table 1"),
@@ -105,6 +111,7 @@ const ROWS: &[Row] = &[
         validation: None,
         instructions: "cpi",
         forks: false,
+        creation_faults_source: CREATION_FAULTS_ASSUMED,
         ring3: [304.0, 638.0, 2_580.0, 830_999.0],
         ring3_source: SINGULARITY_TABLE,
         ring0: Ring0::Measured(SIP_PHYS, "the same processes without hardware isolation, SIP-Phys: Aiken et al., Table 1"),
@@ -119,6 +126,7 @@ const ROWS: &[Row] = &[
         validation: Some(HOST_VALIDATION),
         instructions: "znver4",
         forks: true,
+        creation_faults_source: CREATION_FAULTS_MEASURED,
         ring3: [532.0, 4_621.0, 17_004.0, 313_523.0],
         ring3_source: "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, no KPTI), \
                        2026-11-30, the median of three full runs (each a median of 31 rounds), in core cycles: \
@@ -250,6 +258,14 @@ pub fn crossing_indirect() -> Cost {
 /// tables price in).
 const MACHINE_KIND_GHZ: f64 = 4.206;
 
+/// Where `host`'s creation faults come from, and what the published models assume.
+const CREATION_FAULTS_MEASURED: &str = "simulate --calibrate on this project's machine kind, 2026-11-30: probe \
+                                        create_process, minor page faults per process (getrusage), the median \
+                                        of three full runs";
+const CREATION_FAULTS_ASSUMED: &str = "assumption: the minor page faults of a minimal fork + execve + wait4 on \
+                                       this project's machine kind (simulate --calibrate's create_process probe, \
+                                       2026-11-30), which its Create Proc figure includes, as this one's does its own";
+
 /// Minor page faults per process in a minimal fork + execve + wait4 on this machine kind:
 /// the create_process probe's, taken out of the creation work (`CostModel::creation_faults`).
 const CREATION_FAULTS: f64 = 5.0;
@@ -302,17 +318,7 @@ fn model(row: &Row) -> CostModel {
         } else {
             cost(0.0, "Singularity makes processes afresh, with no fork: no page-table entries are copied")
         },
-        creation_faults: cost(
-            CREATION_FAULTS,
-            if row.name == "host" {
-                "simulate --calibrate on this project's machine kind, 2026-11-30: probe create_process, minor page \
-                 faults per process (getrusage), the median of three full runs"
-            } else {
-                "assumption: the minor page faults of a minimal fork + execve + wait4 on this project's machine \
-                 kind (simulate --calibrate's create_process probe, 2026-11-30), which its Create Proc figure \
-                 includes, as this one's does its own"
-            },
-        ),
+        creation_faults: cost(CREATION_FAULTS, row.creation_faults_source),
         cpi: cost(
             1.0,
             if row.instructions == "cpi" {
