@@ -50,6 +50,12 @@ const SYS_EXIT_GROUP: i32 = 231;
 /// length in bytes fits in 64 bits).
 pub const PAGE: u64 = 4096;
 pub const MAX_PAGES: u64 = 1 << 52;
+/// The spawner's areas beyond its own: fewer than `MAX_AREAS`, well within Linux's default
+/// `vm.max_map_count` (65,530).
+pub const MAX_AREAS: u64 = 1 << 14;
+/// The areas the spawner maps of its own, as a simulated program's are counted: its one
+/// segment and its stack (the kernel's vDSO and vvar areas, which every process has, aside).
+pub const SPAWNER_AREAS: u64 = 2;
 
 /// How the spawner ends when it cannot time its loop: exit codes above any errno. Any other
 /// nonzero exit code is one of its children's: the errno of that child's failed execve.
@@ -85,7 +91,7 @@ impl SpawnerFailure {
     pub fn problem(self) -> &'static str {
         match self {
             SpawnerFailure::Usage => {
-                "was not given a decimal count of processes, and at most one of pages below 2^52"
+                "was not given a decimal count of processes, then at most a count of pages below 2^52 and one of areas below 2^14"
             }
             SpawnerFailure::Fork => "could not fork",
             SpawnerFailure::Wait => "could not wait4 for its child",
@@ -105,10 +111,47 @@ fn read_tsc(a: &mut CodeAssembler) -> Result<(), IcedError> {
     a.or(rax, rdx)
 }
 
-/// The spawner: `spawner N [P]` first maps P pages (none by default) of anonymous private
+/// mmap(rdi, rsi, edx, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), jumping to `failed` if it
+/// fails; the mapping's address in rax.
+fn map_anonymous(a: &mut CodeAssembler, failed: CodeLabel) -> Result<(), IcedError> {
+    a.mov(r10d, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)?;
+    a.mov(r8, -1i64)?;
+    a.xor(r9d, r9d)?;
+    a.mov(eax, SYS_MMAP)?;
+    a.syscall()?;
+    a.test(rax, rax)?;
+    a.js(failed)
+}
+
+/// Parses argv[`index`] into `count` if the program has that argument, then jumps to `skip`
+/// if it did not or the count is 0, and to `usage` if the count is not below `below` (a
+/// power of two); `parse` is the spawner's number parser. Expects the stack as the kernel
+/// left it.
+fn optional_count(
+    a: &mut CodeAssembler,
+    index: i32,
+    count: AsmRegister64,
+    below: u64,
+    [parse, skip, usage]: [CodeLabel; 3],
+) -> Result<(), IcedError> {
+    // argc == index: no such argument (it is the last one if argc == index + 1).
+    a.cmp(qword_ptr(rsp), index)?;
+    a.jbe(skip)?;
+    a.mov(rsi, qword_ptr(rsp + 8 * (index + 1)))?;
+    a.call(parse)?;
+    a.mov(count, rdi)?;
+    a.shr(rdi, below.trailing_zeros())?;
+    a.jne(usage)?;
+    a.test(count, count)?;
+    a.je(skip)
+}
+
+/// The spawner: `spawner N [P [A]]` first maps P pages (none by default) of anonymous private
 /// memory, huge pages refused (madvise MADV_NOHUGEPAGE, where the kernel has them), and
 /// writes a byte to each, so that each is present and its own 4 KiB page that fork must
-/// copy a page-table entry for and write-protect. Then it creates N processes one after
+/// copy a page-table entry for and write-protect; then A areas (none by default) of one
+/// anonymous page each, alternately PROT_NONE and PROT_READ so that none merges with the
+/// next, never touched: fork copies each area, and none of its entries. Then it creates N processes one after
 /// another, each a fork whose child execs `child` (argv `[child]`, no environment) and
 /// whose parent waits for it with wait4, and writes the TSC ticks the N took (8 bytes,
 /// native order) to stdout and exits 0. Otherwise it exits with a `SpawnerFailure`, or with
@@ -117,8 +160,8 @@ fn read_tsc(a: &mut CodeAssembler) -> Result<(), IcedError> {
 pub fn spawner_program(child: &Path) -> Result<Vec<u8>, IcedError> {
     let mut a = CodeAssembler::new(64)?;
     let mut child_path = a.create_label();
-    let [mut parse, mut parse_digit, mut parsed, mut mapped, mut touch, mut next, mut done, mut exit, mut in_child, mut child_failed] =
-        [(); 10].map(|()| a.create_label());
+    let [mut parse, mut parse_digit, mut parsed, mut mapped, mut touch, mut area, mut areas_mapped, mut next, mut done, mut exit, mut in_child, mut child_failed] =
+        [(); 12].map(|()| a.create_label());
     let failures = SpawnerFailure::ALL.map(|failure| (failure, a.create_label()));
     let failure =
         |wanted: SpawnerFailure| failures[wanted as usize - SpawnerFailure::Usage as usize].1;
@@ -126,21 +169,14 @@ pub fn spawner_program(child: &Path) -> Result<Vec<u8>, IcedError> {
     // rbx = N from argv[1], r15 = P from argv[2] if there is one, else 0.
     a.mov(rax, qword_ptr(rsp))?;
     a.sub(rax, 2)?;
-    a.cmp(rax, 1)?;
+    a.cmp(rax, 2)?;
     a.ja(failure(SpawnerFailure::Usage))?;
     a.mov(rsi, qword_ptr(rsp + 16))?;
     a.call(parse)?;
     a.mov(rbx, rdi)?;
     a.xor(r15d, r15d)?;
-    a.cmp(qword_ptr(rsp), 2)?;
-    a.je(mapped)?;
-    a.mov(rsi, qword_ptr(rsp + 24))?;
-    a.call(parse)?;
-    a.mov(r15, rdi)?;
-    a.shr(rdi, MAX_PAGES.trailing_zeros())?;
-    a.jne(failure(SpawnerFailure::Usage))?;
-    a.test(r15, r15)?;
-    a.je(mapped)?;
+    let usage = failure(SpawnerFailure::Usage);
+    optional_count(&mut a, 2, r15, MAX_PAGES, [parse, mapped, usage])?;
 
     // The pages: mmap(NULL, P * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
     // -1, 0), then madvise(MADV_NOHUGEPAGE), whose failure (no huge pages here) is no
@@ -149,13 +185,7 @@ pub fn spawner_program(child: &Path) -> Result<Vec<u8>, IcedError> {
     a.mov(rsi, r15)?;
     a.shl(rsi, PAGE.trailing_zeros())?;
     a.mov(edx, libc::PROT_READ | libc::PROT_WRITE)?;
-    a.mov(r10d, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)?;
-    a.mov(r8, -1i64)?;
-    a.xor(r9d, r9d)?;
-    a.mov(eax, SYS_MMAP)?;
-    a.syscall()?;
-    a.test(rax, rax)?;
-    a.js(failure(SpawnerFailure::Map))?;
+    map_anonymous(&mut a, failure(SpawnerFailure::Map))?;
     a.mov(r14, rax)?;
     a.mov(rdi, rax)?;
     a.mov(edx, libc::MADV_NOHUGEPAGE)?;
@@ -168,6 +198,20 @@ pub fn spawner_program(child: &Path) -> Result<Vec<u8>, IcedError> {
     a.dec(rcx)?;
     a.jne(touch)?;
     a.set_label(&mut mapped)?;
+
+    // The areas: r14 = A from argv[3] if there is one; then A times mmap(NULL, PAGE,
+    // PROT_NONE or PROT_READ (PROT_READ is 1: the count's lowest bit), MAP_PRIVATE |
+    // MAP_ANONYMOUS, -1, 0).
+    optional_count(&mut a, 3, r14, MAX_AREAS, [parse, areas_mapped, usage])?;
+    a.set_label(&mut area)?;
+    a.xor(edi, edi)?;
+    a.mov(esi, PAGE as i32)?;
+    a.mov(edx, r14d)?;
+    a.and(edx, libc::PROT_READ)?;
+    map_anonymous(&mut a, failure(SpawnerFailure::Map))?;
+    a.dec(r14)?;
+    a.jne(area)?;
+    a.set_label(&mut areas_mapped)?;
 
     // The child's argv on the stack, [path, NULL], at r12; its envp is the NULL, at r12 + 8.
     // Below them one slot, [rsp]: the wait status, and at the end the report.
@@ -383,7 +427,7 @@ mod tests {
     fn the_spawner_is_small_times_with_two_tsc_reads_and_ends_with_the_childs_path() {
         let child = Path::new("/tmp/calibrate-exit-x");
         let file = spawner_program(child).unwrap();
-        assert!(file.len() < 640, "{} bytes", file.len());
+        assert!(file.len() < 720, "{} bytes", file.len());
         let code = entered_code(&file);
         let path_at = code.len() - child.as_os_str().len() - 1;
         assert_eq!(&code[path_at..], b"/tmp/calibrate-exit-x\0");
@@ -393,8 +437,8 @@ mod tests {
         assert!(!mnemonics.contains(&Mnemonic::INVALID), "{mnemonics:?}");
         let count = |wanted| mnemonics.iter().filter(|&&m| m == wanted).count();
         assert_eq!(count(Mnemonic::Rdtsc), 2);
-        // mmap, madvise, fork, wait4, write, exit_group, execve.
-        assert_eq!(count(Mnemonic::Syscall), 7);
+        // mmap, madvise, mmap (the areas), fork, wait4, write, exit_group, execve.
+        assert_eq!(count(Mnemonic::Syscall), 8);
     }
 
     #[test]

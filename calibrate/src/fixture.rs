@@ -15,6 +15,8 @@ use crate::CalibrateError;
 /// The largest transfer a sized probe makes, and the size of the file and buffer.
 pub(crate) const LARGEST: usize = 64 * 1024;
 pub(crate) const PAGE: usize = 4096;
+/// The size of the file the fault_around probe maps: the most pages a paged probe takes.
+pub(crate) const MAPPED_FILE: usize = 4096 * PAGE;
 
 /// An anonymous mapping, unmapped on drop. Only the kernel and raw pointers touch it, so
 /// syscalls may write into it while it is shared.
@@ -61,6 +63,11 @@ pub(crate) struct Fixture {
     /// is in the page cache.
     pub data: tempfile::NamedTempFile,
     pub data_path: CString,
+    /// A regular file of `MAPPED_FILE` bytes in the temp dir, for the fault_around probe to
+    /// map: written a page at a time, so that the page cache holds it in single pages, as
+    /// it holds a program a linker wrote (a file written at once can be held in large
+    /// folios, which map several times faster).
+    pub mapped_file: tempfile::NamedTempFile,
     /// /dev/null opened for writing (never truncated, never removed).
     pub dev_null: File,
     /// Exits 0: the program process creation runs.
@@ -89,6 +96,15 @@ impl Fixture {
         data.write_all(&[0x5a; LARGEST]).map_err(temp_dir_error)?;
         data.flush().map_err(temp_dir_error)?;
         std::fs::read(data.path()).map_err(temp_dir_error)?;
+        let mut mapped_file = tempfile::Builder::new()
+            .prefix("calibrate-mapped-")
+            .tempfile_in(dir)
+            .map_err(temp_dir_error)?;
+        for _ in 0..MAPPED_FILE / PAGE {
+            mapped_file
+                .write_all(&[0x5a; PAGE])
+                .map_err(temp_dir_error)?;
+        }
         let dev_null = OpenOptions::new()
             .write(true)
             .open("/dev/null")
@@ -109,6 +125,7 @@ impl Fixture {
         Ok(Fixture {
             data_path: c_path(data.path()),
             data,
+            mapped_file,
             dev_null,
             exit_program,
             spawner,
@@ -120,6 +137,10 @@ impl Fixture {
 
     pub fn data_fd(&self) -> libc::c_long {
         self.data.as_file().as_raw_fd().into()
+    }
+
+    pub fn mapped_file_fd(&self) -> libc::c_long {
+        self.mapped_file.as_file().as_raw_fd().into()
     }
 
     pub fn dev_null_fd(&self) -> libc::c_long {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use self::preemption::Preemption;
 use crate::clock;
-use crate::fixture::{Fixture, LARGEST};
+use crate::fixture::{Fixture, LARGEST, MAPPED_FILE, PAGE};
 use crate::stats::{fit_line, Summary};
 use crate::{CalibrateError, Options, PagesPoint, Probe, SizePoint, Slope};
 
@@ -94,6 +94,7 @@ const SIZES: [usize; 6] = [1, 64, 1024, 4096, 16 * 1024, LARGEST];
 /// The pages of a paged probe (held by `fork_per_page`'s parent, faulted in by
 /// `page_fault`): none first (its base), up to 16 MiB.
 const PAGES: [usize; 4] = [0, 256, 1024, 4096];
+const _: () = assert!(PAGES[PAGES.len() - 1] * PAGE <= MAPPED_FILE);
 
 /// Measured first: the cost of the timer itself.
 const TIMER: Spec = Spec {
@@ -174,6 +175,15 @@ const PROBES: &[Spec] = &[
         start: switches::fork_per_page,
     },
     Spec {
+        name: "fork_per_area",
+        what: "create_process with N areas more in the parent, of one anonymous page each, alternately PROT_NONE and PROT_READ so that none merges with the next, never touched (fork copies each area but none of its page-table entries; the child's execve drops them), mapped before the timing starts; per process, fitted over N to a cost per area",
+        unit: "ticks/process",
+        iterations: 10,
+        shape: Shape::Paged,
+        partner: false,
+        start: switches::fork_per_area,
+    },
+    Spec {
         name: "page_fault",
         what: "mmap of N anonymous pages (huge pages refused), a byte written to each, munmap: per page, fitted over N; each page's first write faults and gets a zeroed frame, which munmap frees",
         unit: "ticks/page",
@@ -181,6 +191,15 @@ const PROBES: &[Spec] = &[
         shape: Shape::Paged,
         partner: false,
         start: |session| calls::each(session, 1, calls::page_faults),
+    },
+    Spec {
+        name: "fault_around",
+        what: "mmap of N pages of a file in the page cache, private and read-only (huge pages refused by madvise), a byte read from the first page of each 16-page window, munmap: per page, fitted over N; each read faults and maps the window's 16 pages (Linux's default fault-around of 64 KiB), which munmap unmaps",
+        unit: "ticks/page",
+        iterations: 2,
+        shape: Shape::Paged,
+        partner: false,
+        start: |session| calls::each(session, 1, calls::fault_around),
     },
     Spec {
         name: "identity",

@@ -13,7 +13,9 @@ const PROBES: &[&str] = &[
     "pipe_ping_pong",
     "create_process",
     "fork_per_page",
+    "fork_per_area",
     "page_fault",
+    "fault_around",
     "identity",
     "file_read",
     "file_write",
@@ -86,7 +88,13 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
         assert_eq!(probe.per_byte.is_some(), SIZED.contains(&name), "{name}");
         assert_eq!(
             probe.per_page.is_some(),
-            ["fork_per_page", "page_fault"].contains(&name),
+            [
+                "fork_per_page",
+                "fork_per_area",
+                "page_fault",
+                "fault_around"
+            ]
+            .contains(&name),
             "{name}"
         );
         // A kernel without run delays (no CONFIG_SCHED_INFO) watches none.
@@ -126,6 +134,14 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
     // nanoseconds at least (about 150 on a 2-vCPU KVM guest, Linux 6.18), and far less than
     // a microsecond at any clock.
     assert_within("fork per page", per_page.median, 10.0, 10_000.0);
+    // An area is a structure to copy and free, with the locks and accounting around it:
+    // tens of nanoseconds at least (about 1,500 ticks on a 2-vCPU KVM guest, Linux 6.18),
+    // far less than 100 microseconds.
+    let areas = probe(&calibration, "fork_per_area")
+        .per_page
+        .as_ref()
+        .unwrap();
+    assert_within("fork per area", areas.median, 10.0, 500_000.0);
     // Its base is create_process again.
     let create_process = probe(&calibration, "create_process").median;
     assert_within(
@@ -152,6 +168,15 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
     // release at munmap: hundreds of cycles at least, far less than 100 microseconds.
     let fault = probe(&calibration, "page_fault").per_page.as_ref().unwrap();
     assert_within("page fault", fault.median, 100.0, 500_000.0);
+    // A read fault on a file maps 16 pages of the page cache (munmap unmaps them): per page,
+    // its sixteenth of the fault and a page-table entry's setting and clearing, tens of
+    // cycles at least (about 750 ticks on a 2-vCPU KVM guest, Linux 6.18), far less than a
+    // fault each.
+    let around = probe(&calibration, "fault_around")
+        .per_page
+        .as_ref()
+        .unwrap();
+    assert_within("fault_around per page", around.median, 10.0, fault.median);
 
     let slope = |name| probe(&calibration, name).per_byte.as_ref().unwrap().median;
     // Copying from the page cache costs something per byte, and far less than 5 cycles.
@@ -166,6 +191,7 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
     for (name, calls) in [
         ("create_process", 10.0),
         ("fork_per_page", 10.0),
+        ("fork_per_area", 10.0),
         // Four calls and two switches per round trip.
         ("pipe_ping_pong", 2.0),
         // A yield that switches is dearer than a call that does nothing.

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use calibrate::elf::{Program, SpawnerFailure, MAX_PAGES, PAGE};
+use calibrate::elf::{Program, SpawnerFailure, MAX_AREAS, MAX_PAGES, PAGE};
 
 fn run(spawner: &Program, args: &[&str]) -> Output {
     Command::new(spawner.path())
@@ -52,7 +52,13 @@ fn the_spawner_times_its_processes_and_reports_failures_by_exit_code() {
         resident_kib >= pages * PAGE / 1024,
         "peak resident set {resident_kib} KiB with {pages} pages"
     );
-    for args in [&["3"][..], &["3", "0"], &["0", "1"]] {
+    for args in [
+        &["3"][..],
+        &["3", "0"],
+        &["0", "1"],
+        &["3", "0", "0"],
+        &["3", "1", "2"],
+    ] {
         assert!(ticks(&spawner, args) > 0, "{args:?}");
     }
 
@@ -73,14 +79,37 @@ fn the_spawner_times_its_processes_and_reports_failures_by_exit_code() {
         assert_eq!(lines as u64, processes);
     }
 
+    // As many areas more as asked for, none merged: a child that counts its parent's.
+    let script = dir.path().join("count-areas");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh
+wc -l < /proc/$PPID/maps > '{}'
+",
+            count.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spawner_of_script = Program::spawner_in(dir.path(), &script).unwrap();
+    let areas = |args: &[&str]| {
+        ticks(&spawner_of_script, args);
+        let text = std::fs::read_to_string(&count).unwrap();
+        text.trim().parse::<u64>().unwrap()
+    };
+    assert_eq!(areas(&["1", "0", "64"]), areas(&["1"]) + 64);
+
     let usage = Some(SpawnerFailure::Usage as i32);
     for args in [
         &[][..],
         &[""],
         &["3x"],
         &["-1"],
-        &["3", "4", "5"],
+        &["3", "4", "5", "6"],
         &["3", "4x"],
+        &["3", "0", "5x"],
+        &["3", "0", &MAX_AREAS.to_string()],
         &["3", ""],
         &["18446744073709551616"],
         &["3", &MAX_PAGES.to_string()],

@@ -34,6 +34,8 @@ pub struct Counts {
     pub forks: u64,
     /// The pages whose page-table entries the forks copied.
     pub fork_pages: u64,
+    /// The areas the forks copied beyond the Create Proc figure's parent's.
+    pub fork_areas: u64,
     pub execs: u64,
     pub reaps: u64,
     /// Pages copied on write after forks: each is a page fault, priced as `page_fault`.
@@ -68,6 +70,7 @@ impl Default for Counts {
             process_switches: 0,
             forks: 0,
             fork_pages: 0,
+            fork_areas: 0,
             execs: 0,
             reaps: 0,
             pages_copied_on_write: 0,
@@ -93,6 +96,7 @@ pub struct Tally {
     pub process_switches: u64,
     pub forks: u64,
     pub fork_pages: u64,
+    pub fork_areas: u64,
     pub execs: u64,
     pub reaps: u64,
     pub branch_mispredictions: u64,
@@ -115,6 +119,7 @@ impl Tally {
             process_switches: f(self.process_switches, other.process_switches),
             forks: f(self.forks, other.forks),
             fork_pages: f(self.fork_pages, other.fork_pages),
+            fork_areas: f(self.fork_areas, other.fork_areas),
             execs: f(self.execs, other.execs),
             reaps: f(self.reaps, other.reaps),
             branch_mispredictions: f(self.branch_mispredictions, other.branch_mispredictions),
@@ -152,6 +157,7 @@ impl Tally {
             process_switches: self.process_switches,
             forks: self.forks,
             fork_pages: self.fork_pages,
+            fork_areas: self.fork_areas,
             execs: self.execs,
             reaps: self.reaps,
             branch_mispredictions: self.branch_mispredictions,
@@ -178,7 +184,7 @@ impl Counts {
 
     /// Bytes moved between user memory and the kernel.
     pub fn bytes_copied(&self) -> u64 {
-        self.work.bytes()
+        self.work.bytes_copied()
     }
 
     /// Adds one syscall, its arguments and its result, normalized, to the sequence digest:

@@ -104,6 +104,9 @@ pub struct CostModel {
     /// present private pages that have been writable), on top of the creation work: the
     /// Create Proc column is a small process's.
     pub fork_per_page: Cost,
+    /// Per area a fork copies beyond the Create Proc column's parent's, on top of the
+    /// creation work.
+    pub fork_per_area: Cost,
     /// Page faults per process that the Create Proc column's measurement took: its creation
     /// work leaves them out, since a run's page faults are counted and priced as they
     /// happen (`page_fault`).
@@ -271,7 +274,8 @@ impl CostModel {
         let switches = counts.thread_switches as f64 * self.thread_switch(columns)
             + counts.process_switches as f64 * self.process_switch(columns);
         let steps = (counts.forks + counts.execs + counts.reaps) as f64;
-        let copies = counts.fork_pages as f64 * self.fork_per_page.value;
+        let copies = counts.fork_pages as f64 * self.fork_per_page.value
+            + counts.fork_areas as f64 * self.fork_per_area.value;
         (switches, steps * self.creation_work(columns) / 3.0 + copies)
     }
 }
@@ -402,6 +406,8 @@ struct ModelFile {
     #[serde(default)]
     fork_per_page: f64,
     #[serde(default)]
+    fork_per_area: f64,
+    #[serde(default)]
     creation_faults: f64,
     #[serde(default)]
     sources: std::collections::BTreeMap<String, String>,
@@ -465,6 +471,7 @@ impl ModelFile {
             ),
             ("crossing_indirect".to_string(), self.crossing_indirect),
             ("fork_per_page".to_string(), self.fork_per_page),
+            ("fork_per_area".to_string(), self.fork_per_area),
             ("creation_faults".to_string(), self.creation_faults),
         ];
         if let Some(unknown) = self
@@ -562,6 +569,7 @@ impl ModelFile {
             kernel_work: self.kernel_work_costs(&cost),
             crossing_indirect: cost("crossing_indirect", self.crossing_indirect),
             fork_per_page: cost("fork_per_page", self.fork_per_page),
+            fork_per_area: cost("fork_per_area", self.fork_per_area),
             creation_faults: cost("creation_faults", self.creation_faults),
             cpi: cost("cpi", self.cpi),
             ghz: cost("ghz", self.ghz),
@@ -629,6 +637,7 @@ impl CostModel {
             ("ghz".to_string(), &self.ghz),
             ("crossing_indirect".to_string(), &self.crossing_indirect),
             ("fork_per_page".to_string(), &self.fork_per_page),
+            ("fork_per_area".to_string(), &self.fork_per_area),
             ("creation_faults".to_string(), &self.creation_faults),
             (
                 "translation.per_instruction".to_string(),
@@ -682,6 +691,7 @@ impl CostModel {
                 .collect(),
             crossing_indirect: self.crossing_indirect.value,
             fork_per_page: self.fork_per_page.value,
+            fork_per_area: self.fork_per_area.value,
             creation_faults: self.creation_faults.value,
             sources: self
                 .fields()

@@ -155,6 +155,9 @@ pub struct Kernel {
     pub forks: u64,
     /// Of the forks, the pages whose page-table entries they copied (vforks copy none).
     pub fork_pages: u64,
+    /// Of the forks, the areas they copied beyond the Create Proc figure's parent's
+    /// (vforks copy none).
+    pub fork_areas: u64,
     pub execs: u64,
     pub reaps: u64,
     /// The running task execve'd: where the CPU starts the new image.
@@ -241,6 +244,7 @@ impl Kernel {
             history: BTreeMap::new(),
             forks: 0,
             fork_pages: 0,
+            fork_areas: 0,
             execs: 0,
             reaps: 0,
             registers: RegisterRequests::default(),

@@ -5,6 +5,11 @@
 //! CPU's page fault, the kernel's copy to or from it, or a fill by the loader. So an 8 MiB
 //! stack or a large reservation costs what is touched, and a page made inaccessible keeps
 //! its frame and contents.
+//!
+//! A file mapping's pages hold the file's bytes from the start (the page cache), but, as on
+//! Linux, none is in the page tables until it is touched: the first touch is a page fault,
+//! which maps the pages around it too when it reads (fault-around), and a fork child maps
+//! none of an area that holds only its file's pages, so it faults them in again.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -35,6 +40,9 @@ pub const MMAP_MIN_ADDR: u64 = 0x10000;
 
 /// Linux's `UIO_MAXIOV`.
 pub const IOV_MAX: usize = 1024;
+/// Linux's default `fault_around_bytes`: a read fault on a file page maps the file's pages
+/// of the aligned window around it that are not mapped yet.
+pub const FAULT_AROUND_BYTES: u64 = 64 << 10;
 
 pub fn page_down(addr: u64) -> u64 {
     addr & !(PAGE_SIZE - 1)
@@ -99,6 +107,28 @@ pub struct Vma {
     pub accounted: bool,
     /// MAP_SHARED | MAP_ANONYMOUS: a fork child maps the same frames, writable on both sides.
     pub shared_anonymous: bool,
+    /// Some page holds memory of its own rather than its file's (Linux's `anon_vma`): fork
+    /// copies the area's page-table entries. It copies none of an area whose pages it can
+    /// fault in again from the file.
+    pub anonymous_pages: bool,
+}
+
+impl Vma {
+    /// Whether a fork child faults the area's pages in again from its file: a file mapping
+    /// with no page of its own (Linux's `vma_needs_copy` is false).
+    fn refaulted_after_fork(&self) -> bool {
+        !self.anonymous_pages && self.file.is_some()
+    }
+
+    /// Whether the area allows `access`.
+    fn allows(&self, access: Access) -> bool {
+        let bit = match access {
+            Access::Read => Prot::READ,
+            Access::Write => Prot::WRITE,
+            Access::Fetch => Prot::EXEC,
+        };
+        self.prot.0 & bit != 0
+    }
 }
 
 /// Work the CPU must do after the address space changed under it.
@@ -139,6 +169,8 @@ pub struct AddressSpace {
     /// Page faults resolved (a page's first touch, a write to a write-protected page),
     /// the CPU's and the kernel's own copies', for the system, shared the same way.
     faults: Rc<Cell<u64>>,
+    /// Pages those faults mapped beside the faulting one (fault-around), shared the same way.
+    faulted_around: Rc<Cell<u64>>,
     /// The host transfer `host_iovecs` is preparing.
     transfer: HostTransfer,
 }
@@ -150,8 +182,8 @@ pub struct AddressSpace {
 struct HostTransfer {
     /// The buffer's bytes prepared so far.
     bytes: usize,
-    /// Where in them a page fault gave a page its frame.
-    faults_at: Vec<usize>,
+    /// Where in them a page fault gave a page its frame, and the pages it mapped around it.
+    faults_at: Vec<(usize, u64)>,
 }
 
 impl Drop for AddressSpace {
@@ -182,6 +214,7 @@ impl AddressSpace {
             copied: Rc::new(Cell::new(0)),
             pages_copied: Rc::new(Cell::new(0)),
             faults: Rc::new(Cell::new(0)),
+            faulted_around: Rc::new(Cell::new(0)),
             transfer: HostTransfer::default(),
         })
     }
@@ -212,6 +245,7 @@ impl AddressSpace {
         child.copied = Rc::clone(&self.copied);
         child.pages_copied = Rc::clone(&self.pages_copied);
         child.faults = Rc::clone(&self.faults);
+        child.faulted_around = Rc::clone(&self.faulted_around);
         // Shared anonymous memory is one set of frames for both: every page gets its frame
         // now, so that a page either side touches first is the other's too.
         let shared: Vec<Range<u64>> = if from < USER_END {
@@ -235,6 +269,16 @@ impl AddressSpace {
             }
         }
         let in_shared = |page: u64| shared.iter().any(|range| range.contains(&page));
+        let refaulted: Vec<Range<u64>> = if from < USER_END {
+            self.vmas
+                .iter()
+                .filter(|(_, vma)| vma.refaulted_after_fork())
+                .map(|(&start, vma)| start..vma.end)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let in_refaulted = |page: u64| refaulted.iter().any(|range| range.contains(&page));
         let mut held = Vec::new();
         self.tables
             .for_each_leaf(&self.phys.borrow(), from, u64::MAX, |page, leaf| {
@@ -243,7 +287,16 @@ impl AddressSpace {
         for (page, leaf) in held.into_iter().filter(|(page, _)| !skip.contains(page)) {
             let mut phys = self.phys.borrow_mut();
             phys.share(leaf.frame);
-            let leaf = if page < USER_END && leaf.flags.write && !in_shared(page) {
+            let leaf = if in_refaulted(page) && !leaf.flags.write {
+                // The child keeps the file's page but has to fault it in.
+                Leaf {
+                    flags: PageFlags {
+                        present: false,
+                        ..leaf.flags
+                    },
+                    ..leaf
+                }
+            } else if page < USER_END && leaf.flags.write && !in_shared(page) {
                 let protected = Leaf {
                     flags: PageFlags {
                         write: false,
@@ -317,12 +370,7 @@ impl AddressSpace {
         };
         let leaf = self.tables.leaf(&self.phys.borrow(), page);
         let Some(leaf) = leaf else {
-            let allowed = match access {
-                Access::Read => vma.prot.0 & Prot::READ != 0,
-                Access::Write => vma.prot.0 & Prot::WRITE != 0,
-                Access::Fetch => vma.prot.0 & Prot::EXEC != 0,
-            };
-            if !allowed {
+            if !vma.allows(access) {
                 return Ok(Resolution::Program);
             }
             if let Some(area) = vma.file {
@@ -332,8 +380,33 @@ impl AddressSpace {
                 }
             }
             self.give_frame(page, vma.prot)?;
+            if vma.file.is_none() || access == Access::Write {
+                self.mark_anonymous(start);
+            }
             return Ok(Resolution::Resolved);
         };
+        if !leaf.flags.present && vma.prot.accessible() {
+            // A file's page not in the page tables yet.
+            if !vma.allows(access) {
+                return Ok(Resolution::Program);
+            }
+            if access == Access::Write {
+                let flags = vma.prot.page_flags();
+                self.own(page, Leaf { flags, ..leaf })?;
+                self.mark_anonymous(start);
+                // Code translated from the page watches the frame it left, if it left one.
+                let moved = self
+                    .tables
+                    .leaf(&self.phys.borrow(), page)
+                    .is_some_and(|own| own.frame != leaf.frame);
+                if flags.execute && moved {
+                    self.sync.stale_pages.push(page);
+                }
+            } else {
+                self.fault_around(page, start..vma.end);
+            }
+            return Ok(Resolution::Resolved);
+        }
         if vma.prot.0 & Prot::WRITE == 0 || !leaf.flags.present || leaf.flags.write {
             return Ok(Resolution::Program);
         }
@@ -354,11 +427,69 @@ impl AddressSpace {
             ..leaf.flags
         };
         self.own(page, Leaf { flags, ..leaf })?;
+        self.mark_anonymous(start);
         // Code translated from the page watches the frame it left.
         if flags.execute {
             self.sync.stale_pages.push(page);
         }
         Ok(Resolution::Resolved)
+    }
+
+    /// A read fault on the file page `page` of the area `area`: maps it read-only, and the
+    /// area's other file pages in the aligned `FAULT_AROUND_BYTES` window around it that are
+    /// not mapped yet, as Linux's `do_fault_around` does; a write to one faults again.
+    fn fault_around(&mut self, page: u64, area: Range<u64>) {
+        let window = page & !(FAULT_AROUND_BYTES - 1);
+        let (from, to) = (
+            window.max(area.start),
+            (window + FAULT_AROUND_BYTES).min(area.end),
+        );
+        let mut phys = self.phys.borrow_mut();
+        let mut mapped = 0;
+        for at in (from..to).step_by(PAGE_SIZE as usize) {
+            let Some(leaf) = self.tables.leaf(&phys, at) else {
+                continue;
+            };
+            if leaf.flags.present {
+                continue;
+            }
+            let flags = PageFlags {
+                present: true,
+                write: false,
+                ..leaf.flags
+            };
+            self.tables.map(&mut phys, at, Leaf { flags, ..leaf });
+            mapped += 1;
+        }
+        self.faulted_around
+            .set(self.faulted_around.get() + mapped - 1);
+    }
+
+    /// Records that the area at `start` holds a page of its own (`Vma::anonymous_pages`).
+    fn mark_anonymous(&mut self, start: u64) {
+        if let Some(vma) = self.vmas.get_mut(&start) {
+            vma.anonymous_pages = true;
+        }
+    }
+
+    /// Maps the file pages of the areas in `[start, end)`, which hold the file's bytes, out
+    /// of the page tables, and records that the areas hold no page of their own: a fresh
+    /// file mapping, whose pages are faulted in when first touched.
+    fn leave_to_fault(&mut self, start: u64, end: u64) {
+        let mut held = Vec::new();
+        self.tables
+            .for_each_leaf(&self.phys.borrow(), start, end, |page, leaf| {
+                held.push((page, leaf))
+            });
+        let mut phys = self.phys.borrow_mut();
+        for (page, leaf) in held {
+            let flags = PageFlags {
+                present: false,
+                ..leaf.flags
+            };
+            self.tables.map(&mut phys, page, Leaf { flags, ..leaf });
+        }
+        self.sync.flush_tlb = true;
     }
 
     /// Pages copied on write, in the whole system.
@@ -369,6 +500,32 @@ impl AddressSpace {
     /// Page faults resolved, in the whole system.
     pub fn faults(&self) -> u64 {
         self.faults.get()
+    }
+
+    /// Pages those faults mapped around the faulting ones, in the whole system.
+    pub fn faulted_around(&self) -> u64 {
+        self.faulted_around.get()
+    }
+
+    /// Faults in the page of guest code at `addr` if it is a file's page not yet in the page
+    /// tables, as the CPU's fetch would: translated code is read by the translator, not
+    /// fetched, and reading it is the fault a kernel-resident translator would take. A page
+    /// of a writable area is faulted in for writing, so that the translator can watch its
+    /// frame for stores into the code.
+    pub fn fault_in_code(&mut self, addr: u64) -> Result<(), Errno> {
+        let unfaulted = self
+            .tables
+            .leaf(&self.phys.borrow(), page_down(addr))
+            .is_some_and(|leaf| !leaf.flags.present);
+        let Some((_, vma)) = self.vma_at(addr).filter(|_| unfaulted && addr < USER_END) else {
+            return Ok(());
+        };
+        let access = if vma.allows(Access::Write) {
+            Access::Write
+        } else {
+            Access::Fetch
+        };
+        self.resolve_fault(addr, access).map(drop)
     }
 
     pub fn cr3(&self) -> u64 {
@@ -404,9 +561,9 @@ impl AddressSpace {
         u64::from_le_bytes(bytes)
     }
 
-    /// Reads guest code as ring 3 fetches it: present, user, executable pages only, and
-    /// pages of executable areas never touched, which read as zeros. Returns how many
-    /// bytes could be fetched.
+    /// Reads guest code as ring 3 fetches it: user, executable pages only (a file's page not
+    /// faulted in yet too: fetching it would fault it in), and pages of executable areas
+    /// never touched, which read as zeros. Returns how many bytes could be fetched.
     pub fn fetch(&self, addr: u64, buf: &mut [u8]) -> usize {
         let mut done = 0;
         while done < buf.len() {
@@ -416,8 +573,7 @@ impl AddressSpace {
             let off = (cursor % PAGE_SIZE) as usize;
             let take = (PAGE_SIZE as usize - off).min(buf.len() - done);
             match self.tables.leaf(&self.phys.borrow(), cursor) {
-                Some(leaf) if leaf.flags.present && leaf.flags.user && leaf.flags.execute => buf
-                    [done..done + take]
+                Some(leaf) if leaf.flags.user && leaf.flags.execute => buf[done..done + take]
                     .copy_from_slice(&self.phys.borrow().frame(leaf.frame)[off..off + take]),
                 None if self
                     .vma_at(cursor)
@@ -467,16 +623,21 @@ impl AddressSpace {
                 .is_some_and(|leaf| leaf.flags.present)
     }
 
-    /// Present pages of private areas that have been writable: those whose page-table
-    /// entries a fork copies and write-protects (Linux copies no entries of an area it can
-    /// fault in again from its file).
+    /// The areas: a fork copies every one.
+    pub fn areas(&self) -> u64 {
+        self.vmas.len() as u64
+    }
+
+    /// Present pages of private areas that hold pages of their own: those whose page-table
+    /// entries a fork copies (Linux copies no entries of an area it can fault in again from
+    /// its file).
     pub fn private_writable_pages(&self) -> u64 {
         let phys = self.phys.borrow();
         let mut pages = 0;
         for (&start, vma) in self
             .vmas
             .iter()
-            .filter(|(_, vma)| vma.accounted && !vma.shared_anonymous)
+            .filter(|(_, vma)| vma.anonymous_pages && !vma.shared_anonymous)
         {
             self.tables.for_each_leaf(&phys, start, vma.end, |_, leaf| {
                 pages += u64::from(leaf.flags.present);
@@ -551,6 +712,7 @@ impl AddressSpace {
                         j,
                         Vma {
                             end: vma.end,
+                            anonymous_pages: before.anonymous_pages || vma.anonymous_pages,
                             ..before
                         },
                     );
@@ -569,8 +731,8 @@ impl AddressSpace {
         });
     }
 
-    /// Records that `[start, end)`, already mapped, maps `file` from `offset` on (for
-    /// `/proc/self/maps`).
+    /// Records that `[start, end)`, just mapped and filled, maps `file` from `offset` on (for
+    /// `/proc/self/maps`); its pages are left to be faulted in.
     pub fn name_file(&mut self, start: u64, end: u64, file: MappedFile, offset: u64, shared: bool) {
         let index = match self.files.iter().position(|known| *known == file) {
             Some(index) => index,
@@ -585,7 +747,9 @@ impl AddressSpace {
                 offset: offset + (area - start),
                 shared,
             });
+            vma.anonymous_pages = false;
         });
+        self.leave_to_fault(start, end);
     }
 
     /// Changes what the areas of `[start, end)` record, `mark` given each area's start,
@@ -626,6 +790,7 @@ impl AddressSpace {
                 file: None,
                 accounted: prot.0 & Prot::WRITE != 0,
                 shared_anonymous: false,
+                anonymous_pages: false,
             },
         );
         self.merge_around(start, end);
@@ -712,7 +877,7 @@ impl AddressSpace {
             let mut held = Vec::new();
             self.tables
                 .for_each_leaf(&self.phys.borrow(), vma_start, vma.end, |page, leaf| {
-                    held.push((page, leaf.frame))
+                    held.push((page, leaf))
                 });
             let missing = (vma.end - vma_start) / PAGE_SIZE - held.len() as u64;
             if prot.accessible() && missing > self.phys.borrow().available() {
@@ -730,13 +895,17 @@ impl AddressSpace {
                     ..vma
                 },
             );
-            for &(page, frame) in &held {
+            for &(page, leaf) in &held {
                 let mut phys = self.phys.borrow_mut();
+                let frame = leaf.frame;
                 // A shared frame stays read-only until its first write, unless the area is
-                // shared memory, whose frames are everyone's.
+                // shared memory, whose frames are everyone's; a file's page not yet faulted
+                // in stays out of the page tables.
                 let private_copy = phys.is_shared(frame) && !vma.shared_anonymous;
+                let unfaulted = vma.prot.accessible() && !leaf.flags.present;
                 let flags = PageFlags {
-                    write: prot.0 & Prot::WRITE != 0 && !private_copy,
+                    present: prot.accessible() && !unfaulted,
+                    write: prot.0 & Prot::WRITE != 0 && !private_copy && !unfaulted,
                     ..prot.page_flags()
                 };
                 self.tables.map(&mut phys, page, Leaf { frame, flags });
@@ -800,9 +969,10 @@ impl AddressSpace {
         while done < bytes.len() {
             let cursor = addr + done as u64;
             if self.tables.leaf(&self.phys.borrow(), cursor).is_none() {
-                let (_, vma) = self.vma_at(cursor).expect("filled pages are in areas");
+                let (start, vma) = self.vma_at(cursor).expect("filled pages are in areas");
                 self.give_frame(page_down(cursor), vma.prot)
                     .expect("physical memory holds what is filled");
+                self.mark_anonymous(start);
             }
             let leaf = self
                 .tables
@@ -890,7 +1060,7 @@ impl AddressSpace {
         let mut cursor = addr;
         while cursor < end {
             let mut leaf = self.tables.leaf(&self.phys.borrow(), cursor);
-            let refused = leaf.is_none_or(|l| write && !l.flags.write);
+            let refused = leaf.is_none_or(|l| !l.flags.present || (write && !l.flags.write));
             let access = if write { Access::Write } else { Access::Read };
             if refused && self.resolve_fault(cursor, access)? == Resolution::Resolved {
                 leaf = self.tables.leaf(&self.phys.borrow(), cursor);
@@ -943,11 +1113,12 @@ impl AddressSpace {
     }
 
     /// Whether `addr` is in a page that is both writable and executable, where code can
-    /// change without the kernel seeing it.
+    /// change without the kernel seeing it (a file's page not faulted in yet too: code is
+    /// translated from it before the fault).
     pub fn is_writable_code(&self, addr: u64) -> bool {
         self.tables
             .leaf(&self.phys.borrow(), addr)
-            .is_some_and(|l| l.flags.present && l.flags.write && l.flags.execute)
+            .is_some_and(|l| l.flags.write && l.flags.execute)
     }
 
     /// copy_from_user.
@@ -1035,6 +1206,7 @@ impl AddressSpace {
         while remaining > 0 && iovecs.len() < IOV_MAX {
             let take = remaining.min((PAGE_SIZE - cursor % PAGE_SIZE) as usize);
             let (counted, faults) = (self.copied.get(), self.faults.get());
+            let around = self.faulted_around.get();
             self.for_each_piece(cursor, take, write, |piece, _| {
                 iovecs.push(libc::iovec {
                     iov_base: piece.as_mut_ptr().cast(),
@@ -1044,7 +1216,10 @@ impl AddressSpace {
             self.copied.set(counted);
             if self.faults.get() > faults {
                 self.faults.set(faults);
-                self.transfer.faults_at.push(self.transfer.bytes);
+                let mapped_around = self.faulted_around.replace(around) - around;
+                self.transfer
+                    .faults_at
+                    .push((self.transfer.bytes, mapped_around));
             }
             self.transfer.bytes += take;
             cursor += take as u64;
@@ -1063,12 +1238,14 @@ impl AddressSpace {
     pub fn note_transfer(&mut self, bytes: u64) {
         self.note_copied(bytes);
         let transfer = std::mem::take(&mut self.transfer);
-        let reached = transfer
+        for &(_, around) in transfer
             .faults_at
             .iter()
-            .filter(|&&at| (at as u64) < bytes)
-            .count();
-        self.faults.set(self.faults.get() + reached as u64);
+            .filter(|(at, _)| (*at as u64) < bytes)
+        {
+            self.faults.set(self.faults.get() + 1);
+            self.faulted_around.set(self.faulted_around.get() + around);
+        }
     }
 
     /// A NUL-terminated string of at most `max` bytes (strncpy_from_user).
@@ -1211,6 +1388,90 @@ mod tests {
         space.move_pages(0x10000, 2 * PAGE_SIZE, 0x40000).unwrap();
         assert_eq!(space.read_vec(0x40000 + PAGE_SIZE, 5).unwrap(), b"moved");
         assert_eq!(space.read_vec(0x10000, 1), Err(Errno::EFAULT));
+    }
+
+    fn present_in_tables(space: &AddressSpace, addr: u64) -> bool {
+        let leaf = space.tables.leaf(&space.phys.borrow(), addr).unwrap();
+        leaf.flags.present
+    }
+
+    /// A private mapping of `pages` pages of a file (this test binary, which is larger) at
+    /// `start`, filled with a byte per page, as mmap and the loader make one.
+    fn file_area(space: &mut AddressSpace, start: u64, pages: u64, prot: Prot) {
+        let file = MappedFile::at(std::env::current_exe().unwrap()).unwrap();
+        assert!(file.size >= pages * PAGE_SIZE);
+        space.map_fixed(start, pages * PAGE_SIZE, prot).unwrap();
+        for page in 0..pages {
+            space.fill(start + page * PAGE_SIZE, &[page as u8 + 1]);
+        }
+        space.name_file(start, start + pages * PAGE_SIZE, file, 0, false);
+    }
+
+    #[test]
+    fn a_read_fault_on_a_file_maps_its_window_of_the_area_and_a_write_faults_again() {
+        let mut space = AddressSpace::new().unwrap();
+        // 40 pages from a 64 KiB boundary: windows of 16 pages at pages 0, 16 and 32.
+        let start = 0x100000;
+        file_area(&mut space, start, 40, RW);
+        assert!(!present_in_tables(&space, start + 20 * PAGE_SIZE));
+        assert_eq!(space.read_vec(start + 20 * PAGE_SIZE, 1).unwrap(), [21]);
+        assert_eq!((space.faults(), space.faulted_around()), (1, 15));
+        for page in 0..40 {
+            let present = present_in_tables(&space, start + page * PAGE_SIZE);
+            assert_eq!(present, (16..32).contains(&page), "page {page}");
+        }
+        // The last window ends with the area: a fault there maps its 8 pages.
+        space
+            .resolve_fault(start + 39 * PAGE_SIZE, Access::Read)
+            .unwrap();
+        assert_eq!((space.faults(), space.faulted_around()), (2, 15 + 7));
+        // Read-only, as Linux maps the page cache: the write faults, and the area now holds
+        // a page of its own.
+        assert!(!writable_in_tables(&space, start + 20 * PAGE_SIZE));
+        assert!(!space.vma_at(start).unwrap().1.anonymous_pages);
+        space.write(start + 20 * PAGE_SIZE, b"w").unwrap();
+        assert_eq!(space.faults(), 3);
+        assert!(space.vma_at(start).unwrap().1.anonymous_pages);
+        // A write to a page never touched is one fault, mapping nothing around it.
+        space.write(start + 2 * PAGE_SIZE, b"w").unwrap();
+        assert_eq!((space.faults(), space.faulted_around()), (4, 22));
+        assert!(!present_in_tables(&space, start + 3 * PAGE_SIZE));
+    }
+
+    #[test]
+    fn a_fork_child_faults_in_again_the_pages_of_an_area_that_holds_only_its_files() {
+        let mut parent = AddressSpace::new().unwrap();
+        let (code, data) = (0x100000, 0x200000);
+        file_area(&mut parent, code, 4, Prot(Prot::READ | Prot::EXEC));
+        file_area(&mut parent, data, 4, RW);
+        parent.resolve_fault(code, Access::Fetch).unwrap();
+        parent.write(data, b"own").unwrap();
+        parent.read_vec(data + PAGE_SIZE, 1).unwrap();
+        // The write's page, and the read's window: the rest of the area.
+        assert_eq!(parent.private_writable_pages(), 4);
+        let faults = parent.faults();
+        let mut child = parent.fork(0..0).unwrap();
+        // Code: out of the child's tables, though the parent has it; data: copied, both
+        // pages (Linux copies every entry of an area with pages of its own).
+        assert!(present_in_tables(&parent, code) && !present_in_tables(&child, code));
+        assert!(present_in_tables(&child, data) && present_in_tables(&child, data + PAGE_SIZE));
+        assert_eq!(child.read_vec(code, 1).unwrap(), [1]);
+        assert_eq!(child.faults(), faults + 1);
+        assert_eq!(child.read_vec(data, 3).unwrap(), b"own");
+        assert_eq!(child.faults(), faults + 1);
+    }
+
+    #[test]
+    fn code_translated_from_a_file_page_faults_it_in_once() {
+        let mut space = AddressSpace::new().unwrap();
+        let code = 0x100000;
+        file_area(&mut space, code, 2, Prot(Prot::READ | Prot::EXEC));
+        let mut byte = [0];
+        assert_eq!(space.fetch(code + PAGE_SIZE, &mut byte), 1);
+        assert_eq!(byte, [2]);
+        space.fault_in_code(code).unwrap();
+        space.fault_in_code(code + PAGE_SIZE).unwrap();
+        assert_eq!((space.faults(), space.faulted_around()), (1, 1));
     }
 
     fn writable_in_tables(space: &AddressSpace, addr: u64) -> bool {

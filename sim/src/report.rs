@@ -161,6 +161,9 @@ pub struct SchedulingReport {
     pub forks: u64,
     /// Pages whose page-table entries the forks copied (priced at `fork_per_page`).
     pub fork_pages: u64,
+    /// Areas the forks copied beyond the Create Proc figure's parent's (priced at
+    /// `fork_per_area`).
+    pub fork_areas: u64,
     pub execs: u64,
     pub reaps: u64,
     /// Pages copied on write after forks (each a page fault, priced in `kernel_work`'s
@@ -346,6 +349,7 @@ impl Report {
                 process_switches: counts.process_switches,
                 forks: counts.forks,
                 fork_pages: counts.fork_pages,
+                fork_areas: counts.fork_areas,
                 execs: counts.execs,
                 reaps: counts.reaps,
                 pages_copied_on_write: counts.pages_copied_on_write,

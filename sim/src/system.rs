@@ -18,7 +18,7 @@ use crate::accounting::{
 };
 use crate::bt::cache::{CacheError, CacheSync, CodeCache, TranslationStats};
 use crate::bt::layout::{self, Hypercall, NEXT, RUNTIME};
-use crate::costs::work::{WorkClass, WorkCounts};
+use crate::costs::work::{ClassCount, WorkClass, WorkCounts};
 use crate::costs::CostModel;
 use crate::kernel::process::Pid;
 use crate::kernel::sigframe::SIG_IGN;
@@ -453,6 +453,7 @@ impl System {
             process_switches: self.counts.process_switches,
             forks: kernel.forks,
             fork_pages: kernel.fork_pages,
+            fork_areas: kernel.fork_areas,
             execs: kernel.execs,
             reaps: kernel.reaps,
             branch_mispredictions: self.predictor.mispredictions(),
@@ -651,6 +652,7 @@ impl System {
             pages_copied_on_write: self.kernel.proc.mem.pages_copied(),
             forks: self.kernel.forks,
             fork_pages: self.kernel.fork_pages,
+            fork_areas: self.kernel.fork_areas,
             execs: self.kernel.execs,
             reaps: self.kernel.reaps,
             branch_mispredictions: self.predictor.mispredictions(),
@@ -671,23 +673,34 @@ impl System {
         self.copies_attributed = self.kernel.proc.mem.bytes_copied();
     }
 
+    /// The page faults so far, with the bytes of the pages they mapped around the faulting
+    /// ones (the class's per-byte term prices fault-around).
+    fn page_faults(&self) -> ClassCount {
+        let mem = &self.kernel.proc.mem;
+        ClassCount {
+            calls: mem.faults(),
+            bytes: mem.faulted_around() * PAGE_SIZE,
+        }
+    }
+
     /// The work counts as of now: bytes not yet given a class are `Other`'s.
     fn work_now(&self) -> WorkCounts {
         let mut work = self.counts.work;
         work.add_bytes(WorkClass::Other, self.unattributed_copies());
-        work.set_calls(WorkClass::PageFault, self.kernel.proc.mem.faults());
+        work.set(WorkClass::PageFault, self.page_faults());
         work
     }
 
     /// The virtual clock's cycles of everything but user instructions follow the counts.
     fn update_event_cycles(&mut self) {
         self.attribute_copies(WorkClass::Other);
-        let faults = self.kernel.proc.mem.faults();
-        self.counts.work.set_calls(WorkClass::PageFault, faults);
+        let faults = self.page_faults();
+        self.counts.work.set(WorkClass::PageFault, faults);
         let kernel = &self.kernel;
         (self.counts.forks, self.counts.execs, self.counts.reaps) =
             (kernel.forks, kernel.execs, kernel.reaps);
         self.counts.fork_pages = kernel.fork_pages;
+        self.counts.fork_areas = kernel.fork_areas;
         let cycles = self.model.ring3_cycles(&self.counts);
         self.clock
             .set_event_cycles(cycles.crossings + cycles.switches + cycles.kernel_work);

@@ -165,24 +165,63 @@ pub(super) fn mmap_munmap(_: &Fixture, _: usize) -> Result<(), CalibrateError> {
 pub(super) fn page_faults(_: &Fixture, pages: usize) -> Result<(), CalibrateError> {
     let length = pages.max(1) * PAGE;
     let area = map_anonymous("page_fault", length)?;
+    touch_and_unmap("page_fault", area, length, (0..pages).step_by(1), |page| {
+        // SAFETY: the page lies within the area just mapped readable and writable.
+        unsafe { page.write_volatile(1) }
+    })
+}
+
+/// The pages a read fault on a file page maps around it: Linux's default
+/// `fault_around_bytes` (64 KiB), in pages.
+const FAULT_AROUND_PAGES: usize = 16;
+
+/// Maps `pages` pages (one if none) of a file in the page cache privately, huge pages
+/// refused, reads a byte of the first page of each `FAULT_AROUND_PAGES` window, and unmaps
+/// them: each read is a page fault that maps the window's pages, which munmap unmaps.
+pub(super) fn fault_around(fixture: &Fixture, pages: usize) -> Result<(), CalibrateError> {
+    let length = pages.max(1) * PAGE;
+    let area = sys!(
+        libc::SYS_mmap,
+        std::ptr::null_mut::<libc::c_void>(),
+        length,
+        libc::c_long::from(libc::PROT_READ),
+        libc::c_long::from(libc::MAP_PRIVATE),
+        fixture.mapped_file_fd(),
+        0 as libc::c_long
+    );
+    if area == -1 {
+        return Err(CalibrateError::last_os("fault_around", "mmap"));
+    }
+    let windows = (0..pages).step_by(FAULT_AROUND_PAGES);
+    touch_and_unmap("fault_around", area, length, windows, |page| {
+        // SAFETY: the page lies within the area just mapped readable, and within the file.
+        unsafe { page.read_volatile() };
+    })
+}
+
+/// Refuses huge pages for the `length` bytes mapped at `area` (a page cache of large
+/// folios would be mapped 2 MiB at a fault where the area is aligned so, and anonymous
+/// memory likewise), touches the first byte of each of `pages`, and unmaps the area.
+fn touch_and_unmap(
+    probe: &'static str,
+    area: libc::c_long,
+    length: usize,
+    pages: impl Iterator<Item = usize>,
+    touch: impl Fn(*mut u8),
+) -> Result<(), CalibrateError> {
     let advised = sys!(
         libc::SYS_madvise,
         area,
         length,
         libc::c_long::from(libc::MADV_NOHUGEPAGE)
     );
-    expect("page_fault", "madvise", advised, 0)?;
+    expect(probe, "madvise", advised, 0)?;
     let start = area as *mut u8;
-    for page in 0..pages {
-        // SAFETY: the page lies within the area just mapped readable and writable.
-        unsafe { start.add(page * PAGE).write_volatile(1) };
+    for page in pages {
+        // SAFETY: the callers' pages lie within the area.
+        touch(unsafe { start.add(page * PAGE) });
     }
-    expect(
-        "page_fault",
-        "munmap",
-        sys!(libc::SYS_munmap, area, length),
-        0,
-    )
+    expect(probe, "munmap", sys!(libc::SYS_munmap, area, length), 0)
 }
 
 pub(super) fn mprotect(fixture: &Fixture, _: usize) -> Result<(), CalibrateError> {

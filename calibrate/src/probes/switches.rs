@@ -230,11 +230,15 @@ pub(super) fn fork_per_page(session: &Session) -> Started<'_> {
     spawning(session, "fork_per_page")
 }
 
+pub(super) fn fork_per_area(session: &Session) -> Started<'_> {
+    spawning(session, "fork_per_area")
+}
+
 /// Process creation for `probe`, once the spawner and the exit program can be run.
 fn spawning<'a>(session: &'a Session, probe: &'static str) -> Started<'a> {
     let mut workload = CreateProcess { session, probe };
     for _ in 1..TEXT_BUSY_TRIES {
-        match workload.spawn(1, 0) {
+        match workload.spawn(1, Parent::default()) {
             Err(Refused::Exec(_, libc::ETXTBSY)) => std::thread::sleep(TEXT_BUSY_PAUSE),
             _ => break,
         }
@@ -244,16 +248,16 @@ fn spawning<'a>(session: &'a Session, probe: &'static str) -> Started<'a> {
 }
 
 impl<'a> CreateProcess<'a> {
-    /// Runs the spawner for `iterations` processes with `pages` pages of its own (no
-    /// argument for none, as create_process runs it) and reads its report, with its run
+    /// Runs the spawner for `iterations` processes with `parent`'s pages and areas (no
+    /// arguments for none, as create_process runs it) and reads its report, with its run
     /// delay over its life (the pages' writing too, which is not timed).
-    fn spawn(&self, iterations: u64, pages: usize) -> Result<Sample, Refused<'a>> {
+    fn spawn(&self, iterations: u64, parent: Parent) -> Result<Sample, Refused<'a>> {
         let (fixture, probe) = (&self.session.fixture, self.probe);
         let spawner = fixture.spawner.path();
         let faults_before = children_minor_faults();
         let spawned = Command::new(spawner)
             .arg(iterations.to_string())
-            .args((pages > 0).then(|| pages.to_string()))
+            .args(parent.arguments())
             .env_clear()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -354,9 +358,40 @@ fn could_not_run(probe: &'static str, program: &Path, error: std::io::Error) -> 
 }
 
 impl Workload for CreateProcess<'_> {
-    fn round(&mut self, iterations: u64, pages: usize) -> Result<Sample, CalibrateError> {
-        self.spawn(iterations, pages)
+    /// `size`: the parent's pages (fork_per_page) or areas (fork_per_area) beyond its own.
+    fn round(&mut self, iterations: u64, size: usize) -> Result<Sample, CalibrateError> {
+        let parent = match self.probe {
+            "fork_per_area" => Parent {
+                pages: 0,
+                areas: size,
+            },
+            _ => Parent {
+                pages: size,
+                areas: 0,
+            },
+        };
+        self.spawn(iterations, parent)
             .map_err(|refused| refused.into_error(self.probe))
+    }
+}
+
+/// What the spawner holds beyond its own code and stack when it forks.
+#[derive(Clone, Copy, Default)]
+struct Parent {
+    /// Anonymous pages, each written.
+    pages: usize,
+    /// One-page areas, never touched.
+    areas: usize,
+}
+
+impl Parent {
+    /// The spawner's arguments after the count of processes.
+    fn arguments(self) -> Vec<String> {
+        match (self.pages, self.areas) {
+            (0, 0) => Vec::new(),
+            (pages, 0) => vec![pages.to_string()],
+            (pages, areas) => vec![pages.to_string(), areas.to_string()],
+        }
     }
 }
 

@@ -202,6 +202,9 @@ impl CodeCache {
         let block = self
             .translator
             .translate(&GuestCode(mem), guest, self.next)?;
+        for page in block_pages(&block) {
+            mem.fault_in_code(page).map_err(|_| CacheError::NoMemory)?;
+        }
         let start = self.next;
         let end = start + block.code.len() as u64;
         if end > CACHE_END {

@@ -46,9 +46,9 @@ const SINGULARITY_TABLE: &str =
 
 /// How far `host`'s estimates were from measured native CPU time (BENCHMARKS.md, issue 11).
 const HOST_VALIDATION: &str = "bench/fidelity --runs 5 --cost-model host on this machine kind, 2026-11-30: \
-                               predicted / measured native CPU time over 16 programs, geometric mean 0.92 \
-                               (range 0.68-1.22, 14 within 25 %; syscall loops 0.79-1.10, compute 0.75-0.94, \
-                               fork+exec+wait 0.68, a shell pipeline 1.22)";
+                               predicted / measured native CPU time over 16 programs, geometric mean 0.95 \
+                               (range 0.79-1.27, 15 within 25 %; syscall loops 0.81-1.11, compute 0.84-0.96, \
+                               fork+exec+wait 0.79, a shell pipeline 1.27)";
 
 /// The basis of the models of the essay's systems.
 const PUBLISHED: &str = "published figures: Aiken et al., MSPC 2006 (the four operations), Kernel Mode Linux \
@@ -158,7 +158,7 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
     (WorkClass::Memory, 5_276.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::Process, 1_865.0, 0.0, CALIBRATED_UNMEASURED),
     (WorkClass::Futex, 178.0, 0.0, CALIBRATED_ON_KIND),
-    (WorkClass::PageFault, 6_101.0, 0.0, PAGE_FAULT_ON_KIND),
+    (WorkClass::PageFault, 6_101.0, 0.2045, PAGE_FAULT_ON_KIND),
     (WorkClass::Other, 1_865.0, 0.0, CALIBRATED_UNMEASURED),
 ];
 
@@ -167,9 +167,12 @@ const CALIBRATED_ON_KIND: &str = "simulate --calibrate on this project's machine
                                   no KPTI), 2026-11-30: the class's probe, beyond the null call, the median of three \
                                   full runs, in core cycles (BENCHMARKS.md, issue 11)";
 const PAGE_FAULT_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \
-                                  no KPTI), 2026-11-30: probe page_fault, mmap of 0 to 4,096 anonymous pages, each \
-                                  written once, munmap, least-squares slope per page, the median of three full runs \
-                                  (6,056-6,135), in core cycles (BENCHMARKS.md, issue 11)";
+                                  no KPTI), 2026-11-30, the median of three full runs, in core cycles (BENCHMARKS.md, \
+                                  issue 11): base, probe page_fault, mmap of 0 to 4,096 anonymous pages, each written \
+                                  once, munmap, least-squares slope per page (6,056-6,135); per byte, of the pages a \
+                                  read fault on a file maps around it, probe fault_around, mmap of 0 to 4,096 pages of \
+                                  a file in the page cache, one byte read per 16-page window, munmap, slope per page \
+                                  less the window's one fault at the base, over a page's bytes (0.2003-0.2070)";
 const CALIBRATED_UNMEASURED: &str = "derived: the median of the bases of open_stat, fstat, mmap_munmap, mprotect and \
                                      futex, simulate --calibrate on this project's machine kind, 2026-11-30, in core \
                                      cycles";
@@ -270,6 +273,13 @@ const CREATION_FAULTS_ASSUMED: &str = "assumption: the minor page faults of a mi
 /// the create_process probe's, taken out of the creation work (`CostModel::creation_faults`).
 const CREATION_FAULTS: f64 = 5.0;
 
+/// What a fork adds per area of the parent's on this machine kind, core cycles.
+const FORK_PER_AREA: f64 = 2_388.0;
+const FORK_PER_AREA_SOURCE: &str = "simulate --calibrate on this project's machine kind, 2026-11-30: probe \
+                                    fork_per_area, fork + execve + wait4 from a parent holding 0 to 4,096 \
+                                    one-page areas more, never touched, least-squares slope, the median of three \
+                                    full runs (2,359-2,523 core cycles an area) (BENCHMARKS.md, issue 11)";
+
 /// What this project's translator takes per guest instruction, nanoseconds.
 const TRANSLATION_NS: f64 = 616.0;
 
@@ -317,6 +327,11 @@ fn model(row: &Row) -> CostModel {
             )
         } else {
             cost(0.0, "Singularity makes processes afresh, with no fork: no page-table entries are copied")
+        },
+        fork_per_area: if row.forks {
+            cost(FORK_PER_AREA, FORK_PER_AREA_SOURCE)
+        } else {
+            cost(0.0, "Singularity makes processes afresh, with no fork: no areas are copied")
         },
         creation_faults: cost(CREATION_FAULTS, row.creation_faults_source),
         cpi: cost(

@@ -8,6 +8,8 @@ use calibrate::{Calibration, Probe};
 use super::builtin::{self, direct_call_columns, FUNCTION_CALL};
 use super::work::WorkClass;
 use super::{ClassCosts, Cost, CostModel, EventCosts, InstructionCosts, KernelWork};
+use crate::machine::physmem::PAGE_SIZE;
+use crate::memory::FAULT_AROUND_BYTES;
 
 /// Each kernel-work class and the probe that measures it; `None`: not measured on its own.
 const CLASS_PROBES: [(WorkClass, Option<&'static str>); WorkClass::COUNT] = [
@@ -28,6 +30,25 @@ const CLASS_PROBES: [(WorkClass, Option<&'static str>); WorkClass::COUNT] = [
 
 /// The probes whose median base makes the classes measured by none (`other`, `process`).
 const OTHER_FROM: [&str; 5] = ["open_stat", "fstat", "mmap_munmap", "mprotect", "futex"];
+
+/// The page-fault class's per-byte term: what a page that fault-around maps beside the
+/// faulting one costs (mapped, then unmapped), a page's bytes at a time. The probe's
+/// per-page slope is one fault and its window's pages over the window; the fault itself is
+/// priced as an anonymous one (`fault`, in core cycles), an assumption.
+fn fault_around_per_byte(probe: &Probe, fault: f64, ticks_per_cycle: f64, measured: &str) -> Cost {
+    let window = (FAULT_AROUND_BYTES / PAGE_SIZE) as f64;
+    let slope = probe.per_page.as_ref().map_or(0.0, |fit| fit.median) / ticks_per_cycle;
+    let per_page = ((window * slope - fault) / (window - 1.0)).max(0.0);
+    Cost {
+        value: per_page / PAGE_SIZE as f64,
+        source: format!(
+            "derived from {measured}: probe fault_around ({}): least-squares slope, median of {} rounds, \
+             {slope:.0} core cycles a page, less a {window}-page window's one fault priced as probe page_fault's \
+             ({fault:.0}, an assumption), per byte of the other pages",
+            probe.what, probe.rounds
+        ),
+    }
+}
 
 /// The microarchitecture that prices instructions on a CPU: by vendor, family and models
 /// (/proc/cpuinfo), the nearest core `uarch` has a table of; the first row that matches.
@@ -203,6 +224,12 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
             }
         });
     }
+    classes[WorkClass::PageFault.index()].per_byte = fault_around_per_byte(
+        probe("fault_around")?,
+        classes[WorkClass::PageFault.index()].base.value,
+        ticks_per_cycle,
+        &format!("simulate --calibrate on {cpu}, {}", machine.date),
+    );
     let kernel_work = KernelWork(
         classes
             .try_into()
@@ -218,18 +245,22 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
             machine.date, tsc.what, tsc.median
         ),
     };
-    let forks = probe("fork_per_page")?;
-    let fork_per_page = Cost {
-        value: forks
-            .per_page
-            .as_ref()
-            .map_or(0.0, |fit| fit.median.max(0.0) / ticks_per_cycle),
-        source: format!(
-            "simulate --calibrate on {cpu}, {}: probe fork_per_page ({}): least-squares slope, median of {} rounds, ticks a \
-             page; {in_cycles}",
-            machine.date, forks.what, forks.rounds
-        ),
+    let fork_slope = |name: &'static str, unit: &str| -> Result<Cost, MissingProbe> {
+        let p = probe(name)?;
+        Ok(Cost {
+            value: p
+                .per_page
+                .as_ref()
+                .map_or(0.0, |fit| fit.median.max(0.0) / ticks_per_cycle),
+            source: format!(
+                "simulate --calibrate on {cpu}, {}: probe {name} ({}): least-squares slope, median of {} rounds, ticks \
+                 {unit}; {in_cycles}",
+                machine.date, p.what, p.rounds
+            ),
+        })
     };
+    let fork_per_page = fork_slope("fork_per_page", "a page")?;
+    let fork_per_area = fork_slope("fork_per_area", "an area")?;
     let creation = probe("create_process")?;
     let creation_faults = Cost {
         value: creation.page_faults.unwrap_or(0.0),
@@ -272,6 +303,7 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
         kernel_work,
         crossing_indirect: builtin::crossing_indirect(),
         fork_per_page,
+        fork_per_area,
         creation_faults,
         instruction_costs: core,
         cpi: Cost {

@@ -131,8 +131,8 @@ impl WorkCounts {
     }
 
     /// For a class counted elsewhere (`PageFault`: by the address space).
-    pub fn set_calls(&mut self, class: WorkClass, calls: u64) {
-        self.0[class.index()].calls = calls;
+    pub fn set(&mut self, class: WorkClass, count: ClassCount) {
+        self.0[class.index()] = count;
     }
 
     pub fn add_bytes(&mut self, class: WorkClass, bytes: u64) {
@@ -147,8 +147,11 @@ impl WorkCounts {
         }))
     }
 
-    pub fn bytes(&self) -> u64 {
-        self.0.iter().map(|c| c.bytes).sum()
+    /// Bytes moved between user memory and the kernel: every class's but `PageFault`'s,
+    /// whose bytes are pages mapped, not copied.
+    pub fn bytes_copied(&self) -> u64 {
+        let faults = self.get(WorkClass::PageFault).bytes;
+        self.0.iter().map(|c| c.bytes).sum::<u64>() - faults
     }
 }
 

@@ -345,14 +345,18 @@ fn clone_process(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let tls = (flags & CLONE_SETTLS != 0).then_some(tls);
     let exit_signal = (flags & CSIGNAL) as u32;
-    // Without CLONE_VM Linux copies the page-table entries (the copy is the child's here).
-    let copied = if flags & CLONE_VM == 0 {
-        k.proc.mem.private_writable_pages()
+    // Without CLONE_VM Linux copies the areas and page-table entries (the copy is the
+    // child's here); the Create Proc figure's parent had areas of its own too.
+    let (copied, areas) = if flags & CLONE_VM == 0 {
+        let mem = &k.proc.mem;
+        let areas = mem.areas().saturating_sub(calibrate::elf::SPAWNER_AREAS);
+        (mem.private_writable_pages(), areas)
     } else {
-        0
+        (0, 0)
     };
     let pid = k.spawn_process((stack != 0).then_some(stack), tls, exit_signal)?;
     k.fork_pages += copied;
+    k.fork_areas += areas;
     let pid_bytes = (pid as u32).to_le_bytes();
     if flags & CLONE_PARENT_SETTID != 0 {
         k.proc.mem.write(parent_tid, &pid_bytes)?;
