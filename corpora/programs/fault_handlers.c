@@ -2,7 +2,9 @@
  * crash reporters use them: a SIGSEGV handler that makes the page writable and returns, one
  * that siglongjmps out of a null read, SIGFPE from an integer division by zero, SIGILL from
  * ud2 skipped by its handler, SIGTRAP from int3, a stack overflow caught on an alternate
- * stack, SA_RESETHAND's second fault, and a fault while its signal is blocked, which kills.
+ * stack, SA_RESETHAND's second fault, and a fault while its signal is blocked, which kills;
+ * and in and out at ring 3 (#GP), whose handler sees the registers before the next
+ * instructions.
  * Also the FPU's initial state: every exception masked, so 1.0 / 0.0 is inf. */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -89,6 +91,29 @@ static void call_through_null_table(void) {
                            "r12", "r13", "r14", "r15", "memory");
 }
 
+/* The #GP of an in or out at ring 3: the instructions after it must not have run. */
+static void check_port_fault(int signo, siginfo_t *info, void *context) {
+    ucontext_t *uc = context;
+    greg_t *g = uc->uc_mcontext.gregs;
+    printf("signal %d, code SI_KERNEL: %d, trapno %lld, rbx %lld, rcx %lld\n", signo,
+           info->si_code == SI_KERNEL, (long long)g[REG_TRAPNO], (long long)g[REG_RBX],
+           (long long)g[REG_RCX]);
+    siglongjmp(escape, 1);
+}
+
+/* `in` (or `out`) after RBX = 1 and RCX = 2, then a register move, a load and an add. */
+static void port_access(int out) {
+    long value = 5;
+    if (out)
+        __asm__ volatile("mov $1, %%rbx\n mov $2, %%rcx\n outb %%al, $0x80\n mov $7, %%rbx\n"
+                         "mov (%0), %%rcx\n add %%rcx, %%rbx\n" ::"r"(&value), "a"(0)
+                         : "rbx", "rcx", "memory");
+    else
+        __asm__ volatile("mov $1, %%rbx\n mov $2, %%rcx\n inb $0x80, %%al\n mov $7, %%rbx\n"
+                         "mov (%0), %%rcx\n add %%rcx, %%rbx\n" ::"r"(&value)
+                         : "rax", "rbx", "rcx", "memory");
+}
+
 static int recurse(int depth) {
     volatile char buffer[1024];
     buffer[0] = (char)depth;
@@ -167,6 +192,11 @@ int main(void) {
     install(SIGSEGV, check_registers, 0);
     if (sigsetjmp(escape, 1) == 0)
         call_through_null_table();
+
+    install(SIGSEGV, check_port_fault, 0);
+    for (int out = 0; out < 2; out++)
+        if (sigsetjmp(escape, 1) == 0)
+            port_access(out);
 
     stack_t stack = {.ss_sp = malloc(65536), .ss_size = 65536};
     sigaltstack(&stack, NULL);

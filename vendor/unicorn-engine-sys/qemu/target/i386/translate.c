@@ -723,6 +723,9 @@ static void gen_helper_in_func(TCGContext *tcg_ctx, MemOp ot, TCGv v, TCGv_i32 n
     default:
         tcg_abort();
     }
+    // ringsim: a hook on in may stop the CPU (a #GP at ring 3): stop before the next
+    // instruction, as after a store.
+    check_exit_request(tcg_ctx);
 }
 
 static void gen_helper_out_func(TCGContext *tcg_ctx, MemOp ot, TCGv_i32 v, TCGv_i32 n)
@@ -740,6 +743,8 @@ static void gen_helper_out_func(TCGContext *tcg_ctx, MemOp ot, TCGv_i32 v, TCGv_
     default:
         tcg_abort();
     }
+    // ringsim: likewise for a hook on out.
+    check_exit_request(tcg_ctx);
 }
 
 static void gen_check_io(DisasContext *s, MemOp ot, target_ulong cur_eip,
