@@ -2383,7 +2383,13 @@ static void gen_bndck(CPUX86State *env, DisasContext *s, int modrm,
     }
     tcg_gen_setcond_i64(tcg_ctx, cond, s->tmp1_i64, s->tmp1_i64, bndv);
     tcg_gen_extrl_i64_i32(tcg_ctx, s->tmp2_i32, s->tmp1_i64);
-    gen_helper_bndck(tcg_ctx, tcg_ctx->cpu_env, s->tmp2_i32);
+    // ringsim: the helper only when the check fails (it raises #BR), not on every check.
+    TCGLabel *in_bounds = gen_new_label(tcg_ctx);
+    tcg_gen_brcondi_i32(tcg_ctx, TCG_COND_EQ, s->tmp2_i32, 0, in_bounds);
+    TCGv_i32 fail = tcg_const_i32(tcg_ctx, 1);
+    gen_helper_bndck(tcg_ctx, tcg_ctx->cpu_env, fail);
+    tcg_temp_free_i32(tcg_ctx, fail);
+    gen_set_label(tcg_ctx, in_bounds);
 }
 
 /* used for LEA and MOV AX, mem */
@@ -2819,6 +2825,13 @@ static void gen_reset_hflag(DisasContext *s, uint32_t mask)
 static void gen_bnd_jmp(DisasContext *s)
 {
     TCGContext *tcg_ctx = s->uc->tcg_ctx;
+    CPUX86State *env = s->uc->cpu->env_ptr;
+
+    // ringsim: with BNDPRESERVE the helper does nothing. The simulator sets it before any
+    // code is translated and never changes it, so it can be read here.
+    if (env->hflags2 & HF2_MPX_PR_MASK) {
+        return;
+    }
 
     /* Clear the registers only if BND prefix is missing, MPX is enabled,
        and if the BNDREGs are known to be in use (non-zero) already.
