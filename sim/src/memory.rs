@@ -43,6 +43,8 @@ pub const IOV_MAX: usize = 1024;
 /// Linux's default `fault_around_bytes`: a read fault on a file page maps the file's pages
 /// of the aligned window around it that are not mapped yet.
 pub const FAULT_AROUND_BYTES: u64 = 64 << 10;
+/// What one page table maps: fault-around stops at its end.
+const PAGE_TABLE_SPAN: u64 = 2 << 20;
 
 pub fn page_down(addr: u64) -> u64 {
     addr & !(PAGE_SIZE - 1)
@@ -120,14 +122,14 @@ impl Vma {
         !self.anonymous_pages && self.file.is_some()
     }
 
-    /// Whether the area allows `access`.
+    /// Whether the area allows `access`: on x86 every accessible page can be read (Linux's
+    /// `access_error` refuses a read only of PROT_NONE).
     fn allows(&self, access: Access) -> bool {
-        let bit = match access {
-            Access::Read => Prot::READ,
-            Access::Write => Prot::WRITE,
-            Access::Fetch => Prot::EXEC,
-        };
-        self.prot.0 & bit != 0
+        match access {
+            Access::Read => self.prot.accessible(),
+            Access::Write => self.prot.0 & Prot::WRITE != 0,
+            Access::Fetch => self.prot.0 & Prot::EXEC != 0,
+        }
     }
 }
 
@@ -228,19 +230,22 @@ impl AddressSpace {
     /// copying no page. Every frame is shared; user pages either side could write become
     /// read-only in both, and the first write to one gives the writer a copy of its own
     /// (copy-on-write, `resolve_fault`). Pages in `skip` (the parent's code cache)
-    /// are not carried over.
-    pub fn fork(&mut self, skip: Range<u64>) -> Result<Self, Errno> {
-        self.copy(0, skip)
+    /// are not carried over. A fork child must fault in again the pages of areas that hold
+    /// only their file's, as Linux's does; a vfork child (`shares_memory`), which on Linux
+    /// runs in its parent's memory, keeps them mapped.
+    pub fn fork(&mut self, skip: Range<u64>, shares_memory: bool) -> Result<Self, Errno> {
+        self.copy(0, skip, !shares_memory)
     }
 
     /// An empty user half for execve, with this one's kernel half but `skip`.
     pub fn successor(&mut self, skip: Range<u64>) -> Result<Self, Errno> {
-        self.copy(USER_END, skip)
+        self.copy(USER_END, skip, false)
     }
 
     /// A new address space sharing the frames of the pages from `from` up (but `skip`),
-    /// with writable user pages write-protected on both sides.
-    fn copy(&mut self, from: u64, skip: Range<u64>) -> Result<Self, Errno> {
+    /// with writable user pages write-protected on both sides, and, if `refault`, the pages
+    /// of areas that hold only their file's left for the new one to fault in.
+    fn copy(&mut self, from: u64, skip: Range<u64>, refault: bool) -> Result<Self, Errno> {
         let mut child = Self::over(Rc::clone(&self.phys)).ok_or(Errno::ENOMEM)?;
         child.copied = Rc::clone(&self.copied);
         child.pages_copied = Rc::clone(&self.pages_copied);
@@ -269,7 +274,7 @@ impl AddressSpace {
             }
         }
         let in_shared = |page: u64| shared.iter().any(|range| range.contains(&page));
-        let refaulted: Vec<Range<u64>> = if from < USER_END {
+        let refaulted: Vec<Range<u64>> = if from < USER_END && refault {
             self.vmas
                 .iter()
                 .filter(|(_, vma)| vma.refaulted_after_fork())
@@ -436,14 +441,13 @@ impl AddressSpace {
     }
 
     /// A read fault on the file page `page` of the area `area`: maps it read-only, and the
-    /// area's other file pages in the aligned `FAULT_AROUND_BYTES` window around it that are
-    /// not mapped yet, as Linux's `do_fault_around` does; a write to one faults again.
+    /// area's other file pages not mapped yet in the `FAULT_AROUND_BYTES` window Linux's
+    /// `do_fault_around` takes (from the aligned start, or the area's if later, as far on,
+    /// but not past the area's end or its page table's); a write to one faults again.
     fn fault_around(&mut self, page: u64, area: Range<u64>) {
-        let window = page & !(FAULT_AROUND_BYTES - 1);
-        let (from, to) = (
-            window.max(area.start),
-            (window + FAULT_AROUND_BYTES).min(area.end),
-        );
+        let from = (page & !(FAULT_AROUND_BYTES - 1)).max(area.start);
+        let table_end = (from | (PAGE_TABLE_SPAN - 1)) + 1;
+        let to = (from + FAULT_AROUND_BYTES).min(area.end).min(table_end);
         let mut phys = self.phys.borrow_mut();
         let mut mapped = 0;
         for at in (from..to).step_by(PAGE_SIZE as usize) {
@@ -1112,13 +1116,13 @@ impl AddressSpace {
         (leaf.flags.present && leaf.flags.write).then_some(leaf.frame * PAGE_SIZE)
     }
 
-    /// Whether `addr` is in a page that is both writable and executable, where code can
-    /// change without the kernel seeing it (a file's page not faulted in yet too: code is
-    /// translated from it before the fault).
+    /// Whether `addr` is in an area both writable and executable, where code can change
+    /// without the kernel seeing it: its page may be read-only for now (not faulted in yet,
+    /// mapped by a read's fault-around, shared since a fork), but a store makes it writable.
     pub fn is_writable_code(&self, addr: u64) -> bool {
-        self.tables
-            .leaf(&self.phys.borrow(), addr)
-            .is_some_and(|l| l.flags.write && l.flags.execute)
+        self.vma_at(addr).is_some_and(|(_, vma)| {
+            vma.prot.0 & (Prot::WRITE | Prot::EXEC) == Prot::WRITE | Prot::EXEC
+        })
     }
 
     /// copy_from_user.
@@ -1439,6 +1443,51 @@ mod tests {
     }
 
     #[test]
+    fn fault_around_starts_at_an_area_that_starts_inside_a_window_and_maps_as_many_pages() {
+        let mut space = AddressSpace::new().unwrap();
+        // Three pages into a 64 KiB window: Linux maps 16 pages from the area's start.
+        let start = 0x103000;
+        file_area(&mut space, start, 40, RW);
+        space.read_vec(start, 1).unwrap();
+        assert_eq!((space.faults(), space.faulted_around()), (1, 15));
+        assert!(present_in_tables(&space, start + 15 * PAGE_SIZE));
+        assert!(!present_in_tables(&space, start + 16 * PAGE_SIZE));
+    }
+
+    #[test]
+    fn every_accessible_page_reads_as_on_x86_and_code_of_a_writable_area_is_writable_code() {
+        let mut space = AddressSpace::new().unwrap();
+        let code = 0x100000;
+        file_area(&mut space, code, 1, Prot(Prot::EXEC));
+        assert_eq!(space.read_vec(code, 1).unwrap(), [1]);
+        assert!(!space.is_writable_code(code));
+        let writable = 0x200000;
+        file_area(
+            &mut space,
+            writable,
+            1,
+            Prot(Prot::READ | Prot::WRITE | Prot::EXEC),
+        );
+        // Read-only in the tables after a read, but a store would make it writable.
+        space.read_vec(writable, 1).unwrap();
+        assert!(!writable_in_tables(&space, writable));
+        assert!(space.is_writable_code(writable));
+    }
+
+    #[test]
+    fn a_vfork_child_keeps_the_file_pages_its_parent_has_mapped() {
+        let mut parent = AddressSpace::new().unwrap();
+        let code = 0x100000;
+        file_area(&mut parent, code, 1, Prot(Prot::READ | Prot::EXEC));
+        parent.resolve_fault(code, Access::Fetch).unwrap();
+        let faults = parent.faults();
+        let mut child = parent.fork(0..0, true).unwrap();
+        assert!(present_in_tables(&child, code));
+        assert_eq!(child.read_vec(code, 1).unwrap(), [1]);
+        assert_eq!(child.faults(), faults);
+    }
+
+    #[test]
     fn a_fork_child_faults_in_again_the_pages_of_an_area_that_holds_only_its_files() {
         let mut parent = AddressSpace::new().unwrap();
         let (code, data) = (0x100000, 0x200000);
@@ -1450,7 +1499,7 @@ mod tests {
         // The write's page, and the read's window: the rest of the area.
         assert_eq!(parent.private_writable_pages(), 4);
         let faults = parent.faults();
-        let mut child = parent.fork(0..0).unwrap();
+        let mut child = parent.fork(0..0, false).unwrap();
         // Code: out of the child's tables, though the parent has it; data: copied, both
         // pages (Linux copies every entry of an area with pages of its own).
         assert!(present_in_tables(&parent, code) && !present_in_tables(&child, code));
@@ -1486,7 +1535,7 @@ mod tests {
         parent.write(0x10000, b"parent").unwrap();
         parent.write(0x11000, b"both").unwrap();
         let free_before = parent.phys.borrow().available();
-        let mut child = parent.fork(0..0).unwrap();
+        let mut child = parent.fork(0..0, false).unwrap();
         // Only the child's page tables were allocated: no page of the area was copied.
         assert!(free_before - parent.phys.borrow().available() < 8);
         assert_eq!(parent.pages_copied(), 0);
@@ -1567,7 +1616,7 @@ mod tests {
             .map_fixed(0x10000, PAGE_SIZE, Prot(Prot::READ))
             .unwrap();
         parent.read_vec(0x10000, 1).unwrap();
-        let mut child = parent.fork(0..0).unwrap();
+        let mut child = parent.fork(0..0, false).unwrap();
         assert_eq!(
             child.resolve_fault(0x10000, Access::Write),
             Ok(Resolution::Program)
@@ -1586,7 +1635,7 @@ mod tests {
             .map_fixed(0x10000, PAGE_SIZE, Prot(Prot::READ))
             .unwrap();
         parent.read_vec(0x10000, 1).unwrap();
-        let mut child = parent.fork(0..0).unwrap();
+        let mut child = parent.fork(0..0, false).unwrap();
         child.protect(0x10000, PAGE_SIZE, RW).unwrap();
         assert!(!writable_in_tables(&child, 0x10000));
         assert_eq!(

@@ -219,11 +219,11 @@ impl Kernel {
         stack: Option<u64>,
         tls: Option<u64>,
         exit_signal: u32,
+        vfork: bool,
     ) -> Result<Pid, Errno> {
         let parent = &mut self.proc;
-        let mem = parent
-            .mem
-            .fork(crate::bt::layout::CACHE..crate::bt::layout::CACHE_END)?;
+        let code_cache = crate::bt::layout::CACHE..crate::bt::layout::CACHE_END;
+        let mem = parent.mem.fork(code_cache, vfork)?;
         let resume_at = self.syscall_rip + parent.mem.instruction_at(self.syscall_rip).len() as u64;
         let mut path = parent.path.clone();
         path.push(parent.children_made);

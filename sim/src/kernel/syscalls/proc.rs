@@ -354,7 +354,7 @@ fn clone_process(k: &mut Kernel, a: &Args) -> SysResult {
     } else {
         (0, 0)
     };
-    let pid = k.spawn_process((stack != 0).then_some(stack), tls, exit_signal)?;
+    let pid = k.spawn_process((stack != 0).then_some(stack), tls, exit_signal, vfork)?;
     k.fork_pages += copied;
     k.fork_areas += areas;
     let pid_bytes = (pid as u32).to_le_bytes();
@@ -536,7 +536,9 @@ mod tests {
     #[test]
     fn a_child_that_has_execed_cannot_be_moved_to_another_group() {
         let mut k = Kernel::for_tests(Credentials::new([0; 3], [0; 3], vec![]));
-        let child = k.spawn_process(None, None, libc::SIGCHLD as u32).unwrap();
+        let child = k
+            .spawn_process(None, None, libc::SIGCHLD as u32, false)
+            .unwrap();
         let errno = |r: SysResult| match r {
             Err(SysError::Errno(errno)) => Some(errno),
             _ => None,

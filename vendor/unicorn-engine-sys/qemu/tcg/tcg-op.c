@@ -2917,9 +2917,12 @@ void tcg_gen_qemu_ld_i32(TCGContext *tcg_ctx, TCGv_i32 val, TCGv addr, TCGArg id
         }
     }
 
-    // ringsim: no exit check after a load. Only a store can request a stop mid-block (a
-    // write hook on a page of translated code); every other stop comes from a hook at the
-    // start of a block, from an instruction that ends its block, or from an exception.
+    // ringsim: no exit check after a load (nor after a store): the simulator asks for no
+    // stop from a memory hook. Its stops come from the block hook (checked as a block
+    // starts), from an instruction that ends its block (syscall, sysenter), from in and
+    // out (checked right after them) or from an exception; its write hooks on translated
+    // code only note the store, and the block hook stops the CPU before the next block
+    // (at ring 0 the translator ends a block after each store into writable code).
 }
 
 void tcg_gen_qemu_st_i32(TCGContext *tcg_ctx, TCGv_i32 val, TCGv addr, TCGArg idx, MemOp memop)
@@ -2954,7 +2957,7 @@ void tcg_gen_qemu_st_i32(TCGContext *tcg_ctx, TCGv_i32 val, TCGv addr, TCGArg id
         tcg_temp_free_i32(tcg_ctx, swap);
     }
 
-    check_exit_request(tcg_ctx);
+    // ringsim: no exit check after a store either (see tcg_gen_qemu_ld_i32).
 }
 
 void tcg_gen_qemu_ld_i64(TCGContext *tcg_ctx, TCGv_i64 val, TCGv addr, TCGArg idx, MemOp memop)
@@ -3020,7 +3023,6 @@ void tcg_gen_qemu_st_i64(TCGContext *tcg_ctx, TCGv_i64 val, TCGv addr, TCGArg id
 #if TCG_TARGET_REG_BITS == 32
     if ((memop & MO_SIZE) < MO_64) {
         tcg_gen_qemu_st_i32(tcg_ctx, TCGV_LOW(tcg_ctx, val), addr, idx, memop);
-        check_exit_request(tcg_ctx);
         return;
     }
 #endif
@@ -3056,7 +3058,7 @@ void tcg_gen_qemu_st_i64(TCGContext *tcg_ctx, TCGv_i64 val, TCGv addr, TCGArg id
     if (swap) {
         tcg_temp_free_i64(tcg_ctx, swap);
     }
-    check_exit_request(tcg_ctx);
+    // ringsim: no exit check after a store (see tcg_gen_qemu_ld_i32).
 }
 
 static void tcg_gen_ext_i32(TCGContext *tcg_ctx, TCGv_i32 ret, TCGv_i32 val, MemOp opc)
