@@ -266,6 +266,9 @@ pub const CASES: &[Case] = &[
     // MAP_SHARED | MAP_ANONYMOUS memory is shared with forked children, before and after an
     // mprotect; a private mapping is not.
     probe("shared_anon"),
+    // MADV_DONTNEED: a private file page reads its file again, anonymous memory zeros,
+    // shared anonymous memory what was written.
+    probe("dontneed"),
     // A thread ends holding a robust mutex: its waiter gets EOWNERDEAD.
     probe("robust_mutex"),
     // setpgid, setsid, getpgid, getsid and kill of a group, with Linux's errors.

@@ -990,9 +990,12 @@ impl AddressSpace {
         }
     }
 
-    /// Zeroes whole pages that have frames (MADV_DONTNEED); fails on unmapped pages.
-    /// Walks the frames held, not the range, so a vast reservation costs what it holds.
-    pub fn zero(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+    /// MADV_DONTNEED: drops the pages of `[start, start + len)` that have frames, as Linux
+    /// zaps them: the next touch of an anonymous page faults in zeros, and of a private
+    /// file mapping's page the file's bytes as they are now (read again, and left out of the
+    /// page tables until touched, as when mapped). Fails on unmapped pages. Walks the frames
+    /// held, not the range, so a vast reservation costs what it holds.
+    pub fn drop_pages(&mut self, start: u64, len: u64) -> Result<(), Errno> {
         let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
         if !self.covers(start, end) {
             return Err(Errno::ENOMEM);
@@ -1003,17 +1006,66 @@ impl AddressSpace {
                 held.push((page, leaf))
             });
         for (page, leaf) in held {
-            self.own(page, leaf)?;
-            let leaf = self
-                .tables
-                .leaf(&self.phys.borrow(), page)
-                .expect("the page kept a frame");
-            self.phys.borrow_mut().frame_mut(leaf.frame).fill(0);
-            if leaf.flags.execute {
-                self.sync.stale_pages.push(page);
+            let (area_start, vma) = self.vma_at(page).expect("held pages are in areas");
+            // Shared memory keeps its contents: only this space's entry would go.
+            if vma.shared_anonymous {
+                continue;
+            }
+            if leaf.flags.execute || vma.prot.0 & Prot::EXEC != 0 {
+                self.sync.changed_code.push(page..page + PAGE_SIZE);
+            }
+            let file_bytes = vma
+                .file
+                .and_then(|area| self.file_page(area.file, area.offset + (page - area_start)));
+            match file_bytes {
+                Some(bytes) => {
+                    let flags = PageFlags {
+                        present: false,
+                        ..vma.prot.page_flags()
+                    };
+                    self.own(page, Leaf { flags, ..leaf })?;
+                    let frame = self
+                        .tables
+                        .leaf(&self.phys.borrow(), page)
+                        .expect("the page kept a frame")
+                        .frame;
+                    self.phys
+                        .borrow_mut()
+                        .frame_mut(frame)
+                        .copy_from_slice(&bytes);
+                }
+                None => {
+                    let cleared = self.tables.clear(&mut self.phys.borrow_mut(), page);
+                    if let Some(frame) = cleared {
+                        self.phys.borrow_mut().free(frame, leaf.flags.execute);
+                    }
+                }
             }
         }
+        self.sync.flush_tlb = true;
         Ok(())
+    }
+
+    /// The page at `offset` of mapped file `file` as the file holds it now (zeros past its
+    /// end), or `None` if the page lies wholly past the end it had when mapped (touching it
+    /// is SIGBUS) or the file cannot be read any more.
+    fn file_page(&self, file: u32, offset: u64) -> Option<[u8; PAGE_SIZE as usize]> {
+        use std::os::unix::fs::FileExt;
+        let mapped = &self.files[file as usize];
+        if offset >= page_up(mapped.size)? {
+            return None;
+        }
+        let mut bytes = [0; PAGE_SIZE as usize];
+        let host = std::fs::File::open(&mapped.path).ok()?;
+        let mut done = 0;
+        while done < bytes.len() {
+            match host.read_at(&mut bytes[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(_) => return None,
+            }
+        }
+        Some(bytes)
     }
 
     // ----- the program break -----
@@ -1343,7 +1395,7 @@ mod tests {
         space.protect(start + (1 << 39), PAGE_SIZE, RW).unwrap();
         space.write(start + (1 << 39), b"x").unwrap();
         // MADV_DONTNEED over it all walks the frames held, not its 2^28 pages.
-        space.zero(start, 1 << 40).unwrap();
+        space.drop_pages(start, 1 << 40).unwrap();
         assert_eq!(space.read_vec(start + (1 << 39), 1).unwrap(), [0]);
         assert_eq!(space.protect(start, 1 << 40, RW), Err(Errno::ENOMEM));
         space.unmap(start, 1 << 40).unwrap();
@@ -1364,7 +1416,7 @@ mod tests {
         assert_eq!(space.unmap(TASK_SIZE, PAGE_SIZE), Err(Errno::EINVAL));
         assert_eq!(space.unmap(0x10000, u64::MAX - 0xffff), Err(Errno::EINVAL));
         assert_eq!(space.protect(0x10000, u64::MAX, RW), Err(Errno::ENOMEM));
-        assert_eq!(space.zero(0x10000, u64::MAX), Err(Errno::EINVAL));
+        assert_eq!(space.drop_pages(0x10000, u64::MAX), Err(Errno::EINVAL));
         assert_eq!(
             space.move_pages(TASK_SIZE - PAGE_SIZE, u64::MAX, 0x10000),
             Err(Errno::EFAULT)
@@ -1472,6 +1524,28 @@ mod tests {
         space.read_vec(writable, 1).unwrap();
         assert!(!writable_in_tables(&space, writable));
         assert!(space.is_writable_code(writable));
+    }
+
+    #[test]
+    fn dropped_pages_come_back_as_zeros_or_as_their_files_bytes() {
+        let mut space = AddressSpace::new().unwrap();
+        let (data, anonymous) = (0x100000, 0x200000);
+        file_area(&mut space, data, 2, RW);
+        space.write(data + PAGE_SIZE, b"written").unwrap();
+        space.map_fixed(anonymous, PAGE_SIZE, RW).unwrap();
+        space.write(anonymous, b"gone").unwrap();
+        space.drop_pages(data, 2 * PAGE_SIZE).unwrap();
+        space.drop_pages(anonymous, PAGE_SIZE).unwrap();
+        let file = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let faults = space.faults();
+        let page = PAGE_SIZE as usize;
+        assert_eq!(
+            space.read_vec(data + PAGE_SIZE, page).unwrap(),
+            file[page..2 * page]
+        );
+        assert_eq!(space.read_vec(anonymous, 4).unwrap(), [0; 4]);
+        // Each a fault again: the file's page (its window takes the other), the zeroed one.
+        assert_eq!(space.faults(), faults + 2);
     }
 
     #[test]

@@ -257,10 +257,11 @@ pub fn mremap(k: &mut Kernel, a: &Args) -> SysResult {
 
 pub fn madvise(k: &mut Kernel, a: &Args) -> SysResult {
     aligned(a[0])?;
-    // MADV_DONTNEED on private memory makes the next read see zeros; the rest are hints.
+    // MADV_DONTNEED makes the next touch of private memory see zeros, or the file's bytes
+    // where it maps a file; the rest are hints.
     if a[2] == libc::MADV_DONTNEED as u64 {
         let len = page_up(a[1]).ok_or(Errno::EINVAL)?;
-        k.proc.mem.zero(a[0], len)?;
+        k.proc.mem.drop_pages(a[0], len)?;
     }
     Ok(0)
 }
