@@ -378,16 +378,18 @@ impl AddressSpace {
             if !vma.allows(access) {
                 return Ok(Resolution::Program);
             }
-            if let Some(area) = vma.file {
-                let size = self.files[area.file as usize].size;
-                if area.offset + (page - start) >= page_up(size).unwrap_or(u64::MAX) {
-                    return Ok(Resolution::PastEndOfFile);
-                }
+            if vma.file.is_some() && !self.within_file(page, start, vma) {
+                return Ok(Resolution::PastEndOfFile);
+            }
+            if vma.file.is_some() && access != Access::Write {
+                // A file's page of zeros, which mmap leaves unbacked: read-only, with its
+                // window, as the file's other pages.
+                self.give_frame(page, Prot(vma.prot.0 & !Prot::WRITE))?;
+                self.fault_around(page, start, vma)?;
+                return Ok(Resolution::Resolved);
             }
             self.give_frame(page, vma.prot)?;
-            if vma.file.is_none() || access == Access::Write {
-                self.mark_anonymous(start);
-            }
+            self.mark_anonymous(start);
             return Ok(Resolution::Resolved);
         };
         if !leaf.flags.present && vma.prot.accessible() {
@@ -408,7 +410,7 @@ impl AddressSpace {
                     self.sync.stale_pages.push(page);
                 }
             } else {
-                self.fault_around(page, start..vma.end);
+                self.fault_around(page, start, vma)?;
             }
             return Ok(Resolution::Resolved);
         }
@@ -440,33 +442,46 @@ impl AddressSpace {
         Ok(Resolution::Resolved)
     }
 
-    /// A read fault on the file page `page` of the area `area`: maps it read-only, and the
-    /// area's other file pages not mapped yet in the `FAULT_AROUND_BYTES` window Linux's
-    /// `do_fault_around` takes (from the aligned start, or the area's if later, as far on,
-    /// but not past the area's end or its page table's); a write to one faults again.
-    fn fault_around(&mut self, page: u64, area: Range<u64>) {
-        let from = (page & !(FAULT_AROUND_BYTES - 1)).max(area.start);
+    /// A read fault on the file page `page` of the area `vma` at `start`: maps it read-only,
+    /// and the area's other file pages not mapped yet in the `FAULT_AROUND_BYTES` window
+    /// Linux's `do_fault_around` takes (from the aligned start, or the area's if later, as
+    /// far on, but not past the area's end or its page table's); a write to one faults
+    /// again. The file's pages of zeros among them, which mmap leaves unbacked, get frames.
+    fn fault_around(&mut self, page: u64, start: u64, vma: Vma) -> Result<(), Errno> {
+        let from = (page & !(FAULT_AROUND_BYTES - 1)).max(start);
         let table_end = (from | (PAGE_TABLE_SPAN - 1)) + 1;
-        let to = (from + FAULT_AROUND_BYTES).min(area.end).min(table_end);
-        let mut phys = self.phys.borrow_mut();
-        let mut mapped = 0;
+        let to = (from + FAULT_AROUND_BYTES).min(vma.end).min(table_end);
+        let mut around = 0;
         for at in (from..to).step_by(PAGE_SIZE as usize) {
-            let Some(leaf) = self.tables.leaf(&phys, at) else {
-                continue;
-            };
-            if leaf.flags.present {
-                continue;
+            let leaf = self.tables.leaf(&self.phys.borrow(), at);
+            match leaf {
+                Some(leaf) if !leaf.flags.present => {
+                    let flags = PageFlags {
+                        present: true,
+                        write: false,
+                        ..leaf.flags
+                    };
+                    self.tables
+                        .map(&mut self.phys.borrow_mut(), at, Leaf { flags, ..leaf });
+                }
+                None if self.within_file(at, start, vma) => {
+                    self.give_frame(at, Prot(vma.prot.0 & !Prot::WRITE))?
+                }
+                _ => continue,
             }
-            let flags = PageFlags {
-                present: true,
-                write: false,
-                ..leaf.flags
-            };
-            self.tables.map(&mut phys, at, Leaf { flags, ..leaf });
-            mapped += 1;
+            around += u64::from(at != page);
         }
-        self.faulted_around
-            .set(self.faulted_around.get() + mapped - 1);
+        self.faulted_around.set(self.faulted_around.get() + around);
+        Ok(())
+    }
+
+    /// Whether `page` of the file area `vma` at `start` lies within its file's size when it
+    /// was mapped (past it, touching a page is SIGBUS).
+    fn within_file(&self, page: u64, start: u64, vma: Vma) -> bool {
+        vma.file.is_some_and(|area| {
+            let size = self.files[area.file as usize].size;
+            area.offset + (page - start) < page_up(size).unwrap_or(u64::MAX)
+        })
     }
 
     /// Records that the area at `start` holds a page of its own (`Vma::anonymous_pages`).
@@ -1504,6 +1519,31 @@ mod tests {
         assert_eq!((space.faults(), space.faulted_around()), (1, 15));
         assert!(present_in_tables(&space, start + 15 * PAGE_SIZE));
         assert!(!present_in_tables(&space, start + 16 * PAGE_SIZE));
+    }
+
+    #[test]
+    fn a_files_pages_of_zeros_fault_in_with_their_window_and_read_only() {
+        let mut space = AddressSpace::new().unwrap();
+        let start = 0x100000;
+        let file = MappedFile::at(std::env::current_exe().unwrap()).unwrap();
+        space.map_fixed(start, 4 * PAGE_SIZE, RW).unwrap();
+        // Pages 0 and 2 hold bytes; 1 and 3 are zeros, left unbacked as mmap leaves them.
+        space.fill(start, &[1]);
+        space.fill(start + 2 * PAGE_SIZE, &[3]);
+        space.name_file(start, start + 4 * PAGE_SIZE, file, 0, false);
+        assert_eq!(space.read_vec(start + PAGE_SIZE, 1).unwrap(), [0]);
+        assert_eq!((space.faults(), space.faulted_around()), (1, 3));
+        for page in 0..4 {
+            assert!(
+                present_in_tables(&space, start + page * PAGE_SIZE),
+                "page {page}"
+            );
+            assert!(
+                !writable_in_tables(&space, start + page * PAGE_SIZE),
+                "page {page}"
+            );
+        }
+        assert!(!space.vma_at(start).unwrap().1.anonymous_pages);
     }
 
     #[test]
