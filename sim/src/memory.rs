@@ -330,8 +330,9 @@ impl AddressSpace {
     }
 
     /// Maps `page` with `flags` to a frame of its own: its frame if no other address space
-    /// maps it, else a copy, so that a write to it stays in this address space.
-    fn own(&mut self, page: u64, leaf: Leaf) -> Result<(), Errno> {
+    /// maps it, else a copy, so that a write to it stays in this address space. Returns the
+    /// frame.
+    fn own(&mut self, page: u64, leaf: Leaf) -> Result<u64, Errno> {
         let mut phys = self.phys.borrow_mut();
         let frame = if phys.is_shared(leaf.frame) {
             let copy = phys.alloc().ok_or(Errno::ENOMEM)?;
@@ -346,7 +347,7 @@ impl AddressSpace {
             .map(&mut phys, page, Leaf { frame, ..leaf })
             .ok_or(Errno::ENOMEM)?;
         self.sync.flush_tlb = true;
-        Ok(())
+        Ok(frame)
     }
 
     /// An access to `addr` that the page tables refused, resolved as Linux's page fault
@@ -392,29 +393,19 @@ impl AddressSpace {
             self.mark_anonymous(start);
             return Ok(Resolution::Resolved);
         };
-        if !leaf.flags.present && vma.prot.accessible() {
-            // A file's page not in the page tables yet.
+        // A file's page not in the page tables yet (the area allows access; PROT_NONE's
+        // pages are not present either).
+        let unfaulted = !leaf.flags.present && vma.prot.accessible();
+        if unfaulted && access != Access::Write {
             if !vma.allows(access) {
                 return Ok(Resolution::Program);
             }
-            if access == Access::Write {
-                let flags = vma.prot.page_flags();
-                self.own(page, Leaf { flags, ..leaf })?;
-                self.mark_anonymous(start);
-                // Code translated from the page watches the frame it left, if it left one.
-                let moved = self
-                    .tables
-                    .leaf(&self.phys.borrow(), page)
-                    .is_some_and(|own| own.frame != leaf.frame);
-                if flags.execute && moved {
-                    self.sync.stale_pages.push(page);
-                }
-            } else {
-                self.fault_around(page, start, vma)?;
-            }
+            self.fault_around(page, start, vma)?;
             return Ok(Resolution::Resolved);
         }
-        if vma.prot.0 & Prot::WRITE == 0 || !leaf.flags.present || leaf.flags.write {
+        // A write, to a page not faulted in yet or write-protected.
+        let protected = leaf.flags.present && !leaf.flags.write;
+        if vma.prot.0 & Prot::WRITE == 0 || !(unfaulted || protected) {
             return Ok(Resolution::Program);
         }
         if vma.shared_anonymous {
@@ -430,12 +421,14 @@ impl AddressSpace {
             return Ok(Resolution::Resolved);
         }
         let flags = PageFlags {
+            present: true,
             write: true,
             ..leaf.flags
         };
         self.own(page, Leaf { flags, ..leaf })?;
         self.mark_anonymous(start);
-        // Code translated from the page watches the frame it left.
+        // Code translated from the page watched no frame (the page was read-only) or the one
+        // it left: it must go, and be translated again watching this one.
         if flags.execute {
             self.sync.stale_pages.push(page);
         }
@@ -528,23 +521,16 @@ impl AddressSpace {
 
     /// Faults in the page of guest code at `addr` if it is a file's page not yet in the page
     /// tables, as the CPU's fetch would: translated code is read by the translator, not
-    /// fetched, and reading it is the fault a kernel-resident translator would take. A page
-    /// of a writable area is faulted in for writing, so that the translator can watch its
-    /// frame for stores into the code.
+    /// fetched, and reading it is the fault a kernel-resident translator would take.
     pub fn fault_in_code(&mut self, addr: u64) -> Result<(), Errno> {
         let unfaulted = self
             .tables
             .leaf(&self.phys.borrow(), page_down(addr))
             .is_some_and(|leaf| !leaf.flags.present);
-        let Some((_, vma)) = self.vma_at(addr).filter(|_| unfaulted && addr < USER_END) else {
-            return Ok(());
-        };
-        let access = if vma.allows(Access::Write) {
-            Access::Write
-        } else {
-            Access::Fetch
-        };
-        self.resolve_fault(addr, access).map(drop)
+        if unfaulted && addr < USER_END {
+            self.resolve_fault(addr, Access::Fetch)?;
+        }
+        Ok(())
     }
 
     pub fn cr3(&self) -> u64 {
@@ -1038,12 +1024,7 @@ impl AddressSpace {
                         present: false,
                         ..vma.prot.page_flags()
                     };
-                    self.own(page, Leaf { flags, ..leaf })?;
-                    let frame = self
-                        .tables
-                        .leaf(&self.phys.borrow(), page)
-                        .expect("the page kept a frame")
-                        .frame;
+                    let frame = self.own(page, Leaf { flags, ..leaf })?;
                     self.phys
                         .borrow_mut()
                         .frame_mut(frame)
@@ -1462,8 +1443,7 @@ mod tests {
     }
 
     fn present_in_tables(space: &AddressSpace, addr: u64) -> bool {
-        let leaf = space.tables.leaf(&space.phys.borrow(), addr).unwrap();
-        leaf.flags.present
+        flags_in_tables(space, addr).present
     }
 
     /// A private mapping of `pages` pages of a file (this test binary, which is larger) at
@@ -1589,20 +1569,7 @@ mod tests {
     }
 
     #[test]
-    fn a_vfork_child_keeps_the_file_pages_its_parent_has_mapped() {
-        let mut parent = AddressSpace::new().unwrap();
-        let code = 0x100000;
-        file_area(&mut parent, code, 1, Prot(Prot::READ | Prot::EXEC));
-        parent.resolve_fault(code, Access::Fetch).unwrap();
-        let faults = parent.faults();
-        let mut child = parent.fork(0..0, true).unwrap();
-        assert!(present_in_tables(&child, code));
-        assert_eq!(child.read_vec(code, 1).unwrap(), [1]);
-        assert_eq!(child.faults(), faults);
-    }
-
-    #[test]
-    fn a_fork_child_faults_in_again_the_pages_of_an_area_that_holds_only_its_files() {
+    fn a_fork_child_faults_a_file_only_areas_pages_in_again_and_a_vfork_child_not() {
         let mut parent = AddressSpace::new().unwrap();
         let (code, data) = (0x100000, 0x200000);
         file_area(&mut parent, code, 4, Prot(Prot::READ | Prot::EXEC));
@@ -1622,6 +1589,9 @@ mod tests {
         assert_eq!(child.faults(), faults + 1);
         assert_eq!(child.read_vec(data, 3).unwrap(), b"own");
         assert_eq!(child.faults(), faults + 1);
+        // A vfork child, which on Linux runs in its parent's memory, keeps the code mapped.
+        let vforked = parent.fork(0..0, true).unwrap();
+        assert!(present_in_tables(&vforked, code));
     }
 
     #[test]
@@ -1638,8 +1608,11 @@ mod tests {
     }
 
     fn writable_in_tables(space: &AddressSpace, addr: u64) -> bool {
-        let leaf = space.tables.leaf(&space.phys.borrow(), addr).unwrap();
-        leaf.flags.write
+        flags_in_tables(space, addr).write
+    }
+
+    fn flags_in_tables(space: &AddressSpace, addr: u64) -> PageFlags {
+        space.tables.leaf(&space.phys.borrow(), addr).unwrap().flags
     }
 
     #[test]

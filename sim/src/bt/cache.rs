@@ -613,12 +613,12 @@ impl CodeCache {
     }
 }
 
-/// The guest pages a block's code comes from.
 /// The lookup-table entry of guest `target`.
 fn lookup_entry(target: u64) -> u64 {
     LOOKUP_TABLE + (target % LOOKUP_ENTRIES) * 16
 }
 
+/// The guest pages a block's code comes from.
 fn block_pages(block: &TranslatedBlock) -> impl Iterator<Item = u64> {
     let last_byte = block.guest_end.max(block.guest_start + 1) - 1;
     (block.guest_start & !(PAGE_SIZE - 1)..=last_byte).step_by(PAGE_SIZE as usize)
