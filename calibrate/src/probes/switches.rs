@@ -190,6 +190,8 @@ impl Workload for PingPong {
 struct CreateProcess<'a> {
     session: &'a Session,
     probe: &'static str,
+    /// What a round's size adds to the parent.
+    grows: fn(usize) -> Parent,
 }
 
 /// How long process creation waits for an ETXTBSY to pass: another thread's child forked
@@ -223,20 +225,29 @@ impl Refused<'_> {
 }
 
 pub(super) fn create_process(session: &Session) -> Started<'_> {
-    spawning(session, "create_process")
+    spawning(session, "create_process", Parent::with_pages)
 }
 
 pub(super) fn fork_per_page(session: &Session) -> Started<'_> {
-    spawning(session, "fork_per_page")
+    spawning(session, "fork_per_page", Parent::with_pages)
 }
 
 pub(super) fn fork_per_area(session: &Session) -> Started<'_> {
-    spawning(session, "fork_per_area")
+    spawning(session, "fork_per_area", Parent::with_areas)
 }
 
-/// Process creation for `probe`, once the spawner and the exit program can be run.
-fn spawning<'a>(session: &'a Session, probe: &'static str) -> Started<'a> {
-    let mut workload = CreateProcess { session, probe };
+/// Process creation for `probe`, once the spawner and the exit program can be run; a
+/// round's size adds what `grows` makes of it to the parent.
+fn spawning<'a>(
+    session: &'a Session,
+    probe: &'static str,
+    grows: fn(usize) -> Parent,
+) -> Started<'a> {
+    let mut workload = CreateProcess {
+        session,
+        probe,
+        grows,
+    };
     for _ in 1..TEXT_BUSY_TRIES {
         match workload.spawn(1, Parent::default()) {
             Err(Refused::Exec(_, libc::ETXTBSY)) => std::thread::sleep(TEXT_BUSY_PAUSE),
@@ -360,17 +371,7 @@ fn could_not_run(probe: &'static str, program: &Path, error: std::io::Error) -> 
 impl Workload for CreateProcess<'_> {
     /// `size`: the parent's pages (fork_per_page) or areas (fork_per_area) beyond its own.
     fn round(&mut self, iterations: u64, size: usize) -> Result<Sample, CalibrateError> {
-        let parent = match self.probe {
-            "fork_per_area" => Parent {
-                pages: 0,
-                areas: size,
-            },
-            _ => Parent {
-                pages: size,
-                areas: 0,
-            },
-        };
-        self.spawn(iterations, parent)
+        self.spawn(iterations, (self.grows)(size))
             .map_err(|refused| refused.into_error(self.probe))
     }
 }
@@ -385,6 +386,14 @@ struct Parent {
 }
 
 impl Parent {
+    fn with_pages(pages: usize) -> Self {
+        Parent { pages, areas: 0 }
+    }
+
+    fn with_areas(areas: usize) -> Self {
+        Parent { pages: 0, areas }
+    }
+
     /// The spawner's arguments after the count of processes.
     fn arguments(self) -> Vec<String> {
         match (self.pages, self.areas) {
