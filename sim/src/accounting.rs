@@ -275,6 +275,11 @@ impl Clock {
         self.instructions.get()
     }
 
+    /// Where the instruction count lives, for code that counts inline (`System::inline_counting`).
+    pub fn instructions_ptr(&self) -> *mut u64 {
+        self.instructions.as_ptr()
+    }
+
     pub fn set_event_cycles(&self, cycles: u64) {
         self.event_cycles.set(cycles);
     }

@@ -18,8 +18,9 @@ use std::ffi::c_void;
 use std::rc::Rc;
 
 use unicorn_engine::{
-    uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_reg_read, uc_reg_write, Arch,
-    HookType, Mode, Prot, RegisterX86, UcHookId, Unicorn, X86CpuModel, X86Insn,
+    uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_inline_block,
+    uc_inline_counting_set, uc_reg_read, uc_reg_write, Arch, HookType, Mode, Prot, RegisterX86,
+    UcHookId, Unicorn, X86CpuModel, X86Insn,
 };
 
 use crate::bt::cache::CacheSync;
@@ -259,6 +260,9 @@ impl Machine {
         // Stacked Borrows those fresh borrows would retire this pointer's tag: the argument
         // is that no two live references overlap, not a proof under that model.
         unsafe { raw_block_hook(handle, system.cast(), counted)? };
+        // SAFETY: as for the block hook; the counters' addresses stay put as long
+        // (`System::inline_counting`).
+        unsafe { raw_inline_counting(handle, system)? };
         // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t` and get the system,
         // as the block hook does.
         unsafe {
@@ -301,6 +305,7 @@ impl Machine {
                 // bring the CPU up to date: go on.
                 Ok(()) if !stopped && system.resync.is_some() => {
                     let sync = system.resync.take().unwrap_or_default();
+                    system.regate();
                     start = system.resume_after_store(rip);
                     catch_up(&mut self.uc, &sync);
                     continue;
@@ -848,6 +853,52 @@ unsafe fn raw_block_hook(
         )
     };
     setup("add the block hook", result.into())
+}
+
+/// Lets the blocks the block hook covers count themselves: their translations add what
+/// `System::inline_counts` says to the system's counters, and call the hook only when the
+/// system's gate says so (Unicorn's patch, `vendor/README.md`). Without it the hook ran
+/// for every block: 40 % of a ring-3 `busybox bc` run (perf, BENCHMARKS.md, issue 12).
+///
+/// # Safety
+/// `system` must point to the engine's `System` for as long as the engine runs.
+unsafe fn raw_inline_counting(
+    handle: *mut uc_engine,
+    system: *mut System,
+) -> Result<(), MachineError> {
+    // SAFETY: per the caller; no other reference to the system is live here.
+    let counting = unsafe { (*system).inline_counting() };
+    let callback: unsafe extern "C" fn(
+        *mut uc_engine,
+        u64,
+        u32,
+        *mut uc_inline_block,
+        *mut c_void,
+    ) = on_translate_block;
+    // SAFETY: a valid engine handle, counters that outlive the engine's runs, and a
+    // callback of `uc_cb_inline_block_t`'s type.
+    let result =
+        unsafe { uc_inline_counting_set(handle, &counting, Some(callback), system.cast()) };
+    setup("count blocks inline", result.into())
+}
+
+/// Unicorn translates a block the block hook covers: what its translation adds.
+unsafe extern "C" fn on_translate_block(
+    _uc: *mut uc_engine,
+    addr: u64,
+    size: u32,
+    block: *mut uc_inline_block,
+    system: *mut c_void,
+) {
+    // SAFETY: as in `on_block`.
+    let system = unsafe { &mut *system.cast::<System>() };
+    let counts = system.inline_counts(addr, size);
+    // SAFETY: Unicorn passes a block to fill, zeroed.
+    let block = unsafe { &mut *block };
+    match counts {
+        Some(counts) => *block = counts,
+        None => block.hook = 1,
+    }
 }
 
 unsafe extern "C" fn on_block(uc: *mut uc_engine, addr: u64, size: u32, system: *mut c_void) {

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use translator::cpu::Sysenter;
 use translator::runtime::fault;
 use translator::{Source, TranslateError, FAULT_KINDS};
-use unicorn_engine::UcHookId;
+use unicorn_engine::{uc_inline_block, uc_inline_counting, UcHookId};
 
 use crate::accounting::{
     ends_in_conditional_branch, Accounted, BlockCount, BlockCounter, Clock, Counts, Extra,
@@ -125,6 +125,22 @@ pub enum Flow {
     Reschedule(Option<u64>),
 }
 
+/// `System::inline_current`'s address when no block counted itself since `enter_block` ran.
+const NO_INLINE_BLOCK: u64 = u64::MAX;
+
+/// The counters a block counting itself adds to, by their index in
+/// `uc_inline_counting::totals` and `uc_inline_block::totals`.
+const GUEST_CYCLE_UNITS: usize = 0;
+const TRANSLATED_INSTRUCTIONS: usize = 1;
+const TRANSLATED_CYCLE_UNITS: usize = 2;
+const INDIRECT_LOOKUPS: usize = 3;
+const INDIRECT_HITS: usize = 4;
+/// The first of `Source::ALL.len()`.
+const EXTRA_BY_SOURCE: usize = 5;
+/// Unicorn's `UC_INLINE_TOTALS`.
+const INLINE_TOTALS: usize = 12;
+const _: () = assert!(EXTRA_BY_SOURCE + Source::ALL.len() <= INLINE_TOTALS);
+
 /// An emulator block and what was counted for it.
 #[derive(Clone, Copy, Default)]
 struct CurrentBlock {
@@ -137,6 +153,20 @@ struct CurrentBlock {
     guest_cycle_units: u32,
 }
 
+impl CurrentBlock {
+    fn new(addr: u64, size: u32, count: &BlockCount) -> Self {
+        Self {
+            addr,
+            size,
+            instructions: count.instructions,
+            guest: count.guest,
+            extra: count.extra,
+            cycle_units: count.cycle_units,
+            guest_cycle_units: count.guest_cycle_units,
+        }
+    }
+}
+
 pub struct System {
     pub kernel: Kernel,
     pub model: CostModel,
@@ -144,12 +174,20 @@ pub struct System {
     pub clock: Rc<Clock>,
     pub blocks: BlockCounter,
     pub max_instructions: Option<u64>,
-    /// The emulator block now running, and what was counted for it.
+    /// The emulator block now running and what was counted for it, when `enter_block`
+    /// counted it (see `current_block`).
     current_block: CurrentBlock,
+    /// The address and size of the block now running, as its generated code stores them
+    /// when it counts itself (`inline_counting`); the address is `NO_INLINE_BLOCK` when
+    /// `current_block` is the one.
+    inline_current: [u64; 2],
+    /// A block whose instructions would take the instruction count to this or beyond goes
+    /// through `enter_block` rather than counting itself (see `regate`).
+    gate: u64,
     predictor: Predictor,
     /// The fall-through of the guest conditional branch the running task's last block
-    /// ended with: the block it runs next says which way the branch went.
-    pending_branch: Option<u64>,
+    /// ended with, or 0: the block it runs next says which way the branch went.
+    pending_branch: u64,
     pub stop: Option<Stop>,
     /// The code cache, in ring-0 mode.
     pub cache: Option<CodeCache>,
@@ -223,8 +261,10 @@ impl System {
             blocks: BlockCounter::new(mode == Mode::Ring0, priced),
             max_instructions,
             current_block: CurrentBlock::default(),
+            inline_current: [NO_INLINE_BLOCK, 0],
+            gate: 0,
             predictor: Predictor::default(),
-            pending_branch: None,
+            pending_branch: 0,
             stop: None,
             cache: (mode == Mode::Ring0).then(CodeCache::new),
             ring0: Ring0Counts::default(),
@@ -348,13 +388,13 @@ impl System {
             }
             _ => u64::MAX,
         };
-        self.check_at = self.quantum_end.min(self.timer_end);
+        self.set_check_at(self.quantum_end.min(self.timer_end));
     }
 
     /// A signal waits for the running task, which is not at a guest instruction boundary:
     /// the machine stops at the next one.
     pub fn interrupt_soon(&mut self) {
-        self.check_at = 0;
+        self.set_check_at(0);
     }
 
     /// The machine stopped for a timer or a waiting signal: fire what is due.
@@ -379,7 +419,7 @@ impl System {
         let timer = self.timer_end <= now.saturating_add(guest as u64);
         if !signal && !timer && !self.kernel.sched.has_runnable() {
             self.quantum_end = now.saturating_add(self.kernel.sched.next_quantum());
-            self.check_at = self.quantum_end.min(self.timer_end);
+            self.set_check_at(self.quantum_end.min(self.timer_end));
             return false;
         }
         let may_stop = match self.cache {
@@ -498,9 +538,10 @@ impl System {
         let preempted = std::mem::take(&mut self.preempted);
         let (outgoing, outgoing_task) = (self.kernel.proc.pid, self.kernel.task.tid);
         // A task's last branch is resolved by its own next block, whoever runs between.
-        self.kernel.task.pending_branch = self.pending_branch.take();
+        let pending = std::mem::take(&mut self.pending_branch);
+        self.kernel.task.pending_branch = (pending != 0).then_some(pending);
         let switch = self.kernel.switch(preempted);
-        self.pending_branch = self.kernel.task.pending_branch.take();
+        self.pending_branch = self.kernel.task.pending_branch.take().unwrap_or(0);
         if self.kernel.task.tid != outgoing_task {
             if self.kernel.proc.pid == outgoing {
                 self.counts.thread_switches += 1;
@@ -523,19 +564,11 @@ impl System {
         switch
     }
 
-    /// Counts a block about to run; false when it must not run yet: the CPU must catch up
-    /// with changed code first, or the instruction limit says stop.
-    pub fn enter_block(&mut self, addr: u64, size: u32) -> bool {
-        if self.resync.is_some() {
-            return false;
-        }
-        // The per-block path: plain wrapping arithmetic on addresses and counters, which no
-        // run comes near 2^64 in, so that the release build's overflow checks stay off it
-        // (they cost 4 % of a ring-0 run's instructions here, callgrind).
+    /// What the block at `addr` counts, from the block counter's cache or decoded afresh.
+    fn count_block(&mut self, addr: u64, size: u32) -> BlockCount {
         let (cache, model) = (&self.cache, &self.model);
         let end = addr.wrapping_add(size as u64);
-        let mut count = self
-            .blocks
+        self.blocks
             .count(addr, size, &self.kernel.proc.mem, |decoded| {
                 // Only for a block decoded afresh.
                 let core = model.instruction_costs.microarchitecture();
@@ -555,7 +588,21 @@ impl System {
                         && layout::stub_source(addr).is_none()
                         && ends_in_conditional_branch(decoded),
                 }
-            });
+            })
+    }
+
+    /// Counts a block about to run; false when it must not run yet: the CPU must catch up
+    /// with changed code first, or the instruction limit says stop. Blocks that count
+    /// themselves (`inline_counts`) come here only when `gate` sends them.
+    pub fn enter_block(&mut self, addr: u64, size: u32) -> bool {
+        if self.resync.is_some() {
+            return false;
+        }
+        // The per-block path: plain wrapping arithmetic on addresses and counters, which no
+        // run comes near 2^64 in, so that the release build's overflow checks stay off it
+        // (they cost 4 % of a ring-0 run's instructions here, callgrind).
+        let end = addr.wrapping_add(size as u64);
+        let mut count = self.count_block(addr, size);
         if count.fresh {
             let unusual = self.blocks.unusual();
             // Unicorn's core would run it: stop before the block runs, and let the machine
@@ -569,7 +616,7 @@ impl System {
             }
         }
         // A further iteration of the rep instruction the previous block ended with.
-        let previous = &self.current_block;
+        let previous = self.current_block();
         if count.repeat && previous.addr.wrapping_add(previous.size as u64) == end {
             count.instructions = 0;
             count.guest = 0;
@@ -601,19 +648,15 @@ impl System {
                 *total = total.wrapping_add(extra as i64);
             }
         }
-        if let Some(fall_through) = self.pending_branch.take() {
+        let fall_through = std::mem::take(&mut self.pending_branch);
+        if fall_through != 0 {
             self.predictor.record(fall_through, addr != fall_through);
         }
-        self.pending_branch = count.conditional.then_some(end);
-        self.current_block = CurrentBlock {
-            addr,
-            size,
-            instructions: count.instructions,
-            guest: count.guest,
-            extra: count.extra,
-            cycle_units: count.cycle_units,
-            guest_cycle_units: count.guest_cycle_units,
-        };
+        if count.conditional {
+            self.pending_branch = end;
+        }
+        self.inline_current[0] = NO_INLINE_BLOCK;
+        self.current_block = CurrentBlock::new(addr, size, &count);
         match self.max_instructions {
             Some(limit) if after >= limit && self.stop.is_none() => {
                 self.stop = Some(Stop::InstructionLimit);
@@ -629,8 +672,8 @@ impl System {
     /// dropped block counted from the store on never ran. Only such a store does this,
     /// within the block before (at its start, if the store began it), and a block starting
     /// there would otherwise run on past it.
-    fn restarts_after_store(&self, addr: u64, count: BlockCount) -> bool {
-        let previous = &self.current_block;
+    fn restarts_after_store(&mut self, addr: u64, count: BlockCount) -> bool {
+        let previous = self.current_block();
         count.instructions == 1
             && !count.repeat
             && previous.addr <= addr
@@ -639,9 +682,111 @@ impl System {
             && BlockCounter::runs_on(addr, &self.kernel.proc.mem)
     }
 
+    /// The block now running and what was counted for it: `current_block` if
+    /// `enter_block` counted it, else (it counted itself) as the block counter counts it.
+    fn current_block(&mut self) -> CurrentBlock {
+        let [addr, size] = self.inline_current;
+        if addr != NO_INLINE_BLOCK {
+            let size = size as u32;
+            let count = self.count_block(addr, size);
+            self.inline_current[0] = NO_INLINE_BLOCK;
+            self.current_block = CurrentBlock::new(addr, size, &count);
+        }
+        self.current_block
+    }
+
+    fn set_check_at(&mut self, at: u64) {
+        self.check_at = at;
+        self.regate();
+    }
+
+    /// Sets the gate that sends blocks counting themselves to `enter_block`: every one
+    /// while the CPU must catch up with changed code, else the first whose instructions
+    /// pass `check_at` or reach the instruction limit, where `enter_block` does more than
+    /// count.
+    pub fn regate(&mut self) {
+        self.gate = if self.resync.is_some() {
+            0
+        } else {
+            let limit = self.max_instructions.unwrap_or(u64::MAX);
+            self.check_at.saturating_add(1).min(limit)
+        };
+    }
+
+    /// What the block at `addr` adds to the counters when its generated code counts it
+    /// (Unicorn asks as it translates the block), as `enter_block` would; `None` for a
+    /// block that must go through `enter_block` every time: one decoded afresh that the
+    /// CPU model lacks an instruction of or that lies in writable code, or a rep
+    /// instruction (whose further iterations count nothing).
+    pub fn inline_counts(&mut self, addr: u64, size: u32) -> Option<uc_inline_block> {
+        let count = self.count_block(addr, size);
+        let unusual = self.blocks.unusual();
+        if count.repeat || (count.fresh && (unusual.lacking.is_some() || unusual.volatile)) {
+            return None;
+        }
+        let mut totals = [0; INLINE_TOTALS];
+        totals[GUEST_CYCLE_UNITS] = count.guest_cycle_units as u64;
+        if self.cache.is_some() {
+            totals[TRANSLATED_INSTRUCTIONS] = count.instructions as u64;
+            totals[TRANSLATED_CYCLE_UNITS] = count.cycle_units as u64;
+            let lookup = u64::from(addr == layout::LOOKUP);
+            totals[INDIRECT_LOOKUPS] = lookup;
+            totals[INDIRECT_HITS] = lookup;
+            for (total, extra) in totals[EXTRA_BY_SOURCE..].iter_mut().zip(count.extra) {
+                *total = extra as i64 as u64;
+            }
+        }
+        Some(uc_inline_block {
+            hook: 0,
+            instructions: count.guest as u64,
+            branch_site: if count.conditional {
+                addr.wrapping_add(size as u64)
+            } else {
+                0
+            },
+            totals,
+        })
+    }
+
+    /// Where the counters live that blocks counting themselves add to, in the order of
+    /// `InlineCounts::totals`, with the instruction count, the gate, the running block
+    /// and the branch predictor. They stay put while the machine runs: the system lives
+    /// in the engine's heap-allocated data, the clock in an `Rc`, and a switch of address
+    /// space moves the next code cache into the same `cache` slot.
+    pub fn inline_counting(&mut self) -> uc_inline_counting {
+        let (table, history, mispredictions, next, bits) = self.predictor.raw_parts();
+        let mut totals = [std::ptr::null_mut(); INLINE_TOTALS];
+        totals[GUEST_CYCLE_UNITS] = &raw mut self.counts.guest_cycle_units;
+        if let Some(cache) = &mut self.cache {
+            totals[TRANSLATED_INSTRUCTIONS] = &raw mut self.ring0.translated_instructions;
+            totals[TRANSLATED_CYCLE_UNITS] = &raw mut self.ring0.translated_cycle_units;
+            totals[INDIRECT_LOOKUPS] = &raw mut cache.stats.indirect_lookups;
+            totals[INDIRECT_HITS] = &raw mut cache.stats.indirect_hits;
+            for (total, extra) in totals[EXTRA_BY_SOURCE..]
+                .iter_mut()
+                .zip(&mut self.ring0.extra_by_source)
+            {
+                *total = (extra as *mut i64).cast();
+            }
+        }
+        self.regate();
+        uc_inline_counting {
+            clock: self.clock.instructions_ptr(),
+            gate: &raw const self.gate,
+            current: self.inline_current.as_mut_ptr(),
+            pending: &raw mut self.pending_branch,
+            history,
+            table,
+            next,
+            mispredictions,
+            bits,
+            totals,
+        }
+    }
+
     /// The running task goes on elsewhere than where its last block led.
     pub fn forget_pending_branch(&mut self) {
-        self.pending_branch = None;
+        self.pending_branch = 0;
     }
 
     /// The counts as of now, with the instruction total from the clock.
@@ -1179,6 +1324,7 @@ impl System {
         self.resync
             .get_or_insert_with(CacheSync::default)
             .merge(sync);
+        self.regate();
     }
 
     /// Where the machine goes on after a store dropped translations: `rip`, where the next
@@ -1303,7 +1449,7 @@ impl System {
 
     /// Stops the run: the simulator cannot do `what`.
     pub fn unsupported(&mut self, what: String) {
-        let rip = self.current_block.addr;
+        let rip = self.current_block().addr;
         self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
     }
 
@@ -1317,7 +1463,7 @@ impl System {
     /// instruction whose translation contains it did not complete either, even if its
     /// translation began before `rip` (a sandbox check, a spill) or in an earlier block.
     fn uncount_from(&mut self, rip: u64, faulted: bool) {
-        let block = self.current_block;
+        let block = self.current_block();
         let Some(ran) =
             BlockCounter::executed_before(block.addr, block.size, rip, &self.kernel.proc.mem)
         else {
@@ -1379,6 +1525,6 @@ impl System {
             ..block
         };
         // Its closing branch did not run.
-        self.pending_branch = None;
+        self.pending_branch = 0;
     }
 }

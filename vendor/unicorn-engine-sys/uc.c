@@ -2033,6 +2033,18 @@ uc_err uc_hook_add(uc_engine *uc, uc_hook *hh, int type, void *callback,
 }
 
 UNICORN_EXPORT
+uc_err uc_inline_counting_set(uc_engine *uc, const uc_inline_counting *counting,
+                              uc_cb_inline_block_t callback, void *user_data)
+{
+    UC_INIT(uc);
+    uc->inline_counting = *counting;
+    uc->inline_block = callback;
+    uc->inline_block_data = user_data;
+    uc->tb_flush(uc);
+    return UC_ERR_OK;
+}
+
+UNICORN_EXPORT
 uc_err uc_hook_del(uc_engine *uc, uc_hook hh)
 {
     int i;

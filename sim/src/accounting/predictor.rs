@@ -54,6 +54,19 @@ impl Predictor {
     pub fn mispredictions(&self) -> u64 {
         self.mispredictions
     }
+
+    /// Where its state lives, for generated code that records branches as `record` does
+    /// (`System::inline_counting`): the counters, the history, the misprediction count, the
+    /// table of counters' next values and the bits of history.
+    pub fn raw_parts(&mut self) -> (*mut u8, *mut u32, *mut u64, *const u8, u32) {
+        (
+            self.counters.as_mut_ptr(),
+            &raw mut self.history,
+            &raw mut self.mispredictions,
+            NEXT.as_ptr(),
+            BITS,
+        )
+    }
 }
 
 #[cfg(test)]

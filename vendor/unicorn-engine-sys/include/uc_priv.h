@@ -366,6 +366,11 @@ struct uc_struct {
     // hook to count number of instructions for uc_emu_start()
     uc_hook count_hook;
 
+    // ringsim: inline block counting (uc_inline_counting_set)
+    uc_inline_counting inline_counting;
+    uc_cb_inline_block_t inline_block;
+    void *inline_block_data;
+
     size_t emu_counter; // current counter of uc_emu_start()
     size_t emu_count;   // save counter of uc_emu_start()
 

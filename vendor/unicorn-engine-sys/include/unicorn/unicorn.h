@@ -1104,6 +1104,47 @@ UNICORN_EXPORT
 uc_err uc_hook_del(uc_engine *uc, uc_hook hh);
 
 /*
+ ringsim: inline block counting. Where a block hook would be called, the block's
+ translation instead adds its counts to host counters itself, calling the hook only
+ when *gate says so (see vendor/README.md in ringsim).
+*/
+#define UC_INLINE_TOTALS 12
+
+/* Host counters the generated code updates; set once, before any code runs. */
+typedef struct uc_inline_counting {
+    uint64_t *clock;           /* += a block's instructions, unless it calls the hook */
+    const uint64_t *gate;      /* the hook is called instead when *clock + instructions >= *gate */
+    uint64_t *current;         /* [2]: the running block's address and size */
+    /* A gshare predictor: the branch a block ended with is resolved by the next block. */
+    uint64_t *pending;         /* the fall-through of the last conditional branch, or 0 */
+    uint32_t *history;         /* the last `bits` outcomes, the latest in bit 0 */
+    uint8_t *table;            /* 2^bits two-bit counters */
+    const uint8_t *next;       /* [8]: a counter's next value by (value << 1 | taken) */
+    uint64_t *mispredictions;
+    uint32_t bits;
+    uint64_t *totals[UC_INLINE_TOTALS]; /* NULL where unused */
+} uc_inline_counting;
+
+/* What one block's generated code adds, as the callback fills it at translation. */
+typedef struct uc_inline_block {
+    int hook;                  /* non-zero: call the block hook every time instead */
+    uint64_t instructions;
+    uint64_t branch_site;      /* stored to *pending: the fall-through, or 0 */
+    uint64_t totals[UC_INLINE_TOTALS];
+} uc_inline_block;
+
+typedef void (*uc_cb_inline_block_t)(uc_engine *uc, uint64_t address, uint32_t size,
+                                     uc_inline_block *block, void *user_data);
+
+/*
+ Counts blocks inline from now on (every cached translation is dropped). `callback`
+ says, as each block hooked by the block hook is translated, what it adds.
+*/
+UNICORN_EXPORT
+uc_err uc_inline_counting_set(uc_engine *uc, const uc_inline_counting *counting,
+                              uc_cb_inline_block_t callback, void *user_data);
+
+/*
  Variables to control which state should be stored in the context.
  Defaults to UC_CTL_CONTEXT_CPU. The options are used in a bitfield
  so to enable more then one content the binary or of the required

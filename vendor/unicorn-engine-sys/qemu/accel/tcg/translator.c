@@ -32,6 +32,164 @@ void translator_loop_temp_check(DisasContextBase *db)
 #endif
 }
 
+/* ringsim: a host address into `ptr` (64-bit hosts only, as TCGv_ptr is i64 there). */
+static void tcg_gen_movi_ptr(TCGContext *s, TCGv_ptr ptr, uintptr_t addr)
+{
+    QEMU_BUILD_BUG_ON(sizeof(void *) != 8);
+    tcg_gen_movi_i64(s, (TCGv_i64)ptr, addr);
+}
+
+/* ringsim: loads the u64 at host address `addr` into `ret`. */
+static void gen_ld_host(TCGContext *s, TCGv_i64 ret, TCGv_ptr ptr, const void *addr)
+{
+    tcg_gen_movi_ptr(s, ptr, (uintptr_t)addr);
+    tcg_gen_ld_i64(s, ret, ptr, 0);
+}
+
+/* ringsim: adds `value` to the u64 at host address `addr`. */
+static void gen_add_host(TCGContext *s, TCGv_i64 tmp, TCGv_ptr ptr, uint64_t *addr,
+                         uint64_t value)
+{
+    gen_ld_host(s, tmp, ptr, addr);
+    tcg_gen_addi_i64(s, tmp, tmp, value);
+    tcg_gen_st_i64(s, tmp, ptr, 0);
+}
+
+/* ringsim: resolves the conditional branch `*pending` (if any): taken unless this block
+   at `pc` is its fall-through. The predictor's record step, as the simulator's own. */
+static void gen_resolve_branch(TCGContext *s, const uc_inline_counting *c, uint64_t pc)
+{
+    TCGLabel *none = gen_new_label(s);
+    TCGv_ptr ptr = tcg_temp_new_ptr(s), counter = tcg_temp_new_ptr(s);
+    TCGv_i64 site = tcg_temp_new_i64(s), taken = tcg_temp_new_i64(s);
+    TCGv_i64 index = tcg_temp_new_i64(s), t = tcg_temp_new_i64(s);
+    TCGv_i64 value = tcg_temp_new_i64(s), history = tcg_temp_new_i64(s);
+    uint64_t mask = (1ull << c->bits) - 1;
+
+    gen_ld_host(s, site, ptr, c->pending);
+    tcg_gen_brcondi_i64(s, TCG_COND_EQ, site, 0, none);
+
+    gen_ld_host(s, site, ptr, c->pending);
+    tcg_gen_setcondi_i64(s, TCG_COND_NE, taken, site, pc);
+    /* index = (site ^ site >> bits ^ site >> 2 bits ^ history) & mask */
+    tcg_gen_shri_i64(s, t, site, c->bits);
+    tcg_gen_xor_i64(s, index, site, t);
+    tcg_gen_shri_i64(s, t, site, 2 * c->bits);
+    tcg_gen_xor_i64(s, index, index, t);
+    tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->history);
+    tcg_gen_ld32u_i64(s, history, ptr, 0);
+    tcg_gen_xor_i64(s, index, index, history);
+    tcg_gen_andi_i64(s, index, index, mask);
+    /* the counter, and a misprediction if its prediction (bit 1) is not the outcome */
+    tcg_gen_trunc_i64_ptr(s, counter, index);
+    tcg_gen_addi_ptr(s, counter, counter, (intptr_t)c->table);
+    tcg_gen_ld8u_i64(s, value, counter, 0);
+    tcg_gen_shri_i64(s, t, value, 1);
+    tcg_gen_xor_i64(s, t, t, taken);
+    tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->mispredictions);
+    tcg_gen_ld_i64(s, index, ptr, 0);
+    tcg_gen_add_i64(s, index, index, t);
+    tcg_gen_st_i64(s, index, ptr, 0);
+    /* counter = next[value << 1 | taken] */
+    tcg_gen_shli_i64(s, value, value, 1);
+    tcg_gen_or_i64(s, value, value, taken);
+    tcg_gen_trunc_i64_ptr(s, ptr, value);
+    tcg_gen_addi_ptr(s, ptr, ptr, (intptr_t)c->next);
+    tcg_gen_ld8u_i64(s, value, ptr, 0);
+    tcg_gen_st8_i64(s, value, counter, 0);
+    /* history = (history << 1 | taken) & mask */
+    tcg_gen_shli_i64(s, history, history, 1);
+    tcg_gen_or_i64(s, history, history, taken);
+    tcg_gen_andi_i64(s, history, history, mask);
+    tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->history);
+    tcg_gen_st32_i64(s, history, ptr, 0);
+
+    gen_set_label(s, none);
+    tcg_temp_free_i64(s, history);
+    tcg_temp_free_i64(s, value);
+    tcg_temp_free_i64(s, t);
+    tcg_temp_free_i64(s, index);
+    tcg_temp_free_i64(s, taken);
+    tcg_temp_free_i64(s, site);
+    tcg_temp_free_ptr(s, counter);
+    tcg_temp_free_ptr(s, ptr);
+}
+
+/* ringsim: the prologue of a block counted inline, emitted at the end of the op list
+   (the block's size is known only once it is translated) and moved to after `anchor`,
+   where the block hook's call would be. Every temp dies within its basic block. */
+static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
+                             uint64_t pc, uint32_t size)
+{
+    const uc_inline_counting *c = &uc->inline_counting;
+    uc_inline_block block;
+    TCGOp *last = tcg_last_op(s), *op;
+    TCGLabel *slow, *done;
+    TCGv_ptr ptr;
+    TCGv_i64 t, gate;
+    int i;
+
+    memset(&block, 0, sizeof(block));
+    uc->inline_block(uc, pc, size, &block, uc->inline_block_data);
+    if (block.hook) {
+        gen_uc_tracecode(s, size, UC_HOOK_BLOCK_IDX, uc, pc);
+    } else {
+        slow = gen_new_label(s);
+        done = gen_new_label(s);
+        ptr = tcg_temp_new_ptr(s);
+        t = tcg_temp_new_i64(s);
+        gate = tcg_temp_new_i64(s);
+        gen_ld_host(s, t, ptr, c->clock);
+        tcg_gen_addi_i64(s, t, t, block.instructions);
+        gen_ld_host(s, gate, ptr, c->gate);
+        tcg_gen_brcond_i64(s, TCG_COND_GEU, t, gate, slow);
+
+        gen_add_host(s, t, ptr, c->clock, block.instructions);
+        for (i = 0; i < UC_INLINE_TOTALS; i++) {
+            if (block.totals[i] != 0 && c->totals[i]) {
+                gen_add_host(s, t, ptr, c->totals[i], block.totals[i]);
+            }
+        }
+        tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->current);
+        tcg_gen_movi_i64(s, t, pc);
+        tcg_gen_st_i64(s, t, ptr, 0);
+        tcg_gen_movi_i64(s, t, size);
+        tcg_gen_st_i64(s, t, ptr, 8);
+        tcg_temp_free_i64(s, gate);
+        tcg_temp_free_i64(s, t);
+        tcg_temp_free_ptr(s, ptr);
+
+        gen_resolve_branch(s, c, pc);
+
+        ptr = tcg_temp_new_ptr(s);
+        t = tcg_temp_new_i64(s);
+        tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->pending);
+        tcg_gen_movi_i64(s, t, block.branch_site);
+        tcg_gen_st_i64(s, t, ptr, 0);
+        tcg_temp_free_i64(s, t);
+        tcg_temp_free_ptr(s, ptr);
+        tcg_gen_br(s, done);
+
+        gen_set_label(s, slow);
+        gen_uc_tracecode(s, size, UC_HOOK_BLOCK_IDX, uc, pc);
+        gen_set_label(s, done);
+    }
+
+    /* Move what was just emitted to after `anchor` (to the head if there is none). */
+    op = QTAILQ_NEXT(last, link);
+    while (op) {
+        TCGOp *next = QTAILQ_NEXT(op, link);
+        QTAILQ_REMOVE(&s->ops, op, link);
+        if (anchor) {
+            QTAILQ_INSERT_AFTER(&s->ops, anchor, op, link);
+        } else {
+            QTAILQ_INSERT_HEAD(&s->ops, op, link);
+        }
+        anchor = op;
+        op = next;
+    }
+}
+
 void translator_loop(const TranslatorOps *ops, DisasContextBase *db,
                      CPUState *cpu, TranslationBlock *tb, int max_insns)
 {
@@ -77,7 +235,10 @@ void translator_loop(const TranslatorOps *ops, DisasContextBase *db,
         ops->pc_sync(db, cpu);
         prev_op = tcg_last_op(tcg_ctx);
         block_hook = true;
-        gen_uc_tracecode(tcg_ctx, 0xf8f8f8f8, UC_HOOK_BLOCK_IDX, uc, db->pc_first);
+        /* ringsim: counted inline, the prologue is made once the block is known. */
+        if (!uc->inline_block) {
+            gen_uc_tracecode(tcg_ctx, 0xf8f8f8f8, UC_HOOK_BLOCK_IDX, uc, db->pc_first);
+        }
     }
 
     // tcg_dump_ops(tcg_ctx, false, "translator loop");
@@ -150,7 +311,9 @@ _end_loop:
 
     hooked_regions_check(uc, db->tb->pc, db->tb->size);
 
-    if (block_hook) {
+    if (block_hook && uc->inline_block) {
+        gen_inline_count(uc, tcg_ctx, prev_op, db->pc_first, db->tb->size);
+    } else if (block_hook) {
         TCGOp *tcg_op;
 
         // Unicorn: patch the callback to have the proper block size.
