@@ -421,6 +421,17 @@ pub struct BlockCount {
     pub fresh: bool,
 }
 
+impl BlockCount {
+    /// Counts nothing: a further iteration of a rep instruction (see `repeat`).
+    pub fn uncount(&mut self) {
+        self.instructions = 0;
+        self.guest = 0;
+        self.extra = Extra::default();
+        self.cycle_units = 0;
+        self.guest_cycle_units = 0;
+    }
+}
+
 /// What only a freshly decoded block can be (cached blocks are neither).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Unusual {

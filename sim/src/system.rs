@@ -125,8 +125,12 @@ pub enum Flow {
     Reschedule(Option<u64>),
 }
 
-/// `System::inline_current`'s address when no block counted itself since `enter_block` ran.
-const NO_INLINE_BLOCK: u64 = u64::MAX;
+/// How the running block was counted, in `System::inline_current`: by `enter_block`
+/// (`current_block` holds it), by itself, or not at all (a further iteration of a rep
+/// instruction).
+const COUNTED_BY_HOOK: u64 = 0;
+const COUNTED_INLINE: u64 = 1;
+const COUNTED_AS_REPEAT: u64 = 2;
 
 /// The counters a block counting itself adds to, by their index in
 /// `uc_inline_counting::totals` and `uc_inline_block::totals`.
@@ -177,10 +181,9 @@ pub struct System {
     /// The emulator block now running and what was counted for it, when `enter_block`
     /// counted it (see `current_block`).
     current_block: CurrentBlock,
-    /// The address and size of the block now running, as its generated code stores them
-    /// when it counts itself (`inline_counting`); the address is `NO_INLINE_BLOCK` when
-    /// `current_block` is the one.
-    inline_current: [u64; 2],
+    /// The address and size of the block now running and how it was counted
+    /// (`COUNTED_BY_HOOK`…), as `enter_block` or the block's generated code stores them.
+    inline_current: [u64; 3],
     /// A block whose instructions would take the instruction count to this or beyond goes
     /// through `enter_block` rather than counting itself (see `regate`).
     gate: u64,
@@ -261,7 +264,7 @@ impl System {
             blocks: BlockCounter::new(mode == Mode::Ring0, priced),
             max_instructions,
             current_block: CurrentBlock::default(),
-            inline_current: [NO_INLINE_BLOCK, 0],
+            inline_current: [0, 0, COUNTED_BY_HOOK],
             gate: 0,
             predictor: Predictor::default(),
             pending_branch: 0,
@@ -618,11 +621,7 @@ impl System {
         // A further iteration of the rep instruction the previous block ended with.
         let previous = self.current_block();
         if count.repeat && previous.addr.wrapping_add(previous.size as u64) == end {
-            count.instructions = 0;
-            count.guest = 0;
-            count.extra = Extra::default();
-            count.cycle_units = 0;
-            count.guest_cycle_units = 0;
+            count.uncount();
         }
         // The guest's clock runs on guest instructions in both modes, so both runs see the
         // same times and behave the same. One read of it serves the quantum, the clock and
@@ -655,7 +654,7 @@ impl System {
         if count.conditional {
             self.pending_branch = end;
         }
-        self.inline_current[0] = NO_INLINE_BLOCK;
+        self.inline_current = [addr, size as u64, COUNTED_BY_HOOK];
         self.current_block = CurrentBlock::new(addr, size, &count);
         match self.max_instructions {
             Some(limit) if after >= limit && self.stop.is_none() => {
@@ -685,13 +684,17 @@ impl System {
     /// The block now running and what was counted for it: `current_block` if
     /// `enter_block` counted it, else (it counted itself) as the block counter counts it.
     fn current_block(&mut self) -> CurrentBlock {
-        let [addr, size] = self.inline_current;
-        if addr != NO_INLINE_BLOCK {
-            let size = size as u32;
-            let count = self.count_block(addr, size);
-            self.inline_current[0] = NO_INLINE_BLOCK;
-            self.current_block = CurrentBlock::new(addr, size, &count);
+        let [addr, size, how] = self.inline_current;
+        let size = size as u32;
+        let mut count = match how {
+            COUNTED_INLINE | COUNTED_AS_REPEAT => self.count_block(addr, size),
+            _ => return self.current_block,
+        };
+        if how == COUNTED_AS_REPEAT {
+            count.uncount();
         }
+        self.inline_current[2] = COUNTED_BY_HOOK;
+        self.current_block = CurrentBlock::new(addr, size, &count);
         self.current_block
     }
 
@@ -716,12 +719,11 @@ impl System {
     /// What the block at `addr` adds to the counters when its generated code counts it
     /// (Unicorn asks as it translates the block), as `enter_block` would; `None` for a
     /// block that must go through `enter_block` every time: one decoded afresh that the
-    /// CPU model lacks an instruction of or that lies in writable code, or a rep
-    /// instruction (whose further iterations count nothing).
+    /// CPU model lacks an instruction of or that lies in writable code.
     pub fn inline_counts(&mut self, addr: u64, size: u32) -> Option<uc_inline_block> {
         let count = self.count_block(addr, size);
         let unusual = self.blocks.unusual();
-        if count.repeat || (count.fresh && (unusual.lacking.is_some() || unusual.volatile)) {
+        if count.fresh && (unusual.lacking.is_some() || unusual.volatile) {
             return None;
         }
         let mut totals = [0; INLINE_TOTALS];
@@ -738,6 +740,7 @@ impl System {
         }
         Some(uc_inline_block {
             hook: 0,
+            repeat: count.repeat.into(),
             instructions: count.guest as u64,
             branch_site: if count.conditional {
                 addr.wrapping_add(size as u64)

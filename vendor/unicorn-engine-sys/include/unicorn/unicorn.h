@@ -1114,7 +1114,8 @@ uc_err uc_hook_del(uc_engine *uc, uc_hook hh);
 typedef struct uc_inline_counting {
     uint64_t *clock;           /* += a block's instructions, unless it calls the hook */
     const uint64_t *gate;      /* the hook is called instead when *clock + instructions >= *gate */
-    uint64_t *current;         /* [2]: the running block's address and size */
+    uint64_t *current;         /* [3]: the running block's address and size, and 1 if it
+                                  counted itself, 2 if it counted nothing (a repeat) */
     /* A gshare predictor: the branch a block ended with is resolved by the next block. */
     uint64_t *pending;         /* the fall-through of the last conditional branch, or 0 */
     uint32_t *history;         /* the last `bits` outcomes, the latest in bit 0 */
@@ -1128,6 +1129,8 @@ typedef struct uc_inline_counting {
 /* What one block's generated code adds, as the callback fills it at translation. */
 typedef struct uc_inline_block {
     int hook;                  /* non-zero: call the block hook every time instead */
+    int repeat;                /* one rep instruction: after a block ending where it
+                                  ends (its iteration before) it counts nothing */
     uint64_t instructions;
     uint64_t branch_site;      /* stored to *pending: the fall-through, or 0 */
     uint64_t totals[UC_INLINE_TOTALS];

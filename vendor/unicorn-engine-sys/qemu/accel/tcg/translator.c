@@ -55,6 +55,23 @@ static void gen_add_host(TCGContext *s, TCGv_i64 tmp, TCGv_ptr ptr, uint64_t *ad
     tcg_gen_st_i64(s, tmp, ptr, 0);
 }
 
+/* ringsim: the running block is `pc`, `size` bytes, and `how` it counted. */
+static void gen_st_current(TCGContext *s, const uc_inline_counting *c, uint64_t pc,
+                           uint32_t size, uint64_t how)
+{
+    TCGv_ptr ptr = tcg_temp_new_ptr(s);
+    TCGv_i64 t = tcg_temp_new_i64(s);
+    tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->current);
+    tcg_gen_movi_i64(s, t, pc);
+    tcg_gen_st_i64(s, t, ptr, 0);
+    tcg_gen_movi_i64(s, t, size);
+    tcg_gen_st_i64(s, t, ptr, 8);
+    tcg_gen_movi_i64(s, t, how);
+    tcg_gen_st_i64(s, t, ptr, 16);
+    tcg_temp_free_i64(s, t);
+    tcg_temp_free_ptr(s, ptr);
+}
+
 /* ringsim: resolves the conditional branch `*pending` (if any): taken unless this block
    at `pc` is its fall-through. The predictor's record step, as the simulator's own. */
 static void gen_resolve_branch(TCGContext *s, const uc_inline_counting *c, uint64_t pc)
@@ -124,7 +141,7 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
     const uc_inline_counting *c = &uc->inline_counting;
     uc_inline_block block;
     TCGOp *last = tcg_last_op(s), *op;
-    TCGLabel *slow, *done;
+    TCGLabel *slow, *done, *further = NULL;
     TCGv_ptr ptr;
     TCGv_i64 t, gate;
     int i;
@@ -144,17 +161,21 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
         gen_ld_host(s, gate, ptr, c->gate);
         tcg_gen_brcond_i64(s, TCG_COND_GEU, t, gate, slow);
 
+        if (block.repeat) {
+            /* A further iteration: the block before ended where this one ends. */
+            further = gen_new_label(s);
+            gen_ld_host(s, t, ptr, c->current);
+            tcg_gen_ld_i64(s, gate, ptr, 8);
+            tcg_gen_add_i64(s, t, t, gate);
+            tcg_gen_brcondi_i64(s, TCG_COND_EQ, t, pc + size, further);
+        }
         gen_add_host(s, t, ptr, c->clock, block.instructions);
         for (i = 0; i < UC_INLINE_TOTALS; i++) {
             if (block.totals[i] != 0 && c->totals[i]) {
                 gen_add_host(s, t, ptr, c->totals[i], block.totals[i]);
             }
         }
-        tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->current);
-        tcg_gen_movi_i64(s, t, pc);
-        tcg_gen_st_i64(s, t, ptr, 0);
-        tcg_gen_movi_i64(s, t, size);
-        tcg_gen_st_i64(s, t, ptr, 8);
+        gen_st_current(s, c, pc, size, 1);
         tcg_temp_free_i64(s, gate);
         tcg_temp_free_i64(s, t);
         tcg_temp_free_ptr(s, ptr);
@@ -169,6 +190,12 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
         tcg_temp_free_i64(s, t);
         tcg_temp_free_ptr(s, ptr);
         tcg_gen_br(s, done);
+
+        if (further) {
+            gen_set_label(s, further);
+            gen_st_current(s, c, pc, size, 2);
+            tcg_gen_br(s, done);
+        }
 
         gen_set_label(s, slow);
         gen_uc_tracecode(s, size, UC_HOOK_BLOCK_IDX, uc, pc);

@@ -32,8 +32,23 @@ static inline void gen_io_end(TCGContext *tcg_ctx)
 
 static inline void gen_tb_start(TCGContext *tcg_ctx, TranslationBlock *tb)
 {
-    TCGv_ptr puc = tcg_const_ptr(tcg_ctx, tcg_ctx->uc);
-    TCGv_i32 tmp = tcg_const_i32(tcg_ctx, 0);
+    TCGv_ptr puc;
+    TCGv_i32 tmp;
+    TCGLabel *go = NULL;
+    // ringsim: with no delay slot (x86), call the helper only when an exit was asked
+    // for, as upstream QEMU tests icount_decr inline: the call at every block's start
+    // was 10 % of a run once the block hook went (vendor/README.md in ringsim).
+    if (tcg_ctx->delay_slot_flag == NULL) {
+        go = gen_new_label(tcg_ctx);
+        tmp = tcg_temp_new_i32(tcg_ctx);
+        tcg_gen_ld_i32(tcg_ctx, tmp, tcg_ctx->cpu_env,
+                       offsetof(ArchCPU, neg.icount_decr.u32) -
+                       offsetof(ArchCPU, env));
+        tcg_gen_brcondi_i32(tcg_ctx, TCG_COND_GE, tmp, 0, go);
+        tcg_temp_free_i32(tcg_ctx, tmp);
+    }
+    puc = tcg_const_ptr(tcg_ctx, tcg_ctx->uc);
+    tmp = tcg_const_i32(tcg_ctx, 0);
     // Unicorn:
     //    We CANT'T use brcondi_i32 here or we will fail liveness analysis
     //    because it marks the end of BB
@@ -43,6 +58,9 @@ static inline void gen_tb_start(TCGContext *tcg_ctx, TranslationBlock *tb)
     gen_helper_check_exit_request(tcg_ctx, puc, tmp);
     tcg_temp_free_i32(tcg_ctx, tmp);
     tcg_temp_free_ptr(tcg_ctx, puc);
+    if (go) {
+        gen_set_label(tcg_ctx, go);
+    }
 }
 
 static inline void gen_tb_end(TCGContext *tcg_ctx, TranslationBlock *tb, int num_insns)
