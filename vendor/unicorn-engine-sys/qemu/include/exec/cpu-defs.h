@@ -83,7 +83,9 @@ typedef uint64_t target_ulong;
 #endif
 
 #define CPU_TLB_DYN_MIN_BITS 6
-#define CPU_TLB_DYN_DEFAULT_BITS 8
+/* ringsim: 2^8 entries missed often enough in busybox bc to be 15 % of a run; 2^12 made
+   every flush (a process switch) dearer (vendor/README.md in ringsim). */
+#define CPU_TLB_DYN_DEFAULT_BITS 10
 
 # if HOST_LONG_BITS == 32
 /* Make sure we do not require a double-word shift for the TLB load */
