@@ -7881,6 +7881,10 @@ static target_ulong disas_insn(DisasContext *s, CPUState *cpu)
             l1 = gen_new_label(tcg_ctx);
             l2 = gen_new_label(tcg_ctx);
             l3 = gen_new_label(tcg_ctx);
+            /* ringsim: both ways leave by goto_tb below, as a jcc's do. */
+            if (s->jmp_opt) {
+                gen_update_cc_op(s);
+            }
             b &= 3;
             switch(b) {
             case 0: /* loopnz */
@@ -7899,6 +7903,16 @@ static target_ulong disas_insn(DisasContext *s, CPUState *cpu)
                 break;
             }
 
+            /* ringsim: chained like a jcc's exits (QEMU 7.2 does the same), where
+               gen_eob went back to the main loop after every loop and jrcxz: two
+               exits per indirect-branch lookup at ring 0 (vendor/README.md). */
+            if (s->jmp_opt) {
+                gen_set_label(tcg_ctx, l3);
+                gen_goto_tb(s, 0, next_eip);
+                gen_set_label(tcg_ctx, l1);
+                gen_goto_tb(s, 1, tval);
+                break;
+            }
             gen_set_label(tcg_ctx, l3);
             gen_jmp_im(s, next_eip);
             tcg_gen_br(tcg_ctx, l2);
