@@ -181,9 +181,10 @@ pub struct System {
     /// The emulator block now running and what was counted for it, when `enter_block`
     /// counted it (see `current_block`).
     current_block: CurrentBlock,
-    /// The address and size of the block now running and how it was counted
-    /// (`COUNTED_BY_HOOK`…), as `enter_block` or the block's generated code stores them.
-    inline_current: [u64; 3],
+    /// The address of the block now running, and its size with how it was counted
+    /// (`COUNTED_BY_HOOK`…) in the upper half, as `enter_block` or the block's generated
+    /// code stores them.
+    inline_current: [u64; 2],
     /// A block whose instructions would take the instruction count to this or beyond goes
     /// through `enter_block` rather than counting itself (see `regate`).
     gate: u64,
@@ -264,7 +265,7 @@ impl System {
             blocks: BlockCounter::new(mode == Mode::Ring0, priced),
             max_instructions,
             current_block: CurrentBlock::default(),
-            inline_current: [0, 0, COUNTED_BY_HOOK],
+            inline_current: [0, COUNTED_BY_HOOK << 32],
             gate: 0,
             predictor: Predictor::default(),
             pending_branch: 0,
@@ -654,7 +655,7 @@ impl System {
         if count.conditional {
             self.pending_branch = end;
         }
-        self.inline_current = [addr, size as u64, COUNTED_BY_HOOK];
+        self.inline_current = [addr, size as u64 | COUNTED_BY_HOOK << 32];
         self.current_block = CurrentBlock::new(addr, size, &count);
         match self.max_instructions {
             Some(limit) if after >= limit && self.stop.is_none() => {
@@ -684,8 +685,8 @@ impl System {
     /// The block now running and what was counted for it: `current_block` if
     /// `enter_block` counted it, else (it counted itself) as the block counter counts it.
     fn current_block(&mut self) -> CurrentBlock {
-        let [addr, size, how] = self.inline_current;
-        let size = size as u32;
+        let [addr, size_how] = self.inline_current;
+        let (size, how) = (size_how as u32, size_how >> 32);
         let mut count = match how {
             COUNTED_INLINE | COUNTED_AS_REPEAT => self.count_block(addr, size),
             _ => return self.current_block,
@@ -693,7 +694,7 @@ impl System {
         if how == COUNTED_AS_REPEAT {
             count.uncount();
         }
-        self.inline_current[2] = COUNTED_BY_HOOK;
+        self.inline_current[1] = size as u64 | COUNTED_BY_HOOK << 32;
         self.current_block = CurrentBlock::new(addr, size, &count);
         self.current_block
     }

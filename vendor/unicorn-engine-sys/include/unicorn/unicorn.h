@@ -1114,8 +1114,9 @@ uc_err uc_hook_del(uc_engine *uc, uc_hook hh);
 typedef struct uc_inline_counting {
     uint64_t *clock;           /* += a block's instructions, unless it calls the hook */
     const uint64_t *gate;      /* the hook is called instead when *clock + instructions >= *gate */
-    uint64_t *current;         /* [3]: the running block's address and size, and 1 if it
-                                  counted itself, 2 if it counted nothing (a repeat) */
+    uint64_t *current;         /* [2]: the running block's address; its size, with 1 in
+                                  the upper half if it counted itself, 2 if it counted
+                                  nothing (a repeat) */
     /* A gshare predictor: the branch a block ended with is resolved by the next block. */
     uint64_t *pending;         /* the fall-through of the last conditional branch, or 0 */
     uint32_t *history;         /* the last `bits` outcomes, the latest in bit 0 */

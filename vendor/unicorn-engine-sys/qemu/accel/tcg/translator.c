@@ -39,62 +39,114 @@ static void tcg_gen_movi_ptr(TCGContext *s, TCGv_ptr ptr, uintptr_t addr)
     tcg_gen_movi_i64(s, (TCGv_i64)ptr, addr);
 }
 
-/* ringsim: loads the u64 at host address `addr` into `ret`. */
-static void gen_ld_host(TCGContext *s, TCGv_i64 ret, TCGv_ptr ptr, const void *addr)
+/* ringsim: the counters of uc_inline_counting are addressed from one base, the clock's
+   address, in a register: each at an offset from it when within 2 GiB (the simulator's lie
+   in one heap), else by its own address in `far`. */
+typedef struct {
+    TCGv_ptr base, far;
+    const uc_inline_counting *c;
+} Counters;
+
+static void counters_open(TCGContext *s, Counters *k, const uc_inline_counting *c)
 {
-    tcg_gen_movi_ptr(s, ptr, (uintptr_t)addr);
-    tcg_gen_ld_i64(s, ret, ptr, 0);
+    k->c = c;
+    k->base = tcg_temp_new_ptr(s);
+    k->far = tcg_temp_new_ptr(s);
 }
 
-/* ringsim: adds `value` to the u64 at host address `addr`. */
-static void gen_add_host(TCGContext *s, TCGv_i64 tmp, TCGv_ptr ptr, uint64_t *addr,
-                         uint64_t value)
+static void counters_close(TCGContext *s, Counters *k)
 {
-    gen_ld_host(s, tmp, ptr, addr);
-    tcg_gen_addi_i64(s, tmp, tmp, value);
-    tcg_gen_st_i64(s, tmp, ptr, 0);
+    tcg_temp_free_ptr(s, k->far);
+    tcg_temp_free_ptr(s, k->base);
 }
 
-/* ringsim: the running block is `pc`, `size` bytes, and `how` it counted. */
-static void gen_st_current(TCGContext *s, const uc_inline_counting *c, uint64_t pc,
-                           uint32_t size, uint64_t how)
+/* At the start of each basic block: temps do not live across one. */
+static void counters_base(TCGContext *s, Counters *k)
 {
-    TCGv_ptr ptr = tcg_temp_new_ptr(s);
-    TCGv_i64 t = tcg_temp_new_i64(s);
-    tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->current);
-    tcg_gen_movi_i64(s, t, pc);
-    tcg_gen_st_i64(s, t, ptr, 0);
-    tcg_gen_movi_i64(s, t, size);
-    tcg_gen_st_i64(s, t, ptr, 8);
-    tcg_gen_movi_i64(s, t, how);
-    tcg_gen_st_i64(s, t, ptr, 16);
+    tcg_gen_movi_ptr(s, k->base, (uintptr_t)k->c->clock);
+}
+
+/* The register and offset that address `addr`. */
+static TCGv_ptr counter_at(TCGContext *s, Counters *k, const void *addr, intptr_t *off)
+{
+    intptr_t d = (intptr_t)addr - (intptr_t)k->c->clock;
+    if (d == (int32_t)d) {
+        *off = d;
+        return k->base;
+    }
+    tcg_gen_movi_ptr(s, k->far, (uintptr_t)addr);
+    *off = 0;
+    return k->far;
+}
+
+static void counter_ld(TCGContext *s, Counters *k, TCGv_i64 ret, const void *addr)
+{
+    intptr_t off;
+    TCGv_ptr at = counter_at(s, k, addr, &off);
+    tcg_gen_ld_i64(s, ret, at, off);
+}
+
+static void counter_st(TCGContext *s, Counters *k, TCGv_i64 value, void *addr)
+{
+    intptr_t off;
+    TCGv_ptr at = counter_at(s, k, addr, &off);
+    tcg_gen_st_i64(s, value, at, off);
+}
+
+static void counter_sti(TCGContext *s, Counters *k, uint64_t value, void *addr)
+{
+    TCGv_i64 t = tcg_const_i64(s, value);
+    counter_st(s, k, t, addr);
     tcg_temp_free_i64(s, t);
-    tcg_temp_free_ptr(s, ptr);
+}
+
+/* *addr += value */
+static void counter_add(TCGContext *s, Counters *k, void *addr, uint64_t value)
+{
+    TCGv_i64 t = tcg_temp_new_i64(s);
+    counter_ld(s, k, t, addr);
+    tcg_gen_addi_i64(s, t, t, value);
+    counter_st(s, k, t, addr);
+    tcg_temp_free_i64(s, t);
+}
+
+/* ringsim: the running block is `pc`, `size` bytes, and `how` it counted (in the upper
+   half of the second word). */
+static void gen_st_current(TCGContext *s, Counters *k, uint64_t pc, uint32_t size,
+                           uint64_t how)
+{
+    counter_sti(s, k, pc, k->c->current);
+    counter_sti(s, k, size | how << 32, k->c->current + 1);
 }
 
 /* ringsim: resolves the conditional branch `*pending` (if any): taken unless this block
-   at `pc` is its fall-through. The predictor's record step, as the simulator's own. */
-static void gen_resolve_branch(TCGContext *s, const uc_inline_counting *c, uint64_t pc)
+   at `pc` is its fall-through. The predictor's record step, as the simulator's own.
+   Ends in a new basic block, with the base loaded. */
+static void gen_resolve_branch(TCGContext *s, Counters *k, uint64_t pc)
 {
+    const uc_inline_counting *c = k->c;
     TCGLabel *none = gen_new_label(s);
     TCGv_ptr ptr = tcg_temp_new_ptr(s), counter = tcg_temp_new_ptr(s);
     TCGv_i64 site = tcg_temp_new_i64(s), taken = tcg_temp_new_i64(s);
     TCGv_i64 index = tcg_temp_new_i64(s), t = tcg_temp_new_i64(s);
     TCGv_i64 value = tcg_temp_new_i64(s), history = tcg_temp_new_i64(s);
     uint64_t mask = (1ull << c->bits) - 1;
+    intptr_t off;
+    TCGv_ptr at;
 
-    gen_ld_host(s, site, ptr, c->pending);
+    counter_ld(s, k, site, c->pending);
     tcg_gen_brcondi_i64(s, TCG_COND_EQ, site, 0, none);
 
-    gen_ld_host(s, site, ptr, c->pending);
+    counters_base(s, k);
+    counter_ld(s, k, site, c->pending);
     tcg_gen_setcondi_i64(s, TCG_COND_NE, taken, site, pc);
     /* index = (site ^ site >> bits ^ site >> 2 bits ^ history) & mask */
     tcg_gen_shri_i64(s, t, site, c->bits);
     tcg_gen_xor_i64(s, index, site, t);
     tcg_gen_shri_i64(s, t, site, 2 * c->bits);
     tcg_gen_xor_i64(s, index, index, t);
-    tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->history);
-    tcg_gen_ld32u_i64(s, history, ptr, 0);
+    at = counter_at(s, k, c->history, &off);
+    tcg_gen_ld32u_i64(s, history, at, off);
     tcg_gen_xor_i64(s, index, index, history);
     tcg_gen_andi_i64(s, index, index, mask);
     /* the counter, and a misprediction if its prediction (bit 1) is not the outcome */
@@ -103,10 +155,9 @@ static void gen_resolve_branch(TCGContext *s, const uc_inline_counting *c, uint6
     tcg_gen_ld8u_i64(s, value, counter, 0);
     tcg_gen_shri_i64(s, t, value, 1);
     tcg_gen_xor_i64(s, t, t, taken);
-    tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->mispredictions);
-    tcg_gen_ld_i64(s, index, ptr, 0);
+    counter_ld(s, k, index, c->mispredictions);
     tcg_gen_add_i64(s, index, index, t);
-    tcg_gen_st_i64(s, index, ptr, 0);
+    counter_st(s, k, index, c->mispredictions);
     /* counter = next[value << 1 | taken] */
     tcg_gen_shli_i64(s, value, value, 1);
     tcg_gen_or_i64(s, value, value, taken);
@@ -118,10 +169,11 @@ static void gen_resolve_branch(TCGContext *s, const uc_inline_counting *c, uint6
     tcg_gen_shli_i64(s, history, history, 1);
     tcg_gen_or_i64(s, history, history, taken);
     tcg_gen_andi_i64(s, history, history, mask);
-    tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->history);
-    tcg_gen_st32_i64(s, history, ptr, 0);
+    at = counter_at(s, k, c->history, &off);
+    tcg_gen_st32_i64(s, history, at, off);
 
     gen_set_label(s, none);
+    counters_base(s, k);
     tcg_temp_free_i64(s, history);
     tcg_temp_free_i64(s, value);
     tcg_temp_free_i64(s, t);
@@ -134,7 +186,8 @@ static void gen_resolve_branch(TCGContext *s, const uc_inline_counting *c, uint6
 
 /* ringsim: the prologue of a block counted inline, emitted at the end of the op list
    (the block's size is known only once it is translated) and moved to after `anchor`,
-   where the block hook's call would be. Every temp dies within its basic block. */
+   where the block hook's call would be. It adds the block's instructions to the clock
+   first, and takes them back on the paths that do not count it. */
 static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
                              uint64_t pc, uint32_t size)
 {
@@ -142,8 +195,8 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
     uc_inline_block block;
     TCGOp *last = tcg_last_op(s), *op;
     TCGLabel *slow, *done, *further = NULL;
-    TCGv_ptr ptr;
-    TCGv_i64 t, gate;
+    Counters k;
+    TCGv_i64 t, u;
     int i;
 
     memset(&block, 0, sizeof(block));
@@ -153,53 +206,54 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
     } else {
         slow = gen_new_label(s);
         done = gen_new_label(s);
-        ptr = tcg_temp_new_ptr(s);
+        counters_open(s, &k, c);
         t = tcg_temp_new_i64(s);
-        gate = tcg_temp_new_i64(s);
-        gen_ld_host(s, t, ptr, c->clock);
-        tcg_gen_addi_i64(s, t, t, block.instructions);
-        gen_ld_host(s, gate, ptr, c->gate);
-        tcg_gen_brcond_i64(s, TCG_COND_GEU, t, gate, slow);
+        u = tcg_temp_new_i64(s);
 
+        counters_base(s, &k);
+        counter_ld(s, &k, t, c->clock);
+        tcg_gen_addi_i64(s, t, t, block.instructions);
+        counter_st(s, &k, t, c->clock);
+        counter_ld(s, &k, u, c->gate);
+        tcg_gen_brcond_i64(s, TCG_COND_GEU, t, u, slow);
+
+        counters_base(s, &k);
         if (block.repeat) {
             /* A further iteration: the block before ended where this one ends. */
             further = gen_new_label(s);
-            gen_ld_host(s, t, ptr, c->current);
-            tcg_gen_ld_i64(s, gate, ptr, 8);
-            tcg_gen_add_i64(s, t, t, gate);
+            counter_ld(s, &k, t, c->current);
+            counter_ld(s, &k, u, c->current + 1);
+            tcg_gen_ext32u_i64(s, u, u);
+            tcg_gen_add_i64(s, t, t, u);
             tcg_gen_brcondi_i64(s, TCG_COND_EQ, t, pc + size, further);
+            counters_base(s, &k);
         }
-        gen_add_host(s, t, ptr, c->clock, block.instructions);
         for (i = 0; i < UC_INLINE_TOTALS; i++) {
             if (block.totals[i] != 0 && c->totals[i]) {
-                gen_add_host(s, t, ptr, c->totals[i], block.totals[i]);
+                counter_add(s, &k, c->totals[i], block.totals[i]);
             }
         }
-        gen_st_current(s, c, pc, size, 1);
-        tcg_temp_free_i64(s, gate);
-        tcg_temp_free_i64(s, t);
-        tcg_temp_free_ptr(s, ptr);
-
-        gen_resolve_branch(s, c, pc);
-
-        ptr = tcg_temp_new_ptr(s);
-        t = tcg_temp_new_i64(s);
-        tcg_gen_movi_ptr(s, ptr, (uintptr_t)c->pending);
-        tcg_gen_movi_i64(s, t, block.branch_site);
-        tcg_gen_st_i64(s, t, ptr, 0);
-        tcg_temp_free_i64(s, t);
-        tcg_temp_free_ptr(s, ptr);
+        gen_st_current(s, &k, pc, size, 1);
+        gen_resolve_branch(s, &k, pc);
+        counter_sti(s, &k, block.branch_site, c->pending);
         tcg_gen_br(s, done);
 
         if (further) {
             gen_set_label(s, further);
-            gen_st_current(s, c, pc, size, 2);
+            counters_base(s, &k);
+            counter_add(s, &k, c->clock, -block.instructions);
+            gen_st_current(s, &k, pc, size, 2);
             tcg_gen_br(s, done);
         }
 
         gen_set_label(s, slow);
+        counters_base(s, &k);
+        counter_add(s, &k, c->clock, -block.instructions);
         gen_uc_tracecode(s, size, UC_HOOK_BLOCK_IDX, uc, pc);
         gen_set_label(s, done);
+        tcg_temp_free_i64(s, u);
+        tcg_temp_free_i64(s, t);
+        counters_close(s, &k);
     }
 
     /* Move what was just emitted to after `anchor` (to the head if there is none). */
