@@ -706,6 +706,23 @@ void uc_add_inline_hook(uc_engine *uc, struct hook *hk, void** args, int args_le
     tcg_gen_callN(tcg_ctx, info->func, NULL, args_len, (TCGTemp**)args);
 }
 
+/* ringsim: a call to `func`, a plain C function that reads and writes no guest
+   register, so that TCG need not save or reload them around it. */
+void uc_gen_call_no_rwg(TCGContext *tcg_ctx, void *func, const char *name,
+                        unsigned sizemask, int nargs, TCGTemp **args)
+{
+    if (!g_hash_table_lookup(tcg_ctx->helper_table, func)) {
+        TCGHelperInfo *info = g_malloc0(sizeof(TCGHelperInfo));
+        info->func = func;
+        info->name = g_strdup(name);
+        info->flags = TCG_CALL_NO_RWG;
+        info->sizemask = sizemask;
+        g_hash_table_insert(tcg_ctx->helper_table, func, info);
+        g_hash_table_insert(tcg_ctx->custom_helper_infos, func, info);
+    }
+    tcg_gen_callN(tcg_ctx, func, NULL, nargs, args);
+}
+
 static void uc_free_inline_hook_info(void *p)
 {
     TCGHelperInfo *info = (TCGHelperInfo *)p;

@@ -728,11 +728,20 @@ void tlb_reset_dirty_by_vaddr(CPUState *cpu, target_ulong start1, target_ulong l
     env = cpu->env_ptr;
     for (mmu_idx = 0; mmu_idx < NB_MMU_MODES; mmu_idx++) {
         unsigned int i;
-        unsigned int n = tlb_n_entries(&env_tlb(env)->f[mmu_idx]);
+        target_ulong page, last;
 
-        for (i = 0; i < n; i++) {
-            tlb_reset_dirty_range_by_vaddr_locked(uc, &env_tlb(env)->f[mmu_idx].table[i],
-                                                  start1, length);
+        /* ringsim: an entry for a page of the range can only be at that page's index
+           (the table is direct-mapped by virtual page), so only those are looked at,
+           not the whole table: this runs for every new block. */
+        if (length != 0) {
+            last = (start1 + length - 1) & TARGET_PAGE_MASK;
+            for (page = start1 & TARGET_PAGE_MASK;; page += TARGET_PAGE_SIZE) {
+                tlb_reset_dirty_range_by_vaddr_locked(uc, tlb_entry(env, mmu_idx, page),
+                                                      start1, length);
+                if (page == last) {
+                    break;
+                }
+            }
         }
 
         for (i = 0; i < CPU_VTLB_SIZE; i++) {

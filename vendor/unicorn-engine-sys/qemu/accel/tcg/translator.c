@@ -14,6 +14,7 @@
 #include "exec/exec-all.h"
 #include "exec/gen-icount.h"
 #include "exec/translator.h"
+#include "exec/helper-head.h"
 
 #include <uc_priv.h>
 
@@ -119,69 +120,52 @@ static void gen_st_current(TCGContext *s, Counters *k, uint64_t pc, uint32_t siz
     counter_sti(s, k, size | how << 32, k->c->current + 1);
 }
 
-/* ringsim: resolves the conditional branch `*pending` (if any): taken unless this block
-   at `pc` is its fall-through. The predictor's record step, as the simulator's own.
-   Ends in a new basic block, with the base loaded. */
+/* ringsim: resolves the conditional branch `*pending`: taken unless the block at `pc`
+   is its fall-through. The predictor's record step, as the simulator's own
+   (accounting/predictor.rs), on the same state. */
+static void ringsim_resolve_branch(void *counting, uint64_t pc)
+{
+    const uc_inline_counting *c = counting;
+    uint64_t site = *c->pending;
+    uint32_t taken = site != pc;
+    uint32_t mask = (1u << c->bits) - 1;
+    uint32_t folded = (uint32_t)(site ^ (site >> c->bits) ^ (site >> (2 * c->bits)));
+    uint32_t index = (folded ^ *c->history) & mask;
+    uint8_t counter = c->table[index];
+
+    *c->mispredictions += (counter >> 1) ^ taken;
+    c->table[index] = c->next[counter << 1 | taken];
+    *c->history = ((*c->history << 1) | taken) & mask;
+}
+
+/* ringsim: calls ringsim_resolve_branch if a branch is pending. A call rather than
+   inline ops: those were 40 more ops for TCG to optimize and allocate in every block,
+   which start-up, translating thousands of blocks, paid for. Ends in a new basic block,
+   with the base loaded. */
 static void gen_resolve_branch(TCGContext *s, Counters *k, uint64_t pc)
 {
-    const uc_inline_counting *c = k->c;
     TCGLabel *none = gen_new_label(s);
-    TCGv_ptr ptr = tcg_temp_new_ptr(s), counter = tcg_temp_new_ptr(s);
-    TCGv_i64 site = tcg_temp_new_i64(s), taken = tcg_temp_new_i64(s);
-    TCGv_i64 index = tcg_temp_new_i64(s), t = tcg_temp_new_i64(s);
-    TCGv_i64 value = tcg_temp_new_i64(s), history = tcg_temp_new_i64(s);
-    uint64_t mask = (1ull << c->bits) - 1;
-    intptr_t off;
-    TCGv_ptr at;
+    TCGv_i64 site = tcg_temp_new_i64(s);
+    TCGv_ptr counting;
+    TCGv_i64 at;
+    TCGTemp *args[2];
 
-    counter_ld(s, k, site, c->pending);
+    counter_ld(s, k, site, k->c->pending);
     tcg_gen_brcondi_i64(s, TCG_COND_EQ, site, 0, none);
+    tcg_temp_free_i64(s, site);
 
-    counters_base(s, k);
-    counter_ld(s, k, site, c->pending);
-    tcg_gen_setcondi_i64(s, TCG_COND_NE, taken, site, pc);
-    /* index = (site ^ site >> bits ^ site >> 2 bits ^ history) & mask */
-    tcg_gen_shri_i64(s, t, site, c->bits);
-    tcg_gen_xor_i64(s, index, site, t);
-    tcg_gen_shri_i64(s, t, site, 2 * c->bits);
-    tcg_gen_xor_i64(s, index, index, t);
-    at = counter_at(s, k, c->history, &off);
-    tcg_gen_ld32u_i64(s, history, at, off);
-    tcg_gen_xor_i64(s, index, index, history);
-    tcg_gen_andi_i64(s, index, index, mask);
-    /* the counter, and a misprediction if its prediction (bit 1) is not the outcome */
-    tcg_gen_trunc_i64_ptr(s, counter, index);
-    tcg_gen_addi_ptr(s, counter, counter, (intptr_t)c->table);
-    tcg_gen_ld8u_i64(s, value, counter, 0);
-    tcg_gen_shri_i64(s, t, value, 1);
-    tcg_gen_xor_i64(s, t, t, taken);
-    counter_ld(s, k, index, c->mispredictions);
-    tcg_gen_add_i64(s, index, index, t);
-    counter_st(s, k, index, c->mispredictions);
-    /* counter = next[value << 1 | taken] */
-    tcg_gen_shli_i64(s, value, value, 1);
-    tcg_gen_or_i64(s, value, value, taken);
-    tcg_gen_trunc_i64_ptr(s, ptr, value);
-    tcg_gen_addi_ptr(s, ptr, ptr, (intptr_t)c->next);
-    tcg_gen_ld8u_i64(s, value, ptr, 0);
-    tcg_gen_st8_i64(s, value, counter, 0);
-    /* history = (history << 1 | taken) & mask */
-    tcg_gen_shli_i64(s, history, history, 1);
-    tcg_gen_or_i64(s, history, history, taken);
-    tcg_gen_andi_i64(s, history, history, mask);
-    at = counter_at(s, k, c->history, &off);
-    tcg_gen_st32_i64(s, history, at, off);
+    counting = tcg_const_ptr(s, k->c);
+    at = tcg_const_i64(s, pc);
+    args[0] = tcgv_ptr_temp(s, counting);
+    args[1] = tcgv_i64_temp(s, at);
+    uc_gen_call_no_rwg(s, (void *)ringsim_resolve_branch, "ringsim_resolve_branch",
+                       dh_sizemask(void, 0) | dh_sizemask(ptr, 1) | dh_sizemask(i64, 2),
+                       2, args);
+    tcg_temp_free_i64(s, at);
+    tcg_temp_free_ptr(s, counting);
 
     gen_set_label(s, none);
     counters_base(s, k);
-    tcg_temp_free_i64(s, history);
-    tcg_temp_free_i64(s, value);
-    tcg_temp_free_i64(s, t);
-    tcg_temp_free_i64(s, index);
-    tcg_temp_free_i64(s, taken);
-    tcg_temp_free_i64(s, site);
-    tcg_temp_free_ptr(s, counter);
-    tcg_temp_free_ptr(s, ptr);
 }
 
 /* ringsim: the prologue of a block counted inline, emitted at the end of the op list

@@ -1166,6 +1166,9 @@ do {\
 bool tcg_op_supported(TCGOpcode op);
 
 void tcg_gen_callN(TCGContext *tcg_ctx, void *func, TCGTemp *ret, int nargs, TCGTemp **args);
+/* ringsim: tcg_gen_callN of a function that touches no guest register (tcg.c). */
+void uc_gen_call_no_rwg(TCGContext *tcg_ctx, void *func, const char *name,
+                        unsigned sizemask, int nargs, TCGTemp **args);
 
 TCGOp *tcg_emit_op(TCGContext *tcg_ctx, TCGOpcode opc);
 void tcg_op_remove(TCGContext *s, TCGOp *op);
