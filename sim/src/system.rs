@@ -540,6 +540,7 @@ impl System {
         self.charge_running_task();
         self.set_kernel_time();
         let preempted = std::mem::take(&mut self.preempted);
+        self.settle_current_block();
         let (outgoing, outgoing_task) = (self.kernel.proc.pid, self.kernel.task.tid);
         // A task's last branch is resolved by its own next block, whoever runs between.
         let pending = std::mem::take(&mut self.pending_branch);
@@ -697,6 +698,12 @@ impl System {
         self.inline_current[1] = size as u64 | COUNTED_BY_HOOK << 32;
         self.current_block = CurrentBlock::new(addr, size, &count);
         self.current_block
+    }
+
+    /// Works out the running block's counts now, while its address space and block counter
+    /// are the ones it ran in: before a syscall (an execve replaces them) or a switch.
+    fn settle_current_block(&mut self) {
+        self.current_block();
     }
 
     fn set_check_at(&mut self, at: u64) {
@@ -896,6 +903,7 @@ impl System {
             "planted: a panic in the syscall hook"
         );
         self.set_kernel_time();
+        self.settle_current_block();
         // Copies since the last syscall were the kernel's own (signal frames).
         self.attribute_copies(WorkClass::Other);
         let class = self.kernel.work_class(nr, args);

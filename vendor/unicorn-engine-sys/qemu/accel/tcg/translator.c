@@ -178,7 +178,7 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
     const uc_inline_counting *c = &uc->inline_counting;
     uc_inline_block block;
     TCGOp *last = tcg_last_op(s), *op;
-    TCGLabel *slow, *done, *further = NULL;
+    TCGLabel *slow, *done, *counted, *further = NULL;
     Counters k;
     TCGv_i64 t, u;
     int i;
@@ -218,17 +218,20 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
             }
         }
         gen_st_current(s, &k, pc, size, 1);
-        gen_resolve_branch(s, &k, pc);
-        counter_sti(s, &k, block.branch_site, c->pending);
-        tcg_gen_br(s, done);
-
         if (further) {
+            counted = gen_new_label(s);
+            tcg_gen_br(s, counted);
             gen_set_label(s, further);
             counters_base(s, &k);
             counter_add(s, &k, c->clock, -block.instructions);
             gen_st_current(s, &k, pc, size, 2);
-            tcg_gen_br(s, done);
+            gen_set_label(s, counted);
+            counters_base(s, &k);
         }
+        /* A further iteration resolves a pending branch too, as enter_block does. */
+        gen_resolve_branch(s, &k, pc);
+        counter_sti(s, &k, block.branch_site, c->pending);
+        tcg_gen_br(s, done);
 
         gen_set_label(s, slow);
         counters_base(s, &k);
