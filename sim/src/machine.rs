@@ -18,8 +18,8 @@ use std::ffi::c_void;
 use std::rc::Rc;
 
 use unicorn_engine::{
-    uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_inline_block,
-    uc_inline_counting_set, uc_reg_read, uc_reg_write, Arch, HookType, Mode, Prot, RegisterX86,
+    uc_chain_across_pages, uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add,
+    uc_inline_block, uc_inline_counting_set, uc_reg_read, uc_reg_write, Arch, HookType, Mode, Prot, RegisterX86,
     UcHookId, Unicorn, X86CpuModel, X86Insn,
 };
 
@@ -263,6 +263,16 @@ impl Machine {
         // SAFETY: as for the block hook; the counters' addresses stay put as long
         // (`System::inline_counting`).
         unsafe { raw_inline_counting(handle, system)? };
+        if ring0 {
+            // The code cache and the stubs keep their frames while their address space
+            // lives (a fork or an exec gives the new one a fresh cache on other frames, and
+            // a frame that held code is reused only after every translation is dropped), so
+            // direct jumps between them may chain across pages: a jump to another page went
+            // through QEMU's lookup (`helper_lookup_tb_ptr`) on every run.
+            // SAFETY: a live engine handle.
+            let result = unsafe { uc_chain_across_pages(handle, layout::BASE, u64::MAX) };
+            setup("chain the code cache's jumps", result.into())?;
+        }
         // SAFETY: the callbacks match Unicorn's `uc_cb_insn_cpuid_t` and get the system,
         // as the block hook does.
         unsafe {

@@ -2033,6 +2033,16 @@ uc_err uc_hook_add(uc_engine *uc, uc_hook *hh, int type, void *callback,
 }
 
 UNICORN_EXPORT
+uc_err uc_chain_across_pages(uc_engine *uc, uint64_t begin, uint64_t end)
+{
+    UC_INIT(uc);
+    uc->chain_begin = begin;
+    uc->chain_end = end;
+    uc->tb_flush(uc);
+    return UC_ERR_OK;
+}
+
+UNICORN_EXPORT
 uc_err uc_inline_counting_set(uc_engine *uc, const uc_inline_counting *counting,
                               uc_cb_inline_block_t callback, void *user_data)
 {

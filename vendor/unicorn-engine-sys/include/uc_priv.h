@@ -366,6 +366,9 @@ struct uc_struct {
     // hook to count number of instructions for uc_emu_start()
     uc_hook count_hook;
 
+    // ringsim: where direct jumps chain across pages (uc_chain_across_pages)
+    uint64_t chain_begin, chain_end;
+
     // ringsim: inline block counting (uc_inline_counting_set)
     uc_inline_counting inline_counting;
     uc_cb_inline_block_t inline_block;

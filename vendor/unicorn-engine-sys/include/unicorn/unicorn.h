@@ -1141,6 +1141,15 @@ typedef void (*uc_cb_inline_block_t)(uc_engine *uc, uint64_t address, uint32_t s
                                      uc_inline_block *block, void *user_data);
 
 /*
+ ringsim: lets a direct jump from a block in [begin, end) to another block in that range
+ chain to it (goto_tb) even on another page. Only for code whose pages keep their
+ physical frames for as long as any translation of them lives: QEMU chains within one page
+ only, since another page's mapping may change under the chain.
+*/
+UNICORN_EXPORT
+uc_err uc_chain_across_pages(uc_engine *uc, uint64_t begin, uint64_t end);
+
+/*
  Counts blocks inline from now on (every cached translation is dropped). `callback`
  says, as each block hooked by the block hook is translated, what it adds.
 */

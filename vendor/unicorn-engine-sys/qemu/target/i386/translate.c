@@ -2465,8 +2465,13 @@ static inline int insn_const_size(MemOp ot)
 
 static inline bool use_goto_tb(DisasContext *s, target_ulong pc)
 {
+    struct uc_struct *uc = s->uc;
+    /* ringsim: or both ends in the range whose pages keep their frames
+       (uc_chain_across_pages). */
+    bool fixed = pc >= uc->chain_begin && pc < uc->chain_end &&
+                 s->base.tb->pc >= uc->chain_begin && s->base.tb->pc < uc->chain_end;
     return (pc & TARGET_PAGE_MASK) == (s->base.tb->pc & TARGET_PAGE_MASK) ||
-           (pc & TARGET_PAGE_MASK) == (s->pc_start & TARGET_PAGE_MASK);
+           (pc & TARGET_PAGE_MASK) == (s->pc_start & TARGET_PAGE_MASK) || fixed;
 }
 
 static inline void gen_goto_tb(DisasContext *s, int tb_num, target_ulong eip)
