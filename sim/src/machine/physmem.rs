@@ -86,11 +86,16 @@ impl PhysMem {
             // Only a frame that was written needs zeroing: writing an untouched one would
             // make the host back it, and a guest that maps, unmaps and maps gigabytes again
             // would then cost that much host memory (found by sim/tests/syscall_fuzz.rs).
-            // Word by word: a byte loop here was most of a fork+exec's time (perf).
+            // Word by word, and a chunk at a time, which the compiler turns into vector ORs:
+            // a byte loop here was most of a fork+exec's time, and a word loop 10 % of it
+            // at ring 0 (perf).
             let bytes = self.frame_mut(frame);
             // SAFETY: any bytes are valid u64s; frames are page-aligned, so all are words.
             let (_, words, _) = unsafe { bytes.align_to::<u64>() };
-            if words.iter().any(|&w| w != 0) {
+            let written = words
+                .chunks(64)
+                .any(|chunk| chunk.iter().fold(0, |any, &word| any | word) != 0);
+            if written {
                 bytes.fill(0);
             }
             return Some(frame);
