@@ -18,8 +18,8 @@ use std::ffi::c_void;
 use std::rc::Rc;
 
 use unicorn_engine::{
-    uc_chain_across_pages, uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add,
-    uc_inline_block, uc_inline_counting_set, uc_reg_read, uc_reg_write, Arch, HookType, Mode, Prot, RegisterX86,
+    uc_chain_across_pages, uc_emu_stop, uc_engine, uc_error, uc_hook, uc_hook_add, uc_inline_block,
+    uc_inline_counting_set, uc_reg_read, uc_reg_write, Arch, HookType, Mode, Prot, RegisterX86,
     UcHookId, Unicorn, X86CpuModel, X86Insn,
 };
 
