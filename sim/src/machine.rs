@@ -314,8 +314,7 @@ impl Machine {
                 // Stopped before the block after a store that changed translated code, to
                 // bring the CPU up to date: go on.
                 Ok(()) if !stopped && system.resync.is_some() => {
-                    let sync = system.resync.take().unwrap_or_default();
-                    system.regate();
+                    let sync = system.take_resync();
                     start = system.resume_after_store(rip);
                     catch_up(&mut self.uc, &sync);
                     continue;

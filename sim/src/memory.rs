@@ -294,13 +294,7 @@ impl AddressSpace {
             phys.share(leaf.frame);
             let leaf = if in_refaulted(page) && !leaf.flags.write {
                 // The child keeps the file's page but has to fault it in.
-                Leaf {
-                    flags: PageFlags {
-                        present: false,
-                        ..leaf.flags
-                    },
-                    ..leaf
-                }
+                leaf.not_present()
             } else if page < USER_END && leaf.flags.write && !in_shared(page) {
                 let protected = Leaf {
                     flags: PageFlags {
@@ -495,11 +489,7 @@ impl AddressSpace {
             });
         let mut phys = self.phys.borrow_mut();
         for (page, leaf) in held {
-            let flags = PageFlags {
-                present: false,
-                ..leaf.flags
-            };
-            self.tables.map(&mut phys, page, Leaf { flags, ..leaf });
+            self.tables.map(&mut phys, page, leaf.not_present());
         }
         self.sync.flush_tlb = true;
     }

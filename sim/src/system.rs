@@ -543,10 +543,9 @@ impl System {
         self.settle_current_block();
         let (outgoing, outgoing_task) = (self.kernel.proc.pid, self.kernel.task.tid);
         // A task's last branch is resolved by its own next block, whoever runs between.
-        let pending = std::mem::take(&mut self.pending_branch);
-        self.kernel.task.pending_branch = (pending != 0).then_some(pending);
+        self.kernel.task.pending_branch = std::mem::take(&mut self.pending_branch);
         let switch = self.kernel.switch(preempted);
-        self.pending_branch = self.kernel.task.pending_branch.take().unwrap_or(0);
+        self.pending_branch = std::mem::take(&mut self.kernel.task.pending_branch);
         if self.kernel.task.tid != outgoing_task {
             if self.kernel.proc.pid == outgoing {
                 self.counts.thread_switches += 1;
@@ -621,9 +620,11 @@ impl System {
             }
         }
         // A further iteration of the rep instruction the previous block ended with.
-        let previous = self.current_block();
-        if count.repeat && previous.addr.wrapping_add(previous.size as u64) == end {
-            count.uncount();
+        if count.repeat {
+            let previous = self.current_block();
+            if previous.addr.wrapping_add(previous.size as u64) == end {
+                count.uncount();
+            }
         }
         // The guest's clock runs on guest instructions in both modes, so both runs see the
         // same times and behave the same. One read of it serves the quantum, the clock and
@@ -715,7 +716,7 @@ impl System {
     /// while the CPU must catch up with changed code, else the first whose instructions
     /// pass `check_at` or reach the instruction limit, where `enter_block` does more than
     /// count.
-    pub fn regate(&mut self) {
+    fn regate(&mut self) {
         self.gate = if self.resync.is_some() {
             0
         } else {
@@ -760,7 +761,7 @@ impl System {
     }
 
     /// Where the counters live that blocks counting themselves add to, in the order of
-    /// `InlineCounts::totals`, with the instruction count, the gate, the running block
+    /// `uc_inline_block::totals`, with the instruction count, the gate, the running block
     /// and the branch predictor. They stay put while the machine runs: the system lives
     /// in the engine's heap-allocated data, the clock in an `Rc`, and a switch of address
     /// space moves the next code cache into the same `cache` slot.
@@ -1339,6 +1340,13 @@ impl System {
         self.regate();
     }
 
+    /// What the CPU must catch up with, taken: blocks count themselves again.
+    pub fn take_resync(&mut self) -> CacheSync {
+        let sync = self.resync.take().unwrap_or_default();
+        self.regate();
+        sync
+    }
+
     /// Where the machine goes on after a store dropped translations: `rip`, where the next
     /// block would have begun, unless that is in a dropped block. Then the guest
     /// instruction there goes on from its new translation, through the dispatcher: at once
@@ -1461,7 +1469,8 @@ impl System {
 
     /// Stops the run: the simulator cannot do `what`.
     pub fn unsupported(&mut self, what: String) {
-        let rip = self.current_block().addr;
+        // Whoever counted the running block recorded its address.
+        let rip = self.inline_current[0];
         self.stop = Some(Stop::Unsupported(Unsupported { what, rip }));
     }
 

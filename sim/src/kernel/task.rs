@@ -31,8 +31,8 @@ pub struct Task {
     pub voluntary_switches: u64,
     pub preempted: u64,
     /// While it is switched out: the fall-through of the conditional branch its last block
-    /// ended with, which its next block resolves (`System::pending_branch`).
-    pub pending_branch: Option<u64>,
+    /// ended with, or 0, which its next block resolves (`System::pending_branch`).
+    pub pending_branch: u64,
 }
 
 impl Task {
@@ -51,7 +51,7 @@ impl Task {
             syscalls: 0,
             voluntary_switches: 0,
             preempted: 0,
-            pending_branch: None,
+            pending_branch: 0,
         }
     }
 }

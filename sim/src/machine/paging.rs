@@ -57,6 +57,17 @@ pub struct Leaf {
     pub flags: PageFlags,
 }
 
+impl Leaf {
+    /// The same frame, left out of the page tables until a fault maps it again.
+    pub fn not_present(self) -> Self {
+        let flags = PageFlags {
+            present: false,
+            ..self.flags
+        };
+        Self { flags, ..self }
+    }
+}
+
 pub struct PageTables {
     root: Frame,
 }
