@@ -130,6 +130,15 @@ const PROBES: &[Spec] = &[
         start: |_| Ok(Box::new(calls::DependentAdds)),
     },
     Spec {
+        name: "branch_mispredict",
+        what: "a conditional branch on a byte just loaded, over random bytes (taken half the time, so mispredicted half the time by any predictor) against the same loop over bytes that always take it: the difference per misprediction",
+        unit: "ticks/misprediction",
+        iterations: 1_000_000,
+        shape: Shape::Whole,
+        partner: false,
+        start: |_| Ok(Box::new(calls::BranchOnBytes::default())),
+    },
+    Spec {
         name: "yield_threads",
         what: "sched_yield between two threads of this process on one CPU: one switch and one syscall per yield",
         unit: "ticks/yield",

@@ -8,6 +8,7 @@ const PROBES: &[&str] = &[
     "timer",
     "null_call",
     "core_clock",
+    "branch_mispredict",
     "yield_threads",
     "yield_processes",
     "pipe_ping_pong",
@@ -212,6 +213,15 @@ fn a_quick_run_gives_every_probe_in_sane_ranges() {
     // power saving) to about twice it (turbo on a low nominal clock).
     assert_within("core_clock", median("core_clock"), 0.3, 3.0);
     assert_within("tsc_ghz", median("tsc_ghz"), 0.5, 6.0);
+    // A misprediction costs a core's pipeline refill, 10 to 30 cycles on cores of the last
+    // twenty years, plus the wait for the byte it tests: from 5 to 100 core cycles.
+    let mispredict_cycles = median("branch_mispredict") / median("core_clock");
+    assert_within(
+        "branch_mispredict in core cycles",
+        mispredict_cycles,
+        5.0,
+        100.0,
+    );
 
     let machine = &calibration.machine;
     for (field, value) in [

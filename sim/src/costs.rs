@@ -114,6 +114,11 @@ pub struct CostModel {
     /// How instructions are priced: `cpi` each, or each block by a microarchitecture's
     /// scheduling model.
     pub instruction_costs: InstructionCosts,
+    /// Cycles a mispredicted branch costs, measured (a calibration's `branch_mispredict`
+    /// probe); `None`: the microarchitecture's penalty (LLVM's `MispredictPenalty`), which
+    /// leaves out the wait for what the branch tests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch_mispredict: Option<Cost>,
     /// Cycles per guest instruction: the price of instructions under `InstructionCosts::Cpi`,
     /// and in every model the rate of the guest's own clock (so that both modes see the
     /// same times).
@@ -280,18 +285,25 @@ impl CostModel {
     }
 }
 
-/// The cycles `core` loses to the branch mispredictions the counts record.
-fn mispredictions(core: &uarch::Microarchitecture, counts: &Counts) -> f64 {
-    counts.branch_mispredictions as f64 * f64::from(core.mispredict_penalty)
-}
-
 impl CostModel {
+    /// Cycles a mispredicted branch costs on `core` under this model.
+    pub fn mispredict_cycles(&self, core: &uarch::Microarchitecture) -> f64 {
+        self.branch_mispredict
+            .as_ref()
+            .map_or(f64::from(core.mispredict_penalty), |cost| cost.value)
+    }
+
+    /// The cycles `core` loses to the branch mispredictions the counts record.
+    fn mispredictions(&self, core: &uarch::Microarchitecture, counts: &Counts) -> f64 {
+        counts.branch_mispredictions as f64 * self.mispredict_cycles(core)
+    }
+
     /// The ring-3 estimate for what the counts record.
     pub fn ring3_cycles(&self, counts: &Counts) -> Ring3Cycles {
         let user = match self.instruction_costs {
             InstructionCosts::Cpi => counts.guest_instructions as f64 * self.cpi.value,
             InstructionCosts::Microarchitecture(core) => {
-                counts.guest_cycle_units as f64 / CYCLE_UNITS + mispredictions(core, counts)
+                counts.guest_cycle_units as f64 / CYCLE_UNITS + self.mispredictions(core, counts)
             }
         };
         let crossings =
@@ -336,7 +348,8 @@ impl CostModel {
         let instructions = match self.instruction_costs {
             InstructionCosts::Cpi => priced as f64 * self.cpi.value,
             InstructionCosts::Microarchitecture(core) => {
-                events.translated_cycle_units as f64 / CYCLE_UNITS + mispredictions(core, counts)
+                events.translated_cycle_units as f64 / CYCLE_UNITS
+                    + self.mispredictions(core, counts)
             }
         }
         .round() as u64;
@@ -393,6 +406,9 @@ struct ModelFile {
     /// "cpi" (the default) or a microarchitecture's name.
     #[serde(default = "cpi_name")]
     instruction_costs: String,
+    /// Cycles a mispredicted branch costs; left out: the microarchitecture's penalty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    branch_mispredict: Option<f64>,
     cpi: f64,
     ghz: f64,
     ring3: ColumnsFile,
@@ -474,6 +490,9 @@ impl ModelFile {
             ("fork_per_area".to_string(), self.fork_per_area),
             ("creation_faults".to_string(), self.creation_faults),
         ];
+        if let Some(value) = self.branch_mispredict {
+            fields.push(("branch_mispredict".to_string(), value));
+        }
         if let Some(unknown) = self
             .kernel_work
             .keys()
@@ -544,6 +563,9 @@ impl ModelFile {
             basis,
             validation: self.validation.clone(),
             instruction_costs,
+            branch_mispredict: self
+                .branch_mispredict
+                .map(|value| cost("branch_mispredict", value)),
             ring3: EventCosts {
                 abi_call: cost("ring3.abi_call", self.ring3.abi_call),
                 yield_cpu: cost("ring3.yield", self.ring3.yield_cpu),
@@ -648,6 +670,9 @@ impl CostModel {
                 &self.translation.indirect_lookup,
             ),
         ];
+        if let Some(cost) = &self.branch_mispredict {
+            fields.push(("branch_mispredict".to_string(), cost));
+        }
         for (ring, events) in [("ring3", &self.ring3), ("ring0", &self.ring0)] {
             fields.extend([
                 columns(ring, "abi_call", &events.abi_call),
@@ -673,6 +698,7 @@ impl CostModel {
             basis: self.basis.clone(),
             validation: self.validation.clone(),
             instruction_costs: self.instruction_costs.name().to_string(),
+            branch_mispredict: self.branch_mispredict.as_ref().map(|cost| cost.value),
             cpi: self.cpi.value,
             ghz: self.ghz.value,
             ring3: ColumnsFile::of(&self.ring3),
@@ -882,6 +908,31 @@ mod tests {
             model.ring0_cycles(&counts, &events).translated_instructions,
             700
         );
+    }
+
+    #[test]
+    fn a_misprediction_costs_the_measured_figure_else_the_cores_penalty() {
+        let text = EXAMPLE.replace("cpi = 1.0", "instruction_costs = \"znver4\"\ncpi = 1.0");
+        let mut model = parse_toml(&text, "m.toml").unwrap();
+        let counts = Counts {
+            branch_mispredictions: 1000,
+            ..Counts::default()
+        };
+        // LLVM's MispredictPenalty for Zen 4.
+        assert_eq!(model.ring3_cycles(&counts).user_instructions, 13_000);
+        let text = text.replace("cpi = 1.0", "branch_mispredict = 27.5\ncpi = 1.0");
+        model = parse_toml(&text, "m.toml").unwrap();
+        assert_eq!(model.ring3_cycles(&counts).user_instructions, 27_500);
+        assert_eq!(
+            model
+                .ring0_cycles(&counts, &Ring0Events::default())
+                .translated_instructions,
+            27_500
+        );
+        assert_eq!(parse_toml(&model.to_toml(), "written.toml").unwrap(), model);
+        let text = text.replace("branch_mispredict = 27.5", "branch_mispredict = -1");
+        let err = parse_toml(&text, "m.toml").unwrap_err().to_string();
+        assert!(err.contains("branch_mispredict"), "{err}");
     }
 
     #[test]

@@ -447,8 +447,8 @@ impl Report {
         ) {
             summary.add_row(vec![
                 format!(
-                    "branch mispredictions ({} cycles each)",
-                    core.mispredict_penalty
+                    "branch mispredictions ({:.0} cycles each)",
+                    model.mispredict_cycles(core)
                 ),
                 group(mispredictions),
             ]);

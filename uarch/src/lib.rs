@@ -12,9 +12,10 @@
 //! OSACA report for a block run repeatedly, and the one taken branch a cycle a core can do —
 //! and its recurrence, the cycles per execution of the chains of latencies it carries
 //! through registers and flags from one execution into the next (a loop's running sum, a
-//! hash's state); its critical path, the longest chain within one execution, is computed
-//! too. `PRICE` says how they combine. Each table also gives the core's branch
-//! misprediction penalty, which the simulator charges per misprediction it counts.
+//! hash's state; none for a block that returns, which never follows itself); its critical
+//! path, the longest chain within one execution, is computed too. `PRICE` says how they
+//! combine. Each table also gives the core's branch misprediction penalty, which the
+//! simulator charges per misprediction it counts unless the cost model measured its own.
 //!
 //! What the price leaves out: dependencies through memory (a store and a later load of
 //! the same address), the front end (decode, the micro-op cache) and cache misses. The stack engine is assumed: push, pop, call and ret move RSP without

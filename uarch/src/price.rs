@@ -55,7 +55,8 @@ pub struct BlockCost {
     pub critical_path: f64,
     /// Cycles per execution of the chains the block carries from one execution into the
     /// next, through registers and flags, when it runs repeatedly: the growth per
-    /// execution, once settled, of the time its registers' values are ready.
+    /// execution, once settled, of the time its registers' values are ready. None for a
+    /// block that returns (`ends_in_return`).
     pub recurrence: f64,
     pub uops: u32,
     pub instructions: u32,
@@ -143,7 +144,11 @@ impl<'a> BlockPricer<'a> {
             cycles: 0.0,
             throughput_bound,
             critical_path,
-            recurrence: self.recurrence(block),
+            recurrence: if ends_in_return(block) {
+                0.0
+            } else {
+                self.recurrence(block)
+            },
             uops,
             instructions,
             unpriced,
@@ -242,6 +247,17 @@ impl<'a> BlockPricer<'a> {
             start
         }
     }
+}
+
+/// A block that returns is never run twice in a row: between two of its executions run its
+/// caller and its function's first blocks, which set up again the registers it works on
+/// (getc's last block loads the next byte through a pointer it reloads each call), so the
+/// chains it would carry into itself run looped are not there. bench/fidelity: busybox
+/// `wc -l` had been priced 1.65x its native time by such a chain (BENCHMARKS.md, issue 11).
+fn ends_in_return(block: &[Instruction]) -> bool {
+    block
+        .last()
+        .is_some_and(|last| last.flow_control() == FlowControl::Return)
 }
 
 /// A conditional write reads too: where it does not write, the old value stays.
@@ -662,6 +678,30 @@ mod tests {
         let cost = znver3.price_block(&swap);
         assert_eq!(bounds(cost), (1.25, 3.0, 2.5));
         assert_eq!(cost.cycles, 2.5);
+    }
+
+    #[test]
+    fn a_block_that_returns_carries_no_chain_into_itself() {
+        // getc's last block: the byte it loads would be the next execution's pointer if
+        // the block looped onto itself; it returns, and the caller's call reloads it.
+        let getc_tail = |a: &mut CodeAssembler| {
+            a.lea(rdx, qword_ptr(rax + 1))?;
+            a.mov(qword_ptr(rdi + 8), rdx)?;
+            a.movzx(eax, byte_ptr(rax))
+        };
+        let znver4 = uarch("znver4");
+        let looped = znver4.price_block(&block(|a| {
+            getc_tail(a)?;
+            a.jmp(0x1000)
+        }));
+        assert!(looped.recurrence >= 4.0, "{looped:?}");
+        let returns = znver4.price_block(&block(|a| {
+            getc_tail(a)?;
+            a.ret()
+        }));
+        assert_eq!(returns.recurrence, 0.0);
+        assert_eq!(returns.critical_path, looped.critical_path);
+        assert_eq!(returns.cycles, returns.throughput_bound);
     }
 
     #[test]

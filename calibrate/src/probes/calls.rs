@@ -292,6 +292,77 @@ impl Workload for DependentAdds {
     }
 }
 
+/// Runs a loop whose branch tests the low bit of each byte it loads, over random bytes and
+/// over bytes that always take it; a round is the two loops' difference, its operations
+/// the mispredictions that difference is for: half the random bytes' branches, since no
+/// predictor foresees random data better than a coin, and the same code without them
+/// costs the other loop's time.
+#[derive(Default)]
+pub(super) struct BranchOnBytes {
+    random: Vec<u8>,
+    taken: Vec<u8>,
+    /// xorshift64's state: fresh bytes each round, so that no predictor learns a sequence
+    /// it met in the round before.
+    state: u64,
+}
+
+impl BranchOnBytes {
+    fn refill(&mut self, bytes: usize) {
+        if self.state == 0 {
+            self.state = 0x9e37_79b9_7f4a_7c15;
+        }
+        self.random.resize(bytes, 0);
+        self.taken.resize(bytes, 1);
+        for byte in &mut self.random {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            *byte = (self.state >> 32) as u8;
+        }
+    }
+}
+
+/// Ticks to run the branch over each of `bytes`.
+fn branch_over(bytes: &[u8]) -> u64 {
+    let mut sum: u64 = 0;
+    let start = ticks();
+    // SAFETY: reads `bytes.len()` bytes from `bytes`, registers and flags only otherwise.
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "movzx {byte:e}, byte ptr [{base} + {index}]",
+            "test {byte:e}, 1",
+            "jz 3f",
+            "add {sum}, {index}",
+            "3:",
+            "inc {index}",
+            "cmp {index}, {end}",
+            "jb 2b",
+            base = in(reg) bytes.as_ptr(),
+            index = inout(reg) 0usize => _,
+            end = in(reg) bytes.len(),
+            sum = inout(reg) sum,
+            byte = out(reg) _,
+            options(readonly, nostack),
+        );
+    }
+    let elapsed = ticks() - start;
+    std::hint::black_box(sum);
+    elapsed
+}
+
+impl Workload for BranchOnBytes {
+    fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
+        self.refill(iterations as usize);
+        let taken = branch_over(&self.taken);
+        let random = branch_over(&self.random);
+        Ok(Sample::new(
+            random.saturating_sub(taken) as f64,
+            (iterations / 2).max(1),
+        ))
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Half {
     Write,

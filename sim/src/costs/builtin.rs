@@ -280,6 +280,13 @@ const FORK_PER_AREA_SOURCE: &str = "simulate --calibrate on this project's machi
                                     one-page areas more, never touched, least-squares slope, the median of three \
                                     full runs (2,359-2,523 core cycles an area) (BENCHMARKS.md, issue 11)";
 
+/// What a mispredicted branch costs on this machine kind, core cycles.
+const BRANCH_MISPREDICT: f64 = 27.4;
+const BRANCH_MISPREDICT_SOURCE: &str = "simulate --calibrate on this project's machine kind, 2026-11-30: probe \
+                                        branch_mispredict, a branch on a byte just loaded over random bytes against \
+                                        bytes that always take it, per misprediction, the median of three full runs \
+                                        (26.8-27.5 core cycles; LLVM's znver4 penalty is 13) (BENCHMARKS.md, issue 11)";
+
 /// What this project's translator takes per guest instruction, nanoseconds.
 const TRANSLATION_NS: f64 = 616.0;
 
@@ -303,6 +310,9 @@ fn model(row: &Row) -> CostModel {
         validation: row.validation.map(str::to_string),
         instruction_costs: super::InstructionCosts::by_name(row.instructions)
             .expect("a built-in model names a known microarchitecture"),
+        // A row that prices instructions prices them on this machine kind's core.
+        branch_mispredict: (row.instructions != "cpi")
+            .then(|| cost(BRANCH_MISPREDICT, BRANCH_MISPREDICT_SOURCE)),
         ring3: EventCosts {
             abi_call: cost(abi, row.ring3_source),
             yield_cpu: cost(yld, row.ring3_source),

@@ -306,6 +306,7 @@ pub fn model(calibration: &Calibration) -> Result<CostModel, MissingProbe> {
         fork_per_area,
         creation_faults,
         instruction_costs: core,
+        branch_mispredict: Some(column("branch_mispredict")?),
         cpi: Cost {
             value: 1.0,
             source: "the guest clock's rate: one cycle per guest instruction (instructions are priced by the \
@@ -405,6 +406,9 @@ mod tests {
             "{ring3:?}"
         );
         assert!((0.5..6.0).contains(&model.ghz.value), "{}", model.ghz.value);
+        let mispredict = model.branch_mispredict.as_ref().expect("measured");
+        assert!((5.0..100.0).contains(&mispredict.value), "{mispredict:?}");
+        assert!(mispredict.source.contains("branch_mispredict"));
         assert_eq!(model.ring0.abi_call.value, FUNCTION_CALL.0);
         for costs in &model.kernel_work.0 {
             assert!(costs.base.value >= 0.0 && costs.base.value < 1e6);
