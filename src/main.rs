@@ -37,7 +37,7 @@ struct Cli {
     list_cost_models: bool,
 
     /// Measure this machine natively (null syscall, yields, pipe ping-pong, fork+exec+wait,
-    /// kernel work by class, TSC rate; medians of pinned rounds), write the cost model to FILE
+    /// kernel work by class, a mispredicted branch, TSC rate; medians of pinned rounds), write the cost model to FILE
     /// (default: the cache `--cost-model calibrated` reads) and exit. About 8 s.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
     calibrate: Option<PathBuf>,

@@ -967,6 +967,10 @@ mod tests {
         assert_eq!(kpti.ring3.abi_call.value, host.ring3.abi_call.value + 300.0);
         assert_eq!(kpti.creation_faults.value, host.creation_faults.value);
         assert_eq!(
+            kpti.branch_mispredict.as_ref().map(|cost| cost.value),
+            host.branch_mispredict.as_ref().map(|cost| cost.value)
+        );
+        assert_eq!(
             kpti.ring0.send_receive.value.round(),
             host.ring0.send_receive.value.round()
         );

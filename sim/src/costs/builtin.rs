@@ -46,9 +46,9 @@ const SINGULARITY_TABLE: &str =
 
 /// How far `host`'s estimates were from measured native CPU time (BENCHMARKS.md, issue 11).
 const HOST_VALIDATION: &str = "bench/fidelity --runs 5 --cost-model host on this machine kind, 2026-11-30: \
-                               predicted / measured native CPU time over 16 programs, geometric mean 0.96 \
-                               (range 0.80-1.27, 15 within 25 %; syscall loops 0.80-1.10, compute 0.86-1.00, \
-                               fork+exec+wait 0.81, a shell pipeline 1.27)";
+                               predicted / measured native CPU time over 16 programs, geometric mean 0.98 \
+                               (range 0.78-1.15, all 16 within 25 %; syscall loops 0.78-1.09, compute 0.92-1.10, \
+                               fork+exec+wait 0.81, a shell pipeline 1.15)";
 
 /// The basis of the models of the essay's systems.
 const PUBLISHED: &str = "published figures: Aiken et al., MSPC 2006 (the four operations), Kernel Mode Linux \
