@@ -279,6 +279,9 @@ pub const CASES: &[Case] = &[
     probe("fault_handlers"),
     // What a handler sees of its signal frames, a fault's included: exactly Linux's.
     probe("signal_frame"),
+    // div and idiv at their edges: full double-width dividends, and each #DE at its
+    // instruction.
+    probe("divides"),
     case("fork_bomb", "fork_bomb", &["16"]),
     Case {
         companions: &["tiny_true"],

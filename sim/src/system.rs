@@ -786,7 +786,12 @@ impl System {
             clock: self.clock.instructions_ptr(),
             gate: &raw const self.gate,
             current: self.inline_current.as_mut_ptr(),
-            pending: &raw mut self.pending_branch,
+            // No branch is ever pending where no microarchitecture prices mispredictions.
+            pending: if self.model.instruction_costs.microarchitecture().is_some() {
+                &raw mut self.pending_branch
+            } else {
+                std::ptr::null_mut()
+            },
             history,
             table,
             next,

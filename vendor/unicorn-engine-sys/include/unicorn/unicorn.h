@@ -1118,7 +1118,8 @@ typedef struct uc_inline_counting {
                                   the upper half if it counted itself, 2 if it counted
                                   nothing (a repeat) */
     /* A gshare predictor: the branch a block ended with is resolved by the next block. */
-    uint64_t *pending;         /* the fall-through of the last conditional branch, or 0 */
+    uint64_t *pending;         /* the fall-through of the last conditional branch, or 0;
+                                  NULL: no predictor runs, no branch is pending */
     uint32_t *history;         /* the last `bits` outcomes, the latest in bit 0 */
     uint8_t *table;            /* 2^bits two-bit counters */
     const uint8_t *next;       /* [8]: a counter's next value by (value << 1 | taken) */

@@ -140,20 +140,29 @@ static void ringsim_resolve_branch(void *counting, uint64_t pc)
 
 /* ringsim: calls ringsim_resolve_branch if a branch is pending. A call rather than
    inline ops: those were 40 more ops for TCG to optimize and allocate in every block,
-   which start-up, translating thousands of blocks, paid for. Ends in a new basic block,
-   with the base loaded. */
-static void gen_resolve_branch(TCGContext *s, Counters *k, uint64_t pc)
+   which start-up, translating thousands of blocks, paid for. The call is out of line
+   (`resolve`, emitted by gen_resolve_branch_call after the block's own code), so that a
+   block with no branch pending takes no jump. Ends in a new basic block, with the base
+   loaded. */
+static void gen_resolve_branch(TCGContext *s, Counters *k, TCGLabel *resolve, TCGLabel *back)
 {
-    TCGLabel *none = gen_new_label(s);
     TCGv_i64 site = tcg_temp_new_i64(s);
+
+    counter_ld(s, k, site, k->c->pending);
+    tcg_gen_brcondi_i64(s, TCG_COND_NE, site, 0, resolve);
+    tcg_temp_free_i64(s, site);
+    gen_set_label(s, back);
+    counters_base(s, k);
+}
+
+static void gen_resolve_branch_call(TCGContext *s, Counters *k, uint64_t pc,
+                                    TCGLabel *resolve, TCGLabel *back)
+{
     TCGv_ptr counting;
     TCGv_i64 at;
     TCGTemp *args[2];
 
-    counter_ld(s, k, site, k->c->pending);
-    tcg_gen_brcondi_i64(s, TCG_COND_EQ, site, 0, none);
-    tcg_temp_free_i64(s, site);
-
+    gen_set_label(s, resolve);
     counting = tcg_const_ptr(s, k->c);
     at = tcg_const_i64(s, pc);
     args[0] = tcgv_ptr_temp(s, counting);
@@ -163,22 +172,24 @@ static void gen_resolve_branch(TCGContext *s, Counters *k, uint64_t pc)
                        2, args);
     tcg_temp_free_i64(s, at);
     tcg_temp_free_ptr(s, counting);
-
-    gen_set_label(s, none);
-    counters_base(s, k);
+    tcg_gen_br(s, back);
 }
 
 /* ringsim: the prologue of a block counted inline, emitted at the end of the op list
    (the block's size is known only once it is translated) and moved to after `anchor`,
    where the block hook's call would be. It adds the block's instructions to the clock
-   first, and takes them back on the paths that do not count it. */
+   first, and takes them back on the paths that do not count it. Its rare paths (the
+   hook's call at the gate, the predictor's call) stay at the end, after the block's
+   exits, so that the common path runs straight through: no taken jump. Without a
+   predictor (`pending` NULL: instructions priced at a cpi) there is no branch to
+   resolve. */
 static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
                              uint64_t pc, uint32_t size)
 {
     const uc_inline_counting *c = &uc->inline_counting;
     uc_inline_block block;
-    TCGOp *last = tcg_last_op(s), *op;
-    TCGLabel *slow, *done, *counted, *further = NULL;
+    TCGOp *last = tcg_last_op(s), *op, *inline_end;
+    TCGLabel *slow, *done, *counted, *further = NULL, *resolve = NULL, *back = NULL;
     Counters k;
     TCGv_i64 t, u;
     int i;
@@ -187,6 +198,7 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
     uc->inline_block(uc, pc, size, &block, uc->inline_block_data);
     if (block.hook) {
         gen_uc_tracecode(s, size, UC_HOOK_BLOCK_IDX, uc, pc);
+        inline_end = tcg_last_op(s);
     } else {
         slow = gen_new_label(s);
         done = gen_new_label(s);
@@ -228,25 +240,35 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
             gen_set_label(s, counted);
             counters_base(s, &k);
         }
-        /* A further iteration resolves a pending branch too, as enter_block does. */
-        gen_resolve_branch(s, &k, pc);
-        counter_sti(s, &k, block.branch_site, c->pending);
-        tcg_gen_br(s, done);
+        if (c->pending) {
+            /* A further iteration resolves a pending branch too, as enter_block does. */
+            resolve = gen_new_label(s);
+            back = gen_new_label(s);
+            gen_resolve_branch(s, &k, resolve, back);
+            counter_sti(s, &k, block.branch_site, c->pending);
+        }
+        gen_set_label(s, done);
+        inline_end = tcg_last_op(s);
 
+        /* Out of line, after the block's exits. */
         gen_set_label(s, slow);
         counters_base(s, &k);
         counter_add(s, &k, c->clock, -block.instructions);
         gen_uc_tracecode(s, size, UC_HOOK_BLOCK_IDX, uc, pc);
-        gen_set_label(s, done);
+        tcg_gen_br(s, done);
+        if (resolve) {
+            gen_resolve_branch_call(s, &k, pc, resolve, back);
+        }
         tcg_temp_free_i64(s, u);
         tcg_temp_free_i64(s, t);
         counters_close(s, &k);
     }
 
-    /* Move what was just emitted to after `anchor` (to the head if there is none). */
+    /* Move the inline part to after `anchor` (to the head if there is none). */
     op = QTAILQ_NEXT(last, link);
     while (op) {
         TCGOp *next = QTAILQ_NEXT(op, link);
+        bool was_end = op == inline_end;
         QTAILQ_REMOVE(&s->ops, op, link);
         if (anchor) {
             QTAILQ_INSERT_AFTER(&s->ops, anchor, op, link);
@@ -254,6 +276,9 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
             QTAILQ_INSERT_HEAD(&s->ops, op, link);
         }
         anchor = op;
+        if (was_end) {
+            break;
+        }
         op = next;
     }
 }
