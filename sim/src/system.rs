@@ -481,7 +481,7 @@ impl System {
 
     /// The system's running totals of what the cost model prices. The translation counts
     /// are every code cache's, the dropped ones' too, so they only grow.
-    fn tally_now(&self) -> Tally {
+    fn tally_now(&mut self) -> Tally {
         let mut translation = self.retired_stats.clone();
         let caches = self.cache.iter();
         for cache in caches.chain(self.spaces.values().filter_map(|s| s.cache.as_ref())) {
@@ -766,7 +766,7 @@ impl System {
     /// in the engine's heap-allocated data, the clock in an `Rc`, and a switch of address
     /// space moves the next code cache into the same `cache` slot.
     pub fn inline_counting(&mut self) -> uc_inline_counting {
-        let (table, history, mispredictions, next, bits) = self.predictor.raw_parts();
+        let predictor = self.predictor.raw_parts();
         let mut totals = [std::ptr::null_mut(); INLINE_TOTALS];
         totals[GUEST_CYCLE_UNITS] = &raw mut self.counts.guest_cycle_units;
         if let Some(cache) = &mut self.cache {
@@ -792,11 +792,14 @@ impl System {
             } else {
                 std::ptr::null_mut()
             },
-            history,
-            table,
-            next,
-            mispredictions,
-            bits,
+            history: predictor.history,
+            table: predictor.table,
+            next: predictor.next,
+            mispredictions: predictor.mispredictions,
+            bits: predictor.bits,
+            log: predictor.log,
+            log_next: predictor.log_next,
+            log_end: predictor.log_end,
             totals,
         }
     }
@@ -807,7 +810,7 @@ impl System {
     }
 
     /// The counts as of now, with the instruction total from the clock.
-    pub fn counts_now(&self) -> Counts {
+    pub fn counts_now(&mut self) -> Counts {
         Counts {
             guest_instructions: self.clock.instructions(),
             work: self.work_now(),

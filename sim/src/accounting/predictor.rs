@@ -16,6 +16,10 @@ const MASK: u32 = (1 << BITS) - 1;
 /// A counter's next value, by its value and the outcome: `[value << 1 | taken]`.
 const NEXT: [u8; 8] = [0, 1, 0, 2, 1, 3, 2, 3];
 
+/// Branches that generated code resolved and logged, taken in a run when the log is full
+/// or before the predictor is read: 64 KiB.
+const LOG_PAIRS: usize = 4096;
+
 pub struct Predictor {
     /// Two-bit saturating counters: 0 and 1 predict not taken, 2 and 3 taken. They start
     /// at 0, so the table costs nothing until the run touches it (calloc).
@@ -23,23 +27,50 @@ pub struct Predictor {
     /// The last `BITS` outcomes, the latest in bit 0.
     history: u32,
     mispredictions: u64,
+    /// Branches resolved by generated code and not yet recorded, in order: (the branch's
+    /// fall-through, the address of the block that ran next) pairs.
+    log: Box<[[u64; 2]]>,
+    /// The address in `log` where the next pair goes, which generated code advances.
+    log_next: u64,
 }
 
 impl Default for Predictor {
     fn default() -> Self {
+        let mut log = vec![[0; 2]; LOG_PAIRS].into_boxed_slice();
+        let log_next = log.as_mut_ptr() as u64;
         Self {
             counters: vec![0; 1 << BITS].into_boxed_slice(),
             history: 0,
             mispredictions: 0,
+            log,
+            log_next,
         }
     }
 }
 
 impl Predictor {
     /// The conditional branch at `site` went the way `taken` says: count a misprediction
-    /// if the predictor said otherwise, and let it learn.
-    #[inline]
+    /// if the predictor said otherwise, and let it learn. The branches logged before it
+    /// are recorded first.
     pub fn record(&mut self, site: u64, taken: bool) {
+        self.drain();
+        self.step(site, taken);
+    }
+
+    /// Records the logged branches, in order, and empties the log. Generated code does
+    /// the same when the log is full (`ringsim_drain_branches` in the vendored Unicorn).
+    pub fn drain(&mut self) {
+        let start = self.log.as_ptr() as u64;
+        let logged = ((self.log_next - start) / 16) as usize;
+        for index in 0..logged {
+            let [site, next] = self.log[index];
+            self.step(site, next != site);
+        }
+        self.log_next = start;
+    }
+
+    #[inline]
+    fn step(&mut self, site: u64, taken: bool) {
         let folded = (site ^ (site >> BITS) ^ (site >> (2 * BITS))) as u32;
         let index = ((folded ^ self.history) & MASK) as usize;
         let counter = &mut self.counters[index];
@@ -51,22 +82,42 @@ impl Predictor {
         self.history = ((self.history << 1) | u32::from(taken)) & MASK;
     }
 
-    pub fn mispredictions(&self) -> u64 {
+    /// The mispredictions so far, the logged branches' included.
+    pub fn mispredictions(&mut self) -> u64 {
+        self.drain();
         self.mispredictions
     }
 
-    /// Where its state lives, for generated code that records branches as `record` does
-    /// (`System::inline_counting`): the counters, the history, the misprediction count, the
-    /// table of counters' next values and the bits of history.
-    pub fn raw_parts(&mut self) -> (*mut u8, *mut u32, *mut u64, *const u8, u32) {
-        (
-            self.counters.as_mut_ptr(),
-            &raw mut self.history,
-            &raw mut self.mispredictions,
-            NEXT.as_ptr(),
-            BITS,
-        )
+    /// Where its state lives, for generated code that logs branches and records them as
+    /// `drain` does (`System::inline_counting`).
+    pub fn raw_parts(&mut self) -> RawParts {
+        let log = self.log.as_mut_ptr().cast::<u64>();
+        RawParts {
+            table: self.counters.as_mut_ptr(),
+            history: &raw mut self.history,
+            mispredictions: &raw mut self.mispredictions,
+            next: NEXT.as_ptr(),
+            bits: BITS,
+            log,
+            log_next: (&raw mut self.log_next).cast(),
+            // SAFETY: one past the log's last pair, within the same allocation.
+            log_end: unsafe { log.add(2 * LOG_PAIRS) },
+        }
     }
+}
+
+/// `Predictor::raw_parts`: the counters, the history, the misprediction count, the table
+/// of counters' next values, the bits of history, and the log: its first pair, the slot
+/// holding where the next goes, and its end.
+pub struct RawParts {
+    pub table: *mut u8,
+    pub history: *mut u32,
+    pub mispredictions: *mut u64,
+    pub next: *const u8,
+    pub bits: u32,
+    pub log: *mut u64,
+    pub log_next: *mut *mut u64,
+    pub log_end: *mut u64,
 }
 
 #[cfg(test)]
@@ -82,6 +133,42 @@ mod tests {
             }
         }
         predictor.mispredictions()
+    }
+
+    #[test]
+    fn logged_branches_count_as_recorded_ones_in_order() {
+        // Two branches, one taken and one not in turn, one recorded directly between.
+        let outcomes: Vec<(u64, bool)> = (0..3 * LOG_PAIRS as u64)
+            .map(|i| (0x40_1000 + 16 * (i % 2), i % 3 == 0))
+            .collect();
+        let mut recorded = Predictor::default();
+        for &(site, taken) in &outcomes {
+            recorded.record(site, taken);
+        }
+        let mut logged = Predictor::default();
+        for (i, &(site, taken)) in outcomes.iter().enumerate() {
+            if i % 1000 == 999 {
+                logged.record(site, taken);
+                continue;
+            }
+            // As generated code logs: the pair at `log_next`, which it advances; a full
+            // log is drained first.
+            let parts = logged.raw_parts();
+            // SAFETY: the parts point into `logged`, alive and not otherwise borrowed here.
+            unsafe {
+                if *parts.log_next == parts.log_end {
+                    logged.drain();
+                }
+                let at = *parts.log_next;
+                *at = site;
+                *at.add(1) = if taken { 0 } else { site };
+                *parts.log_next = at.add(2);
+            }
+        }
+        assert!(recorded.mispredictions() > 0);
+        assert_eq!(logged.mispredictions(), recorded.mispredictions());
+        assert_eq!(logged.history, recorded.history);
+        assert_eq!(logged.counters, recorded.counters);
     }
 
     #[test]

@@ -1125,6 +1125,11 @@ typedef struct uc_inline_counting {
     const uint8_t *next;       /* [8]: a counter's next value by (value << 1 | taken) */
     uint64_t *mispredictions;
     uint32_t bits;
+    /* Resolved branches wait in a log of (fall-through, next block) pairs, in order, for
+       the predictor to take in a run when the log is full (or the simulator reads it). */
+    uint64_t *log;             /* the first pair */
+    uint64_t **log_next;       /* where the next pair goes */
+    uint64_t *log_end;         /* one past the last pair */
     uint64_t *totals[UC_INLINE_TOTALS]; /* NULL where unused */
 } uc_inline_counting;
 

@@ -120,30 +120,44 @@ static void gen_st_current(TCGContext *s, Counters *k, uint64_t pc, uint32_t siz
     counter_sti(s, k, size | how << 32, k->c->current + 1);
 }
 
-/* ringsim: resolves the conditional branch `*pending`: taken unless the block at `pc`
-   is its fall-through. The predictor's record step, as the simulator's own
-   (accounting/predictor.rs), on the same state. */
-static void ringsim_resolve_branch(void *counting, uint64_t pc)
+/* ringsim: records the logged branches in order and empties the log, as the simulator's
+   Predictor::drain does: each pair is a conditional branch's fall-through and the block
+   that ran next, taken unless that is the fall-through; the predictor's record step, as
+   accounting/predictor.rs's, on the same state. The history and the count stay in
+   registers for the run (the table's bytes may alias anything, so read through `c` they
+   were loaded and stored again for every branch). */
+static void ringsim_drain_branches(void *counting)
 {
     const uc_inline_counting *c = counting;
-    uint64_t site = *c->pending;
-    uint32_t taken = site != pc;
-    uint32_t mask = (1u << c->bits) - 1;
-    uint32_t folded = (uint32_t)(site ^ (site >> c->bits) ^ (site >> (2 * c->bits)));
-    uint32_t index = (folded ^ *c->history) & mask;
-    uint8_t counter = c->table[index];
+    const uint64_t *pair, *end = *c->log_next;
+    uint8_t *table = c->table;
+    const uint8_t *next = c->next;
+    uint32_t bits = c->bits, mask = (1u << bits) - 1;
+    uint32_t history = *c->history;
+    uint64_t mispredictions = *c->mispredictions;
 
-    *c->mispredictions += (counter >> 1) ^ taken;
-    c->table[index] = c->next[counter << 1 | taken];
-    *c->history = ((*c->history << 1) | taken) & mask;
+    for (pair = c->log; pair < end; pair += 2) {
+        uint64_t site = pair[0];
+        uint32_t taken = site != pair[1];
+        uint32_t folded = (uint32_t)(site ^ (site >> bits) ^ (site >> (2 * bits)));
+        uint32_t index = (folded ^ history) & mask;
+        uint8_t counter = table[index];
+
+        mispredictions += (counter >> 1) ^ taken;
+        table[index] = next[counter << 1 | taken];
+        history = ((history << 1) | taken) & mask;
+    }
+    *c->history = history;
+    *c->mispredictions = mispredictions;
+    *c->log_next = c->log;
 }
 
-/* ringsim: calls ringsim_resolve_branch if a branch is pending. A call rather than
-   inline ops: those were 40 more ops for TCG to optimize and allocate in every block,
-   which start-up, translating thousands of blocks, paid for. The call is out of line
-   (`resolve`, emitted by gen_resolve_branch_call after the block's own code), so that a
-   block with no branch pending takes no jump. Ends in a new basic block, with the base
-   loaded. */
+/* ringsim: logs the branch `*pending` if one is pending. Logged rather than recorded
+   at once: the predictor's step, a call with a load from its 64 KiB table at a random
+   place, was 21 % of busybox bc at ring 3 under a microarchitecture; taken a log at a
+   time it overlaps. The logging is out of line (`resolve`, emitted by
+   gen_resolve_branch_log after the block's own code), so that a block with no branch
+   pending takes no jump. Ends in a new basic block, with the base loaded. */
 static void gen_resolve_branch(TCGContext *s, Counters *k, TCGLabel *resolve, TCGLabel *back)
 {
     TCGv_i64 site = tcg_temp_new_i64(s);
@@ -155,22 +169,34 @@ static void gen_resolve_branch(TCGContext *s, Counters *k, TCGLabel *resolve, TC
     counters_base(s, k);
 }
 
-static void gen_resolve_branch_call(TCGContext *s, Counters *k, uint64_t pc,
-                                    TCGLabel *resolve, TCGLabel *back)
+static void gen_resolve_branch_log(TCGContext *s, Counters *k, uint64_t pc,
+                                   TCGLabel *resolve, TCGLabel *back)
 {
+    const uc_inline_counting *c = k->c;
+    TCGv_i64 site = tcg_temp_new_i64(s);
+    TCGv_i64 at = tcg_temp_new_i64(s);
+    TCGv_i64 t = tcg_temp_new_i64(s);
     TCGv_ptr counting;
-    TCGv_i64 at;
-    TCGTemp *args[2];
+    TCGTemp *args[1];
 
     gen_set_label(s, resolve);
-    counting = tcg_const_ptr(s, k->c);
-    at = tcg_const_i64(s, pc);
-    args[0] = tcgv_ptr_temp(s, counting);
-    args[1] = tcgv_i64_temp(s, at);
-    uc_gen_call_no_rwg(s, (void *)ringsim_resolve_branch, "ringsim_resolve_branch",
-                       dh_sizemask(void, 0) | dh_sizemask(ptr, 1) | dh_sizemask(i64, 2),
-                       2, args);
+    counters_base(s, k);
+    counter_ld(s, k, site, c->pending);
+    counter_ld(s, k, at, c->log_next);
+    tcg_gen_st_i64(s, site, (TCGv_ptr)at, 0);
+    tcg_gen_movi_i64(s, t, pc);
+    tcg_gen_st_i64(s, t, (TCGv_ptr)at, 8);
+    tcg_gen_addi_i64(s, at, at, 16);
+    counter_st(s, k, at, c->log_next);
+    tcg_gen_brcondi_i64(s, TCG_COND_LTU, at, (uintptr_t)c->log_end, back);
+    tcg_temp_free_i64(s, t);
     tcg_temp_free_i64(s, at);
+    tcg_temp_free_i64(s, site);
+
+    counting = tcg_const_ptr(s, c);
+    args[0] = tcgv_ptr_temp(s, counting);
+    uc_gen_call_no_rwg(s, (void *)ringsim_drain_branches, "ringsim_drain_branches",
+                       dh_sizemask(void, 0) | dh_sizemask(ptr, 1), 1, args);
     tcg_temp_free_ptr(s, counting);
     tcg_gen_br(s, back);
 }
@@ -179,7 +205,7 @@ static void gen_resolve_branch_call(TCGContext *s, Counters *k, uint64_t pc,
    (the block's size is known only once it is translated) and moved to after `anchor`,
    where the block hook's call would be. It adds the block's instructions to the clock
    first, and takes them back on the paths that do not count it. Its rare paths (the
-   hook's call at the gate, the predictor's call) stay at the end, after the block's
+   hook's call at the gate, logging a pending branch) stay at the end, after the block's
    exits, so that the common path runs straight through: no taken jump. Without a
    predictor (`pending` NULL: instructions priced at a cpi) there is no branch to
    resolve. */
@@ -257,7 +283,7 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
         gen_uc_tracecode(s, size, UC_HOOK_BLOCK_IDX, uc, pc);
         tcg_gen_br(s, done);
         if (resolve) {
-            gen_resolve_branch_call(s, &k, pc, resolve, back);
+            gen_resolve_branch_log(s, &k, pc, resolve, back);
         }
         tcg_temp_free_i64(s, u);
         tcg_temp_free_i64(s, t);
