@@ -18,7 +18,7 @@ const NEXT: [u8; 8] = [0, 1, 0, 2, 1, 3, 2, 3];
 
 /// Branches that generated code resolved and logged, taken in a run when the log is full
 /// or before the predictor is read: 64 KiB.
-const LOG_PAIRS: usize = 4096;
+const LOG_PAIRS: usize = 256;
 
 pub struct Predictor {
     /// Two-bit saturating counters: 0 and 1 predict not taken, 2 and 3 taken. They start
