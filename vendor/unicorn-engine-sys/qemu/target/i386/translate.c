@@ -120,6 +120,9 @@
 
 #include "exec/gen-icount.h"
 
+/* ringsim: bound checks per block with their failure out of line; more go inline. */
+#define RINGSIM_BND_FAILS 32
+
 typedef struct DisasContext {
     DisasContextBase base;
 
@@ -145,6 +148,13 @@ typedef struct DisasContext {
     CCOp cc_op;  /* current CC operation */
     CCOp last_cc_op;  /* Unicorn: last CC operation. Save this to see if cc_op has changed */
     bool cc_op_dirty;
+    /* ringsim: the block's bound checks whose failure (#BR) is raised after its exits. */
+    struct {
+        TCGLabel *label;
+        target_ulong eip;
+        CCOp cc_op;
+    } bnd_fail[RINGSIM_BND_FAILS];
+    int bnd_fails;
 #ifdef TARGET_X86_64
     bool x86_64_hregs;
 #endif
@@ -2381,6 +2391,17 @@ static void gen_bndck(CPUX86State *env, DisasContext *s, int modrm,
     if (!CODE64(s)) {
         tcg_gen_ext32u_i64(tcg_ctx, s->tmp1_i64, s->tmp1_i64);
     }
+    // ringsim: a check that passes falls through; its failure is raised after the block's
+    // exits (gen_bnd_fail_stubs), so the common path takes no jump.
+    if (s->bnd_fails < RINGSIM_BND_FAILS) {
+        TCGLabel *fail = gen_new_label(tcg_ctx);
+        tcg_gen_brcond_i64(tcg_ctx, cond, s->tmp1_i64, bndv, fail);
+        s->bnd_fail[s->bnd_fails].label = fail;
+        s->bnd_fail[s->bnd_fails].eip = s->pc_start - s->cs_base;
+        s->bnd_fail[s->bnd_fails].cc_op = s->cc_op;
+        s->bnd_fails++;
+        return;
+    }
     tcg_gen_setcond_i64(tcg_ctx, cond, s->tmp1_i64, s->tmp1_i64, bndv);
     tcg_gen_extrl_i64_i32(tcg_ctx, s->tmp2_i32, s->tmp1_i64);
     // ringsim: the helper only when the check fails (it raises #BR), not on every check.
@@ -2390,6 +2411,30 @@ static void gen_bndck(CPUX86State *env, DisasContext *s, int modrm,
     gen_helper_bndck(tcg_ctx, tcg_ctx->cpu_env, fail);
     tcg_temp_free_i32(tcg_ctx, fail);
     gen_set_label(tcg_ctx, in_bounds);
+}
+
+/* ringsim: each out-of-line bound check's failure: #BR at the check, with the state
+   cpu_restore_state would give there (eip, and cc_op unless it was dynamic) and the
+   status helper_bndck sets. */
+static void gen_bnd_fail_stubs(DisasContext *s)
+{
+    TCGContext *tcg_ctx = s->uc->tcg_ctx;
+    int i;
+
+    for (i = 0; i < s->bnd_fails; i++) {
+        gen_set_label(tcg_ctx, s->bnd_fail[i].label);
+        if (s->bnd_fail[i].cc_op != CC_OP_DYNAMIC) {
+            tcg_gen_movi_i32(tcg_ctx, s->tmp2_i32, s->bnd_fail[i].cc_op);
+            tcg_gen_st_i32(tcg_ctx, s->tmp2_i32, tcg_ctx->cpu_env, offsetof(CPUX86State, cc_op));
+        }
+        gen_jmp_im(s, s->bnd_fail[i].eip);
+        tcg_gen_movi_i64(tcg_ctx, s->tmp1_i64, 1);
+        tcg_gen_st_i64(tcg_ctx, s->tmp1_i64, tcg_ctx->cpu_env,
+                       offsetof(CPUX86State, bndcs_regs.sts));
+        tcg_gen_movi_i32(tcg_ctx, s->tmp2_i32, EXCP05_BOUND);
+        gen_helper_raise_exception(tcg_ctx, tcg_ctx->cpu_env, s->tmp2_i32);
+    }
+    s->bnd_fails = 0;
 }
 
 /* used for LEA and MOV AX, mem */
@@ -9334,6 +9379,7 @@ static void i386_tr_init_disas_context(DisasContextBase *dcbase, CPUState *cpu)
     dc->tf = (flags >> TF_SHIFT) & 1;
     dc->cc_op = CC_OP_DYNAMIC;
     dc->cc_op_dirty = false;
+    dc->bnd_fails = 0;
     dc->cs_base = cs_base;
     dc->popl_esp_hack = 0;
     /* select memory access functions */
@@ -9458,6 +9504,7 @@ static void i386_tr_tb_stop(DisasContextBase *dcbase, CPUState *cpu)
         gen_jmp_im(dc, dc->base.pc_next - dc->cs_base);
         gen_eob(dc);
     }
+    gen_bnd_fail_stubs(dc);
 }
 
 static void i386_sync_pc(DisasContextBase *db, CPUState *cpu)
