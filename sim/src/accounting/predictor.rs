@@ -18,7 +18,7 @@ const NEXT: [u8; 8] = [0, 1, 0, 2, 1, 3, 2, 3];
 
 /// Branches that generated code resolved and logged, taken in a run when the log is full
 /// or before the predictor is read: 64 KiB.
-const LOG_PAIRS: usize = 256;
+const LOG_PAIRS: usize = 4096;
 
 pub struct Predictor {
     /// Two-bit saturating counters: 0 and 1 predict not taken, 2 and 3 taken. They start
@@ -137,7 +137,9 @@ mod tests {
 
     #[test]
     fn logged_branches_count_as_recorded_ones_in_order() {
-        // Two branches, one taken and one not in turn, one recorded directly between.
+        // Two branches in turn, taken one time in three. More than two logs' worth are
+        // logged in a row (the log fills and is drained twice), then two are recorded
+        // directly among logged ones.
         let outcomes: Vec<(u64, bool)> = (0..3 * LOG_PAIRS as u64)
             .map(|i| (0x40_1000 + 16 * (i % 2), i % 3 == 0))
             .collect();
@@ -147,7 +149,7 @@ mod tests {
         }
         let mut logged = Predictor::default();
         for (i, &(site, taken)) in outcomes.iter().enumerate() {
-            if i % 1000 == 999 {
+            if i == 2 * LOG_PAIRS + 5 || i == 2 * LOG_PAIRS + 77 {
                 logged.record(site, taken);
                 continue;
             }
