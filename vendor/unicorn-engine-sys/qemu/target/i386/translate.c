@@ -120,9 +120,6 @@
 
 #include "exec/gen-icount.h"
 
-/* ringsim: bound checks per block with their failure out of line; more go inline. */
-#define RINGSIM_BND_FAILS 32
-
 typedef struct DisasContext {
     DisasContextBase base;
 
@@ -148,12 +145,13 @@ typedef struct DisasContext {
     CCOp cc_op;  /* current CC operation */
     CCOp last_cc_op;  /* Unicorn: last CC operation. Save this to see if cc_op has changed */
     bool cc_op_dirty;
-    /* ringsim: the block's bound checks whose failure (#BR) is raised after its exits. */
+    /* ringsim: the block's bound checks, whose failure (#BR) is raised after its exits:
+       one per bndcl/bndcu/bndcn, so at most one per instruction. */
     struct {
         TCGLabel *label;
         target_ulong eip;
         CCOp cc_op;
-    } bnd_fail[RINGSIM_BND_FAILS];
+    } bnd_fail[TCG_MAX_INSNS];
     int bnd_fails;
 #ifdef TARGET_X86_64
     bool x86_64_hregs;
@@ -2392,25 +2390,16 @@ static void gen_bndck(CPUX86State *env, DisasContext *s, int modrm,
         tcg_gen_ext32u_i64(tcg_ctx, s->tmp1_i64, s->tmp1_i64);
     }
     // ringsim: a check that passes falls through; its failure is raised after the block's
-    // exits (gen_bnd_fail_stubs), so the common path takes no jump.
-    if (s->bnd_fails < RINGSIM_BND_FAILS) {
-        TCGLabel *fail = gen_new_label(tcg_ctx);
-        tcg_gen_brcond_i64(tcg_ctx, cond, s->tmp1_i64, bndv, fail);
-        s->bnd_fail[s->bnd_fails].label = fail;
-        s->bnd_fail[s->bnd_fails].eip = s->pc_start - s->cs_base;
-        s->bnd_fail[s->bnd_fails].cc_op = s->cc_op;
-        s->bnd_fails++;
-        return;
+    // exits (gen_bnd_fail_stubs), so the common path takes no jump and calls no helper.
+    if (unlikely(s->bnd_fails == ARRAY_SIZE(s->bnd_fail))) {
+        tcg_abort();
     }
-    tcg_gen_setcond_i64(tcg_ctx, cond, s->tmp1_i64, s->tmp1_i64, bndv);
-    tcg_gen_extrl_i64_i32(tcg_ctx, s->tmp2_i32, s->tmp1_i64);
-    // ringsim: the helper only when the check fails (it raises #BR), not on every check.
-    TCGLabel *in_bounds = gen_new_label(tcg_ctx);
-    tcg_gen_brcondi_i32(tcg_ctx, TCG_COND_EQ, s->tmp2_i32, 0, in_bounds);
-    TCGv_i32 fail = tcg_const_i32(tcg_ctx, 1);
-    gen_helper_bndck(tcg_ctx, tcg_ctx->cpu_env, fail);
-    tcg_temp_free_i32(tcg_ctx, fail);
-    gen_set_label(tcg_ctx, in_bounds);
+    TCGLabel *fail = gen_new_label(tcg_ctx);
+    tcg_gen_brcond_i64(tcg_ctx, cond, s->tmp1_i64, bndv, fail);
+    s->bnd_fail[s->bnd_fails].label = fail;
+    s->bnd_fail[s->bnd_fails].eip = s->pc_start - s->cs_base;
+    s->bnd_fail[s->bnd_fails].cc_op = s->cc_op;
+    s->bnd_fails++;
 }
 
 /* ringsim: each out-of-line bound check's failure: #BR at the check, with the state
