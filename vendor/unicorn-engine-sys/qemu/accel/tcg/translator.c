@@ -169,8 +169,10 @@ static void gen_resolve_branch(TCGContext *s, Counters *k, TCGLabel *resolve, TC
     counters_base(s, k);
 }
 
+/* Out of line: logs the pending branch and takes it off `*pending`, which the block sets
+   again only if it ends in a conditional branch itself. */
 static void gen_resolve_branch_log(TCGContext *s, Counters *k, uint64_t pc,
-                                   TCGLabel *resolve, TCGLabel *back)
+                                   uint64_t branch_site, TCGLabel *resolve, TCGLabel *back)
 {
     const uc_inline_counting *c = k->c;
     TCGv_i64 site = tcg_temp_new_i64(s);
@@ -188,6 +190,9 @@ static void gen_resolve_branch_log(TCGContext *s, Counters *k, uint64_t pc,
     tcg_gen_st_i64(s, t, (TCGv_ptr)at, 8);
     tcg_gen_addi_i64(s, at, at, 16);
     counter_st(s, k, at, c->log_next);
+    if (branch_site == 0) {
+        counter_sti(s, k, 0, c->pending);
+    }
     tcg_gen_brcondi_i64(s, TCG_COND_LTU, at, (uintptr_t)c->log_end, back);
     tcg_temp_free_i64(s, t);
     tcg_temp_free_i64(s, at);
@@ -271,7 +276,9 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
             resolve = gen_new_label(s);
             back = gen_new_label(s);
             gen_resolve_branch(s, &k, resolve, back);
-            counter_sti(s, &k, block.branch_site, c->pending);
+            if (block.branch_site != 0) {
+                counter_sti(s, &k, block.branch_site, c->pending);
+            }
         }
         gen_set_label(s, done);
         inline_end = tcg_last_op(s);
@@ -283,7 +290,7 @@ static void gen_inline_count(struct uc_struct *uc, TCGContext *s, TCGOp *anchor,
         gen_uc_tracecode(s, size, UC_HOOK_BLOCK_IDX, uc, pc);
         tcg_gen_br(s, done);
         if (resolve) {
-            gen_resolve_branch_log(s, &k, pc, resolve, back);
+            gen_resolve_branch_log(s, &k, pc, block.branch_site, resolve, back);
         }
         tcg_temp_free_i64(s, u);
         tcg_temp_free_i64(s, t);
