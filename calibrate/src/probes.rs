@@ -136,7 +136,7 @@ const PROBES: &[Spec] = &[
         iterations: 1_000_000,
         shape: Shape::Whole,
         partner: false,
-        start: |_| Ok(Box::new(calls::BranchOnBytes::default())),
+        start: |_| Ok(Box::new(calls::BranchOnBytes::new())),
     },
     Spec {
         name: "yield_threads",

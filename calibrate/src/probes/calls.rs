@@ -5,6 +5,8 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::fcntl::OFlag;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use super::{Sample, Session, Workload};
 use crate::clock::ticks;
@@ -297,27 +299,20 @@ impl Workload for DependentAdds {
 /// the mispredictions that difference is for: half the random bytes' branches, since no
 /// predictor foresees random data better than a coin, and the same code without them
 /// costs the other loop's time.
-#[derive(Default)]
 pub(super) struct BranchOnBytes {
     random: Vec<u8>,
     taken: Vec<u8>,
-    /// xorshift64's state: fresh bytes each round, so that no predictor learns a sequence
-    /// it met in the round before.
-    state: u64,
+    /// Fresh bytes each round, so that no predictor learns a sequence it met in the round
+    /// before.
+    rng: ChaCha8Rng,
 }
 
 impl BranchOnBytes {
-    fn refill(&mut self, bytes: usize) {
-        if self.state == 0 {
-            self.state = 0x9e37_79b9_7f4a_7c15;
-        }
-        self.random.resize(bytes, 0);
-        self.taken.resize(bytes, 1);
-        for byte in &mut self.random {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            *byte = (self.state >> 32) as u8;
+    pub(super) fn new() -> Self {
+        Self {
+            random: Vec::new(),
+            taken: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(0),
         }
     }
 }
@@ -353,7 +348,10 @@ fn branch_over(bytes: &[u8]) -> u64 {
 
 impl Workload for BranchOnBytes {
     fn round(&mut self, iterations: u64, _: usize) -> Result<Sample, CalibrateError> {
-        self.refill(iterations as usize);
+        let bytes = iterations as usize;
+        self.random.resize(bytes, 0);
+        self.rng.fill_bytes(&mut self.random);
+        self.taken.resize(bytes, 1);
         let taken = branch_over(&self.taken);
         let random = branch_over(&self.random);
         Ok(Sample::new(
