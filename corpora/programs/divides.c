@@ -21,29 +21,24 @@ static void on_fpe(int sig, siginfo_t *info, void *context) {
 }
 
 /* Each division is its own function, so that the faulting address can be checked to lie
- * in it. */
-#define DIVISION(name, type, insn)                                                  \
-    __attribute__((noinline)) static void name(type *hi, type *lo, type divisor) {        \
-        __asm__ volatile(insn " %2" : "+d"(*hi), "+a"(*lo) : "r"(divisor) : "cc");         \
+ * in it. The 32-bit ones take and give their halves in the low 32 bits. */
+#define DIVISION(name, type, insn)                                                          \
+    __attribute__((noinline)) static void name(uint64_t *hi, uint64_t *lo, uint64_t divisor) { \
+        type high = (type)*hi, low = (type)*lo;                                             \
+        __asm__ volatile(insn " %2" : "+d"(high), "+a"(low) : "r"((type)divisor) : "cc");   \
+        *hi = high;                                                                         \
+        *lo = low;                                                                          \
     }
 DIVISION(div64, uint64_t, "divq")
 DIVISION(idiv64, uint64_t, "idivq")
 DIVISION(div32, uint32_t, "divl")
 DIVISION(idiv32, uint32_t, "idivl")
 
-struct wide {
+static const struct {
     const char *what;
     void (*op)(uint64_t *, uint64_t *, uint64_t);
     uint64_t hi, lo, divisor;
-};
-
-struct narrow {
-    const char *what;
-    void (*op)(uint32_t *, uint32_t *, uint32_t);
-    uint32_t hi, lo, divisor;
-};
-
-static const struct wide WIDE[] = {
+} CASES[] = {
     {"div64 small", div64, 0, 1000000007, 10},
     {"div64 128-bit dividend", div64, 0x12345678, 0x9abcdef012345678, 0x123456789},
     {"div64 largest quotient", div64, 0xfffffffffffffffe, 0xffffffffffffffff, 0xffffffffffffffff},
@@ -56,9 +51,6 @@ static const struct wide WIDE[] = {
     {"idiv64 INT64_MIN / -1", idiv64, 0xffffffffffffffff, 0x8000000000000000, (uint64_t)-1},
     {"idiv64 quotient too big", idiv64, 1, 0, 2},
     {"idiv64 by zero", idiv64, 0, 5, 0},
-};
-
-static const struct narrow NARROW[] = {
     {"div32 small", div32, 0, 1000000007, 10},
     {"div32 64-bit dividend", div32, 0x1234, 0x56789abc, 0x12345},
     {"div32 largest quotient", div32, 0xfffffffe, 0xffffffff, 0xffffffff},
@@ -89,29 +81,17 @@ int main(void) {
     unsigned long total = 0;
     /* Many times round, so that the divisions run from translated code that is hot. */
     for (int round = 0; round < 200; round++) {
-        for (size_t i = 0; i < sizeof(WIDE) / sizeof(WIDE[0]); i++) {
-            const struct wide *c = &WIDE[i];
-            uint64_t hi = c->hi, lo = c->lo;
+        for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+            uint64_t hi = CASES[i].hi, lo = CASES[i].lo;
             if (sigsetjmp(escape, 1) == 0) {
-                c->op(&hi, &lo, c->divisor);
+                CASES[i].op(&hi, &lo, CASES[i].divisor);
                 total += lo + hi;
                 if (round == 0)
-                    printf("%s: quotient %#llx remainder %#llx\n", c->what, (unsigned long long)lo,
-                           (unsigned long long)hi);
+                    printf("%s: quotient %#llx remainder %#llx\n", CASES[i].what,
+                           (unsigned long long)lo, (unsigned long long)hi);
             } else if (round == 0) {
-                printf("%s: SIGFPE at the division: %d\n", c->what, inside(fault_at, (void *)c->op));
-            }
-        }
-        for (size_t i = 0; i < sizeof(NARROW) / sizeof(NARROW[0]); i++) {
-            const struct narrow *c = &NARROW[i];
-            uint32_t hi = c->hi, lo = c->lo;
-            if (sigsetjmp(escape, 1) == 0) {
-                c->op(&hi, &lo, c->divisor);
-                total += lo + hi;
-                if (round == 0)
-                    printf("%s: quotient %#x remainder %#x\n", c->what, lo, hi);
-            } else if (round == 0) {
-                printf("%s: SIGFPE at the division: %d\n", c->what, inside(fault_at, (void *)c->op));
+                printf("%s: SIGFPE at the division: %d\n", CASES[i].what,
+                       inside(fault_at, (void *)CASES[i].op));
             }
         }
     }
