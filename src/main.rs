@@ -15,6 +15,7 @@ use sim::run::{status, PlantedBug};
 use sim::system::Mode;
 
 mod output;
+mod usage;
 use output::Output;
 use translator::cpu::Vendor;
 
@@ -468,24 +469,9 @@ fn main() -> ExitCode {
         "simulate: internal error (a bug in ringsim): ",
         status::SIMULATOR_FAILED,
     );
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match usage::parse("simulate", status::SIMULATOR_FAILED as u8) {
         Ok(cli) => cli,
-        Err(err) if !err.use_stderr() => {
-            let _ = err.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            let text = err.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("usage error")
-                .trim_start_matches("error: ");
-            return fail(
-                format!("{first} (see simulate --help)"),
-                status::SIMULATOR_FAILED,
-            );
-        }
+        Err(exit) => return exit,
     };
     if cli.list_cost_models {
         list_cost_models();

@@ -403,17 +403,25 @@ pub fn build_dir() -> PathBuf {
 /// Copies the built corpus to [`stage_dir`] (once per process; the copy is atomic per file, so
 /// concurrent test binaries agree) and returns it.
 pub fn stage() -> PathBuf {
-    static STAGED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    try_stage().unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// [`stage`], with what went wrong as a one-line message instead of a panic.
+pub fn try_stage() -> Result<PathBuf, String> {
+    static STAGED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     STAGED
         .get_or_init(|| {
             let build = build_dir();
-            assert!(
-                build.join("busybox").exists() && build.join("inputs").exists(),
-                "the corpus is not built: run scripts/setup (or make -C corpora)"
-            );
+            if !(build.join("busybox").exists() && build.join("inputs").exists()) {
+                return Err(format!(
+                    "the corpus is not built in {}: run scripts/setup (or make -C corpora)",
+                    build.display()
+                ));
+            }
             let stage = stage_dir();
-            copy_tree(&build, &stage).expect("stage the corpus");
-            stage
+            copy_tree(&build, &stage)
+                .map_err(|err| format!("cannot stage the corpus in {}: {err}", stage.display()))?;
+            Ok(stage)
         })
         .clone()
 }

@@ -1,0 +1,151 @@
+//! SVG plots of experiment results, drawn with plotters' SVG backend. Its text is laid out
+//! by a fixed estimate (no host fonts), so the same data gives the same bytes anywhere.
+
+use plotters::prelude::*;
+
+/// Colours of the series, in order: ring 3, ring 0, then others.
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// One panel of bars: a group per label, a bar per series in each group.
+#[derive(Debug)]
+pub struct BarPanel {
+    pub title: String,
+    pub groups: Vec<String>,
+    /// (name, a value per group), all positive (the axis is logarithmic).
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+const WIDTH: u32 = 1200;
+const PANEL_HEIGHT: u32 = 380;
+const TITLE_HEIGHT: u32 = 50;
+const FOOTER_HEIGHT: u32 = 30;
+
+/// Panels of grouped bars on logarithmic axes, two panels a row, under `title`, with
+/// `footer` (the provenance) at the bottom.
+pub fn grouped_bars(title: &str, y_label: &str, footer: &str, panels: &[BarPanel]) -> String {
+    let rows = panels.len().div_ceil(2) as u32;
+    let height = TITLE_HEIGHT + rows * PANEL_HEIGHT + FOOTER_HEIGHT;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).expect("in memory");
+        let (head, rest) = root.split_vertically(TITLE_HEIGHT);
+        let (body, foot) = rest.split_vertically(rows * PANEL_HEIGHT);
+        head.titled(title, ("sans-serif", 24)).expect("in memory");
+        foot.draw_text(footer, &("sans-serif", 12).into_text_style(&foot), (10, 8))
+            .expect("in memory");
+        for (area, panel) in body.split_evenly((rows as usize, 2)).iter().zip(panels) {
+            draw_panel(area, y_label, panel);
+        }
+        root.present().expect("in memory");
+    }
+    svg
+}
+
+fn draw_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    y_label: &str,
+    panel: &BarPanel,
+) {
+    let values = panel.series.iter().flat_map(|(_, v)| v.iter().copied());
+    let (low, high) = decades(values);
+    // A decade of headroom for the legend.
+    let high = high * 10.0;
+    let groups = panel.groups.len();
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        // Group i is centred on x = i, so that the axis's whole-number key points fall
+        // on the groups.
+        .build_cartesian_2d(-0.5..groups as f64 - 0.5, (low..high).log_scale())
+        .expect("in memory");
+    let labels = panel.groups.clone();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc(y_label)
+        .x_labels(groups)
+        .x_label_style(("sans-serif", 11))
+        .x_label_formatter(&|x| {
+            let group = x.round();
+            match labels.get(group as usize) {
+                Some(label) if (x - group).abs() < 1e-9 && group >= 0.0 => label.clone(),
+                _ => String::new(),
+            }
+        })
+        .y_label_formatter(&|v| grouped(*v))
+        .draw()
+        .expect("in memory");
+    let series = panel.series.len();
+    for (s, (name, values)) in panel.series.iter().enumerate() {
+        let color = PALETTE[s % PALETTE.len()];
+        let bars = values.iter().enumerate().map(|(group, &value)| {
+            // Each group's 0.8 of width is split among the series.
+            let width = 0.8 / series as f64;
+            let left = group as f64 - 0.4 + width * s as f64;
+            Rectangle::new(
+                [
+                    (left + 0.05 * width, low),
+                    (left + 0.95 * width, value.max(low)),
+                ],
+                color.filled(),
+            )
+        });
+        chart
+            .draw_series(bars)
+            .expect("in memory")
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .expect("in memory");
+}
+
+/// The powers of ten that enclose every value.
+fn decades(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (low, high) = values
+        .filter(|v| *v > 0.0)
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if low > high {
+        return (1.0, 10.0);
+    }
+    // A value within a factor of 2 of the floor would be a sliver: a decade lower then.
+    let floor =
+        low.log10().floor() - f64::from(u8::from(low < 2.0 * 10f64.powf(low.log10().floor())));
+    (
+        10f64.powf(floor),
+        10f64.powf(high.log10().ceil().max(floor + 1.0)),
+    )
+}
+
+/// A whole number with thousands separators: 1,000,000.
+pub fn grouped(value: f64) -> String {
+    let whole = value.round() as i64;
+    let digits = whole.unsigned_abs().to_string();
+    let mut text = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    if whole < 0 {
+        format!("−{text}")
+    } else {
+        text
+    }
+}

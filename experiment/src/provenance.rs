@@ -1,0 +1,65 @@
+//! What an experiment's output came from: ringsim's version, the command, and the cost
+//! models with the source of every figure used. Machine-independent: the same inputs give
+//! the same text on any machine.
+
+use sim::costs::{Cost, CostModel};
+
+/// The version this build records: `git describe` of its checkout (see build.rs).
+pub const VERSION: &str = env!("RINGSIM_VERSION");
+
+#[derive(Debug)]
+pub struct Provenance {
+    /// The experiment's command, canonical: its options as parsed, not as typed, and without
+    /// where the outputs go (which does not change them).
+    pub command: String,
+    pub models: Vec<CostModel>,
+}
+
+impl Provenance {
+    /// A Markdown section: version, command, and each model's figures with their sources.
+    pub fn to_markdown(&self) -> String {
+        let mut text = format!(
+            "## Provenance\n\n- ringsim {VERSION}\n- command: `{}`\n- every figure above is \
+             computed from `simulate`'s JSON reports, whose counts (guest instructions, \
+             syscalls, switches, bytes) do not depend on the machine that ran them\n\n\
+             | model | figure | cycles | source |\n|---|---|---:|---|\n",
+            self.command
+        );
+        for model in &self.models {
+            for (figure, cost) in figures(model) {
+                text += &format!(
+                    "| {} | {figure} | {} | {} |\n",
+                    model.name,
+                    cost.value,
+                    cost.source.replace('|', "\\|")
+                );
+            }
+        }
+        text
+    }
+
+    /// One line for a plot's footer.
+    pub fn footer(&self) -> String {
+        format!("ringsim {VERSION} · {}", self.command)
+    }
+}
+
+/// The figures an experiment's estimates rest on, by name.
+fn figures(model: &CostModel) -> Vec<(&'static str, &Cost)> {
+    vec![
+        ("ring-3 ABI call", &model.ring3.abi_call),
+        ("ring-3 yield", &model.ring3.yield_cpu),
+        ("ring-3 send-receive", &model.ring3.send_receive),
+        ("ring-3 create process", &model.ring3.create_process),
+        ("ring-0 ABI call", &model.ring0.abi_call),
+        ("ring-0 yield", &model.ring0.yield_cpu),
+        ("ring-0 send-receive", &model.ring0.send_receive),
+        ("ring-0 create process", &model.ring0.create_process),
+        (
+            "translation per instruction",
+            &model.translation.per_instruction,
+        ),
+        ("indirect lookup", &model.translation.indirect_lookup),
+        ("cycles per instruction", &model.cpi),
+    ]
+}

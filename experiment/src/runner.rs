@@ -1,0 +1,144 @@
+//! One simulation: `simulate` run as a child on a corpus program under one cost model, its
+//! JSON report read back. A child per run keeps runs apart (a guest's `chdir` and `umask` are
+//! the simulating process's own while it runs) and lets runs go in parallel.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::Error;
+
+/// Whether the program runs untranslated at ring 3 or translated at ring 0 (whose report
+/// also holds the ring-3 estimate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Ring3,
+    Ring0,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Ring3 => "ring3",
+            Mode::Ring0 => "ring0",
+        }
+    }
+}
+
+/// What to run: a program of the staged corpus (or an absolute path) and its arguments,
+/// under a cost model (a built-in name or a TOML file), in a mode, with a seed.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub program: String,
+    pub args: Vec<String>,
+    pub model: String,
+    pub mode: Mode,
+    pub seed: u64,
+}
+
+impl Run {
+    /// `simulate`'s arguments for this run, the report written to `report`.
+    fn arguments(&self, report: &Path) -> Vec<OsString> {
+        let flags = [
+            "--cost-model",
+            &self.model,
+            "--mode",
+            self.mode.name(),
+            "--seed",
+            &self.seed.to_string(),
+            "--clear-env",
+            "--report",
+            "json",
+            "--report-file",
+        ];
+        let mut args: Vec<OsString> = flags.iter().map(OsString::from).collect();
+        args.push(report.into());
+        args.push(OsString::from(&self.program));
+        args.extend(self.args.iter().map(OsString::from));
+        args
+    }
+
+    /// The command as a user would type it in the corpus directory, report to stdout aside.
+    pub fn command_line(&self) -> String {
+        let args = self.arguments(Path::new("report.json"));
+        std::iter::once(OsStr::new("simulate"))
+            .chain(args.iter().map(OsString::as_os_str))
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Runs `simulate` in the staged corpus.
+#[derive(Clone, Debug)]
+pub struct Runner {
+    simulate: PathBuf,
+    corpus: PathBuf,
+}
+
+impl Runner {
+    pub fn new(simulate: PathBuf, corpus: PathBuf) -> Self {
+        Runner { simulate, corpus }
+    }
+
+    /// `simulate` from beside this executable, and the corpus staged at its fixed-length
+    /// path (a program's own path reaches its instruction count: static glibc reads
+    /// /proc/self/exe at start-up).
+    pub fn beside_this_program() -> Result<Self, Error> {
+        let exe = std::env::current_exe()
+            .map_err(|err| Error::Setup(format!("cannot find this program: {err}")))?;
+        let simulate = exe.with_file_name("simulate");
+        if !simulate.is_file() {
+            return Err(Error::Setup(format!(
+                "{}: not found (build it: cargo build --release)",
+                simulate.display()
+            )));
+        }
+        let corpus = corpora::try_stage().map_err(Error::Setup)?;
+        Ok(Runner::new(simulate, corpus))
+    }
+
+    pub fn corpus(&self) -> &Path {
+        &self.corpus
+    }
+
+    /// The run's JSON report. A program that does not exit 0 is an error: every
+    /// experiment's programs do, natively.
+    pub fn report(&self, run: &Run) -> Result<Value, Error> {
+        let dir = tempfile::tempdir().map_err(|err| Error::Setup(format!("temp dir: {err}")))?;
+        let file = dir.path().join("report.json");
+        let output = Command::new(&self.simulate)
+            .args(run.arguments(&file))
+            .current_dir(&self.corpus)
+            .output()
+            .map_err(|err| Error::Setup(format!("{}: {err}", self.simulate.display())))?;
+        let status = output.status.code().unwrap_or(crate::status::FAILED);
+        if status != 0 {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr.lines().rev().find(|l| l.starts_with("simulate: "));
+            let message = last
+                .unwrap_or("no message")
+                .trim_start_matches("simulate: ");
+            return Err(Error::Run {
+                run: run.command_line(),
+                status,
+                message: message.to_string(),
+            });
+        }
+        let text = std::fs::read_to_string(&file)
+            .map_err(|err| Error::Setup(format!("{}: no report: {err}", run.command_line())))?;
+        serde_json::from_str(&text)
+            .map_err(|err| Error::Setup(format!("{}: bad report: {err}", run.command_line())))
+    }
+}
+
+/// A number in a report, by its path of keys.
+pub fn field(report: &Value, path: &[&str]) -> f64 {
+    path.iter()
+        .fold(report, |value, key| &value[*key])
+        .as_f64()
+        .unwrap_or(0.0)
+}
