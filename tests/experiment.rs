@@ -27,28 +27,47 @@ fn assert_fails_with_one_line(output: &Output, needle: &str) {
     assert!(stderr.contains(needle), "{stderr}");
 }
 
-#[test]
-fn seed_table_of_one_system_is_the_same_every_time() {
+/// Runs `args` twice, each into a directory of its own: the outputs `stem.{md,csv,svg}` must
+/// be byte-identical, and match their snapshots.
+fn assert_same_every_time(stem: &str, args: &[&str]) {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     for dir in &dirs {
         let out = dir.path().to_str().unwrap();
-        let output = experiment(&["seed-table", "--models", "linux", "--out", out]);
+        let output = experiment(&[args, &["--out", out]].concat());
         assert!(output.status.success(), "{output:?}");
         assert!(output.stderr.is_empty(), "{output:?}");
     }
     for extension in ["md", "csv", "svg"] {
+        let file = format!("{stem}.{extension}");
         let [first, second] = dirs
             .each_ref()
-            .map(|d| std::fs::read(d.path().join(format!("seed-table.{extension}"))).unwrap());
-        assert!(
-            first == second,
-            "seed-table.{extension} differs between two runs"
-        );
-        let text = read_unversioned(&dirs[0].path().join(format!("seed-table.{extension}")));
+            .map(|d| std::fs::read(d.path().join(&file)).unwrap());
+        assert!(first == second, "{file} differs between two runs");
+        let text = read_unversioned(&dirs[0].path().join(&file));
+        let name = format!("experiment_{}_{extension}", stem.replace('-', "_"));
         insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!(format!("experiment_seed_table_{extension}"), text);
+            insta::assert_snapshot!(name, text);
         });
     }
+}
+
+#[test]
+fn seed_table_of_one_system_is_the_same_every_time() {
+    assert_same_every_time("seed-table", &["seed-table", "--models", "linux"]);
+}
+
+#[test]
+fn crossing_curve_of_one_model_is_the_same_every_time() {
+    let args = [
+        "crossing-curve",
+        "--models",
+        "linux",
+        "--per-decade",
+        "1",
+        "--max-work",
+        "10000",
+    ];
+    assert_same_every_time("crossing-curve", &args);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! their reports into rows; `provenance` records what the rows came from; `plot` draws
 //! them; `outputs` writes an experiment's files all or none.
 
+pub mod crossing_curve;
 pub mod outputs;
 pub mod plot;
 pub mod provenance;

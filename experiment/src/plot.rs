@@ -106,6 +106,13 @@ fn draw_panel(
             .label(name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
+    draw_legend(&mut chart);
+}
+
+/// The series' names and colours, in the plot's upper left corner.
+fn draw_legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+) {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -113,6 +120,100 @@ fn draw_panel(
         .border_style(BLACK)
         .draw()
         .expect("in memory");
+}
+
+/// A line through points, in the next colour of the palette.
+#[derive(Debug)]
+pub struct Curve {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Points marked in the colour of curve `series`, each with a label (empty: none).
+#[derive(Debug)]
+pub struct Marks {
+    pub series: usize,
+    pub points: Vec<(f64, f64, String)>,
+}
+
+/// Curves and marks on logarithmic axes, with a dashed line at y = 1.
+pub fn curves(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    footer: &str,
+    curves: &[Curve],
+    marks: &[Marks],
+) -> String {
+    let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
+    let ys = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
+    let mark_xs = marks.iter().flat_map(|m| m.points.iter().map(|p| p.0));
+    let mark_ys = marks.iter().flat_map(|m| m.points.iter().map(|p| p.1));
+    let (x_low, x_high) = decades(xs.chain(mark_xs));
+    let (y_low, y_high) = decades(ys.chain(mark_ys).chain([1.0]));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 2 * PANEL_HEIGHT + FOOTER_HEIGHT))
+            .into_drawing_area();
+        root.fill(&WHITE).expect("in memory");
+        let (body, foot) = root.split_vertically(2 * PANEL_HEIGHT);
+        foot.draw_text(footer, &("sans-serif", 12).into_text_style(&foot), (10, 8))
+            .expect("in memory");
+        let mut chart = ChartBuilder::on(&body)
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d((x_low..x_high).log_scale(), (y_low..y_high).log_scale())
+            .expect("in memory");
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&|v| short(*v))
+            .y_label_formatter(&|v| short(*v))
+            .draw()
+            .expect("in memory");
+        chart
+            .draw_series(LineSeries::new(
+                [(x_low, 1.0), (x_high, 1.0)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .expect("in memory");
+        for (i, curve) in curves.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(curve.points.clone(), color.stroke_width(2)))
+                .expect("in memory")
+                .label(curve.name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        for mark in marks {
+            let color = PALETTE[mark.series % PALETTE.len()];
+            chart
+                .draw_series(mark.points.iter().map(|(x, y, label)| {
+                    EmptyElement::at((*x, *y))
+                        + Circle::new((0, 0), 4, color.filled())
+                        + Text::new(label.clone(), (6, -12), ("sans-serif", 11))
+                }))
+                .expect("in memory");
+        }
+        draw_legend(&mut chart);
+        root.present().expect("in memory");
+    }
+    svg
+}
+
+/// A value on a logarithmic axis: whole numbers grouped, fractions to their first digit.
+fn short(value: f64) -> String {
+    if value >= 1.0 {
+        grouped(value)
+    } else {
+        let digits = (-value.log10().floor()) as usize;
+        format!("{value:.digits$}")
+    }
 }
 
 /// The powers of ten that enclose every value.

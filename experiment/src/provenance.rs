@@ -2,7 +2,9 @@
 //! models with the source of every figure used. Machine-independent: the same inputs give
 //! the same text on any machine.
 
-use sim::costs::{Cost, CostModel};
+use sim::costs::{builtin, Cost, CostModel};
+
+use crate::Error;
 
 /// The version this build records: `git describe` of its checkout (see build.rs).
 pub const VERSION: &str = env!("RINGSIM_VERSION");
@@ -16,6 +18,18 @@ pub struct Provenance {
 }
 
 impl Provenance {
+    /// For built-in models named in `models`; an unknown name is an error.
+    pub fn of_builtin(command: String, models: &[String]) -> Result<Self, Error> {
+        let models = models
+            .iter()
+            .map(|m| {
+                builtin::by_name(m)
+                    .ok_or_else(|| Error::Setup(format!("no built-in cost model {m}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Provenance { command, models })
+    }
+
     /// A Markdown section: version, command, and each model's figures with their sources.
     pub fn to_markdown(&self) -> String {
         let mut text = format!(

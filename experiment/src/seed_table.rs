@@ -246,17 +246,8 @@ pub fn command(models: &[String]) -> String {
     format!("experiment seed-table --models {}", models.join(","))
 }
 
-pub fn provenance(models_named: &[String]) -> Result<Provenance, Error> {
-    let models = models_named
-        .iter()
-        .map(|m| {
-            builtin::by_name(m).ok_or_else(|| Error::Setup(format!("no built-in cost model {m}")))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Provenance {
-        command: command(models_named),
-        models,
-    })
+pub fn provenance(models: &[String]) -> Result<Provenance, Error> {
+    Provenance::of_builtin(command(models), models)
 }
 
 /// One row per cell, every term: cycles to one decimal, counts to three.

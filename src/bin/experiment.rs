@@ -2,7 +2,7 @@
 //! one command as Markdown, CSV and SVG. Argument parsing and output only; the work is in
 //! the `experiment` crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 mod usage;
 use experiment::outputs::Outputs;
 use experiment::runner::Runner;
-use experiment::{seed_table, status, Error};
+use experiment::{crossing_curve, seed_table, status, Error};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +39,26 @@ enum Experiment {
         #[arg(long, default_value = ".", value_name = "DIR")]
         out: PathBuf,
     },
+    /// Steady-state speedup against syscall density (a syscall every W instructions of
+    /// user work, W swept log-spaced), with each model's break-even density and the
+    /// corpus's programs placed on the curve: crossing-curve.md, .csv and .svg.
+    CrossingCurve {
+        /// Cost models, one curve each (default: every built-in model).
+        #[arg(long, value_delimiter = ',', value_name = "MODEL,...")]
+        models: Vec<String>,
+        /// Points a decade of W.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+        per_decade: u32,
+        /// The largest W, in instructions between two syscalls.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(5..=100_000_000))]
+        max_work: u64,
+        /// Leave the corpus's programs off the curve.
+        #[arg(long)]
+        no_programs: bool,
+        /// The directory the outputs go to.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 fn fail(message: impl std::fmt::Display, status: i32) -> ExitCode {
@@ -46,12 +66,8 @@ fn fail(message: impl std::fmt::Display, status: i32) -> ExitCode {
     ExitCode::from(status as u8)
 }
 
-fn seed_table(models: Vec<String>, out: &std::path::Path) -> Result<(), Error> {
-    let models = if models.is_empty() {
-        seed_table::default_models()
-    } else {
-        models
-    };
+fn seed_table(models: Vec<String>, out: &Path) -> Result<(), Error> {
+    let models = or_default(models, seed_table::default_models);
     let provenance = seed_table::provenance(&models)?;
     let outputs = Outputs::new(out, "seed-table")?;
     let runner = Runner::beside_this_program()?;
@@ -63,6 +79,33 @@ fn seed_table(models: Vec<String>, out: &std::path::Path) -> Result<(), Error> {
     ])
 }
 
+fn crossing_curve(settings: crossing_curve::Settings, out: &Path) -> Result<(), Error> {
+    let provenance = settings.provenance()?;
+    let outputs = Outputs::new(out, "crossing-curve")?;
+    let runner = Runner::beside_this_program()?;
+    let results = crossing_curve::measure_all(&runner, &settings)?;
+    outputs.write(&[
+        (
+            "md",
+            &crossing_curve::to_markdown(&results, &settings, &provenance),
+        ),
+        ("csv", &crossing_curve::to_csv(&results)),
+        (
+            "svg",
+            &crossing_curve::to_svg(&results, &settings, &provenance),
+        ),
+    ])
+}
+
+/// The models given, or the experiment's own when none are.
+fn or_default(models: Vec<String>, default: fn() -> Vec<String>) -> Vec<String> {
+    if models.is_empty() {
+        default()
+    } else {
+        models
+    }
+}
+
 fn main() -> ExitCode {
     let cli: Cli = match usage::parse("experiment", status::FAILED as u8) {
         Ok(cli) => cli,
@@ -70,6 +113,21 @@ fn main() -> ExitCode {
     };
     let result = match cli.experiment {
         Experiment::SeedTable { models, out } => seed_table(models, &out),
+        Experiment::CrossingCurve {
+            models,
+            per_decade,
+            max_work,
+            no_programs,
+            out,
+        } => {
+            let settings = crossing_curve::Settings {
+                models: or_default(models, crossing_curve::default_models),
+                per_decade,
+                max_work,
+                programs: !no_programs,
+            };
+            crossing_curve(settings, &out)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

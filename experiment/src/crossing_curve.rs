@@ -1,0 +1,406 @@
+//! The crossing curve: what translation gains against how often a program crosses into the
+//! kernel. `work_between ITERS CALLS` makes a getppid call after every 5 + 5 × ITERS
+//! instructions of user work (loads, adds and stores, which the translated code sandboxes);
+//! swept over ITERS, each point is the steady state per call (two runs of CALLS and 2 ×
+//! CALLS calls, their difference: start-up and the one-time translation cancel). The
+//! break-even density is where the ring-0 estimate stops beating ring 3. Programs of the
+//! corpus are placed on the same axes by their own density and steady-state speedup.
+
+use sim::costs::builtin;
+
+use crate::plot::{self, Curve, Marks};
+use crate::provenance::Provenance;
+use crate::runner::{field, Mode, Run, Runner};
+use crate::Error;
+
+/// Calls in the smaller of the two runs of a point.
+const CALLS: u64 = 10;
+
+/// User instructions between two calls for `iters` iterations of work.
+pub fn work(iters: u64) -> u64 {
+    5 + 5 * iters
+}
+
+/// ITERS values log-spaced from 0 (5 instructions between calls) to `max` instructions
+/// between calls, `per_decade` a decade, without repeats.
+pub fn iterations(per_decade: u32, max: u64) -> Vec<u64> {
+    let mut values = vec![0];
+    let mut k = 0;
+    loop {
+        let instructions = 10f64.powf(f64::from(k) / f64::from(per_decade));
+        let iters = ((instructions - 5.0) / 5.0).round().max(0.0) as u64;
+        if work(iters) > max {
+            break;
+        }
+        if values.last() != Some(&iters) {
+            values.push(iters);
+        }
+        k += 1;
+    }
+    values
+}
+
+/// One point of a model's curve, per call in the steady state.
+#[derive(Clone, Debug)]
+pub struct Point {
+    pub model: String,
+    pub iters: u64,
+    /// Guest instructions per call, the `syscall` included: 6 + 5 × ITERS.
+    pub instructions: f64,
+    pub ring3: f64,
+    pub ring0: f64,
+}
+
+impl Point {
+    pub fn density(&self) -> f64 {
+        1000.0 / self.instructions
+    }
+
+    pub fn speedup(&self) -> f64 {
+        self.ring3 / self.ring0
+    }
+}
+
+/// A program of the corpus, run whole under a model.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub model: String,
+    pub name: &'static str,
+    pub guest_instructions: f64,
+    pub syscalls: f64,
+    pub speedup: f64,
+    pub steady_state_speedup: f64,
+}
+
+impl Placed {
+    pub fn density(&self) -> f64 {
+        1000.0 * self.syscalls / self.guest_instructions
+    }
+}
+
+/// The programs placed on the curve: their name, program and arguments in the corpus.
+pub const PROGRAMS: &[(&str, &str, &[&str])] = &[
+    ("getppid_loop", "getppid_loop", &["20000"]),
+    ("write_loop", "write_loop", &["20000"]),
+    ("pread_loop", "pread_loop", &["20000"]),
+    ("psr", "psr", &["2000"]),
+    ("cpu_bound", "cpu_bound", &[]),
+    (
+        "busybox sha256sum",
+        "busybox",
+        &["sha256sum", "inputs/data.bin"],
+    ),
+    ("busybox sort", "busybox", &["sort", "inputs/text.txt"]),
+    (
+        "busybox gzip",
+        "busybox",
+        &["gzip", "-c", "inputs/text.txt"],
+    ),
+    ("busybox wc", "busybox", &["wc", "inputs/text.txt"]),
+];
+
+fn run(program: &str, args: Vec<String>, model: &str) -> Run {
+    Run {
+        program: program.to_string(),
+        args,
+        model: model.to_string(),
+        mode: Mode::Ring0,
+        seed: 0,
+    }
+}
+
+/// The point for `iters` under `model`.
+pub fn measure(runner: &Runner, model: &str, iters: u64) -> Result<Point, Error> {
+    let [small, large] = [CALLS, 2 * CALLS].map(|calls| {
+        let args = vec![iters.to_string(), calls.to_string()];
+        runner.report(&run("work_between", args, model))
+    });
+    let (small, large) = (small?, large?);
+    let d = |path: &[&str]| (field(&large, path) - field(&small, path)) / CALLS as f64;
+    Ok(Point {
+        model: model.to_string(),
+        iters,
+        instructions: d(&["guest_instructions"]),
+        ring3: d(&["ring3", "cycles"]),
+        ring0: d(&["ring0", "cycles"]),
+    })
+}
+
+/// Every program of `PROGRAMS` under `model`.
+pub fn place(runner: &Runner, model: &str) -> Result<Vec<Placed>, Error> {
+    PROGRAMS
+        .iter()
+        .map(|(name, program, args)| {
+            let args = args.iter().map(|a| a.to_string()).collect();
+            let report = runner.report(&run(program, args, model))?;
+            Ok(Placed {
+                model: model.to_string(),
+                name,
+                guest_instructions: field(&report, &["guest_instructions"]),
+                syscalls: field(&report, &["syscalls", "total"]),
+                speedup: field(&report, &["speedup"]),
+                steady_state_speedup: field(&report, &["steady_state_speedup"]),
+            })
+        })
+        .collect()
+}
+
+/// The experiment's settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub models: Vec<String>,
+    pub per_decade: u32,
+    /// The most user instructions between two calls.
+    pub max_work: u64,
+    /// Place the corpus programs on the curve.
+    pub programs: bool,
+}
+
+impl Settings {
+    pub fn command(&self) -> String {
+        format!(
+            "experiment crossing-curve --models {} --per-decade {} --max-work {}{}",
+            self.models.join(","),
+            self.per_decade,
+            self.max_work,
+            if self.programs { "" } else { " --no-programs" }
+        )
+    }
+
+    pub fn provenance(&self) -> Result<Provenance, Error> {
+        Provenance::of_builtin(self.command(), &self.models)
+    }
+}
+
+/// The curves and the placed programs.
+#[derive(Debug)]
+pub struct Results {
+    pub points: Vec<Point>,
+    pub placed: Vec<Placed>,
+}
+
+pub fn measure_all(runner: &Runner, settings: &Settings) -> Result<Results, Error> {
+    let mut results = Results {
+        points: Vec::new(),
+        placed: Vec::new(),
+    };
+    for model in &settings.models {
+        for iters in iterations(settings.per_decade, settings.max_work) {
+            results.points.push(measure(runner, model, iters)?);
+        }
+        if settings.programs {
+            results.placed.extend(place(runner, model)?);
+        }
+    }
+    Ok(results)
+}
+
+/// Where `model`'s curve crosses a speedup of 1: the density at which ring 0 costs what
+/// ring 3 does. Both costs per call are linear in the work between calls (a fixed part and
+/// a part per instruction), so their difference is interpolated linearly in instructions
+/// between the two points around the crossing, which is exact under a `cpi` model. `None`
+/// if the curve does not cross within the sweep.
+pub fn break_even(points: &[Point], model: &str) -> Option<f64> {
+    let curve: Vec<&Point> = points.iter().filter(|p| p.model == model).collect();
+    curve.windows(2).find_map(|pair| {
+        let (a, b) = (pair[0], pair[1]);
+        let (gain_a, gain_b) = (a.ring3 - a.ring0, b.ring3 - b.ring0);
+        if gain_a < 0.0 || gain_b >= 0.0 {
+            return None;
+        }
+        let t = gain_a / (gain_a - gain_b);
+        let instructions = a.instructions + t * (b.instructions - a.instructions);
+        Some(1000.0 / instructions)
+    })
+}
+
+fn break_even_text(points: &[Point], model: &str) -> String {
+    match break_even(points, model) {
+        Some(density) => format!("{density:.3}"),
+        None => {
+            let curve = points.iter().filter(|p| p.model == model);
+            if curve.clone().all(|p| p.speedup() >= 1.0) {
+                "none: translation pays at every density swept".to_string()
+            } else {
+                "none: translation never pays in the range swept".to_string()
+            }
+        }
+    }
+}
+
+/// One row per point and per placed program.
+pub fn to_csv(results: &Results) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "kind",
+            "model",
+            "program",
+            "work_instructions",
+            "guest_instructions",
+            "syscalls",
+            "syscalls_per_1000_instructions",
+            "ring3_cycles",
+            "ring0_cycles",
+            "steady_state_speedup",
+            "whole_run_speedup",
+        ])
+        .expect("to memory");
+    for p in &results.points {
+        writer
+            .write_record([
+                "curve".to_string(),
+                p.model.clone(),
+                "work_between".to_string(),
+                work(p.iters).to_string(),
+                format!("{:.0}", p.instructions),
+                "1".to_string(),
+                format!("{:.6}", p.density()),
+                format!("{:.1}", p.ring3),
+                format!("{:.1}", p.ring0),
+                format!("{:.4}", p.speedup()),
+                String::new(),
+            ])
+            .expect("to memory");
+    }
+    for p in &results.placed {
+        writer
+            .write_record([
+                "program".to_string(),
+                p.model.clone(),
+                p.name.to_string(),
+                String::new(),
+                format!("{:.0}", p.guest_instructions),
+                format!("{:.0}", p.syscalls),
+                format!("{:.6}", p.density()),
+                String::new(),
+                String::new(),
+                format!("{:.4}", p.steady_state_speedup),
+                format!("{:.4}", p.speedup),
+            ])
+            .expect("to memory");
+    }
+    String::from_utf8(writer.into_inner().expect("to memory")).expect("ASCII")
+}
+
+pub fn to_markdown(results: &Results, settings: &Settings, provenance: &Provenance) -> String {
+    let mut text = String::from(
+        "# The crossing curve\n\n\
+         Steady-state speedup of the translated program at ring 0 over ring 3 against \
+         syscall density, for `work_between`: a getppid call after every 5 + 5 × ITERS \
+         instructions of user work (an iteration loads, adds and stores), each point the \
+         difference of two runs so that start-up and translation cancel.\n\n\
+         ## Break-even\n\n\
+         | model | break-even density (syscalls per 1,000 instructions) |\n|---|---|\n",
+    );
+    for model in &settings.models {
+        text += &format!(
+            "| {model} | {} |\n",
+            break_even_text(&results.points, model)
+        );
+    }
+    text += "\nBelow the break-even density translation costs more than the crossings it \
+             saves: the sandbox's checks on the work's memory accesses outweigh them.\n\n\
+             ## The curve\n\n| instructions between calls | syscalls per 1,000 instructions |";
+    for model in &settings.models {
+        text += &format!(" {model} |");
+    }
+    text += "\n|---:|---:|";
+    text += &"---:|".repeat(settings.models.len());
+    text += "\n";
+    for iters in iterations(settings.per_decade, settings.max_work) {
+        let row: Vec<&Point> = settings
+            .models
+            .iter()
+            .filter_map(|m| {
+                results
+                    .points
+                    .iter()
+                    .find(|p| &p.model == m && p.iters == iters)
+            })
+            .collect();
+        let Some(first) = row.first() else { continue };
+        text += &format!(
+            "| {} | {:.3} |",
+            plot::grouped(work(iters) as f64),
+            first.density()
+        );
+        for p in &row {
+            text += &format!(" {:.3}× |", p.speedup());
+        }
+        text += "\n";
+    }
+    if !results.placed.is_empty() {
+        text += "\n## Programs of the corpus on the curve\n\n\
+                 | model | program | guest instructions | syscalls | syscalls per 1,000 instructions | steady-state speedup | whole run |\n\
+                 |---|---|---:|---:|---:|---:|---:|\n";
+        for p in &results.placed {
+            text += &format!(
+                "| {} | {} | {} | {} | {:.3} | {:.3}× | {:.3}× |\n",
+                p.model,
+                p.name,
+                plot::grouped(p.guest_instructions),
+                plot::grouped(p.syscalls),
+                p.density(),
+                p.steady_state_speedup,
+                p.speedup
+            );
+        }
+        text += "\nA program's steady state leaves out its one-time translation, as the \
+                 curve's points do; its whole run counts it.\n";
+    }
+    text + "\n" + &provenance.to_markdown()
+}
+
+/// Speedup against density on logarithmic axes: a curve per model, the programs as marks
+/// in their model's colour.
+pub fn to_svg(results: &Results, settings: &Settings, provenance: &Provenance) -> String {
+    let curves: Vec<Curve> = settings
+        .models
+        .iter()
+        .map(|model| Curve {
+            name: model.clone(),
+            points: results
+                .points
+                .iter()
+                .filter(|p| &p.model == model)
+                .map(|p| (p.density(), p.speedup()))
+                .collect(),
+        })
+        .collect();
+    let marks: Vec<Marks> = settings
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, model)| Marks {
+            series: i,
+            // Named once, under the first model, not to crowd the plot.
+            points: results
+                .placed
+                .iter()
+                .filter(|p| &p.model == model)
+                .map(|p| {
+                    let name = if i == 0 {
+                        p.name.to_string()
+                    } else {
+                        String::new()
+                    };
+                    (p.density(), p.steady_state_speedup, name)
+                })
+                .collect(),
+        })
+        .collect();
+    plot::curves(
+        "Speedup translated at ring 0 against syscall density",
+        "syscalls per 1,000 guest instructions",
+        "speedup (ring 3 cycles / ring 0 cycles, steady state)",
+        &provenance.footer(),
+        &curves,
+        &marks,
+    )
+}
+
+/// The built-in models, for the default sweep.
+pub fn default_models() -> Vec<String> {
+    builtin::names().into_iter().map(String::from).collect()
+}
