@@ -71,6 +71,14 @@ fn crossing_curve_of_one_model_is_the_same_every_time() {
 }
 
 #[test]
+fn pread_of_two_block_sizes_is_the_same_every_time() {
+    let args = [
+        "pread", "--models", "host", "--sizes", "64,1024", "--preads", "200",
+    ];
+    assert_same_every_time("pread", &args);
+}
+
+#[test]
 fn an_unknown_experiment_is_a_usage_error() {
     assert_fails_with_one_line(&experiment(&["seed-tabel"]), "seed-tabel");
 }
@@ -81,6 +89,15 @@ fn an_unknown_model_fails_before_any_run_and_writes_nothing() {
     let out = dir.path().to_str().unwrap();
     let output = experiment(&["seed-table", "--models", "linux,plan9", "--out", out]);
     assert_fails_with_one_line(&output, "plan9");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_missing_model_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = experiment(&["pread", "--models", "no/such.toml", "--out", out]);
+    assert_fails_with_one_line(&output, "no/such.toml");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 

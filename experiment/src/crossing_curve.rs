@@ -390,14 +390,17 @@ pub fn to_svg(results: &Results, settings: &Settings, provenance: &Provenance) -
                 .collect(),
         })
         .collect();
-    plot::curves(
-        "Speedup translated at ring 0 against syscall density",
-        "syscalls per 1,000 guest instructions",
-        "speedup (ring 3 cycles / ring 0 cycles, steady state)",
-        &provenance.footer(),
-        &curves,
-        &marks,
-    )
+    plot::LineChart {
+        title: "Speedup translated at ring 0 against syscall density",
+        x_label: "syscalls per 1,000 guest instructions",
+        y_label: "speedup (ring 3 cycles / ring 0 cycles, steady state)",
+        footer: &provenance.footer(),
+        y: plot::YAxis::Ratio,
+        curves: &curves,
+        marks: &marks,
+        band: None,
+    }
+    .to_svg()
 }
 
 /// The built-in models, for the default sweep.

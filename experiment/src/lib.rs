@@ -9,6 +9,7 @@
 pub mod crossing_curve;
 pub mod outputs;
 pub mod plot;
+pub mod pread;
 pub mod provenance;
 pub mod runner;
 pub mod seed_table;

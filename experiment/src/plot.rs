@@ -1,6 +1,7 @@
 //! SVG plots of experiment results, drawn with plotters' SVG backend. Its text is laid out
 //! by a fixed estimate (no host fonts), so the same data gives the same bytes anywhere.
 
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 /// Colours of the series, in order: ring 3, ring 0, then others.
@@ -136,74 +137,167 @@ pub struct Marks {
     pub points: Vec<(f64, f64, String)>,
 }
 
-/// Curves and marks on logarithmic axes, with a dashed line at y = 1.
-pub fn curves(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    footer: &str,
-    curves: &[Curve],
-    marks: &[Marks],
-) -> String {
-    let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
-    let ys = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
-    let mark_xs = marks.iter().flat_map(|m| m.points.iter().map(|p| p.0));
-    let mark_ys = marks.iter().flat_map(|m| m.points.iter().map(|p| p.1));
-    let (x_low, x_high) = decades(xs.chain(mark_xs));
-    let (y_low, y_high) = decades(ys.chain(mark_ys).chain([1.0]));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 2 * PANEL_HEIGHT + FOOTER_HEIGHT))
-            .into_drawing_area();
-        root.fill(&WHITE).expect("in memory");
-        let (body, foot) = root.split_vertically(2 * PANEL_HEIGHT);
-        foot.draw_text(footer, &("sans-serif", 12).into_text_style(&foot), (10, 8))
-            .expect("in memory");
-        let mut chart = ChartBuilder::on(&body)
-            .caption(title, ("sans-serif", 24))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d((x_low..x_high).log_scale(), (y_low..y_high).log_scale())
-            .expect("in memory");
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&|v| short(*v))
-            .y_label_formatter(&|v| short(*v))
-            .draw()
-            .expect("in memory");
-        chart
-            .draw_series(LineSeries::new(
-                [(x_low, 1.0), (x_high, 1.0)],
-                BLACK.mix(0.5).stroke_width(1),
-            ))
-            .expect("in memory");
-        for (i, curve) in curves.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(curve.points.clone(), color.stroke_width(2)))
-                .expect("in memory")
-                .label(curve.name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
-                });
+/// A published range at one x, drawn as a bar with its label.
+#[derive(Debug)]
+pub struct Band {
+    pub x: f64,
+    pub low: f64,
+    pub high: f64,
+    pub label: String,
+}
+
+/// What the y axis shows.
+#[derive(Clone, Copy, Debug)]
+pub enum YAxis {
+    /// A ratio on a logarithmic axis, with a line at 1.
+    Ratio,
+    /// A percentage on a linear axis, with a line at 0.
+    Percent,
+}
+
+/// Curves against a logarithmic x axis, with marks and a published band.
+#[derive(Debug)]
+pub struct LineChart<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub footer: &'a str,
+    pub y: YAxis,
+    pub curves: &'a [Curve],
+    pub marks: &'a [Marks],
+    pub band: Option<&'a Band>,
+}
+
+impl LineChart<'_> {
+    pub fn to_svg(&self) -> String {
+        let xs = self
+            .curves
+            .iter()
+            .flat_map(|c| c.points.iter().map(|p| p.0));
+        let ys = self
+            .curves
+            .iter()
+            .flat_map(|c| c.points.iter().map(|p| p.1));
+        let marked = self.marks.iter().flat_map(|m| m.points.iter());
+        let band = self.band.iter().flat_map(|b| [(b.x, b.low), (b.x, b.high)]);
+        let xs: Vec<f64> = xs
+            .chain(marked.clone().map(|p| p.0))
+            .chain(band.clone().map(|p| p.0))
+            .collect();
+        let ys: Vec<f64> = ys
+            .chain(marked.map(|p| p.1))
+            .chain(band.map(|p| p.1))
+            .collect();
+        let x = decades(xs.into_iter());
+        match self.y {
+            YAxis::Ratio => {
+                let (low, high) = decades(ys.into_iter().chain([1.0]));
+                self.draw(x, (low..high).log_scale(), 1.0, short)
+            }
+            YAxis::Percent => {
+                let low = ys.iter().copied().fold(0.0, f64::min);
+                let high = ys.iter().copied().fold(0.0, f64::max);
+                let margin = (high - low) * 0.1;
+                self.draw(x, low - margin..high + 3.0 * margin, 0.0, |v| {
+                    format!("{v:+.0}")
+                })
+            }
         }
-        for mark in marks {
-            let color = PALETTE[mark.series % PALETTE.len()];
-            chart
-                .draw_series(mark.points.iter().map(|(x, y, label)| {
-                    EmptyElement::at((*x, *y))
-                        + Circle::new((0, 0), 4, color.filled())
-                        + Text::new(label.clone(), (6, -12), ("sans-serif", 11))
-                }))
-                .expect("in memory");
-        }
-        draw_legend(&mut chart);
-        root.present().expect("in memory");
     }
-    svg
+
+    fn draw<Y>(
+        &self,
+        (x_low, x_high): (f64, f64),
+        y: Y,
+        reference: f64,
+        y_format: fn(f64) -> String,
+    ) -> String
+    where
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, 2 * PANEL_HEIGHT + FOOTER_HEIGHT))
+                .into_drawing_area();
+            root.fill(&WHITE).expect("in memory");
+            let (body, foot) = root.split_vertically(2 * PANEL_HEIGHT);
+            foot.draw_text(
+                self.footer,
+                &("sans-serif", 12).into_text_style(&foot),
+                (10, 8),
+            )
+            .expect("in memory");
+            let mut chart = ChartBuilder::on(&body)
+                .caption(self.title, ("sans-serif", 24))
+                .margin(16)
+                .x_label_area_size(50)
+                .y_label_area_size(80)
+                .build_cartesian_2d((x_low..x_high).log_scale(), y)
+                .expect("in memory");
+            chart
+                .configure_mesh()
+                .x_desc(self.x_label)
+                .y_desc(self.y_label)
+                .x_label_formatter(&|v| short(*v))
+                .y_label_formatter(&|v| y_format(*v))
+                .draw()
+                .expect("in memory");
+            chart
+                .draw_series(LineSeries::new(
+                    [(x_low, reference), (x_high, reference)],
+                    BLACK.mix(0.5).stroke_width(1),
+                ))
+                .expect("in memory");
+            if let Some(band) = self.band {
+                let grey = RGBColor(120, 120, 120);
+                chart
+                    .draw_series(LineSeries::new(
+                        [(band.x, band.low), (band.x, band.high)],
+                        grey.mix(0.6).stroke_width(10),
+                    ))
+                    .expect("in memory");
+                chart
+                    .draw_series([Text::new(
+                        band.label.clone(),
+                        (band.x * 1.15, band.high),
+                        ("sans-serif", 12),
+                    )])
+                    .expect("in memory");
+            }
+            for (i, curve) in self.curves.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(curve.points.clone(), color.stroke_width(2)))
+                    .expect("in memory")
+                    .label(curve.name.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(
+                        curve
+                            .points
+                            .iter()
+                            .map(|&p| Circle::new(p, 2, color.filled())),
+                    )
+                    .expect("in memory");
+            }
+            for mark in self.marks {
+                let color = PALETTE[mark.series % PALETTE.len()];
+                chart
+                    .draw_series(mark.points.iter().map(|(x, y, label)| {
+                        EmptyElement::at((*x, *y))
+                            + Circle::new((0, 0), 4, color.filled())
+                            + Text::new(label.clone(), (6, -12), ("sans-serif", 11))
+                    }))
+                    .expect("in memory");
+            }
+            draw_legend(&mut chart);
+            root.present().expect("in memory");
+        }
+        svg
+    }
 }
 
 /// A value on a logarithmic axis: whole numbers grouped, fractions to their first digit.

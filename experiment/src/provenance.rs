@@ -18,16 +18,19 @@ pub struct Provenance {
 }
 
 impl Provenance {
+    /// For `models`, each a built-in name or a TOML file (see [`Model`]).
+    pub fn of(command: String, models: &[Model]) -> Self {
+        let models = models.iter().map(|m| m.costs.clone()).collect();
+        Provenance { command, models }
+    }
+
     /// For built-in models named in `models`; an unknown name is an error.
     pub fn of_builtin(command: String, models: &[String]) -> Result<Self, Error> {
-        let models = models
+        let models: Vec<Model> = models
             .iter()
-            .map(|m| {
-                builtin::by_name(m)
-                    .ok_or_else(|| Error::Setup(format!("no built-in cost model {m}")))
-            })
+            .map(|m| Model::resolve(m))
             .collect::<Result<_, _>>()?;
-        Ok(Provenance { command, models })
+        Ok(Provenance::of(command, &models))
     }
 
     /// A Markdown section: version, command, and each model's figures with their sources.
@@ -55,6 +58,44 @@ impl Provenance {
     /// One line for a plot's footer.
     pub fn footer(&self) -> String {
         format!("ringsim {VERSION} · {}", self.command)
+    }
+}
+
+/// A cost model as an experiment names it: a built-in name or a TOML file.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// As given: what the experiment's command and outputs show.
+    pub spec: String,
+    /// What `simulate` is given: the name, or the file's absolute path (runs start in the
+    /// corpus's directory).
+    pub argument: String,
+    pub costs: CostModel,
+}
+
+impl Model {
+    pub fn resolve(spec: &str) -> Result<Self, Error> {
+        Model::resolve_at(spec, std::path::Path::new(spec))
+    }
+
+    /// `spec`, read from `path` when it is a file (a default shipped with ringsim is shown
+    /// by its place in the repository, read from the checkout).
+    pub fn resolve_at(spec: &str, path: &std::path::Path) -> Result<Self, Error> {
+        let is_file =
+            builtin::by_name(spec).is_none() && (spec.ends_with(".toml") || spec.contains('/'));
+        let argument = if !is_file {
+            spec.to_string()
+        } else {
+            std::fs::canonicalize(path)
+                .map_err(|err| Error::Setup(format!("cost model {spec}: {err}")))?
+                .display()
+                .to_string()
+        };
+        let costs = sim::costs::resolve(&argument).map_err(|err| Error::Setup(err.to_string()))?;
+        Ok(Model {
+            spec: spec.to_string(),
+            argument,
+            costs,
+        })
     }
 }
 

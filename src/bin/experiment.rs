@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand};
 #[path = "../usage.rs"]
 mod usage;
 use experiment::outputs::Outputs;
+use experiment::provenance::Model;
 use experiment::runner::Runner;
-use experiment::{crossing_curve, seed_table, status, Error};
+use experiment::{crossing_curve, pread, seed_table, status, Error};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,24 @@ enum Experiment {
         /// Cost models, one row each, in order (default: the essay's five systems and host).
         #[arg(long, value_delimiter = ',', value_name = "MODEL,...")]
         models: Vec<String>,
+        /// The directory the outputs go to.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Userspace Bypass's pread loop over block sizes: the throughput gain translated at
+    /// ring 0, whole run and steady state, next to the paper's band: pread.md, .csv and .svg.
+    Pread {
+        /// Cost models, built-in names or TOML files (default: host and
+        /// cost-models/kvm-kpti.toml, the paper's KVM guest with KPTI on).
+        #[arg(long, value_delimiter = ',', value_name = "MODEL,...")]
+        models: Vec<String>,
+        /// Block sizes in bytes, 1 to 65536 (default: the powers of two from 64 to 65536).
+        #[arg(long, value_delimiter = ',', value_name = "BYTES,...",
+              value_parser = clap::value_parser!(u64).range(1..=65536))]
+        sizes: Vec<u64>,
+        /// Preads in the whole run (the steady state also runs twice as many).
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+        preads: u64,
         /// The directory the outputs go to.
         #[arg(long, default_value = ".", value_name = "DIR")]
         out: PathBuf,
@@ -97,6 +116,36 @@ fn crossing_curve(settings: crossing_curve::Settings, out: &Path) -> Result<(), 
     ])
 }
 
+fn pread(models: Vec<String>, sizes: Vec<u64>, preads: u64, out: &Path) -> Result<(), Error> {
+    let models = if models.is_empty() {
+        pread::default_models()?
+    } else {
+        models
+            .iter()
+            .map(|m| Model::resolve(m))
+            .collect::<Result<_, _>>()?
+    };
+    let sizes = if sizes.is_empty() {
+        pread::default_sizes()
+    } else {
+        sizes
+    };
+    let settings = pread::Settings {
+        models,
+        sizes,
+        preads,
+    };
+    let provenance = settings.provenance();
+    let outputs = Outputs::new(out, "pread")?;
+    let runner = Runner::beside_this_program()?;
+    let points = pread::measure_all(&runner, &settings)?;
+    outputs.write(&[
+        ("md", &pread::to_markdown(&points, &settings, &provenance)),
+        ("csv", &pread::to_csv(&points)),
+        ("svg", &pread::to_svg(&points, &settings, &provenance)),
+    ])
+}
+
 /// The models given, or the experiment's own when none are.
 fn or_default(models: Vec<String>, default: fn() -> Vec<String>) -> Vec<String> {
     if models.is_empty() {
@@ -113,6 +162,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.experiment {
         Experiment::SeedTable { models, out } => seed_table(models, &out),
+        Experiment::Pread {
+            models,
+            sizes,
+            preads,
+            out,
+        } => pread(models, sizes, preads, &out),
         Experiment::CrossingCurve {
             models,
             per_decade,
