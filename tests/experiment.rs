@@ -112,3 +112,165 @@ fn an_unwritable_output_fails_before_any_run() {
     ]);
     assert_fails_with_one_line(&output, "/proc/ringsim-nowhere");
 }
+
+/// A spec of three programs (one that exits 1), two models and two seeds in `dir`.
+fn small_spec(dir: &Path) -> String {
+    let spec = dir.join("spec.toml");
+    std::fs::write(
+        &spec,
+        r#"models = ["linux", "singularity-sip"]
+seeds = [0, 1]
+
+[[programs]]
+name = "getppid"
+program = "getppid_loop"
+args = ["1000"]
+
+[[programs]]
+name = "wc"
+program = "busybox"
+args = ["wc", "inputs/text.txt"]
+
+[[programs]]
+name = "false"
+program = "busybox"
+args = ["false"]
+"#,
+    )
+    .unwrap();
+    spec.to_str().unwrap().to_string()
+}
+
+#[test]
+fn sweep_shards_merge_into_the_unsharded_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = small_spec(dir.path());
+    for format in ["jsonl", "csv"] {
+        let path = |name: &str| {
+            dir.path()
+                .join(format!("{name}.{format}"))
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        let whole = experiment(&["sweep", &spec, "--out", &path("whole"), "--jobs", "2"]);
+        assert!(whole.status.success(), "{whole:?}");
+        let shards: Vec<String> = (0..3).map(|i| path(&format!("shard{i}"))).collect();
+        for (i, shard) in shards.iter().enumerate() {
+            let output =
+                experiment(&["sweep", &spec, "--out", shard, "--shard", &format!("{i}/3")]);
+            assert!(output.status.success(), "{output:?}");
+        }
+        let mut args = vec!["merge", &spec, "--out"];
+        let merged = path("merged");
+        args.push(&merged);
+        args.extend(shards.iter().map(String::as_str));
+        let output = experiment(&args);
+        assert!(output.status.success(), "{output:?}");
+        let [whole, merged] = [path("whole"), merged].map(|p| std::fs::read(p).unwrap());
+        assert!(
+            whole == merged,
+            "{format}: the merged shards differ from the whole sweep"
+        );
+        // A shard missing is named.
+        let output = experiment(&[
+            "merge",
+            &spec,
+            "--out",
+            &path("partial"),
+            &shards[0],
+            &shards[1],
+        ]);
+        assert_fails_with_one_line(&output, "in no shard");
+        assert!(!Path::new(&path("partial")).exists());
+    }
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = small_spec(dir.path());
+    let whole = dir.path().join("whole.jsonl");
+    let output = experiment(&["sweep", &spec, "--out", whole.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    let rows = std::fs::read_to_string(&whole).unwrap();
+    // Five rows done, in another order, and a sixth cut short.
+    let lines: Vec<&str> = rows.lines().collect();
+    let journal = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        lines[7],
+        lines[0],
+        lines[3],
+        lines[1],
+        lines[9],
+        &lines[2][..40]
+    );
+    std::fs::write(dir.path().join(".resumed.jsonl.journal"), journal).unwrap();
+    let resumed = dir.path().join("resumed.jsonl");
+    let output = experiment(&["sweep", &spec, "--out", resumed.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("19 runs made, 5 resumed"),
+        "{output:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&resumed).unwrap(), rows);
+    assert!(!dir.path().join(".resumed.jsonl.journal").exists());
+}
+
+#[test]
+fn sweep_rows_hold_every_report_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    std::fs::write(
+        &spec,
+        r#"{"programs": [{"name": "abi", "program": "abi_call", "args": ["100"]}], "models": ["linux"]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("rows.csv");
+    let output = experiment(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("experiment_sweep_csv", read_unversioned(&out));
+    });
+}
+
+#[test]
+fn a_spec_naming_a_missing_program_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "models = [\"linux\"]\n[[programs]]\nname = \"x\"\nprogram = \"no_such_program\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("rows.jsonl");
+    let output = experiment(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails_with_one_line(&output, "no_such_program");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_shard_out_of_range_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = small_spec(dir.path());
+    let out = dir.path().join("rows.jsonl");
+    let output = experiment(&[
+        "sweep",
+        &spec,
+        "--out",
+        out.to_str().unwrap(),
+        "--shard",
+        "3/3",
+    ]);
+    assert_fails_with_one_line(&output, "3/3");
+}

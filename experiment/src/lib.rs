@@ -13,6 +13,7 @@ pub mod pread;
 pub mod provenance;
 pub mod runner;
 pub mod seed_table;
+pub mod sweep;
 
 /// Exit statuses, as `simulate`'s.
 pub mod status {

@@ -4,7 +4,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -97,8 +97,7 @@ impl Runner {
                 simulate.display()
             )));
         }
-        let corpus = corpora::try_stage().map_err(Error::Setup)?;
-        Ok(Runner::new(simulate, corpus))
+        Ok(Runner::new(simulate, staged_corpus()?))
     }
 
     pub fn corpus(&self) -> &Path {
@@ -108,31 +107,82 @@ impl Runner {
     /// The run's JSON report. A program that does not exit 0 is an error: every
     /// experiment's programs do, natively.
     pub fn report(&self, run: &Run) -> Result<Value, Error> {
+        match self.finish(run)? {
+            Finished {
+                status: 0,
+                report: Some(report),
+                ..
+            } => Ok(report),
+            finished => Err(finished.error(run)),
+        }
+    }
+
+    /// The run's report whatever its program's exit status (a sweep records a program
+    /// that fails, or is killed, as its report says); an error only when `simulate` made
+    /// no report: it failed itself (status 125-127).
+    pub fn report_any(&self, run: &Run) -> Result<Value, Error> {
+        match self.finish(run)? {
+            Finished {
+                report: Some(report),
+                ..
+            } => Ok(report),
+            finished => Err(finished.error(run)),
+        }
+    }
+
+    fn finish(&self, run: &Run) -> Result<Finished, Error> {
         let dir = tempfile::tempdir().map_err(|err| Error::Setup(format!("temp dir: {err}")))?;
         let file = dir.path().join("report.json");
         let output = Command::new(&self.simulate)
             .args(run.arguments(&file))
             .current_dir(&self.corpus)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .output()
             .map_err(|err| Error::Setup(format!("{}: {err}", self.simulate.display())))?;
-        let status = output.status.code().unwrap_or(crate::status::FAILED);
-        if status != 0 {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr.lines().rev().find(|l| l.starts_with("simulate: "));
-            let message = last
-                .unwrap_or("no message")
-                .trim_start_matches("simulate: ");
-            return Err(Error::Run {
-                run: run.command_line(),
-                status,
-                message: message.to_string(),
-            });
-        }
-        let text = std::fs::read_to_string(&file)
-            .map_err(|err| Error::Setup(format!("{}: no report: {err}", run.command_line())))?;
-        serde_json::from_str(&text)
-            .map_err(|err| Error::Setup(format!("{}: bad report: {err}", run.command_line())))
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let message = stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("simulate: "))
+            .unwrap_or("no message")
+            .trim_start_matches("simulate: ")
+            .to_string();
+        let report = match std::fs::read_to_string(&file) {
+            Ok(text) => Some(serde_json::from_str(&text).map_err(|err| {
+                Error::Setup(format!("{}: bad report: {err}", run.command_line()))
+            })?),
+            Err(_) => None,
+        };
+        Ok(Finished {
+            status: output.status.code().unwrap_or(crate::status::FAILED),
+            message,
+            report,
+        })
     }
+}
+
+/// What a run of `simulate` left.
+struct Finished {
+    status: i32,
+    /// Its last `simulate: ` line on stderr.
+    message: String,
+    report: Option<Value>,
+}
+
+impl Finished {
+    fn error(self, run: &Run) -> Error {
+        Error::Run {
+            run: run.command_line(),
+            status: self.status,
+            message: self.message,
+        }
+    }
+}
+
+/// The corpus, staged at its fixed-length path (see [`Runner::beside_this_program`]).
+pub fn staged_corpus() -> Result<PathBuf, Error> {
+    corpora::try_stage().map_err(Error::Setup)
 }
 
 /// A number in a report, by its path of keys.

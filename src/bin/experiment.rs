@@ -12,7 +12,7 @@ mod usage;
 use experiment::outputs::Outputs;
 use experiment::provenance::Model;
 use experiment::runner::Runner;
-use experiment::{crossing_curve, pread, seed_table, status, Error};
+use experiment::{crossing_curve, pread, seed_table, status, sweep, Error};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +56,35 @@ enum Experiment {
         preads: u64,
         /// The directory the outputs go to.
         #[arg(long, default_value = ".", value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Programs x cost models x modes x seeds from a spec (TOML or JSON): a row per run with
+    /// every field of its report, in JSON lines (.jsonl) or CSV (.csv); resumable, and
+    /// shardable over machines.
+    Sweep {
+        /// The spec: `programs` (each `name`, `program` in the corpus or absolute, `args`),
+        /// `models`, and optionally `modes` (default both) and `seeds` (default [0]).
+        spec: PathBuf,
+        /// The output: FILE.jsonl or FILE.csv.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Runs at a time, each a simulate process.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: u64,
+        /// Run only the runs whose index is I modulo N (I from 0 to N-1), for one machine
+        /// of N; join the shards' outputs with merge.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<sweep::Shard>,
+    },
+    /// Join sweep shards' outputs into one, checking that every run of the spec is there.
+    Merge {
+        /// The spec the shards ran.
+        spec: PathBuf,
+        /// The shards' outputs, all .jsonl or all .csv.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// The joined output, in the shards' format.
+        #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
     /// Steady-state speedup against syscall density (a syscall every W instructions of
@@ -146,6 +175,32 @@ fn pread(models: Vec<String>, sizes: Vec<u64>, preads: u64, out: &Path) -> Resul
     ])
 }
 
+fn sweep(spec: &Path, out: &Path, jobs: usize, shard: sweep::Shard) -> Result<(), Error> {
+    sweep::Format::of(out)?;
+    let runner = Runner::beside_this_program()?;
+    let spec = sweep::Spec::read(spec, runner.corpus())?;
+    let done = sweep::run(&runner, &spec, shard, jobs, out)?;
+    println!(
+        "experiment: {} runs made, {} resumed, in {}",
+        done.ran,
+        done.resumed,
+        out.display()
+    );
+    Ok(())
+}
+
+fn merge(spec: &Path, shards: &[PathBuf], out: &Path) -> Result<(), Error> {
+    let corpus = experiment::runner::staged_corpus()?;
+    let spec = sweep::Spec::read(spec, &corpus)?;
+    let runs = sweep::merge(&spec, shards, out)?;
+    println!(
+        "experiment: {runs} runs from {} shards, in {}",
+        shards.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// The models given, or the experiment's own when none are.
 fn or_default(models: Vec<String>, default: fn() -> Vec<String>) -> Vec<String> {
     if models.is_empty() {
@@ -168,6 +223,18 @@ fn main() -> ExitCode {
             preads,
             out,
         } => pread(models, sizes, preads, &out),
+        Experiment::Sweep {
+            spec,
+            out,
+            jobs,
+            shard,
+        } => sweep(
+            &spec,
+            &out,
+            jobs as usize,
+            shard.unwrap_or(sweep::Shard::WHOLE),
+        ),
+        Experiment::Merge { spec, shards, out } => merge(&spec, &shards, &out),
         Experiment::CrossingCurve {
             models,
             per_decade,

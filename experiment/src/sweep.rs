@@ -1,0 +1,488 @@
+//! Sweeps: programs × cost models × modes × seeds from a spec (TOML or JSON), a row per run
+//! with every field of its report, in JSON lines or CSV.
+//!
+//! Runs go `--jobs` at a time, each a `simulate` child. Every finished row is appended to a
+//! hidden journal beside the output, so that an interrupted sweep resumes where it stopped
+//! (rows already there are not run again); only a complete sweep writes the output, its rows
+//! in the spec's order. `--shard I/N` runs the runs whose index is I modulo N, so that a
+//! batch system spreads one spec over many machines with no coordinator, and `merge` joins
+//! the shards' outputs, checking that every run of the spec is there once.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::provenance::Model;
+use crate::runner::{Mode, Run, Runner};
+use crate::Error;
+
+/// The spec as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    programs: Vec<ProgramSpec>,
+    models: Vec<String>,
+    #[serde(default = "both_modes")]
+    modes: Vec<Mode>,
+    #[serde(default = "seed_zero")]
+    seeds: Vec<u64>,
+}
+
+fn both_modes() -> Vec<Mode> {
+    vec![Mode::Ring3, Mode::Ring0]
+}
+
+fn seed_zero() -> Vec<u64> {
+    vec![0]
+}
+
+/// A program to run: a name for the rows, its path (in the corpus, or absolute) and its
+/// arguments.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    pub name: String,
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// A spec, checked: every program found, every model resolved.
+#[derive(Debug)]
+pub struct Spec {
+    pub programs: Vec<ProgramSpec>,
+    pub models: Vec<Model>,
+    pub modes: Vec<Mode>,
+    pub seeds: Vec<u64>,
+}
+
+/// One run of the sweep: its place in the spec's order and its key.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub index: usize,
+    pub id: String,
+    pub program: String,
+    pub run: Run,
+    /// The run's `simulate` command, with the model as the spec names it.
+    pub command: String,
+}
+
+impl Spec {
+    /// Reads `path` (JSON if it ends in .json, else TOML). Model files are relative to the
+    /// spec's directory; programs to the corpus, unless absolute.
+    pub fn read(path: &Path, corpus: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
+        let bad = |message: String| Error::Setup(format!("{}: {message}", path.display()));
+        let file: SpecFile = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|err| bad(err.to_string()))?
+        } else {
+            toml::from_str(&text).map_err(|err| bad(err.message().to_string()))?
+        };
+        for (what, empty) in [
+            ("programs", file.programs.is_empty()),
+            ("models", file.models.is_empty()),
+            ("modes", file.modes.is_empty()),
+            ("seeds", file.seeds.is_empty()),
+        ] {
+            if empty {
+                return Err(bad(format!("no {what}")));
+            }
+        }
+        for program in &file.programs {
+            if !corpus.join(&program.program).is_file() {
+                return Err(bad(format!(
+                    "program {} ({}): not found (relative paths are in the corpus, {})",
+                    program.name,
+                    program.program,
+                    corpus.display()
+                )));
+            }
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let models = file
+            .models
+            .iter()
+            .map(|spec| Model::resolve_at(spec, &base.join(spec)))
+            .collect::<Result<_, _>>()?;
+        Ok(Spec {
+            programs: file.programs,
+            models,
+            modes: file.modes,
+            seeds: file.seeds,
+        })
+    }
+
+    /// Every run, in the spec's order: programs, then models, then modes, then seeds.
+    pub fn plan(&self) -> Vec<Planned> {
+        let mut runs = Vec::new();
+        for program in &self.programs {
+            for model in &self.models {
+                for &mode in &self.modes {
+                    for &seed in &self.seeds {
+                        let run = Run {
+                            program: program.program.clone(),
+                            args: program.args.clone(),
+                            model: model.spec.clone(),
+                            mode,
+                            seed,
+                        };
+                        let command = run.command_line();
+                        runs.push(Planned {
+                            index: runs.len(),
+                            id: format!("{}|{}|{}|{seed}", program.name, model.spec, mode.name()),
+                            program: program.name.clone(),
+                            run: Run {
+                                model: model.argument.clone(),
+                                ..run
+                            },
+                            command,
+                        });
+                    }
+                }
+            }
+        }
+        runs
+    }
+}
+
+/// `I/N`: this machine runs the runs whose index is I modulo N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (index, count) = text.split_once('/').ok_or("expected I/N")?;
+        let number = |part: &str| {
+            part.parse::<usize>()
+                .map_err(|_| format!("{part:?} is not a number"))
+        };
+        let (index, count) = (number(index)?, number(count)?);
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: I must be 0 to N-1"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    fn holds(self, run: &Planned) -> bool {
+        run.index % self.count == self.index
+    }
+}
+
+/// How rows are written: by the output's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    JsonLines,
+    Csv,
+}
+
+impl Format {
+    pub fn of(path: &Path) -> Result<Self, Error> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") => Ok(Format::JsonLines),
+            Some("csv") => Ok(Format::Csv),
+            _ => Err(Error::Setup(format!(
+                "{}: the output must end in .jsonl or .csv",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// One row: the run's key and place, the ringsim that ran it and the command (the model as
+/// the spec names it), and its report's fields.
+fn row(planned: &Planned, report: Value) -> Value {
+    let mut row = Map::new();
+    row.insert("index".into(), planned.index.into());
+    row.insert("id".into(), planned.id.clone().into());
+    row.insert("name".into(), planned.program.clone().into());
+    row.insert("ringsim".into(), crate::provenance::VERSION.into());
+    row.insert("command".into(), planned.command.clone().into());
+    row.insert("report".into(), report);
+    Value::Object(row)
+}
+
+/// The rows in `path` (JSON lines, a row a line), by id. A last line cut short by an
+/// interruption is left out.
+fn read_rows(path: &Path) -> Result<BTreeMap<String, Value>, Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(err) => return Err(Error::Setup(format!("{}: {err}", path.display()))),
+    };
+    let mut rows = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(row) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if let Some(id) = row["id"].as_str() {
+            rows.insert(id.to_string(), row);
+        }
+    }
+    Ok(rows)
+}
+
+/// A row's fields as dotted names; arrays as their JSON text.
+fn flatten(prefix: &str, value: &Value, into: &mut BTreeMap<String, String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&name, value, into);
+            }
+        }
+        Value::String(text) => {
+            into.insert(prefix.to_string(), text.clone());
+        }
+        Value::Null => {
+            into.insert(prefix.to_string(), String::new());
+        }
+        other => {
+            into.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// The rows in the spec's order, as the output's format has them.
+fn render(rows: &[&Value], format: Format) -> String {
+    match format {
+        Format::JsonLines => rows.iter().map(|row| format!("{row}\n")).collect(),
+        Format::Csv => {
+            let flat: Vec<BTreeMap<String, String>> = rows
+                .iter()
+                .map(|row| {
+                    let mut fields = BTreeMap::new();
+                    flatten("", row, &mut fields);
+                    fields
+                })
+                .collect();
+            // Every field any row has, in name order after the run's own.
+            let mut names: Vec<String> = vec!["index".into(), "id".into(), "name".into()];
+            let rest: std::collections::BTreeSet<&String> = flat
+                .iter()
+                .flat_map(|f| f.keys())
+                .filter(|k| !names.contains(k))
+                .collect();
+            names.extend(rest.into_iter().cloned());
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer.write_record(&names).expect("to memory");
+            for fields in &flat {
+                let record = names
+                    .iter()
+                    .map(|n| fields.get(n).map_or("", String::as_str));
+                writer.write_record(record).expect("to memory");
+            }
+            String::from_utf8(writer.into_inner().expect("to memory")).expect("UTF-8")
+        }
+    }
+}
+
+/// The hidden journal beside `output`, which a resumed sweep reads.
+fn journal(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    output.with_file_name(format!(".{name}.journal"))
+}
+
+/// Writes `text` to `output` whole: to a partial file first, then renamed.
+fn write_whole(output: &Path, text: &str) -> Result<(), Error> {
+    let name = output
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let partial = output.with_file_name(format!(".{name}.partial.{}", std::process::id()));
+    let failed = |source| Error::Output {
+        path: output.display().to_string(),
+        source,
+    };
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, output))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })
+        .map_err(failed)
+}
+
+/// What a sweep did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Done {
+    pub ran: usize,
+    pub resumed: usize,
+}
+
+/// Runs `shard` of `spec` into `output`, `jobs` at a time.
+pub fn run(
+    runner: &Runner,
+    spec: &Spec,
+    shard: Shard,
+    jobs: usize,
+    output: &Path,
+) -> Result<Done, Error> {
+    let format = Format::of(output)?;
+    let journal = journal(output);
+    let planned: Vec<Planned> = spec.plan().into_iter().filter(|r| shard.holds(r)).collect();
+    let mut rows = read_rows(&journal)?;
+    let resumed = planned.iter().filter(|p| rows.contains_key(&p.id)).count();
+    let todo: Vec<&Planned> = planned
+        .iter()
+        .filter(|p| !rows.contains_key(&p.id))
+        .collect();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&journal)
+        .map_err(|source| Error::Output {
+            path: journal.display().to_string(),
+            source,
+        })?;
+    let shared = Mutex::new((file, todo.iter(), Vec::new(), None::<Error>));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let next = {
+                    let mut state = shared.lock().expect("no worker panics");
+                    if state.3.is_some() {
+                        return;
+                    }
+                    state.1.next()
+                };
+                let Some(planned) = next else { return };
+                let result = runner.report_any(&planned.run).and_then(|report| {
+                    let row = row(planned, report);
+                    let mut state = shared.lock().expect("no worker panics");
+                    writeln!(state.0, "{row}")
+                        .and_then(|()| state.0.flush())
+                        .map_err(|source| Error::Output {
+                            path: journal.display().to_string(),
+                            source,
+                        })?;
+                    state.2.push(row);
+                    Ok(())
+                });
+                if let Err(err) = result {
+                    shared
+                        .lock()
+                        .expect("no worker panics")
+                        .3
+                        .get_or_insert(err);
+                    return;
+                }
+            });
+        }
+    });
+    let (_, _, new_rows, failure) = shared.into_inner().expect("no worker panics");
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    let ran = new_rows.len();
+    for row in new_rows {
+        rows.insert(row["id"].as_str().expect("rows have ids").to_string(), row);
+    }
+    let ordered: Vec<&Value> = planned.iter().map(|p| &rows[&p.id]).collect();
+    write_whole(output, &render(&ordered, format))?;
+    let _ = std::fs::remove_file(&journal);
+    Ok(Done { ran, resumed })
+}
+
+/// Reads a complete output's rows back: JSON lines as they are; CSV by the run's key only,
+/// since its fields are text (merge those with their spec's runs in the same format).
+fn read_output(path: &Path) -> Result<Vec<(String, String)>, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
+    match Format::of(path)? {
+        Format::JsonLines => text
+            .lines()
+            .map(|line| {
+                let row: Value = serde_json::from_str(line)
+                    .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
+                let id = row["id"].as_str().unwrap_or_default().to_string();
+                Ok((id, line.to_string()))
+            })
+            .collect(),
+        Format::Csv => {
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            let headers = reader
+                .headers()
+                .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?
+                .clone();
+            reader
+                .records()
+                .map(|record| {
+                    let record =
+                        record.map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
+                    let fields: Map<String, Value> = headers
+                        .iter()
+                        .zip(record.iter())
+                        .map(|(h, v)| (h.to_string(), Value::String(v.to_string())))
+                        .collect();
+                    let id = fields
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    Ok((id, Value::Object(fields).to_string()))
+                })
+                .collect()
+        }
+    }
+}
+
+/// Joins shard outputs into `output`, in the spec's order; every run of the spec must be
+/// in exactly one of them (or the same row in several).
+pub fn merge(spec: &Spec, shards: &[PathBuf], output: &Path) -> Result<usize, Error> {
+    let format = Format::of(output)?;
+    let mut rows: BTreeMap<String, String> = BTreeMap::new();
+    for shard in shards {
+        if Format::of(shard)? != format {
+            return Err(Error::Setup(format!(
+                "{}: not the format of {}",
+                shard.display(),
+                output.display()
+            )));
+        }
+        for (id, line) in read_output(shard)? {
+            if rows.get(&id).is_some_and(|other| *other != line) {
+                return Err(Error::Setup(format!("run {id} differs between two shards")));
+            }
+            rows.insert(id, line);
+        }
+    }
+    let planned = spec.plan();
+    let missing: Vec<&str> = planned
+        .iter()
+        .filter(|p| !rows.contains_key(&p.id))
+        .map(|p| p.id.as_str())
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(Error::Setup(format!(
+            "{} of {} runs are in no shard, the first {first}",
+            missing.len(),
+            planned.len()
+        )));
+    }
+    let values: Vec<Value> = planned
+        .iter()
+        .map(|p| serde_json::from_str(&rows[&p.id]).expect("read back as JSON"))
+        .collect();
+    // CSV rows read back are flat, every field a string: rendered again, they get the
+    // union of every shard's columns, as the whole sweep's rows would.
+    write_whole(output, &render(&values.iter().collect::<Vec<_>>(), format))?;
+    Ok(planned.len())
+}
