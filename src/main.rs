@@ -51,7 +51,7 @@ struct Cli {
     /// Run the program natively, at ring 3 and translated at ring 0, each from a copy of the
     /// working directory, and compare them: exit status 0 when all three agree, 1 on a
     /// divergence (the report has the program's own status and the first divergence).
-    #[arg(long, conflicts_with_all = ["mode", "dump_translation", "trace_syscalls", "max_instructions", "user_ids"])]
+    #[arg(long, conflicts_with_all = ["mode", "dump_translation", "trace_syscalls", "max_instructions", "user_ids", "plot"])]
     check: bool,
 
     /// With --check: stop each of the three runs after SECONDS (exit status 125).
@@ -78,6 +78,11 @@ struct Cli {
     /// Write every syscall (number, arguments, result) to FILE, one JSON object a line.
     #[arg(long, value_name = "FILE")]
     trace_syscalls: Option<PathBuf>,
+
+    /// Write where the run's cycles went, ring 3 beside ring 0 stacked by term, as an SVG
+    /// plot to FILE.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
 
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -462,6 +467,19 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
     ExitCode::from(if report.agrees() { 0 } else { 1 })
 }
 
+/// The run's command in canonical form, for the plot's footer: the cost model, the mode and
+/// the program with its arguments (where the plot goes does not change it).
+fn plot_command(cli: &Cli) -> String {
+    let mode = cli.mode.to_possible_value().expect("no skipped variants");
+    let program = cli.command.iter().map(|word| word.to_string_lossy());
+    format!(
+        "simulate --cost-model {} --mode {} {}",
+        cli.cost_model,
+        mode.get_name(),
+        program.collect::<Vec<_>>().join(" ")
+    )
+}
+
 fn main() -> ExitCode {
     // A panic (a bug) anywhere, in Unicorn's hooks too, is one line and status 125, never
     // Rust's several lines nor an abort.
@@ -566,10 +584,11 @@ fn main() -> ExitCode {
         (&cli.dump_translation, "translation dump"),
         (&cli.trace_syscalls, "syscall trace"),
         (&cli.report_file, "report"),
+        (&cli.plot, "plot"),
     ]
     .map(|(path, what)| path.as_deref().map(|p| Output::name(p, what)).transpose());
-    let [dump, trace, report] = match named {
-        [Ok(dump), Ok(trace), Ok(report)] => [dump, trace, report],
+    let [dump, trace, report, plot] = match named {
+        [Ok(dump), Ok(trace), Ok(report), Ok(plot)] => [dump, trace, report, plot],
         named => {
             let message = named.into_iter().find_map(Result::err);
             return fail(message.expect("one failed"), status::SIMULATOR_FAILED);
@@ -589,6 +608,10 @@ fn main() -> ExitCode {
             .map(|record| serde_json::to_string(record).expect("records serialize") + "\n")
             .collect();
         written = written.and(output.write(lines.as_bytes()));
+    }
+    if let Some(output) = &plot {
+        let svg = experiment::report_plot::to_svg(&outcome.report, &plot_command(&cli));
+        written = written.and(output.write(svg.as_bytes()));
     }
     if let Some(notice) = &outcome.notice {
         eprintln!("simulate: {notice}");

@@ -274,3 +274,43 @@ fn a_shard_out_of_range_is_a_usage_error() {
     ]);
     assert_fails_with_one_line(&output, "3/3");
 }
+
+#[test]
+fn simulate_plots_where_the_cycles_went_the_same_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = corpora::stage();
+    let plots = ["a.svg", "b.svg"].map(|name| dir.path().join(name));
+    for plot in &plots {
+        let output = Command::new(env!("CARGO_BIN_EXE_simulate"))
+            .args([
+                "--clear-env",
+                "--plot",
+                plot.to_str().unwrap(),
+                "abi_call",
+                "1000",
+            ])
+            .current_dir(&stage)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    let [a, b] = plots
+        .each_ref()
+        .map(|p| std::fs::read_to_string(p).unwrap());
+    assert_eq!(a, b);
+    for text in [
+        "abi_call 1000: cycles under linux, speedup",
+        "ring 0, translated",
+        "kernel work",
+        "translation",
+    ] {
+        assert!(a.contains(text), "{text}");
+    }
+    // With --check there is no one run to plot.
+    let output = Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args(["--check", "--plot", "x.svg", "abi_call"])
+        .current_dir(&stage)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+}

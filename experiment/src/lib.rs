@@ -11,6 +11,7 @@ pub mod outputs;
 pub mod plot;
 pub mod pread;
 pub mod provenance;
+pub mod report_plot;
 pub mod runner;
 pub mod seed_table;
 pub mod sweep;

@@ -110,6 +110,85 @@ fn draw_panel(
     draw_legend(&mut chart);
 }
 
+/// Bars of stacked segments: a series per segment kind, a value per bar.
+#[derive(Debug)]
+pub struct Stacks {
+    pub bars: Vec<String>,
+    /// (name, a value per bar), bottom first.
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+/// Stacked bars on a linear axis.
+pub fn stacked_bars(title: &str, y_label: &str, footer: &str, stacks: &Stacks) -> String {
+    let bars = stacks.bars.len();
+    let total = |bar: usize| -> f64 { stacks.series.iter().map(|(_, v)| v[bar]).sum() };
+    let high = (0..bars).map(total).fold(0.0, f64::max).max(1.0) * 1.35;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(
+            &mut svg,
+            (WIDTH / 2 + 200, PANEL_HEIGHT * 3 / 2 + FOOTER_HEIGHT),
+        )
+        .into_drawing_area();
+        root.fill(&WHITE).expect("in memory");
+        let (body, foot) = root.split_vertically(PANEL_HEIGHT * 3 / 2);
+        foot.draw_text(footer, &("sans-serif", 12).into_text_style(&foot), (10, 8))
+            .expect("in memory");
+        let mut chart = ChartBuilder::on(&body)
+            .caption(title, ("sans-serif", 18))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(100)
+            .build_cartesian_2d(-0.5..bars as f64 - 0.5, 0.0..high)
+            .expect("in memory");
+        let labels = stacks.bars.clone();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_label)
+            .x_labels(bars)
+            .x_label_formatter(&|x| {
+                let bar = x.round();
+                match labels.get(bar as usize) {
+                    Some(label) if (x - bar).abs() < 1e-9 && bar >= 0.0 => label.clone(),
+                    _ => String::new(),
+                }
+            })
+            .y_label_formatter(&|v| grouped(*v))
+            .draw()
+            .expect("in memory");
+        let mut bottoms = vec![0.0; bars];
+        for (s, (name, values)) in stacks.series.iter().enumerate() {
+            let color = PALETTE[s % PALETTE.len()];
+            let segments: Vec<_> = values
+                .iter()
+                .enumerate()
+                .map(|(bar, &value)| {
+                    let bottom = bottoms[bar];
+                    bottoms[bar] += value;
+                    Rectangle::new(
+                        [
+                            (bar as f64 - 0.3, bottom),
+                            (bar as f64 + 0.3, bottom + value),
+                        ],
+                        color.filled(),
+                    )
+                })
+                .collect();
+            chart
+                .draw_series(segments)
+                .expect("in memory")
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
+        }
+        draw_legend(&mut chart);
+        root.present().expect("in memory");
+    }
+    svg
+}
+
 /// The series' names and colours, in the plot's upper left corner.
 fn draw_legend<'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
