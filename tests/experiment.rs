@@ -314,3 +314,24 @@ fn simulate_plots_where_the_cycles_went_the_same_every_time() {
         .unwrap();
     assert_eq!(output.status.code(), Some(125));
 }
+
+#[test]
+fn the_example_sweep_spec_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/experiments/sweep-example.toml"
+    );
+    let out = dir.path().join("one.jsonl");
+    // One run of the 36: the spec's models and programs all resolve.
+    let output = experiment(&[
+        "sweep",
+        spec,
+        "--shard",
+        "0/36",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(std::fs::read_to_string(out).unwrap().lines().count(), 1);
+}

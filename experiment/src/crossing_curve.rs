@@ -205,7 +205,7 @@ pub fn break_even(points: &[Point], model: &str) -> Option<f64> {
     curve.windows(2).find_map(|pair| {
         let (a, b) = (pair[0], pair[1]);
         let (gain_a, gain_b) = (a.ring3 - a.ring0, b.ring3 - b.ring0);
-        if gain_a < 0.0 || gain_b >= 0.0 {
+        if gain_a <= 0.0 || gain_b >= 0.0 {
             return None;
         }
         let t = gain_a / (gain_a - gain_b);
