@@ -82,15 +82,25 @@ impl Model {
     pub fn resolve_at(spec: &str, path: &std::path::Path) -> Result<Self, Error> {
         let is_file =
             builtin::by_name(spec).is_none() && (spec.ends_with(".toml") || spec.contains('/'));
-        let argument = if !is_file {
-            spec.to_string()
-        } else {
-            std::fs::canonicalize(path)
-                .map_err(|err| Error::Setup(format!("cost model {spec}: {err}")))?
-                .display()
-                .to_string()
-        };
-        let costs = sim::costs::resolve(&argument).map_err(|err| Error::Setup(err.to_string()))?;
+        if !is_file {
+            let costs = sim::costs::resolve(spec).map_err(|err| Error::Setup(err.to_string()))?;
+            return Ok(Model {
+                spec: spec.to_string(),
+                argument: spec.to_string(),
+                costs,
+            });
+        }
+        let cannot = |err: std::io::Error| Error::Setup(format!("cost model {spec}: {err}"));
+        let argument = std::fs::canonicalize(path)
+            .map_err(cannot)?
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(path).map_err(cannot)?;
+        // Parsed under the name it was given, not its place on this machine: a figure with
+        // no source of its own names the file, and the outputs must not depend on where the
+        // checkout is.
+        let costs =
+            sim::costs::parse_toml(&text, spec).map_err(|err| Error::Setup(err.to_string()))?;
         Ok(Model {
             spec: spec.to_string(),
             argument,
