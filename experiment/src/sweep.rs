@@ -320,6 +320,32 @@ fn write_whole(output: &Path, text: &str) -> Result<(), Error> {
         .map_err(failed)
 }
 
+/// What the workers of a sweep share: the runs left, the journal and the rows done, or the
+/// first failure, after which no run starts.
+struct Workers<'a> {
+    journal: std::fs::File,
+    todo: std::vec::IntoIter<&'a Planned>,
+    done: Vec<Value>,
+    failure: Option<Error>,
+}
+
+impl<'a> Workers<'a> {
+    fn next(&mut self) -> Option<&'a Planned> {
+        if self.failure.is_some() {
+            return None;
+        }
+        self.todo.next()
+    }
+
+    /// Appends `row` to the journal at once, so that an interrupted sweep keeps it.
+    fn record(&mut self, row: Value) -> std::io::Result<()> {
+        writeln!(self.journal, "{row}")?;
+        self.journal.flush()?;
+        self.done.push(row);
+        Ok(())
+    }
+}
+
 /// What a sweep did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Done {
@@ -352,45 +378,45 @@ pub fn run(
             path: journal.display().to_string(),
             source,
         })?;
-    let shared = Mutex::new((file, todo.iter(), Vec::new(), None::<Error>));
+    let shared = Mutex::new(Workers {
+        journal: file,
+        todo: todo.into_iter(),
+        done: Vec::new(),
+        failure: None,
+    });
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
-            scope.spawn(|| loop {
-                let next = {
-                    let mut state = shared.lock().expect("no worker panics");
-                    if state.3.is_some() {
-                        return;
+            scope.spawn(|| {
+                loop {
+                    // Taken in a statement of its own: the lock must not be held for the run.
+                    let next = shared.lock().expect("no worker panics").next();
+                    let Some(planned) = next else { break };
+                    let result = runner.report_any(&planned.run).and_then(|report| {
+                        shared
+                            .lock()
+                            .expect("no worker panics")
+                            .record(row(planned, report))
+                            .map_err(|source| Error::Output {
+                                path: journal.display().to_string(),
+                                source,
+                            })
+                    });
+                    if let Err(err) = result {
+                        shared
+                            .lock()
+                            .expect("no worker panics")
+                            .failure
+                            .get_or_insert(err);
                     }
-                    state.1.next()
-                };
-                let Some(planned) = next else { return };
-                let result = runner.report_any(&planned.run).and_then(|report| {
-                    let row = row(planned, report);
-                    let mut state = shared.lock().expect("no worker panics");
-                    writeln!(state.0, "{row}")
-                        .and_then(|()| state.0.flush())
-                        .map_err(|source| Error::Output {
-                            path: journal.display().to_string(),
-                            source,
-                        })?;
-                    state.2.push(row);
-                    Ok(())
-                });
-                if let Err(err) = result {
-                    shared
-                        .lock()
-                        .expect("no worker panics")
-                        .3
-                        .get_or_insert(err);
-                    return;
                 }
             });
         }
     });
-    let (_, _, new_rows, failure) = shared.into_inner().expect("no worker panics");
-    if let Some(err) = failure {
+    let workers = shared.into_inner().expect("no worker panics");
+    if let Some(err) = workers.failure {
         return Err(err);
     }
+    let new_rows = workers.done;
     let ran = new_rows.len();
     for row in new_rows {
         rows.insert(row["id"].as_str().expect("rows have ids").to_string(), row);
