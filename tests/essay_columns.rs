@@ -12,6 +12,7 @@
 
 mod common;
 
+use experiment::provenance::Model;
 use experiment::runner::Runner;
 use experiment::seed_table::{measure, COLUMNS};
 use sim::costs::builtin;
@@ -25,7 +26,7 @@ fn every_column_per_operation_is_the_model_plus_named_terms() {
     for name in builtin::names() {
         let model = builtin::by_name(name).unwrap();
         for column in COLUMNS {
-            let cell = measure(&runner, column, name).unwrap();
+            let cell = measure(&runner, column, &Model::resolve(name).unwrap()).unwrap();
             let ops = ((column.sizes[1] - column.sizes[0]) * column.per_unit) as f64;
             // Under `cpi` each guest instruction costs cpi; under a microarchitecture its
             // blocks' prices.

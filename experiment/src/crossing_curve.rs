@@ -9,7 +9,7 @@
 use sim::costs::builtin;
 
 use crate::plot::{self, Curve, Marks};
-use crate::provenance::Provenance;
+use crate::provenance::{Model, Provenance};
 use crate::runner::{field, Mode, Run, Runner};
 use crate::Error;
 
@@ -110,15 +110,15 @@ fn run(program: &str, args: Vec<String>, model: &str) -> Run {
 }
 
 /// The point for `iters` under `model`.
-pub fn measure(runner: &Runner, model: &str, iters: u64) -> Result<Point, Error> {
+pub fn measure(runner: &Runner, model: &Model, iters: u64) -> Result<Point, Error> {
     let [small, large] = [CALLS, 2 * CALLS].map(|calls| {
         let args = vec![iters.to_string(), calls.to_string()];
-        runner.report(&run("work_between", args, model))
+        runner.report(&run("work_between", args, &model.argument))
     });
     let (small, large) = (small?, large?);
     let d = |path: &[&str]| (field(&large, path) - field(&small, path)) / CALLS as f64;
     Ok(Point {
-        model: model.to_string(),
+        model: model.spec.clone(),
         iters,
         instructions: d(&["guest_instructions"]),
         ring3: d(&["ring3", "cycles"]),
@@ -127,14 +127,14 @@ pub fn measure(runner: &Runner, model: &str, iters: u64) -> Result<Point, Error>
 }
 
 /// Every program of `PROGRAMS` under `model`.
-pub fn place(runner: &Runner, model: &str) -> Result<Vec<Placed>, Error> {
+pub fn place(runner: &Runner, model: &Model) -> Result<Vec<Placed>, Error> {
     PROGRAMS
         .iter()
         .map(|(name, program, args)| {
             let args = args.iter().map(|a| a.to_string()).collect();
-            let report = runner.report(&run(program, args, model))?;
+            let report = runner.report(&run(program, args, &model.argument))?;
             Ok(Placed {
-                model: model.to_string(),
+                model: model.spec.clone(),
                 name,
                 guest_instructions: field(&report, &["guest_instructions"]),
                 syscalls: field(&report, &["syscalls", "total"]),
@@ -148,7 +148,7 @@ pub fn place(runner: &Runner, model: &str) -> Result<Vec<Placed>, Error> {
 /// The experiment's settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub models: Vec<String>,
+    pub models: Vec<Model>,
     pub per_decade: u32,
     /// The most user instructions between two calls.
     pub max_work: u64,
@@ -160,15 +160,20 @@ impl Settings {
     pub fn command(&self) -> String {
         format!(
             "experiment crossing-curve --models {} --per-decade {} --max-work {}{}",
-            self.models.join(","),
+            self.specs().join(","),
             self.per_decade,
             self.max_work,
             if self.programs { "" } else { " --no-programs" }
         )
     }
 
-    pub fn provenance(&self) -> Result<Provenance, Error> {
-        Provenance::of_builtin(self.command(), &self.models)
+    pub fn provenance(&self) -> Provenance {
+        Provenance::of(self.command(), &self.models)
+    }
+
+    /// The models as given, in order.
+    pub fn specs(&self) -> Vec<&str> {
+        self.models.iter().map(|m| m.spec.as_str()).collect()
     }
 }
 
@@ -293,7 +298,7 @@ pub fn to_markdown(results: &Results, settings: &Settings, provenance: &Provenan
          ## Break-even\n\n\
          | model | break-even density (syscalls per 1,000 instructions) |\n|---|---|\n",
     );
-    for model in &settings.models {
+    for model in settings.specs() {
         text += &format!(
             "| {model} | {} |\n",
             break_even_text(&results.points, model)
@@ -302,7 +307,7 @@ pub fn to_markdown(results: &Results, settings: &Settings, provenance: &Provenan
     text += "\nBelow the break-even density translation costs more than the crossings it \
              saves: the sandbox's checks on the work's memory accesses outweigh them.\n\n\
              ## The curve\n\n| instructions between calls | syscalls per 1,000 instructions |";
-    for model in &settings.models {
+    for model in settings.specs() {
         text += &format!(" {model} |");
     }
     text += "\n|---:|---:|";
@@ -310,13 +315,13 @@ pub fn to_markdown(results: &Results, settings: &Settings, provenance: &Provenan
     text += "\n";
     for iters in iterations(settings.per_decade, settings.max_work) {
         let row: Vec<&Point> = settings
-            .models
-            .iter()
+            .specs()
+            .into_iter()
             .filter_map(|m| {
                 results
                     .points
                     .iter()
-                    .find(|p| &p.model == m && p.iters == iters)
+                    .find(|p| p.model == m && p.iters == iters)
             })
             .collect();
         let Some(first) = row.first() else { continue };
@@ -356,21 +361,21 @@ pub fn to_markdown(results: &Results, settings: &Settings, provenance: &Provenan
 /// in their model's colour.
 pub fn to_svg(results: &Results, settings: &Settings, provenance: &Provenance) -> String {
     let curves: Vec<Curve> = settings
-        .models
-        .iter()
+        .specs()
+        .into_iter()
         .map(|model| Curve {
-            name: model.clone(),
+            name: model.to_string(),
             points: results
                 .points
                 .iter()
-                .filter(|p| &p.model == model)
+                .filter(|p| p.model == model)
                 .map(|p| (p.density(), p.speedup()))
                 .collect(),
         })
         .collect();
     let marks: Vec<Marks> = settings
-        .models
-        .iter()
+        .specs()
+        .into_iter()
         .enumerate()
         .map(|(i, model)| Marks {
             series: i,
@@ -378,7 +383,7 @@ pub fn to_svg(results: &Results, settings: &Settings, provenance: &Provenance) -
             points: results
                 .placed
                 .iter()
-                .filter(|p| &p.model == model)
+                .filter(|p| p.model == model)
                 .map(|p| {
                     let name = if i == 0 {
                         p.name.to_string()
@@ -403,7 +408,7 @@ pub fn to_svg(results: &Results, settings: &Settings, provenance: &Provenance) -
     .to_svg()
 }
 
-/// The built-in models, for the default sweep.
-pub fn default_models() -> Vec<String> {
-    builtin::names().into_iter().map(String::from).collect()
+/// Every built-in model, for the default curves.
+pub fn default_models() -> Result<Vec<Model>, Error> {
+    builtin::names().into_iter().map(Model::resolve).collect()
 }

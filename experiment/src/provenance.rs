@@ -2,7 +2,7 @@
 //! models with the source of every figure used. Machine-independent: the same inputs give
 //! the same text on any machine.
 
-use sim::costs::{builtin, Cost, CostModel};
+use sim::costs::{builtin, calibrated, Cost, CostModel};
 
 use crate::Error;
 
@@ -24,15 +24,6 @@ impl Provenance {
         Provenance { command, models }
     }
 
-    /// For built-in models named in `models`; an unknown name is an error.
-    pub fn of_builtin(command: String, models: &[String]) -> Result<Self, Error> {
-        let models: Vec<Model> = models
-            .iter()
-            .map(|m| Model::resolve(m))
-            .collect::<Result<_, _>>()?;
-        Ok(Provenance::of(command, &models))
-    }
-
     /// A Markdown section: version, command, and each model's figures with their sources.
     pub fn to_markdown(&self) -> String {
         let mut text = format!(
@@ -47,7 +38,8 @@ impl Provenance {
                 text += &format!(
                     "| {} | {figure} | {} | {} |\n",
                     model.name,
-                    cost.value,
+                    // To a tenth: a calibration's figures carry every digit of a median.
+                    (cost.value * 10.0).round() / 10.0,
                     cost.source.replace('|', "\\|")
                 );
             }
@@ -74,14 +66,26 @@ pub struct Model {
 
 impl Model {
     pub fn resolve(spec: &str) -> Result<Self, Error> {
+        if spec == sim::costs::CALIBRATED {
+            // This machine's cached calibration, which simulate is then given by its path.
+            let cache = calibrated::cache_path()
+                .filter(|path| path.is_file())
+                .ok_or_else(|| {
+                    Error::Setup(
+                        "calibrated: this machine is not calibrated yet: run simulate --calibrate"
+                            .to_string(),
+                    )
+                })?;
+            return Model::resolve_at(spec, &cache);
+        }
         Model::resolve_at(spec, std::path::Path::new(spec))
     }
 
     /// `spec`, read from `path` when it is a file (a default shipped with ringsim is shown
     /// by its place in the repository, read from the checkout).
     pub fn resolve_at(spec: &str, path: &std::path::Path) -> Result<Self, Error> {
-        let is_file =
-            builtin::by_name(spec).is_none() && (spec.ends_with(".toml") || spec.contains('/'));
+        let is_file = spec == sim::costs::CALIBRATED
+            || builtin::by_name(spec).is_none() && (spec.ends_with(".toml") || spec.contains('/'));
         if !is_file {
             let costs = sim::costs::resolve(spec).map_err(|err| Error::Setup(err.to_string()))?;
             return Ok(Model {

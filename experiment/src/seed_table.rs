@@ -10,10 +10,10 @@
 //! user instructions, the syscalls and switches it makes beyond the column's, and their
 //! kernel work. At ring 0 it costs what the translated run executes.
 
-use sim::costs::{builtin, CostModel};
+use sim::costs::CostModel;
 
 use crate::plot::{self, grouped as cycles, BarPanel};
-use crate::provenance::Provenance;
+use crate::provenance::{Model, Provenance};
 use crate::runner::{field, Mode, Run, Runner};
 use crate::Error;
 
@@ -151,7 +151,7 @@ impl Cell {
 }
 
 /// The runs of `column` under `model`, at its two sizes.
-pub fn runs(runner: &Runner, column: &Column, model: &str) -> [Run; 2] {
+pub fn runs(runner: &Runner, column: &Column, model: &Model) -> [Run; 2] {
     column.sizes.map(|size| Run {
         program: column.program.to_string(),
         args: std::iter::once(size.to_string())
@@ -162,30 +162,29 @@ pub fn runs(runner: &Runner, column: &Column, model: &str) -> [Run; 2] {
                     .map(|c| runner.corpus().join(c).display().to_string()),
             )
             .collect(),
-        model: model.to_string(),
+        model: model.argument.clone(),
         mode: Mode::Ring0,
         seed: 0,
     })
 }
 
-/// Measures `column` under the built-in `model`.
-pub fn measure(runner: &Runner, column: &Column, model: &str) -> Result<Cell, Error> {
-    let costs = builtin::by_name(model)
-        .ok_or_else(|| Error::Setup(format!("no built-in cost model {model}")))?;
+/// Measures `column` under `model`.
+pub fn measure(runner: &Runner, column: &Column, model: &Model) -> Result<Cell, Error> {
+    let costs = &model.costs;
     let [small, large] = runs(runner, column, model);
     let (small, large) = (runner.report(&small)?, runner.report(&large)?);
     let ops = ((column.sizes[1] - column.sizes[0]) * column.per_unit) as f64;
     let d = |path: &[&str]| (field(&large, path) - field(&small, path)) / ops;
     let crossing = costs.ring3.abi_call.value + costs.crossing_indirect.value;
-    let published = (column.published)(&costs);
+    let published = (column.published)(costs);
     let syscalls = d(&["syscalls", "total"]);
     let floor = column.syscalls * crossing
-        + (column.column_work)(&costs)
+        + (column.column_work)(costs)
         + column.thread_switches * costs.thread_switch(&costs.ring3)
         + column.process_switches * costs.process_switch(&costs.ring3)
         + column.creations * costs.creation_work(&costs.ring3);
     Ok(Cell {
-        model: model.to_string(),
+        model: model.spec.clone(),
         column: column.name,
         published,
         ring3: d(&["ring3", "cycles"]),
@@ -199,7 +198,7 @@ pub fn measure(runner: &Runner, column: &Column, model: &str) -> Result<Cell, Er
                 * costs.process_switch(&costs.ring3),
         work: d(&["ring3", "kernel_work_cycles"])
             - column.creations * costs.creation_work(&costs.ring3)
-            - (column.column_work)(&costs),
+            - (column.column_work)(costs),
         ring0_instructions: d(&["ring0", "translated_instruction_cycles"]),
         guest_instructions: d(&["guest_instructions"]),
         syscalls,
@@ -223,15 +222,15 @@ fn short_label(model: &str) -> &str {
 }
 
 /// The models of the essay's table and `host`, in the table's order.
-pub fn default_models() -> Vec<String> {
+pub fn default_models() -> Result<Vec<Model>, Error> {
     SYSTEMS
         .iter()
-        .map(|(model, _, _)| model.to_string())
+        .map(|(model, _, _)| Model::resolve(model))
         .collect()
 }
 
 /// Every cell for `models`, row by row.
-pub fn measure_all(runner: &Runner, models: &[String]) -> Result<Vec<Cell>, Error> {
+pub fn measure_all(runner: &Runner, models: &[Model]) -> Result<Vec<Cell>, Error> {
     let mut cells = Vec::new();
     for model in models {
         for column in COLUMNS {
@@ -242,12 +241,13 @@ pub fn measure_all(runner: &Runner, models: &[String]) -> Result<Vec<Cell>, Erro
 }
 
 /// The command that makes this table.
-pub fn command(models: &[String]) -> String {
-    format!("experiment seed-table --models {}", models.join(","))
+pub fn command(models: &[Model]) -> String {
+    let specs: Vec<&str> = models.iter().map(|m| m.spec.as_str()).collect();
+    format!("experiment seed-table --models {}", specs.join(","))
 }
 
-pub fn provenance(models: &[String]) -> Result<Provenance, Error> {
-    Provenance::of_builtin(command(models), models)
+pub fn provenance(models: &[Model]) -> Provenance {
+    Provenance::of(command(models), models)
 }
 
 /// One row per cell, every term: cycles to one decimal, counts to three.

@@ -115,8 +115,8 @@ fn fail(message: impl std::fmt::Display, status: i32) -> ExitCode {
 }
 
 fn seed_table(models: Vec<String>, out: &Path) -> Result<(), Error> {
-    let models = or_default(models, seed_table::default_models);
-    let provenance = seed_table::provenance(&models)?;
+    let models = resolve(models, seed_table::default_models)?;
+    let provenance = seed_table::provenance(&models);
     let outputs = Outputs::new(out, "seed-table")?;
     let runner = Runner::beside_this_program()?;
     let cells = seed_table::measure_all(&runner, &models)?;
@@ -128,7 +128,7 @@ fn seed_table(models: Vec<String>, out: &Path) -> Result<(), Error> {
 }
 
 fn crossing_curve(settings: crossing_curve::Settings, out: &Path) -> Result<(), Error> {
-    let provenance = settings.provenance()?;
+    let provenance = settings.provenance();
     let outputs = Outputs::new(out, "crossing-curve")?;
     let runner = Runner::beside_this_program()?;
     let results = crossing_curve::measure_all(&runner, &settings)?;
@@ -146,14 +146,7 @@ fn crossing_curve(settings: crossing_curve::Settings, out: &Path) -> Result<(), 
 }
 
 fn pread(models: Vec<String>, sizes: Vec<u64>, preads: u64, out: &Path) -> Result<(), Error> {
-    let models = if models.is_empty() {
-        pread::default_models()?
-    } else {
-        models
-            .iter()
-            .map(|m| Model::resolve(m))
-            .collect::<Result<_, _>>()?
-    };
+    let models = resolve(models, pread::default_models)?;
     let sizes = if sizes.is_empty() {
         pread::default_sizes()
     } else {
@@ -201,12 +194,16 @@ fn merge(spec: &Path, shards: &[PathBuf], out: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// The models given, or the experiment's own when none are.
-fn or_default(models: Vec<String>, default: fn() -> Vec<String>) -> Vec<String> {
+/// The models given (built-in names, `calibrated` or TOML files), or the experiment's own
+/// when none are.
+fn resolve(
+    models: Vec<String>,
+    default: fn() -> Result<Vec<Model>, Error>,
+) -> Result<Vec<Model>, Error> {
     if models.is_empty() {
         default()
     } else {
-        models
+        models.iter().map(|m| Model::resolve(m)).collect()
     }
 }
 
@@ -241,15 +238,15 @@ fn main() -> ExitCode {
             max_work,
             no_programs,
             out,
-        } => {
+        } => resolve(models, crossing_curve::default_models).and_then(|models| {
             let settings = crossing_curve::Settings {
-                models: or_default(models, crossing_curve::default_models),
+                models,
                 per_decade,
                 max_work,
                 programs: !no_programs,
             };
             crossing_curve(settings, &out)
-        }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
