@@ -17,7 +17,23 @@ fn main() {
         None => env!("CARGO_PKG_VERSION").to_string(),
     };
     println!("cargo:rustc-env=RINGSIM_VERSION={version}");
-    for path in ["../.git/HEAD", "../.git/index", "../.git/refs"] {
+    // A commit, a checkout or a staged change moves the version; so does an edit of any
+    // source, which makes it -dirty.
+    let sources = [
+        "../src",
+        "../sim/src",
+        "../translator/src",
+        "../oracle/src",
+        "../corpora/src",
+        "../uarch/src",
+        "../calibrate/src",
+        "../experiment/src",
+        "../cost-models",
+    ];
+    for path in ["../.git/HEAD", "../.git/index", "../.git/refs"]
+        .iter()
+        .chain(&sources)
+    {
         println!("cargo:rerun-if-changed={path}");
     }
 }

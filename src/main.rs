@@ -467,17 +467,77 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
     ExitCode::from(if report.agrees() { 0 } else { 1 })
 }
 
-/// The run's command in canonical form, for the plot's footer: the cost model, the mode and
-/// the program with its arguments (where the plot goes does not change it).
+/// The run's command in canonical form, for the plot's footer: every option that changes
+/// the run, then the program with its arguments (where the outputs go does not change it).
 fn plot_command(cli: &Cli) -> String {
-    let mode = cli.mode.to_possible_value().expect("no skipped variants");
-    let program = cli.command.iter().map(|word| word.to_string_lossy());
-    format!(
-        "simulate --cost-model {} --mode {} {}",
-        cli.cost_model,
-        mode.get_name(),
-        program.collect::<Vec<_>>().join(" ")
-    )
+    let name = |value: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
+        value().map(|v| v.get_name().to_string())
+    };
+    let lossy = |word: &OsString| word.to_string_lossy().into_owned();
+    let mut words = vec![
+        "simulate".to_string(),
+        "--cost-model".to_string(),
+        cli.cost_model.clone(),
+        "--mode".to_string(),
+        name(&|| cli.mode.to_possible_value()).unwrap_or_default(),
+    ];
+    let options: [(&str, Option<String>); 9] = [
+        (
+            "--cpu-vendor",
+            cli.cpu_vendor.and_then(|v| name(&|| v.to_possible_value())),
+        ),
+        (
+            "--seed",
+            Some(cli.seed.to_string()).filter(|_| cli.seed != 0),
+        ),
+        (
+            "--user-ids",
+            cli.user_ids.map(|(uid, gid)| format!("{uid}:{gid}")),
+        ),
+        (
+            "--max-instructions",
+            cli.max_instructions.map(|n| n.to_string()),
+        ),
+        (
+            "--quantum",
+            Some(cli.quantum.to_string())
+                .filter(|_| cli.quantum != sim::kernel::sched::DEFAULT_QUANTUM),
+        ),
+        ("--schedule-seed", cli.schedule_seed.map(|n| n.to_string())),
+        (
+            "--max-tasks",
+            Some(cli.max_tasks.to_string())
+                .filter(|_| cli.max_tasks != sim::kernel::DEFAULT_MAX_TASKS),
+        ),
+        (
+            "--sysroot",
+            cli.sysroot.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("--argv0", cli.argv0.as_ref().map(lossy)),
+    ];
+    for (flag, value) in options {
+        if let Some(value) = value {
+            words.extend([flag.to_string(), value]);
+        }
+    }
+    if matches!(cli.on_unsupported_syscall, UnsupportedPolicy::Enosys) {
+        words.extend(["--on-unsupported-syscall".to_string(), "enosys".to_string()]);
+    }
+    if cli.clear_env {
+        words.push("--clear-env".to_string());
+    }
+    words.extend(
+        cli.unset_env
+            .iter()
+            .flat_map(|k| ["--unset-env".to_string(), lossy(k)]),
+    );
+    words.extend(
+        cli.set_env
+            .iter()
+            .flat_map(|kv| ["--env".to_string(), lossy(kv)]),
+    );
+    words.extend(cli.command.iter().map(lossy));
+    words.join(" ")
 }
 
 fn main() -> ExitCode {

@@ -202,17 +202,20 @@ fn an_interrupted_sweep_resumes_where_it_stopped() {
     let output = experiment(&["sweep", &spec, "--out", whole.to_str().unwrap()]);
     assert!(output.status.success(), "{output:?}");
     let rows = std::fs::read_to_string(&whole).unwrap();
-    // Five rows done, in another order, and a sixth cut short.
+    // Five rows done, in another order; a sixth made by another command (an edited spec),
+    // which is made again; and a seventh cut short.
     let lines: Vec<&str> = rows.lines().collect();
-    let journal = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
+    let edited = lines[4].replace("getppid_loop 1000", "getppid_loop 999");
+    let journal = [
         lines[7],
         lines[0],
         lines[3],
+        &edited,
         lines[1],
         lines[9],
-        &lines[2][..40]
-    );
+        &lines[2][..40],
+    ]
+    .join("\n");
     std::fs::write(dir.path().join(".resumed.jsonl.journal"), journal).unwrap();
     let resumed = dir.path().join("resumed.jsonl");
     let output = experiment(&["sweep", &spec, "--out", resumed.to_str().unwrap()]);
@@ -247,15 +250,12 @@ fn sweep_rows_hold_every_report_field() {
     });
 }
 
-#[test]
-fn a_spec_naming_a_missing_program_writes_nothing() {
+/// Sweeps a spec of `text` into a fresh directory: the output, and that directory's entries
+/// afterwards (the spec's included).
+fn sweep_spec(text: &str) -> (Output, usize) {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("spec.toml");
-    std::fs::write(
-        &spec,
-        "models = [\"linux\"]\n[[programs]]\nname = \"x\"\nprogram = \"no_such_program\"\n",
-    )
-    .unwrap();
+    std::fs::write(&spec, text).unwrap();
     let out = dir.path().join("rows.jsonl");
     let output = experiment(&[
         "sweep",
@@ -263,8 +263,24 @@ fn a_spec_naming_a_missing_program_writes_nothing() {
         "--out",
         out.to_str().unwrap(),
     ]);
+    (output, std::fs::read_dir(dir.path()).unwrap().count())
+}
+
+#[test]
+fn a_spec_naming_a_missing_program_writes_nothing() {
+    let (output, entries) = sweep_spec(
+        "models = [\"linux\"]\n[[programs]]\nname = \"x\"\nprogram = \"no_such_program\"\n",
+    );
     assert_fails_with_one_line(&output, "no_such_program");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(entries, 1);
+}
+
+#[test]
+fn a_spec_with_a_program_twice_is_refused() {
+    let program = "[[programs]]\nname = \"x\"\nprogram = \"abi_call\"\n";
+    let (output, entries) = sweep_spec(&format!("models = [\"linux\"]\n{program}{program}"));
+    assert_fails_with_one_line(&output, "programs: x twice");
+    assert_eq!(entries, 1);
 }
 
 #[test]

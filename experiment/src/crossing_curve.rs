@@ -10,7 +10,7 @@ use sim::costs::builtin;
 
 use crate::plot::{self, Curve, Marks};
 use crate::provenance::{Model, Provenance};
-use crate::runner::{field, Mode, Run, Runner};
+use crate::runner::{field, per_unit, Mode, Run, Runner};
 use crate::Error;
 
 /// Calls in the smaller of the two runs of a point.
@@ -99,30 +99,25 @@ pub const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("busybox wc", "busybox", &["wc", "inputs/text.txt"]),
 ];
 
-fn run(program: &str, args: Vec<String>, model: &str) -> Run {
-    Run {
-        program: program.to_string(),
-        args,
-        model: model.to_string(),
-        mode: Mode::Ring0,
-        seed: 0,
-    }
-}
-
 /// The point for `iters` under `model`.
 pub fn measure(runner: &Runner, model: &Model, iters: u64) -> Result<Point, Error> {
     let [small, large] = [CALLS, 2 * CALLS].map(|calls| {
         let args = vec![iters.to_string(), calls.to_string()];
-        runner.report(&run("work_between", args, &model.argument))
+        runner.report(&Run::new(
+            "work_between",
+            args,
+            &model.argument,
+            Mode::Ring0,
+        ))
     });
     let (small, large) = (small?, large?);
-    let d = |path: &[&str]| (field(&large, path) - field(&small, path)) / CALLS as f64;
+    let d = |path: &[&str]| per_unit(&small, &large, CALLS as f64, path);
     Ok(Point {
         model: model.spec.clone(),
         iters,
-        instructions: d(&["guest_instructions"]),
-        ring3: d(&["ring3", "cycles"]),
-        ring0: d(&["ring0", "cycles"]),
+        instructions: d(&["guest_instructions"])?,
+        ring3: d(&["ring3", "cycles"])?,
+        ring0: d(&["ring0", "cycles"])?,
     })
 }
 
@@ -132,14 +127,14 @@ pub fn place(runner: &Runner, model: &Model) -> Result<Vec<Placed>, Error> {
         .iter()
         .map(|(name, program, args)| {
             let args = args.iter().map(|a| a.to_string()).collect();
-            let report = runner.report(&run(program, args, &model.argument))?;
+            let report = runner.report(&Run::new(program, args, &model.argument, Mode::Ring0))?;
             Ok(Placed {
                 model: model.spec.clone(),
                 name,
-                guest_instructions: field(&report, &["guest_instructions"]),
-                syscalls: field(&report, &["syscalls", "total"]),
-                speedup: field(&report, &["speedup"]),
-                steady_state_speedup: field(&report, &["steady_state_speedup"]),
+                guest_instructions: field(&report, &["guest_instructions"])?,
+                syscalls: field(&report, &["syscalls", "total"])?,
+                speedup: field(&report, &["speedup"])?,
+                steady_state_speedup: field(&report, &["steady_state_speedup"])?,
             })
         })
         .collect()
@@ -210,7 +205,7 @@ pub fn break_even(points: &[Point], model: &str) -> Option<f64> {
     curve.windows(2).find_map(|pair| {
         let (a, b) = (pair[0], pair[1]);
         let (gain_a, gain_b) = (a.ring3 - a.ring0, b.ring3 - b.ring0);
-        if gain_a <= 0.0 || gain_b >= 0.0 {
+        if gain_a <= 0.0 || gain_b > 0.0 {
             return None;
         }
         let t = gain_a / (gain_a - gain_b);
@@ -220,16 +215,16 @@ pub fn break_even(points: &[Point], model: &str) -> Option<f64> {
 }
 
 fn break_even_text(points: &[Point], model: &str) -> String {
-    match break_even(points, model) {
-        Some(density) => format!("{density:.3}"),
-        None => {
-            let curve = points.iter().filter(|p| p.model == model);
-            if curve.clone().all(|p| p.speedup() >= 1.0) {
-                "none: translation pays at every density swept".to_string()
-            } else {
-                "none: translation never pays in the range swept".to_string()
-            }
-        }
+    if let Some(density) = break_even(points, model) {
+        return format!("{density:.3}");
+    }
+    let mut curve = points.iter().filter(|p| p.model == model);
+    if curve.clone().all(|p| p.ring3 > p.ring0) {
+        "none: translation pays at every density swept".to_string()
+    } else if curve.all(|p| p.ring3 <= p.ring0) {
+        "none: translation pays at no density swept".to_string()
+    } else {
+        "none: the curve only crosses upward (translation pays at the sparse end)".to_string()
     }
 }
 
@@ -242,11 +237,12 @@ pub fn to_csv(results: &Results) -> String {
             "model",
             "program",
             "work_instructions",
+            "instructions_per_call",
+            "ring3_cycles_per_call",
+            "ring0_cycles_per_call",
             "guest_instructions",
             "syscalls",
             "syscalls_per_1000_instructions",
-            "ring3_cycles",
-            "ring0_cycles",
             "steady_state_speedup",
             "whole_run_speedup",
         ])
@@ -259,10 +255,11 @@ pub fn to_csv(results: &Results) -> String {
                 "work_between".to_string(),
                 work(p.iters).to_string(),
                 format!("{:.0}", p.instructions),
-                "1".to_string(),
-                format!("{:.6}", p.density()),
                 format!("{:.1}", p.ring3),
                 format!("{:.1}", p.ring0),
+                String::new(),
+                String::new(),
+                format!("{:.6}", p.density()),
                 format!("{:.4}", p.speedup()),
                 String::new(),
             ])
@@ -275,11 +272,12 @@ pub fn to_csv(results: &Results) -> String {
                 p.model.clone(),
                 p.name.to_string(),
                 String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
                 format!("{:.0}", p.guest_instructions),
                 format!("{:.0}", p.syscalls),
                 format!("{:.6}", p.density()),
-                String::new(),
-                String::new(),
                 format!("{:.4}", p.steady_state_speedup),
                 format!("{:.4}", p.speedup),
             ])

@@ -48,7 +48,22 @@ impl Outputs {
                 source,
             })
         });
-        let placed = written.and_then(|()| {
+        // Every place checked before any file is moved into one: a rename that would fail
+        // (onto a directory) must not leave the files before it new and those after it old.
+        let checked = written.and_then(|()| {
+            files.iter().try_for_each(|(extension, _)| {
+                let path = self.path(extension);
+                if path.is_dir() {
+                    let source = std::io::Error::from(std::io::ErrorKind::IsADirectory);
+                    return Err(Error::Output {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+                Ok(())
+            })
+        });
+        let placed = checked.and_then(|()| {
             files.iter().try_for_each(|(extension, _)| {
                 std::fs::rename(partial(extension), self.path(extension)).map_err(|source| {
                     Error::Output {

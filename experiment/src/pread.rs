@@ -7,7 +7,7 @@
 
 use crate::plot::{self, Band, Curve};
 use crate::provenance::{Model, Provenance};
-use crate::runner::{field, Mode, Run, Runner};
+use crate::runner::{field, per_unit, Mode, Run, Runner};
 use crate::Error;
 
 /// The paper's gain for pread of 1 KiB in a loop in a KVM guest with KPTI on, percent: the
@@ -86,25 +86,20 @@ impl Point {
 
 pub fn measure(runner: &Runner, model: &Model, size: u64, preads: u64) -> Result<Point, Error> {
     let [whole, double] = [preads, 2 * preads].map(|n| {
-        runner.report(&Run {
-            program: "pread_loop".to_string(),
-            args: vec![n.to_string(), FILE.to_string(), size.to_string()],
-            model: model.argument.clone(),
-            mode: Mode::Ring0,
-            seed: 0,
-        })
+        let args = vec![n.to_string(), FILE.to_string(), size.to_string()];
+        runner.report(&Run::new("pread_loop", args, &model.argument, Mode::Ring0))
     });
     let (whole, double) = (whole?, double?);
-    let d = |path: &[&str]| (field(&double, path) - field(&whole, path)) / preads as f64;
+    let d = |path: &[&str]| per_unit(&whole, &double, preads as f64, path);
     Ok(Point {
-        model: model.costs.name.clone(),
+        model: model.spec.clone(),
         size,
-        guest_instructions: field(&whole, &["guest_instructions"]),
-        syscalls: field(&whole, &["syscalls", "total"]),
-        whole_ring3: field(&whole, &["ring3", "cycles"]),
-        whole_ring0: field(&whole, &["ring0", "cycles"]),
-        steady_ring3: d(&["ring3", "cycles"]),
-        steady_ring0: d(&["ring0", "cycles"]),
+        guest_instructions: field(&whole, &["guest_instructions"])?,
+        syscalls: field(&whole, &["syscalls", "total"])?,
+        whole_ring3: field(&whole, &["ring3", "cycles"])?,
+        whole_ring0: field(&whole, &["ring0", "cycles"])?,
+        steady_ring3: d(&["ring3", "cycles"])?,
+        steady_ring0: d(&["ring0", "cycles"])?,
     })
 }
 

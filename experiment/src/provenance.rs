@@ -2,7 +2,7 @@
 //! models with the source of every figure used. Machine-independent: the same inputs give
 //! the same text on any machine.
 
-use sim::costs::{builtin, calibrated, Cost, CostModel};
+use sim::costs::{builtin, calibrated, CostModel};
 
 use crate::Error;
 
@@ -30,11 +30,17 @@ impl Provenance {
             "## Provenance\n\n- ringsim {VERSION}\n- command: `{}`\n- every figure above is \
              computed from `simulate`'s JSON reports, whose counts (guest instructions, \
              syscalls, switches, bytes) do not depend on the machine that ran them\n\n\
-             | model | figure | cycles | source |\n|---|---|---:|---|\n",
+             | model | figure | value | source |\n|---|---|---:|---|\n",
             self.command
         );
         for model in &self.models {
-            for (figure, cost) in figures(model) {
+            text += &format!(
+                "| {} | instructions priced by | {} | {} |\n",
+                model.name,
+                model.instruction_costs.name(),
+                model.basis.replace('|', "\\|")
+            );
+            for (figure, cost) in model.fields() {
                 text += &format!(
                     "| {} | {figure} | {} | {} |\n",
                     model.name,
@@ -111,24 +117,4 @@ impl Model {
             costs,
         })
     }
-}
-
-/// The figures an experiment's estimates rest on, by name.
-fn figures(model: &CostModel) -> Vec<(&'static str, &Cost)> {
-    vec![
-        ("ring-3 ABI call", &model.ring3.abi_call),
-        ("ring-3 yield", &model.ring3.yield_cpu),
-        ("ring-3 send-receive", &model.ring3.send_receive),
-        ("ring-3 create process", &model.ring3.create_process),
-        ("ring-0 ABI call", &model.ring0.abi_call),
-        ("ring-0 yield", &model.ring0.yield_cpu),
-        ("ring-0 send-receive", &model.ring0.send_receive),
-        ("ring-0 create process", &model.ring0.create_process),
-        (
-            "translation per instruction",
-            &model.translation.per_instruction,
-        ),
-        ("indirect lookup", &model.translation.indirect_lookup),
-        ("cycles per instruction", &model.cpi),
-    ]
 }

@@ -29,7 +29,8 @@ impl Mode {
 }
 
 /// What to run: a program of the staged corpus (or an absolute path) and its arguments,
-/// under a cost model (a built-in name or a TOML file), in a mode, with a seed.
+/// under a cost model (a built-in name or a TOML file), in a mode, with a seed, and at most
+/// `max_instructions` guest instructions if given.
 #[derive(Clone, Debug)]
 pub struct Run {
     pub program: String,
@@ -37,38 +38,75 @@ pub struct Run {
     pub model: String,
     pub mode: Mode,
     pub seed: u64,
+    pub max_instructions: Option<u64>,
 }
 
+/// The guest's user and group: fixed, as the snapshot tests fix them, since busybox drops
+/// privileges only when not root and its counts would depend on who runs the experiment.
+const USER_IDS: &str = "1000:1000";
+
 impl Run {
+    /// A run of `program` with `args` under `model` in `mode`, seed 0, no instruction limit.
+    pub fn new(program: &str, args: Vec<String>, model: &str, mode: Mode) -> Self {
+        Run {
+            program: program.to_string(),
+            args,
+            model: model.to_string(),
+            mode,
+            seed: 0,
+            max_instructions: None,
+        }
+    }
+
     /// `simulate`'s arguments for this run, the report written to `report`.
     fn arguments(&self, report: &Path) -> Vec<OsString> {
-        let flags = [
-            "--cost-model",
-            &self.model,
-            "--mode",
-            self.mode.name(),
-            "--seed",
-            &self.seed.to_string(),
-            "--clear-env",
-            "--report",
-            "json",
-            "--report-file",
+        let mut flags = vec![
+            "--cost-model".to_string(),
+            self.model.clone(),
+            "--mode".to_string(),
+            self.mode.name().to_string(),
+            "--seed".to_string(),
+            self.seed.to_string(),
+            "--user-ids".to_string(),
+            USER_IDS.to_string(),
+            "--clear-env".to_string(),
         ];
-        let mut args: Vec<OsString> = flags.iter().map(OsString::from).collect();
+        if let Some(limit) = self.max_instructions {
+            flags.extend(["--max-instructions".to_string(), limit.to_string()]);
+        }
+        flags.extend([
+            "--report".to_string(),
+            "json".to_string(),
+            "--report-file".to_string(),
+        ]);
+        let mut args: Vec<OsString> = flags.into_iter().map(OsString::from).collect();
         args.push(report.into());
         args.push(OsString::from(&self.program));
         args.extend(self.args.iter().map(OsString::from));
         args
     }
 
-    /// The command as a user would type it in the corpus directory, report to stdout aside.
+    /// The command as a user would type it in the corpus directory: quoted for a POSIX
+    /// shell, with the standard input and output it runs with (what stdout is changes the
+    /// program's syscalls, and their price).
     pub fn command_line(&self) -> String {
         let args = self.arguments(Path::new("report.json"));
-        std::iter::once(OsStr::new("simulate"))
+        let words: Vec<String> = std::iter::once(OsStr::new("simulate"))
             .chain(args.iter().map(OsString::as_os_str))
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
+            .map(|a| quote(&a.to_string_lossy()))
+            .collect();
+        format!("{} < /dev/null > /dev/null", words.join(" "))
+    }
+}
+
+/// `word` as a POSIX shell reads it back: as it is when it holds nothing the shell would
+/// take apart, else in single quotes.
+fn quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -185,10 +223,17 @@ pub fn staged_corpus() -> Result<PathBuf, Error> {
     corpora::try_stage().map_err(Error::Setup)
 }
 
-/// A number in a report, by its path of keys.
-pub fn field(report: &Value, path: &[&str]) -> f64 {
+/// A number in a report, by its path of keys; a field that is not there (or not a number)
+/// is an error, never a silent zero.
+pub fn field(report: &Value, path: &[&str]) -> Result<f64, Error> {
     path.iter()
         .fold(report, |value, key| &value[*key])
         .as_f64()
-        .unwrap_or(0.0)
+        .ok_or_else(|| Error::Setup(format!("the report has no number {}", path.join("."))))
+}
+
+/// How much `path` grew from the `small` run's report to the `large` one's, per unit of
+/// what the larger run did more: start-up and one-time costs, the same in both, cancel.
+pub fn per_unit(small: &Value, large: &Value, units: f64, path: &[&str]) -> Result<f64, Error> {
+    Ok((field(large, path)? - field(small, path)?) / units)
 }

@@ -12,9 +12,9 @@
 
 use sim::costs::CostModel;
 
-use crate::plot::{self, grouped as cycles, BarPanel};
+use crate::plot::{self, grouped, BarPanel};
 use crate::provenance::{Model, Provenance};
-use crate::runner::{field, Mode, Run, Runner};
+use crate::runner::{per_unit, Mode, Run, Runner};
 use crate::Error;
 
 /// The systems of the essay's table, in its order, then this project's machine kind: the
@@ -152,19 +152,12 @@ impl Cell {
 
 /// The runs of `column` under `model`, at its two sizes.
 pub fn runs(runner: &Runner, column: &Column, model: &Model) -> [Run; 2] {
-    column.sizes.map(|size| Run {
-        program: column.program.to_string(),
-        args: std::iter::once(size.to_string())
-            .chain(
-                column
-                    .companions
-                    .iter()
-                    .map(|c| runner.corpus().join(c).display().to_string()),
-            )
-            .collect(),
-        model: model.argument.clone(),
-        mode: Mode::Ring0,
-        seed: 0,
+    column.sizes.map(|size| {
+        let companions = column.companions.iter();
+        let args = std::iter::once(size.to_string())
+            .chain(companions.map(|c| runner.corpus().join(c).display().to_string()))
+            .collect();
+        Run::new(column.program, args, &model.argument, Mode::Ring0)
     })
 }
 
@@ -174,10 +167,10 @@ pub fn measure(runner: &Runner, column: &Column, model: &Model) -> Result<Cell, 
     let [small, large] = runs(runner, column, model);
     let (small, large) = (runner.report(&small)?, runner.report(&large)?);
     let ops = ((column.sizes[1] - column.sizes[0]) * column.per_unit) as f64;
-    let d = |path: &[&str]| (field(&large, path) - field(&small, path)) / ops;
+    let d = |path: &[&str]| per_unit(&small, &large, ops, path);
     let crossing = costs.ring3.abi_call.value + costs.crossing_indirect.value;
     let published = (column.published)(costs);
-    let syscalls = d(&["syscalls", "total"]);
+    let syscalls = d(&["syscalls", "total"])?;
     let floor = column.syscalls * crossing
         + (column.column_work)(costs)
         + column.thread_switches * costs.thread_switch(&costs.ring3)
@@ -187,20 +180,20 @@ pub fn measure(runner: &Runner, column: &Column, model: &Model) -> Result<Cell, 
         model: model.spec.clone(),
         column: column.name,
         published,
-        ring3: d(&["ring3", "cycles"]),
-        ring0: d(&["ring0", "cycles"]),
+        ring3: d(&["ring3", "cycles"])?,
+        ring0: d(&["ring0", "cycles"])?,
         excess: floor - published,
-        instructions: d(&["ring3", "user_instruction_cycles"]),
+        instructions: d(&["ring3", "user_instruction_cycles"])?,
         extra_syscalls: (syscalls - column.syscalls) * crossing,
-        extra_switches: (d(&["scheduling", "thread_switches"]) - column.thread_switches)
+        extra_switches: (d(&["scheduling", "thread_switches"])? - column.thread_switches)
             * costs.thread_switch(&costs.ring3)
-            + (d(&["scheduling", "process_switches"]) - column.process_switches)
+            + (d(&["scheduling", "process_switches"])? - column.process_switches)
                 * costs.process_switch(&costs.ring3),
-        work: d(&["ring3", "kernel_work_cycles"])
+        work: d(&["ring3", "kernel_work_cycles"])?
             - column.creations * costs.creation_work(&costs.ring3)
             - (column.column_work)(costs),
-        ring0_instructions: d(&["ring0", "translated_instruction_cycles"]),
-        guest_instructions: d(&["guest_instructions"]),
+        ring0_instructions: d(&["ring0", "translated_instruction_cycles"])?,
+        guest_instructions: d(&["guest_instructions"])?,
         syscalls,
     })
 }
@@ -274,22 +267,22 @@ pub fn to_csv(cells: &[Cell]) -> String {
         .expect("to memory");
     for cell in cells {
         // Rounded first, so that a term of -0.04 reads 0.0, not -0.0.
-        let cycles = |v: f64| format!("{:.1}", (v * 10.0).round() / 10.0 + 0.0);
+        let tenths = |v: f64| format!("{:.1}", (v * 10.0).round() / 10.0 + 0.0);
         writer
             .write_record([
                 label(&cell.model).to_string(),
                 cell.model.clone(),
                 cell.column.to_string(),
-                cycles(cell.published),
-                cycles(cell.ring3),
-                cycles(cell.ring0),
+                tenths(cell.published),
+                tenths(cell.ring3),
+                tenths(cell.ring0),
                 format!("{:.2}", cell.speedup()),
-                cycles(cell.excess),
-                cycles(cell.instructions),
-                cycles(cell.extra_syscalls),
-                cycles(cell.extra_switches),
-                cycles(cell.work),
-                cycles(cell.ring0_instructions),
+                tenths(cell.excess),
+                tenths(cell.instructions),
+                tenths(cell.extra_syscalls),
+                tenths(cell.extra_switches),
+                tenths(cell.work),
+                tenths(cell.ring0_instructions),
                 format!("{:.3}", cell.guest_instructions),
                 format!("{:.3}", cell.syscalls),
             ])
@@ -312,7 +305,7 @@ fn explanation(cell: &Cell) -> String {
         .filter(|(value, _)| value.round() != 0.0)
         .map(|(value, name)| {
             let sign = if *value < 0.0 { "−" } else { "+" };
-            format!("{sign} {} {name}", cycles(value.abs()))
+            format!("{sign} {} {name}", grouped(value.abs()))
         })
         .collect();
     if named.is_empty() {
@@ -339,9 +332,9 @@ pub fn to_markdown(cells: &[Cell], provenance: &Provenance) -> String {
             "| {} | {} | {} | {} | {} | {} |\n",
             label(&cell.model),
             cell.column,
-            cycles(cell.published),
-            cycles(cell.ring3),
-            cycles(cell.ring3 - cell.published),
+            grouped(cell.published),
+            grouped(cell.ring3),
+            grouped(cell.ring3 - cell.published),
             explanation(cell),
         );
     }
@@ -350,7 +343,7 @@ pub fn to_markdown(cells: &[Cell], provenance: &Provenance) -> String {
     for row in cells.chunks(COLUMNS.len()) {
         let entries: Vec<String> = row
             .iter()
-            .map(|c| format!("{} ({:.1}×)", cycles(c.ring0), c.speedup()))
+            .map(|c| format!("{} ({:.1}×)", grouped(c.ring0), c.speedup()))
             .collect();
         text += &format!("| {} | {} |\n", label(&row[0].model), entries.join(" | "));
     }

@@ -30,6 +30,10 @@ struct SpecFile {
     modes: Vec<Mode>,
     #[serde(default = "seed_zero")]
     seeds: Vec<u64>,
+    /// Each run stops after about this many guest instructions (status 124 in its row), so
+    /// that a program that never ends cannot hold the sweep.
+    #[serde(default)]
+    max_instructions: Option<u64>,
 }
 
 fn both_modes() -> Vec<Mode> {
@@ -51,13 +55,69 @@ pub struct ProgramSpec {
     pub args: Vec<String>,
 }
 
+/// A run's key: `name|model|mode|seed`.
+fn run_id(program: &str, model: &str, mode: Mode, seed: u64) -> String {
+    format!("{program}|{model}|{}|{seed}", mode.name())
+}
+
+impl SpecFile {
+    /// Reads `path` (JSON if it ends in .json, else TOML) and checks that every list has
+    /// something and nothing twice, so that every run has a key of its own.
+    fn read(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
+        let bad = |message: String| Error::Setup(format!("{}: {message}", path.display()));
+        let file: SpecFile = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|err| bad(err.to_string()))?
+        } else {
+            toml::from_str(&text).map_err(|err| bad(err.message().to_string()))?
+        };
+        let names: Vec<String> = file.programs.iter().map(|p| p.name.clone()).collect();
+        let modes: Vec<String> = file.modes.iter().map(|m| m.name().to_string()).collect();
+        let seeds: Vec<String> = file.seeds.iter().map(u64::to_string).collect();
+        for (what, list) in [
+            ("programs", &names),
+            ("models", &file.models),
+            ("modes", &modes),
+            ("seeds", &seeds),
+        ] {
+            if list.is_empty() {
+                return Err(bad(format!("no {what}")));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(twice) = list.iter().find(|item| !seen.insert(*item)) {
+                return Err(bad(format!("{what}: {twice} twice")));
+            }
+            if let Some(item) = list.iter().find(|item| item.contains('|')) {
+                return Err(bad(format!(
+                    "{what}: {item}: a '|' (it separates a run's key)"
+                )));
+            }
+        }
+        Ok(file)
+    }
+
+    /// Every run's key, in the spec's order: programs, then models, modes and seeds.
+    fn ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for program in &self.programs {
+            for model in &self.models {
+                for &mode in &self.modes {
+                    for &seed in &self.seeds {
+                        ids.push(run_id(&program.name, model, mode, seed));
+                    }
+                }
+            }
+        }
+        ids
+    }
+}
+
 /// A spec, checked: every program found, every model resolved.
 #[derive(Debug)]
 pub struct Spec {
-    pub programs: Vec<ProgramSpec>,
-    pub models: Vec<Model>,
-    pub modes: Vec<Mode>,
-    pub seeds: Vec<u64>,
+    file: SpecFile,
+    models: Vec<Model>,
 }
 
 /// One run of the sweep: its place in the spec's order and its key.
@@ -69,34 +129,21 @@ pub struct Planned {
     pub run: Run,
     /// The run's `simulate` command, with the model as the spec names it.
     pub command: String,
+    /// The model as the spec names it, for the row (`simulate` is given a file's absolute
+    /// path, which its report would name it by).
+    pub cost_model: Value,
 }
 
 impl Spec {
-    /// Reads `path` (JSON if it ends in .json, else TOML). Model files are relative to the
-    /// spec's directory; programs to the corpus, unless absolute.
+    /// Reads `path` (see `SpecFile::read`). Model files are relative to the spec's
+    /// directory; programs to the corpus, unless absolute.
     pub fn read(path: &Path, corpus: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
-        let bad = |message: String| Error::Setup(format!("{}: {message}", path.display()));
-        let file: SpecFile = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|err| bad(err.to_string()))?
-        } else {
-            toml::from_str(&text).map_err(|err| bad(err.message().to_string()))?
-        };
-        for (what, empty) in [
-            ("programs", file.programs.is_empty()),
-            ("models", file.models.is_empty()),
-            ("modes", file.modes.is_empty()),
-            ("seeds", file.seeds.is_empty()),
-        ] {
-            if empty {
-                return Err(bad(format!("no {what}")));
-            }
-        }
+        let file = SpecFile::read(path)?;
         for program in &file.programs {
             if !corpus.join(&program.program).is_file() {
-                return Err(bad(format!(
-                    "program {} ({}): not found (relative paths are in the corpus, {})",
+                return Err(Error::Setup(format!(
+                    "{}: program {} ({}): not found (relative paths are in the corpus, {})",
+                    path.display(),
                     program.name,
                     program.program,
                     corpus.display()
@@ -109,38 +156,30 @@ impl Spec {
             .iter()
             .map(|spec| Model::resolve_at(spec, &base.join(spec)))
             .collect::<Result<_, _>>()?;
-        Ok(Spec {
-            programs: file.programs,
-            models,
-            modes: file.modes,
-            seeds: file.seeds,
-        })
+        Ok(Spec { file, models })
     }
 
     /// Every run, in the spec's order: programs, then models, then modes, then seeds.
     pub fn plan(&self) -> Vec<Planned> {
         let mut runs = Vec::new();
-        for program in &self.programs {
+        for program in &self.file.programs {
             for model in &self.models {
-                for &mode in &self.modes {
-                    for &seed in &self.seeds {
-                        let run = Run {
-                            program: program.program.clone(),
-                            args: program.args.clone(),
-                            model: model.spec.clone(),
-                            mode,
-                            seed,
-                        };
+                let cost_model = serde_json::to_value(&model.costs).expect("models serialize");
+                for &mode in &self.file.modes {
+                    for &seed in &self.file.seeds {
+                        let mut run =
+                            Run::new(&program.program, program.args.clone(), &model.spec, mode);
+                        run.seed = seed;
+                        run.max_instructions = self.file.max_instructions;
                         let command = run.command_line();
+                        run.model = model.argument.clone();
                         runs.push(Planned {
                             index: runs.len(),
-                            id: format!("{}|{}|{}|{seed}", program.name, model.spec, mode.name()),
+                            id: run_id(&program.name, &model.spec, mode, seed),
                             program: program.name.clone(),
-                            run: Run {
-                                model: model.argument.clone(),
-                                ..run
-                            },
+                            run,
                             command,
+                            cost_model: cost_model.clone(),
                         });
                     }
                 }
@@ -202,25 +241,28 @@ impl Format {
     }
 }
 
-/// One row: the run's key and place, the ringsim that ran it and the command (the model as
-/// the spec names it), and its report's fields.
-fn row(planned: &Planned, report: Value) -> Value {
+/// One row: the run's key and place, the ringsim that ran it and the command, and its
+/// report's fields, its cost model as the spec names it.
+fn row(planned: &Planned, mut report: Value) -> Value {
     let mut row = Map::new();
     row.insert("index".into(), planned.index.into());
     row.insert("id".into(), planned.id.clone().into());
     row.insert("name".into(), planned.program.clone().into());
     row.insert("ringsim".into(), crate::provenance::VERSION.into());
     row.insert("command".into(), planned.command.clone().into());
+    report["cost_model"] = planned.cost_model.clone();
     row.insert("report".into(), report);
     Value::Object(row)
 }
 
-/// The rows in `path` (JSON lines, a row a line), by id. A last line cut short by an
-/// interruption is left out.
-fn read_rows(path: &Path) -> Result<BTreeMap<String, Value>, Error> {
+/// The journal's rows, by id (a later row for an id replaces an earlier one), and whether it
+/// ends in a line cut short by an interruption, which is left out.
+fn read_journal(path: &Path) -> Result<(BTreeMap<String, Value>, bool), Error> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((BTreeMap::new(), false))
+        }
         Err(err) => return Err(Error::Setup(format!("{}: {err}", path.display()))),
     };
     let mut rows = BTreeMap::new();
@@ -232,10 +274,18 @@ fn read_rows(path: &Path) -> Result<BTreeMap<String, Value>, Error> {
             rows.insert(id.to_string(), row);
         }
     }
-    Ok(rows)
+    Ok((rows, !text.is_empty() && !text.ends_with('\n')))
 }
 
-/// A row's fields as dotted names; arrays as their JSON text.
+/// Whether the journal's `row` is `planned`'s run as this build would make it: the same
+/// command, by the same ringsim. A row from an edited spec or another build is run again.
+fn is_current(row: &Value, planned: &Planned) -> bool {
+    row["command"] == planned.command.as_str() && row["ringsim"] == crate::provenance::VERSION
+}
+
+/// A row's fields as dotted names, arrays as their JSON text; an empty field (null, "") is
+/// left out, so that a column no row fills is not there, in a whole sweep's CSV as in
+/// merged shards'.
 fn flatten(prefix: &str, value: &Value, into: &mut BTreeMap<String, String>) {
     match value {
         Value::Object(map) => {
@@ -248,11 +298,10 @@ fn flatten(prefix: &str, value: &Value, into: &mut BTreeMap<String, String>) {
                 flatten(&name, value, into);
             }
         }
+        Value::Null => {}
+        Value::String(text) if text.is_empty() => {}
         Value::String(text) => {
             into.insert(prefix.to_string(), text.clone());
-        }
-        Value::Null => {
-            into.insert(prefix.to_string(), String::new());
         }
         other => {
             into.insert(prefix.to_string(), other.to_string());
@@ -337,10 +386,10 @@ impl<'a> Workers<'a> {
         self.todo.next()
     }
 
-    /// Appends `row` to the journal at once, so that an interrupted sweep keeps it.
+    /// Appends `row` to the journal in one write, so that an interrupted sweep keeps it
+    /// (or, cut short, loses only it).
     fn record(&mut self, row: Value) -> std::io::Result<()> {
-        writeln!(self.journal, "{row}")?;
-        self.journal.flush()?;
+        self.journal.write_all(format!("{row}\n").as_bytes())?;
         self.done.push(row);
         Ok(())
     }
@@ -364,20 +413,26 @@ pub fn run(
     let format = Format::of(output)?;
     let journal = journal(output);
     let planned: Vec<Planned> = spec.plan().into_iter().filter(|r| shard.holds(r)).collect();
-    let mut rows = read_rows(&journal)?;
-    let resumed = planned.iter().filter(|p| rows.contains_key(&p.id)).count();
+    let (mut rows, torn) = read_journal(&journal)?;
+    rows.retain(|id, row| planned.iter().any(|p| &p.id == id && is_current(row, p)));
+    let resumed = rows.len();
     let todo: Vec<&Planned> = planned
         .iter()
         .filter(|p| !rows.contains_key(&p.id))
         .collect();
-    let file = std::fs::OpenOptions::new()
+    let failed = |source| Error::Output {
+        path: journal.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&journal)
-        .map_err(|source| Error::Output {
-            path: journal.display().to_string(),
-            source,
-        })?;
+        .map_err(failed)?;
+    if torn {
+        // The next row starts on a line of its own.
+        file.write_all(b"\n").map_err(failed)?;
+    }
     let shared = Mutex::new(Workers {
         journal: file,
         todo: todo.into_iter(),
@@ -427,8 +482,9 @@ pub fn run(
     Ok(Done { ran, resumed })
 }
 
-/// Reads a complete output's rows back: JSON lines as they are; CSV by the run's key only,
-/// since its fields are text (merge those with their spec's runs in the same format).
+/// Reads a complete output's rows back, by id, each as its JSON text: JSON lines as they
+/// are; CSV rows as flat objects of their non-empty fields (a shard's CSV has the columns
+/// of its own rows only, so an empty field is the same as no field).
 fn read_output(path: &Path) -> Result<Vec<(String, String)>, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
@@ -456,6 +512,7 @@ fn read_output(path: &Path) -> Result<Vec<(String, String)>, Error> {
                     let fields: Map<String, Value> = headers
                         .iter()
                         .zip(record.iter())
+                        .filter(|(_, v)| !v.is_empty())
                         .map(|(h, v)| (h.to_string(), Value::String(v.to_string())))
                         .collect();
                     let id = fields
@@ -470,10 +527,12 @@ fn read_output(path: &Path) -> Result<Vec<(String, String)>, Error> {
     }
 }
 
-/// Joins shard outputs into `output`, in the spec's order; every run of the spec must be
-/// in exactly one of them (or the same row in several).
-pub fn merge(spec: &Spec, shards: &[PathBuf], output: &Path) -> Result<usize, Error> {
+/// Joins shard outputs into `output`, in the order of the spec at `spec` (read for its
+/// runs' keys only: no program or model needs to be on this machine); every run of the
+/// spec must be in one of them (or the same row in several), and nothing else.
+pub fn merge(spec: &Path, shards: &[PathBuf], output: &Path) -> Result<usize, Error> {
     let format = Format::of(output)?;
+    let ids = SpecFile::read(spec)?.ids();
     let mut rows: BTreeMap<String, String> = BTreeMap::new();
     for shard in shards {
         if Format::of(shard)? != format {
@@ -484,31 +543,33 @@ pub fn merge(spec: &Spec, shards: &[PathBuf], output: &Path) -> Result<usize, Er
             )));
         }
         for (id, line) in read_output(shard)? {
+            if !ids.contains(&id) {
+                return Err(Error::Setup(format!(
+                    "{}: run {id} is not in {}",
+                    shard.display(),
+                    spec.display()
+                )));
+            }
             if rows.get(&id).is_some_and(|other| *other != line) {
                 return Err(Error::Setup(format!("run {id} differs between two shards")));
             }
             rows.insert(id, line);
         }
     }
-    let planned = spec.plan();
-    let missing: Vec<&str> = planned
-        .iter()
-        .filter(|p| !rows.contains_key(&p.id))
-        .map(|p| p.id.as_str())
-        .collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !rows.contains_key(*id)).collect();
     if let Some(first) = missing.first() {
         return Err(Error::Setup(format!(
             "{} of {} runs are in no shard, the first {first}",
             missing.len(),
-            planned.len()
+            ids.len()
         )));
     }
-    let values: Vec<Value> = planned
+    let values: Vec<Value> = ids
         .iter()
-        .map(|p| serde_json::from_str(&rows[&p.id]).expect("read back as JSON"))
+        .map(|id| serde_json::from_str(&rows[id]).expect("read back as JSON"))
         .collect();
     // CSV rows read back are flat, every field a string: rendered again, they get the
     // union of every shard's columns, as the whole sweep's rows would.
     write_whole(output, &render(&values.iter().collect::<Vec<_>>(), format))?;
-    Ok(planned.len())
+    Ok(ids.len())
 }

@@ -652,7 +652,7 @@ impl ColumnsFile {
 
 impl CostModel {
     /// Every figure by its field name in a model file, with its source.
-    fn fields(&self) -> Vec<(String, &Cost)> {
+    pub fn fields(&self) -> Vec<(String, &Cost)> {
         let columns = |ring: &str, c: &'static str, cost| (format!("{ring}.{c}"), cost);
         let mut fields = vec![
             ("cpi".to_string(), &self.cpi),

@@ -183,9 +183,7 @@ fn sweep(spec: &Path, out: &Path, jobs: usize, shard: sweep::Shard) -> Result<()
 }
 
 fn merge(spec: &Path, shards: &[PathBuf], out: &Path) -> Result<(), Error> {
-    let corpus = experiment::runner::staged_corpus()?;
-    let spec = sweep::Spec::read(spec, &corpus)?;
-    let runs = sweep::merge(&spec, shards, out)?;
+    let runs = sweep::merge(spec, shards, out)?;
     println!(
         "experiment: {runs} runs from {} shards, in {}",
         shards.len(),
