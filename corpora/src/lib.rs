@@ -237,6 +237,7 @@ pub const CASES: &[Case] = &[
     case("pthread_workers", "pthread_workers", &["2000"]),
     // The crossing curve's program (`experiment crossing-curve`).
     case("work_between", "work_between", &["20", "50"]),
+    case("work_between_unrolled", "work_between", &["0", "128"]),
     // Futex waits that time out on the virtual clock, and one woken in time.
     probe("timed_wait"),
     // A null pointer read after a handler, a fork and a wait: still a plain SIGSEGV.

@@ -1,6 +1,7 @@
 //! The crossing curve: what translation gains against how often a program crosses into the
 //! kernel. `work_between ITERS CALLS` makes a getppid call after every 5 + 5 × ITERS
-//! instructions of user work (loads, adds and stores, which the translated code sandboxes);
+//! instructions of user work (loads, adds and stores, which the translated code sandboxes),
+//! or, with ITERS 0, after 1 + 2/64 (calls unrolled 64 to a loop: the densest case);
 //! swept over ITERS, each point is the steady state per call (two runs of CALLS and 2 ×
 //! CALLS calls, their difference: start-up and the one-time translation cancel). The
 //! break-even density is where the ring-0 estimate stops beating ring 3. Programs of the
@@ -13,12 +14,18 @@ use crate::provenance::{Model, Provenance};
 use crate::runner::{field, per_unit, Mode, Run, Runner};
 use crate::Error;
 
-/// Calls in the smaller of the two runs of a point.
-const CALLS: u64 = 10;
+/// Calls in the smaller of the two runs of a point: a multiple of 64 (ITERS 0 unrolls the
+/// calls 64 to a loop), and with as many digits as twice it, so that the two runs print
+/// and parse numbers of one length.
+const CALLS: u64 = 128;
 
 /// User instructions between two calls for `iters` iterations of work.
-pub fn work(iters: u64) -> u64 {
-    5 + 5 * iters
+pub fn work(iters: u64) -> f64 {
+    if iters == 0 {
+        1.0 + 2.0 / 64.0
+    } else {
+        5.0 + 5.0 * iters as f64
+    }
 }
 
 /// ITERS values log-spaced from 0 (5 instructions between calls) to `max` instructions
@@ -29,7 +36,7 @@ pub fn iterations(per_decade: u32, max: u64) -> Vec<u64> {
     loop {
         let instructions = 10f64.powf(f64::from(k) / f64::from(per_decade));
         let iters = ((instructions - 5.0) / 5.0).round().max(0.0) as u64;
-        if work(iters) > max {
+        if work(iters) > max as f64 {
             break;
         }
         if values.last() != Some(&iters) {
@@ -98,6 +105,15 @@ pub const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ),
     ("busybox wc", "busybox", &["wc", "inputs/text.txt"]),
 ];
+
+/// Instructions between calls: whole numbers grouped, the unrolled case to two decimals.
+fn work_text(work: f64) -> String {
+    if work.fract() == 0.0 {
+        plot::grouped(work)
+    } else {
+        format!("{work:.2}")
+    }
+}
 
 /// The point for `iters` under `model`.
 pub fn measure(runner: &Runner, model: &Model, iters: u64) -> Result<Point, Error> {
@@ -253,7 +269,7 @@ pub fn to_csv(results: &Results) -> String {
                 "curve".to_string(),
                 p.model.clone(),
                 "work_between".to_string(),
-                work(p.iters).to_string(),
+                format!("{:.5}", work(p.iters)),
                 format!("{:.0}", p.instructions),
                 format!("{:.1}", p.ring3),
                 format!("{:.1}", p.ring0),
@@ -291,8 +307,9 @@ pub fn to_markdown(results: &Results, settings: &Settings, provenance: &Provenan
         "# The crossing curve\n\n\
          Steady-state speedup of the translated program at ring 0 over ring 3 against \
          syscall density, for `work_between`: a getppid call after every 5 + 5 × ITERS \
-         instructions of user work (an iteration loads, adds and stores), each point the \
-         difference of two runs so that start-up and translation cancel.\n\n\
+         instructions of user work (an iteration loads, adds and stores), or after 1 + 2/64 \
+         with ITERS 0 (the calls unrolled), each point the difference of two runs so that \
+         start-up and translation cancel.\n\n\
          ## Break-even\n\n\
          | model | break-even density (syscalls per 1,000 instructions) |\n|---|---|\n",
     );
@@ -325,7 +342,7 @@ pub fn to_markdown(results: &Results, settings: &Settings, provenance: &Provenan
         let Some(first) = row.first() else { continue };
         text += &format!(
             "| {} | {:.3} |",
-            plot::grouped(work(iters) as f64),
+            work_text(work(iters)),
             first.density()
         );
         for p in &row {
