@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+
 /// The parsed command line, or what to exit with: help printed (0), or a one-line
 /// `NAME: …` usage error on stderr (`status`).
 pub fn parse<T: clap::Parser>(name: &str, status: u8) -> Result<T, ExitCode> {
@@ -12,13 +14,29 @@ pub fn parse<T: clap::Parser>(name: &str, status: u8) -> Result<T, ExitCode> {
             let _ = err.print();
             Err(ExitCode::SUCCESS)
         }
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            eprintln!("{name}: no command given (see {name} --help)");
+            Err(ExitCode::from(status))
+        }
         Err(err) => {
             let text = err.to_string();
-            let first = text
-                .lines()
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines
                 .next()
                 .unwrap_or("usage error")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_string();
+            // "the following required arguments were not provided:" names them on the next line.
+            if first.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    first = format!("{first} {next}");
+                }
+            }
             eprintln!("{name}: {first} (see {name} --help)");
             Err(ExitCode::from(status))
         }

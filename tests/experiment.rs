@@ -89,6 +89,7 @@ fn pread_of_two_block_sizes_is_the_same_every_time() {
 #[test]
 fn an_unknown_experiment_is_a_usage_error() {
     assert_fails_with_one_line(&experiment(&["seed-tabel"]), "seed-tabel");
+    assert_fails_with_one_line(&experiment(&[]), "no command given");
 }
 
 #[test]

@@ -340,11 +340,7 @@ pub fn to_markdown(results: &Results, settings: &Settings, provenance: &Provenan
             })
             .collect();
         let Some(first) = row.first() else { continue };
-        text += &format!(
-            "| {} | {:.3} |",
-            work_text(work(iters)),
-            first.density()
-        );
+        text += &format!("| {} | {:.3} |", work_text(work(iters)), first.density());
         for p in &row {
             text += &format!(" {:.3}× |", p.speedup());
         }
