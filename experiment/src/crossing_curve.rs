@@ -28,8 +28,8 @@ pub fn work(iters: u64) -> f64 {
     }
 }
 
-/// ITERS values log-spaced from 0 (5 instructions between calls) to `max` instructions
-/// between calls, `per_decade` a decade, without repeats.
+/// ITERS values for instructions between calls log-spaced from 0 (the unrolled calls, about
+/// one instruction apart) to `max`, `per_decade` a decade, without repeats.
 pub fn iterations(per_decade: u32, max: u64) -> Vec<u64> {
     let mut values = vec![0];
     let mut k = 0;
@@ -422,4 +422,49 @@ pub fn to_svg(results: &Results, settings: &Settings, provenance: &Provenance) -
 /// Every built-in model, for the default curves.
 pub fn default_models() -> Result<Vec<Model>, Error> {
     builtin::names().into_iter().map(Model::resolve).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(instructions: f64, ring3: f64, ring0: f64) -> Point {
+        Point {
+            model: "m".to_string(),
+            iters: 0,
+            instructions,
+            ring3,
+            ring0,
+        }
+    }
+
+    #[test]
+    fn iterations_start_at_the_densest_case_and_stop_at_the_most_work() {
+        let iters = iterations(4, 1000);
+        assert_eq!(iters[..3], [0, 1, 3]);
+        assert!(iters.windows(2).all(|w| w[0] < w[1]));
+        assert!(work(*iters.last().unwrap()) <= 1000.0);
+        assert_eq!(work(0), 1.03125);
+        assert_eq!(work(3), 20.0);
+    }
+
+    #[test]
+    fn break_even_is_exact_for_costs_linear_in_the_work() {
+        // Ring 3: 400 a call + 1 an instruction; ring 0: 10 + 1.2 an instruction, so they
+        // meet at 1,950 instructions a call, density 1000 / 1950.
+        let at = |w: f64| point(w, 400.0 + w, 10.0 + 1.2 * w);
+        let points = [at(10.0), at(1000.0), at(10_000.0)];
+        let density = break_even(&points, "m").unwrap();
+        assert!((density - 1000.0 / 1950.0).abs() < 1e-12, "{density}");
+        assert_eq!(break_even(&points[..2], "m"), None);
+        assert_eq!(
+            break_even_text(&points[..2], "m"),
+            "none: translation pays at every density swept"
+        );
+        let never = [at(10_000.0), at(20_000.0)];
+        assert_eq!(
+            break_even_text(&never, "m"),
+            "none: translation pays at no density swept"
+        );
+    }
 }

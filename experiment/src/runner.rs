@@ -237,3 +237,23 @@ pub fn field(report: &Value, path: &[&str]) -> Result<f64, Error> {
 pub fn per_unit(small: &Value, large: &Value, units: f64, path: &[&str]) -> Result<f64, Error> {
     Ok((field(large, path)? - field(small, path)?) / units)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_only_where_a_shell_would_split_them() {
+        assert_eq!(quote("inputs/text.txt"), "inputs/text.txt");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn a_missing_report_field_is_an_error() {
+        let report = serde_json::json!({"ring3": {"cycles": 5}});
+        assert_eq!(field(&report, &["ring3", "cycles"]).unwrap(), 5.0);
+        assert!(field(&report, &["ring0", "cycles"]).is_err());
+    }
+}

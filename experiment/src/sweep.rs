@@ -573,3 +573,56 @@ pub fn merge(spec: &Path, shards: &[PathBuf], output: &Path) -> Result<usize, Er
     write_whole(output, &render(&values.iter().collect::<Vec<_>>(), format))?;
     Ok(ids.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_is_an_index_below_its_count() {
+        assert_eq!("2/3".parse(), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["3/3", "0/0", "1", "a/2", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_spec_with_anything_twice_or_a_bar_in_a_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = "[[programs]]\nname = \"x\"\nprogram = \"p\"\n";
+        for (text, needle) in [
+            (
+                format!("models = [\"linux\", \"linux\"]\n{program}"),
+                "models: linux twice",
+            ),
+            (
+                format!("models = [\"linux\"]\nseeds = [1, 1]\n{program}"),
+                "seeds: 1 twice",
+            ),
+            (
+                "models = [\"linux\"]\n[[programs]]\nname = \"a|b\"\nprogram = \"p\"\n".to_string(),
+                "a '|'",
+            ),
+            (
+                "models = []\n[[programs]]\nname = \"x\"\nprogram = \"p\"\n".to_string(),
+                "no models",
+            ),
+        ] {
+            let path = dir.path().join("spec.toml");
+            std::fs::write(&path, &text).unwrap();
+            let err = SpecFile::read(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn csv_rows_leave_out_empty_fields_and_keep_the_runs_columns_first() {
+        let row = serde_json::json!({"index": 0, "id": "x|m|ring3|0", "name": "x",
+            "report": {"a": null, "b": "", "c": [1, 2], "d": {"e": 3}}});
+        let text = render(&[&row], Format::Csv);
+        assert_eq!(
+            text,
+            "index,id,name,report.c,report.d.e\n0,x|m|ring3|0,x,\"[1,2]\",3\n"
+        );
+    }
+}
