@@ -230,6 +230,8 @@ pub const CASES: &[Case] = &[
     case("yield_threads", "yield_threads", &["200"]),
     case("yield_procs", "yield_procs", &["200"]),
     case("psr", "psr", &["200"]),
+    // A connected AF_UNIX stream pair between a parent and its child, and its edges.
+    case("socketpair_echo", "socketpair_echo", &["200"]),
     Case {
         companions: &["tiny_true"],
         ..case("create_proc", "create_proc", &["20"])

@@ -4,7 +4,7 @@
 //!
 //! A pipe end's host descriptor is one end of a host pipe that carries no data: it answers
 //! what needs no model (fstat, F_GETFL and F_SETFL, lseek's ESPIPE, ioctl's ENOTTY) as
-//! Linux would.
+//! Linux would. A modelled socket's is one end of a host socket pair, likewise.
 //!
 //! Guest numbers follow Linux: the lowest free number is taken. The guest's 0, 1 and 2
 //! are duplicates of the host's, so a guest that closes its stdout leaves the simulator's
@@ -26,6 +26,7 @@ pub const MAX_FDS: usize = 1024;
 pub struct OpenFile {
     pub host: OwnedFd,
     pub pipe: Option<PipeEnd>,
+    pub socket: Option<SocketEnd>,
     /// What moving bytes through it costs the kernel, as the cost model classes it.
     pub kind: DescriptorKind,
 }
@@ -41,7 +42,40 @@ pub struct PipeEnd {
     pub non_blocking: Cell<bool>,
 }
 
+/// One end of a modelled connected stream socket (socketpair's AF_UNIX SOCK_STREAM): a pipe
+/// each way, this end reading `rx` and writing `tx`.
+pub struct SocketEnd {
+    pub rx: Rc<RefCell<Pipe>>,
+    pub tx: Rc<RefCell<Pipe>>,
+    /// O_NONBLOCK, as for a pipe end.
+    pub non_blocking: Cell<bool>,
+    /// shutdown's SHUT_RD and SHUT_WR: that way is closed before the last descriptor is.
+    pub read_shut: Cell<bool>,
+    pub write_shut: Cell<bool>,
+}
+
+impl SocketEnd {
+    /// Closes the reading way: reads see end of file, the peer's writes EPIPE.
+    pub fn shut_read(&self) {
+        if !self.read_shut.replace(true) {
+            self.rx.borrow_mut().readers -= 1;
+        }
+    }
+
+    /// Closes the writing way: the peer reads end of file, writes here get EPIPE.
+    pub fn shut_write(&self) {
+        if !self.write_shut.replace(true) {
+            self.tx.borrow_mut().writers -= 1;
+        }
+    }
+}
+
 impl OpenFile {
+    /// Whether reads and writes go through a modelled pipe or socket, not the host.
+    pub fn is_modelled(&self) -> bool {
+        self.pipe.is_some() || self.socket.is_some()
+    }
+
     /// A host file, its kind as the host's fstat gives it.
     pub fn host(host: OwnedFd) -> Rc<Self> {
         let kind = match nix::sys::stat::fstat(&host).map(|st| st.st_mode & libc::S_IFMT) {
@@ -60,14 +94,19 @@ impl OpenFile {
         Rc::new(Self {
             host,
             pipe: None,
+            socket: None,
             kind,
         })
     }
 }
 
 impl Drop for OpenFile {
-    /// The last descriptor of a pipe end closes it.
+    /// The last descriptor of a pipe end or socket closes it.
     fn drop(&mut self) {
+        if let Some(end) = &self.socket {
+            end.shut_read();
+            end.shut_write();
+        }
         if let Some(end) = &self.pipe {
             let mut pipe = end.pipe.borrow_mut();
             if end.writer {

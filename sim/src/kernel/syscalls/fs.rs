@@ -187,11 +187,14 @@ fn host_io(
     into_guest: bool,
 ) -> SysResult {
     let file = k.proc.fds.file(fd)?;
+    if file.is_modelled() && offset.is_some() {
+        return Err(Errno::ESPIPE.into());
+    }
     if file.pipe.is_some() {
-        if offset.is_some() {
-            return Err(Errno::ESPIPE.into());
-        }
         return super::pipes::pipe_io(k, &file, iov, into_guest);
+    }
+    if file.socket.is_some() {
+        return super::socket::socket_io(k, &file, iov, into_guest, false, true);
     }
     let host_fd = k.proc.fds.host(fd)?;
     let (ptr, count) = (iov.as_ptr(), iov.len() as i32);
@@ -394,9 +397,15 @@ pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
             // SAFETY: integer-argument fcntl on an owned descriptor.
             let result = host(unsafe { libc::syscall(libc::SYS_fcntl, fd, a[1], a[2]) })?;
             if a[1] as i32 == libc::F_SETFL {
-                // The host descriptor keeps the flags; a modelled pipe's end reads its own.
-                if let Some(end) = &k.proc.fds.file(a[0])?.pipe {
-                    end.non_blocking.set(a[2] & libc::O_NONBLOCK as u64 != 0);
+                // The host descriptor keeps the flags; a modelled pipe end or socket reads
+                // its own.
+                let file = k.proc.fds.file(a[0])?;
+                let non_blocking = a[2] & libc::O_NONBLOCK as u64 != 0;
+                if let Some(end) = &file.pipe {
+                    end.non_blocking.set(non_blocking);
+                }
+                if let Some(end) = &file.socket {
+                    end.non_blocking.set(non_blocking);
                 }
             }
             Ok(result)
@@ -443,6 +452,11 @@ pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
     if out.pipe.is_some() {
         return super::pipes::sendfile_into(k, &out, in_fd, a[2], a[3]);
     }
+    if out.socket.is_some() {
+        return Err(SysError::Unsupported(
+            "sendfile to a modelled socket".into(),
+        ));
+    }
     let out_fd = out.host.as_raw_fd();
     let mut offset = if a[2] == 0 {
         None
@@ -474,7 +488,7 @@ fn offset_at(k: &mut Kernel, pointer: u64) -> Result<Option<i64>, Errno> {
 /// (coreutils then reads and writes).
 pub fn copy_file_range(k: &mut Kernel, a: &Args) -> SysResult {
     let (from, to) = (k.proc.fds.file(a[0])?, k.proc.fds.file(a[2])?);
-    if from.pipe.is_some() || to.pipe.is_some() {
+    if from.is_modelled() || to.is_modelled() {
         return Err(Errno::EINVAL.into());
     }
     let (mut in_offset, mut out_offset) = (offset_at(k, a[1])?, offset_at(k, a[3])?);

@@ -45,19 +45,33 @@ pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
         Rc::new(OpenFile {
             host,
             pipe,
+            socket: None,
             kind: DescriptorKind::Pipe,
         })
     };
     let (read_file, write_file) = (end(read_host, false), end(write_host, true));
     let cloexec = a[1] & libc::O_CLOEXEC as u64 != 0;
-    let read_end = k.proc.fds.install_file(read_file, cloexec, 0)?;
-    let write_end = k.proc.fds.install_file(write_file, cloexec, 0)?;
+    install_pair(k, [read_file, write_file], cloexec, a[0])
+}
+
+/// Installs two new open files at the lowest free numbers and stores the two numbers, as
+/// two ints, at guest address `at` (pipe2's and socketpair's array); if that address cannot
+/// be written, closes them again.
+pub(super) fn install_pair(
+    k: &mut Kernel,
+    files: [Rc<OpenFile>; 2],
+    cloexec: bool,
+    at: u64,
+) -> SysResult {
+    let [first, second] = files;
+    let first = k.proc.fds.install_file(first, cloexec, 0)?;
+    let second = k.proc.fds.install_file(second, cloexec, 0)?;
     let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&(read_end as i32).to_le_bytes());
-    out[4..].copy_from_slice(&(write_end as i32).to_le_bytes());
-    if let Err(errno) = give(k, a[0], &out) {
-        k.proc.fds.close(read_end)?;
-        k.proc.fds.close(write_end)?;
+    out[..4].copy_from_slice(&(first as i32).to_le_bytes());
+    out[4..].copy_from_slice(&(second as i32).to_le_bytes());
+    if let Err(errno) = give(k, at, &out) {
+        k.proc.fds.close(first)?;
+        k.proc.fds.close(second)?;
         return Err(errno.into());
     }
     Ok(0)
@@ -68,9 +82,8 @@ fn non_blocking(file: &Rc<OpenFile>) -> bool {
     file.pipe.as_ref().is_some_and(|end| end.non_blocking.get())
 }
 
-/// Reads from or writes to the pipe end of `file`, through host iovecs into guest memory.
-/// A blocking write of more than the pipe holds goes on when readers make room: the bytes
-/// written so far are the task's (`Task::io_progress`), as Linux's `pipe_write` loops.
+/// Reads from or writes to the pipe end of `file`, through host iovecs into guest memory
+/// (see `stream_io`).
 pub fn pipe_io(
     k: &mut Kernel,
     file: &Rc<OpenFile>,
@@ -81,12 +94,26 @@ pub fn pipe_io(
     if end.writer == into_guest {
         return Err(Errno::EBADF.into());
     }
-    let non_blocking = non_blocking(file);
-    let id = end.pipe.borrow().id;
+    stream_io(k, &end.pipe, iov, into_guest, non_blocking(file), true)
+}
+
+/// Reads from or writes to `pipe` (a pipe, or one way of a socket), through host iovecs
+/// into guest memory. A blocking write of more than the pipe holds goes on when readers
+/// make room: the bytes written so far are the task's (`Task::io_progress`), as Linux's
+/// `pipe_write` loops. A write with no reader left is EPIPE, and SIGPIPE if `signal`.
+pub(super) fn stream_io(
+    k: &mut Kernel,
+    pipe: &Rc<RefCell<Pipe>>,
+    iov: &[libc::iovec],
+    into_guest: bool,
+    non_blocking: bool,
+    signal: bool,
+) -> SysResult {
+    let id = pipe.borrow().id;
     let total: usize = iov.iter().map(|v| v.iov_len).sum();
     if into_guest {
         let mut copied = 0;
-        let ready = end.pipe.borrow_mut().read(total, |piece| {
+        let ready = pipe.borrow_mut().read(total, |piece| {
             scatter(iov, copied, piece);
             copied += piece.len();
         });
@@ -102,9 +129,10 @@ pub fn pipe_io(
     }
     let done = std::mem::take(&mut k.task.io_progress) as usize;
     let bytes = gather(iov, done);
-    let written = match end.pipe.borrow_mut().write(&bytes, total) {
+    let written = match pipe.borrow_mut().write(&bytes, total) {
         Ready::Moved(n) => n,
-        Ready::Broken if done == 0 => return pipe_signal(k, Err(Errno::EPIPE)),
+        Ready::Broken if done == 0 && signal => return pipe_signal(k, Err(Errno::EPIPE)),
+        Ready::Broken if done == 0 => return Err(Errno::EPIPE.into()),
         Ready::Broken => return Ok(done as u64),
         Ready::Wait if non_blocking && done == 0 => return Err(Errno::EAGAIN.into()),
         Ready::Wait => 0,

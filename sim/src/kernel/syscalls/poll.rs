@@ -24,6 +24,24 @@ const MAX_POLL: u64 = 1024;
 /// The events ready on `file` now, of those asked for (POLLERR and POLLHUP always count).
 fn ready(file: &OpenFile, events: i16) -> i16 {
     let wanted = events | POLLERR | POLLHUP;
+    if let Some(end) = &file.socket {
+        let (rx, tx) = (end.rx.borrow(), end.tx.borrow());
+        // Readable with data or at end of file (the peer shut its writing way); hung up
+        // when neither way is left.
+        let eof = rx.writers == 0 || end.read_shut.get();
+        let readable = if rx.available() > 0 || eof { POLLIN } else { 0 };
+        let writable = if tx.writable() && !end.write_shut.get() {
+            POLLOUT
+        } else {
+            0
+        };
+        let hung_up = if eof && (tx.readers == 0 || end.write_shut.get()) {
+            POLLHUP
+        } else {
+            0
+        };
+        return (readable | writable | hung_up) & wanted;
+    }
     let happened = match &file.pipe {
         Some(end) => {
             let pipe = end.pipe.borrow();

@@ -1,14 +1,27 @@
-//! Sockets, as far as a program goes when no name-service daemon runs: glibc looks a user
-//! or group up through nscd first (an AF_UNIX socket, a connect to nscd's path, which fails
-//! with ENOENT where nscd does not run, a close), then in the files. The socket is the
-//! host's; a connect to a path where something exists, and every other socket call, stop
-//! the run as unsupported until the network is modelled.
+//! Sockets, as far as they are modelled.
+//!
+//! - socketpair(AF_UNIX, SOCK_STREAM): a connected pair, a modelled pipe each way (see
+//!   `kernel::fd::SocketEnd`), with read, write, send, recv, shutdown and poll, which block
+//!   the task, not the simulator.
+//! - A name lookup when no name-service daemon runs: glibc looks a user or group up through
+//!   nscd first (an AF_UNIX socket, a connect to nscd's path, which fails with ENOENT where
+//!   nscd does not run, a close), then in the files. That socket is the host's.
+//!
+//! Everything else (other families and types, a connect to a path where something exists,
+//! bind, listen, accept) stops the run as unsupported until the network is modelled.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 
-use super::fs::host;
+use super::fs::{give, host, pipe_signal};
+use super::pipes::{install_pair, stream_io};
+use crate::costs::work::DescriptorKind;
+use crate::kernel::fd::{OpenFile, SocketEnd};
+use crate::kernel::pipe::Pipe;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
 /// `struct sockaddr_un`: the family, then at most 108 bytes of path.
@@ -62,4 +75,164 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
             name.to_string_lossy()
         ))),
     }
+}
+
+/// socketpair(domain, type, protocol, sv): AF_UNIX SOCK_STREAM is modelled; another AF_UNIX
+/// type stops the run; another family is Linux's EOPNOTSUPP (only AF_UNIX has pairs).
+pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
+    let (domain, kind, protocol) = (a[0] as i32, a[1] as i32, a[2] as i32);
+    let flags = kind & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    let base = kind & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    if domain != libc::AF_UNIX {
+        return Err(Errno::EOPNOTSUPP.into());
+    }
+    if base != libc::SOCK_STREAM {
+        return Err(SysError::Unsupported(format!(
+            "socketpair of AF_UNIX type {base} (only SOCK_STREAM is modelled)"
+        )));
+    }
+    if protocol != 0 {
+        return Err(Errno::EPROTONOSUPPORT.into());
+    }
+    let mut raw = [0i32; 2];
+    // SAFETY: `raw` has room for the two descriptors. The host pair carries no data: it
+    // answers fstat and F_GETFL as Linux would for the guest's.
+    host(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | (flags & libc::SOCK_NONBLOCK),
+            0,
+            raw.as_mut_ptr(),
+        )
+    } as libc::c_long)?;
+    // SAFETY: the host just made them; nobody else owns them.
+    let [first_host, second_host] = raw.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let ways =
+        [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| Rc::new(RefCell::new(Pipe::new(id))));
+    let end = |host, rx: &Rc<RefCell<Pipe>>, tx: &Rc<RefCell<Pipe>>| {
+        Rc::new(OpenFile {
+            host,
+            pipe: None,
+            socket: Some(SocketEnd {
+                rx: Rc::clone(rx),
+                tx: Rc::clone(tx),
+                non_blocking: Cell::new(flags & libc::SOCK_NONBLOCK != 0),
+                read_shut: Cell::new(false),
+                write_shut: Cell::new(false),
+            }),
+            // Priced as pipe reads and writes until sockets have kernel work of their own.
+            kind: DescriptorKind::Pipe,
+        })
+    };
+    let first = end(first_host, &ways[0], &ways[1]);
+    let second = end(second_host, &ways[1], &ways[0]);
+    install_pair(k, [first, second], flags & libc::SOCK_CLOEXEC != 0, a[3])
+}
+
+/// Reads or writes a modelled socket: through `stream_io` on its way in or out, after a
+/// shutdown end of file or EPIPE (SIGPIPE unless `signal` is false, MSG_NOSIGNAL).
+pub fn socket_io(
+    k: &mut Kernel,
+    file: &Rc<OpenFile>,
+    iov: &[libc::iovec],
+    into_guest: bool,
+    non_blocking: bool,
+    signal: bool,
+) -> SysResult {
+    let end = file.socket.as_ref().expect("a modelled socket");
+    let non_blocking = non_blocking || end.non_blocking.get();
+    if into_guest {
+        if end.read_shut.get() {
+            return Ok(0);
+        }
+        return stream_io(k, &end.rx, iov, true, non_blocking, signal);
+    }
+    if end.write_shut.get() {
+        return if signal {
+            pipe_signal(k, Err(Errno::EPIPE))
+        } else {
+            Err(Errno::EPIPE.into())
+        };
+    }
+    stream_io(k, &end.tx, iov, false, non_blocking, signal)
+}
+
+/// The flags send and recv take here: MSG_DONTWAIT, and for send MSG_NOSIGNAL; another
+/// stops the run.
+fn message_flags(flags: u64, allowed: i32, call: &str) -> Result<(bool, bool), SysError> {
+    let flags = flags as i32;
+    if flags & !allowed != 0 {
+        return Err(SysError::Unsupported(format!(
+            "{call} with flags {:#x}",
+            flags & !allowed
+        )));
+    }
+    Ok((
+        flags & libc::MSG_DONTWAIT != 0,
+        flags & libc::MSG_NOSIGNAL == 0,
+    ))
+}
+
+/// The modelled socket `fd` names: ENOTSOCK for something that is not a socket; a host
+/// socket (the name lookup's) stops the run.
+fn modelled_socket(k: &mut Kernel, fd: u64, call: &str) -> Result<Rc<OpenFile>, SysError> {
+    let file = k.proc.fds.file(fd)?;
+    if file.socket.is_some() {
+        return Ok(file);
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat into a local buffer on an owned descriptor.
+    let is_socket = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&file.host), st.as_mut_ptr()) } == 0
+        // SAFETY: fstat succeeded, so it filled the buffer.
+        && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+    if is_socket {
+        return Err(SysError::Unsupported(format!(
+            "{call} on an unconnected socket"
+        )));
+    }
+    Err(Errno::ENOTSOCK.into())
+}
+
+/// sendto(fd, buf, len, flags, dest, dest_len) on a connected pair: an address is EISCONN.
+pub fn sendto(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = modelled_socket(k, a[0], "sendto")?;
+    let (dont_wait, signal) =
+        message_flags(a[3], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL, "sendto")?;
+    if a[4] != 0 {
+        return Err(Errno::EISCONN.into());
+    }
+    k.proc.mem.begin_transfer();
+    let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, false)?;
+    socket_io(k, &file, &iov, false, dont_wait, signal)
+}
+
+/// recvfrom(fd, buf, len, flags, src, src_len): the peer of a pair has no name, so the
+/// length stored is 0, as Linux stores it.
+pub fn recvfrom(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = modelled_socket(k, a[0], "recvfrom")?;
+    let (dont_wait, _) = message_flags(a[3], libc::MSG_DONTWAIT, "recvfrom")?;
+    k.proc.mem.begin_transfer();
+    let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, true)?;
+    let got = socket_io(k, &file, &iov, true, dont_wait, false)?;
+    if a[4] != 0 && a[5] != 0 {
+        give(k, a[5], &0u32.to_le_bytes())?;
+    }
+    Ok(got)
+}
+
+/// shutdown(fd, how): SHUT_RD, SHUT_WR or SHUT_RDWR on a modelled socket.
+pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = modelled_socket(k, a[0], "shutdown")?;
+    let end = file.socket.as_ref().expect("a modelled socket");
+    match a[1] as i32 {
+        libc::SHUT_RD => end.shut_read(),
+        libc::SHUT_WR => end.shut_write(),
+        libc::SHUT_RDWR => {
+            end.shut_read();
+            end.shut_write();
+        }
+        _ => return Err(Errno::EINVAL.into()),
+    }
+    k.pipes_changed();
+    Ok(0)
 }
