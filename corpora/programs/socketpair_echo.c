@@ -2,12 +2,14 @@
  * its forked child (send and recv, read and write), then what Linux answers at the edges: a
  * recv with nothing there under MSG_DONTWAIT, poll before and after data, sendto with an
  * address, recvfrom's empty peer name, shutdown's end of file, a send to a closed peer with
- * MSG_NOSIGNAL (EPIPE, no signal), and a pair of another family. Usage: socketpair_echo [N] */
+ * MSG_NOSIGNAL (EPIPE, no signal), a pair of another family, and FIONREAD on a socket and a
+ * pipe. Usage: socketpair_echo [N] */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -101,5 +103,12 @@ int main(int argc, char **argv) {
     int other[2];
     check(socketpair(AF_INET, SOCK_STREAM, 0, other) < 0, "an AF_INET pair");
     printf("socketpair(AF_INET): %s\n", name(errno));
+    int queued, pair[2], pipe_ends[2];
+    check(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0 && pipe(pipe_ends) == 0, "another pair");
+    check(write(pair[0], "abc", 3) == 3 && write(pipe_ends[1], "hello", 5) == 5, "writes");
+    check(ioctl(pair[1], FIONREAD, &queued) == 0, "FIONREAD on a socket");
+    printf("FIONREAD: socket %d,", queued);
+    check(ioctl(pipe_ends[0], FIONREAD, &queued) == 0, "FIONREAD on a pipe");
+    printf(" pipe %d\n", queued);
     return 0;
 }

@@ -76,6 +76,16 @@ impl OpenFile {
         self.pipe.is_some() || self.socket.is_some()
     }
 
+    /// The bytes waiting to be read, for a modelled pipe (either end, as Linux's FIONREAD
+    /// answers) or socket; `None` for a host file.
+    pub fn queued(&self) -> Option<usize> {
+        match (&self.pipe, &self.socket) {
+            (Some(end), _) => Some(end.pipe.borrow().available()),
+            (_, Some(end)) => Some(end.rx.borrow().available()),
+            _ => None,
+        }
+    }
+
     /// A host file, its kind as the host's fstat gives it.
     pub fn host(host: OwnedFd) -> Rc<Self> {
         let kind = match nix::sys::stat::fstat(&host).map(|st| st.st_mode & libc::S_IFMT) {

@@ -439,6 +439,14 @@ pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
     let Some(&(request, _, size)) = IOCTLS.iter().find(|(r, _, _)| *r == a[1]) else {
         return Err(SysError::Unsupported(format!("ioctl request {:#x}", a[1])));
     };
+    if request == libc::FIONREAD {
+        // The bytes a modelled pipe or socket holds are the model's: its host descriptor
+        // carries none.
+        if let Some(queued) = k.proc.fds.file(a[0])?.queued() {
+            give(k, a[2], &(queued as i32).to_le_bytes())?;
+            return Ok(0);
+        }
+    }
     let mut buf = vec![0u8; size];
     // SAFETY: `buf` has the size this request writes.
     host(unsafe { libc::syscall(libc::SYS_ioctl, fd, request, buf.as_mut_ptr()) })?;
