@@ -1,6 +1,7 @@
 //! Guest file descriptors, each naming an open file: a host descriptor that this process
-//! owns, and for a pipe end the modelled pipe. Descriptors made by dup and fork share the
-//! open file (an `Rc`, as Linux's `struct file` is shared), with no host `dup`.
+//! owns, and for a pipe end or a connected socket the modelled channel. Descriptors made by
+//! dup and fork share the open file (an `Rc`, as Linux's `struct file` is shared), with no
+//! host `dup`.
 //!
 //! A pipe end's host descriptor is one end of a host pipe that carries no data: it answers
 //! what needs no model (fstat, F_GETFL and F_SETFL, lseek's ESPIPE, ioctl's ENOTTY) as
@@ -25,10 +26,19 @@ pub const MAX_FDS: usize = 1024;
 /// An open file description.
 pub struct OpenFile {
     pub host: OwnedFd,
-    pub pipe: Option<PipeEnd>,
-    pub socket: Option<SocketEnd>,
+    pub channel: Channel,
     /// What moving bytes through it costs the kernel, as the cost model classes it.
     pub kind: DescriptorKind,
+}
+
+/// What the bytes read and written through an open file go through.
+pub enum Channel {
+    /// The host descriptor.
+    Host,
+    /// A modelled pipe.
+    Pipe(PipeEnd),
+    /// A modelled connected socket.
+    Socket(SocketEnd),
 }
 
 /// One end of a modelled pipe.
@@ -73,16 +83,39 @@ impl SocketEnd {
 impl OpenFile {
     /// Whether reads and writes go through a modelled pipe or socket, not the host.
     pub fn is_modelled(&self) -> bool {
-        self.pipe.is_some() || self.socket.is_some()
+        !matches!(self.channel, Channel::Host)
+    }
+
+    pub fn pipe(&self) -> Option<&PipeEnd> {
+        match &self.channel {
+            Channel::Pipe(end) => Some(end),
+            _ => None,
+        }
+    }
+
+    pub fn socket(&self) -> Option<&SocketEnd> {
+        match &self.channel {
+            Channel::Socket(end) => Some(end),
+            _ => None,
+        }
+    }
+
+    /// A modelled channel's own O_NONBLOCK (the host descriptor keeps its flags too).
+    pub fn non_blocking(&self) -> Option<&Cell<bool>> {
+        match &self.channel {
+            Channel::Host => None,
+            Channel::Pipe(end) => Some(&end.non_blocking),
+            Channel::Socket(end) => Some(&end.non_blocking),
+        }
     }
 
     /// The bytes waiting to be read, for a modelled pipe (either end, as Linux's FIONREAD
     /// answers) or socket; `None` for a host file.
     pub fn queued(&self) -> Option<usize> {
-        match (&self.pipe, &self.socket) {
-            (Some(end), _) => Some(end.pipe.borrow().available()),
-            (_, Some(end)) => Some(end.rx.borrow().available()),
-            _ => None,
+        match &self.channel {
+            Channel::Host => None,
+            Channel::Pipe(end) => Some(end.pipe.borrow().available()),
+            Channel::Socket(end) => Some(end.rx.borrow().available()),
         }
     }
 
@@ -103,8 +136,7 @@ impl OpenFile {
     fn of_kind(host: OwnedFd, kind: DescriptorKind) -> Rc<Self> {
         Rc::new(Self {
             host,
-            pipe: None,
-            socket: None,
+            channel: Channel::Host,
             kind,
         })
     }
@@ -113,11 +145,11 @@ impl OpenFile {
 impl Drop for OpenFile {
     /// The last descriptor of a pipe end or socket closes it.
     fn drop(&mut self) {
-        if let Some(end) = &self.socket {
+        if let Channel::Socket(end) = &self.channel {
             end.shut_read();
             end.shut_write();
         }
-        if let Some(end) = &self.pipe {
+        if let Channel::Pipe(end) = &self.channel {
             let mut pipe = end.pipe.borrow_mut();
             if end.writer {
                 pipe.writers -= 1;

@@ -190,10 +190,10 @@ fn host_io(
     if file.is_modelled() && offset.is_some() {
         return Err(Errno::ESPIPE.into());
     }
-    if file.pipe.is_some() {
+    if file.pipe().is_some() {
         return super::pipes::pipe_io(k, &file, iov, into_guest);
     }
-    if file.socket.is_some() {
+    if file.socket().is_some() {
         return super::socket::socket_io(k, &file, iov, into_guest, false, true);
     }
     let host_fd = k.proc.fds.host(fd)?;
@@ -399,13 +399,8 @@ pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
             if a[1] as i32 == libc::F_SETFL {
                 // The host descriptor keeps the flags; a modelled pipe end or socket reads
                 // its own.
-                let file = k.proc.fds.file(a[0])?;
-                let non_blocking = a[2] & libc::O_NONBLOCK as u64 != 0;
-                if let Some(end) = &file.pipe {
-                    end.non_blocking.set(non_blocking);
-                }
-                if let Some(end) = &file.socket {
-                    end.non_blocking.set(non_blocking);
+                if let Some(flag) = k.proc.fds.file(a[0])?.non_blocking() {
+                    flag.set(a[2] & libc::O_NONBLOCK as u64 != 0);
                 }
             }
             Ok(result)
@@ -457,10 +452,10 @@ pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
 /// In-kernel copy between descriptors: no user memory is touched but the offset.
 pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
     let (out, in_fd) = (k.proc.fds.file(a[0])?, k.proc.fds.host(a[1])?);
-    if out.pipe.is_some() {
+    if out.pipe().is_some() {
         return super::pipes::sendfile_into(k, &out, in_fd, a[2], a[3]);
     }
-    if out.socket.is_some() {
+    if out.socket().is_some() {
         return Err(SysError::Unsupported(
             "sendfile to a modelled socket".into(),
         ));

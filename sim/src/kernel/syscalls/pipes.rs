@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use super::fs::{give, host, pipe_signal};
 use crate::costs::work::DescriptorKind;
-use crate::kernel::fd::{OpenFile, PipeEnd};
+use crate::kernel::fd::{Channel, OpenFile, PipeEnd};
 use crate::kernel::pipe::{Pipe, Ready};
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
@@ -37,15 +37,14 @@ pub fn pipe2(k: &mut Kernel, a: &Args) -> SysResult {
     let [read_host, write_host] = fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let pipe = Rc::new(RefCell::new(Pipe::new(k.alloc_pipe_id())));
     let end = |host, writer| {
-        let pipe = Some(PipeEnd {
+        let channel = Channel::Pipe(PipeEnd {
             pipe: Rc::clone(&pipe),
             writer,
             non_blocking: Cell::new(a[1] & libc::O_NONBLOCK as u64 != 0),
         });
         Rc::new(OpenFile {
             host,
-            pipe,
-            socket: None,
+            channel,
             kind: DescriptorKind::Pipe,
         })
     };
@@ -77,11 +76,6 @@ pub(super) fn install_pair(
     Ok(0)
 }
 
-/// Whether the pipe end of `file` is in non-blocking mode.
-fn non_blocking(file: &Rc<OpenFile>) -> bool {
-    file.pipe.as_ref().is_some_and(|end| end.non_blocking.get())
-}
-
 /// Reads from or writes to the pipe end of `file`, through host iovecs into guest memory
 /// (see `stream_io`).
 pub fn pipe_io(
@@ -90,11 +84,18 @@ pub fn pipe_io(
     iov: &[libc::iovec],
     into_guest: bool,
 ) -> SysResult {
-    let end = file.pipe.as_ref().expect("a pipe end");
+    let end = file.pipe().expect("a pipe end");
     if end.writer == into_guest {
         return Err(Errno::EBADF.into());
     }
-    stream_io(k, &end.pipe, iov, into_guest, non_blocking(file), true)
+    stream_io(
+        k,
+        &end.pipe,
+        iov,
+        into_guest,
+        file.non_blocking().is_some_and(Cell::get),
+        true,
+    )
 }
 
 /// Reads from or writes to `pipe` (a pipe, or one way of a socket), through host iovecs
@@ -159,7 +160,7 @@ pub fn sendfile_into(
     offset: u64,
     count: u64,
 ) -> SysResult {
-    let end = file.pipe.as_ref().expect("a pipe end");
+    let end = file.pipe().expect("a pipe end");
     if !end.writer {
         return Err(Errno::EBADF.into());
     }
@@ -175,7 +176,7 @@ pub fn sendfile_into(
         return pipe_signal(k, Err(Errno::EPIPE));
     }
     if room == 0 {
-        if non_blocking(file) {
+        if file.non_blocking().is_some_and(Cell::get) {
             return Err(Errno::EAGAIN.into());
         }
         return Err(SysError::Block(Wait::PipeWrite { pipe: id }));

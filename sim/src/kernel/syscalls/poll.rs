@@ -24,7 +24,7 @@ const MAX_POLL: u64 = 1024;
 /// The events ready on `file` now, of those asked for (POLLERR and POLLHUP always count).
 fn ready(file: &OpenFile, events: i16) -> i16 {
     let wanted = events | POLLERR | POLLHUP;
-    if let Some(end) = &file.socket {
+    if let Some(end) = file.socket() {
         let (rx, tx) = (end.rx.borrow(), end.tx.borrow());
         // Readable with data or at end of file (the peer shut its writing way); hung up
         // when neither way is left.
@@ -42,7 +42,7 @@ fn ready(file: &OpenFile, events: i16) -> i16 {
         };
         return (readable | writable | hung_up) & wanted;
     }
-    let happened = match &file.pipe {
+    let happened = match file.pipe() {
         Some(end) => {
             let pipe = end.pipe.borrow();
             if end.writer {

@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use super::fs::{give, host, pipe_signal};
 use super::pipes::{install_pair, stream_io};
 use crate::costs::work::DescriptorKind;
-use crate::kernel::fd::{OpenFile, SocketEnd};
+use crate::kernel::fd::{Channel, OpenFile, SocketEnd};
 use crate::kernel::pipe::Pipe;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
@@ -112,8 +112,7 @@ pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
     let end = |host, rx: &Rc<RefCell<Pipe>>, tx: &Rc<RefCell<Pipe>>| {
         Rc::new(OpenFile {
             host,
-            pipe: None,
-            socket: Some(SocketEnd {
+            channel: Channel::Socket(SocketEnd {
                 rx: Rc::clone(rx),
                 tx: Rc::clone(tx),
                 non_blocking: Cell::new(flags & libc::SOCK_NONBLOCK != 0),
@@ -139,7 +138,7 @@ pub fn socket_io(
     non_blocking: bool,
     signal: bool,
 ) -> SysResult {
-    let end = file.socket.as_ref().expect("a modelled socket");
+    let end = file.socket().expect("a modelled socket");
     let non_blocking = non_blocking || end.non_blocking.get();
     if into_guest {
         if end.read_shut.get() {
@@ -177,7 +176,7 @@ fn message_flags(flags: u64, allowed: i32, call: &str) -> Result<(bool, bool), S
 /// socket (the name lookup's) stops the run.
 fn modelled_socket(k: &mut Kernel, fd: u64, call: &str) -> Result<Rc<OpenFile>, SysError> {
     let file = k.proc.fds.file(fd)?;
-    if file.socket.is_some() {
+    if file.socket().is_some() {
         return Ok(file);
     }
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
@@ -223,7 +222,7 @@ pub fn recvfrom(k: &mut Kernel, a: &Args) -> SysResult {
 /// shutdown(fd, how): SHUT_RD, SHUT_WR or SHUT_RDWR on a modelled socket.
 pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
     let file = modelled_socket(k, a[0], "shutdown")?;
-    let end = file.socket.as_ref().expect("a modelled socket");
+    let end = file.socket().expect("a modelled socket");
     match a[1] as i32 {
         libc::SHUT_RD => end.shut_read(),
         libc::SHUT_WR => end.shut_write(),
