@@ -232,6 +232,8 @@ pub const CASES: &[Case] = &[
     case("psr", "psr", &["200"]),
     // A connected AF_UNIX stream pair between a parent and its child, and its edges.
     case("socketpair_echo", "socketpair_echo", &["200"]),
+    // eventfd counters, their edges, and a read in a child that a write wakes.
+    case("eventfd_counts", "eventfd_counts", &[]),
     Case {
         companions: &["tiny_true"],
         ..case("create_proc", "create_proc", &["20"])

@@ -15,6 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
+use super::eventfd::Counter;
 use super::pipe::Pipe;
 use crate::costs::work::DescriptorKind;
 
@@ -39,6 +40,15 @@ pub enum Channel {
     Pipe(PipeEnd),
     /// A modelled connected socket.
     Socket(SocketEnd),
+    /// A modelled eventfd counter.
+    Event(EventEnd),
+}
+
+/// An eventfd's counter, shared by the descriptors of its open file.
+pub struct EventEnd {
+    pub counter: Rc<RefCell<Counter>>,
+    /// O_NONBLOCK (EFD_NONBLOCK), as for a pipe end.
+    pub non_blocking: Cell<bool>,
 }
 
 /// One end of a modelled pipe.
@@ -106,14 +116,15 @@ impl OpenFile {
             Channel::Host => None,
             Channel::Pipe(end) => Some(&end.non_blocking),
             Channel::Socket(end) => Some(&end.non_blocking),
+            Channel::Event(end) => Some(&end.non_blocking),
         }
     }
 
     /// The bytes waiting to be read, for a modelled pipe (either end, as Linux's FIONREAD
-    /// answers) or socket; `None` for a host file.
+    /// answers) or socket; `None` for a host file or an eventfd (which has no FIONREAD).
     pub fn queued(&self) -> Option<usize> {
         match &self.channel {
-            Channel::Host => None,
+            Channel::Host | Channel::Event(_) => None,
             Channel::Pipe(end) => Some(end.pipe.borrow().available()),
             Channel::Socket(end) => Some(end.rx.borrow().available()),
         }

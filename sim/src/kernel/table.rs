@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use syscalls::x86_64::Sysno;
 
 use super::signature::{self, Commands, Rule, Signature};
-use super::syscalls::{fs, ids, mm, pipes, poll, proc, signal, socket, sync, time, xattr};
+use super::syscalls::{eventfd, fs, ids, mm, pipes, poll, proc, signal, socket, sync, time, xattr};
 use super::{Args, Kernel, SysResult};
 use crate::costs::work::{Direction, WorkClass};
 
@@ -135,6 +135,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::fcntl, "vvv", fs::fcntl).by_command(&signature::FCNTL),
     call(Sysno::pipe, "p", pipes::pipe),
     call(Sysno::pipe2, "pv", pipes::pipe2),
+    call(Sysno::eventfd, "v", eventfd::eventfd),
+    call(Sysno::eventfd2, "vv", eventfd::eventfd2),
     call(Sysno::ioctl, "vvp", fs::ioctl),
     call(Sysno::getdents64, "vpv", fs::getdents64).work(WorkClass::OpenStat),
     call(Sysno::sendfile, "vvpv", fs::sendfile).transfer(Direction::Write),

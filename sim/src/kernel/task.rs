@@ -95,6 +95,8 @@ pub enum Wait {
     PipeRead { pipe: u64 },
     /// Room in, or no reader left on, pipe `pipe`.
     PipeWrite { pipe: u64 },
+    /// A change of eventfd counter `counter`: a count to read, or room to write.
+    Eventfd { counter: u64 },
     /// A signal (rt_sigsuspend, pause).
     Suspend,
     /// A change of any pipe, or the virtual clock to reach `until` (poll, ppoll).
@@ -112,6 +114,7 @@ impl std::fmt::Display for Wait {
             Wait::Vfork { child } => write!(f, "its vfork child {child} to exec or exit"),
             Wait::PipeRead { pipe } => write!(f, "a read of empty pipe {pipe}"),
             Wait::PipeWrite { pipe } => write!(f, "a write to full pipe {pipe}"),
+            Wait::Eventfd { counter } => write!(f, "a change of eventfd {counter}"),
             Wait::Suspend => write!(f, "a signal"),
             Wait::Poll { .. } => write!(f, "a poll to find a descriptor ready"),
             Wait::Sleep { until, .. } => write!(f, "the clock to reach {until} ns"),

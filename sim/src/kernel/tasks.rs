@@ -87,16 +87,18 @@ impl Kernel {
         tid
     }
 
-    /// A name for a new pipe.
+    /// A name for a new pipe (or eventfd counter: they share the names).
     pub fn alloc_pipe_id(&mut self) -> u64 {
         self.next_pipe_id += 1;
         self.next_pipe_id
     }
 
-    /// Wakes the tasks that wait on pipe `pipe` to look again.
+    /// Wakes the tasks that wait on pipe (or eventfd counter) `pipe` to look again.
     pub fn wake_pipe_waiters(&mut self, pipe: u64) {
         self.wake_waiting(|wait| match wait {
-            Wait::PipeRead { pipe: p } | Wait::PipeWrite { pipe: p } => *p == pipe,
+            Wait::PipeRead { pipe: p }
+            | Wait::PipeWrite { pipe: p }
+            | Wait::Eventfd { counter: p } => *p == pipe,
             Wait::Poll { .. } => true,
             _ => false,
         });

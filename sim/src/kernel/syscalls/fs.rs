@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::signal::send_to_self;
+use crate::kernel::fd::Channel;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
 /// Linux's `PATH_MAX`.
@@ -195,6 +196,9 @@ fn host_io(
     }
     if file.socket().is_some() {
         return super::socket::socket_io(k, &file, iov, into_guest, false, true);
+    }
+    if let Channel::Event(_) = file.channel {
+        return super::eventfd::eventfd_io(k, &file, iov, into_guest);
     }
     let host_fd = k.proc.fds.host(fd)?;
     let (ptr, count) = (iov.as_ptr(), iov.len() as i32);

@@ -205,7 +205,7 @@ pub fn sendfile_into(
 }
 
 /// Copies `bytes` into the iovecs, starting `offset` bytes in.
-fn scatter(iov: &[libc::iovec], mut offset: usize, mut bytes: &[u8]) {
+pub(super) fn scatter(iov: &[libc::iovec], mut offset: usize, mut bytes: &[u8]) {
     for v in iov {
         if bytes.is_empty() {
             break;
@@ -225,7 +225,7 @@ fn scatter(iov: &[libc::iovec], mut offset: usize, mut bytes: &[u8]) {
 }
 
 /// The bytes of the iovecs from `skip` bytes in.
-fn gather(iov: &[libc::iovec], skip: usize) -> Vec<u8> {
+pub(super) fn gather(iov: &[libc::iovec], skip: usize) -> Vec<u8> {
     let mut bytes = Vec::new();
     for v in iov {
         // SAFETY: the iovecs point into guest physical memory that the kernel checked for

@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
 
-use crate::kernel::fd::OpenFile;
+use crate::kernel::fd::{Channel, OpenFile};
 use crate::kernel::sigframe::UNBLOCKABLE;
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
@@ -41,6 +41,16 @@ fn ready(file: &OpenFile, events: i16) -> i16 {
             0
         };
         return (readable | writable | hung_up) & wanted;
+    }
+    if let Channel::Event(end) = &file.channel {
+        let value = end.counter.borrow().value;
+        let readable = if value > 0 { POLLIN } else { 0 };
+        let writable = if value < crate::kernel::eventfd::MAX {
+            POLLOUT
+        } else {
+            0
+        };
+        return (readable | writable) & wanted;
     }
     let happened = match file.pipe() {
         Some(end) => {
