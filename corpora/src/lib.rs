@@ -234,6 +234,8 @@ pub const CASES: &[Case] = &[
     case("socketpair_echo", "socketpair_echo", &["200"]),
     // eventfd counters, their edges, and a read in a child that a write wakes.
     case("eventfd_counts", "eventfd_counts", &[]),
+    // epoll, level-triggered, over a pipe, a socketpair and eventfds.
+    case("epoll_events", "epoll_events", &[]),
     Case {
         companions: &["tiny_true"],
         ..case("create_proc", "create_proc", &["20"])

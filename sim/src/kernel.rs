@@ -4,6 +4,7 @@
 //! File and descriptor calls act on the host through host syscalls, with guest descriptors
 //! mapped to host ones. Time is virtual and randomness is seeded, so runs are reproducible.
 
+pub mod epoll;
 pub mod eventfd;
 pub mod exec;
 pub mod fd;

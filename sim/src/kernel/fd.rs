@@ -15,6 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
+use super::epoll::Interest;
 use super::eventfd::Counter;
 use super::pipe::Pipe;
 use crate::costs::work::DescriptorKind;
@@ -42,6 +43,8 @@ pub enum Channel {
     Socket(SocketEnd),
     /// A modelled eventfd counter.
     Event(EventEnd),
+    /// An epoll instance's interest list.
+    Epoll(Rc<RefCell<Interest>>),
 }
 
 /// An eventfd's counter, shared by the descriptors of its open file.
@@ -117,6 +120,7 @@ impl OpenFile {
             Channel::Pipe(end) => Some(&end.non_blocking),
             Channel::Socket(end) => Some(&end.non_blocking),
             Channel::Event(end) => Some(&end.non_blocking),
+            Channel::Epoll(_) => None,
         }
     }
 
@@ -124,7 +128,7 @@ impl OpenFile {
     /// answers) or socket; `None` for a host file or an eventfd (which has no FIONREAD).
     pub fn queued(&self) -> Option<usize> {
         match &self.channel {
-            Channel::Host | Channel::Event(_) => None,
+            Channel::Host | Channel::Event(_) | Channel::Epoll(_) => None,
             Channel::Pipe(end) => Some(end.pipe.borrow().available()),
             Channel::Socket(end) => Some(end.rx.borrow().available()),
         }

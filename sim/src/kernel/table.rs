@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 use syscalls::x86_64::Sysno;
 
 use super::signature::{self, Commands, Rule, Signature};
-use super::syscalls::{eventfd, fs, ids, mm, pipes, poll, proc, signal, socket, sync, time, xattr};
+use super::syscalls::{
+    epoll, eventfd, fs, ids, mm, pipes, poll, proc, signal, socket, sync, time, xattr,
+};
 use super::{Args, Kernel, SysResult};
 use crate::costs::work::{Direction, WorkClass};
 
@@ -137,6 +139,11 @@ pub static TABLE: &[Row] = &[
     call(Sysno::pipe2, "pv", pipes::pipe2),
     call(Sysno::eventfd, "v", eventfd::eventfd),
     call(Sysno::eventfd2, "vv", eventfd::eventfd2),
+    call(Sysno::epoll_create, "v", epoll::epoll_create),
+    call(Sysno::epoll_create1, "v", epoll::epoll_create1),
+    call(Sysno::epoll_ctl, "vvvp", epoll::epoll_ctl),
+    call(Sysno::epoll_wait, "vpvv", epoll::epoll_wait),
+    call(Sysno::epoll_pwait, "vpvvpv", epoll::epoll_pwait),
     call(Sysno::ioctl, "vvp", fs::ioctl),
     call(Sysno::getdents64, "vpv", fs::getdents64).work(WorkClass::OpenStat),
     call(Sysno::sendfile, "vvpv", fs::sendfile).transfer(Direction::Write),

@@ -18,11 +18,12 @@ const POLLOUT: i16 = libc::POLLOUT;
 const POLLERR: i16 = libc::POLLERR;
 const POLLHUP: i16 = libc::POLLHUP;
 const POLLNVAL: i16 = libc::POLLNVAL;
+const POLLRDHUP: i16 = libc::POLLRDHUP;
 /// Linux's `RLIMIT_NOFILE` cap on nfds.
 const MAX_POLL: u64 = 1024;
 
 /// The events ready on `file` now, of those asked for (POLLERR and POLLHUP always count).
-fn ready(file: &OpenFile, events: i16) -> i16 {
+pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
     let wanted = events | POLLERR | POLLHUP;
     if let Some(end) = file.socket() {
         let (rx, tx) = (end.rx.borrow(), end.tx.borrow());
@@ -40,7 +41,8 @@ fn ready(file: &OpenFile, events: i16) -> i16 {
         } else {
             0
         };
-        return (readable | writable | hung_up) & wanted;
+        let peer_shut = if rx.writers == 0 { POLLRDHUP } else { 0 };
+        return (readable | writable | hung_up | peer_shut) & wanted;
     }
     if let Channel::Event(end) = &file.channel {
         let value = end.counter.borrow().value;
@@ -110,7 +112,7 @@ fn poll_until(k: &mut Kernel, fds: u64, count: u64, deadline: Option<u64>) -> Sy
 /// Runs `scan` (which reports how many descriptors are ready, and is told whether the call
 /// ends anyway: its timeout passed), and waits until one is or `deadline` passes on the
 /// virtual clock (`None`: for ever).
-fn wait_ready(
+pub(super) fn wait_ready(
     k: &mut Kernel,
     deadline: Option<u64>,
     scan: impl FnOnce(&mut Kernel, bool) -> Result<u64, Errno>,
@@ -129,7 +131,7 @@ fn wait_ready(
 }
 
 /// The absolute deadline of a poll: kept across the task's retries of the same call.
-fn deadline(k: &mut Kernel, timeout_ns: Option<u64>) -> Option<u64> {
+pub(super) fn deadline(k: &mut Kernel, timeout_ns: Option<u64>) -> Option<u64> {
     match k.task.poll_deadline {
         Some(at) => Some(at),
         None => timeout_ns.map(|ns| k.elapsed_ns.saturating_add(ns)),
@@ -167,7 +169,7 @@ fn read_timeout(k: &mut Kernel, addr: u64, micros: bool) -> Result<Option<u64>, 
 
 /// Replaces the mask for the call (ppoll, pselect6) with the one at `addr`, if given; it
 /// comes back when the call returns, or after the handler of the signal that ends it.
-fn set_call_mask(k: &mut Kernel, addr: u64, size: u64) -> Result<(), Errno> {
+pub(super) fn set_call_mask(k: &mut Kernel, addr: u64, size: u64) -> Result<(), Errno> {
     if addr == 0 || k.task.signals.saved_mask.is_some() {
         return Ok(());
     }

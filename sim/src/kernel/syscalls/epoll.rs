@@ -1,0 +1,193 @@
+//! epoll_create, epoll_create1, epoll_ctl, epoll_wait and epoll_pwait, level-triggered and
+//! with EPOLLONESHOT, over the same readiness as poll (`poll::ready`): modelled pipes,
+//! sockets and eventfds, and host descriptors. A wait that finds nothing blocks the task as
+//! poll does. Edge-triggered entries (EPOLLET), EPOLLEXCLUSIVE and an epoll inside an epoll
+//! stop the run as unsupported.
+
+use std::cell::RefCell;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::rc::Rc;
+
+use nix::errno::Errno;
+
+use super::fs::host;
+use super::poll::{deadline, ready, set_call_mask, wait_ready};
+use crate::costs::work::DescriptorKind;
+use crate::kernel::epoll::{Entry, Interest};
+use crate::kernel::fd::{Channel, OpenFile};
+use crate::kernel::{Args, Kernel, SysError, SysResult};
+
+/// `struct epoll_event`, packed on x86-64: the events, then the data.
+const EVENT_SIZE: usize = 12;
+/// Linux's cap on maxevents: INT_MAX / sizeof(struct epoll_event).
+const MAX_EVENTS: u64 = (i32::MAX as u64) / EVENT_SIZE as u64;
+/// What an entry can ask for beyond what poll reports.
+const EPOLLONESHOT: u32 = 1 << 30;
+const EPOLLET: u32 = 1 << 31;
+const EPOLLEXCLUSIVE: u32 = 1 << 28;
+const EPOLLWAKEUP: u32 = 1 << 29;
+/// Reported whether asked for or not.
+const ALWAYS: u32 = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+
+pub fn epoll_create(k: &mut Kernel, a: &Args) -> SysResult {
+    if a[0] as i32 <= 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    epoll_create1(k, &[0, 0, 0, 0, 0, 0])
+}
+
+pub fn epoll_create1(k: &mut Kernel, a: &Args) -> SysResult {
+    let flags = a[0] as i32;
+    if flags & !libc::EPOLL_CLOEXEC != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    // SAFETY: plain syscall. The host epoll holds nothing: it answers fstat as Linux would
+    // for the guest's.
+    let raw = host(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: the host just made it; nobody else owns it.
+    let host = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let file = Rc::new(OpenFile {
+        host,
+        channel: Channel::Epoll(Rc::new(RefCell::new(Interest::default()))),
+        kind: DescriptorKind::Other,
+    });
+    Ok(k.proc
+        .fds
+        .install_file(file, flags & libc::EPOLL_CLOEXEC != 0, 0)?)
+}
+
+/// The interest list of epoll descriptor `fd`: EINVAL if it is another kind of file.
+fn interest(k: &mut Kernel, fd: u64) -> Result<Rc<RefCell<Interest>>, Errno> {
+    match &k.proc.fds.file(fd)?.channel {
+        Channel::Epoll(interest) => Ok(Rc::clone(interest)),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// epoll_ctl(epfd, op, fd, event), its errors in Linux's order (`do_epoll_ctl`): the event
+/// read (EFAULT), both descriptors (EBADF), a file that cannot be polled (EPERM), then an
+/// epfd that is no epoll, or the same file (EINVAL).
+pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
+    let (op, fd) = (a[1] as i32, a[2]);
+    let (events, data) = if op == libc::EPOLL_CTL_DEL {
+        (0, 0)
+    } else {
+        let raw = k.proc.mem.read_vec(a[3], EVENT_SIZE)?;
+        let events = u32::from_le_bytes(raw[..4].try_into().expect("four bytes"));
+        (
+            events,
+            u64::from_le_bytes(raw[4..].try_into().expect("eight bytes")),
+        )
+    };
+    let epoll = k.proc.fds.file(a[0])?;
+    let file = k.proc.fds.file(fd)?;
+    if matches!(file.kind, DescriptorKind::Regular) {
+        // A regular file is always ready: Linux will not watch it.
+        return Err(Errno::EPERM.into());
+    }
+    let Channel::Epoll(interest) = &epoll.channel else {
+        return Err(Errno::EINVAL.into());
+    };
+    if Rc::ptr_eq(&epoll, &file) {
+        return Err(Errno::EINVAL.into());
+    }
+    if matches!(file.channel, Channel::Epoll(_)) {
+        return Err(SysError::Unsupported("an epoll inside an epoll".into()));
+    }
+    if events & (EPOLLET | EPOLLEXCLUSIVE) != 0 {
+        return Err(SysError::Unsupported(format!(
+            "epoll_ctl with {} (only level-triggered entries are modelled)",
+            if events & EPOLLET != 0 {
+                "EPOLLET"
+            } else {
+                "EPOLLEXCLUSIVE"
+            }
+        )));
+    }
+    let events = events & !EPOLLWAKEUP;
+    let mut interest = interest.borrow_mut();
+    interest.forget_closed();
+    let exists = interest.find(fd, &file).is_some();
+    match op {
+        libc::EPOLL_CTL_ADD if exists => Err(Errno::EEXIST.into()),
+        libc::EPOLL_CTL_ADD => {
+            interest.entries.push(Entry {
+                fd,
+                file: Rc::downgrade(&file),
+                events,
+                data,
+                spent: false,
+            });
+            Ok(0)
+        }
+        libc::EPOLL_CTL_MOD => {
+            let entry = interest.find(fd, &file).ok_or(Errno::ENOENT)?;
+            entry.events = events;
+            entry.data = data;
+            entry.spent = false;
+            Ok(0)
+        }
+        libc::EPOLL_CTL_DEL if !exists => Err(Errno::ENOENT.into()),
+        libc::EPOLL_CTL_DEL => {
+            interest.entries.retain(|e| {
+                !(e.fd == fd && e.file.upgrade().is_some_and(|f| Rc::ptr_eq(&f, &file)))
+            });
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL.into()),
+    }
+}
+
+/// The ready entries, at most `max`, written as epoll_events at `out`; EPOLLONESHOT
+/// entries reported are spent.
+fn collect(
+    k: &mut Kernel,
+    interest: &Rc<RefCell<Interest>>,
+    out: u64,
+    max: usize,
+) -> Result<u64, Errno> {
+    let mut found = Vec::new();
+    {
+        let mut interest = interest.borrow_mut();
+        interest.forget_closed();
+        for entry in interest.entries.iter_mut().filter(|e| !e.spent) {
+            if found.len() == max {
+                break;
+            }
+            let Some(file) = entry.file.upgrade() else {
+                continue;
+            };
+            let wanted = (entry.events | ALWAYS) & 0xffff;
+            let happened = ready(&file, wanted as i16) as u16 as u32;
+            if happened != 0 {
+                found.push((happened, entry.data));
+                entry.spent = entry.events & EPOLLONESHOT != 0;
+            }
+        }
+    }
+    let mut bytes = Vec::with_capacity(found.len() * EVENT_SIZE);
+    for (events, data) in &found {
+        bytes.extend_from_slice(&events.to_le_bytes());
+        bytes.extend_from_slice(&data.to_le_bytes());
+    }
+    k.proc.mem.write(out, &bytes)?;
+    Ok(found.len() as u64)
+}
+
+/// epoll_wait(epfd, events, maxevents, timeout in ms; negative: for ever).
+pub fn epoll_wait(k: &mut Kernel, a: &Args) -> SysResult {
+    epoll_pwait(k, &[a[0], a[1], a[2], a[3], 0, 0])
+}
+
+/// epoll_pwait(epfd, events, maxevents, timeout, sigmask or NULL, sigsetsize).
+pub fn epoll_pwait(k: &mut Kernel, a: &Args) -> SysResult {
+    let interest = interest(k, a[0])?;
+    let max = a[2] as i32;
+    if max <= 0 || max as u64 > MAX_EVENTS {
+        return Err(Errno::EINVAL.into());
+    }
+    set_call_mask(k, a[4], a[5])?;
+    let timeout = a[3] as i32;
+    let until = deadline(k, (timeout >= 0).then(|| timeout as u64 * 1_000_000));
+    wait_ready(k, until, |k, _| collect(k, &interest, a[1], max as usize))
+}
