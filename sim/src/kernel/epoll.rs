@@ -15,6 +15,8 @@ pub struct Entry {
     pub data: u64,
     /// EPOLLONESHOT reported: nothing more until EPOLL_CTL_MOD.
     pub spent: bool,
+    /// Reported by the wait being collected (it goes to the back of the list).
+    pub reported: bool,
 }
 
 #[derive(Default)]

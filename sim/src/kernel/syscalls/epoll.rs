@@ -5,7 +5,7 @@
 //! stop the run as unsupported.
 
 use std::cell::RefCell;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 
 use nix::errno::Errno;
@@ -81,8 +81,8 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
     };
     let epoll = k.proc.fds.file(a[0])?;
     let file = k.proc.fds.file(fd)?;
-    if matches!(file.kind, DescriptorKind::Regular) {
-        // A regular file is always ready: Linux will not watch it.
+    if matches!(file.channel, Channel::Host) && !host_pollable(&epoll, &file) {
+        // A regular file, a directory, /dev/null: nothing Linux can watch.
         return Err(Errno::EPERM.into());
     }
     let Channel::Epoll(interest) = &epoll.channel else {
@@ -117,7 +117,11 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
                 events,
                 data,
                 spent: false,
+                reported: false,
             });
+            drop(interest);
+            // A task already waiting may now have something to report.
+            k.pipes_changed();
             Ok(0)
         }
         libc::EPOLL_CTL_MOD => {
@@ -125,6 +129,8 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
             entry.events = events;
             entry.data = data;
             entry.spent = false;
+            drop(interest);
+            k.pipes_changed();
             Ok(0)
         }
         libc::EPOLL_CTL_DEL if !exists => Err(Errno::ENOENT.into()),
@@ -138,8 +144,24 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
     }
 }
 
+/// Whether the host's epoll would watch `file`'s host descriptor: added to the epoll's own
+/// host instance and taken out again (EPERM is the answer for files that cannot be polled).
+fn host_pollable(epoll: &OpenFile, file: &OpenFile) -> bool {
+    let (ep, fd) = (epoll.host.as_raw_fd(), file.host.as_raw_fd());
+    let mut event = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: owned descriptors and a local event.
+    let added = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut event) };
+    if added != 0 {
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM);
+    }
+    // SAFETY: as above.
+    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, &mut event) };
+    true
+}
+
 /// The ready entries, at most `max`, written as epoll_events at `out`; EPOLLONESHOT
-/// entries reported are spent.
+/// entries reported are spent, and the others reported go to the back of the list, as
+/// Linux puts them back at the end of its ready list, so that no entry starves the rest.
 fn collect(
     k: &mut Kernel,
     interest: &Rc<RefCell<Interest>>,
@@ -162,8 +184,16 @@ fn collect(
             if happened != 0 {
                 found.push((happened, entry.data));
                 entry.spent = entry.events & EPOLLONESHOT != 0;
+                entry.reported = true;
             }
         }
+        let (reported, rest): (Vec<Entry>, Vec<Entry>) =
+            interest.entries.drain(..).partition(|e| e.reported);
+        interest.entries = rest;
+        interest.entries.extend(reported.into_iter().map(|e| Entry {
+            reported: false,
+            ..e
+        }));
     }
     let mut bytes = Vec::with_capacity(found.len() * EVENT_SIZE);
     for (events, data) in &found {
@@ -181,12 +211,25 @@ pub fn epoll_wait(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// epoll_pwait(epfd, events, maxevents, timeout, sigmask or NULL, sigsetsize).
 pub fn epoll_pwait(k: &mut Kernel, a: &Args) -> SysResult {
-    let interest = interest(k, a[0])?;
-    let max = a[2] as i32;
-    if max <= 0 || max as u64 > MAX_EVENTS {
-        return Err(Errno::EINVAL.into());
-    }
     set_call_mask(k, a[4], a[5])?;
+    // The descriptor first (EBADF, EINVAL), then maxevents, as Linux 6.18 answers.
+    let max = a[2] as i32;
+    let checked = interest(k, a[0]).and_then(|interest| {
+        if max <= 0 || max as u64 > MAX_EVENTS {
+            Err(Errno::EINVAL)
+        } else {
+            Ok(interest)
+        }
+    });
+    let interest = match checked {
+        Ok(interest) => interest,
+        Err(errno) => {
+            if let Some(mask) = k.task.signals.saved_mask.take() {
+                k.task.signals.mask = mask;
+            }
+            return Err(errno.into());
+        }
+    };
     let timeout = a[3] as i32;
     let until = deadline(k, (timeout >= 0).then(|| timeout as u64 * 1_000_000));
     wait_ready(k, until, |k, _| collect(k, &interest, a[1], max as usize))

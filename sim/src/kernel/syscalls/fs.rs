@@ -456,6 +456,19 @@ pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
 /// In-kernel copy between descriptors: no user memory is touched but the offset.
 pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
     let (out, in_fd) = (k.proc.fds.file(a[0])?, k.proc.fds.host(a[1])?);
+    match k.proc.fds.file(a[1])?.channel {
+        Channel::Host => {}
+        // Linux reads a sendfile's input through its file's splice_read, which pipes,
+        // eventfds and epolls lack (programs then read and write, as busybox cat does).
+        Channel::Pipe(_) | Channel::Event(_) | Channel::Epoll(_) => {
+            return Err(Errno::EINVAL.into())
+        }
+        Channel::Socket(_) => {
+            return Err(SysError::Unsupported(
+                "sendfile from a modelled socket".into(),
+            ))
+        }
+    }
     if out.pipe().is_some() {
         return super::pipes::sendfile_into(k, &out, in_fd, a[2], a[3]);
     }

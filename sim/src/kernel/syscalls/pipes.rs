@@ -64,7 +64,14 @@ pub(super) fn install_pair(
 ) -> SysResult {
     let [first, second] = files;
     let first = k.proc.fds.install_file(first, cloexec, 0)?;
-    let second = k.proc.fds.install_file(second, cloexec, 0)?;
+    let second = match k.proc.fds.install_file(second, cloexec, 0) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            // EMFILE for the second: the first goes too, as Linux takes both or neither.
+            k.proc.fds.close(first)?;
+            return Err(errno.into());
+        }
+    };
     let mut out = [0u8; 8];
     out[..4].copy_from_slice(&(first as i32).to_le_bytes());
     out[4..].copy_from_slice(&(second as i32).to_le_bytes());

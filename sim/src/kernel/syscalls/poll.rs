@@ -27,22 +27,34 @@ pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
     let wanted = events | POLLERR | POLLHUP;
     if let Some(end) = file.socket() {
         let (rx, tx) = (end.rx.borrow(), end.tx.borrow());
-        // Readable with data or at end of file (the peer shut its writing way); hung up
-        // when neither way is left.
-        let eof = rx.writers == 0 || end.read_shut.get();
-        let readable = if rx.available() > 0 || eof { POLLIN } else { 0 };
-        let writable = if tx.writable() && !end.write_shut.get() {
-            POLLOUT
+        // As Linux's `unix_poll`: the receiving way is shut by this socket's SHUT_RD or the
+        // peer's SHUT_WR or close, the sending way by its own SHUT_WR or the peer's SHUT_RD
+        // or close; POLLOUT is room to write, whatever is shut.
+        let receive_shut = end.read_shut.get() || rx.writers == 0;
+        let send_shut = end.write_shut.get() || tx.readers == 0;
+        let readable = if rx.available() > 0 || receive_shut {
+            POLLIN
         } else {
             0
         };
-        let hung_up = if eof && (tx.readers == 0 || end.write_shut.get()) {
+        let peer_shut = if receive_shut { POLLRDHUP } else { 0 };
+        let hung_up = if receive_shut && send_shut {
             POLLHUP
         } else {
             0
         };
-        let peer_shut = if rx.writers == 0 { POLLRDHUP } else { 0 };
+        let writable = if tx.writable() { POLLOUT } else { 0 };
         return (readable | writable | hung_up | peer_shut) & wanted;
+    }
+    if let Channel::Epoll(interest) = &file.channel {
+        // Readable when an entry would be reported (no epoll holds another: no recursion).
+        let interest = interest.borrow();
+        let mut live = interest.entries.iter().filter(|e| !e.spent);
+        let any = live.any(|e| {
+            let asked = ((e.events | (POLLERR | POLLHUP) as u32) & 0xffff) as i16;
+            e.file.upgrade().is_some_and(|f| ready(&f, asked) != 0)
+        });
+        return if any { POLLIN & wanted } else { 0 };
     }
     if let Channel::Event(end) = &file.channel {
         let value = end.counter.borrow().value;
@@ -118,13 +130,13 @@ pub(super) fn wait_ready(
     scan: impl FnOnce(&mut Kernel, bool) -> Result<u64, Errno>,
 ) -> SysResult {
     let timed_out = deadline.is_some_and(|at| at <= k.elapsed_ns);
-    let ready = scan(k, timed_out)?;
-    if ready > 0 || timed_out {
+    let ready = scan(k, timed_out);
+    if ready.is_err() || ready.as_ref().is_ok_and(|&n| n > 0) || timed_out {
         k.task.poll_deadline = None;
         if let Some(mask) = k.task.signals.saved_mask.take() {
             k.task.signals.mask = mask;
         }
-        return Ok(ready);
+        return Ok(ready?);
     }
     k.task.poll_deadline = deadline;
     Err(SysError::Block(Wait::Poll { until: deadline }))

@@ -24,6 +24,9 @@ use crate::kernel::fd::{Channel, OpenFile, SocketEnd};
 use crate::kernel::pipe::Pipe;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
+/// One past the highest address family Linux knows (`AF_MAX` in linux/socket.h, 6.x).
+const AF_MAX: i32 = 46;
+
 /// `struct sockaddr_un`: the family, then at most 108 bytes of path.
 const SOCKADDR_UN_SIZE: u64 = 110;
 
@@ -78,11 +81,15 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 /// socketpair(domain, type, protocol, sv): AF_UNIX SOCK_STREAM is modelled; another AF_UNIX
-/// type stops the run; another family is Linux's EOPNOTSUPP (only AF_UNIX has pairs).
+/// type stops the run; another family Linux knows is EOPNOTSUPP (only AF_UNIX has pairs),
+/// one it does not EAFNOSUPPORT.
 pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
     let (domain, kind, protocol) = (a[0] as i32, a[1] as i32, a[2] as i32);
     let flags = kind & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
     let base = kind & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    if !(0..AF_MAX).contains(&domain) {
+        return Err(Errno::EAFNOSUPPORT.into());
+    }
     if domain != libc::AF_UNIX {
         return Err(Errno::EOPNOTSUPP.into());
     }
@@ -91,7 +98,7 @@ pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
             "socketpair of AF_UNIX type {base} (only SOCK_STREAM is modelled)"
         )));
     }
-    if protocol != 0 {
+    if protocol != 0 && protocol != libc::PF_UNIX {
         return Err(Errno::EPROTONOSUPPORT.into());
     }
     let mut raw = [0i32; 2];
@@ -141,12 +148,18 @@ pub fn socket_io(
     let end = file.socket().expect("a modelled socket");
     let non_blocking = non_blocking || end.non_blocking.get();
     if into_guest {
-        if end.read_shut.get() {
+        // After its own SHUT_RD a socket still gives what was queued, then end of file.
+        if end.read_shut.get() && end.rx.borrow().available() == 0 {
             return Ok(0);
         }
         return stream_io(k, &end.rx, iov, true, non_blocking, signal);
     }
     if end.write_shut.get() {
+        // A blocked write that the shutdown cut off returns what it wrote.
+        let done = std::mem::take(&mut k.task.io_progress);
+        if done > 0 {
+            return Ok(done);
+        }
         return if signal {
             pipe_signal(k, Err(Errno::EPIPE))
         } else {
@@ -197,7 +210,8 @@ pub fn sendto(k: &mut Kernel, a: &Args) -> SysResult {
     let file = modelled_socket(k, a[0], "sendto")?;
     let (dont_wait, signal) =
         message_flags(a[3], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL, "sendto")?;
-    if a[4] != 0 {
+    // An address is one with a length (Linux ignores a pointer with length 0).
+    if a[4] != 0 && a[5] != 0 {
         return Err(Errno::EISCONN.into());
     }
     k.proc.mem.begin_transfer();
