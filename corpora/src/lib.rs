@@ -236,6 +236,8 @@ pub const CASES: &[Case] = &[
     case("eventfd_counts", "eventfd_counts", &[]),
     // epoll, level-triggered, over a pipe, a socketpair and eventfds.
     case("epoll_events", "epoll_events", &[]),
+    // Wake-ups another thread causes: epoll_ctl for a waiting epoll_wait, shutdown for a read.
+    case("event_wakeups", "event_wakeups", &[]),
     Case {
         companions: &["tiny_true"],
         ..case("create_proc", "create_proc", &["20"])
