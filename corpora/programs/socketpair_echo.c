@@ -2,8 +2,8 @@
  * its forked child (send and recv, read and write), then what Linux answers at the edges: a
  * recv with nothing there under MSG_DONTWAIT, poll before and after data, sendto with an
  * address, recvfrom's empty peer name, shutdown's end of file, a send to a closed peer with
- * MSG_NOSIGNAL (EPIPE, no signal), a pair of another family, and FIONREAD on a socket and a
- * pipe. Usage: socketpair_echo [N] */
+ * MSG_NOSIGNAL (EPIPE, no signal), a pair of another family, FIONREAD on a socket and a
+ * pipe, the pair's names and some of its options. Usage: socketpair_echo [N] */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -110,5 +110,19 @@ int main(int argc, char **argv) {
     printf("FIONREAD: socket %d,", queued);
     check(ioctl(pipe_ends[0], FIONREAD, &queued) == 0, "FIONREAD on a pipe");
     printf(" pipe %d\n", queued);
+    struct sockaddr_un me, peer;
+    socklen_t me_len = sizeof me, peer_len = 1;
+    check(getsockname(pair[0], (struct sockaddr *)&me, &me_len) == 0, "getsockname");
+    check(getpeername(pair[0], (struct sockaddr *)&peer, &peer_len) == 0, "getpeername");
+    printf("names: %u bytes, family %d; peer %u bytes in a 1-byte room\n", (unsigned)me_len,
+           me.sun_family, (unsigned)peer_len);
+    int type, domain, error = -1;
+    socklen_t len = sizeof type;
+    check(getsockopt(pair[0], SOL_SOCKET, SO_TYPE, &type, &len) == 0, "SO_TYPE");
+    len = sizeof domain;
+    check(getsockopt(pair[0], SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0, "SO_DOMAIN");
+    len = sizeof error;
+    check(getsockopt(pair[0], SOL_SOCKET, SO_ERROR, &error, &len) == 0, "SO_ERROR");
+    printf("SO_TYPE %d, SO_DOMAIN %d, SO_ERROR %d (%u bytes)\n", type, domain, error, (unsigned)len);
     return 0;
 }

@@ -249,3 +249,66 @@ pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
     k.pipes_changed();
     Ok(0)
 }
+
+/// Writes an unnamed AF_UNIX address (the family alone, as Linux gives for a socket of a pair)
+/// to `addr`, at most the length at `len`, and stores its full length there.
+fn give_unnamed(k: &mut Kernel, addr: u64, len: u64) -> SysResult {
+    let room = i32::from_le_bytes(k.proc.mem.read_vec(len, 4)?.try_into().expect("four bytes"));
+    if room < 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    let family = (libc::AF_UNIX as u16).to_le_bytes();
+    give(k, addr, &family[..family.len().min(room as usize)])?;
+    give(k, len, &(family.len() as u32).to_le_bytes())?;
+    Ok(0)
+}
+
+/// getsockname(fd, addr, len): a socket of a pair has no name.
+pub fn getsockname(k: &mut Kernel, a: &Args) -> SysResult {
+    modelled_socket(k, a[0], "getsockname")?;
+    give_unnamed(k, a[1], a[2])
+}
+
+/// getpeername(fd, addr, len): the peer of a pair has no name either.
+pub fn getpeername(k: &mut Kernel, a: &Args) -> SysResult {
+    modelled_socket(k, a[0], "getpeername")?;
+    give_unnamed(k, a[1], a[2])
+}
+
+/// What getsockopt answers for a socket of a pair, by SOL_SOCKET option: fixed facts.
+const FIXED_OPTIONS: &[(i32, i32)] = &[
+    (libc::SO_TYPE, libc::SOCK_STREAM),
+    (libc::SO_DOMAIN, libc::AF_UNIX),
+    (libc::SO_PROTOCOL, 0),
+    (libc::SO_ERROR, 0),
+    (libc::SO_ACCEPTCONN, 0),
+];
+
+/// getsockopt(fd, level, name, value, len): the options of `FIXED_OPTIONS`, as an int cut
+/// to the length given; any other option stops the run.
+pub fn getsockopt(k: &mut Kernel, a: &Args) -> SysResult {
+    modelled_socket(k, a[0], "getsockopt")?;
+    let (level, name) = (a[1] as i32, a[2] as i32);
+    let value = FIXED_OPTIONS
+        .iter()
+        .find(|(option, _)| level == libc::SOL_SOCKET && *option == name)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            SysError::Unsupported(format!("getsockopt of level {level}, option {name}"))
+        })?;
+    let room = i32::from_le_bytes(
+        k.proc
+            .mem
+            .read_vec(a[4], 4)?
+            .try_into()
+            .expect("four bytes"),
+    );
+    if room < 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    let bytes = value.to_le_bytes();
+    let n = bytes.len().min(room as usize);
+    give(k, a[3], &bytes[..n])?;
+    give(k, a[4], &(n as u32).to_le_bytes())?;
+    Ok(0)
+}
