@@ -415,10 +415,7 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
             )
         }
     };
-    let policy = match cli.on_unsupported_syscall {
-        UnsupportedPolicy::Stop => "stop",
-        UnsupportedPolicy::Enosys => "enosys",
-    };
+    let policy = value_name(cli.on_unsupported_syscall);
     // Compared with this machine's CPU, the simulated one follows its vendor.
     let vendor = match cli.cpu_vendor.unwrap_or(CpuVendorArg::Host).vendor() {
         Ok(vendor) => vendor.to_string(),
@@ -428,16 +425,17 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
         "--cost-model",
         &cli.cost_model,
         "--on-unsupported-syscall",
-        policy,
+        &policy,
         "--cpu-vendor",
         &vendor,
     ]
     .map(String::from)
     .into_iter()
-    .chain(cli.plant_bug.iter().flat_map(|bug| {
-        let name = bug.to_possible_value().expect("no skipped variants");
-        ["--plant-bug".to_string(), name.get_name().to_string()]
-    }))
+    .chain(
+        cli.plant_bug
+            .iter()
+            .flat_map(|&bug| ["--plant-bug".to_string(), value_name(bug)]),
+    )
     .collect();
     let config = oracle::CheckConfig {
         simulator: oracle::child::Simulator {
@@ -467,25 +465,25 @@ fn check(cli: &Cli, env: Vec<OsString>) -> ExitCode {
     ExitCode::from(if report.agrees() { 0 } else { 1 })
 }
 
+/// How a value of an option is written on the command line.
+fn value_name(value: impl ValueEnum) -> String {
+    let value = value.to_possible_value().expect("no skipped variants");
+    value.get_name().to_string()
+}
+
 /// The run's command in canonical form, for the plot's footer: every option that changes
 /// the run, then the program with its arguments (where the outputs go does not change it).
 fn plot_command(cli: &Cli) -> String {
-    let name = |value: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
-        value().map(|v| v.get_name().to_string())
-    };
     let lossy = |word: &OsString| word.to_string_lossy().into_owned();
     let mut words = vec![
         "simulate".to_string(),
         "--cost-model".to_string(),
         cli.cost_model.clone(),
         "--mode".to_string(),
-        name(&|| cli.mode.to_possible_value()).unwrap_or_default(),
+        value_name(cli.mode),
     ];
     let options: [(&str, Option<String>); 9] = [
-        (
-            "--cpu-vendor",
-            cli.cpu_vendor.and_then(|v| name(&|| v.to_possible_value())),
-        ),
+        ("--cpu-vendor", cli.cpu_vendor.map(value_name)),
         (
             "--seed",
             Some(cli.seed.to_string()).filter(|_| cli.seed != 0),
@@ -521,7 +519,10 @@ fn plot_command(cli: &Cli) -> String {
         }
     }
     if matches!(cli.on_unsupported_syscall, UnsupportedPolicy::Enosys) {
-        words.extend(["--on-unsupported-syscall".to_string(), "enosys".to_string()]);
+        words.extend([
+            "--on-unsupported-syscall".to_string(),
+            value_name(cli.on_unsupported_syscall),
+        ]);
     }
     if cli.clear_env {
         words.push("--clear-env".to_string());

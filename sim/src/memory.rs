@@ -1183,6 +1183,12 @@ impl AddressSpace {
         Ok(u64::from_le_bytes(buf))
     }
 
+    pub fn read_u32(&mut self, addr: u64) -> Result<u32, Errno> {
+        let mut buf = [0; 4];
+        self.read(addr, &mut buf)?;
+        Ok(u32::from_le_bytes(buf))
+    }
+
     /// An access the CPU itself makes for the guest (an emulated instruction), with ring 3's
     /// permission checks; unlike the kernel's copies it is not counted as copied bytes.
     pub fn cpu_access(&mut self, addr: u64, data: &mut [u8], write: bool) -> Result<(), Errno> {

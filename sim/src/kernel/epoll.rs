@@ -4,7 +4,7 @@
 //! entry is reported for as long as its file is ready, once if EPOLLONESHOT until it is
 //! modified.
 
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use super::fd::OpenFile;
 
@@ -15,8 +15,6 @@ pub struct Entry {
     pub data: u64,
     /// EPOLLONESHOT reported: nothing more until EPOLL_CTL_MOD.
     pub spent: bool,
-    /// Reported by the wait being collected (it goes to the back of the list).
-    pub reported: bool,
 }
 
 #[derive(Default)]
@@ -24,15 +22,17 @@ pub struct Interest {
     pub entries: Vec<Entry>,
 }
 
+impl Entry {
+    /// Whether this is the entry for descriptor `fd` naming `file`.
+    pub fn is(&self, fd: u64, file: &Rc<OpenFile>) -> bool {
+        self.fd == fd && self.file.upgrade().is_some_and(|f| Rc::ptr_eq(&f, file))
+    }
+}
+
 impl Interest {
     /// The entry for descriptor `fd` naming `file`, if it is still there.
-    pub fn find(&mut self, fd: u64, file: &std::rc::Rc<OpenFile>) -> Option<&mut Entry> {
-        self.entries.iter_mut().find(|e| {
-            e.fd == fd
-                && e.file
-                    .upgrade()
-                    .is_some_and(|f| std::rc::Rc::ptr_eq(&f, file))
-        })
+    pub fn find(&mut self, fd: u64, file: &Rc<OpenFile>) -> Option<&mut Entry> {
+        self.entries.iter_mut().find(|e| e.is(fd, file))
     }
 
     /// Drops the entries whose open file is gone, as Linux does when it is released.

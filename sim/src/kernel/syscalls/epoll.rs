@@ -11,7 +11,7 @@ use std::rc::Rc;
 use nix::errno::Errno;
 
 use super::fs::host;
-use super::poll::{deadline, ready, set_call_mask, wait_ready};
+use super::poll::{deadline, ready, restore_call_mask, set_call_mask, wait_ready};
 use crate::costs::work::DescriptorKind;
 use crate::kernel::epoll::{Entry, Interest};
 use crate::kernel::fd::{Channel, OpenFile};
@@ -117,7 +117,6 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
                 events,
                 data,
                 spent: false,
-                reported: false,
             });
             drop(interest);
             // A task already waiting may now have something to report.
@@ -135,12 +134,21 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
         }
         libc::EPOLL_CTL_DEL if !exists => Err(Errno::ENOENT.into()),
         libc::EPOLL_CTL_DEL => {
-            interest.entries.retain(|e| {
-                !(e.fd == fd && e.file.upgrade().is_some_and(|f| Rc::ptr_eq(&f, &file)))
-            });
+            interest.entries.retain(|e| !e.is(fd, &file));
             Ok(0)
         }
         _ => Err(Errno::EINVAL.into()),
+    }
+}
+
+/// The events of `entry` that have happened: none while it is spent or its file gone.
+pub(super) fn happened(entry: &Entry) -> u32 {
+    match entry.file.upgrade() {
+        Some(file) if !entry.spent => {
+            let asked = (entry.events | ALWAYS) & 0xffff;
+            ready(&file, asked as i16) as u16 as u32
+        }
+        _ => 0,
     }
 }
 
@@ -172,28 +180,25 @@ fn collect(
     {
         let mut interest = interest.borrow_mut();
         interest.forget_closed();
-        for entry in interest.entries.iter_mut().filter(|e| !e.spent) {
+        let mut reported = vec![false; interest.entries.len()];
+        for (entry, reported) in interest.entries.iter_mut().zip(&mut reported) {
             if found.len() == max {
                 break;
             }
-            let Some(file) = entry.file.upgrade() else {
-                continue;
-            };
-            let wanted = (entry.events | ALWAYS) & 0xffff;
-            let happened = ready(&file, wanted as i16) as u16 as u32;
+            let happened = happened(entry);
             if happened != 0 {
                 found.push((happened, entry.data));
                 entry.spent = entry.events & EPOLLONESHOT != 0;
-                entry.reported = true;
+                *reported = true;
             }
         }
-        let (reported, rest): (Vec<Entry>, Vec<Entry>) =
-            interest.entries.drain(..).partition(|e| e.reported);
-        interest.entries = rest;
-        interest.entries.extend(reported.into_iter().map(|e| Entry {
-            reported: false,
-            ..e
-        }));
+        let mut order = reported.into_iter();
+        let (back, front): (Vec<Entry>, Vec<Entry>) = interest
+            .entries
+            .drain(..)
+            .partition(|_| order.next().unwrap_or(false));
+        interest.entries = front;
+        interest.entries.extend(back);
     }
     let mut bytes = Vec::with_capacity(found.len() * EVENT_SIZE);
     for (events, data) in &found {
@@ -224,9 +229,7 @@ pub fn epoll_pwait(k: &mut Kernel, a: &Args) -> SysResult {
     let interest = match checked {
         Ok(interest) => interest,
         Err(errno) => {
-            if let Some(mask) = k.task.signals.saved_mask.take() {
-                k.task.signals.mask = mask;
-            }
+            restore_call_mask(k);
             return Err(errno.into());
         }
     };

@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
 
+use super::epoll::happened;
 use crate::kernel::fd::{Channel, OpenFile};
 use crate::kernel::sigframe::UNBLOCKABLE;
 use crate::kernel::task::Wait;
@@ -48,12 +49,7 @@ pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
     }
     if let Channel::Epoll(interest) = &file.channel {
         // Readable when an entry would be reported (no epoll holds another: no recursion).
-        let interest = interest.borrow();
-        let mut live = interest.entries.iter().filter(|e| !e.spent);
-        let any = live.any(|e| {
-            let asked = ((e.events | (POLLERR | POLLHUP) as u32) & 0xffff) as i16;
-            e.file.upgrade().is_some_and(|f| ready(&f, asked) != 0)
-        });
+        let any = interest.borrow().entries.iter().any(|e| happened(e) != 0);
         return if any { POLLIN & wanted } else { 0 };
     }
     if let Channel::Event(end) = &file.channel {
@@ -133,9 +129,7 @@ pub(super) fn wait_ready(
     let ready = scan(k, timed_out);
     if ready.is_err() || ready.as_ref().is_ok_and(|&n| n > 0) || timed_out {
         k.task.poll_deadline = None;
-        if let Some(mask) = k.task.signals.saved_mask.take() {
-            k.task.signals.mask = mask;
-        }
+        restore_call_mask(k);
         return Ok(ready?);
     }
     k.task.poll_deadline = deadline;
@@ -192,6 +186,13 @@ pub(super) fn set_call_mask(k: &mut Kernel, addr: u64, size: u64) -> Result<(), 
     let old = std::mem::replace(&mut k.task.signals.mask, mask);
     k.task.signals.saved_mask = Some(old);
     Ok(())
+}
+
+/// Gives back the mask `set_call_mask` replaced, as the call returns.
+pub(super) fn restore_call_mask(k: &mut Kernel) {
+    if let Some(mask) = k.task.signals.saved_mask.take() {
+        k.task.signals.mask = mask;
+    }
 }
 
 /// ppoll(fds, nfds, timeout timespec or NULL, sigmask or NULL, sigsetsize).

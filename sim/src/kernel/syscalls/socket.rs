@@ -192,11 +192,8 @@ fn modelled_socket(k: &mut Kernel, fd: u64, call: &str) -> Result<Rc<OpenFile>, 
     if file.socket().is_some() {
         return Ok(file);
     }
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat into a local buffer on an owned descriptor.
-    let is_socket = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&file.host), st.as_mut_ptr()) } == 0
-        // SAFETY: fstat succeeded, so it filled the buffer.
-        && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+    let is_socket = nix::sys::stat::fstat(&file.host)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
     if is_socket {
         return Err(SysError::Unsupported(format!(
             "{call} on an unconnected socket"
@@ -250,15 +247,18 @@ pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// The `socklen_t` a call finds at `len`: the room the caller gives; negative is EINVAL.
+fn room_at(k: &mut Kernel, len: u64) -> Result<usize, SysError> {
+    let room = k.proc.mem.read_u32(len)? as i32;
+    usize::try_from(room).map_err(|_| Errno::EINVAL.into())
+}
+
 /// Writes an unnamed AF_UNIX address (the family alone, as Linux gives for a socket of a pair)
 /// to `addr`, at most the length at `len`, and stores its full length there.
 fn give_unnamed(k: &mut Kernel, addr: u64, len: u64) -> SysResult {
-    let room = i32::from_le_bytes(k.proc.mem.read_vec(len, 4)?.try_into().expect("four bytes"));
-    if room < 0 {
-        return Err(Errno::EINVAL.into());
-    }
+    let room = room_at(k, len)?;
     let family = (libc::AF_UNIX as u16).to_le_bytes();
-    give(k, addr, &family[..family.len().min(room as usize)])?;
+    give(k, addr, &family[..family.len().min(room)])?;
     give(k, len, &(family.len() as u32).to_le_bytes())?;
     Ok(0)
 }
@@ -296,18 +296,9 @@ pub fn getsockopt(k: &mut Kernel, a: &Args) -> SysResult {
         .ok_or_else(|| {
             SysError::Unsupported(format!("getsockopt of level {level}, option {name}"))
         })?;
-    let room = i32::from_le_bytes(
-        k.proc
-            .mem
-            .read_vec(a[4], 4)?
-            .try_into()
-            .expect("four bytes"),
-    );
-    if room < 0 {
-        return Err(Errno::EINVAL.into());
-    }
+    let room = room_at(k, a[4])?;
     let bytes = value.to_le_bytes();
-    let n = bytes.len().min(room as usize);
+    let n = bytes.len().min(room);
     give(k, a[3], &bytes[..n])?;
     give(k, a[4], &(n as u32).to_le_bytes())?;
     Ok(0)
