@@ -3,33 +3,15 @@
  * (sorted by data, since Linux lists them in the order they became ready), EPOLLONESHOT
  * until EPOLL_CTL_MOD, EPOLLRDHUP, an entry gone with its file, and a child blocked in
  * epoll_wait that its parent's write wakes. */
-#include <errno.h>
+#include "check.h"
+
 #include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static const char *name(int err) {
-    switch (err) {
-    case EEXIST: return "EEXIST";
-    case ENOENT: return "ENOENT";
-    case EINVAL: return "EINVAL";
-    case EPERM: return "EPERM";
-    default: return "other";
-    }
-}
-
-static void check(int ok, const char *what) {
-    if (!ok) {
-        printf("epoll_events: %s failed: %s\n", what, name(errno));
-        exit(1);
-    }
-}
 
 static int add(int ep, int op, int fd, uint32_t events, uint64_t data) {
     struct epoll_event ev = {.events = events, .data.u64 = data};
@@ -58,7 +40,7 @@ static void show(int ep, int timeout, const char *when) {
 int main(int argc, char **argv) {
     (void)argc;
     check(epoll_create(0) < 0, "epoll_create(0)");
-    printf("epoll_create(0): %s\n", name(errno));
+    printf("epoll_create(0): %s\n", errno_name(errno));
     int ep = epoll_create1(EPOLL_CLOEXEC);
     check(ep >= 0, "epoll_create1");
     int p[2], s[2];
@@ -69,17 +51,17 @@ int main(int argc, char **argv) {
     check(add(ep, EPOLL_CTL_ADD, s[0], EPOLLIN | EPOLLRDHUP, 2) == 0, "add the socket");
     check(add(ep, EPOLL_CTL_ADD, e, EPOLLIN | EPOLLONESHOT, 3) == 0, "add the eventfd");
     check(add(ep, EPOLL_CTL_ADD, p[0], EPOLLIN, 9) < 0, "adding twice");
-    printf("add twice: %s\n", name(errno));
+    printf("add twice: %s\n", errno_name(errno));
     check(add(ep, EPOLL_CTL_MOD, s[1], EPOLLIN, 9) < 0, "modifying what is not there");
-    printf("mod of a stranger: %s\n", name(errno));
+    printf("mod of a stranger: %s\n", errno_name(errno));
     check(add(ep, EPOLL_CTL_DEL, s[1], 0, 0) < 0, "deleting what is not there");
-    printf("del of a stranger: %s\n", name(errno));
+    printf("del of a stranger: %s\n", errno_name(errno));
     check(add(ep, EPOLL_CTL_ADD, ep, EPOLLIN, 9) < 0, "adding itself");
-    printf("add itself: %s\n", name(errno));
+    printf("add itself: %s\n", errno_name(errno));
     int file = open(argv[0], O_RDONLY);
     check(file >= 0, "open");
     check(add(ep, EPOLL_CTL_ADD, file, EPOLLIN, 9) < 0, "adding a regular file");
-    printf("add a regular file: %s\n", name(errno));
+    printf("add a regular file: %s\n", errno_name(errno));
     show(ep, 0, "nothing yet");
     uint64_t one = 1;
     check(write(p[1], "x", 1) == 1 && write(e, &one, 8) == 8, "writes");
@@ -110,6 +92,6 @@ int main(int argc, char **argv) {
     check(waitpid(child, &status, 0) == child, "waitpid");
     struct epoll_event ev;
     check(epoll_wait(ep, &ev, 0, 0) < 0, "maxevents 0");
-    printf("maxevents 0: %s\n", name(errno));
+    printf("maxevents 0: %s\n", errno_name(errno));
     return 0;
 }

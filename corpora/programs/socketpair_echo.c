@@ -4,35 +4,14 @@
  * address, recvfrom's empty peer name, shutdown's end of file, a send to a closed peer with
  * MSG_NOSIGNAL (EPIPE, no signal), a pair of another family, FIONREAD on a socket and a
  * pipe, the pair's names and some of its options. Usage: socketpair_echo [N] */
-#include <errno.h>
+#include "check.h"
+
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static const char *name(int err) {
-    switch (err) {
-    case EAGAIN: return "EAGAIN";
-    case EPIPE: return "EPIPE";
-    case EISCONN: return "EISCONN";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ENOTSOCK: return "ENOTSOCK";
-    case EINVAL: return "EINVAL";
-    default: return "other";
-    }
-}
-
-static void check(int ok, const char *what) {
-    if (!ok) {
-        printf("socketpair_echo: %s failed: %s\n", what, name(errno));
-        exit(1);
-    }
-}
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000;
@@ -59,14 +38,14 @@ int main(int argc, char **argv) {
     close(sv[1]);
     char c = 0, back;
     check(recv(sv[0], &back, 1, MSG_DONTWAIT) < 0, "an empty recv");
-    printf("empty recv with MSG_DONTWAIT: %s\n", name(errno));
+    printf("empty recv with MSG_DONTWAIT: %s\n", errno_name(errno));
     struct pollfd p = {.fd = sv[0], .events = POLLIN | POLLOUT};
     check(poll(&p, 1, 0) == 1, "poll");
     printf("poll before data: %s%s\n", p.revents & POLLIN ? "in " : "", p.revents & POLLOUT ? "out" : "");
     struct sockaddr_un somewhere = {.sun_family = AF_UNIX};
     strcpy(somewhere.sun_path, "/nowhere");
     check(sendto(sv[0], &c, 1, 0, (struct sockaddr *)&somewhere, sizeof somewhere) < 0, "sendto");
-    printf("sendto with an address: %s\n", name(errno));
+    printf("sendto with an address: %s\n", errno_name(errno));
     for (long i = 0; i < n; i++) {
         check(send(sv[0], &c, 1, 0) == 1, "send");
         if (i == 0) {
@@ -95,14 +74,14 @@ int main(int argc, char **argv) {
     printf("poll after the peer closed: %s%s\n", p.revents & POLLIN ? "in " : "", p.revents & POLLHUP ? "hup" : "");
     check(recv(sv[0], &back, 1, 0) == 0, "end of file");
     check(send(sv[0], &c, 1, MSG_NOSIGNAL) < 0, "a send after shutdown");
-    printf("send after shutdown, MSG_NOSIGNAL: %s\n", name(errno));
+    printf("send after shutdown, MSG_NOSIGNAL: %s\n", errno_name(errno));
     check(shutdown(sv[0], 7) < 0, "a bad shutdown");
-    printf("shutdown how 7: %s\n", name(errno));
+    printf("shutdown how 7: %s\n", errno_name(errno));
     check(shutdown(1, SHUT_RD) < 0, "shutdown of stdout");
-    printf("shutdown of a pipe or file: %s\n", name(errno));
+    printf("shutdown of a pipe or file: %s\n", errno_name(errno));
     int other[2];
     check(socketpair(AF_INET, SOCK_STREAM, 0, other) < 0, "an AF_INET pair");
-    printf("socketpair(AF_INET): %s\n", name(errno));
+    printf("socketpair(AF_INET): %s\n", errno_name(errno));
     int queued, pair[2], pipe_ends[2];
     check(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0 && pipe(pipe_ends) == 0, "another pair");
     check(write(pair[0], "abc", 3) == 3 && write(pipe_ends[1], "hello", 5) == 5, "writes");
