@@ -36,12 +36,9 @@ pub fn grouped_bars(title: &str, y_label: &str, footer: &str, panels: &[BarPanel
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).expect("in memory");
-        let (head, rest) = root.split_vertically(TITLE_HEIGHT);
-        let (body, foot) = rest.split_vertically(rows * PANEL_HEIGHT);
+        let (head, body) =
+            page(&root, TITLE_HEIGHT + rows * PANEL_HEIGHT, footer).split_vertically(TITLE_HEIGHT);
         head.titled(title, ("sans-serif", 24)).expect("in memory");
-        foot.draw_text(footer, &("sans-serif", 12).into_text_style(&foot), (10, 8))
-            .expect("in memory");
         for (area, panel) in body.split_evenly((rows as usize, 2)).iter().zip(panels) {
             draw_panel(area, y_label, panel);
         }
@@ -76,13 +73,7 @@ fn draw_panel(
         .y_desc(y_label)
         .x_labels(groups)
         .x_label_style(("sans-serif", 11))
-        .x_label_formatter(&|x| {
-            let group = x.round();
-            match labels.get(group as usize) {
-                Some(label) if (x - group).abs() < 1e-9 && group >= 0.0 => label.clone(),
-                _ => String::new(),
-            }
-        })
+        .x_label_formatter(&|x| category_label(&labels, *x))
         .y_label_formatter(&|v| grouped(*v))
         .draw()
         .expect("in memory");
@@ -130,10 +121,7 @@ pub fn stacked_bars(title: &str, y_label: &str, footer: &str, stacks: &Stacks) -
             (WIDTH / 2 + 200, PANEL_HEIGHT * 3 / 2 + FOOTER_HEIGHT),
         )
         .into_drawing_area();
-        root.fill(&WHITE).expect("in memory");
-        let (body, foot) = root.split_vertically(PANEL_HEIGHT * 3 / 2);
-        foot.draw_text(footer, &("sans-serif", 12).into_text_style(&foot), (10, 8))
-            .expect("in memory");
+        let body = page(&root, PANEL_HEIGHT * 3 / 2, footer);
         let mut chart = ChartBuilder::on(&body)
             .caption(title, ("sans-serif", 18))
             .margin(16)
@@ -147,13 +135,7 @@ pub fn stacked_bars(title: &str, y_label: &str, footer: &str, stacks: &Stacks) -
             .disable_x_mesh()
             .y_desc(y_label)
             .x_labels(bars)
-            .x_label_formatter(&|x| {
-                let bar = x.round();
-                match labels.get(bar as usize) {
-                    Some(label) if (x - bar).abs() < 1e-9 && bar >= 0.0 => label.clone(),
-                    _ => String::new(),
-                }
-            })
+            .x_label_formatter(&|x| category_label(&labels, *x))
             .y_label_formatter(&|v| grouped(*v))
             .draw()
             .expect("in memory");
@@ -187,6 +169,29 @@ pub fn stacked_bars(title: &str, y_label: &str, footer: &str, stacks: &Stacks) -
         root.present().expect("in memory");
     }
     svg
+}
+
+/// A white page whose bottom strip holds `footer`; the area above it, `body_height` high.
+fn page<'a>(
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    body_height: u32,
+    footer: &str,
+) -> DrawingArea<SVGBackend<'a>, plotters::coord::Shift> {
+    root.fill(&WHITE).expect("in memory");
+    let (body, foot) = root.split_vertically(body_height);
+    foot.draw_text(footer, &("sans-serif", 12).into_text_style(&foot), (10, 8))
+        .expect("in memory");
+    body
+}
+
+/// The label of category `x` on an axis whose categories sit on the whole numbers; none
+/// between them.
+fn category_label(labels: &[String], x: f64) -> String {
+    let category = x.round();
+    match labels.get(category as usize) {
+        Some(label) if (x - category).abs() < 1e-9 && category >= 0.0 => label.clone(),
+        _ => String::new(),
+    }
 }
 
 /// The series' names and colours, in the plot's upper left corner.
@@ -299,14 +304,7 @@ impl LineChart<'_> {
         {
             let root = SVGBackend::with_string(&mut svg, (WIDTH, 2 * PANEL_HEIGHT + FOOTER_HEIGHT))
                 .into_drawing_area();
-            root.fill(&WHITE).expect("in memory");
-            let (body, foot) = root.split_vertically(2 * PANEL_HEIGHT);
-            foot.draw_text(
-                self.footer,
-                &("sans-serif", 12).into_text_style(&foot),
-                (10, 8),
-            )
-            .expect("in memory");
+            let body = page(&root, 2 * PANEL_HEIGHT, self.footer);
             let mut chart = ChartBuilder::on(&body)
                 .caption(self.title, ("sans-serif", 24))
                 .margin(16)
