@@ -232,6 +232,14 @@ pub const CASES: &[Case] = &[
     case("psr", "psr", &["200"]),
     // A connected AF_UNIX stream pair between a parent and its child, and its edges.
     case("socketpair_echo", "socketpair_echo", &["200"]),
+    // Our own client and server, over loopback TCP (IPv4 and IPv6) and AF_UNIX (a socket
+    // file and an autobound abstract name): request/response round trips.
+    case("net_echo_tcp", "net_echo", &["tcp", "2000"]),
+    case("net_echo_tcp6", "net_echo", &["tcp6", "300"]),
+    case("net_echo_unix", "net_echo", &["unix", "2000"]),
+    case("net_echo_abstract", "net_echo", &["abstract", "300"]),
+    // Linux's answers at the edges of bind, listen, connect, accept and their options.
+    case("net_edges", "net_edges", &[]),
     // eventfd counters, their edges, and a read in a child that a write wakes.
     case("eventfd_counts", "eventfd_counts", &[]),
     // epoll, level-triggered, over a pipe, a socketpair and eventfds.

@@ -11,6 +11,7 @@ pub mod fd;
 pub mod futex;
 pub mod history;
 pub mod machine_files;
+pub mod net;
 pub mod pipe;
 pub mod process;
 pub mod random;
@@ -18,6 +19,7 @@ pub mod sched;
 pub mod sigframe;
 pub mod signal;
 pub mod signature;
+pub mod socket;
 pub mod syscalls;
 pub mod table;
 pub mod task;
@@ -143,6 +145,8 @@ pub struct Kernel {
     next_pid: Pid,
     /// The last pipe's name.
     next_pipe_id: u64,
+    /// The network namespace every process shares.
+    pub net: net::Network,
     /// How the first process ended, once it has: the run's exit status.
     pub first_exit: Option<Exit>,
     /// Past this many live tasks, fork and clone fail with EAGAIN (`--max-tasks`).
@@ -238,6 +242,7 @@ impl Kernel {
             yielded: false,
             next_pid: FIRST_PID + 1,
             next_pipe_id: 0,
+            net: net::Network::default(),
             first_exit: None,
             max_tasks: DEFAULT_MAX_TASKS,
             seed: 0,

@@ -5,7 +5,9 @@
 //!
 //! A pipe end's host descriptor is one end of a host pipe that carries no data: it answers
 //! what needs no model (fstat, F_GETFL and F_SETFL, lseek's ESPIPE, ioctl's ENOTTY) as
-//! Linux would. A modelled socket's is one end of a host socket pair, likewise.
+//! Linux would. A modelled socket's is a host AF_UNIX socket, likewise, which is bound
+//! to the guest's path when the guest binds to one (so the socket file exists) and is
+//! never connected.
 //!
 //! Guest numbers follow Linux: the lowest free number is taken. The guest's 0, 1 and 2
 //! are duplicates of the host's, so a guest that closes its stdout leaves the simulator's
@@ -18,6 +20,7 @@ use std::rc::Rc;
 use super::epoll::Interest;
 use super::eventfd::Counter;
 use super::pipe::Pipe;
+use super::socket::{Socket, SocketEnd};
 use crate::costs::work::DescriptorKind;
 
 use nix::errno::Errno;
@@ -39,8 +42,8 @@ pub enum Channel {
     Host,
     /// A modelled pipe.
     Pipe(PipeEnd),
-    /// A modelled connected socket.
-    Socket(SocketEnd),
+    /// A modelled socket.
+    Socket(Socket),
     /// A modelled eventfd counter.
     Event(EventEnd),
     /// An epoll instance's interest list.
@@ -65,34 +68,6 @@ pub struct PipeEnd {
     pub non_blocking: Cell<bool>,
 }
 
-/// One end of a modelled connected stream socket (socketpair's AF_UNIX SOCK_STREAM): a pipe
-/// each way, this end reading `rx` and writing `tx`.
-pub struct SocketEnd {
-    pub rx: Rc<RefCell<Pipe>>,
-    pub tx: Rc<RefCell<Pipe>>,
-    /// O_NONBLOCK, as for a pipe end.
-    pub non_blocking: Cell<bool>,
-    /// shutdown's SHUT_RD and SHUT_WR: that way is closed before the last descriptor is.
-    pub read_shut: Cell<bool>,
-    pub write_shut: Cell<bool>,
-}
-
-impl SocketEnd {
-    /// Closes the reading way: reads see end of file, the peer's writes EPIPE.
-    pub fn shut_read(&self) {
-        if !self.read_shut.replace(true) {
-            self.rx.borrow_mut().readers -= 1;
-        }
-    }
-
-    /// Closes the writing way: the peer reads end of file, writes here get EPIPE.
-    pub fn shut_write(&self) {
-        if !self.write_shut.replace(true) {
-            self.tx.borrow_mut().writers -= 1;
-        }
-    }
-}
-
 impl OpenFile {
     /// Whether reads and writes go through a modelled pipe or socket, not the host.
     pub fn is_modelled(&self) -> bool {
@@ -106,11 +81,16 @@ impl OpenFile {
         }
     }
 
-    pub fn socket(&self) -> Option<&SocketEnd> {
+    pub fn socket(&self) -> Option<&Socket> {
         match &self.channel {
-            Channel::Socket(end) => Some(end),
+            Channel::Socket(socket) => Some(socket),
             _ => None,
         }
+    }
+
+    /// A connected socket's end of its connection.
+    pub fn stream(&self) -> Option<&SocketEnd> {
+        self.socket().and_then(|s| s.connection.get())
     }
 
     /// A modelled channel's own O_NONBLOCK (the host descriptor keeps its flags too).
@@ -118,7 +98,7 @@ impl OpenFile {
         match &self.channel {
             Channel::Host => None,
             Channel::Pipe(end) => Some(&end.non_blocking),
-            Channel::Socket(end) => Some(&end.non_blocking),
+            Channel::Socket(socket) => Some(&socket.non_blocking),
             Channel::Event(end) => Some(&end.non_blocking),
             Channel::Epoll(_) => None,
         }
@@ -130,7 +110,12 @@ impl OpenFile {
         match &self.channel {
             Channel::Host | Channel::Event(_) | Channel::Epoll(_) => None,
             Channel::Pipe(end) => Some(end.pipe.borrow().available()),
-            Channel::Socket(end) => Some(end.rx.borrow().available()),
+            Channel::Socket(socket) => Some(
+                socket
+                    .connection
+                    .get()
+                    .map_or(0, |end| end.rx.borrow().available()),
+            ),
         }
     }
 
@@ -158,12 +143,8 @@ impl OpenFile {
 }
 
 impl Drop for OpenFile {
-    /// The last descriptor of a pipe end or socket closes it.
+    /// The last descriptor of a pipe end closes it (a socket's closes itself).
     fn drop(&mut self) {
-        if let Channel::Socket(end) = &self.channel {
-            end.shut_read();
-            end.shut_write();
-        }
         if let Channel::Pipe(end) = &self.channel {
             let mut pipe = end.pipe.borrow_mut();
             if end.writer {

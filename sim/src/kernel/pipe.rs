@@ -17,6 +17,9 @@ pub struct Pipe {
     /// Open file descriptions of each end.
     pub readers: u32,
     pub writers: u32,
+    /// One way of a socket whose writer was closed with data unread: the reader gets
+    /// ECONNRESET once, after the bytes queued.
+    pub reset: bool,
 }
 
 /// What a read or write on a pipe can do now.
@@ -37,6 +40,7 @@ impl Pipe {
             buf: VecDeque::new(),
             readers: 1,
             writers: 1,
+            reset: false,
         }
     }
 

@@ -11,6 +11,8 @@ pub mod poll;
 pub mod proc;
 pub mod signal;
 pub mod socket;
+pub mod socket_io;
+pub mod sockopt;
 pub mod sync;
 pub mod time;
 pub mod xattr;

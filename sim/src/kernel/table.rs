@@ -11,7 +11,8 @@ use syscalls::x86_64::Sysno;
 
 use super::signature::{self, Commands, Rule, Signature};
 use super::syscalls::{
-    epoll, eventfd, fs, ids, mm, pipes, poll, proc, signal, socket, sync, time, xattr,
+    epoll, eventfd, fs, ids, mm, pipes, poll, proc, signal, socket, socket_io, sockopt, sync, time,
+    xattr,
 };
 use super::{Args, Kernel, SysResult};
 use crate::costs::work::{Direction, WorkClass};
@@ -166,14 +167,19 @@ pub static TABLE: &[Row] = &[
     call(Sysno::readlinkat, "vppv", fs::readlinkat).work(WorkClass::OpenStat),
     call(Sysno::copy_file_range, "vpvpvv", fs::copy_file_range).work(WorkClass::FileWrite),
     call(Sysno::socket, "vvv", socket::socket),
-    call(Sysno::connect, "vpv", socket::connect),
     call(Sysno::socketpair, "vvvp", socket::socketpair),
-    call(Sysno::sendto, "vpvvpv", socket::sendto).transfer(Direction::Write),
-    call(Sysno::recvfrom, "vpvvpp", socket::recvfrom).transfer(Direction::Read),
+    call(Sysno::bind, "vpv", socket::bind),
+    call(Sysno::listen, "vv", socket::listen),
+    call(Sysno::connect, "vpv", socket::connect),
+    call(Sysno::accept, "vpp", socket::accept),
+    call(Sysno::accept4, "vppv", socket::accept4),
+    call(Sysno::sendto, "vpvvpv", socket_io::sendto).transfer(Direction::Write),
+    call(Sysno::recvfrom, "vpvvpp", socket_io::recvfrom).transfer(Direction::Read),
     call(Sysno::shutdown, "vv", socket::shutdown).work(WorkClass::Descriptor),
     call(Sysno::getsockname, "vpp", socket::getsockname).work(WorkClass::Descriptor),
     call(Sysno::getpeername, "vpp", socket::getpeername).work(WorkClass::Descriptor),
-    call(Sysno::getsockopt, "vvvpp", socket::getsockopt).work(WorkClass::Descriptor),
+    call(Sysno::setsockopt, "vvvpv", sockopt::setsockopt).work(WorkClass::Descriptor),
+    call(Sysno::getsockopt, "vvvpp", sockopt::getsockopt).work(WorkClass::Descriptor),
     call(Sysno::getxattr, "pppv", xattr::getxattr),
     call(Sysno::lgetxattr, "pppv", xattr::lgetxattr),
     call(Sysno::fgetxattr, "vppv", xattr::fgetxattr),

@@ -95,6 +95,10 @@ pub enum Wait {
     PipeRead { pipe: u64 },
     /// Room in, or no reader left on, pipe `pipe`.
     PipeWrite { pipe: u64 },
+    /// A connection to listening socket `listener` (accept).
+    Accept { listener: u64 },
+    /// Room in listening socket `listener`'s full accept queue (connect).
+    Connect { listener: u64 },
     /// A change of eventfd counter `counter`: a count to read, or room to write.
     Eventfd { counter: u64 },
     /// A signal (rt_sigsuspend, pause).
@@ -114,6 +118,15 @@ impl std::fmt::Display for Wait {
             Wait::Vfork { child } => write!(f, "its vfork child {child} to exec or exit"),
             Wait::PipeRead { pipe } => write!(f, "a read of empty pipe {pipe}"),
             Wait::PipeWrite { pipe } => write!(f, "a write to full pipe {pipe}"),
+            Wait::Accept { listener } => {
+                write!(f, "a connection to listening socket {listener} (accept)")
+            }
+            Wait::Connect { listener } => {
+                write!(
+                    f,
+                    "room in the accept queue of listening socket {listener} (connect)"
+                )
+            }
             Wait::Eventfd { counter } => write!(f, "a change of eventfd {counter}"),
             Wait::Suspend => write!(f, "a signal"),
             Wait::Poll { .. } => write!(f, "a poll to find a descriptor ready"),

@@ -87,7 +87,7 @@ impl Kernel {
         tid
     }
 
-    /// A name for a new pipe (or eventfd counter: they share the names).
+    /// A name for a new pipe (or eventfd counter, or listener: they share the names).
     pub fn alloc_pipe_id(&mut self) -> u64 {
         self.next_pipe_id += 1;
         self.next_pipe_id
@@ -98,6 +98,8 @@ impl Kernel {
         self.wake_waiting(|wait| match wait {
             Wait::PipeRead { pipe: p }
             | Wait::PipeWrite { pipe: p }
+            | Wait::Accept { listener: p }
+            | Wait::Connect { listener: p }
             | Wait::Eventfd { counter: p } => *p == pipe,
             Wait::Poll { .. } => true,
             _ => false,
@@ -110,7 +112,11 @@ impl Kernel {
         self.wake_waiting(|wait| {
             matches!(
                 wait,
-                Wait::PipeRead { .. } | Wait::PipeWrite { .. } | Wait::Poll { .. }
+                Wait::PipeRead { .. }
+                    | Wait::PipeWrite { .. }
+                    | Wait::Accept { .. }
+                    | Wait::Connect { .. }
+                    | Wait::Poll { .. }
             )
         });
     }

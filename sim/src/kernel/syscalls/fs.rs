@@ -195,7 +195,7 @@ fn host_io(
         return super::pipes::pipe_io(k, &file, iov, into_guest);
     }
     if file.socket().is_some() {
-        return super::socket::socket_io(k, &file, iov, into_guest, false, true);
+        return super::socket_io::socket_io(k, &file, iov, into_guest, false, true);
     }
     if let Channel::Event(_) = file.channel {
         return super::eventfd::eventfd_io(k, &file, iov, into_guest);
@@ -473,9 +473,7 @@ pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
         return super::pipes::sendfile_into(k, &out, in_fd, a[2], a[3]);
     }
     if out.socket().is_some() {
-        return Err(SysError::Unsupported(
-            "sendfile to a modelled socket".into(),
-        ));
+        return super::socket_io::sendfile_into(k, &out, in_fd, a[2], a[3]);
     }
     let out_fd = out.host.as_raw_fd();
     let mut offset = if a[2] == 0 {

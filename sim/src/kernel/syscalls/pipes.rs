@@ -157,9 +157,7 @@ pub(super) fn stream_io(
     Err(SysError::Block(Wait::PipeWrite { pipe: id }))
 }
 
-/// sendfile into a pipe end: up to `count` bytes of host descriptor `from` (at the offset
-/// stored at guest address `offset`, if not 0, else at its position) go into the pipe, as
-/// many as it has room for; a full pipe blocks the task or answers EAGAIN.
+/// sendfile into a pipe end (see `sendfile_into_way`).
 pub fn sendfile_into(
     k: &mut Kernel,
     file: &Rc<OpenFile>,
@@ -171,8 +169,24 @@ pub fn sendfile_into(
     if !end.writer {
         return Err(Errno::EBADF.into());
     }
+    let non_blocking = file.non_blocking().is_some_and(Cell::get);
+    sendfile_into_way(k, &end.pipe, non_blocking, from, offset, count)
+}
+
+/// sendfile into `pipe` (a pipe, or a socket's way out): up to `count` bytes of host
+/// descriptor `from` (at the offset stored at guest address `offset`, if not 0, else at its
+/// position) go in, as many as it has room for; a full pipe blocks the task or answers
+/// EAGAIN.
+pub(super) fn sendfile_into_way(
+    k: &mut Kernel,
+    pipe: &Rc<RefCell<Pipe>>,
+    non_blocking: bool,
+    from: std::os::fd::RawFd,
+    offset: u64,
+    count: u64,
+) -> SysResult {
     let (id, readers, room) = {
-        let pipe = end.pipe.borrow();
+        let pipe = pipe.borrow();
         (
             pipe.id,
             pipe.readers,
@@ -183,7 +197,7 @@ pub fn sendfile_into(
         return pipe_signal(k, Err(Errno::EPIPE));
     }
     if room == 0 {
-        if file.non_blocking().is_some_and(Cell::get) {
+        if non_blocking {
             return Err(Errno::EAGAIN.into());
         }
         return Err(SysError::Block(Wait::PipeWrite { pipe: id }));
@@ -204,7 +218,7 @@ pub fn sendfile_into(
     if let Some(at) = at {
         k.proc.mem.write(offset, &(at + got as u64).to_le_bytes())?;
     }
-    end.pipe.borrow_mut().write(&buf[..got], got);
+    pipe.borrow_mut().write(&buf[..got], got);
     if got > 0 {
         k.wake_pipe_waiters(id);
     }

@@ -9,6 +9,7 @@ use nix::errno::Errno;
 use super::epoll::happened;
 use crate::kernel::fd::{Channel, OpenFile};
 use crate::kernel::sigframe::UNBLOCKABLE;
+use crate::kernel::socket::Socket;
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
@@ -26,26 +27,8 @@ const MAX_POLL: u64 = 1024;
 /// The events ready on `file` now, of those asked for (POLLERR and POLLHUP always count).
 pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
     let wanted = events | POLLERR | POLLHUP;
-    if let Some(end) = file.socket() {
-        let (rx, tx) = (end.rx.borrow(), end.tx.borrow());
-        // As Linux's `unix_poll`: the receiving way is shut by this socket's SHUT_RD or the
-        // peer's SHUT_WR or close, the sending way by its own SHUT_WR or the peer's SHUT_RD
-        // or close; POLLOUT is room to write, whatever is shut.
-        let receive_shut = end.read_shut.get() || rx.writers == 0;
-        let send_shut = end.write_shut.get() || tx.readers == 0;
-        let readable = if rx.available() > 0 || receive_shut {
-            POLLIN
-        } else {
-            0
-        };
-        let peer_shut = if receive_shut { POLLRDHUP } else { 0 };
-        let hung_up = if receive_shut && send_shut {
-            POLLHUP
-        } else {
-            0
-        };
-        let writable = if tx.writable() { POLLOUT } else { 0 };
-        return (readable | writable | hung_up | peer_shut) & wanted;
+    if let Some(socket) = file.socket() {
+        return socket_ready(socket) & wanted;
     }
     if let Channel::Epoll(interest) = &file.channel {
         // Readable when an entry would be reported (no epoll holds another: no recursion).
@@ -85,6 +68,41 @@ pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
         }
     };
     happened & wanted
+}
+
+/// A socket's events, as Linux's `unix_poll` and `tcp_poll` give them.
+fn socket_ready(socket: &Socket) -> i16 {
+    if let Some(listener) = socket.listener() {
+        return if listener.borrow().queue.is_empty() {
+            0
+        } else {
+            POLLIN
+        };
+    }
+    let Some(end) = socket.connection.get() else {
+        // Not connected: closed, so hung up, and as writable as an empty buffer.
+        return POLLOUT | POLLHUP;
+    };
+    let (rx, tx) = (end.rx.borrow(), end.tx.borrow());
+    // The receiving way is shut by this socket's SHUT_RD or the peer's SHUT_WR or close,
+    // the sending way by its own SHUT_WR or the peer's SHUT_RD or close; POLLOUT is room
+    // to write, whatever is shut; a reset is an error.
+    let receive_shut = end.read_shut.get() || rx.writers == 0;
+    let send_shut = end.write_shut.get() || tx.readers == 0;
+    let readable = if rx.available() > 0 || receive_shut {
+        POLLIN
+    } else {
+        0
+    };
+    let peer_shut = if receive_shut { POLLRDHUP } else { 0 };
+    let hung_up = if receive_shut && send_shut {
+        POLLHUP
+    } else {
+        0
+    };
+    let writable = if tx.writable() { POLLOUT } else { 0 };
+    let error = if rx.reset { POLLERR } else { 0 };
+    readable | writable | hung_up | peer_shut | error
 }
 
 /// Fills each pollfd's revents; returns how many are ready.

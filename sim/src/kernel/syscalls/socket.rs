@@ -1,305 +1,598 @@
-//! Sockets, as far as they are modelled.
+//! Sockets: socket, socketpair, bind, listen, connect, accept, shutdown and their names, on
+//! the modelled network (`kernel::net`, `kernel::socket`). Stream sockets of AF_UNIX (path
+//! and abstract names), AF_INET and AF_INET6 (on loopback) are modelled; another type
+//! stops the run as unsupported.
 //!
-//! - socketpair(AF_UNIX, SOCK_STREAM): a connected pair, a modelled pipe each way (see
-//!   `kernel::fd::SocketEnd`), with read, write, send, recv, shutdown and poll, which block
-//!   the task, not the simulator.
-//! - A name lookup when no name-service daemon runs: glibc looks a user or group up through
-//!   nscd first (an AF_UNIX socket, a connect to nscd's path, which fails with ENOENT where
-//!   nscd does not run, a close), then in the files. That socket is the host's.
-//!
-//! Everything else (other families and types, a connect to a path where something exists,
-//! bind, listen, accept) stops the run as unsupported until the network is modelled.
+//! Where AF_UNIX and TCP answer differently (a read before connecting, a second connect,
+//! a write to an unconnected socket), each gives its own errno, as Linux's `unix_stream_*`
+//! and `tcp_*`/`inet_*` functions do.
 
-use std::cell::{Cell, RefCell};
-use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use nix::errno::Errno;
 
-use super::fs::{give, host, pipe_signal};
-use super::pipes::{install_pair, stream_io};
+use super::fs::{give, host};
+use super::pipes::install_pair;
 use crate::costs::work::DescriptorKind;
-use crate::kernel::fd::{Channel, OpenFile, SocketEnd};
+use crate::kernel::fd::{Channel, OpenFile};
+use crate::kernel::net::address::{Address, Domain, Use};
+use crate::kernel::net::{self, Binding, Listener, Name, FIRST_UNPRIVILEGED_PORT, SOMAXCONN};
 use crate::kernel::pipe::Pipe;
+use crate::kernel::socket::{Socket, SocketEnd};
+use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
 /// One past the highest address family Linux knows (`AF_MAX` in linux/socket.h, 6.x).
 const AF_MAX: i32 = 46;
+/// `SOCK_TYPE_MASK`: the type's bits of socket's second argument.
+const SOCK_TYPE_MASK: i32 = 0xf;
+/// `sizeof(struct sockaddr_storage)`: the longest address a call takes.
+const SOCKADDR_STORAGE_SIZE: u64 = 128;
+/// The socket types Linux has (stream, datagram, raw, rdm, seqpacket, dccp, packet).
+const KNOWN_TYPES: &[i32] = &[1, 2, 3, 4, 5, 6, 10];
+/// Each family's protocol numbers for a stream socket: 0 (the default) and its own.
+const STREAM_PROTOCOLS: &[(Domain, i32)] = &[
+    (Domain::Unix, libc::PF_UNIX),
+    (Domain::Inet, libc::IPPROTO_TCP),
+    (Domain::Inet6, libc::IPPROTO_TCP),
+];
 
-/// `struct sockaddr_un`: the family, then at most 108 bytes of path.
-const SOCKADDR_UN_SIZE: u64 = 110;
-
-pub fn socket(k: &mut Kernel, a: &Args) -> SysResult {
-    let (domain, kind, protocol) = (a[0] as i32, a[1] as i32, a[2] as i32);
-    if domain != libc::AF_UNIX {
-        return Err(SysError::Unsupported(format!(
-            "socket of address family {domain}"
-        )));
-    }
-    // SAFETY: plain syscall; the descriptor it returns is installed at once.
+/// A new open file for a modelled socket, with a host AF_UNIX socket that carries no data
+/// (see `kernel::fd`).
+fn socket_file(socket: Socket) -> Result<Rc<OpenFile>, Errno> {
+    let non_blocking = if socket.non_blocking.get() {
+        libc::SOCK_NONBLOCK
+    } else {
+        0
+    };
+    // SAFETY: plain syscall; the descriptor it returns is owned at once.
     let raw = host(unsafe {
-        libc::syscall(
-            libc::SYS_socket,
-            domain,
-            kind | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    })?;
-    Ok(k.proc
-        .fds
-        .install_raw(raw as i32, kind & libc::SOCK_CLOEXEC != 0, None)?)
-}
-
-/// connect(fd, addr, len) of an AF_UNIX socket to a path: the error Linux gives when
-/// nothing is there (ENOENT, ENOTDIR, EACCES…).
-pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
-    k.proc.fds.host(a[0])?;
-    let len = a[2];
-    if !(2..=SOCKADDR_UN_SIZE).contains(&len) {
-        return Err(Errno::EINVAL.into());
-    }
-    let address = k.proc.mem.read_vec(a[1], len as usize)?;
-    if u16::from_le_bytes([address[0], address[1]]) != libc::AF_UNIX as u16 {
-        return Err(Errno::EINVAL.into());
-    }
-    let path = &address[2..];
-    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-    if end == 0 {
-        return Err(SysError::Unsupported(
-            "connect to an abstract AF_UNIX socket".into(),
-        ));
-    }
-    let name = CString::new(&path[..end]).expect("cut at the first NUL");
-    match nix::sys::stat::lstat(name.as_c_str()) {
-        Err(errno) => Err(errno.into()),
-        Ok(_) => Err(SysError::Unsupported(format!(
-            "connect to the host's socket {}",
-            name.to_string_lossy()
-        ))),
-    }
-}
-
-/// socketpair(domain, type, protocol, sv): AF_UNIX SOCK_STREAM is modelled; another AF_UNIX
-/// type stops the run; another family Linux knows is EOPNOTSUPP (only AF_UNIX has pairs),
-/// one it does not EAFNOSUPPORT.
-pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
-    let (domain, kind, protocol) = (a[0] as i32, a[1] as i32, a[2] as i32);
-    let flags = kind & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let base = kind & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    if !(0..AF_MAX).contains(&domain) {
-        return Err(Errno::EAFNOSUPPORT.into());
-    }
-    if domain != libc::AF_UNIX {
-        return Err(Errno::EOPNOTSUPP.into());
-    }
-    if base != libc::SOCK_STREAM {
-        return Err(SysError::Unsupported(format!(
-            "socketpair of AF_UNIX type {base} (only SOCK_STREAM is modelled)"
-        )));
-    }
-    if protocol != 0 && protocol != libc::PF_UNIX {
-        return Err(Errno::EPROTONOSUPPORT.into());
-    }
-    let mut raw = [0i32; 2];
-    // SAFETY: `raw` has room for the two descriptors. The host pair carries no data: it
-    // answers fstat and F_GETFL as Linux would for the guest's.
-    host(unsafe {
-        libc::socketpair(
+        libc::socket(
             libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | (flags & libc::SOCK_NONBLOCK),
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | non_blocking,
             0,
-            raw.as_mut_ptr(),
         )
     } as libc::c_long)?;
-    // SAFETY: the host just made them; nobody else owns them.
-    let [first_host, second_host] = raw.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    let ways =
-        [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| Rc::new(RefCell::new(Pipe::new(id))));
-    let end = |host, rx: &Rc<RefCell<Pipe>>, tx: &Rc<RefCell<Pipe>>| {
-        Rc::new(OpenFile {
-            host,
-            channel: Channel::Socket(SocketEnd {
-                rx: Rc::clone(rx),
-                tx: Rc::clone(tx),
-                non_blocking: Cell::new(flags & libc::SOCK_NONBLOCK != 0),
-                read_shut: Cell::new(false),
-                write_shut: Cell::new(false),
-            }),
-            // Priced as pipe reads and writes until sockets have kernel work of their own.
-            kind: DescriptorKind::Pipe,
-        })
-    };
-    let first = end(first_host, &ways[0], &ways[1]);
-    let second = end(second_host, &ways[1], &ways[0]);
-    install_pair(k, [first, second], flags & libc::SOCK_CLOEXEC != 0, a[3])
+    // SAFETY: the host just made it; nobody else owns it.
+    let host = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    Ok(Rc::new(OpenFile {
+        host,
+        channel: Channel::Socket(socket),
+        // Priced as pipe reads and writes until sockets have kernel work of their own.
+        kind: DescriptorKind::Pipe,
+    }))
 }
 
-/// Reads or writes a modelled socket: through `stream_io` on its way in or out, after a
-/// shutdown end of file or EPIPE (SIGPIPE unless `signal` is false, MSG_NOSIGNAL).
-pub fn socket_io(
-    k: &mut Kernel,
-    file: &Rc<OpenFile>,
-    iov: &[libc::iovec],
-    into_guest: bool,
-    non_blocking: bool,
-    signal: bool,
-) -> SysResult {
-    let end = file.socket().expect("a modelled socket");
-    let non_blocking = non_blocking || end.non_blocking.get();
-    if into_guest {
-        // After its own SHUT_RD a socket still gives what was queued, then end of file.
-        if end.read_shut.get() && end.rx.borrow().available() == 0 {
-            return Ok(0);
-        }
-        return stream_io(k, &end.rx, iov, true, non_blocking, signal);
-    }
-    if end.write_shut.get() {
-        // A blocked write that the shutdown cut off returns what it wrote.
-        let done = std::mem::take(&mut k.task.io_progress);
-        if done > 0 {
-            return Ok(done);
-        }
-        return if signal {
-            pipe_signal(k, Err(Errno::EPIPE))
-        } else {
-            Err(Errno::EPIPE.into())
-        };
-    }
-    stream_io(k, &end.tx, iov, false, non_blocking, signal)
-}
-
-/// The flags send and recv take here: MSG_DONTWAIT, and for send MSG_NOSIGNAL; another
-/// stops the run.
-fn message_flags(flags: u64, allowed: i32, call: &str) -> Result<(bool, bool), SysError> {
-    let flags = flags as i32;
-    if flags & !allowed != 0 {
-        return Err(SysError::Unsupported(format!(
-            "{call} with flags {:#x}",
-            flags & !allowed
-        )));
+/// Splits socket's type argument into the type and its SOCK_NONBLOCK and SOCK_CLOEXEC.
+fn type_and_flags(kind: i32) -> Result<(i32, bool, bool), Errno> {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    if kind & !SOCK_TYPE_MASK & !flags != 0 {
+        return Err(Errno::EINVAL);
     }
     Ok((
-        flags & libc::MSG_DONTWAIT != 0,
-        flags & libc::MSG_NOSIGNAL == 0,
+        kind & SOCK_TYPE_MASK,
+        kind & libc::SOCK_NONBLOCK != 0,
+        kind & libc::SOCK_CLOEXEC != 0,
     ))
 }
 
-/// The modelled socket `fd` names: ENOTSOCK for something that is not a socket; a host
-/// socket (the name lookup's) stops the run.
-fn modelled_socket(k: &mut Kernel, fd: u64, call: &str) -> Result<Rc<OpenFile>, SysError> {
+/// The modelled family, type and protocol of a new socket, with Linux's errors for what
+/// it would refuse; what Linux has and this model lacks stops the run.
+fn new_socket(domain: i32, kind: i32, protocol: i32) -> Result<(Domain, i32), SysError> {
+    if !(0..AF_MAX).contains(&domain) {
+        return Err(Errno::EAFNOSUPPORT.into());
+    }
+    let Some(modelled) = Domain::of(domain) else {
+        return Err(SysError::Unsupported(format!(
+            "socket of address family {domain}"
+        )));
+    };
+    if !KNOWN_TYPES.contains(&kind) {
+        return Err(Errno::ESOCKTNOSUPPORT.into());
+    }
+    if kind != libc::SOCK_STREAM {
+        return Err(SysError::Unsupported(format!(
+            "a {} socket of type {kind} (only SOCK_STREAM is modelled)",
+            modelled.name()
+        )));
+    }
+    let own = STREAM_PROTOCOLS
+        .iter()
+        .find(|(d, _)| *d == modelled)
+        .map(|(_, p)| *p);
+    if protocol != 0 && Some(protocol) != own {
+        return Err(Errno::EPROTONOSUPPORT.into());
+    }
+    Ok((modelled, own.unwrap_or(0)))
+}
+
+pub fn socket(k: &mut Kernel, a: &Args) -> SysResult {
+    let (kind, non_blocking, cloexec) = type_and_flags(a[1] as i32)?;
+    let (domain, protocol) = new_socket(a[0] as i32, kind, a[2] as i32)?;
+    let protocol = if domain == Domain::Unix { 0 } else { protocol };
+    let file = socket_file(Socket::new(domain, kind, protocol, non_blocking))?;
+    Ok(k.proc.fds.install_file(file, cloexec, 0)?)
+}
+
+/// socketpair(domain, type, protocol, sv): AF_UNIX only (another family Linux knows is
+/// EOPNOTSUPP).
+pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
+    let (kind, non_blocking, cloexec) = type_and_flags(a[1] as i32)?;
+    let (domain, _) = new_socket(a[0] as i32, kind, a[2] as i32)?;
+    if domain != Domain::Unix {
+        return Err(Errno::EOPNOTSUPP.into());
+    }
+    let ways =
+        [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| Rc::new(RefCell::new(Pipe::new(id))));
+    let end = |rx, tx| {
+        let socket = Socket::new(Domain::Unix, kind, 0, non_blocking);
+        socket
+            .connection
+            .get_or_init(|| SocketEnd::new(rx, tx, Address::Unnamed, Address::Unnamed));
+        socket_file(socket)
+    };
+    let first = end(&ways[0], &ways[1])?;
+    let second = end(&ways[1], &ways[0])?;
+    install_pair(k, [first, second], cloexec, a[3])
+}
+
+/// The socket `fd` names (EBADF, or ENOTSOCK for another file).
+pub(super) fn socket_of(k: &Kernel, fd: u64) -> Result<Rc<OpenFile>, SysError> {
     let file = k.proc.fds.file(fd)?;
     if file.socket().is_some() {
         return Ok(file);
     }
-    let is_socket = nix::sys::stat::fstat(&file.host)
-        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
-    if is_socket {
-        return Err(SysError::Unsupported(format!(
-            "{call} on an unconnected socket"
-        )));
-    }
     Err(Errno::ENOTSOCK.into())
 }
 
-/// sendto(fd, buf, len, flags, dest, dest_len) on a connected pair: an address is EISCONN.
-pub fn sendto(k: &mut Kernel, a: &Args) -> SysResult {
-    let file = modelled_socket(k, a[0], "sendto")?;
-    let (dont_wait, signal) =
-        message_flags(a[3], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL, "sendto")?;
-    // An address is one with a length (Linux ignores a pointer with length 0).
-    if a[4] != 0 && a[5] != 0 {
+/// The address a guest passes at `addr`, `len` bytes long, as Linux's
+/// `move_addr_to_kernel` takes it.
+fn address_bytes(k: &mut Kernel, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+    if len as i32 as i64 != len as i64 || (len as i32) < 0 || len > SOCKADDR_STORAGE_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    k.proc.mem.read_vec(addr, len as usize)
+}
+
+/// The internet addresses a socket may be bound to here: the wildcard, and loopback's
+/// (anything else is EADDRNOTAVAIL, there being no other device).
+fn bindable(address: &Address) -> bool {
+    net::loopback(address).is_some()
+        || matches!(address, Address::Inet(a) if a.ip().is_unspecified())
+}
+
+/// bind(fd, addr, len).
+pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = socket_of(k, a[0])?;
+    let socket = file.socket().expect("a socket");
+    let bytes = address_bytes(k, a[1], a[2])?;
+    let mut address = Address::parse(socket.domain, &bytes, Use::Bind)?;
+    let bound = socket.local.get().is_some() || socket.connection.get().is_some();
+    if bound && !socket.is_inet() {
+        return Err(Errno::EINVAL.into());
+    }
+    let name = match &address {
+        Address::Unnamed => {
+            let name = k.net.autobind_name()?;
+            address = Address::Abstract(name.clone());
+            Name::Abstract(name)
+        }
+        Address::Abstract(name) => Name::Abstract(name.clone()),
+        Address::Path(path) => {
+            // The host makes the socket file, with the guest's umask and Linux's errors
+            // (EADDRINUSE where a file exists).
+            // SAFETY: `bytes` is a sockaddr_un of the length passed.
+            host(unsafe {
+                libc::bind(
+                    file.host.as_raw_fd(),
+                    bytes.as_ptr().cast(),
+                    bytes.len() as u32,
+                )
+            } as libc::c_long)?;
+            let path = std::ffi::OsStr::from_bytes(path);
+            let st = nix::sys::stat::lstat(path)?;
+            Name::Inode {
+                dev: st.st_dev,
+                ino: st.st_ino,
+            }
+        }
+        Address::Inet(_) | Address::Inet6(_) => {
+            if !bindable(&address) {
+                return Err(Errno::EADDRNOTAVAIL.into());
+            }
+            let port = address.port().expect("an internet address");
+            if port != 0 && port < FIRST_UNPRIVILEGED_PORT && k.proc.credentials.uid.effective != 0
+            {
+                return Err(Errno::EACCES.into());
+            }
+            if bound {
+                return Err(Errno::EINVAL.into());
+            }
+            let v6only = socket.flag(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
+            if port == 0 {
+                let port = k
+                    .net
+                    .ephemeral(|p| Name::port(&address.with_port(p), v6only))?;
+                address = address.with_port(port);
+            }
+            Name::port(&address, v6only)
+        }
+    };
+    claim(k, socket, name, address)?;
+    Ok(0)
+}
+
+/// Gives `socket` the name `address`, claimed in the namespace as `name`.
+fn claim(k: &mut Kernel, socket: &Socket, name: Name, address: Address) -> Result<(), Errno> {
+    let binding = k.net.bind(Binding {
+        name,
+        address: address.clone(),
+        options: Rc::clone(&socket.options),
+        uid: k.proc.credentials.uid.effective,
+        listener: Default::default(),
+    })?;
+    // A socket is bound once: the caller checked that it was not.
+    let _ = socket.binding.set(binding);
+    let _ = socket.local.set(address);
+    Ok(())
+}
+
+/// An unbound internet socket's port for listen or connect: an ephemeral port on `ip`'s
+/// family (`source`: the address it will be known by).
+fn autobind(k: &mut Kernel, socket: &Socket, source: &Address) -> Result<(), Errno> {
+    if socket.local.get().is_some() {
+        return Ok(());
+    }
+    let v6only = socket.flag(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
+    let port = k
+        .net
+        .ephemeral(|p| Name::port(&source.with_port(p), v6only))?;
+    let address = source.with_port(port);
+    claim(k, socket, Name::port(&address, v6only), address)
+}
+
+/// listen(fd, backlog): a second listen sets the backlog again.
+pub fn listen(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = socket_of(k, a[0])?;
+    let socket = file.socket().expect("a socket");
+    if socket.connection.get().is_some() {
+        return Err(Errno::EINVAL.into());
+    }
+    // Linux compares the backlog as unsigned: a negative one is the most.
+    let backlog = (a[1] as i32 as u32 as usize).min(SOMAXCONN);
+    if let Some(listener) = socket.listener() {
+        listener.borrow_mut().backlog = backlog;
+        return Ok(0);
+    }
+    if socket.local.get().is_none() {
+        if socket.domain == Domain::Unix {
+            return Err(Errno::EINVAL.into());
+        }
+        autobind(k, socket, &socket.domain.unbound())?;
+    }
+    let binding = socket.binding.get().expect("a bound socket has a binding");
+    if !k.net.may_listen(binding) {
+        return Err(Errno::EADDRINUSE.into());
+    }
+    let listener = Listener {
+        id: k.alloc_pipe_id(),
+        backlog,
+        queue: Default::default(),
+        options: Rc::clone(&socket.options),
+    };
+    let _ = binding.listener.set(Rc::new(RefCell::new(listener)));
+    Ok(0)
+}
+
+/// Where a connect to `address` goes: the name of the listener it needs.
+fn destination(socket: &Socket, address: &Address) -> Result<(Name, Address), SysError> {
+    match address {
+        Address::Unnamed => Err(Errno::EINVAL.into()),
+        Address::Abstract(name) => Ok((Name::Abstract(name.clone()), address.clone())),
+        Address::Path(path) => {
+            let st = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(path))?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+                return Err(Errno::ECONNREFUSED.into());
+            }
+            let name = Name::Inode {
+                dev: st.st_dev,
+                ino: st.st_ino,
+            };
+            Ok((name, address.clone()))
+        }
+        Address::Inet(_) | Address::Inet6(_) => {
+            let mapped = matches!(address, Address::Inet6(a) if a.ip().to_ipv4_mapped().is_some());
+            if mapped && socket.flag(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) {
+                return Err(Errno::ENETUNREACH.into());
+            }
+            let to = net::loopback(address).ok_or(Errno::ENETUNREACH)?;
+            Ok((Name::port(&to, true), to))
+        }
+    }
+}
+
+/// The address a connecting internet socket is known by on loopback, in its own family.
+fn source_of(socket: &Socket, to: &Address) -> Address {
+    let bound_port = socket.local.get().and_then(Address::port).unwrap_or(0);
+    match to {
+        Address::Inet(_) => Address::Inet(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            bound_port,
+        )),
+        Address::Inet6(a) if a.ip().to_ipv4_mapped().is_some() => {
+            Address::Inet6(std::net::SocketAddrV6::new(
+                std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
+                bound_port,
+                0,
+                0,
+            ))
+        }
+        _ => Address::Inet6(std::net::SocketAddrV6::new(
+            std::net::Ipv6Addr::LOCALHOST,
+            bound_port,
+            0,
+            0,
+        )),
+    }
+}
+
+/// An internet address as a socket of `domain` sees it: IPv4 in an AF_INET6 socket is
+/// v4-mapped.
+fn in_family(address: &Address, domain: Domain) -> Address {
+    match (address, domain) {
+        (Address::Inet(a), Domain::Inet6) => Address::Inet6(std::net::SocketAddrV6::new(
+            a.ip().to_ipv6_mapped(),
+            a.port(),
+            0,
+            0,
+        )),
+        (Address::Inet6(a), Domain::Inet) => match a.ip().to_ipv4_mapped() {
+            Some(ip) => Address::Inet(std::net::SocketAddrV4::new(ip, a.port())),
+            None => address.clone(),
+        },
+        _ => address.clone(),
+    }
+}
+
+/// connect(fd, addr, len) of a stream socket: to a listener, whose accept queue gets the
+/// other end; a blocking connect to a full queue waits for room.
+pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = socket_of(k, a[0])?;
+    let socket = file.socket().expect("a socket");
+    let bytes = address_bytes(k, a[1], a[2])?;
+    if socket.is_inet() {
+        if bytes.len() < 2 {
+            return Err(Errno::EINVAL.into());
+        }
+        if u16::from_le_bytes([bytes[0], bytes[1]]) == libc::AF_UNSPEC as u16 {
+            return Err(SysError::Unsupported(
+                "connect to AF_UNSPEC (a TCP disconnect)".into(),
+            ));
+        }
+    }
+    if socket.is_inet() {
+        // TCP answers from the socket's state before it reads the address: the connect
+        // after an EINPROGRESS one reports the connection made; then it is EISCONN.
+        if socket.connection.get().is_some() {
+            if socket.connecting.replace(false) {
+                return Ok(0);
+            }
+            return Err(Errno::EISCONN.into());
+        }
+        if socket.listener().is_some() {
+            return Err(Errno::EISCONN.into());
+        }
+    } else if socket.listener().is_some() {
+        return Err(Errno::EINVAL.into());
+    }
+    let address = Address::parse(socket.domain, &bytes, Use::Connect)?;
+    let (name, to) = destination(socket, &address)?;
+    let Some(binding) = k.net.listener(&name) else {
+        return connect_to_self(k, socket, &to);
+    };
+    let listener = Rc::clone(binding.listener.get().expect("a listening binding"));
+    // AF_UNIX waits for room before it looks at its own state (`unix_stream_connect`).
+    if listener.borrow().full() {
+        let id = listener.borrow().id;
+        return match (socket.non_blocking.get(), socket.is_inet()) {
+            (false, _) => Err(SysError::Block(Wait::Connect { listener: id })),
+            (true, false) => Err(Errno::EAGAIN.into()),
+            (true, true) => Err(SysError::Unsupported(
+                "a non-blocking TCP connect to a full accept queue".into(),
+            )),
+        };
+    }
+    if socket.connection.get().is_some() {
         return Err(Errno::EISCONN.into());
     }
-    k.proc.mem.begin_transfer();
-    let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, false)?;
-    socket_io(k, &file, &iov, false, dont_wait, signal)
-}
-
-/// recvfrom(fd, buf, len, flags, src, src_len): the peer of a pair has no name, so the
-/// length stored is 0, as Linux stores it.
-pub fn recvfrom(k: &mut Kernel, a: &Args) -> SysResult {
-    let file = modelled_socket(k, a[0], "recvfrom")?;
-    let (dont_wait, _) = message_flags(a[3], libc::MSG_DONTWAIT, "recvfrom")?;
-    k.proc.mem.begin_transfer();
-    let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, true)?;
-    let got = socket_io(k, &file, &iov, true, dont_wait, false)?;
-    if a[4] != 0 && a[5] != 0 {
-        give(k, a[5], &0u32.to_le_bytes())?;
+    if socket.is_inet() {
+        autobind(k, socket, &source_of(socket, &to))?;
     }
-    Ok(got)
+    let local = match (socket.local.get(), socket.is_inet()) {
+        (Some(bound), true) => source_of(socket, &to).with_port(bound.port().unwrap_or(0)),
+        (Some(bound), false) => bound.clone(),
+        (None, _) => Address::Unnamed,
+    };
+    let server_domain = match &binding.address {
+        Address::Inet6(_) => Domain::Inet6,
+        Address::Inet(_) => Domain::Inet,
+        _ => Domain::Unix,
+    };
+    let server_local = match to {
+        Address::Inet(_) | Address::Inet6(_) => in_family(&to, server_domain),
+        _ => binding.address.clone(),
+    };
+    let ways =
+        [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| Rc::new(RefCell::new(Pipe::new(id))));
+    let server = Socket::new(server_domain, socket.kind, socket.protocol, false);
+    *server.options.borrow_mut() = listener.borrow().options.borrow().clone();
+    let _ = server.local.set(server_local.clone());
+    let _ = server.connection.set(SocketEnd::new(
+        &ways[0],
+        &ways[1],
+        in_family(&local, server_domain),
+        server_local,
+    ));
+    let id = {
+        let mut listener = listener.borrow_mut();
+        listener.queue.push_back(socket_file(server)?);
+        listener.id
+    };
+    let _ = socket
+        .connection
+        .set(SocketEnd::new(&ways[1], &ways[0], to, local));
+    k.wake_pipe_waiters(id);
+    connected(socket)
 }
 
-/// shutdown(fd, how): SHUT_RD, SHUT_WR or SHUT_RDWR on a modelled socket.
-pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
-    let file = modelled_socket(k, a[0], "shutdown")?;
-    let end = file.socket().expect("a modelled socket");
-    match a[1] as i32 {
-        libc::SHUT_RD => end.shut_read(),
-        libc::SHUT_WR => end.shut_write(),
-        libc::SHUT_RDWR => {
-            end.shut_read();
-            end.shut_write();
+/// What connect returns once connected: TCP's non-blocking connect returns EINPROGRESS
+/// even on loopback, where the connection is made by then.
+fn connected(socket: &Socket) -> SysResult {
+    if socket.is_inet() && socket.non_blocking.get() {
+        socket.connecting.set(true);
+        return Err(Errno::EINPROGRESS.into());
+    }
+    Ok(0)
+}
+
+/// A connect that finds no listener: ECONNREFUSED, except for a TCP socket bound to the
+/// very address it connects to, which Linux connects to itself (a simultaneous open).
+fn connect_to_self(k: &mut Kernel, socket: &Socket, to: &Address) -> SysResult {
+    let bound = socket.local.get().cloned();
+    let own = bound
+        .as_ref()
+        .is_some_and(|b| socket.is_inet() && b.port() == to.port() && (*b == *to || bindable(b)));
+    if !own {
+        return Err(Errno::ECONNREFUSED.into());
+    }
+    let way = Rc::new(RefCell::new(Pipe::new(k.alloc_pipe_id())));
+    let _ = socket
+        .connection
+        .set(SocketEnd::new(&way, &way, to.clone(), to.clone()));
+    connected(socket)
+}
+
+pub fn accept(k: &mut Kernel, a: &Args) -> SysResult {
+    accept4(k, &[a[0], a[1], a[2], 0, 0, 0])
+}
+
+/// accept4(fd, addr, len, flags): the oldest connection in the queue, or a wait for one.
+pub fn accept4(k: &mut Kernel, a: &Args) -> SysResult {
+    let flags = a[3] as i32;
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    let file = socket_of(k, a[0])?;
+    let socket = file.socket().expect("a socket");
+    let listener = Rc::clone(socket.listener().ok_or(Errno::EINVAL)?);
+    let id = listener.borrow().id;
+    let Some(accepted) = listener.borrow_mut().queue.pop_front() else {
+        if socket.non_blocking.get() {
+            return Err(Errno::EAGAIN.into());
         }
-        _ => return Err(Errno::EINVAL.into()),
+        return Err(SysError::Block(Wait::Accept { listener: id }));
+    };
+    let fd = match k
+        .proc
+        .fds
+        .install_file(Rc::clone(&accepted), flags & libc::SOCK_CLOEXEC != 0, 0)
+    {
+        Ok(fd) => fd,
+        Err(errno) => {
+            listener.borrow_mut().queue.push_front(accepted);
+            return Err(errno.into());
+        }
+    };
+    let new = accepted.socket().expect("a socket");
+    new.non_blocking.set(flags & libc::SOCK_NONBLOCK != 0);
+    if flags & libc::SOCK_NONBLOCK != 0 {
+        nix::fcntl::fcntl(
+            &accepted.host,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )?;
+    }
+    k.wake_pipe_waiters(id);
+    if a[1] != 0 {
+        let peer = accepted
+            .stream()
+            .expect("accepted sockets are connected")
+            .peer
+            .clone();
+        if let Err(errno) = give_address(k, a[1], a[2], &peer) {
+            k.proc.fds.close(fd)?;
+            return Err(errno.into());
+        }
+    }
+    Ok(fd)
+}
+
+/// Writes `address` to `addr`, at most the length at `len`, and stores its full length
+/// there, as Linux's `move_addr_to_user`.
+pub(super) fn give_address(
+    k: &mut Kernel,
+    addr: u64,
+    len: u64,
+    address: &Address,
+) -> Result<(), Errno> {
+    let room = k.proc.mem.read_u32(len)? as i32;
+    let room = usize::try_from(room).map_err(|_| Errno::EINVAL)?;
+    let bytes = address.encode();
+    let n = bytes.len().min(room);
+    if n > 0 {
+        give(k, addr, &bytes[..n])?;
+    }
+    give(k, len, &(bytes.len() as u32).to_le_bytes())
+}
+
+/// getsockname(fd, addr, len).
+pub fn getsockname(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = socket_of(k, a[0])?;
+    let socket = file.socket().expect("a socket");
+    let name = socket.name();
+    give_address(k, a[1], a[2], &name)?;
+    Ok(0)
+}
+
+/// getpeername(fd, addr, len): ENOTCONN until connected.
+pub fn getpeername(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = socket_of(k, a[0])?;
+    let end = file.stream().ok_or(Errno::ENOTCONN)?;
+    let peer = end.peer.clone();
+    give_address(k, a[1], a[2], &peer)?;
+    Ok(0)
+}
+
+/// shutdown(fd, how): SHUT_RD, SHUT_WR or SHUT_RDWR of a connection.
+pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
+    let file = socket_of(k, a[0])?;
+    let socket = file.socket().expect("a socket");
+    let how = a[1] as i32;
+    if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+        return Err(Errno::EINVAL.into());
+    }
+    let Some(end) = socket.connection.get() else {
+        return match (socket.listener().is_some(), socket.is_inet()) {
+            // `unix_shutdown` of an unconnected socket only marks it.
+            (_, false) => Ok(0),
+            (true, true) if how == libc::SHUT_WR => Ok(0),
+            (true, true) => Err(SysError::Unsupported(
+                "shutdown of a listening TCP socket's reading side".into(),
+            )),
+            (false, true) => Err(Errno::ENOTCONN.into()),
+        };
+    };
+    if how != libc::SHUT_WR {
+        end.shut_read();
+    }
+    if how != libc::SHUT_RD {
+        end.shut_write();
     }
     k.pipes_changed();
-    Ok(0)
-}
-
-/// The `socklen_t` a call finds at `len`: the room the caller gives; negative is EINVAL.
-fn room_at(k: &mut Kernel, len: u64) -> Result<usize, SysError> {
-    let room = k.proc.mem.read_u32(len)? as i32;
-    usize::try_from(room).map_err(|_| Errno::EINVAL.into())
-}
-
-/// Writes an unnamed AF_UNIX address (the family alone, as Linux gives for a socket of a pair)
-/// to `addr`, at most the length at `len`, and stores its full length there.
-fn give_unnamed(k: &mut Kernel, addr: u64, len: u64) -> SysResult {
-    let room = room_at(k, len)?;
-    let family = (libc::AF_UNIX as u16).to_le_bytes();
-    give(k, addr, &family[..family.len().min(room)])?;
-    give(k, len, &(family.len() as u32).to_le_bytes())?;
-    Ok(0)
-}
-
-/// getsockname(fd, addr, len): a socket of a pair has no name.
-pub fn getsockname(k: &mut Kernel, a: &Args) -> SysResult {
-    modelled_socket(k, a[0], "getsockname")?;
-    give_unnamed(k, a[1], a[2])
-}
-
-/// getpeername(fd, addr, len): the peer of a pair has no name either.
-pub fn getpeername(k: &mut Kernel, a: &Args) -> SysResult {
-    modelled_socket(k, a[0], "getpeername")?;
-    give_unnamed(k, a[1], a[2])
-}
-
-/// What getsockopt answers for a socket of a pair, by SOL_SOCKET option: fixed facts.
-const FIXED_OPTIONS: &[(i32, i32)] = &[
-    (libc::SO_TYPE, libc::SOCK_STREAM),
-    (libc::SO_DOMAIN, libc::AF_UNIX),
-    (libc::SO_PROTOCOL, 0),
-    (libc::SO_ERROR, 0),
-    (libc::SO_ACCEPTCONN, 0),
-];
-
-/// getsockopt(fd, level, name, value, len): the options of `FIXED_OPTIONS`, as an int cut
-/// to the length given; any other option stops the run.
-pub fn getsockopt(k: &mut Kernel, a: &Args) -> SysResult {
-    modelled_socket(k, a[0], "getsockopt")?;
-    let (level, name) = (a[1] as i32, a[2] as i32);
-    let value = FIXED_OPTIONS
-        .iter()
-        .find(|(option, _)| level == libc::SOL_SOCKET && *option == name)
-        .map(|(_, value)| *value)
-        .ok_or_else(|| {
-            SysError::Unsupported(format!("getsockopt of level {level}, option {name}"))
-        })?;
-    let room = room_at(k, a[4])?;
-    let bytes = value.to_le_bytes();
-    let n = bytes.len().min(room);
-    give(k, a[3], &bytes[..n])?;
-    give(k, a[4], &(n as u32).to_le_bytes())?;
     Ok(0)
 }

@@ -1,0 +1,156 @@
+//! Modelled sockets: what socket, socketpair and accept make. A stream socket is bound at
+//! most once, and then either listens or is connected, at most once each, so each of
+//! those is set once (`OnceCell`) and read without borrowing.
+//!
+//! A connection is a modelled pipe each way (`kernel::pipe`), which blocks the task, not
+//! the simulator.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::net::address::{Address, Domain};
+use super::net::{Binding, Listener};
+use super::pipe::Pipe;
+
+pub struct Socket {
+    pub domain: Domain,
+    /// SOCK_STREAM: the only type modelled.
+    pub kind: i32,
+    pub protocol: i32,
+    /// O_NONBLOCK, kept here so that a read or write needs no host call to learn it.
+    pub non_blocking: Cell<bool>,
+    /// Its name: from bind, or given by connect or accept.
+    pub local: OnceCell<Address>,
+    /// Its claim on the name in the network namespace, while it lives.
+    pub binding: OnceCell<Rc<Binding>>,
+    /// Its connection, once connected.
+    pub connection: OnceCell<SocketEnd>,
+    /// A TCP connect returned EINPROGRESS, and no connect has reported it made since.
+    pub connecting: Cell<bool>,
+    /// Options set by setsockopt; a listener's are shared with its queue, whose
+    /// connections inherit them.
+    pub options: Options,
+}
+
+/// Socket options set by setsockopt, by level and name, as getsockopt gives them back.
+pub type Options = Rc<RefCell<BTreeMap<(i32, i32), Vec<u8>>>>;
+
+impl Socket {
+    pub fn new(domain: Domain, kind: i32, protocol: i32, non_blocking: bool) -> Self {
+        Self {
+            domain,
+            kind,
+            protocol,
+            non_blocking: Cell::new(non_blocking),
+            local: OnceCell::new(),
+            binding: OnceCell::new(),
+            connection: OnceCell::new(),
+            connecting: Cell::new(false),
+            options: Rc::default(),
+        }
+    }
+
+    /// Its accept queue, once listening.
+    pub fn listener(&self) -> Option<&Rc<RefCell<Listener>>> {
+        self.binding.get().and_then(|b| b.listener.get())
+    }
+
+    /// Its name, as getsockname gives it.
+    pub fn name(&self) -> Address {
+        match (self.connection.get(), self.local.get()) {
+            (Some(end), _) => end.local.clone(),
+            (None, Some(local)) => local.clone(),
+            (None, None) => self.domain.unbound(),
+        }
+    }
+
+    /// An int option's value, if set (a flag is set when not 0).
+    pub fn int_option(&self, level: i32, name: i32) -> Option<i32> {
+        let options = self.options.borrow();
+        let value = options.get(&(level, name))?;
+        Some(i32::from_le_bytes(value.get(..4)?.try_into().ok()?))
+    }
+
+    pub fn flag(&self, level: i32, name: i32) -> bool {
+        self.int_option(level, name).is_some_and(|v| v != 0)
+    }
+
+    /// Whether it is an internet socket (TCP): its errors differ from AF_UNIX's.
+    pub fn is_inet(&self) -> bool {
+        self.domain != Domain::Unix
+    }
+}
+
+impl Drop for Socket {
+    /// The last descriptor closes it. Unread data makes the close a reset: the peer reads
+    /// what it was sent, then ECONNRESET, as Linux's TCP sends an RST and `unix_release_sock`
+    /// sets ECONNRESET.
+    fn drop(&mut self) {
+        if let Some(end) = self.connection.get() {
+            if end.rx.borrow().available() > 0 {
+                end.tx.borrow_mut().reset = true;
+            }
+            end.shut_read();
+            end.shut_write();
+        }
+    }
+}
+
+/// One end of a connected stream socket: a pipe each way, this end reading `rx` and
+/// writing `tx`.
+pub struct SocketEnd {
+    pub rx: Rc<RefCell<Pipe>>,
+    pub tx: Rc<RefCell<Pipe>>,
+    /// The peer's name, as getpeername gives it, and this end's, as getsockname does
+    /// (a TCP socket bound to the wildcard is known by its loopback address once connected).
+    pub peer: Address,
+    pub local: Address,
+    /// shutdown's SHUT_RD and SHUT_WR: that way is closed before the last descriptor is.
+    pub read_shut: Cell<bool>,
+    pub write_shut: Cell<bool>,
+}
+
+impl SocketEnd {
+    pub fn new(
+        rx: &Rc<RefCell<Pipe>>,
+        tx: &Rc<RefCell<Pipe>>,
+        peer: Address,
+        local: Address,
+    ) -> Self {
+        Self {
+            rx: Rc::clone(rx),
+            tx: Rc::clone(tx),
+            peer,
+            local,
+            read_shut: Cell::new(false),
+            write_shut: Cell::new(false),
+        }
+    }
+
+    /// Closes the reading way: reads see end of file, the peer's writes EPIPE.
+    pub fn shut_read(&self) {
+        if !self.read_shut.replace(true) {
+            self.rx.borrow_mut().readers -= 1;
+        }
+    }
+
+    /// Closes the writing way: the peer reads end of file, writes here get EPIPE.
+    pub fn shut_write(&self) {
+        if !self.write_shut.replace(true) {
+            self.tx.borrow_mut().writers -= 1;
+        }
+    }
+}
+
+impl Drop for Listener {
+    /// A listener closed with connections not yet accepted resets them, as Linux's
+    /// `inet_csk_listen_stop` and `unix_release_sock` do.
+    fn drop(&mut self) {
+        for file in &self.queue {
+            if let Some(end) = file.socket().and_then(|s| s.connection.get()) {
+                end.tx.borrow_mut().reset = true;
+            }
+        }
+    }
+}
