@@ -262,6 +262,8 @@ pub const CASES: &[Case] = &[
     case("fork_big", "fork_big", &["32"]),
     // Copy-on-write faults inside a rep instruction: exact counts.
     probe("cow_rep"),
+    // A child's chdir and umask leave its parent's as they were.
+    probe("fs_per_process"),
     // select and pselect on pipes: a timeout, a pipe a child fills, end of file.
     probe("select_pipe"),
     // waitid: WNOHANG, WNOWAIT, reaping waits, a child killed.

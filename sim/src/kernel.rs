@@ -232,6 +232,7 @@ impl Kernel {
                 exe,
                 comm,
                 rng,
+                fs: process::FsContext::of_host().expect("the working directory can be opened"),
             },
             task: Task::new(FIRST_PID, FIRST_PID),
             tasks: BTreeMap::new(),

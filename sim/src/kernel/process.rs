@@ -1,7 +1,11 @@
 //! A process (Linux's thread group): what its threads share. Its address space, descriptor
 //! table, signal dispositions, credentials and entropy stream.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::rc::Rc;
+
+use std::os::unix::fs::OpenOptionsExt;
 
 use rand_chacha::ChaCha20Rng;
 
@@ -49,4 +53,50 @@ pub struct Process {
     pub comm: Vec<u8>,
     /// AT_RANDOM and getrandom's bytes.
     pub rng: ChaCha20Rng,
+    /// Its working directory and umask.
+    pub fs: FsContext,
+}
+
+/// A process's working directory and umask (Linux's `fs_struct`): paths go to the host
+/// as the guest gives them, so the host process's own are set to the running process's
+/// whenever another process runs.
+#[derive(Clone)]
+pub struct FsContext {
+    /// The directory, opened O_PATH; shared with the processes forked since a chdir.
+    pub cwd: Rc<OwnedFd>,
+    pub umask: u32,
+}
+
+impl FsContext {
+    /// The host process's own, as the run starts.
+    pub fn of_host() -> std::io::Result<Self> {
+        let cwd = open_cwd()?;
+        // umask can only be read by setting it; put it straight back.
+        // SAFETY: umask cannot fail.
+        let umask = unsafe { libc::umask(0) };
+        // SAFETY: as above.
+        unsafe { libc::umask(umask) };
+        Ok(Self { cwd, umask })
+    }
+
+    /// Makes this the host process's, coming from `was`'s.
+    pub fn enter(&self, was: &FsContext) {
+        if !Rc::ptr_eq(&self.cwd, &was.cwd) {
+            // SAFETY: an owned descriptor; a directory the guest reached before.
+            unsafe { libc::fchdir(self.cwd.as_raw_fd()) };
+        }
+        if self.umask != was.umask {
+            // SAFETY: umask cannot fail.
+            unsafe { libc::umask(self.umask) };
+        }
+    }
+}
+
+/// The host process's working directory, opened O_PATH.
+pub fn open_cwd() -> std::io::Result<Rc<OwnedFd>> {
+    let cwd = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(".")?;
+    Ok(Rc::new(cwd.into()))
 }

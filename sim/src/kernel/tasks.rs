@@ -258,6 +258,7 @@ impl Kernel {
             credentials: parent.credentials.clone(),
             exe: parent.exe.clone(),
             comm: parent.comm.clone(),
+            fs: parent.fs.clone(),
         };
         let argv = self
             .history
@@ -447,6 +448,7 @@ impl Kernel {
                 .remove(&self.task.pid)
                 .expect("a task's process exists");
             let old = std::mem::replace(&mut self.proc, next);
+            self.proc.fs.enter(&old.fs);
             // Init reaps its own children at once.
             if !(old.exit.is_some() && old.ppid == INIT_PID) {
                 self.procs.insert(old.pid, old);

@@ -711,13 +711,23 @@ pub fn getcwd(k: &mut Kernel, a: &Args) -> SysResult {
 pub fn chdir(k: &mut Kernel, a: &Args) -> SysResult {
     let p = path(k, a[0])?;
     // SAFETY: plain syscall with a valid C string.
-    Ok(host(unsafe { libc::syscall(libc::SYS_chdir, c(&p)) })?)
+    host(unsafe { libc::syscall(libc::SYS_chdir, c(&p)) })?;
+    moved(k)
 }
 
 pub fn fchdir(k: &mut Kernel, a: &Args) -> SysResult {
     let fd = k.proc.fds.host(a[0])?;
     // SAFETY: plain syscall on an owned descriptor.
-    Ok(host(unsafe { libc::syscall(libc::SYS_fchdir, fd) })?)
+    host(unsafe { libc::syscall(libc::SYS_fchdir, fd) })?;
+    moved(k)
+}
+
+/// The host process moved to the running process's new working directory: it is that
+/// process's now (see `process::FsContext`).
+fn moved(k: &mut Kernel) -> SysResult {
+    k.proc.fs.cwd = crate::kernel::process::open_cwd()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(0)
 }
 
 /// A host `*at` call taking one directory and one path, plus integer arguments.
@@ -885,9 +895,11 @@ pub fn utimensat(k: &mut Kernel, a: &Args) -> SysResult {
     })?)
 }
 
-pub fn umask(_k: &mut Kernel, a: &Args) -> SysResult {
+pub fn umask(k: &mut Kernel, a: &Args) -> SysResult {
+    let mask = (a[0] & 0o777) as libc::mode_t;
     // SAFETY: umask cannot fail.
-    Ok(unsafe { libc::umask((a[0] & 0o777) as libc::mode_t) } as u64)
+    unsafe { libc::umask(mask) };
+    Ok(std::mem::replace(&mut k.proc.fs.umask, mask).into())
 }
 
 #[cfg(test)]
