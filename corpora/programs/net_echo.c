@@ -1,7 +1,8 @@
 /* A client and a server of our own, over one connection: the server (the parent) binds,
  * listens and accepts; its forked child connects and makes N request/response round trips
  * of 8 bytes (a counter the server answers with the counter plus one), then closes. The
- * transport is the first argument: unix (a socket file), abstract (an autobound abstract
+ * transport is the first argument: unix (a socket file named by the pid, padded to one length
+ * because the path's length reaches connect's arguments), abstract (an autobound abstract
  * name), tcp (127.0.0.1) or tcp6 (::1); the ports and names the kernel picks are used, never
  * printed. Usage: net_echo unix|abstract|tcp|tcp6 [N] */
 #include "check.h"
@@ -34,7 +35,7 @@ int main(int argc, char **argv) {
     int family;
     memset(&at, 0, sizeof at);
     char path[64];
-    snprintf(path, sizeof path, "net_echo.%d.sock", getpid());
+    snprintf(path, sizeof path, "net_echo.%07d.sock", getpid());
     if (strcmp(how, "tcp") == 0) {
         struct sockaddr_in *in = (struct sockaddr_in *)&at;
         in->sin_family = family = AF_INET;

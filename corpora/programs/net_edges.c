@@ -2,7 +2,8 @@
  * each: names before and after bind, EADDRINUSE and SO_REUSEADDR, ECONNREFUSED, reads and
  * writes before connecting, a non-blocking connect and accept, a TCP socket connected to
  * itself, a close with unread data (ECONNRESET), options set and read back, and socket
- * files. Ports and paths the kernel or the pid choose are never printed. Usage: net_edges */
+ * files. Ports and paths the kernel or the pid choose are never printed (the pid is padded
+ * to one length: a name's length is). Usage: net_edges */
 #include "check.h"
 
 #include <arpa/inet.h>
@@ -194,7 +195,7 @@ static void unix_domain(void) {
     result("unix listen before bind", listen(a, 1));
     result("unix shutdown before connecting", shutdown(a, SHUT_WR));
     struct sockaddr_un un = {.sun_family = AF_UNIX};
-    snprintf(un.sun_path, sizeof un.sun_path, "net_edges.%d.sock", getpid());
+    snprintf(un.sun_path, sizeof un.sun_path, "net_edges.%07d.sock", getpid());
     result("unix bind to a path", bind(a, (struct sockaddr *)&un, sizeof un));
     struct stat st;
     check(stat(un.sun_path, &st) == 0, "stat");

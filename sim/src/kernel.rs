@@ -337,6 +337,12 @@ impl Kernel {
                     rip,
                 };
                 self.task.state = task::State::Blocked { wait, call };
+                // A signal that came while the task was woken and not yet running again
+                // ends the wait at once, as Linux's wait loops check for one before they
+                // sleep.
+                if self.signal_pending() {
+                    self.interrupt(self.task.tid);
+                }
                 return Ok(None);
             }
             Err(SysError::Unsupported(what)) => match self.on_unsupported {

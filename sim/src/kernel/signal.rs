@@ -253,7 +253,7 @@ impl Kernel {
 
     /// Wakes task `tid` from an interruptible wait: its call ends with Linux's restart code
     /// for it, which the delivery settles.
-    fn interrupt(&mut self, tid: Pid) {
+    pub(super) fn interrupt(&mut self, tid: Pid) {
         let Some(task) = self.task_ref(tid) else {
             return;
         };

@@ -1,0 +1,28 @@
+# busybox httpd serving files to busybox wget over loopback TCP, in one shell: a page to
+# stdout, one to a file, and a missing one (404). httpd runs under a subshell that waits for
+# it, so that its end is reported by `wait` alone (a shell that reaps a killed job elsewhere
+# prints "Terminated", natively at a time that varies). The port comes from the shell's pid,
+# so that native runs do not collide; it is never printed.
+# Usage: busybox sh http.sh  (writes www/ and fetched.html in the working directory)
+set -eu
+port=$((20000 + $$ % 20000))
+mkdir -p www
+printf 'hello from httpd\n' >www/index.html
+(
+    httpd -f -p 127.0.0.1:$port -h www &
+    echo $! >httpd.pid
+    status=0
+    wait $! || status=$?
+    echo "httpd ended: $status"
+) &
+keeper=$!
+sleep 1
+wget -q -O - http://127.0.0.1:$port/index.html
+wget -q -O fetched.html http://127.0.0.1:$port/index.html
+cat fetched.html
+status=0
+wget -q -O - http://127.0.0.1:$port/missing.html 2>&1 || status=$?
+echo "missing file: status $status"
+kill "$(cat httpd.pid)"
+wait $keeper
+rm httpd.pid
