@@ -262,6 +262,8 @@ pub const CASES: &[Case] = &[
     case("fork_big", "fork_big", &["32"]),
     // Copy-on-write faults inside a rep instruction: exact counts.
     probe("cow_rep"),
+    // A signal to a task woken but not yet running again ends its wait.
+    probe("signal_while_woken"),
     // A child's chdir and umask leave its parent's as they were.
     probe("fs_per_process"),
     // select and pselect on pipes: a timeout, a pipe a child fills, end of file.
