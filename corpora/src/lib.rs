@@ -333,6 +333,18 @@ pub const CASES: &[Case] = &[
         writes: &["tree/a.txt", "tree/sub/b.txt"],
         ..applet("sh_jobs", "sh", &["shell/jobs.sh"])
     },
+    // busybox servers and clients over loopback TCP in one shell: httpd serving wget (a page,
+    // a file, a 404), and nc at both ends (one way, then nc -l -e cat echoing).
+    Case {
+        companions: &["shell"],
+        writes: &["www/index.html", "fetched.html"],
+        ..applet("httpd_wget", "sh", &["shell/http.sh"])
+    },
+    Case {
+        companions: &["shell"],
+        writes: &["received.txt"],
+        ..applet("nc_both_ends", "sh", &["shell/nc.sh"])
+    },
 ];
 
 /// Faults: (argument to `faults`, signal number the process dies of).

@@ -52,7 +52,8 @@ pub struct Divergence {
     pub pair: [String; 2],
     /// What differs: "exit status", "stdout", "stderr", "syscall", "file", "guest
     /// instructions"; in a run of several tasks also "presence" (a task on one side only)
-    /// and "reaped children".
+    /// and "reaped children"; for a network process, "stream bytes" (the totals per
+    /// descriptor).
     pub what: String,
     /// For a syscall, its index in the first run's sequence of its task (from 0); for an
     /// output compared byte for byte, the byte offset.

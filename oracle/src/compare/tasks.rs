@@ -10,11 +10,15 @@
 //! What the schedule decides in a sequence is left out of it: futex calls everywhere; in a
 //! task that runs signal handlers and waits for children, where its handlers run and the
 //! waits around them (`AROUND_HANDLERS`); in a task another task's signal killed, how far it
-//! got (`compared_length`).
+//! got (`compared_length`); in a network process, how its streams' bytes split into reads
+//! and writes and the polls between them (`STREAM_IO`), whose totals per descriptor are
+//! compared instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use syscalls::Sysno;
+
+use sim::accounting::SyscallRecord;
 
 use super::{first_diverging_call, Divergence, Named, Sequence, TaskName};
 use crate::normalize::waits_for_any_child;
@@ -39,13 +43,42 @@ const AROUND_HANDLERS: &[Sysno] = &[
     Sysno::waitid,
 ];
 
+/// A network process's stream I/O: how many bytes a read of a socket gets, and so how many
+/// reads, writes and polls its loop makes, is what its peer had sent when the call ran,
+/// which natively is the host's schedule (two CPUs) and simulated the simulator's. The bytes
+/// moved through each descriptor are compared as totals instead (`stream_totals`).
+const STREAM_IO: &[Sysno] = &[
+    Sysno::read,
+    Sysno::readv,
+    Sysno::recvfrom,
+    Sysno::recvmsg,
+    Sysno::write,
+    Sysno::writev,
+    Sysno::sendto,
+    Sysno::sendmsg,
+    Sysno::sendfile,
+    Sysno::poll,
+    Sysno::ppoll,
+    Sysno::select,
+    Sysno::pselect6,
+    Sysno::epoll_wait,
+    Sysno::epoll_pwait,
+];
+
+/// The calls that make a process a network one: they make a socket with a peer the
+/// schedule runs (a socketpair's processes are compared call by call).
+const NETWORK: &[Sysno] = &[Sysno::socket, Sysno::accept, Sysno::accept4];
+
+/// Of the stream I/O calls, those that move bytes into the task (the rest move them out).
+const INTO_TASK: &[Sysno] = &[Sysno::read, Sysno::readv, Sysno::recvfrom, Sysno::recvmsg];
+
 /// Signals a task's own instruction raises: a process one of them killed got exactly as far
 /// on both sides.
 const FAULT_SIGNALS: &[&str] = &["SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP", "SIGSYS"];
 
-/// The calls of `left` and `right` that are left out of their comparison, as `SCHEDULED`
-/// and `AROUND_HANDLERS` say.
-fn left_out(left: &TaskRecord, right: &TaskRecord) -> &'static [Sysno] {
+/// The calls of `left` and `right` that are left out of their comparison, as `SCHEDULED`,
+/// `AROUND_HANDLERS` and, for a network process's task, `STREAM_IO` say.
+fn left_out(left: &TaskRecord, right: &TaskRecord, network: bool) -> Vec<Sysno> {
     let makes = |calls: &[Sysno]| {
         [left, right].iter().any(|task| {
             task.syscalls
@@ -53,11 +86,71 @@ fn left_out(left: &TaskRecord, right: &TaskRecord) -> &'static [Sysno] {
                 .any(|call| calls.iter().any(|sysno| sysno.id() as u64 == call.nr))
         })
     };
-    if makes(&[Sysno::rt_sigreturn]) && makes(&[Sysno::wait4, Sysno::waitid]) {
-        AROUND_HANDLERS
+    let mut calls = if makes(&[Sysno::rt_sigreturn]) && makes(&[Sysno::wait4, Sysno::waitid]) {
+        AROUND_HANDLERS.to_vec()
     } else {
-        SCHEDULED
+        SCHEDULED.to_vec()
+    };
+    if network {
+        calls.extend_from_slice(STREAM_IO);
     }
+    calls
+}
+
+/// The creation paths of the processes that made a network socket, on either side.
+fn network_processes<'a>(sides: [&Side<'a>; 2]) -> BTreeSet<&'a [u32]> {
+    sides
+        .iter()
+        .flat_map(|side| side.tasks.values())
+        .filter(|task| {
+            task.syscalls
+                .iter()
+                .any(|call| NETWORK.iter().any(|sysno| sysno.id() as u64 == call.nr))
+        })
+        .map(|task| task.path.as_slice())
+        .collect()
+}
+
+/// Whether the process at `path` is a network one: it, or a process it descends from, made
+/// a network socket (which it may have inherited).
+fn is_network(path: &[u32], network: &BTreeSet<&[u32]>) -> bool {
+    (0..=path.len()).any(|n| network.contains(&path[..n]))
+}
+
+/// The bytes `records`' stream I/O moved, by descriptor: (into the task, out of it).
+fn stream_totals(records: &[SyscallRecord]) -> BTreeMap<u64, (u64, u64)> {
+    let mut totals: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for call in records {
+        let moved = |calls: &[Sysno]| calls.iter().any(|s| s.id() as u64 == call.nr);
+        if !moved(STREAM_IO) || (call.ret as i64) <= 0 || moved(&POLLS) {
+            continue;
+        }
+        let entry = totals.entry(call.args[0]).or_default();
+        if moved(INTO_TASK) {
+            entry.0 += call.ret;
+        } else {
+            entry.1 += call.ret;
+        }
+    }
+    totals
+}
+
+/// The stream I/O calls that move no bytes: their results count ready descriptors.
+const POLLS: [Sysno; 6] = [
+    Sysno::poll,
+    Sysno::ppoll,
+    Sysno::select,
+    Sysno::pselect6,
+    Sysno::epoll_wait,
+    Sysno::epoll_pwait,
+];
+
+fn describe_totals(totals: &BTreeMap<u64, (u64, u64)>) -> String {
+    let each: Vec<String> = totals
+        .iter()
+        .map(|(fd, (read, written))| format!("fd {fd}: {read} bytes in, {written} out"))
+        .collect();
+    format!("{{{}}}", each.join("; "))
 }
 
 /// How many of a pair's calls are compared: all, unless another task's signal killed their
@@ -133,17 +226,18 @@ pub(super) fn compare<'a>(a: &Named<'a>, b: &Named<'a>) -> Option<Divergence> {
         task: Some(name(&x, &y, key)),
         ..divergence
     };
+    let network = network_processes([&x, &y]);
     let first_in_time = keys
         .iter()
         .filter_map(|&key| {
             let (left, right) = (x.tasks.get(&key)?, y.tasks.get(&key)?);
             let processes = [x.processes.get(key.0), y.processes.get(key.0)];
             let length = compared_length([left, right], processes);
-            let unordered = left_out(left, right);
+            let unordered = left_out(left, right, is_network(key.0, &network));
             let sequence = |task: &'a TaskRecord, side: &Side<'a>| Sequence {
                 records: &task.syscalls[..length.min(task.syscalls.len())],
                 ids: &side.tree.ids,
-                unordered,
+                unordered: &unordered,
                 merged_reads: true,
             };
             let difference = first_diverging_call(sequence(left, &x), sequence(right, &y))?;
@@ -159,16 +253,22 @@ pub(super) fn compare<'a>(a: &Named<'a>, b: &Named<'a>) -> Option<Divergence> {
         let divergence = match (left, right) {
             (Some(left), Some(right)) => {
                 let (reaped_left, reaped_right) = (reaped(left, x.tree), reaped(right, y.tree));
-                (reaped_left != reaped_right).then(|| {
+                let totals = [left, right].map(|task| stream_totals(&task.syscalls));
+                if reaped_left != reaped_right {
                     let show = |reaped| describe_reaped(&reaped);
-                    Divergence::between(
+                    Some(Divergence::between(
                         a,
                         b,
                         "reaped children",
                         show(reaped_left),
                         show(reaped_right),
-                    )
-                })
+                    ))
+                } else if is_network(key.0, &network) && totals[0] != totals[1] {
+                    let [left, right] = totals.map(|t| describe_totals(&t));
+                    Some(Divergence::between(a, b, "stream bytes", left, right))
+                } else {
+                    None
+                }
             }
             _ => Some(Divergence::between(
                 a,
@@ -455,5 +555,35 @@ mod tests {
             parent.order.pop();
         }
         assert_eq!(diverge(&native, &simulated).unwrap().what, "syscall");
+    }
+    /// A forked client whose reply came in the reads `reads` got, with a poll before each.
+    fn client(reads: &[u64]) -> Observed {
+        let mut calls: Vec<(Sysno, &[u64], u64, usize)> = vec![
+            (Sysno::socket, &[2, 1, 0], 3, 1),
+            (Sysno::connect, &[3, 0x1000, 16], 0, 2),
+            (Sysno::write, &[3, 0x2000, 5], 5, 3),
+        ];
+        for (n, &got) in reads.iter().enumerate() {
+            calls.push((Sysno::poll, &[0x3000, 1, ANY], 1, 4 + 2 * n));
+            calls.push((Sysno::read, &[3, 0x4000, 4096], got, 5 + 2 * n));
+        }
+        calls.push((Sysno::exit_group, &[0], 0, 98));
+        let parent = [
+            (Sysno::fork, &[][..], 1001, 0),
+            (Sysno::wait4, &[1001], 1001, 99),
+        ];
+        run_of(vec![task(&[], 1000, &parent), task(&[0], 1001, &calls)])
+    }
+
+    #[test]
+    fn how_a_network_stream_splits_into_calls_is_not_compared_but_its_bytes_are() {
+        assert_eq!(diverge(&client(&[226]), &client(&[209, 17])), None);
+        let short = diverge(&client(&[226]), &client(&[209])).expect("a divergence");
+        assert_eq!(short.what, "stream bytes");
+        assert!(
+            short.right.contains("fd 3: 209 bytes in, 5 out"),
+            "{}",
+            short.right
+        );
     }
 }
