@@ -205,6 +205,13 @@ impl Network {
         Err(Errno::ENOSPC)
     }
 
+    /// The name listener `id` listens on.
+    pub fn listening_on(&mut self, id: u64) -> Option<Address> {
+        self.live()
+            .find(|b| b.listener.get().is_some_and(|l| l.borrow().id == id))
+            .map(|b| b.address.clone())
+    }
+
     /// The listening binding a connection to `name` reaches: for a port, the most specific
     /// listener whose addresses cover the destination.
     pub fn listener(&mut self, name: &Name) -> Option<Rc<Binding>> {

@@ -573,13 +573,31 @@ impl Kernel {
         self.tasks.insert(old.tid, old);
     }
 
-    /// Tasks remain, all waiting for what no task can do.
-    fn deadlock(&self) -> Switch {
+    /// Tasks remain, all waiting for what no task can do. When all of them are servers
+    /// waiting in accept, the message says so, with the names they listen on.
+    fn deadlock(&mut self) -> Switch {
         let mut waits: Vec<String> = Vec::new();
-        for task in std::iter::once(&self.task).chain(self.tasks.values()) {
-            if let State::Blocked { wait, .. } = &task.state {
-                waits.push(format!("task {} waits for {wait}", task.tid));
+        let mut listening: Vec<String> = Vec::new();
+        let blocked: Vec<(Pid, Wait)> = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .filter_map(|task| match &task.state {
+                State::Blocked { wait, .. } => Some((task.tid, wait.clone())),
+                _ => None,
+            })
+            .collect();
+        for (tid, wait) in &blocked {
+            waits.push(format!("task {tid} waits for {wait}"));
+            if let Wait::Accept { listener } = wait {
+                if let Some(address) = self.net.listening_on(*listener) {
+                    listening.push(format!("task {tid} on {address}"));
+                }
             }
+        }
+        if !listening.is_empty() && listening.len() == blocked.len() {
+            return Switch::Deadlock(format!(
+                "a server is left listening with no task left to connect: {}",
+                listening.join("; ")
+            ));
         }
         Switch::Deadlock(waits.join("; "))
     }
