@@ -238,6 +238,9 @@ pub const CASES: &[Case] = &[
     case("net_echo_tcp6", "net_echo", &["tcp6", "300"]),
     case("net_echo_unix", "net_echo", &["unix", "2000"]),
     case("net_echo_abstract", "net_echo", &["abstract", "300"]),
+    // Datagrams, UDP and AF_UNIX: whole messages, names, truncation, refusals, queue limits,
+    // and round trips with a child.
+    case("net_datagrams", "net_datagrams", &["300"]),
     // Linux's answers at the edges of bind, listen, connect, accept and their options.
     case("net_edges", "net_edges", &[]),
     // eventfd counters, their edges, and a read in a child that a write wakes.

@@ -30,6 +30,9 @@ pub const SOMAXCONN: usize = 4096;
 /// is free again once the socket is closed.
 pub struct Binding {
     pub name: Name,
+    /// The socket's type: a port or an abstract name is taken once per type (TCP's and
+    /// UDP's ports are apart), and a socket file names one type.
+    pub kind: i32,
     /// The bound address, as getsockname gives it.
     pub address: Address,
     /// The socket's options: SO_REUSEADDR and SO_REUSEPORT count as they are when a
@@ -39,6 +42,8 @@ pub struct Binding {
     pub uid: u32,
     /// Set by listen.
     pub listener: OnceCell<Rc<RefCell<Listener>>>,
+    /// A datagram socket's receive queue.
+    pub mailbox: Option<Rc<RefCell<Mailbox>>>,
 }
 
 /// What a binding holds, for conflicts and lookups.
@@ -106,6 +111,11 @@ impl Name {
 }
 
 impl Binding {
+    /// Whether it takes what is sent to it: a stream socket listening, a datagram socket.
+    fn reachable(&self) -> bool {
+        self.listener.get().is_some() || self.mailbox.is_some()
+    }
+
     fn reuse_addr(&self) -> bool {
         flag(&self.options, libc::SO_REUSEADDR)
     }
@@ -120,6 +130,69 @@ fn flag(options: &Options, name: i32) -> bool {
         .borrow()
         .get(&(libc::SOL_SOCKET, name))
         .is_some_and(|v| v.iter().any(|&b| b != 0))
+}
+
+/// A datagram socket's receive queue: whole messages, each with its sender's name.
+pub struct Mailbox {
+    /// Names the wait of a task blocked receiving from it, or sending to it when full.
+    pub id: u64,
+    pub queue: VecDeque<Datagram>,
+    /// The bytes queued, against `limit` (UDP), or the messages (AF_UNIX, `limit` of them
+    /// and one more, as `unix_recvq_full`).
+    pub bytes: usize,
+    pub limit: Limit,
+    /// The receiver's peer, once it is connected: AF_UNIX refuses another sender (EPERM),
+    /// UDP drops another's datagrams.
+    pub peer: Option<std::rc::Weak<RefCell<Mailbox>>>,
+    pub peer_address: Option<Address>,
+}
+
+/// How a mailbox fills.
+#[derive(Clone, Copy)]
+pub enum Limit {
+    /// UDP: a datagram that does not fit is dropped.
+    Bytes(usize),
+    /// AF_UNIX: a sender waits while this many messages are queued and more.
+    Messages(usize),
+}
+
+pub struct Datagram {
+    pub from: Address,
+    /// The sender's own receive queue (AF_UNIX: a connected receiver takes only its peer's).
+    pub sender: Option<std::rc::Weak<RefCell<Mailbox>>>,
+    pub bytes: Vec<u8>,
+}
+
+impl Mailbox {
+    pub fn new(id: u64, limit: Limit) -> Self {
+        Self {
+            id,
+            queue: VecDeque::new(),
+            bytes: 0,
+            limit,
+            peer: None,
+            peer_address: None,
+        }
+    }
+
+    /// Whether a sender must wait (AF_UNIX) or its datagram of `len` bytes is dropped (UDP).
+    pub fn full(&self, len: usize) -> bool {
+        match self.limit {
+            Limit::Bytes(limit) => self.bytes + len > limit,
+            Limit::Messages(limit) => self.queue.len() > limit,
+        }
+    }
+
+    pub fn push(&mut self, datagram: Datagram) {
+        self.bytes += datagram.bytes.len();
+        self.queue.push_back(datagram);
+    }
+
+    pub fn pop(&mut self) -> Option<Datagram> {
+        let datagram = self.queue.pop_front()?;
+        self.bytes -= datagram.bytes.len();
+        Some(datagram)
+    }
 }
 
 /// A listening socket's queue of connections made and not yet accepted.
@@ -175,8 +248,9 @@ impl Network {
             .any(|other| !Rc::ptr_eq(binding, &other) && conflicts(binding, &other, true))
     }
 
-    /// A free port of the ephemeral range for `name_of(port)`; EADDRINUSE when none is.
-    pub fn ephemeral(&mut self, name_of: impl Fn(u16) -> Name) -> Result<u16, Errno> {
+    /// A free port of the ephemeral range for a `kind` socket named `name_of(port)`;
+    /// EADDRINUSE when none is.
+    pub fn ephemeral(&mut self, kind: i32, name_of: impl Fn(u16) -> Name) -> Result<u16, Errno> {
         let span = usize::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
         let start = self.last_port.map_or(*EPHEMERAL_PORTS.start(), |p| p + 1);
         let live: Vec<Rc<Binding>> = self.live().collect();
@@ -184,7 +258,10 @@ impl Network {
             let offset = (usize::from(start - EPHEMERAL_PORTS.start()) + step) % span;
             let port = EPHEMERAL_PORTS.start() + offset as u16;
             let name = name_of(port);
-            if !live.iter().any(|b| b.name.overlaps(&name)) {
+            if !live
+                .iter()
+                .any(|b| b.kind == kind && b.name.overlaps(&name))
+            {
                 self.last_port = Some(port);
                 return Ok(port);
             }
@@ -192,13 +269,15 @@ impl Network {
         Err(Errno::EADDRINUSE)
     }
 
-    /// A free abstract name for an AF_UNIX autobind: five hex digits, as Linux's.
-    pub fn autobind_name(&mut self) -> Result<Vec<u8>, Errno> {
+    /// A free abstract name for a `kind` AF_UNIX socket's autobind: five hex digits, as
+    /// Linux's.
+    pub fn autobind_name(&mut self, kind: i32) -> Result<Vec<u8>, Errno> {
         let live: Vec<Rc<Binding>> = self.live().collect();
         for _ in 0..=0xfffff {
             self.last_autobind = (self.last_autobind + 1) & 0xfffff;
             let name = format!("{:05x}", self.last_autobind).into_bytes();
-            if !live.iter().any(|b| b.name == Name::Abstract(name.clone())) {
+            let taken = |b: &Rc<Binding>| b.kind == kind && b.name == Name::Abstract(name.clone());
+            if !live.iter().any(taken) {
                 return Ok(name);
             }
         }
@@ -212,12 +291,22 @@ impl Network {
             .map(|b| b.address.clone())
     }
 
-    /// The listening binding a connection to `name` reaches: for a port, the most specific
-    /// listener whose addresses cover the destination.
-    pub fn listener(&mut self, name: &Name) -> Option<Rc<Binding>> {
+    /// The binding a `kind` socket's connection or datagram to `name` reaches: for a port,
+    /// the most specific one whose addresses cover the destination. A socket file of
+    /// another type is EPROTOTYPE; nothing there that takes it, ECONNREFUSED.
+    pub fn reach(&mut self, name: &Name, kind: i32) -> Result<Rc<Binding>, Errno> {
         let mut best: Option<(Rc<Binding>, bool)> = None;
         for binding in self.live() {
-            if binding.listener.get().is_none() || !binding.name.overlaps(name) {
+            if !binding.name.overlaps(name) {
+                continue;
+            }
+            if binding.kind != kind {
+                if matches!(name, Name::Inode { .. }) {
+                    return Err(Errno::EPROTOTYPE);
+                }
+                continue;
+            }
+            if !binding.reachable() {
                 continue;
             }
             let exact = match &binding.name {
@@ -233,14 +322,14 @@ impl Network {
                 best = Some((binding, exact));
             }
         }
-        best.map(|(binding, _)| binding)
+        best.map(|(binding, _)| binding).ok_or(Errno::ECONNREFUSED)
     }
 }
 
 /// Whether a new binding may not share `other`'s name (at bind), or a listener may not
 /// (at listen, `listening`).
 fn conflicts(new: &Binding, other: &Binding, listening: bool) -> bool {
-    if !new.name.overlaps(&other.name) {
+    if new.kind != other.kind || !new.name.overlaps(&other.name) {
         return false;
     }
     let shared_port = new.reuse_port() && other.reuse_port() && new.uid == other.uid;
@@ -289,10 +378,12 @@ mod tests {
         );
         Binding {
             name: Name::port(&address, v6only),
+            kind: libc::SOCK_STREAM,
             address,
             options,
             uid: 1000,
             listener: OnceCell::new(),
+            mailbox: None,
         }
     }
 
@@ -324,8 +415,8 @@ mod tests {
             .bind(binding(v4(Ipv4Addr::LOCALHOST, 32768), false, false))
             .unwrap();
         let name = |port| Name::port(&v4(Ipv4Addr::LOCALHOST, port), false);
-        assert_eq!(net.ephemeral(name), Ok(32769));
-        assert_eq!(net.ephemeral(name), Ok(32770));
+        assert_eq!(net.ephemeral(libc::SOCK_STREAM, name), Ok(32769));
+        assert_eq!(net.ephemeral(libc::SOCK_STREAM, name), Ok(32770));
         drop(held);
     }
 }

@@ -7,15 +7,15 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use super::net::address::{Address, Domain};
-use super::net::{Binding, Listener};
+use super::net::{Binding, Listener, Mailbox};
 use super::pipe::Pipe;
 
 pub struct Socket {
     pub domain: Domain,
-    /// SOCK_STREAM: the only type modelled.
+    /// SOCK_STREAM or SOCK_DGRAM.
     pub kind: i32,
     pub protocol: i32,
     /// O_NONBLOCK, kept here so that a read or write needs no host call to learn it.
@@ -28,6 +28,12 @@ pub struct Socket {
     pub connection: OnceCell<SocketEnd>,
     /// A TCP connect returned EINPROGRESS, and no connect has reported it made since.
     pub connecting: Cell<bool>,
+    /// A datagram socket's receive queue.
+    pub mailbox: Option<Rc<RefCell<Mailbox>>>,
+    /// A datagram socket's default destination, set by connect.
+    pub peer: RefCell<Option<Peer>>,
+    /// An error to report on the next call (`sk_err`): a UDP datagram's port unreachable.
+    pub error: Cell<Option<nix::errno::Errno>>,
     /// Options set by setsockopt; a listener's are shared with its queue, whose
     /// connections inherit them.
     pub options: Options,
@@ -36,8 +42,22 @@ pub struct Socket {
 /// Socket options set by setsockopt, by level and name, as getsockopt gives them back.
 pub type Options = Rc<RefCell<BTreeMap<(i32, i32), Vec<u8>>>>;
 
+/// A connected datagram socket's peer: its name, and for AF_UNIX its receive queue (a
+/// UDP peer is looked up by name at each send: a socket may bind it later).
+pub struct Peer {
+    pub address: Address,
+    pub mailbox: Option<Weak<RefCell<Mailbox>>>,
+}
+
 impl Socket {
-    pub fn new(domain: Domain, kind: i32, protocol: i32, non_blocking: bool) -> Self {
+    /// A new socket; `mailbox` is a datagram socket's receive queue.
+    pub fn new(
+        domain: Domain,
+        kind: i32,
+        protocol: i32,
+        non_blocking: bool,
+        mailbox: Option<Mailbox>,
+    ) -> Self {
         Self {
             domain,
             kind,
@@ -47,6 +67,9 @@ impl Socket {
             binding: OnceCell::new(),
             connection: OnceCell::new(),
             connecting: Cell::new(false),
+            mailbox: mailbox.map(|m| Rc::new(RefCell::new(m))),
+            peer: RefCell::new(None),
+            error: Cell::new(None),
             options: Rc::default(),
         }
     }
@@ -76,9 +99,13 @@ impl Socket {
         self.int_option(level, name).is_some_and(|v| v != 0)
     }
 
-    /// Whether it is an internet socket (TCP): its errors differ from AF_UNIX's.
+    /// Whether it is an internet socket (TCP or UDP): its errors differ from AF_UNIX's.
     pub fn is_inet(&self) -> bool {
         self.domain != Domain::Unix
+    }
+
+    pub fn is_datagram(&self) -> bool {
+        self.kind == libc::SOCK_DGRAM
     }
 }
 

@@ -1,6 +1,7 @@
 //! Syscall handlers, by area. Each takes the kernel and the raw arguments.
 
 pub mod compat;
+pub mod datagram;
 pub mod epoll;
 pub mod eventfd;
 pub mod fs;

@@ -175,6 +175,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::accept4, "vppv", socket::accept4),
     call(Sysno::sendto, "vpvvpv", socket_io::sendto).transfer(Direction::Write),
     call(Sysno::recvfrom, "vpvvpp", socket_io::recvfrom).transfer(Direction::Read),
+    call(Sysno::sendmsg, "vpv", socket_io::sendmsg).transfer(Direction::Write),
+    call(Sysno::recvmsg, "vpv", socket_io::recvmsg).transfer(Direction::Read),
     call(Sysno::shutdown, "vv", socket::shutdown).work(WorkClass::Descriptor),
     call(Sysno::getsockname, "vpp", socket::getsockname).work(WorkClass::Descriptor),
     call(Sysno::getpeername, "vpp", socket::getpeername).work(WorkClass::Descriptor),

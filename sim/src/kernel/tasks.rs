@@ -100,6 +100,7 @@ impl Kernel {
             | Wait::PipeWrite { pipe: p }
             | Wait::Accept { listener: p }
             | Wait::Connect { listener: p }
+            | Wait::Datagrams { queue: p }
             | Wait::Eventfd { counter: p } => *p == pipe,
             Wait::Poll { .. } => true,
             _ => false,
@@ -116,6 +117,7 @@ impl Kernel {
                     | Wait::PipeWrite { .. }
                     | Wait::Accept { .. }
                     | Wait::Connect { .. }
+                    | Wait::Datagrams { .. }
                     | Wait::Poll { .. }
             )
         });

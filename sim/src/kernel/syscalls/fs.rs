@@ -260,7 +260,7 @@ pub fn pwrite64(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 /// The host iovecs for a guest iovec array.
-fn guest_iovecs(
+pub(super) fn guest_iovecs(
     k: &mut Kernel,
     addr: u64,
     count: u64,

@@ -72,6 +72,24 @@ pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
 
 /// A socket's events, as Linux's `unix_poll` and `tcp_poll` give them.
 fn socket_ready(socket: &Socket) -> i16 {
+    if let Some(mailbox) = &socket.mailbox {
+        let readable = if mailbox.borrow().queue.is_empty() {
+            0
+        } else {
+            POLLIN
+        };
+        let error = if socket.error.get().is_some() {
+            POLLERR
+        } else {
+            0
+        };
+        let writable = if super::datagram::writable(socket) {
+            POLLOUT
+        } else {
+            0
+        };
+        return readable | writable | error;
+    }
     if let Some(listener) = socket.listener() {
         return if listener.borrow().queue.is_empty() {
             0

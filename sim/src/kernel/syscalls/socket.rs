@@ -1,7 +1,7 @@
 //! Sockets: socket, socketpair, bind, listen, connect, accept, shutdown and their names, on
-//! the modelled network (`kernel::net`, `kernel::socket`). Stream sockets of AF_UNIX (path
-//! and abstract names), AF_INET and AF_INET6 (on loopback) are modelled; another type
-//! stops the run as unsupported.
+//! the modelled network (`kernel::net`, `kernel::socket`). Stream and datagram sockets of
+//! AF_UNIX (path and abstract names), AF_INET and AF_INET6 (TCP and UDP on loopback) are
+//! modelled (datagrams in `datagram`); another type stops the run as unsupported.
 //!
 //! Where AF_UNIX and TCP answer differently (a read before connecting, a second connect,
 //! a write to an unconnected socket), each gives its own errno, as Linux's `unix_stream_*`
@@ -14,6 +14,7 @@ use std::rc::Rc;
 
 use nix::errno::Errno;
 
+use super::datagram;
 use super::fs::{give, host};
 use super::pipes::install_pair;
 use crate::costs::work::DescriptorKind;
@@ -21,7 +22,7 @@ use crate::kernel::fd::{Channel, OpenFile};
 use crate::kernel::net::address::{Address, Domain, Use};
 use crate::kernel::net::{self, Binding, Listener, Name, FIRST_UNPRIVILEGED_PORT, SOMAXCONN};
 use crate::kernel::pipe::Pipe;
-use crate::kernel::socket::{Socket, SocketEnd};
+use crate::kernel::socket::{Peer, Socket, SocketEnd};
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
@@ -33,11 +34,15 @@ const SOCK_TYPE_MASK: i32 = 0xf;
 const SOCKADDR_STORAGE_SIZE: u64 = 128;
 /// The socket types Linux has (stream, datagram, raw, rdm, seqpacket, dccp, packet).
 const KNOWN_TYPES: &[i32] = &[1, 2, 3, 4, 5, 6, 10];
-/// Each family's protocol numbers for a stream socket: 0 (the default) and its own.
-const STREAM_PROTOCOLS: &[(Domain, i32)] = &[
-    (Domain::Unix, libc::PF_UNIX),
-    (Domain::Inet, libc::IPPROTO_TCP),
-    (Domain::Inet6, libc::IPPROTO_TCP),
+/// The modelled types of each family, with the protocol number each takes besides 0 (the
+/// default).
+const PROTOCOLS: &[(Domain, i32, i32)] = &[
+    (Domain::Unix, libc::SOCK_STREAM, libc::PF_UNIX),
+    (Domain::Unix, libc::SOCK_DGRAM, libc::PF_UNIX),
+    (Domain::Inet, libc::SOCK_STREAM, libc::IPPROTO_TCP),
+    (Domain::Inet, libc::SOCK_DGRAM, libc::IPPROTO_UDP),
+    (Domain::Inet6, libc::SOCK_STREAM, libc::IPPROTO_TCP),
+    (Domain::Inet6, libc::SOCK_DGRAM, libc::IPPROTO_UDP),
 ];
 
 /// A new open file for a modelled socket, with a host AF_UNIX socket that carries no data
@@ -93,27 +98,38 @@ fn new_socket(domain: i32, kind: i32, protocol: i32) -> Result<(Domain, i32), Sy
     if !KNOWN_TYPES.contains(&kind) {
         return Err(Errno::ESOCKTNOSUPPORT.into());
     }
-    if kind != libc::SOCK_STREAM {
+    let Some(&(_, _, own)) = PROTOCOLS
+        .iter()
+        .find(|(d, t, _)| *d == modelled && *t == kind)
+    else {
         return Err(SysError::Unsupported(format!(
-            "a {} socket of type {kind} (only SOCK_STREAM is modelled)",
+            "an {} socket of type {kind} (stream and datagram sockets are modelled)",
             modelled.name()
         )));
-    }
-    let own = STREAM_PROTOCOLS
-        .iter()
-        .find(|(d, _)| *d == modelled)
-        .map(|(_, p)| *p);
-    if protocol != 0 && Some(protocol) != own {
+    };
+    if protocol != 0 && protocol != own {
         return Err(Errno::EPROTONOSUPPORT.into());
     }
-    Ok((modelled, own.unwrap_or(0)))
+    Ok((modelled, own))
+}
+
+/// A new socket of `kind`: a datagram one with its receive queue.
+fn new_socket_of(
+    k: &mut Kernel,
+    domain: Domain,
+    kind: i32,
+    protocol: i32,
+    non_blocking: bool,
+) -> Socket {
+    let mailbox = (kind == libc::SOCK_DGRAM).then(|| datagram::mailbox(domain, k.alloc_pipe_id()));
+    Socket::new(domain, kind, protocol, non_blocking, mailbox)
 }
 
 pub fn socket(k: &mut Kernel, a: &Args) -> SysResult {
     let (kind, non_blocking, cloexec) = type_and_flags(a[1] as i32)?;
     let (domain, protocol) = new_socket(a[0] as i32, kind, a[2] as i32)?;
     let protocol = if domain == Domain::Unix { 0 } else { protocol };
-    let file = socket_file(Socket::new(domain, kind, protocol, non_blocking))?;
+    let file = socket_file(new_socket_of(k, domain, kind, protocol, non_blocking))?;
     Ok(k.proc.fds.install_file(file, cloexec, 0)?)
 }
 
@@ -125,10 +141,24 @@ pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
     if domain != Domain::Unix {
         return Err(Errno::EOPNOTSUPP.into());
     }
+    if kind == libc::SOCK_DGRAM {
+        let [first, second] =
+            [(); 2].map(|()| new_socket_of(k, Domain::Unix, kind, 0, non_blocking));
+        for (socket, other) in [(&first, &second), (&second, &first)] {
+            let peer = Peer {
+                address: Address::Unnamed,
+                mailbox: other.mailbox.as_ref().map(Rc::downgrade),
+            };
+            datagram::set_filter(socket, Some(&peer));
+            socket.peer.replace(Some(peer));
+        }
+        let files = [socket_file(first)?, socket_file(second)?];
+        return install_pair(k, files, cloexec, a[3]);
+    }
     let ways =
         [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| Rc::new(RefCell::new(Pipe::new(id))));
     let end = |rx, tx| {
-        let socket = Socket::new(Domain::Unix, kind, 0, non_blocking);
+        let socket = Socket::new(Domain::Unix, kind, 0, non_blocking, None);
         socket
             .connection
             .get_or_init(|| SocketEnd::new(rx, tx, Address::Unnamed, Address::Unnamed));
@@ -179,7 +209,7 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let name = match &address {
         Address::Unnamed => {
-            let name = k.net.autobind_name()?;
+            let name = k.net.autobind_name(socket.kind)?;
             address = Address::Abstract(name.clone());
             Name::Abstract(name)
         }
@@ -218,7 +248,7 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
             if port == 0 {
                 let port = k
                     .net
-                    .ephemeral(|p| Name::port(&address.with_port(p), v6only))?;
+                    .ephemeral(socket.kind, |p| Name::port(&address.with_port(p), v6only))?;
                 address = address.with_port(port);
             }
             Name::port(&address, v6only)
@@ -232,6 +262,8 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
 fn claim(k: &mut Kernel, socket: &Socket, name: Name, address: Address) -> Result<(), Errno> {
     let binding = k.net.bind(Binding {
         name,
+        kind: socket.kind,
+        mailbox: socket.mailbox.clone(),
         address: address.clone(),
         options: Rc::clone(&socket.options),
         uid: k.proc.credentials.uid.effective,
@@ -245,14 +277,14 @@ fn claim(k: &mut Kernel, socket: &Socket, name: Name, address: Address) -> Resul
 
 /// An unbound internet socket's port for listen or connect: an ephemeral port on `ip`'s
 /// family (`source`: the address it will be known by).
-fn autobind(k: &mut Kernel, socket: &Socket, source: &Address) -> Result<(), Errno> {
+pub(super) fn autobind(k: &mut Kernel, socket: &Socket, source: &Address) -> Result<(), Errno> {
     if socket.local.get().is_some() {
         return Ok(());
     }
     let v6only = socket.flag(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
     let port = k
         .net
-        .ephemeral(|p| Name::port(&source.with_port(p), v6only))?;
+        .ephemeral(socket.kind, |p| Name::port(&source.with_port(p), v6only))?;
     let address = source.with_port(port);
     claim(k, socket, Name::port(&address, v6only), address)
 }
@@ -261,6 +293,9 @@ fn autobind(k: &mut Kernel, socket: &Socket, source: &Address) -> Result<(), Err
 pub fn listen(k: &mut Kernel, a: &Args) -> SysResult {
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
+    if socket.is_datagram() {
+        return Err(Errno::EOPNOTSUPP.into());
+    }
     if socket.connection.get().is_some() {
         return Err(Errno::EINVAL.into());
     }
@@ -291,7 +326,7 @@ pub fn listen(k: &mut Kernel, a: &Args) -> SysResult {
 }
 
 /// Where a connect to `address` goes: the name of the listener it needs.
-fn destination(socket: &Socket, address: &Address) -> Result<(Name, Address), SysError> {
+pub(super) fn destination(socket: &Socket, address: &Address) -> Result<(Name, Address), SysError> {
     match address {
         Address::Unnamed => Err(Errno::EINVAL.into()),
         Address::Abstract(name) => Ok((Name::Abstract(name.clone()), address.clone())),
@@ -318,7 +353,7 @@ fn destination(socket: &Socket, address: &Address) -> Result<(Name, Address), Sy
 }
 
 /// The address a connecting internet socket is known by on loopback, in its own family.
-fn source_of(socket: &Socket, to: &Address) -> Address {
+pub(super) fn source_of(socket: &Socket, to: &Address) -> Address {
     let bound_port = socket.local.get().and_then(Address::port).unwrap_or(0);
     match to {
         Address::Inet(_) => Address::Inet(std::net::SocketAddrV4::new(
@@ -344,7 +379,7 @@ fn source_of(socket: &Socket, to: &Address) -> Address {
 
 /// An internet address as a socket of `domain` sees it: IPv4 in an AF_INET6 socket is
 /// v4-mapped.
-fn in_family(address: &Address, domain: Domain) -> Address {
+pub(super) fn in_family(address: &Address, domain: Domain) -> Address {
     match (address, domain) {
         (Address::Inet(a), Domain::Inet6) => Address::Inet6(std::net::SocketAddrV6::new(
             a.ip().to_ipv6_mapped(),
@@ -366,6 +401,9 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let bytes = address_bytes(k, a[1], a[2])?;
+    if socket.is_datagram() {
+        return datagram::connect(k, socket, &bytes);
+    }
     if socket.is_inet() {
         if bytes.len() < 2 {
             return Err(Errno::EINVAL.into());
@@ -393,8 +431,10 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let address = Address::parse(socket.domain, &bytes, Use::Connect)?;
     let (name, to) = destination(socket, &address)?;
-    let Some(binding) = k.net.listener(&name) else {
-        return connect_to_self(k, socket, &to);
+    let binding = match k.net.reach(&name, socket.kind) {
+        Ok(binding) => binding,
+        Err(Errno::ECONNREFUSED) => return connect_to_self(k, socket, &to),
+        Err(errno) => return Err(errno.into()),
     };
     let listener = Rc::clone(binding.listener.get().expect("a listening binding"));
     // AF_UNIX waits for room before it looks at its own state (`unix_stream_connect`).
@@ -430,7 +470,7 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
     };
     let ways =
         [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| Rc::new(RefCell::new(Pipe::new(id))));
-    let server = Socket::new(server_domain, socket.kind, socket.protocol, false);
+    let server = Socket::new(server_domain, socket.kind, socket.protocol, false, None);
     *server.options.borrow_mut() = listener.borrow().options.borrow().clone();
     let _ = server.local.set(server_local.clone());
     let _ = server.connection.set(SocketEnd::new(
@@ -490,6 +530,9 @@ pub fn accept4(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
+    if socket.is_datagram() {
+        return Err(Errno::EOPNOTSUPP.into());
+    }
     let listener = Rc::clone(socket.listener().ok_or(Errno::EINVAL)?);
     let id = listener.borrow().id;
     let Some(accepted) = listener.borrow_mut().queue.pop_front() else {
@@ -562,8 +605,11 @@ pub fn getsockname(k: &mut Kernel, a: &Args) -> SysResult {
 /// getpeername(fd, addr, len): ENOTCONN until connected.
 pub fn getpeername(k: &mut Kernel, a: &Args) -> SysResult {
     let file = socket_of(k, a[0])?;
-    let end = file.stream().ok_or(Errno::ENOTCONN)?;
-    let peer = end.peer.clone();
+    let socket = file.socket().expect("a socket");
+    let peer = match file.stream() {
+        Some(end) => end.peer.clone(),
+        None => datagram::peer_name(socket).ok_or(Errno::ENOTCONN)?,
+    };
     give_address(k, a[1], a[2], &peer)?;
     Ok(0)
 }
@@ -575,6 +621,17 @@ pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
     let how = a[1] as i32;
     if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
         return Err(Errno::EINVAL.into());
+    }
+    if socket.is_datagram() {
+        return match (socket.is_inet(), socket.peer.borrow().is_some()) {
+            (false, _) => Err(SysError::Unsupported(
+                "shutdown of an AF_UNIX datagram socket".into(),
+            )),
+            (true, false) => Err(Errno::ENOTCONN.into()),
+            (true, true) => Err(SysError::Unsupported(
+                "shutdown of a connected UDP socket".into(),
+            )),
+        };
     }
     let Some(end) = socket.connection.get() else {
         return match (socket.listener().is_some(), socket.is_inet()) {
