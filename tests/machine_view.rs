@@ -1,6 +1,7 @@
 //! What a program learns of the machine from /proc, /sys and the scheduler is the simulated
 //! machine, on every host: its name and kernel release (as `uname`), one CPU, the CPU model's
-//! cpuinfo; any other /proc or /sys path, which would describe the host, stops the run.
+//! cpuinfo, and a process's own stat line; any other /proc or /sys path, which would
+//! describe the host, stops the run.
 
 mod common;
 
@@ -68,4 +69,35 @@ fn other_proc_paths_stop_the_run_rather_than_leak_the_host() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1);
+}
+
+/// What servers read at start (Redis: overcommit, transparent huge pages, the clock source,
+/// its own stat line for its resident size) describes the simulated process and machine.
+#[test]
+fn a_process_s_stat_line_and_the_files_servers_read_are_the_simulated_ones() {
+    let files = [
+        "/proc/sys/vm/overcommit_memory",
+        "/proc/sys/net/core/somaxconn",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+    ];
+    let (status, stdout, stderr) = busybox("cat", &files, "ring3");
+    assert_eq!(
+        (status, stdout.as_str()),
+        (0, "0\n4096\nalways [madvise] never\ntsc\n"),
+        "{stderr}"
+    );
+    for path in ["/proc/self/stat", "/proc/1000/stat"] {
+        let (status, stdout, stderr) = busybox("cat", &[path], "ring0");
+        assert_eq!(status, 0, "{stderr}");
+        let fields: Vec<&str> = stdout.split_whitespace().collect();
+        assert_eq!(fields.len(), 52, "{stdout}");
+        assert_eq!(
+            &fields[..5],
+            ["1000", "(busybox)", "R", "999", "1000"],
+            "{stdout}"
+        );
+        let resident: u64 = fields[23].parse().unwrap();
+        assert!(resident > 0, "{stdout}");
+    }
 }

@@ -267,6 +267,8 @@ pub const CASES: &[Case] = &[
     probe("cow_rep"),
     // A signal to a task woken but not yet running again ends its wait.
     probe("signal_while_woken"),
+    // RLIMIT_NOFILE lowered and raised: where descriptors run out, and a child's.
+    probe("open_files_limit"),
     // A child's chdir and umask leave its parent's as they were.
     probe("fs_per_process"),
     // select and pselect on pipes: a timeout, a pipe a child fills, end of file.

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod fd;
 pub mod futex;
 pub mod history;
+pub mod limits;
 pub mod machine_files;
 pub mod net;
 pub mod pipe;
@@ -233,6 +234,7 @@ impl Kernel {
                 comm,
                 rng,
                 fs: process::FsContext::of_host().expect("the working directory can be opened"),
+                limits: limits::Limits::default(),
             },
             task: Task::new(FIRST_PID, FIRST_PID),
             tasks: BTreeMap::new(),

@@ -618,6 +618,19 @@ impl AddressSpace {
                 .is_some_and(|leaf| leaf.flags.present)
     }
 
+    /// The bytes mapped and the pages present (`/proc/self/stat`'s vsize and rss).
+    pub fn size_and_resident(&self) -> (u64, u64) {
+        let phys = self.phys.borrow();
+        let (mut bytes, mut pages) = (0, 0);
+        for (&start, vma) in &self.vmas {
+            bytes += vma.end - start;
+            self.tables.for_each_leaf(&phys, start, vma.end, |_, leaf| {
+                pages += u64::from(leaf.flags.present);
+            });
+        }
+        (bytes, pages)
+    }
+
     /// The areas: a fork copies every one.
     pub fn areas(&self) -> u64 {
         self.vmas.len() as u64

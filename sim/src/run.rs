@@ -164,8 +164,19 @@ impl Drop for HostDirectoryState {
     }
 }
 
+/// Raises the host process's open-file limit to its hard limit: every guest descriptor of
+/// every simulated process holds a host one, so the guests together may need more than one
+/// process's default soft limit (1,024).
+fn raise_host_open_files() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
     let _host_directory = HostDirectoryState::save();
+    raise_host_open_files();
     let bytes = loader::read_program(&config.program)?;
     let exe = std::fs::canonicalize(&config.program).unwrap_or_else(|_| config.program.clone());
     let mut rng = ChaCha20Rng::seed_from_u64(config.seed);

@@ -162,9 +162,20 @@ struct Slot {
     cloexec: bool,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FdTable {
     slots: Vec<Option<Slot>>,
+    /// One past the highest number a descriptor may take: RLIMIT_NOFILE's soft limit.
+    pub limit: usize,
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            limit: MAX_FDS,
+        }
+    }
 }
 
 impl FdTable {
@@ -215,7 +226,7 @@ impl FdTable {
         cloexec: bool,
         min: usize,
     ) -> Result<u64, Errno> {
-        let free = (min..MAX_FDS)
+        let free = (min..self.limit)
             .find(|&n| self.slots.get(n).is_none_or(Option::is_none))
             .ok_or(Errno::EMFILE)?;
         self.install_at(free, file, cloexec);

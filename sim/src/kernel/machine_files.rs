@@ -38,6 +38,19 @@ const FILES: &[MachineFile] = &[
     ("/proc/cpuinfo", cpuinfo),
     ("/proc/filesystems", |_| FILESYSTEMS.into()),
     ("/proc/meminfo", |_| meminfo()),
+    // Linux's default: heuristic overcommit (Redis reads it at start).
+    ("/proc/sys/vm/overcommit_memory", |_| line("0")),
+    // Linux's default `somaxconn` (servers read it to size their listen backlog).
+    ("/proc/sys/net/core/somaxconn", |_| line("4096")),
+    // Debian's kernel default (Redis reads it at start).
+    ("/sys/kernel/mm/transparent_hugepage/enabled", |_| {
+        line("always [madvise] never")
+    }),
+    // The virtual clock is read as the TSC would be (Redis reads it at start).
+    (
+        "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+        |_| line("tsc"),
+    ),
     ("/sys/devices/system/cpu/online", |_| line("0")),
     ("/sys/devices/system/cpu/possible", |_| line("0")),
     ("/sys/devices/system/cpu/present", |_| line("0")),

@@ -55,6 +55,8 @@ pub struct Process {
     pub rng: ChaCha20Rng,
     /// Its working directory and umask.
     pub fs: FsContext,
+    /// Its resource limits.
+    pub limits: super::limits::Limits,
 }
 
 /// A process's working directory and umask (Linux's `fs_struct`): paths go to the host

@@ -162,6 +162,7 @@ pub const PRCTL: Commands = Commands {
         (libc::PR_SET_NAME as u64, "vp"),
         (libc::PR_GET_NAME as u64, "vp"),
         (libc::PR_SET_VMA as u64, "vvpvp"),
+        (libc::PR_CAPBSET_READ as u64, "vv"),
     ],
 };
 

@@ -234,6 +234,7 @@ pub static TABLE: &[Row] = &[
     declined(Sysno::rseq, "pvvv"),
     call(Sysno::prlimit64, "ivpp", proc::prlimit64),
     call(Sysno::getrlimit, "vp", proc::getrlimit),
+    call(Sysno::setrlimit, "vp", proc::setrlimit),
     call(Sysno::uname, "p", proc::uname),
     call(Sysno::sysinfo, "p", proc::sysinfo),
     call(Sysno::sched_getaffinity, "ivp", proc::sched_getaffinity).returning(Rule::CpuMaskSize),

@@ -261,6 +261,7 @@ impl Kernel {
             exe: parent.exe.clone(),
             comm: parent.comm.clone(),
             fs: parent.fs.clone(),
+            limits: parent.limits.clone(),
         };
         let argv = self
             .history

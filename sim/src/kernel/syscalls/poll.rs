@@ -21,8 +21,6 @@ const POLLERR: i16 = libc::POLLERR;
 const POLLHUP: i16 = libc::POLLHUP;
 const POLLNVAL: i16 = libc::POLLNVAL;
 const POLLRDHUP: i16 = libc::POLLRDHUP;
-/// Linux's `RLIMIT_NOFILE` cap on nfds.
-const MAX_POLL: u64 = 1024;
 
 /// The events ready on `file` now, of those asked for (POLLERR and POLLHUP always count).
 pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
@@ -147,7 +145,8 @@ fn scan(k: &mut Kernel, fds: u64, count: u64) -> Result<u64, Errno> {
 
 /// Polls, or waits until `deadline` on the virtual clock (`None`: for ever).
 fn poll_until(k: &mut Kernel, fds: u64, count: u64, deadline: Option<u64>) -> SysResult {
-    if count > MAX_POLL {
+    // Linux caps nfds at RLIMIT_NOFILE.
+    if count > k.proc.fds.limit as u64 {
         return Err(Errno::EINVAL.into());
     }
     wait_ready(k, deadline, |k, _| scan(k, fds, count))

@@ -6,6 +6,7 @@ use rand::RngCore;
 use super::sync::{self, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID};
 use super::sync::{CLONE_SETTLS, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL};
 use crate::kernel::exec;
+use crate::kernel::limits::Limit;
 use crate::kernel::process::{Pid, Process};
 use crate::kernel::sigframe::SigInfo;
 use crate::kernel::task::Wait;
@@ -47,6 +48,9 @@ pub fn arch_prctl(k: &mut Kernel, a: &Args) -> SysResult {
     }
 }
 
+/// The highest capability Linux 6.x knows (`CAP_CHECKPOINT_RESTORE`).
+const CAP_LAST_CAP: u64 = 40;
+
 /// Linux's `TASK_COMM_LEN`.
 const COMM_LEN: usize = 16;
 
@@ -71,62 +75,42 @@ pub fn prctl(k: &mut Kernel, a: &Args) -> SysResult {
             k.proc.mem.write(a[1], &name)?;
             Ok(0)
         }
+        // The bounding set holds every capability, as a login session's does.
+        libc::PR_CAPBSET_READ if a[1] <= CAP_LAST_CAP => Ok(1),
+        libc::PR_CAPBSET_READ => Err(Errno::EINVAL.into()),
         option => Err(SysError::Unsupported(format!("prctl option {option}"))),
     }
 }
 
-/// Resource limits the guest sees: (resource, soft, hard). Fixed, so runs are reproducible;
-/// the values are Linux's defaults for a login session.
-const RLIMITS: &[(u32, u64, u64)] = &[
-    (libc::RLIMIT_CPU, u64::MAX, u64::MAX),
-    (libc::RLIMIT_FSIZE, u64::MAX, u64::MAX),
-    (libc::RLIMIT_DATA, u64::MAX, u64::MAX),
-    (libc::RLIMIT_STACK, crate::memory::STACK_SIZE, u64::MAX),
-    (libc::RLIMIT_CORE, 0, u64::MAX),
-    (libc::RLIMIT_RSS, u64::MAX, u64::MAX),
-    (libc::RLIMIT_NPROC, 63_704, 63_704),
-    (
-        libc::RLIMIT_NOFILE,
-        super::super::fd::MAX_FDS as u64,
-        1 << 20,
-    ),
-    (libc::RLIMIT_MEMLOCK, 8 << 20, 8 << 20),
-    (libc::RLIMIT_AS, u64::MAX, u64::MAX),
-    (libc::RLIMIT_LOCKS, u64::MAX, u64::MAX),
-    (libc::RLIMIT_SIGPENDING, 63_704, 63_704),
-    (libc::RLIMIT_MSGQUEUE, 819_200, 819_200),
-    (libc::RLIMIT_NICE, 0, 0),
-    (libc::RLIMIT_RTPRIO, 0, 0),
-    (libc::RLIMIT_RTTIME, u64::MAX, u64::MAX),
-];
-
-fn rlimit_bytes(resource: u64) -> Result<[u8; 16], Errno> {
-    let &(_, soft, hard) = RLIMITS
-        .iter()
-        .find(|r| r.0 as u64 == resource)
-        .ok_or(Errno::EINVAL)?;
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&soft.to_le_bytes());
-    out[8..].copy_from_slice(&hard.to_le_bytes());
-    Ok(out)
-}
-
+/// prlimit64(pid, resource, new, old): the running process's own limits.
 pub fn prlimit64(k: &mut Kernel, a: &Args) -> SysResult {
     if a[0] != 0 && a[0] != k.proc.pid {
         return Err(Errno::ESRCH.into());
     }
+    let old = k.proc.limits.get(a[1])?;
     if a[2] != 0 {
-        return Err(SysError::Unsupported("setting a resource limit".into()));
+        let raw = k.proc.mem.read_vec(a[2], 16)?;
+        let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap());
+        let privileged = k.proc.credentials.uid.effective == 0;
+        k.proc
+            .limits
+            .set(a[1], Limit::new(word(0), word(1)), privileged)?;
+        k.proc.fds.limit = k.proc.limits.open_files();
     }
     if a[3] != 0 {
-        k.proc.mem.write(a[3], &rlimit_bytes(a[1])?)?;
+        k.proc.mem.write(a[3], &old.bytes())?;
     }
     Ok(0)
 }
 
 pub fn getrlimit(k: &mut Kernel, a: &Args) -> SysResult {
-    k.proc.mem.write(a[1], &rlimit_bytes(a[0])?)?;
+    let limit = k.proc.limits.get(a[0])?;
+    k.proc.mem.write(a[1], &limit.bytes())?;
     Ok(0)
+}
+
+pub fn setrlimit(k: &mut Kernel, a: &Args) -> SysResult {
+    prlimit64(k, &[0, a[0], a[1], 0, 0, 0])
 }
 
 /// The simulated machine's identity, the same on every host (as qemu-user's `-r` pins the
