@@ -6,6 +6,7 @@
 
 mod calls;
 mod preemption;
+mod sockets;
 mod switches;
 
 use std::time::Duration;
@@ -254,6 +255,60 @@ const PROBES: &[Spec] = &[
         shape: Shape::Sized,
         partner: false,
         start: |session| calls::pipe_half(session, calls::Half::Read),
+    },
+    Spec {
+        name: "tcp_send",
+        what: "write of N bytes into a loopback TCP connection whose reader has read all before (TCP_NODELAY), beyond the null call (each call timed, the timer subtracted)",
+        unit: "ticks/call",
+        iterations: 2_500,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| sockets::tcp_half(session, calls::Half::Write),
+    },
+    Spec {
+        name: "tcp_receive",
+        what: "read of those N bytes from the connection's other end, beyond the null call (each call timed, the timer subtracted)",
+        unit: "ticks/call",
+        iterations: 2_500,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| sockets::tcp_half(session, calls::Half::Read),
+    },
+    Spec {
+        name: "unix_send",
+        what: "write of N bytes into an AF_UNIX stream socket pair, beyond the null call (each call timed, the timer subtracted)",
+        unit: "ticks/call",
+        iterations: 5_000,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| sockets::unix_half(session, calls::Half::Write),
+    },
+    Spec {
+        name: "unix_receive",
+        what: "read of those N bytes from the pair's other end, beyond the null call (each call timed, the timer subtracted)",
+        unit: "ticks/call",
+        iterations: 5_000,
+        shape: Shape::Sized,
+        partner: false,
+        start: |session| sockets::unix_half(session, calls::Half::Read),
+    },
+    Spec {
+        name: "connect",
+        what: "connect of a new TCP socket to a loopback listener (the handshake, done within the call on loopback), beyond the null call (each call timed, the timer subtracted; the socket, the accept and the closes are not)",
+        unit: "ticks/call",
+        iterations: 1_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| sockets::connect_accept(session, calls::Half::Write),
+    },
+    Spec {
+        name: "accept",
+        what: "accept4 of that connection from the listener's queue, beyond the null call (each call timed, the timer subtracted)",
+        unit: "ticks/call",
+        iterations: 1_000,
+        shape: Shape::BeyondNull,
+        partner: false,
+        start: |session| sockets::connect_accept(session, calls::Half::Read),
     },
     Spec {
         name: "dev_null",

@@ -22,6 +22,12 @@ const PROBES: &[&str] = &[
     "file_write",
     "pipe_write",
     "pipe_read",
+    "tcp_send",
+    "tcp_receive",
+    "unix_send",
+    "unix_receive",
+    "connect",
+    "accept",
     "dev_null",
     "open_stat",
     "fstat",
@@ -38,6 +44,10 @@ const SIZED: &[&str] = &[
     "file_write",
     "pipe_write",
     "pipe_read",
+    "tcp_send",
+    "tcp_receive",
+    "unix_send",
+    "unix_receive",
     "dev_null",
 ];
 

@@ -9,6 +9,9 @@ set -eu
 port=$((20000 + $$ % 20000))
 mkdir -p www
 printf 'hello from httpd\n' >www/index.html
+# A fixed time: httpd's Last-Modified and ETag come from it, and so would the instructions
+# that format them.
+touch -d '2024-01-01 00:00:00' www/index.html
 (
     httpd -f -p 127.0.0.1:$port -h www &
     server=$!

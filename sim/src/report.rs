@@ -10,7 +10,7 @@ use translator::Source;
 
 use crate::accounting::Tally;
 use crate::bt::cache::TranslationStats;
-use crate::costs::work::{ClassCount, CLASSES};
+use crate::costs::work::{ClassCount, CLASSES, SOCKET_CLASSES};
 use crate::costs::{CostModel, Ring0Events, Ring3Cycles};
 use crate::kernel::history::{ProcessLog, TaskLog};
 use crate::kernel::syscalls::short_name;
@@ -493,6 +493,14 @@ impl Report {
             group(self.ring3.kernel_work_cycles),
             share(self.ring3.kernel_work_cycles),
         ]);
+        let sockets = self.socket_work_cycles();
+        if sockets > 0 {
+            cycles.add_row(vec![
+                "  of it, sockets".into(),
+                group(sockets),
+                share(sockets),
+            ]);
+        }
         cycles.add_row(vec![
             "total".into(),
             group(self.ring3.cycles),
@@ -542,6 +550,17 @@ impl Report {
             ));
         }
         out
+    }
+}
+
+impl Report {
+    /// The kernel work of socket calls (sends, receives, connects, accepts), in cycles.
+    fn socket_work_cycles(&self) -> u64 {
+        SOCKET_CLASSES
+            .iter()
+            .filter_map(|class| self.kernel_work.get(class.name()))
+            .map(|work| work.cycles)
+            .sum()
     }
 }
 

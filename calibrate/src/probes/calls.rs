@@ -367,13 +367,16 @@ pub(super) enum Half {
     Read,
 }
 
-/// Writes N bytes into an empty pipe and reads them back, timing one of the two halves.
-struct PipeHalf<'a> {
+/// Writes N bytes into an empty channel (a pipe, a socket connection) and reads them back,
+/// timing one of the two halves.
+struct StreamHalf<'a> {
     fixture: &'a Fixture,
     read_end: OwnedFd,
     write_end: OwnedFd,
     half: Half,
     timer: f64,
+    /// The probes of the two halves, for errors: the write's and the read's.
+    probes: [&'static str; 2],
 }
 
 pub(super) fn pipe_half(
@@ -389,16 +392,33 @@ pub(super) fn pipe_half(
                 source: errno.into(),
             }
         })?;
-    Ok(Box::new(PipeHalf {
+    stream_half(
+        session,
+        [read_end, write_end],
+        ["pipe_write", "pipe_read"],
+        half,
+    )
+}
+
+/// A probe of one half of a channel's write-then-read, `ends` its reading and writing ends.
+pub(super) fn stream_half<'a>(
+    session: &'a Session,
+    ends: [OwnedFd; 2],
+    probes: [&'static str; 2],
+    half: Half,
+) -> Result<Box<dyn Workload + 'a>, CalibrateError> {
+    let [read_end, write_end] = ends;
+    Ok(Box::new(StreamHalf {
         fixture: &session.fixture,
         read_end,
         write_end,
         half,
         timer: session.timer,
+        probes,
     }))
 }
 
-impl Workload for PipeHalf<'_> {
+impl Workload for StreamHalf<'_> {
     fn round(&mut self, iterations: u64, bytes: usize) -> Result<Sample, CalibrateError> {
         let buffer = self.fixture.buffer.ptr;
         let (write_end, read_end) = (self.write_end.as_raw_fd(), self.read_end.as_raw_fd());
@@ -413,10 +433,10 @@ impl Workload for PipeHalf<'_> {
             );
             let between = ticks();
             // Checked before the read sets errno again.
-            expect("pipe_write", "write", written, bytes as libc::c_long)?;
+            expect(self.probes[0], "write", written, bytes as libc::c_long)?;
             let read = sys!(libc::SYS_read, libc::c_long::from(read_end), buffer, bytes);
             let end = ticks();
-            expect("pipe_read", "read", read, bytes as libc::c_long)?;
+            expect(self.probes[1], "read", read, bytes as libc::c_long)?;
             total += match self.half {
                 Half::Write => between - start,
                 Half::Read => end - between,

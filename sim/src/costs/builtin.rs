@@ -152,6 +152,12 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
     (WorkClass::FileWrite, 1_624.0, 0.0532, CALIBRATED_ON_KIND),
     (WorkClass::PipeRead, 367.0, 0.329, CALIBRATED_ON_KIND),
     (WorkClass::PipeWrite, 505.0, 0.268, CALIBRATED_ON_KIND),
+    (WorkClass::TcpSend, 12_344.0, 0.239, SOCKETS_ON_KIND),
+    (WorkClass::TcpReceive, 11_916.0, 0.0776, SOCKETS_ON_KIND),
+    (WorkClass::UnixSend, 2_309.0, 0.170, SOCKETS_ON_KIND),
+    (WorkClass::UnixReceive, 2_312.0, 0.176, SOCKETS_ON_KIND),
+    (WorkClass::Connect, 55_282.0, 0.0, SOCKETS_ON_KIND),
+    (WorkClass::Accept, 7_719.0, 0.0, SOCKETS_ON_KIND),
     (WorkClass::CharDevice, 94.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::OpenStat, 2_658.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::Descriptor, 621.0, 0.0, CALIBRATED_ON_KIND),
@@ -161,6 +167,11 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
     (WorkClass::PageFault, 6_101.0, 0.2045, PAGE_FAULT_ON_KIND),
     (WorkClass::Other, 1_865.0, 0.0, CALIBRATED_UNMEASURED),
 ];
+
+/// Where the socket rows of the kernel-work table come from.
+const SOCKETS_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \
+                               no KPTI), 2026-12-01: the class's probe, beyond the null call, the median of three \
+                               full runs, in core cycles (BENCHMARKS.md, issue 14)";
 
 /// Where the kernel-work table comes from.
 const CALIBRATED_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \

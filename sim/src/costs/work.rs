@@ -20,6 +20,19 @@ pub enum WorkClass {
     /// the host, so that a report does not depend on where its output goes.
     PipeRead,
     PipeWrite,
+    /// Sends on an internet socket (loopback TCP; UDP priced alike): write, send, sendto,
+    /// sendmsg and their kin.
+    TcpSend,
+    /// Receives from an internet socket.
+    TcpReceive,
+    /// Sends on an AF_UNIX socket.
+    UnixSend,
+    /// Receives from an AF_UNIX socket.
+    UnixReceive,
+    /// connect: on loopback TCP the handshake is done within the call.
+    Connect,
+    /// accept and accept4.
+    Accept,
     /// Reads and writes of character devices: /dev/null, /dev/zero, /dev/urandom.
     CharDevice,
     /// Name lookups: open, stat by name and their kin.
@@ -43,12 +56,18 @@ pub enum WorkClass {
 
 /// Every class with its name in cost-model files and reports (where JSON lists them by
 /// name).
-pub const CLASSES: [(WorkClass, &str); 13] = [
+pub const CLASSES: [(WorkClass, &str); 19] = [
     (WorkClass::Identity, "identity"),
     (WorkClass::FileRead, "file_read"),
     (WorkClass::FileWrite, "file_write"),
     (WorkClass::PipeRead, "pipe_read"),
     (WorkClass::PipeWrite, "pipe_write"),
+    (WorkClass::TcpSend, "tcp_send"),
+    (WorkClass::TcpReceive, "tcp_receive"),
+    (WorkClass::UnixSend, "unix_send"),
+    (WorkClass::UnixReceive, "unix_receive"),
+    (WorkClass::Connect, "connect"),
+    (WorkClass::Accept, "accept"),
     (WorkClass::CharDevice, "char_device"),
     (WorkClass::OpenStat, "open_stat"),
     (WorkClass::Descriptor, "descriptor"),
@@ -57,6 +76,16 @@ pub const CLASSES: [(WorkClass, &str); 13] = [
     (WorkClass::Futex, "futex"),
     (WorkClass::PageFault, "page_fault"),
     (WorkClass::Other, "other"),
+];
+
+/// The classes of socket calls, whose share a report shows.
+pub const SOCKET_CLASSES: [WorkClass; 6] = [
+    WorkClass::TcpSend,
+    WorkClass::TcpReceive,
+    WorkClass::UnixSend,
+    WorkClass::UnixReceive,
+    WorkClass::Connect,
+    WorkClass::Accept,
 ];
 
 impl WorkClass {
@@ -81,7 +110,11 @@ pub enum DescriptorKind {
     Regular,
     Pipe,
     CharDevice,
-    /// Directories, sockets and the rest: priced as `Other`.
+    /// A modelled AF_INET or AF_INET6 socket.
+    InetSocket,
+    /// A modelled AF_UNIX socket.
+    UnixSocket,
+    /// Directories, the host's sockets and the rest: priced as `Other`.
     Other,
 }
 
@@ -96,13 +129,17 @@ pub enum Direction {
 pub fn transfer_class(kind: DescriptorKind, direction: Direction) -> WorkClass {
     use DescriptorKind as K;
     use Direction::{Read, Write};
-    const TABLE: [(DescriptorKind, Direction, WorkClass); 6] = [
+    const TABLE: [(DescriptorKind, Direction, WorkClass); 10] = [
         (K::Regular, Read, WorkClass::FileRead),
         (K::Regular, Write, WorkClass::FileWrite),
         (K::Pipe, Read, WorkClass::PipeRead),
         (K::Pipe, Write, WorkClass::PipeWrite),
         (K::CharDevice, Read, WorkClass::CharDevice),
         (K::CharDevice, Write, WorkClass::CharDevice),
+        (K::InetSocket, Read, WorkClass::TcpReceive),
+        (K::InetSocket, Write, WorkClass::TcpSend),
+        (K::UnixSocket, Read, WorkClass::UnixReceive),
+        (K::UnixSocket, Write, WorkClass::UnixSend),
     ];
     TABLE
         .iter()

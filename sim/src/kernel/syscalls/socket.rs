@@ -63,11 +63,14 @@ fn socket_file(socket: Socket) -> Result<Rc<OpenFile>, Errno> {
     } as libc::c_long)?;
     // SAFETY: the host just made it; nobody else owns it.
     let host = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let kind = match socket.domain {
+        Domain::Unix => DescriptorKind::UnixSocket,
+        Domain::Inet | Domain::Inet6 => DescriptorKind::InetSocket,
+    };
     Ok(Rc::new(OpenFile {
         host,
         channel: Channel::Socket(socket),
-        // Priced as pipe reads and writes until sockets have kernel work of their own.
-        kind: DescriptorKind::Pipe,
+        kind,
     }))
 }
 
