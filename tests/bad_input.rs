@@ -146,7 +146,8 @@ fn program_headers_outside_every_segment_are_not_refused() {
 
 #[test]
 fn a_check_run_that_does_not_end_is_stopped() {
-    let stage = corpora::stage();
+    // A directory of busybox alone: --check copies the working directory for each run.
+    let stage = common::scratch_with("check_timeout", "bad_input", &["busybox"]);
     // Spins in the simulator; sleeps natively (the simulator's time is virtual).
     for (argv0, args, which) in [
         ("sh", &["-c", "while :; do :; done"][..], "ring3 run"),

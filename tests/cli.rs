@@ -219,7 +219,12 @@ fn arguments_after_the_program_are_the_programs() {
         assert_eq!(stdout(&output), expected, "{mode}");
     }
 
-    let checked = with_args(&["--check", "--report", "json"]);
+    // From a directory of the program alone: --check copies the working directory.
+    let alone = common::scratch_with("argv_passthrough", "cli", &["print_args"]);
+    let mut check_args = vec!["--check", "--report", "json", "./print_args"];
+    check_args.extend_from_slice(guest_args);
+    let check_args: Vec<&OsStr> = check_args.iter().map(OsStr::new).collect();
+    let checked = common::simulate_in(&alone, &check_args);
     let stderr = String::from_utf8_lossy(&checked.stderr);
     assert_eq!(checked.status.code(), Some(0), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stderr).unwrap();

@@ -101,3 +101,33 @@ fn a_process_s_stat_line_and_the_files_servers_read_are_the_simulated_ones() {
         assert!(resident > 0, "{stdout}");
     }
 }
+
+/// /dev/urandom and /dev/random give the run's seeded bytes, as getrandom does: the same
+/// on every run of a seed, others under another seed.
+#[test]
+fn the_random_devices_repeat_with_the_seed() {
+    let read = |device: &str, seed: &str| {
+        let output = Command::new(common::SIMULATE)
+            .args([
+                "--report-file",
+                "/dev/null",
+                "--seed",
+                seed,
+                "--argv0",
+                "od",
+            ])
+            .arg(corpora::stage().join("busybox"))
+            .args(["-An", "-tx1", "-N16", device])
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(common::status_of(&output), 0);
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for device in ["/dev/urandom", "/dev/random"] {
+        let first = read(device, "7");
+        assert_eq!(first.split_whitespace().count(), 16, "{first}");
+        assert_eq!(first, read(device, "7"), "{device}");
+        assert_ne!(first, read(device, "8"), "{device}");
+    }
+}

@@ -52,3 +52,47 @@ fn only_loopback_is_reachable_and_a_port_with_no_listener_refuses() {
         "wget: can't connect to remote host: Connection refused\n"
     );
 }
+
+/// Runs `busybox sh shell/redis.sh REQUESTS CLIENTS` under `simulate --report json` with
+/// Debian's Redis (corpora/fetch-redis) on PATH: status, stdout, the report.
+fn redis(requests: &str, clients: &str) -> (i32, String, serde_json::Value) {
+    let stage = corpora::stage();
+    let redis = stage.join("redis");
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let output = std::process::Command::new(common::SIMULATE)
+        .args(["--report", "json", "--report-file"])
+        .arg(report.path())
+        .args(["./busybox", "sh", "shell/redis.sh", requests, clients])
+        .current_dir(&stage)
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", redis.join("bin").display()),
+        )
+        .env("LD_LIBRARY_PATH", redis.join("lib"))
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(report.path()).unwrap();
+    (
+        common::status_of(&output),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}")),
+    )
+}
+
+/// Debian's redis-server, driven by redis-cli and redis-benchmark over loopback TCP in one
+/// simulation, the same report each time, its socket calls priced by their classes.
+#[test]
+fn redis_serves_its_clients_in_the_simulation_and_the_report_repeats() {
+    let (status, stdout, first) = redis("300", "2");
+    assert_eq!(status, 0, "{stdout}");
+    assert_eq!(stdout, "OK\nhello\n2\nredis-server ended: 0\n");
+    let work = &first["kernel_work"];
+    for class in ["tcp_send", "tcp_receive", "connect", "accept"] {
+        assert!(work[class]["calls"].as_u64() > Some(0), "{class}: {work}");
+    }
+    // redis-benchmark's 600 requests and their replies, and redis-cli's four.
+    assert!(work["tcp_send"]["calls"].as_u64() >= Some(1200), "{work}");
+    let (_, _, second) = redis("300", "2");
+    assert_eq!(first, second);
+}

@@ -25,6 +25,9 @@ use crate::costs::work::DescriptorKind;
 
 use nix::errno::Errno;
 
+/// /dev/random (1, 8) and /dev/urandom (1, 9), by device number.
+const RANDOM_DEVICES: [u64; 2] = [(1 << 8) | 8, (1 << 8) | 9];
+
 /// Linux's default `RLIMIT_NOFILE` soft limit.
 pub const MAX_FDS: usize = 1024;
 
@@ -48,6 +51,10 @@ pub enum Channel {
     Event(EventEnd),
     /// An epoll instance's interest list.
     Epoll(Rc<RefCell<Interest>>),
+    /// /dev/random or /dev/urandom: reads come from the process's seeded stream, as
+    /// getrandom's do, so that runs repeat; writes (entropy the guest adds) are taken and
+    /// dropped.
+    Random,
 }
 
 /// An eventfd's counter, shared by the descriptors of its open file.
@@ -71,7 +78,7 @@ pub struct PipeEnd {
 impl OpenFile {
     /// Whether reads and writes go through a modelled pipe or socket, not the host.
     pub fn is_modelled(&self) -> bool {
-        !matches!(self.channel, Channel::Host)
+        !matches!(self.channel, Channel::Host | Channel::Random)
     }
 
     pub fn pipe(&self) -> Option<&PipeEnd> {
@@ -96,7 +103,7 @@ impl OpenFile {
     /// A modelled channel's own O_NONBLOCK (the host descriptor keeps its flags too).
     pub fn non_blocking(&self) -> Option<&Cell<bool>> {
         match &self.channel {
-            Channel::Host => None,
+            Channel::Host | Channel::Random => None,
             Channel::Pipe(end) => Some(&end.non_blocking),
             Channel::Socket(socket) => Some(&socket.non_blocking),
             Channel::Event(end) => Some(&end.non_blocking),
@@ -108,7 +115,7 @@ impl OpenFile {
     /// answers) or socket; `None` for a host file or an eventfd (which has no FIONREAD).
     pub fn queued(&self) -> Option<usize> {
         match &self.channel {
-            Channel::Host | Channel::Event(_) | Channel::Epoll(_) => None,
+            Channel::Host | Channel::Random | Channel::Event(_) | Channel::Epoll(_) => None,
             Channel::Pipe(end) => Some(end.pipe.borrow().available()),
             Channel::Socket(socket) => Some(
                 socket
@@ -121,13 +128,25 @@ impl OpenFile {
 
     /// A host file, its kind as the host's fstat gives it.
     pub fn host(host: OwnedFd) -> Rc<Self> {
-        let kind = match nix::sys::stat::fstat(&host).map(|st| st.st_mode & libc::S_IFMT) {
+        let stat = nix::sys::stat::fstat(&host);
+        let kind = match stat.map(|st| st.st_mode & libc::S_IFMT) {
             Ok(libc::S_IFREG) => DescriptorKind::Regular,
             Ok(libc::S_IFIFO) => DescriptorKind::Pipe,
             Ok(libc::S_IFCHR) => DescriptorKind::CharDevice,
             _ => DescriptorKind::Other,
         };
-        Self::of_kind(host, kind)
+        let random = stat.is_ok_and(|st| {
+            st.st_mode & libc::S_IFMT == libc::S_IFCHR && RANDOM_DEVICES.contains(&st.st_rdev)
+        });
+        Rc::new(Self {
+            host,
+            channel: if random {
+                Channel::Random
+            } else {
+                Channel::Host
+            },
+            kind,
+        })
     }
 
     /// A host file priced as `kind`, whatever it is on the host: the guest's standard

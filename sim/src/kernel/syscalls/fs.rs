@@ -234,6 +234,16 @@ fn host_io(
     if let Channel::Event(_) = file.channel {
         return super::eventfd::eventfd_io(k, &file, iov, into_guest);
     }
+    if let Channel::Random = file.channel {
+        let total: usize = iov.iter().map(|v| v.iov_len).sum();
+        if into_guest {
+            let mut bytes = vec![0u8; total];
+            rand::RngCore::fill_bytes(&mut k.proc.rng, &mut bytes);
+            super::pipes::scatter(iov, 0, &bytes);
+        }
+        k.proc.mem.note_transfer(total as u64);
+        return Ok(total as u64);
+    }
     let host_fd = k.proc.fds.host(fd)?;
     let (ptr, count) = (iov.as_ptr(), iov.len() as i32);
     // SAFETY: the iovecs point into guest physical memory, which stays mapped and is not
@@ -497,6 +507,11 @@ pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
         // busybox cat reading one): programs then read and write, as busybox cat does.
         Channel::Pipe(_) | Channel::Event(_) | Channel::Epoll(_) | Channel::Socket(_) => {
             return Err(Errno::EINVAL.into())
+        }
+        Channel::Random => {
+            return Err(SysError::Unsupported(
+                "sendfile from /dev/random or /dev/urandom".into(),
+            ))
         }
     }
     if out.pipe().is_some() {
