@@ -96,3 +96,33 @@ fn redis_serves_its_clients_in_the_simulation_and_the_report_repeats() {
     let (_, _, second) = redis("300", "2");
     assert_eq!(first, second);
 }
+
+/// What the simulated kernel lacks (here netlink, which `ip` asks for) is answered as a Linux
+/// kernel without it answers, and counted in the report.
+#[test]
+fn a_family_the_kernel_lacks_is_refused_as_linux_would_and_counted() {
+    let stage = corpora::stage();
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let args: Vec<&OsStr> = [
+        OsStr::new("--report-file"),
+        report.path().as_os_str(),
+        OsStr::new("./busybox"),
+        OsStr::new("ip"),
+        OsStr::new("addr"),
+    ]
+    .to_vec();
+    let output = simulate_in(&stage, &args);
+    assert_eq!(common::status_of(&output), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "ip: socket: Address family not supported by protocol\n"
+    );
+    let text = std::fs::read_to_string(report.path()).unwrap();
+    assert!(
+        text.contains(
+            "not modelled, answered as a kernel without it: \
+             a socket of address family 16 (EAFNOSUPPORT) ×1"
+        ),
+        "{text}"
+    );
+}

@@ -50,6 +50,8 @@ pub struct Counts {
     pub by_number: BTreeMap<u64, u64>,
     /// Unsupported syscalls answered with ENOSYS (`--on-unsupported-syscall enosys`), by number.
     pub enosys: BTreeMap<u64, u64>,
+    /// What the kernel lacks and answered with Linux's errno, by what and errno.
+    pub lacking: BTreeMap<String, u64>,
     /// FNV-1a over every syscall as the oracle compares it (normalized by its signature:
     /// pointers as NULL or not, pids and uids as ids, clock readings as success), in order:
     /// two runs with the same digest made the same syscalls in the same order, and the
@@ -78,6 +80,7 @@ impl Default for Counts {
             work: WorkCounts::default(),
             by_number: BTreeMap::new(),
             enosys: BTreeMap::new(),
+            lacking: BTreeMap::new(),
             sequence_digest: FNV_OFFSET,
         }
     }
@@ -199,6 +202,11 @@ impl Counts {
             fnv.word(ret);
         }
         self.sequence_digest = fnv.0;
+    }
+
+    /// Records a call answered for what the kernel lacks.
+    pub fn record_lacking(&mut self, what: &str) {
+        *self.lacking.entry(what.to_string()).or_default() += 1;
     }
 
     /// Records syscall `nr` of kernel-work `class`; `enosys` says it was unsupported and

@@ -63,6 +63,9 @@ pub enum SysError {
     Unsupported(String),
     /// The call must wait: the task sleeps until what it waits for happens.
     Block(Wait),
+    /// What this kernel lacks (a socket family, an option): answered with `errno`, as a
+    /// Linux kernel built without it answers, and counted in the report as `what`.
+    Lacking { errno: Errno, what: String },
 }
 
 impl From<Errno> for SysError {
@@ -201,6 +204,8 @@ pub struct Dispatched {
     pub ret: u64,
     /// It was unsupported and answered with ENOSYS (`OnUnsupported::Enosys`).
     pub enosys: bool,
+    /// What the kernel lacks that it answered with an errno (`SysError::Lacking`).
+    pub lacking: Option<String>,
 }
 
 impl Kernel {
@@ -329,9 +334,14 @@ impl Kernel {
                 Err(SysError::Unsupported(format!("syscall {name}")))
             }
         };
+        let mut lacking = None;
         let (ret, enosys) = match result {
             Ok(value) => (value, false),
             Err(SysError::Errno(errno)) => ((-(errno as i64)) as u64, false),
+            Err(SysError::Lacking { errno, what }) => {
+                lacking = Some(format!("{what} ({errno:?})"));
+                ((-(errno as i64)) as u64, false)
+            }
             Err(SysError::Block(wait)) => {
                 let call = task::Parked {
                     nr,
@@ -355,6 +365,10 @@ impl Kernel {
         if let Some(exit) = self.exit.take() {
             self.exit_process(exit);
         }
-        Ok(Some(Dispatched { ret, enosys }))
+        Ok(Some(Dispatched {
+            ret,
+            enosys,
+            lacking,
+        }))
     }
 }

@@ -32,6 +32,10 @@ pub struct SyscallReport {
     pub by_name: BTreeMap<String, u64>,
     /// Unsupported syscalls answered with ENOSYS (`--on-unsupported-syscall enosys`).
     pub enosys: BTreeMap<String, u64>,
+    /// What the simulated kernel lacks (a socket family, an option), answered with the errno
+    /// a Linux kernel without it gives; absent when there was none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_modelled: BTreeMap<String, u64>,
     /// A digest of every syscall's number, arguments and result, in order.
     pub sequence_digest: String,
 }
@@ -306,6 +310,7 @@ impl Report {
                 total: counts.syscalls(),
                 by_name: by_name(&counts.by_number),
                 enosys: by_name(&counts.enosys),
+                not_modelled: counts.lacking.clone(),
                 sequence_digest: format!("{:016x}", counts.sequence_digest),
             },
             ring_crossings: counts.syscalls(),
@@ -546,6 +551,18 @@ impl Report {
                 .collect();
             out.push_str(&format!(
                 "unsupported, answered ENOSYS: {}\n",
+                list.join(", ")
+            ));
+        }
+        if !self.syscalls.not_modelled.is_empty() {
+            let list: Vec<String> = self
+                .syscalls
+                .not_modelled
+                .iter()
+                .map(|(what, c)| format!("{what} ×{c}"))
+                .collect();
+            out.push_str(&format!(
+                "not modelled, answered as a kernel without it: {}\n",
                 list.join(", ")
             ));
         }

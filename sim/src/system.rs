@@ -932,6 +932,9 @@ impl System {
     /// task goes on unless it must give up the CPU.
     fn complete(&mut self, nr: u64, args: &Args, class: WorkClass, done: &Dispatched) -> Flow {
         self.counts.record_syscall(nr, class, done.enosys);
+        if let Some(what) = &done.lacking {
+            self.counts.record_lacking(what);
+        }
         self.kernel.task.syscalls += 1;
         self.kernel.task.at_syscall = Some(crate::kernel::signal::AtSyscall { nr });
         self.counts.record_sequence(nr, args, done.ret);
@@ -965,7 +968,11 @@ impl System {
         match wake {
             Wake::Retry => self.syscall(call.nr, &call.args, call.rip),
             Wake::Return(ret) => {
-                let done = Dispatched { ret, enosys: false };
+                let done = Dispatched {
+                    ret,
+                    enosys: false,
+                    lacking: None,
+                };
                 let class = self.kernel.work_class(call.nr, &call.args);
                 self.complete(call.nr, &call.args, class, &done)
             }

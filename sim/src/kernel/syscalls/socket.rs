@@ -94,9 +94,10 @@ fn new_socket(domain: i32, kind: i32, protocol: i32) -> Result<(Domain, i32), Sy
         return Err(Errno::EAFNOSUPPORT.into());
     }
     let Some(modelled) = Domain::of(domain) else {
-        return Err(SysError::Unsupported(format!(
-            "socket of address family {domain}"
-        )));
+        return Err(SysError::Lacking {
+            errno: Errno::EAFNOSUPPORT,
+            what: format!("a socket of address family {domain}"),
+        });
     };
     if !KNOWN_TYPES.contains(&kind) {
         return Err(Errno::ESOCKTNOSUPPORT.into());

@@ -206,13 +206,14 @@ fn has_level(domain: Domain, level: i32) -> bool {
 }
 
 /// The row of option (`level`, `name`) for `socket`: EOPNOTSUPP for a level an AF_UNIX
-/// socket lacks, ENOPROTOOPT for an option not in the table.
-fn find(socket: &Socket, level: i32, name: i32) -> Result<&'static Row, Errno> {
+/// socket lacks, ENOPROTOOPT for a level its family lacks; an option of a level it has that
+/// is not in the table is ENOPROTOOPT too, counted as not modelled (Linux may have it).
+fn find(socket: &Socket, level: i32, name: i32) -> Result<&'static Row, SysError> {
     if socket.domain == Domain::Unix && level != SOL {
-        return Err(Errno::EOPNOTSUPP);
+        return Err(Errno::EOPNOTSUPP.into());
     }
     if !has_level(socket.domain, level) {
-        return Err(Errno::ENOPROTOOPT);
+        return Err(Errno::ENOPROTOOPT.into());
     }
     OPTIONS
         .iter()
@@ -222,7 +223,10 @@ fn find(socket: &Socket, level: i32, name: i32) -> Result<&'static Row, Errno> {
             For::Inet => socket.is_inet(),
             For::Inet6 => socket.domain == Domain::Inet6,
         })
-        .ok_or(Errno::ENOPROTOOPT)
+        .ok_or_else(|| SysError::Lacking {
+            errno: Errno::ENOPROTOOPT,
+            what: format!("socket option {name} of level {level}"),
+        })
 }
 
 /// The `struct timeval` and `struct linger` sizes.
