@@ -542,32 +542,28 @@ impl Report {
             out.push_str(&calls.to_string());
             out.push('\n');
         }
-        if !self.syscalls.enosys.is_empty() {
-            let list: Vec<String> = self
-                .syscalls
-                .enosys
-                .iter()
-                .map(|(n, c)| format!("{n} ×{c}"))
-                .collect();
-            out.push_str(&format!(
-                "unsupported, answered ENOSYS: {}\n",
-                list.join(", ")
-            ));
-        }
-        if !self.syscalls.not_modelled.is_empty() {
-            let list: Vec<String> = self
-                .syscalls
-                .not_modelled
-                .iter()
-                .map(|(what, c)| format!("{what} ×{c}"))
-                .collect();
-            out.push_str(&format!(
-                "not modelled, answered as a kernel without it: {}\n",
-                list.join(", ")
-            ));
-        }
+        out.push_str(&counted_line(
+            "unsupported, answered ENOSYS",
+            &self.syscalls.enosys,
+        ));
+        out.push_str(&counted_line(
+            "not modelled, answered as a kernel without it",
+            &self.syscalls.not_modelled,
+        ));
         out
     }
+}
+
+/// `title: what ×count, …` and a newline, or nothing for no counts.
+fn counted_line(title: &str, counts: &BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = counts
+        .iter()
+        .map(|(what, c)| format!("{what} ×{c}"))
+        .collect();
+    format!("{title}: {}\n", list.join(", "))
 }
 
 impl Report {
