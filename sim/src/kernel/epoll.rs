@@ -1,12 +1,15 @@
 //! An epoll instance's interest list, as Linux keeps it: an entry per (descriptor, open
 //! file) added, its events and data, until removed or the open file is gone (every
-//! descriptor to it closed: the entry holds it weakly). Readiness is level-triggered: an
-//! entry is reported for as long as its file is ready, once if EPOLLONESHOT until it is
-//! modified.
+//! descriptor to it closed: the entry holds it weakly). A level-triggered entry is reported
+//! for as long as its file is ready, once if EPOLLONESHOT until it is modified. An
+//! edge-triggered one (EPOLLET) is reported when its file is ready and has changed since it
+//! was last reported: Linux queues an entry when the file wakes its waiters (bytes in or
+//! out, an end closed), and here each modelled file counts those changes (`changes`).
 
 use std::rc::{Rc, Weak};
 
-use super::fd::OpenFile;
+use super::fd::{Channel, OpenFile};
+use super::pipe::Changes;
 
 pub struct Entry {
     pub fd: u64,
@@ -15,6 +18,36 @@ pub struct Entry {
     pub data: u64,
     /// EPOLLONESHOT reported: nothing more until EPOLL_CTL_MOD.
     pub spent: bool,
+    /// EPOLLET: the file's changes that concern the entry when it was last reported
+    /// (`None`: not since added or modified).
+    pub reported_at: Option<Changes>,
+}
+
+/// EPOLLET.
+pub const EDGE_TRIGGERED: u32 = 1 << 31;
+
+/// The changes of `file` that concern an entry asking for `events`: those for its readers
+/// if it asks for EPOLLIN, for its writers if EPOLLOUT. A host descriptor's are not seen.
+pub fn changes(file: &OpenFile, events: u32) -> Changes {
+    let all = match &file.channel {
+        Channel::Pipe(end) => end.pipe.borrow().changes,
+        Channel::Socket(socket) => super::socket::changes(socket),
+        Channel::Event(end) => end.counter.borrow().changes,
+        Channel::Host | Channel::Random | Channel::Epoll(_) => Changes::default(),
+    };
+    let wants = |bit: i32| events & bit as u32 != 0;
+    Changes {
+        for_readers: if wants(libc::EPOLLIN) {
+            all.for_readers
+        } else {
+            0
+        },
+        for_writers: if wants(libc::EPOLLOUT) {
+            all.for_writers
+        } else {
+            0
+        },
+    }
 }
 
 #[derive(Default)]

@@ -12,6 +12,8 @@ pub struct Counter {
     pub value: u64,
     /// EFD_SEMAPHORE: a read takes one.
     pub semaphore: bool,
+    /// Counts added, for its readers, and taken, for its writers (see `Pipe::changes`).
+    pub changes: super::pipe::Changes,
 }
 
 impl Counter {
@@ -22,6 +24,7 @@ impl Counter {
         }
         let taken = if self.semaphore { 1 } else { self.value };
         self.value -= taken;
+        self.changes.for_writers += 1;
         Some(taken)
     }
 
@@ -30,6 +33,7 @@ impl Counter {
         match self.value.checked_add(n) {
             Some(sum) if sum <= MAX => {
                 self.value = sum;
+                self.changes.for_readers += 1;
                 true
             }
             _ => false,
@@ -47,6 +51,7 @@ mod tests {
             id: 1,
             value: 3,
             semaphore: false,
+            changes: Default::default(),
         };
         assert_eq!(counter.take(), Some(3));
         assert_eq!(counter.take(), None);

@@ -167,9 +167,9 @@ impl Drop for OpenFile {
         if let Channel::Pipe(end) = &self.channel {
             let mut pipe = end.pipe.borrow_mut();
             if end.writer {
-                pipe.writers -= 1;
+                pipe.close_writer();
             } else {
-                pipe.readers -= 1;
+                pipe.close_reader();
             }
         }
     }

@@ -16,6 +16,7 @@ use std::rc::{Rc, Weak};
 use nix::errno::Errno;
 
 use super::fd::OpenFile;
+use super::pipe::Changes;
 use super::socket::Options;
 use address::Address;
 
@@ -145,6 +146,8 @@ pub struct Mailbox {
     /// UDP drops another's datagrams.
     pub peer: Option<std::rc::Weak<RefCell<Mailbox>>>,
     pub peer_address: Option<Address>,
+    /// Datagrams in, for its readers, and out, for its senders (see `Pipe::changes`).
+    pub changes: Changes,
 }
 
 /// How a mailbox fills.
@@ -172,6 +175,7 @@ impl Mailbox {
             limit,
             peer: None,
             peer_address: None,
+            changes: Changes::default(),
         }
     }
 
@@ -186,11 +190,13 @@ impl Mailbox {
     pub fn push(&mut self, datagram: Datagram) {
         self.bytes += datagram.bytes.len();
         self.queue.push_back(datagram);
+        self.changes.for_readers += 1;
     }
 
     pub fn pop(&mut self) -> Option<Datagram> {
         let datagram = self.queue.pop_front()?;
         self.bytes -= datagram.bytes.len();
+        self.changes.for_writers += 1;
         Some(datagram)
     }
 }
@@ -205,6 +211,8 @@ pub struct Listener {
     pub queue: VecDeque<Rc<OpenFile>>,
     /// The listening socket's options, which its connections inherit.
     pub options: Options,
+    /// Connections queued so far: each wakes the listener's readers (see `Pipe::changes`).
+    pub arrivals: u64,
 }
 
 impl Listener {

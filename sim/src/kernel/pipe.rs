@@ -20,6 +20,35 @@ pub struct Pipe {
     /// One way of a socket whose writer was closed with data unread: the reader gets
     /// ECONNRESET once, after the bytes queued.
     pub reset: bool,
+    /// How many times it changed for its readers (bytes in, an end closed) and for its
+    /// writers (bytes out, an end closed): whom a change wakes, and so which edge-triggered
+    /// epoll entries it re-arms (Linux's wake-up keys, EPOLLIN or EPOLLOUT).
+    pub changes: Changes,
+}
+
+/// Changes that concern readers, and those that concern writers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub for_readers: u64,
+    pub for_writers: u64,
+}
+
+impl Changes {
+    /// Both kinds: a close or a reset wakes everyone.
+    pub fn both(&mut self) {
+        self.for_readers += 1;
+        self.for_writers += 1;
+    }
+}
+
+impl std::ops::Add for Changes {
+    type Output = Changes;
+    fn add(self, other: Changes) -> Changes {
+        Changes {
+            for_readers: self.for_readers + other.for_readers,
+            for_writers: self.for_writers + other.for_writers,
+        }
+    }
 }
 
 /// What a read or write on a pipe can do now.
@@ -41,6 +70,7 @@ impl Pipe {
             readers: 1,
             writers: 1,
             reset: false,
+            changes: Changes::default(),
         }
     }
 
@@ -61,6 +91,7 @@ impl Pipe {
             take(&back[..n - first]);
         }
         self.buf.drain(..n);
+        self.changes.for_writers += 1;
         Ready::Moved(n)
     }
 
@@ -83,7 +114,26 @@ impl Pipe {
             return Ready::Wait;
         }
         self.buf.extend(&bytes[..n]);
+        self.changes.for_readers += 1;
         Ready::Moved(n)
+    }
+
+    /// One reader fewer (an end closed or shut).
+    pub fn close_reader(&mut self) {
+        self.readers -= 1;
+        self.changes.both();
+    }
+
+    /// One writer fewer.
+    pub fn close_writer(&mut self) {
+        self.writers -= 1;
+        self.changes.both();
+    }
+
+    /// Marks the way reset for its reader (see `reset`).
+    pub fn set_reset(&mut self) {
+        self.reset = true;
+        self.changes.both();
     }
 
     /// Bytes waiting to be read (FIONREAD, poll).

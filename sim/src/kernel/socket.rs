@@ -11,7 +11,7 @@ use std::rc::{Rc, Weak};
 
 use super::net::address::{Address, Domain};
 use super::net::{Binding, Listener, Mailbox};
-use super::pipe::Pipe;
+use super::pipe::{Changes, Pipe};
 
 pub struct Socket {
     pub domain: Domain,
@@ -116,7 +116,7 @@ impl Drop for Socket {
     fn drop(&mut self) {
         if let Some(end) = self.connection.get() {
             if end.rx.borrow().available() > 0 {
-                end.tx.borrow_mut().reset = true;
+                end.tx.borrow_mut().set_reset();
             }
             end.shut_read();
             end.shut_write();
@@ -158,16 +158,38 @@ impl SocketEnd {
     /// Closes the reading way: reads see end of file, the peer's writes EPIPE.
     pub fn shut_read(&self) {
         if !self.read_shut.replace(true) {
-            self.rx.borrow_mut().readers -= 1;
+            self.rx.borrow_mut().close_reader();
         }
     }
 
     /// Closes the writing way: the peer reads end of file, writes here get EPIPE.
     pub fn shut_write(&self) {
         if !self.write_shut.replace(true) {
-            self.tx.borrow_mut().writers -= 1;
+            self.tx.borrow_mut().close_writer();
         }
     }
+}
+
+/// The changes of what `socket` reads, writes and accepts from (see `Pipe::changes`): its
+/// connection's way in for its readers and way out for its writers, its listener's
+/// arrivals, its datagram queue's.
+pub fn changes(socket: &Socket) -> Changes {
+    let connection = socket
+        .connection
+        .get()
+        .map_or(Changes::default(), |end| Changes {
+            for_readers: end.rx.borrow().changes.for_readers,
+            for_writers: end.tx.borrow().changes.for_writers,
+        });
+    let listener = socket.listener().map_or(Changes::default(), |l| Changes {
+        for_readers: l.borrow().arrivals,
+        for_writers: 0,
+    });
+    let mailbox = socket
+        .mailbox
+        .as_ref()
+        .map_or(Changes::default(), |m| m.borrow().changes);
+    connection + listener + mailbox
 }
 
 impl Drop for Listener {
@@ -176,7 +198,7 @@ impl Drop for Listener {
     fn drop(&mut self) {
         for file in &self.queue {
             if let Some(end) = file.socket().and_then(|s| s.connection.get()) {
-                end.tx.borrow_mut().reset = true;
+                end.tx.borrow_mut().set_reset();
             }
         }
     }

@@ -1,8 +1,9 @@
-//! epoll_create, epoll_create1, epoll_ctl, epoll_wait and epoll_pwait, level-triggered and
-//! with EPOLLONESHOT, over the same readiness as poll (`poll::ready`): modelled pipes,
-//! sockets and eventfds, and host descriptors. A wait that finds nothing blocks the task as
-//! poll does. Edge-triggered entries (EPOLLET), EPOLLEXCLUSIVE and an epoll inside an epoll
-//! stop the run as unsupported.
+//! epoll_create, epoll_create1, epoll_ctl, epoll_wait and epoll_pwait, level- and
+//! edge-triggered (see `kernel::epoll`) and with EPOLLONESHOT, over the same readiness as
+//! poll (`poll::ready`): modelled pipes, sockets and eventfds, and host descriptors. A wait
+//! that finds nothing blocks the task as poll does. EPOLLET on a host descriptor, whose
+//! changes the simulator does not see, EPOLLEXCLUSIVE and an epoll inside an epoll stop the
+//! run as unsupported.
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -13,7 +14,7 @@ use nix::errno::Errno;
 use super::fs::host;
 use super::poll::{deadline, ready, restore_call_mask, set_call_mask, wait_ready};
 use crate::costs::work::DescriptorKind;
-use crate::kernel::epoll::{Entry, Interest};
+use crate::kernel::epoll::{changes, Entry, Interest, EDGE_TRIGGERED};
 use crate::kernel::fd::{Channel, OpenFile};
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
@@ -23,7 +24,6 @@ const EVENT_SIZE: usize = 12;
 const MAX_EVENTS: u64 = (i32::MAX as u64) / EVENT_SIZE as u64;
 /// What an entry can ask for beyond what poll reports.
 const EPOLLONESHOT: u32 = 1 << 30;
-const EPOLLET: u32 = 1 << 31;
 const EPOLLEXCLUSIVE: u32 = 1 << 28;
 const EPOLLWAKEUP: u32 = 1 << 29;
 /// Reported whether asked for or not.
@@ -94,15 +94,15 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
     if matches!(file.channel, Channel::Epoll(_)) {
         return Err(SysError::Unsupported("an epoll inside an epoll".into()));
     }
-    if events & (EPOLLET | EPOLLEXCLUSIVE) != 0 {
-        return Err(SysError::Unsupported(format!(
-            "epoll_ctl with {} (only level-triggered entries are modelled)",
-            if events & EPOLLET != 0 {
-                "EPOLLET"
-            } else {
-                "EPOLLEXCLUSIVE"
-            }
-        )));
+    if events & EPOLLEXCLUSIVE != 0 {
+        return Err(SysError::Unsupported(
+            "epoll_ctl with EPOLLEXCLUSIVE".into(),
+        ));
+    }
+    if events & EDGE_TRIGGERED != 0 && !file.is_modelled() {
+        return Err(SysError::Unsupported(
+            "an edge-triggered epoll entry on a host descriptor".into(),
+        ));
     }
     let events = events & !EPOLLWAKEUP;
     let mut interest = interest.borrow_mut();
@@ -117,6 +117,7 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
                 events,
                 data,
                 spent: false,
+                reported_at: None,
             });
             drop(interest);
             // A task already waiting may now have something to report.
@@ -128,6 +129,7 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
             entry.events = events;
             entry.data = data;
             entry.spent = false;
+            entry.reported_at = None;
             drop(interest);
             k.pipes_changed();
             Ok(0)
@@ -141,10 +143,15 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
     }
 }
 
-/// The events of `entry` that have happened: none while it is spent or its file gone.
+/// The events of `entry` that have happened: none while it is spent or its file gone, nor
+/// for an edge-triggered entry whose file has not changed since it was reported.
 pub(super) fn happened(entry: &Entry) -> u32 {
     match entry.file.upgrade() {
         Some(file) if !entry.spent => {
+            let edge = entry.events & EDGE_TRIGGERED != 0;
+            if edge && entry.reported_at == Some(changes(&file, entry.events)) {
+                return 0;
+            }
             let asked = (entry.events | ALWAYS) & 0xffff;
             ready(&file, asked as i16) as u16 as u32
         }
@@ -189,6 +196,10 @@ fn collect(
             if happened != 0 {
                 found.push((happened, entry.data));
                 entry.spent = entry.events & EPOLLONESHOT != 0;
+                if entry.events & EDGE_TRIGGERED != 0 {
+                    let file = entry.file.upgrade();
+                    entry.reported_at = file.map(|file| changes(&file, entry.events));
+                }
                 *reported = true;
             }
         }

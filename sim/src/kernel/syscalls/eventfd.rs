@@ -42,6 +42,7 @@ pub fn eventfd2(k: &mut Kernel, a: &Args) -> SysResult {
         // initval is an unsigned int.
         value: u64::from(a[0] as u32),
         semaphore: flags & libc::EFD_SEMAPHORE != 0,
+        changes: Default::default(),
     };
     let file = Rc::new(OpenFile {
         host,

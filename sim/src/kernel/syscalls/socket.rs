@@ -324,6 +324,7 @@ pub fn listen(k: &mut Kernel, a: &Args) -> SysResult {
         backlog,
         queue: Default::default(),
         options: Rc::clone(&socket.options),
+        arrivals: 0,
     };
     let _ = binding.listener.set(Rc::new(RefCell::new(listener)));
     Ok(0)
@@ -486,6 +487,7 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
     let id = {
         let mut listener = listener.borrow_mut();
         listener.queue.push_back(socket_file(server)?);
+        listener.arrivals += 1;
         listener.id
     };
     let _ = socket
