@@ -247,6 +247,8 @@ pub const CASES: &[Case] = &[
     case("eventfd_counts", "eventfd_counts", &[]),
     // epoll, level-triggered, over a pipe, a socketpair and eventfds.
     case("epoll_events", "epoll_events", &[]),
+    // timerfd on the virtual clock: one-shot, periodic, through poll and epoll, and errors.
+    case("timerfd_ticks", "timerfd_ticks", &[]),
     // epoll, edge-triggered: reported on what arrives or leaves, not while nothing changes.
     case("epoll_edges", "epoll_edges", &[]),
     // Wake-ups another thread causes: epoll_ctl for a waiting epoll_wait, shutdown for a read.

@@ -25,6 +25,7 @@ pub mod syscalls;
 pub mod table;
 pub mod task;
 pub mod tasks;
+pub mod timerfd;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -151,6 +152,8 @@ pub struct Kernel {
     next_pipe_id: u64,
     /// The network namespace every process shares.
     pub net: net::Network,
+    /// Every timerfd timer made, held weakly: their expiries are deadlines of the idle clock.
+    pub timers: Vec<std::rc::Weak<std::cell::RefCell<timerfd::Timer>>>,
     /// How the first process ended, once it has: the run's exit status.
     pub first_exit: Option<Exit>,
     /// Past this many live tasks, fork and clone fail with EAGAIN (`--max-tasks`).
@@ -251,6 +254,7 @@ impl Kernel {
             next_pid: FIRST_PID + 1,
             next_pipe_id: 0,
             net: net::Network::default(),
+            timers: Vec::new(),
             first_exit: None,
             max_tasks: DEFAULT_MAX_TASKS,
             seed: 0,

@@ -33,6 +33,7 @@ pub fn changes(file: &OpenFile, events: u32) -> Changes {
         Channel::Pipe(end) => end.pipe.borrow().changes,
         Channel::Socket(socket) => super::socket::changes(socket),
         Channel::Event(end) => end.counter.borrow().changes,
+        Channel::Timer(end) => end.timer.borrow().changes,
         Channel::Host | Channel::Random | Channel::Epoll(_) => Changes::default(),
     };
     let wants = |bit: i32| events & bit as u32 != 0;

@@ -51,10 +51,19 @@ pub enum Channel {
     Event(EventEnd),
     /// An epoll instance's interest list.
     Epoll(Rc<RefCell<Interest>>),
+    /// A timerfd timer.
+    Timer(TimerEnd),
     /// /dev/random or /dev/urandom: reads come from the process's seeded stream, as
     /// getrandom's do, so that runs repeat; writes (entropy the guest adds) are taken and
     /// dropped.
     Random,
+}
+
+/// A timerfd's timer, shared by the descriptors of its open file.
+pub struct TimerEnd {
+    pub timer: Rc<RefCell<super::timerfd::Timer>>,
+    /// O_NONBLOCK (TFD_NONBLOCK), as for a pipe end.
+    pub non_blocking: Cell<bool>,
 }
 
 /// An eventfd's counter, shared by the descriptors of its open file.
@@ -107,6 +116,7 @@ impl OpenFile {
             Channel::Pipe(end) => Some(&end.non_blocking),
             Channel::Socket(socket) => Some(&socket.non_blocking),
             Channel::Event(end) => Some(&end.non_blocking),
+            Channel::Timer(end) => Some(&end.non_blocking),
             Channel::Epoll(_) => None,
         }
     }
@@ -115,7 +125,11 @@ impl OpenFile {
     /// answers) or socket; `None` for a host file or an eventfd (which has no FIONREAD).
     pub fn queued(&self) -> Option<usize> {
         match &self.channel {
-            Channel::Host | Channel::Random | Channel::Event(_) | Channel::Epoll(_) => None,
+            Channel::Host
+            | Channel::Random
+            | Channel::Event(_)
+            | Channel::Epoll(_)
+            | Channel::Timer(_) => None,
             Channel::Pipe(end) => Some(end.pipe.borrow().available()),
             Channel::Socket(socket) => Some(
                 socket

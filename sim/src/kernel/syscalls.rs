@@ -16,6 +16,7 @@ pub mod socket_io;
 pub mod sockopt;
 pub mod sync;
 pub mod time;
+pub mod timerfd;
 pub mod xattr;
 
 use syscalls::x86_64::Sysno;

@@ -12,7 +12,7 @@ use syscalls::x86_64::Sysno;
 use super::signature::{self, Commands, Rule, Signature};
 use super::syscalls::{
     epoll, eventfd, fs, ids, mm, pipes, poll, proc, signal, socket, socket_io, sockopt, sync, time,
-    xattr,
+    timerfd, xattr,
 };
 use super::{Args, Kernel, SysResult};
 use crate::costs::work::{Direction, WorkClass};
@@ -140,6 +140,9 @@ pub static TABLE: &[Row] = &[
     call(Sysno::pipe2, "pv", pipes::pipe2),
     call(Sysno::eventfd, "v", eventfd::eventfd),
     call(Sysno::eventfd2, "vv", eventfd::eventfd2),
+    call(Sysno::timerfd_create, "vv", timerfd::timerfd_create),
+    call(Sysno::timerfd_settime, "vvpp", timerfd::timerfd_settime),
+    call(Sysno::timerfd_gettime, "vp", timerfd::timerfd_gettime),
     call(Sysno::epoll_create, "v", epoll::epoll_create),
     call(Sysno::epoll_create1, "v", epoll::epoll_create1),
     call(Sysno::epoll_ctl, "vvvp", epoll::epoll_ctl),

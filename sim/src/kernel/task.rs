@@ -99,6 +99,8 @@ pub enum Wait {
     Accept { listener: u64 },
     /// Room in listening socket `listener`'s full accept queue (connect).
     Connect { listener: u64 },
+    /// An expiry of timerfd timer `timer`.
+    Timerfd { timer: u64 },
     /// A datagram in, or room in, datagram queue `queue`.
     Datagrams { queue: u64 },
     /// A change of eventfd counter `counter`: a count to read, or room to write.
@@ -130,6 +132,7 @@ impl std::fmt::Display for Wait {
                 )
             }
             Wait::Datagrams { queue } => write!(f, "a change of datagram queue {queue}"),
+            Wait::Timerfd { timer } => write!(f, "an expiry of timerfd {timer}"),
             Wait::Eventfd { counter } => write!(f, "a change of eventfd {counter}"),
             Wait::Suspend => write!(f, "a signal"),
             Wait::Poll { .. } => write!(f, "a poll to find a descriptor ready"),

@@ -101,6 +101,7 @@ impl Kernel {
             | Wait::Accept { listener: p }
             | Wait::Connect { listener: p }
             | Wait::Datagrams { queue: p }
+            | Wait::Timerfd { timer: p }
             | Wait::Eventfd { counter: p } => *p == pipe,
             Wait::Poll { .. } => true,
             _ => false,
@@ -467,9 +468,35 @@ impl Kernel {
         Switch::To { resume }
     }
 
+    /// Marks the timerfd timers whose next expiry the clock has reached, and wakes their
+    /// waiters (a read, a poll, an epoll).
+    pub fn announce_timer_expiries(&mut self) {
+        let now = self.elapsed_ns;
+        self.timers.retain(|t| t.strong_count() > 0);
+        let expired: Vec<u64> = self
+            .timers
+            .iter()
+            .filter_map(std::rc::Weak::upgrade)
+            .filter_map(|timer| {
+                let mut timer = timer.borrow_mut();
+                let due = timer
+                    .next
+                    .filter(|&at| at <= now && timer.announced != Some(at))?;
+                timer.announced = Some(due);
+                timer.changes.for_readers += 1;
+                Some(timer.id)
+            })
+            .collect();
+        for id in expired {
+            self.wake_pipe_waiters(id);
+        }
+    }
+
     /// Wakes the sleepers whose time has come and fires the alarms that are due.
     pub fn fire_due_timers(&mut self) {
+        self.announce_timer_expiries();
         let now = self.elapsed_ns;
+
         let sleepers: Vec<Pid> = std::iter::once(&self.task)
             .chain(self.tasks.values())
             .filter(|t| {
@@ -554,7 +581,14 @@ impl Kernel {
             .chain(self.procs.values())
             .filter(|p| p.exit.is_none())
             .filter_map(|p| p.signals.alarm.at);
-        sleeps.chain(alarms).collect()
+        let now = self.elapsed_ns;
+        let timers = self
+            .timers
+            .iter()
+            .filter_map(std::rc::Weak::upgrade)
+            .filter_map(|t| t.borrow().next)
+            .filter(|&at| at > now);
+        sleeps.chain(alarms).chain(timers).collect()
     }
 
     /// Time passes with no task running: the clock moves to `at`.

@@ -234,6 +234,9 @@ fn host_io(
     if let Channel::Event(_) = file.channel {
         return super::eventfd::eventfd_io(k, &file, iov, into_guest);
     }
+    if let Channel::Timer(_) = file.channel {
+        return super::timerfd::timerfd_io(k, &file, iov, into_guest);
+    }
     if let Channel::Random = file.channel {
         let total: usize = iov.iter().map(|v| v.iov_len).sum();
         if into_guest {
@@ -505,9 +508,11 @@ pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
         // Linux reads a sendfile's input through its file's splice_read, which pipes,
         // eventfds and epolls lack, and refuses a socket's too (EINVAL, as 6.x answers
         // busybox cat reading one): programs then read and write, as busybox cat does.
-        Channel::Pipe(_) | Channel::Event(_) | Channel::Epoll(_) | Channel::Socket(_) => {
-            return Err(Errno::EINVAL.into())
-        }
+        Channel::Pipe(_)
+        | Channel::Event(_)
+        | Channel::Epoll(_)
+        | Channel::Socket(_)
+        | Channel::Timer(_) => return Err(Errno::EINVAL.into()),
         Channel::Random => {
             return Err(SysError::Unsupported(
                 "sendfile from /dev/random or /dev/urandom".into(),

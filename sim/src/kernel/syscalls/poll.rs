@@ -33,6 +33,14 @@ pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
         let any = interest.borrow().entries.iter().any(|e| happened(e) != 0);
         return if any { POLLIN & wanted } else { 0 };
     }
+    if let Channel::Timer(end) = &file.channel {
+        let due = end
+            .timer
+            .borrow()
+            .announced
+            .is_some_and(|at| end.timer.borrow().next.is_some_and(|next| next <= at));
+        return if due { POLLIN & wanted } else { 0 };
+    }
     if let Channel::Event(end) = &file.channel {
         let value = end.counter.borrow().value;
         let readable = if value > 0 { POLLIN } else { 0 };
@@ -161,6 +169,8 @@ pub(super) fn wait_ready(
     scan: impl FnOnce(&mut Kernel, bool) -> Result<u64, Errno>,
 ) -> SysResult {
     let timed_out = deadline.is_some_and(|at| at <= k.elapsed_ns);
+    // A timerfd the clock has passed is ready now, not at the next switch.
+    k.announce_timer_expiries();
     let ready = scan(k, timed_out);
     if ready.is_err() || ready.as_ref().is_ok_and(|&n| n > 0) || timed_out {
         k.task.poll_deadline = None;
