@@ -247,6 +247,8 @@ pub const CASES: &[Case] = &[
     case("eventfd_counts", "eventfd_counts", &[]),
     // epoll, level-triggered, over a pipe, a socketpair and eventfds.
     case("epoll_events", "epoll_events", &[]),
+    // Descriptors passed over AF_UNIX (SCM_RIGHTS): streams, datagrams, another process.
+    case("fd_passing", "fd_passing", &[]),
     // timerfd on the virtual clock: one-shot, periodic, through poll and epoll, and errors.
     case("timerfd_ticks", "timerfd_ticks", &[]),
     // epoll, edge-triggered: reported on what arrives or leaves, not while nothing changes.

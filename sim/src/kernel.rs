@@ -152,6 +152,11 @@ pub struct Kernel {
     next_pipe_id: u64,
     /// The network namespace every process shares.
     pub net: net::Network,
+    /// Open files the running sendmsg passes (SCM_RIGHTS), for the message it sends.
+    pub sending_rights: Option<Vec<std::rc::Rc<fd::OpenFile>>>,
+    /// Open files the running call's read took (SCM_RIGHTS): recvmsg installs them; after
+    /// any other call they are dropped, as Linux closes what a plain read takes.
+    pub received_rights: Vec<std::rc::Rc<fd::OpenFile>>,
     /// Every timerfd timer made, held weakly: their expiries are deadlines of the idle clock.
     pub timers: Vec<std::rc::Weak<std::cell::RefCell<timerfd::Timer>>>,
     /// How the first process ended, once it has: the run's exit status.
@@ -254,6 +259,8 @@ impl Kernel {
             next_pid: FIRST_PID + 1,
             next_pipe_id: 0,
             net: net::Network::default(),
+            sending_rights: None,
+            received_rights: Vec::new(),
             timers: Vec::new(),
             first_exit: None,
             max_tasks: DEFAULT_MAX_TASKS,
@@ -338,6 +345,9 @@ impl Kernel {
                 Err(SysError::Unsupported(format!("syscall {name}")))
             }
         };
+        // What a call passed or took and did not use goes (its descriptors close).
+        self.sending_rights = None;
+        self.received_rights.clear();
         let mut lacking = None;
         let (ret, enosys) = match result {
             Ok(value) => (value, false),

@@ -164,6 +164,8 @@ pub struct Datagram {
     /// The sender's own receive queue (AF_UNIX: a connected receiver takes only its peer's).
     pub sender: Option<std::rc::Weak<RefCell<Mailbox>>>,
     pub bytes: Vec<u8>,
+    /// Open files passed with it (SCM_RIGHTS).
+    pub rights: Vec<Rc<OpenFile>>,
 }
 
 impl Mailbox {

@@ -4,6 +4,9 @@
 //! the simulator's one thread.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
+
+use super::fd::OpenFile;
 
 /// Linux's default pipe capacity (16 pages).
 pub const CAPACITY: usize = 65536;
@@ -24,6 +27,22 @@ pub struct Pipe {
     /// writers (bytes out, an end closed): whom a change wakes, and so which edge-triggered
     /// epoll entries it re-arms (Linux's wake-up keys, EPOLLIN or EPOLLOUT).
     pub changes: Changes,
+    /// Open files passed with the bytes (SCM_RIGHTS over an AF_UNIX stream), in order.
+    rights: VecDeque<Rights>,
+    /// Bytes written and read since it was made: where the rights sit in the stream.
+    written: u64,
+    taken: u64,
+    /// Rights a read just took, for the reader to install or drop.
+    pub delivered: Vec<Rc<OpenFile>>,
+}
+
+/// Open files sent with the bytes `[at, end)` of a stream: a read that reaches them takes
+/// them and stops at `end`, as Linux's `unix_stream_read_generic` stops after a message
+/// that carried descriptors.
+struct Rights {
+    at: u64,
+    end: u64,
+    files: Vec<Rc<OpenFile>>,
 }
 
 /// Changes that concern readers, and those that concern writers.
@@ -71,6 +90,10 @@ impl Pipe {
             writers: 1,
             reset: false,
             changes: Changes::default(),
+            rights: VecDeque::new(),
+            written: 0,
+            taken: 0,
+            delivered: Vec::new(),
         }
     }
 
@@ -83,7 +106,13 @@ impl Pipe {
                 Ready::Wait
             };
         }
-        let n = len.min(self.buf.len());
+        let mut n = len.min(self.buf.len());
+        let until = self.taken + n as u64;
+        if let Some(rights) = self.rights.front().filter(|r| r.at < until) {
+            n = n.min((rights.end - self.taken) as usize);
+            self.delivered = self.rights.pop_front().expect("just seen").files;
+        }
+        self.taken += n as u64;
         let (front, back) = self.buf.as_slices();
         let first = n.min(front.len());
         take(&front[..first]);
@@ -114,8 +143,18 @@ impl Pipe {
             return Ready::Wait;
         }
         self.buf.extend(&bytes[..n]);
+        self.written += n as u64;
         self.changes.for_readers += 1;
         Ready::Moved(n)
+    }
+
+    /// Sends `files` with the last `len` bytes written.
+    pub fn attach(&mut self, files: Vec<Rc<OpenFile>>, len: usize) {
+        self.rights.push_back(Rights {
+            at: self.written - len as u64,
+            end: self.written,
+            files,
+        });
     }
 
     /// One reader fewer (an end closed or shut).

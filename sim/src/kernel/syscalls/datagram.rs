@@ -144,6 +144,7 @@ pub fn send(
         from: socket.name(),
         sender: Some(Rc::downgrade(own)),
         bytes,
+        rights: k.sending_rights.take().unwrap_or_default(),
     });
     let id = queue.id;
     drop(queue);
@@ -205,6 +206,7 @@ fn send_udp(k: &mut Kernel, socket: &Socket, bytes: Vec<u8>, to: Option<&[u8]>) 
         from,
         sender: None,
         bytes,
+        rights: Vec::new(),
     });
     let id = queue.id;
     drop(queue);
@@ -242,6 +244,7 @@ pub fn receive(
             from: d.from.clone(),
             sender: None,
             bytes: d.bytes.clone(),
+            rights: Vec::new(),
         })
     } else {
         queue.pop()
@@ -253,6 +256,7 @@ pub fn receive(
         }
         return Err(SysError::Block(Wait::Datagrams { queue: id }));
     };
+    k.received_rights.extend(datagram.rights);
     let room: usize = iov.iter().map(|v| v.iov_len).sum();
     let copied = room.min(datagram.bytes.len());
     scatter(iov, 0, &datagram.bytes[..copied]);

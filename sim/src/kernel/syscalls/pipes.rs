@@ -125,6 +125,8 @@ pub(super) fn stream_io(
             scatter(iov, copied, piece);
             copied += piece.len();
         });
+        let taken = std::mem::take(&mut pipe.borrow_mut().delivered);
+        k.received_rights.extend(taken);
         return match ready {
             Ready::Moved(n) => {
                 k.proc.mem.note_transfer(n as u64);
@@ -137,8 +139,15 @@ pub(super) fn stream_io(
     }
     let done = std::mem::take(&mut k.task.io_progress) as usize;
     let bytes = gather(iov, done);
-    let written = match pipe.borrow_mut().write(&bytes, total) {
-        Ready::Moved(n) => n,
+    let wrote = pipe.borrow_mut().write(&bytes, total);
+    let written = match wrote {
+        Ready::Moved(n) => {
+            // A write the pipe took in pieces passes them with its first.
+            if let Some(files) = k.sending_rights.take().filter(|_| n > 0 && done == 0) {
+                pipe.borrow_mut().attach(files, n);
+            }
+            n
+        }
         Ready::Broken if done == 0 && signal => return pipe_signal(k, Err(Errno::EPIPE)),
         Ready::Broken if done == 0 => return Err(Errno::EPIPE.into()),
         Ready::Broken => return Ok(done as u64),

@@ -222,6 +222,7 @@ struct MessageHeader {
     name_len: u64,
     iov: u64,
     iov_len: u64,
+    control: u64,
     control_len: u64,
 }
 
@@ -233,39 +234,130 @@ fn message_header(k: &mut Kernel, at: u64) -> Result<MessageHeader, Errno> {
         name_len: word(1) & 0xffff_ffff,
         iov: word(2),
         iov_len: word(3),
+        control: word(4),
         control_len: word(5),
     })
 }
 
-/// sendmsg(fd, msg, flags): ancillary data (SCM_RIGHTS, SCM_CREDENTIALS) is not modelled
-/// and stops the run.
+/// `struct cmsghdr`: the length (of header and data), the level, the type.
+const CMSG_HEADER: usize = 16;
+/// Linux's `SCM_MAX_FD`: the most descriptors one message passes.
+const SCM_MAX_FD: usize = 253;
+
+/// The open files a message's ancillary data passes (SCM_RIGHTS), read as Linux's
+/// `__scm_send` reads them: EINVAL for a malformed header or too many, EBADF for a
+/// descriptor not open; an internet socket ignores them (`__sock_cmsg_send`); another kind
+/// of control message stops the run.
+fn rights_to_send(
+    k: &mut Kernel,
+    socket_is_unix: bool,
+    control: u64,
+    len: u64,
+) -> Result<Option<Vec<Rc<OpenFile>>>, SysError> {
+    if len < CMSG_HEADER as u64 {
+        return Ok(None);
+    }
+    let bytes = k.proc.mem.read_vec(control, len as usize)?;
+    let mut files = Vec::new();
+    let mut at = 0;
+    while at + CMSG_HEADER <= bytes.len() {
+        let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+        let (cmsg_len, level, kind) = (
+            word(at) as usize,
+            i32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()),
+            i32::from_le_bytes(bytes[at + 12..at + 16].try_into().unwrap()),
+        );
+        if cmsg_len < CMSG_HEADER || at + cmsg_len > bytes.len() {
+            return Err(Errno::EINVAL.into());
+        }
+        if (level, kind) != (libc::SOL_SOCKET, libc::SCM_RIGHTS) {
+            return Err(SysError::Unsupported(format!(
+                "a control message of level {level}, type {kind} (only SCM_RIGHTS is modelled)"
+            )));
+        }
+        // An internet socket ignores SCM_RIGHTS, which belongs to AF_UNIX.
+        if !socket_is_unix {
+            at += (cmsg_len + 7) & !7;
+            continue;
+        }
+        for fd in bytes[at + CMSG_HEADER..at + cmsg_len].chunks_exact(4) {
+            let fd = i32::from_le_bytes(fd.try_into().unwrap());
+            let file = u64::try_from(fd)
+                .map_err(|_| Errno::EBADF)
+                .and_then(|fd| k.proc.fds.file(fd))?;
+            files.push(file);
+        }
+        if files.len() > SCM_MAX_FD {
+            return Err(Errno::EINVAL.into());
+        }
+        at += (cmsg_len + 7) & !7;
+    }
+    Ok((!files.is_empty()).then_some(files))
+}
+
+/// sendmsg(fd, msg, flags): with SCM_RIGHTS over AF_UNIX, the open files go with the
+/// message (a datagram, or the stream's bytes it writes first).
 pub fn sendmsg(k: &mut Kernel, a: &Args) -> SysResult {
     let file = socket_of(k, a[0])?;
     let header = message_header(k, a[1])?;
-    if header.control_len != 0 {
-        return Err(SysError::Unsupported(
-            "sendmsg with ancillary data (SCM_RIGHTS or SCM_CREDENTIALS)".into(),
-        ));
-    }
+    let is_unix = !file.socket().expect("a socket").is_inet();
+    k.sending_rights = rights_to_send(k, is_unix, header.control, header.control_len)?;
     let iov = guest_iovecs(k, header.iov, header.iov_len, false)?;
     let to = address_at(k, header.name, header.name_len)?;
     send(k, &file, &iov, to.as_deref(), a[2])
 }
 
-/// recvmsg(fd, msg, flags): no ancillary data comes (controllen 0); MSG_TRUNC in the
-/// header's flags for a datagram cut short.
+/// Installs the open files the receive took and writes their SCM_RIGHTS message to the
+/// control buffer at `control` (`room` bytes): as many as fit, the rest closed with
+/// MSG_CTRUNC, as Linux's `scm_detach_fds`. Gives the control length and whether it was cut.
+fn give_rights(
+    k: &mut Kernel,
+    control: u64,
+    room: u64,
+    cloexec: bool,
+) -> Result<(u64, bool), SysError> {
+    let files = std::mem::take(&mut k.received_rights);
+    if files.is_empty() {
+        return Ok((0, false));
+    }
+    let fit = (room as usize).saturating_sub(CMSG_HEADER) / 4;
+    let mut fds = Vec::new();
+    for file in files.iter().take(fit) {
+        fds.push(k.proc.fds.install_file(Rc::clone(file), cloexec, 0)? as i32);
+    }
+    if fds.is_empty() {
+        return Ok((0, true));
+    }
+    let cmsg_len = CMSG_HEADER + 4 * fds.len();
+    let mut bytes = (cmsg_len as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&libc::SOL_SOCKET.to_le_bytes());
+    bytes.extend_from_slice(&libc::SCM_RIGHTS.to_le_bytes());
+    for fd in &fds {
+        bytes.extend_from_slice(&fd.to_le_bytes());
+    }
+    give(k, control, &bytes)?;
+    let space = ((cmsg_len + 7) & !7).min(room as usize);
+    Ok((space as u64, fds.len() < files.len()))
+}
+
+/// recvmsg(fd, msg, flags): the sender's name, MSG_TRUNC for a datagram cut short, and the
+/// descriptors passed with what was read (SCM_RIGHTS; MSG_CMSG_CLOEXEC).
 pub fn recvmsg(k: &mut Kernel, a: &Args) -> SysResult {
     let file = socket_of(k, a[0])?;
     let header = message_header(k, a[1])?;
     let iov = guest_iovecs(k, header.iov, header.iov_len, true)?;
-    let (got, cut, from) = receive(k, &file, &iov, a[2])?;
+    let cloexec = a[2] as i32 & libc::MSG_CMSG_CLOEXEC != 0;
+    let flags = a[2] & !(libc::MSG_CMSG_CLOEXEC as u64);
+    let (got, cut, from) = receive(k, &file, &iov, flags)?;
     if header.name != 0 {
         give_from(k, header.name, a[1] + 8, from.as_ref())?;
     } else {
         give(k, a[1] + 8, &0u32.to_le_bytes())?;
     }
-    give(k, a[1] + 40, &0u64.to_le_bytes())?;
-    let flags = if cut { libc::MSG_TRUNC } else { 0 };
+    let (control_len, control_cut) = give_rights(k, header.control, header.control_len, cloexec)?;
+    give(k, a[1] + 40, &control_len.to_le_bytes())?;
+    let flags =
+        if cut { libc::MSG_TRUNC } else { 0 } | if control_cut { libc::MSG_CTRUNC } else { 0 };
     give(k, a[1] + 48, &flags.to_le_bytes())?;
     Ok(got)
 }
