@@ -131,12 +131,12 @@ impl OpenFile {
             | Channel::Epoll(_)
             | Channel::Timer(_) => None,
             Channel::Pipe(end) => Some(end.pipe.borrow().available()),
-            Channel::Socket(socket) => Some(
-                socket
-                    .connection
-                    .get()
-                    .map_or(0, |end| end.rx.borrow().available()),
-            ),
+            // A datagram socket's first datagram (`udp_ioctl`, `unix_ioctl`).
+            Channel::Socket(socket) => Some(match (&socket.mailbox, socket.connection.get()) {
+                (Some(mailbox), _) => mailbox.borrow().queue.front().map_or(0, |d| d.bytes.len()),
+                (None, Some(end)) => end.rx.borrow().available(),
+                (None, None) => 0,
+            }),
         }
     }
 

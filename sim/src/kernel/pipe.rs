@@ -20,9 +20,8 @@ pub struct Pipe {
     /// Open file descriptions of each end.
     pub readers: u32,
     pub writers: u32,
-    /// One way of a socket whose writer was closed with data unread: the reader gets
-    /// ECONNRESET once, after the bytes queued.
-    pub reset: bool,
+    /// One way of a socket, after an RST came to its reader (see `Reset`).
+    pub reset: Reset,
     /// How many times it changed for its readers (bytes in, an end closed) and for its
     /// writers (bytes out, an end closed): whom a change wakes, and so which edge-triggered
     /// epoll entries it re-arms (Linux's wake-up keys, EPOLLIN or EPOLLOUT).
@@ -43,6 +42,18 @@ struct Rights {
     at: u64,
     end: u64,
     files: Vec<Rc<OpenFile>>,
+}
+
+/// What an RST left for the socket that reads a way: Linux's `sk_err`, then its closed state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reset {
+    #[default]
+    None,
+    /// An error not yet reported: ECONNRESET (the peer closed with data unread), or EPIPE
+    /// (an RST after the peer's FIN, or in answer to a write to a closed peer).
+    Pending(nix::errno::Errno),
+    /// Reported: reads see end of file, writes EPIPE.
+    Done,
 }
 
 /// Changes that concern readers, and those that concern writers.
@@ -88,7 +99,7 @@ impl Pipe {
             buf: VecDeque::new(),
             readers: 1,
             writers: 1,
-            reset: false,
+            reset: Reset::None,
             changes: Changes::default(),
             rights: VecDeque::new(),
             written: 0,
@@ -169,9 +180,9 @@ impl Pipe {
         self.changes.both();
     }
 
-    /// Marks the way reset for its reader (see `reset`).
-    pub fn set_reset(&mut self) {
-        self.reset = true;
+    /// An RST comes to the way's reader, leaving it `errno` to report (see `reset`).
+    pub fn set_reset(&mut self, errno: nix::errno::Errno) {
+        self.reset = Reset::Pending(errno);
         self.changes.both();
     }
 

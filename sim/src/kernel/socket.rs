@@ -107,18 +107,32 @@ impl Socket {
     pub fn is_datagram(&self) -> bool {
         self.kind == libc::SOCK_DGRAM
     }
+
+    /// SO_LINGER on with a time of 0: a close resets the connection.
+    fn linger_zero(&self) -> bool {
+        let options = self.options.borrow();
+        let linger = options.get(&(libc::SOL_SOCKET, libc::SO_LINGER));
+        linger.is_some_and(|v| v.len() == 8 && v[..4] != [0; 4] && v[4..] == [0; 4])
+    }
 }
 
 impl Drop for Socket {
-    /// The last descriptor closes it. Unread data makes the close a reset: the peer reads
-    /// what it was sent, then ECONNRESET, as Linux's TCP sends an RST and `unix_release_sock`
-    /// sets ECONNRESET.
+    /// The last descriptor closes it. Unread data, or SO_LINGER on with no time, makes the
+    /// close a reset: the peer reads what it was sent, then ECONNRESET, as Linux's TCP sends
+    /// an RST and `unix_release_sock` sets ECONNRESET; an RST after this end's FIN leaves
+    /// the peer EPIPE instead (`tcp_reset` in CLOSE_WAIT).
     fn drop(&mut self) {
         if let Some(end) = self.connection.get() {
-            if end.rx.borrow().available() > 0 {
-                end.tx.borrow_mut().set_reset();
+            let abortive = self.is_inet() && self.linger_zero();
+            if end.rx.borrow().available() > 0 || abortive {
+                let errno = if end.write_shut.get() && self.is_inet() {
+                    nix::errno::Errno::EPIPE
+                } else {
+                    nix::errno::Errno::ECONNRESET
+                };
+                end.tx.borrow_mut().set_reset(errno);
             }
-            end.shut_read();
+            end.release_read();
             end.shut_write();
         }
     }
@@ -134,8 +148,11 @@ pub struct SocketEnd {
     pub peer: Address,
     pub local: Address,
     /// shutdown's SHUT_RD and SHUT_WR: that way is closed before the last descriptor is.
+    /// TCP's SHUT_RD only marks this end (the peer may still send); AF_UNIX's and a close
+    /// release the way too (`read_released`), so the peer's writes fail.
     pub read_shut: Cell<bool>,
     pub write_shut: Cell<bool>,
+    pub read_released: Cell<bool>,
 }
 
 impl SocketEnd {
@@ -152,12 +169,28 @@ impl SocketEnd {
             local,
             read_shut: Cell::new(false),
             write_shut: Cell::new(false),
+            read_released: Cell::new(false),
         }
     }
 
-    /// Closes the reading way: reads see end of file, the peer's writes EPIPE.
+    /// Closes the reading way: reads see end of file, the peer's writes EPIPE (AF_UNIX's
+    /// SHUT_RD and a close).
     pub fn shut_read(&self) {
-        if !self.read_shut.replace(true) {
+        self.read_shut.set(true);
+        self.release_read();
+    }
+
+    /// Whether a TCP connection is over: reset, or shut both ways (getpeername and shutdown
+    /// then answer ENOTCONN, as for Linux's closed states).
+    pub fn closed(&self) -> bool {
+        let rx = self.rx.borrow();
+        rx.reset != super::pipe::Reset::None || (self.write_shut.get() && rx.writers == 0)
+    }
+
+    /// This end reads no more: the way's reader count drops (a close).
+    pub fn release_read(&self) {
+        if !self.read_released.replace(true) {
+            self.read_shut.set(true);
             self.rx.borrow_mut().close_reader();
         }
     }
@@ -198,7 +231,7 @@ impl Drop for Listener {
     fn drop(&mut self) {
         for file in &self.queue {
             if let Some(end) = file.socket().and_then(|s| s.connection.get()) {
-                end.tx.borrow_mut().set_reset();
+                end.tx.borrow_mut().set_reset(nix::errno::Errno::ECONNRESET);
             }
         }
     }

@@ -159,11 +159,13 @@ impl Address {
                 } else {
                     0
                 };
+                // Loopback has no flows or scopes: Linux gives back 0 for both.
+                let _ = (word(4), scope);
                 Ok(Address::Inet6(SocketAddrV6::new(
                     Ipv6Addr::from(ip),
                     port(bytes),
-                    word(4),
-                    scope,
+                    0,
+                    0,
                 )))
             }
         }

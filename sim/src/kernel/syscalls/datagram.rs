@@ -158,6 +158,12 @@ pub fn send(
 /// for its next call.
 fn send_udp(k: &mut Kernel, socket: &Socket, bytes: Vec<u8>, to: Option<&[u8]>) -> SysResult {
     let to = match to {
+        // UDP over IPv4 takes AF_UNSPEC as AF_INET (`udp_sendmsg`).
+        Some(to) if socket.domain == Domain::Inet && to.len() >= 2 && to[..2] == [0, 0] => {
+            let mut as_inet = to.to_vec();
+            as_inet[..2].copy_from_slice(&(libc::AF_INET as u16).to_le_bytes());
+            Address::parse(socket.domain, &as_inet, Use::Connect)?
+        }
         Some(to) => Address::parse(socket.domain, to, Use::Connect)?,
         None => socket
             .peer
@@ -178,7 +184,8 @@ fn send_udp(k: &mut Kernel, socket: &Socket, bytes: Vec<u8>, to: Option<&[u8]>) 
     if bytes.len() > most {
         return Err(Errno::EMSGSIZE.into());
     }
-    autobind(k, socket, &source_of(socket, &to))?;
+    // An unbound sender gets a port on the wildcard address.
+    autobind(k, socket, &socket.domain.unbound())?;
     let from = source_of(socket, &to);
     let len = bytes.len() as u64;
     k.proc.mem.note_transfer(len);

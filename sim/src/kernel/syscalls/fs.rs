@@ -229,6 +229,10 @@ fn host_io(
         return super::pipes::pipe_io(k, &file, iov, into_guest);
     }
     if file.socket().is_some() {
+        // A socket's read of nothing is 0 before anything else (`sock_read_iter`).
+        if into_guest && iov.iter().all(|v| v.iov_len == 0) {
+            return Ok(0);
+        }
         return super::socket_io::socket_io(k, &file, iov, into_guest, false, true);
     }
     if let Channel::Event(_) = file.channel {

@@ -8,6 +8,7 @@ use nix::errno::Errno;
 
 use super::epoll::happened;
 use crate::kernel::fd::{Channel, OpenFile};
+use crate::kernel::pipe::Reset;
 use crate::kernel::sigframe::UNBLOCKABLE;
 use crate::kernel::socket::Socket;
 use crate::kernel::task::Wait;
@@ -104,15 +105,22 @@ fn socket_ready(socket: &Socket) -> i16 {
         };
     }
     let Some(end) = socket.connection.get() else {
+        // A refused connect: readable, writable, in error, hung up (`tcp_poll` of a reset).
+        if socket.error.get().is_some() {
+            return POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP;
+        }
         // Not connected: closed, so hung up, and as writable as an empty buffer.
         return POLLOUT | POLLHUP;
     };
     let (rx, tx) = (end.rx.borrow(), end.tx.borrow());
     // The receiving way is shut by this socket's SHUT_RD or the peer's SHUT_WR or close,
-    // the sending way by its own SHUT_WR or the peer's SHUT_RD or close; POLLOUT is room
-    // to write, whatever is shut; a reset is an error.
-    let receive_shut = end.read_shut.get() || rx.writers == 0;
-    let send_shut = end.write_shut.get() || tx.readers == 0;
+    // the sending way by its own SHUT_WR, or for AF_UNIX the peer's SHUT_RD or close (a TCP
+    // peer's close is known only from the RST a write brings back); POLLOUT is room to
+    // write, whatever is shut; an RST is an error until reported, and hangs up.
+    let reset = rx.reset != Reset::None;
+    let receive_shut = end.read_shut.get() || rx.writers == 0 || reset;
+    let peer_gone = !socket.is_inet() && tx.readers == 0;
+    let send_shut = end.write_shut.get() || peer_gone || reset;
     let readable = if rx.available() > 0 || receive_shut {
         POLLIN
     } else {
@@ -125,7 +133,8 @@ fn socket_ready(socket: &Socket) -> i16 {
         0
     };
     let writable = if tx.writable() { POLLOUT } else { 0 };
-    let error = if rx.reset { POLLERR } else { 0 };
+    let pending = matches!(rx.reset, Reset::Pending(_)) || socket.error.get().is_some();
+    let error = if pending { POLLERR } else { 0 };
     readable | writable | hung_up | peer_shut | error
 }
 

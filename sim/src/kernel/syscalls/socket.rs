@@ -336,7 +336,10 @@ pub(super) fn destination(socket: &Socket, address: &Address) -> Result<(Name, A
         Address::Unnamed => Err(Errno::EINVAL.into()),
         Address::Abstract(name) => Ok((Name::Abstract(name.clone()), address.clone())),
         Address::Path(path) => {
-            let st = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(path))?;
+            let path = std::ffi::OsStr::from_bytes(path);
+            let st = nix::sys::stat::stat(path)?;
+            // Linux's `unix_find_bsd`: the file must be writable, then a socket.
+            nix::unistd::access(path, nix::unistd::AccessFlags::W_OK)?;
             if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
                 return Err(Errno::ECONNREFUSED.into());
             }
@@ -420,6 +423,11 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
         }
     }
     if socket.is_inet() {
+        // A non-blocking connect that was refused: the next connect finds it aborted.
+        if socket.connection.get().is_none() && socket.connecting.replace(false) {
+            socket.error.set(None);
+            return Err(Errno::ECONNABORTED.into());
+        }
         // TCP answers from the socket's state before it reads the address: the connect
         // after an EINPROGRESS one reports the connection made; then it is EISCONN.
         if socket.connection.get().is_some() {
@@ -515,6 +523,12 @@ fn connect_to_self(k: &mut Kernel, socket: &Socket, to: &Address) -> SysResult {
         .as_ref()
         .is_some_and(|b| socket.is_inet() && b.port() == to.port() && (*b == *to || bindable(b)));
     if !own {
+        // A non-blocking TCP connect learns of the refusal later, as its RST arrives.
+        if socket.is_inet() && socket.non_blocking.get() {
+            socket.error.set(Some(Errno::ECONNREFUSED));
+            socket.connecting.set(true);
+            return Err(Errno::EINPROGRESS.into());
+        }
         return Err(Errno::ECONNREFUSED.into());
     }
     let way = Rc::new(RefCell::new(Pipe::new(k.alloc_pipe_id())));
@@ -613,6 +627,7 @@ pub fn getpeername(k: &mut Kernel, a: &Args) -> SysResult {
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let peer = match file.stream() {
+        Some(end) if socket.is_inet() && end.closed() => return Err(Errno::ENOTCONN.into()),
         Some(end) => end.peer.clone(),
         None => datagram::peer_name(socket).ok_or(Errno::ENOTCONN)?,
     };
@@ -650,8 +665,15 @@ pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
             (false, true) => Err(Errno::ENOTCONN.into()),
         };
     };
+    if socket.is_inet() && end.closed() {
+        return Err(Errno::ENOTCONN.into());
+    }
     if how != libc::SHUT_WR {
-        end.shut_read();
+        if socket.is_inet() {
+            end.read_shut.set(true);
+        } else {
+            end.shut_read();
+        }
     }
     if how != libc::SHUT_RD {
         end.shut_write();

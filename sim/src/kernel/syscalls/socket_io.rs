@@ -12,6 +12,7 @@ use super::pipes::{sendfile_into_way, stream_io};
 use super::socket::{give_address, socket_of};
 use crate::kernel::fd::OpenFile;
 use crate::kernel::net::address::Address;
+use crate::kernel::pipe::Reset;
 use crate::kernel::socket::Socket;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
@@ -47,9 +48,16 @@ pub fn socket_io(
     };
     if into_guest {
         if end.rx.borrow().available() == 0 {
-            // A reset is reported once, after what was queued; then end of file.
-            if std::mem::take(&mut end.rx.borrow_mut().reset) {
-                return Err(Errno::ECONNRESET.into());
+            // A reset's ECONNRESET is reported once, after what was queued; then, as after
+            // an RST that follows a FIN, end of file.
+            let reset = end.rx.borrow().reset;
+            match reset {
+                Reset::Pending(Errno::ECONNRESET) => {
+                    end.rx.borrow_mut().reset = Reset::Done;
+                    return Err(Errno::ECONNRESET.into());
+                }
+                Reset::Pending(_) | Reset::Done => return Ok(0),
+                Reset::None => {}
             }
             // After its own SHUT_RD a socket still gives what was queued, then end of file.
             if end.read_shut.get() {
@@ -58,9 +66,30 @@ pub fn socket_io(
         }
         return stream_io(k, &end.rx, iov, true, non_blocking, signal);
     }
-    // TCP's first write after a reset reports it (`sk_stream_error`), with no SIGPIPE.
-    if socket.is_inet() && std::mem::take(&mut end.rx.borrow_mut().reset) {
-        return Err(Errno::ECONNRESET.into());
+    if socket.is_inet() {
+        // TCP's first write after an RST reports its error (`sk_stream_error`; EPIPE with
+        // SIGPIPE), later ones EPIPE.
+        let reset = end.rx.borrow().reset;
+        match reset {
+            Reset::Pending(errno) => {
+                end.rx.borrow_mut().reset = Reset::Done;
+                return if errno == Errno::EPIPE {
+                    broken(k, signal)
+                } else {
+                    Err(errno.into())
+                };
+            }
+            Reset::Done => return broken(k, signal),
+            Reset::None => {}
+        }
+        // A peer that closed after its FIN still takes the bytes: it answers them with an
+        // RST, which the next write reports.
+        if end.tx.borrow().readers == 0 && !end.write_shut.get() {
+            let total: usize = iov.iter().map(|v| v.iov_len).sum();
+            end.rx.borrow_mut().set_reset(Errno::EPIPE);
+            k.proc.mem.note_transfer(total as u64);
+            return Ok(total as u64);
+        }
     }
     if end.write_shut.get() {
         // A blocked write that the shutdown cut off returns what it wrote.
@@ -303,7 +332,8 @@ pub fn sendmsg(k: &mut Kernel, a: &Args) -> SysResult {
     let is_unix = !file.socket().expect("a socket").is_inet();
     k.sending_rights = rights_to_send(k, is_unix, header.control, header.control_len)?;
     let iov = guest_iovecs(k, header.iov, header.iov_len, false)?;
-    let to = address_at(k, header.name, header.name_len)?;
+    // A longer name is cut to a sockaddr_storage (`__copy_msghdr`).
+    let to = address_at(k, header.name, header.name_len.min(128))?;
     send(k, &file, &iov, to.as_deref(), a[2])
 }
 
@@ -351,8 +381,6 @@ pub fn recvmsg(k: &mut Kernel, a: &Args) -> SysResult {
     let (got, cut, from) = receive(k, &file, &iov, flags)?;
     if header.name != 0 {
         give_from(k, header.name, a[1] + 8, from.as_ref())?;
-    } else {
-        give(k, a[1] + 8, &0u32.to_le_bytes())?;
     }
     let (control_len, control_cut) = give_rights(k, header.control, header.control_len, cloexec)?;
     give(k, a[1] + 40, &control_len.to_le_bytes())?;
@@ -374,7 +402,8 @@ pub fn sendfile_into(
     let Some(end) = socket.connection.get() else {
         return unconnected(k, socket, false, true);
     };
-    if socket.is_inet() && std::mem::take(&mut end.rx.borrow_mut().reset) {
+    if socket.is_inet() && end.rx.borrow().reset != Reset::None {
+        end.rx.borrow_mut().reset = Reset::Done;
         return Err(Errno::ECONNRESET.into());
     }
     if end.write_shut.get() {

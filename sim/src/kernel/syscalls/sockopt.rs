@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use super::fs::give;
 use super::socket::socket_of;
 use crate::kernel::net::address::Domain;
+use crate::kernel::pipe::Reset;
 use crate::kernel::socket::Socket;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
@@ -45,6 +46,8 @@ enum Kind {
 enum For {
     All,
     /// TCP, over IPv4 or IPv6.
+    Tcp,
+    /// TCP or UDP, over IPv4 or IPv6.
     Inet,
     Inet6,
 }
@@ -54,7 +57,7 @@ struct Row {
     name: i32,
     kind: Kind,
     on: For,
-    /// The value before it is set: for AF_UNIX, and for TCP.
+    /// The value before it is set: for AF_UNIX and UDP, and for TCP.
     default: (i32, i32),
 }
 
@@ -137,9 +140,9 @@ const OPTIONS: &[Row] = &[
     row(SOL, libc::SO_LINGER, Kind::Linger, For::All, (0, 0)),
     row(SOL, libc::SO_RCVTIMEO, Kind::Timeout, For::All, (0, 0)),
     row(SOL, libc::SO_SNDTIMEO, Kind::Timeout, For::All, (0, 0)),
-    row(TCP, libc::TCP_NODELAY, Kind::Flag, For::Inet, (0, 0)),
-    row(TCP, libc::TCP_CORK, Kind::Flag, For::Inet, (0, 0)),
-    row(TCP, libc::TCP_QUICKACK, Kind::Flag, For::Inet, (1, 1)),
+    row(TCP, libc::TCP_NODELAY, Kind::Flag, For::Tcp, (0, 0)),
+    row(TCP, libc::TCP_CORK, Kind::Flag, For::Tcp, (0, 0)),
+    row(TCP, libc::TCP_QUICKACK, Kind::Flag, For::Tcp, (1, 1)),
     row(
         TCP,
         libc::TCP_KEEPIDLE,
@@ -147,7 +150,7 @@ const OPTIONS: &[Row] = &[
             min: 1,
             max: 32_767,
         },
-        For::Inet,
+        For::Tcp,
         (7200, 7200),
     ),
     row(
@@ -157,14 +160,14 @@ const OPTIONS: &[Row] = &[
             min: 1,
             max: 32_767,
         },
-        For::Inet,
+        For::Tcp,
         (75, 75),
     ),
     row(
         TCP,
         libc::TCP_KEEPCNT,
         Kind::Int { min: 1, max: 127 },
-        For::Inet,
+        For::Tcp,
         (9, 9),
     ),
     row(
@@ -174,7 +177,7 @@ const OPTIONS: &[Row] = &[
             min: 0,
             max: i32::MAX,
         },
-        For::Inet,
+        For::Tcp,
         (0, 0),
     ),
     row(libc::IPPROTO_IP, libc::IP_TOS, ANY_INT, For::Inet, (0, 0)),
@@ -220,6 +223,7 @@ fn find(socket: &Socket, level: i32, name: i32) -> Result<&'static Row, SysError
         .find(|r| r.level == level && r.name == name)
         .filter(|r| match r.on {
             For::All => true,
+            For::Tcp => socket.is_inet() && !socket.is_datagram(),
             For::Inet => socket.is_inet(),
             For::Inet6 => socket.domain == Domain::Inet6,
         })
@@ -258,10 +262,9 @@ pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
             let doubled = (int as u32).min(BUFFER_MAX) as i32 * 2;
             doubled.max(min).to_le_bytes().to_vec()
         }
-        Kind::Linger => {
-            let on = i32::from(int != 0).to_le_bytes();
-            [&on[..], &value[4..8]].concat()
-        }
+        // Off, Linux keeps no time.
+        Kind::Linger if int == 0 => vec![0; LINGER_SIZE],
+        Kind::Linger => [&1i32.to_le_bytes()[..], &value[4..8]].concat(),
         Kind::Timeout if value.iter().any(|&b| b != 0) => {
             return Err(SysError::Unsupported(format!(
                 "a socket timeout (option {name}): blocking calls do not time out"
@@ -286,14 +289,19 @@ pub fn getsockopt(k: &mut Kernel, a: &Args) -> SysResult {
     let room = k.proc.mem.read_u32(a[4])? as i32;
     let room = usize::try_from(room).map_err(|_| Errno::EINVAL)?;
     let value = if (level, name) == (SOL, libc::SO_ERROR) {
-        let reset = file
-            .stream()
-            .is_some_and(|end| std::mem::take(&mut end.rx.borrow_mut().reset));
-        let error = if reset { Errno::ECONNRESET as i32 } else { 0 };
-        error.to_le_bytes().to_vec()
+        // A pending error, once: a UDP refusal, a refused connect, an RST's.
+        let error = socket.error.take().or_else(|| {
+            let end = file.stream()?;
+            let Reset::Pending(errno) = end.rx.borrow().reset else {
+                return None;
+            };
+            end.rx.borrow_mut().reset = Reset::Done;
+            Some(errno)
+        });
+        error.map_or(0, |errno| errno as i32).to_le_bytes().to_vec()
     } else {
         let row = find(socket, level, name)?;
-        let default = if socket.is_inet() {
+        let default = if socket.is_inet() && !socket.is_datagram() {
             row.default.1
         } else {
             row.default.0
