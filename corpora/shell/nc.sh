@@ -4,7 +4,10 @@
 # Usage: busybox sh nc.sh  (writes received.txt in the working directory)
 set -eu
 port=$((20000 + $$ % 20000))
-nc -l -p $port >received.txt &
+# The listener's stdin stays open while the client runs: at its end of file it would shut
+# its side down, racing the client's own (natively, which comes first is the host's
+# schedule).
+sleep 2 | nc -l -p $port >received.txt &
 listener=$!
 sleep 1
 printf 'line one\nline two\n' | nc 127.0.0.1 $port

@@ -247,6 +247,8 @@ pub const CASES: &[Case] = &[
     case("eventfd_counts", "eventfd_counts", &[]),
     // epoll, level-triggered, over a pipe, a socketpair and eventfds.
     case("epoll_events", "epoll_events", &[]),
+    // How a TCP connection ends: FIN, RST, SHUT_RD, a refused connect; poll at each step.
+    case("tcp_close", "tcp_close", &[]),
     // Descriptors passed over AF_UNIX (SCM_RIGHTS): streams, datagrams, another process.
     case("fd_passing", "fd_passing", &[]),
     // timerfd on the virtual clock: one-shot, periodic, through poll and epoll, and errors.
