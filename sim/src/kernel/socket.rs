@@ -82,6 +82,8 @@ impl Socket {
     /// Its name, as getsockname gives it.
     pub fn name(&self) -> Address {
         match (self.connection.get(), self.local.get()) {
+            // An AF_UNIX socket bound after it connected (a pair's end) has that name.
+            (_, Some(local)) if !self.is_inet() => local.clone(),
             (Some(end), _) => end.local.clone(),
             (None, Some(local)) => local.clone(),
             (None, None) => self.domain.unbound(),

@@ -29,6 +29,14 @@ const UDP_MAX_V4: usize = 65_507;
 const UDP_MAX_V6: usize = 65_527;
 /// An AF_UNIX datagram may be as long as the send buffer less 32 bytes (`unix_dgram_sendmsg`).
 const UNIX_MAX: usize = 212_992 - 32;
+/// What Linux charges a sender's buffer for a small datagram beyond its bytes (an skb's
+/// truesize, 6.x), so that a pair's sender stops after a few hundred one-byte datagrams.
+const DATAGRAM_OVERHEAD: usize = 768;
+
+/// Whether a pair's receiver queue, charged as its sender's buffer, has room for `len`.
+fn pair_has_room(queue: &Mailbox, len: usize) -> bool {
+    queue.bytes + (queue.queue.len() + 1) * DATAGRAM_OVERHEAD + len <= UNIX_MAX + 32
+}
 
 /// A new datagram socket's receive queue, named `id`.
 pub fn mailbox(domain: Domain, id: u64) -> Mailbox {
@@ -57,9 +65,21 @@ pub fn connect(k: &mut Kernel, socket: &Socket, bytes: &[u8]) -> SysResult {
         }
     } else {
         let binding = k.net.reach(&name, socket.kind)?;
+        let queue = binding
+            .mailbox
+            .as_ref()
+            .expect("a datagram binding has a queue");
+        // `unix_may_send`: a socket connected to another refuses this one at connect.
+        let own = socket.mailbox.as_ref().map(Rc::as_ptr);
+        let taken = queue.borrow().peer.as_ref().map(std::rc::Weak::as_ptr);
+        if taken.is_some_and(|p| Some(p) != own)
+            && !Rc::ptr_eq(queue, socket.mailbox.as_ref().expect("a queue"))
+        {
+            return Err(Errno::EPERM.into());
+        }
         Peer {
             address: binding.address.clone(),
-            mailbox: binding.mailbox.as_ref().map(Rc::downgrade),
+            mailbox: Some(Rc::downgrade(queue)),
         }
     };
     set_filter(socket, Some(&peer));
@@ -105,10 +125,19 @@ pub fn send(
                 .expect("a datagram binding has a queue")
         }
         None => {
-            let peer = socket.peer.borrow();
-            let peer = peer.as_ref().ok_or(Errno::ENOTCONN)?;
-            let weak = peer.mailbox.as_ref().expect("an AF_UNIX peer has a queue");
-            weak.upgrade().ok_or(Errno::ECONNREFUSED)?
+            let queue = {
+                let peer = socket.peer.borrow();
+                let peer = peer.as_ref().ok_or(Errno::ENOTCONN)?;
+                let weak = peer.mailbox.as_ref().expect("an AF_UNIX peer has a queue");
+                weak.upgrade()
+            };
+            // A peer that is gone refuses once; then the socket is no longer connected.
+            let Some(queue) = queue else {
+                socket.peer.replace(None);
+                set_filter(socket, None);
+                return Err(Errno::ECONNREFUSED.into());
+            };
+            queue
         }
     };
     if bytes.len() > UNIX_MAX {
@@ -129,7 +158,7 @@ pub fn send(
     // A receiver connected back to its sender (a pair) is not held to its queue's length,
     // only to the sender's buffer, here its bytes (Linux counts each datagram's overhead).
     let full = if peer_is_sender == Some(true) {
-        queue.bytes + bytes.len() > UNIX_MAX
+        !pair_has_room(&queue, bytes.len())
     } else {
         queue.full(bytes.len())
     };
@@ -290,5 +319,15 @@ pub fn writable(socket: &Socket) -> bool {
         .as_ref()
         .and_then(|p| p.mailbox.as_ref())
         .and_then(std::rc::Weak::upgrade);
-    queue.is_none_or(|q| !q.borrow().full(0))
+    let own = socket.mailbox.as_ref().map(Rc::as_ptr);
+    queue.is_none_or(|q| {
+        let q = q.borrow();
+        // A receiver connected back to this socket (a pair) holds it to bytes, as `send`.
+        let pair = q.peer.as_ref().map(std::rc::Weak::as_ptr) == own && own.is_some();
+        if pair {
+            pair_has_room(&q, 1)
+        } else {
+            !q.full(0)
+        }
+    })
 }

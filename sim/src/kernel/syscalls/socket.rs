@@ -207,7 +207,10 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
     let socket = file.socket().expect("a socket");
     let bytes = address_bytes(k, a[1], a[2])?;
     let mut address = Address::parse(socket.domain, &bytes, Use::Bind)?;
-    let bound = socket.local.get().is_some() || socket.connection.get().is_some();
+    // An AF_UNIX socket may be named once, connected or not; an internet one not once it
+    // has a port.
+    let bound =
+        socket.local.get().is_some() || (socket.is_inet() && socket.connection.get().is_some());
     if bound && !socket.is_inet() {
         return Err(Errno::EINVAL.into());
     }
