@@ -163,6 +163,33 @@ static void unix_datagrams(void) {
     len = sizeof from;
     check(getsockname(pair[0], (struct sockaddr *)&from, &len) == 0, "getsockname");
     printf("a pair's name: %u bytes\n", (unsigned)len);
+
+    /* A pair's sender is held to its send buffer, each datagram charged its overhead. */
+    int full[2];
+    check(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, full) == 0, "socketpair");
+    int sent = 0;
+    while (send(full[0], "x", 1, 0) == 1 && sent < 100000)
+        sent++;
+    printf("a pair took %s one-byte datagrams, then %s\n", sent < 1000 ? "hundreds of" : "many", errno_name(errno));
+    struct pollfd q = {.fd = full[0], .events = POLLOUT};
+    printf("then POLLOUT: %s\n", poll(&q, 1, 0) == 1 ? "yes" : "no");
+    /* A peer that is gone refuses once; then the socket is not connected. */
+    close(full[1]);
+    result("send to a closed peer", send(full[0], "x", 1, 0));
+    result("and again", send(full[0], "x", 1, 0));
+    /* A socket connected elsewhere refuses a connect. */
+    struct sockaddr_un named = {.sun_family = AF_UNIX};
+    snprintf(named.sun_path, sizeof named.sun_path, "net_datagrams.%07d.b.sock", getpid());
+    int taken = socket(AF_UNIX, SOCK_DGRAM, 0), elsewhere = socket(AF_UNIX, SOCK_DGRAM, 0);
+    check(bind(taken, (struct sockaddr *)&named, sizeof named) == 0, "bind");
+    struct sockaddr_un auto_name = {.sun_family = AF_UNIX};
+    check(bind(elsewhere, (struct sockaddr *)&auto_name, sizeof(sa_family_t)) == 0, "autobind");
+    len = sizeof auto_name;
+    check(getsockname(elsewhere, (struct sockaddr *)&auto_name, &len) == 0, "getsockname");
+    check(connect(taken, (struct sockaddr *)&auto_name, len) == 0, "connect");
+    int third = socket(AF_UNIX, SOCK_DGRAM, 0);
+    result("connect to a socket connected elsewhere", connect(third, (struct sockaddr *)&named, sizeof named));
+    unlink(named.sun_path);
 }
 
 int main(int argc, char **argv) {

@@ -29,13 +29,23 @@ const UDP_MAX_V4: usize = 65_507;
 const UDP_MAX_V6: usize = 65_527;
 /// An AF_UNIX datagram may be as long as the send buffer less 32 bytes (`unix_dgram_sendmsg`).
 const UNIX_MAX: usize = 212_992 - 32;
-/// What Linux charges a sender's buffer for a small datagram beyond its bytes (an skb's
-/// truesize, 6.x), so that a pair's sender stops after a few hundred one-byte datagrams.
-const DATAGRAM_OVERHEAD: usize = 768;
+/// What Linux charges a sender's buffer for a small datagram (an skb's truesize, 6.x: 768
+/// bytes up to a few hundred of data), so that a pair's sender stops after 278 one-byte
+/// datagrams; a larger one is charged its bytes and the skb's own 576, an approximation.
+const DATAGRAM_CHARGE: usize = 768;
+const SKB_OVERHEAD: usize = 576;
+/// A pair's sender's buffer (`net.core.wmem_default`).
+const SEND_BUFFER: usize = 212_992;
 
-/// Whether a pair's receiver queue, charged as its sender's buffer, has room for `len`.
-fn pair_has_room(queue: &Mailbox, len: usize) -> bool {
-    queue.bytes + (queue.queue.len() + 1) * DATAGRAM_OVERHEAD + len <= UNIX_MAX + 32
+/// Whether a pair's receiver queue, charged to its sender's buffer, takes another datagram:
+/// Linux allocates while what is charged is below the buffer.
+fn pair_has_room(queue: &Mailbox) -> bool {
+    let charged: usize = queue
+        .queue
+        .iter()
+        .map(|d| DATAGRAM_CHARGE.max(d.bytes.len() + SKB_OVERHEAD))
+        .sum();
+    charged < SEND_BUFFER
 }
 
 /// A new datagram socket's receive queue, named `id`.
@@ -158,7 +168,7 @@ pub fn send(
     // A receiver connected back to its sender (a pair) is not held to its queue's length,
     // only to the sender's buffer, here its bytes (Linux counts each datagram's overhead).
     let full = if peer_is_sender == Some(true) {
-        !pair_has_room(&queue, bytes.len())
+        !pair_has_room(&queue)
     } else {
         queue.full(bytes.len())
     };
@@ -325,7 +335,7 @@ pub fn writable(socket: &Socket) -> bool {
         // A receiver connected back to this socket (a pair) holds it to bytes, as `send`.
         let pair = q.peer.as_ref().map(std::rc::Weak::as_ptr) == own && own.is_some();
         if pair {
-            pair_has_room(&q, 1)
+            pair_has_room(&q)
         } else {
             !q.full(0)
         }
