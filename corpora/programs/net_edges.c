@@ -172,6 +172,18 @@ static void internet(void) {
     result("setsockopt SO_TYPE", setsockopt(o, SOL_SOCKET, SO_TYPE, &one, sizeof one));
     result("setsockopt of an unknown option", setsockopt(o, SOL_SOCKET, 9999, &one, sizeof one));
     result("setsockopt IPV6_V6ONLY on IPv4", setsockopt(o, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one));
+    v = 0xff;
+    check(setsockopt(o, IPPROTO_IP, IP_TOS, &v, sizeof v) == 0, "IP_TOS");
+    printf("IP_TOS 0xff reads %#x (TCP keeps the ECN bits)\n", option(o, IPPROTO_IP, IP_TOS));
+    v = 7;
+    check(setsockopt(o, IPPROTO_IP, IP_TTL, &v, sizeof v) == 0, "IP_TTL");
+    v = -1;
+    result("IP_TTL -1", setsockopt(o, IPPROTO_IP, IP_TTL, &v, sizeof v));
+    printf("then IP_TTL reads %d\n", option(o, IPPROTO_IP, IP_TTL));
+    result("SO_KEEPALIVE with no length", setsockopt(o, SOL_SOCKET, SO_KEEPALIVE, &one, 0));
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    result("TCP_NODELAY on UDP", setsockopt(udp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one));
+    close(udp);
     struct linger l = {.l_onoff = 1, .l_linger = 5};
     check(setsockopt(o, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0, "SO_LINGER");
     struct linger back;
@@ -248,6 +260,8 @@ static void unix_domain(void) {
     struct sockaddr_in inet = loopback(0);
     result("unix bind with a wrong family", bind(dup_name, (struct sockaddr *)&inet, sizeof inet));
     result("unix getsockopt TCP_NODELAY", getsockopt(dup_name, IPPROTO_TCP, TCP_NODELAY, &c, &len));
+    int on = 1;
+    result("unix SO_REUSEPORT", setsockopt(dup_name, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on));
 }
 
 int main(void) {

@@ -242,6 +242,10 @@ pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let (level, name, len) = (a[1] as i32, a[2] as i32, a[4] as i32);
+    // SOL_SOCKET and TCP read an int before they look at the option.
+    if (level == SOL || (level == TCP && socket.is_inet())) && len < 4 {
+        return Err(Errno::EINVAL.into());
+    }
     let row = find(socket, level, name)?;
     let size = match row.kind {
         Kind::Linger => LINGER_SIZE,
@@ -253,6 +257,9 @@ pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let value = k.proc.mem.read_vec(a[3], size)?;
     let int = i32::from_le_bytes(value[..4].try_into().unwrap());
+    if let Some(special) = special_setting(k, socket, (level, name), int) {
+        return special;
+    }
     let stored = match row.kind {
         Kind::State(_) => return Err(Errno::ENOPROTOOPT.into()),
         Kind::Flag => i32::from(int != 0).to_le_bytes().to_vec(),
@@ -278,6 +285,29 @@ pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
     }
     socket.options.borrow_mut().insert((level, name), stored);
     Ok(0)
+}
+
+/// The settings Linux treats apart from their kind: SO_REUSEPORT only for internet
+/// sockets, IP_TTL's −1 (back to the default), IP_TOS's ECN bits (kept by TCP),
+/// SO_PRIORITY above 6 with privilege. `None`: as the table says.
+fn special_setting(k: &Kernel, socket: &Socket, option: (i32, i32), int: i32) -> Option<SysResult> {
+    let set = |value: Option<i32>| {
+        let mut options = socket.options.borrow_mut();
+        match value {
+            Some(v) => options.insert(option, v.to_le_bytes().to_vec()),
+            None => options.remove(&option),
+        };
+        Some(Ok(0))
+    };
+    match option {
+        (SOL, libc::SO_REUSEPORT) if int != 0 && !socket.is_inet() => {
+            Some(Err(Errno::EOPNOTSUPP.into()))
+        }
+        (libc::IPPROTO_IP, libc::IP_TTL) if int == -1 => set(None),
+        (libc::IPPROTO_IP, libc::IP_TOS) if !socket.is_datagram() => set(Some(int & !0x3)),
+        (SOL, libc::SO_PRIORITY) if k.proc.credentials.uid.effective == 0 => set(Some(int)),
+        _ => None,
+    }
 }
 
 /// getsockopt(fd, level, name, value, len): the value set or the default, cut to the
