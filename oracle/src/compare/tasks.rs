@@ -11,7 +11,7 @@
 //! task that runs signal handlers and waits for children, where its handlers run and the
 //! waits around them (`AROUND_HANDLERS`); in a task another task's signal killed, how far it
 //! got (`compared_length`); in a network process, how its streams' bytes split into reads
-//! and writes and the polls between them (`STREAM_IO`), whose totals per descriptor are
+//! and writes and the polls between them (`STREAM_MOVES`, `STREAM_POLLS`), whose totals per descriptor are
 //! compared instead.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,8 +46,9 @@ const AROUND_HANDLERS: &[Sysno] = &[
 /// A network process's stream I/O: how many bytes a read of a socket gets, and so how many
 /// reads, writes and polls its loop makes, is what its peer had sent when the call ran,
 /// which natively is the host's schedule (two CPUs) and simulated the simulator's. The bytes
-/// moved through each descriptor are compared as totals instead (`stream_totals`).
-const STREAM_IO: &[Sysno] = &[
+/// the moving calls moved through each descriptor are compared as totals instead
+/// (`stream_totals`); the polls, which move none, are left out.
+const STREAM_MOVES: &[Sysno] = &[
     Sysno::read,
     Sysno::readv,
     Sysno::recvfrom,
@@ -57,6 +58,8 @@ const STREAM_IO: &[Sysno] = &[
     Sysno::sendto,
     Sysno::sendmsg,
     Sysno::sendfile,
+];
+const STREAM_POLLS: &[Sysno] = &[
     Sysno::poll,
     Sysno::ppoll,
     Sysno::select,
@@ -76,15 +79,18 @@ const INTO_TASK: &[Sysno] = &[Sysno::read, Sysno::readv, Sysno::recvfrom, Sysno:
 /// on both sides.
 const FAULT_SIGNALS: &[&str] = &["SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP", "SIGSYS"];
 
+/// Whether `call` is one of `calls`.
+fn is_one_of(call: &SyscallRecord, calls: &[Sysno]) -> bool {
+    calls.iter().any(|sysno| sysno.id() as u64 == call.nr)
+}
+
 /// The calls of `left` and `right` that are left out of their comparison, as `SCHEDULED`,
-/// `AROUND_HANDLERS` and, for a network process's task, `STREAM_IO` say.
+/// `AROUND_HANDLERS` and, for a network process's task, the stream calls say.
 fn left_out(left: &TaskRecord, right: &TaskRecord, network: bool) -> Vec<Sysno> {
     let makes = |calls: &[Sysno]| {
-        [left, right].iter().any(|task| {
-            task.syscalls
-                .iter()
-                .any(|call| calls.iter().any(|sysno| sysno.id() as u64 == call.nr))
-        })
+        [left, right]
+            .iter()
+            .any(|task| task.syscalls.iter().any(|call| is_one_of(call, calls)))
     };
     let mut calls = if makes(&[Sysno::rt_sigreturn]) && makes(&[Sysno::wait4, Sysno::waitid]) {
         AROUND_HANDLERS.to_vec()
@@ -92,7 +98,8 @@ fn left_out(left: &TaskRecord, right: &TaskRecord, network: bool) -> Vec<Sysno> 
         SCHEDULED.to_vec()
     };
     if network {
-        calls.extend_from_slice(STREAM_IO);
+        calls.extend_from_slice(STREAM_MOVES);
+        calls.extend_from_slice(STREAM_POLLS);
     }
     calls
 }
@@ -102,11 +109,7 @@ fn network_processes<'a>(sides: [&Side<'a>; 2]) -> BTreeSet<&'a [u32]> {
     sides
         .iter()
         .flat_map(|side| side.tasks.values())
-        .filter(|task| {
-            task.syscalls
-                .iter()
-                .any(|call| NETWORK.iter().any(|sysno| sysno.id() as u64 == call.nr))
-        })
+        .filter(|task| task.syscalls.iter().any(|call| is_one_of(call, NETWORK)))
         .map(|task| task.path.as_slice())
         .collect()
 }
@@ -121,12 +124,11 @@ fn is_network(path: &[u32], network: &BTreeSet<&[u32]>) -> bool {
 fn stream_totals(records: &[SyscallRecord]) -> BTreeMap<u64, (u64, u64)> {
     let mut totals: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for call in records {
-        let moved = |calls: &[Sysno]| calls.iter().any(|s| s.id() as u64 == call.nr);
-        if !moved(STREAM_IO) || (call.ret as i64) <= 0 || moved(&POLLS) {
+        if !is_one_of(call, STREAM_MOVES) || (call.ret as i64) <= 0 {
             continue;
         }
         let entry = totals.entry(call.args[0]).or_default();
-        if moved(INTO_TASK) {
+        if is_one_of(call, INTO_TASK) {
             entry.0 += call.ret;
         } else {
             entry.1 += call.ret;
@@ -134,16 +136,6 @@ fn stream_totals(records: &[SyscallRecord]) -> BTreeMap<u64, (u64, u64)> {
     }
     totals
 }
-
-/// The stream I/O calls that move no bytes: their results count ready descriptors.
-const POLLS: [Sysno; 6] = [
-    Sysno::poll,
-    Sysno::ppoll,
-    Sysno::select,
-    Sysno::pselect6,
-    Sysno::epoll_wait,
-    Sysno::epoll_pwait,
-];
 
 fn describe_totals(totals: &BTreeMap<u64, (u64, u64)>) -> String {
     let each: Vec<String> = totals

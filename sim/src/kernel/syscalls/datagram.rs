@@ -6,6 +6,7 @@
 //! on its next call; an AF_UNIX sender to a full queue waits (or gets EAGAIN), to a name
 //! where nothing is bound gets ECONNREFUSED, and to a socket connected elsewhere EPERM.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use nix::errno::Errno;
@@ -36,6 +37,21 @@ const DATAGRAM_CHARGE: usize = 768;
 const SKB_OVERHEAD: usize = 576;
 /// A pair's sender's buffer (`net.core.wmem_default`).
 const SEND_BUFFER: usize = 212_992;
+
+/// Whether `queue` takes a datagram of `len` bytes from the socket whose queue is `own`: a
+/// receiver connected back to its sender (a pair) is not held to its queue's length, only
+/// to the sender's buffer (`pair_has_room`); any other is (`Mailbox::full`).
+fn has_room(queue: &Mailbox, own: *const RefCell<Mailbox>, len: usize) -> bool {
+    let pair = queue
+        .peer
+        .as_ref()
+        .is_some_and(|p| std::ptr::eq(p.as_ptr(), own));
+    if pair {
+        pair_has_room(queue)
+    } else {
+        !queue.full(len)
+    }
+}
 
 /// Whether a pair's receiver queue, charged to its sender's buffer, takes another datagram:
 /// Linux allocates while what is charged is below the buffer.
@@ -158,21 +174,14 @@ pub fn send(
         .as_ref()
         .expect("a datagram socket has a queue");
     let mut queue = receiver.borrow_mut();
-    let peer_is_sender = queue
+    if queue
         .peer
         .as_ref()
-        .map(|p| std::ptr::eq(p.as_ptr(), Rc::as_ptr(own)));
-    if peer_is_sender == Some(false) {
+        .is_some_and(|p| !std::ptr::eq(p.as_ptr(), Rc::as_ptr(own)))
+    {
         return Err(Errno::EPERM.into());
     }
-    // A receiver connected back to its sender (a pair) is not held to its queue's length,
-    // only to the sender's buffer, here its bytes (Linux counts each datagram's overhead).
-    let full = if peer_is_sender == Some(true) {
-        !pair_has_room(&queue)
-    } else {
-        queue.full(bytes.len())
-    };
-    if full {
+    if !has_room(&queue, Rc::as_ptr(own), bytes.len()) {
         if non_blocking {
             return Err(Errno::EAGAIN.into());
         }
@@ -329,15 +338,11 @@ pub fn writable(socket: &Socket) -> bool {
         .as_ref()
         .and_then(|p| p.mailbox.as_ref())
         .and_then(std::rc::Weak::upgrade);
-    let own = socket.mailbox.as_ref().map(Rc::as_ptr);
-    queue.is_none_or(|q| {
-        let q = q.borrow();
-        // A receiver connected back to this socket (a pair) holds it to bytes, as `send`.
-        let pair = q.peer.as_ref().map(std::rc::Weak::as_ptr) == own && own.is_some();
-        if pair {
-            pair_has_room(&q)
-        } else {
-            !q.full(0)
-        }
-    })
+    let own = Rc::as_ptr(
+        socket
+            .mailbox
+            .as_ref()
+            .expect("a datagram socket has a queue"),
+    );
+    queue.is_none_or(|q| has_room(&q.borrow(), own, 0))
 }

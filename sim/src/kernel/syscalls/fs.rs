@@ -64,23 +64,9 @@ pub(super) fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&file.host);
         return Ok(CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL"));
     }
-    let own_maps = format!("/proc/{}/maps", k.proc.pid);
-    if [
-        &b"/proc/self/maps"[..],
-        b"/proc/thread-self/maps",
-        own_maps.as_bytes(),
-    ]
-    .contains(&&bytes[..])
-    {
-        let maps = k.proc.mem.maps(crate::memory::STACK_TOP - 1);
-        let host = k.machine_files.snapshot("maps", &maps)?;
-        k.named_machine_file = true;
-        return Ok(CString::new(host.into_os_string().into_vec()).expect("no NUL"));
-    }
-    let own_stat = format!("/proc/{}/stat", k.proc.pid);
-    if [&b"/proc/self/stat"[..], own_stat.as_bytes()].contains(&&bytes[..]) {
-        let stat = process_stat(k);
-        let host = k.machine_files.snapshot("stat", &stat)?;
+    if let Some(&(name, _, render)) = own_process_file(k.proc.pid, &bytes) {
+        let contents = render(k);
+        let host = k.machine_files.snapshot(name, &contents)?;
         k.named_machine_file = true;
         return Ok(CString::new(host.into_os_string().into_vec()).expect("no NUL"));
     }
@@ -115,6 +101,32 @@ pub(super) fn path(k: &mut Kernel, addr: u64) -> Result<CString, SysError> {
         return Ok(CString::new(inside.into_os_string().into_vec()).expect("no NUL"));
     }
     Ok(CString::new(given).expect("read_cstring stops at NUL"))
+}
+
+/// The files of /proc that describe the running process itself, as of the open: name,
+/// whether `/proc/thread-self/` names it too, and its contents.
+type OwnFile = (&'static str, bool, fn(&Kernel) -> String);
+const OWN_FILES: [OwnFile; 2] = [
+    ("maps", true, |k| {
+        k.proc.mem.maps(crate::memory::STACK_TOP - 1)
+    }),
+    ("stat", false, process_stat),
+];
+
+/// The row of `OWN_FILES` that `path` names under `/proc/self/`, `/proc/thread-self/` or
+/// `/proc/PID/` of the running process's pid.
+fn own_process_file(pid: u64, path: &[u8]) -> Option<&'static OwnFile> {
+    let rest = path.strip_prefix(b"/proc/")?;
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let (who, name) = (&rest[..slash], &rest[slash + 1..]);
+    let thread = who == b"thread-self";
+    let own = thread
+        || who == b"self"
+        || (who.first() != Some(&b'0')
+            && std::str::from_utf8(who).ok().and_then(|w| w.parse().ok()) == Some(pid));
+    OWN_FILES
+        .iter()
+        .find(|(file, thread_too, _)| own && name == file.as_bytes() && (*thread_too || !thread))
 }
 
 /// `/proc/self/stat` of the running process, as Linux's `do_task_stat` writes it: its ids,

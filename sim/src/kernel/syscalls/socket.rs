@@ -598,6 +598,13 @@ pub fn accept4(k: &mut Kernel, a: &Args) -> SysResult {
     Ok(fd)
 }
 
+/// The `socklen_t` at `len`: the room a caller gives for a name or an option; negative is
+/// EINVAL.
+pub(super) fn room_at(k: &mut Kernel, len: u64) -> Result<usize, Errno> {
+    let room = k.proc.mem.read_u32(len)? as i32;
+    usize::try_from(room).map_err(|_| Errno::EINVAL)
+}
+
 /// Writes `address` to `addr`, at most the length at `len`, and stores its full length
 /// there, as Linux's `move_addr_to_user`.
 pub(super) fn give_address(
@@ -606,8 +613,7 @@ pub(super) fn give_address(
     len: u64,
     address: &Address,
 ) -> Result<(), Errno> {
-    let room = k.proc.mem.read_u32(len)? as i32;
-    let room = usize::try_from(room).map_err(|_| Errno::EINVAL)?;
+    let room = room_at(k, len)?;
     let bytes = address.encode();
     let n = bytes.len().min(room);
     if n > 0 {

@@ -11,7 +11,7 @@
 use nix::errno::Errno;
 
 use super::fs::give;
-use super::socket::socket_of;
+use super::socket::{room_at, socket_of};
 use crate::kernel::net::address::Domain;
 use crate::kernel::pipe::Reset;
 use crate::kernel::socket::Socket;
@@ -316,8 +316,7 @@ pub fn getsockopt(k: &mut Kernel, a: &Args) -> SysResult {
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let (level, name) = (a[1] as i32, a[2] as i32);
-    let room = k.proc.mem.read_u32(a[4])? as i32;
-    let room = usize::try_from(room).map_err(|_| Errno::EINVAL)?;
+    let room = room_at(k, a[4])?;
     let value = if (level, name) == (SOL, libc::SO_ERROR) {
         // A pending error, once: a UDP refusal, a refused connect, an RST's.
         let error = socket.error.take().or_else(|| {
