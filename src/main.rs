@@ -152,6 +152,12 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = UnsupportedPolicy::Stop)]
     on_unsupported_syscall: UnsupportedPolicy,
 
+    /// The network internet sockets use: modelled (loopback only, deterministic), or the
+    /// host's (a simulated client reaches real servers, a simulated server takes real
+    /// connections; not deterministic, and not with --check). AF_UNIX stays modelled.
+    #[arg(long, value_enum, value_name = "NET", default_value_t = NetArg::Modelled)]
+    net: NetArg,
+
     /// The x86-64 program to run (static, or dynamically linked), then its arguments: everything after PROGRAM is
     /// the program's, `--help` and `--` included.
     // One positional with trailing_var_arg, so that clap stops parsing options at PROGRAM.
@@ -176,6 +182,12 @@ impl Cli {
     fn args(&self) -> &[OsString] {
         self.command.get(1..).unwrap_or_default()
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NetArg {
+    Modelled,
+    Host,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -482,7 +494,7 @@ fn plot_command(cli: &Cli) -> String {
         "--mode".to_string(),
         value_name(cli.mode),
     ];
-    let options: [(&str, Option<String>); 9] = [
+    let options: [(&str, Option<String>); 10] = [
         ("--cpu-vendor", cli.cpu_vendor.map(value_name)),
         (
             "--seed",
@@ -512,6 +524,10 @@ fn plot_command(cli: &Cli) -> String {
             cli.sysroot.as_ref().map(|p| p.display().to_string()),
         ),
         ("--argv0", cli.argv0.as_ref().map(lossy)),
+        (
+            "--net",
+            Some(value_name(cli.net)).filter(|_| cli.net == NetArg::Host),
+        ),
     ];
     for (flag, value) in options {
         if let Some(value) = value {
@@ -603,6 +619,11 @@ fn main() -> ExitCode {
                            the host's files";
             return fail(message, status::SIMULATOR_FAILED);
         }
+        if cli.net == NetArg::Host {
+            let message = "--net host cannot be used with --check: what comes over the host's \
+                           network differs from run to run";
+            return fail(message, status::SIMULATOR_FAILED);
+        }
         return check(&cli, env);
     }
     let cpu_vendor = match cli.cpu_vendor.unwrap_or(CpuVendorArg::Intel).vendor() {
@@ -626,6 +647,7 @@ fn main() -> ExitCode {
         dump_translation: cli.dump_translation.is_some(),
         trace_syscalls: cli.trace_syscalls.is_some(),
         planted_bug: cli.plant_bug.map(PlantedBugArg::bug),
+        net_host: cli.net == NetArg::Host,
         mode: match cli.mode {
             ModeArg::Ring3 => Mode::Ring3,
             ModeArg::Ring0 => Mode::Ring0,

@@ -253,6 +253,10 @@ pub const CASES: &[Case] = &[
     case("fd_passing", "fd_passing", &[]),
     // timerfd on the virtual clock: one-shot, periodic, through poll and epoll, and errors.
     case("timerfd_ticks", "timerfd_ticks", &[]),
+    // AF_UNIX SOCK_SEQPACKET: messages kept whole on a connection, and round trips.
+    case("seqpacket", "seqpacket", &["300"]),
+    // signalfd: signals read as records, blocking, through poll and epoll, across fork.
+    case("signalfd_reads", "signalfd_reads", &[]),
     // epoll, edge-triggered: reported on what arrives or leaves, not while nothing changes.
     case("epoll_edges", "epoll_edges", &[]),
     // Wake-ups another thread causes: epoll_ctl for a waiting epoll_wait, shutdown for a read.

@@ -152,6 +152,8 @@ pub struct Kernel {
     next_pipe_id: u64,
     /// The network namespace every process shares.
     pub net: net::Network,
+    /// `--net host`: internet sockets are the host's (`syscalls::host_net`).
+    pub net_host: bool,
     /// Open files the running sendmsg passes (SCM_RIGHTS), for the message it sends.
     pub sending_rights: Option<Vec<std::rc::Rc<fd::OpenFile>>>,
     /// Open files the running call's read took (SCM_RIGHTS): recvmsg installs them; after
@@ -259,6 +261,7 @@ impl Kernel {
             next_pid: FIRST_PID + 1,
             next_pipe_id: 0,
             net: net::Network::default(),
+            net_host: false,
             sending_rights: None,
             received_rights: Vec::new(),
             timers: Vec::new(),

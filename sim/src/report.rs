@@ -131,6 +131,10 @@ pub struct Report {
     pub mode: &'static str,
     /// The vendor whose CPU the simulated one followed (`--cpu-vendor`).
     pub cpu_vendor: String,
+    /// `--net host`: internet sockets were the host's, so the run does not repeat (left
+    /// out of the report when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
     pub seed: u64,
     pub exit: ExitReport,
     pub guest_instructions: u64,
@@ -299,6 +303,7 @@ impl Report {
             cost_model: model.clone(),
             mode: if ring0.is_some() { "ring0" } else { "ring3" },
             cpu_vendor: config.cpu_vendor.to_string(),
+            host_network: config.net_host,
             seed: config.seed,
             exit,
             guest_instructions: counts.guest_instructions,
@@ -424,8 +429,13 @@ impl Report {
             (None, Some(signal), Some(reason)) => format!("killed by {signal} ({reason})"),
             (_, _, reason) => reason.clone().unwrap_or_default(),
         };
+        let network = if self.host_network {
+            ", host network (not deterministic)"
+        } else {
+            ""
+        };
         let mut out = format!(
-            "ringsim: {} — cost model {}, mode {}, {} CPU, {exit}\n",
+            "ringsim: {} — cost model {}, mode {}, {} CPU{network}, {exit}\n",
             self.argv.join(" "),
             self.cost_model.name,
             self.mode,

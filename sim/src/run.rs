@@ -62,6 +62,8 @@ pub struct RunConfig {
     pub trace_syscalls: bool,
     /// A translator bug to make on purpose: tests of the oracle only.
     pub planted_bug: Option<PlantedBug>,
+    /// `--net host`: internet sockets are the host's (not deterministic).
+    pub net_host: bool,
 }
 
 /// A bug made on purpose, to show that the checks catch it: tests only.
@@ -226,6 +228,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, Error> {
     kernel.seed = config.seed;
     kernel.max_tasks = config.max_tasks;
     kernel.sysroot = config.sysroot.clone();
+    kernel.net_host = config.net_host;
     kernel.sched = Scheduler::new(config.quantum, config.schedule_seed);
     let argv_shown = exec
         .argv

@@ -10,6 +10,7 @@ use std::rc::{Rc, Weak};
 
 use super::fd::{Channel, OpenFile};
 use super::pipe::Changes;
+use super::signal::SignalView;
 
 pub struct Entry {
     pub fd: u64,
@@ -27,14 +28,21 @@ pub struct Entry {
 pub const EDGE_TRIGGERED: u32 = 1 << 31;
 
 /// The changes of `file` that concern an entry asking for `events`: those for its readers
-/// if it asks for EPOLLIN, for its writers if EPOLLOUT. A host descriptor's are not seen.
-pub fn changes(file: &OpenFile, events: u32) -> Changes {
+/// if it asks for EPOLLIN, for its writers if EPOLLOUT. A host descriptor's are not seen;
+/// a signalfd's are the signals that came for the caller's process (`view`).
+pub fn changes(file: &OpenFile, events: u32, view: SignalView) -> Changes {
     let all = match &file.channel {
         Channel::Pipe(end) => end.pipe.borrow().changes,
         Channel::Socket(socket) => super::socket::changes(socket),
         Channel::Event(end) => end.counter.borrow().changes,
         Channel::Timer(end) => end.timer.borrow().changes,
-        Channel::Host | Channel::Random | Channel::Epoll(_) => Changes::default(),
+        Channel::Signal(_) => Changes {
+            for_readers: view.arrivals,
+            for_writers: 0,
+        },
+        Channel::Host | Channel::HostSocket(_) | Channel::Random | Channel::Epoll(_) => {
+            Changes::default()
+        }
     };
     let wants = |bit: i32| events & bit as u32 != 0;
     Changes {

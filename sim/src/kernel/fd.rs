@@ -53,6 +53,10 @@ pub enum Channel {
     Epoll(Rc<RefCell<Interest>>),
     /// A timerfd timer.
     Timer(TimerEnd),
+    /// A signalfd: the signals of its mask pending for the task that reads it.
+    Signal(SignalEnd),
+    /// An internet socket of the host's (`--net host`).
+    HostSocket(HostSocket),
     /// /dev/random or /dev/urandom: reads come from the process's seeded stream, as
     /// getrandom's do, so that runs repeat; writes (entropy the guest adds) are taken and
     /// dropped.
@@ -63,6 +67,23 @@ pub enum Channel {
 pub struct TimerEnd {
     pub timer: Rc<RefCell<super::timerfd::Timer>>,
     /// O_NONBLOCK (TFD_NONBLOCK), as for a pipe end.
+    pub non_blocking: Cell<bool>,
+}
+
+/// A host socket's state that the host descriptor, always non-blocking, does not keep.
+pub struct HostSocket {
+    /// The guest's O_NONBLOCK.
+    pub non_blocking: Cell<bool>,
+    /// SOCK_STREAM: a blocking send sends everything.
+    pub stream: bool,
+    /// A blocking connect waits for the host's answer.
+    pub connecting: Cell<bool>,
+}
+
+/// A signalfd's mask, which a signalfd4 on the descriptor may change.
+pub struct SignalEnd {
+    pub mask: Cell<u64>,
+    /// O_NONBLOCK (SFD_NONBLOCK), as for a pipe end.
     pub non_blocking: Cell<bool>,
 }
 
@@ -117,6 +138,8 @@ impl OpenFile {
             Channel::Socket(socket) => Some(&socket.non_blocking),
             Channel::Event(end) => Some(&end.non_blocking),
             Channel::Timer(end) => Some(&end.non_blocking),
+            Channel::Signal(end) => Some(&end.non_blocking),
+            Channel::HostSocket(socket) => Some(&socket.non_blocking),
             Channel::Epoll(_) => None,
         }
     }
@@ -129,7 +152,9 @@ impl OpenFile {
             | Channel::Random
             | Channel::Event(_)
             | Channel::Epoll(_)
-            | Channel::Timer(_) => None,
+            | Channel::Timer(_)
+            | Channel::Signal(_)
+            | Channel::HostSocket(_) => None,
             Channel::Pipe(end) => Some(end.pipe.borrow().available()),
             // A datagram socket's first datagram (`udp_ioctl`, `unix_ioctl`).
             Channel::Socket(socket) => Some(match (&socket.mailbox, socket.connection.get()) {

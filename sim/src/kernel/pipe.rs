@@ -33,6 +33,11 @@ pub struct Pipe {
     taken: u64,
     /// Rights a read just took, for the reader to install or drop.
     pub delivered: Vec<Rc<OpenFile>>,
+    /// A SOCK_SEQPACKET way's message lengths, in order: a write is one message, a read
+    /// takes at most one and drops what did not fit. `None`: a byte stream.
+    records: Option<VecDeque<usize>>,
+    /// The whole length of the message the last read cut short (MSG_TRUNC).
+    pub truncated: Option<usize>,
 }
 
 /// Open files sent with the bytes `[at, end)` of a stream: a read that reaches them takes
@@ -105,32 +110,56 @@ impl Pipe {
             written: 0,
             taken: 0,
             delivered: Vec::new(),
+            records: None,
+            truncated: None,
+        }
+    }
+
+    /// One way of a SOCK_SEQPACKET connection: messages kept whole.
+    pub fn for_messages(id: u64) -> Self {
+        Self {
+            records: Some(VecDeque::new()),
+            ..Self::new(id)
         }
     }
 
     /// Takes up to `len` bytes, through `take` (which gets them in at most two pieces).
+    /// A message way takes its next message, `len` bytes of it at most.
     pub fn read(&mut self, len: usize, mut take: impl FnMut(&[u8])) -> Ready {
-        if self.buf.is_empty() {
-            return if self.writers == 0 || len == 0 {
+        self.truncated = None;
+        let message = match &mut self.records {
+            Some(records) => records.pop_front(),
+            None => None,
+        };
+        if message.is_none() && self.buf.is_empty() {
+            let empty_stream = self.records.is_none() && len == 0;
+            return if self.writers == 0 || empty_stream {
                 Ready::Moved(0)
             } else {
                 Ready::Wait
             };
         }
-        let mut n = len.min(self.buf.len());
-        let until = self.taken + n as u64;
+        let mut n = len.min(message.unwrap_or(self.buf.len()));
+        let mut consumed = message.unwrap_or(n);
+        let until = self.taken + consumed as u64;
         if let Some(rights) = self.rights.front().filter(|r| r.at < until) {
-            n = n.min((rights.end - self.taken) as usize);
+            if message.is_none() {
+                n = n.min((rights.end - self.taken) as usize);
+                consumed = n;
+            }
             self.delivered = self.rights.pop_front().expect("just seen").files;
         }
-        self.taken += n as u64;
+        if n < consumed {
+            self.truncated = message;
+        }
+        self.taken += consumed as u64;
         let (front, back) = self.buf.as_slices();
         let first = n.min(front.len());
         take(&front[..first]);
         if n > first {
             take(&back[..n - first]);
         }
-        self.buf.drain(..n);
+        self.buf.drain(..consumed);
         self.changes.for_writers += 1;
         Ready::Moved(n)
     }
@@ -142,6 +171,17 @@ impl Pipe {
             return Ready::Broken;
         }
         let room = CAPACITY - self.buf.len();
+        if let Some(records) = &mut self.records {
+            // A message goes in whole; one longer than the buffer, into an empty one.
+            if bytes.len() > room && !self.buf.is_empty() {
+                return Ready::Wait;
+            }
+            records.push_back(bytes.len());
+            self.buf.extend(bytes);
+            self.written += bytes.len() as u64;
+            self.changes.for_readers += 1;
+            return Ready::Moved(bytes.len());
+        }
         let n = if whole <= PIPE_BUF {
             if room < bytes.len() {
                 return Ready::Wait;
@@ -228,5 +268,23 @@ mod tests {
         assert_eq!(pipe.write(&[1; 20], 5000), Ready::Wait);
         pipe.readers = 0;
         assert_eq!(pipe.write(&[1], 1), Ready::Broken);
+    }
+
+    #[test]
+    fn a_message_way_keeps_messages_whole_and_drops_what_a_read_cuts() {
+        let mut pipe = Pipe::for_messages(1);
+        assert_eq!(pipe.write(b"hello", 5), Ready::Moved(5));
+        assert_eq!(pipe.write(b"", 0), Ready::Moved(0));
+        assert_eq!(pipe.write(b"world!", 6), Ready::Moved(6));
+        assert_eq!(pipe.available(), 11);
+        assert_eq!(read_all(&mut pipe, 3), (Ready::Moved(3), b"hel".to_vec()));
+        assert_eq!(pipe.truncated, Some(5));
+        assert_eq!(read_all(&mut pipe, 9), (Ready::Moved(0), Vec::new()));
+        assert_eq!(
+            read_all(&mut pipe, 9),
+            (Ready::Moved(6), b"world!".to_vec())
+        );
+        assert_eq!(pipe.truncated, None);
+        assert_eq!(read_all(&mut pipe, 9).0, Ready::Wait);
     }
 }

@@ -101,6 +101,19 @@ pub struct SignalState {
     pub pending: Pending,
     /// ITIMER_REAL, which alarm and setitimer set.
     pub alarm: RealTimer,
+    /// Signals that came for the process or one of its tasks: a signalfd's changes, for an
+    /// edge-triggered epoll entry.
+    pub arrivals: u64,
+}
+
+/// What a signalfd shows the task that reads or polls it (Linux's signalfd looks at
+/// `current`, so a descriptor inherited across fork shows the child its own signals).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignalView {
+    /// The signals pending for the task: its own and its process's.
+    pub pending: u64,
+    /// Its process's `SignalState::arrivals`.
+    pub arrivals: u64,
 }
 
 /// A process's real-time interval timer (ITIMER_REAL): when it next fires, on the virtual
@@ -133,6 +146,7 @@ impl Default for SignalState {
             actions: [SigAction::default(); NSIG + 1],
             pending: Pending::default(),
             alarm: RealTimer::default(),
+            arrivals: 0,
         }
     }
 }
@@ -215,13 +229,22 @@ impl Kernel {
     /// it, otherwise pending for the process, and a task that can take it is woken.
     pub fn signal_process(&mut self, pid: Pid, info: SigInfo) {
         let signo = info.signo() as u32;
+        // A blocked signal is never ignored on arrival (`sig_ignored`): a signalfd or a new
+        // handler may take it. Linux looks at the task kill names, the group leader.
+        let leader_blocks = self
+            .tasks_of(pid)
+            .first()
+            .and_then(|&tid| self.task_ref(tid))
+            .is_some_and(|t| t.signals.mask & bit(signo) != 0);
         let Some(process) = self.process_mut(pid) else {
             return;
         };
-        if process.exit.is_some() || process.signals.ignores(signo) {
+        if process.exit.is_some() || (process.signals.ignores(signo) && !leader_blocks) {
             return;
         }
         process.signals.pending.add(info);
+        process.signals.arrivals += 1;
+        self.wake_signal_readers(pid);
         // Linux's complete_signal: the first task that does not block it (lowest tid).
         let taker = self.tasks_of(pid).into_iter().find(|&tid| {
             self.task_ref(tid)
@@ -238,17 +261,72 @@ impl Kernel {
         let Some(pid) = self.task_ref(tid).map(|t| t.pid) else {
             return;
         };
-        if self
-            .process_mut(pid)
-            .is_some_and(|p| p.signals.ignores(signo))
+        let blocked = self
+            .task_ref(tid)
+            .is_some_and(|t| t.signals.mask & bit(signo) != 0);
+        if !blocked
+            && self
+                .process_mut(pid)
+                .is_some_and(|p| p.signals.ignores(signo))
         {
             return;
         }
         let task = self.task_mut(tid).expect("found above");
         task.signals.pending.add(info);
-        if task.signals.mask & bit(signo) == 0 {
+        let unblocked = task.signals.mask & bit(signo) == 0;
+        if let Some(process) = self.process_mut(pid) {
+            process.signals.arrivals += 1;
+        }
+        self.wake_signal_readers(pid);
+        if unblocked {
             self.interrupt(tid);
         }
+    }
+
+    /// A signal came for process `pid`: its tasks reading a signalfd, or polling (one may
+    /// watch a signalfd), look again, as Linux's `signalfd_notify` wakes them.
+    pub fn wake_signal_readers(&mut self, pid: Pid) {
+        for tid in self.tasks_of(pid) {
+            let reading = self.task_ref(tid).is_some_and(|t| {
+                matches!(
+                    t.state,
+                    State::Blocked {
+                        wait: Wait::Signalfd | Wait::Poll { .. },
+                        ..
+                    }
+                )
+            });
+            if reading {
+                self.wake(tid, Wake::Retry);
+            }
+        }
+    }
+
+    /// The running task's view of its signals, for a signalfd.
+    pub fn signal_view(&self) -> SignalView {
+        SignalView {
+            pending: self.task.signals.pending.set | self.proc.signals.pending.set,
+            arrivals: self.proc.signals.arrivals,
+        }
+    }
+
+    /// Takes the running task's lowest pending signal of `mask`, its own before its
+    /// process's, as a signalfd read dequeues them (`dequeue_signal`).
+    pub fn take_signal_of(&mut self, mask: u64) -> Option<SigInfo> {
+        [
+            &mut self.task.signals.pending,
+            &mut self.proc.signals.pending,
+        ]
+        .into_iter()
+        .find_map(|pending| {
+            let ready = pending.set & mask;
+            (ready != 0).then(|| {
+                let signo = ready.trailing_zeros() + 1;
+                pending
+                    .take(signo)
+                    .unwrap_or_else(|| SigInfo::kernel(signo))
+            })
+        })
     }
 
     /// Wakes task `tid` from an interruptible wait: its call ends with Linux's restart code

@@ -15,7 +15,7 @@ use super::pipe::{Changes, Pipe};
 
 pub struct Socket {
     pub domain: Domain,
-    /// SOCK_STREAM or SOCK_DGRAM.
+    /// SOCK_STREAM, SOCK_DGRAM or (AF_UNIX) SOCK_SEQPACKET.
     pub kind: i32,
     pub protocol: i32,
     /// O_NONBLOCK, kept here so that a read or write needs no host call to learn it.
@@ -108,6 +108,11 @@ impl Socket {
 
     pub fn is_datagram(&self) -> bool {
         self.kind == libc::SOCK_DGRAM
+    }
+
+    /// SOCK_SEQPACKET: connected, as a stream is, with messages kept whole.
+    pub fn is_seqpacket(&self) -> bool {
+        self.kind == libc::SOCK_SEQPACKET
     }
 
     /// SO_LINGER on with a time of 0: a close resets the connection.

@@ -11,8 +11,8 @@ use syscalls::x86_64::Sysno;
 
 use super::signature::{self, Commands, Rule, Signature};
 use super::syscalls::{
-    epoll, eventfd, fs, ids, mm, pipes, poll, proc, signal, socket, socket_io, sockopt, sync, time,
-    timerfd, xattr,
+    epoll, eventfd, fs, ids, mm, pipes, poll, proc, signal, signalfd, socket, socket_io, sockopt,
+    sync, time, timerfd, xattr,
 };
 use super::{Args, Kernel, SysResult};
 use crate::costs::work::{Direction, WorkClass};
@@ -143,6 +143,8 @@ pub static TABLE: &[Row] = &[
     call(Sysno::timerfd_create, "vv", timerfd::timerfd_create),
     call(Sysno::timerfd_settime, "vvpp", timerfd::timerfd_settime),
     call(Sysno::timerfd_gettime, "vp", timerfd::timerfd_gettime),
+    call(Sysno::signalfd, "vpv", signalfd::signalfd),
+    call(Sysno::signalfd4, "vpvv", signalfd::signalfd4),
     call(Sysno::epoll_create, "v", epoll::epoll_create),
     call(Sysno::epoll_create1, "v", epoll::epoll_create1),
     call(Sysno::epoll_ctl, "vvvp", epoll::epoll_ctl),

@@ -4,6 +4,7 @@ use super::process::Pid;
 use super::signal::{AtSyscall, TaskSignals};
 use super::Args;
 use crate::accounting::Tally;
+use std::os::fd::RawFd;
 
 pub struct Task {
     pub tid: Pid,
@@ -107,8 +108,16 @@ pub enum Wait {
     Eventfd { counter: u64 },
     /// A signal (rt_sigsuspend, pause).
     Suspend,
-    /// A change of any pipe, or the virtual clock to reach `until` (poll, ppoll).
-    Poll { until: Option<u64> },
+    /// A signal of a signalfd's mask (its read).
+    Signalfd,
+    /// A change of any pipe, or the virtual clock to reach `until` (poll, ppoll), or one
+    /// of the host descriptors it polled, with their events, to be ready.
+    Poll {
+        until: Option<u64>,
+        host: Vec<(RawFd, i16)>,
+    },
+    /// Host descriptor `fd` to have one of `events` (a host socket's call, `--net host`).
+    Host { fd: RawFd, events: i16 },
     /// The virtual clock to reach `until` (nanosleep); a signal ends the sleep with
     /// `restart`, Linux's restart code for the call.
     Sleep { until: u64, restart: i64 },
@@ -135,7 +144,9 @@ impl std::fmt::Display for Wait {
             Wait::Timerfd { timer } => write!(f, "an expiry of timerfd {timer}"),
             Wait::Eventfd { counter } => write!(f, "a change of eventfd {counter}"),
             Wait::Suspend => write!(f, "a signal"),
+            Wait::Signalfd => write!(f, "a signal to read from a signalfd"),
             Wait::Poll { .. } => write!(f, "a poll to find a descriptor ready"),
+            Wait::Host { fd, .. } => write!(f, "host socket {fd} to be ready"),
             Wait::Sleep { until, .. } => write!(f, "the clock to reach {until} ns"),
         }
     }

@@ -1,6 +1,8 @@
 //! The life of tasks: creation, exit, waking, and switching the running task. The machine
 //! carries out the CPU side of each (contexts, page tables); this is the kernel's side.
 
+use std::os::fd::RawFd;
+
 use nix::errno::Errno;
 
 use super::fd::FdTable;
@@ -436,6 +438,9 @@ impl Kernel {
             if matches!(self.task.state, State::Exited) && self.tasks.is_empty() {
                 return Switch::Finished;
             }
+            if self.wait_for_host(self.next_deadline()) {
+                continue;
+            }
             match self.next_deadline() {
                 Some(at) => self.advance_clock(at),
                 None => return self.deadlock(),
@@ -511,7 +516,7 @@ impl Kernel {
         let polls: Vec<Pid> = std::iter::once(&self.task)
             .chain(self.tasks.values())
             .filter(|t| {
-                matches!(t.state, State::Blocked { wait: Wait::Poll { until: Some(until) }, .. }
+                matches!(t.state, State::Blocked { wait: Wait::Poll { until: Some(until), .. }, .. }
                     if until <= now)
             })
             .map(|t| t.tid)
@@ -569,7 +574,9 @@ impl Kernel {
                 State::Blocked {
                     wait:
                         Wait::Sleep { until, .. }
-                        | Wait::Poll { until: Some(until) }
+                        | Wait::Poll {
+                            until: Some(until), ..
+                        }
                         | Wait::Futex {
                             until: Some(until), ..
                         },
@@ -589,6 +596,76 @@ impl Kernel {
             .filter_map(|t| t.borrow().next)
             .filter(|&at| at > now);
         sleeps.chain(alarms).chain(timers).collect()
+    }
+
+    /// No task can run, and under `--net host` some wait for host descriptors (a host
+    /// socket, or a terminal or pipe from outside that a poll watches): the simulator waits
+    /// for them as the host's kernel would, until `deadline` on the virtual clock at most.
+    /// The clock moves by the real time waited; the tasks whose descriptors became ready
+    /// look again. `false`: nothing to wait for on the host (the default, modelled network
+    /// never waits, so that runs repeat).
+    fn wait_for_host(&mut self, deadline: Option<u64>) -> bool {
+        if !self.net_host {
+            return false;
+        }
+        let waiting: Vec<(Pid, RawFd, i16)> = std::iter::once(&self.task)
+            .chain(self.tasks.values())
+            .flat_map(|t| {
+                let host: Vec<(RawFd, i16)> = match &t.state {
+                    State::Blocked {
+                        wait: Wait::Host { fd, events },
+                        ..
+                    } => vec![(*fd, *events)],
+                    State::Blocked {
+                        wait: Wait::Poll { host, .. },
+                        ..
+                    } => host.clone(),
+                    _ => Vec::new(),
+                };
+                host.into_iter()
+                    .map(move |(fd, events)| (t.tid, fd, events))
+            })
+            .collect();
+        if waiting.is_empty() {
+            return false;
+        }
+        let mut fds: Vec<libc::pollfd> = waiting
+            .iter()
+            .map(|&(_, fd, events)| libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            })
+            .collect();
+        let timeout_ms = deadline.map_or(-1, |at| {
+            let left = at.saturating_sub(self.elapsed_ns).div_ceil(1_000_000);
+            left.min(i32::MAX as u64) as i32
+        });
+        let start = std::time::Instant::now();
+        let ready = loop {
+            // SAFETY: `fds` is a live array of its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if n >= 0 || Errno::last() != Errno::EINTR {
+                break n;
+            }
+        };
+        if ready < 0 {
+            return false;
+        }
+        let waited = start.elapsed().as_nanos() as u64;
+        let now = self.elapsed_ns.saturating_add(waited);
+        self.advance_clock(deadline.map_or(now, |at| now.min(at)));
+        let mut woken: Vec<Pid> = waiting
+            .iter()
+            .zip(&fds)
+            .filter(|(_, fd)| fd.revents != 0)
+            .map(|(&(tid, _, _), _)| tid)
+            .collect();
+        woken.dedup();
+        for tid in woken {
+            self.wake(tid, Wake::Retry);
+        }
+        true
     }
 
     /// Time passes with no task running: the clock moves to `at`.

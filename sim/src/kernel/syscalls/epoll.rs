@@ -12,7 +12,7 @@ use std::rc::Rc;
 use nix::errno::Errno;
 
 use super::fs::host;
-use super::poll::{deadline, ready, restore_call_mask, set_call_mask, wait_ready};
+use super::poll::{deadline, ready, restore_call_mask, set_call_mask, wait_ready, Scan};
 use crate::costs::work::DescriptorKind;
 use crate::kernel::epoll::{changes, Entry, Interest, EDGE_TRIGGERED};
 use crate::kernel::fd::{Channel, OpenFile};
@@ -99,9 +99,10 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
             "epoll_ctl with EPOLLEXCLUSIVE".into(),
         ));
     }
-    if events & EDGE_TRIGGERED != 0 && !file.is_modelled() {
+    let host_socket = matches!(file.channel, Channel::HostSocket(_));
+    if events & EDGE_TRIGGERED != 0 && (!file.is_modelled() || host_socket) {
         return Err(SysError::Unsupported(
-            "an edge-triggered epoll entry on a host descriptor".into(),
+            "an edge-triggered epoll entry on a host descriptor (its changes are not seen)".into(),
         ));
     }
     let events = events & !EPOLLWAKEUP;
@@ -145,15 +146,15 @@ pub fn epoll_ctl(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// The events of `entry` that have happened: none while it is spent or its file gone, nor
 /// for an edge-triggered entry whose file has not changed since it was reported.
-pub(super) fn happened(entry: &Entry) -> u32 {
+pub(super) fn happened(entry: &Entry, scan: &Scan) -> u32 {
     match entry.file.upgrade() {
         Some(file) if !entry.spent => {
             let edge = entry.events & EDGE_TRIGGERED != 0;
-            if edge && entry.reported_at == Some(changes(&file, entry.events)) {
+            if edge && entry.reported_at == Some(changes(&file, entry.events, scan.signals)) {
                 return 0;
             }
             let asked = (entry.events | ALWAYS) & 0xffff;
-            ready(&file, asked as i16) as u16 as u32
+            ready(&file, asked as i16, scan) as u16 as u32
         }
         _ => 0,
     }
@@ -182,6 +183,7 @@ fn collect(
     interest: &Rc<RefCell<Interest>>,
     out: u64,
     max: usize,
+    scan: &Scan,
 ) -> Result<u64, Errno> {
     let mut found = Vec::new();
     {
@@ -192,13 +194,13 @@ fn collect(
             if found.len() == max {
                 break;
             }
-            let happened = happened(entry);
+            let happened = happened(entry, scan);
             if happened != 0 {
                 found.push((happened, entry.data));
                 entry.spent = entry.events & EPOLLONESHOT != 0;
                 if entry.events & EDGE_TRIGGERED != 0 {
                     let file = entry.file.upgrade();
-                    entry.reported_at = file.map(|file| changes(&file, entry.events));
+                    entry.reported_at = file.map(|file| changes(&file, entry.events, scan.signals));
                 }
                 *reported = true;
             }
@@ -246,5 +248,7 @@ pub fn epoll_pwait(k: &mut Kernel, a: &Args) -> SysResult {
     };
     let timeout = a[3] as i32;
     let until = deadline(k, (timeout >= 0).then(|| timeout as u64 * 1_000_000));
-    wait_ready(k, until, |k, _| collect(k, &interest, a[1], max as usize))
+    wait_ready(k, until, |k, _, scan| {
+        collect(k, &interest, a[1], max as usize, scan)
+    })
 }

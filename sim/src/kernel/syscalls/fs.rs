@@ -253,6 +253,12 @@ fn host_io(
     if let Channel::Timer(_) = file.channel {
         return super::timerfd::timerfd_io(k, &file, iov, into_guest);
     }
+    if let Channel::Signal(_) = file.channel {
+        return super::signalfd::signalfd_io(k, &file, iov, into_guest);
+    }
+    if let Channel::HostSocket(_) = file.channel {
+        return super::host_net::io(k, &file, iov, into_guest);
+    }
     if let Channel::Random = file.channel {
         let total: usize = iov.iter().map(|v| v.iov_len).sum();
         if into_guest {
@@ -460,6 +466,12 @@ pub fn fcntl(k: &mut Kernel, a: &Args) -> SysResult {
                 .set_cloexec(a[0], a[2] & libc::FD_CLOEXEC as u64 != 0)?;
             Ok(0)
         }
+        libc::F_GETFL | libc::F_SETFL
+            if matches!(k.proc.fds.file(a[0])?.channel, Channel::HostSocket(_)) =>
+        {
+            let file = k.proc.fds.file(a[0])?;
+            super::host_net::file_flags(&file, a[1] as i32, a[2])
+        }
         libc::F_GETFL | libc::F_SETFL | libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => {
             // SAFETY: integer-argument fcntl on an owned descriptor.
             let result = host(unsafe { libc::syscall(libc::SYS_fcntl, fd, a[1], a[2]) })?;
@@ -528,7 +540,9 @@ pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
         | Channel::Event(_)
         | Channel::Epoll(_)
         | Channel::Socket(_)
-        | Channel::Timer(_) => return Err(Errno::EINVAL.into()),
+        | Channel::Timer(_)
+        | Channel::Signal(_)
+        | Channel::HostSocket(_) => return Err(Errno::EINVAL.into()),
         Channel::Random => {
             return Err(SysError::Unsupported(
                 "sendfile from /dev/random or /dev/urandom".into(),
@@ -555,6 +569,14 @@ pub fn sendfile(k: &mut Kernel, a: &Args) -> SysResult {
         host(unsafe { libc::sendfile(out_fd, in_fd, offset_ptr, a[3] as usize) } as libc::c_long);
     if let Some(o) = offset {
         k.proc.mem.write(a[2], &o.to_le_bytes())?;
+    }
+    if let (Channel::HostSocket(_), Err(errno)) = (&out.channel, result) {
+        return Err(super::host_net::would_block(
+            &out,
+            errno,
+            false,
+            libc::POLLOUT,
+        ));
     }
     pipe_signal(k, result)
 }

@@ -2,7 +2,8 @@
 //! host descriptors (from a host poll that does not wait). A call that finds nothing ready
 //! blocks the task until a pipe changes or its timeout passes on the virtual clock.
 
-use std::os::fd::AsRawFd;
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::errno::Errno;
 
@@ -10,6 +11,7 @@ use super::epoll::happened;
 use crate::kernel::fd::{Channel, OpenFile};
 use crate::kernel::pipe::Reset;
 use crate::kernel::sigframe::UNBLOCKABLE;
+use crate::kernel::signal::SignalView;
 use crate::kernel::socket::Socket;
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
@@ -24,14 +26,26 @@ const POLLNVAL: i16 = libc::POLLNVAL;
 const POLLRDHUP: i16 = libc::POLLRDHUP;
 
 /// The events ready on `file` now, of those asked for (POLLERR and POLLHUP always count).
-pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
+/// What a scan of descriptors needs besides them, and what it learns: the calling task's
+/// signals (by which a signalfd is ready), and the host descriptors it polled with their
+/// events, which the scheduler waits on if the task blocks (`Kernel::wait_for_host`).
+pub(super) struct Scan {
+    pub signals: SignalView,
+    pub host: RefCell<Vec<(RawFd, i16)>>,
+}
+
+pub(super) fn ready(file: &OpenFile, events: i16, scan: &Scan) -> i16 {
     let wanted = events | POLLERR | POLLHUP;
     if let Some(socket) = file.socket() {
         return socket_ready(socket) & wanted;
     }
     if let Channel::Epoll(interest) = &file.channel {
         // Readable when an entry would be reported (no epoll holds another: no recursion).
-        let any = interest.borrow().entries.iter().any(|e| happened(e) != 0);
+        let any = interest
+            .borrow()
+            .entries
+            .iter()
+            .any(|e| happened(e, scan) != 0);
         return if any { POLLIN & wanted } else { 0 };
     }
     if let Channel::Timer(end) = &file.channel {
@@ -41,6 +55,10 @@ pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
             .announced
             .is_some_and(|at| end.timer.borrow().next.is_some_and(|next| next <= at));
         return if due { POLLIN & wanted } else { 0 };
+    }
+    if let Channel::Signal(end) = &file.channel {
+        let pending = scan.signals.pending & end.mask.get() != 0;
+        return if pending { POLLIN & wanted } else { 0 };
     }
     if let Channel::Event(end) = &file.channel {
         let value = end.counter.borrow().value;
@@ -64,8 +82,10 @@ pub(super) fn ready(file: &OpenFile, events: i16) -> i16 {
             }
         }
         None => {
+            let fd = file.host.as_raw_fd();
+            scan.host.borrow_mut().push((fd, events));
             let mut one = libc::pollfd {
-                fd: file.host.as_raw_fd(),
+                fd,
                 events,
                 revents: 0,
             };
@@ -139,7 +159,7 @@ fn socket_ready(socket: &Socket) -> i16 {
 }
 
 /// Fills each pollfd's revents; returns how many are ready.
-fn scan(k: &mut Kernel, fds: u64, count: u64) -> Result<u64, Errno> {
+fn scan(k: &mut Kernel, fds: u64, count: u64, look: &Scan) -> Result<u64, Errno> {
     let mut raw = k.proc.mem.read_vec(fds, count as usize * POLLFD_SIZE)?;
     let mut ready_count = 0;
     for entry in raw.chunks_exact_mut(POLLFD_SIZE) {
@@ -149,7 +169,7 @@ fn scan(k: &mut Kernel, fds: u64, count: u64) -> Result<u64, Errno> {
             0
         } else {
             match k.proc.fds.file(fd as u64) {
-                Ok(file) => ready(&file, events),
+                Ok(file) => ready(&file, events, look),
                 Err(_) => POLLNVAL,
             }
         };
@@ -166,7 +186,7 @@ fn poll_until(k: &mut Kernel, fds: u64, count: u64, deadline: Option<u64>) -> Sy
     if count > k.proc.fds.limit as u64 {
         return Err(Errno::EINVAL.into());
     }
-    wait_ready(k, deadline, |k, _| scan(k, fds, count))
+    wait_ready(k, deadline, |k, _, look| scan(k, fds, count, look))
 }
 
 /// Runs `scan` (which reports how many descriptors are ready, and is told whether the call
@@ -175,19 +195,26 @@ fn poll_until(k: &mut Kernel, fds: u64, count: u64, deadline: Option<u64>) -> Sy
 pub(super) fn wait_ready(
     k: &mut Kernel,
     deadline: Option<u64>,
-    scan: impl FnOnce(&mut Kernel, bool) -> Result<u64, Errno>,
+    scan: impl FnOnce(&mut Kernel, bool, &Scan) -> Result<u64, Errno>,
 ) -> SysResult {
     let timed_out = deadline.is_some_and(|at| at <= k.elapsed_ns);
     // A timerfd the clock has passed is ready now, not at the next switch.
     k.announce_timer_expiries();
-    let ready = scan(k, timed_out);
+    let look = Scan {
+        signals: k.signal_view(),
+        host: RefCell::default(),
+    };
+    let ready = scan(k, timed_out, &look);
     if ready.is_err() || ready.as_ref().is_ok_and(|&n| n > 0) || timed_out {
         k.task.poll_deadline = None;
         restore_call_mask(k);
         return Ok(ready?);
     }
     k.task.poll_deadline = deadline;
-    Err(SysError::Block(Wait::Poll { until: deadline }))
+    Err(SysError::Block(Wait::Poll {
+        until: deadline,
+        host: look.host.into_inner(),
+    }))
 }
 
 /// The absolute deadline of a poll: kept across the task's retries of the same call.
@@ -264,7 +291,13 @@ const FD_SETSIZE: u64 = 1024;
 /// writing (none is ever exceptional: pipes and files have no out-of-band data). When some
 /// are, or the call ends anyway (`ending`), the sets are rewritten to those; a call that
 /// waits leaves them as asked, to look again. Returns how many bits are set.
-fn scan_sets(k: &mut Kernel, count: u64, sets: [u64; 3], ending: bool) -> Result<u64, Errno> {
+fn scan_sets(
+    k: &mut Kernel,
+    count: u64,
+    sets: [u64; 3],
+    ending: bool,
+    look: &Scan,
+) -> Result<u64, Errno> {
     let bytes = count.div_ceil(64) as usize * 8;
     let mut read = |addr: u64| -> Result<Vec<u8>, Errno> {
         if addr == 0 {
@@ -283,7 +316,7 @@ fn scan_sets(k: &mut Kernel, count: u64, sets: [u64; 3], ending: bool) -> Result
             continue;
         }
         let file = k.proc.fds.file(fd as u64)?;
-        let events = ready(&file, POLLIN | POLLOUT);
+        let events = ready(&file, POLLIN | POLLOUT, look);
         let now = [
             events & (POLLIN | POLLHUP | POLLERR) != 0,
             events & (POLLOUT | POLLERR) != 0,
@@ -315,8 +348,8 @@ fn select_sets(k: &mut Kernel, a: &Args, timeout: Option<u64>, micros: bool) -> 
     }
     let until = deadline(k, timeout);
     let sets = [a[1], a[2], a[3]];
-    let result = wait_ready(k, until, |k, ending| {
-        scan_sets(k, count as u64, sets, ending)
+    let result = wait_ready(k, until, |k, ending, look| {
+        scan_sets(k, count as u64, sets, ending, look)
     });
     if let (Ok(_), Some(until)) = (&result, until) {
         let left = until.saturating_sub(k.elapsed_ns);

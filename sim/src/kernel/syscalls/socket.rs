@@ -16,6 +16,7 @@ use nix::errno::Errno;
 
 use super::datagram;
 use super::fs::{give, host};
+use super::host_net;
 use super::pipes::install_pair;
 use crate::costs::work::DescriptorKind;
 use crate::kernel::fd::{Channel, OpenFile};
@@ -39,6 +40,7 @@ const KNOWN_TYPES: &[i32] = &[1, 2, 3, 4, 5, 6, 10];
 const PROTOCOLS: &[(Domain, i32, i32)] = &[
     (Domain::Unix, libc::SOCK_STREAM, libc::PF_UNIX),
     (Domain::Unix, libc::SOCK_DGRAM, libc::PF_UNIX),
+    (Domain::Unix, libc::SOCK_SEQPACKET, libc::PF_UNIX),
     (Domain::Inet, libc::SOCK_STREAM, libc::IPPROTO_TCP),
     (Domain::Inet, libc::SOCK_DGRAM, libc::IPPROTO_UDP),
     (Domain::Inet6, libc::SOCK_STREAM, libc::IPPROTO_TCP),
@@ -107,7 +109,7 @@ fn new_socket(domain: i32, kind: i32, protocol: i32) -> Result<(Domain, i32), Sy
         .find(|(d, t, _)| *d == modelled && *t == kind)
     else {
         return Err(SysError::Unsupported(format!(
-            "an {} socket of type {kind} (stream and datagram sockets are modelled)",
+            "an {} socket of type {kind} (stream and datagram sockets, and AF_UNIX seqpacket ones, are modelled)",
             modelled.name()
         )));
     };
@@ -130,6 +132,9 @@ fn new_socket_of(
 }
 
 pub fn socket(k: &mut Kernel, a: &Args) -> SysResult {
+    if host_net::takes(k, a[0]) {
+        return host_net::socket(k, a);
+    }
     let (kind, non_blocking, cloexec) = type_and_flags(a[1] as i32)?;
     let (domain, protocol) = new_socket(a[0] as i32, kind, a[2] as i32)?;
     let protocol = if domain == Domain::Unix { 0 } else { protocol };
@@ -159,8 +164,7 @@ pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
         let files = [socket_file(first)?, socket_file(second)?];
         return install_pair(k, files, cloexec, a[3]);
     }
-    let ways =
-        [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| Rc::new(RefCell::new(Pipe::new(id))));
+    let ways = connection_ways(k, kind);
     let end = |rx, tx| {
         let socket = Socket::new(Domain::Unix, kind, 0, non_blocking, None);
         socket
@@ -171,6 +175,17 @@ pub fn socketpair(k: &mut Kernel, a: &Args) -> SysResult {
     let first = end(&ways[0], &ways[1])?;
     let second = end(&ways[1], &ways[0])?;
     install_pair(k, [first, second], cloexec, a[3])
+}
+
+/// A connection's two ways, for a `kind` socket: SOCK_SEQPACKET's keep messages whole.
+fn connection_ways(k: &mut Kernel, kind: i32) -> [Rc<RefCell<Pipe>>; 2] {
+    [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| {
+        Rc::new(RefCell::new(if kind == libc::SOCK_SEQPACKET {
+            Pipe::for_messages(id)
+        } else {
+            Pipe::new(id)
+        }))
+    })
 }
 
 /// The socket `fd` names (EBADF, or ENOTSOCK for another file).
@@ -203,6 +218,9 @@ fn bindable(address: &Address) -> bool {
 
 /// bind(fd, addr, len).
 pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::bind(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let bytes = address_bytes(k, a[1], a[2])?;
@@ -298,6 +316,9 @@ pub(super) fn autobind(k: &mut Kernel, socket: &Socket, source: &Address) -> Res
 
 /// listen(fd, backlog): a second listen sets the backlog again.
 pub fn listen(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::listen(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     if socket.is_datagram() {
@@ -409,6 +430,9 @@ pub(super) fn in_family(address: &Address, domain: Domain) -> Address {
 /// connect(fd, addr, len) of a stream socket: to a listener, whose accept queue gets the
 /// other end; a blocking connect to a full queue waits for room.
 pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::connect(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let bytes = address_bytes(k, a[1], a[2])?;
@@ -484,8 +508,7 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
         Address::Inet(_) | Address::Inet6(_) => in_family(&to, server_domain),
         _ => binding.address.clone(),
     };
-    let ways =
-        [k.alloc_pipe_id(), k.alloc_pipe_id()].map(|id| Rc::new(RefCell::new(Pipe::new(id))));
+    let ways = connection_ways(k, socket.kind);
     let server = Socket::new(server_domain, socket.kind, socket.protocol, false, None);
     *server.options.borrow_mut() = listener.borrow().options.borrow().clone();
     let _ = server.local.set(server_local.clone());
@@ -547,6 +570,9 @@ pub fn accept(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// accept4(fd, addr, len, flags): the oldest connection in the queue, or a wait for one.
 pub fn accept4(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::accept4(k, &file, a);
+    }
     let flags = a[3] as i32;
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL.into());
@@ -624,6 +650,9 @@ pub(super) fn give_address(
 
 /// getsockname(fd, addr, len).
 pub fn getsockname(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::name(k, &file, a, false);
+    }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let name = socket.name();
@@ -633,6 +662,9 @@ pub fn getsockname(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// getpeername(fd, addr, len): ENOTCONN until connected.
 pub fn getpeername(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::name(k, &file, a, true);
+    }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let peer = match file.stream() {
@@ -646,6 +678,9 @@ pub fn getpeername(k: &mut Kernel, a: &Args) -> SysResult {
 
 /// shutdown(fd, how): SHUT_RD, SHUT_WR or SHUT_RDWR of a connection.
 pub fn shutdown(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::shutdown(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let how = a[1] as i32;

@@ -8,6 +8,7 @@ use nix::errno::Errno;
 
 use super::datagram;
 use super::fs::{give, guest_iovecs, pipe_signal};
+use super::host_net;
 use super::pipes::{sendfile_into_way, stream_io};
 use super::socket::{give_address, socket_of};
 use crate::kernel::fd::OpenFile;
@@ -91,6 +92,12 @@ pub fn socket_io(
             return Ok(total as u64);
         }
     }
+    if socket.is_seqpacket() {
+        let total: usize = iov.iter().map(|v| v.iov_len).sum();
+        if total > largest_message(socket) {
+            return Err(Errno::EMSGSIZE.into());
+        }
+    }
     if end.write_shut.get() {
         // A blocked write that the shutdown cut off returns what it wrote.
         let done = std::mem::take(&mut k.task.io_progress);
@@ -100,6 +107,18 @@ pub fn socket_io(
         return broken(k, signal);
     }
     stream_io(k, &end.tx, iov, false, non_blocking, signal)
+}
+
+/// Linux's default send buffer (`wmem_default`), whose size less 32 bytes bounds a
+/// SOCK_SEQPACKET message (`unix_dgram_sendmsg`).
+const DEFAULT_SEND_BUFFER: i32 = 212_992;
+
+/// The longest message `socket` may send: EMSGSIZE beyond.
+fn largest_message(socket: &Socket) -> usize {
+    let buffer = socket
+        .int_option(libc::SOL_SOCKET, libc::SO_SNDBUF)
+        .unwrap_or(DEFAULT_SEND_BUFFER);
+    (buffer - 32).max(0) as usize
 }
 
 /// EPIPE, with SIGPIPE if `signal`.
@@ -112,17 +131,17 @@ fn broken(k: &mut Kernel, signal: bool) -> SysResult {
 }
 
 /// A read or write of a socket with no connection: TCP reads ENOTCONN and writes EPIPE;
-/// AF_UNIX reads EINVAL and writes ENOTCONN.
+/// AF_UNIX reads EINVAL (a seqpacket socket's ENOTCONN) and writes ENOTCONN.
 fn unconnected(k: &mut Kernel, socket: &Socket, into_guest: bool, signal: bool) -> SysResult {
     match (socket.is_inet(), into_guest) {
         (true, true) => Err(Errno::ENOTCONN.into()),
         (true, false) => broken(k, signal),
-        (false, true) => Err(Errno::EINVAL.into()),
-        (false, false) => Err(Errno::ENOTCONN.into()),
+        (false, true) if !socket.is_seqpacket() => Err(Errno::EINVAL.into()),
+        (false, _) => Err(Errno::ENOTCONN.into()),
     }
 }
 
-/// The flags send and recv take here: MSG_DONTWAIT, and for send MSG_NOSIGNAL and MSG_MORE
+/// The flags send and recv take here: MSG_DONTWAIT, and for send MSG_NOSIGNAL, MSG_EOR and MSG_MORE
 /// (a hint to coalesce, which a model with no packets has no use for); another stops the
 /// run. Gives (don't wait, signal on EPIPE).
 fn message_flags(flags: u64, allowed: i32, call: &str) -> Result<(bool, bool), SysError> {
@@ -141,6 +160,9 @@ fn message_flags(flags: u64, allowed: i32, call: &str) -> Result<(bool, bool), S
 
 /// sendto(fd, buf, len, flags, dest, dest_len).
 pub fn sendto(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::sendto(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     k.proc.mem.begin_transfer();
     let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, false)?;
@@ -171,12 +193,14 @@ fn send(
     flags: u64,
 ) -> SysResult {
     let socket = file.socket().expect("a socket");
-    let allowed = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE;
+    // MSG_EOR ends a record: every message here is one already.
+    let allowed = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE | libc::MSG_EOR;
     let (dont_wait, signal) = message_flags(flags, allowed, "a send")?;
     if socket.is_datagram() {
         return datagram::send(k, file, iov, to, dont_wait);
     }
-    if to.is_some() && !socket.is_inet() {
+    // A seqpacket socket ignores an address (`unix_seqpacket_sendmsg`).
+    if to.is_some() && !socket.is_inet() && !socket.is_seqpacket() {
         return Err(if socket.connection.get().is_some() {
             Errno::EISCONN
         } else {
@@ -210,16 +234,32 @@ fn receive(
         let from = (got.from != Address::Unnamed).then_some(got.from);
         return Ok((ret, got.copied < got.length, from));
     }
+    if socket.is_seqpacket() {
+        let allowed = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
+        let (dont_wait, _) = message_flags(flags, allowed, "a receive")?;
+        let got = socket_io(k, file, iov, true, dont_wait, false)?;
+        let cut = file.stream().and_then(|end| end.rx.borrow().truncated);
+        let ret = match cut {
+            Some(length) if flags as i32 & libc::MSG_TRUNC != 0 => length as u64,
+            _ => got,
+        };
+        return Ok((ret, cut.is_some(), peer_name(file)));
+    }
     let (dont_wait, _) = message_flags(flags, libc::MSG_DONTWAIT, "a receive")?;
     let got = socket_io(k, file, iov, true, dont_wait, false)?;
-    // An AF_UNIX socket gives its peer's name (none for an unnamed peer), TCP none.
-    let from = match file.stream().map(|end| &end.peer) {
+    Ok((got, false, peer_name(file)))
+}
+
+/// The sender's name a receive on a connection gives: an AF_UNIX peer's (none for an
+/// unnamed one); TCP gives none.
+fn peer_name(file: &OpenFile) -> Option<Address> {
+    let socket = file.socket()?;
+    match file.stream().map(|end| &end.peer) {
         Some(peer @ (Address::Path(_) | Address::Abstract(_))) if !socket.is_inet() => {
             Some(peer.clone())
         }
         _ => None,
-    };
-    Ok((got, false, from))
+    }
 }
 
 /// Gives a sender's name at `addr`, its length at `len` (0 for none).
@@ -232,6 +272,9 @@ fn give_from(k: &mut Kernel, addr: u64, len: u64, from: Option<&Address>) -> Res
 
 /// recvfrom(fd, buf, len, flags, src, src_len).
 pub fn recvfrom(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::recvfrom(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     k.proc.mem.begin_transfer();
     let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, true)?;
@@ -246,16 +289,16 @@ pub fn recvfrom(k: &mut Kernel, a: &Args) -> SysResult {
 const MSGHDR_SIZE: usize = 56;
 
 /// A guest's `struct msghdr`.
-struct MessageHeader {
-    name: u64,
-    name_len: u64,
-    iov: u64,
-    iov_len: u64,
-    control: u64,
-    control_len: u64,
+pub(super) struct MessageHeader {
+    pub name: u64,
+    pub name_len: u64,
+    pub iov: u64,
+    pub iov_len: u64,
+    pub control: u64,
+    pub control_len: u64,
 }
 
-fn message_header(k: &mut Kernel, at: u64) -> Result<MessageHeader, Errno> {
+pub(super) fn message_header(k: &mut Kernel, at: u64) -> Result<MessageHeader, Errno> {
     let raw = k.proc.mem.read_vec(at, MSGHDR_SIZE)?;
     let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap());
     Ok(MessageHeader {
@@ -327,6 +370,9 @@ fn rights_to_send(
 /// sendmsg(fd, msg, flags): with SCM_RIGHTS over AF_UNIX, the open files go with the
 /// message (a datagram, or the stream's bytes it writes first).
 pub fn sendmsg(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::sendmsg(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     let header = message_header(k, a[1])?;
     let is_unix = !file.socket().expect("a socket").is_inet();
@@ -373,6 +419,9 @@ fn give_rights(
 /// recvmsg(fd, msg, flags): the sender's name, MSG_TRUNC for a datagram cut short, and the
 /// descriptors passed with what was read (SCM_RIGHTS; MSG_CMSG_CLOEXEC).
 pub fn recvmsg(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::recvmsg(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     let header = message_header(k, a[1])?;
     let iov = guest_iovecs(k, header.iov, header.iov_len, true)?;

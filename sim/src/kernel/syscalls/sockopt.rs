@@ -11,6 +11,7 @@
 use nix::errno::Errno;
 
 use super::fs::give;
+use super::host_net;
 use super::socket::{room_at, socket_of};
 use crate::kernel::net::address::Domain;
 use crate::kernel::pipe::Reset;
@@ -239,6 +240,9 @@ const LINGER_SIZE: usize = 8;
 
 /// setsockopt(fd, level, name, value, len).
 pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::setsockopt(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let (level, name, len) = (a[1] as i32, a[2] as i32, a[4] as i32);
@@ -313,6 +317,9 @@ fn special_setting(k: &Kernel, socket: &Socket, option: (i32, i32), int: i32) ->
 /// getsockopt(fd, level, name, value, len): the value set or the default, cut to the
 /// length given; SO_ERROR gives a pending reset once.
 pub fn getsockopt(k: &mut Kernel, a: &Args) -> SysResult {
+    if let Some(file) = host_net::of(k, a[0]) {
+        return host_net::getsockopt(k, &file, a);
+    }
     let file = socket_of(k, a[0])?;
     let socket = file.socket().expect("a socket");
     let (level, name) = (a[1] as i32, a[2] as i32);
