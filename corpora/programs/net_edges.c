@@ -1,9 +1,10 @@
 /* What Linux answers at the edges of its sockets, over loopback and AF_UNIX, one line
  * each: names before and after bind, EADDRINUSE and SO_REUSEADDR, ECONNREFUSED, reads and
  * writes before connecting, a non-blocking connect and accept, a TCP socket connected to
- * itself, a close with unread data (ECONNRESET), options set and read back, and socket
- * files. Ports and paths the kernel or the pid choose are never printed (the pid is padded
- * to one length: a name's length is). Usage: net_edges */
+ * itself, a close with unread data (ECONNRESET), options set and read back, socket
+ * files, MSG_PEEK on streams and a message of too many iovecs. Ports and paths the kernel
+ * or the pid choose are never printed (the pid is padded to one length: a name's length
+ * is). Usage: net_edges */
 #include "check.h"
 
 #include <arpa/inet.h>
@@ -264,10 +265,53 @@ static void unix_domain(void) {
     result("unix SO_REUSEPORT", setsockopt(dup_name, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on));
 }
 
+/* MSG_PEEK on streams, TCP and AF_UNIX: the bytes stay for the next read; and a message
+ * of more iovecs than UIO_MAXIOV. */
+static void peeks(void) {
+    int pairs[2][2];
+    int listener = tcp();
+    struct sockaddr_in at = loopback(0);
+    check(bind(listener, (struct sockaddr *)&at, sizeof at) == 0, "bind");
+    check(listen(listener, 1) == 0, "listen");
+    at = loopback(port_of(listener));
+    pairs[0][0] = tcp();
+    check(connect(pairs[0][0], (struct sockaddr *)&at, sizeof at) == 0, "connect");
+    pairs[0][1] = accept(listener, NULL, NULL);
+    check(pairs[0][1] >= 0, "accept");
+    check(socketpair(AF_UNIX, SOCK_STREAM, 0, pairs[1]) == 0, "socketpair");
+    const char *names[] = {"tcp", "unix"};
+    for (int i = 0; i < 2; i++) {
+        char buf[16] = {0};
+        printf("%s peek with nothing sent: %zd (%s)\n", names[i],
+               recv(pairs[i][1], buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT), errno_name(errno));
+        check(send(pairs[i][0], "peekaboo", 8, 0) == 8, "send");
+        ssize_t peeked = recv(pairs[i][1], buf, 4, MSG_PEEK);
+        printf("%s peek of 4: %zd \"%.4s\"\n", names[i], peeked, buf);
+        ssize_t got = recv(pairs[i][1], buf, sizeof buf, 0);
+        printf("%s then a read: %zd \"%.*s\"\n", names[i], got, (int)got, buf);
+        close(pairs[i][0]);
+        printf("%s peek at end of file: %zd\n", names[i], recv(pairs[i][1], buf, sizeof buf, MSG_PEEK));
+        close(pairs[i][1]);
+    }
+    close(listener);
+    int sv[2];
+    check(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    static struct iovec many[1025];
+    for (int i = 0; i < 1025; i++)
+        many[i] = (struct iovec){"x", 1};
+    struct msghdr m = {.msg_iov = many, .msg_iovlen = 1025};
+    result("sendmsg of 1025 iovecs", (int)sendmsg(sv[0], &m, 0));
+    m.msg_iovlen = 1024;
+    printf("sendmsg of 1024 iovecs: %zd\n", sendmsg(sv[0], &m, 0));
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     internet();
     unix_domain();
+    peeks();
     result("socket of an unknown family", socket(9999, SOCK_STREAM, 0));
     result("socket of an unknown type", socket(AF_INET, 99, 0));
     result("socket with a wrong protocol", socket(AF_INET, SOCK_STREAM, IPPROTO_UDP));

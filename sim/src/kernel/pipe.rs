@@ -164,6 +164,23 @@ impl Pipe {
         Ready::Moved(n)
     }
 
+    /// Copies up to `len` bytes (of the next message, on a message way) through `take`,
+    /// leaving them to be read (MSG_PEEK); the rights sent with them stay too.
+    pub fn peek(&self, len: usize, mut take: impl FnMut(&[u8])) -> usize {
+        let next = match &self.records {
+            Some(records) => records.front().copied().unwrap_or(0),
+            None => self.buf.len(),
+        };
+        let n = len.min(next);
+        let (front, back) = self.buf.as_slices();
+        let first = n.min(front.len());
+        take(&front[..first]);
+        if n > first {
+            take(&back[..n - first]);
+        }
+        n
+    }
+
     /// Puts in what fits of `bytes`, the rest of a write of `whole` bytes: a write of at
     /// most `PIPE_BUF` bytes goes in whole or not at all.
     pub fn write(&mut self, bytes: &[u8], whole: usize) -> Ready {
@@ -277,6 +294,9 @@ mod tests {
         assert_eq!(pipe.write(b"", 0), Ready::Moved(0));
         assert_eq!(pipe.write(b"world!", 6), Ready::Moved(6));
         assert_eq!(pipe.available(), 11);
+        let mut peeked = Vec::new();
+        assert_eq!(pipe.peek(9, |piece| peeked.extend_from_slice(piece)), 5);
+        assert_eq!(peeked, b"hello");
         assert_eq!(read_all(&mut pipe, 3), (Ready::Moved(3), b"hel".to_vec()));
         assert_eq!(pipe.truncated, Some(5));
         assert_eq!(read_all(&mut pipe, 9), (Ready::Moved(0), Vec::new()));

@@ -234,8 +234,12 @@ fn receive(
         let from = (got.from != Address::Unnamed).then_some(got.from);
         return Ok((ret, got.copied < got.length, from));
     }
+    let peek = flags as i32 & libc::MSG_PEEK != 0;
+    if let Some(got) = peek_stream(k, file, iov, peek) {
+        return Ok((got, false, peer_name(file)));
+    }
     if socket.is_seqpacket() {
-        let allowed = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
+        let allowed = libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_PEEK;
         let (dont_wait, _) = message_flags(flags, allowed, "a receive")?;
         let got = socket_io(k, file, iov, true, dont_wait, false)?;
         let cut = file.stream().and_then(|end| end.rx.borrow().truncated);
@@ -245,9 +249,29 @@ fn receive(
         };
         return Ok((ret, cut.is_some(), peer_name(file)));
     }
-    let (dont_wait, _) = message_flags(flags, libc::MSG_DONTWAIT, "a receive")?;
+    let allowed = libc::MSG_DONTWAIT | libc::MSG_PEEK;
+    let (dont_wait, _) = message_flags(flags, allowed, "a receive")?;
     let got = socket_io(k, file, iov, true, dont_wait, false)?;
     Ok((got, false, peer_name(file)))
+}
+
+/// A MSG_PEEK receive on a connection with bytes waiting: copies them and leaves them.
+/// `None` when there is nothing to peek at, where a receive answers as it would without
+/// the flag (end of file, a reset, a wait: none takes bytes), and when not peeking.
+fn peek_stream(k: &mut Kernel, file: &OpenFile, iov: &[libc::iovec], peek: bool) -> Option<u64> {
+    let end = file.stream().filter(|_| peek)?;
+    let rx = end.rx.borrow();
+    if rx.available() == 0 {
+        return None;
+    }
+    let total: usize = iov.iter().map(|v| v.iov_len).sum();
+    let mut copied = 0;
+    rx.peek(total, |piece| {
+        super::pipes::scatter(iov, copied, piece);
+        copied += piece.len();
+    });
+    k.proc.mem.note_transfer(copied as u64);
+    Some(copied as u64)
 }
 
 /// The sender's name a receive on a connection gives: an AF_UNIX peer's (none for an
@@ -298,9 +322,13 @@ pub(super) struct MessageHeader {
     pub control_len: u64,
 }
 
+/// A guest's msghdr at `at`; more iovecs than `UIO_MAXIOV` is EMSGSIZE (`__copy_msghdr`).
 pub(super) fn message_header(k: &mut Kernel, at: u64) -> Result<MessageHeader, Errno> {
     let raw = k.proc.mem.read_vec(at, MSGHDR_SIZE)?;
     let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap());
+    if word(3) > crate::memory::IOV_MAX as u64 {
+        return Err(Errno::EMSGSIZE);
+    }
     Ok(MessageHeader {
         name: word(0),
         name_len: word(1) & 0xffff_ffff,
