@@ -1,7 +1,8 @@
 //! Sockets: socket, socketpair, bind, listen, connect, accept, shutdown and their names, on
 //! the modelled network (`kernel::net`, `kernel::socket`). Stream and datagram sockets of
-//! AF_UNIX (path and abstract names), AF_INET and AF_INET6 (TCP and UDP on loopback) are
-//! modelled (datagrams in `datagram`); another type stops the run as unsupported.
+//! AF_UNIX (path and abstract names), AF_INET and AF_INET6 (TCP and UDP on loopback), and
+//! AF_UNIX seqpacket ones, are modelled (datagrams in `datagram`); another type stops the
+//! run as unsupported. Under `--net host` the internet ones are the host's (`host_net`).
 //!
 //! Where AF_UNIX and TCP answer differently (a read before connecting, a second connect,
 //! a write to an unconnected socket), each gives its own errno, as Linux's `unix_stream_*`
