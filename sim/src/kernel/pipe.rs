@@ -125,7 +125,7 @@ impl Pipe {
 
     /// Takes up to `len` bytes, through `take` (which gets them in at most two pieces).
     /// A message way takes its next message, `len` bytes of it at most.
-    pub fn read(&mut self, len: usize, mut take: impl FnMut(&[u8])) -> Ready {
+    pub fn read(&mut self, len: usize, take: impl FnMut(&[u8])) -> Ready {
         self.truncated = None;
         let message = match &mut self.records {
             Some(records) => records.pop_front(),
@@ -153,12 +153,7 @@ impl Pipe {
             self.truncated = message;
         }
         self.taken += consumed as u64;
-        let (front, back) = self.buf.as_slices();
-        let first = n.min(front.len());
-        take(&front[..first]);
-        if n > first {
-            take(&back[..n - first]);
-        }
+        self.copy_front(n, take);
         self.buf.drain(..consumed);
         self.changes.for_writers += 1;
         Ready::Moved(n)
@@ -166,19 +161,24 @@ impl Pipe {
 
     /// Copies up to `len` bytes (of the next message, on a message way) through `take`,
     /// leaving them to be read (MSG_PEEK); the rights sent with them stay too.
-    pub fn peek(&self, len: usize, mut take: impl FnMut(&[u8])) -> usize {
+    pub fn peek(&self, len: usize, take: impl FnMut(&[u8])) -> usize {
         let next = match &self.records {
             Some(records) => records.front().copied().unwrap_or(0),
             None => self.buf.len(),
         };
         let n = len.min(next);
+        self.copy_front(n, take);
+        n
+    }
+
+    /// Gives the first `n` bytes through `take`, in at most two pieces.
+    fn copy_front(&self, n: usize, mut take: impl FnMut(&[u8])) {
         let (front, back) = self.buf.as_slices();
         let first = n.min(front.len());
         take(&front[..first]);
         if n > first {
             take(&back[..n - first]);
         }
-        n
     }
 
     /// Puts in what fits of `bytes`, the rest of a write of `whole` bytes: a write of at

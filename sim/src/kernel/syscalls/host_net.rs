@@ -326,7 +326,7 @@ fn transfer(
         std::mem::take(&mut k.task.io_progress) as usize
     };
     let mut rest = skipped(iov, done);
-    let mut name = message.name.clone();
+    let mut name = std::mem::take(&mut message.name);
     name.resize(if into_guest { NAME_ROOM } else { name.len() }, 0);
     // SAFETY: msghdr is plain data; zeroed is its empty value.
     let mut header: libc::msghdr = unsafe { std::mem::zeroed() };

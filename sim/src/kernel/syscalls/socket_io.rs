@@ -234,25 +234,27 @@ fn receive(
         let from = (got.from != Address::Unnamed).then_some(got.from);
         return Ok((ret, got.copied < got.length, from));
     }
+    // A connection's flags are checked before anything is taken (a peek included);
+    // MSG_TRUNC is a seqpacket socket's.
+    let truncating = if socket.is_seqpacket() {
+        libc::MSG_TRUNC
+    } else {
+        0
+    };
+    let allowed = libc::MSG_DONTWAIT | libc::MSG_PEEK | truncating;
+    let (dont_wait, _) = message_flags(flags, allowed, "a receive")?;
     let peek = flags as i32 & libc::MSG_PEEK != 0;
     if let Some(got) = peek_stream(k, file, iov, peek) {
         return Ok((got, false, peer_name(file)));
     }
-    if socket.is_seqpacket() {
-        let allowed = libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_PEEK;
-        let (dont_wait, _) = message_flags(flags, allowed, "a receive")?;
-        let got = socket_io(k, file, iov, true, dont_wait, false)?;
-        let cut = file.stream().and_then(|end| end.rx.borrow().truncated);
-        let ret = match cut {
-            Some(length) if flags as i32 & libc::MSG_TRUNC != 0 => length as u64,
-            _ => got,
-        };
-        return Ok((ret, cut.is_some(), peer_name(file)));
-    }
-    let allowed = libc::MSG_DONTWAIT | libc::MSG_PEEK;
-    let (dont_wait, _) = message_flags(flags, allowed, "a receive")?;
     let got = socket_io(k, file, iov, true, dont_wait, false)?;
-    Ok((got, false, peer_name(file)))
+    // A seqpacket read that cut its message short; MSG_TRUNC asks for its whole length.
+    let cut = file.stream().and_then(|end| end.rx.borrow().truncated);
+    let ret = match cut {
+        Some(length) if flags as i32 & libc::MSG_TRUNC != 0 => length as u64,
+        _ => got,
+    };
+    Ok((ret, cut.is_some(), peer_name(file)))
 }
 
 /// A MSG_PEEK receive on a connection with bytes waiting: copies them and leaves them.
