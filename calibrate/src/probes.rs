@@ -5,6 +5,7 @@
 //! process creation.
 
 mod calls;
+mod events;
 mod preemption;
 mod sockets;
 mod switches;
@@ -66,8 +67,9 @@ enum Shape {
     Whole,
     /// The per-operation ticks minus the null call's median.
     BeyondNull,
-    /// Beyond the null call at each of `SIZES`, fitted to a base and a per-byte slope.
-    Sized,
+    /// Beyond the null call at each of these sizes (`SIZES` for most), fitted to a base and a
+    /// per-byte slope.
+    Sized(&'static [usize]),
     /// The per-operation ticks at each of `PAGES`, fitted to a per-page slope; the base is
     /// the figure at no pages.
     Paged,
@@ -225,7 +227,7 @@ const PROBES: &[Spec] = &[
         what: "pread of N bytes at offset 0 of a regular file in the page cache, beyond the null call",
         unit: "ticks/call",
         iterations: 5_000,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| calls::each(session, 1, calls::file_read),
     },
@@ -234,7 +236,7 @@ const PROBES: &[Spec] = &[
         what: "pwrite of N bytes at offset 0 of a regular file (the same cached page each time), beyond the null call",
         unit: "ticks/call",
         iterations: 5_000,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| calls::each(session, 1, calls::file_write),
     },
@@ -243,7 +245,7 @@ const PROBES: &[Spec] = &[
         what: "write of N bytes into an empty pipe, beyond the null call (each call timed, the timer subtracted)",
         unit: "ticks/call",
         iterations: 5_000,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| calls::pipe_half(session, calls::Half::Write),
     },
@@ -252,7 +254,7 @@ const PROBES: &[Spec] = &[
         what: "read of those N bytes back out of the pipe, beyond the null call (each call timed, the timer subtracted)",
         unit: "ticks/call",
         iterations: 5_000,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| calls::pipe_half(session, calls::Half::Read),
     },
@@ -261,7 +263,7 @@ const PROBES: &[Spec] = &[
         what: "write of N bytes into a loopback TCP connection whose reader has read all before (TCP_NODELAY), beyond the null call (each call timed, the timer subtracted)",
         unit: "ticks/call",
         iterations: 2_500,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| sockets::tcp_half(session, calls::Half::Write),
     },
@@ -270,7 +272,7 @@ const PROBES: &[Spec] = &[
         what: "read of those N bytes from the connection's other end, beyond the null call (each call timed, the timer subtracted)",
         unit: "ticks/call",
         iterations: 2_500,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| sockets::tcp_half(session, calls::Half::Read),
     },
@@ -279,7 +281,7 @@ const PROBES: &[Spec] = &[
         what: "write of N bytes into an AF_UNIX stream socket pair, beyond the null call (each call timed, the timer subtracted)",
         unit: "ticks/call",
         iterations: 5_000,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| sockets::unix_half(session, calls::Half::Write),
     },
@@ -288,7 +290,7 @@ const PROBES: &[Spec] = &[
         what: "read of those N bytes from the pair's other end, beyond the null call (each call timed, the timer subtracted)",
         unit: "ticks/call",
         iterations: 5_000,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| sockets::unix_half(session, calls::Half::Read),
     },
@@ -311,11 +313,20 @@ const PROBES: &[Spec] = &[
         start: |session| sockets::connect_accept(session, calls::Half::Read),
     },
     Spec {
+        name: "epoll_wait",
+        what: "epoll_wait with a timeout of 0 returning N level-triggered eventfds, every one ready, beyond the null call; N is counted in bytes of struct epoll_event (12 a record), 1 to 256 records, so the slope is per byte of a ready event's record",
+        unit: "ticks/call",
+        iterations: 5_000,
+        shape: Shape::Sized(&events::SIZES),
+        partner: false,
+        start: |_| events::ready_epolls(),
+    },
+    Spec {
         name: "dev_null",
         what: "write of N bytes to /dev/null, beyond the null call (nothing is copied: the slope is about 0)",
         unit: "ticks/call",
         iterations: 12_500,
-        shape: Shape::Sized,
+        shape: Shape::Sized(&SIZES),
         partner: false,
         start: |session| calls::each(session, 1, calls::dev_null),
     },
@@ -417,16 +428,16 @@ fn measure(
     let mut preemption = Preemption::new(!spec.partner, options.rounds, session.ghz);
     let (mut per_byte, mut per_page, mut page_faults) = (None, None, None);
     let figure = match spec.shape {
-        Shape::Sized => {
+        Shape::Sized(sizes) => {
             let rounds = sized_rounds(
-                &SIZES,
+                sizes,
                 null,
                 options.rounds,
                 workload.as_mut(),
                 &mut preemption,
                 |bytes| options.iterations(spec.iterations / (1 + (bytes / 4096) as u64)),
             )?;
-            per_byte = Some(rounds.slope(&SIZES, |bytes, median| SizePoint { bytes, median }));
+            per_byte = Some(rounds.slope(sizes, |bytes, median| SizePoint { bytes, median }));
             Summary::of(&rounds.intercepts)
         }
         Shape::Paged => {
@@ -474,7 +485,7 @@ fn measure(
         high: figure.high,
         rounds: options.rounds,
         iterations,
-        beyond_null: matches!(spec.shape, Shape::BeyondNull | Shape::Sized),
+        beyond_null: matches!(spec.shape, Shape::BeyondNull | Shape::Sized(_)),
         per_byte,
         per_page,
         page_faults,

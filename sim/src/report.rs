@@ -511,7 +511,7 @@ impl Report {
         let sockets = self.socket_work_cycles();
         if sockets > 0 {
             cycles.add_row(vec![
-                "  of it, sockets".into(),
+                "  of it, sockets and epoll".into(),
                 group(sockets),
                 share(sockets),
             ]);
@@ -577,7 +577,8 @@ fn counted_line(title: &str, counts: &BTreeMap<String, u64>) -> String {
 }
 
 impl Report {
-    /// The kernel work of socket calls (sends, receives, connects, accepts), in cycles.
+    /// The kernel work of socket calls (sends, receives, connects, accepts) and epoll waits, in
+    /// cycles.
     fn socket_work_cycles(&self) -> u64 {
         SOCKET_CLASSES
             .iter()

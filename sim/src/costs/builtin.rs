@@ -158,6 +158,7 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
     (WorkClass::UnixReceive, 2_312.0, 0.176, SOCKETS_ON_KIND),
     (WorkClass::Connect, 55_282.0, 0.0, SOCKETS_ON_KIND),
     (WorkClass::Accept, 7_719.0, 0.0, SOCKETS_ON_KIND),
+    (WorkClass::EpollWait, 357.0, 49.0, EPOLL_SCALED),
     (WorkClass::CharDevice, 94.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::OpenStat, 2_658.0, 0.0, CALIBRATED_ON_KIND),
     (WorkClass::Descriptor, 621.0, 0.0, CALIBRATED_ON_KIND),
@@ -172,6 +173,14 @@ const KERNEL_WORK: [(WorkClass, f64, f64, &str); WorkClass::COUNT] = [
 const SOCKETS_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \
                                no KPTI), 2026-12-01: the class's probe, beyond the null call, the median of three \
                                full runs, in core cycles (BENCHMARKS.md, issue 14)";
+
+/// Where the epoll_wait row comes from: measured on the other machine kind these sessions
+/// run on, and scaled to this one by how the two differ in the classes measured on both.
+const EPOLL_SCALED: &str = "derived: simulate --calibrate's epoll_wait probe on an Intel Xeon KVM guest (2 vCPU, \
+                            Linux 6.18), 2026-12-01, the median of five full runs, 138 core cycles a call and \
+                            18.90 a byte of the ready events' records (16.5-28.6; 227 an event), times 2.59, the \
+                            geometric mean of this machine kind's figure over the Intel guest's for the 16 classes \
+                            both measured (1.39-3.84) (BENCHMARKS.md, issue 14)";
 
 /// Where the kernel-work table comes from.
 const CALIBRATED_ON_KIND: &str = "simulate --calibrate on this project's machine kind (AMD EPYC, KVM, Linux 6.18, \

@@ -33,6 +33,10 @@ pub enum WorkClass {
     Connect,
     /// accept and accept4.
     Accept,
+    /// epoll_wait and epoll_pwait: a base per call and a cost per byte of the ready events'
+    /// records copied out (12 bytes an event), so that the per-byte term prices each ready
+    /// event's poll and copy.
+    EpollWait,
     /// Reads and writes of character devices: /dev/null, /dev/zero, /dev/urandom.
     CharDevice,
     /// Name lookups: open, stat by name and their kin.
@@ -56,7 +60,7 @@ pub enum WorkClass {
 
 /// Every class with its name in cost-model files and reports (where JSON lists them by
 /// name).
-pub const CLASSES: [(WorkClass, &str); 19] = [
+pub const CLASSES: [(WorkClass, &str); 20] = [
     (WorkClass::Identity, "identity"),
     (WorkClass::FileRead, "file_read"),
     (WorkClass::FileWrite, "file_write"),
@@ -68,6 +72,7 @@ pub const CLASSES: [(WorkClass, &str); 19] = [
     (WorkClass::UnixReceive, "unix_receive"),
     (WorkClass::Connect, "connect"),
     (WorkClass::Accept, "accept"),
+    (WorkClass::EpollWait, "epoll_wait"),
     (WorkClass::CharDevice, "char_device"),
     (WorkClass::OpenStat, "open_stat"),
     (WorkClass::Descriptor, "descriptor"),
@@ -78,14 +83,15 @@ pub const CLASSES: [(WorkClass, &str); 19] = [
     (WorkClass::Other, "other"),
 ];
 
-/// The classes of socket calls, whose share a report shows.
-pub const SOCKET_CLASSES: [WorkClass; 6] = [
+/// The classes of socket calls and the event loop's waits, whose share a report shows.
+pub const SOCKET_CLASSES: [WorkClass; 7] = [
     WorkClass::TcpSend,
     WorkClass::TcpReceive,
     WorkClass::UnixSend,
     WorkClass::UnixReceive,
     WorkClass::Connect,
     WorkClass::Accept,
+    WorkClass::EpollWait,
 ];
 
 impl WorkClass {
