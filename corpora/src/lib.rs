@@ -243,6 +243,9 @@ pub const CASES: &[Case] = &[
     case("net_datagrams", "net_datagrams", &["300"]),
     // Linux's answers at the edges of bind, listen, connect, accept and their options.
     case("net_edges", "net_edges", &[]),
+    // And in their corners: UDP disconnects and shared ports, receives of SIZE_MAX and of
+    // none, one-byte IP options, SIOCOUTQ, a non-blocking connect to a full queue.
+    case("net_corners", "net_corners", &[]),
     // eventfd counters, their edges, and a read in a child that a write wakes.
     case("eventfd_counts", "eventfd_counts", &[]),
     // epoll, level-triggered, over a pipe, a socketpair and eventfds.

@@ -29,6 +29,9 @@ pub const USER_END: u64 = 0x0000_8000_0000_0000;
 /// Linux's `TASK_SIZE` on x86-64: the top page of the user half is never mapped, so no
 /// mapping reaches the non-canonical hole (a `syscall` in that page would return there).
 pub const TASK_SIZE: u64 = USER_END - PAGE_SIZE;
+/// The most one read, write, send or receive moves (`MAX_RW_COUNT`): a longer one is cut
+/// to it.
+pub const MAX_RW_COUNT: usize = i32::MAX as usize & !(PAGE_SIZE as usize - 1);
 /// Top of the initial stack, as Linux places it with ASLR off.
 pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
 /// The stack mapping's size: the default `RLIMIT_STACK`.
@@ -186,6 +189,10 @@ struct HostTransfer {
     bytes: usize,
     /// Where in them a page fault gave a page its frame, and the pages it mapped around it.
     faults_at: Vec<(usize, u64)>,
+    /// The bytes the guest asked to move, which may be more than were prepared.
+    wanted: usize,
+    /// A page that cannot be mapped ended the preparation short of `wanted`.
+    cut: bool,
 }
 
 impl Drop for AddressSpace {
@@ -1255,25 +1262,41 @@ impl AddressSpace {
     /// memory in place; a further call's follow the last's in the transfer. At most
     /// `IOV_MAX` pieces, so a very long buffer gives a short transfer, which Linux allows
     /// for these calls. The caller reports the bytes moved with `note_transfer`.
+    ///
+    /// As Linux checks only that the range is user memory (`access_ok`) and faults as it
+    /// copies, a page that cannot be mapped past the transfer's first ends it there (a copy
+    /// stops at the fault, and the call returns what it moved: `transfer_cut`); at the
+    /// first page, or outside user memory, it is EFAULT.
     pub fn host_iovecs(
         &mut self,
         addr: u64,
         len: usize,
         write: bool,
     ) -> Result<Vec<libc::iovec>, Errno> {
+        addr.checked_add(len as u64)
+            .filter(|&end| end <= TASK_SIZE)
+            .ok_or(Errno::EFAULT)?;
+        self.transfer.wanted += len;
         let mut iovecs = Vec::new();
         let mut remaining = len;
         let mut cursor = addr;
-        while remaining > 0 && iovecs.len() < IOV_MAX {
+        while remaining > 0 && iovecs.len() < IOV_MAX && !self.transfer.cut {
             let take = remaining.min((PAGE_SIZE - cursor % PAGE_SIZE) as usize);
             let (counted, faults) = (self.copied.get(), self.faults.get());
             let around = self.faulted_around.get();
-            self.for_each_piece(cursor, take, write, |piece, _| {
+            let prepared = self.for_each_piece(cursor, take, write, |piece, _| {
                 iovecs.push(libc::iovec {
                     iov_base: piece.as_mut_ptr().cast(),
                     iov_len: piece.len(),
                 })
-            })?;
+            });
+            match prepared {
+                Err(Errno::EFAULT) if self.transfer.bytes > 0 => {
+                    self.transfer.cut = true;
+                    break;
+                }
+                prepared => prepared?,
+            }
             self.copied.set(counted);
             if self.faults.get() > faults {
                 self.faults.set(faults);
@@ -1287,6 +1310,13 @@ impl AddressSpace {
             remaining -= take;
         }
         Ok(iovecs)
+    }
+
+    /// The bytes the transfer under way asked for, and whether memory that cannot be
+    /// mapped cut its preparation short: what a datagram, which moves whole or not at all,
+    /// checks (EMSGSIZE by the length asked, then EFAULT).
+    pub fn transfer_asked(&self) -> (usize, bool) {
+        (self.transfer.wanted, self.transfer.cut)
     }
 
     fn note_copied(&mut self, bytes: u64) {
@@ -1703,6 +1733,27 @@ mod tests {
             .unwrap();
         space.note_transfer(4 * PAGE_SIZE);
         assert_eq!(space.faults(), 1);
+    }
+
+    #[test]
+    fn a_host_transfer_stops_at_memory_that_cannot_be_mapped() {
+        let mut space = AddressSpace::new().unwrap();
+        space.map_fixed(0x10000, 2 * PAGE_SIZE, RW).unwrap();
+        // Two pages mapped of the four asked for: a transfer of the two, cut.
+        space.begin_transfer();
+        let iovecs = space
+            .host_iovecs(0x10000, 4 * PAGE_SIZE as usize, true)
+            .unwrap();
+        assert_eq!(iovecs.len(), 2);
+        assert_eq!(space.transfer_asked(), (4 * PAGE_SIZE as usize, true));
+        // Nothing mapped at the start, or a range past user memory: EFAULT.
+        space.begin_transfer();
+        assert_eq!(space.host_iovecs(0x12000, 1, true), Err(Errno::EFAULT));
+        space.begin_transfer();
+        assert_eq!(
+            space.host_iovecs(0x10000, usize::MAX, true),
+            Err(Errno::EFAULT)
+        );
     }
 
     #[test]

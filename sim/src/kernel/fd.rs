@@ -46,7 +46,7 @@ pub enum Channel {
     /// A modelled pipe.
     Pipe(PipeEnd),
     /// A modelled socket.
-    Socket(Socket),
+    Socket(Box<Socket>),
     /// A modelled eventfd counter.
     Event(EventEnd),
     /// An epoll instance's interest list.

@@ -215,6 +215,8 @@ pub struct Listener {
     pub options: Options,
     /// Connections queued so far: each wakes the listener's readers (see `Pipe::changes`).
     pub arrivals: u64,
+    /// Non-blocking connects that found the queue full, oldest first (`Socket::syn_sent`).
+    pub waiting: VecDeque<Weak<OpenFile>>,
 }
 
 impl Listener {
@@ -302,8 +304,10 @@ impl Network {
     }
 
     /// The binding a `kind` socket's connection or datagram to `name` reaches: for a port,
-    /// the most specific one whose addresses cover the destination. A socket file of
-    /// another type is EPROTOTYPE; nothing there that takes it, ECONNREFUSED.
+    /// the most specific one whose addresses cover the destination; among UDP sockets as
+    /// specific (SO_REUSEADDR), the one bound last, which Linux's lookup finds first (it
+    /// adds a socket at the head of its hash chain). A socket file of another type is
+    /// EPROTOTYPE; nothing there that takes it, ECONNREFUSED.
     pub fn reach(&mut self, name: &Name, kind: i32) -> Result<Rc<Binding>, Errno> {
         let mut best: Option<(Rc<Binding>, bool)> = None;
         for binding in self.live() {
@@ -325,10 +329,10 @@ impl Network {
                 }
                 _ => true,
             };
-            if best
-                .as_ref()
-                .is_none_or(|(_, was_exact)| exact && !was_exact)
-            {
+            let later_wins = kind == libc::SOCK_DGRAM;
+            if best.as_ref().is_none_or(|(_, was_exact)| {
+                (exact && !was_exact) || (later_wins && exact == *was_exact)
+            }) {
                 best = Some((binding, exact));
             }
         }

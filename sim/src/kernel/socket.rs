@@ -20,14 +20,20 @@ pub struct Socket {
     pub protocol: i32,
     /// O_NONBLOCK, kept here so that a read or write needs no host call to learn it.
     pub non_blocking: Cell<bool>,
-    /// Its name: from bind, or given by connect or accept.
-    pub local: OnceCell<Address>,
-    /// Its claim on the name in the network namespace, while it lives.
-    pub binding: OnceCell<Rc<Binding>>,
+    /// Its name: from bind, or given by connect or accept (`local()`).
+    local: RefCell<Option<Address>>,
+    /// Its claim on the name in the network namespace, while it lives (`binding()`).
+    binding: RefCell<Option<Rc<Binding>>>,
+    /// bind chose its port, and its address (Linux's SOCK_BINDPORT_LOCK and
+    /// SOCK_BINDADDR_LOCK): a UDP disconnect keeps those, and gives back the rest.
+    pub chosen: Cell<(bool, bool)>,
     /// Its connection, once connected.
     pub connection: OnceCell<SocketEnd>,
     /// A TCP connect returned EINPROGRESS, and no connect has reported it made since.
     pub connecting: Cell<bool>,
+    /// A non-blocking TCP connect that found the accept queue full, in Linux's SYN_SENT:
+    /// the listener's next accept makes it (`Listener::waiting`).
+    pub syn_sent: RefCell<Option<SynSent>>,
     /// A datagram socket's receive queue.
     pub mailbox: Option<Rc<RefCell<Mailbox>>>,
     /// A datagram socket's default destination, set by connect.
@@ -37,6 +43,13 @@ pub struct Socket {
     /// Options set by setsockopt; a listener's are shared with its queue, whose
     /// connections inherit them.
     pub options: Options,
+}
+
+/// Where a connect waiting in SYN_SENT goes: the listener's binding, and the address
+/// connected to.
+pub struct SynSent {
+    pub binding: Weak<Binding>,
+    pub to: Address,
 }
 
 /// Socket options set by setsockopt, by level and name, as getsockopt gives them back.
@@ -63,10 +76,12 @@ impl Socket {
             kind,
             protocol,
             non_blocking: Cell::new(non_blocking),
-            local: OnceCell::new(),
-            binding: OnceCell::new(),
+            local: RefCell::new(None),
+            binding: RefCell::new(None),
+            chosen: Cell::new((false, false)),
             connection: OnceCell::new(),
             connecting: Cell::new(false),
+            syn_sent: RefCell::new(None),
             mailbox: mailbox.map(|m| Rc::new(RefCell::new(m))),
             peer: RefCell::new(None),
             error: Cell::new(None),
@@ -75,17 +90,45 @@ impl Socket {
     }
 
     /// Its accept queue, once listening.
-    pub fn listener(&self) -> Option<&Rc<RefCell<Listener>>> {
-        self.binding.get().and_then(|b| b.listener.get())
+    pub fn listener(&self) -> Option<Rc<RefCell<Listener>>> {
+        self.binding.borrow().as_ref()?.listener.get().cloned()
+    }
+
+    /// The name it was bound to or given, if any.
+    pub fn local(&self) -> Option<Address> {
+        self.local.borrow().clone()
+    }
+
+    /// Its claim on its name.
+    pub fn binding(&self) -> Option<Rc<Binding>> {
+        self.binding.borrow().clone()
+    }
+
+    /// Takes `address`, claimed as `binding`.
+    pub fn bind_to(&self, binding: Rc<Binding>, address: Address) {
+        self.binding.replace(Some(binding));
+        self.local.replace(Some(address));
+    }
+
+    /// Is known by `address` from now on, its claim unchanged (a UDP socket bound to the
+    /// wildcard takes its source address at connect, and gives it back at disconnect).
+    pub fn rename(&self, address: Address) {
+        self.local.replace(Some(address));
+    }
+
+    /// Gives its name and claim back (a UDP disconnect of a port it did not choose).
+    pub fn unbind(&self) {
+        self.binding.replace(None);
+        self.local.replace(None);
     }
 
     /// Its name, as getsockname gives it.
     pub fn name(&self) -> Address {
-        match (self.connection.get(), self.local.get()) {
+        match (self.connection.get(), self.local()) {
             // An AF_UNIX socket bound after it connected (a pair's end) has that name.
-            (_, Some(local)) if !self.is_inet() => local.clone(),
+            (_, Some(local)) if !self.is_inet() => local,
             (Some(end), _) => end.local.clone(),
-            (None, Some(local)) => local.clone(),
+            (None, Some(local)) => local,
             (None, None) => self.domain.unbound(),
         }
     }

@@ -79,12 +79,20 @@ pub fn connect(k: &mut Kernel, socket: &Socket, bytes: &[u8]) -> SysResult {
     if bytes.len() >= 2 && u16::from_le_bytes([bytes[0], bytes[1]]) == libc::AF_UNSPEC as u16 {
         socket.peer.replace(None);
         set_filter(socket, None);
+        if socket.is_inet() {
+            disconnect_udp(socket);
+        }
         return Ok(0);
     }
     let address = Address::parse(socket.domain, bytes, Use::Connect)?;
     let (name, to) = destination(socket, &address)?;
     let peer = if socket.is_inet() {
-        autobind(k, socket, &source_of(socket, &to))?;
+        let source = source_of(socket, &to);
+        autobind(k, socket, &source)?;
+        // A socket bound to the wildcard is known by its source address once connected.
+        if !socket.chosen.get().1 {
+            socket.rename(source.with_port(socket.local().and_then(|a| a.port()).unwrap_or(0)));
+        }
         Peer {
             address: to,
             mailbox: None,
@@ -113,6 +121,21 @@ pub fn connect(k: &mut Kernel, socket: &Socket, bytes: &[u8]) -> SysResult {
     Ok(0)
 }
 
+/// A UDP disconnect (`__udp_disconnect`): an address bind did not choose goes back to the
+/// wildcard, and a port it did not choose is given back.
+fn disconnect_udp(socket: &Socket) {
+    let Some(local) = socket.local() else {
+        return;
+    };
+    let (port_chosen, address_chosen) = socket.chosen.get();
+    if !port_chosen {
+        socket.unbind();
+    } else if !address_chosen {
+        let port = local.port().unwrap_or(0);
+        socket.rename(socket.domain.unbound().with_port(port));
+    }
+}
+
 /// A connected socket takes datagrams only from its peer.
 pub(super) fn set_filter(socket: &Socket, peer: Option<&Peer>) {
     if let Some(mailbox) = &socket.mailbox {
@@ -136,9 +159,13 @@ pub fn send(
         return Err(error.into());
     }
     let bytes = gather(iov, 0);
+    // A datagram moves whole: its length is the one asked for, and memory that cannot be
+    // mapped in it is EFAULT once that length has passed the size checks.
+    let (asked, cut) = k.proc.mem.transfer_asked();
+    let length = if cut { asked } else { bytes.len() };
     let non_blocking = non_blocking || socket.non_blocking.get();
     if socket.is_inet() {
-        return send_udp(k, socket, bytes, to);
+        return send_udp(k, socket, bytes, (length, cut), to);
     }
     let receiver = match to {
         Some(to) => {
@@ -166,8 +193,11 @@ pub fn send(
             queue
         }
     };
-    if bytes.len() > UNIX_MAX {
+    if length > UNIX_MAX {
         return Err(Errno::EMSGSIZE.into());
+    }
+    if cut {
+        return Err(Errno::EFAULT.into());
     }
     let own = socket
         .mailbox
@@ -204,7 +234,18 @@ pub fn send(
 /// A UDP datagram: delivered to the socket bound where it goes, if any, if that socket
 /// takes it and has room; otherwise dropped, and for a connected sender a refusal kept
 /// for its next call.
-fn send_udp(k: &mut Kernel, socket: &Socket, bytes: Vec<u8>, to: Option<&[u8]>) -> SysResult {
+fn send_udp(
+    k: &mut Kernel,
+    socket: &Socket,
+    bytes: Vec<u8>,
+    (length, cut): (usize, bool),
+    to: Option<&[u8]>,
+) -> SysResult {
+    // No UDP datagram is longer than its 16-bit length field (`udp_sendmsg`).
+    if length > 0xffff {
+        return Err(Errno::EMSGSIZE.into());
+    }
+    let explicit = to.is_some();
     let to = match to {
         // UDP over IPv4 takes AF_UNSPEC as AF_INET (`udp_sendmsg`).
         Some(to) if socket.domain == Domain::Inet && to.len() >= 2 && to[..2] == [0, 0] => {
@@ -220,17 +261,22 @@ fn send_udp(k: &mut Kernel, socket: &Socket, bytes: Vec<u8>, to: Option<&[u8]>) 
             .map(|p| p.address.clone())
             .ok_or(Errno::EDESTADDRREQ)?,
     };
-    let (name, to) = destination(socket, &to)?;
-    if to.port() == Some(0) {
+    // A datagram sent to port 0 by name is EINVAL; a socket connected to port 0 sends
+    // there, and nothing takes it (`udp_sendmsg`).
+    if explicit && to.port() == Some(0) {
         return Err(Errno::EINVAL.into());
     }
+    let (name, to) = destination(socket, &to)?;
     let most = if matches!(to, Address::Inet6(_)) {
         UDP_MAX_V6
     } else {
         UDP_MAX_V4
     };
-    if bytes.len() > most {
+    if length > most {
         return Err(Errno::EMSGSIZE.into());
+    }
+    if cut {
+        return Err(Errno::EFAULT.into());
     }
     // An unbound sender gets a port on the wildcard address.
     autobind(k, socket, &socket.domain.unbound())?;
@@ -327,8 +373,12 @@ pub fn receive(
 }
 
 /// A datagram socket's peer's name, for getpeername.
+/// A connected datagram socket's peer; a UDP socket connected to port 0 has none
+/// (`inet_getname`: no destination port, not connected).
 pub fn peer_name(socket: &Socket) -> Option<Address> {
-    socket.peer.borrow().as_ref().map(|p| p.address.clone())
+    let peer = socket.peer.borrow();
+    let address = &peer.as_ref()?.address;
+    (address.port() != Some(0)).then(|| address.clone())
 }
 
 /// Whether a datagram to the socket's peer could go now (poll's POLLOUT).

@@ -506,6 +506,8 @@ const IOCTLS: &[(u64, &str, usize)] = &[
     (libc::TIOCGWINSZ, "TIOCGWINSZ", WINSIZE_SIZE),
     (libc::FIONREAD, "FIONREAD", 4),
     (libc::TIOCGPGRP, "TIOCGPGRP", 4),
+    // SIOCOUTQ on a socket.
+    (libc::TIOCOUTQ, "TIOCOUTQ", 4),
 ];
 
 pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
@@ -518,6 +520,13 @@ pub fn ioctl(k: &mut Kernel, a: &Args) -> SysResult {
         // carries none.
         if let Some(queued) = k.proc.fds.file(a[0])?.queued() {
             give(k, a[2], &(queued as i32).to_le_bytes())?;
+            return Ok(0);
+        }
+    }
+    if request == libc::TIOCOUTQ {
+        if let Some(socket) = k.proc.fds.file(a[0])?.socket() {
+            let unsent = super::socket_io::output_queue(socket)?;
+            give(k, a[2], &unsent.to_le_bytes())?;
             return Ok(0);
         }
     }

@@ -16,7 +16,7 @@ use nix::errno::Errno;
 
 use super::fs::{give, guest_iovecs, host, pipe_signal};
 use super::socket::room_at;
-use super::socket_io::message_header;
+use super::socket_io::{buffer_length, message_header};
 use crate::costs::work::DescriptorKind;
 use crate::kernel::fd::{Channel, HostSocket, OpenFile};
 use crate::kernel::task::Wait;
@@ -319,6 +319,10 @@ fn transfer(
     message: &mut Message,
     into_guest: bool,
 ) -> SysResult {
+    // A datagram goes whole or not at all: memory that cannot be mapped in it is EFAULT.
+    if !into_guest && k.proc.mem.transfer_asked().1 && !state(file).stream {
+        return Err(Errno::EFAULT.into());
+    }
     let dont_wait = message.flags & libc::MSG_DONTWAIT != 0;
     let done = if into_guest {
         0
@@ -399,7 +403,7 @@ pub fn io(k: &mut Kernel, file: &OpenFile, iov: &[libc::iovec], into_guest: bool
 /// sendto(fd, buf, len, flags, dest, dest_len).
 pub fn sendto(k: &mut Kernel, file: &OpenFile, a: &Args) -> SysResult {
     k.proc.mem.begin_transfer();
-    let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, false)?;
+    let iov = k.proc.mem.host_iovecs(a[1], buffer_length(a[2]), false)?;
     let name = if a[4] == 0 {
         Vec::new()
     } else {
@@ -416,7 +420,7 @@ pub fn sendto(k: &mut Kernel, file: &OpenFile, a: &Args) -> SysResult {
 /// recvfrom(fd, buf, len, flags, src, src_len).
 pub fn recvfrom(k: &mut Kernel, file: &OpenFile, a: &Args) -> SysResult {
     k.proc.mem.begin_transfer();
-    let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, true)?;
+    let iov = k.proc.mem.host_iovecs(a[1], buffer_length(a[2]), true)?;
     let mut message = Message {
         name: Vec::new(),
         control: Vec::new(),

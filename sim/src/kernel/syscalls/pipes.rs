@@ -119,6 +119,13 @@ pub(super) fn stream_io(
 ) -> SysResult {
     let id = pipe.borrow().id;
     let total: usize = iov.iter().map(|v| v.iov_len).sum();
+    // Linux copies a pipe buffer or a socket's packet whole or fails with EFAULT: a write
+    // from a buffer cut short by unmapped memory, or a read of more than the mapped part
+    // holds, is EFAULT (where an earlier piece would have gone, Linux returns that much).
+    let (_, cut) = k.proc.mem.transfer_asked();
+    if cut && (!into_guest || pipe.borrow().available() > total) {
+        return Err(Errno::EFAULT.into());
+    }
     if into_guest {
         let mut copied = 0;
         let ready = pipe.borrow_mut().read(total, |piece| {

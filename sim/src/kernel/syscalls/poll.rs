@@ -125,6 +125,17 @@ fn socket_ready(socket: &Socket) -> i16 {
         };
     }
     let Some(end) = socket.connection.get() else {
+        // In SYN_SENT nothing is ready; a listener that closed meanwhile refuses it.
+        let refused = match &*socket.syn_sent.borrow() {
+            Some(syn) if syn.binding.strong_count() > 0 => return 0,
+            Some(_) => true,
+            None => false,
+        };
+        if refused {
+            socket.syn_sent.replace(None);
+            socket.error.set(Some(nix::errno::Errno::ECONNREFUSED));
+            socket.connecting.set(true);
+        }
         // A refused connect: readable, writable, in error, hung up (`tcp_poll` of a reset).
         if socket.error.get().is_some() {
             return POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP;

@@ -24,7 +24,7 @@ use crate::kernel::fd::{Channel, OpenFile};
 use crate::kernel::net::address::{Address, Domain, Use};
 use crate::kernel::net::{self, Binding, Listener, Name, FIRST_UNPRIVILEGED_PORT, SOMAXCONN};
 use crate::kernel::pipe::Pipe;
-use crate::kernel::socket::{Peer, Socket, SocketEnd};
+use crate::kernel::socket::{Peer, Socket, SocketEnd, SynSent};
 use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
 
@@ -72,7 +72,7 @@ fn socket_file(socket: Socket) -> Result<Rc<OpenFile>, Errno> {
     };
     Ok(Rc::new(OpenFile {
         host,
-        channel: Channel::Socket(socket),
+        channel: Channel::Socket(Box::new(socket)),
         kind,
     }))
 }
@@ -199,9 +199,11 @@ pub(super) fn socket_of(k: &Kernel, fd: u64) -> Result<Rc<OpenFile>, SysError> {
 }
 
 /// The address a guest passes at `addr`, `len` bytes long, as Linux's
-/// `move_addr_to_kernel` takes it.
+/// `move_addr_to_kernel` takes it: the length is an int, whose register's upper half is
+/// not looked at.
 fn address_bytes(k: &mut Kernel, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
-    if len as i32 as i64 != len as i64 || (len as i32) < 0 || len > SOCKADDR_STORAGE_SIZE {
+    let len = len as i32;
+    if len < 0 || len as u64 > SOCKADDR_STORAGE_SIZE {
         return Err(Errno::EINVAL);
     }
     if len == 0 {
@@ -228,10 +230,13 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
     let mut address = Address::parse(socket.domain, &bytes, Use::Bind)?;
     // An AF_UNIX socket may be named once, connected or not; an internet one not once it
     // has a port.
-    let bound =
-        socket.local.get().is_some() || (socket.is_inet() && socket.connection.get().is_some());
-    if bound && !socket.is_inet() {
-        return Err(Errno::EINVAL.into());
+    let bound = socket.local().is_some() || (socket.is_inet() && socket.connection.get().is_some());
+    // A named AF_UNIX socket: an autobind does nothing, an abstract name is EINVAL, and a
+    // path is EINVAL once its file is made (EADDRINUSE where one exists): `unix_bind`.
+    match &address {
+        Address::Unnamed if bound && !socket.is_inet() => return Ok(0),
+        Address::Abstract(_) if bound => return Err(Errno::EINVAL.into()),
+        _ => {}
     }
     let name = match &address {
         Address::Unnamed => {
@@ -252,6 +257,10 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
                 )
             } as libc::c_long)?;
             let path = std::ffi::OsStr::from_bytes(path);
+            if bound {
+                nix::unistd::unlink(path)?;
+                return Err(Errno::EINVAL.into());
+            }
             let st = nix::sys::stat::lstat(path)?;
             Name::Inode {
                 dev: st.st_dev,
@@ -259,18 +268,32 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
             }
         }
         Address::Inet(_) | Address::Inet6(_) => {
-            if !bindable(&address) {
-                return Err(Errno::EADDRNOTAVAIL.into());
-            }
             let port = address.port().expect("an internet address");
-            if port != 0 && port < FIRST_UNPRIVILEGED_PORT && k.proc.credentials.uid.effective != 0
-            {
-                return Err(Errno::EACCES.into());
-            }
-            if bound {
-                return Err(Errno::EINVAL.into());
-            }
+            let privileged = port != 0
+                && port < FIRST_UNPRIVILEGED_PORT
+                && k.proc.credentials.uid.effective != 0;
             let v6only = socket.flag(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
+            let mapped = matches!(&address, Address::Inet6(a) if a.ip().to_ipv4_mapped().is_some());
+            // Each family checks in its own order (`__inet_bind`, `__inet6_bind`); a
+            // v4-mapped address on a v6-only socket makes no sense.
+            let checks = if socket.domain == Domain::Inet {
+                [
+                    (!bindable(&address), Errno::EADDRNOTAVAIL),
+                    (privileged, Errno::EACCES),
+                    (bound, Errno::EINVAL),
+                ]
+            } else {
+                [
+                    (privileged, Errno::EACCES),
+                    (bound || (mapped && v6only), Errno::EINVAL),
+                    (!bindable(&address), Errno::EADDRNOTAVAIL),
+                ]
+            };
+            if let Some(&(_, errno)) = checks.iter().find(|(failed, _)| *failed) {
+                return Err(errno.into());
+            }
+            let wildcard = address.with_port(0) == socket.domain.unbound();
+            socket.chosen.set((port != 0, !wildcard));
             if port == 0 {
                 let port = k
                     .net
@@ -296,15 +319,14 @@ fn claim(k: &mut Kernel, socket: &Socket, name: Name, address: Address) -> Resul
         listener: Default::default(),
     })?;
     // A socket is bound once: the caller checked that it was not.
-    let _ = socket.binding.set(binding);
-    let _ = socket.local.set(address);
+    socket.bind_to(binding, address);
     Ok(())
 }
 
 /// An unbound internet socket's port for listen or connect: an ephemeral port on `ip`'s
 /// family (`source`: the address it will be known by).
 pub(super) fn autobind(k: &mut Kernel, socket: &Socket, source: &Address) -> Result<(), Errno> {
-    if socket.local.get().is_some() {
+    if socket.local().is_some() {
         return Ok(());
     }
     let v6only = socket.flag(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
@@ -334,14 +356,14 @@ pub fn listen(k: &mut Kernel, a: &Args) -> SysResult {
         listener.borrow_mut().backlog = backlog;
         return Ok(0);
     }
-    if socket.local.get().is_none() {
+    if socket.local().is_none() {
         if socket.domain == Domain::Unix {
             return Err(Errno::EINVAL.into());
         }
         autobind(k, socket, &socket.domain.unbound())?;
     }
-    let binding = socket.binding.get().expect("a bound socket has a binding");
-    if !k.net.may_listen(binding) {
+    let binding = socket.binding().expect("a bound socket has a binding");
+    if !k.net.may_listen(&binding) {
         return Err(Errno::EADDRINUSE.into());
     }
     let listener = Listener {
@@ -350,6 +372,7 @@ pub fn listen(k: &mut Kernel, a: &Args) -> SysResult {
         queue: Default::default(),
         options: Rc::clone(&socket.options),
         arrivals: 0,
+        waiting: Default::default(),
     };
     let _ = binding.listener.set(Rc::new(RefCell::new(listener)));
     Ok(0)
@@ -387,7 +410,7 @@ pub(super) fn destination(socket: &Socket, address: &Address) -> Result<(Name, A
 
 /// The address a connecting internet socket is known by on loopback, in its own family.
 pub(super) fn source_of(socket: &Socket, to: &Address) -> Address {
-    let bound_port = socket.local.get().and_then(Address::port).unwrap_or(0);
+    let bound_port = socket.local().and_then(|a| a.port()).unwrap_or(0);
     match to {
         Address::Inet(_) => Address::Inet(std::net::SocketAddrV4::new(
             std::net::Ipv4Addr::LOCALHOST,
@@ -451,6 +474,9 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
         }
     }
     if socket.is_inet() {
+        if socket.syn_sent.borrow().is_some() {
+            return Err(Errno::EALREADY.into());
+        }
         // A non-blocking connect that was refused: the next connect finds it aborted.
         if socket.connection.get().is_none() && socket.connecting.replace(false) {
             socket.error.set(None);
@@ -484,18 +510,41 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
         return match (socket.non_blocking.get(), socket.is_inet()) {
             (false, _) => Err(SysError::Block(Wait::Connect { listener: id })),
             (true, false) => Err(Errno::EAGAIN.into()),
-            (true, true) => Err(SysError::Unsupported(
-                "a non-blocking TCP connect to a full accept queue".into(),
-            )),
+            // Linux drops the SYN and sends it again later; the socket waits in SYN_SENT.
+            (true, true) => {
+                autobind(k, socket, &source_of(socket, &to))?;
+                socket.syn_sent.replace(Some(SynSent {
+                    binding: Rc::downgrade(&binding),
+                    to,
+                }));
+                listener
+                    .borrow_mut()
+                    .waiting
+                    .push_back(Rc::downgrade(&file));
+                Err(Errno::EINPROGRESS.into())
+            }
         };
     }
     if socket.connection.get().is_some() {
         return Err(Errno::EISCONN.into());
     }
+    establish(k, socket, &binding, &listener, to)?;
+    connected(socket)
+}
+
+/// Makes `socket`'s connection to `to`, which `binding` listens on with `listener`: the
+/// server's end joins the accept queue.
+fn establish(
+    k: &mut Kernel,
+    socket: &Socket,
+    binding: &Binding,
+    listener: &Rc<RefCell<Listener>>,
+    to: Address,
+) -> Result<(), SysError> {
     if socket.is_inet() {
         autobind(k, socket, &source_of(socket, &to))?;
     }
-    let local = match (socket.local.get(), socket.is_inet()) {
+    let local = match (socket.local(), socket.is_inet()) {
         (Some(bound), true) => source_of(socket, &to).with_port(bound.port().unwrap_or(0)),
         (Some(bound), false) => bound.clone(),
         (None, _) => Address::Unnamed,
@@ -512,7 +561,7 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
     let ways = connection_ways(k, socket.kind);
     let server = Socket::new(server_domain, socket.kind, socket.protocol, false, None);
     *server.options.borrow_mut() = listener.borrow().options.borrow().clone();
-    let _ = server.local.set(server_local.clone());
+    server.rename(server_local.clone());
     let _ = server.connection.set(SocketEnd::new(
         &ways[0],
         &ways[1],
@@ -529,7 +578,31 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
         .connection
         .set(SocketEnd::new(&ways[1], &ways[0], to, local));
     k.wake_pipe_waiters(id);
-    connected(socket)
+    Ok(())
+}
+
+/// After an accept made room: the oldest connect waiting in SYN_SENT is made, as its next
+/// SYN would be (Linux resends it 1, 3, 7… s after the connect; here it is at once). Its
+/// next connect reports it made.
+fn complete_waiting(k: &mut Kernel, listener: &Rc<RefCell<Listener>>) -> Result<(), SysError> {
+    loop {
+        let Some(waiting) = listener.borrow_mut().waiting.pop_front() else {
+            return Ok(());
+        };
+        let Some(file) = waiting.upgrade() else {
+            continue;
+        };
+        let socket = file.socket().expect("a socket");
+        let Some(syn) = socket.syn_sent.take() else {
+            continue;
+        };
+        let Some(binding) = syn.binding.upgrade() else {
+            continue;
+        };
+        establish(k, socket, &binding, listener, syn.to)?;
+        socket.connecting.set(true);
+        return Ok(());
+    }
 }
 
 /// What connect returns once connected: TCP's non-blocking connect returns EINPROGRESS
@@ -545,7 +618,7 @@ fn connected(socket: &Socket) -> SysResult {
 /// A connect that finds no listener: ECONNREFUSED, except for a TCP socket bound to the
 /// very address it connects to, which Linux connects to itself (a simultaneous open).
 fn connect_to_self(k: &mut Kernel, socket: &Socket, to: &Address) -> SysResult {
-    let bound = socket.local.get().cloned();
+    let bound = socket.local();
     let own = bound
         .as_ref()
         .is_some_and(|b| socket.is_inet() && b.port() == to.port() && (*b == *to || bindable(b)));
@@ -583,7 +656,7 @@ pub fn accept4(k: &mut Kernel, a: &Args) -> SysResult {
     if socket.is_datagram() {
         return Err(Errno::EOPNOTSUPP.into());
     }
-    let listener = Rc::clone(socket.listener().ok_or(Errno::EINVAL)?);
+    let listener = socket.listener().ok_or(Errno::EINVAL)?;
     let id = listener.borrow().id;
     let Some(accepted) = listener.borrow_mut().queue.pop_front() else {
         if socket.non_blocking.get() {
@@ -602,6 +675,7 @@ pub fn accept4(k: &mut Kernel, a: &Args) -> SysResult {
             return Err(errno.into());
         }
     };
+    complete_waiting(k, &listener)?;
     let new = accepted.socket().expect("a socket");
     new.non_blocking.set(flags & libc::SOCK_NONBLOCK != 0);
     if flags & libc::SOCK_NONBLOCK != 0 {

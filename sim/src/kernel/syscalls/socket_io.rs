@@ -15,7 +15,9 @@ use crate::kernel::fd::OpenFile;
 use crate::kernel::net::address::Address;
 use crate::kernel::pipe::Reset;
 use crate::kernel::socket::Socket;
+use crate::kernel::task::Wait;
 use crate::kernel::{Args, Kernel, SysError, SysResult};
+use crate::memory::MAX_RW_COUNT;
 
 /// Reads or writes a modelled socket: through `stream_io` on its way in or out, after a
 /// shutdown end of file or EPIPE (SIGPIPE unless `signal` is false, MSG_NOSIGNAL).
@@ -109,6 +111,35 @@ pub fn socket_io(
     stream_io(k, &end.tx, iov, false, non_blocking, signal)
 }
 
+/// SIOCOUTQ of a modelled socket: what it sent that the peer has not yet taken. Loopback
+/// TCP acknowledges bytes as they arrive, and a UDP datagram leaves at once: 0 (EINVAL
+/// for a listener). Linux counts an AF_UNIX socket's in buffer sizes (`truesize`), which
+/// the model does not have: 0 when the peer has read everything, otherwise not modelled.
+pub(super) fn output_queue(socket: &Socket) -> Result<i32, SysError> {
+    if socket.is_inet() {
+        return if socket.listener().is_some() {
+            Err(Errno::EINVAL.into())
+        } else {
+            Ok(0)
+        };
+    }
+    let unread = match socket.connection.get() {
+        Some(end) => end.tx.borrow().available(),
+        None if socket.is_datagram() => {
+            return Err(SysError::Unsupported(
+                "SIOCOUTQ of an AF_UNIX datagram socket (Linux counts buffer sizes)".into(),
+            ))
+        }
+        None => 0,
+    };
+    if unread > 0 {
+        return Err(SysError::Unsupported(
+            "SIOCOUTQ of an AF_UNIX socket with unread bytes (Linux counts buffer sizes)".into(),
+        ));
+    }
+    Ok(0)
+}
+
 /// Linux's default send buffer (`wmem_default`), whose size less 32 bytes bounds a
 /// SOCK_SEQPACKET message (`unix_dgram_sendmsg`).
 const DEFAULT_SEND_BUFFER: i32 = 212_992;
@@ -133,6 +164,17 @@ fn broken(k: &mut Kernel, signal: bool) -> SysResult {
 /// A read or write of a socket with no connection: TCP reads ENOTCONN and writes EPIPE;
 /// AF_UNIX reads EINVAL (a seqpacket socket's ENOTCONN) and writes ENOTCONN.
 fn unconnected(k: &mut Kernel, socket: &Socket, into_guest: bool, signal: bool) -> SysResult {
+    // A TCP socket in SYN_SENT waits for its connection (`sk_stream_wait_connect`).
+    if socket.syn_sent.borrow().is_some() {
+        return if socket.non_blocking.get() {
+            Err(Errno::EAGAIN.into())
+        } else {
+            Err(SysError::Unsupported(
+                "a blocking read or write of a TCP socket whose connect waits for room in an accept queue"
+                    .into(),
+            ))
+        };
+    }
     match (socket.is_inet(), into_guest) {
         (true, true) => Err(Errno::ENOTCONN.into()),
         (true, false) => broken(k, signal),
@@ -158,6 +200,12 @@ fn message_flags(flags: u64, allowed: i32, call: &str) -> Result<(bool, bool), S
     ))
 }
 
+/// A send's or receive's buffer length as Linux's `import_ubuf` takes it: cut to
+/// `MAX_RW_COUNT` before the range is checked (a read's is checked whole first).
+pub(super) fn buffer_length(len: u64) -> usize {
+    (len as usize).min(MAX_RW_COUNT)
+}
+
 /// sendto(fd, buf, len, flags, dest, dest_len).
 pub fn sendto(k: &mut Kernel, a: &Args) -> SysResult {
     if let Some(file) = host_net::of(k, a[0]) {
@@ -165,7 +213,7 @@ pub fn sendto(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let file = socket_of(k, a[0])?;
     k.proc.mem.begin_transfer();
-    let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, false)?;
+    let iov = k.proc.mem.host_iovecs(a[1], buffer_length(a[2]), false)?;
     let to = address_at(k, a[4], a[5])?;
     send(k, &file, &iov, to.as_deref(), a[3])
 }
@@ -173,10 +221,12 @@ pub fn sendto(k: &mut Kernel, a: &Args) -> SysResult {
 /// The address a send names: none for a null pointer or a length of 0 (Linux ignores a
 /// pointer with length 0).
 fn address_at(k: &mut Kernel, addr: u64, len: u64) -> Result<Option<Vec<u8>>, SysError> {
+    // An int: its register's upper half is not looked at.
+    let len = len as i32;
     if addr == 0 || len == 0 {
         return Ok(None);
     }
-    if len as i32 > 128 || (len as i32) < 0 {
+    if !(0..=128).contains(&len) {
         return Err(Errno::EINVAL.into());
     }
     Ok(Some(k.proc.mem.read_vec(addr, len as usize)?))
@@ -247,6 +297,7 @@ fn receive(
     if let Some(got) = peek_stream(k, file, iov, peek) {
         return Ok((got, false, peer_name(file)));
     }
+    empty_receive(file, iov, dont_wait)?;
     let got = socket_io(k, file, iov, true, dont_wait, false)?;
     // A seqpacket read that cut its message short; MSG_TRUNC asks for its whole length.
     let cut = file.stream().and_then(|end| end.rx.borrow().truncated);
@@ -255,6 +306,28 @@ fn receive(
         _ => got,
     };
     Ok((ret, cut.is_some(), peer_name(file)))
+}
+
+/// A receive of no bytes from a connection: unlike a read of none, it waits for bytes as
+/// any receive does (EAGAIN when it may not), and returns 0 once some are there or at end
+/// of file (Linux's stream receive loop, whose target is at least one byte).
+fn empty_receive(file: &OpenFile, iov: &[libc::iovec], dont_wait: bool) -> Result<(), SysError> {
+    let Some(end) = file.stream() else {
+        return Ok(());
+    };
+    let rx = end.rx.borrow();
+    let waits = iov.iter().all(|v| v.iov_len == 0)
+        && rx.available() == 0
+        && rx.writers > 0
+        && rx.reset == Reset::None
+        && !end.read_shut.get();
+    if !waits {
+        return Ok(());
+    }
+    if dont_wait || file.socket().is_some_and(|s| s.non_blocking.get()) {
+        return Err(Errno::EAGAIN.into());
+    }
+    Err(SysError::Block(Wait::PipeRead { pipe: rx.id }))
 }
 
 /// A MSG_PEEK receive on a connection with bytes waiting: copies them and leaves them.
@@ -303,7 +376,7 @@ pub fn recvfrom(k: &mut Kernel, a: &Args) -> SysResult {
     }
     let file = socket_of(k, a[0])?;
     k.proc.mem.begin_transfer();
-    let iov = k.proc.mem.host_iovecs(a[1], a[2] as usize, true)?;
+    let iov = k.proc.mem.host_iovecs(a[1], buffer_length(a[2]), true)?;
     let (got, _, from) = receive(k, &file, &iov, a[3])?;
     if a[4] != 0 && a[5] != 0 {
         give_from(k, a[4], a[5], from.as_ref())?;

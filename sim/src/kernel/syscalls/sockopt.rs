@@ -254,13 +254,18 @@ pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
     let size = match row.kind {
         Kind::Linger => LINGER_SIZE,
         Kind::Timeout => TIMEVAL_SIZE,
+        // IP's options take an unsigned char when given fewer bytes than an int.
+        _ if level == libc::IPPROTO_IP && (1..4).contains(&len) => 1,
         _ => 4,
     };
     if len < size as i32 {
         return Err(Errno::EINVAL.into());
     }
     let value = k.proc.mem.read_vec(a[3], size)?;
-    let int = i32::from_le_bytes(value[..4].try_into().unwrap());
+    let int = match value[..] {
+        [byte] => i32::from(byte),
+        _ => i32::from_le_bytes(value[..4].try_into().unwrap()),
+    };
     if let Some(special) = special_setting(k, socket, (level, name), int) {
         return special;
     }
@@ -268,7 +273,7 @@ pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
         Kind::State(_) => return Err(Errno::ENOPROTOOPT.into()),
         Kind::Flag => i32::from(int != 0).to_le_bytes().to_vec(),
         Kind::Int { min, max } if !(min..=max).contains(&int) => return Err(Errno::EINVAL.into()),
-        Kind::Int { .. } => value,
+        Kind::Int { .. } => int.to_le_bytes().to_vec(),
         Kind::Buffer { min } => {
             let doubled = (int as u32).min(BUFFER_MAX) as i32 * 2;
             doubled.max(min).to_le_bytes().to_vec()
@@ -284,7 +289,7 @@ pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
         Kind::Timeout => value,
     };
     // IPV6_V6ONLY is fixed once the socket has a port.
-    if (level, name) == (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) && socket.local.get().is_some() {
+    if (level, name) == (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) && socket.local().is_some() {
         return Err(Errno::EINVAL.into());
     }
     socket.options.borrow_mut().insert((level, name), stored);
@@ -357,6 +362,12 @@ pub fn getsockopt(k: &mut Kernel, a: &Args) -> SysResult {
                 .to_le_bytes()
                 .to_vec(),
         }
+    };
+    // IP's options give a value that fits one in an unsigned char when asked for fewer
+    // bytes than an int (`do_ip_getsockopt`).
+    let value = match value[..] {
+        [low, 0, 0, 0] if level == libc::IPPROTO_IP && (1..4).contains(&room) => vec![low],
+        _ => value,
     };
     let n = value.len().min(room);
     give(k, a[3], &value[..n])?;

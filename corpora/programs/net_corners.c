@@ -1,0 +1,299 @@
+/* Linux's answers in the corners of its sockets, one line each: a UDP disconnect (the port
+ * and address it gives back), UDP connected to port 0, two UDP sockets sharing a port
+ * (the one bound last receives), an address length whose register's upper half is set, a
+ * receive of SIZE_MAX bytes and of none, an oversized datagram from a short buffer, a
+ * v4-mapped bind on a v6-only socket, IP options of one byte, an AF_UNIX socket bound
+ * again, SIOCOUTQ, and a non-blocking
+ * TCP connect to a full accept queue. Ports the kernel chooses are never printed.
+ * Usage: net_corners */
+#include "check.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stddef.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void result(const char *what, long ret) {
+    if (ret < 0)
+        printf("%s: %s\n", what, errno_name(errno));
+    else
+        printf("%s: %ld\n", what, ret);
+}
+
+static struct sockaddr_in loopback(unsigned short port) {
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(port)};
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return in;
+}
+
+static struct sockaddr_in name_of(int fd) {
+    struct sockaddr_in in;
+    socklen_t len = sizeof in;
+    check(getsockname(fd, (struct sockaddr *)&in, &len) == 0, "getsockname");
+    return in;
+}
+
+static unsigned short port_of(int fd) { return ntohs(name_of(fd).sin_port); }
+
+static int udp_bound(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    check(fd >= 0, "socket");
+    struct sockaddr_in at = loopback(0);
+    check(bind(fd, (struct sockaddr *)&at, sizeof at) == 0, "bind");
+    return fd;
+}
+
+static void describe(const char *what, int fd) {
+    struct sockaddr_in in = name_of(fd);
+    printf("%s: %s, port %s\n", what, inet_ntoa(in.sin_addr), in.sin_port ? "kept" : "0");
+}
+
+static void udp(void) {
+    int server = udp_bound();
+    struct sockaddr_in to = loopback(port_of(server));
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+
+    int autobound = socket(AF_INET, SOCK_DGRAM, 0);
+    check(connect(autobound, (struct sockaddr *)&to, sizeof to) == 0, "connect");
+    describe("udp connected, autobound", autobound);
+    result("udp disconnect", connect(autobound, &unspec, sizeof unspec));
+    describe("then", autobound);
+    result("then a send", send(autobound, "x", 1, 0));
+
+    int wildcard = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in any = {.sin_family = AF_INET};
+    check(bind(wildcard, (struct sockaddr *)&any, sizeof any) == 0, "bind");
+    any.sin_port = htons(port_of(wildcard));
+    close(wildcard);
+    wildcard = socket(AF_INET, SOCK_DGRAM, 0);
+    check(bind(wildcard, (struct sockaddr *)&any, sizeof any) == 0, "bind");
+    describe("udp bound to the wildcard and a port", wildcard);
+    check(connect(wildcard, (struct sockaddr *)&to, sizeof to) == 0, "connect");
+    describe("connected", wildcard);
+    check(connect(wildcard, &unspec, sizeof unspec) == 0, "disconnect");
+    describe("disconnected", wildcard);
+
+    int zero = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in port0 = loopback(0);
+    result("udp connect to port 0", connect(zero, (struct sockaddr *)&port0, sizeof port0));
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    result("its getpeername", getpeername(zero, (struct sockaddr *)&peer, &len));
+    result("a send", send(zero, "x", 1, 0));
+    result("a sendto port 0", sendto(server, "x", 1, 0, (struct sockaddr *)&port0, sizeof port0));
+
+    int one = 1, first = socket(AF_INET, SOCK_DGRAM, 0), second = socket(AF_INET, SOCK_DGRAM, 0);
+    check(setsockopt(first, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0, "SO_REUSEADDR");
+    check(setsockopt(second, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0, "SO_REUSEADDR");
+    struct sockaddr_in shared = loopback(0);
+    check(bind(first, (struct sockaddr *)&shared, sizeof shared) == 0, "bind");
+    shared = loopback(port_of(first));
+    result("udp bind to a shared port", bind(second, (struct sockaddr *)&shared, sizeof shared));
+    check(sendto(server, "hello", 5, 0, (struct sockaddr *)&shared, sizeof shared) == 5, "sendto");
+    char buf[64];
+    result("the first bound receives", recv(first, buf, sizeof buf, MSG_DONTWAIT));
+    result("the last bound receives", recv(second, buf, sizeof buf, MSG_DONTWAIT));
+    close(second);
+    check(sendto(server, "hello", 5, 0, (struct sockaddr *)&shared, sizeof shared) == 5, "sendto");
+    result("once it closed, the first receives", recv(first, buf, sizeof buf, MSG_DONTWAIT));
+
+    /* An address length is an int: the register's upper half is not looked at. */
+    result("sendto with an address length of 1 << 32 | 16",
+           syscall(SYS_sendto, server, "x", 1, 0, &shared, 0x100000000UL | sizeof shared));
+    recv(first, buf, sizeof buf, MSG_DONTWAIT);
+    int tcp = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = loopback(0);
+    result("bind with the same", syscall(SYS_bind, tcp, &at, 0x100000000UL | sizeof at));
+    result("bind with a length of -1", syscall(SYS_bind, socket(AF_INET, SOCK_STREAM, 0), &at, 0xffffffffUL));
+    close(tcp);
+
+    /* A datagram is checked for its size before it is copied. */
+    char *page = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(page != MAP_FAILED, "mmap");
+    check(munmap(page + 4096, 4096) == 0, "munmap");
+    result("udp send of 70000 bytes from a short buffer", sendto(server, page + 4000, 70000, 0, (struct sockaddr *)&shared, sizeof shared));
+    result("of 65507", sendto(server, page + 4000, 65507, 0, (struct sockaddr *)&shared, sizeof shared));
+    result("of 96, all there", sendto(server, page + 4000, 96, 0, (struct sockaddr *)&shared, sizeof shared));
+    result("received", recv(first, buf, sizeof buf, MSG_DONTWAIT));
+    int pair[2];
+    check(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0, "socketpair");
+    check(write(pair[0], "abcdef", 6) == 6, "write");
+    result("a stream read into a buffer that ends early", read(pair[1], page + 4092, 100));
+    munmap(page, 4096);
+    close(pair[0]);
+    close(pair[1]);
+    close(first);
+    close(zero);
+    close(autobound);
+    close(wildcard);
+    close(server);
+}
+
+static void receives(void) {
+    static char buf[64];
+    int pair[2], dgrams[2];
+    check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) == 0, "socketpair");
+    check(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, dgrams) == 0, "socketpair");
+    result("a receive of no bytes, none there", recv(pair[1], buf, 0, 0));
+    result("a read of none", read(pair[1], buf, 0));
+    result("a datagram receive of none", recv(dgrams[1], buf, 0, 0));
+    check(write(pair[0], "abc", 3) == 3, "write");
+    result("a receive of none, some there", recv(pair[1], buf, 0, 0));
+    /* A receive's length is cut to MAX_RW_COUNT before its range is checked; a read's is
+     * checked whole. */
+    result("a receive of SIZE_MAX bytes", recv(pair[1], buf, (size_t)-1, 0));
+    check(write(pair[0], "abc", 3) == 3, "write");
+    result("a read of SIZE_MAX bytes", syscall(SYS_read, pair[1], buf, (size_t)-1));
+    close(pair[0]);
+    result("a receive of none at end of file", recv(pair[1], buf, 0, 0));
+    close(pair[1]);
+    close(dgrams[0]);
+    close(dgrams[1]);
+}
+
+static void options(void) {
+    int one = 1;
+    int v6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    check(setsockopt(v6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0, "IPV6_V6ONLY");
+    struct sockaddr_in6 mapped = {.sin6_family = AF_INET6};
+    check(inet_pton(AF_INET6, "::ffff:127.0.0.1", &mapped.sin6_addr) == 1, "inet_pton");
+    result("a v4-mapped bind on a v6-only socket", bind(v6, (struct sockaddr *)&mapped, sizeof mapped));
+    result("a v4-mapped connect", connect(v6, (struct sockaddr *)&mapped, sizeof mapped));
+    close(v6);
+
+    int o = socket(AF_INET, SOCK_STREAM, 0);
+    unsigned char byte = 0x20;
+    result("IP_TOS of one byte", setsockopt(o, IPPROTO_IP, IP_TOS, &byte, 1));
+    int value = 0;
+    socklen_t len = sizeof value;
+    check(getsockopt(o, IPPROTO_IP, IP_TOS, &value, &len) == 0, "getsockopt");
+    printf("IP_TOS reads %#x in %u bytes\n", value, (unsigned)len);
+    byte = 0;
+    len = 1;
+    check(getsockopt(o, IPPROTO_IP, IP_TOS, &byte, &len) == 0, "getsockopt");
+    printf("asked for one byte: %#x in %u\n", byte, (unsigned)len);
+    byte = 9;
+    result("IP_TTL of one byte", setsockopt(o, IPPROTO_IP, IP_TTL, &byte, 1));
+    len = 2;
+    value = 0;
+    check(getsockopt(o, IPPROTO_IP, IP_TTL, &value, &len) == 0, "getsockopt");
+    printf("IP_TTL asked for two bytes: %d in %u\n", value, (unsigned)len);
+    result("SO_KEEPALIVE of one byte", setsockopt(o, SOL_SOCKET, SO_KEEPALIVE, &byte, 1));
+    close(o);
+}
+
+/* An AF_UNIX socket is named once: a path that exists is EADDRINUSE first, a new one
+ * EINVAL (its file made and taken away), an abstract name EINVAL, an autobind nothing. */
+static void unix_rebinds(void) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX}, b = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "net_corners.%07d.a", getpid());
+    snprintf(b.sun_path, sizeof b.sun_path, "net_corners.%07d.b", getpid());
+    struct sockaddr_un abstract = {.sun_family = AF_UNIX};
+    snprintf(abstract.sun_path + 1, sizeof abstract.sun_path - 1, "net_corners.%07d", getpid());
+    socklen_t abstract_len = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract.sun_path + 1);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    check(bind(s, (struct sockaddr *)&a, sizeof a) == 0, "bind");
+    result("unix bind again, to its own path", bind(s, (struct sockaddr *)&a, sizeof a));
+    result("to a new path", bind(s, (struct sockaddr *)&b, sizeof b));
+    printf("the new path is there: %s\n", access(b.sun_path, F_OK) == 0 ? "yes" : "no");
+    result("to an abstract name", bind(s, (struct sockaddr *)&abstract, abstract_len));
+    result("with only a family", bind(s, (struct sockaddr *)&abstract, sizeof(sa_family_t)));
+    int t = socket(AF_UNIX, SOCK_DGRAM, 0);
+    check(bind(t, (struct sockaddr *)&abstract, sizeof(sa_family_t)) == 0, "autobind");
+    result("an autobound socket's autobind", bind(t, (struct sockaddr *)&abstract, sizeof(sa_family_t)));
+    result("its bind to a path", bind(t, (struct sockaddr *)&b, sizeof b));
+    printf("the path is there: %s\n", access(b.sun_path, F_OK) == 0 ? "yes" : "no");
+    close(t);
+    close(s);
+    unlink(a.sun_path);
+}
+
+static void output_queues(void) {
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = loopback(0);
+    check(bind(listener, (struct sockaddr *)&at, sizeof at) == 0, "bind");
+    check(listen(listener, 0) == 0, "listen");
+    at = loopback(port_of(listener));
+    int queued = -1;
+    result("SIOCOUTQ of a listener", ioctl(listener, SIOCOUTQ, &queued));
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    result("SIOCOUTQ before connecting", ioctl(client, SIOCOUTQ, &queued));
+    check(connect(client, (struct sockaddr *)&at, sizeof at) == 0, "connect");
+    int server = accept(listener, NULL, NULL);
+    check(server >= 0, "accept");
+    check(write(client, "hello", 5) == 5, "write");
+    check(ioctl(client, SIOCOUTQ, &queued) == 0, "SIOCOUTQ");
+    printf("TCP SIOCOUTQ after a write the peer holds: %d\n", queued);
+    check(ioctl(server, SIOCINQ, &queued) == 0, "SIOCINQ");
+    printf("the peer's SIOCINQ: %d\n", queued);
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    check(sendto(udp, "x", 1, 0, (struct sockaddr *)&at, sizeof at) == 1, "sendto");
+    check(ioctl(udp, SIOCOUTQ, &queued) == 0, "SIOCOUTQ");
+    printf("UDP SIOCOUTQ after a send: %d\n", queued);
+    int pair[2];
+    check(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0, "socketpair");
+    check(ioctl(pair[0], SIOCOUTQ, &queued) == 0, "SIOCOUTQ");
+    printf("AF_UNIX SIOCOUTQ with nothing sent: %d\n", queued);
+    close(pair[0]);
+    close(pair[1]);
+    close(udp);
+    close(server);
+    close(client);
+    close(listener);
+}
+
+/* A non-blocking connect to a full queue waits in SYN_SENT until an accept makes room. */
+static void full_queue(void) {
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = loopback(0);
+    check(bind(listener, (struct sockaddr *)&at, sizeof at) == 0, "bind");
+    check(listen(listener, 0) == 0, "listen");
+    at = loopback(port_of(listener));
+    int first = socket(AF_INET, SOCK_STREAM, 0);
+    check(connect(first, (struct sockaddr *)&at, sizeof at) == 0, "connect");
+    int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    result("connect again", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    char c;
+    result("a read meanwhile", read(waiting, &c, 1));
+    result("a write meanwhile", write(waiting, "x", 1));
+    struct pollfd p = {.fd = waiting, .events = POLLIN | POLLOUT};
+    result("poll for 100 ms", poll(&p, 1, 100));
+    int got = accept(listener, NULL, NULL);
+    check(got >= 0, "accept");
+    p.revents = 0;
+    result("after an accept, poll for 3 s", poll(&p, 1, 3000));
+    printf("revents %#x\n", p.revents);
+    result("connect again", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    check(write(waiting, "hi", 2) == 2, "write");
+    int second = accept(listener, NULL, NULL);
+    check(second >= 0, "accept");
+    char buf[4];
+    result("the listener's next connection reads", read(second, buf, sizeof buf));
+    close(second);
+    close(got);
+    close(waiting);
+    close(first);
+    close(listener);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    udp();
+    receives();
+    options();
+    unix_rebinds();
+    output_queues();
+    full_queue();
+    return 0;
+}
