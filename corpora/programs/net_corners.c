@@ -3,9 +3,8 @@
  * (the one bound last receives), an address length whose register's upper half is set, a
  * receive of SIZE_MAX bytes and of none, an oversized datagram from a short buffer, a
  * v4-mapped bind on a v6-only socket, IP options of one byte, an AF_UNIX socket bound
- * again, SIOCOUTQ, and a non-blocking
- * TCP connect to a full accept queue. Ports the kernel chooses are never printed.
- * Usage: net_corners */
+ * again, SIOCOUTQ, a non-blocking TCP connect to a full accept queue, and a seqpacket
+ * peek cut short. Ports the kernel chooses are never printed. Usage: net_corners */
 #include "check.h"
 
 #include <arpa/inet.h>
@@ -20,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void result(const char *what, long ret) {
@@ -282,8 +282,55 @@ static void full_queue(void) {
     close(second);
     close(got);
     close(waiting);
+
+    /* Made blocking, a connect in SYN_SENT waits for the connection: a child accepts. */
+    waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int third = socket(AF_INET, SOCK_STREAM, 0);
+    check(connect(third, (struct sockaddr *)&at, sizeof at) == 0, "connect");
+    result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    check(fcntl(waiting, F_SETFL, 0) == 0, "F_SETFL");
+    /* The child's SIGCHLD is held, so that it never interrupts the connect (a tracer sees
+     * the restart). */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    check(sigprocmask(SIG_BLOCK, &chld, NULL) == 0, "sigprocmask");
+    pid_t child = fork();
+    check(child >= 0, "fork");
+    if (child == 0) {
+        usleep(200 * 1000);
+        close(accept(listener, NULL, NULL));
+        _exit(0);
+    }
+    result("then made blocking, connect again", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    check(waitpid(child, NULL, 0) == child, "waitpid");
+    check(sigprocmask(SIG_UNBLOCK, &chld, NULL) == 0, "sigprocmask");
+    close(third);
+    close(waiting);
     close(first);
     close(listener);
+}
+
+/* A seqpacket peek cut short: MSG_TRUNC in the flags, the whole length if asked. */
+static void seqpacket_peeks(void) {
+    int pair[2];
+    check(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pair) == 0, "socketpair");
+    check(send(pair[0], "0123456789", 10, 0) == 10, "send");
+    char buf[16];
+    struct iovec v = {buf, 4};
+    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+    long got = recvmsg(pair[1], &m, MSG_PEEK);
+    printf("a seqpacket peek of 4 bytes of 10: %ld, MSG_TRUNC %s\n", got, m.msg_flags & MSG_TRUNC ? "set" : "clear");
+    m.msg_flags = 0;
+    got = recvmsg(pair[1], &m, MSG_PEEK | MSG_TRUNC);
+    printf("with MSG_TRUNC: %ld\n", got);
+    v.iov_len = sizeof buf;
+    m.msg_flags = 0;
+    got = recvmsg(pair[1], &m, MSG_PEEK);
+    printf("a peek of it whole: %ld, MSG_TRUNC %s\n", got, m.msg_flags & MSG_TRUNC ? "set" : "clear");
+    result("then a read", recv(pair[1], buf, sizeof buf, 0));
+    close(pair[0]);
+    close(pair[1]);
 }
 
 int main(void) {
@@ -295,5 +342,6 @@ int main(void) {
     unix_rebinds();
     output_queues();
     full_queue();
+    seqpacket_peeks();
     return 0;
 }

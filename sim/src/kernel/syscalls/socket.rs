@@ -474,8 +474,25 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
         }
     }
     if socket.is_inet() {
-        if socket.syn_sent.borrow().is_some() {
-            return Err(Errno::EALREADY.into());
+        // In SYN_SENT a non-blocking connect is EALREADY; a blocking one waits for the
+        // connection (`inet_stream_connect`), then reports it made.
+        let waiting_on = socket
+            .syn_sent
+            .borrow()
+            .as_ref()
+            .map(|syn| syn.binding.upgrade());
+        match waiting_on {
+            Some(_) if socket.non_blocking.get() => return Err(Errno::EALREADY.into()),
+            Some(Some(binding)) => {
+                let listener = binding.listener.get().expect("a listening binding");
+                let id = listener.borrow().id;
+                return Err(SysError::Block(Wait::Connect { listener: id }));
+            }
+            Some(None) => {
+                socket.syn_sent.replace(None);
+                return Err(Errno::ECONNREFUSED.into());
+            }
+            None => {}
         }
         // A non-blocking connect that was refused: the next connect finds it aborted.
         if socket.connection.get().is_none() && socket.connecting.replace(false) {

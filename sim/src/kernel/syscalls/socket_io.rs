@@ -294,8 +294,14 @@ fn receive(
     let allowed = libc::MSG_DONTWAIT | libc::MSG_PEEK | truncating;
     let (dont_wait, _) = message_flags(flags, allowed, "a receive")?;
     let peek = flags as i32 & libc::MSG_PEEK != 0;
-    if let Some(got) = peek_stream(k, file, iov, peek) {
-        return Ok((got, false, peer_name(file)));
+    if let Some((got, message)) = peek_stream(k, file, iov, peek) {
+        // A seqpacket peek cut short says so, and gives the whole length for MSG_TRUNC.
+        let cut = message.filter(|&whole| whole > got as usize);
+        let ret = match cut {
+            Some(whole) if flags as i32 & libc::MSG_TRUNC != 0 => whole as u64,
+            _ => got,
+        };
+        return Ok((ret, cut.is_some(), peer_name(file)));
     }
     empty_receive(file, iov, dont_wait)?;
     let got = socket_io(k, file, iov, true, dont_wait, false)?;
@@ -330,10 +336,16 @@ fn empty_receive(file: &OpenFile, iov: &[libc::iovec], dont_wait: bool) -> Resul
     Err(SysError::Block(Wait::PipeRead { pipe: rx.id }))
 }
 
-/// A MSG_PEEK receive on a connection with bytes waiting: copies them and leaves them.
-/// `None` when there is nothing to peek at, where a receive answers as it would without
-/// the flag (end of file, a reset, a wait: none takes bytes), and when not peeking.
-fn peek_stream(k: &mut Kernel, file: &OpenFile, iov: &[libc::iovec], peek: bool) -> Option<u64> {
+/// A MSG_PEEK receive on a connection with bytes waiting: copies them and leaves them;
+/// gives the bytes copied and, on a seqpacket connection, the message's length. `None`
+/// when there is nothing to peek at, where a receive answers as it would without the flag
+/// (end of file, a reset, a wait: none takes bytes), and when not peeking.
+fn peek_stream(
+    k: &mut Kernel,
+    file: &OpenFile,
+    iov: &[libc::iovec],
+    peek: bool,
+) -> Option<(u64, Option<usize>)> {
     let end = file.stream().filter(|_| peek)?;
     let rx = end.rx.borrow();
     if rx.available() == 0 {
@@ -346,7 +358,7 @@ fn peek_stream(k: &mut Kernel, file: &OpenFile, iov: &[libc::iovec], peek: bool)
         copied += piece.len();
     });
     k.proc.mem.note_transfer(copied as u64);
-    Some(copied as u64)
+    Some((copied as u64, rx.next_message()))
 }
 
 /// The sender's name a receive on a connection gives: an AF_UNIX peer's (none for an
