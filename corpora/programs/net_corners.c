@@ -3,8 +3,10 @@
  * (the one bound last receives), an address length whose register's upper half is set, a
  * receive of SIZE_MAX bytes and of none, an oversized datagram from a short buffer, a
  * v4-mapped bind on a v6-only socket, IP options of one byte, an AF_UNIX socket bound
- * again, SIOCOUTQ, a non-blocking TCP connect to a full accept queue, and a seqpacket
- * peek cut short. Ports the kernel chooses are never printed. Usage: net_corners */
+ * again, SIOCOUTQ, a non-blocking TCP connect to a full accept queue (listen on it, a
+ * listen that makes room), a refused connect's error, a seqpacket peek cut short, and
+ * reads into buffers that run into unmapped memory. Ports the kernel chooses are never
+ * printed. Usage: net_corners */
 #include "check.h"
 
 #include <arpa/inet.h>
@@ -16,6 +18,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -81,6 +84,15 @@ static void udp(void) {
     describe("connected", wildcard);
     check(connect(wildcard, &unspec, sizeof unspec) == 0, "disconnect");
     describe("disconnected", wildcard);
+
+    int local = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in lo = loopback(0);
+    check(bind(local, (struct sockaddr *)&lo, sizeof lo) == 0, "bind");
+    check(connect(local, (struct sockaddr *)&to, sizeof to) == 0, "connect");
+    check(connect(local, &unspec, sizeof unspec) == 0, "disconnect");
+    describe("udp bound to 127.0.0.1 and port 0, disconnected", local);
+    result("then bound again", bind(local, (struct sockaddr *)&lo, sizeof lo));
+    close(local);
 
     int zero = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in port0 = loopback(0);
@@ -251,15 +263,22 @@ static void output_queues(void) {
     close(listener);
 }
 
+/* A listener with a backlog of 0 and one connection queued, so full: its address. */
+static struct sockaddr_in full_listener(int *listener, int *first) {
+    *listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = loopback(0);
+    check(bind(*listener, (struct sockaddr *)&at, sizeof at) == 0, "bind");
+    check(listen(*listener, 0) == 0, "listen");
+    at = loopback(port_of(*listener));
+    *first = socket(AF_INET, SOCK_STREAM, 0);
+    check(connect(*first, (struct sockaddr *)&at, sizeof at) == 0, "connect");
+    return at;
+}
+
 /* A non-blocking connect to a full queue waits in SYN_SENT until an accept makes room. */
 static void full_queue(void) {
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in at = loopback(0);
-    check(bind(listener, (struct sockaddr *)&at, sizeof at) == 0, "bind");
-    check(listen(listener, 0) == 0, "listen");
-    at = loopback(port_of(listener));
-    int first = socket(AF_INET, SOCK_STREAM, 0);
-    check(connect(first, (struct sockaddr *)&at, sizeof at) == 0, "connect");
+    int listener, first;
+    struct sockaddr_in at = full_listener(&listener, &first);
     int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
     result("connect again", connect(waiting, (struct sockaddr *)&at, sizeof at));
@@ -311,6 +330,82 @@ static void full_queue(void) {
     close(listener);
 }
 
+/* Listen on a socket in SYN_SENT; a listen that raises the backlog makes room. */
+static void listen_makes_room(void) {
+    int listener, first;
+    struct sockaddr_in at = full_listener(&listener, &first);
+    int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    result("listen on it", listen(waiting, 1));
+    result("a recv with MSG_DONTWAIT", recv(waiting, (char[1]){0}, 1, MSG_DONTWAIT));
+    check(listen(listener, 4) == 0, "listen");
+    struct pollfd p = {.fd = waiting, .events = POLLOUT};
+    result("after a listen with a longer backlog, poll for 3 s", poll(&p, 1, 3000));
+    result("connect again", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    close(waiting);
+    close(first);
+    close(listener);
+}
+
+/* A refused non-blocking connect: its error once, to the next connect or read. */
+static void refusals(void) {
+    int gone = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = loopback(0);
+    check(bind(gone, (struct sockaddr *)&at, sizeof at) == 0, "bind");
+    at = loopback(port_of(gone));
+    close(gone);
+    int nb = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    result("a non-blocking connect to a closed port", connect(nb, (struct sockaddr *)&at, sizeof at));
+    struct pollfd p = {.fd = nb, .events = POLLOUT};
+    check(poll(&p, 1, 1000) == 1, "poll");
+    result("connect again", connect(nb, (struct sockaddr *)&at, sizeof at));
+    result("and again", connect(nb, (struct sockaddr *)&at, sizeof at));
+    check(poll(&p, 1, 1000) == 1, "poll");
+    char c;
+    result("a read", read(nb, &c, 1));
+    result("a second read", read(nb, &c, 1));
+    result("a send", send(nb, "x", 1, MSG_NOSIGNAL));
+    close(nb);
+}
+
+/* Reads whose buffers run into unmapped memory: the length asked is checked, then the copy
+ * faults; what Linux took stays taken. */
+static void cut_buffers(void) {
+    char *page = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(page != MAP_FAILED, "mmap");
+    check(munmap(page + 4096, 4096) == 0, "munmap");
+    char *end = page + 4092;
+
+    int receiver = udp_bound();
+    struct sockaddr_in to = loopback(port_of(receiver));
+    int sender = socket(AF_INET, SOCK_DGRAM, 0);
+    check(sendto(sender, "0123456789", 10, 0, (struct sockaddr *)&to, sizeof to) == 10, "sendto");
+    result("a udp receive of 10 bytes into 4", recv(receiver, end, 100, MSG_DONTWAIT));
+    result("then", recv(receiver, end, 100, MSG_DONTWAIT));
+    check(sendto(sender, "012", 3, 0, (struct sockaddr *)&to, sizeof to) == 3, "sendto");
+    result("of 3 bytes into 4", recv(receiver, end, 100, MSG_DONTWAIT));
+    close(sender);
+    close(receiver);
+
+    int counter = eventfd(5, EFD_NONBLOCK);
+    check(counter >= 0, "eventfd");
+    result("an eventfd read into 4 bytes", read(counter, end, 8));
+    result("then", read(counter, end, 8));
+    result("a write from 4 bytes", write(counter, end, 8));
+    close(counter);
+
+    int pair[2];
+    check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, pair) == 0, "socketpair");
+    check(send(pair[0], "ab", 2, 0) == 2, "send");
+    check(send(pair[0], "cdefgh", 6, 0) == 6, "send");
+    result("a seqpacket read of 2 bytes into 4", read(pair[1], end, 100));
+    result("of 6", read(pair[1], end, 100));
+    result("then", read(pair[1], end, 100));
+    close(pair[0]);
+    close(pair[1]);
+    munmap(page, 4096);
+}
+
 /* A seqpacket peek cut short: MSG_TRUNC in the flags, the whole length if asked. */
 static void seqpacket_peeks(void) {
     int pair[2];
@@ -342,6 +437,9 @@ int main(void) {
     unix_rebinds();
     output_queues();
     full_queue();
+    listen_makes_room();
+    refusals();
     seqpacket_peeks();
+    cut_buffers();
     return 0;
 }

@@ -1203,6 +1203,14 @@ impl AddressSpace {
         Ok(u64::from_le_bytes(buf))
     }
 
+    /// A copy of a call's control word that is not what the call moves (the signal mask
+    /// of a p-call): not counted, as a class's price a byte is for what it moves.
+    pub fn read_u64_control(&mut self, addr: u64) -> Result<u64, Errno> {
+        let value = self.read_u64(addr)?;
+        self.copied.set(self.copied.get() - 8);
+        Ok(value)
+    }
+
     pub fn read_u32(&mut self, addr: u64) -> Result<u32, Errno> {
         let mut buf = [0; 4];
         self.read(addr, &mut buf)?;
@@ -1265,7 +1273,7 @@ impl AddressSpace {
     ///
     /// As Linux checks only that the range is user memory (`access_ok`) and faults as it
     /// copies, a page that cannot be mapped past the transfer's first ends it there (a copy
-    /// stops at the fault, and the call returns what it moved: `transfer_cut`); at the
+    /// stops at the fault, and the call returns what it moved: `transfer_asked`); at the
     /// first page, or outside user memory, it is EFAULT.
     pub fn host_iovecs(
         &mut self,

@@ -159,13 +159,13 @@ impl Pipe {
         Ready::Moved(n)
     }
 
-    /// Copies up to `len` bytes (of the next message, on a message way) through `take`,
-    /// leaving them to be read (MSG_PEEK); the rights sent with them stay too.
     /// The length of the next message of a way that keeps messages (SOCK_SEQPACKET).
     pub fn next_message(&self) -> Option<usize> {
         self.records.as_ref()?.front().copied()
     }
 
+    /// Copies up to `len` bytes (of the next message, on a message way) through `take`,
+    /// leaving them to be read (MSG_PEEK); the rights sent with them stay too.
     pub fn peek(&self, len: usize, take: impl FnMut(&[u8])) -> usize {
         let next = match &self.records {
             Some(records) => records.front().copied().unwrap_or(0),

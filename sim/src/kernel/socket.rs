@@ -116,10 +116,48 @@ impl Socket {
         self.local.replace(Some(address));
     }
 
-    /// Gives its name and claim back (a UDP disconnect of a port it did not choose).
-    pub fn unbind(&self) {
+    /// In SYN_SENT to a listener that has closed: the SYN's next resend meets an RST, so
+    /// the connect is refused, its ECONNREFUSED pending as a refused non-blocking
+    /// connect's. Every call that looks at a connecting socket settles it first.
+    pub fn settle_syn_sent(&self) {
+        let refused = self
+            .syn_sent
+            .borrow()
+            .as_ref()
+            .is_some_and(|syn| syn.binding.strong_count() == 0);
+        if refused {
+            self.syn_sent.replace(None);
+            self.error.set(Some(nix::errno::Errno::ECONNREFUSED));
+            self.connecting.set(true);
+        }
+    }
+
+    /// The listener a socket in SYN_SENT waits on, once settled (`settle_syn_sent`).
+    pub fn syn_listener(&self) -> Option<Rc<RefCell<Listener>>> {
+        let syn = self.syn_sent.borrow();
+        let binding = syn.as_ref()?.binding.upgrade()?;
+        Some(Rc::clone(
+            binding.listener.get().expect("a listening binding"),
+        ))
+    }
+
+    /// Gives its port and claim back (a UDP disconnect of a port bind did not choose),
+    /// and its address too unless bind chose it: then it is known by that address with
+    /// port 0, and its next port is taken there (Linux keeps `rcv_saddr`).
+    pub fn release_port(&self) {
         self.binding.replace(None);
-        self.local.replace(None);
+        let kept = self
+            .local()
+            .filter(|_| self.chosen.get().1)
+            .map(|address| address.with_port(0));
+        self.local.replace(kept);
+    }
+
+    /// Has a name (for an internet socket a port, Linux's `inet_num`, which an accepted
+    /// socket has too): bind and IPV6_V6ONLY are refused from then on.
+    pub fn is_bound(&self) -> bool {
+        self.local()
+            .is_some_and(|address| address.port() != Some(0))
     }
 
     /// Its name, as getsockname gives it.

@@ -137,7 +137,7 @@ impl std::fmt::Display for Wait {
             Wait::Connect { listener } => {
                 write!(
                     f,
-                    "room in the accept queue of listening socket {listener} (connect)"
+                    "a connection to listening socket {listener} (connect, or a read or write in SYN_SENT)"
                 )
             }
             Wait::Datagrams { queue } => write!(f, "a change of datagram queue {queue}"),

@@ -129,7 +129,7 @@ fn disconnect_udp(socket: &Socket) {
     };
     let (port_chosen, address_chosen) = socket.chosen.get();
     if !port_chosen {
-        socket.unbind();
+        socket.release_port();
     } else if !address_chosen {
         let port = local.port().unwrap_or(0);
         socket.rename(socket.domain.unbound().with_port(port));
@@ -360,10 +360,17 @@ pub fn receive(
     k.received_rights.extend(datagram.rights);
     let room: usize = iov.iter().map(|v| v.iov_len).sum();
     let copied = room.min(datagram.bytes.len());
+    // A copy that reaches memory that cannot be mapped is EFAULT, the datagram taken all
+    // the same unless peeked (`udp_recvmsg`, `__unix_dgram_recvmsg`).
+    let (asked, cut) = k.proc.mem.transfer_asked();
+    let faulted = cut && asked.min(datagram.bytes.len()) > room;
     scatter(iov, 0, &datagram.bytes[..copied]);
     k.proc.mem.note_transfer(copied as u64);
     if !peek {
         k.wake_pipe_waiters(id);
+    }
+    if faulted {
+        return Err(Errno::EFAULT.into());
     }
     Ok(Received {
         copied: copied as u64,
@@ -372,8 +379,7 @@ pub fn receive(
     })
 }
 
-/// A datagram socket's peer's name, for getpeername.
-/// A connected datagram socket's peer; a UDP socket connected to port 0 has none
+/// A connected datagram socket's peer, for getpeername; a UDP socket connected to port 0 has none
 /// (`inet_getname`: no destination port, not connected).
 pub fn peer_name(socket: &Socket) -> Option<Address> {
     let peer = socket.peer.borrow();

@@ -68,15 +68,21 @@ pub fn eventfd_io(
     let Channel::Event(end) = &file.channel else {
         unreachable!("an eventfd's open file")
     };
-    let total: usize = iov.iter().map(|v| v.iov_len).sum();
-    if total < COUNT_SIZE {
+    // Linux checks the length asked, then copies: the count's bytes may reach memory that
+    // cannot be mapped (EFAULT, a read's count taken all the same).
+    let (asked, cut) = k.proc.mem.transfer_asked();
+    if asked < COUNT_SIZE {
         return Err(Errno::EINVAL.into());
     }
+    let faults = cut && iov.iter().map(|v| v.iov_len).sum::<usize>() < COUNT_SIZE;
     let id = end.counter.borrow().id;
     let moved = if into_guest {
         let taken = end.counter.borrow_mut().take();
         taken.inspect(|count| scatter(iov, 0, &count.to_le_bytes()))
     } else {
+        if faults {
+            return Err(Errno::EFAULT.into());
+        }
         let bytes = gather(iov, 0);
         let count = u64::from_le_bytes(bytes[..COUNT_SIZE].try_into().expect("eight bytes"));
         if count == u64::MAX {
@@ -88,6 +94,9 @@ pub fn eventfd_io(
         Some(_) => {
             k.proc.mem.note_transfer(COUNT_SIZE as u64);
             k.wake_pipe_waiters(id);
+            if faults {
+                return Err(Errno::EFAULT.into());
+            }
             Ok(COUNT_SIZE as u64)
         }
         None if end.non_blocking.get() => Err(Errno::EAGAIN.into()),

@@ -119,12 +119,10 @@ pub(super) fn stream_io(
 ) -> SysResult {
     let id = pipe.borrow().id;
     let total: usize = iov.iter().map(|v| v.iov_len).sum();
-    // Linux copies a pipe buffer or a socket's packet whole or fails with EFAULT: a write
-    // from a buffer cut short by unmapped memory, or a read of more than the mapped part
-    // holds, is EFAULT (where an earlier piece would have gone, Linux returns that much).
+    // Memory that cannot be mapped cut the transfer short (`total` bytes are mapped).
     let (_, cut) = k.proc.mem.transfer_asked();
-    if cut && (!into_guest || pipe.borrow().available() > total) {
-        return Err(Errno::EFAULT.into());
+    if cut {
+        cut_transfer(k, pipe, total, into_guest)?;
     }
     if into_guest {
         let mut copied = 0;
@@ -171,6 +169,40 @@ pub(super) fn stream_io(
     }
     k.task.io_progress = done as u64;
     Err(SysError::Block(Wait::PipeWrite { pipe: id }))
+}
+
+/// A transfer whose buffer runs into memory that cannot be mapped after `mapped` bytes.
+/// Linux copies a pipe buffer or a packet whole or not at all, and a read returns what it
+/// copied before the one that faulted, or EFAULT. The model keeps no packet boundaries
+/// in a stream, so a read of more than the mapped part holds is EFAULT (a seqpacket
+/// message taken all the same, as `__unix_dgram_recvmsg` frees it); a read the mapped
+/// part holds goes on. What a write keeps before the fault depends on the kind of buffer
+/// (whole pages of a pipe, a TCP segment's copies, an AF_UNIX packet), which the model
+/// does not follow: it stops the run.
+fn cut_transfer(
+    k: &mut Kernel,
+    pipe: &Rc<RefCell<Pipe>>,
+    mapped: usize,
+    into_guest: bool,
+) -> Result<(), SysError> {
+    if !into_guest {
+        return Err(SysError::Unsupported(
+            "a write to a modelled pipe or socket from a buffer that runs into memory that \
+             cannot be mapped"
+                .into(),
+        ));
+    }
+    let next = pipe.borrow().next_message();
+    if next.unwrap_or_else(|| pipe.borrow().available()) <= mapped {
+        return Ok(());
+    }
+    if next.is_some() {
+        pipe.borrow_mut().read(0, |_| ());
+        pipe.borrow_mut().delivered.clear();
+        let id = pipe.borrow().id;
+        k.wake_pipe_waiters(id);
+    }
+    Err(Errno::EFAULT.into())
 }
 
 /// sendfile into a pipe end (see `sendfile_into_way`).

@@ -126,15 +126,9 @@ fn socket_ready(socket: &Socket) -> i16 {
     }
     let Some(end) = socket.connection.get() else {
         // In SYN_SENT nothing is ready; a listener that closed meanwhile refuses it.
-        let refused = match &*socket.syn_sent.borrow() {
-            Some(syn) if syn.binding.strong_count() > 0 => return 0,
-            Some(_) => true,
-            None => false,
-        };
-        if refused {
-            socket.syn_sent.replace(None);
-            socket.error.set(Some(nix::errno::Errno::ECONNREFUSED));
-            socket.connecting.set(true);
+        socket.settle_syn_sent();
+        if socket.syn_sent.borrow().is_some() {
+            return 0;
         }
         // A refused connect: readable, writable, in error, hung up (`tcp_poll` of a reset).
         if socket.error.get().is_some() {
@@ -274,7 +268,7 @@ pub(super) fn set_call_mask(k: &mut Kernel, addr: u64, size: u64) -> Result<(), 
     if size != 8 {
         return Err(Errno::EINVAL);
     }
-    let mask = k.proc.mem.read_u64(addr)? & !UNBLOCKABLE;
+    let mask = k.proc.mem.read_u64_control(addr)? & !UNBLOCKABLE;
     let old = std::mem::replace(&mut k.task.signals.mask, mask);
     k.task.signals.saved_mask = Some(old);
     Ok(())

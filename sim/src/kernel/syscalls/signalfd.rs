@@ -142,18 +142,31 @@ pub fn signalfd_io(
     let Channel::Signal(end) = &file.channel else {
         unreachable!("a signalfd's open file")
     };
-    let room = iov.iter().map(|v| v.iov_len).sum::<usize>() / RECORD_SIZE;
+    // The records asked for are counted by the length asked; a record whose copy reaches
+    // memory that cannot be mapped is taken and lost, and ends the read (EFAULT if first).
+    let (asked, cut) = k.proc.mem.transfer_asked();
+    let room = asked / RECORD_SIZE;
     if !into_guest || room == 0 {
         return Err(Errno::EINVAL.into());
     }
+    let mapped = if cut {
+        iov.iter().map(|v| v.iov_len).sum()
+    } else {
+        asked
+    };
     let mut bytes = Vec::new();
+    let mut faulted = false;
     while bytes.len() < room * RECORD_SIZE {
         let Some(info) = k.take_signal_of(end.mask.get()) else {
             break;
         };
+        if bytes.len() + RECORD_SIZE > mapped {
+            faulted = true;
+            break;
+        }
         bytes.extend_from_slice(&record(&info));
     }
-    if bytes.is_empty() {
+    if bytes.is_empty() && !faulted {
         return if end.non_blocking.get() {
             Err(Errno::EAGAIN.into())
         } else {
@@ -162,6 +175,9 @@ pub fn signalfd_io(
     }
     scatter(iov, 0, &bytes);
     k.proc.mem.note_transfer(bytes.len() as u64);
+    if bytes.is_empty() {
+        return Err(Errno::EFAULT.into());
+    }
     Ok(bytes.len() as u64)
 }
 

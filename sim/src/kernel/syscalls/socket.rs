@@ -230,7 +230,7 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
     let mut address = Address::parse(socket.domain, &bytes, Use::Bind)?;
     // An AF_UNIX socket may be named once, connected or not; an internet one not once it
     // has a port.
-    let bound = socket.local().is_some() || (socket.is_inet() && socket.connection.get().is_some());
+    let bound = socket.is_bound() || (socket.is_inet() && socket.connection.get().is_some());
     // A named AF_UNIX socket: an autobind does nothing, an abstract name is EINVAL, and a
     // path is EINVAL once its file is made (EADDRINUSE where one exists): `unix_bind`.
     match &address {
@@ -238,6 +238,7 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
         Address::Abstract(_) if bound => return Err(Errno::EINVAL.into()),
         _ => {}
     }
+    let mut chosen = (false, false);
     let name = match &address {
         Address::Unnamed => {
             let name = k.net.autobind_name(socket.kind)?;
@@ -293,17 +294,19 @@ pub fn bind(k: &mut Kernel, a: &Args) -> SysResult {
                 return Err(errno.into());
             }
             let wildcard = address.with_port(0) == socket.domain.unbound();
-            socket.chosen.set((port != 0, !wildcard));
             if port == 0 {
                 let port = k
                     .net
                     .ephemeral(socket.kind, |p| Name::port(&address.with_port(p), v6only))?;
                 address = address.with_port(port);
             }
+            chosen = (port != 0, !wildcard);
             Name::port(&address, v6only)
         }
     };
     claim(k, socket, name, address)?;
+    // What bind chose stays through a disconnect, once the name is claimed.
+    socket.chosen.set(chosen);
     Ok(0)
 }
 
@@ -324,11 +327,12 @@ fn claim(k: &mut Kernel, socket: &Socket, name: Name, address: Address) -> Resul
 }
 
 /// An unbound internet socket's port for listen or connect: an ephemeral port on `ip`'s
-/// family (`source`: the address it will be known by).
+/// family (`source`: the address it will be known by, unless it kept one that bind chose).
 pub(super) fn autobind(k: &mut Kernel, socket: &Socket, source: &Address) -> Result<(), Errno> {
-    if socket.local().is_some() {
+    if socket.is_bound() {
         return Ok(());
     }
+    let source = &socket.local().unwrap_or_else(|| source.clone());
     let v6only = socket.flag(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
     let port = k
         .net
@@ -347,13 +351,19 @@ pub fn listen(k: &mut Kernel, a: &Args) -> SysResult {
     if socket.is_datagram() {
         return Err(Errno::EOPNOTSUPP.into());
     }
-    if socket.connection.get().is_some() {
+    // Only an unconnected socket listens (`inet_listen`: SS_UNCONNECTED).
+    if socket.connection.get().is_some()
+        || socket.syn_sent.borrow().is_some()
+        || socket.connecting.get()
+    {
         return Err(Errno::EINVAL.into());
     }
     // Linux compares the backlog as unsigned: a negative one is the most.
     let backlog = (a[1] as i32 as u32 as usize).min(SOMAXCONN);
     if let Some(listener) = socket.listener() {
         listener.borrow_mut().backlog = backlog;
+        complete_waiting(k, &listener);
+        k.wake_pipe_waiters(listener.borrow().id);
         return Ok(0);
     }
     if socket.local().is_none() {
@@ -476,28 +486,19 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
     if socket.is_inet() {
         // In SYN_SENT a non-blocking connect is EALREADY; a blocking one waits for the
         // connection (`inet_stream_connect`), then reports it made.
-        let waiting_on = socket
-            .syn_sent
-            .borrow()
-            .as_ref()
-            .map(|syn| syn.binding.upgrade());
-        match waiting_on {
-            Some(_) if socket.non_blocking.get() => return Err(Errno::EALREADY.into()),
-            Some(Some(binding)) => {
-                let listener = binding.listener.get().expect("a listening binding");
-                let id = listener.borrow().id;
-                return Err(SysError::Block(Wait::Connect { listener: id }));
+        socket.settle_syn_sent();
+        if let Some(listener) = socket.syn_listener() {
+            if socket.non_blocking.get() {
+                return Err(Errno::EALREADY.into());
             }
-            Some(None) => {
-                socket.syn_sent.replace(None);
-                return Err(Errno::ECONNREFUSED.into());
-            }
-            None => {}
+            let id = listener.borrow().id;
+            return Err(SysError::Block(Wait::Connect { listener: id }));
         }
-        // A non-blocking connect that was refused: the next connect finds it aborted.
+        // A connect that was refused: the next reports its error, if no call took it
+        // before, or that it was aborted (`sock_error`).
         if socket.connection.get().is_none() && socket.connecting.replace(false) {
-            socket.error.set(None);
-            return Err(Errno::ECONNABORTED.into());
+            let error = socket.error.take().unwrap_or(Errno::ECONNABORTED);
+            return Err(error.into());
         }
         // TCP answers from the socket's state before it reads the address: the connect
         // after an EINPROGRESS one reports the connection made; then it is EISCONN.
@@ -598,13 +599,14 @@ fn establish(
     Ok(())
 }
 
-/// After an accept made room: the oldest connect waiting in SYN_SENT is made, as its next
-/// SYN would be (Linux resends it 1, 3, 7… s after the connect; here it is at once). Its
-/// next connect reports it made.
-fn complete_waiting(k: &mut Kernel, listener: &Rc<RefCell<Listener>>) -> Result<(), SysError> {
-    loop {
+/// After an accept or a listen made room: the oldest connects waiting in SYN_SENT are
+/// made while there is room, as their next SYNs would be (Linux resends one 1, 3, 7… s
+/// after the connect; here it is at once). Each one's next connect reports it made. One
+/// that cannot be made now (the host out of descriptors) stays waiting, first.
+fn complete_waiting(k: &mut Kernel, listener: &Rc<RefCell<Listener>>) {
+    while !listener.borrow().full() {
         let Some(waiting) = listener.borrow_mut().waiting.pop_front() else {
-            return Ok(());
+            return;
         };
         let Some(file) = waiting.upgrade() else {
             continue;
@@ -616,9 +618,13 @@ fn complete_waiting(k: &mut Kernel, listener: &Rc<RefCell<Listener>>) -> Result<
         let Some(binding) = syn.binding.upgrade() else {
             continue;
         };
-        establish(k, socket, &binding, listener, syn.to)?;
+        let to = syn.to.clone();
+        if establish(k, socket, &binding, listener, to).is_err() {
+            socket.syn_sent.replace(Some(syn));
+            listener.borrow_mut().waiting.push_front(waiting);
+            return;
+        }
         socket.connecting.set(true);
-        return Ok(());
     }
 }
 
@@ -692,7 +698,7 @@ pub fn accept4(k: &mut Kernel, a: &Args) -> SysResult {
             return Err(errno.into());
         }
     };
-    complete_waiting(k, &listener)?;
+    complete_waiting(k, &listener);
     let new = accepted.socket().expect("a socket");
     new.non_blocking.set(flags & libc::SOCK_NONBLOCK != 0);
     if flags & libc::SOCK_NONBLOCK != 0 {

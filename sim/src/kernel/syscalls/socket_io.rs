@@ -47,7 +47,7 @@ pub fn socket_io(
     }
     let non_blocking = non_blocking || socket.non_blocking.get();
     let Some(end) = socket.connection.get() else {
-        return unconnected(k, socket, into_guest, signal);
+        return unconnected(k, socket, into_guest, non_blocking, signal);
     };
     if into_guest {
         if end.rx.borrow().available() == 0 {
@@ -161,19 +161,35 @@ fn broken(k: &mut Kernel, signal: bool) -> SysResult {
     }
 }
 
-/// A read or write of a socket with no connection: TCP reads ENOTCONN and writes EPIPE;
-/// AF_UNIX reads EINVAL (a seqpacket socket's ENOTCONN) and writes ENOTCONN.
-fn unconnected(k: &mut Kernel, socket: &Socket, into_guest: bool, signal: bool) -> SysResult {
-    // A TCP socket in SYN_SENT waits for its connection (`sk_stream_wait_connect`).
-    if socket.syn_sent.borrow().is_some() {
-        return if socket.non_blocking.get() {
-            Err(Errno::EAGAIN.into())
-        } else {
-            Err(SysError::Unsupported(
-                "a blocking read or write of a TCP socket whose connect waits for room in an accept queue"
-                    .into(),
-            ))
-        };
+/// A read or write of a socket with no connection: TCP reads ENOTCONN (end of file when
+/// refused) and writes EPIPE, after a refused connect's error; AF_UNIX reads EINVAL (a seqpacket socket's ENOTCONN)
+/// and writes ENOTCONN.
+fn unconnected(
+    k: &mut Kernel,
+    socket: &Socket,
+    into_guest: bool,
+    non_blocking: bool,
+    signal: bool,
+) -> SysResult {
+    // A TCP socket in SYN_SENT waits for its connection (a write in
+    // `sk_stream_wait_connect`, a read for data), or is EAGAIN.
+    socket.settle_syn_sent();
+    if let Some(listener) = socket.syn_listener() {
+        if non_blocking {
+            return Err(Errno::EAGAIN.into());
+        }
+        let id = listener.borrow().id;
+        return Err(SysError::Block(Wait::Connect { listener: id }));
+    }
+    if socket.is_inet() {
+        if let Some(error) = socket.error.take() {
+            return Err(error.into());
+        }
+        // A refusal no connect has reported leaves the socket shut both ways, as the RST
+        // left it (`tcp_done`); a connect that reports it disconnects it.
+        if into_guest && socket.connecting.get() {
+            return Ok(0);
+        }
     }
     match (socket.is_inet(), into_guest) {
         (true, true) => Err(Errno::ENOTCONN.into()),
@@ -564,7 +580,7 @@ pub fn sendfile_into(
 ) -> SysResult {
     let socket = file.socket().expect("a modelled socket");
     let Some(end) = socket.connection.get() else {
-        return unconnected(k, socket, false, true);
+        return unconnected(k, socket, false, socket.non_blocking.get(), true);
     };
     if socket.is_inet() && end.rx.borrow().reset != Reset::None {
         end.rx.borrow_mut().reset = Reset::Done;

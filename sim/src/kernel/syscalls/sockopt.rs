@@ -289,7 +289,7 @@ pub fn setsockopt(k: &mut Kernel, a: &Args) -> SysResult {
         Kind::Timeout => value,
     };
     // IPV6_V6ONLY is fixed once the socket has a port.
-    if (level, name) == (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) && socket.local().is_some() {
+    if (level, name) == (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) && socket.is_bound() {
         return Err(Errno::EINVAL.into());
     }
     socket.options.borrow_mut().insert((level, name), stored);
@@ -331,6 +331,7 @@ pub fn getsockopt(k: &mut Kernel, a: &Args) -> SysResult {
     let room = room_at(k, a[4])?;
     let value = if (level, name) == (SOL, libc::SO_ERROR) {
         // A pending error, once: a UDP refusal, a refused connect, an RST's.
+        socket.settle_syn_sent();
         let error = socket.error.take().or_else(|| {
             let end = file.stream()?;
             let Reset::Pending(errno) = end.rx.borrow().reset else {

@@ -121,8 +121,10 @@ pub fn timerfd_io(
     let Channel::Timer(end) = &file.channel else {
         unreachable!("a timerfd's open file")
     };
-    let total: usize = iov.iter().map(|v| v.iov_len).sum();
-    if !into_guest || total < COUNT_SIZE {
+    // The length asked is checked; the copy may then reach memory that cannot be mapped
+    // (EFAULT, the expiries taken all the same).
+    let (asked, cut) = k.proc.mem.transfer_asked();
+    if !into_guest || asked < COUNT_SIZE {
         return Err(Errno::EINVAL.into());
     }
     let mut timer = end.timer.borrow_mut();
@@ -137,5 +139,8 @@ pub fn timerfd_io(
     drop(timer);
     scatter(iov, 0, &count.to_le_bytes());
     k.proc.mem.note_transfer(COUNT_SIZE as u64);
+    if cut && iov.iter().map(|v| v.iov_len).sum::<usize>() < COUNT_SIZE {
+        return Err(Errno::EFAULT.into());
+    }
     Ok(COUNT_SIZE as u64)
 }
