@@ -4,7 +4,7 @@
  * receive of SIZE_MAX bytes and of none, an oversized datagram from a short buffer, a
  * v4-mapped bind on a v6-only socket, IP options of one byte, an AF_UNIX socket bound
  * again, SIOCOUTQ, a non-blocking TCP connect to a full accept queue (listen on it, a
- * listen that makes room), a refused connect's error, a seqpacket peek cut short, and
+ * listen that makes room, its listener closing), a refused connect's error, a seqpacket peek cut short, and
  * reads into buffers that run into unmapped memory. Ports the kernel chooses are never
  * printed. Usage: net_corners */
 #include "check.h"
@@ -19,7 +19,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -337,7 +339,8 @@ static void listen_makes_room(void) {
     int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
     result("listen on it", listen(waiting, 1));
-    result("a recv with MSG_DONTWAIT", recv(waiting, (char[1]){0}, 1, MSG_DONTWAIT));
+    check(fcntl(waiting, F_SETFL, 0) == 0, "F_SETFL");
+    result("made blocking, a recv with MSG_DONTWAIT", recv(waiting, (char[1]){0}, 1, MSG_DONTWAIT));
     check(listen(listener, 4) == 0, "listen");
     struct pollfd p = {.fd = waiting, .events = POLLOUT};
     result("after a listen with a longer backlog, poll for 3 s", poll(&p, 1, 3000));
@@ -345,6 +348,28 @@ static void listen_makes_room(void) {
     close(waiting);
     close(first);
     close(listener);
+}
+
+/* A connect waiting in SYN_SENT whose listener closes is refused at its next SYN. */
+static void listener_gone(void) {
+    int listener, first;
+    struct sockaddr_in at = full_listener(&listener, &first);
+    int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    close(first);
+    close(listener);
+    struct pollfd p = {.fd = waiting, .events = POLLIN | POLLOUT};
+    result("its listener closed, poll for 5 s", poll(&p, 1, 5000));
+    printf("revents %#x\n", p.revents);
+    int error = 0;
+    socklen_t len = sizeof error;
+    check(getsockopt(waiting, SOL_SOCKET, SO_ERROR, &error, &len) == 0, "getsockopt");
+    printf("SO_ERROR: %s\n", error ? errno_name(error) : "0");
+    char c;
+    result("a read", read(waiting, &c, 1));
+    result("connect again", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    result("a read", read(waiting, &c, 1));
+    close(waiting);
 }
 
 /* A refused non-blocking connect: its error once, to the next connect or read. */
@@ -364,6 +389,9 @@ static void refusals(void) {
     char c;
     result("a read", read(nb, &c, 1));
     result("a second read", read(nb, &c, 1));
+    p.events = POLLIN | POLLOUT;
+    result("poll", poll(&p, 1, 0));
+    printf("revents %#x\n", p.revents);
     result("a send", send(nb, "x", 1, MSG_NOSIGNAL));
     close(nb);
 }
@@ -393,6 +421,31 @@ static void cut_buffers(void) {
     result("then", read(counter, end, 8));
     result("a write from 4 bytes", write(counter, end, 8));
     close(counter);
+
+    int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    check(timer >= 0, "timerfd_create");
+    struct itimerspec once = {.it_value = {.tv_nsec = 1000}};
+    check(timerfd_settime(timer, 0, &once, NULL) == 0, "timerfd_settime");
+    struct pollfd expired = {.fd = timer, .events = POLLIN};
+    check(poll(&expired, 1, 1000) == 1, "poll");
+    result("a timerfd read into 4 bytes", read(timer, end, 8));
+    result("then", read(timer, end, 8));
+    close(timer);
+
+    sigset_t users;
+    sigemptyset(&users);
+    sigaddset(&users, SIGUSR1);
+    sigaddset(&users, SIGUSR2);
+    check(sigprocmask(SIG_BLOCK, &users, NULL) == 0, "sigprocmask");
+    int signals = signalfd(-1, &users, SFD_NONBLOCK);
+    check(signals >= 0, "signalfd");
+    raise(SIGUSR1);
+    raise(SIGUSR2);
+    char *one_record = page + 4096 - sizeof(struct signalfd_siginfo) - 4;
+    result("a signalfd read of two records into one and 4 bytes", read(signals, one_record, 2 * sizeof(struct signalfd_siginfo)));
+    result("then", read(signals, one_record, 2 * sizeof(struct signalfd_siginfo)));
+    close(signals);
+    check(sigprocmask(SIG_UNBLOCK, &users, NULL) == 0, "sigprocmask");
 
     int pair[2];
     check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, pair) == 0, "socketpair");
@@ -438,6 +491,7 @@ int main(void) {
     output_queues();
     full_queue();
     listen_makes_room();
+    listener_gone();
     refusals();
     seqpacket_peeks();
     cut_buffers();

@@ -32,7 +32,7 @@ pub struct Socket {
     /// A TCP connect returned EINPROGRESS, and no connect has reported it made since.
     pub connecting: Cell<bool>,
     /// A non-blocking TCP connect that found the accept queue full, in Linux's SYN_SENT:
-    /// the listener's next accept makes it (`Listener::waiting`).
+    /// an accept or a listen that makes room makes it (`Listener::waiting`).
     pub syn_sent: RefCell<Option<SynSent>>,
     /// A datagram socket's receive queue.
     pub mailbox: Option<Rc<RefCell<Mailbox>>>,

@@ -74,7 +74,8 @@ pub fn eventfd_io(
     if asked < COUNT_SIZE {
         return Err(Errno::EINVAL.into());
     }
-    let faults = cut && iov.iter().map(|v| v.iov_len).sum::<usize>() < COUNT_SIZE;
+    let mapped = iov.iter().map(|v| v.iov_len).sum::<usize>().min(COUNT_SIZE);
+    let faults = cut && mapped < COUNT_SIZE;
     let id = end.counter.borrow().id;
     let moved = if into_guest {
         let taken = end.counter.borrow_mut().take();
@@ -92,7 +93,7 @@ pub fn eventfd_io(
     };
     match moved {
         Some(_) => {
-            k.proc.mem.note_transfer(COUNT_SIZE as u64);
+            k.proc.mem.note_transfer(mapped as u64);
             k.wake_pipe_waiters(id);
             if faults {
                 return Err(Errno::EFAULT.into());

@@ -122,7 +122,7 @@ pub(super) fn stream_io(
     // Memory that cannot be mapped cut the transfer short (`total` bytes are mapped).
     let (_, cut) = k.proc.mem.transfer_asked();
     if cut {
-        cut_transfer(k, pipe, total, into_guest)?;
+        cut_transfer(k, pipe, total, into_guest, non_blocking)?;
     }
     if into_guest {
         let mut copied = 0;
@@ -178,14 +178,25 @@ pub(super) fn stream_io(
 /// message taken all the same, as `__unix_dgram_recvmsg` frees it); a read the mapped
 /// part holds goes on. What a write keeps before the fault depends on the kind of buffer
 /// (whole pages of a pipe, a TCP segment's copies, an AF_UNIX packet), which the model
-/// does not follow: it stops the run.
+/// does not follow: it stops the run, unless it answers before it copies (EPIPE, EAGAIN).
 fn cut_transfer(
     k: &mut Kernel,
     pipe: &Rc<RefCell<Pipe>>,
     mapped: usize,
     into_guest: bool,
+    non_blocking: bool,
 ) -> Result<(), SysError> {
     if !into_guest {
+        let (readers, full) = {
+            let pipe = pipe.borrow();
+            (
+                pipe.readers,
+                pipe.available() == crate::kernel::pipe::CAPACITY,
+            )
+        };
+        if readers == 0 || (full && non_blocking) {
+            return Ok(());
+        }
         return Err(SysError::Unsupported(
             "a write to a modelled pipe or socket from a buffer that runs into memory that \
              cannot be mapped"
@@ -197,9 +208,13 @@ fn cut_transfer(
         return Ok(());
     }
     if next.is_some() {
-        pipe.borrow_mut().read(0, |_| ());
-        pipe.borrow_mut().delivered.clear();
-        let id = pipe.borrow().id;
+        let id = {
+            let mut pipe = pipe.borrow_mut();
+            pipe.read(0, |_| ());
+            pipe.delivered.clear();
+            pipe.truncated = None;
+            pipe.id
+        };
         k.wake_pipe_waiters(id);
     }
     Err(Errno::EFAULT.into())

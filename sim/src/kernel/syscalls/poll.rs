@@ -130,9 +130,13 @@ fn socket_ready(socket: &Socket) -> i16 {
         if socket.syn_sent.borrow().is_some() {
             return 0;
         }
-        // A refused connect: readable, writable, in error, hung up (`tcp_poll` of a reset).
+        // A refused connect: readable, writable, in error, hung up (`tcp_poll` of a reset);
+        // once its error is taken, still shut both ways until a connect reports it.
         if socket.error.get().is_some() {
             return POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP;
+        }
+        if socket.is_inet() && socket.connecting.get() {
+            return POLLIN | POLLOUT | POLLHUP | POLLRDHUP;
         }
         // Not connected: closed, so hung up, and as writable as an empty buffer.
         return POLLOUT | POLLHUP;

@@ -144,16 +144,11 @@ pub fn signalfd_io(
     };
     // The records asked for are counted by the length asked; a record whose copy reaches
     // memory that cannot be mapped is taken and lost, and ends the read (EFAULT if first).
-    let (asked, cut) = k.proc.mem.transfer_asked();
-    let room = asked / RECORD_SIZE;
+    let room = k.proc.mem.transfer_asked().0 / RECORD_SIZE;
     if !into_guest || room == 0 {
         return Err(Errno::EINVAL.into());
     }
-    let mapped = if cut {
-        iov.iter().map(|v| v.iov_len).sum()
-    } else {
-        asked
-    };
+    let mapped: usize = iov.iter().map(|v| v.iov_len).sum();
     let mut bytes = Vec::new();
     let mut faulted = false;
     while bytes.len() < room * RECORD_SIZE {

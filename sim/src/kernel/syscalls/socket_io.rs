@@ -310,7 +310,8 @@ fn receive(
     let allowed = libc::MSG_DONTWAIT | libc::MSG_PEEK | truncating;
     let (dont_wait, _) = message_flags(flags, allowed, "a receive")?;
     let peek = flags as i32 & libc::MSG_PEEK != 0;
-    if let Some((got, message)) = peek_stream(k, file, iov, peek) {
+    if let Some(peeked) = peek_stream(k, file, iov, peek) {
+        let (got, message) = peeked?;
         // A seqpacket peek cut short says so, and gives the whole length for MSG_TRUNC.
         let cut = message.filter(|&whole| whole > got as usize);
         let ret = match cut {
@@ -355,26 +356,31 @@ fn empty_receive(file: &OpenFile, iov: &[libc::iovec], dont_wait: bool) -> Resul
 /// A MSG_PEEK receive on a connection with bytes waiting: copies them and leaves them;
 /// gives the bytes copied and, on a seqpacket connection, the message's length. `None`
 /// when there is nothing to peek at, where a receive answers as it would without the flag
-/// (end of file, a reset, a wait: none takes bytes), and when not peeking.
+/// (end of file, a reset, a wait: none takes bytes), and when not peeking. A peek of more
+/// than the buffer's mapped part holds is EFAULT, as a read's (`pipes::cut_transfer`).
 fn peek_stream(
     k: &mut Kernel,
     file: &OpenFile,
     iov: &[libc::iovec],
     peek: bool,
-) -> Option<(u64, Option<usize>)> {
+) -> Option<Result<(u64, Option<usize>), Errno>> {
     let end = file.stream().filter(|_| peek)?;
     let rx = end.rx.borrow();
     if rx.available() == 0 {
         return None;
     }
     let total: usize = iov.iter().map(|v| v.iov_len).sum();
+    let reach = rx.next_message().unwrap_or_else(|| rx.available());
+    if k.proc.mem.transfer_asked().1 && reach > total {
+        return Some(Err(Errno::EFAULT));
+    }
     let mut copied = 0;
     rx.peek(total, |piece| {
         super::pipes::scatter(iov, copied, piece);
         copied += piece.len();
     });
     k.proc.mem.note_transfer(copied as u64);
-    Some((copied as u64, rx.next_message()))
+    Some(Ok((copied as u64, rx.next_message())))
 }
 
 /// The sender's name a receive on a connection gives: an AF_UNIX peer's (none for an
