@@ -265,24 +265,26 @@ static void output_queues(void) {
     close(listener);
 }
 
-/* A listener with a backlog of 0 and one connection queued, so full: its address. */
-static struct sockaddr_in full_listener(int *listener, int *first) {
+/* A listener at `at` with a backlog of 0 and one connection queued, so full, and a
+ * non-blocking connect to it, which waits in SYN_SENT: the connecting socket. */
+static int waiting_connect(int *listener, int *first, struct sockaddr_in *at) {
     *listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in at = loopback(0);
-    check(bind(*listener, (struct sockaddr *)&at, sizeof at) == 0, "bind");
+    *at = loopback(0);
+    check(bind(*listener, (struct sockaddr *)at, sizeof *at) == 0, "bind");
     check(listen(*listener, 0) == 0, "listen");
-    at = loopback(port_of(*listener));
+    *at = loopback(port_of(*listener));
     *first = socket(AF_INET, SOCK_STREAM, 0);
-    check(connect(*first, (struct sockaddr *)&at, sizeof at) == 0, "connect");
-    return at;
+    check(connect(*first, (struct sockaddr *)at, sizeof *at) == 0, "connect");
+    int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)at, sizeof *at));
+    return waiting;
 }
 
 /* A non-blocking connect to a full queue waits in SYN_SENT until an accept makes room. */
 static void full_queue(void) {
     int listener, first;
-    struct sockaddr_in at = full_listener(&listener, &first);
-    int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    struct sockaddr_in at;
+    int waiting = waiting_connect(&listener, &first, &at);
     result("connect again", connect(waiting, (struct sockaddr *)&at, sizeof at));
     char c;
     result("a read meanwhile", read(waiting, &c, 1));
@@ -335,9 +337,8 @@ static void full_queue(void) {
 /* Listen on a socket in SYN_SENT; a listen that raises the backlog makes room. */
 static void listen_makes_room(void) {
     int listener, first;
-    struct sockaddr_in at = full_listener(&listener, &first);
-    int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    struct sockaddr_in at;
+    int waiting = waiting_connect(&listener, &first, &at);
     result("listen on it", listen(waiting, 1));
     check(fcntl(waiting, F_SETFL, 0) == 0, "F_SETFL");
     result("made blocking, a recv with MSG_DONTWAIT", recv(waiting, (char[1]){0}, 1, MSG_DONTWAIT));
@@ -353,9 +354,8 @@ static void listen_makes_room(void) {
 /* A connect waiting in SYN_SENT whose listener closes is refused at its next SYN. */
 static void listener_gone(void) {
     int listener, first;
-    struct sockaddr_in at = full_listener(&listener, &first);
-    int waiting = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    result("a non-blocking connect to a full queue", connect(waiting, (struct sockaddr *)&at, sizeof at));
+    struct sockaddr_in at;
+    int waiting = waiting_connect(&listener, &first, &at);
     close(first);
     close(listener);
     struct pollfd p = {.fd = waiting, .events = POLLIN | POLLOUT};

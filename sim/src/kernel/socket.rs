@@ -132,13 +132,15 @@ impl Socket {
         }
     }
 
-    /// The listener a socket in SYN_SENT waits on, once settled (`settle_syn_sent`).
-    pub fn syn_listener(&self) -> Option<Rc<RefCell<Listener>>> {
+    /// The id of the listener a socket in SYN_SENT waits on, once a closed one has
+    /// refused it (`settle_syn_sent`).
+    pub fn waiting_on(&self) -> Option<u64> {
+        self.settle_syn_sent();
         let syn = self.syn_sent.borrow();
         let binding = syn.as_ref()?.binding.upgrade()?;
-        Some(Rc::clone(
-            binding.listener.get().expect("a listening binding"),
-        ))
+        let listener = binding.listener.get().expect("a listening binding");
+        let id = listener.borrow().id;
+        Some(id)
     }
 
     /// Gives its port and claim back (a UDP disconnect of a port bind did not choose),

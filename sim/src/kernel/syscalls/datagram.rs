@@ -379,8 +379,8 @@ pub fn receive(
     })
 }
 
-/// A connected datagram socket's peer, for getpeername; a UDP socket connected to port 0 has none
-/// (`inet_getname`: no destination port, not connected).
+/// A connected datagram socket's peer, for getpeername; a UDP socket connected to port 0
+/// has none (`inet_getname`: no destination port, not connected).
 pub fn peer_name(socket: &Socket) -> Option<Address> {
     let peer = socket.peer.borrow();
     let address = &peer.as_ref()?.address;

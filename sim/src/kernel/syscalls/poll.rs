@@ -126,8 +126,7 @@ fn socket_ready(socket: &Socket) -> i16 {
     }
     let Some(end) = socket.connection.get() else {
         // In SYN_SENT nothing is ready; a listener that closed meanwhile refuses it.
-        socket.settle_syn_sent();
-        if socket.syn_sent.borrow().is_some() {
+        if socket.waiting_on().is_some() {
             return 0;
         }
         // A refused connect: readable, writable, in error, hung up (`tcp_poll` of a reset);

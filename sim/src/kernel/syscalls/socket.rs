@@ -486,13 +486,12 @@ pub fn connect(k: &mut Kernel, a: &Args) -> SysResult {
     if socket.is_inet() {
         // In SYN_SENT a non-blocking connect is EALREADY; a blocking one waits for the
         // connection (`inet_stream_connect`), then reports it made.
-        socket.settle_syn_sent();
-        if let Some(listener) = socket.syn_listener() {
-            if socket.non_blocking.get() {
-                return Err(Errno::EALREADY.into());
-            }
-            let id = listener.borrow().id;
-            return Err(SysError::Block(Wait::Connect { listener: id }));
+        if let Some(id) = socket.waiting_on() {
+            return Err(if socket.non_blocking.get() {
+                Errno::EALREADY.into()
+            } else {
+                SysError::Block(Wait::Connect { listener: id })
+            });
         }
         // A connect that was refused: the next reports its error, if no call took it
         // before, or that it was aborted (`sock_error`).

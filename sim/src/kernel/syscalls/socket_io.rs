@@ -162,8 +162,8 @@ fn broken(k: &mut Kernel, signal: bool) -> SysResult {
 }
 
 /// A read or write of a socket with no connection: TCP reads ENOTCONN (end of file when
-/// refused) and writes EPIPE, after a refused connect's error; AF_UNIX reads EINVAL (a seqpacket socket's ENOTCONN)
-/// and writes ENOTCONN.
+/// refused) and writes EPIPE, after a refused connect's error; AF_UNIX reads EINVAL (a
+/// seqpacket socket's ENOTCONN) and writes ENOTCONN.
 fn unconnected(
     k: &mut Kernel,
     socket: &Socket,
@@ -173,13 +173,12 @@ fn unconnected(
 ) -> SysResult {
     // A TCP socket in SYN_SENT waits for its connection (a write in
     // `sk_stream_wait_connect`, a read for data), or is EAGAIN.
-    socket.settle_syn_sent();
-    if let Some(listener) = socket.syn_listener() {
-        if non_blocking {
-            return Err(Errno::EAGAIN.into());
-        }
-        let id = listener.borrow().id;
-        return Err(SysError::Block(Wait::Connect { listener: id }));
+    if let Some(id) = socket.waiting_on() {
+        return Err(if non_blocking {
+            Errno::EAGAIN.into()
+        } else {
+            SysError::Block(Wait::Connect { listener: id })
+        });
     }
     if socket.is_inet() {
         if let Some(error) = socket.error.take() {
